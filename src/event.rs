@@ -1,0 +1,489 @@
+//! The unified session event: what every normalizer emits and every later stage reads.
+//!
+//! In: nothing (this is the data model). Out: [`SessionEvent`], borrowed from the raw message where the
+//! JSON allows it ([`Text`]), serialized as the JSON described by `schemas/session-event.schema.json`.
+//! State: none.
+
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Borrow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// A string that borrows from the raw message when it can, or shares an interned copy from keyed state.
+#[derive(Clone)]
+pub enum Text<'a> {
+    /// Borrowed straight out of the input buffer (no escapes in the JSON string).
+    Borrowed(&'a str),
+    /// Owned: unescaped from JSON or built by a normalizer.
+    Owned(Box<str>),
+    /// Shared with correlation state (cheap to clone onto many events).
+    Shared(Arc<str>),
+}
+
+impl<'a> Text<'a> {
+    /// The text as a `&str`.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Text::Borrowed(s) => s,
+            Text::Owned(s) => s,
+            Text::Shared(s) => s,
+        }
+    }
+    /// Detach from the input buffer.
+    pub fn into_static(self) -> Text<'static> {
+        match self {
+            Text::Borrowed(s) => Text::Owned(s.into()),
+            Text::Owned(s) => Text::Owned(s),
+            Text::Shared(s) => Text::Shared(s),
+        }
+    }
+    /// An `Arc<str>` copy, for keyed state.
+    pub fn to_arc(&self) -> Arc<str> {
+        match self {
+            Text::Shared(s) => s.clone(),
+            other => Arc::from(other.as_str()),
+        }
+    }
+}
+
+impl Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+impl Borrow<str> for Text<'_> {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+impl PartialEq for Text<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.as_str() == o.as_str()
+    }
+}
+impl Eq for Text<'_> {}
+impl std::hash::Hash for Text<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h)
+    }
+}
+impl PartialEq<str> for Text<'_> {
+    fn eq(&self, o: &str) -> bool {
+        self.as_str() == o
+    }
+}
+impl PartialEq<&str> for Text<'_> {
+    fn eq(&self, o: &&str) -> bool {
+        self.as_str() == *o
+    }
+}
+impl fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(s: &'a str) -> Self {
+        Text::Borrowed(s)
+    }
+}
+impl From<String> for Text<'_> {
+    fn from(s: String) -> Self {
+        Text::Owned(s.into_boxed_str())
+    }
+}
+impl From<Arc<str>> for Text<'_> {
+    fn from(s: Arc<str>) -> Self {
+        Text::Shared(s)
+    }
+}
+impl Serialize for Text<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> de::Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text::Borrowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text::Owned(v.into()))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text::Owned(v.into_boxed_str()))
+            }
+            // Vendors are loose about ids: accept numbers where a string id is expected.
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Text::Owned(v.to_string().into_boxed_str()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Text::Owned(v.to_string().into_boxed_str()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Event time in milliseconds since the Unix epoch (UTC). Serialized as RFC 3339.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Ts(pub i64);
+
+impl Ts {
+    /// Wall-clock now. Only ingest and `decided_at` use it; detection runs on event time.
+    pub fn now() -> Ts {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Ts(d.as_millis() as i64)
+    }
+    /// Parse RFC 3339 (`2020-01-01T00:00:00.000Z`, any offset) or the zone-less forms
+    /// `2020-01-01 00:00:00.000000000` / `2020-01-01T00:00:00` that some pipelines rewrite to (read as UTC).
+    pub fn parse(s: &str) -> Option<Ts> {
+        if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+            return Some(Ts(t.timestamp_millis()));
+        }
+        for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+            if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+                return Some(Ts(t.and_utc().timestamp_millis()));
+            }
+        }
+        // "2020-01-01 00:00:00.000 +0000" style
+        if let Ok(t) = chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %z") {
+            return Some(Ts(t.timestamp_millis()));
+        }
+        None
+    }
+    /// RFC 3339 with milliseconds and `Z`.
+    pub fn to_rfc3339(self) -> String {
+        match chrono::DateTime::from_timestamp_millis(self.0) {
+            Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            None => self.0.to_string(),
+        }
+    }
+    /// Seconds between two times (may be negative).
+    pub fn secs_since(self, earlier: Ts) -> f64 {
+        (self.0 - earlier.0) as f64 / 1000.0
+    }
+}
+
+impl Serialize for Ts {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+impl<'de> Deserialize<'de> for Ts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Ts;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an RFC 3339 timestamp or epoch milliseconds")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Ts, E> {
+                Ts::parse(v).ok_or_else(|| E::custom(format!("not a timestamp: {v:?}")))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ts, E> {
+                Ok(Ts(v as i64))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ts, E> {
+                Ok(Ts(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Which kind of system produced the event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    Idp,
+    Saas,
+    Gateway,
+    Agent,
+}
+
+/// What happened, in Quench's vocabulary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    Login,
+    Sso,
+    SessionEnd,
+    TokenIssued,
+    TokenRefreshed,
+    TokenRevoked,
+    ApiRequest,
+    DataRead,
+    DataWrite,
+    Export,
+    AdminChange,
+    ToolCall,
+    AgentInvoke,
+    ModelCall,
+    Other,
+}
+
+impl Category {
+    /// Events that prove the principal (or someone holding its credential) was active.
+    pub fn is_activity(self) -> bool {
+        !matches!(self, Category::SessionEnd | Category::TokenRevoked | Category::Other)
+    }
+    /// Writes and exports: data leaving for a destination.
+    pub fn is_outbound(self) -> bool {
+        matches!(self, Category::DataWrite | Category::Export | Category::ToolCall)
+    }
+}
+
+/// Whether the action succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failure,
+    #[default]
+    Unknown,
+}
+
+/// Who acted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    Human,
+    Service,
+    Agent,
+    #[default]
+    Unknown,
+}
+
+/// Where the raw event came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Provenance<'a> {
+    Kafka {
+        #[serde(borrow)]
+        topic: Text<'a>,
+        partition: i32,
+        offset: i64,
+    },
+    File {
+        #[serde(borrow)]
+        path: Text<'a>,
+        line: u64,
+    },
+    None,
+}
+
+impl Default for Provenance<'_> {
+    fn default() -> Self {
+        Provenance::None
+    }
+}
+
+impl fmt::Display for Provenance<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Provenance::Kafka { topic, partition, offset } => write!(f, "{topic}/{partition}@{offset}"),
+            Provenance::File { path, line } => write!(f, "{path}:{line}"),
+            Provenance::None => f.write_str("-"),
+        }
+    }
+}
+
+/// The producing system.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceInfo<'a> {
+    pub family: Family,
+    #[serde(borrow)]
+    pub vendor: Text<'a>,
+    #[serde(borrow)]
+    pub format: Text<'a>,
+}
+
+/// The acting identity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Principal<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<Text<'a>>,
+    #[serde(default)]
+    pub kind: PrincipalKind,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Text<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<Text<'a>>,
+}
+
+impl Principal<'_> {
+    /// The key correlation uses: the e-mail when known (it is stable across vendors), else the id.
+    pub fn key(&self) -> Option<&str> {
+        self.email.as_deref().or(self.id.as_deref())
+    }
+}
+
+/// Keys that tie events into sessions. Token ids are the IdP's token id or a hash, never a bearer token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SessionKeys<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<Text<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<Text<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub root_session_id: Option<Text<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<Text<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<Text<'a>>,
+}
+
+/// A point on the globe as the source reported it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Geo<'a> {
+    pub lat: f64,
+    pub lon: f64,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<Text<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<Text<'a>>,
+    /// Accuracy radius in km, when the source gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_radius_km: Option<f64>,
+}
+
+/// Network context of the request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Network<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Text<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub as_org: Option<Text<'a>>,
+    /// The source says the request came through a proxy/VPN/Tor egress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_proxy: Option<bool>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<Geo<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<Text<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<Text<'a>>,
+}
+
+/// What was touched, and where data went.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Resource<'a> {
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<Text<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub object_type: Option<Text<'a>>,
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<Text<'a>>,
+    /// Data-domain labels the source gave; detectors add their own from `detectors/data_domains.toml`.
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<Text<'a>>,
+    /// Destination of a write or export (host, bucket/dataset, integration id).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<Text<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<u64>,
+}
+
+/// One unified session event.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionEvent<'a> {
+    #[serde(borrow)]
+    pub event_id: Text<'a>,
+    pub event_time: Ts,
+    pub ingest_time: Ts,
+    #[serde(borrow, default)]
+    pub provenance: Provenance<'a>,
+    #[serde(borrow)]
+    pub source: SourceInfo<'a>,
+    pub category: Category,
+    /// The vendor's own event type (`user.session.start`, `execute_tool`, `GET` …).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<Text<'a>>,
+    #[serde(default)]
+    pub outcome: Outcome,
+    #[serde(borrow, default)]
+    pub principal: Principal<'a>,
+    #[serde(borrow, default)]
+    pub session: SessionKeys<'a>,
+    #[serde(borrow, default)]
+    pub network: Network<'a>,
+    #[serde(borrow, default)]
+    pub resource: Resource<'a>,
+    /// Set when the event's location is not where the actor was (e.g. a token-issue IP); travel logic skips it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub location_untrusted: bool,
+}
+
+impl<'a> SessionEvent<'a> {
+    /// An empty event of a given source and category; normalizers fill in the rest.
+    pub fn new(source: SourceInfo<'a>, event_id: Text<'a>, event_time: Ts, category: Category) -> Self {
+        SessionEvent {
+            event_id,
+            event_time,
+            ingest_time: Ts::default(),
+            provenance: Provenance::None,
+            source,
+            category,
+            action: None,
+            outcome: Outcome::Unknown,
+            principal: Principal::default(),
+            session: SessionKeys::default(),
+            network: Network::default(),
+            resource: Resource::default(),
+            location_untrusted: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_in_iso_and_space_separated_forms_agree() {
+        let a = Ts::parse("2020-01-01T00:00:00.000Z");
+        let b = Ts::parse("2020-01-01 00:00:00.000000000");
+        let c = Ts::parse("2020-01-01T01:00:00+01:00");
+        assert_eq!(a, Some(Ts(1_577_836_800_000)));
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        assert_eq!(Ts(1_577_836_800_123).to_rfc3339(), "2020-01-01T00:00:00.123Z");
+        assert_eq!(Ts::parse("yesterday"), None);
+    }
+
+    #[test]
+    fn text_borrows_unescaped_strings_and_owns_escaped_ones() {
+        let t: Text = serde_json::from_str(r#""plain""#).unwrap();
+        assert!(matches!(t, Text::Borrowed("plain")));
+        let t: Text = serde_json::from_str(r#""a\"b""#).unwrap();
+        assert!(matches!(t, Text::Owned(_)));
+        assert_eq!(t, "a\"b");
+    }
+}

@@ -1,0 +1,3 @@
+//! Quench: a streaming session-risk engine.
+pub mod event;
+pub mod normalize;

@@ -1,0 +1,230 @@
+//! Google Workspace Admin SDK Reports activities (`admin#reports#activity`): `login`, `token`, `drive`, `admin`.
+//!
+//! In: one activity (its `events` is an array in the API, a single object in some exporters). Out: one session
+//! event per inner event. Principal: `actor.email`; app: `id.applicationName`; OAuth client from the `client_id`
+//! parameter; Drive documents from `doc_id`/`doc_type`. Reports carry an IP but no geo and no session id.
+
+use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
+use crate::event::*;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+pub const NAME: &str = "google_workspace";
+
+/// `[normalize.formats.google_workspace]`: no settings yet.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleWorkspaceConfig {}
+
+pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
+    let _cfg: GoogleWorkspaceConfig = parse_config(NAME, t)?;
+    Ok(Box::new(GoogleWorkspace))
+}
+
+pub struct GoogleWorkspace;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Raw<'a> {
+    #[serde(borrow)]
+    id: Id<'a>,
+    #[serde(borrow, default)]
+    actor: Option<Actor<'a>>,
+    #[serde(borrow, default)]
+    ip_address: Option<Text<'a>>,
+    #[serde(borrow)]
+    events: OneOrMany<Event<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Id<'a> {
+    #[serde(borrow)]
+    time: Text<'a>,
+    #[serde(borrow, default)]
+    unique_qualifier: Option<Text<'a>>,
+    #[serde(borrow)]
+    application_name: Text<'a>,
+    #[serde(borrow, default)]
+    customer_id: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Actor<'a> {
+    #[serde(borrow, default)]
+    caller_type: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    email: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    profile_id: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+#[derive(Deserialize)]
+struct Event<'a> {
+    #[serde(borrow)]
+    name: Text<'a>,
+    #[serde(borrow, default)]
+    parameters: Vec<Param<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Param<'a> {
+    #[serde(borrow)]
+    name: Text<'a>,
+    #[serde(borrow, default)]
+    value: Option<Scalar<'a>>,
+    #[serde(default)]
+    int_value: Option<Scalar<'a>>,
+    #[serde(default, rename = "multiValue")]
+    _multi: Option<IgnoredAny>,
+}
+
+/// A parameter value: Google sends strings, exporters sometimes numbers or booleans.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Scalar<'a> {
+    #[serde(borrow)]
+    S(Text<'a>),
+    N(f64),
+    Other(IgnoredAny),
+}
+
+impl<'a> Scalar<'a> {
+    fn text(&self) -> Option<Text<'a>> {
+        match self {
+            Scalar::S(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+    fn num(&self) -> Option<u64> {
+        match self {
+            Scalar::N(n) if *n >= 0.0 => Some(*n as u64),
+            Scalar::S(s) => s.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+fn category(app: &str, name: &str) -> (Category, Outcome) {
+    use Category::*;
+    let ok = Outcome::Success;
+    match (app, name) {
+        ("login", "login_success") => (Login, ok),
+        ("login", "login_failure") => (Login, Outcome::Failure),
+        ("login", "logout") => (SessionEnd, ok),
+        ("token", "authorize") => (TokenIssued, ok),
+        ("token", "revoke") => (TokenRevoked, ok),
+        ("token", "activity") | ("token", "request") => (ApiRequest, ok),
+        ("drive", "view" | "preview" | "print") => (DataRead, ok),
+        ("drive", "download") => (Export, ok),
+        ("drive", "edit" | "create" | "upload" | "copy" | "rename" | "move" | "delete" | "trash" | "untrash") => {
+            (DataWrite, ok)
+        }
+        ("drive", n) if n.starts_with("change_") => (AdminChange, ok),
+        ("admin", _) => (AdminChange, ok),
+        _ => (Other, Outcome::Unknown),
+    }
+}
+
+impl Normalizer for GoogleWorkspace {
+    fn sniff(&self, p: &Probe) -> bool {
+        p.kind.as_deref() == Some("admin#reports#activity")
+            || (p.kind.is_none() && p.events.is_some() && p.actor.is_some() && p.id.is_some() && p.event_type.is_none())
+    }
+
+    fn normalize<'a>(&self, raw: &'a str, _ctx: &Context<'a>, out: &mut Vec<SessionEvent<'a>>) -> Result<(), NormalizeError> {
+        let r: Raw<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+        let time = Ts::parse(&r.id.time)
+            .ok_or_else(|| NormalizeError::invalid(NAME, format!("id.time {:?} is not a timestamp", r.id.time.as_str())))?;
+        let events = match r.events {
+            OneOrMany::One(e) => vec![e],
+            OneOrMany::Many(v) => v,
+        };
+        let app = r.id.application_name;
+        let qualifier = r.id.unique_qualifier.as_deref().unwrap_or("0").to_string();
+        let customer = r.id.customer_id.as_deref().unwrap_or("-").to_string();
+        for (i, e) in events.into_iter().enumerate() {
+            let (cat, outcome) = category(&app, &e.name);
+            let src = SourceInfo { family: Family::Saas, vendor: "google".into(), format: NAME.into() };
+            let id = Text::from(format!("gws:{customer}:{app}:{qualifier}:{}:{i}", time.0));
+            let mut ev = SessionEvent::new(src, id, time, cat);
+            ev.outcome = outcome;
+            ev.action = Some(e.name);
+            ev.resource.app = Some(app.clone());
+            ev.network.ip = r.ip_address.clone();
+            if let Some(a) = &r.actor {
+                ev.principal.kind = match a.caller_type.as_deref() {
+                    Some("USER") => PrincipalKind::Human,
+                    Some(_) => PrincipalKind::Service,
+                    None => PrincipalKind::Unknown,
+                };
+                ev.principal.email = a.email.clone();
+                ev.principal.id = a.profile_id.clone().or_else(|| a.email.clone());
+            }
+            for p in &e.parameters {
+                let v = p.value.as_ref();
+                match p.name.as_str() {
+                    "client_id" => ev.session.client_id = v.and_then(Scalar::text),
+                    "app_name" if ev.resource.object_id.is_none() && app == "token" => {
+                        ev.resource.object_type = Some("oauth_app".into());
+                        ev.resource.object_id = v.and_then(Scalar::text);
+                    }
+                    "doc_id" => ev.resource.object_id = v.and_then(Scalar::text),
+                    "doc_type" => ev.resource.object_type = v.and_then(Scalar::text),
+                    "target_user" | "target_domain" if cat == Category::Export || cat == Category::AdminChange => {
+                        ev.resource.destination = v.and_then(Scalar::text)
+                    }
+                    "num_response_bytes" => ev.resource.bytes = v.or(p.int_value.as_ref()).and_then(Scalar::num),
+                    _ => {}
+                }
+            }
+            out.push(ev);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::*;
+    use crate::normalize::testutil::normalize_one;
+
+    #[test]
+    fn drive_download_array_of_events_becomes_one_export_each() {
+        let raw = r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T09:00:00.000Z","uniqueQualifier":"-42","applicationName":"drive","customerId":"C01"},"actor":{"callerType":"USER","email":"bob@example.com","profileId":"1077"},"ipAddress":"98.1.2.3","events":[{"type":"access","name":"download","parameters":[{"name":"doc_id","value":"doc-9"},{"name":"doc_type","value":"spreadsheet"},{"name":"billable","boolValue":true}]},{"type":"access","name":"view","parameters":[{"name":"doc_id","value":"doc-9"}]}]}"#;
+        let evs = normalize_one(raw);
+        assert_eq!(evs.len(), 2);
+        assert_eq!(evs[0].category, Category::Export);
+        assert_eq!(evs[1].category, Category::DataRead);
+        assert_eq!(evs[0].principal.email.as_deref(), Some("bob@example.com"));
+        assert_eq!(evs[0].resource.object_id.as_deref(), Some("doc-9"));
+        assert_eq!(evs[0].network.ip.as_deref(), Some("98.1.2.3"));
+        assert_ne!(evs[0].event_id, evs[1].event_id);
+    }
+
+    #[test]
+    fn login_with_single_event_object_and_numeric_ids() {
+        let raw = r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T09:00:00Z","uniqueQualifier":1,"applicationName":"login","customerId":"1"},"actor":{"callerType":"USER","email":"foo@example.com","profileId":1},"ipAddress":"67.43.156.13","events":{"type":"login","name":"login_success","parameters":[{"name":"login_type","value":"google_password"}]}}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!((ev.category, ev.outcome), (Category::Login, Outcome::Success));
+        assert_eq!(ev.principal.id.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn token_authorize_records_the_oauth_client() {
+        let raw = r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T09:00:00Z","uniqueQualifier":"7","applicationName":"token","customerId":"1"},"actor":{"callerType":"USER","email":"foo@example.com"},"events":[{"name":"authorize","parameters":[{"name":"client_id","value":"9234.apps.googleusercontent.com"},{"name":"app_name","value":"Gmail Add-on"},{"name":"num_response_bytes","value":1223}]}]}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.category, Category::TokenIssued);
+        assert_eq!(ev.session.client_id.as_deref(), Some("9234.apps.googleusercontent.com"));
+        assert_eq!(ev.resource.bytes, Some(1223));
+    }
+}

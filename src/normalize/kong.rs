@@ -1,0 +1,255 @@
+//! Kong Gateway `http-log` plugin JSON.
+//!
+//! In: one request log. Out: one session event (`GET`/`HEAD` → `data_read`, other methods → `data_write`).
+//! Principal: `consumer` (username, custom id or id). Token id: the configured JSON path (default
+//! `authenticated_entity.id`, the credential Kong authenticated), else a request header (default `x-token-id`).
+//! Job: a request header (default `x-agent-job-id`). App: `service.name`; destination of writes: `service.host`.
+
+use super::{lookup_path, parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
+use crate::event::*;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+pub const NAME: &str = "kong";
+
+/// `[normalize.formats.kong]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KongConfig {
+    /// Dot-separated JSON path of the token id. Default `"authenticated_entity.id"`.
+    pub token_id_path: String,
+    /// Request header with a token id, used when the path is absent. Default `"x-token-id"`.
+    pub token_id_header: String,
+    /// Request header naming the agent job. Default `"x-agent-job-id"`.
+    pub job_id_header: String,
+    /// What kind of principal a Kong consumer is. Default `"service"`.
+    pub consumer_kind: PrincipalKind,
+}
+
+impl Default for KongConfig {
+    fn default() -> Self {
+        KongConfig {
+            token_id_path: "authenticated_entity.id".into(),
+            token_id_header: "x-token-id".into(),
+            job_id_header: "x-agent-job-id".into(),
+            consumer_kind: PrincipalKind::Service,
+        }
+    }
+}
+
+pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
+    let mut cfg: KongConfig = parse_config(NAME, t)?;
+    if cfg.token_id_path.is_empty() || cfg.token_id_path.split('.').any(str::is_empty) {
+        return Err(ConfigError::Invalid {
+            key: "normalize.formats.kong.token_id_path".into(),
+            value: cfg.token_id_path,
+            why: "must be a dot-separated path like \"authenticated_entity.id\"".into(),
+        });
+    }
+    cfg.token_id_header.make_ascii_lowercase();
+    cfg.job_id_header.make_ascii_lowercase();
+    Ok(Box::new(Kong { cfg }))
+}
+
+pub struct Kong {
+    cfg: KongConfig,
+}
+
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(borrow)]
+    request: Req<'a>,
+    #[serde(default)]
+    response: Option<Resp>,
+    #[serde(borrow, default)]
+    client_ip: Option<Text<'a>>,
+    #[serde(default)]
+    started_at: Option<i64>,
+    #[serde(borrow, default)]
+    service: Option<Service<'a>>,
+    #[serde(borrow, default)]
+    route: Option<Named<'a>>,
+    #[serde(borrow, default)]
+    consumer: Option<Consumer<'a>>,
+    #[serde(borrow, default)]
+    authenticated_entity: Option<Named<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Req<'a> {
+    #[serde(borrow)]
+    method: Text<'a>,
+    #[serde(borrow, default)]
+    uri: Option<Text<'a>>,
+    #[serde(default)]
+    size: Option<u64>,
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    headers: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Resp {
+    #[serde(default)]
+    status: Option<u16>,
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Service<'a> {
+    #[serde(borrow, default)]
+    name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    host: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Named<'a> {
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    name: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Consumer<'a> {
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    username: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    custom_id: Option<Text<'a>>,
+}
+
+/// A header value: Kong logs repeated headers as arrays; take the first.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HeaderVal<'a> {
+    #[serde(borrow)]
+    One(Text<'a>),
+    Many(Vec<Text<'a>>),
+}
+
+/// The request headers, read once per event.
+struct Headers<'a>(std::collections::HashMap<Text<'a>, HeaderVal<'a>>);
+
+impl<'a> Headers<'a> {
+    fn parse(raw: Option<&'a RawValue>) -> Self {
+        Headers(raw.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or_default())
+    }
+    fn get(&self, name: &str) -> Option<Text<'a>> {
+        match self.0.get(name)? {
+            HeaderVal::One(t) => Some(t.clone()),
+            HeaderVal::Many(v) => v.first().cloned(),
+        }
+    }
+}
+
+impl Normalizer for Kong {
+    fn sniff(&self, p: &Probe) -> bool {
+        p.request.is_some() && p.response.is_some() && (p.started_at.is_some() || p.upstream_uri.is_some())
+    }
+
+    fn normalize<'a>(&self, raw: &'a str, ctx: &Context<'a>, out: &mut Vec<SessionEvent<'a>>) -> Result<(), NormalizeError> {
+        let r: Raw<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+        let time = Ts(r.started_at.ok_or_else(|| NormalizeError::invalid(NAME, "missing started_at"))?);
+        let write = !matches!(r.request.method.as_str(), "GET" | "HEAD" | "OPTIONS");
+        let cat = if write { Category::DataWrite } else { Category::DataRead };
+        let src = SourceInfo { family: Family::Gateway, vendor: "kong".into(), format: NAME.into() };
+        let headers = Headers::parse(r.request.headers);
+        let id = r
+            .request
+            .id
+            .or_else(|| headers.get("x-kong-request-id"))
+            .or_else(|| headers.get("x-request-id"))
+            .unwrap_or_else(|| super::fallback_id(ctx, 0));
+        let mut ev = SessionEvent::new(src, id, time, cat);
+        ev.outcome = match r.response.as_ref().and_then(|s| s.status) {
+            Some(s) if s < 400 => Outcome::Success,
+            Some(_) => Outcome::Failure,
+            None => Outcome::Unknown,
+        };
+        ev.action = Some(r.request.method);
+        ev.network.ip = r.client_ip;
+        ev.network.user_agent = headers.get("user-agent");
+        if let Some(c) = r.consumer {
+            ev.principal.id = c.username.or(c.custom_id).or(c.id);
+            ev.principal.kind = self.cfg.consumer_kind;
+        }
+        ev.session.token_id = if self.cfg.token_id_path == "authenticated_entity.id" {
+            r.authenticated_entity.and_then(|e| e.id)
+        } else {
+            lookup_path(raw, &self.cfg.token_id_path)
+        }
+        .or_else(|| headers.get(&self.cfg.token_id_header));
+        ev.session.job_id = headers.get(&self.cfg.job_id_header);
+        if let Some(s) = r.service {
+            ev.resource.app = s.name;
+            if write {
+                ev.resource.destination = s.host;
+            }
+        }
+        ev.resource.object_type = r.route.and_then(|r| r.name.or(r.id));
+        ev.resource.object_id = r.request.uri;
+        ev.resource.bytes = if write { r.request.size } else { r.response.and_then(|s| s.size) };
+        out.push(ev);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Provenance;
+    use crate::normalize::testutil::normalize_one;
+
+    const LOG: &str = r#"{"request":{"method":"GET","uri":"/v1/invoices?page=2","size":120,"headers":{"user-agent":"sync/1.2","x-token-id":"hdr-tok","x-agent-job-id":"job-7"}},"upstream_uri":"/v1/invoices","response":{"status":200,"size":5120},"client_ip":"10.0.0.9","started_at":1793606400000,"service":{"name":"billing-api","host":"billing.internal"},"route":{"name":"invoices"},"consumer":{"id":"c-1","username":"crm-sync"},"authenticated_entity":{"id":"cred-42"}}"#;
+
+    #[test]
+    fn http_log_fills_principal_token_job_and_resource() {
+        let ev = &normalize_one(LOG)[0];
+        assert_eq!(ev.category, Category::DataRead);
+        assert_eq!(ev.principal.id.as_deref(), Some("crm-sync"));
+        assert_eq!(ev.session.token_id.as_deref(), Some("cred-42"));
+        assert_eq!(ev.session.job_id.as_deref(), Some("job-7"));
+        assert_eq!(ev.resource.app.as_deref(), Some("billing-api"));
+        assert_eq!(ev.resource.bytes, Some(5120));
+        assert_eq!(ev.network.user_agent.as_deref(), Some("sync/1.2"));
+        assert_eq!(ev.event_time, Ts(1793606400000));
+    }
+
+    #[test]
+    fn token_falls_back_to_the_header_and_writes_get_a_destination() {
+        let raw = LOG.replace(r#","authenticated_entity":{"id":"cred-42"}"#, "").replace("\"GET\"", "\"POST\"");
+        let ev = &normalize_one(&raw)[0];
+        assert_eq!(ev.session.token_id.as_deref(), Some("hdr-tok"));
+        assert_eq!(ev.category, Category::DataWrite);
+        assert_eq!(ev.resource.destination.as_deref(), Some("billing.internal"));
+        assert_eq!(ev.resource.bytes, Some(120));
+    }
+
+    #[test]
+    fn configured_token_path_and_array_headers() {
+        let mut t = toml::Table::new();
+        t.insert("token_id_path".into(), toml::Value::String("consumer.custom_id".into()));
+        let k = build(t).unwrap();
+        let raw = LOG
+            .replace(r#""username":"crm-sync""#, r#""custom_id":"tok-from-path""#)
+            .replace(r#""x-agent-job-id":"job-7""#, r#""x-agent-job-id":["job-8","job-9"]"#);
+        let ctx = Context { provenance: Provenance::None, ingest_time: Ts(0) };
+        let mut out = Vec::new();
+        k.normalize(&raw, &ctx, &mut out).unwrap();
+        assert_eq!(out[0].session.token_id.as_deref(), Some("tok-from-path"));
+        assert_eq!(out[0].session.job_id.as_deref(), Some("job-8"));
+    }
+
+    #[test]
+    fn an_empty_token_path_is_rejected_naming_the_key() {
+        let mut t = toml::Table::new();
+        t.insert("token_id_path".into(), toml::Value::String("a..b".into()));
+        let e = build(t).err().unwrap().to_string();
+        assert!(e.contains("normalize.formats.kong.token_id_path") && e.contains("a..b"), "{e}");
+    }
+}

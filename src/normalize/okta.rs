@@ -1,0 +1,302 @@
+//! Okta System Log (`/api/v1/logs` objects, as Okta's log streaming and SIEM pulls deliver them).
+//!
+//! In: one System Log event. Out: one session event. Sessions: `authenticationContext.externalSessionId`
+//! (root: `rootSessionId`); token id: the `id` of an `access_token`/`refresh_token`/`id_token` target (Okta puts the
+//! token's jti there, never the token); OAuth client: `client.id`; geo, ASN and proxy flag from `client` and
+//! `securityContext`; device from `device.id` or `debugContext.debugData.dtHash`/`deviceFingerprint`.
+
+use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
+use crate::event::*;
+use serde::Deserialize;
+
+pub const NAME: &str = "okta";
+
+/// `[normalize.formats.okta]`: no settings yet.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OktaConfig {}
+
+pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
+    let _cfg: OktaConfig = parse_config(NAME, t)?;
+    Ok(Box::new(Okta))
+}
+
+pub struct Okta;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Raw<'a> {
+    #[serde(borrow)]
+    uuid: Text<'a>,
+    #[serde(borrow)]
+    published: Text<'a>,
+    #[serde(borrow)]
+    event_type: Text<'a>,
+    #[serde(borrow, default)]
+    actor: Option<Actor<'a>>,
+    #[serde(borrow, default)]
+    client: Option<Client<'a>>,
+    #[serde(borrow, default)]
+    device: Option<Device<'a>>,
+    #[serde(borrow, default)]
+    authentication_context: Option<AuthCtx<'a>>,
+    #[serde(borrow, default)]
+    outcome: Option<OutcomeRaw<'a>>,
+    #[serde(borrow, default)]
+    security_context: Option<SecCtx<'a>>,
+    #[serde(borrow, default)]
+    debug_context: Option<DebugCtx<'a>>,
+    #[serde(borrow, default)]
+    target: Option<Vec<Target<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Actor<'a> {
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    alternate_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    display_name: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Client<'a> {
+    #[serde(borrow, default)]
+    user_agent: Option<UserAgent<'a>>,
+    #[serde(borrow, default)]
+    ip_address: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    geographical_context: Option<GeoCtx<'a>>,
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UserAgent<'a> {
+    #[serde(borrow, default)]
+    raw_user_agent: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct GeoCtx<'a> {
+    #[serde(borrow, default)]
+    city: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    country: Option<Text<'a>>,
+    #[serde(default)]
+    geolocation: Option<LatLon>,
+}
+
+#[derive(Deserialize)]
+struct LatLon {
+    lat: Option<f64>,
+    lon: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct Device<'a> {
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthCtx<'a> {
+    #[serde(borrow, default)]
+    external_session_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    root_session_id: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OutcomeRaw<'a> {
+    #[serde(borrow, default)]
+    result: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecCtx<'a> {
+    #[serde(default)]
+    as_number: Option<u32>,
+    #[serde(borrow, default)]
+    as_org: Option<Text<'a>>,
+    #[serde(default)]
+    is_proxy: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DebugCtx<'a> {
+    #[serde(borrow, default)]
+    debug_data: Option<DebugData<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DebugData<'a> {
+    #[serde(borrow, default)]
+    dt_hash: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    device_fingerprint: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    grant_type: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Target<'a> {
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+    #[serde(borrow, default, rename = "type")]
+    kind: Option<Text<'a>>,
+    #[serde(borrow, default, rename = "displayName")]
+    display_name: Option<Text<'a>>,
+}
+
+/// Map an Okta event type to a category.
+fn category(event_type: &str, grant_type: Option<&str>) -> Category {
+    match event_type {
+        "user.session.start" => Category::Login,
+        "user.session.end" | "user.session.clear" | "user.session.expire" => Category::SessionEnd,
+        "user.authentication.sso" => Category::Sso,
+        t if t.starts_with("user.authentication.") => Category::Login,
+        t if t.starts_with("app.oauth2.") && t.contains("revoke") => Category::TokenRevoked,
+        t if t.starts_with("app.oauth2.") && t.contains("token.grant") => {
+            if grant_type == Some("refresh_token") {
+                Category::TokenRefreshed
+            } else {
+                Category::TokenIssued
+            }
+        }
+        t if t.starts_with("user.session.access_admin_app") => Category::Login,
+        t if t.starts_with("user.account.")
+            || t.starts_with("user.lifecycle.")
+            || t.starts_with("group.")
+            || t.starts_with("application.")
+            || t.starts_with("policy.lifecycle.")
+            || t.starts_with("system.") =>
+        {
+            Category::AdminChange
+        }
+        _ => Category::Other,
+    }
+}
+
+impl Normalizer for Okta {
+    fn sniff(&self, p: &Probe) -> bool {
+        p.event_type.is_some() && p.published.is_some() && p.actor.is_some()
+    }
+
+    fn normalize<'a>(&self, raw: &'a str, _ctx: &Context<'a>, out: &mut Vec<SessionEvent<'a>>) -> Result<(), NormalizeError> {
+        let r: Raw<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+        let time = Ts::parse(&r.published)
+            .ok_or_else(|| NormalizeError::invalid(NAME, format!("published {:?} is not a timestamp", r.published.as_str())))?;
+        let debug = r.debug_context.and_then(|d| d.debug_data);
+        let grant = debug.as_ref().and_then(|d| d.grant_type.as_deref());
+        let cat = category(&r.event_type, grant);
+        let src = SourceInfo { family: Family::Idp, vendor: "okta".into(), format: NAME.into() };
+        let mut ev = SessionEvent::new(src, r.uuid, time, cat);
+        ev.outcome = match r.outcome.and_then(|o| o.result).as_deref() {
+            Some("SUCCESS") | Some("ALLOW") => Outcome::Success,
+            Some("FAILURE") | Some("DENY") | Some("REJECT") => Outcome::Failure,
+            _ => Outcome::Unknown,
+        };
+        if let Some(a) = r.actor {
+            ev.principal.kind = match a.kind.as_deref() {
+                Some("User") => PrincipalKind::Human,
+                Some(_) => PrincipalKind::Service,
+                None => PrincipalKind::Unknown,
+            };
+            ev.principal.email = a.alternate_id.filter(|s| s.contains('@'));
+            ev.principal.id = a.id;
+            ev.principal.display_name = a.display_name;
+        }
+        if let Some(c) = r.client {
+            ev.network.ip = c.ip_address;
+            ev.network.user_agent = c.user_agent.and_then(|u| u.raw_user_agent);
+            ev.session.client_id = c.id;
+            if let Some(g) = c.geographical_context {
+                if let Some(LatLon { lat: Some(lat), lon: Some(lon) }) = g.geolocation {
+                    ev.network.geo =
+                        Some(Geo { lat, lon, city: g.city, country: g.country, accuracy_radius_km: None });
+                }
+            }
+        }
+        if let Some(a) = r.authentication_context {
+            ev.session.session_id = a.external_session_id.filter(|s| !s.is_empty() && *s != "unknown");
+            ev.session.root_session_id = a.root_session_id;
+        }
+        if let Some(s) = r.security_context {
+            ev.network.asn = s.as_number;
+            ev.network.as_org = s.as_org;
+            ev.network.is_proxy = s.is_proxy;
+        }
+        ev.network.device_id = r
+            .device
+            .and_then(|d| d.id)
+            .or_else(|| debug.as_ref().and_then(|d| d.dt_hash.clone().or_else(|| d.device_fingerprint.clone())));
+        for t in r.target.into_iter().flatten() {
+            let kind = t.kind.as_deref().unwrap_or("").to_ascii_lowercase();
+            match kind.as_str() {
+                "access_token" | "accesstoken" | "refresh_token" | "refreshtoken" | "id_token" => {
+                    if ev.session.token_id.is_none() {
+                        ev.session.token_id = t.id;
+                    }
+                }
+                "appinstance" => {
+                    ev.resource.app = t.display_name.or(t.id);
+                }
+                _ => {}
+            }
+        }
+        ev.action = Some(r.event_type);
+        out.push(ev);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::*;
+    use crate::normalize::testutil::normalize_one;
+
+    const LOGIN: &str = r#"{"uuid":"e-1","published":"2026-11-02 08:00:00.000000000","eventType":"user.session.start","actor":{"id":"00u1","type":"User","alternateId":"alice@example.com","displayName":"Alice"},"client":{"ipAddress":"73.1.2.3","userAgent":{"rawUserAgent":"Mozilla/5.0 Chrome"},"geographicalContext":{"city":"Chicago","country":"United States","postalCode":60601,"geolocation":{"lat":41.88,"lon":-87.63}}},"authenticationContext":{"externalSessionId":"102abc","rootSessionId":"102abc"},"securityContext":{"asNumber":7922,"asOrg":"comcast","isProxy":false},"outcome":{"result":"SUCCESS"},"debugContext":{"debugData":{"dtHash":"dev-1"}},"version":"0"}"#;
+
+    #[test]
+    fn session_start_with_space_separated_time_fills_identity_network_and_session() {
+        let ev = &normalize_one(LOGIN)[0];
+        assert_eq!(ev.event_time, Ts::parse("2026-11-02T08:00:00Z").unwrap());
+        assert_eq!(ev.category, Category::Login);
+        assert_eq!(ev.outcome, Outcome::Success);
+        assert_eq!(ev.principal.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(ev.principal.kind, PrincipalKind::Human);
+        assert_eq!(ev.session.session_id.as_deref(), Some("102abc"));
+        assert_eq!(ev.network.asn, Some(7922));
+        assert_eq!(ev.network.device_id.as_deref(), Some("dev-1"));
+        let g = ev.network.geo.as_ref().unwrap();
+        assert_eq!((g.lat, g.city.as_deref()), (41.88, Some("Chicago")));
+    }
+
+    #[test]
+    fn refresh_grant_carries_the_token_id_from_its_target() {
+        let raw = r#"{"uuid":"e-2","published":"2026-11-02T08:00:00.000Z","eventType":"app.oauth2.as.token.grant.refresh_token","actor":{"id":"0oa1","type":"PublicClientApp"},"client":{"id":"0oaclient"},"outcome":{"result":"SUCCESS"},"debugContext":{"debugData":{"grantType":"refresh_token"}},"target":[{"id":"rt.abc","type":"refresh_token"}]}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.category, Category::TokenRefreshed);
+        assert_eq!(ev.session.token_id.as_deref(), Some("rt.abc"));
+        assert_eq!(ev.session.client_id.as_deref(), Some("0oaclient"));
+        assert_eq!(ev.principal.kind, PrincipalKind::Service);
+    }
+
+    #[test]
+    fn session_end_and_failures_map_to_their_categories() {
+        let raw = LOGIN.replace("user.session.start", "user.session.end").replace("SUCCESS", "FAILURE");
+        let ev = &normalize_one(&raw)[0];
+        assert_eq!((ev.category, ev.outcome), (Category::SessionEnd, Outcome::Failure));
+    }
+}

@@ -1,0 +1,277 @@
+//! OpenTelemetry GenAI spans in OTLP/JSON: `{"resourceSpans":[…]}` batches and single span objects.
+//!
+//! In: one batch or span. Out: one session event per span. Attributes read (standard first, then Quench's own
+//! for what the conventions do not cover):
+//! - operation: `gen_ai.operation.name` (`execute_tool` → `tool_call`, `invoke_agent` → `agent_invoke`,
+//!   `chat`/`text_completion`/`generate_content`/`embeddings` → `model_call`);
+//! - principal: `gen_ai.agent.id` (kind agent, name from `gen_ai.agent.name`), else `enduser.id` (human);
+//! - job: the configured attribute (default `gen_ai.conversation.id`);
+//! - token id: `quench.token.id`, else `http.request.header.x-token-id`;
+//! - tool: `gen_ai.tool.name`; data domains: `quench.data.domain` (string or array);
+//! - destination: `quench.destination`, else `destination.address`;
+//! - network: `client.address`, `user_agent.original`; app: resource `service.name`.
+
+use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
+use crate::event::*;
+use serde::Deserialize;
+
+pub const NAME: &str = "otel_genai";
+
+/// `[normalize.formats.otel_genai]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtelConfig {
+    /// Span attribute holding the agent job id. Default `"gen_ai.conversation.id"`.
+    pub job_id_attribute: String,
+}
+
+impl Default for OtelConfig {
+    fn default() -> Self {
+        OtelConfig { job_id_attribute: "gen_ai.conversation.id".into() }
+    }
+}
+
+pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
+    let cfg: OtelConfig = parse_config(NAME, t)?;
+    if cfg.job_id_attribute.is_empty() {
+        return Err(ConfigError::Invalid {
+            key: "normalize.formats.otel_genai.job_id_attribute".into(),
+            value: String::new(),
+            why: "must name a span attribute".into(),
+        });
+    }
+    Ok(Box::new(OtelGenAi { cfg }))
+}
+
+pub struct OtelGenAi {
+    cfg: OtelConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Batch<'a> {
+    #[serde(borrow)]
+    resource_spans: Vec<ResourceSpans<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceSpans<'a> {
+    #[serde(borrow, default)]
+    resource: Option<OtelResource<'a>>,
+    #[serde(borrow, default)]
+    scope_spans: Vec<ScopeSpans<'a>>,
+}
+
+#[derive(Deserialize)]
+struct OtelResource<'a> {
+    #[serde(borrow, default)]
+    attributes: Vec<KeyValue<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ScopeSpans<'a> {
+    #[serde(borrow, default)]
+    spans: Vec<Span<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Span<'a> {
+    #[serde(borrow)]
+    trace_id: Text<'a>,
+    #[serde(borrow)]
+    span_id: Text<'a>,
+    #[serde(borrow, default)]
+    name: Option<Text<'a>>,
+    #[serde(borrow)]
+    start_time_unix_nano: Text<'a>,
+    #[serde(borrow, default)]
+    attributes: Vec<KeyValue<'a>>,
+    #[serde(default)]
+    status: Option<Status>,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    #[serde(default)]
+    code: Option<serde_json::Number>,
+}
+
+#[derive(Deserialize)]
+struct KeyValue<'a> {
+    #[serde(borrow)]
+    key: Text<'a>,
+    #[serde(borrow)]
+    value: AnyValue<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct AnyValue<'a> {
+    #[serde(borrow, default)]
+    string_value: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    int_value: Option<Text<'a>>,
+    #[serde(default)]
+    array_value: Option<ArrayValue<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+struct ArrayValue<'a> {
+    #[serde(borrow, default)]
+    values: Vec<AnyValue<'a>>,
+}
+
+impl<'a> AnyValue<'a> {
+    fn text(&self) -> Option<Text<'a>> {
+        self.string_value.clone().or_else(|| self.int_value.clone())
+    }
+    /// A string, or the strings of an array.
+    fn texts(&self) -> impl Iterator<Item = Text<'a>> + '_ {
+        self.text()
+            .into_iter()
+            .chain(self.array_value.iter().flat_map(|a| a.values.iter().filter_map(AnyValue::text)))
+    }
+}
+
+impl OtelGenAi {
+    fn span_event<'a>(&self, s: Span<'a>, app: Option<Text<'a>>) -> Result<SessionEvent<'a>, NormalizeError> {
+        let nanos: i128 = s
+            .start_time_unix_nano
+            .parse()
+            .map_err(|_| NormalizeError::invalid(NAME, format!("startTimeUnixNano {:?} is not a number", s.start_time_unix_nano.as_str())))?;
+        let time = Ts((nanos / 1_000_000) as i64);
+        let mut op: Option<Text<'a>> = None;
+        let mut agent_name = None;
+        let mut enduser = None;
+        let mut token_hdr = None;
+        let mut dest_std = None;
+        let src = SourceInfo { family: Family::Agent, vendor: "opentelemetry".into(), format: NAME.into() };
+        let id = Text::from(format!("{}:{}", s.trace_id, s.span_id));
+        let mut ev = SessionEvent::new(src, id, time, Category::Other);
+        ev.resource.app = app;
+        for kv in s.attributes {
+            let v = kv.value;
+            match kv.key.as_str() {
+                "gen_ai.operation.name" => op = v.text(),
+                "gen_ai.agent.id" => ev.principal.id = v.text(),
+                "gen_ai.agent.name" => agent_name = v.text(),
+                "enduser.id" => enduser = v.text(),
+                "quench.token.id" => ev.session.token_id = v.text(),
+                "http.request.header.x-token-id" => token_hdr = v.texts().next(),
+                "gen_ai.tool.name" => {
+                    ev.resource.object_type = Some("tool".into());
+                    ev.resource.object_id = v.text();
+                }
+                "quench.data.domain" => ev.resource.domains.extend(v.texts()),
+                "quench.destination" => ev.resource.destination = v.text(),
+                "destination.address" => dest_std = v.text(),
+                "client.address" => ev.network.ip = v.text(),
+                "user_agent.original" => ev.network.user_agent = v.text(),
+                k if k == self.cfg.job_id_attribute => ev.session.job_id = v.text(),
+                _ => {}
+            }
+        }
+        if ev.principal.id.is_some() {
+            ev.principal.kind = PrincipalKind::Agent;
+            ev.principal.display_name = agent_name;
+        } else if let Some(u) = enduser {
+            ev.principal.id = Some(u);
+            ev.principal.kind = PrincipalKind::Human;
+        }
+        if ev.session.token_id.is_none() {
+            ev.session.token_id = token_hdr;
+        }
+        if ev.resource.destination.is_none() {
+            ev.resource.destination = dest_std;
+        }
+        ev.category = match op.as_deref() {
+            Some("execute_tool") => Category::ToolCall,
+            Some("invoke_agent") | Some("create_agent") => Category::AgentInvoke,
+            Some("chat" | "text_completion" | "generate_content" | "embeddings") => Category::ModelCall,
+            _ => Category::Other,
+        };
+        ev.outcome = match s.status.and_then(|st| st.code).and_then(|c| c.as_u64()) {
+            Some(2) => Outcome::Failure,
+            Some(_) => Outcome::Success,
+            None => Outcome::Unknown,
+        };
+        ev.action = op.or(s.name);
+        Ok(ev)
+    }
+}
+
+impl Normalizer for OtelGenAi {
+    fn sniff(&self, p: &Probe) -> bool {
+        p.resource_spans.is_some() || (p.trace_id.is_some() && p.span_id.is_some())
+    }
+
+    fn normalize<'a>(&self, raw: &'a str, _ctx: &Context<'a>, out: &mut Vec<SessionEvent<'a>>) -> Result<(), NormalizeError> {
+        if raw.contains("\"resourceSpans\"") {
+            let b: Batch<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+            for rs in b.resource_spans {
+                let app = rs.resource.and_then(|r| {
+                    r.attributes.into_iter().find(|kv| kv.key == "service.name").and_then(|kv| kv.value.text())
+                });
+                for ss in rs.scope_spans {
+                    for s in ss.spans {
+                        out.push(self.span_event(s, app.clone())?);
+                    }
+                }
+            }
+        } else {
+            let s: Span<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+            out.push(self.span_event(s, None)?);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::*;
+    use crate::normalize::testutil::normalize_one;
+
+    const BATCH: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"crm-sync-agent"}}]},"scopeSpans":[{"scope":{"name":"agent"},"spans":[
+      {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"execute_tool read_billing_notes","kind":3,"startTimeUnixNano":"1793606400000000000","endTimeUnixNano":"1793606400500000000","attributes":[
+        {"key":"gen_ai.operation.name","value":{"stringValue":"execute_tool"}},
+        {"key":"gen_ai.agent.id","value":{"stringValue":"agent-crm"}},
+        {"key":"gen_ai.agent.name","value":{"stringValue":"CRM sync"}},
+        {"key":"gen_ai.conversation.id","value":{"stringValue":"job-42"}},
+        {"key":"gen_ai.tool.name","value":{"stringValue":"read_billing_notes"}},
+        {"key":"http.request.header.x-token-id","value":{"arrayValue":{"values":[{"stringValue":"tok-9"}]}}},
+        {"key":"quench.data.domain","value":{"arrayValue":{"values":[{"stringValue":"billing"}]}}}],"status":{"code":1}},
+      {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"fff19b7ec3c1b175","name":"chat gpt-4","startTimeUnixNano":1793606401000000000,"attributes":[
+        {"key":"gen_ai.operation.name","value":{"stringValue":"chat"}},
+        {"key":"enduser.id","value":{"stringValue":"carol@example.com"}},
+        {"key":"destination.address","value":{"stringValue":"s3://drop"}}]}]}]}]}"#;
+
+    #[test]
+    fn batch_splits_into_spans_with_agent_job_token_and_domain() {
+        let evs = normalize_one(BATCH);
+        assert_eq!(evs.len(), 2);
+        let t = &evs[0];
+        assert_eq!(t.category, Category::ToolCall);
+        assert_eq!(t.principal.id.as_deref(), Some("agent-crm"));
+        assert_eq!(t.principal.kind, PrincipalKind::Agent);
+        assert_eq!(t.session.job_id.as_deref(), Some("job-42"));
+        assert_eq!(t.session.token_id.as_deref(), Some("tok-9"));
+        assert_eq!(t.resource.object_id.as_deref(), Some("read_billing_notes"));
+        assert_eq!(t.resource.domains, vec![Text::from("billing")]);
+        assert_eq!(t.resource.app.as_deref(), Some("crm-sync-agent"));
+        assert_eq!(t.event_time, Ts(1793606400000));
+        let c = &evs[1];
+        assert_eq!(c.category, Category::ModelCall);
+        assert_eq!(c.principal.kind, PrincipalKind::Human);
+        assert_eq!(c.resource.destination.as_deref(), Some("s3://drop"));
+    }
+
+    #[test]
+    fn single_span_object_is_accepted() {
+        let raw = r#"{"traceId":"a1","spanId":"b2","name":"invoke_agent","startTimeUnixNano":"1793606400000000000","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"invoke_agent"}},{"key":"gen_ai.agent.id","value":{"stringValue":"ag"}}]}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.category, Category::AgentInvoke);
+        assert_eq!(ev.event_id, "a1:b2");
+    }
+}
