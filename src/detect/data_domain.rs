@@ -1,0 +1,181 @@
+//! data_domain: a token or agent job reaching a data domain outside the set it normally touches.
+//!
+//! In: events with a job or token id and a resource. Domains come from the event's own labels and from the
+//! patterns of `detectors/data_domains.toml`. Out: after a key's domain set is learned (`learn_events` events and
+//! `learn_secs` seconds), one finding per new domain (a sync agent that read "projects" starts reading "billing").
+//! State per key: first-seen time, event count, the domain set.
+
+use super::{glob, BuildContext, ConfigError, Detector, Finding};
+use crate::event::{SessionEvent, Ts};
+use crate::state::{Bounds, KeyedState};
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub const NAME: &str = "data_domain";
+const FILE: &str = "data_domain.toml";
+const BUILTIN: &str = include_str!("../../detectors/data_domain.toml");
+const MAP_FILE: &str = "data_domains.toml";
+const MAP_BUILTIN: &str = include_str!("../../detectors/data_domains.toml");
+
+/// `detectors/data_domain.toml`; defaults in that file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataDomainConfig {
+    pub learn_events: u32,
+    pub learn_secs: u64,
+    pub score: f64,
+    pub sensitive_score: f64,
+    pub ttl_secs: u64,
+    pub max_keys: usize,
+}
+
+impl Default for DataDomainConfig {
+    fn default() -> Self {
+        DataDomainConfig { learn_events: 20, learn_secs: 1800, score: 0.6, sensitive_score: 0.75, ttl_secs: 604_800, max_keys: 100_000 }
+    }
+}
+
+/// `detectors/data_domains.toml`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct DomainMap {
+    /// The domains. Default: none.
+    #[serde(default)]
+    pub domain: Vec<DomainRule>,
+}
+
+/// One data domain and the resources in it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DomainRule {
+    /// Domain label.
+    pub name: String,
+    /// Reaching it newly scores `sensitive_score`. Default false.
+    #[serde(default)]
+    pub sensitive: bool,
+    /// Globs over resource app, object type, object id and `tool:<name>`.
+    pub patterns: Vec<String>,
+}
+
+impl DomainMap {
+    /// Call `f` with each domain of an event: its own labels, then every rule with a matching pattern.
+    fn for_each_domain<'e>(&'e self, ev: &'e SessionEvent<'_>, mut f: impl FnMut(&'e str)) {
+        ev.resource.domains.iter().for_each(|d| f(d.as_str()));
+        let r = &ev.resource;
+        let is_tool = r.object_type.as_deref() == Some("tool");
+        for rule in &self.domain {
+            let hit = rule.patterns.iter().any(|p| {
+                if let Some(tp) = p.strip_prefix("tool:") {
+                    is_tool && r.object_id.as_deref().is_some_and(|t| glob(tp, t))
+                } else {
+                    [&r.app, &r.object_type, &r.object_id].into_iter().flatten().any(|v| glob(p, v))
+                }
+            });
+            if hit {
+                f(&rule.name);
+            }
+        }
+    }
+    fn sensitive(&self, name: &str) -> bool {
+        self.domain.iter().any(|d| d.name == name && d.sensitive)
+    }
+}
+
+pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
+    let (file, cfg): (String, DataDomainConfig) = ctx.config(FILE, BUILTIN)?;
+    let (mfile, map): (String, DomainMap) = ctx.config(MAP_FILE, MAP_BUILTIN)?;
+    for s in [cfg.score, cfg.sensitive_score] {
+        if !(0.0..=1.0).contains(&s) {
+            return Err(ConfigError::Invalid { file, key: "score", value: s.to_string(), why: "scores must be in [0, 1]".into() });
+        }
+    }
+    if let Some(d) = map.domain.iter().find(|d| d.patterns.is_empty() || d.name.is_empty()) {
+        return Err(ConfigError::Invalid { file: mfile, key: "domain.patterns", value: d.name.clone(), why: "each domain needs a name and at least one pattern".into() });
+    }
+    let bounds = Bounds { ttl_ms: cfg.ttl_secs as i64 * 1000, max_keys: cfg.max_keys };
+    Ok(Box::new(DataDomain { cfg, map, state: KeyedState::new(bounds) }))
+}
+
+struct KeyState {
+    first_seen: Ts,
+    events: u32,
+    domains: Vec<Arc<str>>,
+}
+
+pub struct DataDomain {
+    cfg: DataDomainConfig,
+    map: DomainMap,
+    state: KeyedState<KeyState>,
+}
+
+impl Detector for DataDomain {
+    fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
+        let (what, key) = match (&ev.session.job_id, &ev.session.token_id) {
+            (Some(j), _) => ("job", j.as_str()),
+            (None, Some(t)) => ("token", t.as_str()),
+            _ => return,
+        };
+        let s = self.state.entry(key, ev.event_time, || KeyState { first_seen: ev.event_time, events: 0, domains: Vec::new() });
+        s.events += 1;
+        let learned = s.events > self.cfg.learn_events && ev.event_time.secs_since(s.first_seen) >= self.cfg.learn_secs as f64;
+        let (cfg, map) = (&self.cfg, &self.map);
+        map.for_each_domain(ev, |d| {
+            if s.domains.iter().any(|x| &**x == d) {
+                return;
+            }
+            if learned {
+                let known = if s.domains.is_empty() { "none".to_string() } else { s.domains.iter().map(|x| &**x).collect::<Vec<_>>().join(", ") };
+                let res = ev.resource.object_id.as_deref().or(ev.resource.app.as_deref()).unwrap_or("a resource");
+                let reason = format!("{what} {key} reached data domain \"{d}\" ({res}) for the first time; it normally touches: {known}");
+                let score = if map.sensitive(d) { cfg.sensitive_score } else { cfg.score };
+                out.push(Finding::new(NAME, score, reason, vec![ev.event_id.to_string()], ev));
+            }
+            s.domains.push(Arc::from(d));
+        });
+    }
+
+    fn evict(&mut self, now: Ts) {
+        self.state.evict(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testutil::at;
+    use crate::event::*;
+
+    fn tool(secs: i64, job: &'static str, name: &'static str) -> SessionEvent<'static> {
+        let mut e = at(secs, &format!("e{secs}"), Family::Agent, Category::ToolCall);
+        e.session.job_id = Some(job.into());
+        e.resource.object_type = Some("tool".into());
+        e.resource.object_id = Some(name.into());
+        e
+    }
+
+    #[test]
+    fn a_sync_agent_that_starts_reading_billing_notes_is_flagged_once() {
+        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut out = Vec::new();
+        for i in 0..40 {
+            d.observe(&tool(i * 60, "job-1", "read_project_metadata"), &mut out);
+        }
+        assert!(out.is_empty());
+        d.observe(&tool(2500, "job-1", "read_billing_notes"), &mut out);
+        d.observe(&tool(2510, "job-1", "read_billing_notes"), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].score, 0.75, "billing is sensitive");
+        assert!(out[0].reason.contains("\"billing\"") && out[0].reason.contains("projects"), "{}", out[0].reason);
+    }
+
+    #[test]
+    fn domains_seen_while_learning_are_normal() {
+        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut out = Vec::new();
+        for i in 0..40 {
+            let name = if i % 2 == 0 { "read_project_metadata" } else { "read_invoice" };
+            d.observe(&tool(i * 60, "job-2", name), &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+    }
+}

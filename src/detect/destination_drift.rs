@@ -1,0 +1,149 @@
+//! destination_drift: writes and exports to a destination never seen for that job, or principal and app.
+//!
+//! In: outbound events (`data_write`, `export`, `tool_call`) with a destination. Key: the job id, else
+//! principal + app. Out: after a key has `learn_events` outbound events over `learn_secs`, one finding per new
+//! destination; with an allowlist, one finding per destination off it, learning or not.
+//! State per key: first-seen time, outbound count, destinations seen.
+
+use super::{glob, BuildContext, ConfigError, Detector, Finding};
+use crate::event::{SessionEvent, Ts};
+use crate::state::{Bounds, KeyedState};
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub const NAME: &str = "destination_drift";
+const FILE: &str = "destination_drift.toml";
+const BUILTIN: &str = include_str!("../../detectors/destination_drift.toml");
+
+/// `detectors/destination_drift.toml`; defaults in that file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DestinationDriftConfig {
+    pub learn_events: u32,
+    pub learn_secs: u64,
+    pub score: f64,
+    pub allowlist: Vec<String>,
+    pub allowlist_score: f64,
+    pub ttl_secs: u64,
+    pub max_keys: usize,
+}
+
+impl Default for DestinationDriftConfig {
+    fn default() -> Self {
+        DestinationDriftConfig {
+            learn_events: 10,
+            learn_secs: 1800,
+            score: 0.7,
+            allowlist: Vec::new(),
+            allowlist_score: 0.85,
+            ttl_secs: 604_800,
+            max_keys: 100_000,
+        }
+    }
+}
+
+pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
+    let (file, cfg): (String, DestinationDriftConfig) = ctx.config(FILE, BUILTIN)?;
+    for (key, s) in [("score", cfg.score), ("allowlist_score", cfg.allowlist_score)] {
+        if !(0.0..=1.0).contains(&s) {
+            return Err(ConfigError::Invalid { file, key, value: s.to_string(), why: "must be in [0, 1]".into() });
+        }
+    }
+    let bounds = Bounds { ttl_ms: cfg.ttl_secs as i64 * 1000, max_keys: cfg.max_keys };
+    Ok(Box::new(DestinationDrift { cfg, state: KeyedState::new(bounds), key: String::new() }))
+}
+
+struct KeyState {
+    first_seen: Ts,
+    events: u32,
+    destinations: Vec<Arc<str>>,
+}
+
+pub struct DestinationDrift {
+    cfg: DestinationDriftConfig,
+    state: KeyedState<KeyState>,
+    key: String,
+}
+
+impl Detector for DestinationDrift {
+    fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
+        let Some(dest) = ev.resource.destination.as_deref().filter(|_| ev.category.is_outbound()) else {
+            return;
+        };
+        self.key.clear();
+        let what = if let Some(j) = &ev.session.job_id {
+            self.key.push_str(j);
+            "job"
+        } else if let Some(p) = ev.principal.key() {
+            self.key.push_str(p);
+            self.key.push('|');
+            self.key.push_str(ev.resource.app.as_deref().unwrap_or("-"));
+            "principal"
+        } else {
+            return;
+        };
+        let cfg = &self.cfg;
+        let s = self.state.entry(&self.key, ev.event_time, || KeyState { first_seen: ev.event_time, events: 0, destinations: Vec::new() });
+        s.events += 1;
+        if s.destinations.iter().any(|d| &**d == dest) {
+            return;
+        }
+        let key = self.key.as_str();
+        let off_list = !cfg.allowlist.is_empty() && !cfg.allowlist.iter().any(|p| glob(p, dest));
+        let learned = s.events > cfg.learn_events && ev.event_time.secs_since(s.first_seen) >= cfg.learn_secs as f64;
+        if off_list {
+            let reason = format!("{what} {key} sent data to {dest}, which is not on the destination allowlist");
+            out.push(Finding::new(NAME, cfg.allowlist_score, reason, vec![ev.event_id.to_string()], ev));
+        } else if learned {
+            let known = s.destinations.iter().map(|d| &**d).collect::<Vec<_>>().join(", ");
+            let known = if known.is_empty() { "none".into() } else { known };
+            let reason = format!("{what} {key} sent data to a destination it never used before: {dest} (known: {known})");
+            out.push(Finding::new(NAME, cfg.score, reason, vec![ev.event_id.to_string()], ev));
+        }
+        s.destinations.push(Arc::from(dest));
+    }
+
+    fn evict(&mut self, now: Ts) {
+        self.state.evict(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testutil::at;
+    use crate::event::*;
+
+    fn upload(secs: i64, dest: &'static str) -> SessionEvent<'static> {
+        let mut e = at(secs, &format!("u{secs}"), Family::Agent, Category::ToolCall);
+        e.session.job_id = Some("job-9".into());
+        e.resource.destination = Some(dest.into());
+        e
+    }
+
+    #[test]
+    fn a_new_external_bucket_after_learning_is_flagged_once() {
+        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut out = Vec::new();
+        for i in 0..30 {
+            d.observe(&upload(i * 120, "s3://corp-sync"), &mut out);
+        }
+        assert!(out.is_empty());
+        d.observe(&upload(4000, "s3://exfil-drop"), &mut out);
+        d.observe(&upload(4010, "s3://exfil-drop"), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].reason.contains("s3://exfil-drop") && out[0].reason.contains("s3://corp-sync"));
+    }
+
+    #[test]
+    fn reads_without_a_destination_are_ignored_and_learning_is_quiet() {
+        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut out = Vec::new();
+        d.observe(&upload(0, "s3://a"), &mut out);
+        d.observe(&upload(10, "s3://b"), &mut out);
+        let mut read = at(20, "r", Family::Agent, Category::DataRead);
+        read.resource.destination = Some("s3://c".into());
+        d.observe(&read, &mut out);
+        assert!(out.is_empty());
+    }
+}

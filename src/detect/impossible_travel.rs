@@ -1,0 +1,278 @@
+//! impossible_travel: consecutive authenticated events of one principal from places whose great-circle distance
+//! over the elapsed time needs a speed above `max_speed_kmh`.
+//!
+//! In: successful (or outcome-unknown) events with coordinates, not marked `location_untrusted`. Guards: the same
+//! IP is never travel; proxy/VPN-flagged events and events from configured egress ranges are skipped; both
+//! accuracy radii are subtracted from the distance; locations less accurate than `max_accuracy_km` are skipped;
+//! distances under `min_distance_km` are never travel. Out: one finding per impossible hop.
+//! State per principal: the last trusted location (coordinates, accuracy, time, IP, place, event id).
+
+use super::{BuildContext, ConfigError, Detector, Finding};
+use crate::event::{Outcome, SessionEvent, Ts};
+use crate::state::{Bounds, KeyedState};
+use serde::Deserialize;
+use std::net::IpAddr;
+
+pub const NAME: &str = "impossible_travel";
+const FILE: &str = "impossible_travel.toml";
+const BUILTIN: &str = include_str!("../../detectors/impossible_travel.toml");
+
+/// `detectors/impossible_travel.toml`; defaults in that file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImpossibleTravelConfig {
+    pub max_speed_kmh: f64,
+    pub min_distance_km: f64,
+    pub default_accuracy_km: f64,
+    pub max_accuracy_km: f64,
+    pub min_elapsed_secs: u64,
+    pub trust_proxy_flag: bool,
+    pub egress_cidrs: Vec<String>,
+    pub score: f64,
+    pub ttl_secs: u64,
+    pub max_keys: usize,
+}
+
+impl Default for ImpossibleTravelConfig {
+    fn default() -> Self {
+        ImpossibleTravelConfig {
+            max_speed_kmh: 900.0,
+            min_distance_km: 500.0,
+            default_accuracy_km: 25.0,
+            max_accuracy_km: 200.0,
+            min_elapsed_secs: 60,
+            trust_proxy_flag: true,
+            egress_cidrs: Vec::new(),
+            score: 0.6,
+            ttl_secs: 1_209_600,
+            max_keys: 1_000_000,
+        }
+    }
+}
+
+/// An IP range in CIDR notation.
+#[derive(Debug, Clone, Copy)]
+pub struct Cidr {
+    net: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let (ip, bits) = s.split_once('/').unwrap_or((s, ""));
+        let net: IpAddr = ip.trim().parse().ok()?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let bits = if bits.is_empty() { max } else { bits.trim().parse().ok()? };
+        (bits <= max).then_some(Cidr { net, bits })
+    }
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.bits == 0 { 0 } else { u32::MAX << (32 - self.bits) };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.bits == 0 { 0 } else { u128::MAX << (128 - self.bits) };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
+    let (file, cfg): (String, ImpossibleTravelConfig) = ctx.config(FILE, BUILTIN)?;
+    let mut egress = Vec::new();
+    for c in &cfg.egress_cidrs {
+        egress.push(Cidr::parse(c).ok_or_else(|| ConfigError::Invalid {
+            file: file.clone(),
+            key: "egress_cidrs",
+            value: c.clone(),
+            why: "not a CIDR range such as 203.0.113.0/24 or 2001:db8::/32".into(),
+        })?);
+    }
+    if cfg.max_speed_kmh <= 0.0 {
+        return Err(ConfigError::Invalid { file, key: "max_speed_kmh", value: cfg.max_speed_kmh.to_string(), why: "must be positive".into() });
+    }
+    let bounds = Bounds { ttl_ms: cfg.ttl_secs as i64 * 1000, max_keys: cfg.max_keys };
+    Ok(Box::new(ImpossibleTravel { cfg, egress, state: KeyedState::new(bounds) }))
+}
+
+struct Place {
+    lat: f64,
+    lon: f64,
+    acc: f64,
+    time: Ts,
+    ip: Option<Box<str>>,
+    name: String,
+    event_id: String,
+}
+
+pub struct ImpossibleTravel {
+    cfg: ImpossibleTravelConfig,
+    egress: Vec<Cidr>,
+    state: KeyedState<Place>,
+}
+
+/// Great-circle distance in km.
+pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6371.0 * a.sqrt().asin()
+}
+
+impl Detector for ImpossibleTravel {
+    fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
+        let cfg = &self.cfg;
+        let (Some(geo), Some(who)) = (&ev.network.geo, ev.principal.key()) else { return };
+        if ev.location_untrusted || ev.outcome == Outcome::Failure || !ev.category.is_activity() {
+            return;
+        }
+        if cfg.trust_proxy_flag && ev.network.is_proxy == Some(true) {
+            return;
+        }
+        let ip = ev.network.ip.as_deref();
+        if let Some(addr) = ip.and_then(|i| i.parse::<IpAddr>().ok()) {
+            if self.egress.iter().any(|c| c.contains(addr)) {
+                return;
+            }
+        }
+        let acc = geo.accuracy_radius_km.unwrap_or(cfg.default_accuracy_km);
+        if acc > cfg.max_accuracy_km {
+            return;
+        }
+        let place_name = || match (&geo.city, &geo.country) {
+            (Some(c), Some(k)) => format!("{c}, {k}"),
+            (Some(c), None) => c.to_string(),
+            (None, Some(k)) => k.to_string(),
+            (None, None) => format!("{:.2},{:.2}", geo.lat, geo.lon),
+        };
+        let here = Place {
+            lat: geo.lat,
+            lon: geo.lon,
+            acc,
+            time: ev.event_time,
+            ip: ip.map(Box::from),
+            name: String::new(),
+            event_id: String::new(),
+        };
+        let Some(prev) = self.state.get_mut(who, ev.event_time) else {
+            let mut here = here;
+            here.name = place_name();
+            here.event_id = ev.event_id.to_string();
+            self.state.entry(who, ev.event_time, || here);
+            return;
+        };
+        if ev.event_time < prev.time {
+            return; // out of order: keep the newer reference
+        }
+        let same_ip = ip.is_some() && prev.ip.as_deref() == ip;
+        let moved = haversine_km(prev.lat, prev.lon, here.lat, here.lon);
+        if same_ip || moved < 1.0 {
+            prev.time = ev.event_time;
+            return;
+        }
+        let dist = (moved - prev.acc - here.acc).max(0.0);
+        let secs = ev.event_time.secs_since(prev.time).max(cfg.min_elapsed_secs as f64);
+        let speed = dist / (secs / 3600.0);
+        let name = place_name();
+        if dist >= cfg.min_distance_km && speed > cfg.max_speed_kmh {
+            let mins = secs / 60.0;
+            let asn = ev.network.asn.map(|a| format!(" (AS{a})")).unwrap_or_default();
+            let reason = format!(
+                "{who} seen in {name}{asn} {mins:.0} min after {}: {moved:.0} km, {speed:.0} km/h (limit {:.0} km/h)",
+                prev.name, cfg.max_speed_kmh
+            );
+            out.push(Finding::new(NAME, cfg.score, reason, vec![prev.event_id.clone(), ev.event_id.to_string()], ev));
+        }
+        *prev = Place { name, event_id: ev.event_id.to_string(), ..here };
+    }
+
+    fn evict(&mut self, now: Ts) {
+        self.state.evict(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testutil::at;
+    use crate::event::*;
+
+    fn login(secs: i64, ip: &'static str, lat: f64, lon: f64, city: &'static str) -> SessionEvent<'static> {
+        let mut e = at(secs, &format!("l{secs}"), Family::Idp, Category::Login);
+        e.outcome = Outcome::Success;
+        e.principal.email = Some("alice@example.com".into());
+        e.network.ip = Some(ip.into());
+        e.network.geo = Some(Geo { lat, lon, city: Some(city.into()), country: None, accuracy_radius_km: None });
+        e
+    }
+    const CHI: (f64, f64) = (41.88, -87.63);
+    const JKT: (f64, f64) = (-6.2, 106.85);
+    const NYC: (f64, f64) = (40.71, -74.0);
+    const LON: (f64, f64) = (51.5, -0.12);
+
+    fn run(events: Vec<SessionEvent<'static>>, cfg: Option<&str>) -> Vec<Finding> {
+        let dir = cfg.map(|c| {
+            let d = std::env::temp_dir().join(format!("quench-it-{}", c.len()));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join(FILE), c).unwrap();
+            d
+        });
+        let mut d = build(&BuildContext { dir }).unwrap();
+        let mut out = Vec::new();
+        for e in &events {
+            d.observe(e, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn chicago_then_jakarta_twenty_minutes_later_is_impossible() {
+        let out = run(vec![login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"), login(1320, "36.1.1.1", JKT.0, JKT.1, "Jakarta")], None);
+        assert_eq!(out.len(), 1);
+        assert!(out[0].reason.contains("Jakarta") && out[0].reason.contains("after Chicago") && out[0].reason.contains("km/h"), "{}", out[0].reason);
+        assert_eq!(out[0].evidence, vec!["l0".to_string(), "l1320".to_string()]);
+    }
+
+    #[test]
+    fn a_plane_traveller_new_york_to_london_overnight_is_fine() {
+        let out = run(vec![login(0, "1.1.1.1", NYC.0, NYC.1, "New York"), login(8 * 3600, "2.2.2.2", LON.0, LON.1, "London")], None);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn vpn_switcher_flagged_as_proxy_by_the_source_is_not_travel() {
+        let mut vpn = login(600, "185.1.1.1", 50.11, 8.68, "Frankfurt");
+        vpn.network.is_proxy = Some(true);
+        let out = run(vec![login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"), vpn, login(1200, "73.1.1.1", CHI.0, CHI.1, "Chicago")], None);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn vpn_egress_listed_in_config_is_not_travel() {
+        let cfg = "egress_cidrs = [\"185.0.0.0/8\"]\n";
+        let vpn = login(600, "185.1.1.1", 50.11, 8.68, "Frankfurt");
+        let out = run(vec![login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"), vpn], Some(cfg));
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn low_accuracy_geo_is_not_travel() {
+        let mut fuzzy = login(600, "9.9.9.9", 47.6, -122.3, "Seattle");
+        fuzzy.network.geo.as_mut().unwrap().accuracy_radius_km = Some(1000.0);
+        let out = run(vec![login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"), fuzzy], None);
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let c = Cidr::parse("10.1.0.0/16").unwrap();
+        assert!(c.contains("10.1.200.3".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(Cidr::parse("2001:db8::/32").unwrap().contains("2001:db8::1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+    }
+}

@@ -1,0 +1,262 @@
+//! Detect: score behavioural anomalies on correlated events.
+//!
+//! In: a correlated [`SessionEvent`]. Out: zero or more [`Finding`]s, each with a score in 0..=1, a plain-words
+//! reason and the ids of its evidence events. State: each detector keeps its own per-key baseline in a bounded
+//! [`crate::state::KeyedState`] (event-time TTL and a key cap, both in its config file).
+//!
+//! Each detector is one file with its config struct; its thresholds live in `detectors/NAME.toml` (the repo's
+//! copies are compiled in as defaults and may be overridden with a directory of the same files).
+
+mod data_domain;
+mod destination_drift;
+mod impossible_travel;
+mod rate;
+mod session_hijack;
+
+use crate::event::{Family, PrincipalKind, SessionEvent, Ts};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Who a finding is about: every key the event carried after correlation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Subject {
+    /// E-mail when known, else the principal id.
+    pub principal: Option<Arc<str>>,
+    pub principal_id: Option<Arc<str>>,
+    pub principal_email: Option<Arc<str>>,
+    pub principal_kind: PrincipalKind,
+    pub token_id: Option<Arc<str>>,
+    pub session_id: Option<Arc<str>>,
+    pub job_id: Option<Arc<str>>,
+}
+
+impl Subject {
+    pub fn of(ev: &SessionEvent<'_>) -> Subject {
+        Subject {
+            principal: ev.principal.key().map(Arc::from),
+            principal_id: ev.principal.id.as_ref().map(|t| t.to_arc()),
+            principal_email: ev.principal.email.as_ref().map(|t| t.to_arc()),
+            principal_kind: ev.principal.kind,
+            token_id: ev.session.token_id.as_ref().map(|t| t.to_arc()),
+            session_id: ev.session.session_id.as_ref().map(|t| t.to_arc()),
+            job_id: ev.session.job_id.as_ref().map(|t| t.to_arc()),
+        }
+    }
+}
+
+/// One anomaly, with why and on what evidence.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub detector: &'static str,
+    /// 0..=1: how strongly this alone says the session is compromised.
+    pub score: f64,
+    pub reason: String,
+    /// Event ids, oldest first.
+    pub evidence: Vec<String>,
+    pub subject: Subject,
+    pub event_time: Ts,
+    pub family: Family,
+}
+
+impl Finding {
+    pub fn new(detector: &'static str, score: f64, reason: String, evidence: Vec<String>, ev: &SessionEvent<'_>) -> Self {
+        Finding { detector, score, reason, evidence, subject: Subject::of(ev), event_time: ev.event_time, family: ev.source.family }
+    }
+}
+
+/// A detector. `observe` is the only required method.
+pub trait Detector: Send {
+    /// Look at one event; push findings to `out`.
+    fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>);
+    /// Forget state idle for longer than the detector's TTL. Called as event time advances.
+    fn evict(&mut self, _now: Ts) {}
+}
+
+/// A configuration problem found at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Parse { file: String, source: toml::de::Error },
+    #[error("{file}: {key} = {value}: {why}")]
+    Invalid { file: String, key: &'static str, value: String, why: String },
+    #[error("cannot read {file}: {source}")]
+    Io { file: String, source: std::io::Error },
+}
+
+/// Everything a detector may read when it is built.
+pub struct BuildContext {
+    /// Directory with overriding config files, if any.
+    pub dir: Option<PathBuf>,
+}
+
+impl BuildContext {
+    /// The text of `detectors/NAME`: from the override directory when it has the file, else the built-in copy.
+    pub fn file(&self, name: &str, builtin: &'static str) -> Result<(String, String), ConfigError> {
+        if let Some(d) = &self.dir {
+            let p = d.join(name);
+            if p.exists() {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|source| ConfigError::Io { file: p.display().to_string(), source })?;
+                return Ok((p.display().to_string(), text));
+            }
+        }
+        Ok((format!("detectors/{name} (built in)"), builtin.to_string()))
+    }
+
+    /// Parse `detectors/NAME` into a config struct.
+    pub fn config<T: serde::de::DeserializeOwned>(&self, name: &str, builtin: &'static str) -> Result<(String, T), ConfigError> {
+        let (file, text) = self.file(name, builtin)?;
+        let t = toml::from_str(&text).map_err(|source| ConfigError::Parse { file: file.clone(), source })?;
+        Ok((file, t))
+    }
+}
+
+/// A registry entry: the detector's name and how to build it.
+pub struct Registered {
+    pub name: &'static str,
+    pub build: fn(&BuildContext) -> Result<Box<dyn Detector>, ConfigError>,
+}
+
+/// Every detector, in the order they see each event. Adding one is one file plus one line here.
+pub fn registry() -> Vec<Registered> {
+    vec![
+        Registered { name: session_hijack::NAME, build: session_hijack::build },
+        Registered { name: impossible_travel::NAME, build: impossible_travel::build },
+        Registered { name: rate::NAME, build: rate::build },
+        Registered { name: data_domain::NAME, build: data_domain::build },
+        Registered { name: destination_drift::NAME, build: destination_drift::build },
+    ]
+}
+
+/// `[detect]` settings.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Directory of detector config files overriding the built-in `detectors/*.toml`. Default: none.
+    pub dir: Option<PathBuf>,
+    /// Detectors to leave out, by name. Default: none.
+    pub disabled: Vec<String>,
+}
+
+/// The detect stage: every enabled detector.
+pub struct Detect {
+    detectors: Vec<Box<dyn Detector>>,
+    last_evict: Ts,
+}
+
+impl Detect {
+    pub fn new(cfg: &DetectConfig) -> Result<Self, ConfigError> {
+        let reg = registry();
+        for d in &cfg.disabled {
+            if !reg.iter().any(|r| r.name == d) {
+                return Err(ConfigError::Invalid {
+                    file: "config".into(),
+                    key: "detect.disabled",
+                    value: d.clone(),
+                    why: format!("no such detector; allowed: {}", reg.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")),
+                });
+            }
+        }
+        let ctx = BuildContext { dir: cfg.dir.clone() };
+        let mut detectors = Vec::new();
+        for r in reg.iter().filter(|r| !cfg.disabled.iter().any(|d| d == r.name)) {
+            detectors.push((r.build)(&ctx)?);
+        }
+        Ok(Detect { detectors, last_evict: Ts(i64::MIN) })
+    }
+
+    /// Run every detector on `ev`.
+    pub fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
+        for d in &mut self.detectors {
+            d.observe(ev, out);
+        }
+        // Sweep idle state once a minute of event time.
+        if ev.event_time.0.saturating_sub(self.last_evict.0) > 60_000 {
+            for d in &mut self.detectors {
+                d.evict(ev.event_time);
+            }
+            self.last_evict = ev.event_time;
+        }
+    }
+}
+
+/// `*` glob match (no other metacharacters), ASCII case-insensitive.
+pub(crate) fn glob(pattern: &str, s: &str) -> bool {
+    let (p, s) = (pattern.as_bytes(), s.as_bytes());
+    let (mut pi, mut si, mut star, mut mark) = (0, 0, usize::MAX, 0);
+    while si < s.len() {
+        if pi < p.len() && p[pi] != b'*' && p[pi].eq_ignore_ascii_case(&s[si]) {
+            pi += 1;
+            si += 1;
+        } else if pi < p.len() && p[pi] == b'*' {
+            star = pi;
+            mark = si;
+            pi += 1;
+        } else if star != usize::MAX {
+            pi = star + 1;
+            mark += 1;
+            si = mark;
+        } else {
+            return false;
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Check a path exists, for error messages.
+pub fn check_dir(dir: &Path) -> Result<(), ConfigError> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            file: "config".into(),
+            key: "detect.dir",
+            value: dir.display().to_string(),
+            why: "not a directory".into(),
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    use crate::event::*;
+    /// A bare event at `secs` seconds past 2026-11-02T00:00:00Z.
+    pub fn at(secs: i64, id: &str, family: Family, cat: Category) -> SessionEvent<'static> {
+        let src = SourceInfo { family, vendor: "test".into(), format: "test".into() };
+        SessionEvent::new(src, Text::from(id.to_string()), Ts(1_793_577_600_000 + secs * 1000), cat)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_matches_stars_anywhere() {
+        assert!(glob("billing-*", "billing-api"));
+        assert!(glob("*notes", "read_billing_notes"));
+        assert!(glob("read_*_notes", "read_billing_notes"));
+        assert!(glob("s3://corp-*", "S3://corp-sync"));
+        assert!(!glob("billing", "billing-api"));
+        assert!(glob("*", ""));
+    }
+
+    /// Every built-in `detectors/*.toml` parses into its detector's config.
+    #[test]
+    fn the_shipped_detector_configs_parse() {
+        let d = Detect::new(&DetectConfig::default()).unwrap();
+        assert_eq!(d.detectors.len(), registry().len());
+        let d = Detect::new(&DetectConfig { dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/detectors").into()), disabled: vec![] }).unwrap();
+        assert_eq!(d.detectors.len(), registry().len());
+    }
+
+    #[test]
+    fn disabling_an_unknown_detector_names_the_allowed_ones() {
+        let e = Detect::new(&DetectConfig { dir: None, disabled: vec!["astrology".into()] }).err().unwrap().to_string();
+        assert!(e.contains("astrology") && e.contains("impossible_travel"), "{e}");
+    }
+}
