@@ -4,3 +4,5 @@ pub mod detect;
 pub mod event;
 pub mod normalize;
 pub mod state;
+pub mod decide;
+pub mod respond;

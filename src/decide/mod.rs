@@ -1,0 +1,311 @@
+//! Decide: combine findings into a risk score per subject and map it to an action.
+//!
+//! In: [`Finding`]s. Out: [`Decision`] records (the stable contract in `schemas/decision.schema.json`).
+//! Risk per subject (the job, else the principal, else the token, else the session) is a noisy-OR of the
+//! strongest finding of each detector, each decayed with a half-life in event time; one detector alone never
+//! counts twice. A policy maps score bands to `alert`, `step_up`, `revoke_token`, `terminate_session`; a
+//! (subject, action) fires at most once per `dedup_secs`, and never after a stronger action in that period.
+//! State per subject: recent findings (bounded) and the last time each action fired.
+
+use crate::detect::{Finding, Subject};
+use crate::event::{PrincipalKind, Ts};
+use crate::state::{Bounds, KeyedState};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// What to do about a risky subject, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Alert,
+    StepUp,
+    RevokeToken,
+    TerminateSession,
+}
+
+impl Action {
+    pub const ALL: [Action; 4] = [Action::Alert, Action::StepUp, Action::RevokeToken, Action::TerminateSession];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Alert => "alert",
+            Action::StepUp => "step_up",
+            Action::RevokeToken => "revoke_token",
+            Action::TerminateSession => "terminate_session",
+        }
+    }
+}
+
+/// One finding as recorded in a decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FindingRecord {
+    pub detector: String,
+    pub score: f64,
+    pub reason: String,
+}
+
+/// A decision record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Deterministic: the same events produce the same id, so redelivered duplicates are recognisable.
+    pub decision_id: String,
+    /// Wall-clock time of the decision.
+    pub decided_at: Ts,
+    /// Event time of the finding that tipped the score.
+    pub event_time: Ts,
+    pub action: Action,
+    /// Principal key: e-mail when known, else id.
+    pub principal: Option<String>,
+    pub principal_id: Option<String>,
+    pub principal_kind: PrincipalKind,
+    pub token_id: Option<String>,
+    pub session_id: Option<String>,
+    pub job_id: Option<String>,
+    pub score: f64,
+    pub findings: Vec<FindingRecord>,
+    /// Event ids, in the order the findings cite them.
+    pub evidence: Vec<String>,
+}
+
+/// `[decide]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecideConfig {
+    /// Half-life of a finding's weight, in seconds of event time. Default 1800.
+    pub half_life_secs: f64,
+    /// Lowest score for `alert`. Default 0.3.
+    pub alert: f64,
+    /// Lowest score for `step_up`. Default 0.5.
+    pub step_up: f64,
+    /// Lowest score for `revoke_token`. Default 0.7.
+    pub revoke_token: f64,
+    /// Lowest score for `terminate_session`. Default 0.9.
+    pub terminate_session: f64,
+    /// A (subject, action) fires at most once per this many seconds. Default 3600.
+    pub dedup_secs: u64,
+    /// Subjects tracked at most. Default 1000000.
+    pub max_subjects: usize,
+}
+
+impl Default for DecideConfig {
+    fn default() -> Self {
+        DecideConfig {
+            half_life_secs: 1800.0,
+            alert: 0.3,
+            step_up: 0.5,
+            revoke_token: 0.7,
+            terminate_session: 0.9,
+            dedup_secs: 3600,
+            max_subjects: 1_000_000,
+        }
+    }
+}
+
+/// A configuration problem found at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("decide.{key} = {value}: {why}")]
+    Invalid { key: &'static str, value: String, why: &'static str },
+}
+
+impl DecideConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bands = [("alert", self.alert), ("step_up", self.step_up), ("revoke_token", self.revoke_token), ("terminate_session", self.terminate_session)];
+        for (key, v) in bands {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(ConfigError::Invalid { key, value: v.to_string(), why: "must be in [0, 1]" });
+            }
+        }
+        for w in bands.windows(2) {
+            if w[1].1 < w[0].1 {
+                return Err(ConfigError::Invalid { key: w[1].0, value: w[1].1.to_string(), why: "bands must not decrease from alert to terminate_session" });
+            }
+        }
+        if self.half_life_secs <= 0.0 {
+            return Err(ConfigError::Invalid { key: "half_life_secs", value: self.half_life_secs.to_string(), why: "must be positive" });
+        }
+        Ok(())
+    }
+    fn action_for(&self, score: f64) -> Option<Action> {
+        [(self.terminate_session, Action::TerminateSession), (self.revoke_token, Action::RevokeToken), (self.step_up, Action::StepUp), (self.alert, Action::Alert)]
+            .into_iter()
+            .find(|(b, _)| score >= *b)
+            .map(|(_, a)| a)
+    }
+}
+
+struct SubjectState {
+    findings: Vec<Finding>,
+    fired: Vec<(Action, Ts)>,
+}
+
+/// The decide stage.
+pub struct Decide {
+    cfg: DecideConfig,
+    state: KeyedState<SubjectState>,
+    key: String,
+}
+
+const MAX_FINDINGS: usize = 32;
+
+impl Decide {
+    pub fn new(cfg: DecideConfig) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let ttl_ms = (cfg.dedup_secs as f64 * 1000.0).max(cfg.half_life_secs * 8_000.0) as i64;
+        let state = KeyedState::new(Bounds { ttl_ms, max_keys: cfg.max_subjects });
+        Ok(Decide { cfg, state, key: String::new() })
+    }
+
+    fn subject_key(&mut self, s: &Subject) -> bool {
+        self.key.clear();
+        let (kind, v) = if let Some(j) = &s.job_id {
+            ("job:", j)
+        } else if let Some(p) = &s.principal {
+            ("principal:", p)
+        } else if let Some(t) = &s.token_id {
+            ("token:", t)
+        } else if let Some(x) = &s.session_id {
+            ("session:", x)
+        } else {
+            return false;
+        };
+        self.key.push_str(kind);
+        self.key.push_str(v);
+        true
+    }
+
+    /// Add a finding; return a decision if the subject's risk now calls for a new action.
+    pub fn decide(&mut self, f: Finding) -> Option<Decision> {
+        if !self.subject_key(&f.subject) {
+            return None;
+        }
+        let now = f.event_time;
+        let cfg = &self.cfg;
+        let s = self.state.entry(&self.key, now, || SubjectState { findings: Vec::new(), fired: Vec::new() });
+        if s.findings.len() >= MAX_FINDINGS {
+            s.findings.remove(0);
+        }
+        s.findings.push(f);
+        // strongest decayed score per detector
+        let mut best: Vec<(&'static str, f64, usize)> = Vec::new();
+        for (i, x) in s.findings.iter().enumerate() {
+            let age = now.secs_since(x.event_time).max(0.0);
+            let w = x.score * 0.5f64.powf(age / cfg.half_life_secs);
+            match best.iter_mut().find(|b| b.0 == x.detector) {
+                Some(b) if b.1 >= w => {}
+                Some(b) => *b = (x.detector, w, i),
+                None => best.push((x.detector, w, i)),
+            }
+        }
+        let score = 1.0 - best.iter().map(|b| 1.0 - b.1).product::<f64>();
+        let action = cfg.action_for(score)?;
+        let dedup_ms = cfg.dedup_secs as i64 * 1000;
+        s.fired.retain(|(_, t)| now.0 - t.0 < dedup_ms);
+        if s.fired.iter().any(|(a, _)| *a >= action) {
+            return None;
+        }
+        s.fired.push((action, now));
+        let latest = s.findings.last()?;
+        let contributing: Vec<&Finding> = best.iter().filter(|b| b.1 > 0.0).map(|b| &s.findings[b.2]).collect();
+        let mut evidence: Vec<String> = Vec::new();
+        for f in &contributing {
+            for e in &f.evidence {
+                if !evidence.contains(e) {
+                    evidence.push(e.clone());
+                }
+            }
+        }
+        // The subject's keys: the latest finding's, filled from earlier ones where it lacks them.
+        let pick = |get: fn(&Subject) -> &Option<Arc<str>>| {
+            std::iter::once(latest).chain(contributing.iter().copied()).find_map(|f| get(&f.subject).as_deref().map(String::from))
+        };
+        let mut h = Sha256::new();
+        h.update(self.key.as_bytes());
+        h.update([0]);
+        h.update(action.as_str());
+        h.update([0]);
+        h.update(latest.evidence.last().map(String::as_str).unwrap_or(""));
+        let decision_id = hex::encode(&h.finalize()[..16]);
+        Some(Decision {
+            decision_id,
+            decided_at: Ts::now(),
+            event_time: now,
+            action,
+            principal: pick(|s| &s.principal),
+            principal_id: pick(|s| &s.principal_id),
+            principal_kind: latest.subject.principal_kind,
+            token_id: pick(|s| &s.token_id),
+            session_id: pick(|s| &s.session_id),
+            job_id: pick(|s| &s.job_id),
+            score: (score * 1000.0).round() / 1000.0,
+            findings: contributing.iter().map(|f| FindingRecord { detector: f.detector.into(), score: f.score, reason: f.reason.clone() }).collect(),
+            evidence,
+        })
+    }
+
+    /// Forget subjects idle past the decay horizon.
+    pub fn evict(&mut self, now: Ts) {
+        self.state.evict(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Family;
+
+    fn finding(detector: &'static str, score: f64, secs: i64, ev: &str) -> Finding {
+        Finding {
+            detector,
+            score,
+            reason: format!("{detector} fired"),
+            evidence: vec![ev.into()],
+            subject: Subject { principal: Some("alice@example.com".into()), principal_kind: PrincipalKind::Human, session_id: Some("s1".into()), ..Default::default() },
+            event_time: Ts(secs * 1000),
+            family: Family::Idp,
+        }
+    }
+
+    #[test]
+    fn hijack_plus_travel_terminates_the_session_once() {
+        let mut d = Decide::new(DecideConfig::default()).unwrap();
+        let a = d.decide(finding("session_hijack", 0.95, 0, "e1")).unwrap();
+        assert_eq!(a.action, Action::TerminateSession);
+        assert_eq!(a.session_id.as_deref(), Some("s1"));
+        assert!(d.decide(finding("impossible_travel", 0.6, 10, "e2")).is_none(), "already terminated in this period");
+    }
+
+    #[test]
+    fn escalation_alert_then_revoke_and_one_detector_never_counts_twice() {
+        let mut d = Decide::new(DecideConfig::default()).unwrap();
+        let a = d.decide(finding("data_domain", 0.6, 0, "e1")).unwrap();
+        assert_eq!(a.action, Action::StepUp);
+        assert!(d.decide(finding("data_domain", 0.6, 5, "e2")).is_none(), "same detector again adds nothing");
+        let b = d.decide(finding("destination_drift", 0.7, 10, "e3")).unwrap();
+        assert_eq!(b.action, Action::RevokeToken);
+        assert!((b.score - 0.88).abs() < 0.01, "{}", b.score);
+        assert_eq!(b.findings.len(), 2);
+        assert!(b.evidence.contains(&"e3".to_string()));
+    }
+
+    #[test]
+    fn findings_decay_with_event_time() {
+        let mut d = Decide::new(DecideConfig::default()).unwrap();
+        assert_eq!(d.decide(finding("data_domain", 0.6, 0, "e1")).unwrap().action, Action::StepUp);
+        // four half-lives later the old finding weighs 0.04: a new weak one alone is only an alert
+        let late = d.decide(finding("impossible_travel", 0.35, 4 * 1800 + 3600, "e2")).unwrap();
+        assert_eq!(late.action, Action::Alert);
+    }
+
+    #[test]
+    fn decision_ids_are_deterministic() {
+        let mk = || Decide::new(DecideConfig::default()).unwrap().decide(finding("session_hijack", 0.95, 0, "e1")).unwrap().decision_id;
+        assert_eq!(mk(), mk());
+    }
+
+    #[test]
+    fn decreasing_bands_are_rejected_naming_the_key() {
+        let e = Decide::new(DecideConfig { revoke_token: 0.4, ..Default::default() }).err().unwrap().to_string();
+        assert!(e.contains("decide.revoke_token = 0.4"), "{e}");
+    }
+}
