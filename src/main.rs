@@ -1,1 +1,175 @@
-fn main() {}
+//! The `quench` command line: `demo`, `run`, `replay`, `normalize`.
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use quench::app;
+use quench::config::{Config, LogFormat};
+use quench::ingest::kafka::{self, RunOptions};
+use quench::pipeline::Pipeline;
+use quench::respond::{self, Dispatcher};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "quench", version, about = "Streaming session-risk engine: audit events in, risk decisions and revocations out")]
+struct Cli {
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the whole pipeline on an embedded Kafka cluster with a realistic attack scenario; no setup needed.
+    Demo {
+        /// Raw events to feed, one per line.
+        #[arg(long, default_value = "fixtures/demo/events.jsonl")]
+        scenario: PathBuf,
+        /// Who must and must not be acted on.
+        #[arg(long, default_value = "fixtures/demo/expected.toml")]
+        expected: PathBuf,
+    },
+    /// Production mode: consume Kafka, produce decisions, call revocation APIs.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Process JSON Lines of raw events in order; decision records as JSON Lines on stdout.
+    Replay {
+        /// Files to read; `-` for stdin.
+        #[arg(required = true)]
+        files: Vec<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write decisions here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Call the configured revocation targets (default: none is called).
+        #[arg(long)]
+        dispatch: bool,
+    },
+    /// Turn raw events into unified session events (JSON Lines on stdout); failures on stderr.
+    Normalize {
+        #[arg(required = true)]
+        files: Vec<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print per-format counts on stderr.
+        #[arg(long)]
+        stats: bool,
+    },
+}
+
+fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::default(),
+    })
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    match cli.cmd {
+        Cmd::Demo { scenario, expected } => {
+            init_logs(cli.log_json);
+            let cluster = rdkafka::mocking::MockCluster::new(1).context("starting the in-process Kafka cluster")?;
+            for t in [app::DEMO_TOPIC, "quench.decisions", "quench.deadletter"] {
+                cluster.create_topic(t, 1, 1)?;
+            }
+            let bootstrap = cluster.bootstrap_servers();
+            println!("Quench demo: in-process Kafka cluster at {bootstrap} (librdkafka mock broker, real Kafka protocol)");
+            let mut out = std::io::stdout();
+            let report = rt.block_on(app::demo(&bootstrap, &scenario, &expected, &mut out))?;
+            out.flush()?;
+            if report.verdicts.iter().any(|v| !v.ok) {
+                bail!("the demo's expected outcomes were not met (see above)");
+            }
+        }
+        Cmd::Run { config } => {
+            let cfg = Config::load(&config)?;
+            init_logs(cli.log_json || cfg.log.format == LogFormat::Json);
+            let mut pipeline = Pipeline::new(&cfg)?;
+            let k = cfg.validate_kafka(pipeline.normalizer())?.clone();
+            let targets = respond::build_targets(&cfg.respond)?;
+            rt.block_on(async {
+                let dispatcher = Dispatcher::new(cfg.respond.clone(), targets, None)?;
+                if dispatcher.dry_run() {
+                    tracing::warn!("no revocation target configured: dry run, decisions are recorded but nothing is revoked");
+                }
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        Ok(s) => s,
+                        Err(_) => return,
+                    };
+                    tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+                    tracing::info!("shutting down: draining and committing offsets");
+                    let _ = stop_tx.send(true);
+                });
+                tracing::info!(brokers = %k.brokers, topics = k.topics.len(), "consuming");
+                let report = kafka::run(&k, &mut pipeline, &dispatcher, RunOptions { stop_at_end: false }, stop_rx, |_| {}).await?;
+                dispatcher.drain().await;
+                let h = &report.latency_us;
+                eprintln!(
+                    "quench: {} records, {} dead-lettered, {} decisions; ingest→decision p50 {} µs p99 {} µs",
+                    report.records, report.dead_letters, report.decisions, h.value_at_quantile(0.5), h.value_at_quantile(0.99)
+                );
+                anyhow::Ok(())
+            })?;
+        }
+        Cmd::Replay { files, config, out, dispatch } => {
+            init_logs(cli.log_json);
+            let cfg = load(config.as_ref())?;
+            let mut sink: Box<dyn Write> = match &out {
+                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let t0 = std::time::Instant::now();
+            let r = rt.block_on(app::replay(&cfg, &files, dispatch, &mut sink))?;
+            sink.flush()?;
+            let secs = t0.elapsed().as_secs_f64();
+            for f in &r.failed {
+                eprintln!("rejected {f}");
+            }
+            eprintln!(
+                "replay: {} lines, {} events ({:?}), {} rejected, {} findings, {} decisions {:?} in {:.3} s ({:.0} lines/s)",
+                r.lines, r.stats.events, r.stats.per_format, r.failed.len(), r.stats.findings, r.decisions.len(), r.stats.decisions, secs, r.lines as f64 / secs.max(1e-9)
+            );
+            for d in &r.deliveries {
+                eprintln!("revocation {} → {}: {:?} after {} attempt(s)", d.action.as_str(), d.target, d.result, d.attempts);
+            }
+        }
+        Cmd::Normalize { files, config, stats } => {
+            init_logs(cli.log_json);
+            let cfg = load(config.as_ref())?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            let mut err = std::io::stderr();
+            let r = app::normalize(&cfg, &files, &mut out, &mut err)?;
+            out.flush()?;
+            if stats {
+                eprintln!("format\tevents");
+                for (f, n) in &r.per_format {
+                    eprintln!("{f}\t{n}");
+                }
+                eprintln!("lines {}, events {}, failed {}", r.lines, r.events, r.failed);
+            }
+            if r.failed > 0 {
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}

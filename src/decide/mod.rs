@@ -85,6 +85,9 @@ pub struct DecideConfig {
     pub dedup_secs: u64,
     /// Subjects tracked at most. Default 1000000.
     pub max_subjects: usize,
+    /// Strongest action for services and agents, which have no interactive session: their tokens are revoked
+    /// (the job is quarantined) without logging out a person. Default `"revoke_token"`.
+    pub non_human_max_action: Action,
 }
 
 impl Default for DecideConfig {
@@ -97,6 +100,7 @@ impl Default for DecideConfig {
             terminate_session: 0.9,
             dedup_secs: 3600,
             max_subjects: 1_000_000,
+            non_human_max_action: Action::RevokeToken,
         }
     }
 }
@@ -198,7 +202,11 @@ impl Decide {
             }
         }
         let score = 1.0 - best.iter().map(|b| 1.0 - b.1).product::<f64>();
-        let action = cfg.action_for(score)?;
+        let mut action = cfg.action_for(score)?;
+        let kind = s.findings.last().map(|f| f.subject.principal_kind).unwrap_or_default();
+        if kind != PrincipalKind::Human && action > cfg.non_human_max_action {
+            action = cfg.non_human_max_action;
+        }
         let dedup_ms = cfg.dedup_secs as i64 * 1000;
         s.fired.retain(|(_, t)| now.0 - t.0 < dedup_ms);
         if s.fired.iter().any(|(a, _)| *a >= action) {

@@ -8,6 +8,7 @@
 mod graph;
 mod okta;
 mod webhook;
+pub use webhook::signature as webhook_signature;
 
 use crate::decide::{Action, Decision};
 use serde::Deserialize;

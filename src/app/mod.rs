@@ -1,0 +1,318 @@
+//! The commands: `demo`, `replay` and `normalize` (and the parts `run` shares with them).
+//!
+//! In: files, stdin or an embedded Kafka cluster. Out: decision records, unified events, summaries.
+//! State: none beyond the pipeline each command builds.
+
+pub mod stub;
+
+use crate::config::{Config, ConfigError, KafkaConfig, TopicConfig};
+use crate::decide::{Action, Decision};
+use crate::event::{Provenance, SessionEvent, Ts};
+use crate::ingest::file::Lines;
+use crate::ingest::kafka::{self, IngestError, RunOptions};
+use crate::normalize::Context;
+use crate::pipeline::Pipeline;
+use crate::respond::{self, Delivery, Dispatcher, RespondConfig};
+use serde::Deserialize;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+
+/// Errors of the commands.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Respond(#[from] respond::RespondError),
+    #[error("output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("{0}")]
+    Scenario(String),
+}
+
+fn io_err(path: &str) -> impl FnOnce(std::io::Error) -> AppError + '_ {
+    move |source| AppError::Io { path: path.into(), source }
+}
+
+/// What `replay` did.
+#[derive(Debug, Default)]
+pub struct ReplayReport {
+    pub lines: u64,
+    pub failed: Vec<String>,
+    pub decisions: Vec<Decision>,
+    pub deliveries: Vec<Delivery>,
+    pub stats: crate::pipeline::Stats,
+}
+
+/// `quench replay`: process JSON Lines in order, write decision records as JSON Lines to `out`.
+/// Revocation targets are called only when `dispatch` is set.
+pub async fn replay(cfg: &Config, paths: &[String], dispatch: bool, out: &mut dyn Write) -> Result<ReplayReport, AppError> {
+    let mut pipeline = Pipeline::new(cfg)?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = if dispatch {
+        let targets = respond::build_targets(&cfg.respond).map_err(ConfigError::from)?;
+        Some(Dispatcher::new(cfg.respond.clone(), targets, Some(tx))?)
+    } else {
+        None
+    };
+    let mut report = ReplayReport::default();
+    let mut decisions = Vec::new();
+    for path in paths {
+        let mut lines = Lines::open(path).map_err(io_err(path))?;
+        let name = lines.name.clone();
+        while let Some((n, raw)) = lines.next_line().map_err(io_err(path))? {
+            report.lines += 1;
+            let prov = Provenance::File { path: name.as_str().into(), line: n };
+            match pipeline.process(raw, None, prov, Ts::now(), &mut decisions) {
+                Ok(_) => {}
+                Err(e) => report.failed.push(format!("{name}:{n}: {e}")),
+            }
+            for d in decisions.drain(..) {
+                serde_json::to_writer(&mut *out, &d).map_err(std::io::Error::from)?;
+                out.write_all(b"\n")?;
+                if let Some(disp) = &dispatcher {
+                    disp.dispatch(Arc::new(d.clone()));
+                }
+                report.decisions.push(d);
+            }
+        }
+    }
+    if let Some(d) = dispatcher {
+        d.drain().await;
+        drop(d);
+        while let Ok(x) = rx.try_recv() {
+            report.deliveries.push(x);
+        }
+    }
+    report.stats = pipeline.stats.clone();
+    Ok(report)
+}
+
+/// What `normalize` did.
+#[derive(Debug, Default)]
+pub struct NormalizeReport {
+    pub lines: u64,
+    pub events: u64,
+    pub failed: u64,
+    pub per_format: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// `quench normalize`: unified events as JSON Lines to `out`; each failure to `err` with its line and reason.
+pub fn normalize(cfg: &Config, paths: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<NormalizeReport, AppError> {
+    let norm = crate::normalize::Normalize::new(&cfg.normalize).map_err(ConfigError::from)?;
+    let mut report = NormalizeReport::default();
+    for path in paths {
+        let mut lines = Lines::open(path).map_err(io_err(path))?;
+        let name = lines.name.clone();
+        while let Some((n, raw)) = lines.next_line().map_err(io_err(path))? {
+            report.lines += 1;
+            let ctx = Context { provenance: Provenance::File { path: name.as_str().into(), line: n }, ingest_time: Ts::now() };
+            let mut events: Vec<SessionEvent<'_>> = Vec::new();
+            match norm.normalize(raw, None, &ctx, &mut events) {
+                Ok(f) => {
+                    *report.per_format.entry(f).or_default() += events.len() as u64;
+                    for ev in &events {
+                        serde_json::to_writer(&mut *out, ev).map_err(std::io::Error::from)?;
+                        out.write_all(b"\n")?;
+                        report.events += 1;
+                    }
+                }
+                Err(e) => {
+                    report.failed += 1;
+                    writeln!(err, "{name}:{n}: {e}")?;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// `fixtures/demo/expected.toml`: who must be acted on, and who must not.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expected {
+    pub attack: Vec<ExpectedAttack>,
+    /// Principals that must not get `revoke_token` or `terminate_session`.
+    pub benign: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectedAttack {
+    pub name: String,
+    #[serde(default)]
+    pub principal: Option<String>,
+    #[serde(default)]
+    pub job_id: Option<String>,
+    #[serde(default)]
+    pub token_id: Option<String>,
+    /// Acceptable actions.
+    pub actions: Vec<Action>,
+    /// Event time of the first malicious event.
+    pub first_malicious_at: Ts,
+}
+
+/// One line of the outcome check.
+#[derive(Debug)]
+pub struct Verdict {
+    pub ok: bool,
+    pub text: String,
+}
+
+/// Compare decisions with what the scenario expects.
+pub fn check(expected: &Expected, decisions: &[Decision]) -> Vec<Verdict> {
+    let mut out = Vec::new();
+    for a in &expected.attack {
+        let hit = decisions.iter().find(|d| {
+            a.actions.contains(&d.action)
+                && a.principal.as_ref().is_none_or(|p| d.principal.as_ref() == Some(p))
+                && a.job_id.as_ref().is_none_or(|j| d.job_id.as_ref() == Some(j))
+                && a.token_id.as_ref().is_none_or(|t| d.token_id.as_ref() == Some(t))
+        });
+        out.push(match hit {
+            Some(d) => Verdict {
+                ok: true,
+                text: format!("caught   {}: {} {} s after the first malicious event", a.name, d.action.as_str(), d.event_time.secs_since(a.first_malicious_at)),
+            },
+            None => Verdict { ok: false, text: format!("MISSED   {}: no {:?} decision", a.name, a.actions) },
+        });
+    }
+    for b in &expected.benign {
+        let bad: Vec<&Decision> = decisions.iter().filter(|d| d.principal.as_deref() == Some(b.as_str()) && d.action >= Action::RevokeToken).collect();
+        if !bad.is_empty() {
+            out.push(Verdict { ok: false, text: format!("FALSE    {b} (benign) got {}", bad[0].action.as_str()) });
+        }
+    }
+    let benign_ok = expected.benign.iter().all(|b| !decisions.iter().any(|d| d.principal.as_deref() == Some(b.as_str()) && d.action >= Action::RevokeToken));
+    if benign_ok {
+        out.push(Verdict { ok: true, text: format!("untouched: all {} benign principals", expected.benign.len()) });
+    }
+    out
+}
+
+/// What the demo did; the integration tests read it.
+pub struct DemoReport {
+    pub records: u64,
+    pub dead_letters: u64,
+    pub decisions: Vec<Decision>,
+    pub deliveries: Vec<Delivery>,
+    pub received: Vec<stub::Received>,
+    pub verdicts: Vec<Verdict>,
+    pub latency_us: hdrhistogram::Histogram<u64>,
+    pub stats: crate::pipeline::Stats,
+    pub kafka: KafkaConfig,
+}
+
+/// Topic the demo feeds.
+pub const DEMO_TOPIC: &str = "audit-events";
+
+/// Run the demo against the Kafka cluster at `bootstrap`: feed `scenario` (raw events, one per line) into it,
+/// run the real pipeline through Kafka with revocations going to a local stub, and check `expected`.
+pub async fn demo(bootstrap: &str, scenario: &Path, expected: &Path, out: &mut dyn Write) -> Result<DemoReport, AppError> {
+    let sp = scenario.display().to_string();
+    let ep = expected.display().to_string();
+    let expected: Expected = toml::from_str(&std::fs::read_to_string(expected).map_err(io_err(&ep))?)
+        .map_err(|e| AppError::Scenario(format!("{ep}: {e}")))?;
+    let lines: Vec<String> = std::fs::read_to_string(scenario).map_err(io_err(&sp))?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
+
+    // The stand-in IdP and the targets that call it. Secrets go through the environment, as in production.
+    let okta_token = format!("demo-{:x}", Ts::now().0);
+    let secret = format!("demo-webhook-secret-{:x}", Ts::now().0);
+    std::env::set_var("QUENCH_DEMO_OKTA_TOKEN", &okta_token);
+    std::env::set_var("QUENCH_DEMO_WEBHOOK_SECRET", &secret);
+    let stub = stub::start(okta_token, secret).await.map_err(io_err("stub"))?;
+    let targets_toml = format!(
+        "[[targets]]\ntype = \"okta\"\nbase_url = \"http://{a}\"\napi_token_env = \"QUENCH_DEMO_OKTA_TOKEN\"\nactions = [\"terminate_session\"]\n\
+         [[targets]]\ntype = \"webhook\"\nname = \"agent-gateway\"\nurl = \"http://{a}/hooks/quench\"\nsecret_env = \"QUENCH_DEMO_WEBHOOK_SECRET\"\nactions = [\"revoke_token\"]\n",
+        a = stub.addr
+    );
+    let respond_cfg: RespondConfig = toml::from_str(&targets_toml).map_err(|e| AppError::Scenario(e.to_string()))?;
+    let kafka_cfg = KafkaConfig {
+        brokers: bootstrap.into(),
+        group_id: "quench-demo".into(),
+        topics: vec![TopicConfig { name: DEMO_TOPIC.into(), format: "auto".into() }],
+        decisions_topic: "quench.decisions".into(),
+        dead_letter_topic: "quench.deadletter".into(),
+        commit_interval_ms: 200,
+        properties: Default::default(),
+    };
+    let cfg = Config { kafka: Some(kafka_cfg.clone()), respond: respond_cfg, ..Default::default() };
+
+    // Feed the scenario through the real Kafka protocol.
+    writeln!(out, "Producing {} raw events from {sp} to topic {DEMO_TOPIC} …", lines.len())?;
+    let producer = kafka::producer(&kafka_cfg)?;
+    for (i, l) in lines.iter().enumerate() {
+        let key = i.to_string();
+        producer
+            .send(rdkafka::producer::FutureRecord::to(DEMO_TOPIC).key(&key).payload(l.as_bytes()), rdkafka::util::Timeout::After(std::time::Duration::from_secs(10)))
+            .await
+            .map_err(|(e, _)| IngestError::Produce { topic: DEMO_TOPIC.into(), source: e })?;
+    }
+
+    let mut pipeline = Pipeline::new(&cfg)?;
+    let targets = respond::build_targets(&cfg.respond).map_err(ConfigError::from)?;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let dispatcher = Dispatcher::new(cfg.respond.clone(), targets, Some(tx))?;
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    writeln!(out, "Running the pipeline (Kafka → normalize → correlate → detect → decide → respond) …\n")?;
+    let mut printed = Vec::new();
+    let report = kafka::run(&kafka_cfg, &mut pipeline, &dispatcher, RunOptions { stop_at_end: true }, stop_rx, |d| {
+        printed.push(d.clone());
+    })
+    .await?;
+    for d in &printed {
+        writeln!(out, "DECISION {} {:<17} score {:.2}  principal={} token={} job={}", &d.decision_id[..8], d.action.as_str(), d.score,
+            d.principal.as_deref().unwrap_or("-"), d.token_id.as_deref().unwrap_or("-"), d.job_id.as_deref().unwrap_or("-"))?;
+        for f in &d.findings {
+            writeln!(out, "    {:<18} {:.2}  {}", f.detector, f.score, f.reason)?;
+        }
+    }
+    dispatcher.drain().await;
+    drop(dispatcher);
+    let mut deliveries = Vec::new();
+    while let Some(x) = rx.recv().await {
+        deliveries.push(x);
+    }
+    writeln!(out)?;
+    for x in &deliveries {
+        let what = match &x.result {
+            Ok(s) => format!("HTTP {s}"),
+            Err(e) => format!("FAILED {e}"),
+        };
+        writeln!(out, "REVOCATION {} → {:<13} {} for {} ({} attempt(s))", x.action.as_str(), x.target, what, x.principal.as_deref().unwrap_or("-"), x.attempts)?;
+    }
+    let received = stub.received.lock().map(|v| v.clone()).unwrap_or_default();
+    let verdicts = check(&expected, &printed);
+    writeln!(out, "\nSummary")?;
+    writeln!(out, "  records consumed     {} ({} events; per format: {:?})", report.records, pipeline.stats.events, pipeline.stats.per_format)?;
+    writeln!(out, "  dead-lettered        {} (reasons: {:?})", report.dead_letters, pipeline.stats.rejected)?;
+    writeln!(out, "  findings             {}", pipeline.stats.findings)?;
+    writeln!(out, "  decisions            {} {:?}", report.decisions, pipeline.stats.decisions)?;
+    writeln!(out, "  revocations          {} sent, {} failed; the stand-in IdP received {} requests", deliveries.iter().filter(|d| d.result.is_ok()).count(), deliveries.iter().filter(|d| d.result.is_err()).count(), received.len())?;
+    let h = &report.latency_us;
+    writeln!(out, "  ingest→decision      p50 {} µs, p99 {} µs, max {} µs (wall clock, {} decisions)", h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max(), h.len())?;
+    writeln!(out, "\nExpected outcomes ({ep})")?;
+    for v in &verdicts {
+        writeln!(out, "  {} {}", if v.ok { "✓" } else { "✗" }, v.text)?;
+    }
+    Ok(DemoReport {
+        records: report.records,
+        dead_letters: report.dead_letters,
+        decisions: printed,
+        deliveries,
+        received,
+        verdicts,
+        latency_us: report.latency_us,
+        stats: pipeline.stats.clone(),
+        kafka: kafka_cfg,
+    })
+}
+

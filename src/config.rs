@@ -1,0 +1,181 @@
+//! Configuration: the TOML file of `quench run` (documented key by key in `quench.example.toml`).
+//!
+//! In: the file's text. Out: a validated [`Config`]; every stage re-checks its own part when it is built at
+//! start-up, and errors name the key, the bad value and what is allowed. State: none.
+
+use crate::{correlate, decide, detect, normalize, respond};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Any start-up configuration error.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Parse { path: String, source: toml::de::Error },
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Normalize(#[from] normalize::ConfigError),
+    #[error(transparent)]
+    Detect(#[from] detect::ConfigError),
+    #[error(transparent)]
+    Decide(#[from] decide::ConfigError),
+    #[error(transparent)]
+    Respond(#[from] respond::ConfigError),
+    #[error("{key} = {value:?}: {why}")]
+    Invalid { key: String, value: String, why: String },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Kafka input and outputs. Required for `quench run`.
+    #[serde(default)]
+    pub kafka: Option<KafkaConfig>,
+    #[serde(default)]
+    pub normalize: normalize::NormalizeConfig,
+    #[serde(default)]
+    pub correlate: correlate::CorrelateConfig,
+    #[serde(default)]
+    pub detect: detect::DetectConfig,
+    #[serde(default)]
+    pub decide: decide::DecideConfig,
+    #[serde(default)]
+    pub respond: respond::RespondConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`. Required.
+    pub brokers: String,
+    /// Consumer group id. Default `"quench"`.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Input topics, each with its format (`auto` detects per message). Required, at least one.
+    pub topics: Vec<TopicConfig>,
+    /// Topic decisions are produced to. Default `"quench.decisions"`.
+    #[serde(default = "default_decisions")]
+    pub decisions_topic: String,
+    /// Topic unusable messages go to, with the reason in headers. Default `"quench.deadletter"`.
+    #[serde(default = "default_dlq")]
+    pub dead_letter_topic: String,
+    /// How often processed offsets are committed, ms. Default 1000.
+    #[serde(default = "default_commit")]
+    pub commit_interval_ms: u64,
+    /// librdkafka properties passed through to consumer and producer (`security.protocol`, `sasl.*`,
+    /// `ssl.*`, fetch tuning …). Default: none.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+fn default_group() -> String {
+    "quench".into()
+}
+fn default_decisions() -> String {
+    "quench.decisions".into()
+}
+fn default_dlq() -> String {
+    "quench.deadletter".into()
+}
+fn default_commit() -> u64 {
+    1000
+}
+
+/// One input topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    /// Topic name. Required.
+    pub name: String,
+    /// Format name or `auto`. Default `"auto"`.
+    #[serde(default = "default_format")]
+    pub format: String,
+}
+
+fn default_format() -> String {
+    "auto".into()
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `human` or `json`. Default `human`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+impl Config {
+    pub fn from_str(text: &str, path: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+    }
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: p.clone(), source })?;
+        Config::from_str(&text, &p)
+    }
+    /// Checks that need more than one section.
+    pub fn validate_kafka(&self, norm: &normalize::Normalize) -> Result<&KafkaConfig, ConfigError> {
+        let k = self.kafka.as_ref().ok_or_else(|| ConfigError::Invalid { key: "kafka".into(), value: String::new(), why: "quench run needs a [kafka] section".into() })?;
+        if k.topics.is_empty() {
+            return Err(ConfigError::Invalid { key: "kafka.topics".into(), value: "[]".into(), why: "name at least one input topic".into() });
+        }
+        for (i, t) in k.topics.iter().enumerate() {
+            norm.check_format(&format!("kafka.topics[{i}].format"), &t.format)?;
+        }
+        for key in ["enable.auto.commit", "enable.auto.offset.store", "group.id", "bootstrap.servers"] {
+            if k.properties.contains_key(key) {
+                return Err(ConfigError::Invalid { key: format!("kafka.properties.\"{key}\""), value: k.properties[key].clone(), why: "Quench sets this itself (offsets are committed only after processing)".into() });
+            }
+        }
+        if let Some(d) = &self.detect.dir {
+            detect::check_dir(d)?;
+        }
+        Ok(k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped example documents every key and parses.
+    #[test]
+    fn the_example_config_parses_and_builds() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/quench.example.toml");
+        let cfg = Config::load(std::path::Path::new(path)).unwrap();
+        let norm = normalize::Normalize::new(&cfg.normalize).unwrap();
+        let k = cfg.validate_kafka(&norm).unwrap();
+        assert!(!k.topics.is_empty());
+        assert_eq!(cfg.respond.targets.len(), 3);
+        detect::Detect::new(&cfg.detect).unwrap();
+        decide::Decide::new(cfg.decide.clone()).unwrap();
+    }
+
+    #[test]
+    fn a_bad_topic_format_names_the_key_and_the_allowed_values() {
+        let cfg = Config::from_str("[kafka]\nbrokers = \"b:9092\"\ntopics = [{ name = \"t\", format = \"splunk\" }]\n", "q.toml").unwrap();
+        let norm = normalize::Normalize::new(&cfg.normalize).unwrap();
+        let e = cfg.validate_kafka(&norm).err().unwrap().to_string();
+        assert!(e.contains("kafka.topics[0].format") && e.contains("splunk") && e.contains("okta"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = Config::from_str("[decide]\nrevoke_tokn = 0.7\n", "q.toml").err().unwrap().to_string();
+        assert!(e.contains("revoke_tokn"), "{e}");
+    }
+}

@@ -1,0 +1,187 @@
+//! Kafka in and out: a consumer group on the input topics, producers for decisions and dead letters.
+//!
+//! In: records from the configured topics (format pinned per topic or `auto`). Out: decision records on the
+//! decisions topic (key: decision id), unusable records on the dead-letter topic (original key and payload, the
+//! reason in headers `quench.error`, `quench.reason`, `quench.source`), and decisions handed to the dispatcher.
+//! Offsets: a record's offset is stored only after its decisions or dead letter are acknowledged by the broker,
+//! and stored offsets are committed every `commit_interval_ms` and on shutdown (at-least-once; decision ids are
+//! deterministic so a redelivered duplicate is recognisable). State: the latency histogram (ingest → decision).
+
+use crate::config::KafkaConfig;
+use crate::decide::Decision;
+use crate::event::{Provenance, Ts};
+use crate::pipeline::Pipeline;
+use crate::respond::Dispatcher;
+use hdrhistogram::Histogram;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Errors that stop the Kafka loop.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("cannot serialize a decision: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("producing to {topic}: {source}")]
+    Produce { topic: String, source: KafkaError },
+}
+
+/// What the loop did.
+pub struct RunReport {
+    pub records: u64,
+    pub dead_letters: u64,
+    pub decisions: u64,
+    /// Microseconds from receiving a record to its decision being acknowledged.
+    pub latency_us: Histogram<u64>,
+}
+
+/// Options of one run.
+pub struct RunOptions {
+    /// Stop once every assigned partition has reached its end (demo and tests). Default: run until shutdown.
+    pub stop_at_end: bool,
+}
+
+fn client_config(k: &KafkaConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &k.brokers);
+    for (key, v) in &k.properties {
+        c.set(key, v);
+    }
+    c
+}
+
+/// Build the consumer (auto commit and auto offset store off).
+pub fn consumer(k: &KafkaConfig, stop_at_end: bool) -> Result<StreamConsumer, KafkaError> {
+    let mut c = client_config(k);
+    c.set("group.id", &k.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", if stop_at_end { "true" } else { "false" });
+    if !k.properties.contains_key("auto.offset.reset") {
+        c.set("auto.offset.reset", "earliest");
+    }
+    let consumer: StreamConsumer = c.create()?;
+    let topics: Vec<&str> = k.topics.iter().map(|t| t.name.as_str()).collect();
+    consumer.subscribe(&topics)?;
+    Ok(consumer)
+}
+
+/// Build the producer for decisions and dead letters (idempotent, acks=all).
+pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
+    let mut c = client_config(k);
+    if !k.properties.contains_key("enable.idempotence") {
+        c.set("enable.idempotence", "true");
+    }
+    c.create()
+}
+
+async fn send(p: &FutureProducer, topic: &str, key: &[u8], payload: &[u8], headers: Option<OwnedHeaders>) -> Result<(), IngestError> {
+    let mut rec = FutureRecord::to(topic).key(key).payload(payload);
+    if let Some(h) = headers {
+        rec = rec.headers(h);
+    }
+    p.send(rec, Timeout::After(Duration::from_secs(30)))
+        .await
+        .map(|_| ())
+        .map_err(|(source, _)| IngestError::Produce { topic: topic.into(), source })
+}
+
+/// Consume until shutdown (or the end of every partition with `stop_at_end`).
+/// `on_decision` sees each decision after it is on the decisions topic and before it is dispatched.
+pub async fn run(
+    k: &KafkaConfig,
+    pipeline: &mut Pipeline,
+    dispatcher: &Dispatcher,
+    opts: RunOptions,
+    mut shutdown: watch::Receiver<bool>,
+    mut on_decision: impl FnMut(&Decision),
+) -> Result<RunReport, IngestError> {
+    let consumer = consumer(k, opts.stop_at_end)?;
+    let producer = producer(k)?;
+    let formats: HashMap<&str, &str> = k.topics.iter().map(|t| (t.name.as_str(), t.format.as_str())).collect();
+    let mut report = RunReport { records: 0, dead_letters: 0, decisions: 0, latency_us: Histogram::new(3).map_err(|_| KafkaError::Canceled)? };
+    let mut decisions = Vec::new();
+    let mut last_commit = Instant::now();
+    let mut eof: HashSet<(String, i32)> = HashSet::new();
+    let mut stored_any = false;
+    loop {
+        let msg = tokio::select! {
+            m = consumer.recv() => m,
+            _ = shutdown.changed() => break,
+        };
+        let m = match msg {
+            Ok(m) => m,
+            Err(KafkaError::PartitionEOF(p)) => {
+                if opts.stop_at_end {
+                    let assigned = consumer.assignment()?;
+                    let assigned: Vec<_> = assigned.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
+                    for (t, part) in &assigned {
+                        if *part == p && formats.contains_key(t.as_str()) {
+                            // librdkafka reports the partition only; topics here share no partition numbers we care about
+                            eof.insert((t.clone(), p));
+                        }
+                    }
+                    if !assigned.is_empty() && assigned.iter().all(|a| eof.contains(a)) {
+                        break;
+                    }
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "kafka consume error");
+                continue;
+            }
+        };
+        let received = Instant::now();
+        report.records += 1;
+        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+        eof.remove(&(topic.to_string(), partition));
+        let payload = m.payload().unwrap_or(&[]);
+        let pinned = formats.get(topic).copied();
+        let prov = Provenance::Kafka { topic: topic.into(), partition, offset };
+        decisions.clear();
+        match pipeline.process(payload, pinned, prov, Ts::now(), &mut decisions) {
+            Ok(_) => {}
+            Err(e) => {
+                report.dead_letters += 1;
+                tracing::debug!(topic, partition, offset, error = %e, "record sent to dead-letter topic");
+                let reason = e.to_string();
+                let source = format!("{topic}/{partition}@{offset}");
+                let headers = OwnedHeaders::new()
+                    .insert(Header { key: "quench.error", value: Some(e.code()) })
+                    .insert(Header { key: "quench.reason", value: Some(reason.as_str()) })
+                    .insert(Header { key: "quench.source", value: Some(source.as_str()) });
+                send(&producer, &k.dead_letter_topic, m.key().unwrap_or(&[]), payload, Some(headers)).await?;
+            }
+        }
+        for d in decisions.drain(..) {
+            let body = serde_json::to_vec(&d)?;
+            send(&producer, &k.decisions_topic, d.decision_id.as_bytes(), &body, None).await?;
+            report.decisions += 1;
+            let _ = report.latency_us.record(received.elapsed().as_micros() as u64);
+            on_decision(&d);
+            dispatcher.dispatch(Arc::new(d));
+        }
+        consumer.store_offset(topic, partition, offset)?;
+        stored_any = true;
+        if last_commit.elapsed() >= Duration::from_millis(k.commit_interval_ms) {
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
+                tracing::warn!(error = %e, "offset commit failed; will retry");
+            }
+            last_commit = Instant::now();
+        }
+    }
+    if stored_any {
+        consumer.commit_consumer_state(CommitMode::Sync)?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,87 @@
+//! The pipeline: normalize → correlate → detect → decide for one message at a time.
+//!
+//! In: raw message bytes with provenance and an optional pinned format. Out: [`Decision`]s (appended to a
+//! caller's buffer) or the [`NormalizeError`] that sends the message to the dead-letter path. State: the keyed
+//! state of correlate, every detector and decide, all owned here (one instance per partition set, no lock).
+//! Respond is not called here: the caller records decisions first (Kafka, stdout) and then dispatches them.
+
+use crate::config::{Config, ConfigError};
+use crate::correlate::Correlator;
+use crate::decide::{Action, Decide, Decision};
+use crate::detect::{Detect, Finding};
+use crate::event::{Provenance, SessionEvent, Ts};
+use crate::normalize::{Context, Normalize, NormalizeError};
+use std::collections::BTreeMap;
+
+/// Counts kept by the pipeline.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub messages: u64,
+    pub events: u64,
+    pub per_format: BTreeMap<&'static str, u64>,
+    pub rejected: BTreeMap<&'static str, u64>,
+    pub findings: u64,
+    pub decisions: BTreeMap<Action, u64>,
+}
+
+pub struct Pipeline {
+    normalize: Normalize,
+    correlate: Correlator,
+    detect: Detect,
+    decide: Decide,
+    findings: Vec<Finding>,
+    pub stats: Stats,
+}
+
+impl Pipeline {
+    pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+        Ok(Pipeline {
+            normalize: Normalize::new(&cfg.normalize)?,
+            correlate: Correlator::new(&cfg.correlate),
+            detect: Detect::new(&cfg.detect)?,
+            decide: Decide::new(cfg.decide.clone())?,
+            findings: Vec::new(),
+            stats: Stats::default(),
+        })
+    }
+
+    pub fn normalizer(&self) -> &Normalize {
+        &self.normalize
+    }
+
+    /// Process one message; decisions are appended to `out`. Returns how many events it held.
+    pub fn process(
+        &mut self,
+        raw: &[u8],
+        pinned: Option<&str>,
+        provenance: Provenance<'_>,
+        ingest_time: Ts,
+        out: &mut Vec<Decision>,
+    ) -> Result<usize, NormalizeError> {
+        self.stats.messages += 1;
+        let ctx = Context { provenance, ingest_time };
+        let mut events: Vec<SessionEvent<'_>> = Vec::new();
+        let format = match self.normalize.normalize(raw, pinned, &ctx, &mut events) {
+            Ok(f) => f,
+            Err(e) => {
+                *self.stats.rejected.entry(e.code()).or_default() += 1;
+                return Err(e);
+            }
+        };
+        let n = events.len();
+        *self.stats.per_format.entry(format).or_default() += n as u64;
+        self.stats.events += n as u64;
+        for mut ev in events {
+            self.correlate.correlate(&mut ev);
+            self.detect.observe(&ev, &mut self.findings);
+            for f in self.findings.drain(..) {
+                self.stats.findings += 1;
+                if let Some(d) = self.decide.decide(f) {
+                    *self.stats.decisions.entry(d.action).or_default() += 1;
+                    out.push(d);
+                }
+            }
+        }
+        Ok(n)
+    }
+}
