@@ -211,6 +211,35 @@ pub struct DemoReport {
     pub kafka: KafkaConfig,
 }
 
+/// Produce each line as one record (keyed by its index), waiting for every acknowledgement.
+pub async fn produce_lines(k: &KafkaConfig, topic: &str, lines: &[String]) -> Result<(), AppError> {
+    let producer = kafka::producer(k)?;
+    let mut pending = Vec::with_capacity(lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        let key = i.to_string();
+        loop {
+            match producer.send_result(rdkafka::producer::FutureRecord::to(topic).key(&key).payload(l.as_bytes())) {
+                Ok(f) => {
+                    pending.push(f);
+                    break;
+                }
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(IngestError::Produce { topic: topic.into(), source: e }.into()),
+            }
+        }
+    }
+    for f in pending {
+        match f.await {
+            Ok(Ok(_)) => {}
+            Ok(Err((e, _))) => return Err(IngestError::Produce { topic: topic.into(), source: e }.into()),
+            Err(_) => return Err(AppError::Scenario("producer dropped a delivery".into())),
+        }
+    }
+    Ok(())
+}
+
 /// Topic the demo feeds.
 pub const DEMO_TOPIC: &str = "audit-events";
 
@@ -248,14 +277,7 @@ pub async fn demo(bootstrap: &str, scenario: &Path, expected: &Path, out: &mut d
 
     // Feed the scenario through the real Kafka protocol.
     writeln!(out, "Producing {} raw events from {sp} to topic {DEMO_TOPIC} …", lines.len())?;
-    let producer = kafka::producer(&kafka_cfg)?;
-    for (i, l) in lines.iter().enumerate() {
-        let key = i.to_string();
-        producer
-            .send(rdkafka::producer::FutureRecord::to(DEMO_TOPIC).key(&key).payload(l.as_bytes()), rdkafka::util::Timeout::After(std::time::Duration::from_secs(10)))
-            .await
-            .map_err(|(e, _)| IngestError::Produce { topic: DEMO_TOPIC.into(), source: e })?;
-    }
+    produce_lines(&kafka_cfg, DEMO_TOPIC, &lines).await?;
 
     let mut pipeline = Pipeline::new(&cfg)?;
     let targets = respond::build_targets(&cfg.respond).map_err(ConfigError::from)?;
@@ -290,7 +312,11 @@ pub async fn demo(bootstrap: &str, scenario: &Path, expected: &Path, out: &mut d
         writeln!(out, "REVOCATION {} → {:<13} {} for {} ({} attempt(s))", x.action.as_str(), x.target, what, x.principal.as_deref().unwrap_or("-"), x.attempts)?;
     }
     let received = stub.received.lock().map(|v| v.clone()).unwrap_or_default();
-    let verdicts = check(&expected, &printed);
+    let mut verdicts = check(&expected, &printed);
+    verdicts.push(Verdict {
+        ok: report.records == lines.len() as u64,
+        text: format!("consumed {} of the {} records produced", report.records, lines.len()),
+    });
     writeln!(out, "\nSummary")?;
     writeln!(out, "  records consumed     {} ({} events; per format: {:?})", report.records, pipeline.stats.events, pipeline.stats.per_format)?;
     writeln!(out, "  dead-lettered        {} (reasons: {:?})", report.dead_letters, pipeline.stats.rejected)?;

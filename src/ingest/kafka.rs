@@ -19,7 +19,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -60,12 +60,12 @@ fn client_config(k: &KafkaConfig) -> ClientConfig {
 }
 
 /// Build the consumer (auto commit and auto offset store off).
-pub fn consumer(k: &KafkaConfig, stop_at_end: bool) -> Result<StreamConsumer, KafkaError> {
+pub fn consumer(k: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
     let mut c = client_config(k);
     c.set("group.id", &k.group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", if stop_at_end { "true" } else { "false" });
+        .set("enable.partition.eof", "false");
     if !k.properties.contains_key("auto.offset.reset") {
         c.set("auto.offset.reset", "earliest");
     }
@@ -105,13 +105,30 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     mut on_decision: impl FnMut(&Decision),
 ) -> Result<RunReport, IngestError> {
-    let consumer = consumer(k, opts.stop_at_end)?;
+    let consumer = consumer(k)?;
     let producer = producer(k)?;
     let formats: HashMap<&str, &str> = k.topics.iter().map(|t| (t.name.as_str(), t.format.as_str())).collect();
     let mut report = RunReport { records: 0, dead_letters: 0, decisions: 0, latency_us: Histogram::new(3).map_err(|_| KafkaError::Canceled)? };
     let mut decisions = Vec::new();
     let mut last_commit = Instant::now();
-    let mut eof: HashSet<(String, i32)> = HashSet::new();
+    // With stop_at_end: the end offset of every input partition at start-up; stop once all are processed.
+    let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
+    if opts.stop_at_end {
+        for t in &k.topics {
+            let md = consumer.fetch_metadata(Some(&t.name), Duration::from_secs(10))?;
+            for mt in md.topics() {
+                for p in mt.partitions() {
+                    let (low, high) = consumer.fetch_watermarks(&t.name, p.id(), Duration::from_secs(10))?;
+                    if high > low {
+                        remaining.insert((t.name.clone(), p.id()), high);
+                    }
+                }
+            }
+        }
+        if remaining.is_empty() {
+            return Ok(report);
+        }
+    }
     let mut stored_any = false;
     loop {
         let msg = tokio::select! {
@@ -120,22 +137,6 @@ pub async fn run(
         };
         let m = match msg {
             Ok(m) => m,
-            Err(KafkaError::PartitionEOF(p)) => {
-                if opts.stop_at_end {
-                    let assigned = consumer.assignment()?;
-                    let assigned: Vec<_> = assigned.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-                    for (t, part) in &assigned {
-                        if *part == p && formats.contains_key(t.as_str()) {
-                            // librdkafka reports the partition only; topics here share no partition numbers we care about
-                            eof.insert((t.clone(), p));
-                        }
-                    }
-                    if !assigned.is_empty() && assigned.iter().all(|a| eof.contains(a)) {
-                        break;
-                    }
-                }
-                continue;
-            }
             Err(e) => {
                 tracing::warn!(error = %e, "kafka consume error");
                 continue;
@@ -144,7 +145,6 @@ pub async fn run(
         let received = Instant::now();
         report.records += 1;
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
-        eof.remove(&(topic.to_string(), partition));
         let payload = m.payload().unwrap_or(&[]);
         let pinned = formats.get(topic).copied();
         let prov = Provenance::Kafka { topic: topic.into(), partition, offset };
@@ -173,6 +173,15 @@ pub async fn run(
         }
         consumer.store_offset(topic, partition, offset)?;
         stored_any = true;
+        if opts.stop_at_end {
+            let key = (topic.to_string(), partition);
+            if remaining.get(&key).is_some_and(|end| offset + 1 >= *end) {
+                remaining.remove(&key);
+                if remaining.is_empty() {
+                    break;
+                }
+            }
+        }
         if last_commit.elapsed() >= Duration::from_millis(k.commit_interval_ms) {
             if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
                 tracing::warn!(error = %e, "offset commit failed; will retry");
