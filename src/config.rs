@@ -11,9 +11,15 @@ use std::collections::BTreeMap;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {source}")]
-    Parse { path: String, source: toml::de::Error },
+    Parse {
+        path: String,
+        source: toml::de::Error,
+    },
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Normalize(#[from] normalize::ConfigError),
     #[error(transparent)]
@@ -23,7 +29,11 @@ pub enum ConfigError {
     #[error(transparent)]
     Respond(#[from] respond::ConfigError),
     #[error("{key} = {value:?}: {why}")]
-    Invalid { key: String, value: String, why: String },
+    Invalid {
+        key: String,
+        value: String,
+        why: String,
+    },
 }
 
 /// The whole configuration.
@@ -120,25 +130,49 @@ pub enum LogFormat {
 
 impl Config {
     pub fn from_str(text: &str, path: &str) -> Result<Config, ConfigError> {
-        toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
     }
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
         let p = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: p.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: p.clone(),
+            source,
+        })?;
         Config::from_str(&text, &p)
     }
     /// Checks that need more than one section.
     pub fn validate_kafka(&self, norm: &normalize::Normalize) -> Result<&KafkaConfig, ConfigError> {
-        let k = self.kafka.as_ref().ok_or_else(|| ConfigError::Invalid { key: "kafka".into(), value: String::new(), why: "quench run needs a [kafka] section".into() })?;
+        let k = self.kafka.as_ref().ok_or_else(|| ConfigError::Invalid {
+            key: "kafka".into(),
+            value: String::new(),
+            why: "quench run needs a [kafka] section".into(),
+        })?;
         if k.topics.is_empty() {
-            return Err(ConfigError::Invalid { key: "kafka.topics".into(), value: "[]".into(), why: "name at least one input topic".into() });
+            return Err(ConfigError::Invalid {
+                key: "kafka.topics".into(),
+                value: "[]".into(),
+                why: "name at least one input topic".into(),
+            });
         }
         for (i, t) in k.topics.iter().enumerate() {
             norm.check_format(&format!("kafka.topics[{i}].format"), &t.format)?;
         }
-        for key in ["enable.auto.commit", "enable.auto.offset.store", "group.id", "bootstrap.servers"] {
+        for key in [
+            "enable.auto.commit",
+            "enable.auto.offset.store",
+            "group.id",
+            "bootstrap.servers",
+        ] {
             if k.properties.contains_key(key) {
-                return Err(ConfigError::Invalid { key: format!("kafka.properties.\"{key}\""), value: k.properties[key].clone(), why: "Quench sets this itself (offsets are committed only after processing)".into() });
+                return Err(ConfigError::Invalid {
+                    key: format!("kafka.properties.\"{key}\""),
+                    value: k.properties[key].clone(),
+                    why: "Quench sets this itself (offsets are committed only after processing)"
+                        .into(),
+                });
             }
         }
         if let Some(d) = &self.detect.dir {
@@ -167,15 +201,25 @@ mod tests {
 
     #[test]
     fn a_bad_topic_format_names_the_key_and_the_allowed_values() {
-        let cfg = Config::from_str("[kafka]\nbrokers = \"b:9092\"\ntopics = [{ name = \"t\", format = \"splunk\" }]\n", "q.toml").unwrap();
+        let cfg = Config::from_str(
+            "[kafka]\nbrokers = \"b:9092\"\ntopics = [{ name = \"t\", format = \"splunk\" }]\n",
+            "q.toml",
+        )
+        .unwrap();
         let norm = normalize::Normalize::new(&cfg.normalize).unwrap();
         let e = cfg.validate_kafka(&norm).err().unwrap().to_string();
-        assert!(e.contains("kafka.topics[0].format") && e.contains("splunk") && e.contains("okta"), "{e}");
+        assert!(
+            e.contains("kafka.topics[0].format") && e.contains("splunk") && e.contains("okta"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let e = Config::from_str("[decide]\nrevoke_tokn = 0.7\n", "q.toml").err().unwrap().to_string();
+        let e = Config::from_str("[decide]\nrevoke_tokn = 0.7\n", "q.toml")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("revoke_tokn"), "{e}");
     }
 }

@@ -241,11 +241,17 @@ pub enum Category {
 impl Category {
     /// Events that prove the principal (or someone holding its credential) was active.
     pub fn is_activity(self) -> bool {
-        !matches!(self, Category::SessionEnd | Category::TokenRevoked | Category::Other)
+        !matches!(
+            self,
+            Category::SessionEnd | Category::TokenRevoked | Category::Other
+        )
     }
     /// Writes and exports: data leaving for a destination.
     pub fn is_outbound(self) -> bool {
-        matches!(self, Category::DataWrite | Category::Export | Category::ToolCall)
+        matches!(
+            self,
+            Category::DataWrite | Category::Export | Category::ToolCall
+        )
     }
 }
 
@@ -297,7 +303,11 @@ impl Default for Provenance<'_> {
 impl fmt::Display for Provenance<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Provenance::Kafka { topic, partition, offset } => write!(f, "{topic}/{partition}@{offset}"),
+            Provenance::Kafka {
+                topic,
+                partition,
+                offset,
+            } => write!(f, "{topic}/{partition}@{offset}"),
             Provenance::File { path, line } => write!(f, "{path}:{line}"),
             Provenance::None => f.write_str("-"),
         }
@@ -443,7 +453,12 @@ pub struct SessionEvent<'a> {
 
 impl<'a> SessionEvent<'a> {
     /// An empty event of a given source and category; normalizers fill in the rest.
-    pub fn new(source: SourceInfo<'a>, event_id: Text<'a>, event_time: Ts, category: Category) -> Self {
+    pub fn new(
+        source: SourceInfo<'a>,
+        event_id: Text<'a>,
+        event_time: Ts,
+        category: Category,
+    ) -> Self {
         SessionEvent {
             event_id,
             event_time,
@@ -474,7 +489,10 @@ mod tests {
         assert_eq!(a, Some(Ts(1_577_836_800_000)));
         assert_eq!(a, b);
         assert_eq!(a, c);
-        assert_eq!(Ts(1_577_836_800_123).to_rfc3339(), "2020-01-01T00:00:00.123Z");
+        assert_eq!(
+            Ts(1_577_836_800_123).to_rfc3339(),
+            "2020-01-01T00:00:00.123Z"
+        );
         assert_eq!(Ts::parse("yesterday"), None);
     }
 

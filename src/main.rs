@@ -11,7 +11,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "quench", version, about = "Streaming session-risk engine: audit events in, risk decisions and revocations out")]
+#[command(
+    name = "quench",
+    version,
+    about = "Streaming session-risk engine: audit events in, risk decisions and revocations out"
+)]
 struct Cli {
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, global = true)]
@@ -70,8 +74,11 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
 }
 
 fn init_logs(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         b.json().init();
     } else {
@@ -81,11 +88,15 @@ fn init_logs(json: bool) {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     match cli.cmd {
         Cmd::Demo { scenario, expected } => {
             init_logs(cli.log_json);
-            let cluster = rdkafka::mocking::MockCluster::new(1).context("starting the in-process Kafka cluster")?;
+            let cluster = rdkafka::mocking::MockCluster::new(1)
+                .context("starting the in-process Kafka cluster")?;
             for t in [app::DEMO_TOPIC, "quench.decisions", "quench.deadletter"] {
                 cluster.create_topic(t, 1, 1)?;
             }
@@ -130,11 +141,19 @@ fn main() -> anyhow::Result<()> {
                 anyhow::Ok(())
             })?;
         }
-        Cmd::Replay { files, config, out, dispatch } => {
+        Cmd::Replay {
+            files,
+            config,
+            out,
+            dispatch,
+        } => {
             init_logs(cli.log_json);
             let cfg = load(config.as_ref())?;
             let mut sink: Box<dyn Write> = match &out {
-                Some(p) => Box::new(std::io::BufWriter::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)),
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
                 None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
             };
             let t0 = std::time::Instant::now();
@@ -149,10 +168,20 @@ fn main() -> anyhow::Result<()> {
                 r.lines, r.stats.events, r.stats.per_format, r.failed.len(), r.stats.findings, r.decisions.len(), r.stats.decisions, secs, r.lines as f64 / secs.max(1e-9)
             );
             for d in &r.deliveries {
-                eprintln!("revocation {} → {}: {:?} after {} attempt(s)", d.action.as_str(), d.target, d.result, d.attempts);
+                eprintln!(
+                    "revocation {} → {}: {:?} after {} attempt(s)",
+                    d.action.as_str(),
+                    d.target,
+                    d.result,
+                    d.attempts
+                );
             }
         }
-        Cmd::Normalize { files, config, stats } => {
+        Cmd::Normalize {
+            files,
+            config,
+            stats,
+        } => {
             init_logs(cli.log_json);
             let cfg = load(config.as_ref())?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -164,7 +193,10 @@ fn main() -> anyhow::Result<()> {
                 for (f, n) in &r.per_format {
                     eprintln!("{f}\t{n}");
                 }
-                eprintln!("lines {}, events {}, failed {}", r.lines, r.events, r.failed);
+                eprintln!(
+                    "lines {}, events {}, failed {}",
+                    r.lines, r.events, r.failed
+                );
             }
             if r.failed > 0 {
                 std::process::exit(1);

@@ -59,7 +59,10 @@ impl Pipeline {
         out: &mut Vec<Decision>,
     ) -> Result<usize, NormalizeError> {
         self.stats.messages += 1;
-        let ctx = Context { provenance, ingest_time };
+        let ctx = Context {
+            provenance,
+            ingest_time,
+        };
         let mut events: Vec<SessionEvent<'_>> = Vec::new();
         let format = match self.normalize.normalize(raw, pinned, &ctx, &mut events) {
             Ok(f) => f,

@@ -21,7 +21,10 @@ pub struct Bounds {
 
 impl Default for Bounds {
     fn default() -> Self {
-        Bounds { ttl_ms: 24 * 3600 * 1000, max_keys: 1_000_000 }
+        Bounds {
+            ttl_ms: 24 * 3600 * 1000,
+            max_keys: 1_000_000,
+        }
     }
 }
 
@@ -39,7 +42,11 @@ pub struct KeyedState<V> {
 
 impl<V> KeyedState<V> {
     pub fn new(bounds: Bounds) -> Self {
-        KeyedState { map: HashMap::new(), bounds, evicted: 0 }
+        KeyedState {
+            map: HashMap::new(),
+            bounds,
+            evicted: 0,
+        }
     }
 
     /// The value for `key`, touched at `now`.
@@ -60,7 +67,13 @@ impl<V> KeyedState<V> {
             if self.map.len() >= self.bounds.max_keys {
                 self.evict_stalest();
             }
-            self.map.insert(Arc::from(key), Entry { value: init(), touched: now });
+            self.map.insert(
+                Arc::from(key),
+                Entry {
+                    value: init(),
+                    touched: now,
+                },
+            );
         }
         let e = self.map.get_mut(key).map(|e| {
             e.touched = e.touched.max(now);
@@ -90,7 +103,12 @@ impl<V> KeyedState<V> {
     }
 
     fn evict_stalest(&mut self) {
-        if let Some(k) = self.map.iter().min_by_key(|(_, e)| e.touched).map(|(k, _)| k.clone()) {
+        if let Some(k) = self
+            .map
+            .iter()
+            .min_by_key(|(_, e)| e.touched)
+            .map(|(k, _)| k.clone())
+        {
             self.map.remove(&k);
             self.evicted += 1;
         }
@@ -114,7 +132,10 @@ mod tests {
 
     #[test]
     fn idle_keys_expire_by_event_time_and_the_cap_evicts_the_stalest() {
-        let mut s = KeyedState::new(Bounds { ttl_ms: 1000, max_keys: 2 });
+        let mut s = KeyedState::new(Bounds {
+            ttl_ms: 1000,
+            max_keys: 2,
+        });
         *s.entry("a", Ts(0), || 0) += 1;
         *s.entry("b", Ts(500), || 0) += 1;
         *s.entry("c", Ts(600), || 0) += 1; // full: "a" (touched at 0) goes

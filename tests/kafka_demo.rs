@@ -18,9 +18,12 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Vec<(String, String)>
         .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
-    let (_, high) = c.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();
+    let (_, high) = c
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
     c.assign(&tpl).unwrap();
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -28,7 +31,16 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Vec<(String, String)>
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
             let headers = m
                 .headers()
-                .map(|h| h.iter().map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or(&[])).to_string())).collect())
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            (
+                                x.key.to_string(),
+                                String::from_utf8_lossy(x.value.unwrap_or(&[])).to_string(),
+                            )
+                        })
+                        .collect()
+                })
                 .unwrap_or_default();
             out.push((m.payload().unwrap_or(&[]).to_vec(), headers));
         }
@@ -45,38 +57,94 @@ async fn demo_scenario_through_kafka_revokes_the_attackers_and_nobody_else() {
     let bootstrap = cluster.bootstrap_servers();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    let report = app::demo(&bootstrap, &root.join("fixtures/demo/events.jsonl"), &root.join("fixtures/demo/expected.toml"), &mut out).await.unwrap();
+    let report = app::demo(
+        &bootstrap,
+        &root.join("fixtures/demo/events.jsonl"),
+        &root.join("fixtures/demo/expected.toml"),
+        &mut out,
+    )
+    .await
+    .unwrap();
     let text = String::from_utf8_lossy(&out);
     for v in &report.verdicts {
         assert!(v.ok, "{}\n{text}", v.text);
     }
 
     // every record consumed, two dead-lettered
-    let lines = std::fs::read_to_string(root.join("fixtures/demo/events.jsonl")).unwrap().lines().filter(|l| !l.trim().is_empty()).count() as u64;
+    let lines = std::fs::read_to_string(root.join("fixtures/demo/events.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64;
     assert_eq!(report.records, lines);
     assert_eq!(report.dead_letters, 2);
 
     // the decisions topic holds exactly the decisions made, as valid records
-    let on_topic: Vec<Decision> = read_all(&bootstrap, "quench.decisions").iter().map(|(p, _)| serde_json::from_slice(p).unwrap()).collect();
+    let on_topic: Vec<Decision> = read_all(&bootstrap, "quench.decisions")
+        .iter()
+        .map(|(p, _)| serde_json::from_slice(p).unwrap())
+        .collect();
     assert_eq!(on_topic, report.decisions);
-    let actions: Vec<(Action, Option<&str>)> = on_topic.iter().map(|d| (d.action, d.principal.as_deref())).collect();
-    assert!(actions.contains(&(Action::TerminateSession, Some("alice@example.com"))), "{actions:?}");
-    assert!(actions.contains(&(Action::RevokeToken, Some("agent-crm-sync"))), "{actions:?}");
-    assert!(actions.contains(&(Action::RevokeToken, Some("reporting-svc"))), "{actions:?}");
-    for benign in ["bob@example.com", "carol@example.com", "dave@example.com", "erin@example.com", "frank@example.com", "etl-svc", "agent-notes-summarizer"] {
-        assert!(!on_topic.iter().any(|d| d.principal.as_deref() == Some(benign)), "{benign} got a decision");
+    let actions: Vec<(Action, Option<&str>)> = on_topic
+        .iter()
+        .map(|d| (d.action, d.principal.as_deref()))
+        .collect();
+    assert!(
+        actions.contains(&(Action::TerminateSession, Some("alice@example.com"))),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&(Action::RevokeToken, Some("agent-crm-sync"))),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&(Action::RevokeToken, Some("reporting-svc"))),
+        "{actions:?}"
+    );
+    for benign in [
+        "bob@example.com",
+        "carol@example.com",
+        "dave@example.com",
+        "erin@example.com",
+        "frank@example.com",
+        "etl-svc",
+        "agent-notes-summarizer",
+    ] {
+        assert!(
+            !on_topic
+                .iter()
+                .any(|d| d.principal.as_deref() == Some(benign)),
+            "{benign} got a decision"
+        );
     }
 
     // the stand-in IdP got one Okta session clear for alice and two signed webhook calls
-    let okta: Vec<_> = report.received.iter().filter(|r| r.method == "DELETE").collect();
+    let okta: Vec<_> = report
+        .received
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
     assert_eq!(okta.len(), 1);
-    assert_eq!(okta[0].target, "/api/v1/users/00ualice/sessions?oauthTokens=true");
+    assert_eq!(
+        okta[0].target,
+        "/api/v1/users/00ualice/sessions?oauthTokens=true"
+    );
     assert_eq!(okta[0].status, 204);
-    let hooks: Vec<_> = report.received.iter().filter(|r| r.method == "POST" && r.target == "/hooks/quench").collect();
+    let hooks: Vec<_> = report
+        .received
+        .iter()
+        .filter(|r| r.method == "POST" && r.target == "/hooks/quench")
+        .collect();
     assert_eq!(hooks.len(), 2);
     assert!(hooks.iter().all(|h| h.status == 202), "signatures verify");
-    let tokens: Vec<Decision> = hooks.iter().map(|h| serde_json::from_slice(&h.body).unwrap()).collect();
-    let mut revoked: Vec<&str> = tokens.iter().filter_map(|d| d.token_id.as_deref()).collect();
+    let tokens: Vec<Decision> = hooks
+        .iter()
+        .map(|h| serde_json::from_slice(&h.body).unwrap())
+        .collect();
+    let mut revoked: Vec<&str> = tokens
+        .iter()
+        .filter_map(|d| d.token_id.as_deref())
+        .collect();
     revoked.sort();
     assert_eq!(revoked, vec!["tok-crm-sync-9c1e", "tok-reporting-7f3a"]);
     assert!(hooks.iter().all(|h| h.header("idempotency-key").is_some()));
@@ -90,13 +158,24 @@ async fn demo_scenario_through_kafka_revokes_the_attackers_and_nobody_else() {
     assert!(h0["quench.source"].starts_with("audit-events/0@"));
     let h1: std::collections::HashMap<_, _> = dlq[1].1.iter().cloned().collect();
     assert_eq!(h1["quench.error"], "unknown_format");
-    assert!(h1["quench.reason"].contains("no normalizer recognises"), "{}", h1["quench.reason"]);
+    assert!(
+        h1["quench.reason"].contains("no normalizer recognises"),
+        "{}",
+        h1["quench.reason"]
+    );
 
     // offsets were committed through the last record
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &bootstrap).set("group.id", &report.kafka.group_id).create().unwrap();
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", &report.kafka.group_id)
+        .create()
+        .unwrap();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(app::DEMO_TOPIC, 0);
     let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
-    let off = committed.find_partition(app::DEMO_TOPIC, 0).unwrap().offset();
+    let off = committed
+        .find_partition(app::DEMO_TOPIC, 0)
+        .unwrap()
+        .offset();
     assert_eq!(off, Offset::Offset(lines as i64));
 }

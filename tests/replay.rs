@@ -6,12 +6,21 @@ use quench::config::Config;
 use quench::decide::Action;
 
 fn replay(path: &str) -> app::ReplayReport {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut out = Vec::new();
     let p = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
-    let r = rt.block_on(app::replay(&Config::default(), &[p], false, &mut out)).unwrap();
+    let r = rt
+        .block_on(app::replay(&Config::default(), &[p], false, &mut out))
+        .unwrap();
     let lines: Vec<&str> = std::str::from_utf8(&out).unwrap().lines().collect();
-    assert_eq!(lines.len(), r.decisions.len(), "one JSON line per decision on stdout");
+    assert_eq!(
+        lines.len(),
+        r.decisions.len(),
+        "one JSON line per decision on stdout"
+    );
     r
 }
 
@@ -19,28 +28,67 @@ fn replay(path: &str) -> app::ReplayReport {
 fn okta_only_replay_catches_the_replayed_session_and_the_travel_login_only() {
     let r = replay("fixtures/replay/okta_travel.jsonl");
     assert!(r.failed.is_empty(), "{:?}", r.failed);
-    let got: Vec<(Action, &str)> = r.decisions.iter().map(|d| (d.action, d.principal.as_deref().unwrap())).collect();
-    assert!(got.contains(&(Action::TerminateSession, "alice@example.com")), "{got:?}");
-    assert!(got.iter().any(|(a, p)| *p == "henry@example.com" && *a >= Action::StepUp), "{got:?}");
-    for benign in ["frank@example.com", "erin@example.com", "dave@example.com", "bob@example.com", "carol@example.com"] {
+    let got: Vec<(Action, &str)> = r
+        .decisions
+        .iter()
+        .map(|d| (d.action, d.principal.as_deref().unwrap()))
+        .collect();
+    assert!(
+        got.contains(&(Action::TerminateSession, "alice@example.com")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter()
+            .any(|(a, p)| *p == "henry@example.com" && *a >= Action::StepUp),
+        "{got:?}"
+    );
+    for benign in [
+        "frank@example.com",
+        "erin@example.com",
+        "dave@example.com",
+        "bob@example.com",
+        "carol@example.com",
+    ] {
         assert!(!got.iter().any(|(_, p)| *p == benign), "{benign}: {got:?}");
     }
-    let alice = r.decisions.iter().find(|d| d.principal.as_deref() == Some("alice@example.com")).unwrap();
+    let alice = r
+        .decisions
+        .iter()
+        .find(|d| d.principal.as_deref() == Some("alice@example.com"))
+        .unwrap();
     assert_eq!(alice.session_id.as_deref(), Some("102aliceS3ss"));
-    assert!(alice.findings.iter().any(|f| f.detector == "session_hijack" && f.reason.contains("AS7713")));
+    assert!(alice
+        .findings
+        .iter()
+        .any(|f| f.detector == "session_hijack" && f.reason.contains("AS7713")));
     assert!(alice.evidence.len() >= 2);
 }
 
 #[test]
 fn replay_is_deterministic_apart_from_decided_at() {
-    let strip = |r: app::ReplayReport| r.decisions.into_iter().map(|mut d| { d.decided_at = quench::event::Ts(0); d }).collect::<Vec<_>>();
-    assert_eq!(strip(replay("fixtures/demo/events.jsonl")), strip(replay("fixtures/demo/events.jsonl")));
+    let strip = |r: app::ReplayReport| {
+        r.decisions
+            .into_iter()
+            .map(|mut d| {
+                d.decided_at = quench::event::Ts(0);
+                d
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        strip(replay("fixtures/demo/events.jsonl")),
+        strip(replay("fixtures/demo/events.jsonl"))
+    );
 }
 
 #[test]
 fn bad_lines_are_reported_with_their_line_and_reason() {
     let r = replay("fixtures/demo/events.jsonl");
     assert_eq!(r.failed.len(), 2);
-    assert!(r.failed[0].contains("events.jsonl:") && r.failed[0].contains("not JSON"), "{}", r.failed[0]);
+    assert!(
+        r.failed[0].contains("events.jsonl:") && r.failed[0].contains("not JSON"),
+        "{}",
+        r.failed[0]
+    );
     assert!(r.failed[1].contains("unknown format"), "{}", r.failed[1]);
 }

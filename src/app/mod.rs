@@ -23,7 +23,10 @@ use tokio::sync::{mpsc, watch};
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -39,7 +42,10 @@ pub enum AppError {
 }
 
 fn io_err(path: &str) -> impl FnOnce(std::io::Error) -> AppError + '_ {
-    move |source| AppError::Io { path: path.into(), source }
+    move |source| AppError::Io {
+        path: path.into(),
+        source,
+    }
 }
 
 /// What `replay` did.
@@ -54,7 +60,12 @@ pub struct ReplayReport {
 
 /// `quench replay`: process JSON Lines in order, write decision records as JSON Lines to `out`.
 /// Revocation targets are called only when `dispatch` is set.
-pub async fn replay(cfg: &Config, paths: &[String], dispatch: bool, out: &mut dyn Write) -> Result<ReplayReport, AppError> {
+pub async fn replay(
+    cfg: &Config,
+    paths: &[String],
+    dispatch: bool,
+    out: &mut dyn Write,
+) -> Result<ReplayReport, AppError> {
     let mut pipeline = Pipeline::new(cfg)?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let dispatcher = if dispatch {
@@ -70,7 +81,10 @@ pub async fn replay(cfg: &Config, paths: &[String], dispatch: bool, out: &mut dy
         let name = lines.name.clone();
         while let Some((n, raw)) = lines.next_line().map_err(io_err(path))? {
             report.lines += 1;
-            let prov = Provenance::File { path: name.as_str().into(), line: n };
+            let prov = Provenance::File {
+                path: name.as_str().into(),
+                line: n,
+            };
             match pipeline.process(raw, None, prov, Ts::now(), &mut decisions) {
                 Ok(_) => {}
                 Err(e) => report.failed.push(format!("{name}:{n}: {e}")),
@@ -106,7 +120,12 @@ pub struct NormalizeReport {
 }
 
 /// `quench normalize`: unified events as JSON Lines to `out`; each failure to `err` with its line and reason.
-pub fn normalize(cfg: &Config, paths: &[String], out: &mut dyn Write, err: &mut dyn Write) -> Result<NormalizeReport, AppError> {
+pub fn normalize(
+    cfg: &Config,
+    paths: &[String],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<NormalizeReport, AppError> {
     let norm = crate::normalize::Normalize::new(&cfg.normalize).map_err(ConfigError::from)?;
     let mut report = NormalizeReport::default();
     for path in paths {
@@ -114,7 +133,13 @@ pub fn normalize(cfg: &Config, paths: &[String], out: &mut dyn Write, err: &mut 
         let name = lines.name.clone();
         while let Some((n, raw)) = lines.next_line().map_err(io_err(path))? {
             report.lines += 1;
-            let ctx = Context { provenance: Provenance::File { path: name.as_str().into(), line: n }, ingest_time: Ts::now() };
+            let ctx = Context {
+                provenance: Provenance::File {
+                    path: name.as_str().into(),
+                    line: n,
+                },
+                ingest_time: Ts::now(),
+            };
             let mut events: Vec<SessionEvent<'_>> = Vec::new();
             match norm.normalize(raw, None, &ctx, &mut events) {
                 Ok(f) => {
@@ -173,27 +198,56 @@ pub fn check(expected: &Expected, decisions: &[Decision]) -> Vec<Verdict> {
     for a in &expected.attack {
         let hit = decisions.iter().find(|d| {
             a.actions.contains(&d.action)
-                && a.principal.as_ref().is_none_or(|p| d.principal.as_ref() == Some(p))
-                && a.job_id.as_ref().is_none_or(|j| d.job_id.as_ref() == Some(j))
-                && a.token_id.as_ref().is_none_or(|t| d.token_id.as_ref() == Some(t))
+                && a.principal
+                    .as_ref()
+                    .is_none_or(|p| d.principal.as_ref() == Some(p))
+                && a.job_id
+                    .as_ref()
+                    .is_none_or(|j| d.job_id.as_ref() == Some(j))
+                && a.token_id
+                    .as_ref()
+                    .is_none_or(|t| d.token_id.as_ref() == Some(t))
         });
         out.push(match hit {
             Some(d) => Verdict {
                 ok: true,
-                text: format!("caught   {}: {} {} s after the first malicious event", a.name, d.action.as_str(), d.event_time.secs_since(a.first_malicious_at)),
+                text: format!(
+                    "caught   {}: {} {} s after the first malicious event",
+                    a.name,
+                    d.action.as_str(),
+                    d.event_time.secs_since(a.first_malicious_at)
+                ),
             },
-            None => Verdict { ok: false, text: format!("MISSED   {}: no {:?} decision", a.name, a.actions) },
+            None => Verdict {
+                ok: false,
+                text: format!("MISSED   {}: no {:?} decision", a.name, a.actions),
+            },
         });
     }
     for b in &expected.benign {
-        let bad: Vec<&Decision> = decisions.iter().filter(|d| d.principal.as_deref() == Some(b.as_str()) && d.action >= Action::RevokeToken).collect();
+        let bad: Vec<&Decision> = decisions
+            .iter()
+            .filter(|d| {
+                d.principal.as_deref() == Some(b.as_str()) && d.action >= Action::RevokeToken
+            })
+            .collect();
         if !bad.is_empty() {
-            out.push(Verdict { ok: false, text: format!("FALSE    {b} (benign) got {}", bad[0].action.as_str()) });
+            out.push(Verdict {
+                ok: false,
+                text: format!("FALSE    {b} (benign) got {}", bad[0].action.as_str()),
+            });
         }
     }
-    let benign_ok = expected.benign.iter().all(|b| !decisions.iter().any(|d| d.principal.as_deref() == Some(b.as_str()) && d.action >= Action::RevokeToken));
+    let benign_ok = expected.benign.iter().all(|b| {
+        !decisions
+            .iter()
+            .any(|d| d.principal.as_deref() == Some(b.as_str()) && d.action >= Action::RevokeToken)
+    });
     if benign_ok {
-        out.push(Verdict { ok: true, text: format!("untouched: all {} benign principals", expected.benign.len()) });
+        out.push(Verdict {
+            ok: true,
+            text: format!("untouched: all {} benign principals", expected.benign.len()),
+        });
     }
     out
 }
@@ -218,22 +272,43 @@ pub async fn produce_lines(k: &KafkaConfig, topic: &str, lines: &[String]) -> Re
     for (i, l) in lines.iter().enumerate() {
         let key = i.to_string();
         loop {
-            match producer.send_result(rdkafka::producer::FutureRecord::to(topic).key(&key).payload(l.as_bytes())) {
+            match producer.send_result(
+                rdkafka::producer::FutureRecord::to(topic)
+                    .key(&key)
+                    .payload(l.as_bytes()),
+            ) {
                 Ok(f) => {
                     pending.push(f);
                     break;
                 }
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), _)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    _,
+                )) => {
                     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 }
-                Err((e, _)) => return Err(IngestError::Produce { topic: topic.into(), source: e }.into()),
+                Err((e, _)) => {
+                    return Err(IngestError::Produce {
+                        topic: topic.into(),
+                        source: e,
+                    }
+                    .into())
+                }
             }
         }
     }
     for f in pending {
         match f.await {
             Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => return Err(IngestError::Produce { topic: topic.into(), source: e }.into()),
+            Ok(Err((e, _))) => {
+                return Err(IngestError::Produce {
+                    topic: topic.into(),
+                    source: e,
+                }
+                .into())
+            }
             Err(_) => return Err(AppError::Scenario("producer dropped a delivery".into())),
         }
     }
@@ -245,38 +320,63 @@ pub const DEMO_TOPIC: &str = "audit-events";
 
 /// Run the demo against the Kafka cluster at `bootstrap`: feed `scenario` (raw events, one per line) into it,
 /// run the real pipeline through Kafka with revocations going to a local stub, and check `expected`.
-pub async fn demo(bootstrap: &str, scenario: &Path, expected: &Path, out: &mut dyn Write) -> Result<DemoReport, AppError> {
+pub async fn demo(
+    bootstrap: &str,
+    scenario: &Path,
+    expected: &Path,
+    out: &mut dyn Write,
+) -> Result<DemoReport, AppError> {
     let sp = scenario.display().to_string();
     let ep = expected.display().to_string();
-    let expected: Expected = toml::from_str(&std::fs::read_to_string(expected).map_err(io_err(&ep))?)
-        .map_err(|e| AppError::Scenario(format!("{ep}: {e}")))?;
-    let lines: Vec<String> = std::fs::read_to_string(scenario).map_err(io_err(&sp))?.lines().filter(|l| !l.trim().is_empty()).map(String::from).collect();
+    let expected: Expected =
+        toml::from_str(&std::fs::read_to_string(expected).map_err(io_err(&ep))?)
+            .map_err(|e| AppError::Scenario(format!("{ep}: {e}")))?;
+    let lines: Vec<String> = std::fs::read_to_string(scenario)
+        .map_err(io_err(&sp))?
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
 
     // The stand-in IdP and the targets that call it. Secrets go through the environment, as in production.
     let okta_token = format!("demo-{:x}", Ts::now().0);
     let secret = format!("demo-webhook-secret-{:x}", Ts::now().0);
     std::env::set_var("QUENCH_DEMO_OKTA_TOKEN", &okta_token);
     std::env::set_var("QUENCH_DEMO_WEBHOOK_SECRET", &secret);
-    let stub = stub::start(okta_token, secret).await.map_err(io_err("stub"))?;
+    let stub = stub::start(okta_token, secret)
+        .await
+        .map_err(io_err("stub"))?;
     let targets_toml = format!(
         "[[targets]]\ntype = \"okta\"\nbase_url = \"http://{a}\"\napi_token_env = \"QUENCH_DEMO_OKTA_TOKEN\"\nactions = [\"terminate_session\"]\n\
          [[targets]]\ntype = \"webhook\"\nname = \"agent-gateway\"\nurl = \"http://{a}/hooks/quench\"\nsecret_env = \"QUENCH_DEMO_WEBHOOK_SECRET\"\nactions = [\"revoke_token\"]\n",
         a = stub.addr
     );
-    let respond_cfg: RespondConfig = toml::from_str(&targets_toml).map_err(|e| AppError::Scenario(e.to_string()))?;
+    let respond_cfg: RespondConfig =
+        toml::from_str(&targets_toml).map_err(|e| AppError::Scenario(e.to_string()))?;
     let kafka_cfg = KafkaConfig {
         brokers: bootstrap.into(),
         group_id: "quench-demo".into(),
-        topics: vec![TopicConfig { name: DEMO_TOPIC.into(), format: "auto".into() }],
+        topics: vec![TopicConfig {
+            name: DEMO_TOPIC.into(),
+            format: "auto".into(),
+        }],
         decisions_topic: "quench.decisions".into(),
         dead_letter_topic: "quench.deadletter".into(),
         commit_interval_ms: 200,
         properties: Default::default(),
     };
-    let cfg = Config { kafka: Some(kafka_cfg.clone()), respond: respond_cfg, ..Default::default() };
+    let cfg = Config {
+        kafka: Some(kafka_cfg.clone()),
+        respond: respond_cfg,
+        ..Default::default()
+    };
 
     // Feed the scenario through the real Kafka protocol.
-    writeln!(out, "Producing {} raw events from {sp} to topic {DEMO_TOPIC} …", lines.len())?;
+    writeln!(
+        out,
+        "Producing {} raw events from {sp} to topic {DEMO_TOPIC} …",
+        lines.len()
+    )?;
     produce_lines(&kafka_cfg, DEMO_TOPIC, &lines).await?;
 
     let mut pipeline = Pipeline::new(&cfg)?;
@@ -284,15 +384,33 @@ pub async fn demo(bootstrap: &str, scenario: &Path, expected: &Path, out: &mut d
     let (tx, mut rx) = mpsc::unbounded_channel();
     let dispatcher = Dispatcher::new(cfg.respond.clone(), targets, Some(tx))?;
     let (_stop_tx, stop_rx) = watch::channel(false);
-    writeln!(out, "Running the pipeline (Kafka → normalize → correlate → detect → decide → respond) …\n")?;
+    writeln!(
+        out,
+        "Running the pipeline (Kafka → normalize → correlate → detect → decide → respond) …\n"
+    )?;
     let mut printed = Vec::new();
-    let report = kafka::run(&kafka_cfg, &mut pipeline, &dispatcher, RunOptions { stop_at_end: true }, stop_rx, |d| {
-        printed.push(d.clone());
-    })
+    let report = kafka::run(
+        &kafka_cfg,
+        &mut pipeline,
+        &dispatcher,
+        RunOptions { stop_at_end: true },
+        stop_rx,
+        |d| {
+            printed.push(d.clone());
+        },
+    )
     .await?;
     for d in &printed {
-        writeln!(out, "DECISION {} {:<17} score {:.2}  principal={} token={} job={}", &d.decision_id[..8], d.action.as_str(), d.score,
-            d.principal.as_deref().unwrap_or("-"), d.token_id.as_deref().unwrap_or("-"), d.job_id.as_deref().unwrap_or("-"))?;
+        writeln!(
+            out,
+            "DECISION {} {:<17} score {:.2}  principal={} token={} job={}",
+            &d.decision_id[..8],
+            d.action.as_str(),
+            d.score,
+            d.principal.as_deref().unwrap_or("-"),
+            d.token_id.as_deref().unwrap_or("-"),
+            d.job_id.as_deref().unwrap_or("-")
+        )?;
         for f in &d.findings {
             writeln!(out, "    {:<18} {:.2}  {}", f.detector, f.score, f.reason)?;
         }
@@ -309,22 +427,59 @@ pub async fn demo(bootstrap: &str, scenario: &Path, expected: &Path, out: &mut d
             Ok(s) => format!("HTTP {s}"),
             Err(e) => format!("FAILED {e}"),
         };
-        writeln!(out, "REVOCATION {} → {:<13} {} for {} ({} attempt(s))", x.action.as_str(), x.target, what, x.principal.as_deref().unwrap_or("-"), x.attempts)?;
+        writeln!(
+            out,
+            "REVOCATION {} → {:<13} {} for {} ({} attempt(s))",
+            x.action.as_str(),
+            x.target,
+            what,
+            x.principal.as_deref().unwrap_or("-"),
+            x.attempts
+        )?;
     }
     let received = stub.received.lock().map(|v| v.clone()).unwrap_or_default();
     let mut verdicts = check(&expected, &printed);
     verdicts.push(Verdict {
         ok: report.records == lines.len() as u64,
-        text: format!("consumed {} of the {} records produced", report.records, lines.len()),
+        text: format!(
+            "consumed {} of the {} records produced",
+            report.records,
+            lines.len()
+        ),
     });
     writeln!(out, "\nSummary")?;
-    writeln!(out, "  records consumed     {} ({} events; per format: {:?})", report.records, pipeline.stats.events, pipeline.stats.per_format)?;
-    writeln!(out, "  dead-lettered        {} (reasons: {:?})", report.dead_letters, pipeline.stats.rejected)?;
+    writeln!(
+        out,
+        "  records consumed     {} ({} events; per format: {:?})",
+        report.records, pipeline.stats.events, pipeline.stats.per_format
+    )?;
+    writeln!(
+        out,
+        "  dead-lettered        {} (reasons: {:?})",
+        report.dead_letters, pipeline.stats.rejected
+    )?;
     writeln!(out, "  findings             {}", pipeline.stats.findings)?;
-    writeln!(out, "  decisions            {} {:?}", report.decisions, pipeline.stats.decisions)?;
-    writeln!(out, "  revocations          {} sent, {} failed; the stand-in IdP received {} requests", deliveries.iter().filter(|d| d.result.is_ok()).count(), deliveries.iter().filter(|d| d.result.is_err()).count(), received.len())?;
+    writeln!(
+        out,
+        "  decisions            {} {:?}",
+        report.decisions, pipeline.stats.decisions
+    )?;
+    writeln!(
+        out,
+        "  revocations          {} sent, {} failed; the stand-in IdP received {} requests",
+        deliveries.iter().filter(|d| d.result.is_ok()).count(),
+        deliveries.iter().filter(|d| d.result.is_err()).count(),
+        received.len()
+    )?;
     let h = &report.latency_us;
-    writeln!(out, "  ingest→decision      p50 {} µs, p99 {} µs, max {} µs (wall clock, {} decisions)", h.value_at_quantile(0.5), h.value_at_quantile(0.99), h.max(), h.len())?;
+    writeln!(
+        out,
+        "  ingest→decision      p50 {} µs, p99 {} µs, max {} µs (wall clock, {} decisions)",
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.99),
+        h.max(),
+        h.len()
+    )?;
     writeln!(out, "\nExpected outcomes ({ep})")?;
     for v in &verdicts {
         writeln!(out, "  {} {}", if v.ok { "✓" } else { "✗" }, v.text)?;
@@ -341,4 +496,3 @@ pub async fn demo(bootstrap: &str, scenario: &Path, expected: &Path, out: &mut d
         kafka: kafka_cfg,
     })
 }
-

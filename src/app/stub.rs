@@ -20,7 +20,10 @@ pub struct Received {
 
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -41,9 +44,14 @@ pub async fn start(okta_token: String, webhook_secret: String) -> std::io::Resul
             let rec = rec.clone();
             let (okta_token, secret) = (okta_token.clone(), webhook_secret.clone());
             tokio::spawn(async move {
-                let Some(mut r) = read_request(&mut sock).await else { return };
+                let Some(mut r) = read_request(&mut sock).await else {
+                    return;
+                };
                 r.status = judge(&r, &okta_token, &secret);
-                let reply = format!("HTTP/1.1 {} Stub\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", r.status);
+                let reply = format!(
+                    "HTTP/1.1 {} Stub\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    r.status
+                );
                 let _ = sock.write_all(reply.as_bytes()).await;
                 if let Ok(mut v) = rec.lock() {
                     v.push(r);
@@ -68,9 +76,14 @@ fn judge(r: &Received, okta_token: &str, secret: &str) -> u16 {
             }
         }
         ("POST", ["hooks", "quench"]) => {
-            let ts: u64 = r.header("x-quench-timestamp").and_then(|t| t.parse().ok()).unwrap_or(0);
+            let ts: u64 = r
+                .header("x-quench-timestamp")
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
             let sig = crate::respond::webhook_signature(secret.as_bytes(), ts, &r.body);
-            if r.header("x-quench-signature") == Some(sig.as_str()) && r.header("idempotency-key").is_some() {
+            if r.header("x-quench-signature") == Some(sig.as_str())
+                && r.header("idempotency-key").is_some()
+            {
                 202
             } else {
                 401
@@ -104,7 +117,11 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Received> {
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
-    let len: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     let mut body = buf[head_end..].to_vec();
     while body.len() < len {
         let n = sock.read(&mut chunk).await.ok()?;
@@ -113,5 +130,11 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Received> {
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(Received { method, target, headers, body, status: 0 })
+    Some(Received {
+        method,
+        target,
+        headers,
+        body,
+        status: 0,
+    })
 }

@@ -23,7 +23,10 @@ pub struct CorrelateConfig {
 
 impl Default for CorrelateConfig {
     fn default() -> Self {
-        CorrelateConfig { ttl_secs: 86_400, max_keys: 1_000_000 }
+        CorrelateConfig {
+            ttl_secs: 86_400,
+            max_keys: 1_000_000,
+        }
     }
 }
 
@@ -45,7 +48,10 @@ pub struct Correlator {
 
 impl Correlator {
     pub fn new(cfg: &CorrelateConfig) -> Self {
-        let b = Bounds { ttl_ms: cfg.ttl_secs as i64 * 1000, max_keys: cfg.max_keys };
+        let b = Bounds {
+            ttl_ms: cfg.ttl_secs as i64 * 1000,
+            max_keys: cfg.max_keys,
+        };
         Correlator {
             token_job: KeyedState::new(b),
             token_principal: KeyedState::new(b),
@@ -78,9 +84,15 @@ impl Correlator {
                 (&mut self.session_principal, session),
             ] {
                 if let Some(k) = key {
-                    let w = map.entry(k, now, || Who { id: Arc::from(id), kind });
+                    let w = map.entry(k, now, || Who {
+                        id: Arc::from(id),
+                        kind,
+                    });
                     if &*w.id != id {
-                        *w = Who { id: Arc::from(id), kind };
+                        *w = Who {
+                            id: Arc::from(id),
+                            kind,
+                        };
                     }
                 }
             }
@@ -94,17 +106,21 @@ impl Correlator {
         }
         if ev.principal.id.is_none() || ev.principal.kind == PrincipalKind::Service {
             // A gateway consumer acting for an agent job belongs to that job's principal.
-            let from_job = ev.session.job_id.as_deref().and_then(|j| self.job_principal.peek(j)).cloned();
-            let found = from_job
-                .or_else(|| {
-                    if ev.principal.id.is_some() {
-                        return None;
-                    }
-                    token
-                        .and_then(|t| self.token_principal.peek(t))
-                        .or_else(|| session.and_then(|s| self.session_principal.peek(s)))
-                        .cloned()
-                });
+            let from_job = ev
+                .session
+                .job_id
+                .as_deref()
+                .and_then(|j| self.job_principal.peek(j))
+                .cloned();
+            let found = from_job.or_else(|| {
+                if ev.principal.id.is_some() {
+                    return None;
+                }
+                token
+                    .and_then(|t| self.token_principal.peek(t))
+                    .or_else(|| session.and_then(|s| self.session_principal.peek(s)))
+                    .cloned()
+            });
             if let Some(w) = found {
                 ev.principal.id = Some(Text::Shared(w.id));
                 ev.principal.kind = w.kind;
@@ -127,7 +143,10 @@ impl Correlator {
 
     /// Keys currently held, over all link maps.
     pub fn tracked_keys(&self) -> usize {
-        self.token_job.len() + self.token_principal.len() + self.job_principal.len() + self.session_principal.len()
+        self.token_job.len()
+            + self.token_principal.len()
+            + self.job_principal.len()
+            + self.session_principal.len()
     }
 }
 
@@ -136,8 +155,17 @@ mod tests {
     use super::*;
     use crate::event::*;
 
-    fn ev(t: i64, token: Option<&'static str>, job: Option<&'static str>, who: Option<(&'static str, PrincipalKind)>) -> SessionEvent<'static> {
-        let src = SourceInfo { family: Family::Gateway, vendor: "t".into(), format: "t".into() };
+    fn ev(
+        t: i64,
+        token: Option<&'static str>,
+        job: Option<&'static str>,
+        who: Option<(&'static str, PrincipalKind)>,
+    ) -> SessionEvent<'static> {
+        let src = SourceInfo {
+            family: Family::Gateway,
+            vendor: "t".into(),
+            format: "t".into(),
+        };
         let mut e = SessionEvent::new(src, Text::from("e"), Ts(t), Category::DataRead);
         e.session.token_id = token.map(Text::from);
         e.session.job_id = job.map(Text::from);
@@ -151,9 +179,19 @@ mod tests {
     #[test]
     fn gateway_call_with_only_a_token_is_attributed_to_the_job_and_its_agent() {
         let mut c = Correlator::new(&CorrelateConfig::default());
-        let mut span = ev(0, Some("T"), Some("J"), Some(("agent-1", PrincipalKind::Agent)));
+        let mut span = ev(
+            0,
+            Some("T"),
+            Some("J"),
+            Some(("agent-1", PrincipalKind::Agent)),
+        );
         c.correlate(&mut span);
-        let mut call = ev(1000, Some("T"), None, Some(("gw-consumer", PrincipalKind::Service)));
+        let mut call = ev(
+            1000,
+            Some("T"),
+            None,
+            Some(("gw-consumer", PrincipalKind::Service)),
+        );
         c.correlate(&mut call);
         assert_eq!(call.session.job_id.as_deref(), Some("J"));
         assert_eq!(call.principal.id.as_deref(), Some("agent-1"));
@@ -162,7 +200,10 @@ mod tests {
 
     #[test]
     fn links_expire_after_the_ttl_in_event_time() {
-        let mut c = Correlator::new(&CorrelateConfig { ttl_secs: 60, max_keys: 10 });
+        let mut c = Correlator::new(&CorrelateConfig {
+            ttl_secs: 60,
+            max_keys: 10,
+        });
         c.correlate(&mut ev(0, Some("T"), Some("J"), None));
         c.evict(Ts(120_000));
         let mut late = ev(120_000, Some("T"), None, None);

@@ -25,7 +25,12 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 4] = [Action::Alert, Action::StepUp, Action::RevokeToken, Action::TerminateSession];
+    pub const ALL: [Action; 4] = [
+        Action::Alert,
+        Action::StepUp,
+        Action::RevokeToken,
+        Action::TerminateSession,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Alert => "alert",
@@ -109,32 +114,58 @@ impl Default for DecideConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("decide.{key} = {value}: {why}")]
-    Invalid { key: &'static str, value: String, why: &'static str },
+    Invalid {
+        key: &'static str,
+        value: String,
+        why: &'static str,
+    },
 }
 
 impl DecideConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bands = [("alert", self.alert), ("step_up", self.step_up), ("revoke_token", self.revoke_token), ("terminate_session", self.terminate_session)];
+        let bands = [
+            ("alert", self.alert),
+            ("step_up", self.step_up),
+            ("revoke_token", self.revoke_token),
+            ("terminate_session", self.terminate_session),
+        ];
         for (key, v) in bands {
             if !(0.0..=1.0).contains(&v) {
-                return Err(ConfigError::Invalid { key, value: v.to_string(), why: "must be in [0, 1]" });
+                return Err(ConfigError::Invalid {
+                    key,
+                    value: v.to_string(),
+                    why: "must be in [0, 1]",
+                });
             }
         }
         for w in bands.windows(2) {
             if w[1].1 < w[0].1 {
-                return Err(ConfigError::Invalid { key: w[1].0, value: w[1].1.to_string(), why: "bands must not decrease from alert to terminate_session" });
+                return Err(ConfigError::Invalid {
+                    key: w[1].0,
+                    value: w[1].1.to_string(),
+                    why: "bands must not decrease from alert to terminate_session",
+                });
             }
         }
         if self.half_life_secs <= 0.0 {
-            return Err(ConfigError::Invalid { key: "half_life_secs", value: self.half_life_secs.to_string(), why: "must be positive" });
+            return Err(ConfigError::Invalid {
+                key: "half_life_secs",
+                value: self.half_life_secs.to_string(),
+                why: "must be positive",
+            });
         }
         Ok(())
     }
     fn action_for(&self, score: f64) -> Option<Action> {
-        [(self.terminate_session, Action::TerminateSession), (self.revoke_token, Action::RevokeToken), (self.step_up, Action::StepUp), (self.alert, Action::Alert)]
-            .into_iter()
-            .find(|(b, _)| score >= *b)
-            .map(|(_, a)| a)
+        [
+            (self.terminate_session, Action::TerminateSession),
+            (self.revoke_token, Action::RevokeToken),
+            (self.step_up, Action::StepUp),
+            (self.alert, Action::Alert),
+        ]
+        .into_iter()
+        .find(|(b, _)| score >= *b)
+        .map(|(_, a)| a)
     }
 }
 
@@ -156,8 +187,15 @@ impl Decide {
     pub fn new(cfg: DecideConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let ttl_ms = (cfg.dedup_secs as f64 * 1000.0).max(cfg.half_life_secs * 8_000.0) as i64;
-        let state = KeyedState::new(Bounds { ttl_ms, max_keys: cfg.max_subjects });
-        Ok(Decide { cfg, state, key: String::new() })
+        let state = KeyedState::new(Bounds {
+            ttl_ms,
+            max_keys: cfg.max_subjects,
+        });
+        Ok(Decide {
+            cfg,
+            state,
+            key: String::new(),
+        })
     }
 
     fn subject_key(&mut self, s: &Subject) -> bool {
@@ -185,7 +223,10 @@ impl Decide {
         }
         let now = f.event_time;
         let cfg = &self.cfg;
-        let s = self.state.entry(&self.key, now, || SubjectState { findings: Vec::new(), fired: Vec::new() });
+        let s = self.state.entry(&self.key, now, || SubjectState {
+            findings: Vec::new(),
+            fired: Vec::new(),
+        });
         if s.findings.len() >= MAX_FINDINGS {
             s.findings.remove(0);
         }
@@ -203,7 +244,11 @@ impl Decide {
         }
         let score = 1.0 - best.iter().map(|b| 1.0 - b.1).product::<f64>();
         let mut action = cfg.action_for(score)?;
-        let kind = s.findings.last().map(|f| f.subject.principal_kind).unwrap_or_default();
+        let kind = s
+            .findings
+            .last()
+            .map(|f| f.subject.principal_kind)
+            .unwrap_or_default();
         if kind != PrincipalKind::Human && action > cfg.non_human_max_action {
             action = cfg.non_human_max_action;
         }
@@ -214,7 +259,11 @@ impl Decide {
         }
         s.fired.push((action, now));
         let latest = s.findings.last()?;
-        let contributing: Vec<&Finding> = best.iter().filter(|b| b.1 > 0.0).map(|b| &s.findings[b.2]).collect();
+        let contributing: Vec<&Finding> = best
+            .iter()
+            .filter(|b| b.1 > 0.0)
+            .map(|b| &s.findings[b.2])
+            .collect();
         let mut evidence: Vec<String> = Vec::new();
         for f in &contributing {
             for e in &f.evidence {
@@ -225,7 +274,9 @@ impl Decide {
         }
         // The subject's keys: the latest finding's, filled from earlier ones where it lacks them.
         let pick = |get: fn(&Subject) -> &Option<Arc<str>>| {
-            std::iter::once(latest).chain(contributing.iter().copied()).find_map(|f| get(&f.subject).as_deref().map(String::from))
+            std::iter::once(latest)
+                .chain(contributing.iter().copied())
+                .find_map(|f| get(&f.subject).as_deref().map(String::from))
         };
         let mut h = Sha256::new();
         h.update(self.key.as_bytes());
@@ -246,7 +297,14 @@ impl Decide {
             session_id: pick(|s| &s.session_id),
             job_id: pick(|s| &s.job_id),
             score: (score * 1000.0).round() / 1000.0,
-            findings: contributing.iter().map(|f| FindingRecord { detector: f.detector.into(), score: f.score, reason: f.reason.clone() }).collect(),
+            findings: contributing
+                .iter()
+                .map(|f| FindingRecord {
+                    detector: f.detector.into(),
+                    score: f.score,
+                    reason: f.reason.clone(),
+                })
+                .collect(),
             evidence,
         })
     }
@@ -268,7 +326,12 @@ mod tests {
             score,
             reason: format!("{detector} fired"),
             evidence: vec![ev.into()],
-            subject: Subject { principal: Some("alice@example.com".into()), principal_kind: PrincipalKind::Human, session_id: Some("s1".into()), ..Default::default() },
+            subject: Subject {
+                principal: Some("alice@example.com".into()),
+                principal_kind: PrincipalKind::Human,
+                session_id: Some("s1".into()),
+                ..Default::default()
+            },
             event_time: Ts(secs * 1000),
             family: Family::Idp,
         }
@@ -280,7 +343,11 @@ mod tests {
         let a = d.decide(finding("session_hijack", 0.95, 0, "e1")).unwrap();
         assert_eq!(a.action, Action::TerminateSession);
         assert_eq!(a.session_id.as_deref(), Some("s1"));
-        assert!(d.decide(finding("impossible_travel", 0.6, 10, "e2")).is_none(), "already terminated in this period");
+        assert!(
+            d.decide(finding("impossible_travel", 0.6, 10, "e2"))
+                .is_none(),
+            "already terminated in this period"
+        );
     }
 
     #[test]
@@ -288,8 +355,13 @@ mod tests {
         let mut d = Decide::new(DecideConfig::default()).unwrap();
         let a = d.decide(finding("data_domain", 0.6, 0, "e1")).unwrap();
         assert_eq!(a.action, Action::StepUp);
-        assert!(d.decide(finding("data_domain", 0.6, 5, "e2")).is_none(), "same detector again adds nothing");
-        let b = d.decide(finding("destination_drift", 0.7, 10, "e3")).unwrap();
+        assert!(
+            d.decide(finding("data_domain", 0.6, 5, "e2")).is_none(),
+            "same detector again adds nothing"
+        );
+        let b = d
+            .decide(finding("destination_drift", 0.7, 10, "e3"))
+            .unwrap();
         assert_eq!(b.action, Action::RevokeToken);
         assert!((b.score - 0.88).abs() < 0.01, "{}", b.score);
         assert_eq!(b.findings.len(), 2);
@@ -299,21 +371,40 @@ mod tests {
     #[test]
     fn findings_decay_with_event_time() {
         let mut d = Decide::new(DecideConfig::default()).unwrap();
-        assert_eq!(d.decide(finding("data_domain", 0.6, 0, "e1")).unwrap().action, Action::StepUp);
+        assert_eq!(
+            d.decide(finding("data_domain", 0.6, 0, "e1"))
+                .unwrap()
+                .action,
+            Action::StepUp
+        );
         // four half-lives later the old finding weighs 0.04: a new weak one alone is only an alert
-        let late = d.decide(finding("impossible_travel", 0.35, 4 * 1800 + 3600, "e2")).unwrap();
+        let late = d
+            .decide(finding("impossible_travel", 0.35, 4 * 1800 + 3600, "e2"))
+            .unwrap();
         assert_eq!(late.action, Action::Alert);
     }
 
     #[test]
     fn decision_ids_are_deterministic() {
-        let mk = || Decide::new(DecideConfig::default()).unwrap().decide(finding("session_hijack", 0.95, 0, "e1")).unwrap().decision_id;
+        let mk = || {
+            Decide::new(DecideConfig::default())
+                .unwrap()
+                .decide(finding("session_hijack", 0.95, 0, "e1"))
+                .unwrap()
+                .decision_id
+        };
         assert_eq!(mk(), mk());
     }
 
     #[test]
     fn decreasing_bands_are_rejected_naming_the_key() {
-        let e = Decide::new(DecideConfig { revoke_token: 0.4, ..Default::default() }).err().unwrap().to_string();
+        let e = Decide::new(DecideConfig {
+            revoke_token: 0.4,
+            ..Default::default()
+        })
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("decide.revoke_token = 0.4"), "{e}");
     }
 }

@@ -31,7 +31,14 @@ pub struct DataDomainConfig {
 
 impl Default for DataDomainConfig {
     fn default() -> Self {
-        DataDomainConfig { learn_events: 20, learn_secs: 1800, score: 0.6, sensitive_score: 0.75, ttl_secs: 604_800, max_keys: 100_000 }
+        DataDomainConfig {
+            learn_events: 20,
+            learn_secs: 1800,
+            score: 0.6,
+            sensitive_score: 0.75,
+            ttl_secs: 604_800,
+            max_keys: 100_000,
+        }
     }
 }
 
@@ -68,7 +75,10 @@ impl DomainMap {
                 if let Some(tp) = p.strip_prefix("tool:") {
                     is_tool && r.object_id.as_deref().is_some_and(|t| glob(tp, t))
                 } else {
-                    [&r.app, &r.object_type, &r.object_id].into_iter().flatten().any(|v| glob(p, v))
+                    [&r.app, &r.object_type, &r.object_id]
+                        .into_iter()
+                        .flatten()
+                        .any(|v| glob(p, v))
                 }
             });
             if hit {
@@ -86,14 +96,35 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     let (mfile, map): (String, DomainMap) = ctx.config(MAP_FILE, MAP_BUILTIN)?;
     for s in [cfg.score, cfg.sensitive_score] {
         if !(0.0..=1.0).contains(&s) {
-            return Err(ConfigError::Invalid { file, key: "score", value: s.to_string(), why: "scores must be in [0, 1]".into() });
+            return Err(ConfigError::Invalid {
+                file,
+                key: "score",
+                value: s.to_string(),
+                why: "scores must be in [0, 1]".into(),
+            });
         }
     }
-    if let Some(d) = map.domain.iter().find(|d| d.patterns.is_empty() || d.name.is_empty()) {
-        return Err(ConfigError::Invalid { file: mfile, key: "domain.patterns", value: d.name.clone(), why: "each domain needs a name and at least one pattern".into() });
+    if let Some(d) = map
+        .domain
+        .iter()
+        .find(|d| d.patterns.is_empty() || d.name.is_empty())
+    {
+        return Err(ConfigError::Invalid {
+            file: mfile,
+            key: "domain.patterns",
+            value: d.name.clone(),
+            why: "each domain needs a name and at least one pattern".into(),
+        });
     }
-    let bounds = Bounds { ttl_ms: cfg.ttl_secs as i64 * 1000, max_keys: cfg.max_keys };
-    Ok(Box::new(DataDomain { cfg, map, state: KeyedState::new(bounds) }))
+    let bounds = Bounds {
+        ttl_ms: cfg.ttl_secs as i64 * 1000,
+        max_keys: cfg.max_keys,
+    };
+    Ok(Box::new(DataDomain {
+        cfg,
+        map,
+        state: KeyedState::new(bounds),
+    }))
 }
 
 struct KeyState {
@@ -115,9 +146,14 @@ impl Detector for DataDomain {
             (None, Some(t)) => ("token", t.as_str()),
             _ => return,
         };
-        let s = self.state.entry(key, ev.event_time, || KeyState { first_seen: ev.event_time, events: 0, domains: Vec::new() });
+        let s = self.state.entry(key, ev.event_time, || KeyState {
+            first_seen: ev.event_time,
+            events: 0,
+            domains: Vec::new(),
+        });
         s.events += 1;
-        let learned = s.events > self.cfg.learn_events && ev.event_time.secs_since(s.first_seen) >= self.cfg.learn_secs as f64;
+        let learned = s.events > self.cfg.learn_events
+            && ev.event_time.secs_since(s.first_seen) >= self.cfg.learn_secs as f64;
         let (cfg, map) = (&self.cfg, &self.map);
         map.for_each_domain(ev, |d| {
             if s.domains.iter().any(|x| &**x == d) {
@@ -165,7 +201,11 @@ mod tests {
         d.observe(&tool(2510, "job-1", "read_billing_notes"), &mut out);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].score, 0.75, "billing is sensitive");
-        assert!(out[0].reason.contains("\"billing\"") && out[0].reason.contains("projects"), "{}", out[0].reason);
+        assert!(
+            out[0].reason.contains("\"billing\"") && out[0].reason.contains("projects"),
+            "{}",
+            out[0].reason
+        );
     }
 
     #[test]
@@ -173,7 +213,11 @@ mod tests {
         let mut d = build(&BuildContext { dir: None }).unwrap();
         let mut out = Vec::new();
         for i in 0..40 {
-            let name = if i % 2 == 0 { "read_project_metadata" } else { "read_invoice" };
+            let name = if i % 2 == 0 {
+                "read_project_metadata"
+            } else {
+                "read_invoice"
+            };
             d.observe(&tool(i * 60, "job-2", name), &mut out);
         }
         assert!(out.is_empty(), "{out:?}");

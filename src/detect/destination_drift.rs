@@ -44,13 +44,28 @@ impl Default for DestinationDriftConfig {
 
 pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     let (file, cfg): (String, DestinationDriftConfig) = ctx.config(FILE, BUILTIN)?;
-    for (key, s) in [("score", cfg.score), ("allowlist_score", cfg.allowlist_score)] {
+    for (key, s) in [
+        ("score", cfg.score),
+        ("allowlist_score", cfg.allowlist_score),
+    ] {
         if !(0.0..=1.0).contains(&s) {
-            return Err(ConfigError::Invalid { file, key, value: s.to_string(), why: "must be in [0, 1]".into() });
+            return Err(ConfigError::Invalid {
+                file,
+                key,
+                value: s.to_string(),
+                why: "must be in [0, 1]".into(),
+            });
         }
     }
-    let bounds = Bounds { ttl_ms: cfg.ttl_secs as i64 * 1000, max_keys: cfg.max_keys };
-    Ok(Box::new(DestinationDrift { cfg, state: KeyedState::new(bounds), key: String::new() }))
+    let bounds = Bounds {
+        ttl_ms: cfg.ttl_secs as i64 * 1000,
+        max_keys: cfg.max_keys,
+    };
+    Ok(Box::new(DestinationDrift {
+        cfg,
+        state: KeyedState::new(bounds),
+        key: String::new(),
+    }))
 }
 
 struct KeyState {
@@ -67,7 +82,12 @@ pub struct DestinationDrift {
 
 impl Detector for DestinationDrift {
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
-        let Some(dest) = ev.resource.destination.as_deref().filter(|_| ev.category.is_outbound()) else {
+        let Some(dest) = ev
+            .resource
+            .destination
+            .as_deref()
+            .filter(|_| ev.category.is_outbound())
+        else {
             return;
         };
         self.key.clear();
@@ -83,22 +103,50 @@ impl Detector for DestinationDrift {
             return;
         };
         let cfg = &self.cfg;
-        let s = self.state.entry(&self.key, ev.event_time, || KeyState { first_seen: ev.event_time, events: 0, destinations: Vec::new() });
+        let s = self.state.entry(&self.key, ev.event_time, || KeyState {
+            first_seen: ev.event_time,
+            events: 0,
+            destinations: Vec::new(),
+        });
         s.events += 1;
         if s.destinations.iter().any(|d| &**d == dest) {
             return;
         }
         let key = self.key.as_str();
         let off_list = !cfg.allowlist.is_empty() && !cfg.allowlist.iter().any(|p| glob(p, dest));
-        let learned = s.events > cfg.learn_events && ev.event_time.secs_since(s.first_seen) >= cfg.learn_secs as f64;
+        let learned = s.events > cfg.learn_events
+            && ev.event_time.secs_since(s.first_seen) >= cfg.learn_secs as f64;
         if off_list {
-            let reason = format!("{what} {key} sent data to {dest}, which is not on the destination allowlist");
-            out.push(Finding::new(NAME, cfg.allowlist_score, reason, vec![ev.event_id.to_string()], ev));
+            let reason = format!(
+                "{what} {key} sent data to {dest}, which is not on the destination allowlist"
+            );
+            out.push(Finding::new(
+                NAME,
+                cfg.allowlist_score,
+                reason,
+                vec![ev.event_id.to_string()],
+                ev,
+            ));
         } else if learned {
-            let known = s.destinations.iter().map(|d| &**d).collect::<Vec<_>>().join(", ");
-            let known = if known.is_empty() { "none".into() } else { known };
+            let known = s
+                .destinations
+                .iter()
+                .map(|d| &**d)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let known = if known.is_empty() {
+                "none".into()
+            } else {
+                known
+            };
             let reason = format!("{what} {key} sent data to a destination it never used before: {dest} (known: {known})");
-            out.push(Finding::new(NAME, cfg.score, reason, vec![ev.event_id.to_string()], ev));
+            out.push(Finding::new(
+                NAME,
+                cfg.score,
+                reason,
+                vec![ev.event_id.to_string()],
+                ev,
+            ));
         }
         s.destinations.push(Arc::from(dest));
     }
@@ -132,7 +180,9 @@ mod tests {
         d.observe(&upload(4000, "s3://exfil-drop"), &mut out);
         d.observe(&upload(4010, "s3://exfil-drop"), &mut out);
         assert_eq!(out.len(), 1);
-        assert!(out[0].reason.contains("s3://exfil-drop") && out[0].reason.contains("s3://corp-sync"));
+        assert!(
+            out[0].reason.contains("s3://exfil-drop") && out[0].reason.contains("s3://corp-sync")
+        );
     }
 
     #[test]

@@ -62,17 +62,29 @@ impl Cidr {
         let (ip, bits) = s.split_once('/').unwrap_or((s, ""));
         let net: IpAddr = ip.trim().parse().ok()?;
         let max = if net.is_ipv4() { 32 } else { 128 };
-        let bits = if bits.is_empty() { max } else { bits.trim().parse().ok()? };
+        let bits = if bits.is_empty() {
+            max
+        } else {
+            bits.trim().parse().ok()?
+        };
         (bits <= max).then_some(Cidr { net, bits })
     }
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.net, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.bits == 0 { 0 } else { u32::MAX << (32 - self.bits) };
+                let mask = if self.bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.bits)
+                };
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.bits == 0 { 0 } else { u128::MAX << (128 - self.bits) };
+                let mask = if self.bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.bits)
+                };
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -92,10 +104,22 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
         })?);
     }
     if cfg.max_speed_kmh <= 0.0 {
-        return Err(ConfigError::Invalid { file, key: "max_speed_kmh", value: cfg.max_speed_kmh.to_string(), why: "must be positive".into() });
+        return Err(ConfigError::Invalid {
+            file,
+            key: "max_speed_kmh",
+            value: cfg.max_speed_kmh.to_string(),
+            why: "must be positive".into(),
+        });
     }
-    let bounds = Bounds { ttl_ms: cfg.ttl_secs as i64 * 1000, max_keys: cfg.max_keys };
-    Ok(Box::new(ImpossibleTravel { cfg, egress, state: KeyedState::new(bounds) }))
+    let bounds = Bounds {
+        ttl_ms: cfg.ttl_secs as i64 * 1000,
+        max_keys: cfg.max_keys,
+    };
+    Ok(Box::new(ImpossibleTravel {
+        cfg,
+        egress,
+        state: KeyedState::new(bounds),
+    }))
 }
 
 struct Place {
@@ -126,7 +150,9 @@ pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 impl Detector for ImpossibleTravel {
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         let cfg = &self.cfg;
-        let (Some(geo), Some(who)) = (&ev.network.geo, ev.principal.key()) else { return };
+        let (Some(geo), Some(who)) = (&ev.network.geo, ev.principal.key()) else {
+            return;
+        };
         if ev.location_untrusted || ev.outcome == Outcome::Failure || !ev.category.is_activity() {
             return;
         }
@@ -175,19 +201,36 @@ impl Detector for ImpossibleTravel {
             return;
         }
         let dist = (moved - prev.acc - here.acc).max(0.0);
-        let secs = ev.event_time.secs_since(prev.time).max(cfg.min_elapsed_secs as f64);
+        let secs = ev
+            .event_time
+            .secs_since(prev.time)
+            .max(cfg.min_elapsed_secs as f64);
         let speed = dist / (secs / 3600.0);
         let name = place_name();
         if dist >= cfg.min_distance_km && speed > cfg.max_speed_kmh {
             let mins = secs / 60.0;
-            let asn = ev.network.asn.map(|a| format!(" (AS{a})")).unwrap_or_default();
+            let asn = ev
+                .network
+                .asn
+                .map(|a| format!(" (AS{a})"))
+                .unwrap_or_default();
             let reason = format!(
                 "{who} seen in {name}{asn} {mins:.0} min after {}: {moved:.0} km, {speed:.0} km/h (limit {:.0} km/h)",
                 prev.name, cfg.max_speed_kmh
             );
-            out.push(Finding::new(NAME, cfg.score, reason, vec![prev.event_id.clone(), ev.event_id.to_string()], ev));
+            out.push(Finding::new(
+                NAME,
+                cfg.score,
+                reason,
+                vec![prev.event_id.clone(), ev.event_id.to_string()],
+                ev,
+            ));
         }
-        *prev = Place { name, event_id: ev.event_id.to_string(), ..here };
+        *prev = Place {
+            name,
+            event_id: ev.event_id.to_string(),
+            ..here
+        };
     }
 
     fn evict(&mut self, now: Ts) {
@@ -201,12 +244,24 @@ mod tests {
     use crate::detect::testutil::at;
     use crate::event::*;
 
-    fn login(secs: i64, ip: &'static str, lat: f64, lon: f64, city: &'static str) -> SessionEvent<'static> {
+    fn login(
+        secs: i64,
+        ip: &'static str,
+        lat: f64,
+        lon: f64,
+        city: &'static str,
+    ) -> SessionEvent<'static> {
         let mut e = at(secs, &format!("l{secs}"), Family::Idp, Category::Login);
         e.outcome = Outcome::Success;
         e.principal.email = Some("alice@example.com".into());
         e.network.ip = Some(ip.into());
-        e.network.geo = Some(Geo { lat, lon, city: Some(city.into()), country: None, accuracy_radius_km: None });
+        e.network.geo = Some(Geo {
+            lat,
+            lon,
+            city: Some(city.into()),
+            country: None,
+            accuracy_radius_km: None,
+        });
         e
     }
     const CHI: (f64, f64) = (41.88, -87.63);
@@ -231,15 +286,33 @@ mod tests {
 
     #[test]
     fn chicago_then_jakarta_twenty_minutes_later_is_impossible() {
-        let out = run(vec![login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"), login(1320, "36.1.1.1", JKT.0, JKT.1, "Jakarta")], None);
+        let out = run(
+            vec![
+                login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"),
+                login(1320, "36.1.1.1", JKT.0, JKT.1, "Jakarta"),
+            ],
+            None,
+        );
         assert_eq!(out.len(), 1);
-        assert!(out[0].reason.contains("Jakarta") && out[0].reason.contains("after Chicago") && out[0].reason.contains("km/h"), "{}", out[0].reason);
+        assert!(
+            out[0].reason.contains("Jakarta")
+                && out[0].reason.contains("after Chicago")
+                && out[0].reason.contains("km/h"),
+            "{}",
+            out[0].reason
+        );
         assert_eq!(out[0].evidence, vec!["l0".to_string(), "l1320".to_string()]);
     }
 
     #[test]
     fn a_plane_traveller_new_york_to_london_overnight_is_fine() {
-        let out = run(vec![login(0, "1.1.1.1", NYC.0, NYC.1, "New York"), login(8 * 3600, "2.2.2.2", LON.0, LON.1, "London")], None);
+        let out = run(
+            vec![
+                login(0, "1.1.1.1", NYC.0, NYC.1, "New York"),
+                login(8 * 3600, "2.2.2.2", LON.0, LON.1, "London"),
+            ],
+            None,
+        );
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -247,7 +320,14 @@ mod tests {
     fn vpn_switcher_flagged_as_proxy_by_the_source_is_not_travel() {
         let mut vpn = login(600, "185.1.1.1", 50.11, 8.68, "Frankfurt");
         vpn.network.is_proxy = Some(true);
-        let out = run(vec![login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"), vpn, login(1200, "73.1.1.1", CHI.0, CHI.1, "Chicago")], None);
+        let out = run(
+            vec![
+                login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"),
+                vpn,
+                login(1200, "73.1.1.1", CHI.0, CHI.1, "Chicago"),
+            ],
+            None,
+        );
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -255,7 +335,10 @@ mod tests {
     fn vpn_egress_listed_in_config_is_not_travel() {
         let cfg = "egress_cidrs = [\"185.0.0.0/8\"]\n";
         let vpn = login(600, "185.1.1.1", 50.11, 8.68, "Frankfurt");
-        let out = run(vec![login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"), vpn], Some(cfg));
+        let out = run(
+            vec![login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"), vpn],
+            Some(cfg),
+        );
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -263,7 +346,10 @@ mod tests {
     fn low_accuracy_geo_is_not_travel() {
         let mut fuzzy = login(600, "9.9.9.9", 47.6, -122.3, "Seattle");
         fuzzy.network.geo.as_mut().unwrap().accuracy_radius_km = Some(1000.0);
-        let out = run(vec![login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"), fuzzy], None);
+        let out = run(
+            vec![login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago"), fuzzy],
+            None,
+        );
         assert!(out.is_empty(), "{out:?}");
     }
 
@@ -272,7 +358,9 @@ mod tests {
         let c = Cidr::parse("10.1.0.0/16").unwrap();
         assert!(c.contains("10.1.200.3".parse().unwrap()));
         assert!(!c.contains("10.2.0.1".parse().unwrap()));
-        assert!(Cidr::parse("2001:db8::/32").unwrap().contains("2001:db8::1".parse().unwrap()));
+        assert!(Cidr::parse("2001:db8::/32")
+            .unwrap()
+            .contains("2001:db8::1".parse().unwrap()));
         assert!(Cidr::parse("10.0.0.0/33").is_none());
     }
 }

@@ -60,8 +60,22 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(detector: &'static str, score: f64, reason: String, evidence: Vec<String>, ev: &SessionEvent<'_>) -> Self {
-        Finding { detector, score, reason, evidence, subject: Subject::of(ev), event_time: ev.event_time, family: ev.source.family }
+    pub fn new(
+        detector: &'static str,
+        score: f64,
+        reason: String,
+        evidence: Vec<String>,
+        ev: &SessionEvent<'_>,
+    ) -> Self {
+        Finding {
+            detector,
+            score,
+            reason,
+            evidence,
+            subject: Subject::of(ev),
+            event_time: ev.event_time,
+            family: ev.source.family,
+        }
     }
 }
 
@@ -77,11 +91,22 @@ pub trait Detector: Send {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: {source}")]
-    Parse { file: String, source: toml::de::Error },
+    Parse {
+        file: String,
+        source: toml::de::Error,
+    },
     #[error("{file}: {key} = {value}: {why}")]
-    Invalid { file: String, key: &'static str, value: String, why: String },
+    Invalid {
+        file: String,
+        key: &'static str,
+        value: String,
+        why: String,
+    },
     #[error("cannot read {file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
 }
 
 /// Everything a detector may read when it is built.
@@ -96,8 +121,10 @@ impl BuildContext {
         if let Some(d) = &self.dir {
             let p = d.join(name);
             if p.exists() {
-                let text = std::fs::read_to_string(&p)
-                    .map_err(|source| ConfigError::Io { file: p.display().to_string(), source })?;
+                let text = std::fs::read_to_string(&p).map_err(|source| ConfigError::Io {
+                    file: p.display().to_string(),
+                    source,
+                })?;
                 return Ok((p.display().to_string(), text));
             }
         }
@@ -105,9 +132,16 @@ impl BuildContext {
     }
 
     /// Parse `detectors/NAME` into a config struct.
-    pub fn config<T: serde::de::DeserializeOwned>(&self, name: &str, builtin: &'static str) -> Result<(String, T), ConfigError> {
+    pub fn config<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        builtin: &'static str,
+    ) -> Result<(String, T), ConfigError> {
         let (file, text) = self.file(name, builtin)?;
-        let t = toml::from_str(&text).map_err(|source| ConfigError::Parse { file: file.clone(), source })?;
+        let t = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            file: file.clone(),
+            source,
+        })?;
         Ok((file, t))
     }
 }
@@ -121,11 +155,26 @@ pub struct Registered {
 /// Every detector, in the order they see each event. Adding one is one file plus one line here.
 pub fn registry() -> Vec<Registered> {
     vec![
-        Registered { name: session_hijack::NAME, build: session_hijack::build },
-        Registered { name: impossible_travel::NAME, build: impossible_travel::build },
-        Registered { name: rate::NAME, build: rate::build },
-        Registered { name: data_domain::NAME, build: data_domain::build },
-        Registered { name: destination_drift::NAME, build: destination_drift::build },
+        Registered {
+            name: session_hijack::NAME,
+            build: session_hijack::build,
+        },
+        Registered {
+            name: impossible_travel::NAME,
+            build: impossible_travel::build,
+        },
+        Registered {
+            name: rate::NAME,
+            build: rate::build,
+        },
+        Registered {
+            name: data_domain::NAME,
+            build: data_domain::build,
+        },
+        Registered {
+            name: destination_drift::NAME,
+            build: destination_drift::build,
+        },
     ]
 }
 
@@ -154,16 +203,27 @@ impl Detect {
                     file: "config".into(),
                     key: "detect.disabled",
                     value: d.clone(),
-                    why: format!("no such detector; allowed: {}", reg.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")),
+                    why: format!(
+                        "no such detector; allowed: {}",
+                        reg.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+                    ),
                 });
             }
         }
-        let ctx = BuildContext { dir: cfg.dir.clone() };
+        let ctx = BuildContext {
+            dir: cfg.dir.clone(),
+        };
         let mut detectors = Vec::new();
-        for r in reg.iter().filter(|r| !cfg.disabled.iter().any(|d| d == r.name)) {
+        for r in reg
+            .iter()
+            .filter(|r| !cfg.disabled.iter().any(|d| d == r.name))
+        {
             detectors.push((r.build)(&ctx)?);
         }
-        Ok(Detect { detectors, last_evict: Ts(i64::MIN) })
+        Ok(Detect {
+            detectors,
+            last_evict: Ts(i64::MIN),
+        })
     }
 
     /// Run every detector on `ev`.
@@ -226,8 +286,17 @@ pub(crate) mod testutil {
     use crate::event::*;
     /// A bare event at `secs` seconds past 2026-11-02T00:00:00Z.
     pub fn at(secs: i64, id: &str, family: Family, cat: Category) -> SessionEvent<'static> {
-        let src = SourceInfo { family, vendor: "test".into(), format: "test".into() };
-        SessionEvent::new(src, Text::from(id.to_string()), Ts(1_793_577_600_000 + secs * 1000), cat)
+        let src = SourceInfo {
+            family,
+            vendor: "test".into(),
+            format: "test".into(),
+        };
+        SessionEvent::new(
+            src,
+            Text::from(id.to_string()),
+            Ts(1_793_577_600_000 + secs * 1000),
+            cat,
+        )
     }
 }
 
@@ -250,13 +319,26 @@ mod tests {
     fn the_shipped_detector_configs_parse() {
         let d = Detect::new(&DetectConfig::default()).unwrap();
         assert_eq!(d.detectors.len(), registry().len());
-        let d = Detect::new(&DetectConfig { dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/detectors").into()), disabled: vec![] }).unwrap();
+        let d = Detect::new(&DetectConfig {
+            dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/detectors").into()),
+            disabled: vec![],
+        })
+        .unwrap();
         assert_eq!(d.detectors.len(), registry().len());
     }
 
     #[test]
     fn disabling_an_unknown_detector_names_the_allowed_ones() {
-        let e = Detect::new(&DetectConfig { dir: None, disabled: vec!["astrology".into()] }).err().unwrap().to_string();
-        assert!(e.contains("astrology") && e.contains("impossible_travel"), "{e}");
+        let e = Detect::new(&DetectConfig {
+            dir: None,
+            disabled: vec!["astrology".into()],
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("astrology") && e.contains("impossible_travel"),
+            "{e}"
+        );
     }
 }

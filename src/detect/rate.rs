@@ -51,7 +51,14 @@ impl Default for RateConfig {
 
 pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     let (file, cfg): (String, RateConfig) = ctx.config(FILE, BUILTIN)?;
-    let bad = |key, value: String, why: &str| Err(ConfigError::Invalid { file: file.clone(), key, value, why: why.into() });
+    let bad = |key, value: String, why: &str| {
+        Err(ConfigError::Invalid {
+            file: file.clone(),
+            key,
+            value,
+            why: why.into(),
+        })
+    };
     if cfg.bucket_secs == 0 {
         return bad("bucket_secs", "0".into(), "must be at least 1");
     }
@@ -59,13 +66,23 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
         return bad("alpha", cfg.alpha.to_string(), "must be in (0, 1]");
     }
     if !(cfg.p_threshold > 0.0 && cfg.p_threshold < 1.0) {
-        return bad("p_threshold", cfg.p_threshold.to_string(), "must be in (0, 1)");
+        return bad(
+            "p_threshold",
+            cfg.p_threshold.to_string(),
+            "must be in (0, 1)",
+        );
     }
     if !(0.0..=1.0).contains(&cfg.score) {
         return bad("score", cfg.score.to_string(), "must be in [0, 1]");
     }
-    let bounds = Bounds { ttl_ms: cfg.ttl_secs as i64 * 1000, max_keys: cfg.max_keys };
-    Ok(Box::new(Rate { state: KeyedState::new(bounds), cfg }))
+    let bounds = Bounds {
+        ttl_ms: cfg.ttl_secs as i64 * 1000,
+        max_keys: cfg.max_keys,
+    };
+    Ok(Box::new(Rate {
+        state: KeyedState::new(bounds),
+        cfg,
+    }))
 }
 
 struct KeyState {
@@ -85,7 +102,10 @@ pub struct Rate {
 impl Detector for Rate {
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         use Category::*;
-        if !matches!(ev.category, ApiRequest | DataRead | DataWrite | Export | ToolCall | ModelCall) {
+        if !matches!(
+            ev.category,
+            ApiRequest | DataRead | DataWrite | Export | ToolCall | ModelCall
+        ) {
             return;
         }
         let (what, key) = match (&ev.session.job_id, &ev.session.token_id) {
@@ -106,7 +126,11 @@ impl Detector for Rate {
         if bucket > s.bucket {
             // Close the previous bucket; anomalous buckets do not teach the baseline.
             if s.count > 0 && s.fired_bucket != s.bucket {
-                s.baseline = if s.active == 0 { s.count as f64 } else { cfg.alpha * s.count as f64 + (1.0 - cfg.alpha) * s.baseline };
+                s.baseline = if s.active == 0 {
+                    s.count as f64
+                } else {
+                    cfg.alpha * s.count as f64 + (1.0 - cfg.alpha) * s.baseline
+                };
                 s.active += 1;
             }
             s.bucket = bucket;
@@ -192,7 +216,11 @@ mod tests {
         }
         assert_eq!(out.len(), 1, "one finding per bucket");
         assert!(fired_at.unwrap() < 60_000);
-        assert!(out[0].reason.contains("tok-a made 100 requests"), "{}", out[0].reason);
+        assert!(
+            out[0].reason.contains("tok-a made 100 requests"),
+            "{}",
+            out[0].reason
+        );
         assert_eq!(out[0].subject.token_id.as_deref(), Some("tok-a"));
     }
 
@@ -213,7 +241,10 @@ mod tests {
         for i in 0..900 {
             d.observe(&call(i * 50, "new"), &mut out);
         }
-        assert!(out.is_empty(), "900/min on a new token is under the cold-start limit");
+        assert!(
+            out.is_empty(),
+            "900/min on a new token is under the cold-start limit"
+        );
         for i in 0..1100 {
             d.observe(&call(120_000 + i * 50, "new2"), &mut out);
         }

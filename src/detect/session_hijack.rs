@@ -28,19 +28,39 @@ pub struct SessionHijackConfig {
 
 impl Default for SessionHijackConfig {
     fn default() -> Self {
-        SessionHijackConfig { score: 0.95, network_only_score: 0.2, session_ttl_secs: 43_200, max_keys: 1_000_000 }
+        SessionHijackConfig {
+            score: 0.95,
+            network_only_score: 0.2,
+            session_ttl_secs: 43_200,
+            max_keys: 1_000_000,
+        }
     }
 }
 
 pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     let (file, cfg): (String, SessionHijackConfig) = ctx.config(FILE, BUILTIN)?;
-    for (key, s) in [("score", cfg.score), ("network_only_score", cfg.network_only_score)] {
+    for (key, s) in [
+        ("score", cfg.score),
+        ("network_only_score", cfg.network_only_score),
+    ] {
         if !(0.0..=1.0).contains(&s) {
-            return Err(ConfigError::Invalid { file, key, value: s.to_string(), why: "must be in [0, 1]".into() });
+            return Err(ConfigError::Invalid {
+                file,
+                key,
+                value: s.to_string(),
+                why: "must be in [0, 1]".into(),
+            });
         }
     }
-    let bounds = Bounds { ttl_ms: cfg.session_ttl_secs as i64 * 1000, max_keys: cfg.max_keys };
-    Ok(Box::new(SessionHijack { cfg, state: KeyedState::new(bounds), key: String::new() }))
+    let bounds = Bounds {
+        ttl_ms: cfg.session_ttl_secs as i64 * 1000,
+        max_keys: cfg.max_keys,
+    };
+    Ok(Box::new(SessionHijack {
+        cfg,
+        state: KeyedState::new(bounds),
+        key: String::new(),
+    }))
 }
 
 #[derive(Default, Clone, PartialEq)]
@@ -58,7 +78,12 @@ impl Print {
             device: ev.network.device_id.as_deref().map(Box::from),
             ua: ev.network.user_agent.as_deref().map(Box::from),
             asn: ev.network.asn,
-            country: ev.network.geo.as_ref().and_then(|g| g.country.as_deref()).map(Box::from),
+            country: ev
+                .network
+                .geo
+                .as_ref()
+                .and_then(|g| g.country.as_deref())
+                .map(Box::from),
             ip: ev.network.ip.as_deref().map(Box::from),
         }
     }
@@ -106,14 +131,19 @@ impl SessionHijack {
         }
         let now = ev.event_time;
         let Some(s) = self.state.get_mut(&self.key, now) else {
-            let first = SessionState { original: Print::of(ev), first_event: ev.event_id.to_string(), reported: Vec::new() };
+            let first = SessionState {
+                original: Print::of(ev),
+                first_event: ev.event_id.to_string(),
+                reported: Vec::new(),
+            };
             self.state.entry(&self.key, now, || first);
             return;
         };
         let o = &s.original;
         let n = &ev.network;
         let country = n.geo.as_ref().and_then(|g| g.country.as_deref());
-        let client_changed = differs(&o.device.as_deref(), &n.device_id.as_deref()) || differs(&o.ua.as_deref(), &n.user_agent.as_deref());
+        let client_changed = differs(&o.device.as_deref(), &n.device_id.as_deref())
+            || differs(&o.ua.as_deref(), &n.user_agent.as_deref());
         let net_changed = differs(&o.asn, &n.asn) || differs(&o.country.as_deref(), &country);
         if !net_changed || (!client_changed && n.is_proxy == Some(true)) {
             return;
@@ -123,9 +153,15 @@ impl SessionHijack {
             return;
         }
         let (score, how) = if client_changed {
-            (self.cfg.score, "from a different device/browser and network")
+            (
+                self.cfg.score,
+                "from a different device/browser and network",
+            )
         } else {
-            (self.cfg.network_only_score, "from a different network with the same device and browser")
+            (
+                self.cfg.network_only_score,
+                "from a different network with the same device and browser",
+            )
         };
         let ua = n.user_agent.as_deref().unwrap_or("unknown user agent");
         let reason = format!(
@@ -162,14 +198,26 @@ mod tests {
     use crate::detect::testutil::at;
     use crate::event::*;
 
-    fn hit(secs: i64, asn: u32, country: &'static str, ua: &'static str, device: Option<&'static str>) -> SessionEvent<'static> {
+    fn hit(
+        secs: i64,
+        asn: u32,
+        country: &'static str,
+        ua: &'static str,
+        device: Option<&'static str>,
+    ) -> SessionEvent<'static> {
         let mut e = at(secs, &format!("h{secs}"), Family::Idp, Category::Sso);
         e.principal.email = Some("alice@example.com".into());
         e.session.session_id = Some("102abc".into());
         e.network.asn = Some(asn);
         e.network.user_agent = Some(ua.into());
         e.network.device_id = device.map(Text::from);
-        e.network.geo = Some(Geo { lat: 0.0, lon: 0.0, city: None, country: Some(country.into()), accuracy_radius_km: None });
+        e.network.geo = Some(Geo {
+            lat: 0.0,
+            lon: 0.0,
+            city: None,
+            country: Some(country.into()),
+            accuracy_radius_km: None,
+        });
         e
     }
 
@@ -191,13 +239,20 @@ mod tests {
         ]);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].score, 0.95);
-        assert!(out[0].reason.contains("Indonesia AS7713") && out[0].reason.contains("python-requests"), "{}", out[0].reason);
+        assert!(
+            out[0].reason.contains("Indonesia AS7713") && out[0].reason.contains("python-requests"),
+            "{}",
+            out[0].reason
+        );
         assert_eq!(out[0].evidence, vec!["h0".to_string(), "h600".to_string()]);
     }
 
     #[test]
     fn a_mobile_hop_with_the_same_browser_is_at_most_a_weak_signal() {
-        let out = run(&[hit(0, 7922, "United States", "Chrome/Mac", Some("dev-1")), hit(600, 21928, "United States", "Chrome/Mac", Some("dev-1"))]);
+        let out = run(&[
+            hit(0, 7922, "United States", "Chrome/Mac", Some("dev-1")),
+            hit(600, 21928, "United States", "Chrome/Mac", Some("dev-1")),
+        ]);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].score, 0.2);
     }
@@ -206,14 +261,22 @@ mod tests {
     fn a_proxy_flagged_vpn_switch_with_the_same_browser_is_nothing() {
         let mut vpn = hit(600, 9009, "Germany", "Chrome/Mac", Some("dev-1"));
         vpn.network.is_proxy = Some(true);
-        assert!(run(&[hit(0, 7922, "United States", "Chrome/Mac", Some("dev-1")), vpn]).is_empty());
+        assert!(run(&[
+            hit(0, 7922, "United States", "Chrome/Mac", Some("dev-1")),
+            vpn
+        ])
+        .is_empty());
     }
 
     #[test]
     fn a_session_ended_by_the_idp_starts_afresh() {
         let mut end = hit(300, 7922, "United States", "Chrome/Mac", Some("dev-1"));
         end.category = Category::SessionEnd;
-        let out = run(&[hit(0, 7922, "United States", "Chrome/Mac", Some("dev-1")), end, hit(600, 7713, "Indonesia", "Firefox", None)]);
+        let out = run(&[
+            hit(0, 7922, "United States", "Chrome/Mac", Some("dev-1")),
+            end,
+            hit(600, 7713, "Indonesia", "Firefox", None),
+        ]);
         assert!(out.is_empty());
     }
 }

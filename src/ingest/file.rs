@@ -18,13 +18,30 @@ impl Lines {
         let reader: Box<dyn BufRead> = if path == "-" {
             Box::new(BufReader::new(std::io::stdin()))
         } else {
-            Box::new(BufReader::with_capacity(1 << 16, std::fs::File::open(path)?))
+            Box::new(BufReader::with_capacity(
+                1 << 16,
+                std::fs::File::open(path)?,
+            ))
         };
-        Ok(Lines { name: if path == "-" { "stdin".into() } else { path.into() }, reader, line: 0, buf: Vec::new() })
+        Ok(Lines {
+            name: if path == "-" {
+                "stdin".into()
+            } else {
+                path.into()
+            },
+            reader,
+            line: 0,
+            buf: Vec::new(),
+        })
     }
 
     pub fn from_reader(name: &str, r: impl Read + 'static) -> Lines {
-        Lines { name: name.into(), reader: Box::new(BufReader::new(r)), line: 0, buf: Vec::new() }
+        Lines {
+            name: name.into(),
+            reader: Box::new(BufReader::new(r)),
+            line: 0,
+            buf: Vec::new(),
+        }
     }
 
     /// The next non-blank line and its number (the buffer is reused).
@@ -49,9 +66,18 @@ mod tests {
     use super::*;
     #[test]
     fn blank_lines_are_skipped_and_numbering_follows_the_file() {
-        let mut l = Lines::from_reader("t", std::io::Cursor::new(b"{\"a\":1}\n\n  \n{\"b\":2}\r\n".to_vec()));
-        assert_eq!(l.next_line().unwrap().map(|(n, b)| (n, b.to_vec())), Some((1, b"{\"a\":1}".to_vec())));
-        assert_eq!(l.next_line().unwrap().map(|(n, b)| (n, b.to_vec())), Some((4, b"{\"b\":2}".to_vec())));
+        let mut l = Lines::from_reader(
+            "t",
+            std::io::Cursor::new(b"{\"a\":1}\n\n  \n{\"b\":2}\r\n".to_vec()),
+        );
+        assert_eq!(
+            l.next_line().unwrap().map(|(n, b)| (n, b.to_vec())),
+            Some((1, b"{\"a\":1}".to_vec()))
+        );
+        assert_eq!(
+            l.next_line().unwrap().map(|(n, b)| (n, b.to_vec())),
+            Some((4, b"{\"b\":2}".to_vec()))
+        );
         assert!(l.next_line().unwrap().is_none());
     }
 }

@@ -84,7 +84,13 @@ pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
     c.create()
 }
 
-async fn send(p: &FutureProducer, topic: &str, key: &[u8], payload: &[u8], headers: Option<OwnedHeaders>) -> Result<(), IngestError> {
+async fn send(
+    p: &FutureProducer,
+    topic: &str,
+    key: &[u8],
+    payload: &[u8],
+    headers: Option<OwnedHeaders>,
+) -> Result<(), IngestError> {
     let mut rec = FutureRecord::to(topic).key(key).payload(payload);
     if let Some(h) = headers {
         rec = rec.headers(h);
@@ -92,7 +98,10 @@ async fn send(p: &FutureProducer, topic: &str, key: &[u8], payload: &[u8], heade
     p.send(rec, Timeout::After(Duration::from_secs(30)))
         .await
         .map(|_| ())
-        .map_err(|(source, _)| IngestError::Produce { topic: topic.into(), source })
+        .map_err(|(source, _)| IngestError::Produce {
+            topic: topic.into(),
+            source,
+        })
 }
 
 /// Consume until shutdown (or the end of every partition with `stop_at_end`).
@@ -107,8 +116,17 @@ pub async fn run(
 ) -> Result<RunReport, IngestError> {
     let consumer = consumer(k)?;
     let producer = producer(k)?;
-    let formats: HashMap<&str, &str> = k.topics.iter().map(|t| (t.name.as_str(), t.format.as_str())).collect();
-    let mut report = RunReport { records: 0, dead_letters: 0, decisions: 0, latency_us: Histogram::new(3).map_err(|_| KafkaError::Canceled)? };
+    let formats: HashMap<&str, &str> = k
+        .topics
+        .iter()
+        .map(|t| (t.name.as_str(), t.format.as_str()))
+        .collect();
+    let mut report = RunReport {
+        records: 0,
+        dead_letters: 0,
+        decisions: 0,
+        latency_us: Histogram::new(3).map_err(|_| KafkaError::Canceled)?,
+    };
     let mut decisions = Vec::new();
     let mut last_commit = Instant::now();
     // With stop_at_end: the end offset of every input partition at start-up; stop once all are processed.
@@ -118,7 +136,8 @@ pub async fn run(
             let md = consumer.fetch_metadata(Some(&t.name), Duration::from_secs(10))?;
             for mt in md.topics() {
                 for p in mt.partitions() {
-                    let (low, high) = consumer.fetch_watermarks(&t.name, p.id(), Duration::from_secs(10))?;
+                    let (low, high) =
+                        consumer.fetch_watermarks(&t.name, p.id(), Duration::from_secs(10))?;
                     if high > low {
                         remaining.insert((t.name.clone(), p.id()), high);
                     }
@@ -147,7 +166,11 @@ pub async fn run(
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
         let payload = m.payload().unwrap_or(&[]);
         let pinned = formats.get(topic).copied();
-        let prov = Provenance::Kafka { topic: topic.into(), partition, offset };
+        let prov = Provenance::Kafka {
+            topic: topic.into(),
+            partition,
+            offset,
+        };
         decisions.clear();
         match pipeline.process(payload, pinned, prov, Ts::now(), &mut decisions) {
             Ok(_) => {}
@@ -157,17 +180,42 @@ pub async fn run(
                 let reason = e.to_string();
                 let source = format!("{topic}/{partition}@{offset}");
                 let headers = OwnedHeaders::new()
-                    .insert(Header { key: "quench.error", value: Some(e.code()) })
-                    .insert(Header { key: "quench.reason", value: Some(reason.as_str()) })
-                    .insert(Header { key: "quench.source", value: Some(source.as_str()) });
-                send(&producer, &k.dead_letter_topic, m.key().unwrap_or(&[]), payload, Some(headers)).await?;
+                    .insert(Header {
+                        key: "quench.error",
+                        value: Some(e.code()),
+                    })
+                    .insert(Header {
+                        key: "quench.reason",
+                        value: Some(reason.as_str()),
+                    })
+                    .insert(Header {
+                        key: "quench.source",
+                        value: Some(source.as_str()),
+                    });
+                send(
+                    &producer,
+                    &k.dead_letter_topic,
+                    m.key().unwrap_or(&[]),
+                    payload,
+                    Some(headers),
+                )
+                .await?;
             }
         }
         for d in decisions.drain(..) {
             let body = serde_json::to_vec(&d)?;
-            send(&producer, &k.decisions_topic, d.decision_id.as_bytes(), &body, None).await?;
+            send(
+                &producer,
+                &k.decisions_topic,
+                d.decision_id.as_bytes(),
+                &body,
+                None,
+            )
+            .await?;
             report.decisions += 1;
-            let _ = report.latency_us.record(received.elapsed().as_micros() as u64);
+            let _ = report
+                .latency_us
+                .record(received.elapsed().as_micros() as u64);
             on_decision(&d);
             dispatcher.dispatch(Arc::new(d));
         }

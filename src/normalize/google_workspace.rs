@@ -126,9 +126,11 @@ fn category(app: &str, name: &str) -> (Category, Outcome) {
         ("token", "activity") | ("token", "request") => (ApiRequest, ok),
         ("drive", "view" | "preview" | "print") => (DataRead, ok),
         ("drive", "download") => (Export, ok),
-        ("drive", "edit" | "create" | "upload" | "copy" | "rename" | "move" | "delete" | "trash" | "untrash") => {
-            (DataWrite, ok)
-        }
+        (
+            "drive",
+            "edit" | "create" | "upload" | "copy" | "rename" | "move" | "delete" | "trash"
+            | "untrash",
+        ) => (DataWrite, ok),
         ("drive", n) if n.starts_with("change_") => (AdminChange, ok),
         ("admin", _) => (AdminChange, ok),
         _ => (Other, Outcome::Unknown),
@@ -138,13 +140,26 @@ fn category(app: &str, name: &str) -> (Category, Outcome) {
 impl Normalizer for GoogleWorkspace {
     fn sniff(&self, p: &Probe) -> bool {
         p.kind.as_deref() == Some("admin#reports#activity")
-            || (p.kind.is_none() && p.events.is_some() && p.actor.is_some() && p.id.is_some() && p.event_type.is_none())
+            || (p.kind.is_none()
+                && p.events.is_some()
+                && p.actor.is_some()
+                && p.id.is_some()
+                && p.event_type.is_none())
     }
 
-    fn normalize<'a>(&self, raw: &'a str, _ctx: &Context<'a>, out: &mut Vec<SessionEvent<'a>>) -> Result<(), NormalizeError> {
+    fn normalize<'a>(
+        &self,
+        raw: &'a str,
+        _ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+    ) -> Result<(), NormalizeError> {
         let r: Raw<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
-        let time = Ts::parse(&r.id.time)
-            .ok_or_else(|| NormalizeError::invalid(NAME, format!("id.time {:?} is not a timestamp", r.id.time.as_str())))?;
+        let time = Ts::parse(&r.id.time).ok_or_else(|| {
+            NormalizeError::invalid(
+                NAME,
+                format!("id.time {:?} is not a timestamp", r.id.time.as_str()),
+            )
+        })?;
         let events = match r.events {
             OneOrMany::One(e) => vec![e],
             OneOrMany::Many(v) => v,
@@ -154,7 +169,11 @@ impl Normalizer for GoogleWorkspace {
         let customer = r.id.customer_id.as_deref().unwrap_or("-").to_string();
         for (i, e) in events.into_iter().enumerate() {
             let (cat, outcome) = category(&app, &e.name);
-            let src = SourceInfo { family: Family::Saas, vendor: "google".into(), format: NAME.into() };
+            let src = SourceInfo {
+                family: Family::Saas,
+                vendor: "google".into(),
+                format: NAME.into(),
+            };
             let id = Text::from(format!("gws:{customer}:{app}:{qualifier}:{}:{i}", time.0));
             let mut ev = SessionEvent::new(src, id, time, cat);
             ev.outcome = outcome;
@@ -180,10 +199,14 @@ impl Normalizer for GoogleWorkspace {
                     }
                     "doc_id" => ev.resource.object_id = v.and_then(Scalar::text),
                     "doc_type" => ev.resource.object_type = v.and_then(Scalar::text),
-                    "target_user" | "target_domain" if cat == Category::Export || cat == Category::AdminChange => {
+                    "target_user" | "target_domain"
+                        if cat == Category::Export || cat == Category::AdminChange =>
+                    {
                         ev.resource.destination = v.and_then(Scalar::text)
                     }
-                    "num_response_bytes" => ev.resource.bytes = v.or(p.int_value.as_ref()).and_then(Scalar::num),
+                    "num_response_bytes" => {
+                        ev.resource.bytes = v.or(p.int_value.as_ref()).and_then(Scalar::num)
+                    }
                     _ => {}
                 }
             }
@@ -215,7 +238,10 @@ mod tests {
     fn login_with_single_event_object_and_numeric_ids() {
         let raw = r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T09:00:00Z","uniqueQualifier":1,"applicationName":"login","customerId":"1"},"actor":{"callerType":"USER","email":"foo@example.com","profileId":1},"ipAddress":"67.43.156.13","events":{"type":"login","name":"login_success","parameters":[{"name":"login_type","value":"google_password"}]}}"#;
         let ev = &normalize_one(raw)[0];
-        assert_eq!((ev.category, ev.outcome), (Category::Login, Outcome::Success));
+        assert_eq!(
+            (ev.category, ev.outcome),
+            (Category::Login, Outcome::Success)
+        );
         assert_eq!(ev.principal.id.as_deref(), Some("1"));
     }
 
@@ -224,7 +250,10 @@ mod tests {
         let raw = r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T09:00:00Z","uniqueQualifier":"7","applicationName":"token","customerId":"1"},"actor":{"callerType":"USER","email":"foo@example.com"},"events":[{"name":"authorize","parameters":[{"name":"client_id","value":"9234.apps.googleusercontent.com"},{"name":"app_name","value":"Gmail Add-on"},{"name":"num_response_bytes","value":1223}]}]}"#;
         let ev = &normalize_one(raw)[0];
         assert_eq!(ev.category, Category::TokenIssued);
-        assert_eq!(ev.session.client_id.as_deref(), Some("9234.apps.googleusercontent.com"));
+        assert_eq!(
+            ev.session.client_id.as_deref(),
+            Some("9234.apps.googleusercontent.com")
+        );
         assert_eq!(ev.resource.bytes, Some(1223));
     }
 }

@@ -137,7 +137,10 @@ struct Headers<'a>(std::collections::HashMap<Text<'a>, HeaderVal<'a>>);
 
 impl<'a> Headers<'a> {
     fn parse(raw: Option<&'a RawValue>) -> Self {
-        Headers(raw.and_then(|r| serde_json::from_str(r.get()).ok()).unwrap_or_default())
+        Headers(
+            raw.and_then(|r| serde_json::from_str(r.get()).ok())
+                .unwrap_or_default(),
+        )
     }
     fn get(&self, name: &str) -> Option<Text<'a>> {
         match self.0.get(name)? {
@@ -149,15 +152,32 @@ impl<'a> Headers<'a> {
 
 impl Normalizer for Kong {
     fn sniff(&self, p: &Probe) -> bool {
-        p.request.is_some() && p.response.is_some() && (p.started_at.is_some() || p.upstream_uri.is_some())
+        p.request.is_some()
+            && p.response.is_some()
+            && (p.started_at.is_some() || p.upstream_uri.is_some())
     }
 
-    fn normalize<'a>(&self, raw: &'a str, ctx: &Context<'a>, out: &mut Vec<SessionEvent<'a>>) -> Result<(), NormalizeError> {
+    fn normalize<'a>(
+        &self,
+        raw: &'a str,
+        ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+    ) -> Result<(), NormalizeError> {
         let r: Raw<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
-        let time = Ts(r.started_at.ok_or_else(|| NormalizeError::invalid(NAME, "missing started_at"))?);
+        let time = Ts(r
+            .started_at
+            .ok_or_else(|| NormalizeError::invalid(NAME, "missing started_at"))?);
         let write = !matches!(r.request.method.as_str(), "GET" | "HEAD" | "OPTIONS");
-        let cat = if write { Category::DataWrite } else { Category::DataRead };
-        let src = SourceInfo { family: Family::Gateway, vendor: "kong".into(), format: NAME.into() };
+        let cat = if write {
+            Category::DataWrite
+        } else {
+            Category::DataRead
+        };
+        let src = SourceInfo {
+            family: Family::Gateway,
+            vendor: "kong".into(),
+            format: NAME.into(),
+        };
         let headers = Headers::parse(r.request.headers);
         let id = r
             .request
@@ -193,7 +213,11 @@ impl Normalizer for Kong {
         }
         ev.resource.object_type = r.route.and_then(|r| r.name.or(r.id));
         ev.resource.object_id = r.request.uri;
-        ev.resource.bytes = if write { r.request.size } else { r.response.and_then(|s| s.size) };
+        ev.resource.bytes = if write {
+            r.request.size
+        } else {
+            r.response.and_then(|s| s.size)
+        };
         out.push(ev);
         Ok(())
     }
@@ -222,7 +246,9 @@ mod tests {
 
     #[test]
     fn token_falls_back_to_the_header_and_writes_get_a_destination() {
-        let raw = LOG.replace(r#","authenticated_entity":{"id":"cred-42"}"#, "").replace("\"GET\"", "\"POST\"");
+        let raw = LOG
+            .replace(r#","authenticated_entity":{"id":"cred-42"}"#, "")
+            .replace("\"GET\"", "\"POST\"");
         let ev = &normalize_one(&raw)[0];
         assert_eq!(ev.session.token_id.as_deref(), Some("hdr-tok"));
         assert_eq!(ev.category, Category::DataWrite);
@@ -233,12 +259,21 @@ mod tests {
     #[test]
     fn configured_token_path_and_array_headers() {
         let mut t = toml::Table::new();
-        t.insert("token_id_path".into(), toml::Value::String("consumer.custom_id".into()));
+        t.insert(
+            "token_id_path".into(),
+            toml::Value::String("consumer.custom_id".into()),
+        );
         let k = build(t).unwrap();
         let raw = LOG
             .replace(r#""username":"crm-sync""#, r#""custom_id":"tok-from-path""#)
-            .replace(r#""x-agent-job-id":"job-7""#, r#""x-agent-job-id":["job-8","job-9"]"#);
-        let ctx = Context { provenance: Provenance::None, ingest_time: Ts(0) };
+            .replace(
+                r#""x-agent-job-id":"job-7""#,
+                r#""x-agent-job-id":["job-8","job-9"]"#,
+            );
+        let ctx = Context {
+            provenance: Provenance::None,
+            ingest_time: Ts(0),
+        };
         let mut out = Vec::new();
         k.normalize(&raw, &ctx, &mut out).unwrap();
         assert_eq!(out[0].session.token_id.as_deref(), Some("tok-from-path"));
@@ -250,6 +285,9 @@ mod tests {
         let mut t = toml::Table::new();
         t.insert("token_id_path".into(), toml::Value::String("a..b".into()));
         let e = build(t).err().unwrap().to_string();
-        assert!(e.contains("normalize.formats.kong.token_id_path") && e.contains("a..b"), "{e}");
+        assert!(
+            e.contains("normalize.formats.kong.token_id_path") && e.contains("a..b"),
+            "{e}"
+        );
     }
 }

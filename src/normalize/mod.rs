@@ -27,7 +27,10 @@ pub enum NormalizeError {
     #[error("unknown format: no normalizer recognises a message with top-level keys [{0}]")]
     UnknownFormat(String),
     #[error("{format}: {reason}")]
-    Invalid { format: &'static str, reason: String },
+    Invalid {
+        format: &'static str,
+        reason: String,
+    },
     #[error("message is {size} bytes, over the limit of {limit}")]
     TooLarge { size: usize, limit: usize },
 }
@@ -43,7 +46,10 @@ impl NormalizeError {
         }
     }
     pub(crate) fn invalid(format: &'static str, e: impl std::fmt::Display) -> Self {
-        NormalizeError::Invalid { format, reason: e.to_string() }
+        NormalizeError::Invalid {
+            format,
+            reason: e.to_string(),
+        }
     }
 }
 
@@ -51,11 +57,22 @@ impl NormalizeError {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("normalize.{format}: {source}")]
-    Parse { format: &'static str, source: toml::de::Error },
+    Parse {
+        format: &'static str,
+        source: toml::de::Error,
+    },
     #[error("unknown format {value:?} for {key}; allowed: {allowed}")]
-    UnknownFormat { key: String, value: String, allowed: String },
+    UnknownFormat {
+        key: String,
+        value: String,
+        allowed: String,
+    },
     #[error("{key} = {value:?}: {why}")]
-    Invalid { key: String, value: String, why: String },
+    Invalid {
+        key: String,
+        value: String,
+        why: String,
+    },
 }
 
 /// What a normalizer is given besides the bytes.
@@ -139,11 +156,26 @@ pub struct Registered {
 /// Every supported format, in auto-detection order. Adding a format is one file plus one line here.
 pub fn registry() -> Vec<Registered> {
     vec![
-        Registered { name: okta::NAME, build: okta::build },
-        Registered { name: google_workspace::NAME, build: google_workspace::build },
-        Registered { name: kong::NAME, build: kong::build },
-        Registered { name: otel_genai::NAME, build: otel_genai::build },
-        Registered { name: native::NAME, build: native::build },
+        Registered {
+            name: okta::NAME,
+            build: okta::build,
+        },
+        Registered {
+            name: google_workspace::NAME,
+            build: google_workspace::build,
+        },
+        Registered {
+            name: kong::NAME,
+            build: kong::build,
+        },
+        Registered {
+            name: otel_genai::NAME,
+            build: otel_genai::build,
+        },
+        Registered {
+            name: native::NAME,
+            build: native::build,
+        },
     ]
 }
 
@@ -152,7 +184,8 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
     format: &'static str,
     table: toml::Table,
 ) -> Result<T, ConfigError> {
-    T::deserialize(toml::Value::Table(table)).map_err(|source| ConfigError::Parse { format, source })
+    T::deserialize(toml::Value::Table(table))
+        .map_err(|source| ConfigError::Parse { format, source })
 }
 
 /// The normalize stage: every built format, auto-detection and per-source pinning.
@@ -191,7 +224,10 @@ impl Normalize {
             let table = cfg.formats.get(r.name).cloned().unwrap_or_default();
             formats.push((r.name, (r.build)(table)?));
         }
-        Ok(Normalize { formats, max_message_bytes: cfg.max_message_bytes.unwrap_or(1 << 20) })
+        Ok(Normalize {
+            formats,
+            max_message_bytes: cfg.max_message_bytes.unwrap_or(1 << 20),
+        })
     }
 
     /// Check a format name given for a topic or file.
@@ -217,19 +253,20 @@ impl Normalize {
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<&'static str, NormalizeError> {
         if raw.len() > self.max_message_bytes {
-            return Err(NormalizeError::TooLarge { size: raw.len(), limit: self.max_message_bytes });
+            return Err(NormalizeError::TooLarge {
+                size: raw.len(),
+                limit: self.max_message_bytes,
+            });
         }
         let text = std::str::from_utf8(raw).map_err(|e| NormalizeError::NotJson(e.to_string()))?;
         let text = text.trim();
         let (name, n) = match pinned.filter(|p| *p != "auto") {
-            Some(p) => self
-                .formats
-                .iter()
-                .find(|(n, _)| *n == p)
-                .ok_or_else(|| NormalizeError::UnknownFormat(format!("pinned format {p:?} is not built")))?,
+            Some(p) => self.formats.iter().find(|(n, _)| *n == p).ok_or_else(|| {
+                NormalizeError::UnknownFormat(format!("pinned format {p:?} is not built"))
+            })?,
             None => {
-                let probe: Probe =
-                    serde_json::from_str(text).map_err(|e| NormalizeError::NotJson(e.to_string()))?;
+                let probe: Probe = serde_json::from_str(text)
+                    .map_err(|e| NormalizeError::NotJson(e.to_string()))?;
                 self.formats
                     .iter()
                     .find(|(_, n)| n.sniff(&probe))
@@ -243,7 +280,10 @@ impl Normalize {
             ev.provenance = ctx.provenance.clone();
         }
         if out.len() == start {
-            return Err(NormalizeError::Invalid { format: name, reason: "message holds no event".into() });
+            return Err(NormalizeError::Invalid {
+                format: name,
+                reason: "message holds no event".into(),
+            });
         }
         Ok(name)
     }
@@ -265,7 +305,10 @@ pub(crate) mod testutil {
     /// Normalize one fixture string with auto-detection, panicking with the reason on failure.
     pub fn normalize_one(raw: &str) -> Vec<SessionEvent<'_>> {
         let n = Normalize::new(&NormalizeConfig::default()).unwrap();
-        let ctx = Context { provenance: Provenance::None, ingest_time: Ts(0) };
+        let ctx = Context {
+            provenance: Provenance::None,
+            ingest_time: Ts(0),
+        };
         let mut out = Vec::new();
         n.normalize(raw.as_bytes(), None, &ctx, &mut out).unwrap();
         out
@@ -285,9 +328,18 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let expect = path.file_stem().unwrap().to_str().unwrap().to_string();
-            for line in std::fs::read_to_string(&path).unwrap().lines().filter(|l| !l.trim().is_empty()) {
+            for line in std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+            {
                 let probe: Probe = serde_json::from_str(line).unwrap();
-                let hits: Vec<_> = n.formats.iter().filter(|(_, f)| f.sniff(&probe)).map(|(n, _)| *n).collect();
+                let hits: Vec<_> = n
+                    .formats
+                    .iter()
+                    .filter(|(_, f)| f.sniff(&probe))
+                    .map(|(n, _)| *n)
+                    .collect();
                 assert_eq!(hits, vec![expect.as_str()], "{}: {line}", path.display());
                 seen += 1;
             }
@@ -297,17 +349,41 @@ mod tests {
 
     #[test]
     fn bad_input_is_rejected_with_a_reason() {
-        let n = Normalize::new(&NormalizeConfig { max_message_bytes: Some(64), ..Default::default() }).unwrap();
-        let ctx = Context { provenance: Provenance::None, ingest_time: Ts(0) };
+        let n = Normalize::new(&NormalizeConfig {
+            max_message_bytes: Some(64),
+            ..Default::default()
+        })
+        .unwrap();
+        let ctx = Context {
+            provenance: Provenance::None,
+            ingest_time: Ts(0),
+        };
         let mut out = Vec::new();
         let e = n.normalize(b"{not json", None, &ctx, &mut out).unwrap_err();
         assert_eq!(e.code(), "not_json");
-        let e = n.normalize(br#"{"hello":"world"}"#, None, &ctx, &mut out).unwrap_err();
+        let e = n
+            .normalize(br#"{"hello":"world"}"#, None, &ctx, &mut out)
+            .unwrap_err();
         assert_eq!(e.code(), "unknown_format");
         let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(100));
-        let e = n.normalize(big.as_bytes(), None, &ctx, &mut out).unwrap_err();
-        assert_eq!(e, NormalizeError::TooLarge { size: big.len(), limit: 64 });
-        let e = n.normalize(br#"{"eventType":"user.session.start"}"#, Some("okta"), &ctx, &mut out).unwrap_err();
+        let e = n
+            .normalize(big.as_bytes(), None, &ctx, &mut out)
+            .unwrap_err();
+        assert_eq!(
+            e,
+            NormalizeError::TooLarge {
+                size: big.len(),
+                limit: 64
+            }
+        );
+        let e = n
+            .normalize(
+                br#"{"eventType":"user.session.start"}"#,
+                Some("okta"),
+                &ctx,
+                &mut out,
+            )
+            .unwrap_err();
         assert_eq!(e.code(), "invalid");
         assert!(out.is_empty());
     }
@@ -317,7 +393,10 @@ mod tests {
         let mut cfg = NormalizeConfig::default();
         cfg.formats.insert("splunk".into(), toml::Table::new());
         let e = Normalize::new(&cfg).err().unwrap().to_string();
-        assert!(e.contains("\"splunk\"") && e.contains("okta") && e.contains("kong"), "{e}");
+        assert!(
+            e.contains("\"splunk\"") && e.contains("okta") && e.contains("kong"),
+            "{e}"
+        );
     }
 }
 

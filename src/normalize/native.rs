@@ -26,8 +26,14 @@ impl Normalizer for Native {
         p.event_id.is_some() && p.event_time.is_some() && p.category.is_some()
     }
 
-    fn normalize<'a>(&self, raw: &'a str, _ctx: &Context<'a>, out: &mut Vec<SessionEvent<'a>>) -> Result<(), NormalizeError> {
-        let ev: SessionEvent<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+    fn normalize<'a>(
+        &self,
+        raw: &'a str,
+        _ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+    ) -> Result<(), NormalizeError> {
+        let ev: SessionEvent<'a> =
+            serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
         if ev.event_id.is_empty() {
             return Err(NormalizeError::invalid(NAME, "event_id is empty"));
         }
@@ -56,8 +62,13 @@ mod tests {
     fn unknown_fields_in_native_events_are_rejected() {
         let raw = r#"{"event_id":"n-1","event_time":"2026-11-02T08:00:00Z","ingest_time":"2026-11-02T08:00:01Z","source":{"family":"agent","vendor":"acme","format":"native"},"category":"export","colour":"red"}"#;
         let n = crate::normalize::Normalize::new(&Default::default()).unwrap();
-        let ctx = crate::normalize::Context { provenance: Provenance::None, ingest_time: Ts(0) };
-        let e = n.normalize(raw.as_bytes(), None, &ctx, &mut Vec::new()).unwrap_err();
+        let ctx = crate::normalize::Context {
+            provenance: Provenance::None,
+            ingest_time: Ts(0),
+        };
+        let e = n
+            .normalize(raw.as_bytes(), None, &ctx, &mut Vec::new())
+            .unwrap_err();
         assert!(e.to_string().contains("colour"), "{e}");
     }
 }

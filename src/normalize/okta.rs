@@ -193,14 +193,27 @@ impl Normalizer for Okta {
         p.event_type.is_some() && p.published.is_some() && p.actor.is_some()
     }
 
-    fn normalize<'a>(&self, raw: &'a str, _ctx: &Context<'a>, out: &mut Vec<SessionEvent<'a>>) -> Result<(), NormalizeError> {
+    fn normalize<'a>(
+        &self,
+        raw: &'a str,
+        _ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+    ) -> Result<(), NormalizeError> {
         let r: Raw<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
-        let time = Ts::parse(&r.published)
-            .ok_or_else(|| NormalizeError::invalid(NAME, format!("published {:?} is not a timestamp", r.published.as_str())))?;
+        let time = Ts::parse(&r.published).ok_or_else(|| {
+            NormalizeError::invalid(
+                NAME,
+                format!("published {:?} is not a timestamp", r.published.as_str()),
+            )
+        })?;
         let debug = r.debug_context.and_then(|d| d.debug_data);
         let grant = debug.as_ref().and_then(|d| d.grant_type.as_deref());
         let cat = category(&r.event_type, grant);
-        let src = SourceInfo { family: Family::Idp, vendor: "okta".into(), format: NAME.into() };
+        let src = SourceInfo {
+            family: Family::Idp,
+            vendor: "okta".into(),
+            format: NAME.into(),
+        };
         let mut ev = SessionEvent::new(src, r.uuid, time, cat);
         ev.outcome = match r.outcome.and_then(|o| o.result).as_deref() {
             Some("SUCCESS") | Some("ALLOW") => Outcome::Success,
@@ -222,14 +235,25 @@ impl Normalizer for Okta {
             ev.network.user_agent = c.user_agent.and_then(|u| u.raw_user_agent);
             ev.session.client_id = c.id;
             if let Some(g) = c.geographical_context {
-                if let Some(LatLon { lat: Some(lat), lon: Some(lon) }) = g.geolocation {
-                    ev.network.geo =
-                        Some(Geo { lat, lon, city: g.city, country: g.country, accuracy_radius_km: None });
+                if let Some(LatLon {
+                    lat: Some(lat),
+                    lon: Some(lon),
+                }) = g.geolocation
+                {
+                    ev.network.geo = Some(Geo {
+                        lat,
+                        lon,
+                        city: g.city,
+                        country: g.country,
+                        accuracy_radius_km: None,
+                    });
                 }
             }
         }
         if let Some(a) = r.authentication_context {
-            ev.session.session_id = a.external_session_id.filter(|s| !s.is_empty() && *s != "unknown");
+            ev.session.session_id = a
+                .external_session_id
+                .filter(|s| !s.is_empty() && *s != "unknown");
             ev.session.root_session_id = a.root_session_id;
         }
         if let Some(s) = r.security_context {
@@ -237,10 +261,11 @@ impl Normalizer for Okta {
             ev.network.as_org = s.as_org;
             ev.network.is_proxy = s.is_proxy;
         }
-        ev.network.device_id = r
-            .device
-            .and_then(|d| d.id)
-            .or_else(|| debug.as_ref().and_then(|d| d.dt_hash.clone().or_else(|| d.device_fingerprint.clone())));
+        ev.network.device_id = r.device.and_then(|d| d.id).or_else(|| {
+            debug
+                .as_ref()
+                .and_then(|d| d.dt_hash.clone().or_else(|| d.device_fingerprint.clone()))
+        });
         for t in r.target.into_iter().flatten() {
             let kind = t.kind.as_deref().unwrap_or("").to_ascii_lowercase();
             match kind.as_str() {
@@ -295,8 +320,13 @@ mod tests {
 
     #[test]
     fn session_end_and_failures_map_to_their_categories() {
-        let raw = LOGIN.replace("user.session.start", "user.session.end").replace("SUCCESS", "FAILURE");
+        let raw = LOGIN
+            .replace("user.session.start", "user.session.end")
+            .replace("SUCCESS", "FAILURE");
         let ev = &normalize_one(&raw)[0];
-        assert_eq!((ev.category, ev.outcome), (Category::SessionEnd, Outcome::Failure));
+        assert_eq!(
+            (ev.category, ev.outcome),
+            (Category::SessionEnd, Outcome::Failure)
+        );
     }
 }

@@ -27,7 +27,9 @@ pub struct OtelConfig {
 
 impl Default for OtelConfig {
     fn default() -> Self {
-        OtelConfig { job_id_attribute: "gen_ai.conversation.id".into() }
+        OtelConfig {
+            job_id_attribute: "gen_ai.conversation.id".into(),
+        }
     }
 }
 
@@ -129,25 +131,40 @@ impl<'a> AnyValue<'a> {
     }
     /// A string, or the strings of an array.
     fn texts(&self) -> impl Iterator<Item = Text<'a>> + '_ {
-        self.text()
-            .into_iter()
-            .chain(self.array_value.iter().flat_map(|a| a.values.iter().filter_map(AnyValue::text)))
+        self.text().into_iter().chain(
+            self.array_value
+                .iter()
+                .flat_map(|a| a.values.iter().filter_map(AnyValue::text)),
+        )
     }
 }
 
 impl OtelGenAi {
-    fn span_event<'a>(&self, s: Span<'a>, app: Option<Text<'a>>) -> Result<SessionEvent<'a>, NormalizeError> {
-        let nanos: i128 = s
-            .start_time_unix_nano
-            .parse()
-            .map_err(|_| NormalizeError::invalid(NAME, format!("startTimeUnixNano {:?} is not a number", s.start_time_unix_nano.as_str())))?;
+    fn span_event<'a>(
+        &self,
+        s: Span<'a>,
+        app: Option<Text<'a>>,
+    ) -> Result<SessionEvent<'a>, NormalizeError> {
+        let nanos: i128 = s.start_time_unix_nano.parse().map_err(|_| {
+            NormalizeError::invalid(
+                NAME,
+                format!(
+                    "startTimeUnixNano {:?} is not a number",
+                    s.start_time_unix_nano.as_str()
+                ),
+            )
+        })?;
         let time = Ts((nanos / 1_000_000) as i64);
         let mut op: Option<Text<'a>> = None;
         let mut agent_name = None;
         let mut enduser = None;
         let mut token_hdr = None;
         let mut dest_std = None;
-        let src = SourceInfo { family: Family::Agent, vendor: "opentelemetry".into(), format: NAME.into() };
+        let src = SourceInfo {
+            family: Family::Agent,
+            vendor: "opentelemetry".into(),
+            format: NAME.into(),
+        };
         let id = Text::from(format!("{}:{}", s.trace_id, s.span_id));
         let mut ev = SessionEvent::new(src, id, time, Category::Other);
         ev.resource.app = app;
@@ -189,7 +206,9 @@ impl OtelGenAi {
         ev.category = match op.as_deref() {
             Some("execute_tool") => Category::ToolCall,
             Some("invoke_agent") | Some("create_agent") => Category::AgentInvoke,
-            Some("chat" | "text_completion" | "generate_content" | "embeddings") => Category::ModelCall,
+            Some("chat" | "text_completion" | "generate_content" | "embeddings") => {
+                Category::ModelCall
+            }
             _ => Category::Other,
         };
         ev.outcome = match s.status.and_then(|st| st.code).and_then(|c| c.as_u64()) {
@@ -207,12 +226,21 @@ impl Normalizer for OtelGenAi {
         p.resource_spans.is_some() || (p.trace_id.is_some() && p.span_id.is_some())
     }
 
-    fn normalize<'a>(&self, raw: &'a str, _ctx: &Context<'a>, out: &mut Vec<SessionEvent<'a>>) -> Result<(), NormalizeError> {
+    fn normalize<'a>(
+        &self,
+        raw: &'a str,
+        _ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+    ) -> Result<(), NormalizeError> {
         if raw.contains("\"resourceSpans\"") {
-            let b: Batch<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+            let b: Batch<'a> =
+                serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
             for rs in b.resource_spans {
                 let app = rs.resource.and_then(|r| {
-                    r.attributes.into_iter().find(|kv| kv.key == "service.name").and_then(|kv| kv.value.text())
+                    r.attributes
+                        .into_iter()
+                        .find(|kv| kv.key == "service.name")
+                        .and_then(|kv| kv.value.text())
                 });
                 for ss in rs.scope_spans {
                     for s in ss.spans {
@@ -221,7 +249,8 @@ impl Normalizer for OtelGenAi {
                 }
             }
         } else {
-            let s: Span<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+            let s: Span<'a> =
+                serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
             out.push(self.span_event(s, None)?);
         }
         Ok(())

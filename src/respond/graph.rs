@@ -5,7 +5,9 @@
 //! OAuth client-credentials grant from `{token_url}` using `client_id` and the secret in `client_secret_env`
 //! (cached until shortly before it expires).
 
-use super::{check, parse_base, secret_from_env, url_with, user_ref, BoxFuture, Responder, RespondError};
+use super::{
+    check, parse_base, secret_from_env, url_with, user_ref, BoxFuture, RespondError, Responder,
+};
 use crate::decide::Decision;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -46,11 +48,18 @@ fn default_secret_env() -> String {
 
 enum Cred {
     Static(String),
-    ClientCredentials { token_url: reqwest::Url, client_id: String, secret: String, cached: Mutex<Option<(String, Instant)>> },
+    ClientCredentials {
+        token_url: reqwest::Url,
+        client_id: String,
+        secret: String,
+        cached: Mutex<Option<(String, Instant)>>,
+    },
 }
 
 pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
-    let cfg: GraphConfig = toml::Value::Table(t).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+    let cfg: GraphConfig = toml::Value::Table(t)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.to_string())?;
     let base = parse_base(&cfg.base_url)?;
     let cred = match (&cfg.access_token_env, &cfg.token_url, &cfg.client_id) {
         (Some(env), _, _) => Cred::Static(secret_from_env(env)?),
@@ -60,9 +69,17 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
             secret: secret_from_env(&cfg.client_secret_env)?,
             cached: Mutex::new(None),
         },
-        _ => return Err("set access_token_env, or token_url and client_id (with client_secret_env)".into()),
+        _ => {
+            return Err(
+                "set access_token_env, or token_url and client_id (with client_secret_env)".into(),
+            )
+        }
     };
-    let action = if cfg.qualified_action_name { "microsoft.graph.revokeSignInSessions" } else { "revokeSignInSessions" };
+    let action = if cfg.qualified_action_name {
+        "microsoft.graph.revokeSignInSessions"
+    } else {
+        "revokeSignInSessions"
+    };
     Ok(Box::new(Graph { base, cred, action }))
 }
 
@@ -83,7 +100,12 @@ impl Graph {
     async fn token(&self, http: &reqwest::Client) -> Result<String, RespondError> {
         match &self.cred {
             Cred::Static(t) => Ok(t.clone()),
-            Cred::ClientCredentials { token_url, client_id, secret, cached } => {
+            Cred::ClientCredentials {
+                token_url,
+                client_id,
+                secret,
+                cached,
+            } => {
                 let mut c = cached.lock().await;
                 if let Some((t, until)) = c.as_ref() {
                     if Instant::now() < *until {
@@ -106,7 +128,10 @@ impl Graph {
                 if !resp.status().is_success() {
                     // the body may echo request details; keep only the status
                     return Err(if status >= 500 || status == 429 {
-                        RespondError::Status { status, body: "token endpoint".into() }
+                        RespondError::Status {
+                            status,
+                            body: "token endpoint".into(),
+                        }
                     } else {
                         RespondError::Credentials(format!("token endpoint answered {status}"))
                     });
@@ -123,16 +148,34 @@ impl Graph {
 fn enc(s: &str) -> String {
     let mut u = reqwest::Url::parse("x:/").unwrap_or_else(|_| unreachable!());
     u.query_pairs_mut().append_pair("v", s);
-    u.query().unwrap_or("v=").trim_start_matches("v=").to_string()
+    u.query()
+        .unwrap_or("v=")
+        .trim_start_matches("v=")
+        .to_string()
 }
 
 impl Responder for Graph {
-    fn send<'a>(&'a self, http: &'a reqwest::Client, d: &'a Decision) -> BoxFuture<'a, Result<u16, RespondError>> {
+    fn send<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        d: &'a Decision,
+    ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
-            let user = d.principal.as_deref().or(d.principal_id.as_deref()).map(Ok).unwrap_or_else(|| user_ref(d))?;
+            let user = d
+                .principal
+                .as_deref()
+                .or(d.principal_id.as_deref())
+                .map(Ok)
+                .unwrap_or_else(|| user_ref(d))?;
             let url = url_with(&self.base, &["users", user, self.action])?;
             let token = self.token(http).await?;
-            let resp = http.post(url).bearer_auth(token).header("Content-Type", "application/json").body("{}").send().await?;
+            let resp = http
+                .post(url)
+                .bearer_auth(token)
+                .header("Content-Type", "application/json")
+                .body("{}")
+                .send()
+                .await?;
             check(resp).await
         })
     }

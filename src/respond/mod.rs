@@ -38,7 +38,9 @@ impl RespondError {
     /// Timeouts, connection errors, 429 and 5xx can succeed later; other 4xx and config problems cannot.
     pub fn retryable(&self) -> bool {
         match self {
-            RespondError::Status { status, .. } => *status == 429 || *status >= 500 || *status == 408,
+            RespondError::Status { status, .. } => {
+                *status == 429 || *status >= 500 || *status == 408
+            }
             RespondError::Transport(_) => true,
             RespondError::Target(_) | RespondError::Credentials(_) => false,
         }
@@ -66,15 +68,28 @@ pub(crate) async fn check(resp: reqwest::Response) -> Result<u16, RespondError> 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("respond.targets[{index}] ({kind}): {source}")]
-    Parse { index: usize, kind: String, source: toml::de::Error },
+    Parse {
+        index: usize,
+        kind: String,
+        source: toml::de::Error,
+    },
     #[error("respond.targets[{index}].{key} = {value:?}: {why}")]
-    Invalid { index: usize, key: &'static str, value: String, why: String },
+    Invalid {
+        index: usize,
+        key: &'static str,
+        value: String,
+        why: String,
+    },
 }
 
 /// One revocation target. `send` is the only required method.
 pub trait Responder: Send + Sync {
     /// Carry out `d.action` for the decision's subject. Returns the HTTP status on success.
-    fn send<'a>(&'a self, http: &'a reqwest::Client, d: &'a Decision) -> BoxFuture<'a, Result<u16, RespondError>>;
+    fn send<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        d: &'a Decision,
+    ) -> BoxFuture<'a, Result<u16, RespondError>>;
 }
 
 /// A registry entry: the target type's name and how to build it from its `[[respond.targets]]` table.
@@ -86,9 +101,18 @@ pub struct Registered {
 /// Every target type. Adding one is one file plus one line here.
 pub fn registry() -> Vec<Registered> {
     vec![
-        Registered { name: webhook::NAME, build: webhook::build },
-        Registered { name: okta::NAME, build: okta::build },
-        Registered { name: graph::NAME, build: graph::build },
+        Registered {
+            name: webhook::NAME,
+            build: webhook::build,
+        },
+        Registered {
+            name: okta::NAME,
+            build: okta::build,
+        },
+        Registered {
+            name: graph::NAME,
+            build: graph::build,
+        },
     ]
 }
 
@@ -114,7 +138,12 @@ pub struct RespondConfig {
 
 impl Default for RespondConfig {
     fn default() -> Self {
-        RespondConfig { timeout_ms: 5000, max_attempts: 5, backoff_ms: 200, targets: Vec::new() }
+        RespondConfig {
+            timeout_ms: 5000,
+            max_attempts: 5,
+            backoff_ms: 200,
+            targets: Vec::new(),
+        }
     }
 }
 
@@ -138,7 +167,10 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
                     index,
                     key: "type",
                     value: other.map(|v| format!("{v:?}")).unwrap_or_default(),
-                    why: format!("allowed: {}", reg.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")),
+                    why: format!(
+                        "allowed: {}",
+                        reg.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+                    ),
                 })
             }
         };
@@ -147,7 +179,10 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
                 index,
                 key: "type",
                 value: kind,
-                why: format!("allowed: {}", reg.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")),
+                why: format!(
+                    "allowed: {}",
+                    reg.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+                ),
             });
         };
         let name = match t.remove("name") {
@@ -155,11 +190,24 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
             _ => kind.clone(),
         };
         let actions: Vec<Action> = match t.remove("actions") {
-            Some(v) => v.try_into().map_err(|source| ConfigError::Parse { index, kind: kind.clone(), source })?,
+            Some(v) => v.try_into().map_err(|source| ConfigError::Parse {
+                index,
+                kind: kind.clone(),
+                source,
+            })?,
             None => vec![Action::RevokeToken, Action::TerminateSession],
         };
-        let responder = (r.build)(t).map_err(|why| ConfigError::Invalid { index, key: "(target)", value: kind.clone(), why })?;
-        out.push(Target { name, actions, responder });
+        let responder = (r.build)(t).map_err(|why| ConfigError::Invalid {
+            index,
+            key: "(target)",
+            value: kind.clone(),
+            why,
+        })?;
+        out.push(Target {
+            name,
+            actions,
+            responder,
+        });
     }
     Ok(out)
 }
@@ -236,13 +284,26 @@ mod tokio_util_lite {
 
 impl Dispatcher {
     /// `reports` receives one [`Delivery`] per (decision, target) when given.
-    pub fn new(cfg: RespondConfig, targets: Vec<Target>, reports: Option<mpsc::UnboundedSender<Delivery>>) -> Result<Self, RespondError> {
+    pub fn new(
+        cfg: RespondConfig,
+        targets: Vec<Target>,
+        reports: Option<mpsc::UnboundedSender<Delivery>>,
+    ) -> Result<Self, RespondError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
             .user_agent(concat!("quench/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| RespondError::Transport(e.to_string()))?;
-        Ok(Dispatcher { inner: Arc::new(Inner { targets, http, cfg, stats: RespondStats::default(), reports, tracker: Default::default() }) })
+        Ok(Dispatcher {
+            inner: Arc::new(Inner {
+                targets,
+                http,
+                cfg,
+                stats: RespondStats::default(),
+                reports,
+                tracker: Default::default(),
+            }),
+        })
     }
 
     pub fn stats(&self) -> &RespondStats {
@@ -261,7 +322,15 @@ impl Dispatcher {
             if d.action >= Action::StepUp {
                 inner.stats.dry_run.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(decision = %d.decision_id, action = d.action.as_str(), principal = ?d.principal, "dry run: no target configured, nothing sent");
-                self.report(Delivery { decision_id: d.decision_id.clone(), action: d.action, principal: d.principal.clone(), target: "dry-run".into(), attempts: 0, result: Ok(0), dry_run: true });
+                self.report(Delivery {
+                    decision_id: d.decision_id.clone(),
+                    action: d.action,
+                    principal: d.principal.clone(),
+                    target: "dry-run".into(),
+                    attempts: 0,
+                    result: Ok(0),
+                    dry_run: true,
+                });
             }
             return;
         }
@@ -305,7 +374,15 @@ impl Dispatcher {
                 }
             }
         };
-        self.report(Delivery { decision_id: d.decision_id.clone(), action: d.action, principal: d.principal.clone(), target: t.name.clone(), attempts, result, dry_run: false });
+        self.report(Delivery {
+            decision_id: d.decision_id.clone(),
+            action: d.action,
+            principal: d.principal.clone(),
+            target: t.name.clone(),
+            attempts,
+            result,
+            dry_run: false,
+        });
     }
 
     fn report(&self, r: Delivery) {
@@ -330,9 +407,15 @@ pub(crate) fn user_ref(d: &Decision) -> Result<&str, RespondError> {
 }
 
 /// `base` with path segments appended (each percent-encoded).
-pub(crate) fn url_with(base: &reqwest::Url, segments: &[&str]) -> Result<reqwest::Url, RespondError> {
+pub(crate) fn url_with(
+    base: &reqwest::Url,
+    segments: &[&str],
+) -> Result<reqwest::Url, RespondError> {
     let mut u = base.clone();
-    u.path_segments_mut().map_err(|_| RespondError::Target(format!("{base} cannot be a base URL")))?.pop_if_empty().extend(segments);
+    u.path_segments_mut()
+        .map_err(|_| RespondError::Target(format!("{base} cannot be a base URL")))?
+        .pop_if_empty()
+        .extend(segments);
     Ok(u)
 }
 
@@ -351,23 +434,53 @@ mod tests {
 
     #[test]
     fn retry_hints_follow_the_status() {
-        assert!(RespondError::Status { status: 429, body: String::new() }.retryable());
-        assert!(RespondError::Status { status: 503, body: String::new() }.retryable());
-        assert!(!RespondError::Status { status: 404, body: String::new() }.retryable());
+        assert!(RespondError::Status {
+            status: 429,
+            body: String::new()
+        }
+        .retryable());
+        assert!(RespondError::Status {
+            status: 503,
+            body: String::new()
+        }
+        .retryable());
+        assert!(!RespondError::Status {
+            status: 404,
+            body: String::new()
+        }
+        .retryable());
         assert!(!RespondError::Credentials("x".into()).retryable());
     }
 
     #[test]
     fn unknown_target_types_are_rejected_with_the_allowed_list() {
         let t: toml::Table = toml::from_str("type = \"pagerduty\"").unwrap();
-        let e = build_targets(&RespondConfig { targets: vec![t], ..Default::default() }).err().unwrap().to_string();
-        assert!(e.contains("respond.targets[0].type") && e.contains("pagerduty") && e.contains("okta"), "{e}");
+        let e = build_targets(&RespondConfig {
+            targets: vec![t],
+            ..Default::default()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("respond.targets[0].type") && e.contains("pagerduty") && e.contains("okta"),
+            "{e}"
+        );
     }
 
     #[test]
     fn unknown_keys_in_a_target_are_rejected() {
-        let t: toml::Table = toml::from_str("type = \"okta\"\nbase_url = \"https://x.okta.com\"\napi_token_env = \"T\"\ncolour = 1").unwrap();
-        let e = build_targets(&RespondConfig { targets: vec![t], ..Default::default() }).err().unwrap().to_string();
+        let t: toml::Table = toml::from_str(
+            "type = \"okta\"\nbase_url = \"https://x.okta.com\"\napi_token_env = \"T\"\ncolour = 1",
+        )
+        .unwrap();
+        let e = build_targets(&RespondConfig {
+            targets: vec![t],
+            ..Default::default()
+        })
+        .err()
+        .unwrap()
+        .to_string();
         assert!(e.contains("colour"), "{e}");
     }
 }

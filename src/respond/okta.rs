@@ -5,7 +5,9 @@
 //! e-mail/login). Success is 204. Credentials: an API token from the environment variable named by
 //! `api_token_env`.
 
-use super::{check, parse_base, secret_from_env, url_with, user_ref, BoxFuture, Responder, RespondError};
+use super::{
+    check, parse_base, secret_from_env, url_with, user_ref, BoxFuture, RespondError, Responder,
+};
 use crate::decide::Decision;
 use serde::Deserialize;
 
@@ -27,10 +29,15 @@ fn default_env() -> String {
 }
 
 pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
-    let cfg: OktaConfig = toml::Value::Table(t).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+    let cfg: OktaConfig = toml::Value::Table(t)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.to_string())?;
     let base = parse_base(&cfg.base_url)?;
     let token = secret_from_env(&cfg.api_token_env)?;
-    Ok(Box::new(Okta { base, auth: format!("SSWS {token}") }))
+    Ok(Box::new(Okta {
+        base,
+        auth: format!("SSWS {token}"),
+    }))
 }
 
 pub struct Okta {
@@ -39,7 +46,11 @@ pub struct Okta {
 }
 
 impl Responder for Okta {
-    fn send<'a>(&'a self, http: &'a reqwest::Client, d: &'a Decision) -> BoxFuture<'a, Result<u16, RespondError>> {
+    fn send<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        d: &'a Decision,
+    ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             let user = user_ref(d)?;
             let mut url = url_with(&self.base, &["api", "v1", "users", user, "sessions"])?;

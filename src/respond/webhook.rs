@@ -9,7 +9,7 @@
 //! A receiver verifies by recomputing the HMAC over the timestamp, a dot and the raw body, comparing in constant
 //! time, and rejecting timestamps older than a few minutes. Secret: environment variable `secret_env`.
 
-use super::{check, parse_base, secret_from_env, BoxFuture, Responder, RespondError};
+use super::{check, parse_base, secret_from_env, BoxFuture, RespondError, Responder};
 use crate::decide::Decision;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -33,13 +33,21 @@ fn default_env() -> String {
 }
 
 pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
-    let cfg: WebhookConfig = toml::Value::Table(t).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+    let cfg: WebhookConfig = toml::Value::Table(t)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.to_string())?;
     let url = parse_base(&cfg.url)?;
     let secret = secret_from_env(&cfg.secret_env)?;
     if secret.len() < 16 {
-        return Err(format!("the secret in {} must be at least 16 bytes", cfg.secret_env));
+        return Err(format!(
+            "the secret in {} must be at least 16 bytes",
+            cfg.secret_env
+        ));
     }
-    Ok(Box::new(Webhook { url, secret: secret.into_bytes() }))
+    Ok(Box::new(Webhook {
+        url,
+        secret: secret.into_bytes(),
+    }))
 }
 
 pub struct Webhook {
@@ -60,7 +68,11 @@ pub fn signature(secret: &[u8], ts: u64, body: &[u8]) -> String {
 }
 
 impl Responder for Webhook {
-    fn send<'a>(&'a self, http: &'a reqwest::Client, d: &'a Decision) -> BoxFuture<'a, Result<u16, RespondError>> {
+    fn send<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        d: &'a Decision,
+    ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             let body = serde_json::to_vec(d).map_err(|e| RespondError::Target(e.to_string()))?;
             let ts = (crate::event::Ts::now().0 / 1000) as u64;
