@@ -81,6 +81,10 @@ pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
     if !k.properties.contains_key("enable.idempotence") {
         c.set("enable.idempotence", "true");
     }
+    // A decision waits for its acknowledgement before its revocation goes out: do not batch-delay it.
+    if !k.properties.contains_key("linger.ms") {
+        c.set("linger.ms", "0");
+    }
     c.create()
 }
 
