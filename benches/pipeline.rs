@@ -2,6 +2,8 @@
 //! baseline a naive consumer pays just to parse the same lines into `serde_json::Value`.
 //! Input: `fixtures/demo/events.jsonl` (mixed Okta, Google Workspace, Kong, OTel GenAI). Run: `cargo bench`.
 
+#![allow(clippy::unwrap_used)]
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use quench::config::Config;
 use quench::event::{Provenance, Ts};

@@ -30,14 +30,6 @@ impl<'a> Text<'a> {
             Text::Shared(s) => s,
         }
     }
-    /// Detach from the input buffer.
-    pub fn into_static(self) -> Text<'static> {
-        match self {
-            Text::Borrowed(s) => Text::Owned(s.into()),
-            Text::Owned(s) => Text::Owned(s),
-            Text::Shared(s) => Text::Shared(s),
-        }
-    }
     /// An `Arc<str>` copy, for keyed state.
     pub fn to_arc(&self) -> Arc<str> {
         match self {
@@ -277,7 +269,7 @@ pub enum PrincipalKind {
 }
 
 /// Where the raw event came from.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Provenance<'a> {
     Kafka {
@@ -291,13 +283,8 @@ pub enum Provenance<'a> {
         path: Text<'a>,
         line: u64,
     },
+    #[default]
     None,
-}
-
-impl Default for Provenance<'_> {
-    fn default() -> Self {
-        Provenance::None
-    }
 }
 
 impl fmt::Display for Provenance<'_> {

@@ -1,8 +1,9 @@
 //! Bounded keyed state shared by the correlate and detect stages.
 //!
 //! In: keys and event times. Out: per-key values. State: a hash map from key to (value, last event time),
-//! bounded two ways: entries idle for longer than the TTL (in event time) are evicted by [`KeyedState::evict`], and
-//! when the map is full the least recently touched entry makes room for a new key.
+//! bounded two ways: entries idle for longer than the TTL (in event time) are swept out as event time advances
+//! (at most every TTL/16, so the cost is amortised), and when the map is full the least recently touched entry makes
+//! room for a new key.
 //! Owned by one pipeline instance (no lock); keys are principals, sessions, tokens or jobs, so instances can be
 //! partitioned by principal.
 
@@ -38,6 +39,7 @@ pub struct KeyedState<V> {
     map: HashMap<Arc<str>, Entry<V>>,
     bounds: Bounds,
     evicted: u64,
+    last_sweep: Ts,
 }
 
 impl<V> KeyedState<V> {
@@ -46,6 +48,7 @@ impl<V> KeyedState<V> {
             map: HashMap::new(),
             bounds,
             evicted: 0,
+            last_sweep: Ts(i64::MIN),
         }
     }
 
@@ -63,6 +66,9 @@ impl<V> KeyedState<V> {
 
     /// The value for `key`, created with `init` if absent (evicting the stalest key when full).
     pub fn entry(&mut self, key: &str, now: Ts, init: impl FnOnce() -> V) -> &mut V {
+        if now.0.saturating_sub(self.last_sweep.0) > (self.bounds.ttl_ms / 16).max(1000) {
+            self.evict(now);
+        }
         if !self.map.contains_key(key) {
             if self.map.len() >= self.bounds.max_keys {
                 self.evict_stalest();
@@ -85,11 +91,6 @@ impl<V> KeyedState<V> {
         }
     }
 
-    /// The interned key, for sharing onto events without allocating.
-    pub fn key_arc(&self, key: &str) -> Option<Arc<str>> {
-        self.map.get_key_value(key).map(|(k, _)| k.clone())
-    }
-
     pub fn remove(&mut self, key: &str) -> Option<V> {
         self.map.remove(key).map(|e| e.value)
     }
@@ -100,6 +101,7 @@ impl<V> KeyedState<V> {
         let before = self.map.len();
         self.map.retain(|_, e| e.touched.0 >= cutoff);
         self.evicted += (before - self.map.len()) as u64;
+        self.last_sweep = now;
     }
 
     fn evict_stalest(&mut self) {
@@ -144,5 +146,17 @@ mod tests {
         s.evict(Ts(1550)); // "b" idle 1050 ms > ttl
         assert!(s.peek("b").is_none());
         assert_eq!(s.peek("c"), Some(&1));
+    }
+
+    #[test]
+    fn idle_keys_are_swept_as_event_time_advances_without_an_explicit_evict() {
+        let mut s = KeyedState::new(Bounds {
+            ttl_ms: 60_000,
+            max_keys: 100,
+        });
+        *s.entry("old", Ts(0), || 0) += 1;
+        *s.entry("new", Ts(120_000), || 0) += 1;
+        assert!(s.peek("old").is_none());
+        assert_eq!((s.len(), s.evicted()), (1, 1));
     }
 }

@@ -1,6 +1,8 @@
 //! The demo scenario through librdkafka's in-process mock cluster (real Kafka protocol): the decisions topic,
 //! the requests the stand-in IdP received, the dead-letter topic with reasons, and the committed offsets.
 
+#![allow(clippy::unwrap_used)]
+
 use quench::app;
 use quench::decide::{Action, Decision};
 use rdkafka::config::ClientConfig;
@@ -11,7 +13,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn read_all(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Vec<(String, String)>)> {
+/// A record's payload and its headers.
+type Record = (Vec<u8>, Vec<(String, String)>);
+
+fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
     let c: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("reader-{topic}"))

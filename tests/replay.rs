@@ -1,6 +1,8 @@
 //! `quench replay` semantics over files: Okta System Log alone catches a replayed session and an
 //! impossible-travel login, and leaves the plane traveller, the VPN switcher and the mobile hopper alone.
 
+#![allow(clippy::unwrap_used)]
+
 use quench::app;
 use quench::config::Config;
 use quench::decide::Action;

@@ -1,6 +1,8 @@
 //! Every event the normalizers emit from the fixtures, and every decision of the demo scenario, validates
 //! against the published JSON Schemas.
 
+#![allow(clippy::unwrap_used)]
+
 use quench::app;
 use quench::config::Config;
 use serde_json::Value;

@@ -42,8 +42,6 @@ pub struct Correlator {
     token_principal: KeyedState<Who>,
     job_principal: KeyedState<Who>,
     session_principal: KeyedState<Who>,
-    last_evict: Ts,
-    ttl_ms: i64,
 }
 
 impl Correlator {
@@ -57,8 +55,6 @@ impl Correlator {
             token_principal: KeyedState::new(b),
             job_principal: KeyedState::new(b),
             session_principal: KeyedState::new(b),
-            last_evict: Ts(i64::MIN),
-            ttl_ms: b.ttl_ms,
         }
     }
 
@@ -126,10 +122,6 @@ impl Correlator {
                 ev.principal.kind = w.kind;
             }
         }
-
-        if now.0.saturating_sub(self.last_evict.0) > self.ttl_ms / 16 {
-            self.evict(now);
-        }
     }
 
     /// Drop links idle for longer than the TTL.
@@ -138,7 +130,6 @@ impl Correlator {
         self.token_principal.evict(now);
         self.job_principal.evict(now);
         self.session_principal.evict(now);
-        self.last_evict = now;
     }
 
     /// Keys currently held, over all link maps.

@@ -308,11 +308,6 @@ impl Decide {
             evidence,
         })
     }
-
-    /// Forget subjects idle past the decay horizon.
-    pub fn evict(&mut self, now: Ts) {
-        self.state.evict(now);
-    }
 }
 
 #[cfg(test)]

@@ -94,16 +94,13 @@ impl DomainMap {
 pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     let (file, cfg): (String, DataDomainConfig) = ctx.config(FILE, BUILTIN)?;
     let (mfile, map): (String, DomainMap) = ctx.config(MAP_FILE, MAP_BUILTIN)?;
-    for s in [cfg.score, cfg.sensitive_score] {
-        if !(0.0..=1.0).contains(&s) {
-            return Err(ConfigError::Invalid {
-                file,
-                key: "score",
-                value: s.to_string(),
-                why: "scores must be in [0, 1]".into(),
-            });
-        }
-    }
+    super::check_scores(
+        &file,
+        &[
+            ("score", cfg.score),
+            ("sensitive_score", cfg.sensitive_score),
+        ],
+    )?;
     if let Some(d) = map
         .domain
         .iter()
@@ -168,10 +165,6 @@ impl Detector for DataDomain {
             }
             s.domains.push(Arc::from(d));
         });
-    }
-
-    fn evict(&mut self, now: Ts) {
-        self.state.evict(now);
     }
 }
 

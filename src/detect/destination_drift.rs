@@ -44,19 +44,13 @@ impl Default for DestinationDriftConfig {
 
 pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     let (file, cfg): (String, DestinationDriftConfig) = ctx.config(FILE, BUILTIN)?;
-    for (key, s) in [
-        ("score", cfg.score),
-        ("allowlist_score", cfg.allowlist_score),
-    ] {
-        if !(0.0..=1.0).contains(&s) {
-            return Err(ConfigError::Invalid {
-                file,
-                key,
-                value: s.to_string(),
-                why: "must be in [0, 1]".into(),
-            });
-        }
-    }
+    super::check_scores(
+        &file,
+        &[
+            ("score", cfg.score),
+            ("allowlist_score", cfg.allowlist_score),
+        ],
+    )?;
     let bounds = Bounds {
         ttl_ms: cfg.ttl_secs as i64 * 1000,
         max_keys: cfg.max_keys,
@@ -149,10 +143,6 @@ impl Detector for DestinationDrift {
             ));
         }
         s.destinations.push(Arc::from(dest));
-    }
-
-    fn evict(&mut self, now: Ts) {
-        self.state.evict(now);
     }
 }
 

@@ -232,10 +232,6 @@ impl Detector for ImpossibleTravel {
             ..here
         };
     }
-
-    fn evict(&mut self, now: Ts) {
-        self.state.evict(now);
-    }
 }
 
 #[cfg(test)]

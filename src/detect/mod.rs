@@ -83,8 +83,6 @@ impl Finding {
 pub trait Detector: Send {
     /// Look at one event; push findings to `out`.
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>);
-    /// Forget state idle for longer than the detector's TTL. Called as event time advances.
-    fn evict(&mut self, _now: Ts) {}
 }
 
 /// A configuration problem found at start-up.
@@ -191,7 +189,6 @@ pub struct DetectConfig {
 /// The detect stage: every enabled detector.
 pub struct Detect {
     detectors: Vec<Box<dyn Detector>>,
-    last_evict: Ts,
 }
 
 impl Detect {
@@ -220,10 +217,7 @@ impl Detect {
         {
             detectors.push((r.build)(&ctx)?);
         }
-        Ok(Detect {
-            detectors,
-            last_evict: Ts(i64::MIN),
-        })
+        Ok(Detect { detectors })
     }
 
     /// Run every detector on `ev`.
@@ -231,14 +225,22 @@ impl Detect {
         for d in &mut self.detectors {
             d.observe(ev, out);
         }
-        // Sweep idle state once a minute of event time.
-        if ev.event_time.0.saturating_sub(self.last_evict.0) > 60_000 {
-            for d in &mut self.detectors {
-                d.evict(ev.event_time);
-            }
-            self.last_evict = ev.event_time;
+    }
+}
+
+/// Check that each named score of a detector config lies in [0, 1].
+pub(crate) fn check_scores(file: &str, scores: &[(&'static str, f64)]) -> Result<(), ConfigError> {
+    for &(key, v) in scores {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(ConfigError::Invalid {
+                file: file.into(),
+                key,
+                value: v.to_string(),
+                why: "must be in [0, 1]".into(),
+            });
         }
     }
+    Ok(())
 }
 
 /// `*` glob match (no other metacharacters), ASCII case-insensitive.

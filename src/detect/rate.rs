@@ -7,7 +7,7 @@
 //! State per key: current bucket and count, baseline (EWMA over active buckets), active-bucket count.
 
 use super::{BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Category, SessionEvent, Ts};
+use crate::event::{Category, SessionEvent};
 use crate::state::{Bounds, KeyedState};
 use serde::Deserialize;
 use statrs::distribution::{DiscreteCDF, Poisson};
@@ -72,9 +72,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             "must be in (0, 1)",
         );
     }
-    if !(0.0..=1.0).contains(&cfg.score) {
-        return bad("score", cfg.score.to_string(), "must be in [0, 1]");
-    }
+    super::check_scores(&file, &[("score", cfg.score)])?;
     let bounds = Bounds {
         ttl_ms: cfg.ttl_secs as i64 * 1000,
         max_keys: cfg.max_keys,
@@ -172,10 +170,6 @@ impl Detector for Rate {
         s.fired_bucket = bucket;
         let evidence = vec![s.first_in_bucket.clone(), ev.event_id.to_string()];
         out.push(Finding::new(NAME, cfg.score, reason, evidence, ev));
-    }
-
-    fn evict(&mut self, now: Ts) {
-        self.state.evict(now);
     }
 }
 

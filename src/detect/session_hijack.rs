@@ -8,7 +8,7 @@
 //! State per session/token: the original fingerprint and the fingerprints already reported.
 
 use super::{BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Category, SessionEvent, Ts};
+use crate::event::{Category, SessionEvent};
 use crate::state::{Bounds, KeyedState};
 use serde::Deserialize;
 
@@ -39,19 +39,13 @@ impl Default for SessionHijackConfig {
 
 pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     let (file, cfg): (String, SessionHijackConfig) = ctx.config(FILE, BUILTIN)?;
-    for (key, s) in [
-        ("score", cfg.score),
-        ("network_only_score", cfg.network_only_score),
-    ] {
-        if !(0.0..=1.0).contains(&s) {
-            return Err(ConfigError::Invalid {
-                file,
-                key,
-                value: s.to_string(),
-                why: "must be in [0, 1]".into(),
-            });
-        }
-    }
+    super::check_scores(
+        &file,
+        &[
+            ("score", cfg.score),
+            ("network_only_score", cfg.network_only_score),
+        ],
+    )?;
     let bounds = Bounds {
         ttl_ms: cfg.session_ttl_secs as i64 * 1000,
         max_keys: cfg.max_keys,
@@ -185,10 +179,6 @@ impl Detector for SessionHijack {
         if let Some(t) = &ev.session.token_id {
             self.check("token", t, ev, out);
         }
-    }
-
-    fn evict(&mut self, now: Ts) {
-        self.state.evict(now);
     }
 }
 

@@ -153,7 +153,7 @@ impl Normalizer for GoogleWorkspace {
         _ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
-        let r: Raw<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+        let r: Raw<'a> = super::parse_json(NAME, raw)?;
         let time = Ts::parse(&r.id.time).ok_or_else(|| {
             NormalizeError::invalid(
                 NAME,

@@ -123,30 +123,74 @@ struct Consumer<'a> {
     custom_id: Option<Text<'a>>,
 }
 
-/// A header value: Kong logs repeated headers as arrays; take the first.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum HeaderVal<'a> {
-    #[serde(borrow)]
-    One(Text<'a>),
-    Many(Vec<Text<'a>>),
+/// The few request headers Quench reads, picked out of the header object in one pass without building a map.
+/// Kong logs repeated headers as arrays; the first value counts.
+const REQUEST_ID: usize = 0;
+const KONG_REQUEST_ID: usize = 1;
+const USER_AGENT: usize = 2;
+const TOKEN: usize = 3;
+const JOB: usize = 4;
+
+struct Wanted<'n> {
+    names: [&'n str; 5],
 }
 
-/// The request headers, read once per event.
-struct Headers<'a>(std::collections::HashMap<Text<'a>, HeaderVal<'a>>);
-
-impl<'a> Headers<'a> {
-    fn parse(raw: Option<&'a RawValue>) -> Self {
-        Headers(
-            raw.and_then(|r| serde_json::from_str(r.get()).ok())
-                .unwrap_or_default(),
-        )
+impl<'de, 'n> serde::de::DeserializeSeed<'de> for Wanted<'n> {
+    type Value = [Option<Text<'de>>; 5];
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
     }
-    fn get(&self, name: &str) -> Option<Text<'a>> {
-        match self.0.get(name)? {
-            HeaderVal::One(t) => Some(t.clone()),
-            HeaderVal::Many(v) => v.first().cloned(),
+}
+
+impl<'de, 'n> serde::de::Visitor<'de> for Wanted<'n> {
+    type Value = [Option<Text<'de>>; 5];
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an object of request headers")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Val<'a> {
+            #[serde(borrow)]
+            One(Text<'a>),
+            Many(Vec<Text<'a>>),
+            Other(serde::de::IgnoredAny),
         }
+        let mut out: [Option<Text<'de>>; 5] = Default::default();
+        while let Some(k) = map.next_key::<Text<'de>>()? {
+            match self.names.iter().position(|n| k.eq_ignore_ascii_case(n)) {
+                Some(i) if out[i].is_none() => {
+                    out[i] = match map.next_value::<Val<'de>>()? {
+                        Val::One(t) => Some(t),
+                        Val::Many(v) => v.into_iter().next(),
+                        Val::Other(_) => None,
+                    }
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Kong {
+    fn headers<'a>(&self, raw: Option<&'a RawValue>) -> [Option<Text<'a>>; 5] {
+        let wanted = Wanted {
+            names: [
+                "x-request-id",
+                "x-kong-request-id",
+                "user-agent",
+                &self.cfg.token_id_header,
+                &self.cfg.job_id_header,
+            ],
+        };
+        let Some(raw) = raw else {
+            return Default::default();
+        };
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        serde::de::DeserializeSeed::deserialize(wanted, &mut de).unwrap_or_default()
     }
 }
 
@@ -163,7 +207,7 @@ impl Normalizer for Kong {
         ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
-        let r: Raw<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+        let r: Raw<'a> = super::parse_json(NAME, raw)?;
         let time = Ts(r
             .started_at
             .ok_or_else(|| NormalizeError::invalid(NAME, "missing started_at"))?);
@@ -178,12 +222,12 @@ impl Normalizer for Kong {
             vendor: "kong".into(),
             format: NAME.into(),
         };
-        let headers = Headers::parse(r.request.headers);
+        let mut headers = self.headers(r.request.headers);
         let id = r
             .request
             .id
-            .or_else(|| headers.get("x-kong-request-id"))
-            .or_else(|| headers.get("x-request-id"))
+            .or_else(|| headers[KONG_REQUEST_ID].take())
+            .or_else(|| headers[REQUEST_ID].take())
             .unwrap_or_else(|| super::fallback_id(ctx, 0));
         let mut ev = SessionEvent::new(src, id, time, cat);
         ev.outcome = match r.response.as_ref().and_then(|s| s.status) {
@@ -193,7 +237,7 @@ impl Normalizer for Kong {
         };
         ev.action = Some(r.request.method);
         ev.network.ip = r.client_ip;
-        ev.network.user_agent = headers.get("user-agent");
+        ev.network.user_agent = headers[USER_AGENT].take();
         if let Some(c) = r.consumer {
             ev.principal.id = c.username.or(c.custom_id).or(c.id);
             ev.principal.kind = self.cfg.consumer_kind;
@@ -203,8 +247,8 @@ impl Normalizer for Kong {
         } else {
             lookup_path(raw, &self.cfg.token_id_path)
         }
-        .or_else(|| headers.get(&self.cfg.token_id_header));
-        ev.session.job_id = headers.get(&self.cfg.job_id_header);
+        .or_else(|| headers[TOKEN].take());
+        ev.session.job_id = headers[JOB].take();
         if let Some(s) = r.service {
             ev.resource.app = s.name;
             if write {

@@ -179,6 +179,14 @@ pub fn registry() -> Vec<Registered> {
     ]
 }
 
+/// Parse one message into a format's borrowed raw type, naming the format on error.
+pub(crate) fn parse_json<'a, T: Deserialize<'a>>(
+    format: &'static str,
+    raw: &'a str,
+) -> Result<T, NormalizeError> {
+    serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(format, e))
+}
+
 /// Parse a component's config table into its typed config, naming the component on error.
 pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
     format: &'static str,

@@ -32,8 +32,7 @@ impl Normalizer for Native {
         _ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
-        let ev: SessionEvent<'a> =
-            serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+        let ev: SessionEvent<'a> = super::parse_json(NAME, raw)?;
         if ev.event_id.is_empty() {
             return Err(NormalizeError::invalid(NAME, "event_id is empty"));
         }

@@ -199,7 +199,7 @@ impl Normalizer for Okta {
         _ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
-        let r: Raw<'a> = serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+        let r: Raw<'a> = super::parse_json(NAME, raw)?;
         let time = Ts::parse(&r.published).ok_or_else(|| {
             NormalizeError::invalid(
                 NAME,
@@ -267,17 +267,20 @@ impl Normalizer for Okta {
                 .and_then(|d| d.dt_hash.clone().or_else(|| d.device_fingerprint.clone()))
         });
         for t in r.target.into_iter().flatten() {
-            let kind = t.kind.as_deref().unwrap_or("").to_ascii_lowercase();
-            match kind.as_str() {
-                "access_token" | "accesstoken" | "refresh_token" | "refreshtoken" | "id_token" => {
-                    if ev.session.token_id.is_none() {
-                        ev.session.token_id = t.id;
-                    }
+            let kind = t.kind.as_deref().unwrap_or("");
+            let is = |names: &[&str]| names.iter().any(|n| kind.eq_ignore_ascii_case(n));
+            if is(&[
+                "access_token",
+                "accesstoken",
+                "refresh_token",
+                "refreshtoken",
+                "id_token",
+            ]) {
+                if ev.session.token_id.is_none() {
+                    ev.session.token_id = t.id;
                 }
-                "appinstance" => {
-                    ev.resource.app = t.display_name.or(t.id);
-                }
-                _ => {}
+            } else if is(&["appinstance"]) {
+                ev.resource.app = t.display_name.or(t.id);
             }
         }
         ev.action = Some(r.event_type);

@@ -233,8 +233,7 @@ impl Normalizer for OtelGenAi {
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
         if raw.contains("\"resourceSpans\"") {
-            let b: Batch<'a> =
-                serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+            let b: Batch<'a> = super::parse_json(NAME, raw)?;
             for rs in b.resource_spans {
                 let app = rs.resource.and_then(|r| {
                     r.attributes
@@ -249,8 +248,7 @@ impl Normalizer for OtelGenAi {
                 }
             }
         } else {
-            let s: Span<'a> =
-                serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(NAME, e))?;
+            let s: Span<'a> = super::parse_json(NAME, raw)?;
             out.push(self.span_event(s, None)?);
         }
         Ok(())

@@ -57,9 +57,7 @@ enum Cred {
 }
 
 pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
-    let cfg: GraphConfig = toml::Value::Table(t)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.to_string())?;
+    let cfg: GraphConfig = super::parse_target(t)?;
     let base = parse_base(&cfg.base_url)?;
     let cred = match (&cfg.access_token_env, &cfg.token_url, &cfg.client_id) {
         (Some(env), _, _) => Cred::Static(secret_from_env(env)?),

@@ -116,6 +116,13 @@ pub fn registry() -> Vec<Registered> {
     ]
 }
 
+/// Parse a target's table into its config struct (unknown keys are an error).
+pub(crate) fn parse_target<T: serde::de::DeserializeOwned>(t: toml::Table) -> Result<T, String> {
+    toml::Value::Table(t)
+        .try_into()
+        .map_err(|e: toml::de::Error| e.to_string())
+}
+
 /// Read a secret from the named environment variable (never from config text or the command line).
 pub(crate) fn secret_from_env(var: &str) -> Result<String, String> {
     std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))

@@ -29,9 +29,7 @@ fn default_env() -> String {
 }
 
 pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
-    let cfg: OktaConfig = toml::Value::Table(t)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.to_string())?;
+    let cfg: OktaConfig = super::parse_target(t)?;
     let base = parse_base(&cfg.base_url)?;
     let token = secret_from_env(&cfg.api_token_env)?;
     Ok(Box::new(Okta {

@@ -33,9 +33,7 @@ fn default_env() -> String {
 }
 
 pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
-    let cfg: WebhookConfig = toml::Value::Table(t)
-        .try_into()
-        .map_err(|e: toml::de::Error| e.to_string())?;
+    let cfg: WebhookConfig = super::parse_target(t)?;
     let url = parse_base(&cfg.url)?;
     let secret = secret_from_env(&cfg.secret_env)?;
     if secret.len() < 16 {
