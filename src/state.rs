@@ -20,6 +20,16 @@ pub struct Bounds {
     pub max_keys: usize,
 }
 
+impl Bounds {
+    /// Bounds from a config's TTL in seconds and key cap.
+    pub fn from_secs(ttl_secs: u64, max_keys: usize) -> Bounds {
+        Bounds {
+            ttl_ms: (ttl_secs as i64).saturating_mul(1000),
+            max_keys,
+        }
+    }
+}
+
 impl Default for Bounds {
     fn default() -> Self {
         Bounds {

@@ -46,10 +46,7 @@ pub struct Correlator {
 
 impl Correlator {
     pub fn new(cfg: &CorrelateConfig) -> Self {
-        let b = Bounds {
-            ttl_ms: cfg.ttl_secs as i64 * 1000,
-            max_keys: cfg.max_keys,
-        };
+        let b = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
         Correlator {
             token_job: KeyedState::new(b),
             token_principal: KeyedState::new(b),

@@ -111,10 +111,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             why: "must be positive".into(),
         });
     }
-    let bounds = Bounds {
-        ttl_ms: cfg.ttl_secs as i64 * 1000,
-        max_keys: cfg.max_keys,
-    };
+    let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(ImpossibleTravel {
         cfg,
         egress,

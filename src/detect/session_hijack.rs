@@ -46,10 +46,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             ("network_only_score", cfg.network_only_score),
         ],
     )?;
-    let bounds = Bounds {
-        ttl_ms: cfg.session_ttl_secs as i64 * 1000,
-        max_keys: cfg.max_keys,
-    };
+    let bounds = Bounds::from_secs(cfg.session_ttl_secs, cfg.max_keys);
     Ok(Box::new(SessionHijack {
         cfg,
         state: KeyedState::new(bounds),
