@@ -1,7 +1,7 @@
 //! Microsoft Graph: revoke every refresh token and session cookie of a user.
 //!
 //! In: `revoke_token` / `terminate_session` decisions. Out: `POST {base_url}/users/{id|upn}/revokeSignInSessions`
-//! with a bearer token. The token comes from the environment variable `access_token_env`, or is fetched with the
+//! with a bearer token and no body (the action takes none). The token comes from the environment variable `access_token_env`, or is fetched with the
 //! OAuth client-credentials grant from `{token_url}` using `client_id` and the secret in `client_secret_env`
 //! (cached until shortly before it expires).
 
@@ -159,19 +159,18 @@ impl Responder for Graph {
         d: &'a Decision,
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
-            let user = d
-                .principal
-                .as_deref()
-                .or(d.principal_id.as_deref())
-                .map(Ok)
-                .unwrap_or_else(|| user_ref(d))?;
+            // Entra addresses users by object id or UPN; the principal key is the e-mail/UPN when known.
+            let user = match d.principal.as_deref() {
+                Some(p) => p,
+                None => user_ref(d)?,
+            };
             let url = url_with(&self.base, &["users", user, self.action])?;
             let token = self.token(http).await?;
             let resp = http
                 .post(url)
                 .bearer_auth(token)
-                .header("Content-Type", "application/json")
-                .body("{}")
+                // the action takes no body; Graph wants an explicit zero length on POST
+                .header("Content-Length", "0")
                 .send()
                 .await?;
             check(resp).await
