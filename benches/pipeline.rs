@@ -41,10 +41,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut n = 0usize;
             for l in &lines {
-                let ctx = Context {
-                    provenance: Provenance::None,
-                    ingest_time: Ts(0),
-                };
+                let ctx = Context::new(Provenance::None, Ts(0));
                 let mut out = Vec::new();
                 if norm.normalize(l.as_bytes(), None, &ctx, &mut out).is_ok() {
                     n += out.len();

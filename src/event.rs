@@ -148,14 +148,25 @@ impl Ts {
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
             return Some(Ts(t.timestamp_millis()));
         }
-        for f in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
+        for f in [
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y%m%d%H%M%S%.f",
+        ] {
             if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
                 return Some(Ts(t.and_utc().timestamp_millis()));
             }
         }
-        // "2020-01-01 00:00:00.000 +0000" style
-        if let Ok(t) = chrono::DateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f %z") {
-            return Some(Ts(t.timestamp_millis()));
+        // "2022-08-16T09:26:38.000+0000" (Salesforce), "2020-01-01 00:00:00.000 +0000",
+        // "10/Jun/2023:15:36:28 +0000" (Apache/NGINX/API Gateway)
+        for f in [
+            "%Y-%m-%dT%H:%M:%S%.f%z",
+            "%Y-%m-%d %H:%M:%S%.f %z",
+            "%d/%b/%Y:%H:%M:%S %z",
+        ] {
+            if let Ok(t) = chrono::DateTime::parse_from_str(s, f) {
+                return Some(Ts(t.timestamp_millis()));
+            }
         }
         None
     }
@@ -481,6 +492,10 @@ mod tests {
             "2020-01-01T00:00:00.123Z"
         );
         assert_eq!(Ts::parse("yesterday"), None);
+        assert_eq!(Ts::parse("2020-01-01T00:00:00.000+0000"), a);
+        assert_eq!(Ts::parse("01/Jan/2020:00:00:00 +0000"), a);
+        assert_eq!(Ts::parse("20200101000000.000"), a);
+        assert_eq!(Ts::parse("2019-12-31T19:00:00.0000000-05:00"), a);
     }
 
     #[test]

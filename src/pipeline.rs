@@ -59,10 +59,7 @@ impl Pipeline {
         out: &mut Vec<Decision>,
     ) -> Result<usize, NormalizeError> {
         self.stats.messages += 1;
-        let ctx = Context {
-            provenance,
-            ingest_time,
-        };
+        let ctx = Context::new(provenance, ingest_time);
         let mut events: Vec<SessionEvent<'_>> = Vec::new();
         let format = match self.normalize.normalize(raw, pinned, &ctx, &mut events) {
             Ok(f) => f,

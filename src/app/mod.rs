@@ -133,13 +133,11 @@ pub fn normalize(
         let name = lines.name.clone();
         while let Some((n, raw)) = lines.next_line().map_err(io_err(path))? {
             report.lines += 1;
-            let ctx = Context {
-                provenance: Provenance::File {
-                    path: name.as_str().into(),
-                    line: n,
-                },
-                ingest_time: Ts::now(),
+            let prov = Provenance::File {
+                path: name.as_str().into(),
+                line: n,
             };
+            let ctx = Context::new(prov, Ts::now());
             let mut events: Vec<SessionEvent<'_>> = Vec::new();
             match norm.normalize(raw, None, &ctx, &mut events) {
                 Ok(f) => {

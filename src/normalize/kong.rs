@@ -314,10 +314,7 @@ mod tests {
                 r#""x-agent-job-id":"job-7""#,
                 r#""x-agent-job-id":["job-8","job-9"]"#,
             );
-        let ctx = Context {
-            provenance: Provenance::None,
-            ingest_time: Ts(0),
-        };
+        let ctx = Context::new(Provenance::None, Ts(0));
         let mut out = Vec::new();
         k.normalize(&raw, &ctx, &mut out).unwrap();
         assert_eq!(out[0].session.token_id.as_deref(), Some("tok-from-path"));

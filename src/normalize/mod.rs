@@ -79,6 +79,18 @@ pub enum ConfigError {
 pub struct Context<'a> {
     pub provenance: Provenance<'a>,
     pub ingest_time: Ts,
+    /// Index of the record within an envelope (array, `records`, lines); 0 for a single record.
+    pub part: u32,
+}
+
+impl<'a> Context<'a> {
+    pub fn new(provenance: Provenance<'a>, ingest_time: Ts) -> Self {
+        Context {
+            provenance,
+            ingest_time,
+            part: 0,
+        }
+    }
 }
 
 /// The top-level keys of a message, read without building values; formats sniff it.
@@ -109,7 +121,45 @@ pub struct Probe<'a> {
     // native
     pub event_id: Option<IgnoredAny>,
     pub event_time: Option<IgnoredAny>,
-    pub category: Option<IgnoredAny>,
+    #[serde(borrow)]
+    pub category: Option<Text<'a>>,
+    // envelopes
+    pub records: Option<IgnoredAny>,
+    // Entra sign-ins and audit (Graph resources; Azure Monitor rows carry them in `properties`)
+    #[serde(rename = "createdDateTime")]
+    pub created_date_time: Option<IgnoredAny>,
+    #[serde(rename = "userPrincipalName")]
+    pub user_principal_name: Option<IgnoredAny>,
+    #[serde(rename = "activityDateTime")]
+    pub activity_date_time: Option<IgnoredAny>,
+    #[serde(rename = "initiatedBy")]
+    pub initiated_by: Option<IgnoredAny>,
+    pub properties: Option<IgnoredAny>,
+    // Microsoft 365 unified audit log
+    #[serde(rename = "CreationTime")]
+    pub creation_time: Option<IgnoredAny>,
+    #[serde(rename = "Operation")]
+    pub operation: Option<IgnoredAny>,
+    #[serde(rename = "Workload")]
+    pub workload: Option<IgnoredAny>,
+    // Salesforce
+    #[serde(rename = "EVENT_TYPE")]
+    pub sf_event_type: Option<IgnoredAny>,
+    #[serde(rename = "EventDate")]
+    pub sf_event_date: Option<IgnoredAny>,
+    #[serde(rename = "CreatedDate")]
+    pub sf_created_date: Option<IgnoredAny>,
+    #[serde(rename = "Section")]
+    pub sf_section: Option<IgnoredAny>,
+    // Slack and GitHub audit logs
+    pub action: Option<IgnoredAny>,
+    pub date_create: Option<IgnoredAny>,
+    pub created_at: Option<IgnoredAny>,
+    #[serde(rename = "@timestamp")]
+    pub at_timestamp: Option<IgnoredAny>,
+    /// Every top-level key, for declarative mappings (filled only when mappings are configured).
+    #[serde(skip)]
+    pub keys: Vec<Text<'a>>,
 }
 
 impl Probe<'_> {
@@ -122,7 +172,9 @@ impl Probe<'_> {
            id => "id", actor => "actor", request => "request", response => "response",
            started_at => "started_at", upstream_uri => "upstream_uri", resource_spans => "resourceSpans",
            trace_id => "traceId", span_id => "spanId", event_id => "event_id", event_time => "event_time",
-           category => "category");
+           category => "category", records => "records", created_date_time => "createdDateTime",
+           activity_date_time => "activityDateTime", creation_time => "CreationTime", operation => "Operation",
+           sf_event_type => "EVENT_TYPE", sf_event_date => "EventDate", action => "action");
         if keys.is_empty() {
             "none Quench knows".into()
         } else {
@@ -200,6 +252,8 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
 pub struct Normalize {
     formats: Vec<(&'static str, Box<dyn Normalizer>)>,
     max_message_bytes: usize,
+    /// Some format (a declarative mapping) detects by arbitrary top-level keys.
+    wants_keys: bool,
 }
 
 /// Settings of the normalize stage (`[normalize]`).
@@ -235,6 +289,7 @@ impl Normalize {
         Ok(Normalize {
             formats,
             max_message_bytes: cfg.max_message_bytes.unwrap_or(1 << 20),
+            wants_keys: false,
         })
     }
 
@@ -267,22 +322,15 @@ impl Normalize {
             });
         }
         let text = std::str::from_utf8(raw).map_err(|e| NormalizeError::NotJson(e.to_string()))?;
-        let text = text.trim();
-        let (name, n) = match pinned.filter(|p| *p != "auto") {
-            Some(p) => self.formats.iter().find(|(n, _)| *n == p).ok_or_else(|| {
-                NormalizeError::UnknownFormat(format!("pinned format {p:?} is not built"))
-            })?,
-            None => {
-                let probe: Probe = serde_json::from_str(text)
-                    .map_err(|e| NormalizeError::NotJson(e.to_string()))?;
-                self.formats
-                    .iter()
-                    .find(|(_, n)| n.sniff(&probe))
-                    .ok_or_else(|| NormalizeError::UnknownFormat(probe.describe()))?
+        let start = out.len();
+        let result = self.normalize_text(text.trim(), pinned, ctx, out, 0);
+        let name = match result {
+            Ok(n) => n,
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
             }
         };
-        let start = out.len();
-        n.normalize(text, ctx, out)?;
         for ev in &mut out[start..] {
             ev.ingest_time = ctx.ingest_time;
             ev.provenance = ctx.provenance.clone();
@@ -295,6 +343,122 @@ impl Normalize {
         }
         Ok(name)
     }
+
+    /// One record, or an envelope of records: a JSON array, `{"records": [...]}` (Azure Monitor / Event Hubs
+    /// exports) or several JSON lines in one message. An envelope fails as a whole when any record fails, so the
+    /// message goes to the dead-letter path intact. Returns the format of the first record.
+    fn normalize_text<'a>(
+        &self,
+        text: &'a str,
+        pinned: Option<&str>,
+        ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+        depth: u32,
+    ) -> Result<&'static str, NormalizeError> {
+        let parts: Option<Vec<&'a str>> = if depth < 2 && text.starts_with('[') {
+            let items: Vec<&'a serde_json::value::RawValue> =
+                serde_json::from_str(text).map_err(|e| NormalizeError::NotJson(e.to_string()))?;
+            Some(items.into_iter().map(|r| r.get()).collect())
+        } else if depth < 2 && text.starts_with('{') && text.contains("}\n") {
+            Some(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        let probe = match parts {
+            Some(_) => None,
+            None if pinned.is_some_and(|p| p != "auto") && !text.contains("\"records\"") => None,
+            None => Some(
+                serde_json::from_str::<Probe>(text)
+                    .map_err(|e| NormalizeError::NotJson(e.to_string()))?,
+            ),
+        };
+        let parts = match (parts, &probe) {
+            (Some(p), _) => Some(p),
+            (None, Some(p)) if depth < 2 && p.records.is_some() && self.envelope_only(text) => {
+                #[derive(Deserialize)]
+                struct Records<'a> {
+                    #[serde(borrow)]
+                    records: Vec<&'a serde_json::value::RawValue>,
+                }
+                let r: Records<'a> = serde_json::from_str(text)
+                    .map_err(|e| NormalizeError::NotJson(e.to_string()))?;
+                Some(r.records.into_iter().map(|r| r.get()).collect())
+            }
+            _ => None,
+        };
+        if let Some(parts) = parts {
+            let mut first = None;
+            for (i, p) in parts.into_iter().enumerate() {
+                let sub = Context {
+                    provenance: ctx.provenance.clone(),
+                    ingest_time: ctx.ingest_time,
+                    part: i as u32 + 1,
+                };
+                let f = self
+                    .normalize_text(p.trim(), pinned, &sub, out, depth + 1)
+                    .map_err(|e| NormalizeError::Invalid {
+                        format: "envelope",
+                        reason: format!("record {i}: {e}"),
+                    })?;
+                first.get_or_insert(f);
+            }
+            return first.ok_or_else(|| NormalizeError::Invalid {
+                format: "envelope",
+                reason: "no records".into(),
+            });
+        }
+        let (name, n) = match pinned.filter(|p| *p != "auto") {
+            Some(p) => self.formats.iter().find(|(n, _)| *n == p).ok_or_else(|| {
+                NormalizeError::UnknownFormat(format!("pinned format {p:?} is not built"))
+            })?,
+            None => {
+                let mut probe = probe.unwrap_or_default();
+                if self.wants_keys {
+                    probe.keys = top_level_keys(text);
+                }
+                self.formats
+                    .iter()
+                    .find(|(_, n)| n.sniff(&probe))
+                    .ok_or_else(|| NormalizeError::UnknownFormat(probe.describe()))?
+            }
+        };
+        n.normalize(text, ctx, out)?;
+        Ok(name)
+    }
+
+    /// `{"records": [...]}` and nothing else that a format would claim.
+    fn envelope_only(&self, text: &str) -> bool {
+        top_level_keys(text).len() == 1
+    }
+}
+
+/// The top-level keys of a JSON object (empty when it is not one).
+pub(crate) fn top_level_keys(text: &str) -> Vec<Text<'_>> {
+    struct Keys;
+    impl<'de> serde::de::Visitor<'de> for Keys {
+        type Value = Vec<Text<'de>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut m: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut v = Vec::new();
+            while let Some(k) = m.next_key::<Text<'de>>()? {
+                m.next_value::<IgnoredAny>()?;
+                v.push(k);
+            }
+            Ok(v)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde::Deserializer::deserialize_map(&mut de, Keys).unwrap_or_default()
 }
 
 /// Names of all formats, for messages.
@@ -304,7 +468,11 @@ pub fn format_names() -> Vec<&'static str> {
 
 /// An event id for sources that have none: derived from where the message came from, so it is stable on replay.
 pub(crate) fn fallback_id(ctx: &Context<'_>, idx: usize) -> Text<'static> {
-    Text::from(format!("{}#{idx}", ctx.provenance))
+    if ctx.part == 0 {
+        Text::from(format!("{}#{idx}", ctx.provenance))
+    } else {
+        Text::from(format!("{}#{}.{idx}", ctx.provenance, ctx.part))
+    }
 }
 
 #[cfg(test)]
@@ -313,10 +481,7 @@ pub(crate) mod testutil {
     /// Normalize one fixture string with auto-detection, panicking with the reason on failure.
     pub fn normalize_one(raw: &str) -> Vec<SessionEvent<'_>> {
         let n = Normalize::new(&NormalizeConfig::default()).unwrap();
-        let ctx = Context {
-            provenance: Provenance::None,
-            ingest_time: Ts(0),
-        };
+        let ctx = Context::new(Provenance::None, Ts(0));
         let mut out = Vec::new();
         n.normalize(raw.as_bytes(), None, &ctx, &mut out).unwrap();
         out
@@ -362,10 +527,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        let ctx = Context {
-            provenance: Provenance::None,
-            ingest_time: Ts(0),
-        };
+        let ctx = Context::new(Provenance::None, Ts(0));
         let mut out = Vec::new();
         let e = n.normalize(b"{not json", None, &ctx, &mut out).unwrap_err();
         assert_eq!(e.code(), "not_json");
@@ -394,6 +556,71 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code(), "invalid");
         assert!(out.is_empty());
+    }
+
+    fn fixture_lines(name: &str) -> Vec<String> {
+        let p = format!(
+            "{}/fixtures/formats/{name}.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn arrays_records_envelopes_and_json_lines_are_split_into_records() {
+        let n = Normalize::new(&NormalizeConfig::default()).unwrap();
+        let ctx = Context::new(Provenance::None, Ts(0));
+        let okta = fixture_lines("okta");
+        let kong = fixture_lines("kong");
+        for msg in [
+            format!("[{},{}]", okta[0], kong[0]),
+            format!("{{\"records\":[{},{}]}}", okta[0], kong[0]),
+            format!("{}\n{}\n", okta[0], kong[0]),
+        ] {
+            let mut out = Vec::new();
+            assert_eq!(
+                n.normalize(msg.as_bytes(), None, &ctx, &mut out).unwrap(),
+                "okta",
+                "{msg}"
+            );
+            assert_eq!(out.len(), 2);
+            assert_eq!(out[1].source.format, "kong");
+        }
+    }
+
+    #[test]
+    fn an_envelope_with_a_bad_record_fails_whole_and_emits_nothing() {
+        let n = Normalize::new(&NormalizeConfig::default()).unwrap();
+        let ctx = Context::new(Provenance::None, Ts(0));
+        let mut out = Vec::new();
+        let msg = format!("[{},{{\"hello\":1}}]", fixture_lines("okta")[0]);
+        let e = n
+            .normalize(msg.as_bytes(), None, &ctx, &mut out)
+            .unwrap_err();
+        assert!(e.to_string().contains("record 1"), "{e}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn records_of_an_envelope_without_ids_get_distinct_fallback_ids() {
+        let n = Normalize::new(&NormalizeConfig::default()).unwrap();
+        let prov = Provenance::Kafka {
+            topic: "gw".into(),
+            partition: 0,
+            offset: 7,
+        };
+        let ctx = Context::new(prov, Ts(0));
+        let k = &fixture_lines("kong")[0];
+        let mut out = Vec::new();
+        let msg = format!("[{k},{k}]");
+        n.normalize(msg.as_bytes(), None, &ctx, &mut out).unwrap();
+        assert_eq!(out[0].event_id, "gw/0@7#1.0");
+        assert_eq!(out[1].event_id, "gw/0@7#2.0");
     }
 
     #[test]

@@ -61,10 +61,7 @@ mod tests {
     fn unknown_fields_in_native_events_are_rejected() {
         let raw = r#"{"event_id":"n-1","event_time":"2026-11-02T08:00:00Z","ingest_time":"2026-11-02T08:00:01Z","source":{"family":"agent","vendor":"acme","format":"native"},"category":"export","colour":"red"}"#;
         let n = crate::normalize::Normalize::new(&Default::default()).unwrap();
-        let ctx = crate::normalize::Context {
-            provenance: Provenance::None,
-            ingest_time: Ts(0),
-        };
+        let ctx = crate::normalize::Context::new(Provenance::None, Ts(0));
         let e = n
             .normalize(raw.as_bytes(), None, &ctx, &mut Vec::new())
             .unwrap_err();
