@@ -8,8 +8,11 @@
 //! each format's `sniff` says whether it recognises them. The table of discriminating keys is in `README.md` and
 //! is tested for ambiguity in `tests::detection_is_unambiguous`.
 
+mod entra_audit;
+mod entra_signin;
 mod google_workspace;
 mod kong;
+mod m365_audit;
 mod native;
 mod okta;
 mod otel_genai;
@@ -223,6 +226,18 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: otel_genai::NAME,
             build: otel_genai::build,
+        },
+        Registered {
+            name: entra_signin::NAME,
+            build: entra_signin::build,
+        },
+        Registered {
+            name: entra_audit::NAME,
+            build: entra_audit::build,
+        },
+        Registered {
+            name: m365_audit::NAME,
+            build: m365_audit::build,
         },
         Registered {
             name: native::NAME,

@@ -1,0 +1,284 @@
+//! Microsoft Entra ID sign-in logs: the Graph `signIn` resource, and the Azure Monitor diagnostic row
+//! (`category` `SignInLogs`, `NonInteractiveUserSignInLogs`, `ServicePrincipalSignInLogs`,
+//! `ManagedIdentitySignInLogs`, the sign-in in `properties`) that Event Hubs exports deliver inside `{"records":…}`.
+//!
+//! In: one sign-in. Out: one event. Interactive user sign-ins are `login`; non-interactive ones are
+//! `token_refreshed`; service-principal and managed-identity sign-ins are `token_issued` by a service.
+//! Token id: `uniqueTokenIdentifier`; session: `sessionId`; geo from `location.geoCoordinates`.
+//! A non-interactive row of a confidential client (one with a client credential, or a service principal's) carries
+//! the IP where the token was issued, not the caller's: such events are marked `location_untrusted`.
+
+use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
+use crate::event::*;
+use serde::Deserialize;
+
+pub const NAME: &str = "entra_signin";
+
+const CATEGORIES: [&str; 4] = [
+    "SignInLogs",
+    "NonInteractiveUserSignInLogs",
+    "ServicePrincipalSignInLogs",
+    "ManagedIdentitySignInLogs",
+];
+
+/// `[normalize.formats.entra_signin]`: no settings yet.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EntraSigninConfig {}
+
+pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
+    let _cfg: EntraSigninConfig = parse_config(NAME, t)?;
+    Ok(Box::new(EntraSignin))
+}
+
+pub struct EntraSignin;
+
+/// The Azure Monitor row around a sign-in.
+#[derive(Deserialize)]
+struct Diagnostic<'a> {
+    #[serde(borrow)]
+    category: Text<'a>,
+    #[serde(borrow)]
+    properties: SignIn<'a>,
+    #[serde(borrow, default, rename = "callerIpAddress")]
+    caller_ip: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignIn<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow)]
+    created_date_time: Text<'a>,
+    #[serde(borrow, default)]
+    user_principal_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    user_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    user_display_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    service_principal_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    service_principal_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    app_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    app_display_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    resource_display_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    ip_address: Option<Text<'a>>,
+    #[serde(default)]
+    is_interactive: Option<bool>,
+    #[serde(borrow, default)]
+    client_credential_type: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    unique_token_identifier: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    session_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    user_agent: Option<Text<'a>>,
+    #[serde(default)]
+    autonomous_system_number: Option<u32>,
+    #[serde(default)]
+    status: Option<Status>,
+    #[serde(borrow, default)]
+    device_detail: Option<DeviceDetail<'a>>,
+    #[serde(borrow, default)]
+    location: Option<Location<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    #[serde(default)]
+    error_code: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeviceDetail<'a> {
+    #[serde(borrow, default)]
+    device_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    browser: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Location<'a> {
+    #[serde(borrow, default)]
+    city: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    country_or_region: Option<Text<'a>>,
+    #[serde(default)]
+    geo_coordinates: Option<Coordinates>,
+}
+
+#[derive(Deserialize)]
+struct Coordinates {
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+}
+
+fn non_empty(t: Option<Text<'_>>) -> Option<Text<'_>> {
+    t.filter(|s| !s.is_empty())
+}
+
+impl Normalizer for EntraSignin {
+    fn sniff(&self, p: &Probe) -> bool {
+        (p.created_date_time.is_some()
+            && p.user_principal_name.is_some()
+            && p.activity_date_time.is_none())
+            || (p.properties.is_some()
+                && p.category
+                    .as_deref()
+                    .is_some_and(|c| CATEGORIES.contains(&c)))
+    }
+
+    fn normalize<'a>(
+        &self,
+        raw: &'a str,
+        _ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+    ) -> Result<(), NormalizeError> {
+        let (category, s, caller_ip) = if raw.contains("\"properties\"") {
+            let d: Diagnostic<'a> = super::parse_json(NAME, raw)?;
+            (Some(d.category), d.properties, d.caller_ip)
+        } else {
+            (None, super::parse_json::<SignIn<'a>>(NAME, raw)?, None)
+        };
+        let time = Ts::parse(&s.created_date_time).ok_or_else(|| {
+            NormalizeError::invalid(
+                NAME,
+                format!(
+                    "createdDateTime {:?} is not a timestamp",
+                    s.created_date_time.as_str()
+                ),
+            )
+        })?;
+        let service = matches!(
+            category.as_deref(),
+            Some("ServicePrincipalSignInLogs" | "ManagedIdentitySignInLogs")
+        ) || (s.user_principal_name.is_none()
+            && s.service_principal_id
+                .as_deref()
+                .is_some_and(|x| !x.is_empty()));
+        let interactive = s
+            .is_interactive
+            .unwrap_or(category.as_deref() == Some("SignInLogs"));
+        let cat = if service {
+            Category::TokenIssued
+        } else if interactive {
+            Category::Login
+        } else {
+            Category::TokenRefreshed
+        };
+        let src = SourceInfo {
+            family: Family::Idp,
+            vendor: "microsoft".into(),
+            format: NAME.into(),
+        };
+        let mut ev = SessionEvent::new(src, s.id, time, cat);
+        ev.action = Some(category.unwrap_or(Text::Borrowed("signIn")));
+        ev.outcome = match s.status.and_then(|st| st.error_code) {
+            Some(0) => Outcome::Success,
+            Some(_) => Outcome::Failure,
+            None => Outcome::Unknown,
+        };
+        if service {
+            ev.principal.kind = PrincipalKind::Service;
+            ev.principal.id = non_empty(s.service_principal_id);
+            ev.principal.display_name = non_empty(s.service_principal_name);
+        } else {
+            ev.principal.kind = PrincipalKind::Human;
+            ev.principal.id = non_empty(s.user_id);
+            ev.principal.email = non_empty(s.user_principal_name);
+            ev.principal.display_name = non_empty(s.user_display_name);
+        }
+        let confidential = s
+            .client_credential_type
+            .as_deref()
+            .is_some_and(|c| !c.is_empty() && c != "none");
+        ev.location_untrusted = !interactive && (confidential || service);
+        ev.session.token_id = non_empty(s.unique_token_identifier);
+        ev.session.session_id = non_empty(s.session_id);
+        ev.session.client_id = non_empty(s.app_id);
+        ev.resource.app = non_empty(s.app_display_name);
+        ev.resource.object_id = non_empty(s.resource_display_name);
+        ev.network.ip = non_empty(s.ip_address).or(caller_ip);
+        ev.network.asn = s.autonomous_system_number;
+        if let Some(d) = s.device_detail {
+            ev.network.device_id = non_empty(d.device_id);
+            ev.network.user_agent = non_empty(s.user_agent).or(non_empty(d.browser));
+        } else {
+            ev.network.user_agent = non_empty(s.user_agent);
+        }
+        if let Some(l) = s.location {
+            if let Some(Coordinates {
+                latitude: Some(lat),
+                longitude: Some(lon),
+            }) = l.geo_coordinates
+            {
+                ev.network.geo = Some(Geo {
+                    lat,
+                    lon,
+                    city: non_empty(l.city),
+                    country: non_empty(l.country_or_region),
+                    accuracy_radius_km: None,
+                });
+            }
+        }
+        out.push(ev);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::*;
+    use crate::normalize::testutil::normalize_one;
+
+    const GRAPH: &str = r#"{"id":"si-1","createdDateTime":"2026-11-02T08:00:00.1234567Z","userDisplayName":"Alice","userPrincipalName":"alice@contoso.com","userId":"u-1","appId":"app-1","appDisplayName":"Office 365","ipAddress":"131.107.1.2","isInteractive":true,"status":{"errorCode":0},"deviceDetail":{"deviceId":"dev-9","browser":"Edge 120"},"location":{"city":"Redmond","countryOrRegion":"US","geoCoordinates":{"latitude":47.68,"longitude":-122.12}},"uniqueTokenIdentifier":"utiX","sessionId":"sess-7","autonomousSystemNumber":8075}"#;
+
+    #[test]
+    fn graph_sign_in_fills_identity_token_session_and_geo() {
+        let ev = &normalize_one(GRAPH)[0];
+        assert_eq!(
+            (ev.category, ev.outcome),
+            (Category::Login, Outcome::Success)
+        );
+        assert_eq!(ev.principal.email.as_deref(), Some("alice@contoso.com"));
+        assert_eq!(ev.session.token_id.as_deref(), Some("utiX"));
+        assert_eq!(ev.session.session_id.as_deref(), Some("sess-7"));
+        assert_eq!(ev.network.asn, Some(8075));
+        assert_eq!(
+            ev.network.geo.as_ref().unwrap().city.as_deref(),
+            Some("Redmond")
+        );
+        assert!(!ev.location_untrusted);
+    }
+
+    #[test]
+    fn non_interactive_confidential_client_rows_do_not_vouch_for_the_location() {
+        let inner = GRAPH.replace(
+            "\"isInteractive\":true",
+            "\"isInteractive\":false,\"clientCredentialType\":\"clientSecret\"",
+        );
+        let row = format!(
+            r#"{{"time":"2026-11-02T08:00:00Z","category":"NonInteractiveUserSignInLogs","callerIpAddress":"131.107.1.2","properties":{inner}}}"#
+        );
+        let ev = &normalize_one(&row)[0];
+        assert_eq!(ev.category, Category::TokenRefreshed);
+        assert!(ev.location_untrusted);
+        assert_eq!(ev.action.as_deref(), Some("NonInteractiveUserSignInLogs"));
+    }
+
+    #[test]
+    fn failed_sign_in_is_a_failure() {
+        let raw = GRAPH.replace("\"errorCode\":0", "\"errorCode\":50126");
+        let ev = &normalize_one(&raw)[0];
+        assert_eq!(ev.outcome, Outcome::Failure);
+    }
+}

@@ -1,0 +1,265 @@
+//! Microsoft 365 unified audit log (Office 365 Management Activity API records): AzureActiveDirectory logons,
+//! SharePoint/OneDrive file access, downloads and sync, Exchange `MailItemsAccessed` and admin cmdlets, Copilot
+//! interactions.
+//!
+//! In: one record. Out: one event. Principal: `UserId` (human for user types 0–3, service for system,
+//! application and service-principal types); IP: `ClientIP`/`ActorIpAddress` without the port M365 appends;
+//! session: `SessionId`, `AppAccessContext.AADSessionId`, or the `SessionId` device property of logons; user
+//! agent from `UserAgent`, `ClientInfoString` or the `UserAgent` extended property.
+
+use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
+use crate::event::*;
+use serde::Deserialize;
+
+pub const NAME: &str = "m365_audit";
+
+/// `[normalize.formats.m365_audit]`: no settings yet.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct M365Config {}
+
+pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
+    let _cfg: M365Config = parse_config(NAME, t)?;
+    Ok(Box::new(M365Audit))
+}
+
+pub struct M365Audit;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Raw<'a> {
+    #[serde(borrow)]
+    id: Text<'a>,
+    #[serde(borrow)]
+    creation_time: Text<'a>,
+    #[serde(borrow)]
+    operation: Text<'a>,
+    #[serde(borrow)]
+    workload: Text<'a>,
+    #[serde(borrow, default)]
+    user_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    user_type: Option<Text<'a>>,
+    #[serde(borrow, default, rename = "ClientIP")]
+    client_ip: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    actor_ip_address: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    result_status: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    object_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    session_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    app_access_context: Option<AppAccess<'a>>,
+    #[serde(borrow, default)]
+    user_agent: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    client_info_string: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    application_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    app_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    site_url: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    source_file_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    extended_properties: Option<Vec<NameValue<'a>>>,
+    #[serde(borrow, default)]
+    device_properties: Option<Vec<NameValue<'a>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AppAccess<'a> {
+    #[serde(borrow, default, rename = "AADSessionId")]
+    aad_session_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    unique_token_id: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct NameValue<'a> {
+    #[serde(borrow)]
+    name: Text<'a>,
+    #[serde(borrow, default)]
+    value: Option<Text<'a>>,
+}
+
+/// `1.2.3.4:5678` → `1.2.3.4`, `[2001:db8::1]:443` → `2001:db8::1`; bare IPv6 stays as it is.
+fn strip_port(t: Text<'_>) -> Text<'_> {
+    let s = t.as_str();
+    let cut = if let Some(rest) = s.strip_prefix('[') {
+        rest.split(']').next().map(|h| (1, h.len()))
+    } else if s.matches(':').count() == 1 {
+        s.split(':').next().map(|h| (0, h.len()))
+    } else {
+        None
+    };
+    match (cut, &t) {
+        (Some((a, n)), Text::Borrowed(b)) => Text::Borrowed(&b[a..a + n]),
+        (Some((a, n)), _) => Text::from(s[a..a + n].to_string()),
+        (None, _) => t,
+    }
+}
+
+fn category(workload: &str, op: &str) -> Category {
+    use Category::*;
+    match op {
+        "UserLoggedIn" | "UserLoginFailed" => Login,
+        "SignInEvent" => Sso,
+        "FileDownloaded"
+        | "FileSyncDownloadedFull"
+        | "FileSyncDownloadedPartial"
+        | "SearchExportDownloaded" => Export,
+        "AnonymousLinkCreated"
+        | "SharingInvitationCreated"
+        | "CompanyLinkCreated"
+        | "SharingSet" => Export,
+        "FileAccessed"
+        | "FilePreviewed"
+        | "FileAccessedExtended"
+        | "MailItemsAccessed"
+        | "PageViewed" => DataRead,
+        "FileUploaded"
+        | "FileModified"
+        | "FileModifiedExtended"
+        | "FileSyncUploadedFull"
+        | "FileDeleted"
+        | "Send"
+        | "SendAs"
+        | "SendOnBehalf"
+        | "Create"
+        | "Update"
+        | "MoveToDeletedItems"
+        | "HardDelete"
+        | "SoftDelete" => DataWrite,
+        "New-InboxRule" | "Set-InboxRule" | "UpdateInboxRules" | "Set-Mailbox" => AdminChange,
+        op if op.starts_with("AIInteraction") || op == "CopilotInteraction" => ModelCall,
+        op if workload == "Exchange" && op.contains('-') => AdminChange,
+        op if op.ends_with('.') => AdminChange, // Entra directory operations: "Add member to role."
+        _ => Other,
+    }
+}
+
+impl Normalizer for M365Audit {
+    fn sniff(&self, p: &Probe) -> bool {
+        p.creation_time.is_some() && p.operation.is_some() && p.workload.is_some()
+    }
+
+    fn normalize<'a>(
+        &self,
+        raw: &'a str,
+        _ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+    ) -> Result<(), NormalizeError> {
+        let r: Raw<'a> = super::parse_json(NAME, raw)?;
+        let time = Ts::parse(&r.creation_time).ok_or_else(|| {
+            NormalizeError::invalid(
+                NAME,
+                format!(
+                    "CreationTime {:?} is not a timestamp",
+                    r.creation_time.as_str()
+                ),
+            )
+        })?;
+        let cat = category(&r.workload, &r.operation);
+        let src = SourceInfo {
+            family: Family::Saas,
+            vendor: "microsoft".into(),
+            format: NAME.into(),
+        };
+        let mut ev = SessionEvent::new(src, r.id, time, cat);
+        ev.outcome = match (r.operation.as_str(), r.result_status.as_deref()) {
+            ("UserLoginFailed", _) => Outcome::Failure,
+            (_, Some("Succeeded" | "Success" | "True" | "PartiallySucceeded")) => Outcome::Success,
+            (_, Some("Failed" | "False")) => Outcome::Failure,
+            (_, _) if cat != Category::Other => Outcome::Success,
+            _ => Outcome::Unknown,
+        };
+        ev.principal.kind = match r.user_type.as_deref() {
+            Some("0" | "1" | "2" | "3") | None => PrincipalKind::Human,
+            Some(_) => PrincipalKind::Service,
+        };
+        if let Some(u) = r.user_id.filter(|u| !u.is_empty()) {
+            if u.contains('@') {
+                ev.principal.email = Some(u.clone());
+            }
+            ev.principal.id = Some(u);
+        }
+        ev.network.ip = r
+            .client_ip
+            .or(r.actor_ip_address)
+            .filter(|s| !s.is_empty())
+            .map(strip_port);
+        let mut ua = r.user_agent.or(r.client_info_string);
+        let mut session = r.session_id;
+        for p in r
+            .extended_properties
+            .iter()
+            .flatten()
+            .chain(r.device_properties.iter().flatten())
+        {
+            match p.name.as_str() {
+                "UserAgent" if ua.is_none() => ua = p.value.clone(),
+                "SessionId" if session.is_none() => session = p.value.clone(),
+                _ => {}
+            }
+        }
+        if let Some(ctx) = r.app_access_context {
+            session = session.or(ctx.aad_session_id);
+            ev.session.token_id = ctx.unique_token_id;
+        }
+        ev.network.user_agent = ua.filter(|s| !s.is_empty());
+        ev.session.session_id = session.filter(|s| !s.is_empty());
+        ev.session.client_id = r.application_id.or(r.app_id).filter(|s| !s.is_empty());
+        ev.resource.app = Some(r.workload);
+        ev.resource.object_id = r.source_file_name.or(r.object_id).filter(|s| !s.is_empty());
+        if cat == Category::Export {
+            ev.resource.destination = r.site_url.or_else(|| Some(Text::Borrowed("device")));
+        }
+        ev.action = Some(r.operation);
+        out.push(ev);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::normalize::testutil::normalize_one;
+
+    #[test]
+    fn aad_logon_with_port_in_client_ip_and_user_agent_in_extended_properties() {
+        let raw = r#"{"CreationTime":"2026-11-02T08:00:00","Id":"m-1","Operation":"UserLoggedIn","RecordType":15,"ResultStatus":"Succeeded","UserType":0,"Workload":"AzureActiveDirectory","ClientIP":"[2001:db8::7]:51234","UserId":"alice@contoso.com","ExtendedProperties":[{"Name":"UserAgent","Value":"Mozilla/5.0 Edge"}],"DeviceProperties":[{"Name":"SessionId","Value":"sess-42"}]}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(
+            (ev.category, ev.outcome),
+            (Category::Login, Outcome::Success)
+        );
+        assert_eq!(ev.network.ip.as_deref(), Some("2001:db8::7"));
+        assert_eq!(ev.network.user_agent.as_deref(), Some("Mozilla/5.0 Edge"));
+        assert_eq!(ev.session.session_id.as_deref(), Some("sess-42"));
+        assert_eq!(ev.principal.email.as_deref(), Some("alice@contoso.com"));
+    }
+
+    #[test]
+    fn sharepoint_download_is_an_export_with_its_session() {
+        let raw = r#"{"CreationTime":"2026-11-02T08:00:00","Id":"m-2","Operation":"FileDownloaded","RecordType":6,"UserType":0,"Workload":"SharePoint","ClientIP":"203.0.113.5","UserId":"bob@contoso.com","SourceFileName":"q3-forecast.xlsx","SiteUrl":"https://contoso.sharepoint.com/sites/finance/","AppAccessContext":{"AADSessionId":"aad-9","UniqueTokenId":"uti-3"}}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.category, Category::Export);
+        assert_eq!(ev.session.session_id.as_deref(), Some("aad-9"));
+        assert_eq!(ev.session.token_id.as_deref(), Some("uti-3"));
+        assert_eq!(ev.resource.object_id.as_deref(), Some("q3-forecast.xlsx"));
+        assert_eq!(ev.network.ip.as_deref(), Some("203.0.113.5"));
+    }
+
+    #[test]
+    fn ports_are_stripped_from_ipv4_and_kept_off_bare_ipv6() {
+        assert_eq!(strip_port("1.2.3.4:80".into()), "1.2.3.4");
+        assert_eq!(strip_port("2001:db8::1".into()), "2001:db8::1");
+        assert_eq!(strip_port("[::1]:9".into()), "::1");
+    }
+}
