@@ -16,6 +16,7 @@ mod m365_audit;
 mod native;
 mod okta;
 mod otel_genai;
+mod salesforce;
 
 use crate::event::{Provenance, SessionEvent, Text, Ts};
 use serde::de::IgnoredAny;
@@ -154,6 +155,8 @@ pub struct Probe<'a> {
     pub sf_created_date: Option<IgnoredAny>,
     #[serde(rename = "Section")]
     pub sf_section: Option<IgnoredAny>,
+    #[serde(rename = "Action")]
+    pub sf_action: Option<IgnoredAny>,
     // Slack and GitHub audit logs
     pub action: Option<IgnoredAny>,
     pub date_create: Option<IgnoredAny>,
@@ -238,6 +241,10 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: m365_audit::NAME,
             build: m365_audit::build,
+        },
+        Registered {
+            name: salesforce::NAME,
+            build: salesforce::build,
         },
         Registered {
             name: native::NAME,
