@@ -10,6 +10,7 @@
 
 mod entra_audit;
 mod entra_signin;
+mod github_audit;
 mod google_workspace;
 mod kong;
 mod m365_audit;
@@ -17,6 +18,7 @@ mod native;
 mod okta;
 mod otel_genai;
 mod salesforce;
+mod slack_audit;
 
 use crate::event::{Provenance, SessionEvent, Text, Ts};
 use serde::de::IgnoredAny;
@@ -245,6 +247,14 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: salesforce::NAME,
             build: salesforce::build,
+        },
+        Registered {
+            name: slack_audit::NAME,
+            build: slack_audit::build,
+        },
+        Registered {
+            name: github_audit::NAME,
+            build: github_audit::build,
         },
         Registered {
             name: native::NAME,

@@ -131,31 +131,48 @@ fn some(t: Option<Text<'_>>) -> Option<Text<'_>> {
 }
 
 fn source() -> SourceInfo<'static> {
-    SourceInfo { family: Family::Saas, vendor: "salesforce".into(), format: NAME.into() }
+    SourceInfo {
+        family: Family::Saas,
+        vendor: "salesforce".into(),
+        format: NAME.into(),
+    }
 }
 
 impl Salesforce {
     fn row<'a>(&self, r: Row<'a>, ctx: &Context<'a>) -> Result<SessionEvent<'a>, NormalizeError> {
         let t = r.timestamp_derived.as_ref().or(r.timestamp.as_ref());
-        let time = t
-            .and_then(|t| Ts::parse(t))
-            .ok_or_else(|| NormalizeError::invalid(NAME, "row has no parsable TIMESTAMP_DERIVED or TIMESTAMP"))?;
+        let time = t.and_then(|t| Ts::parse(t)).ok_or_else(|| {
+            NormalizeError::invalid(NAME, "row has no parsable TIMESTAMP_DERIVED or TIMESTAMP")
+        })?;
         use Category::*;
         let cat = match r.event_type.as_str() {
             "Login" | "LoginAs" => Login,
             "Logout" => SessionEnd,
-            "API" | "RestApi" | "ApexRestApi" | "ApexSoap" | "AsyncReportRun" | "URI" | "LightningInteraction" => {
-                ApiRequest
-            }
+            "API"
+            | "RestApi"
+            | "ApexRestApi"
+            | "ApexSoap"
+            | "AsyncReportRun"
+            | "URI"
+            | "LightningInteraction" => ApiRequest,
             "BulkApi" | "BulkApi2" | "ReportExport" | "DocumentAttachmentDownloads" => Export,
             "Report" => DataRead,
             _ => Other,
         };
         let id = some(r.request_id).unwrap_or_else(|| super::fallback_id(ctx, 0));
         let mut ev = SessionEvent::new(source(), id, time, cat);
-        let failed = r.login_status.as_deref().is_some_and(|s| s != "LOGIN_NO_ERROR")
-            || r.request_status.as_deref().is_some_and(|s| s == "F" || s == "Failed");
-        ev.outcome = if failed { Outcome::Failure } else { Outcome::Success };
+        let failed = r
+            .login_status
+            .as_deref()
+            .is_some_and(|s| s != "LOGIN_NO_ERROR")
+            || r.request_status
+                .as_deref()
+                .is_some_and(|s| s == "F" || s == "Failed");
+        ev.outcome = if failed {
+            Outcome::Failure
+        } else {
+            Outcome::Success
+        };
         ev.principal.kind = PrincipalKind::Human;
         ev.principal.email = some(r.user_name);
         ev.principal.id = some(r.user_id_derived).or(some(r.user_id));
@@ -173,7 +190,11 @@ impl Salesforce {
         Ok(ev)
     }
 
-    fn object<'a>(&self, o: Object<'a>, ctx: &Context<'a>) -> Result<SessionEvent<'a>, NormalizeError> {
+    fn object<'a>(
+        &self,
+        o: Object<'a>,
+        ctx: &Context<'a>,
+    ) -> Result<SessionEvent<'a>, NormalizeError> {
         let kind: &str = match o.attributes.as_ref().and_then(|a| a.kind.as_deref()) {
             Some(k) => k,
             None if o.action.is_some() && o.section.is_some() => "SetupAuditTrail",
@@ -193,10 +214,12 @@ impl Salesforce {
             _ => Other,
         };
         let t = o.event_date.as_ref().or(o.created_date.as_ref());
-        let time = t
-            .and_then(|t| Ts::parse(t))
-            .ok_or_else(|| NormalizeError::invalid(NAME, "object has no parsable EventDate or CreatedDate"))?;
-        let id = some(o.event_identifier).or(some(o.id)).unwrap_or_else(|| super::fallback_id(ctx, 0));
+        let time = t.and_then(|t| Ts::parse(t)).ok_or_else(|| {
+            NormalizeError::invalid(NAME, "object has no parsable EventDate or CreatedDate")
+        })?;
+        let id = some(o.event_identifier)
+            .or(some(o.id))
+            .unwrap_or_else(|| super::fallback_id(ctx, 0));
         let mut ev = SessionEvent::new(source(), id, time, cat);
         ev.outcome = match o.status.as_deref() {
             Some("Success") | None => Outcome::Success,
@@ -208,7 +231,13 @@ impl Salesforce {
         ev.network.ip = some(o.source_ip).filter(|ip| ip.as_str() != "Salesforce.com IP");
         ev.network.user_agent = some(o.browser);
         if let (Some(lat), Some(lon)) = (o.login_latitude, o.login_longitude) {
-            ev.network.geo = Some(Geo { lat, lon, city: some(o.city), country: some(o.country), accuracy_radius_km: None });
+            ev.network.geo = Some(Geo {
+                lat,
+                lon,
+                city: some(o.city),
+                country: some(o.country),
+                accuracy_radius_km: None,
+            });
         }
         ev.session.session_id = some(o.session_key);
         ev.session.root_session_id = some(o.login_key);
@@ -256,7 +285,10 @@ mod tests {
     fn event_log_file_login_row() {
         let raw = r#"{"EVENT_TYPE":"Login","TIMESTAMP":"20261102080000.123","TIMESTAMP_DERIVED":"2026-11-02T08:00:00.123Z","REQUEST_ID":"r-1","USER_ID_DERIVED":"005A","USER_NAME":"ann@acme.com","SOURCE_IP":"198.51.100.7","SESSION_KEY":"","LOGIN_KEY":"lk-1","BROWSER_TYPE":"Mozilla/5.0","LOGIN_STATUS":"LOGIN_NO_ERROR"}"#;
         let ev = &normalize_one(raw)[0];
-        assert_eq!((ev.category, ev.outcome), (Category::Login, Outcome::Success));
+        assert_eq!(
+            (ev.category, ev.outcome),
+            (Category::Login, Outcome::Success)
+        );
         assert_eq!(ev.principal.email.as_deref(), Some("ann@acme.com"));
         assert_eq!(ev.session.session_id, None);
         assert_eq!(ev.session.root_session_id.as_deref(), Some("lk-1"));
@@ -277,7 +309,10 @@ mod tests {
         let raw = r#"{"EventDate":"2026-11-02T08:00:00Z","LoginType":"Remote Access 2.0","Status":"Success","EventIdentifier":"e-1","LoginLatitude":21.19,"City":"Surat","SourceIp":"89.160.20.112","Username":"u@acme.com","UserId":"005B","Country":"India","LoginLongitude":72.83,"LoginKey":"k","SessionLevel":"STANDARD","Browser":"Chrome"}"#;
         let ev = &normalize_one(raw)[0];
         assert_eq!(ev.category, Category::Login);
-        assert_eq!(ev.network.geo.as_ref().unwrap().city.as_deref(), Some("Surat"));
+        assert_eq!(
+            ev.network.geo.as_ref().unwrap().city.as_deref(),
+            Some("Surat")
+        );
         let raw = r#"{"Action":"insertConnectedApplication","CreatedById":"005C","CreatedDate":"2026-11-02T08:00:00.000+0000","Id":"0Ym1","Section":"Connected Apps","attributes":{"type":"SetupAuditTrail"}}"#;
         let ev = &normalize_one(raw)[0];
         assert_eq!(ev.category, Category::AdminChange);

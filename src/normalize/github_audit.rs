@@ -1,0 +1,171 @@
+//! GitHub audit log (organization and enterprise; REST API and streaming JSON), including `api.request` events.
+//!
+//! In: one entry. Out: one event. Principal: `actor` (login) and `actor_id`; token id: `hashed_token` (GitHub's
+//! SHA-256 of the token, never the token), else `token_id`; IP: `actor_ip`; user agent: `user_agent`.
+//! `api.request` and git operations are data access, `*.download*`/`git.clone` exports, token and OAuth
+//! grants/revocations map to token categories, other org/repo/business changes to `admin_change`.
+
+use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
+use crate::event::*;
+use serde::Deserialize;
+
+pub const NAME: &str = "github_audit";
+
+/// `[normalize.formats.github_audit]`: no settings yet.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {}
+
+pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
+    let _cfg: GithubConfig = parse_config(NAME, t)?;
+    Ok(Box::new(GithubAudit))
+}
+
+pub struct GithubAudit;
+
+#[derive(Deserialize)]
+struct Raw<'a> {
+    #[serde(borrow)]
+    action: Text<'a>,
+    #[serde(default)]
+    created_at: Option<i64>,
+    #[serde(default, rename = "@timestamp")]
+    at_timestamp: Option<i64>,
+    #[serde(borrow, default, rename = "_document_id")]
+    document_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    actor: Option<Text<'a>>,
+    #[serde(default)]
+    actor_is_bot: Option<bool>,
+    #[serde(borrow, default)]
+    actor_ip: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    hashed_token: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    token_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    user_agent: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    org: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    repo: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    route: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    url_path: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    request_method: Option<Text<'a>>,
+    #[serde(default)]
+    status_code: Option<u16>,
+    #[serde(borrow, default)]
+    oauth_application_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    programmatic_access_type: Option<Text<'a>>,
+}
+
+fn category(action: &str, method: Option<&str>) -> Category {
+    use Category::*;
+    match action {
+        "api.request" => match method {
+            Some("GET" | "HEAD") | None => DataRead,
+            Some(_) => DataWrite,
+        },
+        "git.clone" | "repo.download_zip" => Export,
+        "git.fetch" => DataRead,
+        "git.push" => DataWrite,
+        a if a.starts_with("personal_access_token.")
+            || a.starts_with("oauth_access.")
+            || a.starts_with("oauth_authorization.") =>
+        {
+            if a.contains("destroy") || a.contains("revoke") || a.contains("delete") {
+                TokenRevoked
+            } else {
+                TokenIssued
+            }
+        }
+        "user.login" | "user.two_factor_challenge_success" => Login,
+        "user.logout" => SessionEnd,
+        _ => AdminChange,
+    }
+}
+
+impl Normalizer for GithubAudit {
+    fn sniff(&self, p: &Probe) -> bool {
+        p.action.is_some()
+            && p.actor.is_some()
+            && (p.created_at.is_some() || p.at_timestamp.is_some())
+            && p.date_create.is_none()
+            && p.event_type.is_none()
+    }
+
+    fn normalize<'a>(
+        &self,
+        raw: &'a str,
+        ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+    ) -> Result<(), NormalizeError> {
+        let r: Raw<'a> = super::parse_json(NAME, raw)?;
+        let ms = r
+            .at_timestamp
+            .or(r.created_at)
+            .ok_or_else(|| NormalizeError::invalid(NAME, "missing created_at"))?;
+        let cat = category(&r.action, r.request_method.as_deref());
+        let src = SourceInfo {
+            family: Family::Saas,
+            vendor: "github".into(),
+            format: NAME.into(),
+        };
+        let id = r.document_id.unwrap_or_else(|| super::fallback_id(ctx, 0));
+        let mut ev = SessionEvent::new(src, id, Ts(ms), cat);
+        ev.outcome = match r.status_code {
+            Some(s) if s >= 400 => Outcome::Failure,
+            _ => Outcome::Success,
+        };
+        ev.principal.kind = if r.actor_is_bot == Some(true)
+            || r.programmatic_access_type.as_deref() == Some("GitHub App server-to-server token")
+        {
+            PrincipalKind::Service
+        } else {
+            PrincipalKind::Human
+        };
+        ev.principal.id = r.actor.clone();
+        ev.principal.display_name = r.actor;
+        ev.session.token_id = r.hashed_token.or(r.token_id);
+        ev.session.client_id = r.oauth_application_id;
+        ev.network.ip = r.actor_ip;
+        ev.network.user_agent = r.user_agent;
+        ev.resource.app = r.org;
+        ev.resource.object_type = r.repo.as_ref().map(|_| Text::Borrowed("repo"));
+        ev.resource.object_id = r.repo.or(r.route).or(r.url_path);
+        if cat == Category::Export {
+            ev.resource.destination = Some("git-client".into());
+        }
+        ev.action = Some(r.action);
+        out.push(ev);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::event::*;
+    use crate::normalize::testutil::normalize_one;
+
+    #[test]
+    fn api_request_carries_the_hashed_token() {
+        let raw = r#"{"@timestamp":1793606400000,"_document_id":"d-1","action":"api.request","actor":"octo","actor_id":11,"actor_ip":"198.51.100.4","created_at":1793606400000,"hashed_token":"E8Fz+2X=","org":"acme","request_method":"GET","route":"/repos/{owner}/{repo}/pulls","status_code":200,"token_id":555,"user_agent":"curl/8"}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.category, Category::DataRead);
+        assert_eq!(ev.session.token_id.as_deref(), Some("E8Fz+2X="));
+        assert_eq!(ev.network.ip.as_deref(), Some("198.51.100.4"));
+        assert_eq!(ev.principal.id.as_deref(), Some("octo"));
+    }
+
+    #[test]
+    fn org_change_without_ids_is_an_admin_change() {
+        let raw = r#"{"actor":"octo","org":"acme","action":"org.add_member","created_at":1583364382722,"user":"new-user"}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.category, Category::AdminChange);
+        assert_eq!(ev.event_time, Ts(1583364382722));
+    }
+}
