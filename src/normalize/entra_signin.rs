@@ -1,6 +1,6 @@
 //! Microsoft Entra ID sign-in logs: the Graph `signIn` resource, and the Azure Monitor diagnostic row
 //! (`category` `SignInLogs`, `NonInteractiveUserSignInLogs`, `ServicePrincipalSignInLogs`,
-//! `ManagedIdentitySignInLogs`, the sign-in in `properties`) that Event Hubs exports deliver inside `{"records":…}`.
+//! `ManagedIdentitySignInLogs` … — any category ending in `SignInLogs` — with the sign-in in `properties`) that Event Hubs exports deliver inside `{"records":…}`.
 //!
 //! In: one sign-in. Out: one event. Interactive user sign-ins are `login`; non-interactive ones are
 //! `token_refreshed`; service-principal and managed-identity sign-ins are `token_issued` by a service.
@@ -13,13 +13,6 @@ use crate::event::*;
 use serde::Deserialize;
 
 pub const NAME: &str = "entra_signin";
-
-const CATEGORIES: [&str; 4] = [
-    "SignInLogs",
-    "NonInteractiveUserSignInLogs",
-    "ServicePrincipalSignInLogs",
-    "ManagedIdentitySignInLogs",
-];
 
 /// `[normalize.formats.entra_signin]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
@@ -134,7 +127,7 @@ impl Normalizer for EntraSignin {
             || (p.properties.is_some()
                 && p.category
                     .as_deref()
-                    .is_some_and(|c| CATEGORIES.contains(&c)))
+                    .is_some_and(|c| c.ends_with("SignInLogs")))
     }
 
     fn normalize<'a>(
@@ -158,13 +151,13 @@ impl Normalizer for EntraSignin {
                 ),
             )
         })?;
-        let service = matches!(
-            category.as_deref(),
-            Some("ServicePrincipalSignInLogs" | "ManagedIdentitySignInLogs")
-        ) || (s.user_principal_name.is_none()
-            && s.service_principal_id
-                .as_deref()
-                .is_some_and(|x| !x.is_empty()));
+        let service = category
+            .as_deref()
+            .is_some_and(|c| c.contains("ServicePrincipal") || c.contains("ManagedIdentity"))
+            || (s.user_principal_name.is_none()
+                && s.service_principal_id
+                    .as_deref()
+                    .is_some_and(|x| !x.is_empty()));
         let interactive = s
             .is_interactive
             .unwrap_or(category.as_deref() == Some("SignInLogs"));

@@ -182,7 +182,8 @@ impl Probe<'_> {
            trace_id => "traceId", span_id => "spanId", event_id => "event_id", event_time => "event_time",
            category => "category", records => "records", created_date_time => "createdDateTime",
            activity_date_time => "activityDateTime", creation_time => "CreationTime", operation => "Operation",
-           sf_event_type => "EVENT_TYPE", sf_event_date => "EventDate", action => "action");
+           sf_event_type => "EVENT_TYPE", sf_event_date => "EventDate", action => "action",
+           properties => "properties", date_create => "date_create", created_at => "created_at");
         if keys.is_empty() {
             "none Quench knows".into()
         } else {
