@@ -1,6 +1,6 @@
 //! GitHub audit log (organization and enterprise; REST API and streaming JSON), including `api.request` events.
 //!
-//! In: one entry. Out: one event. Principal: `actor` (login) and `actor_id`; token id: `hashed_token` (GitHub's
+//! In: one entry. Out: one event. Principal: `actor` (the login); token id: `hashed_token` (GitHub's
 //! SHA-256 of the token, never the token), else `token_id`; IP: `actor_ip`; user agent: `user_agent`.
 //! `api.request` and git operations are data access, `*.download*`/`git.clone` exports, token and OAuth
 //! grants/revocations map to token categories, other org/repo/business changes to `admin_change`.

@@ -14,6 +14,7 @@ mod github_audit;
 mod google_workspace;
 mod kong;
 mod m365_audit;
+mod mapping;
 mod native;
 mod okta;
 mod otel_genai;
@@ -299,6 +300,10 @@ pub struct NormalizeConfig {
     /// Per-format settings, `[normalize.formats.kong]` etc. Default: every format with its defaults.
     #[serde(default)]
     pub formats: BTreeMap<String, toml::Table>,
+    /// Directory of declarative mapping files (`*.toml`, see `schemas/mappings/`) adding formats without
+    /// recompiling. Default: only the built-in mappings.
+    #[serde(default)]
+    pub mappings_dir: Option<std::path::PathBuf>,
 }
 
 impl Normalize {
@@ -319,10 +324,48 @@ impl Normalize {
             let table = cfg.formats.get(r.name).cloned().unwrap_or_default();
             formats.push((r.name, (r.build)(table)?));
         }
+        let mut files: Vec<(String, String)> = mapping::BUILTIN
+            .iter()
+            .map(|(f, t)| (f.to_string(), t.to_string()))
+            .collect();
+        if let Some(dir) = &cfg.mappings_dir {
+            let bad = |why: String| ConfigError::Invalid {
+                key: "normalize.mappings_dir".into(),
+                value: dir.display().to_string(),
+                why,
+            };
+            let mut paths: Vec<_> = std::fs::read_dir(dir)
+                .map_err(|e| bad(e.to_string()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            paths.sort();
+            for p in paths {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| bad(format!("{}: {e}", p.display())))?;
+                files.push((p.display().to_string(), text));
+            }
+        }
+        let mut wants_keys = false;
+        for (file, text) in files {
+            let m = mapping::Mapping::compile(&file, &text)?;
+            if let Some(i) = formats.iter().position(|(n, _)| *n == m.name()) {
+                if i < registry().len() {
+                    return Err(ConfigError::Invalid {
+                        key: format!("{file}: name"),
+                        value: m.name().into(),
+                        why: "a built-in format has this name".into(),
+                    });
+                }
+                formats.remove(i); // a user mapping replaces a built-in mapping of the same name
+            }
+            formats.push((m.name(), Box::new(m)));
+            wants_keys = true;
+        }
         Ok(Normalize {
             formats,
             max_message_bytes: cfg.max_message_bytes.unwrap_or(1 << 20),
-            wants_keys: false,
+            wants_keys,
         })
     }
 
@@ -334,7 +377,14 @@ impl Normalize {
             Err(ConfigError::UnknownFormat {
                 key: key.into(),
                 value: name.into(),
-                allowed: format!("auto, {}", format_names().join(", ")),
+                allowed: format!(
+                    "auto, {}",
+                    self.formats
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             })
         }
     }
@@ -451,13 +501,18 @@ impl Normalize {
             })?,
             None => {
                 let mut probe = probe.unwrap_or_default();
-                if self.wants_keys {
-                    probe.keys = top_level_keys(text);
+                match self.formats.iter().find(|(_, n)| n.sniff(&probe)) {
+                    Some(f) => f,
+                    // mappings detect by arbitrary keys: read them only when no built-in format claims the message
+                    None if self.wants_keys => {
+                        probe.keys = top_level_keys(text);
+                        self.formats
+                            .iter()
+                            .find(|(_, n)| n.sniff(&probe))
+                            .ok_or_else(|| NormalizeError::UnknownFormat(probe.describe()))?
+                    }
+                    None => return Err(NormalizeError::UnknownFormat(probe.describe())),
                 }
-                self.formats
-                    .iter()
-                    .find(|(_, n)| n.sniff(&probe))
-                    .ok_or_else(|| NormalizeError::UnknownFormat(probe.describe()))?
             }
         };
         n.normalize(text, ctx, out)?;
@@ -539,7 +594,8 @@ mod tests {
                 .lines()
                 .filter(|l| !l.trim().is_empty())
             {
-                let probe: Probe = serde_json::from_str(line).unwrap();
+                let mut probe: Probe = serde_json::from_str(line).unwrap();
+                probe.keys = top_level_keys(line);
                 let hits: Vec<_> = n
                     .formats
                     .iter()
@@ -654,6 +710,76 @@ mod tests {
         n.normalize(msg.as_bytes(), None, &ctx, &mut out).unwrap();
         assert_eq!(out[0].event_id, "gw/0@7#1.0");
         assert_eq!(out[1].event_id, "gw/0@7#2.0");
+    }
+
+    /// A team adds a gateway format with a mapping file alone: no code change, no rebuild.
+    #[test]
+    fn a_mapping_file_in_the_mappings_dir_adds_a_new_gateway_format() {
+        let dir = std::env::temp_dir().join(format!("quench-mappings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("traefik.toml"),
+            r#"
+name = "traefik_json"
+family = "gateway"
+vendor = "traefik"
+detect = ["RouterName", "DownstreamStatus"]
+category = "api_request"
+principal_kind = "service"
+[fields]
+event_time = "StartUTC"
+"network.ip" = "ClientHost"
+"principal.id" = { path = "request_X-User", ignore = [""] }
+"session.token_id" = "request_X-Token-Id"
+"resource.app" = "ServiceName"
+http_status = "DownstreamStatus"
+"resource.bytes" = "DownstreamContentSize"
+"#,
+        )
+        .unwrap();
+        let cfg = NormalizeConfig {
+            mappings_dir: Some(dir.clone()),
+            ..Default::default()
+        };
+        let n = Normalize::new(&cfg).unwrap();
+        let raw = r#"{"StartUTC":"2026-11-02T08:00:00.5Z","ClientHost":"10.9.8.7","RouterName":"api@docker","ServiceName":"billing@docker","DownstreamStatus":502,"DownstreamContentSize":77,"request_X-User":"svc-42","request_X-Token-Id":"tok-t1"}"#;
+        let ctx = Context::new(Provenance::None, Ts(0));
+        let mut out = Vec::new();
+        assert_eq!(
+            n.normalize(raw.as_bytes(), None, &ctx, &mut out).unwrap(),
+            "traefik_json"
+        );
+        let ev = &out[0];
+        assert_eq!(ev.event_time, Ts::parse("2026-11-02T08:00:00.5Z").unwrap());
+        assert_eq!(
+            (ev.category, ev.outcome),
+            (
+                crate::event::Category::ApiRequest,
+                crate::event::Outcome::Failure
+            )
+        );
+        assert_eq!(ev.session.token_id.as_deref(), Some("tok-t1"));
+        assert_eq!(ev.principal.id.as_deref(), Some("svc-42"));
+        assert_eq!(ev.resource.bytes, Some(77));
+        assert_eq!(ev.source.vendor, "traefik");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_mapping_may_not_take_a_built_in_format_name() {
+        let dir =
+            std::env::temp_dir().join(format!("quench-mappings-clash-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("okta.toml"), "name = \"okta\"\nfamily = \"idp\"\nvendor = \"x\"\ndetect = [\"a\"]\ncategory = \"login\"\n[fields]\nevent_time = \"t\"\n").unwrap();
+        let e = Normalize::new(&NormalizeConfig {
+            mappings_dir: Some(dir.clone()),
+            ..Default::default()
+        })
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("okta") && e.contains("built-in"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
