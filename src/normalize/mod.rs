@@ -125,6 +125,11 @@ pub struct Probe<'a> {
     pub trace_id: Option<IgnoredAny>,
     #[serde(rename = "spanId")]
     pub span_id: Option<IgnoredAny>,
+    // spans with a flat attribute object
+    pub attributes: Option<IgnoredAny>,
+    pub span_name: Option<IgnoredAny>,
+    #[serde(rename = "trace_id")]
+    pub trace_id_flat: Option<IgnoredAny>,
     // native
     pub event_id: Option<IgnoredAny>,
     pub event_time: Option<IgnoredAny>,

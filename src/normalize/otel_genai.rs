@@ -9,7 +9,12 @@
 //! - token id: `quench.token.id`, else `http.request.header.x-token-id`;
 //! - tool: `gen_ai.tool.name`; data domains: `quench.data.domain` (string or array);
 //! - destination: `quench.destination`, else `destination.address`;
-//! - network: `client.address`, `user_agent.original`; app: resource `service.name`.
+//! - network: `client.address`, `user_agent.original`; app: resource `service.name`;
+//! - MCP: `mcp.method.name` (`tools/call` is a tool call), `mcp.session.id` (the session).
+//!
+//! Spans exported with a flat attribute object (`{"trace_id", "span_id", "span_name", "attributes": {…}}`, as
+//! collectors' JSON exporters and the semantic-convention docs write them) are read the same way. A span without a
+//! start time takes the ingest time; one without trace/span ids gets an id from where it was read.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;
@@ -80,14 +85,14 @@ struct ScopeSpans<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Span<'a> {
-    #[serde(borrow)]
-    trace_id: Text<'a>,
-    #[serde(borrow)]
-    span_id: Text<'a>,
+    #[serde(borrow, default)]
+    trace_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    span_id: Option<Text<'a>>,
     #[serde(borrow, default)]
     name: Option<Text<'a>>,
-    #[serde(borrow)]
-    start_time_unix_nano: Text<'a>,
+    #[serde(borrow, default)]
+    start_time_unix_nano: Option<Text<'a>>,
     #[serde(borrow, default)]
     attributes: Vec<KeyValue<'a>>,
     #[serde(default)]
@@ -139,22 +144,78 @@ impl<'a> AnyValue<'a> {
     }
 }
 
+/// A span with a flat attribute object.
+#[derive(Deserialize)]
+struct FlatSpan<'a> {
+    #[serde(borrow, default, alias = "traceId")]
+    trace_id: Option<Text<'a>>,
+    #[serde(borrow, default, alias = "spanId")]
+    span_id: Option<Text<'a>>,
+    #[serde(borrow, default, alias = "name")]
+    span_name: Option<Text<'a>>,
+    #[serde(borrow, default, alias = "startTimeUnixNano")]
+    start_time_unix_nano: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    attributes: std::collections::HashMap<Text<'a>, FlatValue<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FlatValue<'a> {
+    #[serde(borrow)]
+    One(Text<'a>),
+    Many(Vec<Text<'a>>),
+    Other(serde::de::IgnoredAny),
+}
+
+impl<'a> FlatSpan<'a> {
+    fn into_span(self) -> Span<'a> {
+        let attributes = self
+            .attributes
+            .into_iter()
+            .map(|(key, v)| {
+                let value = match v {
+                    FlatValue::One(t) => AnyValue { string_value: Some(t), ..Default::default() },
+                    FlatValue::Many(v) => AnyValue {
+                        array_value: Some(ArrayValue {
+                            values: v.into_iter().map(|t| AnyValue { string_value: Some(t), ..Default::default() }).collect(),
+                        }),
+                        ..Default::default()
+                    },
+                    FlatValue::Other(_) => AnyValue::default(),
+                };
+                KeyValue { key, value }
+            })
+            .collect();
+        Span {
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            name: self.span_name,
+            start_time_unix_nano: self.start_time_unix_nano,
+            attributes,
+            status: None,
+        }
+    }
+}
+
 impl OtelGenAi {
     fn span_event<'a>(
         &self,
         s: Span<'a>,
         app: Option<Text<'a>>,
+        ctx: &Context<'a>,
+        idx: usize,
     ) -> Result<SessionEvent<'a>, NormalizeError> {
-        let nanos: i128 = s.start_time_unix_nano.parse().map_err(|_| {
-            NormalizeError::invalid(
-                NAME,
-                format!(
-                    "startTimeUnixNano {:?} is not a number",
-                    s.start_time_unix_nano.as_str()
-                ),
-            )
-        })?;
-        let time = Ts((nanos / 1_000_000) as i64);
+        let time = match &s.start_time_unix_nano {
+            Some(t) => {
+                let nanos: i128 = t.parse().map_err(|_| {
+                    NormalizeError::invalid(NAME, format!("startTimeUnixNano {:?} is not a number", t.as_str()))
+                })?;
+                Ts((nanos / 1_000_000) as i64)
+            }
+            None => ctx.ingest_time,
+        };
+        let mut mcp_method: Option<Text<'a>> = None;
         let mut op: Option<Text<'a>> = None;
         let mut agent_name = None;
         let mut enduser = None;
@@ -165,7 +226,10 @@ impl OtelGenAi {
             vendor: "opentelemetry".into(),
             format: NAME.into(),
         };
-        let id = Text::from(format!("{}:{}", s.trace_id, s.span_id));
+        let id = match (&s.trace_id, &s.span_id) {
+            (Some(t), Some(sp)) => Text::from(format!("{t}:{sp}")),
+            _ => super::fallback_id(ctx, idx),
+        };
         let mut ev = SessionEvent::new(src, id, time, Category::Other);
         ev.resource.app = app;
         for kv in s.attributes {
@@ -186,6 +250,8 @@ impl OtelGenAi {
                 "destination.address" => dest_std = v.text(),
                 "client.address" => ev.network.ip = v.text(),
                 "user_agent.original" => ev.network.user_agent = v.text(),
+                "mcp.method.name" => mcp_method = v.text(),
+                "mcp.session.id" => ev.session.session_id = v.text(),
                 k if k == self.cfg.job_id_attribute => ev.session.job_id = v.text(),
                 _ => {}
             }
@@ -209,6 +275,7 @@ impl OtelGenAi {
             Some("chat" | "text_completion" | "generate_content" | "embeddings") => {
                 Category::ModelCall
             }
+            _ if mcp_method.as_deref() == Some("tools/call") => Category::ToolCall,
             _ => Category::Other,
         };
         ev.outcome = match s.status.and_then(|st| st.code).and_then(|c| c.as_u64()) {
@@ -216,20 +283,22 @@ impl OtelGenAi {
             Some(_) => Outcome::Success,
             None => Outcome::Unknown,
         };
-        ev.action = op.or(s.name);
+        ev.action = op.or(mcp_method).or(s.name);
         Ok(ev)
     }
 }
 
 impl Normalizer for OtelGenAi {
     fn sniff(&self, p: &Probe) -> bool {
-        p.resource_spans.is_some() || (p.trace_id.is_some() && p.span_id.is_some())
+        p.resource_spans.is_some()
+            || (p.trace_id.is_some() && p.span_id.is_some())
+            || (p.attributes.is_some() && (p.span_name.is_some() || p.trace_id_flat.is_some()))
     }
 
     fn normalize<'a>(
         &self,
         raw: &'a str,
-        _ctx: &Context<'a>,
+        ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
         if raw.contains("\"resourceSpans\"") {
@@ -243,13 +312,17 @@ impl Normalizer for OtelGenAi {
                 });
                 for ss in rs.scope_spans {
                     for s in ss.spans {
-                        out.push(self.span_event(s, app.clone())?);
+                        let idx = out.len();
+                        out.push(self.span_event(s, app.clone(), ctx, idx)?);
                     }
                 }
             }
+        } else if raw.contains("\"attributes\":{") || raw.contains("\"attributes\": {") {
+            let f: FlatSpan<'a> = super::parse_json(NAME, raw)?;
+            out.push(self.span_event(f.into_span(), None, ctx, 0)?);
         } else {
             let s: Span<'a> = super::parse_json(NAME, raw)?;
-            out.push(self.span_event(s, None)?);
+            out.push(self.span_event(s, None, ctx, 0)?);
         }
         Ok(())
     }
@@ -292,6 +365,19 @@ mod tests {
         assert_eq!(c.category, Category::ModelCall);
         assert_eq!(c.principal.kind, PrincipalKind::Human);
         assert_eq!(c.resource.destination.as_deref(), Some("s3://drop"));
+    }
+
+    #[test]
+    fn flat_attribute_spans_and_mcp_tool_calls() {
+        let raw = r#"{"span_name":"tools/call get-weather","span_kind":"CLIENT","attributes":{"gen_ai.operation.name":"execute_tool","gen_ai.tool.call.arguments":{"location":"SF"},"gen_ai.tool.name":"get-weather","jsonrpc.request.id":"3","mcp.method.name":"tools/call","mcp.session.id":"8267461134f2"}}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.category, Category::ToolCall);
+        assert_eq!(ev.session.session_id.as_deref(), Some("8267461134f2"));
+        assert_eq!(ev.resource.object_id.as_deref(), Some("get-weather"));
+        assert_eq!(ev.event_time, Ts(0), "no start time: the ingest time");
+        let raw = r#"{"trace_id":"4bf9","span_id":"00f0","span_name":"chat gpt-4","attributes":{"gen_ai.operation.name":"chat","gen_ai.request.max_tokens":200,"gen_ai.request.top_p":1.0,"gen_ai.response.finish_reasons":["stop"]}}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!((ev.category, ev.event_id.as_str()), (Category::ModelCall, "4bf9:00f0"));
     }
 
     #[test]
