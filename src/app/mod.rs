@@ -3,6 +3,7 @@
 //! In: files, stdin or an embedded Kafka cluster. Out: decision records, unified events, summaries.
 //! State: none beyond the pipeline each command builds.
 
+pub mod samples;
 pub mod stub;
 
 use crate::config::{Config, ConfigError, KafkaConfig, TopicConfig};

@@ -1,5 +1,6 @@
 //! Microsoft Entra ID audit logs: the Graph `directoryAudit` resource and the Azure Monitor `AuditLogs` row
-//! (the audit in `properties`).
+//! (the audit in `properties`), and rows of the Log Analytics (Sentinel) `AuditLogs` table (PascalCase columns,
+//! `InitiatedBy` and `TargetResources` as JSON strings).
 //!
 //! In: one audit record. Out: one event: `token_revoked` for session and token revocations ("Revoke sign-in
 //! sessions", "Invalidate all refresh tokens …" — the confirmation a revocation took effect), `admin_change`
@@ -27,17 +28,93 @@ pub struct EntraAudit;
 struct Diagnostic<'a> {
     #[serde(borrow)]
     properties: Audit<'a>,
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+    #[serde(borrow, default, alias = "eventTimestamp")]
+    time: Option<Text<'a>>,
+    #[serde(borrow, default, rename = "operationName")]
+    operation_name: Option<Text<'a>>,
+}
+
+/// A row of the Log Analytics (Sentinel) `AuditLogs` table: PascalCase, nested objects as JSON strings.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SentinelRow<'a> {
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    activity_date_time: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    time_generated: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    activity_display_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    operation_name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    result: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    initiated_by: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    target_resources: Option<Text<'a>>,
+}
+
+fn owned(t: Option<Text<'_>>) -> Option<Text<'static>> {
+    t.map(|x| Text::from(x.to_string()))
+}
+
+impl<'a> SentinelRow<'a> {
+    /// The row as an audit record; the JSON-string columns are parsed and copied out.
+    fn into_audit(self) -> Audit<'a> {
+        let by = self
+            .initiated_by
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<InitiatedBy>(s).ok())
+            .map(|b| InitiatedBy {
+                user: b.user.map(|u| User {
+                    id: owned(u.id),
+                    display_name: owned(u.display_name),
+                    user_principal_name: owned(u.user_principal_name),
+                    ip_address: owned(u.ip_address),
+                }),
+                app: b.app.map(|a| App {
+                    app_id: owned(a.app_id),
+                    display_name: owned(a.display_name),
+                    service_principal_id: owned(a.service_principal_id),
+                }),
+            });
+        let targets = self
+            .target_resources
+            .as_deref()
+            .and_then(|s| serde_json::from_str::<Vec<Target>>(s).ok())
+            .map(|v| {
+                v.into_iter()
+                    .map(|t| Target {
+                        id: owned(t.id),
+                        r#type: owned(t.r#type),
+                        user_principal_name: owned(t.user_principal_name),
+                    })
+                    .collect()
+            });
+        Audit {
+            id: self.id,
+            activity_date_time: self.activity_date_time.or(self.time_generated),
+            activity_display_name: self.activity_display_name.or(self.operation_name),
+            result: self.result,
+            initiated_by: by,
+            target_resources: targets,
+        }
+    }
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Audit<'a> {
-    #[serde(borrow)]
-    id: Text<'a>,
-    #[serde(borrow)]
-    activity_date_time: Text<'a>,
-    #[serde(borrow)]
-    activity_display_name: Text<'a>,
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    activity_date_time: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    activity_display_name: Option<Text<'a>>,
     #[serde(borrow, default)]
     result: Option<Text<'a>>,
     #[serde(borrow, default)]
@@ -96,30 +173,37 @@ fn some(t: Option<Text<'_>>) -> Option<Text<'_>> {
 impl Normalizer for EntraAudit {
     fn sniff(&self, p: &Probe) -> bool {
         (p.activity_date_time.is_some() && p.initiated_by.is_some())
+            || (p.activity_date_time_pascal.is_some() && p.initiated_by_pascal.is_some())
             || (p.properties.is_some() && p.category.as_deref() == Some("AuditLogs"))
     }
 
     fn normalize<'a>(
         &self,
         raw: &'a str,
-        _ctx: &Context<'a>,
+        ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
         let a: Audit<'a> = if raw.contains("\"properties\"") {
-            super::parse_json::<Diagnostic<'a>>(NAME, raw)?.properties
+            let d = super::parse_json::<Diagnostic<'a>>(NAME, raw)?;
+            let mut a = d.properties;
+            a.id = a.id.or(d.id);
+            a.activity_date_time = a.activity_date_time.or(d.time);
+            a.activity_display_name = a.activity_display_name.or(d.operation_name);
+            a
+        } else if raw.contains("\"InitiatedBy\"") {
+            super::parse_json::<SentinelRow<'a>>(NAME, raw)?.into_audit()
         } else {
             super::parse_json(NAME, raw)?
         };
-        let time = Ts::parse(&a.activity_date_time).ok_or_else(|| {
-            NormalizeError::invalid(
-                NAME,
-                format!(
-                    "activityDateTime {:?} is not a timestamp",
-                    a.activity_date_time.as_str()
-                ),
-            )
-        })?;
-        let name = a.activity_display_name.to_ascii_lowercase();
+        let time = a
+            .activity_date_time
+            .as_deref()
+            .and_then(Ts::parse)
+            .ok_or_else(|| {
+                NormalizeError::invalid(NAME, "no parsable activityDateTime (or row time)")
+            })?;
+        let display = a.activity_display_name.unwrap_or(Text::Borrowed("audit"));
+        let name = display.to_ascii_lowercase();
         let cat = if name.contains("revoke") || name.contains("invalidate all refresh tokens") {
             Category::TokenRevoked
         } else {
@@ -130,13 +214,14 @@ impl Normalizer for EntraAudit {
             vendor: "microsoft".into(),
             format: NAME.into(),
         };
-        let mut ev = SessionEvent::new(src, a.id, time, cat);
+        let id = a.id.unwrap_or_else(|| super::fallback_id(ctx, 0));
+        let mut ev = SessionEvent::new(src, id, time, cat);
         ev.outcome = match a.result.as_deref() {
             Some("success") => Outcome::Success,
             Some("failure") | Some("timeout") => Outcome::Failure,
             _ => Outcome::Unknown,
         };
-        ev.action = Some(a.activity_display_name);
+        ev.action = Some(display);
         if let Some(by) = a.initiated_by {
             if let Some(u) = by
                 .user

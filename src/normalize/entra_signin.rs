@@ -35,19 +35,25 @@ struct Diagnostic<'a> {
     properties: SignIn<'a>,
     #[serde(borrow, default, rename = "callerIpAddress")]
     caller_ip: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+    #[serde(borrow, default, alias = "eventTime")]
+    time: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SignIn<'a> {
-    #[serde(borrow)]
-    id: Text<'a>,
-    #[serde(borrow)]
-    created_date_time: Text<'a>,
     #[serde(borrow, default)]
+    id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    created_date_time: Option<Text<'a>>,
+    #[serde(borrow, default, alias = "userName")]
     user_principal_name: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "userObjectId")]
     user_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    ip_addresses: Option<Vec<IpEntry<'a>>>,
     #[serde(borrow, default)]
     user_display_name: Option<Text<'a>>,
     #[serde(borrow, default)]
@@ -80,6 +86,13 @@ struct SignIn<'a> {
     device_detail: Option<DeviceDetail<'a>>,
     #[serde(borrow, default)]
     location: Option<Location<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IpEntry<'a> {
+    #[serde(borrow, default)]
+    ip_address: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -133,24 +146,26 @@ impl Normalizer for EntraSignin {
     fn normalize<'a>(
         &self,
         raw: &'a str,
-        _ctx: &Context<'a>,
+        ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
-        let (category, s, caller_ip) = if raw.contains("\"properties\"") {
+        let (category, mut s, caller_ip) = if raw.contains("\"properties\"") {
             let d: Diagnostic<'a> = super::parse_json(NAME, raw)?;
-            (Some(d.category), d.properties, d.caller_ip)
+            let mut s = d.properties;
+            s.id = s.id.or(d.id);
+            s.created_date_time = s.created_date_time.or(d.time);
+            (Some(d.category), s, d.caller_ip)
         } else {
             (None, super::parse_json::<SignIn<'a>>(NAME, raw)?, None)
         };
-        let time = Ts::parse(&s.created_date_time).ok_or_else(|| {
-            NormalizeError::invalid(
-                NAME,
-                format!(
-                    "createdDateTime {:?} is not a timestamp",
-                    s.created_date_time.as_str()
-                ),
-            )
-        })?;
+        let time = s
+            .created_date_time
+            .as_deref()
+            .and_then(Ts::parse)
+            .ok_or_else(|| {
+                NormalizeError::invalid(NAME, "no parsable createdDateTime (or row time)")
+            })?;
+        let id = s.id.take().unwrap_or_else(|| super::fallback_id(ctx, 0));
         let service = category
             .as_deref()
             .is_some_and(|c| c.contains("ServicePrincipal") || c.contains("ManagedIdentity"))
@@ -173,7 +188,7 @@ impl Normalizer for EntraSignin {
             vendor: "microsoft".into(),
             format: NAME.into(),
         };
-        let mut ev = SessionEvent::new(src, s.id, time, cat);
+        let mut ev = SessionEvent::new(src, id, time, cat);
         ev.action = Some(category.unwrap_or(Text::Borrowed("signIn")));
         ev.outcome = match s.status.and_then(|st| st.error_code) {
             Some(0) => Outcome::Success,
@@ -182,8 +197,10 @@ impl Normalizer for EntraSignin {
         };
         if service {
             ev.principal.kind = PrincipalKind::Service;
-            ev.principal.id = non_empty(s.service_principal_id);
-            ev.principal.display_name = non_empty(s.service_principal_name);
+            // the service principal, else the application signing in
+            ev.principal.id = non_empty(s.service_principal_id).or(non_empty(s.app_id.clone()));
+            ev.principal.display_name =
+                non_empty(s.service_principal_name).or(non_empty(s.app_display_name.clone()));
         } else {
             ev.principal.kind = PrincipalKind::Human;
             ev.principal.id = non_empty(s.user_id);
@@ -200,7 +217,10 @@ impl Normalizer for EntraSignin {
         ev.session.client_id = non_empty(s.app_id);
         ev.resource.app = non_empty(s.app_display_name);
         ev.resource.object_id = non_empty(s.resource_display_name);
-        ev.network.ip = non_empty(s.ip_address).or(caller_ip);
+        let listed = s
+            .ip_addresses
+            .and_then(|v| v.into_iter().find_map(|e| non_empty(e.ip_address)));
+        ev.network.ip = non_empty(s.ip_address).or(listed).or(caller_ip);
         ev.network.asn = s.autonomous_system_number;
         if let Some(d) = s.device_detail {
             ev.network.device_id = non_empty(d.device_id);

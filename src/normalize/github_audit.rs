@@ -5,7 +5,7 @@
 //! `api.request` and git operations are data access, `*.download*`/`git.clone` exports, token and OAuth
 //! grants/revocations map to token categories, other org/repo/business changes to `admin_change`.
 
-use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
+use super::{parse_config, ConfigError, Context, Loose, NormalizeError, Normalizer, Probe};
 use crate::event::*;
 use serde::Deserialize;
 
@@ -27,17 +27,17 @@ pub struct GithubAudit;
 struct Raw<'a> {
     #[serde(borrow)]
     action: Text<'a>,
-    #[serde(default)]
-    created_at: Option<i64>,
-    #[serde(default, rename = "@timestamp")]
-    at_timestamp: Option<i64>,
+    #[serde(borrow, default)]
+    created_at: Loose<'a>,
+    #[serde(borrow, default, rename = "@timestamp")]
+    at_timestamp: Loose<'a>,
     #[serde(borrow, default, rename = "_document_id")]
     document_id: Option<Text<'a>>,
     #[serde(borrow, default)]
     actor: Option<Text<'a>>,
     #[serde(default)]
     actor_is_bot: Option<bool>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "ip_address")]
     actor_ip: Option<Text<'a>>,
     #[serde(borrow, default)]
     hashed_token: Option<Text<'a>>,
@@ -46,9 +46,9 @@ struct Raw<'a> {
     #[serde(borrow, default)]
     user_agent: Option<Text<'a>>,
     #[serde(borrow, default)]
-    org: Option<Text<'a>>,
+    org: Loose<'a>,
     #[serde(borrow, default)]
-    repo: Option<Text<'a>>,
+    repo: Loose<'a>,
     #[serde(borrow, default)]
     route: Option<Text<'a>>,
     #[serde(borrow, default)]
@@ -105,10 +105,13 @@ impl Normalizer for GithubAudit {
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
         let r: Raw<'a> = super::parse_json(NAME, raw)?;
-        let ms = r
+        let time = r
             .at_timestamp
-            .or(r.created_at)
-            .ok_or_else(|| NormalizeError::invalid(NAME, "missing created_at"))?;
+            .0
+            .or(r.created_at.0)
+            .and_then(|t| super::ms_or_timestamp(&t));
+        let time = time
+            .ok_or_else(|| NormalizeError::invalid(NAME, "no parsable created_at or @timestamp"))?;
         let cat = category(&r.action, r.request_method.as_deref());
         let src = SourceInfo {
             family: Family::Saas,
@@ -116,7 +119,7 @@ impl Normalizer for GithubAudit {
             format: NAME.into(),
         };
         let id = r.document_id.unwrap_or_else(|| super::fallback_id(ctx, 0));
-        let mut ev = SessionEvent::new(src, id, Ts(ms), cat);
+        let mut ev = SessionEvent::new(src, id, time, cat);
         ev.outcome = match r.status_code {
             Some(s) if s >= 400 => Outcome::Failure,
             _ => Outcome::Success,
@@ -134,9 +137,9 @@ impl Normalizer for GithubAudit {
         ev.session.client_id = r.oauth_application_id;
         ev.network.ip = r.actor_ip;
         ev.network.user_agent = r.user_agent;
-        ev.resource.app = r.org;
-        ev.resource.object_type = r.repo.as_ref().map(|_| Text::Borrowed("repo"));
-        ev.resource.object_id = r.repo.or(r.route).or(r.url_path);
+        ev.resource.app = r.org.0;
+        ev.resource.object_type = r.repo.0.as_ref().map(|_| Text::Borrowed("repo"));
+        ev.resource.object_id = r.repo.0.or(r.route).or(r.url_path);
         if cat == Category::Export {
             ev.resource.destination = Some("git-client".into());
         }

@@ -1,6 +1,7 @@
 //! Microsoft 365 unified audit log (Office 365 Management Activity API records): AzureActiveDirectory logons,
 //! SharePoint/OneDrive file access, downloads and sync, Exchange `MailItemsAccessed` and admin cmdlets, Copilot
-//! interactions.
+//! interactions. Rows of the Log Analytics (Sentinel) `OfficeActivity` table (`TimeGenerated`, `OfficeWorkload`,
+//! `OfficeId`, `Client_IPAddress`) are read the same way.
 //!
 //! In: one record. Out: one event. Principal: `UserId` (human for user types 0–3, service for system,
 //! application and service-principal types); IP: `ClientIP`/`ActorIpAddress` without the port M365 appends;
@@ -28,19 +29,19 @@ pub struct M365Audit;
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Raw<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, alias = "OfficeId")]
     id: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "TimeGenerated")]
     creation_time: Text<'a>,
     #[serde(borrow)]
     operation: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "OfficeWorkload")]
     workload: Text<'a>,
     #[serde(borrow, default)]
     user_id: Option<Text<'a>>,
     #[serde(borrow, default)]
     user_type: Option<Text<'a>>,
-    #[serde(borrow, default, rename = "ClientIP")]
+    #[serde(borrow, default, rename = "ClientIP", alias = "Client_IPAddress")]
     client_ip: Option<Text<'a>>,
     #[serde(borrow, default)]
     actor_ip_address: Option<Text<'a>>,
@@ -146,7 +147,9 @@ fn category(workload: &str, op: &str) -> Category {
 
 impl Normalizer for M365Audit {
     fn sniff(&self, p: &Probe) -> bool {
-        p.creation_time.is_some() && p.operation.is_some() && p.workload.is_some()
+        p.operation.is_some()
+            && ((p.creation_time.is_some() && p.workload.is_some())
+                || (p.time_generated.is_some() && p.office_workload.is_some()))
     }
 
     fn normalize<'a>(
@@ -180,7 +183,9 @@ impl Normalizer for M365Audit {
             _ => Outcome::Unknown,
         };
         ev.principal.kind = match r.user_type.as_deref() {
-            Some("0" | "1" | "2" | "3") | None => PrincipalKind::Human,
+            Some("0" | "1" | "2" | "3" | "Regular" | "Reserved" | "Admin" | "DcAdmin") | None => {
+                PrincipalKind::Human
+            }
             Some(_) => PrincipalKind::Service,
         };
         if let Some(u) = r.user_id.filter(|u| !u.is_empty()) {
@@ -218,7 +223,7 @@ impl Normalizer for M365Audit {
         ev.resource.app = Some(r.workload);
         ev.resource.object_id = r.source_file_name.or(r.object_id).filter(|s| !s.is_empty());
         if cat == Category::Export {
-            ev.resource.destination = r.site_url.or_else(|| Some(Text::Borrowed("device")));
+            ev.resource.destination = r.site_url.or(Some(Text::Borrowed("device")));
         }
         ev.action = Some(r.operation);
         out.push(ev);

@@ -146,6 +146,14 @@ pub struct Probe<'a> {
     pub activity_date_time: Option<IgnoredAny>,
     #[serde(rename = "initiatedBy")]
     pub initiated_by: Option<IgnoredAny>,
+    #[serde(rename = "ActivityDateTime")]
+    pub activity_date_time_pascal: Option<IgnoredAny>,
+    #[serde(rename = "InitiatedBy")]
+    pub initiated_by_pascal: Option<IgnoredAny>,
+    #[serde(rename = "TimeGenerated")]
+    pub time_generated: Option<IgnoredAny>,
+    #[serde(rename = "OfficeWorkload")]
+    pub office_workload: Option<IgnoredAny>,
     pub properties: Option<IgnoredAny>,
     // Microsoft 365 unified audit log
     #[serde(rename = "CreationTime")]
@@ -822,5 +830,75 @@ mod path_tests {
         assert_eq!(lookup_path(raw, "z").as_deref(), Some("top"));
         assert_eq!(lookup_path(raw, "a.b.o"), None);
         assert_eq!(lookup_path(raw, "a.q"), None);
+    }
+}
+
+/// A value read leniently: strings and numbers become text, anything else (objects, arrays, booleans, null) is
+/// absent. For vendor fields whose type varies between exporters.
+#[derive(Default, Debug)]
+pub(crate) struct Loose<'a>(pub Option<Text<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Loose<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Loose(Some(Text::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Loose(Some(Text::from(v.to_string()))))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Loose(Some(Text::from(v.to_string()))))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Loose(Some(Text::from(v.to_string()))))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Loose(Some(Text::from(v.to_string()))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Loose(None))
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(V)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Loose(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Self::Value, A::Error> {
+                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Loose(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A time given as epoch milliseconds or as a timestamp string.
+pub(crate) fn ms_or_timestamp(t: &str) -> Option<Ts> {
+    match t.parse::<i64>() {
+        Ok(ms) => Some(Ts(ms)),
+        Err(_) => Ts::parse(t),
     }
 }

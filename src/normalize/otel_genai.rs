@@ -175,10 +175,19 @@ impl<'a> FlatSpan<'a> {
             .into_iter()
             .map(|(key, v)| {
                 let value = match v {
-                    FlatValue::One(t) => AnyValue { string_value: Some(t), ..Default::default() },
+                    FlatValue::One(t) => AnyValue {
+                        string_value: Some(t),
+                        ..Default::default()
+                    },
                     FlatValue::Many(v) => AnyValue {
                         array_value: Some(ArrayValue {
-                            values: v.into_iter().map(|t| AnyValue { string_value: Some(t), ..Default::default() }).collect(),
+                            values: v
+                                .into_iter()
+                                .map(|t| AnyValue {
+                                    string_value: Some(t),
+                                    ..Default::default()
+                                })
+                                .collect(),
                         }),
                         ..Default::default()
                     },
@@ -209,7 +218,10 @@ impl OtelGenAi {
         let time = match &s.start_time_unix_nano {
             Some(t) => {
                 let nanos: i128 = t.parse().map_err(|_| {
-                    NormalizeError::invalid(NAME, format!("startTimeUnixNano {:?} is not a number", t.as_str()))
+                    NormalizeError::invalid(
+                        NAME,
+                        format!("startTimeUnixNano {:?} is not a number", t.as_str()),
+                    )
                 })?;
                 Ts((nanos / 1_000_000) as i64)
             }
@@ -377,7 +389,10 @@ mod tests {
         assert_eq!(ev.event_time, Ts(0), "no start time: the ingest time");
         let raw = r#"{"trace_id":"4bf9","span_id":"00f0","span_name":"chat gpt-4","attributes":{"gen_ai.operation.name":"chat","gen_ai.request.max_tokens":200,"gen_ai.request.top_p":1.0,"gen_ai.response.finish_reasons":["stop"]}}"#;
         let ev = &normalize_one(raw)[0];
-        assert_eq!((ev.category, ev.event_id.as_str()), (Category::ModelCall, "4bf9:00f0"));
+        assert_eq!(
+            (ev.category, ev.event_id.as_str()),
+            (Category::ModelCall, "4bf9:00f0")
+        );
     }
 
     #[test]
