@@ -167,6 +167,8 @@ fn category(event_type: &str, grant_type: Option<&str>) -> Category {
         "user.authentication.sso" => Category::Sso,
         t if t.starts_with("user.authentication.") => Category::Login,
         t if t.starts_with("app.oauth2.") && t.contains("revoke") => Category::TokenRevoked,
+        // a refresh token presented again after rotation: Okta's reuse detection (kept as a refresh with its outcome)
+        t if t.starts_with("app.oauth2.") && t.contains("reuse") => Category::TokenRefreshed,
         t if t.starts_with("app.oauth2.") && t.contains("token.grant") => {
             if grant_type == Some("refresh_token") {
                 Category::TokenRefreshed
@@ -319,6 +321,17 @@ mod tests {
         assert_eq!(ev.session.token_id.as_deref(), Some("rt.abc"));
         assert_eq!(ev.session.client_id.as_deref(), Some("0oaclient"));
         assert_eq!(ev.principal.kind, PrincipalKind::Service);
+    }
+
+    #[test]
+    fn refresh_token_reuse_detection_is_a_failed_refresh() {
+        let raw = r#"{"uuid":"e-3","published":"2026-11-02T08:00:00.000Z","eventType":"app.oauth2.as.token.detect_reuse","actor":{"id":"0oa1","type":"PublicClientApp"},"outcome":{"result":"FAILURE"},"target":[{"id":"rt.old","type":"refresh_token"}]}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(
+            (ev.category, ev.outcome),
+            (Category::TokenRefreshed, Outcome::Failure)
+        );
+        assert_eq!(ev.session.token_id.as_deref(), Some("rt.old"));
     }
 
     #[test]
