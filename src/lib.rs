@@ -14,6 +14,7 @@ pub mod decide;
 pub mod detect;
 pub mod event;
 pub mod ingest;
+pub mod net;
 pub mod normalize;
 pub mod pipeline;
 pub mod respond;

@@ -35,8 +35,15 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+        let normalize = Normalize::new(&cfg.normalize)?;
+        if !normalize.has_geo() && !cfg.detect.disabled.iter().any(|d| d == "impossible_travel") {
+            tracing::warn!(
+                "no geo database configured: impossible_travel uses only the locations sources report themselves \
+                 (Okta, Entra ID, Salesforce); set normalize.enrich.geoip_city_db to place IP-only events"
+            );
+        }
         Ok(Pipeline {
-            normalize: Normalize::new(&cfg.normalize)?,
+            normalize,
             correlate: Correlator::new(&cfg.correlate),
             detect: Detect::new(&cfg.detect)?,
             decide: Decide::new(cfg.decide.clone())?,

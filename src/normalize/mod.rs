@@ -8,6 +8,7 @@
 //! each format's `sniff` says whether it recognises them. The table of discriminating keys is in `README.md` and
 //! is tested for ambiguity in `tests::detection_is_unambiguous`.
 
+pub mod enrich;
 mod entra_audit;
 mod entra_signin;
 mod github_audit;
@@ -301,6 +302,7 @@ pub struct Normalize {
     max_message_bytes: usize,
     /// Some format (a declarative mapping) detects by arbitrary top-level keys.
     wants_keys: bool,
+    enrich: enrich::Enrich,
 }
 
 /// Settings of the normalize stage (`[normalize]`).
@@ -317,6 +319,9 @@ pub struct NormalizeConfig {
     /// recompiling. Default: only the built-in mappings.
     #[serde(default)]
     pub mappings_dir: Option<std::path::PathBuf>,
+    /// Geo/ASN enrichment and known egress ranges. Default: none.
+    #[serde(default)]
+    pub enrich: enrich::EnrichConfig,
 }
 
 impl Normalize {
@@ -379,7 +384,13 @@ impl Normalize {
             formats,
             max_message_bytes: cfg.max_message_bytes.unwrap_or(1 << 20),
             wants_keys,
+            enrich: enrich::Enrich::new(&cfg.enrich)?,
         })
+    }
+
+    /// Whether events that carry only an IP can get coordinates (a geo database or network table is configured).
+    pub fn has_geo(&self) -> bool {
+        self.enrich.has_geo()
     }
 
     /// Check a format name given for a topic or file.
@@ -427,9 +438,13 @@ impl Normalize {
                 return Err(e);
             }
         };
+        let enrich = self.enrich.is_active();
         for ev in &mut out[start..] {
             ev.ingest_time = ctx.ingest_time;
             ev.provenance = ctx.provenance.clone();
+            if enrich {
+                self.enrich.enrich(ev);
+            }
         }
         if out.len() == start {
             return Err(NormalizeError::Invalid {

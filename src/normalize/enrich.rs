@@ -1,0 +1,285 @@
+//! Enrichment: geo, ASN and proxy flags for events whose source gives only an IP (Google Workspace, Microsoft 365,
+//! Slack, GitHub, gateways).
+//!
+//! In: a normalized event. Out: the same event with `network.geo`, `network.asn`/`as_org` filled from a MaxMind
+//! database (GeoLite2/GeoIP2 City and ASN, `maxminddb`) or a configured table of networks, and `network.is_proxy`
+//! set for known VPN, proxy and cloud egress ranges. Values the source gave are never replaced.
+//! State: the opened databases, read-only.
+
+use super::ConfigError;
+use crate::event::{Geo, SessionEvent, Text};
+use crate::net::Cidr;
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+/// `[normalize.enrich]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichConfig {
+    /// MaxMind City database (`GeoLite2-City.mmdb`). Default: none.
+    #[serde(default)]
+    pub geoip_city_db: Option<PathBuf>,
+    /// MaxMind ASN database (`GeoLite2-ASN.mmdb`). Default: none.
+    #[serde(default)]
+    pub geoip_asn_db: Option<PathBuf>,
+    /// Known VPN/proxy/cloud egress ranges (CIDR): events from them get `is_proxy = true`. Default [].
+    #[serde(default)]
+    pub egress_cidrs: Vec<String>,
+    /// Your own networks with their place (offices, data centres); checked before the databases. Default [].
+    #[serde(default)]
+    pub networks: Vec<NetworkEntry>,
+}
+
+/// One configured network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkEntry {
+    /// The range. Required.
+    pub cidr: String,
+    /// Coordinates. Required.
+    pub lat: f64,
+    pub lon: f64,
+    /// Place names. Default: none.
+    #[serde(default)]
+    pub city: Option<String>,
+    #[serde(default)]
+    pub country: Option<String>,
+    /// Accuracy radius in km. Default: none.
+    #[serde(default)]
+    pub accuracy_km: Option<f64>,
+    /// ASN and organisation. Default: none.
+    #[serde(default)]
+    pub asn: Option<u32>,
+    #[serde(default)]
+    pub as_org: Option<String>,
+    /// The range is a proxy/VPN egress. Default false.
+    #[serde(default)]
+    pub proxy: bool,
+}
+
+/// The enrichment step.
+pub struct Enrich {
+    city: Option<maxminddb::Reader<Vec<u8>>>,
+    asn: Option<maxminddb::Reader<Vec<u8>>>,
+    egress: Vec<Cidr>,
+    networks: Vec<(Cidr, NetworkEntry)>,
+}
+
+fn bad(key: &str, value: &str, why: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: format!("normalize.enrich.{key}"),
+        value: value.into(),
+        why: why.into(),
+    }
+}
+
+fn cidr(key: &str, s: &str) -> Result<Cidr, ConfigError> {
+    Cidr::parse(s).ok_or_else(|| {
+        bad(
+            key,
+            s,
+            "not a CIDR range such as 203.0.113.0/24 or 2001:db8::/32",
+        )
+    })
+}
+
+impl Enrich {
+    pub fn new(cfg: &EnrichConfig) -> Result<Self, ConfigError> {
+        let open = |key: &str,
+                    p: &Option<PathBuf>|
+         -> Result<Option<maxminddb::Reader<Vec<u8>>>, ConfigError> {
+            p.as_ref()
+                .map(|p| {
+                    maxminddb::Reader::open_readfile(p)
+                        .map_err(|e| bad(key, &p.display().to_string(), e.to_string()))
+                })
+                .transpose()
+        };
+        Ok(Enrich {
+            city: open("geoip_city_db", &cfg.geoip_city_db)?,
+            asn: open("geoip_asn_db", &cfg.geoip_asn_db)?,
+            egress: cfg
+                .egress_cidrs
+                .iter()
+                .map(|c| cidr("egress_cidrs", c))
+                .collect::<Result<_, _>>()?,
+            networks: cfg
+                .networks
+                .iter()
+                .map(|n| cidr("networks.cidr", &n.cidr).map(|c| (c, n.clone())))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// Whether IP-only events can get coordinates.
+    pub fn has_geo(&self) -> bool {
+        self.city.is_some() || !self.networks.is_empty()
+    }
+
+    /// Whether there is anything to do at all (so the hot path can skip the IP parse).
+    pub fn is_active(&self) -> bool {
+        self.has_geo() || self.asn.is_some() || !self.egress.is_empty()
+    }
+
+    /// Fill what the source left out.
+    pub fn enrich(&self, ev: &mut SessionEvent<'_>) {
+        let Some(ip) = ev
+            .network
+            .ip
+            .as_deref()
+            .and_then(|s| s.parse::<IpAddr>().ok())
+        else {
+            return;
+        };
+        let n = &mut ev.network;
+        if self.egress.iter().any(|c| c.contains(ip)) {
+            n.is_proxy = Some(true);
+        }
+        if let Some((_, e)) = self.networks.iter().find(|(c, _)| c.contains(ip)) {
+            if n.geo.is_none() {
+                n.geo = Some(Geo {
+                    lat: e.lat,
+                    lon: e.lon,
+                    city: e.city.clone().map(Text::from),
+                    country: e.country.clone().map(Text::from),
+                    accuracy_radius_km: e.accuracy_km,
+                });
+            }
+            if n.asn.is_none() {
+                n.asn = e.asn;
+                n.as_org = n.as_org.take().or(e.as_org.clone().map(Text::from));
+            }
+            if e.proxy {
+                n.is_proxy = Some(true);
+            }
+        }
+        if n.geo.is_none() {
+            if let Some(r) = &self.city {
+                if let Ok(Some(c)) = r
+                    .lookup(ip)
+                    .and_then(|l| l.decode::<maxminddb::geoip2::City>())
+                {
+                    if let (Some(lat), Some(lon)) = (c.location.latitude, c.location.longitude) {
+                        n.geo = Some(Geo {
+                            lat,
+                            lon,
+                            city: c.city.names.english.map(|s| Text::from(s.to_string())),
+                            country: c.country.iso_code.map(|s| Text::from(s.to_string())),
+                            accuracy_radius_km: c.location.accuracy_radius.map(f64::from),
+                        });
+                    }
+                }
+            }
+        }
+        if n.asn.is_none() {
+            if let Some(r) = &self.asn {
+                if let Ok(Some(a)) = r
+                    .lookup(ip)
+                    .and_then(|l| l.decode::<maxminddb::geoip2::Asn>())
+                {
+                    n.asn = a.autonomous_system_number;
+                    if n.as_org.is_none() {
+                        n.as_org = a
+                            .autonomous_system_organization
+                            .map(|s| Text::from(s.to_string()));
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::*;
+
+    fn ev(ip: &'static str) -> SessionEvent<'static> {
+        let src = SourceInfo {
+            family: Family::Saas,
+            vendor: "t".into(),
+            format: "t".into(),
+        };
+        let mut e = SessionEvent::new(src, Text::from("e"), Ts(0), Category::Login);
+        e.network.ip = Some(ip.into());
+        e
+    }
+
+    fn enrich() -> Enrich {
+        let cfg: EnrichConfig = toml::from_str(
+            r#"
+egress_cidrs = ["185.220.100.0/22"]
+[[networks]]
+cidr = "73.45.0.0/16"
+lat = 41.88
+lon = -87.63
+city = "Chicago"
+country = "US"
+accuracy_km = 20.0
+asn = 7922
+as_org = "Comcast"
+"#,
+        )
+        .unwrap();
+        Enrich::new(&cfg).unwrap()
+    }
+
+    #[test]
+    fn ip_only_events_get_place_and_asn_and_egress_is_flagged() {
+        let e = enrich();
+        let mut a = ev("73.45.12.8");
+        e.enrich(&mut a);
+        let g = a.network.geo.as_ref().unwrap();
+        assert_eq!(
+            (g.city.as_deref(), g.accuracy_radius_km),
+            (Some("Chicago"), Some(20.0))
+        );
+        assert_eq!(a.network.asn, Some(7922));
+        let mut b = ev("185.220.101.4");
+        e.enrich(&mut b);
+        assert_eq!(b.network.is_proxy, Some(true));
+        assert!(b.network.geo.is_none());
+    }
+
+    #[test]
+    fn source_values_are_never_replaced() {
+        let e = enrich();
+        let mut a = ev("73.45.12.8");
+        a.network.geo = Some(Geo {
+            lat: 1.0,
+            lon: 2.0,
+            city: None,
+            country: None,
+            accuracy_radius_km: None,
+        });
+        a.network.asn = Some(1);
+        e.enrich(&mut a);
+        assert_eq!(
+            (a.network.geo.as_ref().unwrap().lat, a.network.asn),
+            (1.0, Some(1))
+        );
+    }
+
+    #[test]
+    fn a_missing_database_file_is_named_at_start_up() {
+        let cfg = EnrichConfig {
+            geoip_city_db: Some("/nonexistent/GeoLite2-City.mmdb".into()),
+            ..Default::default()
+        };
+        let e = Enrich::new(&cfg).err().unwrap().to_string();
+        assert!(
+            e.contains("normalize.enrich.geoip_city_db") && e.contains("GeoLite2-City.mmdb"),
+            "{e}"
+        );
+        let cfg = EnrichConfig {
+            egress_cidrs: vec!["10.0.0.0/40".into()],
+            ..Default::default()
+        };
+        assert!(Enrich::new(&cfg)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("10.0.0.0/40"));
+    }
+}
