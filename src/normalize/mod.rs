@@ -16,6 +16,7 @@ mod google_workspace;
 mod kong;
 mod m365_audit;
 mod mapping;
+mod mcp;
 mod native;
 mod okta;
 mod otel_genai;
@@ -131,6 +132,10 @@ pub struct Probe<'a> {
     pub span_name: Option<IgnoredAny>,
     #[serde(rename = "trace_id")]
     pub trace_id_flat: Option<IgnoredAny>,
+    // MCP
+    pub jsonrpc: Option<IgnoredAny>,
+    #[serde(alias = "mcp_session_id")]
+    pub session_id: Option<IgnoredAny>,
     // native
     pub event_id: Option<IgnoredAny>,
     pub event_time: Option<IgnoredAny>,
@@ -271,6 +276,10 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: github_audit::NAME,
             build: github_audit::build,
+        },
+        Registered {
+            name: mcp::NAME,
+            build: mcp::build,
         },
         Registered {
             name: native::NAME,
