@@ -46,7 +46,9 @@ struct Entry<V> {
 
 /// A TTL- and size-bounded map keyed by string.
 pub struct KeyedState<V> {
-    map: HashMap<Arc<str>, Entry<V>>,
+    // foldhash with a per-process random seed: fast, and keys chosen by whoever writes the logs cannot be
+    // crafted to collide
+    map: HashMap<Arc<str>, Entry<V>, foldhash::fast::RandomState>,
     bounds: Bounds,
     evicted: u64,
     last_sweep: Ts,
@@ -55,7 +57,7 @@ pub struct KeyedState<V> {
 impl<V> KeyedState<V> {
     pub fn new(bounds: Bounds) -> Self {
         KeyedState {
-            map: HashMap::new(),
+            map: HashMap::default(),
             bounds,
             evicted: 0,
             last_sweep: Ts(i64::MIN),

@@ -138,6 +138,10 @@ fn category(app: &str, name: &str) -> (Category, Outcome) {
 }
 
 impl Normalizer for GoogleWorkspace {
+    fn hint(&self, raw: &str) -> bool {
+        raw.contains("\"admin#reports#activity\"")
+    }
+
     fn sniff(&self, p: &Probe) -> bool {
         p.kind.as_deref() == Some("admin#reports#activity")
             || (p.kind.is_none()

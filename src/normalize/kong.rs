@@ -195,6 +195,10 @@ impl Kong {
 }
 
 impl Normalizer for Kong {
+    fn hint(&self, raw: &str) -> bool {
+        raw.contains("\"started_at\"") && raw.contains("\"upstream_uri\"")
+    }
+
     fn sniff(&self, p: &Probe) -> bool {
         p.request.is_some()
             && p.response.is_some()

@@ -226,6 +226,13 @@ pub trait Normalizer: Send + Sync {
     fn sniff(&self, _probe: &Probe) -> bool {
         false
     }
+
+    /// A cheap byte-level hint that the message is probably in this format, checked before the key probe. Only
+    /// formats whose typed parse rejects other formats' messages implement it: a hinted message that fails to
+    /// normalize goes through full detection. Default: no hint.
+    fn hint(&self, _raw: &str) -> bool {
+        false
+    }
 }
 
 /// A registry entry: the format's name and how to build it from its config table (`[normalize.NAME]`).
@@ -489,6 +496,16 @@ impl Normalize {
         } else {
             None
         };
+        // Fast path: a format's byte-level hint, confirmed by its strict typed parse; anything else is probed.
+        if parts.is_none() && pinned.is_none_or(|p| p == "auto") {
+            if let Some((name, n)) = self.formats.iter().find(|(_, n)| n.hint(text)) {
+                let start = out.len();
+                if n.normalize(text, ctx, out).is_ok() && out.len() > start {
+                    return Ok(name);
+                }
+                out.truncate(start);
+            }
+        }
         let probe = match parts {
             Some(_) => None,
             None if pinned.is_some_and(|p| p != "auto") && !text.contains("\"records\"") => None,
@@ -536,6 +553,7 @@ impl Normalize {
             Some(p) => self.formats.iter().find(|(n, _)| *n == p).ok_or_else(|| {
                 NormalizeError::UnknownFormat(format!("pinned format {p:?} is not built"))
             })?,
+
             None => {
                 let mut probe = probe.unwrap_or_default();
                 match self.formats.iter().find(|(_, n)| n.sniff(&probe)) {
@@ -640,6 +658,14 @@ mod tests {
                     .map(|(n, _)| *n)
                     .collect();
                 assert_eq!(hits, vec![expect.as_str()], "{}: {line}", path.display());
+                // the byte-level hints agree with detection
+                let ctx = Context::new(Provenance::None, Ts(0));
+                assert_eq!(
+                    n.normalize(line.as_bytes(), None, &ctx, &mut Vec::new())
+                        .unwrap(),
+                    expect,
+                    "{line}"
+                );
                 seen += 1;
             }
         }

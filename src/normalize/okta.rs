@@ -191,6 +191,10 @@ fn category(event_type: &str, grant_type: Option<&str>) -> Category {
 }
 
 impl Normalizer for Okta {
+    fn hint(&self, raw: &str) -> bool {
+        raw.contains("\"eventType\"") && raw.contains("\"uuid\"") && raw.contains("\"published\"")
+    }
+
     fn sniff(&self, p: &Probe) -> bool {
         p.event_type.is_some() && p.published.is_some() && p.actor.is_some()
     }

@@ -301,6 +301,10 @@ impl OtelGenAi {
 }
 
 impl Normalizer for OtelGenAi {
+    fn hint(&self, raw: &str) -> bool {
+        raw.starts_with("{\"resourceSpans\"")
+    }
+
     fn sniff(&self, p: &Probe) -> bool {
         p.resource_spans.is_some()
             || (p.trace_id.is_some() && p.span_id.is_some())
