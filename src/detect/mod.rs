@@ -12,6 +12,7 @@ mod destination_drift;
 mod impossible_travel;
 mod rate;
 mod session_hijack;
+mod token_reuse;
 
 use crate::event::{Family, PrincipalKind, SessionEvent, Ts};
 use serde::{Deserialize, Serialize};
@@ -164,6 +165,10 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: rate::NAME,
             build: rate::build,
+        },
+        Registered {
+            name: token_reuse::NAME,
+            build: token_reuse::build,
         },
         Registered {
             name: data_domain::NAME,

@@ -157,6 +157,8 @@ struct Target<'a> {
     kind: Option<Text<'a>>,
     #[serde(borrow, default, rename = "displayName")]
     display_name: Option<Text<'a>>,
+    #[serde(borrow, default, rename = "alternateId")]
+    alternate_id: Option<Text<'a>>,
 }
 
 /// Map an Okta event type to a category.
@@ -287,6 +289,13 @@ impl Normalizer for Okta {
                 }
             } else if is(&["appinstance"]) {
                 ev.resource.app = t.display_name.or(t.id);
+            } else if is(&["user"]) && ev.principal.kind == PrincipalKind::Service {
+                // an OAuth client acting for a user (token grants, reuse detection): the user is the principal
+                ev.session.client_id = ev.session.client_id.take().or(ev.principal.id.take());
+                ev.principal.kind = PrincipalKind::Human;
+                ev.principal.email = t.alternate_id.filter(|s| s.contains('@'));
+                ev.principal.id = t.id;
+                ev.principal.display_name = t.display_name;
             }
         }
         ev.action = Some(r.event_type);
