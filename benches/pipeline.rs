@@ -1,6 +1,6 @@
 //! Criterion benchmarks: normalize alone, the whole pipeline (normalize → correlate → detect → decide), and the
 //! baseline a naive consumer pays just to parse the same lines into `serde_json::Value`.
-//! Input: `fixtures/demo/events.jsonl` (mixed Okta, Google Workspace, Kong, OTel GenAI). Run: `cargo bench`.
+//! Input: `fixtures/scenarios/demo_day/events.jsonl` (mixed Okta, Google Workspace, Kong, OTel GenAI). Run: `cargo bench`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +11,10 @@ use quench::normalize::{Context, Normalize};
 use quench::pipeline::Pipeline;
 
 fn lines() -> Vec<String> {
-    let p = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/demo/events.jsonl");
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/scenarios/demo_day/events.jsonl"
+    );
     std::fs::read_to_string(p)
         .unwrap_or_default()
         .lines()

@@ -28,12 +28,10 @@ struct Cli {
 enum Cmd {
     /// Run the whole pipeline on an embedded Kafka cluster with a realistic attack scenario; no setup needed.
     Demo {
-        /// Raw events to feed, one per line.
-        #[arg(long, default_value = "fixtures/demo/events.jsonl")]
+        /// Scenario directory: `events.jsonl` (raw events, one per line) and `labels.json` (who must and must not
+        /// be acted on).
+        #[arg(long, default_value = "fixtures/scenarios/demo_day")]
         scenario: PathBuf,
-        /// Who must and must not be acted on.
-        #[arg(long, default_value = "fixtures/demo/expected.toml")]
-        expected: PathBuf,
     },
     /// Production mode: consume Kafka, produce decisions, call revocation APIs.
     Run {
@@ -53,6 +51,18 @@ enum Cmd {
         /// Call the configured revocation targets (default: none is called).
         #[arg(long)]
         dispatch: bool,
+    },
+    /// Score the pipeline on labelled traffic: DIR/events.jsonl through the replay code path, against DIR/labels.json.
+    Eval {
+        dir: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Event-time seconds from the first malicious event within which a catch counts as in time.
+        #[arg(long, default_value_t = 60.0)]
+        deadline: f64,
     },
     /// Turn raw events into unified session events (JSON Lines on stdout); failures on stderr.
     Normalize {
@@ -93,7 +103,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.cmd {
-        Cmd::Demo { scenario, expected } => {
+        Cmd::Demo { scenario } => {
             init_logs(cli.log_json);
             let cluster = rdkafka::mocking::MockCluster::new(1)
                 .context("starting the in-process Kafka cluster")?;
@@ -103,7 +113,7 @@ fn main() -> anyhow::Result<()> {
             let bootstrap = cluster.bootstrap_servers();
             println!("Quench demo: in-process Kafka cluster at {bootstrap} (librdkafka mock broker, real Kafka protocol)");
             let mut out = std::io::stdout();
-            let report = rt.block_on(app::demo(&bootstrap, &scenario, &expected, &mut out))?;
+            let report = rt.block_on(app::demo(&bootstrap, &scenario, &mut out))?;
             out.flush()?;
             if report.verdicts.iter().any(|v| !v.ok) {
                 bail!("the demo's expected outcomes were not met (see above)");
@@ -176,6 +186,27 @@ fn main() -> anyhow::Result<()> {
                     d.attempts
                 );
             }
+        }
+        Cmd::Eval {
+            dir,
+            config,
+            json,
+            deadline,
+        } => {
+            init_logs(cli.log_json);
+            let cfg = load(config.as_ref())?;
+            let t0 = std::time::Instant::now();
+            let r = rt.block_on(app::eval::eval(&cfg, &dir, deadline))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", app::eval::table(&r));
+            }
+            eprintln!(
+                "eval: {} events in {:.1} s",
+                r.events,
+                t0.elapsed().as_secs_f64()
+            );
         }
         Cmd::Normalize {
             files,

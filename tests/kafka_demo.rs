@@ -64,8 +64,7 @@ async fn demo_scenario_through_kafka_revokes_the_attackers_and_nobody_else() {
     let mut out = Vec::new();
     let report = app::demo(
         &bootstrap,
-        &root.join("fixtures/demo/events.jsonl"),
-        &root.join("fixtures/demo/expected.toml"),
+        &root.join("fixtures/scenarios/demo_day"),
         &mut out,
     )
     .await
@@ -76,7 +75,7 @@ async fn demo_scenario_through_kafka_revokes_the_attackers_and_nobody_else() {
     }
 
     // every record consumed, two dead-lettered
-    let lines = std::fs::read_to_string(root.join("fixtures/demo/events.jsonl"))
+    let lines = std::fs::read_to_string(root.join("fixtures/scenarios/demo_day/events.jsonl"))
         .unwrap()
         .lines()
         .filter(|l| !l.trim().is_empty())

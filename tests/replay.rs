@@ -28,7 +28,7 @@ fn replay(path: &str) -> app::ReplayReport {
 
 #[test]
 fn okta_only_replay_catches_the_replayed_session_and_the_travel_login_only() {
-    let r = replay("fixtures/replay/okta_travel.jsonl");
+    let r = replay("fixtures/scenarios/okta_travel/events.jsonl");
     assert!(r.failed.is_empty(), "{:?}", r.failed);
     let got: Vec<(Action, &str)> = r
         .decisions
@@ -78,14 +78,14 @@ fn replay_is_deterministic_apart_from_decided_at() {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        strip(replay("fixtures/demo/events.jsonl")),
-        strip(replay("fixtures/demo/events.jsonl"))
+        strip(replay("fixtures/scenarios/demo_day/events.jsonl")),
+        strip(replay("fixtures/scenarios/demo_day/events.jsonl"))
     );
 }
 
 #[test]
 fn bad_lines_are_reported_with_their_line_and_reason() {
-    let r = replay("fixtures/demo/events.jsonl");
+    let r = replay("fixtures/scenarios/demo_day/events.jsonl");
     assert_eq!(r.failed.len(), 2);
     assert!(
         r.failed[0].contains("events.jsonl:") && r.failed[0].contains("not JSON"),

@@ -63,7 +63,10 @@ fn demo_decisions_match_the_decision_schema() {
         .build()
         .unwrap();
     let mut out = Vec::new();
-    let path = format!("{}/fixtures/demo/events.jsonl", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/fixtures/scenarios/demo_day/events.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let r = rt
         .block_on(app::replay(&Config::default(), &[path], false, &mut out))
         .unwrap();

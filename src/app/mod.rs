@@ -3,18 +3,19 @@
 //! In: files, stdin or an embedded Kafka cluster. Out: decision records, unified events, summaries.
 //! State: none beyond the pipeline each command builds.
 
+pub mod eval;
 pub mod samples;
 pub mod stub;
 
 use crate::config::{Config, ConfigError, KafkaConfig, TopicConfig};
-use crate::decide::{Action, Decision};
+use crate::decide::Decision;
 use crate::event::{Provenance, SessionEvent, Ts};
 use crate::ingest::file::Lines;
 use crate::ingest::kafka::{self, IngestError, RunOptions};
 use crate::normalize::Context;
 use crate::pipeline::Pipeline;
 use crate::respond::{self, Delivery, Dispatcher, RespondConfig};
-use serde::Deserialize;
+
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -159,96 +160,11 @@ pub fn normalize(
     Ok(report)
 }
 
-/// `fixtures/demo/expected.toml`: who must be acted on, and who must not.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expected {
-    pub attack: Vec<ExpectedAttack>,
-    /// Principals that must not get `revoke_token` or `terminate_session`.
-    pub benign: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExpectedAttack {
-    pub name: String,
-    #[serde(default)]
-    pub principal: Option<String>,
-    #[serde(default)]
-    pub job_id: Option<String>,
-    #[serde(default)]
-    pub token_id: Option<String>,
-    /// Acceptable actions.
-    pub actions: Vec<Action>,
-    /// Event time of the first malicious event.
-    pub first_malicious_at: Ts,
-}
-
 /// One line of the outcome check.
 #[derive(Debug)]
 pub struct Verdict {
     pub ok: bool,
     pub text: String,
-}
-
-/// Compare decisions with what the scenario expects.
-pub fn check(expected: &Expected, decisions: &[Decision]) -> Vec<Verdict> {
-    let mut out = Vec::new();
-    for a in &expected.attack {
-        let hit = decisions.iter().find(|d| {
-            a.actions.contains(&d.action)
-                && a.principal
-                    .as_ref()
-                    .is_none_or(|p| d.principal.as_ref() == Some(p))
-                && a.job_id
-                    .as_ref()
-                    .is_none_or(|j| d.job_id.as_ref() == Some(j))
-                && a.token_id
-                    .as_ref()
-                    .is_none_or(|t| d.token_id.as_ref() == Some(t))
-        });
-        out.push(match hit {
-            Some(d) => Verdict {
-                ok: true,
-                text: format!(
-                    "caught   {}: {} {} s after the first malicious event",
-                    a.name,
-                    d.action.as_str(),
-                    d.event_time.secs_since(a.first_malicious_at)
-                ),
-            },
-            None => Verdict {
-                ok: false,
-                text: format!("MISSED   {}: no {:?} decision", a.name, a.actions),
-            },
-        });
-    }
-    for b in &expected.benign {
-        let bad: Vec<&Decision> = decisions
-            .iter()
-            .filter(|d| {
-                d.principal.as_deref() == Some(b.as_str()) && d.action >= Action::RevokeToken
-            })
-            .collect();
-        if !bad.is_empty() {
-            out.push(Verdict {
-                ok: false,
-                text: format!("FALSE    {b} (benign) got {}", bad[0].action.as_str()),
-            });
-        }
-    }
-    let benign_ok = expected.benign.iter().all(|b| {
-        !decisions
-            .iter()
-            .any(|d| d.principal.as_deref() == Some(b.as_str()) && d.action >= Action::RevokeToken)
-    });
-    if benign_ok {
-        out.push(Verdict {
-            ok: true,
-            text: format!("untouched: all {} benign principals", expected.benign.len()),
-        });
-    }
-    out
 }
 
 /// What the demo did; the integration tests read it.
@@ -322,15 +238,15 @@ pub const DEMO_TOPIC: &str = "audit-events";
 pub async fn demo(
     bootstrap: &str,
     scenario: &Path,
-    expected: &Path,
     out: &mut dyn Write,
 ) -> Result<DemoReport, AppError> {
-    let sp = scenario.display().to_string();
-    let ep = expected.display().to_string();
-    let expected: Expected =
-        toml::from_str(&std::fs::read_to_string(expected).map_err(io_err(&ep))?)
+    let events_path = scenario.join("events.jsonl");
+    let sp = events_path.display().to_string();
+    let ep = scenario.join("labels.json").display().to_string();
+    let labels: eval::Labels =
+        serde_json::from_str(&std::fs::read_to_string(&ep).map_err(io_err(&ep))?)
             .map_err(|e| AppError::Scenario(format!("{ep}: {e}")))?;
-    let lines: Vec<String> = std::fs::read_to_string(scenario)
+    let lines: Vec<String> = std::fs::read_to_string(&events_path)
         .map_err(io_err(&sp))?
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -437,7 +353,42 @@ pub async fn demo(
         )?;
     }
     let received = stub.received.lock().map(|v| v.clone()).unwrap_or_default();
-    let mut verdicts = check(&expected, &printed);
+    let score = eval::score(&labels, &printed, 60.0, pipeline.stats.events);
+    let mut verdicts: Vec<Verdict> = Vec::new();
+    for a in &labels.attacks {
+        let caught = printed
+            .iter()
+            .find(|d| a.actions.contains(&d.action) && a.matches(d));
+        verdicts.push(match caught {
+            Some(d) => Verdict {
+                ok: true,
+                text: format!(
+                    "caught   {} ({}): {} {:.0} s after the first malicious event",
+                    a.id,
+                    a.kind,
+                    d.action.as_str(),
+                    d.event_time.secs_since(a.first_malicious_at)
+                ),
+            },
+            None => Verdict {
+                ok: false,
+                text: format!("MISSED   {} ({})", a.id, a.kind),
+            },
+        });
+    }
+    verdicts.push(Verdict {
+        ok: score.false_revocations == 0,
+        text: format!(
+            "false revocations: {} of {} benign principals{}",
+            score.false_revocations,
+            score.benign_principals,
+            if score.false_revoked_principals.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", score.false_revoked_principals.join(", "))
+            }
+        ),
+    });
     verdicts.push(Verdict {
         ok: report.records == lines.len() as u64,
         text: format!(

@@ -1,0 +1,312 @@
+//! `quench eval`: score the real pipeline against labelled traffic.
+//!
+//! In: `DIR/events.jsonl` (raw vendor events, time-ordered) and `DIR/labels.json` (attacks with the subject, kind,
+//! first malicious event time and acceptable actions; the benign principals; the days covered). Out: per attack
+//! kind and overall: attacks caught, caught within the deadline, time to decision in event time (median, max),
+//! false revocations and false alerts per 1,000 benign principal-days. State: none.
+
+use super::{replay, AppError};
+use crate::config::Config;
+use crate::decide::{Action, Decision};
+use crate::event::Ts;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// `labels.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Labels {
+    pub attacks: Vec<Attack>,
+    /// Principals (e-mail or id, as decisions name them) that must never be revoked.
+    pub benign_principals: Vec<String>,
+    /// Days of traffic, for the false-alert rate.
+    pub days: f64,
+}
+
+/// One labelled attack.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Attack {
+    pub id: String,
+    pub kind: String,
+    #[serde(default)]
+    pub principal: Option<String>,
+    #[serde(default)]
+    pub token_id: Option<String>,
+    #[serde(default)]
+    pub job_id: Option<String>,
+    pub first_malicious_at: Ts,
+    /// Actions that count as catching it.
+    pub actions: Vec<Action>,
+}
+
+impl Attack {
+    /// Whether a decision is about this attack's subject.
+    pub fn matches(&self, d: &Decision) -> bool {
+        self.principal
+            .as_ref()
+            .is_none_or(|p| d.principal.as_ref() == Some(p))
+            && self
+                .token_id
+                .as_ref()
+                .is_none_or(|t| d.token_id.as_ref() == Some(t))
+            && self
+                .job_id
+                .as_ref()
+                .is_none_or(|j| d.job_id.as_ref() == Some(j))
+    }
+}
+
+/// Scores of one kind (or overall).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct KindScore {
+    pub attacks: usize,
+    pub attacks_caught: usize,
+    /// Caught within the deadline (event time from the first malicious event).
+    pub caught_in_time: usize,
+    pub median_time_to_decision_s: Option<f64>,
+    pub max_time_to_decision_s: Option<f64>,
+    /// Attacks that were not caught, by id.
+    pub missed: Vec<String>,
+}
+
+/// The whole evaluation (`--json` prints it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub attacks: usize,
+    pub attacks_caught: usize,
+    pub caught_in_time: usize,
+    pub deadline_s: f64,
+    pub benign_principals: usize,
+    pub false_revocations: usize,
+    pub false_revoked_principals: Vec<String>,
+    pub false_alerts: usize,
+    pub false_alerts_per_1000_principal_days: f64,
+    pub median_time_to_decision_s: Option<f64>,
+    pub max_time_to_decision_s: Option<f64>,
+    pub decisions: usize,
+    pub events: u64,
+    pub per_kind: BTreeMap<String, KindScore>,
+}
+
+fn median_max(mut v: Vec<f64>) -> (Option<f64>, Option<f64>) {
+    if v.is_empty() {
+        return (None, None);
+    }
+    v.sort_by(f64::total_cmp);
+    (Some(v[v.len() / 2]), v.last().copied())
+}
+
+/// Score decisions against labels.
+pub fn score(labels: &Labels, decisions: &[Decision], deadline_s: f64, events: u64) -> Report {
+    let mut per_kind: BTreeMap<String, KindScore> = BTreeMap::new();
+    let mut all_times = Vec::new();
+    let mut times_by_kind: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for a in &labels.attacks {
+        let k = per_kind.entry(a.kind.clone()).or_default();
+        k.attacks += 1;
+        let first = decisions
+            .iter()
+            .filter(|d| {
+                a.matches(d)
+                    && a.actions.contains(&d.action)
+                    && d.event_time.0 >= a.first_malicious_at.0 - 1000
+            })
+            .map(|d| d.event_time.secs_since(a.first_malicious_at).max(0.0))
+            .min_by(f64::total_cmp);
+        match first {
+            Some(t) => {
+                k.attacks_caught += 1;
+                if t <= deadline_s {
+                    k.caught_in_time += 1;
+                }
+                all_times.push(t);
+                times_by_kind.entry(a.kind.clone()).or_default().push(t);
+            }
+            None => k.missed.push(a.id.clone()),
+        }
+    }
+    for (kind, times) in times_by_kind {
+        let (m, x) = median_max(times);
+        if let Some(k) = per_kind.get_mut(&kind) {
+            k.median_time_to_decision_s = m;
+            k.max_time_to_decision_s = x;
+        }
+    }
+    // A principal is innocent whenever it is not under attack: benign principals always, attacked ones before
+    // their attack began.
+    let innocent_at = |p: &str, t: Ts| -> bool {
+        if labels.benign_principals.iter().any(|b| b == p) {
+            return true;
+        }
+        let attacks: Vec<&Attack> = labels
+            .attacks
+            .iter()
+            .filter(|a| a.principal.as_deref() == Some(p))
+            .collect();
+        !attacks.is_empty() && attacks.iter().all(|a| t.0 < a.first_malicious_at.0 - 1000)
+    };
+    let mut false_revoked: Vec<String> = Vec::new();
+    let (mut false_revocations, mut false_alerts) = (0, 0);
+    for d in decisions {
+        let Some(p) = d.principal.as_deref() else {
+            continue;
+        };
+        if !innocent_at(p, d.event_time) {
+            continue;
+        }
+        if d.action >= Action::RevokeToken {
+            false_revocations += 1;
+            if !false_revoked.iter().any(|x| x == p) {
+                false_revoked.push(p.to_string());
+            }
+        } else {
+            false_alerts += 1;
+        }
+    }
+    let (median, max) = median_max(all_times);
+    let sum = |f: fn(&KindScore) -> usize| per_kind.values().map(f).sum();
+    let principal_days = labels.benign_principals.len() as f64 * labels.days.max(1.0 / 24.0);
+    Report {
+        attacks: labels.attacks.len(),
+        attacks_caught: sum(|k| k.attacks_caught),
+        caught_in_time: sum(|k| k.caught_in_time),
+        deadline_s,
+        benign_principals: labels.benign_principals.len(),
+        false_revocations,
+        false_revoked_principals: false_revoked,
+        false_alerts,
+        false_alerts_per_1000_principal_days: if principal_days > 0.0 {
+            1000.0 * false_alerts as f64 / principal_days
+        } else {
+            0.0
+        },
+        median_time_to_decision_s: median,
+        max_time_to_decision_s: max,
+        decisions: decisions.len(),
+        events,
+        per_kind,
+    }
+}
+
+/// Replay `dir/events.jsonl` through the pipeline (the `replay` code path) and score it against
+/// `dir/labels.json`.
+pub async fn eval(cfg: &Config, dir: &Path, deadline_s: f64) -> Result<Report, AppError> {
+    let lp = dir.join("labels.json");
+    let text = std::fs::read_to_string(&lp).map_err(|source| AppError::Io {
+        path: lp.display().to_string(),
+        source,
+    })?;
+    let labels: Labels = serde_json::from_str(&text)
+        .map_err(|e| AppError::Scenario(format!("{}: {e}", lp.display())))?;
+    let events = dir.join("events.jsonl").display().to_string();
+    let r = replay(cfg, &[events], false, &mut std::io::sink()).await?;
+    Ok(score(&labels, &r.decisions, deadline_s, r.stats.events))
+}
+
+/// The report as a table for people.
+pub fn table(r: &Report) -> String {
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.0}")).unwrap_or_else(|| "-".into());
+    let mut s = format!(
+        "| attack kind | attacks | caught | within {:.0} s | median s | max s | missed |\n|---|---|---|---|---|---|---|\n",
+        r.deadline_s
+    );
+    for (k, v) in &r.per_kind {
+        s.push_str(&format!(
+            "| {k} | {} | {} | {} | {} | {} | {} |\n",
+            v.attacks,
+            v.attacks_caught,
+            v.caught_in_time,
+            opt(v.median_time_to_decision_s),
+            opt(v.max_time_to_decision_s),
+            if v.missed.is_empty() {
+                "-".to_string()
+            } else {
+                v.missed.join(", ")
+            }
+        ));
+    }
+    s.push_str(&format!(
+        "| **all** | **{}** | **{}** | **{}** | {} | {} | |\n\n",
+        r.attacks,
+        r.attacks_caught,
+        r.caught_in_time,
+        opt(r.median_time_to_decision_s),
+        opt(r.max_time_to_decision_s)
+    ));
+    s.push_str(&format!(
+        "benign principals: {}; false revocations: {} ({}); false alerts: {} ({:.2} per 1,000 benign principal-days); decisions: {}; events: {}\n",
+        r.benign_principals,
+        r.false_revocations,
+        if r.false_revoked_principals.is_empty() { "none".to_string() } else { r.false_revoked_principals.join(", ") },
+        r.false_alerts,
+        r.false_alerts_per_1000_principal_days,
+        r.decisions,
+        r.events
+    ));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::PrincipalKind;
+
+    fn decision(action: Action, principal: &str, secs: i64) -> Decision {
+        Decision {
+            decision_id: format!("{principal}{secs}"),
+            decided_at: Ts(0),
+            event_time: Ts(secs * 1000),
+            action,
+            principal: Some(principal.into()),
+            principal_id: None,
+            principal_kind: PrincipalKind::Human,
+            token_id: None,
+            session_id: None,
+            job_id: None,
+            score: 0.9,
+            findings: vec![],
+            evidence: vec![],
+        }
+    }
+
+    #[test]
+    fn caught_missed_late_false_revocations_and_alerts_are_counted() {
+        let attack = |id: &str, p: &str, at: i64| Attack {
+            id: id.into(),
+            kind: "session_theft".into(),
+            principal: Some(p.into()),
+            token_id: None,
+            job_id: None,
+            first_malicious_at: Ts(at * 1000),
+            actions: vec![Action::TerminateSession],
+        };
+        let labels = Labels {
+            attacks: vec![
+                attack("a1", "v1", 100),
+                attack("a2", "v2", 100),
+                attack("a3", "v3", 100),
+            ],
+            benign_principals: vec!["b1".into(), "b2".into()],
+            days: 1.0,
+        };
+        let ds = vec![
+            decision(Action::TerminateSession, "v1", 130), // caught in 30 s
+            decision(Action::TerminateSession, "v2", 400), // caught late
+            decision(Action::RevokeToken, "v3", 50),       // before v3's attack: a false revocation
+            decision(Action::RevokeToken, "b1", 10),       // false revocation
+            decision(Action::Alert, "b2", 10),             // false alert
+        ];
+        let r = score(&labels, &ds, 60.0, 5);
+        assert_eq!((r.attacks, r.attacks_caught, r.caught_in_time), (3, 2, 1));
+        assert_eq!(r.per_kind["session_theft"].missed, vec!["a3".to_string()]);
+        assert_eq!((r.false_revocations, r.false_alerts), (2, 1));
+        assert_eq!(
+            r.false_revoked_principals,
+            vec!["v3".to_string(), "b1".to_string()]
+        );
+        assert_eq!(r.max_time_to_decision_s, Some(300.0));
+        assert_eq!(r.false_alerts_per_1000_principal_days, 500.0);
+    }
+}

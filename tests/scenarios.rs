@@ -1,0 +1,49 @@
+//! Every scenario in `fixtures/scenarios/` (a directory with `events.jsonl` and `labels.json`) runs through the
+//! `quench eval` code path: every labelled attack gets one of its acceptable actions within 60 s of event time,
+//! and no benign principal (nor a victim before its attack) is revoked. A new scenario is a new directory, with
+//! no new code.
+
+#![allow(clippy::unwrap_used)]
+
+use quench::app::eval::eval;
+use quench::config::Config;
+
+#[tokio::test]
+async fn every_scenario_catches_its_attacks_in_time_and_revokes_no_innocent() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/scenarios");
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("labels.json").exists())
+        .collect();
+    dirs.sort();
+    assert!(dirs.len() >= 2, "no scenarios found in {}", root.display());
+    let mut failures = Vec::new();
+    for dir in &dirs {
+        let r = eval(&Config::default(), dir, 60.0).await.unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        if r.caught_in_time != r.attacks {
+            let missed: Vec<_> = r
+                .per_kind
+                .iter()
+                .filter(|(_, k)| k.caught_in_time < k.attacks)
+                .map(|(n, k)| format!("{n}: {k:?}"))
+                .collect();
+            failures.push(format!(
+                "{name}: caught {} of {} in time: {missed:?}",
+                r.caught_in_time, r.attacks
+            ));
+        }
+        if r.false_revocations != 0 {
+            failures.push(format!(
+                "{name}: false revocations of {:?}",
+                r.false_revoked_principals
+            ));
+        }
+        assert!(
+            r.attacks > 0 && r.benign_principals > 0,
+            "{name}: labels name no attack or no benign principal"
+        );
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
