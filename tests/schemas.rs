@@ -30,7 +30,7 @@ fn normalized_fixture_events_match_the_session_event_schema() {
         .unwrap()
         .map(|e| e.unwrap().path().display().to_string())
         .collect();
-    files.push(format!("{dir}/demo/events.jsonl"));
+    files.push(format!("{dir}/scenarios/demo_day/events.jsonl"));
     let mut out = Vec::new();
     let mut err = Vec::new();
     let r = app::normalize(&Config::default(), &files, &mut out, &mut err).unwrap();
