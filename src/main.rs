@@ -52,6 +52,19 @@ enum Cmd {
         #[arg(long)]
         dispatch: bool,
     },
+    /// Write labelled, realistic traffic: DIR/events.jsonl (raw vendor events) and DIR/labels.json.
+    Simulate {
+        #[arg(long, default_value_t = 1000)]
+        people: usize,
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        #[arg(long, default_value_t = 14)]
+        days: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Score the pipeline on labelled traffic: DIR/events.jsonl through the replay code path, against DIR/labels.json.
     Eval {
         dir: PathBuf,
@@ -186,6 +199,33 @@ fn main() -> anyhow::Result<()> {
                     d.attempts
                 );
             }
+        }
+        Cmd::Simulate {
+            people,
+            agents,
+            days,
+            seed,
+            out,
+        } => {
+            let t0 = std::time::Instant::now();
+            let s = app::simulate::simulate(
+                app::simulate::SimConfig {
+                    people,
+                    agents,
+                    days,
+                    seed,
+                },
+                &out,
+            )
+            .with_context(|| format!("writing {}", out.display()))?;
+            eprintln!(
+                "simulate: {} events, {} attacks, {} benign principals in {} ({:.1} s)",
+                s.events,
+                s.attacks,
+                s.benign,
+                out.display(),
+                t0.elapsed().as_secs_f64()
+            );
         }
         Cmd::Eval {
             dir,

@@ -47,3 +47,27 @@ async fn every_scenario_catches_its_attacks_in_time_and_revokes_no_innocent() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// Regression guard over simulated traffic (a smaller run of the README's 1,000-person evaluation): every attack
+/// kind is caught within 60 s and no innocent is revoked.
+#[tokio::test]
+async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked() {
+    use quench::app::simulate::{simulate, SimConfig};
+    let dir = std::env::temp_dir().join(format!("quench-sim-test-{}", std::process::id()));
+    let s = simulate(
+        SimConfig {
+            people: 300,
+            agents: 20,
+            days: 7,
+            seed: 7,
+        },
+        &dir,
+    )
+    .unwrap();
+    let r = eval(&Config::default(), &dir, 60.0).await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(r.attacks, s.attacks);
+    assert!(r.per_kind.len() >= 6, "{:?}", r.per_kind.keys());
+    assert_eq!(r.caught_in_time, r.attacks, "{:#?}", r.per_kind);
+    assert_eq!(r.false_revocations, 0, "{:?}", r.false_revoked_principals);
+}

@@ -5,6 +5,7 @@
 
 pub mod eval;
 pub mod samples;
+pub mod simulate;
 pub mod stub;
 
 use crate::config::{Config, ConfigError, KafkaConfig, TopicConfig};

@@ -84,6 +84,8 @@ struct Place {
     acc: f64,
     time: Ts,
     ip: Option<Box<str>>,
+    /// (session, device) pairs seen at this place, for the same-device guard (at most four).
+    seen: Vec<(Box<str>, Box<str>)>,
     name: String,
     event_id: String,
 }
@@ -131,39 +133,55 @@ impl Detector for ImpossibleTravel {
             (None, Some(k)) => k.to_string(),
             (None, None) => format!("{:.2},{:.2}", geo.lat, geo.lon),
         };
-        let here = Place {
+        let session = ev.session.session_id.as_deref();
+        let device = ev.network.device_id.as_deref();
+        let place = || Place {
             lat: geo.lat,
             lon: geo.lon,
             acc,
             time: ev.event_time,
             ip: ip.map(Box::from),
-            name: String::new(),
-            event_id: String::new(),
+            seen: match (session, device) {
+                (Some(s), Some(d)) => vec![(Box::from(s), Box::from(d))],
+                _ => Vec::new(),
+            },
+            name: place_name(),
+            event_id: ev.event_id.to_string(),
         };
         let Some(prev) = self.state.get_mut(who, ev.event_time) else {
-            let mut here = here;
-            here.name = place_name();
-            here.event_id = ev.event_id.to_string();
-            self.state.entry(who, ev.event_time, || here);
+            self.state.entry(who, ev.event_time, place);
             return;
         };
         if ev.event_time < prev.time {
             return; // out of order: keep the newer reference
         }
         let same_ip = ip.is_some() && prev.ip.as_deref() == ip;
-        let moved = haversine_km(prev.lat, prev.lon, here.lat, here.lon);
-        if same_ip || moved < 1.0 {
+        // One session on one trusted device cannot teleport: a far-away location inside it is the IP's
+        // geolocation (a mobile carrier's egress, a VPN the source did not flag), not travel. A stolen session on
+        // another device is session_hijack's to catch.
+        let pair = session.zip(device);
+        let same_device_session =
+            pair.is_some_and(|(s, d)| prev.seen.iter().any(|(ps, pd)| &**ps == s && &**pd == d));
+        let moved = haversine_km(prev.lat, prev.lon, geo.lat, geo.lon);
+        if same_ip || moved < 1.0 || same_device_session {
             prev.time = ev.event_time;
+            if let (Some((s, d)), false) = (pair, same_device_session) {
+                // still here: remember this session and device at this place
+                if prev.seen.len() >= 4 {
+                    prev.seen.remove(0);
+                }
+                prev.seen.push((Box::from(s), Box::from(d)));
+            }
             return;
         }
-        let dist = (moved - prev.acc - here.acc).max(0.0);
+        let dist = (moved - prev.acc - acc).max(0.0);
         let secs = ev
             .event_time
             .secs_since(prev.time)
             .max(cfg.min_elapsed_secs as f64);
         let speed = dist / (secs / 3600.0);
-        let name = place_name();
         if dist >= cfg.min_distance_km && speed > cfg.max_speed_kmh {
+            let name = place_name();
             let mins = secs / 60.0;
             let asn = ev
                 .network
@@ -182,11 +200,7 @@ impl Detector for ImpossibleTravel {
                 ev,
             ));
         }
-        *prev = Place {
-            name,
-            event_id: ev.event_id.to_string(),
-            ..here
-        };
+        *prev = place();
     }
 }
 
@@ -292,6 +306,17 @@ mod tests {
             Some(cfg),
         );
         assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_mobile_carrier_geolocated_far_away_inside_one_device_session_is_not_travel() {
+        let mut home = login(0, "73.1.1.1", CHI.0, CHI.1, "Chicago");
+        let mut hop = login(600, "172.56.1.1", 35.15, -90.05, "Memphis"); // carrier egress 770 km away
+        for e in [&mut home, &mut hop] {
+            e.session.session_id = Some("s1".into());
+            e.network.device_id = Some("dev-1".into());
+        }
+        assert!(run(vec![home, hop], None).is_empty());
     }
 
     #[test]

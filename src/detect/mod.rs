@@ -14,6 +14,8 @@ mod rate;
 mod session_hijack;
 mod token_reuse;
 
+pub use impossible_travel::haversine_km;
+
 use crate::event::{Family, PrincipalKind, SessionEvent, Ts};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
