@@ -1,7 +1,7 @@
 //! `quench simulate`: labelled, realistic traffic in the vendor formats Quench reads.
 //!
 //! In: the number of people, agents and days, and a seed. Out: `DIR/events.jsonl` (Okta System Log, Google
-//! Workspace Reports, Kong http-log and OTLP/JSON GenAI spans, time-ordered) and `DIR/labels.json` (the attacks
+//! Workspace Reports, Salesforce event monitoring, Kong http-log and OTLP/JSON GenAI spans, time-ordered) and `DIR/labels.json` (the attacks
 //! with their subject, kind, first malicious event and acceptable actions; the benign principals). Deterministic
 //! per seed. State: none.
 //!
@@ -10,8 +10,9 @@
 //! airport hop on long flights), some switch a VPN on (the IdP flags half the exits as proxies), some hop from
 //! home broadband to a mobile carrier whose egress is geolocated hundreds of km away, some also use a phone. Service accounts call APIs through the gateway
 //! at steady rates with a quarter-end burst; nightly agent jobs read their own data domain and upload to their
-//! own destination. Attacks: session-token theft and replay, impossible-travel login, refresh-token reuse, agent
-//! job pivoting to a new data domain, agent exfiltration to a new destination, token scraping.
+//! own destination; sales people export CRM data to their BI integration every day. Attacks: session-token theft
+//! and replay, impossible-travel login, refresh-token reuse, agent job pivoting to a new data domain, agent
+//! exfiltration to a new destination, token scraping, bulk CRM export to a new integration.
 
 use crate::decide::Action;
 use crate::event::Ts;
@@ -261,6 +262,8 @@ struct Person {
     vpn: bool,
     mobile: bool,
     traveller: bool,
+    /// Exports CRM data to the team's BI integration every working day.
+    sales: bool,
 }
 
 struct Out {
@@ -331,6 +334,27 @@ fn refresh(o: &mut Out, t: i64, p: &Person, c: &City, ip: &str, token: &str, reu
         "debugContext": {"debugData": {"grantType": "refresh_token"}},
         "target": [{"id": token, "type": "refresh_token"}, {"id": p.id, "type": "User", "alternateId": p.email}],
     }));
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sf_export(o: &mut Out, t: i64, p: &Person, ip: &str, session: &str, records: u64, app: &str) {
+    let seq = o.seq;
+    o.push(
+        t,
+        json!({
+            "attributes": {"type": "BulkApiResultEvent"},
+            "EventDate": iso(t),
+            "EventIdentifier": format!("sf-{}-{t}-{seq}", p.id),
+            "Username": p.email,
+            "UserId": format!("005{}", &p.id[3..]),
+            "SourceIp": ip,
+            "SessionKey": session,
+            "LoginKey": format!("lk-{session}"),
+            "RowsProcessed": records,
+            "QueriedEntities": "Account",
+            "ConnectedAppId": app,
+        }),
+    );
 }
 
 fn drive(o: &mut Out, t: i64, p: &Person, ip: &str, rng: &mut Rng) {
@@ -428,6 +452,7 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
             vpn: rng.chance(0.15),
             mobile: rng.chance(0.2),
             traveller: rng.chance(0.1),
+            sales: rng.chance(0.1),
         })
         .collect();
     let n_attacks = (cfg.people / 250).max(1);
@@ -444,15 +469,32 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
     // --- people --------------------------------------------------------------------------------------------
     // victims: (person index, day, kind)
     let mut victims: Vec<(usize, i64, &'static str)> = Vec::new();
-    for kind in ["session_theft", "impossible_travel", "refresh_token_reuse"] {
+    for kind in [
+        "session_theft",
+        "impossible_travel",
+        "refresh_token_reuse",
+        "bulk_crm_export",
+    ] {
         for _ in 0..n_attacks {
             // a victim who is not travelling and not already a victim (bounded tries)
             for _ in 0..100 {
                 let p = rng.below(people.len().max(1) as u64) as usize;
-                if people.is_empty() || victims.iter().any(|v| v.0 == p) || people[p].traveller {
+                if people.is_empty()
+                    || victims.iter().any(|v| v.0 == p)
+                    || people[p].traveller
+                    || (kind == "bulk_crm_export") != people[p].sales
+                {
                     continue;
                 }
-                let d = pick_day(&mut rng, 1.min(days - 1));
+                // exports need a week of history first
+                let d = pick_day(
+                    &mut rng,
+                    if kind == "bulk_crm_export" {
+                        7.min(days - 1)
+                    } else {
+                        1.min(days - 1)
+                    },
+                );
                 victims.push((p, d, kind));
                 break;
             }
@@ -574,6 +616,18 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                 if rng.chance(0.4) {
                     drive(&mut o, t + 30_000, p, &ip, &mut rng);
                 }
+                if p.sales && n <= 3 {
+                    let records = 800 + rng.below(3200);
+                    sf_export(
+                        &mut o,
+                        t + 60_000,
+                        p,
+                        &ip,
+                        &format!("sk-{session}"),
+                        records,
+                        "0H4TableauCrmSync",
+                    );
+                }
                 t += rng.range(30, 90) * MIN;
             }
             if p.phone && rng.chance(0.5) {
@@ -660,6 +714,26 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                                 Action::RevokeToken,
                                 Action::TerminateSession,
                             ],
+                        });
+                    }
+                    "bulk_crm_export" => {
+                        sf_export(
+                            &mut o,
+                            at,
+                            p,
+                            &aip,
+                            &format!("sk-{session}"),
+                            250_000 + rng.below(100_000),
+                            "0H4DataLoaderExt",
+                        );
+                        attacks.push(Attack {
+                            id: format!("export-{}-d{vd}", p.id),
+                            kind: "bulk_crm_export".into(),
+                            principal: Some(p.email.clone()),
+                            token_id: None,
+                            job_id: None,
+                            first_malicious_at: Ts(at),
+                            actions: vec![Action::RevokeToken, Action::TerminateSession],
                         });
                     }
                     _ => {

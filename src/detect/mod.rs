@@ -9,6 +9,7 @@
 
 mod data_domain;
 mod destination_drift;
+mod export_volume;
 mod impossible_travel;
 mod rate;
 mod session_hijack;
@@ -179,6 +180,10 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: destination_drift::NAME,
             build: destination_drift::build,
+        },
+        Registered {
+            name: export_volume::NAME,
+            build: export_volume::build,
         },
     ]
 }

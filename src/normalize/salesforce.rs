@@ -3,7 +3,9 @@
 //! (upper-case columns such as `EVENT_TYPE`, `TIMESTAMP_DERIVED`, `SESSION_KEY`).
 //!
 //! In: one object or row. Out: one event. Principal: `Username`/`USER_NAME` (e-mail) and the user id; session:
-//! `SessionKey` (root: `LoginKey`); geo from `LoginLatitude`/`LoginLongitude`; records from `RowsProcessed`.
+//! `SessionKey` (root: `LoginKey`); geo from `LoginLatitude`/`LoginLongitude`; records from `RowsProcessed`; the
+//! destination of an export is the integration that received it (`ConnectedAppId`, else `Client`, else
+//! `Application`).
 //! The object type is `attributes.type` when present, else inferred from its fields.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
@@ -108,6 +110,10 @@ struct Object<'a> {
     session_level: Option<Text<'a>>,
     #[serde(borrow, default)]
     application: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    connected_app_id: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    client: Option<Text<'a>>,
     #[serde(default)]
     rows_processed: Option<f64>,
     #[serde(borrow, default)]
@@ -241,12 +247,16 @@ impl Salesforce {
         }
         ev.session.session_id = some(o.session_key);
         ev.session.root_session_id = some(o.login_key);
-        ev.resource.app = some(o.application).or(Some("salesforce".into()));
+        ev.resource.app = Some("salesforce".into());
         ev.resource.object_type = some(o.section);
         ev.resource.object_id = some(o.queried_entities);
         ev.resource.records = o.rows_processed.filter(|n| *n >= 0.0).map(|n| n as u64);
         if cat == Export {
-            ev.resource.destination = Some("api-client".into());
+            // the integration that received the data: the connected app, else the API client, else the application
+            ev.resource.destination = some(o.connected_app_id)
+                .or(some(o.client))
+                .or(some(o.application))
+                .or(Some("api-client".into()));
         }
         ev.action = Some(some(o.action).unwrap_or_else(|| Text::from(kind)));
         Ok(ev)
@@ -296,9 +306,10 @@ mod tests {
 
     #[test]
     fn bulk_api_result_event_is_an_export_with_rows() {
-        let raw = r#"{"attributes":{"type":"BulkApiResultEvent"},"EventDate":"2026-11-02T08:00:00Z","EventIdentifier":"e-9","Username":"ann@acme.com","UserId":"005A","SourceIp":"198.51.100.7","SessionKey":"sk-1","LoginKey":"lk-1","RowsProcessed":250000,"QueriedEntities":"Account"}"#;
+        let raw = r#"{"attributes":{"type":"BulkApiResultEvent"},"EventDate":"2026-11-02T08:00:00Z","EventIdentifier":"e-9","Username":"ann@acme.com","UserId":"005A","SourceIp":"198.51.100.7","SessionKey":"sk-1","LoginKey":"lk-1","RowsProcessed":250000,"QueriedEntities":"Account","ConnectedAppId":"0H4tableau"}"#;
         let ev = &normalize_one(raw)[0];
         assert_eq!(ev.category, Category::Export);
+        assert_eq!(ev.resource.destination.as_deref(), Some("0H4tableau"));
         assert_eq!(ev.resource.records, Some(250000));
         assert_eq!(ev.resource.object_id.as_deref(), Some("Account"));
         assert_eq!(ev.session.session_id.as_deref(), Some("sk-1"));
