@@ -10,7 +10,8 @@
 //! airport hop on long flights), some switch a VPN on (the IdP flags half the exits as proxies), some hop from
 //! home broadband to a mobile carrier whose egress is geolocated hundreds of km away, some also use a phone. Service accounts call APIs through the gateway
 //! at steady rates with a quarter-end burst; nightly agent jobs read their own data domain and upload to their
-//! own destination; sales people export CRM data to their BI integration every day. Attacks: session-token theft
+//! own destination (a few are reconfigured to a new destination and data domain, announced by a configuration
+//! change); sales people export CRM data to their BI integration every day. Attacks: session-token theft
 //! and replay, impossible-travel login, refresh-token reuse, agent job pivoting to a new data domain, agent
 //! exfiltration to a new destination, token scraping, bulk CRM export to a new integration.
 
@@ -869,14 +870,46 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
         let agent = format!("agent-{a:03}");
         let job = format!("job-{agent}");
         let token = format!("tok-{agent}");
-        let (tool, api) = AGENT_ROLES[a % AGENT_ROLES.len()];
-        let dest = format!("s3://corp-{agent}-out");
+        let (mut tool, mut api) = AGENT_ROLES[a % AGENT_ROLES.len()];
+        let mut dest = format!("s3://corp-{agent}-out");
         let attack = agent_attacks
             .iter()
             .find(|(i, _)| *i == a)
             .map(|(_, k)| (*k, (days - 1).min(4 + rng.below(3) as i64)));
+        // some jobs are legitimately reconfigured: a new destination and the other role's data, announced by the
+        // agent platform's configuration audit an hour before the night's run
+        let change_day = if attack.is_none() && rng.chance(0.1) {
+            Some((days - 1).min(3 + rng.below(4) as i64))
+        } else {
+            None
+        };
         for d in 0..days {
             let start = T0 + d * 24 * H + H + rng.range(0, 60) * MIN;
+            if change_day == Some(d) {
+                let (new_tool, new_api) = AGENT_ROLES[(a + 1) % AGENT_ROLES.len()];
+                let new_dest = format!("s3://corp-{agent}-out-v2");
+                let domain = if new_api == "crm-api" {
+                    "crm"
+                } else {
+                    "projects"
+                };
+                let t = start - H;
+                o.push(t, json!({
+                    "event_id": format!("cfg-{agent}-d{d}"),
+                    "event_time": iso(t),
+                    "ingest_time": iso(t),
+                    "source": {"family": "agent", "vendor": "agent-platform", "format": "native"},
+                    "category": "admin_change",
+                    "action": "agent.config.update",
+                    "outcome": "success",
+                    "principal": {"id": "platform-admin@example.com", "kind": "human", "email": "platform-admin@example.com"},
+                    "session": {"job_id": job},
+                    "resource": {"app": "agent-platform", "destination": new_dest, "domains": [domain]},
+                }));
+                tool = new_tool;
+                api = new_api;
+                dest = new_dest;
+            }
             for k in 0..20 {
                 let t = start + k * 3 * MIN;
                 span(&mut o, t, &agent, &job, &token, tool, None, &mut rng);

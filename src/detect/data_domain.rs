@@ -3,6 +3,8 @@
 //! In: events with a job or token id and a resource. Domains come from the event's own labels and from the
 //! patterns of `detectors/data_domains.toml`. Out: after a key's domain set is learned (`learn_events` events and
 //! `learn_secs` seconds), one finding per new domain (a sync agent that read "projects" starts reading "billing").
+//! An `admin_change` event naming the job and its domains (the agent platform's configuration audit) announces a
+//! legitimate change: those domains become known without a finding.
 //! State per key: first-seen time, event count, the domain set.
 
 use super::{glob, BuildContext, ConfigError, Detector, Finding};
@@ -140,6 +142,20 @@ impl Detector for DataDomain {
             (None, Some(t)) => ("token", t.as_str()),
             _ => return,
         };
+        if ev.category == crate::event::Category::AdminChange {
+            // a configuration change announcing the domains a job may touch: known from now on
+            let s = self.state.entry(key, ev.event_time, || KeyState {
+                first_seen: ev.event_time,
+                events: 0,
+                domains: Vec::new(),
+            });
+            self.map.for_each_domain(ev, |d| {
+                if !s.domains.iter().any(|x| &**x == d) {
+                    s.domains.push(Arc::from(d));
+                }
+            });
+            return;
+        }
         let s = self.state.entry(key, ev.event_time, || KeyState {
             first_seen: ev.event_time,
             events: 0,

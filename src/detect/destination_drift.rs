@@ -2,11 +2,13 @@
 //!
 //! In: outbound events (`data_write`, `export`, `tool_call`) with a destination. Key: the job id, else
 //! principal + app. Out: after a key has `learn_events` outbound events over `learn_secs`, one finding per new
-//! destination; with an allowlist, one finding per destination off it, learning or not.
+//! destination; with an allowlist, one finding per destination off it, learning or not. An `admin_change` event
+//! naming a job and a destination (the agent platform's configuration audit) announces a legitimate change: the
+//! destination becomes known without a finding.
 //! State per key: first-seen time, outbound count, destinations seen.
 
 use super::{glob, BuildContext, ConfigError, Detector, Finding};
-use crate::event::{SessionEvent, Ts};
+use crate::event::{Category, SessionEvent, Ts};
 use crate::state::{Bounds, KeyedState};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -73,11 +75,12 @@ pub struct DestinationDrift {
 
 impl Detector for DestinationDrift {
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
+        let announced = ev.category == Category::AdminChange && ev.session.job_id.is_some();
         let Some(dest) = ev
             .resource
             .destination
             .as_deref()
-            .filter(|_| ev.category.is_outbound())
+            .filter(|_| ev.category.is_outbound() || announced)
         else {
             return;
         };
@@ -94,6 +97,18 @@ impl Detector for DestinationDrift {
             return;
         };
         let cfg = &self.cfg;
+        if announced {
+            // a configuration change announcing the job's new destination: known from now on, not a finding
+            let s = self.state.entry(&self.key, ev.event_time, || KeyState {
+                first_seen: ev.event_time,
+                events: 0,
+                destinations: Vec::new(),
+            });
+            if !s.destinations.iter().any(|d| &**d == dest) {
+                s.destinations.push(Arc::from(dest));
+            }
+            return;
+        }
         let s = self.state.entry(&self.key, ev.event_time, || KeyState {
             first_seen: ev.event_time,
             events: 0,
@@ -170,6 +185,21 @@ mod tests {
         assert!(
             out[0].reason.contains("s3://exfil-drop") && out[0].reason.contains("s3://corp-sync")
         );
+    }
+
+    #[test]
+    fn a_destination_announced_by_a_config_change_is_not_drift() {
+        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut out = Vec::new();
+        for i in 0..30 {
+            d.observe(&upload(i * 120, "s3://corp-sync"), &mut out);
+        }
+        let mut change = at(3900, "cfg-1", Family::Agent, Category::AdminChange);
+        change.session.job_id = Some("job-9".into());
+        change.resource.destination = Some("s3://corp-sync-v2".into());
+        d.observe(&change, &mut out);
+        d.observe(&upload(4000, "s3://corp-sync-v2"), &mut out);
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]
