@@ -77,6 +77,18 @@ enum Cmd {
         #[arg(long, default_value_t = 60.0)]
         deadline: f64,
     },
+    /// Show the event timeline behind a decision (replays FILEs to find it).
+    Explain {
+        /// The decision id, or a unique prefix of it.
+        decision: String,
+        #[arg(required = true)]
+        files: Vec<String>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Seconds of the subject's events to show before the first evidence event.
+        #[arg(long, default_value_t = 3600)]
+        window: i64,
+    },
     /// Turn raw events into unified session events (JSON Lines on stdout); failures on stderr.
     Normalize {
         #[arg(required = true)]
@@ -247,6 +259,17 @@ fn main() -> anyhow::Result<()> {
                 r.events,
                 t0.elapsed().as_secs_f64()
             );
+        }
+        Cmd::Explain {
+            decision,
+            files,
+            config,
+            window,
+        } => {
+            init_logs(cli.log_json);
+            let cfg = load(config.as_ref())?;
+            let (d, rows) = rt.block_on(app::explain::explain(&cfg, &files, &decision, window))?;
+            print!("{}", app::explain::render(&d, &rows));
         }
         Cmd::Normalize {
             files,

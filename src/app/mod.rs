@@ -4,6 +4,7 @@
 //! State: none beyond the pipeline each command builds.
 
 pub mod eval;
+pub mod explain;
 pub mod samples;
 pub mod simulate;
 pub mod stub;

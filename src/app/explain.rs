@@ -1,0 +1,224 @@
+//! `quench explain`: the event timeline behind a decision.
+//!
+//! In: a decision id (or a unique prefix, as the demo prints it) and the raw events that produced it. Out: the
+//! decision with each finding's reason, then every event of its subject (principal, token, session or job) from
+//! `window` before the first evidence event up to the decision, evidence marked. State: none.
+
+use super::{replay, AppError};
+use crate::config::Config;
+use crate::config::ConfigError;
+use crate::decide::Decision;
+use crate::event::{Provenance, SessionEvent, Ts};
+use crate::ingest::file::Lines;
+use crate::normalize::{Context, Normalize};
+use std::fmt::Write as _;
+
+/// One line of the timeline.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub time: Ts,
+    pub event_id: String,
+    pub evidence: bool,
+    pub text: String,
+}
+
+fn describe(ev: &SessionEvent<'_>) -> String {
+    let mut s = format!(
+        "{:<16} {:<14} {}",
+        ev.source.format.as_str(),
+        serde_json::to_value(ev.category)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        ev.action.as_deref().unwrap_or("-")
+    );
+    let n = &ev.network;
+    if let Some(ip) = &n.ip {
+        let _ = write!(s, "  ip {ip}");
+    }
+    if let Some(g) = &n.geo {
+        let _ = write!(
+            s,
+            "  {}{}",
+            g.city.as_deref().unwrap_or(""),
+            g.country
+                .as_deref()
+                .map(|c| format!(", {c}"))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(a) = n.asn {
+        let _ = write!(s, "  AS{a}");
+    }
+    if n.is_proxy == Some(true) {
+        s.push_str("  proxy");
+    }
+    if let Some(d) = &n.device_id {
+        let _ = write!(s, "  device {d}");
+    }
+    if let Some(ua) = &n.user_agent {
+        let short: String = ua.chars().take(40).collect();
+        let _ = write!(s, "  ua {short}");
+    }
+    let r = &ev.resource;
+    if let Some(o) = r.object_id.as_deref().or(r.app.as_deref()) {
+        let _ = write!(s, "  on {o}");
+    }
+    if let Some(d) = &r.destination {
+        let _ = write!(s, "  -> {d}");
+    }
+    s
+}
+
+/// Find the decision and build its timeline.
+pub async fn explain(
+    cfg: &Config,
+    files: &[String],
+    id: &str,
+    window_secs: i64,
+) -> Result<(Decision, Vec<Row>), AppError> {
+    let r = replay(cfg, files, false, &mut std::io::sink()).await?;
+    let found: Vec<&Decision> = r
+        .decisions
+        .iter()
+        .filter(|d| d.decision_id.starts_with(id))
+        .collect();
+    let d = match found.as_slice() {
+        [one] => (*one).clone(),
+        [] => {
+            return Err(AppError::Scenario(format!(
+                "no decision {id} in {} decisions",
+                r.decisions.len()
+            )))
+        }
+        many => {
+            return Err(AppError::Scenario(format!(
+                "{id} matches {} decisions; give more of the id",
+                many.len()
+            )))
+        }
+    };
+    let norm = Normalize::new(&cfg.normalize).map_err(ConfigError::from)?;
+    let mut rows = Vec::new();
+    for path in files {
+        let mut lines = Lines::open(path).map_err(|source| AppError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let name = lines.name.clone();
+        while let Some((n, raw)) = lines.next_line().map_err(|source| AppError::Io {
+            path: path.clone(),
+            source,
+        })? {
+            let ctx = Context::new(
+                Provenance::File {
+                    path: name.as_str().into(),
+                    line: n,
+                },
+                Ts(0),
+            );
+            let mut evs = Vec::new();
+            if norm.normalize(raw, None, &ctx, &mut evs).is_err() {
+                continue;
+            }
+            for ev in &evs {
+                let evidence = d.evidence.iter().any(|e| e == ev.event_id.as_str());
+                let same = |a: Option<&str>, b: &Option<String>| a.is_some() && a == b.as_deref();
+                let subject = same(ev.principal.key(), &d.principal)
+                    || same(ev.principal.id.as_deref(), &d.principal_id)
+                    || same(ev.session.token_id.as_deref(), &d.token_id)
+                    || same(ev.session.session_id.as_deref(), &d.session_id)
+                    || same(ev.session.job_id.as_deref(), &d.job_id);
+                if (evidence || subject) && ev.event_time <= d.event_time {
+                    rows.push(Row {
+                        time: ev.event_time,
+                        event_id: ev.event_id.to_string(),
+                        evidence,
+                        text: describe(ev),
+                    });
+                }
+            }
+        }
+    }
+    let first = rows
+        .iter()
+        .filter(|r| r.evidence)
+        .map(|r| r.time)
+        .min()
+        .unwrap_or(d.event_time);
+    rows.retain(|r| r.evidence || r.time.0 >= first.0 - window_secs * 1000);
+    rows.sort_by_key(|r| r.time);
+    Ok((d, rows))
+}
+
+/// The explanation as text.
+pub fn render(d: &Decision, rows: &[Row]) -> String {
+    let mut s = format!(
+        "decision {} at {}: {} (score {:.2})\n  principal {}  token {}  session {}  job {}\n",
+        d.decision_id,
+        d.event_time.to_rfc3339(),
+        d.action.as_str(),
+        d.score,
+        d.principal.as_deref().unwrap_or("-"),
+        d.token_id.as_deref().unwrap_or("-"),
+        d.session_id.as_deref().unwrap_or("-"),
+        d.job_id.as_deref().unwrap_or("-"),
+    );
+    for f in &d.findings {
+        let _ = writeln!(s, "  {} ({:.2}): {}", f.detector, f.score, f.reason);
+    }
+    let _ = writeln!(s, "\ntimeline ({} events; * = evidence):", rows.len());
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{} {} {}  [{}]",
+            if r.evidence { "*" } else { " " },
+            r.time.to_rfc3339(),
+            r.text,
+            r.event_id
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_replayed_session_timeline_shows_chicago_then_jakarta_with_the_evidence_marked() {
+        let file = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/scenarios/okta_travel/events.jsonl"
+        )
+        .to_string();
+        let r = replay(
+            &Config::default(),
+            std::slice::from_ref(&file),
+            false,
+            &mut std::io::sink(),
+        )
+        .await
+        .unwrap();
+        let alice = r
+            .decisions
+            .iter()
+            .find(|d| d.principal.as_deref() == Some("alice@example.com"))
+            .unwrap();
+        let (d, rows) = explain(&Config::default(), &[file], &alice.decision_id[..8], 3600)
+            .await
+            .unwrap();
+        assert_eq!(d.decision_id, alice.decision_id);
+        let text = render(&d, &rows);
+        assert!(rows.iter().filter(|r| r.evidence).count() >= 2, "{text}");
+        assert!(
+            rows.iter().any(|r| r.text.contains("Chicago"))
+                && rows
+                    .iter()
+                    .any(|r| r.evidence && r.text.contains("Jakarta")),
+            "{text}"
+        );
+        assert!(rows.windows(2).all(|w| w[0].time <= w[1].time));
+        assert!(text.contains("session_hijack"), "{text}");
+    }
+}
