@@ -11,6 +11,7 @@ mod data_domain;
 mod destination_drift;
 mod export_volume;
 mod impossible_travel;
+mod new_client;
 mod rate;
 mod session_hijack;
 mod token_reuse;
@@ -184,6 +185,10 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: export_volume::NAME,
             build: export_volume::build,
+        },
+        Registered {
+            name: new_client::NAME,
+            build: new_client::build,
         },
     ]
 }
