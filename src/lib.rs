@@ -16,6 +16,7 @@ pub mod event;
 pub mod ingest;
 pub mod net;
 pub mod normalize;
+pub mod pattern;
 pub mod pipeline;
 pub mod respond;
 pub mod state;

@@ -83,9 +83,10 @@ impl Pipeline {
             self.detect.observe(&ev, &mut self.findings);
             for f in self.findings.drain(..) {
                 self.stats.findings += 1;
-                if let Some(d) = self.decide.decide(f) {
+                let before = out.len();
+                self.decide.decide(f, out);
+                for d in &out[before..] {
                     *self.stats.decisions.entry(d.action).or_default() += 1;
-                    out.push(d);
                 }
             }
         }

@@ -92,8 +92,11 @@ fn decision(action: Action, principal: &str, principal_id: &str) -> Decision {
             detector: "session_hijack".into(),
             score: 0.95,
             reason: "test".into(),
+            source: None,
         }],
         evidence: vec!["e1".into()],
+        guardrail: None,
+        shadow: false,
     }
 }
 

@@ -268,6 +268,8 @@ mod tests {
             score: 0.9,
             findings: vec![],
             evidence: vec![],
+            guardrail: None,
+            shadow: false,
         }
     }
 

@@ -7,9 +7,12 @@
 //! (subject, action) fires at most once per `dedup_secs`, and never after a stronger action in that period.
 //! State per subject: recent findings (bounded) and the last time each action fired.
 
+mod guardrails;
+
 use crate::detect::{Finding, Subject};
-use crate::event::{PrincipalKind, Ts};
+use crate::event::{Family, PrincipalKind, Ts};
 use crate::state::{Bounds, KeyedState};
+pub use guardrails::GuardrailConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -47,6 +50,9 @@ pub struct FindingRecord {
     pub detector: String,
     pub score: f64,
     pub reason: String,
+    /// Family of the source whose event produced the finding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Family>,
 }
 
 /// A decision record.
@@ -70,6 +76,12 @@ pub struct Decision {
     pub findings: Vec<FindingRecord>,
     /// Event ids, in the order the findings cite them.
     pub evidence: Vec<String>,
+    /// Set when a guardrail changed the action; says which and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrail: Option<String>,
+    /// A decision of detectors in shadow mode: recorded, never acted on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
 }
 
 /// `[decide]` settings.
@@ -90,6 +102,8 @@ pub struct DecideConfig {
     pub dedup_secs: u64,
     /// Subjects tracked at most. Default 1000000.
     pub max_subjects: usize,
+    /// `[decide.guardrails]`: protected and privileged principals, the revocation budget, shadow detectors.
+    pub guardrails: guardrails::GuardrailConfig,
     /// Strongest action for services and agents, which have no interactive session: their tokens are revoked
     /// (the job is quarantined) without logging out a person. Default `"revoke_token"`.
     pub non_human_max_action: Action,
@@ -105,6 +119,7 @@ impl Default for DecideConfig {
             terminate_session: 0.9,
             dedup_secs: 3600,
             max_subjects: 1_000_000,
+            guardrails: Default::default(),
             non_human_max_action: Action::RevokeToken,
         }
     }
@@ -175,23 +190,56 @@ struct SubjectState {
 }
 
 /// The decide stage.
-pub struct Decide {
+/// Scores findings per subject and picks the action (one instance acts, one records shadow detectors).
+struct Scorer {
     cfg: DecideConfig,
     state: KeyedState<SubjectState>,
     key: String,
 }
 
-const MAX_FINDINGS: usize = 32;
+/// The decide stage: scoring, then guardrails.
+pub struct Decide {
+    acting: Scorer,
+    shadow: Scorer,
+    guard: guardrails::Guardrails,
+}
 
 impl Decide {
     pub fn new(cfg: DecideConfig) -> Result<Self, ConfigError> {
+        let guard = guardrails::Guardrails::new(cfg.guardrails.clone());
+        Ok(Decide {
+            acting: Scorer::new(cfg.clone())?,
+            shadow: Scorer::new(cfg)?,
+            guard,
+        })
+    }
+
+    /// Add a finding; append the decisions it leads to (none, one, or one plus a guardrail notice).
+    pub fn decide(&mut self, f: Finding, out: &mut Vec<Decision>) {
+        if self.guard.is_shadow(f.detector) {
+            if let Some(mut d) = self.shadow.decide(f) {
+                d.shadow = true;
+                out.push(d);
+            }
+            return;
+        }
+        if let Some(d) = self.acting.decide(f) {
+            self.guard.apply(d, out);
+        }
+    }
+}
+
+const MAX_FINDINGS: usize = 32;
+
+impl Scorer {
+    fn new(cfg: DecideConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let ttl_ms = (cfg.dedup_secs as f64 * 1000.0).max(cfg.half_life_secs * 8_000.0) as i64;
         let state = KeyedState::new(Bounds {
             ttl_ms,
             max_keys: cfg.max_subjects,
         });
-        Ok(Decide {
+        Ok(Scorer {
             cfg,
             state,
             key: String::new(),
@@ -217,7 +265,7 @@ impl Decide {
     }
 
     /// Add a finding; return a decision if the subject's risk now calls for a new action.
-    pub fn decide(&mut self, f: Finding) -> Option<Decision> {
+    fn decide(&mut self, f: Finding) -> Option<Decision> {
         if !self.subject_key(&f.subject) {
             return None;
         }
@@ -303,9 +351,12 @@ impl Decide {
                     detector: f.detector.into(),
                     score: f.score,
                     reason: f.reason.clone(),
+                    source: Some(f.family),
                 })
                 .collect(),
             evidence,
+            guardrail: None,
+            shadow: false,
         })
     }
 }
@@ -334,7 +385,7 @@ mod tests {
 
     #[test]
     fn hijack_plus_travel_terminates_the_session_once() {
-        let mut d = Decide::new(DecideConfig::default()).unwrap();
+        let mut d = Scorer::new(DecideConfig::default()).unwrap();
         let a = d.decide(finding("session_hijack", 0.95, 0, "e1")).unwrap();
         assert_eq!(a.action, Action::TerminateSession);
         assert_eq!(a.session_id.as_deref(), Some("s1"));
@@ -347,7 +398,7 @@ mod tests {
 
     #[test]
     fn escalation_alert_then_revoke_and_one_detector_never_counts_twice() {
-        let mut d = Decide::new(DecideConfig::default()).unwrap();
+        let mut d = Scorer::new(DecideConfig::default()).unwrap();
         let a = d.decide(finding("data_domain", 0.6, 0, "e1")).unwrap();
         assert_eq!(a.action, Action::StepUp);
         assert!(
@@ -365,7 +416,7 @@ mod tests {
 
     #[test]
     fn findings_decay_with_event_time() {
-        let mut d = Decide::new(DecideConfig::default()).unwrap();
+        let mut d = Scorer::new(DecideConfig::default()).unwrap();
         assert_eq!(
             d.decide(finding("data_domain", 0.6, 0, "e1"))
                 .unwrap()
@@ -382,7 +433,7 @@ mod tests {
     #[test]
     fn decision_ids_are_deterministic() {
         let mk = || {
-            Decide::new(DecideConfig::default())
+            Scorer::new(DecideConfig::default())
                 .unwrap()
                 .decide(finding("session_hijack", 0.95, 0, "e1"))
                 .unwrap()
@@ -393,7 +444,7 @@ mod tests {
 
     #[test]
     fn decreasing_bands_are_rejected_naming_the_key() {
-        let e = Decide::new(DecideConfig {
+        let e = Scorer::new(DecideConfig {
             revoke_token: 0.4,
             ..Default::default()
         })

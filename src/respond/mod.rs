@@ -11,6 +11,7 @@ mod webhook;
 pub use webhook::signature as webhook_signature;
 
 use crate::decide::{Action, Decision};
+use crate::event::PrincipalKind;
 use serde::Deserialize;
 use std::future::Future;
 use std::pin::Pin;
@@ -158,7 +159,24 @@ impl Default for RespondConfig {
 pub struct Target {
     pub name: String,
     pub actions: Vec<Action>,
+    /// Kinds of principal this target acts for (`principal_kinds`). Default: all.
+    pub principal_kinds: Vec<PrincipalKind>,
+    /// Globs of the principals this target may act on (`allow`). Default: all.
+    pub allow: Vec<String>,
     pub responder: Box<dyn Responder>,
+}
+
+impl Target {
+    /// Whether this target takes `d`: its action, its kind of principal, and a principal on its allow-list.
+    pub fn takes(&self, d: &Decision) -> bool {
+        self.actions.contains(&d.action)
+            && (self.principal_kinds.is_empty() || self.principal_kinds.contains(&d.principal_kind))
+            && (self.allow.is_empty()
+                || [&d.principal, &d.principal_id]
+                    .into_iter()
+                    .flatten()
+                    .any(|p| self.allow.iter().any(|g| crate::pattern::glob(g, p))))
+    }
 }
 
 /// Build every configured target.
@@ -204,6 +222,22 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
             })?,
             None => vec![Action::RevokeToken, Action::TerminateSession],
         };
+        let principal_kinds: Vec<PrincipalKind> = match t.remove("principal_kinds") {
+            Some(v) => v.try_into().map_err(|source| ConfigError::Parse {
+                index,
+                kind: kind.clone(),
+                source,
+            })?,
+            None => Vec::new(),
+        };
+        let allow: Vec<String> = match t.remove("allow") {
+            Some(v) => v.try_into().map_err(|source| ConfigError::Parse {
+                index,
+                kind: kind.clone(),
+                source,
+            })?,
+            None => Vec::new(),
+        };
         let responder = (r.build)(t).map_err(|why| ConfigError::Invalid {
             index,
             key: "(target)",
@@ -213,6 +247,8 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
         out.push(Target {
             name,
             actions,
+            principal_kinds,
+            allow,
             responder,
         });
     }
@@ -325,6 +361,9 @@ impl Dispatcher {
     /// Start dispatching `d` to every target that handles its action. Returns at once (needs a Tokio runtime).
     pub fn dispatch(&self, d: Arc<Decision>) {
         let inner = &self.inner;
+        if d.shadow {
+            return; // shadow-mode decisions are recorded, never acted on
+        }
         if inner.targets.is_empty() {
             if d.action >= Action::StepUp {
                 inner.stats.dry_run.fetch_add(1, Ordering::Relaxed);
@@ -342,7 +381,7 @@ impl Dispatcher {
             return;
         }
         for (i, t) in inner.targets.iter().enumerate() {
-            if !t.actions.contains(&d.action) {
+            if !t.takes(&d) {
                 continue;
             }
             let me = self.clone();
@@ -473,6 +512,45 @@ mod tests {
             e.contains("respond.targets[0].type") && e.contains("pagerduty") && e.contains("okta"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn targets_take_only_their_actions_kinds_and_allowed_principals() {
+        std::env::set_var("QUENCH_TEST_TAKES_SECRET", "0123456789abcdef0123");
+        let t: toml::Table = toml::from_str(
+            "type = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsecret_env = \"QUENCH_TEST_TAKES_SECRET\"\nactions = [\"revoke_token\"]\nprincipal_kinds = [\"agent\"]\nallow = [\"agent-*\"]\n",
+        )
+        .unwrap();
+        let targets = build_targets(&RespondConfig {
+            targets: vec![t],
+            ..Default::default()
+        })
+        .unwrap();
+        let d = |action, kind, p: &str| Decision {
+            decision_id: "0".repeat(32),
+            decided_at: crate::event::Ts(0),
+            event_time: crate::event::Ts(0),
+            action,
+            principal: Some(p.into()),
+            principal_id: None,
+            principal_kind: kind,
+            token_id: None,
+            session_id: None,
+            job_id: None,
+            score: 0.9,
+            findings: vec![],
+            evidence: vec![],
+            guardrail: None,
+            shadow: false,
+        };
+        assert!(targets[0].takes(&d(Action::RevokeToken, PrincipalKind::Agent, "agent-7")));
+        assert!(!targets[0].takes(&d(
+            Action::TerminateSession,
+            PrincipalKind::Agent,
+            "agent-7"
+        )));
+        assert!(!targets[0].takes(&d(Action::RevokeToken, PrincipalKind::Human, "agent-7")));
+        assert!(!targets[0].takes(&d(Action::RevokeToken, PrincipalKind::Agent, "svc-1")));
     }
 
     #[test]
