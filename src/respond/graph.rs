@@ -153,6 +153,13 @@ fn enc(s: &str) -> String {
 }
 
 impl Responder for Graph {
+    fn secrets(&self) -> Vec<&str> {
+        match &self.cred {
+            Cred::Static(t) => vec![t.as_str()],
+            Cred::ClientCredentials { secret, .. } => vec![secret.as_str()],
+        }
+    }
+
     fn send<'a>(
         &'a self,
         http: &'a reqwest::Client,

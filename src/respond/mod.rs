@@ -91,6 +91,12 @@ pub trait Responder: Send + Sync {
         http: &'a reqwest::Client,
         d: &'a Decision,
     ) -> BoxFuture<'a, Result<u16, RespondError>>;
+
+    /// The credentials this target holds, so that nothing Quench logs or reports can carry them (a server may
+    /// echo a request header in its error body). Default: none.
+    fn secrets(&self) -> Vec<&str> {
+        Vec::new()
+    }
 }
 
 /// A registry entry: the target type's name and how to build it from its `[[respond.targets]]` table.
@@ -409,14 +415,17 @@ impl Dispatcher {
                 }
                 Err(e) if e.retryable() && attempts < inner.cfg.max_attempts => {
                     inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let e = redact(&e.to_string(), &t.responder.secrets());
                     tracing::warn!(decision = %d.decision_id, target = %t.name, attempts, error = %e, "revocation failed, retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(30));
                 }
                 Err(e) => {
                     inner.stats.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!(decision = %d.decision_id, target = %t.name, attempts, retryable = e.retryable(), error = %e, "revocation failed");
-                    break Err(e.to_string());
+                    let retryable = e.retryable();
+                    let e = redact(&e.to_string(), &t.responder.secrets());
+                    tracing::error!(decision = %d.decision_id, target = %t.name, attempts, retryable, error = %e, "revocation failed");
+                    break Err(e);
                 }
             }
         };
@@ -441,6 +450,15 @@ impl Dispatcher {
     pub async fn drain(&self) {
         self.inner.tracker.idle().await;
     }
+}
+
+/// `text` with every secret (and every secret of 8 bytes or more it contains) replaced by `[redacted]`.
+pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_string();
+    for s in secrets.iter().filter(|s| s.len() >= 8) {
+        out = out.replace(*s, "[redacted]");
+    }
+    out
 }
 
 /// The user id a vendor API should address: the IdP's own id when the principal came from that IdP, else e-mail.

@@ -44,6 +44,10 @@ pub struct Okta {
 }
 
 impl Responder for Okta {
+    fn secrets(&self) -> Vec<&str> {
+        vec![self.auth.as_str(), self.auth.trim_start_matches("SSWS ")]
+    }
+
     fn send<'a>(
         &'a self,
         http: &'a reqwest::Client,

@@ -66,6 +66,10 @@ pub fn signature(secret: &[u8], ts: u64, body: &[u8]) -> String {
 }
 
 impl Responder for Webhook {
+    fn secrets(&self) -> Vec<&str> {
+        vec![std::str::from_utf8(&self.secret).unwrap_or("")]
+    }
+
     fn send<'a>(
         &'a self,
         http: &'a reqwest::Client,
