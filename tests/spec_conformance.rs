@@ -182,3 +182,122 @@ async fn graph_revoke_sign_in_sessions_matches_the_graph_spec() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 415);
 }
+
+/// A server that checks requests against a Google API discovery document (the form Google publishes its Admin
+/// SDK in, which Prism does not read): method and path template must match a method of the document, a bearer
+/// token must be present, and a body only where the method takes one. Answers 204, or 4xx with the reason.
+async fn discovery_server(
+    doc: serde_json::Value,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<(u16, String)>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    fn methods(v: &serde_json::Value, out: &mut Vec<(String, String, bool)>) {
+        if let Some(ms) = v.get("methods").and_then(|m| m.as_object()) {
+            for m in ms.values() {
+                out.push((
+                    m["httpMethod"].as_str().unwrap_or("").to_string(),
+                    m["path"].as_str().unwrap_or("").to_string(),
+                    m.get("request").is_some(),
+                ));
+            }
+        }
+        if let Some(rs) = v.get("resources").and_then(|r| r.as_object()) {
+            rs.values().for_each(|r| methods(r, out));
+        }
+    }
+    let mut all = Vec::new();
+    methods(&doc, &mut all);
+    let prefix = doc["servicePath"].as_str().unwrap_or("").to_string();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = vec![0u8; 16384];
+            let n = s.read(&mut buf).await.unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let (head, body) = req.split_once("\r\n\r\n").unwrap_or((&req, ""));
+            let mut first = head.lines().next().unwrap_or("").split(' ');
+            let (method, target) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+            let path = target
+                .split('?')
+                .next()
+                .unwrap_or("")
+                .trim_start_matches('/');
+            let path = path.strip_prefix(&prefix).unwrap_or(path);
+            let segs: Vec<&str> = path.split('/').collect();
+            let found = all.iter().find(|(m, p, _)| {
+                let t: Vec<&str> = p.split('/').collect();
+                m == method
+                    && t.len() == segs.len()
+                    && t.iter()
+                        .zip(&segs)
+                        .all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
+            });
+            let bearer = head
+                .lines()
+                .any(|l| l.to_ascii_lowercase().starts_with("authorization: bearer "));
+            let (status, why) = match found {
+                None => (
+                    404,
+                    format!("{method} {path} is not a method of the discovery document"),
+                ),
+                Some(_) if !bearer => (401, "no bearer token".to_string()),
+                Some((_, _, false)) if !body.is_empty() => {
+                    (400, "this method takes no request body".to_string())
+                }
+                Some((_, p, _)) => (204, p.clone()),
+            };
+            log.lock().unwrap().push((status, why.clone()));
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+                if status == 204 { 0 } else { why.len() },
+                if status == 204 { "" } else { &why }
+            );
+            let _ = s.write_all(reply.as_bytes()).await;
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test]
+async fn google_sign_out_matches_the_admin_directory_discovery_document() {
+    let Some(shared) = shared() else {
+        eprintln!("skipped: ../shared is not beside this checkout");
+        return;
+    };
+    let doc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            shared.join("data/apis/google_admin/admin-directory_v1.discovery.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let (addr, seen) = discovery_server(doc).await;
+    std::env::set_var("QUENCH_TEST_GOOGLE_TOKEN", "ya29.test-access-token");
+    let toml = format!("[[targets]]\ntype = \"google\"\nbase_url = \"http://{addr}\"\naccess_token_env = \"QUENCH_TEST_GOOGLE_TOKEN\"\n");
+    let got = dispatch_one(
+        &toml,
+        decision(Action::TerminateSession, "alice@example.com", "00ualice"),
+    )
+    .await;
+    assert_eq!(got, Ok(204), "{:?}", seen.lock().unwrap());
+    assert_eq!(
+        seen.lock().unwrap()[0].1,
+        "admin/directory/v1/users/{userKey}/signOut"
+    );
+
+    // control: a path the document does not have is refused
+    let r = reqwest::Client::new()
+        .post(format!(
+            "http://{addr}/admin/directory/v1/users/alice/logout"
+        ))
+        .bearer_auth("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}

@@ -5,6 +5,7 @@
 //! Each target runs independently on the async runtime: timeouts, retries with exponential backoff for errors a
 //! retry can help, and a dry run (logged, not sent) when no target is configured. Ingestion never waits on it.
 
+mod google;
 mod graph;
 mod okta;
 mod webhook;
@@ -119,6 +120,10 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: graph::NAME,
             build: graph::build,
+        },
+        Registered {
+            name: google::NAME,
+            build: google::build,
         },
     ]
 }
