@@ -423,6 +423,27 @@ fn span(
             "status": {"code": 1}}]}]}]}));
 }
 
+/// An attack label: who (principal, token or job), when it began, and which actions count as catching it.
+fn labelled(
+    id: String,
+    kind: &str,
+    principal: Option<String>,
+    token_id: Option<String>,
+    job_id: Option<String>,
+    at: i64,
+    actions: &[Action],
+) -> Attack {
+    Attack {
+        id,
+        kind: kind.into(),
+        principal,
+        token_id,
+        job_id,
+        first_malicious_at: Ts(at),
+        actions: actions.to_vec(),
+    }
+}
+
 fn tz_ms(c: &City) -> i64 {
     (c.lon / 15.0).round() as i64 * H
 }
@@ -678,15 +699,15 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                                 None,
                             );
                         }
-                        attacks.push(Attack {
-                            id: format!("theft-{}-d{vd}", p.id),
-                            kind: "session_theft".into(),
-                            principal: Some(p.email.clone()),
-                            token_id: None,
-                            job_id: None,
-                            first_malicious_at: Ts(at),
-                            actions: vec![Action::TerminateSession, Action::RevokeToken],
-                        });
+                        attacks.push(labelled(
+                            format!("theft-{}-d{vd}", p.id),
+                            "session_theft",
+                            Some(p.email.clone()),
+                            None,
+                            None,
+                            at,
+                            &[Action::TerminateSession, Action::RevokeToken],
+                        ));
                     }
                     "impossible_travel" => {
                         okta(
@@ -703,19 +724,19 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                             a.asn,
                             None,
                         );
-                        attacks.push(Attack {
-                            id: format!("travel-{}-d{vd}", p.id),
-                            kind: "impossible_travel".into(),
-                            principal: Some(p.email.clone()),
-                            token_id: None,
-                            job_id: None,
-                            first_malicious_at: Ts(at),
-                            actions: vec![
+                        attacks.push(labelled(
+                            format!("travel-{}-d{vd}", p.id),
+                            "impossible_travel",
+                            Some(p.email.clone()),
+                            None,
+                            None,
+                            at,
+                            &[
                                 Action::StepUp,
                                 Action::RevokeToken,
                                 Action::TerminateSession,
                             ],
-                        });
+                        ));
                     }
                     "bulk_crm_export" => {
                         sf_export(
@@ -727,27 +748,27 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                             250_000 + rng.below(100_000),
                             "0H4DataLoaderExt",
                         );
-                        attacks.push(Attack {
-                            id: format!("export-{}-d{vd}", p.id),
-                            kind: "bulk_crm_export".into(),
-                            principal: Some(p.email.clone()),
-                            token_id: None,
-                            job_id: None,
-                            first_malicious_at: Ts(at),
-                            actions: vec![Action::RevokeToken, Action::TerminateSession],
-                        });
+                        attacks.push(labelled(
+                            format!("export-{}-d{vd}", p.id),
+                            "bulk_crm_export",
+                            Some(p.email.clone()),
+                            None,
+                            None,
+                            at,
+                            &[Action::RevokeToken, Action::TerminateSession],
+                        ));
                     }
                     _ => {
                         refresh(&mut o, at, p, a, &aip, &rt, true);
-                        attacks.push(Attack {
-                            id: format!("reuse-{}-d{vd}", p.id),
-                            kind: "refresh_token_reuse".into(),
-                            principal: Some(p.email.clone()),
-                            token_id: None,
-                            job_id: None,
-                            first_malicious_at: Ts(at),
-                            actions: vec![Action::RevokeToken, Action::TerminateSession],
-                        });
+                        attacks.push(labelled(
+                            format!("reuse-{}-d{vd}", p.id),
+                            "refresh_token_reuse",
+                            Some(p.email.clone()),
+                            None,
+                            None,
+                            at,
+                            &[Action::RevokeToken, Action::TerminateSession],
+                        ));
                     }
                 }
             }
@@ -842,15 +863,15 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                         "curl/8.5.0",
                     );
                 }
-                attacks.push(Attack {
-                    id: format!("scrape-{consumer}-d{d}"),
-                    kind: "token_scraping".into(),
-                    principal: None,
-                    token_id: Some(token.clone()),
-                    job_id: None,
-                    first_malicious_at: Ts(at),
-                    actions: vec![Action::RevokeToken],
-                });
+                attacks.push(labelled(
+                    format!("scrape-{consumer}-d{d}"),
+                    "token_scraping",
+                    None,
+                    Some(token.clone()),
+                    None,
+                    at,
+                    &[Action::RevokeToken],
+                ));
             }
         }
     }
@@ -971,15 +992,15 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                         &mut rng,
                     );
                 }
-                attacks.push(Attack {
-                    id: format!("{kind}-{agent}-d{ad}"),
-                    kind: kind.into(),
-                    principal: None,
-                    token_id: None,
-                    job_id: Some(job.clone()),
-                    first_malicious_at: Ts(at),
-                    actions: vec![Action::StepUp, Action::RevokeToken],
-                });
+                attacks.push(labelled(
+                    format!("{kind}-{agent}-d{ad}"),
+                    kind,
+                    None,
+                    None,
+                    Some(job.clone()),
+                    at,
+                    &[Action::StepUp, Action::RevokeToken],
+                ));
                 attacked_agents.push(agent.clone());
             }
         }
