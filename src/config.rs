@@ -83,6 +83,18 @@ pub struct KafkaConfig {
     pub properties: BTreeMap<String, String>,
 }
 
+impl KafkaConfig {
+    /// A librdkafka client configuration: the brokers and the pass-through properties.
+    pub fn client(&self) -> rdkafka::config::ClientConfig {
+        let mut c = rdkafka::config::ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (key, v) in &self.properties {
+            c.set(key, v);
+        }
+        c
+    }
+}
+
 fn default_group() -> String {
     "quench".into()
 }

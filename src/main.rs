@@ -4,7 +4,7 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use quench::app;
 use quench::config::{Config, LogFormat};
-use quench::ingest::kafka::{self, RunOptions};
+use quench::ingest::kafka::RunOptions;
 use quench::pipeline::Pipeline;
 use quench::respond::{self, Dispatcher};
 use std::io::Write;
@@ -132,7 +132,7 @@ fn main() -> anyhow::Result<()> {
             init_logs(cli.log_json);
             let cluster = rdkafka::mocking::MockCluster::new(1)
                 .context("starting the in-process Kafka cluster")?;
-            for t in [app::DEMO_TOPIC, "quench.decisions", "quench.deadletter"] {
+            for t in app::DEMO_TOPICS {
                 cluster.create_topic(t, 1, 1)?;
             }
             let bootstrap = cluster.bootstrap_servers();
@@ -166,8 +166,8 @@ fn main() -> anyhow::Result<()> {
                     let _ = stop_tx.send(true);
                 });
                 tracing::info!(brokers = %k.brokers, topics = k.topics.len(), "consuming");
-                let report = kafka::run(&k, &mut pipeline, &dispatcher, RunOptions { stop_at_end: false }, stop_rx, |_| {}).await?;
-                dispatcher.drain().await;
+                let r = app::run_kafka(&k, &mut pipeline, &dispatcher, RunOptions { stop_at_end: false }, stop_rx, |_| {}).await?;
+                let report = &r.run;
                 let h = &report.latency_us;
                 eprintln!(
                     "quench: {} records, {} dead-lettered, {} decisions; ingest→decision p50 {} µs p99 {} µs",

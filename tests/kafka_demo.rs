@@ -56,7 +56,7 @@ fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_scenario_through_kafka_revokes_the_attackers_and_nobody_else() {
     let cluster = MockCluster::new(1).unwrap();
-    for t in [app::DEMO_TOPIC, "quench.decisions", "quench.deadletter"] {
+    for t in app::DEMO_TOPICS {
         cluster.create_topic(t, 1, 1).unwrap();
     }
     let bootstrap = cluster.bootstrap_servers();

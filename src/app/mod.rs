@@ -16,7 +16,7 @@ use crate::ingest::file::Lines;
 use crate::ingest::kafka::{self, IngestError, RunOptions};
 use crate::normalize::Context;
 use crate::pipeline::Pipeline;
-use crate::respond::{self, Delivery, Dispatcher, RespondConfig};
+use crate::respond::{self, outbox, Delivery, Dispatcher, RespondConfig};
 
 use std::io::Write;
 use std::path::Path;
@@ -235,6 +235,83 @@ pub async fn produce_lines(k: &KafkaConfig, topic: &str, lines: &[String]) -> Re
 /// Topic the demo feeds.
 pub const DEMO_TOPIC: &str = "audit-events";
 
+/// Every topic the demo uses: input, decisions, dead letters, commands (the outbox).
+pub const DEMO_TOPICS: [&str; 4] = [
+    DEMO_TOPIC,
+    "quench.decisions",
+    "quench.deadletter",
+    "quench.commands",
+];
+
+/// What [`run_kafka`] did.
+pub struct KafkaReport {
+    pub run: kafka::RunReport,
+    pub outbox: outbox::Progress,
+    pub commands_written: u64,
+}
+
+/// The Kafka loop with the outbox: each decision's commands go to the commands topic before the input offset is
+/// stored, and a dispatch loop (unless `respond.outbox.dispatch = false` or no target is configured) carries
+/// them out. Returns after `shutdown`, or with `stop_at_end` once the input is consumed and every command written
+/// has settled.
+pub async fn run_kafka(
+    k: &KafkaConfig,
+    pipeline: &mut Pipeline,
+    dispatcher: &Dispatcher,
+    opts: RunOptions,
+    shutdown: watch::Receiver<bool>,
+    on_decision: impl FnMut(&Decision),
+) -> Result<KafkaReport, AppError> {
+    let stop_at_end = opts.stop_at_end;
+    let writer = outbox::Writer::new(k, dispatcher.clone()).map_err(IngestError::from)?;
+    let (prog_tx, mut prog_rx) = watch::channel(outbox::Progress::default());
+    let (loop_stop_tx, loop_stop_rx) = watch::channel(false);
+    let mut task = (dispatcher.config().outbox.dispatch && !dispatcher.dry_run()).then(|| {
+        tokio::spawn(outbox::dispatch(
+            k.clone(),
+            dispatcher.clone(),
+            loop_stop_rx,
+            prog_tx,
+        ))
+    });
+    let stopped = |r: Result<Result<(), outbox::OutboxError>, tokio::task::JoinError>| match r {
+        Ok(Err(e)) => AppError::from(IngestError::from(e)),
+        Ok(Ok(())) => AppError::Scenario("the outbox dispatch loop stopped".into()),
+        Err(e) => AppError::Scenario(format!("the outbox dispatch loop failed: {e}")),
+    };
+    let run = tokio::select! {
+        r = kafka::run(k, pipeline, &writer, opts, shutdown, on_decision) => r?,
+        r = async { match task.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => {
+            return Err(stopped(r));
+        }
+    };
+    if stop_at_end {
+        if let Some(t) = task.as_mut() {
+            let written = writer.written();
+            tokio::select! {
+                r = prog_rx.wait_for(|p| p.settled >= written) => {
+                    r.map_err(|_| AppError::Scenario("the outbox dispatch loop stopped".into()))?;
+                }
+                r = t => return Err(stopped(r)),
+            }
+        }
+    }
+    let _ = loop_stop_tx.send(true);
+    if let Some(t) = task {
+        match t.await {
+            Ok(r) => r.map_err(IngestError::from)?,
+            Err(e) => return Err(AppError::Scenario(format!("the outbox dispatch loop failed: {e}"))),
+        }
+    }
+    dispatcher.drain().await;
+    let outbox = *prog_rx.borrow();
+    Ok(KafkaReport {
+        run,
+        outbox,
+        commands_written: writer.written(),
+    })
+}
+
 /// Run the demo against the Kafka cluster at `bootstrap`: feed `scenario` (raw events, one per line) into it,
 /// run the real pipeline through Kafka with revocations going to a local stub, and check `expected`.
 pub async fn demo(
@@ -306,7 +383,7 @@ pub async fn demo(
         "Running the pipeline (Kafka → normalize → correlate → detect → decide → respond) …\n"
     )?;
     let mut printed = Vec::new();
-    let report = kafka::run(
+        let report = run_kafka(
         &kafka_cfg,
         &mut pipeline,
         &dispatcher,
@@ -316,7 +393,8 @@ pub async fn demo(
             printed.push(d.clone());
         },
     )
-    .await?;
+        .await?
+    .run;
     for d in &printed {
         writeln!(
             out,
@@ -332,8 +410,7 @@ pub async fn demo(
             writeln!(out, "    {:<18} {:.2}  {}", f.detector, f.score, f.reason)?;
         }
     }
-    dispatcher.drain().await;
-    drop(dispatcher);
+        drop(dispatcher);
     let mut deliveries = Vec::new();
     while let Some(x) = rx.recv().await {
         deliveries.push(x);

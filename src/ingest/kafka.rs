@@ -11,7 +11,7 @@ use crate::config::KafkaConfig;
 use crate::decide::Decision;
 use crate::event::{Provenance, Ts};
 use crate::pipeline::Pipeline;
-use crate::respond::Dispatcher;
+use crate::respond::outbox::{OutboxError, Writer};
 use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -20,7 +20,6 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -31,8 +30,10 @@ pub enum IngestError {
     Kafka(#[from] KafkaError),
     #[error("cannot serialize a decision: {0}")]
     Serialize(#[from] serde_json::Error),
-    #[error("producing to {topic}: {source}")]
+        #[error("producing to {topic}: {source}")]
     Produce { topic: String, source: KafkaError },
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
 }
 
 /// What the loop did.
@@ -51,12 +52,7 @@ pub struct RunOptions {
 }
 
 fn client_config(k: &KafkaConfig) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &k.brokers);
-    for (key, v) in &k.properties {
-        c.set(key, v);
-    }
-    c
+    k.client()
 }
 
 /// Build the consumer (auto commit and auto offset store off).
@@ -109,11 +105,12 @@ async fn send(
 }
 
 /// Consume until shutdown (or the end of every partition with `stop_at_end`).
-/// `on_decision` sees each decision after it is on the decisions topic and before it is dispatched.
+/// `on_decision` sees each decision after it is on the decisions topic and before its commands go to the outbox.
+/// A record's offset is stored only after its decisions' commands are on the commands topic.
 pub async fn run(
     k: &KafkaConfig,
     pipeline: &mut Pipeline,
-    dispatcher: &Dispatcher,
+        outbox: &Writer,
     opts: RunOptions,
     mut shutdown: watch::Receiver<bool>,
     mut on_decision: impl FnMut(&Decision),
@@ -220,8 +217,8 @@ pub async fn run(
             let _ = report
                 .latency_us
                 .record(received.elapsed().as_micros() as u64);
-            on_decision(&d);
-            dispatcher.dispatch(Arc::new(d));
+                        on_decision(&d);
+            outbox.submit(&d).await?;
         }
         consumer.store_offset(topic, partition, offset)?;
         stored_any = true;

@@ -54,6 +54,7 @@ impl Responder for Google {
         &'a self,
         http: &'a reqwest::Client,
         d: &'a Decision,
+        _key: &'a str,
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             // Google addresses users by primary e-mail (or its own numeric id, which other sources do not carry)

@@ -129,6 +129,7 @@ impl Graph {
                         RespondError::Status {
                             status,
                             body: "token endpoint".into(),
+                            retry_after: None,
                         }
                     } else {
                         RespondError::Credentials(format!("token endpoint answered {status}"))
@@ -164,6 +165,7 @@ impl Responder for Graph {
         &'a self,
         http: &'a reqwest::Client,
         d: &'a Decision,
+        _key: &'a str,
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             // Entra addresses users by object id or UPN; the principal key is the e-mail/UPN when known.

@@ -8,11 +8,12 @@
 mod google;
 mod graph;
 mod okta;
+pub mod outbox;
 mod webhook;
 pub use webhook::signature as webhook_signature;
 
 use crate::decide::{Action, Decision};
-use crate::event::PrincipalKind;
+use crate::event::{PrincipalKind, Ts};
 use serde::Deserialize;
 use std::future::Future;
 use std::pin::Pin;
@@ -26,8 +27,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why a revocation request failed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
 pub enum RespondError {
-    #[error("HTTP {status}: {body}")]
-    Status { status: u16, body: String },
+        #[error("HTTP {status}: {body}")]
+    Status {
+        status: u16,
+        body: String,
+        /// The server's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
     #[error("transport: {0}")]
     Transport(String),
     #[error("cannot address the target: {0}")]
@@ -61,9 +67,37 @@ pub(crate) async fn check(resp: reqwest::Response) -> Result<u16, RespondError> 
     if resp.status().is_success() {
         return Ok(status);
     }
+        let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let now = chrono::DateTime::from_timestamp_millis(Ts::now().0).unwrap_or_default();
+            parse_retry_after(v, now)
+        });
     let mut body = resp.text().await.unwrap_or_default();
-    body.truncate(300);
-    Err(RespondError::Status { status, body })
+    if let Some(cut) = (0..=300.min(body.len())).rev().find(|i| body.is_char_boundary(*i)) {
+        body.truncate(cut);
+    }
+    Err(RespondError::Status {
+        status,
+        body,
+        retry_after,
+    })
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3), relative to `now`; capped at one hour.
+pub(crate) fn parse_retry_after(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let v = v.trim();
+    let d = if let Ok(secs) = v.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+        (at.with_timezone(&chrono::Utc) - now)
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(d.min(Duration::from_secs(3600)))
 }
 
 /// A configuration problem found at start-up.
@@ -86,11 +120,13 @@ pub enum ConfigError {
 
 /// One revocation target. `send` is the only required method.
 pub trait Responder: Send + Sync {
-    /// Carry out `d.action` for the decision's subject. Returns the HTTP status on success.
+        /// Carry out `d.action` for the decision's subject. `key` is the command's idempotency key (the same for
+    /// every attempt and after a restart); send it where the API takes one. Returns the HTTP status on success.
     fn send<'a>(
         &'a self,
         http: &'a reqwest::Client,
         d: &'a Decision,
+        key: &'a str,
     ) -> BoxFuture<'a, Result<u16, RespondError>>;
 
     /// The credentials this target holds, so that nothing Quench logs or reports can carry them (a server may
@@ -148,8 +184,20 @@ pub struct RespondConfig {
     pub timeout_ms: u64,
     /// Attempts per (decision, target), first included. Default 5.
     pub max_attempts: u32,
-    /// First retry delay in milliseconds, doubled each attempt. Default 200.
+        /// First retry delay in milliseconds, doubled each attempt (with up to 50 % random jitter), at most
+    /// `max_backoff_ms`. A `Retry-After` from the server replaces the computed delay. Default 200.
     pub backoff_ms: u64,
+    /// Longest retry delay in milliseconds. Default 30000.
+    pub max_backoff_ms: u64,
+    /// A command not delivered this many seconds after it was decided is given up and dead-lettered, however
+    /// many attempts remain. Default 600.
+    pub give_up_after_secs: u64,
+    /// PEM file of extra CA certificates to trust (a private CA in front of a target); the system roots stay
+    /// trusted and certificates are always verified. Default: none.
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// `[respond.outbox]`: the Kafka commands topic decisions to act go through (used by `quench run` and the
+    /// demo).
+    pub outbox: outbox::OutboxConfig,
     /// Targets: tables with `type` (one of the registry names), `actions` and the type's own keys. Default: none
     /// (dry run).
     pub targets: Vec<toml::Table>,
@@ -159,8 +207,12 @@ impl Default for RespondConfig {
     fn default() -> Self {
         RespondConfig {
             timeout_ms: 5000,
-            max_attempts: 5,
+                        max_attempts: 5,
             backoff_ms: 200,
+            max_backoff_ms: 30_000,
+            give_up_after_secs: 600,
+            ca_bundle: None,
+            outbox: Default::default(),
             targets: Vec::new(),
         }
     }
@@ -172,9 +224,41 @@ pub struct Target {
     pub actions: Vec<Action>,
     /// Kinds of principal this target acts for (`principal_kinds`). Default: all.
     pub principal_kinds: Vec<PrincipalKind>,
-    /// Globs of the principals this target may act on (`allow`). Default: all.
+        /// Globs of the principals this target may act on (`allow`). Default: all.
     pub allow: Vec<String>,
+    /// Requests per second at most (`rate_per_sec`, with bursts of `burst`). Default: unlimited.
+    pub limit: Option<RateLimit>,
     pub responder: Box<dyn Responder>,
+}
+
+/// A per-target request rate limit (GCRA: `rate` per second on average, bursts of up to `burst`).
+pub struct RateLimit {
+    interval: Duration,
+    tolerance: Duration,
+    tat: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl RateLimit {
+    pub fn new(rate: f64, burst: u32) -> Self {
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        RateLimit {
+            interval,
+            tolerance: interval * burst.saturating_sub(1),
+            tat: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Wait for this request's slot.
+    pub async fn acquire(&self) {
+        let at = {
+            let mut tat = self.tat.lock().await;
+            let now = tokio::time::Instant::now();
+            let t = tat.map_or(now, |t| t.max(now));
+            *tat = Some(t + self.interval);
+            t.checked_sub(self.tolerance).unwrap_or(now).max(now)
+        };
+        tokio::time::sleep_until(at).await;
+    }
 }
 
 impl Target {
@@ -241,7 +325,7 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
             })?,
             None => Vec::new(),
         };
-        let allow: Vec<String> = match t.remove("allow") {
+                let allow: Vec<String> = match t.remove("allow") {
             Some(v) => v.try_into().map_err(|source| ConfigError::Parse {
                 index,
                 kind: kind.clone(),
@@ -249,6 +333,52 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
             })?,
             None => Vec::new(),
         };
+        let limit = match t.remove("rate_per_sec") {
+            None => None,
+            Some(v) => {
+                let rate = v.as_float().or(v.as_integer().map(|i| i as f64));
+                let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) else {
+                    return Err(ConfigError::Invalid {
+                        index,
+                        key: "rate_per_sec",
+                        value: format!("{v:?}"),
+                        why: "allowed: a number of requests per second above 0".into(),
+                    });
+                };
+                let burst = match t.remove("burst") {
+                    None => (rate.ceil() as u32).max(1),
+                    Some(b) => match b.as_integer().filter(|b| (1..=10_000).contains(b)) {
+                        Some(b) => b as u32,
+                        None => {
+                            return Err(ConfigError::Invalid {
+                                index,
+                                key: "burst",
+                                value: format!("{b:?}"),
+                                why: "allowed: an integer from 1 to 10000".into(),
+                            })
+                        }
+                    },
+                };
+                Some(RateLimit::new(rate, burst))
+            }
+        };
+        if let Some(b) = t.get("burst") {
+            return Err(ConfigError::Invalid {
+                index,
+                key: "burst",
+                value: format!("{b:?}"),
+                why: "burst needs rate_per_sec".into(),
+            });
+        }
+        if out.iter().any(|o: &Target| o.name == name) {
+            return Err(ConfigError::Invalid {
+                index,
+                key: "name",
+                value: name,
+                why: "target names must be unique (they are part of each command's idempotency key); set `name`"
+                    .into(),
+            });
+        }
         let responder = (r.build)(t).map_err(|why| ConfigError::Invalid {
             index,
             key: "(target)",
@@ -258,8 +388,9 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
         out.push(Target {
             name,
             actions,
-            principal_kinds,
+                        principal_kinds,
             allow,
+            limit,
             responder,
         });
     }
@@ -270,12 +401,16 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub decision_id: String,
+    /// The idempotency key: decision id and target name.
+    pub command_id: String,
     pub action: Action,
     pub principal: Option<String>,
     pub target: String,
     pub attempts: u32,
-    /// Ok(HTTP status) or the last error.
+    /// Ok(HTTP status) or the last error (credentials redacted).
     pub result: Result<u16, String>,
+    /// Whether a retry could still help when it failed (it failed for lack of time or attempts).
+    pub retryable: bool,
     pub dry_run: bool,
 }
 
@@ -286,6 +421,11 @@ pub struct RespondStats {
     pub failed: AtomicU64,
     pub retries: AtomicU64,
     pub dry_run: AtomicU64,
+}
+
+/// The idempotency key of a (decision, target) command.
+pub fn command_id(decision_id: &str, target: &str) -> String {
+    format!("{decision_id}.{target}")
 }
 
 /// Hands decisions to targets without blocking the caller.
@@ -336,6 +476,23 @@ mod tokio_util_lite {
     }
 }
 
+/// Read the PEM certificates of `path` (for `ca_bundle`).
+fn load_ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, RespondError> {
+    let pem = std::fs::read(path).map_err(|e| {
+        RespondError::Target(format!("respond.ca_bundle = {:?}: {e}", path.display()))
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        RespondError::Target(format!("respond.ca_bundle = {:?}: {e}", path.display()))
+    })?;
+    if certs.is_empty() {
+        return Err(RespondError::Target(format!(
+            "respond.ca_bundle = {:?}: no PEM certificate in the file",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
 impl Dispatcher {
     /// `reports` receives one [`Delivery`] per (decision, target) when given.
     pub fn new(
@@ -343,9 +500,15 @@ impl Dispatcher {
         targets: Vec<Target>,
         reports: Option<mpsc::UnboundedSender<Delivery>>,
     ) -> Result<Self, RespondError> {
-        let http = reqwest::Client::builder()
+        let mut b = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
-            .user_agent(concat!("quench/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("quench/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &cfg.ca_bundle {
+            for c in load_ca_bundle(path)? {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let http = b
             .build()
             .map_err(|e| RespondError::Transport(e.to_string()))?;
         Ok(Dispatcher {
@@ -364,91 +527,147 @@ impl Dispatcher {
         &self.inner.stats
     }
 
+    pub fn config(&self) -> &RespondConfig {
+        &self.inner.cfg
+    }
+
     /// True when no target is configured: decisions are logged, not sent.
     pub fn dry_run(&self) -> bool {
         self.inner.targets.is_empty()
     }
 
-    /// Start dispatching `d` to every target that handles its action. Returns at once (needs a Tokio runtime).
-    pub fn dispatch(&self, d: Arc<Decision>) {
-        let inner = &self.inner;
-        if d.shadow {
-            return; // shadow-mode decisions are recorded, never acted on
-        }
-        if inner.targets.is_empty() {
-            if d.action >= Action::StepUp {
-                inner.stats.dry_run.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(decision = %d.decision_id, action = d.action.as_str(), principal = ?d.principal, "dry run: no target configured, nothing sent");
-                self.report(Delivery {
-                    decision_id: d.decision_id.clone(),
-                    action: d.action,
-                    principal: d.principal.clone(),
-                    target: "dry-run".into(),
-                    attempts: 0,
-                    result: Ok(0),
-                    dry_run: true,
-                });
-            }
-            return;
-        }
-        for (i, t) in inner.targets.iter().enumerate() {
-            if !t.takes(&d) {
-                continue;
-            }
-            let me = self.clone();
-            let d = d.clone();
-            let guard = inner.tracker.enter();
-            tokio::spawn(async move {
-                let _guard = guard;
-                me.deliver(i, &d).await;
+    /// The names of the targets that act on `d` (none for shadow decisions).
+    pub fn targets_for<'a>(&'a self, d: &'a Decision) -> impl Iterator<Item = &'a str> + 'a {
+        self.inner
+            .targets
+            .iter()
+            .filter(move |t| !d.shadow && t.takes(d))
+            .map(|t| t.name.as_str())
+    }
+
+    /// Log (and report) a decision a dry run would have acted on.
+    fn dry(&self, d: &Decision) {
+        if d.action >= Action::StepUp && !d.shadow {
+            self.inner.stats.dry_run.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(decision = %d.decision_id, action = d.action.as_str(), principal = ?d.principal, "dry run: no target configured, nothing sent");
+            self.report(Delivery {
+                decision_id: d.decision_id.clone(),
+                command_id: command_id(&d.decision_id, "dry-run"),
+                action: d.action,
+                principal: d.principal.clone(),
+                target: "dry-run".into(),
+                attempts: 0,
+                result: Ok(0),
+                retryable: false,
+                dry_run: true,
             });
         }
     }
 
-    async fn deliver(&self, i: usize, d: &Decision) {
+    /// Start dispatching `d` to every target that handles it, directly (no outbox: `replay --dispatch`).
+    /// Returns at once (needs a Tokio runtime).
+    pub fn dispatch(&self, d: Arc<Decision>) {
+        if self.dry_run() {
+            return self.dry(&d);
+        }
+        let names: Vec<String> = self.targets_for(&d).map(String::from).collect();
+        for name in names {
+            let me = self.clone();
+            let d = d.clone();
+            let guard = self.inner.tracker.enter();
+            tokio::spawn(async move {
+                let _guard = guard;
+                me.deliver(&name, &d, d.decided_at).await;
+            });
+        }
+    }
+
+    /// Deliver `d` to the target `name` until it succeeds, fails for good, runs out of attempts or passes
+    /// `decided_at + give_up_after_secs` (wall clock). Honours `Retry-After` and the target's rate limit.
+    pub async fn deliver(&self, name: &str, d: &Decision, decided_at: Ts) -> Delivery {
         let inner = &self.inner;
-        let t = &inner.targets[i];
+        let key = command_id(&d.decision_id, name);
+        let Some(t) = inner.targets.iter().find(|t| t.name == name) else {
+            inner.stats.failed.fetch_add(1, Ordering::Relaxed);
+            return self.report(Delivery {
+                decision_id: d.decision_id.clone(),
+                command_id: key,
+                action: d.action,
+                principal: d.principal.clone(),
+                target: name.into(),
+                attempts: 0,
+                result: Err(format!("target {name:?} is not configured (any more)")),
+                retryable: false,
+                dry_run: false,
+            });
+        };
+        let deadline_ms = decided_at.0 + inner.cfg.give_up_after_secs as i64 * 1000;
+        let max_backoff = Duration::from_millis(inner.cfg.max_backoff_ms);
         let mut delay = Duration::from_millis(inner.cfg.backoff_ms);
         let mut attempts = 0;
-        let result = loop {
+        let (result, retryable) = loop {
+            if Ts::now().0 >= deadline_ms {
+                let e = format!(
+                    "given up: not delivered within give_up_after_secs = {}",
+                    inner.cfg.give_up_after_secs
+                );
+                tracing::error!(decision = %d.decision_id, target = %t.name, attempts, "revocation given up");
+                inner.stats.failed.fetch_add(1, Ordering::Relaxed);
+                break (Err(e), true);
+            }
+            if let Some(l) = &t.limit {
+                l.acquire().await;
+            }
             attempts += 1;
-            match t.responder.send(&inner.http, d).await {
+            match t.responder.send(&inner.http, d, &key).await {
                 Ok(status) => {
                     inner.stats.sent.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(decision = %d.decision_id, target = %t.name, action = d.action.as_str(), status, attempts, "revocation sent");
-                    break Ok(status);
+                    break (Ok(status), false);
                 }
                 Err(e) if e.retryable() && attempts < inner.cfg.max_attempts => {
                     inner.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    // the server's Retry-After wins; otherwise exponential backoff with jitter
+                    let wait = match &e {
+                        RespondError::Status {
+                            retry_after: Some(r),
+                            ..
+                        } => *r,
+                        _ => delay.mul_f64(1.0 + fastrand::f64() * 0.5).min(max_backoff),
+                    };
+                    let left = Duration::from_millis((deadline_ms - Ts::now().0).max(0) as u64);
                     let e = redact(&e.to_string(), &t.responder.secrets());
-                    tracing::warn!(decision = %d.decision_id, target = %t.name, attempts, error = %e, "revocation failed, retrying");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(30));
+                    tracing::warn!(decision = %d.decision_id, target = %t.name, attempts, wait_ms = wait.as_millis() as u64, error = %e, "revocation failed, retrying");
+                    tokio::time::sleep(wait.min(left)).await;
+                    delay = (delay * 2).min(max_backoff);
                 }
                 Err(e) => {
                     inner.stats.failed.fetch_add(1, Ordering::Relaxed);
                     let retryable = e.retryable();
                     let e = redact(&e.to_string(), &t.responder.secrets());
                     tracing::error!(decision = %d.decision_id, target = %t.name, attempts, retryable, error = %e, "revocation failed");
-                    break Err(e);
+                    break (Err(e), retryable);
                 }
             }
         };
         self.report(Delivery {
             decision_id: d.decision_id.clone(),
+            command_id: key,
             action: d.action,
             principal: d.principal.clone(),
             target: t.name.clone(),
             attempts,
             result,
+            retryable,
             dry_run: false,
-        });
+        })
     }
 
-    fn report(&self, r: Delivery) {
+    fn report(&self, r: Delivery) -> Delivery {
         if let Some(tx) = &self.inner.reports {
-            let _ = tx.send(r);
+            let _ = tx.send(r.clone());
         }
+        r
     }
 
     /// Wait until every dispatch started so far has finished.

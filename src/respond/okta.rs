@@ -52,6 +52,7 @@ impl Responder for Okta {
         &'a self,
         http: &'a reqwest::Client,
         d: &'a Decision,
+        _key: &'a str,
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             let user = user_ref(d)?;

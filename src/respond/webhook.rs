@@ -4,7 +4,8 @@
 //! In: decisions whose action the target lists. Out: `POST {url}` with the decision JSON and headers:
 //! - `X-Quench-Timestamp`: Unix seconds when sent;
 //! - `X-Quench-Signature`: `sha256=` + hex HMAC-SHA256 over `"{timestamp}.{body}"` with the shared secret;
-//! - `Idempotency-Key`: the decision id (the same decision is never a second revocation).
+//! - `Idempotency-Key`: the command id, `{decision_id}.{target name}`: the same for every retry and after a
+//!   restart, so a receiver can drop a repeated delivery.
 //!
 //! A receiver verifies by recomputing the HMAC over the timestamp, a dot and the raw body, comparing in constant
 //! time, and rejecting timestamps older than a few minutes. Secret: environment variable `secret_env`.
@@ -74,6 +75,7 @@ impl Responder for Webhook {
         &'a self,
         http: &'a reqwest::Client,
         d: &'a Decision,
+        key: &'a str,
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             let body = serde_json::to_vec(d).map_err(|e| RespondError::Target(e.to_string()))?;
@@ -83,7 +85,7 @@ impl Responder for Webhook {
                 .header("Content-Type", "application/json")
                 .header("X-Quench-Timestamp", ts.to_string())
                 .header("X-Quench-Signature", signature(&self.secret, ts, &body))
-                .header("Idempotency-Key", &d.decision_id)
+                .header("Idempotency-Key", key)
                 .body(body)
                 .send()
                 .await?;

@@ -1,0 +1,620 @@
+//! Outbox: every (decision, target) command is written to a Kafka commands topic before it is dispatched, so a
+//! revocation survives the engine dying, and is not sent twice when it comes back.
+//!
+//! In: decisions to act on ([`Writer::submit`], which the Kafka loop awaits before it stores the input offset).
+//! Out: `command` records on the commands topic (key: the command id `{decision_id}.{target}`, which is also the
+//! idempotency key); then, from the dispatch loop ([`dispatch`]), the HTTP requests, one `outcome` record per
+//! command on the same topic, and a dead-letter record for each command that failed for good or was given up.
+//! State: the dispatch loop remembers the commands of the last `remember_secs` (in flight or finished) and, per
+//! partition, the offsets it still needs. It commits a partition only up to its oldest command that is unfinished
+//! or still remembered. After a crash it therefore re-reads what it must: it first reads each partition to its
+//! end, learning which commands already have an outcome, and only then sends the rest, with the same idempotency
+//! keys as before.
+
+use super::{command_id, Delivery, Dispatcher};
+use crate::config::KafkaConfig;
+use crate::decide::Decision;
+use crate::event::Ts;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+/// `[respond.outbox]` settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxConfig {
+    /// The commands topic; create it before starting (any partition count). Default `"quench.commands"`.
+    pub topic: String,
+    /// Whether this instance sends the commands. Several instances sharing one commands topic must leave it on
+    /// for exactly one of them. Default true.
+    pub dispatch: bool,
+    /// Seconds a command is remembered after it was seen, so that the same decision made again (its input
+    /// reprocessed after a crash) is recognised and not sent twice. Default 86400.
+    pub remember_secs: u64,
+    /// On shutdown, seconds to wait for commands in flight before leaving them to the next start. Default 10.
+    pub drain_secs: u64,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            topic: "quench.commands".into(),
+            dispatch: true,
+            remember_secs: 86_400,
+            drain_secs: 10,
+        }
+    }
+}
+
+/// Why the outbox stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("producing to {topic}: {source}")]
+    Produce { topic: String, source: KafkaError },
+    #[error("cannot serialize a command: {0}")]
+    Serialize(#[from] serde_json::Error),
+    #[error("respond.outbox.topic = {0:?}: the topic does not exist; create it (any number of partitions)")]
+    NoTopic(String),
+}
+
+/// A record of the commands topic.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Record {
+    /// A revocation to carry out: one decision, one target.
+    Command {
+        command_id: String,
+        target: String,
+        /// Wall clock when the command was written; `give_up_after_secs` counts from here.
+        created_at: Ts,
+        decision: Decision,
+    },
+    /// What became of a command.
+    Outcome(Outcome),
+}
+
+/// The end of one command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub command_id: String,
+    pub decision_id: String,
+    pub target: String,
+    pub status: OutcomeStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub finished_at: Ts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeStatus {
+    /// The target accepted the request.
+    Delivered,
+    /// The target refused it in a way no retry can fix (also dead-lettered).
+    Failed,
+    /// Still failing when attempts or `give_up_after_secs` ran out (also dead-lettered).
+    GivenUp,
+}
+
+impl Outcome {
+    fn of(d: &Delivery) -> Self {
+        let (status, http_status, error) = match &d.result {
+            Ok(s) => (OutcomeStatus::Delivered, Some(*s), None),
+            Err(e) if d.retryable => (OutcomeStatus::GivenUp, None, Some(e.clone())),
+            Err(e) => (OutcomeStatus::Failed, None, Some(e.clone())),
+        };
+        Outcome {
+            command_id: d.command_id.clone(),
+            decision_id: d.decision_id.clone(),
+            target: d.target.clone(),
+            status,
+            http_status,
+            attempts: d.attempts,
+            error,
+            finished_at: Ts::now(),
+        }
+    }
+}
+
+/// The serialized form of [`Record::Command`], borrowing the decision.
+#[derive(Serialize)]
+struct CommandOut<'a> {
+    kind: &'static str,
+    command_id: &'a str,
+    target: &'a str,
+    created_at: Ts,
+    decision: &'a Decision,
+}
+
+fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
+    let mut c = k.client();
+    if !k.properties.contains_key("enable.idempotence") {
+        c.set("enable.idempotence", "true");
+    }
+    if !k.properties.contains_key("linger.ms") {
+        c.set("linger.ms", "0");
+    }
+    c.create()
+}
+
+async fn produce(
+    p: &FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+    headers: Option<OwnedHeaders>,
+) -> Result<(), OutboxError> {
+    let mut rec = FutureRecord::to(topic).key(key).payload(payload);
+    if let Some(h) = headers {
+        rec = rec.headers(h);
+    }
+    p.send(rec, Timeout::After(Duration::from_secs(30)))
+        .await
+        .map(|_| ())
+        .map_err(|(source, _)| OutboxError::Produce {
+            topic: topic.into(),
+            source,
+        })
+}
+
+/// The producing side: writes a decision's commands and waits for the broker to hold them.
+pub struct Writer {
+    producer: Option<FutureProducer>,
+    topic: String,
+    dispatcher: Dispatcher,
+    written: AtomicU64,
+}
+
+impl Writer {
+    pub fn new(k: &KafkaConfig, dispatcher: Dispatcher) -> Result<Self, OutboxError> {
+        let producer = if dispatcher.dry_run() {
+            None
+        } else {
+            Some(producer(k)?)
+        };
+        Ok(Writer {
+            producer,
+            topic: dispatcher.config().outbox.topic.clone(),
+            dispatcher,
+            written: AtomicU64::new(0),
+        })
+    }
+
+    /// Write one command per target that acts on `d` and wait for each acknowledgement. Returns how many were
+    /// written. In a dry run (no target) nothing is written and the decision is only logged.
+    pub async fn submit(&self, d: &Decision) -> Result<usize, OutboxError> {
+        let Some(producer) = &self.producer else {
+            self.dispatcher.dispatch(Arc::new(d.clone()));
+            return Ok(0);
+        };
+        let created_at = Ts::now();
+        let mut n = 0;
+        for target in self.dispatcher.targets_for(d) {
+            let id = command_id(&d.decision_id, target);
+            let body = serde_json::to_vec(&CommandOut {
+                kind: "command",
+                command_id: &id,
+                target,
+                created_at,
+                decision: d,
+            })?;
+            produce(producer, &self.topic, &id, &body, None).await?;
+            n += 1;
+        }
+        self.written.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+
+    /// Commands written so far.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+}
+
+/// What the dispatch loop has done, as it goes.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Command records resolved: sent to an outcome, or recognised as already seen.
+    pub settled: u64,
+    /// Commands found without an outcome when the loop started (left by a previous run), and resumed.
+    pub resumed: u64,
+    /// Command records skipped because the same command was already in flight or finished.
+    pub duplicates: u64,
+    /// Commands being delivered now.
+    pub in_flight: u64,
+}
+
+/// Per-partition bookkeeping of the dispatch loop.
+#[derive(Default)]
+struct Part {
+    /// The next offset to read.
+    next: i64,
+    /// Offsets of commands in flight.
+    pending: BTreeSet<i64>,
+    /// (offset, wall-clock ms) of the records still remembered, oldest first.
+    remembered: VecDeque<(i64, i64)>,
+    /// Until the loop has read this offset, the partition is recovering (commands are collected, not sent).
+    recover_to: Option<i64>,
+    /// Commands collected while recovering.
+    collected: Vec<(i64, String, String, Ts, Decision)>,
+    committed: i64,
+}
+
+impl Part {
+    /// The offset that may be committed: nothing before it is still needed.
+    fn commit_offset(&self) -> i64 {
+        let mut o = self.next;
+        if let Some(p) = self.pending.first() {
+            o = o.min(*p);
+        }
+        if let Some((r, _)) = self.remembered.front() {
+            o = o.min(*r);
+        }
+        o
+    }
+}
+
+struct Finished {
+    partition: i32,
+    offset: i64,
+    command_id: String,
+    /// Whether the outcome record is on the topic (else the command is redone at the next start).
+    recorded: bool,
+}
+
+/// Consume the commands topic and carry the commands out, until `shutdown`. `progress` is updated as commands
+/// settle.
+pub async fn dispatch(
+    k: KafkaConfig,
+    dispatcher: Dispatcher,
+    mut shutdown: watch::Receiver<bool>,
+    progress: watch::Sender<Progress>,
+) -> Result<(), OutboxError> {
+    let cfg = dispatcher.config().outbox.clone();
+    let topic = cfg.topic.clone();
+    let mut c = k.client();
+    c.set("group.id", format!("{}.respond", k.group_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    if !k.properties.contains_key("auto.offset.reset") {
+        c.set("auto.offset.reset", "earliest");
+    }
+    if !k.properties.contains_key("fetch.wait.max.ms") {
+        c.set("fetch.wait.max.ms", "50");
+    }
+    let consumer: StreamConsumer = c.create()?;
+    let producer = producer(&k)?;
+    let timeout = Duration::from_secs(10);
+
+    // Where each partition starts: its committed offset, else its beginning; recover up to its current end.
+    let md = consumer.fetch_metadata(Some(&topic), timeout)?;
+    let ids: Vec<i32> = md
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic && t.error().is_none())
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if ids.is_empty() {
+        return Err(OutboxError::NoTopic(topic));
+    }
+    let mut ask = TopicPartitionList::new();
+    for p in &ids {
+        ask.add_partition(&topic, *p);
+    }
+    let committed = consumer.committed_offsets(ask, timeout)?;
+    let mut parts: HashMap<i32, Part> = HashMap::new();
+    let mut assign = TopicPartitionList::new();
+    for p in &ids {
+        let (low, high) = consumer.fetch_watermarks(&topic, *p, timeout)?;
+        let start = match committed.find_partition(&topic, *p).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) if o >= low => o,
+            _ => low,
+        };
+        assign.add_partition_offset(&topic, *p, Offset::Offset(start))?;
+        parts.insert(
+            *p,
+            Part {
+                next: start,
+                recover_to: (high > start).then_some(high),
+                committed: start,
+                ..Default::default()
+            },
+        );
+    }
+    consumer.assign(&assign)?;
+    tracing::info!(topic = %topic, partitions = ids.len(), recovering = parts.values().filter(|p| p.recover_to.is_some()).count(), "outbox dispatch started");
+
+    let mut known: HashMap<String, (bool, i64)> = HashMap::new(); // command id → (finished, last seen ms)
+    let mut prog = Progress::default();
+    let mut tasks = JoinSet::new();
+    let (fin_tx, mut fin_rx) = mpsc::unbounded_channel::<Finished>();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let remember_ms = cfg.remember_secs as i64 * 1000;
+    let ctx = Arc::new(TaskCtx {
+        dispatcher: dispatcher.clone(),
+        producer: producer.clone(),
+        topic: topic.clone(),
+        dead_letter_topic: k.dead_letter_topic.clone(),
+    });
+
+    // Start (or skip as a duplicate) one command.
+    let start = |tasks: &mut JoinSet<()>,
+                     known: &mut HashMap<String, (bool, i64)>,
+                     prog: &mut Progress,
+                     part: &mut Part,
+                     partition: i32,
+                     (offset, id, target, created_at, decision): (i64, String, String, Ts, Decision)| {
+        let now = Ts::now().0;
+        if let Some(k) = known.get_mut(&id) {
+            k.1 = now;
+            prog.duplicates += 1;
+            prog.settled += 1;
+            tracing::debug!(command = %id, "command already seen; not sent again");
+            return;
+        }
+        known.insert(id.clone(), (false, now));
+        part.pending.insert(offset);
+        prog.in_flight += 1;
+        let ctx = ctx.clone();
+        let fin = fin_tx.clone();
+        tasks.spawn(async move {
+            let recorded = ctx.run(&target, &decision, created_at, partition, offset).await;
+            let _ = fin.send(Finished {
+                partition,
+                offset,
+                command_id: id,
+                recorded,
+            });
+        });
+    };
+
+    loop {
+        tokio::select! {
+            m = consumer.recv() => {
+                let m = match m {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "commands topic consume error");
+                        continue;
+                    }
+                };
+                let (partition, offset) = (m.partition(), m.offset());
+                let Some(part) = parts.get_mut(&partition) else { continue };
+                part.next = offset + 1;
+                let now = Ts::now().0;
+                match serde_json::from_slice::<Record>(m.payload().unwrap_or(&[])) {
+                    Ok(Record::Command { command_id, target, created_at, decision }) => {
+                        part.remembered.push_back((offset, created_at.0.min(now)));
+                        let cmd = (offset, command_id, target, created_at, decision);
+                        if part.recover_to.is_some() {
+                            part.collected.push(cmd);
+                        } else {
+                            start(&mut tasks, &mut known, &mut prog, part, partition, cmd);
+                        }
+                    }
+                    Ok(Record::Outcome(o)) => {
+                        part.remembered.push_back((offset, o.finished_at.0.min(now)));
+                        known.insert(o.command_id, (true, now));
+                    }
+                    Err(e) => {
+                        tracing::warn!(partition, offset, error = %e, "unreadable record on the commands topic; skipped");
+                    }
+                }
+                if part.recover_to.is_some_and(|end| part.next >= end) {
+                    part.recover_to = None;
+                    let collected = std::mem::take(&mut part.collected);
+                    let waiting = collected.iter().filter(|c| !known.contains_key(&c.1)).count();
+                    if waiting > 0 {
+                        tracing::warn!(partition, commands = waiting, "resuming commands a previous run left without an outcome");
+                    }
+                    prog.resumed += waiting as u64;
+                    for cmd in collected {
+                        start(&mut tasks, &mut known, &mut prog, part, partition, cmd);
+                    }
+                }
+                progress.send_replace(prog);
+            }
+            Some(f) = fin_rx.recv() => {
+                finish(&mut parts, &mut known, &mut prog, f);
+                progress.send_replace(prog);
+            }
+            _ = tick.tick() => {
+                let horizon = Ts::now().0 - remember_ms;
+                known.retain(|_, (done, seen)| !*done || *seen >= horizon);
+                let mut tpl = TopicPartitionList::new();
+                for (p, part) in parts.iter_mut() {
+                    while part.remembered.front().is_some_and(|(_, t)| *t < horizon) {
+                        part.remembered.pop_front();
+                    }
+                    let o = part.commit_offset();
+                    if o > part.committed {
+                        tpl.add_partition_offset(&topic, *p, Offset::Offset(o))?;
+                        part.committed = o;
+                    }
+                }
+                if tpl.count() > 0 {
+                    if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
+                        tracing::warn!(error = %e, "commands topic commit failed; will retry");
+                    }
+                }
+            }
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    break;
+                }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+
+    // Shutdown: wait a while for commands in flight; whatever is left is resumed at the next start.
+    let drain = tokio::time::sleep(Duration::from_secs(cfg.drain_secs));
+    tokio::pin!(drain);
+    while prog.in_flight > 0 {
+        tokio::select! {
+            Some(f) = fin_rx.recv() => finish(&mut parts, &mut known, &mut prog, f),
+            _ = &mut drain => {
+                tracing::warn!(in_flight = prog.in_flight, "shutdown: commands still in flight are resumed at the next start");
+                break;
+            }
+        }
+    }
+    progress.send_replace(prog);
+    tasks.abort_all();
+    let mut tpl = TopicPartitionList::new();
+    for (p, part) in parts.iter() {
+        let o = part.commit_offset();
+        if o > part.committed {
+            tpl.add_partition_offset(&topic, *p, Offset::Offset(o))?;
+        }
+    }
+    if tpl.count() > 0 {
+        consumer.commit(&tpl, CommitMode::Sync)?;
+    }
+    Ok(())
+}
+
+fn finish(
+    parts: &mut HashMap<i32, Part>,
+    known: &mut HashMap<String, (bool, i64)>,
+    prog: &mut Progress,
+    f: Finished,
+) {
+    if f.recorded {
+        if let Some(part) = parts.get_mut(&f.partition) {
+            part.pending.remove(&f.offset);
+        }
+        known.insert(f.command_id, (true, Ts::now().0));
+    }
+    prog.in_flight = prog.in_flight.saturating_sub(1);
+    prog.settled += 1;
+}
+
+/// What a command's task needs.
+struct TaskCtx {
+    dispatcher: Dispatcher,
+    producer: FutureProducer,
+    topic: String,
+    dead_letter_topic: String,
+}
+
+impl TaskCtx {
+    /// Deliver, then record the outcome (and a dead letter when it failed). Returns whether the outcome is on
+    /// the topic.
+    async fn run(
+        &self,
+        target: &str,
+        d: &Decision,
+        created_at: Ts,
+        partition: i32,
+        offset: i64,
+    ) -> bool {
+        let delivery = self.dispatcher.deliver(target, d, created_at).await;
+        let outcome = Outcome::of(&delivery);
+        let rec = Record::Outcome(outcome.clone());
+        let Ok(body) = serde_json::to_vec(&rec) else {
+            return false;
+        };
+        if outcome.status != OutcomeStatus::Delivered {
+            let (code, reason) = match outcome.status {
+                OutcomeStatus::GivenUp => ("revocation_given_up", outcome.error.as_deref()),
+                _ => ("revocation_failed", outcome.error.as_deref()),
+            };
+            let source = format!("{}/{partition}@{offset}", self.topic);
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: "quench.error",
+                    value: Some(code),
+                })
+                .insert(Header {
+                    key: "quench.reason",
+                    value: Some(reason.unwrap_or("")),
+                })
+                .insert(Header {
+                    key: "quench.source",
+                    value: Some(source.as_str()),
+                });
+            if let Err(e) = produce(
+                &self.producer,
+                &self.dead_letter_topic,
+                &outcome.command_id,
+                &body,
+                Some(headers),
+            )
+            .await
+            {
+                tracing::error!(command = %outcome.command_id, error = %e, "cannot dead-letter a failed command");
+            }
+        }
+        for attempt in 1..=5u32 {
+            match produce(&self.producer, &self.topic, &outcome.command_id, &body, None).await {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::warn!(command = %outcome.command_id, attempt, error = %e, "cannot record a command's outcome");
+                    tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
+                }
+            }
+        }
+        tracing::error!(command = %outcome.command_id, "outcome not recorded; the command is resumed at the next start");
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_with_their_kind_tag() {
+        let o = Record::Outcome(Outcome {
+            command_id: "abc.okta".into(),
+            decision_id: "abc".into(),
+            target: "okta".into(),
+            status: OutcomeStatus::GivenUp,
+            http_status: None,
+            attempts: 7,
+            error: Some("HTTP 503".into()),
+            finished_at: Ts(1_700_000_000_000),
+        });
+        let s = serde_json::to_string(&o).unwrap();
+        assert!(s.starts_with(r#"{"kind":"outcome","command_id":"abc.okta""#), "{s}");
+        assert!(s.contains(r#""status":"given_up""#), "{s}");
+        match serde_json::from_str::<Record>(&s).unwrap() {
+            Record::Outcome(back) => assert_eq!(back.attempts, 7),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_partition_commits_only_past_what_it_still_needs() {
+        let mut p = Part {
+            next: 10,
+            ..Default::default()
+        };
+        assert_eq!(p.commit_offset(), 10);
+        p.pending.insert(4);
+        p.pending.insert(7);
+        assert_eq!(p.commit_offset(), 4);
+        p.remembered.push_back((2, 0));
+        assert_eq!(p.commit_offset(), 2);
+        p.remembered.clear();
+        p.pending.remove(&4);
+        assert_eq!(p.commit_offset(), 7);
+    }
+}
