@@ -173,6 +173,11 @@ fn main() -> anyhow::Result<()> {
                     "quench: {} records, {} dead-lettered, {} decisions; ingest→decision p50 {} µs p99 {} µs",
                     report.records, report.dead_letters, report.decisions, h.value_at_quantile(0.5), h.value_at_quantile(0.99)
                 );
+                let o = &r.outbox;
+                eprintln!(
+                    "quench: outbox: {} commands written, {} settled, {} resumed from a previous run, {} duplicates not sent again, {} left in flight",
+                    r.commands_written, o.settled, o.resumed, o.duplicates, o.in_flight
+                );
                 anyhow::Ok(())
             })?;
         }

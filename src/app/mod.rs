@@ -300,7 +300,11 @@ pub async fn run_kafka(
     if let Some(t) = task {
         match t.await {
             Ok(r) => r.map_err(IngestError::from)?,
-            Err(e) => return Err(AppError::Scenario(format!("the outbox dispatch loop failed: {e}"))),
+            Err(e) => {
+                return Err(AppError::Scenario(format!(
+                    "the outbox dispatch loop failed: {e}"
+                )))
+            }
         }
     }
     dispatcher.drain().await;
@@ -383,7 +387,7 @@ pub async fn demo(
         "Running the pipeline (Kafka → normalize → correlate → detect → decide → respond) …\n"
     )?;
     let mut printed = Vec::new();
-        let report = run_kafka(
+    let report = run_kafka(
         &kafka_cfg,
         &mut pipeline,
         &dispatcher,
@@ -393,7 +397,7 @@ pub async fn demo(
             printed.push(d.clone());
         },
     )
-        .await?
+    .await?
     .run;
     for d in &printed {
         writeln!(
@@ -410,7 +414,7 @@ pub async fn demo(
             writeln!(out, "    {:<18} {:.2}  {}", f.detector, f.score, f.reason)?;
         }
     }
-        drop(dispatcher);
+    drop(dispatcher);
     let mut deliveries = Vec::new();
     while let Some(x) = rx.recv().await {
         deliveries.push(x);

@@ -93,7 +93,8 @@ fn judge(r: &Received, okta_token: &str, secret: &str) -> u16 {
     }
 }
 
-async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Received> {
+/// Read one HTTP/1.1 request (head and `Content-Length` body).
+pub async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Received> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {

@@ -30,7 +30,7 @@ pub enum IngestError {
     Kafka(#[from] KafkaError),
     #[error("cannot serialize a decision: {0}")]
     Serialize(#[from] serde_json::Error),
-        #[error("producing to {topic}: {source}")]
+    #[error("producing to {topic}: {source}")]
     Produce { topic: String, source: KafkaError },
     #[error(transparent)]
     Outbox(#[from] OutboxError),
@@ -110,7 +110,7 @@ async fn send(
 pub async fn run(
     k: &KafkaConfig,
     pipeline: &mut Pipeline,
-        outbox: &Writer,
+    outbox: &Writer,
     opts: RunOptions,
     mut shutdown: watch::Receiver<bool>,
     mut on_decision: impl FnMut(&Decision),
@@ -217,7 +217,7 @@ pub async fn run(
             let _ = report
                 .latency_us
                 .record(received.elapsed().as_micros() as u64);
-                        on_decision(&d);
+            on_decision(&d);
             outbox.submit(&d).await?;
         }
         consumer.store_offset(topic, partition, offset)?;

@@ -27,7 +27,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Why a revocation request failed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
 pub enum RespondError {
-        #[error("HTTP {status}: {body}")]
+    #[error("HTTP {status}: {body}")]
     Status {
         status: u16,
         body: String,
@@ -67,7 +67,7 @@ pub(crate) async fn check(resp: reqwest::Response) -> Result<u16, RespondError> 
     if resp.status().is_success() {
         return Ok(status);
     }
-        let retry_after = resp
+    let retry_after = resp
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -76,7 +76,10 @@ pub(crate) async fn check(resp: reqwest::Response) -> Result<u16, RespondError> 
             parse_retry_after(v, now)
         });
     let mut body = resp.text().await.unwrap_or_default();
-    if let Some(cut) = (0..=300.min(body.len())).rev().find(|i| body.is_char_boundary(*i)) {
+    if let Some(cut) = (0..=300.min(body.len()))
+        .rev()
+        .find(|i| body.is_char_boundary(*i))
+    {
         body.truncate(cut);
     }
     Err(RespondError::Status {
@@ -120,7 +123,7 @@ pub enum ConfigError {
 
 /// One revocation target. `send` is the only required method.
 pub trait Responder: Send + Sync {
-        /// Carry out `d.action` for the decision's subject. `key` is the command's idempotency key (the same for
+    /// Carry out `d.action` for the decision's subject. `key` is the command's idempotency key (the same for
     /// every attempt and after a restart); send it where the API takes one. Returns the HTTP status on success.
     fn send<'a>(
         &'a self,
@@ -184,7 +187,7 @@ pub struct RespondConfig {
     pub timeout_ms: u64,
     /// Attempts per (decision, target), first included. Default 5.
     pub max_attempts: u32,
-        /// First retry delay in milliseconds, doubled each attempt (with up to 50 % random jitter), at most
+    /// First retry delay in milliseconds, doubled each attempt (with up to 50 % random jitter), at most
     /// `max_backoff_ms`. A `Retry-After` from the server replaces the computed delay. Default 200.
     pub backoff_ms: u64,
     /// Longest retry delay in milliseconds. Default 30000.
@@ -207,7 +210,7 @@ impl Default for RespondConfig {
     fn default() -> Self {
         RespondConfig {
             timeout_ms: 5000,
-                        max_attempts: 5,
+            max_attempts: 5,
             backoff_ms: 200,
             max_backoff_ms: 30_000,
             give_up_after_secs: 600,
@@ -224,7 +227,7 @@ pub struct Target {
     pub actions: Vec<Action>,
     /// Kinds of principal this target acts for (`principal_kinds`). Default: all.
     pub principal_kinds: Vec<PrincipalKind>,
-        /// Globs of the principals this target may act on (`allow`). Default: all.
+    /// Globs of the principals this target may act on (`allow`). Default: all.
     pub allow: Vec<String>,
     /// Requests per second at most (`rate_per_sec`, with bursts of `burst`). Default: unlimited.
     pub limit: Option<RateLimit>,
@@ -325,7 +328,7 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
             })?,
             None => Vec::new(),
         };
-                let allow: Vec<String> = match t.remove("allow") {
+        let allow: Vec<String> = match t.remove("allow") {
             Some(v) => v.try_into().map_err(|source| ConfigError::Parse {
                 index,
                 kind: kind.clone(),
@@ -388,7 +391,7 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
         out.push(Target {
             name,
             actions,
-                        principal_kinds,
+            principal_kinds,
             allow,
             limit,
             responder,
@@ -571,13 +574,14 @@ impl Dispatcher {
             return self.dry(&d);
         }
         let names: Vec<String> = self.targets_for(&d).map(String::from).collect();
+        let started = Ts::now();
         for name in names {
             let me = self.clone();
             let d = d.clone();
             let guard = self.inner.tracker.enter();
             tokio::spawn(async move {
                 let _guard = guard;
-                me.deliver(&name, &d, d.decided_at).await;
+                me.deliver(&name, &d, started).await;
             });
         }
     }
@@ -724,20 +728,107 @@ mod tests {
     fn retry_hints_follow_the_status() {
         assert!(RespondError::Status {
             status: 429,
-            body: String::new()
+            body: String::new(),
+            retry_after: None
         }
         .retryable());
         assert!(RespondError::Status {
             status: 503,
-            body: String::new()
+            body: String::new(),
+            retry_after: None
         }
         .retryable());
         assert!(!RespondError::Status {
             status: 404,
-            body: String::new()
+            body: String::new(),
+            retry_after: None
         }
         .retryable());
         assert!(!RespondError::Credentials("x".into()).retryable());
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds_or_an_http_date() {
+        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        // 1_700_000_000 is Tue, 14 Nov 2023 22:13:20 GMT
+        assert_eq!(
+            parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after("999999", now),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    fn build(toml_text: &str) -> Result<Vec<Target>, String> {
+        std::env::set_var("QUENCH_TEST_BUILD_SECRET", "0123456789abcdef0123");
+        let cfg: RespondConfig = toml::from_str(toml_text).unwrap();
+        build_targets(&cfg).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn rate_limits_and_target_names_are_checked_at_start_up() {
+        let hook = "type = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsecret_env = \"QUENCH_TEST_BUILD_SECRET\"\n";
+        let e = build(&format!("[[targets]]\n{hook}rate_per_sec = 0\n"))
+            .err()
+            .unwrap();
+        assert!(e.contains("rate_per_sec") && e.contains("above 0"), "{e}");
+        let e = build(&format!("[[targets]]\n{hook}burst = 3\n"))
+            .err()
+            .unwrap();
+        assert!(
+            e.contains("burst") && e.contains("needs rate_per_sec"),
+            "{e}"
+        );
+        let e = build(&format!("[[targets]]\n{hook}[[targets]]\n{hook}"))
+            .err()
+            .unwrap();
+        assert!(e.contains("targets[1].name") && e.contains("unique"), "{e}");
+        let ok = build(&format!(
+            "[[targets]]\n{hook}rate_per_sec = 2.5\nburst = 4\n"
+        ))
+        .unwrap();
+        assert!(ok[0].limit.is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limit_spaces_requests_after_the_burst() {
+        let l = RateLimit::new(2.0, 3);
+        let t0 = tokio::time::Instant::now();
+        let mut at = Vec::new();
+        for _ in 0..6 {
+            l.acquire().await;
+            at.push((tokio::time::Instant::now() - t0).as_millis());
+        }
+        // three at once, then one every 500 ms
+        assert_eq!(at, vec![0, 0, 0, 500, 1000, 1500]);
+    }
+
+    #[test]
+    fn a_ca_bundle_that_is_not_pem_is_rejected_naming_the_key() {
+        let dir = std::env::temp_dir().join(format!("quench-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("ca.pem");
+        std::fs::write(&f, "not a certificate").unwrap();
+        let cfg = RespondConfig {
+            ca_bundle: Some(f),
+            ..Default::default()
+        };
+        let e = Dispatcher::new(cfg, vec![], None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("respond.ca_bundle") && e.contains("ca.pem"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -112,7 +112,8 @@ pub enum OutcomeStatus {
 }
 
 impl Outcome {
-    fn of(d: &Delivery) -> Self {
+    /// The outcome a delivery report amounts to.
+    pub fn of(d: &Delivery) -> Self {
         let (status, http_status, error) = match &d.result {
             Ok(s) => (OutcomeStatus::Delivered, Some(*s), None),
             Err(e) if d.retryable => (OutcomeStatus::GivenUp, None, Some(e.clone())),
@@ -269,6 +270,16 @@ impl Part {
     }
 }
 
+/// What the dispatch loop knows of one command id.
+struct Known {
+    /// Its outcome is recorded.
+    finished: bool,
+    /// A command record with this id was seen (a second one is a duplicate).
+    commanded: bool,
+    /// Wall-clock ms it was last seen; finished commands are forgotten `remember_secs` after.
+    at: i64,
+}
+
 struct Finished {
     partition: i32,
     offset: i64,
@@ -340,7 +351,7 @@ pub async fn dispatch(
     consumer.assign(&assign)?;
     tracing::info!(topic = %topic, partitions = ids.len(), recovering = parts.values().filter(|p| p.recover_to.is_some()).count(), "outbox dispatch started");
 
-    let mut known: HashMap<String, (bool, i64)> = HashMap::new(); // command id → (finished, last seen ms)
+    let mut known: HashMap<String, Known> = HashMap::new();
     let mut prog = Progress::default();
     let mut tasks = JoinSet::new();
     let (fin_tx, mut fin_rx) = mpsc::unbounded_channel::<Finished>();
@@ -354,37 +365,71 @@ pub async fn dispatch(
     });
 
     // Start (or skip as a duplicate) one command.
-    let start = |tasks: &mut JoinSet<()>,
-                     known: &mut HashMap<String, (bool, i64)>,
-                     prog: &mut Progress,
-                     part: &mut Part,
-                     partition: i32,
-                     (offset, id, target, created_at, decision): (i64, String, String, Ts, Decision)| {
-        let now = Ts::now().0;
-        if let Some(k) = known.get_mut(&id) {
-            k.1 = now;
-            prog.duplicates += 1;
-            prog.settled += 1;
-            tracing::debug!(command = %id, "command already seen; not sent again");
-            return;
-        }
-        known.insert(id.clone(), (false, now));
-        part.pending.insert(offset);
-        prog.in_flight += 1;
-        let ctx = ctx.clone();
-        let fin = fin_tx.clone();
-        tasks.spawn(async move {
-            let recorded = ctx.run(&target, &decision, created_at, partition, offset).await;
-            let _ = fin.send(Finished {
-                partition,
-                offset,
-                command_id: id,
-                recorded,
+    let start =
+        |tasks: &mut JoinSet<()>,
+         known: &mut HashMap<String, Known>,
+         prog: &mut Progress,
+         part: &mut Part,
+         partition: i32,
+         resuming: bool,
+         (offset, id, target, created_at, decision): (i64, String, String, Ts, Decision)| {
+            let now = Ts::now().0;
+            let k = known.entry(id.clone()).or_insert(Known {
+                finished: false,
+                commanded: false,
+                at: now,
             });
-        });
-    };
+            k.at = now;
+            if k.commanded {
+                prog.duplicates += 1;
+                prog.settled += 1;
+                tracing::debug!(command = %id, "command already seen; not sent again");
+                return;
+            }
+            k.commanded = true;
+            if k.finished {
+                prog.settled += 1; // its outcome is on the topic: done before this start
+                return;
+            }
+            if resuming {
+                prog.resumed += 1;
+            }
+            part.pending.insert(offset);
+            prog.in_flight += 1;
+            let ctx = ctx.clone();
+            let fin = fin_tx.clone();
+            tasks.spawn(async move {
+                let recorded = ctx
+                    .run(&target, &decision, created_at, partition, offset)
+                    .await;
+                let _ = fin.send(Finished {
+                    partition,
+                    offset,
+                    command_id: id,
+                    recorded,
+                });
+            });
+        };
 
+    let mut stop_at: Option<HashMap<i32, i64>> = None;
+    let drain = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(drain);
     loop {
+        if let Some(ends) = &stop_at {
+            if drain.deadline() > tokio::time::Instant::now() + Duration::from_secs(cfg.drain_secs)
+            {
+                drain
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + Duration::from_secs(cfg.drain_secs));
+            }
+            if ends.iter().all(|(p, end)| {
+                parts
+                    .get(p)
+                    .is_none_or(|x| x.next >= *end && x.recover_to.is_none())
+            }) {
+                break;
+            }
+        }
         tokio::select! {
             m = consumer.recv() => {
                 let m = match m {
@@ -405,12 +450,22 @@ pub async fn dispatch(
                         if part.recover_to.is_some() {
                             part.collected.push(cmd);
                         } else {
-                            start(&mut tasks, &mut known, &mut prog, part, partition, cmd);
+                            start(&mut tasks, &mut known, &mut prog, part, partition, false, cmd);
                         }
                     }
                     Ok(Record::Outcome(o)) => {
                         part.remembered.push_back((offset, o.finished_at.0.min(now)));
-                        known.insert(o.command_id, (true, now));
+                        known
+                            .entry(o.command_id)
+                            .and_modify(|k| {
+                                k.finished = true;
+                                k.at = now;
+                            })
+                            .or_insert(Known {
+                                finished: true,
+                                commanded: false,
+                                at: now,
+                            });
                     }
                     Err(e) => {
                         tracing::warn!(partition, offset, error = %e, "unreadable record on the commands topic; skipped");
@@ -419,13 +474,12 @@ pub async fn dispatch(
                 if part.recover_to.is_some_and(|end| part.next >= end) {
                     part.recover_to = None;
                     let collected = std::mem::take(&mut part.collected);
-                    let waiting = collected.iter().filter(|c| !known.contains_key(&c.1)).count();
-                    if waiting > 0 {
-                        tracing::warn!(partition, commands = waiting, "resuming commands a previous run left without an outcome");
-                    }
-                    prog.resumed += waiting as u64;
+                    let before = prog.resumed;
                     for cmd in collected {
-                        start(&mut tasks, &mut known, &mut prog, part, partition, cmd);
+                        start(&mut tasks, &mut known, &mut prog, part, partition, true, cmd);
+                    }
+                    if prog.resumed > before {
+                        tracing::warn!(partition, commands = prog.resumed - before, "resumed commands a previous run left without an outcome");
                     }
                 }
                 progress.send_replace(prog);
@@ -436,7 +490,7 @@ pub async fn dispatch(
             }
             _ = tick.tick() => {
                 let horizon = Ts::now().0 - remember_ms;
-                known.retain(|_, (done, seen)| !*done || *seen >= horizon);
+                known.retain(|_, k| !k.finished || k.at >= horizon);
                 let mut tpl = TopicPartitionList::new();
                 for (p, part) in parts.iter_mut() {
                     while part.remembered.front().is_some_and(|(_, t)| *t < horizon) {
@@ -454,18 +508,23 @@ pub async fn dispatch(
                     }
                 }
             }
-            r = shutdown.changed() => {
+            r = shutdown.changed(), if stop_at.is_none() => {
                 if r.is_err() || *shutdown.borrow() {
-                    break;
+                    // finish what is already written (this instance's own last commands), within drain_secs
+                    let mut ends = HashMap::new();
+                    for p in parts.keys() {
+                        let (_, high) = consumer.fetch_watermarks(&topic, *p, timeout)?;
+                        ends.insert(*p, high);
+                    }
+                    stop_at = Some(ends);
                 }
             }
+            _ = &mut drain, if stop_at.is_some() => break,
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
 
-    // Shutdown: wait a while for commands in flight; whatever is left is resumed at the next start.
-    let drain = tokio::time::sleep(Duration::from_secs(cfg.drain_secs));
-    tokio::pin!(drain);
+    // Shutdown: wait (within drain_secs) for commands in flight; whatever is left is resumed at the next start.
     while prog.in_flight > 0 {
         tokio::select! {
             Some(f) = fin_rx.recv() => finish(&mut parts, &mut known, &mut prog, f),
@@ -492,7 +551,7 @@ pub async fn dispatch(
 
 fn finish(
     parts: &mut HashMap<i32, Part>,
-    known: &mut HashMap<String, (bool, i64)>,
+    known: &mut HashMap<String, Known>,
     prog: &mut Progress,
     f: Finished,
 ) {
@@ -500,7 +559,10 @@ fn finish(
         if let Some(part) = parts.get_mut(&f.partition) {
             part.pending.remove(&f.offset);
         }
-        known.insert(f.command_id, (true, Ts::now().0));
+        if let Some(k) = known.get_mut(&f.command_id) {
+            k.finished = true;
+            k.at = Ts::now().0;
+        }
     }
     prog.in_flight = prog.in_flight.saturating_sub(1);
     prog.settled += 1;
@@ -563,7 +625,15 @@ impl TaskCtx {
             }
         }
         for attempt in 1..=5u32 {
-            match produce(&self.producer, &self.topic, &outcome.command_id, &body, None).await {
+            match produce(
+                &self.producer,
+                &self.topic,
+                &outcome.command_id,
+                &body,
+                None,
+            )
+            .await
+            {
                 Ok(()) => return true,
                 Err(e) => {
                     tracing::warn!(command = %outcome.command_id, attempt, error = %e, "cannot record a command's outcome");
@@ -593,7 +663,10 @@ mod tests {
             finished_at: Ts(1_700_000_000_000),
         });
         let s = serde_json::to_string(&o).unwrap();
-        assert!(s.starts_with(r#"{"kind":"outcome","command_id":"abc.okta""#), "{s}");
+        assert!(
+            s.starts_with(r#"{"kind":"outcome","command_id":"abc.okta""#),
+            "{s}"
+        );
         assert!(s.contains(r#""status":"given_up""#), "{s}");
         match serde_json::from_str::<Record>(&s).unwrap() {
             Record::Outcome(back) => assert_eq!(back.attempts, 7),

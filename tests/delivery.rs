@@ -1,0 +1,125 @@
+//! Delivery under pressure: a target that answers 429 with `Retry-After` is retried no sooner than it asked, and
+//! one that keeps failing is given up after `give_up_after_secs`, with a report saying a retry could still help.
+
+#![allow(clippy::unwrap_used)]
+
+use quench::app::stub;
+use quench::decide::{Action, Decision};
+use quench::event::{PrincipalKind, Ts};
+use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::io::AsyncWriteExt;
+
+/// Answers with the scripted statuses in turn (the last one repeats); records when each request came.
+async fn scripted(script: Vec<&'static str>) -> (std::net::SocketAddr, Arc<Mutex<Vec<Instant>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = l.accept().await {
+            if stub::read_request(&mut sock).await.is_none() {
+                continue;
+            }
+            let n = {
+                let mut v = s2.lock().unwrap();
+                v.push(Instant::now());
+                v.len() - 1
+            };
+            let head = script[n.min(script.len() - 1)];
+            let reply =
+                format!("HTTP/1.1 {head}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = sock.write_all(reply.as_bytes()).await;
+        }
+    });
+    (addr, seen)
+}
+
+fn decision() -> Decision {
+    Decision {
+        decision_id: "d".repeat(32),
+        decided_at: Ts::now(),
+        event_time: Ts::now(),
+        action: Action::RevokeToken,
+        principal: Some("agent-7".into()),
+        principal_id: None,
+        principal_kind: PrincipalKind::Agent,
+        token_id: Some("tok-7".into()),
+        session_id: None,
+        job_id: None,
+        score: 0.8,
+        findings: vec![],
+        evidence: vec![],
+        guardrail: None,
+        shadow: false,
+    }
+}
+
+fn dispatcher(addr: std::net::SocketAddr, extra: &str) -> Dispatcher {
+    std::env::set_var("QUENCH_TEST_DELIVERY_SECRET", "delivery-secret-0123456789");
+    let toml = format!(
+        "{extra}\n[[targets]]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_DELIVERY_SECRET\"\n"
+    );
+    let cfg: RespondConfig = toml::from_str(&toml).unwrap();
+    let targets = build_targets(&cfg).unwrap();
+    Dispatcher::new(cfg, targets, None).unwrap()
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_no_sooner_than_asked() {
+    let (addr, seen) = scripted(vec![
+        "429 Too Many Requests\r\nretry-after: 1",
+        "202 Accepted",
+    ])
+    .await;
+    // the computed backoff alone would retry after 10 ms
+    let disp = dispatcher(addr, "backoff_ms = 10");
+    let r = disp.deliver("webhook", &decision(), Ts::now()).await;
+    assert_eq!(r.result, Ok(202));
+    assert_eq!(r.attempts, 2);
+    assert_eq!(r.command_id, format!("{}.webhook", "d".repeat(32)));
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen[1] - seen[0] >= std::time::Duration::from_millis(950),
+        "{:?}",
+        seen[1] - seen[0]
+    );
+}
+
+#[tokio::test]
+async fn a_target_that_keeps_failing_is_given_up_after_the_deadline() {
+    let (addr, seen) = scripted(vec!["503 Service Unavailable"]).await;
+    let disp = dispatcher(
+        addr,
+        "backoff_ms = 50\nmax_backoff_ms = 200\nmax_attempts = 1000\ngive_up_after_secs = 1",
+    );
+    let r = disp.deliver("webhook", &decision(), Ts::now()).await;
+    let e = r.result.clone().unwrap_err();
+    assert!(
+        e.contains("given up") && e.contains("give_up_after_secs = 1"),
+        "{e}"
+    );
+    assert!(r.retryable);
+    assert!(r.attempts >= 3 && r.attempts < 1000, "{}", r.attempts);
+    assert_eq!(seen.lock().unwrap().len() as u32, r.attempts);
+    // the outbox records it as given up (and dead-letters it)
+    let o = outbox::Outcome::of(&r);
+    assert_eq!(o.status, outbox::OutcomeStatus::GivenUp);
+    assert_eq!(o.attempts, r.attempts);
+}
+
+#[tokio::test]
+async fn a_refusal_no_retry_can_fix_is_not_retried() {
+    let (addr, seen) = scripted(vec!["403 Forbidden"]).await;
+    let disp = dispatcher(addr, "backoff_ms = 10");
+    let r = disp.deliver("webhook", &decision(), Ts::now()).await;
+    assert!(r.result.clone().unwrap_err().contains("403"));
+    assert!(!r.retryable);
+    assert_eq!(
+        outbox::Outcome::of(&r).status,
+        outbox::OutcomeStatus::Failed
+    );
+    assert_eq!(r.attempts, 1);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
