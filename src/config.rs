@@ -206,7 +206,7 @@ mod tests {
         let norm = normalize::Normalize::new(&cfg.normalize).unwrap();
         let k = cfg.validate_kafka(&norm).unwrap();
         assert!(!k.topics.is_empty());
-        assert_eq!(cfg.respond.targets.len(), 3);
+        assert_eq!(cfg.respond.targets.len(), 4);
         detect::Detect::new(&cfg.detect).unwrap();
         decide::Decide::new(cfg.decide.clone()).unwrap();
     }

@@ -89,6 +89,11 @@ enum Cmd {
         #[arg(long, default_value_t = 3600)]
         window: i64,
     },
+    /// Print the JWK Set receivers verify Quench's signed events with (the public keys of the `caep` targets).
+    Jwks {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Turn raw events into unified session events (JSON Lines on stdout); failures on stderr.
     Normalize {
         #[arg(required = true)]
@@ -275,6 +280,19 @@ fn main() -> anyhow::Result<()> {
             let cfg = load(config.as_ref())?;
             let (d, rows) = rt.block_on(app::explain::explain(&cfg, &files, &decision, window))?;
             print!("{}", app::explain::render(&d, &rows));
+        }
+        Cmd::Jwks { config } => {
+            init_logs(cli.log_json);
+            let cfg = Config::load(&config)?;
+            let targets = respond::build_targets(&cfg.respond)?;
+            let set = respond::jwks(&targets);
+            if set["keys"].as_array().is_none_or(|k| k.is_empty()) {
+                bail!(
+                    "no target in {} signs what it sends (type = \"caep\")",
+                    config.display()
+                );
+            }
+            println!("{}", serde_json::to_string_pretty(&set)?);
         }
         Cmd::Normalize {
             files,

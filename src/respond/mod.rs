@@ -5,6 +5,7 @@
 //! Each target runs independently on the async runtime: timeouts, retries with exponential backoff for errors a
 //! retry can help, and a dry run (logged, not sent) when no target is configured. Ingestion never waits on it.
 
+mod caep;
 mod google;
 mod graph;
 mod okta;
@@ -137,6 +138,20 @@ pub trait Responder: Send + Sync {
     fn secrets(&self) -> Vec<&str> {
         Vec::new()
     }
+
+    /// The public JWK a receiver verifies this target's signatures with (`quench jwks`). Default: none.
+    fn public_key(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// The JWK Set of every configured target that signs what it sends (for receivers to verify with).
+pub fn jwks(targets: &[Target]) -> serde_json::Value {
+    let keys: Vec<serde_json::Value> = targets
+        .iter()
+        .filter_map(|t| t.responder.public_key())
+        .collect();
+    serde_json::json!({ "keys": keys })
 }
 
 /// A registry entry: the target type's name and how to build it from its `[[respond.targets]]` table.
@@ -163,6 +178,10 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: google::NAME,
             build: google::build,
+        },
+        Registered {
+            name: caep::NAME,
+            build: caep::build,
         },
     ]
 }
