@@ -301,3 +301,50 @@ async fn google_sign_out_matches_the_admin_directory_discovery_document() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+#[tokio::test]
+async fn slack_session_reset_and_invalidate_match_the_slack_web_api_spec() {
+    let Some(shared) = shared() else {
+        eprintln!("skipped: ../shared/tools/spec-mock is not beside this checkout");
+        return;
+    };
+    let mock = spec_mock(
+        &shared,
+        "slack/slack_web_openapi_v2.json",
+        &["/admin.users.session"],
+    );
+    std::env::set_var("QUENCH_TEST_SLACK_TOKEN", "xoxp-test-admin-token-0123");
+    let toml = format!(
+        "[[targets]]\ntype = \"slack\"\nbase_url = \"{}\"\ntoken_env = \"QUENCH_TEST_SLACK_TOKEN\"\nteam_id = \"T012AB3C4\"\n",
+        mock.url
+    );
+    // terminate_session of a user known by Slack id: admin.users.session.reset
+    let mut d = decision(Action::TerminateSession, "alice@example.com", "W012A3CDE");
+    assert_eq!(dispatch_one(&toml, d.clone()).await, Ok(200));
+    // revoke_token naming a Slack session: admin.users.session.invalidate (session_id is an integer)
+    d.action = Action::RevokeToken;
+    d.session_id = Some("913888259765".into());
+    assert_eq!(dispatch_one(&toml, d).await, Ok(200));
+
+    // control: without the `token` header the spec declares, the mock refuses (422)
+    let r = reqwest::Client::new()
+        .post(format!("{}/admin.users.session.reset", mock.url))
+        .bearer_auth("xoxp-test-admin-token-0123")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("user_id=W012A3CDE")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    // control: a non-integer session id breaks the invalidate method's schema
+    let r = reqwest::Client::new()
+        .post(format!("{}/admin.users.session.invalidate", mock.url))
+        .bearer_auth("x")
+        .header("token", "x")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("team_id=T1&session_id=abc")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+}

@@ -10,6 +10,8 @@ mod google;
 mod graph;
 mod okta;
 pub mod outbox;
+mod salesforce;
+mod slack;
 mod webhook;
 pub use webhook::signature as webhook_signature;
 
@@ -41,6 +43,9 @@ pub enum RespondError {
     Target(String),
     #[error("credentials: {0}")]
     Credentials(String),
+    /// The API answered 2xx but reported an error in its body (Slack's `{"ok": false}`).
+    #[error("API error: {error}")]
+    Api { error: String, retryable: bool },
 }
 
 impl RespondError {
@@ -51,6 +56,7 @@ impl RespondError {
                 *status == 429 || *status >= 500 || *status == 408
             }
             RespondError::Transport(_) => true,
+            RespondError::Api { retryable, .. } => *retryable,
             RespondError::Target(_) | RespondError::Credentials(_) => false,
         }
     }
@@ -68,6 +74,12 @@ pub(crate) async fn check(resp: reqwest::Response) -> Result<u16, RespondError> 
     if resp.status().is_success() {
         return Ok(status);
     }
+    Err(status_error(resp).await)
+}
+
+/// The [`RespondError::Status`] of a non-2xx response: status, the start of the body, `Retry-After`.
+pub(crate) async fn status_error(resp: reqwest::Response) -> RespondError {
+    let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
         .get(reqwest::header::RETRY_AFTER)
@@ -83,11 +95,11 @@ pub(crate) async fn check(resp: reqwest::Response) -> Result<u16, RespondError> 
     {
         body.truncate(cut);
     }
-    Err(RespondError::Status {
+    RespondError::Status {
         status,
         body,
         retry_after,
-    })
+    }
 }
 
 /// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3), relative to `now`; capped at one hour.
@@ -182,6 +194,14 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: caep::NAME,
             build: caep::build,
+        },
+        Registered {
+            name: slack::NAME,
+            build: slack::build,
+        },
+        Registered {
+            name: salesforce::NAME,
+            build: salesforce::build,
         },
     ]
 }
