@@ -132,6 +132,14 @@ async fn okta_session_clear_matches_the_okta_management_spec() {
     )
     .await;
     assert_eq!(got, Ok(204));
+    // one session only, and one OAuth client's tokens only
+    let modes = format!(
+        "{toml}revoke_token = \"session\"\nterminate_session = \"client_tokens\"\nclient_id = \"0oaagentplatform\"\n"
+    );
+    let d = decision(Action::RevokeToken, "alice@example.com", "00ualice");
+    assert_eq!(dispatch_one(&modes, d).await, Ok(204));
+    let d = decision(Action::TerminateSession, "alice@example.com", "00ualice");
+    assert_eq!(dispatch_one(&modes, d).await, Ok(204));
 
     // control: the same call without credentials breaks the spec's security requirement
     let r = reqwest::Client::new()
@@ -343,6 +351,34 @@ async fn slack_session_reset_and_invalidate_match_the_slack_web_api_spec() {
         .header("token", "x")
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body("team_id=T1&session_id=abc")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+}
+
+#[tokio::test]
+async fn okta_universal_logout_matches_the_okta_oauth_spec() {
+    let Some(shared) = shared() else {
+        eprintln!("skipped: ../shared/tools/spec-mock is not beside this checkout");
+        return;
+    };
+    let mock = spec_mock(&shared, "okta/okta-oauth-minimal.yaml", &[]);
+    std::env::set_var("QUENCH_TEST_OKTA_UL_TOKEN", "00abcdefghijklmnopqrstuvwxyz");
+    let toml = format!("[[targets]]\ntype = \"okta\"\nbase_url = \"{}\"\napi_token_env = \"QUENCH_TEST_OKTA_UL_TOKEN\"\nterminate_session = \"universal_logout\"\n", mock.url);
+    let got = dispatch_one(
+        &toml,
+        decision(Action::TerminateSession, "alice@example.com", "00ualice"),
+    )
+    .await;
+    assert_eq!(got, Ok(204));
+
+    // control: a subject format the spec does not know is refused
+    let r = reqwest::Client::new()
+        .post(format!("{}/oauth2/v1/global-token-revocation", mock.url))
+        .header("Authorization", "SSWS 00abcdefghijklmnopqrstuvwxyz")
+        .header("Content-Type", "application/json")
+        .body(r#"{"sub_id":{"format":"phone","phone":"+15550100"}}"#)
         .send()
         .await
         .unwrap();
