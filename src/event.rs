@@ -449,7 +449,55 @@ pub struct SessionEvent<'a> {
     pub location_untrusted: bool,
 }
 
+/// A session or token ended, as an IdP or SaaS logged it: what confirms that a revocation took effect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ended {
+    pub event_id: String,
+    pub event_time: Ts,
+    /// The logging vendor (`okta`, `microsoft`, `google` …) and its event type.
+    pub vendor: String,
+    pub action: String,
+    /// Whose sessions ended, lower-cased: the user an admin action targeted, else the principal (e-mail and id).
+    pub subjects: Vec<String>,
+}
+
 impl<'a> SessionEvent<'a> {
+    /// When this event records a session or token ending (not a failed attempt), who and when.
+    pub fn ended(&self) -> Option<Ended> {
+        if !matches!(self.category, Category::SessionEnd | Category::TokenRevoked)
+            || self.outcome == Outcome::Failure
+        {
+            return None;
+        }
+        let target = self.resource.object_id.as_deref().filter(|_| {
+            self.resource
+                .object_type
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("user"))
+        });
+        let subjects: Vec<String> = match target {
+            Some(t) => vec![t.to_ascii_lowercase()],
+            None => [
+                self.principal.email.as_deref(),
+                self.principal.id.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(str::to_ascii_lowercase)
+            .collect(),
+        };
+        if subjects.is_empty() {
+            return None;
+        }
+        Some(Ended {
+            event_id: self.event_id.to_string(),
+            event_time: self.event_time,
+            vendor: self.source.vendor.to_string(),
+            action: self.action.as_deref().unwrap_or("").to_string(),
+            subjects,
+        })
+    }
+
     /// An empty event of a given source and category; normalizers fill in the rest.
     pub fn new(
         source: SourceInfo<'a>,

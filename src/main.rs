@@ -183,6 +183,10 @@ fn main() -> anyhow::Result<()> {
                     "quench: outbox: {} commands written, {} settled, {} resumed from a previous run, {} duplicates not sent again, {} left in flight",
                     r.commands_written, o.settled, o.resumed, o.duplicates, o.in_flight
                 );
+                eprintln!(
+                    "quench: confirmations: {} confirmed by the vendor's log, {} unconfirmed (alerted), {} still awaited",
+                    o.confirmed, o.unconfirmed, o.awaiting_confirmation
+                );
                 anyhow::Ok(())
             })?;
         }

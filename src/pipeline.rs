@@ -9,7 +9,7 @@ use crate::config::{Config, ConfigError};
 use crate::correlate::Correlator;
 use crate::decide::{Action, Decide, Decision};
 use crate::detect::{Detect, Finding};
-use crate::event::{Provenance, SessionEvent, Ts};
+use crate::event::{Ended, Provenance, SessionEvent, Ts};
 use crate::normalize::{Context, Normalize, NormalizeError};
 use std::collections::BTreeMap;
 
@@ -30,6 +30,9 @@ pub struct Pipeline {
     detect: Detect,
     decide: Decide,
     findings: Vec<Finding>,
+    /// Session and token endings seen, kept only when `collect_ended` is on (for revocation confirmation).
+    ended: Vec<Ended>,
+    collect_ended: bool,
     pub stats: Stats,
 }
 
@@ -48,12 +51,24 @@ impl Pipeline {
             detect: Detect::new(&cfg.detect)?,
             decide: Decide::new(cfg.decide.clone())?,
             findings: Vec::new(),
+            ended: Vec::new(),
+            collect_ended: false,
             stats: Stats::default(),
         })
     }
 
     pub fn normalizer(&self) -> &Normalize {
         &self.normalize
+    }
+
+    /// Keep the session and token endings the input shows, for [`Pipeline::take_ended`] (off by default).
+    pub fn collect_ended(&mut self, on: bool) {
+        self.collect_ended = on;
+    }
+
+    /// The endings seen since the last call.
+    pub fn take_ended(&mut self) -> std::vec::Drain<'_, Ended> {
+        self.ended.drain(..)
     }
 
     /// Process one message; decisions are appended to `out`. Returns how many events it held.
@@ -79,6 +94,9 @@ impl Pipeline {
         *self.stats.per_format.entry(format).or_default() += n as u64;
         self.stats.events += n as u64;
         for mut ev in events {
+            if self.collect_ended {
+                self.ended.extend(ev.ended());
+            }
             self.correlate.correlate(&mut ev);
             self.detect.observe(&ev, &mut self.findings);
             for f in self.findings.drain(..) {

@@ -263,7 +263,11 @@ pub async fn run_kafka(
     on_decision: impl FnMut(&Decision),
 ) -> Result<KafkaReport, AppError> {
     let stop_at_end = opts.stop_at_end;
-    let writer = outbox::Writer::new(k, dispatcher.clone()).map_err(IngestError::from)?;
+    let watch = dispatcher.watches_confirmations() && dispatcher.config().outbox.dispatch;
+    pipeline.collect_ended(watch);
+    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+    let writer = outbox::Writer::new(k, dispatcher.clone(), watch.then_some(ended_tx))
+        .map_err(IngestError::from)?;
     let (prog_tx, mut prog_rx) = watch::channel(outbox::Progress::default());
     let (loop_stop_tx, loop_stop_rx) = watch::channel(false);
     let mut task = (dispatcher.config().outbox.dispatch && !dispatcher.dry_run()).then(|| {
@@ -272,6 +276,7 @@ pub async fn run_kafka(
             dispatcher.clone(),
             loop_stop_rx,
             prog_tx,
+            ended_rx,
         ))
     });
     let stopped = |r: Result<Result<(), outbox::OutboxError>, tokio::task::JoinError>| match r {

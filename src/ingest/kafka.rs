@@ -15,7 +15,7 @@ use crate::respond::outbox::{OutboxError, Writer};
 use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
@@ -203,6 +203,9 @@ pub async fn run(
                 .await?;
             }
         }
+        for e in pipeline.take_ended() {
+            outbox.observe(e);
+        }
         for d in decisions.drain(..) {
             let body = serde_json::to_vec(&d)?;
             send(
@@ -232,14 +235,19 @@ pub async fn run(
             }
         }
         if last_commit.elapsed() >= Duration::from_millis(k.commit_interval_ms) {
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Async) {
-                tracing::warn!(error = %e, "offset commit failed; will retry");
+            match consumer.commit_consumer_state(CommitMode::Async) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
             }
             last_commit = Instant::now();
         }
     }
     if stored_any {
-        consumer.commit_consumer_state(CommitMode::Sync)?;
+        match consumer.commit_consumer_state(CommitMode::Sync) {
+            // everything processed was already committed by the periodic commit
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(report)
 }

@@ -296,6 +296,13 @@ impl Normalizer for Okta {
                 ev.principal.email = t.alternate_id.filter(|s| s.contains('@'));
                 ev.principal.id = t.id;
                 ev.principal.display_name = t.display_name;
+            } else if is(&["user"])
+                && matches!(ev.category, Category::SessionEnd | Category::TokenRevoked)
+                && ev.resource.object_id.is_none()
+            {
+                // an admin or API client ended this user's sessions (user.session.clear): the user is the object
+                ev.resource.object_type = Some("User".into());
+                ev.resource.object_id = t.alternate_id.or(t.id);
             }
         }
         ev.action = Some(r.event_type);

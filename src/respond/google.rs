@@ -46,6 +46,10 @@ pub struct Google {
 }
 
 impl Responder for Google {
+    fn confirmed_by(&self) -> Option<&'static str> {
+        Some("google")
+    }
+
     fn secrets(&self) -> Vec<&str> {
         vec![self.token.as_str()]
     }

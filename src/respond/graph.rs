@@ -154,6 +154,10 @@ fn enc(s: &str) -> String {
 }
 
 impl Responder for Graph {
+    fn confirmed_by(&self) -> Option<&'static str> {
+        Some("microsoft")
+    }
+
     fn secrets(&self) -> Vec<&str> {
         match &self.cred {
             Cred::Static(t) => vec![t.as_str()],

@@ -6,6 +6,7 @@
 //! retry can help, and a dry run (logged, not sent) when no target is configured. Ingestion never waits on it.
 
 mod caep;
+pub mod confirm;
 mod google;
 mod graph;
 mod okta;
@@ -155,6 +156,12 @@ pub trait Responder: Send + Sync {
     fn public_key(&self) -> Option<serde_json::Value> {
         None
     }
+
+    /// The vendor (as normalized events name it) whose own log shows this target's revocations taking effect,
+    /// which makes `confirm_within_secs` possible. Default: none.
+    fn confirmed_by(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// The JWK Set of every configured target that signs what it sends (for receivers to verify with).
@@ -270,6 +277,9 @@ pub struct Target {
     pub allow: Vec<String>,
     /// Requests per second at most (`rate_per_sec`, with bursts of `burst`). Default: unlimited.
     pub limit: Option<RateLimit>,
+    /// Seconds within which the vendor's own log must show a delivered revocation taking effect, else an alert
+    /// (`confirm_within_secs`). Default: not watched.
+    pub confirm_within_secs: Option<u64>,
     pub responder: Box<dyn Responder>,
 }
 
@@ -412,6 +422,20 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
                 why: "burst needs rate_per_sec".into(),
             });
         }
+        let confirm_within_secs = match t.remove("confirm_within_secs") {
+            None => None,
+            Some(v) => match v.as_integer().filter(|s| (1..=86_400).contains(s)) {
+                Some(s) => Some(s as u64),
+                None => {
+                    return Err(ConfigError::Invalid {
+                        index,
+                        key: "confirm_within_secs",
+                        value: format!("{v:?}"),
+                        why: "allowed: whole seconds from 1 to 86400".into(),
+                    })
+                }
+            },
+        };
         if out.iter().any(|o: &Target| o.name == name) {
             return Err(ConfigError::Invalid {
                 index,
@@ -427,12 +451,23 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
             value: kind.clone(),
             why,
         })?;
+        if confirm_within_secs.is_some() && responder.confirmed_by().is_none() {
+            return Err(ConfigError::Invalid {
+                index,
+                key: "confirm_within_secs",
+                value: kind.clone(),
+                why: "this target type leaves no trace in a vendor log Quench reads; allowed on okta, graph, google, \
+                      salesforce and slack targets"
+                    .into(),
+            });
+        }
         out.push(Target {
             name,
             actions,
             principal_kinds,
             allow,
             limit,
+            confirm_within_secs,
             responder,
         });
     }
@@ -585,6 +620,20 @@ impl Dispatcher {
             .iter()
             .filter(move |t| !d.shadow && t.takes(d))
             .map(|t| t.name.as_str())
+    }
+
+    /// Whether any target's revocations are confirmed from the vendor's log.
+    pub fn watches_confirmations(&self) -> bool {
+        self.inner
+            .targets
+            .iter()
+            .any(|t| t.confirm_within_secs.is_some())
+    }
+
+    /// The vendor log and the time within which target `name`'s revocations must be confirmed, if watched.
+    pub fn confirmation_of(&self, name: &str) -> Option<(&'static str, u64)> {
+        let t = self.inner.targets.iter().find(|t| t.name == name)?;
+        Some((t.responder.confirmed_by()?, t.confirm_within_secs?))
     }
 
     /// Log (and report) a decision a dry run would have acted on.

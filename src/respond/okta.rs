@@ -150,6 +150,10 @@ impl Okta {
 }
 
 impl Responder for Okta {
+    fn confirmed_by(&self) -> Option<&'static str> {
+        Some("okta")
+    }
+
     fn secrets(&self) -> Vec<&str> {
         vec![self.auth.as_str(), self.auth.trim_start_matches("SSWS ")]
     }

@@ -11,10 +11,11 @@
 //! end, learning which commands already have an outcome, and only then sends the rest, with the same idempotency
 //! keys as before.
 
+use super::confirm::{self, Confirmation, Confirmer, Pending};
 use super::{command_id, Delivery, Dispatcher};
 use crate::config::KafkaConfig;
 use crate::decide::Decision;
-use crate::event::Ts;
+use crate::event::{Ended, Ts};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -83,6 +84,8 @@ pub enum Record {
     },
     /// What became of a command.
     Outcome(Outcome),
+    /// Whether the vendor's own log showed a delivered revocation taking effect.
+    Confirmation(Confirmation),
 }
 
 /// The end of one command.
@@ -176,13 +179,20 @@ async fn produce(
 /// The producing side: writes a decision's commands and waits for the broker to hold them.
 pub struct Writer {
     producer: Option<FutureProducer>,
+    ended: Option<mpsc::UnboundedSender<Ended>>,
     topic: String,
     dispatcher: Dispatcher,
     written: AtomicU64,
 }
 
 impl Writer {
-    pub fn new(k: &KafkaConfig, dispatcher: Dispatcher) -> Result<Self, OutboxError> {
+    /// `ended` carries the session endings the input shows to the dispatch loop, which confirms revocations
+    /// with them.
+    pub fn new(
+        k: &KafkaConfig,
+        dispatcher: Dispatcher,
+        ended: Option<mpsc::UnboundedSender<Ended>>,
+    ) -> Result<Self, OutboxError> {
         let producer = if dispatcher.dry_run() {
             None
         } else {
@@ -190,6 +200,7 @@ impl Writer {
         };
         Ok(Writer {
             producer,
+            ended,
             topic: dispatcher.config().outbox.topic.clone(),
             dispatcher,
             written: AtomicU64::new(0),
@@ -221,6 +232,13 @@ impl Writer {
         Ok(n)
     }
 
+    /// Pass on a session ending seen in the input (for confirmation).
+    pub fn observe(&self, e: Ended) {
+        if let Some(tx) = &self.ended {
+            let _ = tx.send(e);
+        }
+    }
+
     /// Commands written so far.
     pub fn written(&self) -> u64 {
         self.written.load(Ordering::Relaxed)
@@ -238,6 +256,10 @@ pub struct Progress {
     pub duplicates: u64,
     /// Commands being delivered now.
     pub in_flight: u64,
+    /// Delivered revocations watched for the vendor's confirmation, and what became of them so far.
+    pub awaiting_confirmation: u64,
+    pub confirmed: u64,
+    pub unconfirmed: u64,
 }
 
 /// Per-partition bookkeeping of the dispatch loop.
@@ -286,6 +308,8 @@ struct Finished {
     command_id: String,
     /// Whether the outcome record is on the topic (else the command is redone at the next start).
     recorded: bool,
+    /// A delivered revocation whose target is confirmed from the vendor's log.
+    pending: Option<Pending>,
 }
 
 /// Consume the commands topic and carry the commands out, until `shutdown`. `progress` is updated as commands
@@ -295,6 +319,7 @@ pub async fn dispatch(
     dispatcher: Dispatcher,
     mut shutdown: watch::Receiver<bool>,
     progress: watch::Sender<Progress>,
+    mut ended_rx: mpsc::UnboundedReceiver<Ended>,
 ) -> Result<(), OutboxError> {
     let cfg = dispatcher.config().outbox.clone();
     let topic = cfg.topic.clone();
@@ -362,7 +387,9 @@ pub async fn dispatch(
         producer: producer.clone(),
         topic: topic.clone(),
         dead_letter_topic: k.dead_letter_topic.clone(),
+        decisions_topic: k.decisions_topic.clone(),
     });
+    let mut confirmer = Confirmer::default();
 
     // Start (or skip as a duplicate) one command.
     let start =
@@ -399,7 +426,7 @@ pub async fn dispatch(
             let ctx = ctx.clone();
             let fin = fin_tx.clone();
             tasks.spawn(async move {
-                let recorded = ctx
+                let (recorded, pending) = ctx
                     .run(&target, &decision, created_at, partition, offset)
                     .await;
                 let _ = fin.send(Finished {
@@ -407,6 +434,7 @@ pub async fn dispatch(
                     offset,
                     command_id: id,
                     recorded,
+                    pending,
                 });
             });
         };
@@ -467,6 +495,7 @@ pub async fn dispatch(
                                 at: now,
                             });
                     }
+                    Ok(Record::Confirmation(_)) => {} // a record for people and tools; nothing to do
                     Err(e) => {
                         tracing::warn!(partition, offset, error = %e, "unreadable record on the commands topic; skipped");
                     }
@@ -485,10 +514,27 @@ pub async fn dispatch(
                 progress.send_replace(prog);
             }
             Some(f) = fin_rx.recv() => {
-                finish(&mut parts, &mut known, &mut prog, f);
+                if let Some(p) = finish(&mut parts, &mut known, &mut prog, f) {
+                    prog.awaiting_confirmation += 1;
+                    if let Some(c) = confirmer.expect(p) {
+                        settle_confirmation(&ctx, &mut tasks, &mut prog, c, None);
+                    }
+                }
+                progress.send_replace(prog);
+            }
+            Some(e) = ended_rx.recv() => {
+                for c in confirmer.observe(e) {
+                    settle_confirmation(&ctx, &mut tasks, &mut prog, c, None);
+                }
                 progress.send_replace(prog);
             }
             _ = tick.tick() => {
+                for p in confirmer.expire(Ts::now()) {
+                    tracing::error!(command = %p.command_id, target = %p.target, within_secs = p.within_secs, "revocation not confirmed by the vendor's log in time");
+                    let c = Confirmation::unconfirmed(&p);
+                    settle_confirmation(&ctx, &mut tasks, &mut prog, c, Some(confirm::unconfirmed_alert(&p)));
+                }
+                progress.send_replace(prog);
                 let horizon = Ts::now().0 - remember_ms;
                 known.retain(|_, k| !k.finished || k.at >= horizon);
                 let mut tpl = TopicPartitionList::new();
@@ -527,7 +573,9 @@ pub async fn dispatch(
     // Shutdown: wait (within drain_secs) for commands in flight; whatever is left is resumed at the next start.
     while prog.in_flight > 0 {
         tokio::select! {
-            Some(f) = fin_rx.recv() => finish(&mut parts, &mut known, &mut prog, f),
+            Some(f) = fin_rx.recv() => {
+                finish(&mut parts, &mut known, &mut prog, f);
+            }
             _ = &mut drain => {
                 tracing::warn!(in_flight = prog.in_flight, "shutdown: commands still in flight are resumed at the next start");
                 break;
@@ -554,7 +602,7 @@ fn finish(
     known: &mut HashMap<String, Known>,
     prog: &mut Progress,
     f: Finished,
-) {
+) -> Option<Pending> {
     if f.recorded {
         if let Some(part) = parts.get_mut(&f.partition) {
             part.pending.remove(&f.offset);
@@ -566,6 +614,7 @@ fn finish(
     }
     prog.in_flight = prog.in_flight.saturating_sub(1);
     prog.settled += 1;
+    f.pending
 }
 
 /// What a command's task needs.
@@ -574,6 +623,44 @@ struct TaskCtx {
     producer: FutureProducer,
     topic: String,
     dead_letter_topic: String,
+    decisions_topic: String,
+}
+
+/// Record a confirmation (and, for an unconfirmed revocation, its alert decision) without holding up the loop.
+fn settle_confirmation(
+    ctx: &Arc<TaskCtx>,
+    tasks: &mut JoinSet<()>,
+    prog: &mut Progress,
+    c: Confirmation,
+    alert: Option<Decision>,
+) {
+    prog.awaiting_confirmation = prog.awaiting_confirmation.saturating_sub(1);
+    match c.status {
+        confirm::ConfirmStatus::Confirmed => prog.confirmed += 1,
+        confirm::ConfirmStatus::Unconfirmed => prog.unconfirmed += 1,
+    }
+    let ctx = ctx.clone();
+    tasks.spawn(async move {
+        if let Some(a) = alert {
+            match serde_json::to_vec(&a) {
+                Ok(body) => {
+                    if let Err(e) = produce(&ctx.producer, &ctx.decisions_topic, &a.decision_id, &body, None).await {
+                        tracing::error!(decision = %a.decision_id, error = %e, "cannot record an unconfirmed-revocation alert");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot serialize an alert"),
+            }
+        }
+        let key = c.command_id.clone();
+        match serde_json::to_vec(&Record::Confirmation(c)) {
+            Ok(body) => {
+                if let Err(e) = produce(&ctx.producer, &ctx.topic, &key, &body, None).await {
+                    tracing::error!(command = %key, error = %e, "cannot record a confirmation");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot serialize a confirmation"),
+        }
+    });
 }
 
 impl TaskCtx {
@@ -586,12 +673,18 @@ impl TaskCtx {
         created_at: Ts,
         partition: i32,
         offset: i64,
-    ) -> bool {
+    ) -> (bool, Option<Pending>) {
         let delivery = self.dispatcher.deliver(target, d, created_at).await;
         let outcome = Outcome::of(&delivery);
+        let pending = match (outcome.status, self.dispatcher.confirmation_of(target)) {
+            (OutcomeStatus::Delivered, Some((vendor, within))) => {
+                Some(Pending::of(&delivery, d, vendor, within))
+            }
+            _ => None,
+        };
         let rec = Record::Outcome(outcome.clone());
         let Ok(body) = serde_json::to_vec(&rec) else {
-            return false;
+            return (false, pending);
         };
         if outcome.status != OutcomeStatus::Delivered {
             let (code, reason) = match outcome.status {
@@ -634,7 +727,7 @@ impl TaskCtx {
             )
             .await
             {
-                Ok(()) => return true,
+                Ok(()) => return (true, pending),
                 Err(e) => {
                     tracing::warn!(command = %outcome.command_id, attempt, error = %e, "cannot record a command's outcome");
                     tokio::time::sleep(Duration::from_millis(500 * attempt as u64)).await;
@@ -642,7 +735,7 @@ impl TaskCtx {
             }
         }
         tracing::error!(command = %outcome.command_id, "outcome not recorded; the command is resumed at the next start");
-        false
+        (false, pending)
     }
 }
 

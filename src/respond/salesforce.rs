@@ -124,6 +124,10 @@ impl Salesforce {
 }
 
 impl Responder for Salesforce {
+    fn confirmed_by(&self) -> Option<&'static str> {
+        Some("salesforce")
+    }
+
     fn secrets(&self) -> Vec<&str> {
         vec![self.token.as_str()]
     }

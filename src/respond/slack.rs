@@ -152,6 +152,10 @@ impl Slack {
 }
 
 impl Responder for Slack {
+    fn confirmed_by(&self) -> Option<&'static str> {
+        Some("slack")
+    }
+
     fn secrets(&self) -> Vec<&str> {
         vec![self.token.as_str()]
     }

@@ -1,0 +1,208 @@
+//! Revocations are confirmed from the vendor's own log: the Okta session clear for alice is confirmed when Okta's
+//! `user.session.clear` for her arrives on the input topic, with the time it took; a Graph revocation no Entra
+//! audit record ever confirms raises an alert once `confirm_within_secs` has passed.
+//!
+//! Through librdkafka's mock cluster, with `quench::app::run_kafka` (what `quench run` runs) and a local HTTP
+//! server that accepts the revocation requests.
+
+#![allow(clippy::unwrap_used)]
+
+use quench::app;
+use quench::config::{Config, KafkaConfig, TopicConfig};
+use quench::decide::{Action, Decision};
+use quench::ingest::kafka::RunOptions;
+use quench::pipeline::Pipeline;
+use quench::respond::confirm::{ConfirmStatus, Confirmation};
+use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::mocking::MockCluster;
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+
+/// Accepts every request with 204 (the request shapes are checked by the spec tests).
+async fn accept_all() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            if quench::app::stub::read_request(&mut s).await.is_some() {
+                let _ = s
+                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                    .await;
+            }
+        }
+    });
+    addr
+}
+
+fn read_topic(bootstrap: &str, topic: &str) -> Vec<Vec<u8>> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "test-reader")
+        .create()
+        .unwrap();
+    let (lo, hi) = c
+        .fetch_watermarks(topic, 0, Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (out.len() as i64) < hi - lo && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            out.push(m.payload().unwrap_or(&[]).to_vec());
+        }
+    }
+    out
+}
+
+fn confirmations(bootstrap: &str) -> Vec<Confirmation> {
+    read_topic(bootstrap, "quench.commands")
+        .iter()
+        .filter_map(
+            |b| match serde_json::from_slice::<outbox::Record>(b).unwrap() {
+                outbox::Record::Confirmation(c) => Some(c),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
+async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    for t in app::DEMO_TOPICS {
+        cluster.create_topic(t, 1, 1).unwrap();
+    }
+    let k = KafkaConfig {
+        brokers: bootstrap.clone(),
+        group_id: "quench-confirm".into(),
+        topics: vec![TopicConfig {
+            name: app::DEMO_TOPIC.into(),
+            format: "auto".into(),
+        }],
+        decisions_topic: "quench.decisions".into(),
+        dead_letter_topic: "quench.deadletter".into(),
+        commit_interval_ms: 100,
+        properties: Default::default(),
+    };
+    let events = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/scenarios/demo_day/events.jsonl"),
+    )
+    .unwrap();
+    let lines: Vec<String> = events.lines().map(String::from).collect();
+    app::produce_lines(&k, app::DEMO_TOPIC, &lines)
+        .await
+        .unwrap();
+
+    let addr = accept_all().await;
+    std::env::set_var("QUENCH_TEST_CONFIRM_OKTA", "00confirmtesttoken0123");
+    std::env::set_var(
+        "QUENCH_TEST_CONFIRM_GRAPH",
+        "eyJ0eXAiOiJKV1QifQ.confirm.test",
+    );
+    let respond: RespondConfig = toml::from_str(&format!(
+        "[[targets]]\ntype = \"okta\"\nbase_url = \"http://{addr}\"\napi_token_env = \"QUENCH_TEST_CONFIRM_OKTA\"\nactions = [\"terminate_session\"]\nconfirm_within_secs = 120\n\
+         [[targets]]\ntype = \"graph\"\nbase_url = \"http://{addr}/v1.0\"\naccess_token_env = \"QUENCH_TEST_CONFIRM_GRAPH\"\nactions = [\"terminate_session\"]\nconfirm_within_secs = 1\n"
+    ))
+    .unwrap();
+    let cfg = Config {
+        kafka: Some(k.clone()),
+        respond: respond.clone(),
+        ..Default::default()
+    };
+    let targets = build_targets(&respond).unwrap();
+    let dispatcher = Dispatcher::new(respond, targets, None).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let kc = k.clone();
+    let run = tokio::spawn(async move {
+        let mut pipeline = Pipeline::new(&cfg).unwrap();
+        app::run_kafka(
+            &kc,
+            &mut pipeline,
+            &dispatcher,
+            RunOptions { stop_at_end: false },
+            stop_rx,
+            |_| {},
+        )
+        .await
+    });
+
+    // alice's session is terminated at both targets: wait for both outcomes
+    wait_until("both revocations were delivered", || {
+        read_topic(&bootstrap, "quench.commands")
+            .iter()
+            .filter(|b| b.starts_with(br#"{"kind":"outcome""#))
+            .count()
+            == 2
+    })
+    .await;
+    // Graph's one second passes with no Entra audit record: an alert, and an unconfirmed record
+    wait_until("the Graph revocation is reported unconfirmed", || {
+        !confirmations(&bootstrap).is_empty()
+    })
+    .await;
+    let c = confirmations(&bootstrap);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(
+        (c[0].target.as_str(), c[0].status),
+        ("graph", ConfirmStatus::Unconfirmed)
+    );
+    let alerts: Vec<Decision> = read_topic(&bootstrap, "quench.decisions")
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .filter(|d: &Decision| d.decision_id.ends_with("-unconfirmed"))
+        .collect();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].action, Action::Alert);
+    assert_eq!(alerts[0].principal.as_deref(), Some("alice@example.com"));
+    assert!(
+        alerts[0].findings[0].reason.contains("graph"),
+        "{:?}",
+        alerts[0]
+    );
+
+    // Okta's System Log then shows the session clear the API call caused (actor: the API token's owner)
+    let now = chrono::DateTime::from_timestamp_millis(quench::event::Ts::now().0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    let clear = format!(
+        r#"{{"uuid":"clear-alice-1","published":"{now}","eventType":"user.session.clear","actor":{{"id":"00uquenchsvc","type":"User","alternateId":"quench-svc@example.com","displayName":"Quench"}},"client":{{"ipAddress":"10.0.0.5"}},"outcome":{{"result":"SUCCESS"}},"target":[{{"id":"00ualice","type":"User","alternateId":"alice@example.com","displayName":"Alice"}}]}}"#
+    );
+    app::produce_lines(&k, app::DEMO_TOPIC, &[clear])
+        .await
+        .unwrap();
+    wait_until("the Okta revocation is confirmed", || {
+        confirmations(&bootstrap).len() == 2
+    })
+    .await;
+    let c = confirmations(&bootstrap);
+    let okta = c.iter().find(|c| c.target == "okta").unwrap();
+    assert_eq!(okta.status, ConfirmStatus::Confirmed);
+    assert_eq!(okta.event_id.as_deref(), Some("clear-alice-1"));
+    assert_eq!(okta.event_action.as_deref(), Some("user.session.clear"));
+    let secs = okta.seconds_to_confirm.unwrap();
+    assert!((-60.0..60.0).contains(&secs), "{secs}");
+
+    // A clean stop. (Stopping after the periodic commit had already committed every offset used to fail with
+    // librdkafka's NoOffset, so `quench run` exited with an error on SIGTERM.)
+    stop_tx.send(true).unwrap();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!((report.outbox.confirmed, report.outbox.unconfirmed), (1, 1));
+    assert_eq!(report.outbox.awaiting_confirmation, 0);
+}
