@@ -123,3 +123,47 @@ async fn a_refusal_no_retry_can_fix_is_not_retried() {
     assert_eq!(r.attempts, 1);
     assert_eq!(seen.lock().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_targets_spent_budget_stops_sending_and_announces_it_once() {
+    let (addr, seen) = scripted(vec!["202 Accepted"]).await;
+    // a webhook with a budget of 2 per hour
+    std::env::set_var("QUENCH_TEST_DELIVERY_SECRET", "delivery-secret-0123456789");
+    let toml = format!(
+        "[[targets]]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_DELIVERY_SECRET\"\nmax_revocations = 2\nbudget_window_secs = 3600\n"
+    );
+    let cfg: RespondConfig = toml::from_str(&toml).unwrap();
+    let disp = Dispatcher::new(cfg.clone(), build_targets(&cfg).unwrap(), None).unwrap();
+    let mut results = Vec::new();
+    for i in 0..4 {
+        let mut d = decision();
+        d.decision_id = format!("{i:032}");
+        results.push(disp.deliver("webhook", &d, Ts::now()).await);
+    }
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "only two requests may go out"
+    );
+    assert_eq!(results[0].result, Ok(202));
+    assert_eq!(results[1].result, Ok(202));
+    assert_eq!(
+        results[2].over_budget,
+        Some(true),
+        "the first refusal announces it"
+    );
+    assert_eq!(results[3].over_budget, Some(false));
+    assert!(results[2].result.clone().unwrap_err().contains("budget"));
+    assert_eq!(
+        outbox::Outcome::of(&results[2]).status,
+        outbox::OutcomeStatus::OverBudget
+    );
+    let notice = quench::respond::budget_notice(&results[2], &{
+        let mut d = decision();
+        d.decision_id = format!("{:032}", 2);
+        d
+    });
+    assert_eq!(notice.action, Action::Alert);
+    assert!(notice.decision_id.ends_with("-webhook-budget"));
+    assert!(notice.guardrail.unwrap().contains("2 per 3600 s"));
+}

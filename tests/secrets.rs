@@ -1,5 +1,6 @@
 //! Credentials never leave in what Quench reports: a target that answers 401 and echoes the request's headers in
-//! its error body (as some gateways do) must not put the API token or webhook secret into delivery reports or logs.
+//! its error body (as some gateways do) must not put any credential into delivery reports or logs. Every target
+//! type that holds a credential is covered, including the access token Graph fetches with its client secret.
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,7 +9,9 @@ use quench::event::{PrincipalKind, Ts};
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Answers every request with 401 and the request head as the body.
+const FETCHED: &str = "eyJ0eXAiOiJKV1QiLCJmZXRjaGVkIjoic2VjcmV0In0.fetched.token";
+
+/// Issues [`FETCHED`] at `POST /token`; answers every other request with 401 and the request head as the body.
 async fn echo_server() -> std::net::SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -16,8 +19,15 @@ async fn echo_server() -> std::net::SocketAddr {
         while let Ok((mut s, _)) = l.accept().await {
             let mut buf = vec![0u8; 8192];
             let n = s.read(&mut buf).await.unwrap_or(0);
-            let body = String::from_utf8_lossy(&buf[..n]).to_string();
-            let reply = format!("HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            let reply = if req.starts_with("POST /token ") {
+                let body = format!(
+                    r#"{{"access_token":"{FETCHED}","token_type":"Bearer","expires_in":3600}}"#
+                );
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
+            } else {
+                format!("HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{req}", req.len())
+            };
             let _ = s.write_all(reply.as_bytes()).await;
         }
     });
@@ -27,11 +37,37 @@ async fn echo_server() -> std::net::SocketAddr {
 #[tokio::test]
 async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
     let addr = echo_server().await;
-    std::env::set_var("QUENCH_TEST_LEAK_OKTA", "00SuperSecretOktaApiToken");
-    std::env::set_var("QUENCH_TEST_LEAK_HOOK", "hook-secret-0123456789abcdef");
+    let secrets = [
+        ("QUENCH_TEST_LEAK_OKTA", "00SuperSecretOktaApiToken"),
+        ("QUENCH_TEST_LEAK_HOOK", "hook-secret-0123456789abcdef"),
+        ("QUENCH_TEST_LEAK_GRAPH", "graph-client-secret-~0123456789"),
+        ("QUENCH_TEST_LEAK_SLACK", "xoxp-1111-2222-3333-slacksecret"),
+        ("QUENCH_TEST_LEAK_SF", "00Dxx0000001gPL!SalesforceSecret"),
+        ("QUENCH_TEST_LEAK_GOOGLE", "ya29.googleSecretAccessToken"),
+        ("QUENCH_TEST_LEAK_CAEP", "caep-receiver-push-bearer-secret"),
+    ];
+    for (k, v) in secrets {
+        std::env::set_var(k, v);
+    }
+    let key = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+    )
+    .unwrap();
+    let pem = openssl::pkey::PKey::from_ec_key(key)
+        .unwrap()
+        .private_key_to_pem_pkcs8()
+        .unwrap();
+    std::env::set_var("QUENCH_TEST_LEAK_CAEP_KEY", String::from_utf8(pem).unwrap());
+    let a = format!("http://{addr}");
     let toml = format!(
-        "max_attempts = 1\n[[targets]]\ntype = \"okta\"\nbase_url = \"http://{addr}\"\napi_token_env = \"QUENCH_TEST_LEAK_OKTA\"\nactions = [\"revoke_token\"]\n\
-         [[targets]]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_LEAK_HOOK\"\nactions = [\"revoke_token\"]\n"
+        "max_attempts = 1\n\
+         [[targets]]\ntype = \"okta\"\nbase_url = \"{a}\"\napi_token_env = \"QUENCH_TEST_LEAK_OKTA\"\n\
+         [[targets]]\ntype = \"webhook\"\nurl = \"{a}/hook\"\nsecret_env = \"QUENCH_TEST_LEAK_HOOK\"\n\
+         [[targets]]\ntype = \"graph\"\nbase_url = \"{a}/v1.0\"\ntoken_url = \"{a}/token\"\nclient_id = \"11111111-1111-1111-1111-111111111111\"\nclient_secret_env = \"QUENCH_TEST_LEAK_GRAPH\"\n\
+         [[targets]]\ntype = \"slack\"\nbase_url = \"{a}\"\ntoken_env = \"QUENCH_TEST_LEAK_SLACK\"\n\
+         [[targets]]\ntype = \"salesforce\"\ninstance_url = \"{a}\"\naccess_token_env = \"QUENCH_TEST_LEAK_SF\"\n\
+         [[targets]]\ntype = \"google\"\nbase_url = \"{a}\"\naccess_token_env = \"QUENCH_TEST_LEAK_GOOGLE\"\n\
+         [[targets]]\ntype = \"caep\"\nurl = \"{a}/ssf\"\nissuer = \"https://q\"\naudience = \"r\"\nsigning_key_env = \"QUENCH_TEST_LEAK_CAEP_KEY\"\nauthorization_env = \"QUENCH_TEST_LEAK_CAEP\"\n"
     );
     let cfg: RespondConfig = toml::from_str(&toml).unwrap();
     let targets = build_targets(&cfg).unwrap();
@@ -61,20 +97,22 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
     while let Some(r) = rx.recv().await {
         reports.push(r);
     }
-    assert_eq!(reports.len(), 2);
+    assert_eq!(reports.len(), 7);
     for r in &reports {
         let e = r.result.clone().unwrap_err();
-        assert!(e.contains("401"), "{e}");
+        assert!(e.contains("401"), "{}: {e}", r.target);
+        for (_, s) in secrets {
+            assert!(!e.contains(s), "{} leaked {s}: {e}", r.target);
+        }
         assert!(
-            !e.contains("00SuperSecretOktaApiToken") && !e.contains("hook-secret-0123456789abcdef"),
-            "leaked: {e}"
+            !e.contains(FETCHED),
+            "{} leaked the fetched Graph token: {e}",
+            r.target
         );
+        // the echo really carried the credential, so the redaction is what kept it out (the webhook's secret
+        // never travels: it only keys the signature)
+        if r.target != "webhook" {
+            assert!(e.contains("[redacted]"), "{}: {e}", r.target);
+        }
     }
-    // the echo really carried the credential, so the redaction is what kept it out
-    assert!(
-        reports
-            .iter()
-            .any(|r| r.result.clone().unwrap_err().contains("[redacted]")),
-        "{reports:?}"
-    );
 }

@@ -312,8 +312,8 @@ impl Caep {
 }
 
 impl Responder for Caep {
-    fn secrets(&self) -> Vec<&str> {
-        self.bearer.iter().map(String::as_str).collect()
+    fn secrets(&self) -> Vec<String> {
+        self.bearer.iter().cloned().collect()
     }
 
     fn public_key(&self) -> Option<serde_json::Value> {

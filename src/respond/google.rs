@@ -50,8 +50,8 @@ impl Responder for Google {
         Some("google")
     }
 
-    fn secrets(&self) -> Vec<&str> {
-        vec![self.token.as_str()]
+    fn secrets(&self) -> Vec<String> {
+        vec![self.token.clone()]
     }
 
     fn send<'a>(

@@ -158,10 +158,17 @@ impl Responder for Graph {
         Some("microsoft")
     }
 
-    fn secrets(&self) -> Vec<&str> {
+    fn secrets(&self) -> Vec<String> {
         match &self.cred {
-            Cred::Static(t) => vec![t.as_str()],
-            Cred::ClientCredentials { secret, .. } => vec![secret.as_str()],
+            Cred::Static(t) => vec![t.clone()],
+            Cred::ClientCredentials { secret, cached, .. } => {
+                // the access token fetched with the secret is a credential too
+                let mut out = vec![secret.clone()];
+                if let Ok(c) = cached.try_lock() {
+                    out.extend(c.as_ref().map(|(t, _)| t.clone()));
+                }
+                out
+            }
         }
     }
 

@@ -148,7 +148,7 @@ pub trait Responder: Send + Sync {
 
     /// The credentials this target holds, so that nothing Quench logs or reports can carry them (a server may
     /// echo a request header in its error body). Default: none.
-    fn secrets(&self) -> Vec<&str> {
+    fn secrets(&self) -> Vec<String> {
         Vec::new()
     }
 
@@ -220,9 +220,32 @@ pub(crate) fn parse_target<T: serde::de::DeserializeOwned>(t: toml::Table) -> Re
         .map_err(|e: toml::de::Error| e.to_string())
 }
 
-/// Read a secret from the named environment variable (never from config text or the command line).
+/// Read a secret from the named environment variable, or from the file named by `{var}_FILE` (Docker and
+/// Kubernetes secrets; one trailing newline is dropped). Never from config text or the command line.
 pub(crate) fn secret_from_env(var: &str) -> Result<String, String> {
-    std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+    if let Ok(v) = std::env::var(var) {
+        return Ok(v);
+    }
+    let file_var = format!("{var}_FILE");
+    match std::env::var(&file_var) {
+        Ok(path) => {
+            let mut s = std::fs::read_to_string(&path)
+                .map_err(|e| format!("{file_var} = {path:?}: {e}"))?;
+            if s.ends_with('\n') {
+                s.pop();
+                if s.ends_with('\r') {
+                    s.pop();
+                }
+            }
+            if s.is_empty() {
+                return Err(format!("{file_var} = {path:?}: the file is empty"));
+            }
+            Ok(s)
+        }
+        Err(_) => Err(format!(
+            "environment variable {var} is not set (nor {file_var}, a file holding it)"
+        )),
+    }
 }
 
 /// `[respond]` settings.
@@ -280,7 +303,53 @@ pub struct Target {
     /// Seconds within which the vendor's own log must show a delivered revocation taking effect, else an alert
     /// (`confirm_within_secs`). Default: not watched.
     pub confirm_within_secs: Option<u64>,
+    /// This target's own revocation budget (`max_revocations` per `budget_window_secs`). Default: none (the
+    /// global budget in `[decide.guardrails]` still applies).
+    pub budget: Option<Budget>,
     pub responder: Box<dyn Responder>,
+}
+
+/// A target's revocation budget: at most `max` requests per `window_ms` of wall clock; past it, commands are not
+/// sent (alert only) until the window frees up.
+pub struct Budget {
+    max: usize,
+    window_ms: i64,
+    state: std::sync::Mutex<(std::collections::VecDeque<i64>, bool)>,
+}
+
+impl Budget {
+    pub fn new(max: usize, window_secs: u64) -> Self {
+        Budget {
+            max,
+            window_ms: window_secs as i64 * 1000,
+            state: Default::default(),
+        }
+    }
+
+    /// Take one revocation at `now_ms`: `Ok` when within budget, else `Err(first)` where `first` marks the first
+    /// refusal since the budget was last available.
+    pub fn take(&self, now_ms: i64) -> Result<(), bool> {
+        let mut st = match self.state.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let (recent, exhausted) = &mut *st;
+        while recent
+            .front()
+            .is_some_and(|t| *t <= now_ms - self.window_ms)
+        {
+            recent.pop_front();
+        }
+        if recent.len() < self.max {
+            recent.push_back(now_ms);
+            *exhausted = false;
+            Ok(())
+        } else {
+            let first = !*exhausted;
+            *exhausted = true;
+            Err(first)
+        }
+    }
 }
 
 /// A per-target request rate limit (GCRA: `rate` per second on average, bursts of up to `burst`).
@@ -422,6 +491,42 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
                 why: "burst needs rate_per_sec".into(),
             });
         }
+        let budget = match (t.remove("max_revocations"), t.remove("budget_window_secs")) {
+            (None, None) => None,
+            (Some(m), w) => {
+                let Some(max) = m.as_integer().filter(|m| *m >= 1) else {
+                    return Err(ConfigError::Invalid {
+                        index,
+                        key: "max_revocations",
+                        value: format!("{m:?}"),
+                        why: "allowed: a whole number of 1 or more".into(),
+                    });
+                };
+                let window = match w {
+                    None => 3600,
+                    Some(w) => match w.as_integer().filter(|w| (1..=604_800).contains(w)) {
+                        Some(w) => w as u64,
+                        None => {
+                            return Err(ConfigError::Invalid {
+                                index,
+                                key: "budget_window_secs",
+                                value: format!("{w:?}"),
+                                why: "allowed: whole seconds from 1 to 604800".into(),
+                            })
+                        }
+                    },
+                };
+                Some(Budget::new(max as usize, window))
+            }
+            (None, Some(w)) => {
+                return Err(ConfigError::Invalid {
+                    index,
+                    key: "budget_window_secs",
+                    value: format!("{w:?}"),
+                    why: "budget_window_secs needs max_revocations".into(),
+                })
+            }
+        };
         let confirm_within_secs = match t.remove("confirm_within_secs") {
             None => None,
             Some(v) => match v.as_integer().filter(|s| (1..=86_400).contains(s)) {
@@ -468,6 +573,7 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
             allow,
             limit,
             confirm_within_secs,
+            budget,
             responder,
         });
     }
@@ -489,6 +595,9 @@ pub struct Delivery {
     /// Whether a retry could still help when it failed (it failed for lack of time or attempts).
     pub retryable: bool,
     pub dry_run: bool,
+    /// Not sent: the target's revocation budget was spent. `Some(true)` on the first refusal of an episode (the
+    /// one that announces it).
+    pub over_budget: Option<bool>,
 }
 
 /// Counters of the respond stage.
@@ -498,6 +607,7 @@ pub struct RespondStats {
     pub failed: AtomicU64,
     pub retries: AtomicU64,
     pub dry_run: AtomicU64,
+    pub over_budget: AtomicU64,
 }
 
 /// The idempotency key of a (decision, target) command.
@@ -651,6 +761,7 @@ impl Dispatcher {
                 result: Ok(0),
                 retryable: false,
                 dry_run: true,
+                over_budget: None,
             });
         }
     }
@@ -691,8 +802,32 @@ impl Dispatcher {
                 result: Err(format!("target {name:?} is not configured (any more)")),
                 retryable: false,
                 dry_run: false,
+                over_budget: None,
             });
         };
+        if let Some(b) = &t.budget {
+            if let Err(first) = b.take(Ts::now().0) {
+                inner.stats.over_budget.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(decision = %d.decision_id, target = %t.name, action = d.action.as_str(), "target revocation budget exhausted: not sent, alert only");
+                return self.report(Delivery {
+                    decision_id: d.decision_id.clone(),
+                    command_id: key,
+                    action: d.action,
+                    principal: d.principal.clone(),
+                    target: t.name.clone(),
+                    attempts: 0,
+                    result: Err(format!(
+                        "not sent: the revocation budget of target {:?} is spent ({} per {} s); alert only",
+                        t.name,
+                        b.max,
+                        b.window_ms / 1000
+                    )),
+                    retryable: false,
+                    dry_run: false,
+                    over_budget: Some(first),
+                });
+            }
+        }
         let deadline_ms = decided_at.0 + inner.cfg.give_up_after_secs as i64 * 1000;
         let max_backoff = Duration::from_millis(inner.cfg.max_backoff_ms);
         let mut delay = Duration::from_millis(inner.cfg.backoff_ms);
@@ -752,6 +887,7 @@ impl Dispatcher {
             result,
             retryable,
             dry_run: false,
+            over_budget: None,
         })
     }
 
@@ -768,11 +904,38 @@ impl Dispatcher {
     }
 }
 
+/// The decision that announces a target's spent revocation budget (`{decision}-{target}-budget`): an alert for
+/// the decision that was not carried out, saying why.
+pub fn budget_notice(delivery: &Delivery, d: &Decision) -> Decision {
+    let now = Ts::now();
+    Decision {
+        decision_id: format!(
+            "{}-{}-budget",
+            &d.decision_id[..d.decision_id.len().min(24)],
+            delivery.target
+        ),
+        decided_at: now,
+        event_time: d.event_time,
+        action: Action::Alert,
+        guardrail: Some(format!(
+            "target budget: {}",
+            delivery
+                .result
+                .as_ref()
+                .err()
+                .map(String::as_str)
+                .unwrap_or("")
+        )),
+        shadow: false,
+        ..d.clone()
+    }
+}
+
 /// `text` with every secret (and every secret of 8 bytes or more it contains) replaced by `[redacted]`.
-pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
+pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
     let mut out = text.to_string();
     for s in secrets.iter().filter(|s| s.len() >= 8) {
-        out = out.replace(*s, "[redacted]");
+        out = out.replace(s.as_str(), "[redacted]");
     }
     out
 }
@@ -833,6 +996,21 @@ mod tests {
         }
         .retryable());
         assert!(!RespondError::Credentials("x".into()).retryable());
+    }
+
+    #[test]
+    fn a_secret_can_come_from_the_file_named_by_var_file() {
+        let dir = std::env::temp_dir().join(format!("quench-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("token");
+        std::fs::write(&f, "s3cret-from-file\n").unwrap();
+        std::env::set_var("QUENCH_TEST_SECRET_VIA_FILE_FILE", &f);
+        assert_eq!(
+            secret_from_env("QUENCH_TEST_SECRET_VIA_FILE").unwrap(),
+            "s3cret-from-file"
+        );
+        let e = secret_from_env("QUENCH_TEST_SECRET_NOWHERE").unwrap_err();
+        assert!(e.contains("QUENCH_TEST_SECRET_NOWHERE_FILE"), "{e}");
     }
 
     #[test]

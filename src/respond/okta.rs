@@ -154,8 +154,11 @@ impl Responder for Okta {
         Some("okta")
     }
 
-    fn secrets(&self) -> Vec<&str> {
-        vec![self.auth.as_str(), self.auth.trim_start_matches("SSWS ")]
+    fn secrets(&self) -> Vec<String> {
+        vec![
+            self.auth.clone(),
+            self.auth.trim_start_matches("SSWS ").to_string(),
+        ]
     }
 
     fn send<'a>(

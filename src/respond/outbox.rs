@@ -112,6 +112,9 @@ pub enum OutcomeStatus {
     Failed,
     /// Still failing when attempts or `give_up_after_secs` ran out (also dead-lettered).
     GivenUp,
+    /// Not sent: the target's revocation budget was spent (alert only; the first one is announced by a notice
+    /// decision).
+    OverBudget,
 }
 
 impl Outcome {
@@ -119,6 +122,7 @@ impl Outcome {
     pub fn of(d: &Delivery) -> Self {
         let (status, http_status, error) = match &d.result {
             Ok(s) => (OutcomeStatus::Delivered, Some(*s), None),
+            Err(e) if d.over_budget.is_some() => (OutcomeStatus::OverBudget, None, Some(e.clone())),
             Err(e) if d.retryable => (OutcomeStatus::GivenUp, None, Some(e.clone())),
             Err(e) => (OutcomeStatus::Failed, None, Some(e.clone())),
         };
@@ -686,7 +690,29 @@ impl TaskCtx {
         let Ok(body) = serde_json::to_vec(&rec) else {
             return (false, pending);
         };
-        if outcome.status != OutcomeStatus::Delivered {
+        if delivery.over_budget == Some(true) {
+            let notice = super::budget_notice(&delivery, d);
+            match serde_json::to_vec(&notice) {
+                Ok(b) => {
+                    if let Err(e) = produce(
+                        &self.producer,
+                        &self.decisions_topic,
+                        &notice.decision_id,
+                        &b,
+                        None,
+                    )
+                    .await
+                    {
+                        tracing::error!(error = %e, "cannot record a budget notice");
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, "cannot serialize a budget notice"),
+            }
+        }
+        if matches!(
+            outcome.status,
+            OutcomeStatus::Failed | OutcomeStatus::GivenUp
+        ) {
             let (code, reason) = match outcome.status {
                 OutcomeStatus::GivenUp => ("revocation_given_up", outcome.error.as_deref()),
                 _ => ("revocation_failed", outcome.error.as_deref()),

@@ -128,8 +128,8 @@ impl Responder for Salesforce {
         Some("salesforce")
     }
 
-    fn secrets(&self) -> Vec<&str> {
-        vec![self.token.as_str()]
+    fn secrets(&self) -> Vec<String> {
+        vec![self.token.clone()]
     }
 
     fn send<'a>(

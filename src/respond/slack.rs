@@ -156,8 +156,8 @@ impl Responder for Slack {
         Some("slack")
     }
 
-    fn secrets(&self) -> Vec<&str> {
-        vec![self.token.as_str()]
+    fn secrets(&self) -> Vec<String> {
+        vec![self.token.clone()]
     }
 
     fn send<'a>(

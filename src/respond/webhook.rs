@@ -67,8 +67,8 @@ pub fn signature(secret: &[u8], ts: u64, body: &[u8]) -> String {
 }
 
 impl Responder for Webhook {
-    fn secrets(&self) -> Vec<&str> {
-        vec![std::str::from_utf8(&self.secret).unwrap_or("")]
+    fn secrets(&self) -> Vec<String> {
+        vec![String::from_utf8_lossy(&self.secret).into_owned()]
     }
 
     fn send<'a>(
