@@ -203,6 +203,34 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
     // librdkafka's NoOffset, so `quench run` exited with an error on SIGTERM.)
     stop_tx.send(true).unwrap();
     let report = run.await.unwrap().unwrap();
+
+    // Every record on the commands topic, and every decision in them, matches the published schemas.
+    let load = |name: &str| {
+        let text =
+            std::fs::read_to_string(format!("{}/schemas/{name}", env!("CARGO_MANIFEST_DIR")))
+                .unwrap();
+        jsonschema::validator_for(&serde_json::from_str::<serde_json::Value>(&text).unwrap())
+            .unwrap()
+    };
+    let (commands_schema, decision_schema) =
+        (load("command.schema.json"), load("decision.schema.json"));
+    let records = read_topic(&bootstrap, "quench.commands");
+    assert!(records.len() >= 6, "{}", records.len());
+    for r in &records {
+        let v: serde_json::Value = serde_json::from_slice(r).unwrap();
+        let errors: Vec<String> = commands_schema
+            .iter_errors(&v)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}\n{v}");
+        if let Some(d) = v.get("decision") {
+            assert!(decision_schema.is_valid(d), "{d}");
+        }
+    }
+    for d in read_topic(&bootstrap, "quench.decisions") {
+        let v: serde_json::Value = serde_json::from_slice(&d).unwrap();
+        assert!(decision_schema.is_valid(&v), "{v}");
+    }
     assert_eq!((report.outbox.confirmed, report.outbox.unconfirmed), (1, 1));
     assert_eq!(report.outbox.awaiting_confirmation, 0);
 }

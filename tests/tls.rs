@@ -27,14 +27,21 @@ fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, 
     let name = name.build();
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
-    b.set_serial_number(&BigNum::from_u32(if ca { 1 } else { 2 }).unwrap().to_asn1_integer().unwrap())
-        .unwrap();
+    b.set_serial_number(
+        &BigNum::from_u32(if ca { 1 } else { 2 })
+            .unwrap()
+            .to_asn1_integer()
+            .unwrap(),
+    )
+    .unwrap();
     b.set_subject_name(&name).unwrap();
     b.set_issuer_name(issuer.map(|(c, _)| c.subject_name()).unwrap_or(&name))
         .unwrap();
     b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
     if ca {
         b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
             .unwrap();
@@ -47,8 +54,11 @@ fn cert(cn: &str, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, 
             .unwrap();
         b.append_extension(san).unwrap();
     }
-    b.sign(issuer.map(|(_, k)| k).unwrap_or(key), MessageDigest::sha256())
-        .unwrap();
+    b.sign(
+        issuer.map(|(_, k)| k).unwrap_or(key),
+        MessageDigest::sha256(),
+    )
+    .unwrap();
     b.build()
 }
 
@@ -66,7 +76,9 @@ fn tls_server(cert: X509, key: PKey<Private>) -> u16 {
             if let Ok(mut tls) = acceptor.accept(s) {
                 let mut buf = [0u8; 8192];
                 let _ = tls.read(&mut buf);
-                let _ = tls.write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = tls.write_all(
+                    b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
                 let _ = tls.shutdown();
             }
         }
