@@ -392,7 +392,7 @@ pub async fn demo(
         "Running the pipeline (Kafka → normalize → correlate → detect → decide → respond) …\n"
     )?;
     let mut printed = Vec::new();
-    let report = run_kafka(
+    let full = run_kafka(
         &kafka_cfg,
         &mut pipeline,
         &dispatcher,
@@ -402,8 +402,8 @@ pub async fn demo(
             printed.push(d.clone());
         },
     )
-    .await?
-    .run;
+    .await?;
+    let (report, outbox) = (full.run, (full.commands_written, full.outbox));
     for d in &printed {
         writeln!(
             out,
@@ -508,6 +508,26 @@ pub async fn demo(
         deliveries.iter().filter(|d| d.result.is_ok()).count(),
         deliveries.iter().filter(|d| d.result.is_err()).count(),
         received.len()
+    )?;
+    let mut lat: Vec<f64> = deliveries
+        .iter()
+        .filter(|x| x.result.is_ok())
+        .filter_map(|x| {
+            let d = printed.iter().find(|d| d.decision_id == x.decision_id)?;
+            Some((x.finished_at.0 - d.decided_at.0) as f64)
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    if let (Some(lo), Some(hi)) = (lat.first(), lat.last()) {
+        writeln!(
+            out,
+            "  decision→revocation  {lo:.0}–{hi:.0} ms from the decision to the target's answer, through the outbox (wall clock)"
+        )?;
+    }
+    writeln!(
+        out,
+        "  outbox               {} commands on quench.commands before sending, {} settled with an outcome record",
+        outbox.0, outbox.1.settled
     )?;
     let h = &report.latency_us;
     writeln!(

@@ -595,6 +595,8 @@ pub struct Delivery {
     /// Whether a retry could still help when it failed (it failed for lack of time or attempts).
     pub retryable: bool,
     pub dry_run: bool,
+    /// Wall clock when the delivery ended (the target's answer, or the refusal).
+    pub finished_at: Ts,
     /// Not sent: the target's revocation budget was spent. `Some(true)` on the first refusal of an episode (the
     /// one that announces it).
     pub over_budget: Option<bool>,
@@ -762,6 +764,7 @@ impl Dispatcher {
                 retryable: false,
                 dry_run: true,
                 over_budget: None,
+                finished_at: Ts::now(),
             });
         }
     }
@@ -803,6 +806,7 @@ impl Dispatcher {
                 retryable: false,
                 dry_run: false,
                 over_budget: None,
+                finished_at: Ts::now(),
             });
         };
         if let Some(b) = &t.budget {
@@ -825,6 +829,7 @@ impl Dispatcher {
                     retryable: false,
                     dry_run: false,
                     over_budget: Some(first),
+                    finished_at: Ts::now(),
                 });
             }
         }
@@ -888,6 +893,7 @@ impl Dispatcher {
             retryable,
             dry_run: false,
             over_budget: None,
+            finished_at: Ts::now(),
         })
     }
 

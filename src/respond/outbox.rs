@@ -336,7 +336,7 @@ pub async fn dispatch(
         c.set("auto.offset.reset", "earliest");
     }
     if !k.properties.contains_key("fetch.wait.max.ms") {
-        c.set("fetch.wait.max.ms", "50");
+        c.set("fetch.wait.max.ms", "10");
     }
     let consumer: StreamConsumer = c.create()?;
     let producer = producer(&k)?;
