@@ -297,6 +297,18 @@ async fn google_sign_out_matches_the_admin_directory_discovery_document() {
         seen.lock().unwrap()[0].1,
         "admin/directory/v1/users/{userKey}/signOut"
     );
+    // revoke_token as one OAuth client's tokens: users.tokens.delete
+    let tokens = format!("{toml}revoke_token = \"client_tokens\"\nclient_id = \"agent-platform.apps.googleusercontent.com\"\n");
+    let got = dispatch_one(
+        &tokens,
+        decision(Action::RevokeToken, "alice@example.com", "00ualice"),
+    )
+    .await;
+    assert_eq!(got, Ok(204), "{:?}", seen.lock().unwrap());
+    assert_eq!(
+        seen.lock().unwrap()[1].1,
+        "admin/directory/v1/users/{userKey}/tokens/{clientId}"
+    );
 
     // control: a path the document does not have is refused
     let r = reqwest::Client::new()

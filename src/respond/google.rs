@@ -8,7 +8,7 @@
 use super::{
     check, parse_base, parse_target, secret_from_env, url_with, BoxFuture, RespondError, Responder,
 };
-use crate::decide::Decision;
+use crate::decide::{Action, Decision};
 use serde::Deserialize;
 
 pub const NAME: &str = "google";
@@ -23,6 +23,26 @@ pub struct GoogleConfig {
     /// Environment variable with the access token. Default `"GOOGLE_ADMIN_ACCESS_TOKEN"`.
     #[serde(default = "default_env")]
     pub access_token_env: String,
+    /// How `revoke_token` is carried out: `sign_out` or `client_tokens`. Default `"sign_out"`.
+    #[serde(default = "default_method")]
+    pub revoke_token: Method,
+    /// How `terminate_session` is carried out (same choices). Default `"sign_out"`.
+    #[serde(default = "default_method")]
+    pub terminate_session: Method,
+    /// The OAuth client id whose tokens `client_tokens` revokes. Required with `client_tokens`.
+    pub client_id: Option<String>,
+}
+
+/// How an action is carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    SignOut,
+    ClientTokens,
+}
+
+fn default_method() -> Method {
+    Method::SignOut
 }
 
 fn default_base() -> String {
@@ -34,15 +54,28 @@ fn default_env() -> String {
 
 pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     let cfg: GoogleConfig = parse_target(t)?;
+    if (cfg.revoke_token == Method::ClientTokens || cfg.terminate_session == Method::ClientTokens)
+        && cfg.client_id.is_none()
+    {
+        return Err(
+            "client_tokens needs client_id (the OAuth client whose tokens to revoke)".into(),
+        );
+    }
     Ok(Box::new(Google {
         base: parse_base(&cfg.base_url)?,
         token: secret_from_env(&cfg.access_token_env)?,
+        revoke_token: cfg.revoke_token,
+        terminate_session: cfg.terminate_session,
+        client_id: cfg.client_id,
     }))
 }
 
 pub struct Google {
     base: reqwest::Url,
     token: String,
+    revoke_token: Method,
+    terminate_session: Method,
+    client_id: Option<String>,
 }
 
 impl Responder for Google {
@@ -71,16 +104,23 @@ impl Responder for Google {
                         "Google needs the user's e-mail; the decision has none".into(),
                     )
                 })?;
-            let url = url_with(
-                &self.base,
-                &["admin", "directory", "v1", "users", user, "signOut"],
-            )?;
-            let resp = http
-                .post(url)
-                .bearer_auth(&self.token)
-                .header("Content-Length", "0")
-                .send()
-                .await?;
+            let method = match d.action {
+                Action::TerminateSession => self.terminate_session,
+                _ => self.revoke_token,
+            };
+            let req = match (method, self.client_id.as_deref()) {
+                (Method::ClientTokens, Some(client)) => http.delete(url_with(
+                    &self.base,
+                    &["admin", "directory", "v1", "users", user, "tokens", client],
+                )?),
+                _ => http
+                    .post(url_with(
+                        &self.base,
+                        &["admin", "directory", "v1", "users", user, "signOut"],
+                    )?)
+                    .header("Content-Length", "0"),
+            };
+            let resp = req.bearer_auth(&self.token).send().await?;
             check(resp).await
         })
     }
