@@ -234,3 +234,123 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
     assert_eq!((report.outbox.confirmed, report.outbox.unconfirmed), (1, 1));
     assert_eq!(report.outbox.awaiting_confirmation, 0);
 }
+
+/// Start `run_kafka` (what `quench run` runs) in a task; returns it and its stop switch.
+fn start(
+    k: &KafkaConfig,
+    respond: &RespondConfig,
+) -> (
+    tokio::task::JoinHandle<Result<app::KafkaReport, app::AppError>>,
+    tokio::sync::watch::Sender<bool>,
+) {
+    let cfg = Config {
+        kafka: Some(k.clone()),
+        respond: respond.clone(),
+        ..Default::default()
+    };
+    let dispatcher =
+        Dispatcher::new(respond.clone(), build_targets(respond).unwrap(), None).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let k = k.clone();
+    let run = tokio::spawn(async move {
+        let mut pipeline = Pipeline::new(&cfg).unwrap();
+        app::run_kafka(
+            &k,
+            &mut pipeline,
+            &dispatcher,
+            RunOptions { stop_at_end: false },
+            stop_rx,
+            |_| {},
+        )
+        .await
+    });
+    (run, stop_tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    for t in app::DEMO_TOPICS {
+        cluster.create_topic(t, 1, 1).unwrap();
+    }
+    let k = KafkaConfig {
+        brokers: bootstrap.clone(),
+        group_id: "quench-confirm-restart".into(),
+        topics: vec![TopicConfig {
+            name: app::DEMO_TOPIC.into(),
+            format: "auto".into(),
+        }],
+        decisions_topic: "quench.decisions".into(),
+        dead_letter_topic: "quench.deadletter".into(),
+        commit_interval_ms: 100,
+        // the first run's group membership ends within this, then the second run takes over
+        properties: [("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+    };
+    let events = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/scenarios/demo_day/events.jsonl"),
+    )
+    .unwrap();
+    let lines: Vec<String> = events.lines().map(String::from).collect();
+    app::produce_lines(&k, app::DEMO_TOPIC, &lines)
+        .await
+        .unwrap();
+    let addr = accept_all().await;
+    std::env::set_var("QUENCH_TEST_CONFIRM_OKTA2", "00confirmtesttoken4567");
+    let respond: RespondConfig = toml::from_str(&format!(
+        "[[targets]]\ntype = \"okta\"\nbase_url = \"http://{addr}\"\napi_token_env = \"QUENCH_TEST_CONFIRM_OKTA2\"\nactions = [\"terminate_session\"]\nconfirm_within_secs = 600\n"
+    ))
+    .unwrap();
+
+    // run 1 delivers alice's session clear and stops before Okta's log confirms it
+    let (run, stop) = start(&k, &respond);
+    wait_until("the revocation was delivered", || {
+        read_topic(&bootstrap, "quench.commands")
+            .iter()
+            .any(|b| b.starts_with(br#"{"kind":"outcome""#))
+    })
+    .await;
+    stop.send(true).unwrap();
+    let first = run.await.unwrap().unwrap();
+    assert_eq!(
+        (first.outbox.awaiting_confirmation, first.outbox.confirmed),
+        (1, 0)
+    );
+
+    // run 2 finds the delivered, unconfirmed revocation on the commands topic and watches for it again
+    let (run, stop) = start(&k, &respond);
+    let now = chrono::DateTime::from_timestamp_millis(quench::event::Ts::now().0)
+        .unwrap()
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ");
+    let clear = format!(
+        r#"{{"uuid":"clear-alice-2","published":"{now}","eventType":"user.session.clear","actor":{{"id":"00uquenchsvc","type":"User","alternateId":"quench-svc@example.com"}},"client":{{"ipAddress":"10.0.0.5"}},"outcome":{{"result":"SUCCESS"}},"target":[{{"id":"00ualice","type":"User","alternateId":"alice@example.com"}}]}}"#
+    );
+    app::produce_lines(&k, app::DEMO_TOPIC, &[clear])
+        .await
+        .unwrap();
+    wait_until("the revocation is confirmed", || {
+        !confirmations(&bootstrap).is_empty()
+    })
+    .await;
+    let c = confirmations(&bootstrap);
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].status, ConfirmStatus::Confirmed);
+    assert_eq!(c[0].event_id.as_deref(), Some("clear-alice-2"));
+    stop.send(true).unwrap();
+    let second = run.await.unwrap().unwrap();
+    assert_eq!(second.outbox.confirmations_resumed, 1);
+    assert_eq!(
+        (second.outbox.confirmed, second.outbox.awaiting_confirmation),
+        (1, 0)
+    );
+    // and nothing was sent twice: still one outcome on the topic
+    let outcomes = read_topic(&bootstrap, "quench.commands")
+        .iter()
+        .filter(|b| b.starts_with(br#"{"kind":"outcome""#))
+        .count();
+    assert_eq!(outcomes, 1);
+}

@@ -41,6 +41,25 @@ pub struct Pending {
 impl Pending {
     /// The pending confirmation of a delivered command.
     pub fn of(d: &Delivery, decision: &Decision, vendor: &'static str, within_secs: u64) -> Self {
+        Self::new(
+            &d.command_id,
+            &d.target,
+            decision,
+            vendor,
+            within_secs,
+            d.finished_at,
+        )
+    }
+
+    /// The pending confirmation of command `command_id` (target `target`), delivered at `delivered_at`.
+    pub fn new(
+        command_id: &str,
+        target: &str,
+        decision: &Decision,
+        vendor: &'static str,
+        within_secs: u64,
+        delivered_at: Ts,
+    ) -> Self {
         let subjects = [
             decision.principal.as_deref(),
             decision.principal_id.as_deref(),
@@ -50,15 +69,15 @@ impl Pending {
         .map(str::to_ascii_lowercase)
         .collect();
         Pending {
-            command_id: d.command_id.clone(),
-            decision_id: d.decision_id.clone(),
-            target: d.target.clone(),
-            action: d.action,
+            command_id: command_id.to_string(),
+            decision_id: decision.decision_id.clone(),
+            target: target.to_string(),
+            action: decision.action,
             principal: decision.principal.clone(),
             principal_kind: decision.principal_kind,
             subjects,
             vendor,
-            delivered_at: Ts::now(),
+            delivered_at,
             within_secs,
         }
     }

@@ -262,6 +262,8 @@ pub struct Progress {
     pub in_flight: u64,
     /// Delivered revocations watched for the vendor's confirmation, and what became of them so far.
     pub awaiting_confirmation: u64,
+    /// Of those, delivered by a previous run and watched again after this start.
+    pub confirmations_resumed: u64,
     pub confirmed: u64,
     pub unconfirmed: u64,
 }
@@ -279,6 +281,9 @@ struct Part {
     recover_to: Option<i64>,
     /// Commands collected while recovering.
     collected: Vec<(i64, String, String, Ts, Decision)>,
+    /// While recovering: delivered commands of confirmed targets whose confirmation record is not (yet) seen,
+    /// with their decision, target and delivery time (once the outcome is seen).
+    to_confirm: HashMap<String, (Decision, String, Option<Ts>)>,
     committed: i64,
 }
 
@@ -478,6 +483,9 @@ pub async fn dispatch(
                 match serde_json::from_slice::<Record>(m.payload().unwrap_or(&[])) {
                     Ok(Record::Command { command_id, target, created_at, decision }) => {
                         part.remembered.push_back((offset, created_at.0.min(now)));
+                        if part.recover_to.is_some() && dispatcher.confirmation_of(&target).is_some() {
+                            part.to_confirm.insert(command_id.clone(), (decision.clone(), target.clone(), None));
+                        }
                         let cmd = (offset, command_id, target, created_at, decision);
                         if part.recover_to.is_some() {
                             part.collected.push(cmd);
@@ -487,6 +495,13 @@ pub async fn dispatch(
                     }
                     Ok(Record::Outcome(o)) => {
                         part.remembered.push_back((offset, o.finished_at.0.min(now)));
+                        if o.status == OutcomeStatus::Delivered {
+                            if let Some(c) = part.to_confirm.get_mut(&o.command_id) {
+                                c.2 = Some(o.finished_at);
+                            }
+                        } else {
+                            part.to_confirm.remove(&o.command_id);
+                        }
                         known
                             .entry(o.command_id)
                             .and_modify(|k| {
@@ -499,7 +514,9 @@ pub async fn dispatch(
                                 at: now,
                             });
                     }
-                    Ok(Record::Confirmation(_)) => {} // a record for people and tools; nothing to do
+                    Ok(Record::Confirmation(c)) => {
+                        part.to_confirm.remove(&c.command_id);
+                    }
                     Err(e) => {
                         tracing::warn!(partition, offset, error = %e, "unreadable record on the commands topic; skipped");
                     }
@@ -513,6 +530,17 @@ pub async fn dispatch(
                     }
                     if prog.resumed > before {
                         tracing::warn!(partition, commands = prog.resumed - before, "resumed commands a previous run left without an outcome");
+                    }
+                    // revocations delivered by a previous run and still awaiting their vendor's confirmation
+                    for (id, (d, target, at)) in std::mem::take(&mut part.to_confirm) {
+                        let (Some(at), Some((vendor, within))) = (at, dispatcher.confirmation_of(&target)) else {
+                            continue;
+                        };
+                        prog.awaiting_confirmation += 1;
+                        prog.confirmations_resumed += 1;
+                        if let Some(c) = confirmer.expect(Pending::new(&id, &target, &d, vendor, within, at)) {
+                            settle_confirmation(&ctx, &mut tasks, &mut prog, c, None);
+                        }
                     }
                 }
                 progress.send_replace(prog);
