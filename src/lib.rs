@@ -8,6 +8,7 @@
 //! to decide for one message; [`ingest::kafka`] drives it from Kafka with at-least-once offsets; [`app`] holds
 //! the `demo`, `replay` and `normalize` commands.
 pub mod app;
+pub mod bus;
 pub mod config;
 pub mod correlate;
 pub mod decide;

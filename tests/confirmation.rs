@@ -7,19 +7,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use quench::app;
-use quench::config::{Config, KafkaConfig, TopicConfig};
+use quench::config::{Config, KafkaConfig};
 use quench::decide::{Action, Decision};
 use quench::ingest::kafka::RunOptions;
 use quench::pipeline::Pipeline;
 use quench::respond::confirm::{ConfirmStatus, Confirmation};
 use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
-use rdkafka::{Offset, TopicPartitionList};
-use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 /// Accepts every request with 204 (the request shapes are checked by the spec tests).
@@ -38,31 +35,8 @@ async fn accept_all() -> std::net::SocketAddr {
     addr
 }
 
-fn read_topic(bootstrap: &str, topic: &str) -> Vec<Vec<u8>> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "test-reader")
-        .create()
-        .unwrap();
-    let (lo, hi) = c
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while (out.len() as i64) < hi - lo && Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-            out.push(m.payload().unwrap_or(&[]).to_vec());
-        }
-    }
-    out
-}
-
 fn confirmations(bootstrap: &str) -> Vec<Confirmation> {
-    read_topic(bootstrap, "quench.commands")
+    common::payloads(bootstrap, "quench.commands")
         .iter()
         .filter_map(
             |b| match serde_json::from_slice::<outbox::Record>(b).unwrap() {
@@ -73,14 +47,6 @@ fn confirmations(bootstrap: &str) -> Vec<Confirmation> {
         .collect()
 }
 
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
     let cluster = MockCluster::new(1).unwrap();
@@ -88,24 +54,8 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
     for t in app::DEMO_TOPICS {
         cluster.create_topic(t, 1, 1).unwrap();
     }
-    let k = KafkaConfig {
-        brokers: bootstrap.clone(),
-        group_id: "quench-confirm".into(),
-        topics: vec![TopicConfig {
-            name: app::DEMO_TOPIC.into(),
-            format: "auto".into(),
-        }],
-        decisions_topic: "quench.decisions".into(),
-        dead_letter_topic: "quench.deadletter".into(),
-        commit_interval_ms: 100,
-        properties: Default::default(),
-    };
-    let events = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/scenarios/demo_day/events.jsonl"),
-    )
-    .unwrap();
-    let lines: Vec<String> = events.lines().map(String::from).collect();
+    let k = common::kafka(&bootstrap, "quench-confirm");
+    let lines = common::demo_events();
     app::produce_lines(&k, app::DEMO_TOPIC, &lines)
         .await
         .unwrap();
@@ -144,8 +94,8 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
     });
 
     // alice's session is terminated at both targets: wait for both outcomes
-    wait_until("both revocations were delivered", || {
-        read_topic(&bootstrap, "quench.commands")
+    common::wait_until("both revocations were delivered", || {
+        common::payloads(&bootstrap, "quench.commands")
             .iter()
             .filter(|b| b.starts_with(br#"{"kind":"outcome""#))
             .count()
@@ -153,7 +103,7 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
     })
     .await;
     // Graph's one second passes with no Entra audit record: an alert, and an unconfirmed record
-    wait_until("the Graph revocation is reported unconfirmed", || {
+    common::wait_until("the Graph revocation is reported unconfirmed", || {
         !confirmations(&bootstrap).is_empty()
     })
     .await;
@@ -163,7 +113,7 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
         (c[0].target.as_str(), c[0].status),
         ("graph", ConfirmStatus::Unconfirmed)
     );
-    let alerts: Vec<Decision> = read_topic(&bootstrap, "quench.decisions")
+    let alerts: Vec<Decision> = common::payloads(&bootstrap, "quench.decisions")
         .iter()
         .map(|b| serde_json::from_slice(b).unwrap())
         .filter(|d: &Decision| d.decision_id.ends_with("-unconfirmed"))
@@ -187,7 +137,7 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
     app::produce_lines(&k, app::DEMO_TOPIC, &[clear])
         .await
         .unwrap();
-    wait_until("the Okta revocation is confirmed", || {
+    common::wait_until("the Okta revocation is confirmed", || {
         confirmations(&bootstrap).len() == 2
     })
     .await;
@@ -214,7 +164,7 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
     };
     let (commands_schema, decision_schema) =
         (load("command.schema.json"), load("decision.schema.json"));
-    let records = read_topic(&bootstrap, "quench.commands");
+    let records = common::payloads(&bootstrap, "quench.commands");
     assert!(records.len() >= 6, "{}", records.len());
     for r in &records {
         let v: serde_json::Value = serde_json::from_slice(r).unwrap();
@@ -227,7 +177,7 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
             assert!(decision_schema.is_valid(d), "{d}");
         }
     }
-    for d in read_topic(&bootstrap, "quench.decisions") {
+    for d in common::payloads(&bootstrap, "quench.decisions") {
         let v: serde_json::Value = serde_json::from_slice(&d).unwrap();
         assert!(decision_schema.is_valid(&v), "{v}");
     }
@@ -274,28 +224,8 @@ async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
     for t in app::DEMO_TOPICS {
         cluster.create_topic(t, 1, 1).unwrap();
     }
-    let k = KafkaConfig {
-        brokers: bootstrap.clone(),
-        group_id: "quench-confirm-restart".into(),
-        topics: vec![TopicConfig {
-            name: app::DEMO_TOPIC.into(),
-            format: "auto".into(),
-        }],
-        decisions_topic: "quench.decisions".into(),
-        dead_letter_topic: "quench.deadletter".into(),
-        commit_interval_ms: 100,
-        // the first run's group membership ends within this, then the second run takes over
-        properties: [("session.timeout.ms", "6000"), ("heartbeat.interval.ms", "500")]
-            .into_iter()
-            .map(|(a, b)| (a.to_string(), b.to_string()))
-            .collect(),
-    };
-    let events = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/scenarios/demo_day/events.jsonl"),
-    )
-    .unwrap();
-    let lines: Vec<String> = events.lines().map(String::from).collect();
+    let k = common::kafka(&bootstrap, "quench-confirm-restart");
+    let lines = common::demo_events();
     app::produce_lines(&k, app::DEMO_TOPIC, &lines)
         .await
         .unwrap();
@@ -308,8 +238,8 @@ async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
 
     // run 1 delivers alice's session clear and stops before Okta's log confirms it
     let (run, stop) = start(&k, &respond);
-    wait_until("the revocation was delivered", || {
-        read_topic(&bootstrap, "quench.commands")
+    common::wait_until("the revocation was delivered", || {
+        common::payloads(&bootstrap, "quench.commands")
             .iter()
             .any(|b| b.starts_with(br#"{"kind":"outcome""#))
     })
@@ -332,7 +262,7 @@ async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
     app::produce_lines(&k, app::DEMO_TOPIC, &[clear])
         .await
         .unwrap();
-    wait_until("the revocation is confirmed", || {
+    common::wait_until("the revocation is confirmed", || {
         !confirmations(&bootstrap).is_empty()
     })
     .await;
@@ -348,7 +278,7 @@ async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
         (1, 0)
     );
     // and nothing was sent twice: still one outcome on the topic
-    let outcomes = read_topic(&bootstrap, "quench.commands")
+    let outcomes = common::payloads(&bootstrap, "quench.commands")
         .iter()
         .filter(|b| b.starts_with(br#"{"kind":"outcome""#))
         .count();

@@ -3,9 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use quench::app::stub;
-use quench::decide::{Action, Decision};
-use quench::event::{PrincipalKind, Ts};
+use quench::decide::Action;
+use quench::event::Ts;
 use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -36,26 +38,6 @@ async fn scripted(script: Vec<&'static str>) -> (std::net::SocketAddr, Arc<Mutex
     (addr, seen)
 }
 
-fn decision() -> Decision {
-    Decision {
-        decision_id: "d".repeat(32),
-        decided_at: Ts::now(),
-        event_time: Ts::now(),
-        action: Action::RevokeToken,
-        principal: Some("agent-7".into()),
-        principal_id: None,
-        principal_kind: PrincipalKind::Agent,
-        token_id: Some("tok-7".into()),
-        session_id: None,
-        job_id: None,
-        score: 0.8,
-        findings: vec![],
-        evidence: vec![],
-        guardrail: None,
-        shadow: false,
-    }
-}
-
 fn dispatcher(addr: std::net::SocketAddr, extra: &str) -> Dispatcher {
     std::env::set_var("QUENCH_TEST_DELIVERY_SECRET", "delivery-secret-0123456789");
     let toml = format!(
@@ -75,7 +57,9 @@ async fn a_429_with_retry_after_is_retried_no_sooner_than_asked() {
     .await;
     // the computed backoff alone would retry after 10 ms
     let disp = dispatcher(addr, "backoff_ms = 10");
-    let r = disp.deliver("webhook", &decision(), Ts::now()).await;
+    let r = disp
+        .deliver("webhook", &common::agent_revocation("d"), Ts::now())
+        .await;
     assert_eq!(r.result, Ok(202));
     assert_eq!(r.attempts, 2);
     assert_eq!(r.command_id, format!("{}.webhook", "d".repeat(32)));
@@ -94,7 +78,9 @@ async fn a_target_that_keeps_failing_is_given_up_after_the_deadline() {
         addr,
         "backoff_ms = 50\nmax_backoff_ms = 200\nmax_attempts = 1000\ngive_up_after_secs = 1",
     );
-    let r = disp.deliver("webhook", &decision(), Ts::now()).await;
+    let r = disp
+        .deliver("webhook", &common::agent_revocation("d"), Ts::now())
+        .await;
     let e = r.result.clone().unwrap_err();
     assert!(
         e.contains("given up") && e.contains("give_up_after_secs = 1"),
@@ -113,7 +99,9 @@ async fn a_target_that_keeps_failing_is_given_up_after_the_deadline() {
 async fn a_refusal_no_retry_can_fix_is_not_retried() {
     let (addr, seen) = scripted(vec!["403 Forbidden"]).await;
     let disp = dispatcher(addr, "backoff_ms = 10");
-    let r = disp.deliver("webhook", &decision(), Ts::now()).await;
+    let r = disp
+        .deliver("webhook", &common::agent_revocation("d"), Ts::now())
+        .await;
     assert!(r.result.clone().unwrap_err().contains("403"));
     assert!(!r.retryable);
     assert_eq!(
@@ -136,7 +124,7 @@ async fn a_targets_spent_budget_stops_sending_and_announces_it_once() {
     let disp = Dispatcher::new(cfg.clone(), build_targets(&cfg).unwrap(), None).unwrap();
     let mut results = Vec::new();
     for i in 0..4 {
-        let mut d = decision();
+        let mut d = common::agent_revocation("d");
         d.decision_id = format!("{i:032}");
         results.push(disp.deliver("webhook", &d, Ts::now()).await);
     }
@@ -159,7 +147,7 @@ async fn a_targets_spent_budget_stops_sending_and_announces_it_once() {
         outbox::OutcomeStatus::OverBudget
     );
     let notice = quench::respond::budget_notice(&results[2], &{
-        let mut d = decision();
+        let mut d = common::agent_revocation("d");
         d.decision_id = format!("{:032}", 2);
         d
     });

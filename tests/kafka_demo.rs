@@ -3,55 +3,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use quench::app;
 use quench::decide::{Action, Decision};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::{Offset, TopicPartitionList};
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-/// A record's payload and its headers.
-type Record = (Vec<u8>, Vec<(String, String)>);
-
-fn read_all(bootstrap: &str, topic: &str) -> Vec<Record> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", format!("reader-{topic}"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    let (_, high) = c
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning)
-        .unwrap();
-    c.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while (out.len() as i64) < high && Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let headers = m
-                .headers()
-                .map(|h| {
-                    h.iter()
-                        .map(|x| {
-                            (
-                                x.key.to_string(),
-                                String::from_utf8_lossy(x.value.unwrap_or(&[])).to_string(),
-                            )
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push((m.payload().unwrap_or(&[]).to_vec(), headers));
-        }
-    }
-    out
-}
+use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_scenario_through_kafka_revokes_the_attackers_and_nobody_else() {
@@ -84,7 +45,7 @@ async fn demo_scenario_through_kafka_revokes_the_attackers_and_nobody_else() {
     assert_eq!(report.dead_letters, 2);
 
     // the decisions topic holds exactly the decisions made, as valid records
-    let on_topic: Vec<Decision> = read_all(&bootstrap, "quench.decisions")
+    let on_topic: Vec<Decision> = common::read_topic(&bootstrap, "quench.decisions")
         .iter()
         .map(|(p, _)| serde_json::from_slice(p).unwrap())
         .collect();
@@ -154,7 +115,7 @@ async fn demo_scenario_through_kafka_revokes_the_attackers_and_nobody_else() {
     assert!(hooks.iter().all(|h| h.header("idempotency-key").is_some()));
 
     // dead letters keep the original payload and say why
-    let dlq = read_all(&bootstrap, "quench.deadletter");
+    let dlq = common::read_topic(&bootstrap, "quench.deadletter");
     assert_eq!(dlq.len(), 2);
     assert_eq!(dlq[0].0, b"this line is not JSON");
     let h0: std::collections::HashMap<_, _> = dlq[0].1.iter().cloned().collect();

@@ -9,20 +9,16 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use quench::app::{self, stub};
-use quench::config::{KafkaConfig, TopicConfig};
 use quench::decide::Decision;
 use quench::respond::{build_targets, command_id, outbox, RespondConfig};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
-use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 const SECRET: &str = "outbox-restart-test-secret-0123456789";
@@ -87,47 +83,14 @@ async fn receiver(answer_all: Arc<AtomicBool>) -> (std::net::SocketAddr, Arc<Mut
 
 /// Every record of `topic` (all partitions), as JSON.
 fn read_topic(bootstrap: &str, topic: &str) -> Vec<serde_json::Value> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "test-reader")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    let mut want = 0;
-    for p in md.topics()[0].partitions() {
-        let (lo, hi) = c
-            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
-            .unwrap();
-        want += hi - lo;
-        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
-            .unwrap();
-    }
-    c.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while (out.len() as i64) < want && Instant::now() < deadline {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
-            out.push(serde_json::from_slice(m.payload().unwrap_or(b"null")).unwrap());
-        }
-    }
-    assert_eq!(out.len() as i64, want, "could not read all of {topic}");
-    out
+    common::payloads(bootstrap, topic)
+        .iter()
+        .map(|p| serde_json::from_slice(p).unwrap())
+        .collect()
 }
 
 fn kinds<'a>(recs: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
     recs.iter().filter(|r| r["kind"] == kind).collect()
-}
-
-/// Poll `cond` every 50 ms until it holds; fail with `what` after 90 s.
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn spawn_quench(config: &std::path::Path) -> Child {
@@ -150,28 +113,8 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
         cluster.create_topic(t, 1, 1).unwrap();
     }
     cluster.create_topic(COMMANDS, 3, 1).unwrap();
-    let events = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("fixtures/scenarios/demo_day/events.jsonl"),
-    )
-    .unwrap();
-    let lines: Vec<String> = events
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(String::from)
-        .collect();
-    let k = KafkaConfig {
-        brokers: bootstrap.clone(),
-        group_id: "quench-restart".into(),
-        topics: vec![TopicConfig {
-            name: app::DEMO_TOPIC.into(),
-            format: "auto".into(),
-        }],
-        decisions_topic: "quench.decisions".into(),
-        dead_letter_topic: "quench.deadletter".into(),
-        commit_interval_ms: 100,
-        properties: Default::default(),
-    };
+    let lines = common::demo_events();
+    let k = common::kafka(&bootstrap, "quench-restart");
     app::produce_lines(&k, app::DEMO_TOPIC, &lines)
         .await
         .unwrap();
@@ -211,7 +154,7 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
     // Run 1: one revocation is answered, the others hang; kill -9 once its outcome is on the commands topic.
     let mut first = spawn_quench(&first_cfg);
     let mut expected: BTreeSet<String> = BTreeSet::new();
-    wait_until(
+    common::wait_until(
         "run 1 has decided everything, one command is done and the rest are in flight",
         || {
             let decisions: Vec<Decision> = read_topic(&bootstrap, "quench.decisions")
@@ -250,7 +193,7 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
     answer_all.store(true, Ordering::SeqCst);
     rx.lock().unwrap().held.clear();
     let second = spawn_quench(&second_cfg);
-    wait_until(
+    common::wait_until(
         "run 2 has re-decided everything and every command has an outcome",
         || {
             let commands = read_topic(&bootstrap, COMMANDS);

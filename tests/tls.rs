@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
@@ -12,8 +14,7 @@ use openssl::rsa::Rsa;
 use openssl::ssl::{SslAcceptor, SslMethod};
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
 use openssl::x509::{X509NameBuilder, X509};
-use quench::decide::{Action, Decision};
-use quench::event::{PrincipalKind, Ts};
+use quench::event::Ts;
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
 use std::io::{Read, Write};
 
@@ -86,26 +87,6 @@ fn tls_server(cert: X509, key: PKey<Private>) -> u16 {
     port
 }
 
-fn decision() -> Decision {
-    Decision {
-        decision_id: "7".repeat(32),
-        decided_at: Ts::now(),
-        event_time: Ts::now(),
-        action: Action::RevokeToken,
-        principal: Some("agent-7".into()),
-        principal_id: None,
-        principal_kind: PrincipalKind::Agent,
-        token_id: Some("tok-7".into()),
-        session_id: None,
-        job_id: None,
-        score: 0.8,
-        findings: vec![],
-        evidence: vec![],
-        guardrail: None,
-        shadow: false,
-    }
-}
-
 #[tokio::test]
 async fn a_private_ca_is_refused_until_it_is_in_the_ca_bundle() {
     let ca_key = key();
@@ -125,7 +106,9 @@ async fn a_private_ca_is_refused_until_it_is_in_the_ca_bundle() {
     // the system roots do not know the private CA: refused, nothing delivered
     let cfg: RespondConfig = toml::from_str(&format!("max_attempts = 1\n{target}")).unwrap();
     let disp = Dispatcher::new(cfg.clone(), build_targets(&cfg).unwrap(), None).unwrap();
-    let r = disp.deliver("webhook", &decision(), Ts::now()).await;
+    let r = disp
+        .deliver("webhook", &common::agent_revocation("7"), Ts::now())
+        .await;
     let e = r.result.unwrap_err();
     assert!(e.starts_with("transport"), "{e}");
 
@@ -136,7 +119,9 @@ async fn a_private_ca_is_refused_until_it_is_in_the_ca_bundle() {
     ))
     .unwrap();
     let disp = Dispatcher::new(cfg.clone(), build_targets(&cfg).unwrap(), None).unwrap();
-    let r = disp.deliver("webhook", &decision(), Ts::now()).await;
+    let r = disp
+        .deliver("webhook", &common::agent_revocation("7"), Ts::now())
+        .await;
     assert_eq!(r.result, Ok(202));
     let _ = std::fs::remove_dir_all(&dir);
 }

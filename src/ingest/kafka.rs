@@ -17,8 +17,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
+use rdkafka::producer::FutureProducer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -71,17 +70,9 @@ pub fn consumer(k: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
     Ok(consumer)
 }
 
-/// Build the producer for decisions and dead letters (idempotent, acks=all).
+/// The producer for decisions and dead letters (see [`crate::bus::producer`]).
 pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
-    let mut c = client_config(k);
-    if !k.properties.contains_key("enable.idempotence") {
-        c.set("enable.idempotence", "true");
-    }
-    // A decision waits for its acknowledgement before its revocation goes out: do not batch-delay it.
-    if !k.properties.contains_key("linger.ms") {
-        c.set("linger.ms", "0");
-    }
-    c.create()
+    crate::bus::producer(k)
 }
 
 async fn send(
@@ -91,14 +82,9 @@ async fn send(
     payload: &[u8],
     headers: Option<OwnedHeaders>,
 ) -> Result<(), IngestError> {
-    let mut rec = FutureRecord::to(topic).key(key).payload(payload);
-    if let Some(h) = headers {
-        rec = rec.headers(h);
-    }
-    p.send(rec, Timeout::After(Duration::from_secs(30)))
+    crate::bus::produce(p, topic, key, payload, headers)
         .await
-        .map(|_| ())
-        .map_err(|(source, _)| IngestError::Produce {
+        .map_err(|source| IngestError::Produce {
             topic: topic.into(),
             source,
         })

@@ -19,8 +19,7 @@ use crate::event::{Ended, Ts};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
+use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -149,17 +148,6 @@ struct CommandOut<'a> {
     decision: &'a Decision,
 }
 
-fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
-    let mut c = k.client();
-    if !k.properties.contains_key("enable.idempotence") {
-        c.set("enable.idempotence", "true");
-    }
-    if !k.properties.contains_key("linger.ms") {
-        c.set("linger.ms", "0");
-    }
-    c.create()
-}
-
 async fn produce(
     p: &FutureProducer,
     topic: &str,
@@ -167,14 +155,9 @@ async fn produce(
     payload: &[u8],
     headers: Option<OwnedHeaders>,
 ) -> Result<(), OutboxError> {
-    let mut rec = FutureRecord::to(topic).key(key).payload(payload);
-    if let Some(h) = headers {
-        rec = rec.headers(h);
-    }
-    p.send(rec, Timeout::After(Duration::from_secs(30)))
+    crate::bus::produce(p, topic, key.as_bytes(), payload, headers)
         .await
-        .map(|_| ())
-        .map_err(|(source, _)| OutboxError::Produce {
+        .map_err(|source| OutboxError::Produce {
             topic: topic.into(),
             source,
         })
@@ -200,7 +183,7 @@ impl Writer {
         let producer = if dispatcher.dry_run() {
             None
         } else {
-            Some(producer(k)?)
+            Some(crate::bus::producer(k)?)
         };
         Ok(Writer {
             producer,
@@ -344,7 +327,7 @@ pub async fn dispatch(
         c.set("fetch.wait.max.ms", "10");
     }
     let consumer: StreamConsumer = c.create()?;
-    let producer = producer(&k)?;
+    let producer = crate::bus::producer(&k)?;
     let timeout = Duration::from_secs(10);
 
     // Where each partition starts: its committed offset, else its beginning; recover up to its current end.

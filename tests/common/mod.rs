@@ -1,0 +1,136 @@
+//! Helpers shared by the integration tests: reading a topic of the mock cluster, waiting for an outcome, the
+//! demo's events and Kafka settings, and a decision to send.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use quench::app;
+use quench::config::{KafkaConfig, TopicConfig};
+use quench::decide::{Action, Decision};
+use quench::event::{PrincipalKind, Ts};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+/// A record's payload and its headers.
+pub type Record = (Vec<u8>, Vec<(String, String)>);
+
+/// Every record now on `topic` (all partitions, each in order).
+pub fn read_topic(bootstrap: &str, topic: &str) -> Vec<Record> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "test-reader")
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut want = 0;
+    for p in md.topics()[0].partitions() {
+        let (lo, hi) = c
+            .fetch_watermarks(topic, p.id(), Duration::from_secs(10))
+            .unwrap();
+        want += hi - lo;
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (out.len() as i64) < want && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|x| {
+                            (
+                                x.key.to_string(),
+                                String::from_utf8_lossy(x.value.unwrap_or(&[])).to_string(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push((m.payload().unwrap_or(&[]).to_vec(), headers));
+        }
+    }
+    assert_eq!(out.len() as i64, want, "could not read all of {topic}");
+    out
+}
+
+/// The payloads of `topic`.
+pub fn payloads(bootstrap: &str, topic: &str) -> Vec<Vec<u8>> {
+    read_topic(bootstrap, topic)
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// Poll `cond` every 50 ms until it holds; fail naming `what` after 90 s.
+pub async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The demo scenario's raw events, one per line.
+pub fn demo_events() -> Vec<String> {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures/scenarios/demo_day/events.jsonl"),
+    )
+    .unwrap()
+    .lines()
+    .filter(|l| !l.trim().is_empty())
+    .map(String::from)
+    .collect()
+}
+
+/// Kafka settings for the demo topics on `bootstrap`, consumer group `group`, committing every 100 ms, with a
+/// short session timeout so that a restarted run takes over the group quickly.
+pub fn kafka(bootstrap: &str, group: &str) -> KafkaConfig {
+    KafkaConfig {
+        brokers: bootstrap.into(),
+        group_id: group.into(),
+        topics: vec![TopicConfig {
+            name: app::DEMO_TOPIC.into(),
+            format: "auto".into(),
+        }],
+        decisions_topic: "quench.decisions".into(),
+        dead_letter_topic: "quench.deadletter".into(),
+        commit_interval_ms: 100,
+        properties: [
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect(),
+    }
+}
+
+/// A token revocation for an agent, decided now.
+pub fn agent_revocation(id: &str) -> Decision {
+    Decision {
+        decision_id: id.repeat(32 / id.len().max(1)),
+        decided_at: Ts::now(),
+        event_time: Ts::now(),
+        action: Action::RevokeToken,
+        principal: Some("agent-7".into()),
+        principal_id: None,
+        principal_kind: PrincipalKind::Agent,
+        token_id: Some("tok-7".into()),
+        session_id: None,
+        job_id: None,
+        score: 0.8,
+        findings: vec![],
+        evidence: vec![],
+        guardrail: None,
+        shadow: false,
+    }
+}
