@@ -1,0 +1,139 @@
+//! Commands that cannot be carried out end in the open: a target that refuses (403) gets a `failed` outcome at
+//! once, one that keeps answering 503 gets `given_up` after `give_up_after_secs`; both are dead-lettered with the
+//! reason in headers, and neither is retried after that.
+//!
+//! Through librdkafka's mock cluster with `quench::app::run_kafka` (what `quench run` runs).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use quench::app;
+use quench::config::Config;
+use quench::ingest::kafka::RunOptions;
+use quench::pipeline::Pipeline;
+use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
+use rdkafka::mocking::MockCluster;
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncWriteExt;
+
+/// Answers `/refuse` with 403 and `/busy` with 503; counts the requests per path.
+async fn server() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s2 = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let Some(r) = app::stub::read_request(&mut s).await else {
+                continue;
+            };
+            s2.lock().unwrap().push(r.target.clone());
+            let head = if r.target == "/refuse" {
+                "403 Forbidden"
+            } else {
+                "503 Service Unavailable"
+            };
+            let reply =
+                format!("HTTP/1.1 {head}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = s.write_all(reply.as_bytes()).await;
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_given_up_commands_are_dead_lettered_with_their_reason() {
+    let cluster = MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    for t in app::DEMO_TOPICS {
+        cluster.create_topic(t, 1, 1).unwrap();
+    }
+    let k = common::kafka(&bootstrap, "quench-dead-letter");
+    app::produce_lines(&k, app::DEMO_TOPIC, &common::demo_events())
+        .await
+        .unwrap();
+    let (addr, seen) = server().await;
+    std::env::set_var("QUENCH_TEST_DLQ_SECRET", "dead-letter-secret-0123456789");
+    // the demo's session termination (alice) goes to both targets
+    let respond: RespondConfig = toml::from_str(&format!(
+        "backoff_ms = 50\nmax_backoff_ms = 200\nmax_attempts = 1000\ngive_up_after_secs = 2\n\
+         [[targets]]\ntype = \"webhook\"\nname = \"refuse\"\nurl = \"http://{addr}/refuse\"\nsecret_env = \"QUENCH_TEST_DLQ_SECRET\"\nactions = [\"terminate_session\"]\n\
+         [[targets]]\ntype = \"webhook\"\nname = \"busy\"\nurl = \"http://{addr}/busy\"\nsecret_env = \"QUENCH_TEST_DLQ_SECRET\"\nactions = [\"terminate_session\"]\n"
+    ))
+    .unwrap();
+    let cfg = Config {
+        kafka: Some(k.clone()),
+        respond: respond.clone(),
+        ..Default::default()
+    };
+    let dispatcher =
+        Dispatcher::new(respond.clone(), build_targets(&respond).unwrap(), None).unwrap();
+    let mut pipeline = Pipeline::new(&cfg).unwrap();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    // with stop_at_end, run_kafka returns once every command written has an outcome
+    let report = app::run_kafka(
+        &k,
+        &mut pipeline,
+        &dispatcher,
+        RunOptions { stop_at_end: true },
+        stop_rx,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.commands_written, 2);
+
+    let outcomes: Vec<outbox::Outcome> = common::payloads(&bootstrap, "quench.commands")
+        .iter()
+        .filter_map(
+            |b| match serde_json::from_slice::<outbox::Record>(b).unwrap() {
+                outbox::Record::Outcome(o) => Some(o),
+                _ => None,
+            },
+        )
+        .collect();
+    let of = |t: &str| outcomes.iter().find(|o| o.target == t).unwrap();
+    assert_eq!(of("refuse").status, outbox::OutcomeStatus::Failed);
+    assert_eq!(of("refuse").attempts, 1);
+    assert_eq!(of("busy").status, outbox::OutcomeStatus::GivenUp);
+    assert!(of("busy").attempts >= 3, "{:?}", of("busy"));
+    assert!(of("busy")
+        .error
+        .as_deref()
+        .unwrap()
+        .contains("give_up_after_secs = 2"));
+
+    // one dead letter each, the outcome as payload and the reason in headers
+    let dlq: Vec<(outbox::Record, Vec<(String, String)>)> =
+        common::read_topic(&bootstrap, "quench.deadletter")
+            .into_iter()
+            .filter(|(_, h)| {
+                h.iter()
+                    .any(|(k, v)| k == "quench.error" && v.starts_with("revocation_"))
+            })
+            .map(|(p, h)| (serde_json::from_slice(&p).unwrap(), h))
+            .collect();
+    assert_eq!(dlq.len(), 2, "{dlq:?}");
+    let header = |h: &[(String, String)], k: &str| {
+        h.iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    let mut codes: Vec<String> = dlq.iter().map(|(_, h)| header(h, "quench.error")).collect();
+    codes.sort();
+    assert_eq!(codes, ["revocation_failed", "revocation_given_up"]);
+    for (rec, h) in &dlq {
+        assert!(matches!(rec, outbox::Record::Outcome(_)));
+        assert!(header(h, "quench.source").starts_with("quench.commands/0@"));
+        assert!(!header(h, "quench.reason").is_empty());
+    }
+    // the refusal was sent once; nothing was sent after the outcomes
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.iter().filter(|t| *t == "/refuse").count(), 1);
+    assert_eq!(
+        seen.iter().filter(|t| *t == "/busy").count() as u32,
+        of("busy").attempts
+    );
+}
