@@ -206,7 +206,7 @@ mod tests {
         let norm = normalize::Normalize::new(&cfg.normalize).unwrap();
         let k = cfg.validate_kafka(&norm).unwrap();
         assert!(!k.topics.is_empty());
-        assert_eq!(cfg.respond.targets.len(), 7);
+        assert_eq!(cfg.respond.targets.len(), 8);
         // every target table is valid for its type, given its credentials
         for var in [
             "OKTA_API_TOKEN",
@@ -215,6 +215,7 @@ mod tests {
             "GOOGLE_ADMIN_ACCESS_TOKEN",
             "SALESFORCE_ACCESS_TOKEN",
             "SLACK_ADMIN_TOKEN",
+            "GITHUB_TOKEN",
         ] {
             std::env::set_var(var, "example-credential-0123456789");
         }
@@ -228,7 +229,7 @@ mod tests {
             .unwrap();
         std::env::set_var("QUENCH_CAEP_SIGNING_KEY", String::from_utf8(pem).unwrap());
         let targets = respond::build_targets(&cfg.respond).unwrap();
-        assert_eq!(targets.len(), 7);
+        assert_eq!(targets.len(), 8);
         assert!(targets
             .iter()
             .any(|t| t.confirm_within_secs == Some(300) && t.budget.is_some()));

@@ -220,3 +220,58 @@ async fn slack_finds_the_user_by_email_and_resets_their_sessions() {
     assert!(!r.retryable);
     assert_eq!(r.attempts, 1);
 }
+
+/// GitHub as documented: the org's credential authorizations, filtered by `login`; DELETE by credential id.
+/// This server ignores the `login` filter, as a misbehaving proxy might.
+fn github(r: &Received) -> (u16, String) {
+    if r.header("authorization") != Some("Bearer ghp_testOwner0123456789") {
+        return (401, r#"{"message":"Bad credentials"}"#.into());
+    }
+    let path = r.target.split('?').next().unwrap();
+    match (r.method.as_str(), path) {
+        ("GET", "/orgs/acme/credential-authorizations") => (
+            200,
+            r#"[{"login":"octo","credential_id":1,"credential_type":"personal access token"},
+                {"login":"mallory","credential_id":2,"credential_type":"personal access token"},
+                {"login":"Octo","credential_id":3,"credential_type":"OAuth app token"},
+                {"login":"octo","credential_id":4,"credential_type":"SSH key"}]"#
+                .into(),
+        ),
+        ("DELETE", p) if p.starts_with("/orgs/acme/credential-authorizations/") => {
+            (204, String::new())
+        }
+        _ => (404, r#"{"message":"Not Found"}"#.into()),
+    }
+}
+
+#[tokio::test]
+async fn github_removes_only_the_users_own_token_authorizations() {
+    let (addr, log) = server(github).await;
+    std::env::set_var("QUENCH_TEST_GH_OWNER", "ghp_testOwner0123456789");
+    let toml = format!("[[targets]]\ntype = \"github\"\nbase_url = \"http://{addr}\"\norg = \"acme\"\ntoken_env = \"QUENCH_TEST_GH_OWNER\"\n");
+    let r = deliver(
+        &toml,
+        "github",
+        &decision(Action::RevokeToken, "octo", Some("octo")),
+    )
+    .await;
+    assert_eq!(r.result, Ok(204), "{r:?}");
+    let log = log.lock().unwrap();
+    assert_eq!(
+        query_param(&log[0].target, "login").as_deref(),
+        Some("octo")
+    );
+    let deleted: Vec<&str> = log
+        .iter()
+        .filter(|r| r.method == "DELETE")
+        .map(|r| r.target.as_str())
+        .collect();
+    // octo's token and OAuth app token; not mallory's, not the SSH key
+    assert_eq!(
+        deleted,
+        [
+            "/orgs/acme/credential-authorizations/1",
+            "/orgs/acme/credential-authorizations/3"
+        ]
+    );
+}

@@ -45,6 +45,7 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
         ("QUENCH_TEST_LEAK_SF", "00Dxx0000001gPL!SalesforceSecret"),
         ("QUENCH_TEST_LEAK_GOOGLE", "ya29.googleSecretAccessToken"),
         ("QUENCH_TEST_LEAK_CAEP", "caep-receiver-push-bearer-secret"),
+        ("QUENCH_TEST_LEAK_GITHUB", "ghp_githubOrgOwnerSecret0123456789"),
     ];
     for (k, v) in secrets {
         std::env::set_var(k, v);
@@ -67,7 +68,8 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
          [[targets]]\ntype = \"slack\"\nbase_url = \"{a}\"\ntoken_env = \"QUENCH_TEST_LEAK_SLACK\"\n\
          [[targets]]\ntype = \"salesforce\"\ninstance_url = \"{a}\"\naccess_token_env = \"QUENCH_TEST_LEAK_SF\"\n\
          [[targets]]\ntype = \"google\"\nbase_url = \"{a}\"\naccess_token_env = \"QUENCH_TEST_LEAK_GOOGLE\"\n\
-         [[targets]]\ntype = \"caep\"\nurl = \"{a}/ssf\"\nissuer = \"https://q\"\naudience = \"r\"\nsigning_key_env = \"QUENCH_TEST_LEAK_CAEP_KEY\"\nauthorization_env = \"QUENCH_TEST_LEAK_CAEP\"\n"
+         [[targets]]\ntype = \"caep\"\nurl = \"{a}/ssf\"\nissuer = \"https://q\"\naudience = \"r\"\nsigning_key_env = \"QUENCH_TEST_LEAK_CAEP_KEY\"\nauthorization_env = \"QUENCH_TEST_LEAK_CAEP\"\n\
+         [[targets]]\ntype = \"github\"\nbase_url = \"{a}\"\norg = \"acme\"\ntoken_env = \"QUENCH_TEST_LEAK_GITHUB\"\n"
     );
     let cfg: RespondConfig = toml::from_str(&toml).unwrap();
     let targets = build_targets(&cfg).unwrap();
@@ -97,7 +99,7 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
     while let Some(r) = rx.recv().await {
         reports.push(r);
     }
-    assert_eq!(reports.len(), 7);
+    assert_eq!(reports.len(), 8);
     for r in &reports {
         let e = r.result.clone().unwrap_err();
         assert!(e.contains("401"), "{}: {e}", r.target);

@@ -46,12 +46,16 @@ fn free_port() -> u16 {
 static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn spec_mock(shared: &Path, spec: &str, prefixes: &[&str]) -> SpecMock {
+    spec_mock_file(shared, &shared.join("data/apis").join(spec), prefixes)
+}
+
+fn spec_mock_file(shared: &Path, spec: &Path, prefixes: &[&str]) -> SpecMock {
     use std::os::unix::process::CommandExt;
     let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
     let port = free_port();
     let mut child = Command::new("bash")
         .arg(shared.join("tools/spec-mock"))
-        .arg(shared.join("data/apis").join(spec))
+        .arg(spec)
         .arg(port.to_string())
         .args(prefixes)
         .stdout(Stdio::piped())
@@ -71,7 +75,7 @@ fn spec_mock(shared: &Path, spec: &str, prefixes: &[&str]) -> SpecMock {
     // the first run on a machine installs Prism from npm
     let url = rx
         .recv_timeout(Duration::from_secs(600))
-        .unwrap_or_else(|_| panic!("spec-mock for {spec} did not start"));
+        .unwrap_or_else(|_| panic!("spec-mock for {} did not start", spec.display()));
     SpecMock { child, url }
 }
 
@@ -395,4 +399,89 @@ async fn okta_universal_logout_matches_the_okta_oauth_spec() {
         .await
         .unwrap();
     assert!(r.status().is_client_error(), "{}", r.status());
+}
+
+/// GitHub's published OpenAPI description of Enterprise Cloud (`@octokit/openapi` on npm, `generated/ghec.json`),
+/// fetched once into the target directory. Prepared for the mock: `x-webhooks` (which Prism cannot load) is
+/// dropped, and in the *response* schema of a credential authorization the login is pinned to `octo`, so that the
+/// mock's generated answer names the user asked about. Requests are still checked against GitHub's own schema.
+fn github_spec() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("specs");
+    let prepared = dir.join("ghec-for-mock.json");
+    if prepared.exists() {
+        return Some(prepared);
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let tgz = dir.join("octokit-openapi-23.0.2.tgz");
+    if !tgz.exists() {
+        let ok = Command::new("npm")
+            .args([
+                "pack",
+                "--silent",
+                "@octokit/openapi@23.0.2",
+                "--pack-destination",
+            ])
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+    }
+    let ok = Command::new("tar")
+        .args(["xzf"])
+        .arg(&tgz)
+        .arg("-C")
+        .arg(&dir)
+        .arg("package/generated/ghec.json")
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "cannot unpack {}", tgz.display());
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("package/generated/ghec.json")).unwrap())
+            .unwrap();
+    spec.as_object_mut().unwrap().remove("x-webhooks");
+    spec["components"]["schemas"]["credential-authorization"]["properties"]["login"] =
+        serde_json::json!({"type": "string", "enum": ["octo"]});
+    let tmp = dir.join("ghec-for-mock.json.tmp");
+    std::fs::write(&tmp, serde_json::to_vec(&spec).unwrap()).unwrap();
+    std::fs::rename(&tmp, &prepared).unwrap();
+    Some(prepared)
+}
+
+#[tokio::test]
+async fn github_sso_authorization_removal_matches_githubs_openapi_description() {
+    let Some(shared) = shared() else {
+        eprintln!("skipped: ../shared/tools/spec-mock is not beside this checkout");
+        return;
+    };
+    let Some(spec) = github_spec() else {
+        eprintln!("skipped: npm cannot fetch @octokit/openapi");
+        return;
+    };
+    let mock = spec_mock_file(&shared, &spec, &["/orgs/{org}/credential-authorizations"]);
+    std::env::set_var(
+        "QUENCH_TEST_GITHUB_TOKEN",
+        "ghp_testOrgOwnerToken0123456789",
+    );
+    let toml = format!(
+        "[[targets]]\ntype = \"github\"\nbase_url = \"{}\"\norg = \"acme\"\ntoken_env = \"QUENCH_TEST_GITHUB_TOKEN\"\n",
+        mock.url
+    );
+    // the list (GET with login, per_page and page) and the removal (DELETE with an integer credential id)
+    let got = dispatch_one(&toml, decision(Action::RevokeToken, "octo", "octo")).await;
+    assert_eq!(got, Ok(204));
+
+    // control: a page size that is not an integer breaks the description
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{}/orgs/acme/credential-authorizations?login=octo&per_page=all",
+            mock.url
+        ))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
 }

@@ -7,6 +7,7 @@
 
 mod caep;
 pub mod confirm;
+mod github;
 mod google;
 mod graph;
 mod okta;
@@ -209,6 +210,10 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: salesforce::NAME,
             build: salesforce::build,
+        },
+        Registered {
+            name: github::NAME,
+            build: github::build,
         },
     ]
 }
