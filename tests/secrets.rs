@@ -45,7 +45,10 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
         ("QUENCH_TEST_LEAK_SF", "00Dxx0000001gPL!SalesforceSecret"),
         ("QUENCH_TEST_LEAK_GOOGLE", "ya29.googleSecretAccessToken"),
         ("QUENCH_TEST_LEAK_CAEP", "caep-receiver-push-bearer-secret"),
-        ("QUENCH_TEST_LEAK_GITHUB", "ghp_githubOrgOwnerSecret0123456789"),
+        (
+            "QUENCH_TEST_LEAK_GITHUB",
+            "ghp_githubOrgOwnerSecret0123456789",
+        ),
     ];
     for (k, v) in secrets {
         std::env::set_var(k, v);

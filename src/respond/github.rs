@@ -90,9 +90,9 @@ fn is_login(s: &str) -> bool {
 }
 
 impl Github {
-    fn get(&self, http: &reqwest::Client, url: reqwest::Url) -> reqwest::RequestBuilder {
-        http.get(url)
-            .bearer_auth(&self.token)
+    /// A request with the owner's token and the API version GitHub's description is for.
+    fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        rb.bearer_auth(&self.token)
             .header("Accept", "application/json")
             .header("X-GitHub-Api-Version", "2022-11-28")
     }
@@ -129,7 +129,7 @@ impl Responder for Github {
                     .append_pair("login", login)
                     .append_pair("per_page", "100")
                     .append_pair("page", &page.to_string());
-                let resp = self.get(http, url).send().await?;
+                let resp = self.authed(http.get(url)).send().await?;
                 if !resp.status().is_success() {
                     return Err(status_error(resp).await);
                 }
@@ -162,13 +162,7 @@ impl Responder for Github {
                         &id.to_string(),
                     ],
                 )?;
-                let resp = http
-                    .delete(url)
-                    .bearer_auth(&self.token)
-                    .header("Accept", "application/json")
-                    .header("X-GitHub-Api-Version", "2022-11-28")
-                    .send()
-                    .await?;
+                let resp = self.authed(http.delete(url)).send().await?;
                 status = match check(resp).await {
                     Ok(s) => s,
                     // removed meanwhile: the goal is met
