@@ -55,6 +55,32 @@ pub struct Config {
     pub respond: respond::RespondConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to serve Prometheus metrics on (`GET /metrics`), e.g. `"127.0.0.1:9464"`. Default: none (off).
+    pub listen: Option<String>,
+}
+
+impl MetricsConfig {
+    /// The listen address, checked.
+    pub fn addr(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        self.listen
+            .as_deref()
+            .map(|l| {
+                l.parse().map_err(|_| ConfigError::Invalid {
+                    key: "metrics.listen".into(),
+                    value: l.into(),
+                    why: "allowed: an IP address and port such as \"127.0.0.1:9464\"".into(),
+                })
+            })
+            .transpose()
+    }
 }
 
 /// `[kafka]`.
@@ -207,6 +233,7 @@ mod tests {
         let k = cfg.validate_kafka(&norm).unwrap();
         assert!(!k.topics.is_empty());
         assert_eq!(cfg.respond.targets.len(), 8);
+        assert!(cfg.metrics.addr().unwrap().is_some());
         // every target table is valid for its type, given its credentials
         for var in [
             "OKTA_API_TOKEN",
@@ -235,6 +262,13 @@ mod tests {
             .any(|t| t.confirm_within_secs == Some(300) && t.budget.is_some()));
         detect::Detect::new(&cfg.detect).unwrap();
         decide::Decide::new(cfg.decide.clone()).unwrap();
+    }
+
+    #[test]
+    fn a_bad_metrics_address_names_the_key() {
+        let cfg = Config::from_str("[metrics]\nlisten = \"localhost\"\n", "q.toml").unwrap();
+        let e = cfg.metrics.addr().err().unwrap().to_string();
+        assert!(e.contains("metrics.listen") && e.contains("localhost"), "{e}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod decide;
 pub mod detect;
 pub mod event;
 pub mod ingest;
+pub mod metrics;
 pub mod net;
 pub mod normalize;
 pub mod pattern;

@@ -171,7 +171,11 @@ fn main() -> anyhow::Result<()> {
                     let _ = stop_tx.send(true);
                 });
                 tracing::info!(brokers = %k.brokers, topics = k.topics.len(), "consuming");
-                let r = app::run_kafka(&k, &mut pipeline, &dispatcher, RunOptions { stop_at_end: false }, stop_rx, |_| {}).await?;
+                let opts = match cfg.metrics.addr()? {
+                    Some(addr) => app::serve_metrics(addr, &dispatcher).await?.0,
+                    None => RunOptions::default(),
+                };
+                let r = app::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await?;
                 let report = &r.run;
                 let h = &report.latency_us;
                 eprintln!(

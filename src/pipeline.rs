@@ -22,6 +22,10 @@ pub struct Stats {
     pub rejected: BTreeMap<&'static str, u64>,
     pub findings: u64,
     pub decisions: BTreeMap<Action, u64>,
+    /// Decisions a guardrail weakened (protected, privileged, over the revocation budget).
+    pub guardrail_capped: u64,
+    /// Notices that the global revocation budget ran out (Quench went alert-only).
+    pub budget_notices: u64,
 }
 
 pub struct Pipeline {
@@ -105,6 +109,11 @@ impl Pipeline {
                 self.decide.decide(f, out);
                 for d in &out[before..] {
                     *self.stats.decisions.entry(d.action).or_default() += 1;
+                    if d.decision_id.ends_with("-budget") {
+                        self.stats.budget_notices += 1;
+                    } else if d.guardrail.is_some() {
+                        self.stats.guardrail_capped += 1;
+                    }
                 }
             }
         }

@@ -86,7 +86,10 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
             &kc,
             &mut pipeline,
             &dispatcher,
-            RunOptions { stop_at_end: false },
+            RunOptions {
+                stop_at_end: false,
+                ..Default::default()
+            },
             stop_rx,
             |_| {},
         )
@@ -208,7 +211,10 @@ fn start(
             &k,
             &mut pipeline,
             &dispatcher,
-            RunOptions { stop_at_end: false },
+            RunOptions {
+                stop_at_end: false,
+                ..Default::default()
+            },
             stop_rx,
             |_| {},
         )

@@ -76,7 +76,10 @@ async fn refused_and_given_up_commands_are_dead_lettered_with_their_reason() {
         &k,
         &mut pipeline,
         &dispatcher,
-        RunOptions { stop_at_end: true },
+        RunOptions {
+            stop_at_end: true,
+            ..Default::default()
+        },
         stop_rx,
         |_| {},
     )

@@ -243,6 +243,37 @@ pub const DEMO_TOPICS: [&str; 4] = [
     "quench.commands",
 ];
 
+/// Serve Prometheus metrics on `addr`: returns run options that feed it, and the address bound (port 0 picks
+/// one).
+pub async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    dispatcher: &Dispatcher,
+) -> Result<(RunOptions, std::net::SocketAddr), AppError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(io_err("metrics.listen"))?;
+    let bound = listener.local_addr()?;
+    let (stats_tx, stats) = watch::channel(crate::pipeline::Stats::default());
+    let (outbox_tx, outbox) = watch::channel(outbox::Progress::default());
+    tokio::spawn(crate::metrics::serve(
+        listener,
+        crate::metrics::Sources {
+            stats,
+            dispatcher: dispatcher.clone(),
+            outbox,
+        },
+    ));
+    tracing::info!(%bound, "serving metrics at /metrics");
+    Ok((
+        RunOptions {
+            stop_at_end: false,
+            stats: Some(stats_tx),
+            outbox: Some(outbox_tx),
+        },
+        bound,
+    ))
+}
+
 /// What [`run_kafka`] did.
 pub struct KafkaReport {
     pub run: kafka::RunReport,
@@ -268,7 +299,12 @@ pub async fn run_kafka(
     let (ended_tx, ended_rx) = mpsc::unbounded_channel();
     let writer = outbox::Writer::new(k, dispatcher.clone(), watch.then_some(ended_tx))
         .map_err(IngestError::from)?;
-    let (prog_tx, mut prog_rx) = watch::channel(outbox::Progress::default());
+    let mut opts = opts;
+    let prog_tx = opts
+        .outbox
+        .take()
+        .unwrap_or_else(|| watch::channel(outbox::Progress::default()).0);
+    let mut prog_rx = prog_tx.subscribe();
     let (loop_stop_tx, loop_stop_rx) = watch::channel(false);
     let mut task = (dispatcher.config().outbox.dispatch && !dispatcher.dry_run()).then(|| {
         tokio::spawn(outbox::dispatch(
@@ -396,7 +432,10 @@ pub async fn demo(
         &kafka_cfg,
         &mut pipeline,
         &dispatcher,
-        RunOptions { stop_at_end: true },
+        RunOptions {
+            stop_at_end: true,
+            ..Default::default()
+        },
         stop_rx,
         |d| {
             printed.push(d.clone());

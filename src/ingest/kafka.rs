@@ -45,9 +45,14 @@ pub struct RunReport {
 }
 
 /// Options of one run.
+#[derive(Default)]
 pub struct RunOptions {
     /// Stop once every assigned partition has reached its end (demo and tests). Default: run until shutdown.
     pub stop_at_end: bool,
+    /// Receives a snapshot of the pipeline's counts at every offset commit and at the end (for metrics).
+    pub stats: Option<tokio::sync::watch::Sender<crate::pipeline::Stats>>,
+    /// Receives the outbox's progress as commands settle (for metrics). Default: kept internal.
+    pub outbox: Option<tokio::sync::watch::Sender<crate::respond::outbox::Progress>>,
 }
 
 fn client_config(k: &KafkaConfig) -> ClientConfig {
@@ -116,6 +121,9 @@ pub async fn run(
     };
     let mut decisions = Vec::new();
     let mut last_commit = Instant::now();
+    if let Some(tx) = &opts.stats {
+        tx.send_replace(pipeline.stats.clone());
+    }
     // With stop_at_end: the end offset of every input partition at start-up; stop once all are processed.
     let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
     if opts.stop_at_end {
@@ -227,6 +235,9 @@ pub async fn run(
             }
             last_commit = Instant::now();
         }
+    }
+    if let Some(tx) = &opts.stats {
+        tx.send_replace(pipeline.stats.clone());
     }
     if stored_any {
         match consumer.commit_consumer_state(CommitMode::Sync) {
