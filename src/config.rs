@@ -268,7 +268,10 @@ mod tests {
     fn a_bad_metrics_address_names_the_key() {
         let cfg = Config::from_str("[metrics]\nlisten = \"localhost\"\n", "q.toml").unwrap();
         let e = cfg.metrics.addr().err().unwrap().to_string();
-        assert!(e.contains("metrics.listen") && e.contains("localhost"), "{e}");
+        assert!(
+            e.contains("metrics.listen") && e.contains("localhost"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -17,23 +17,6 @@ use quench::pipeline::Pipeline;
 use quench::respond::confirm::{ConfirmStatus, Confirmation};
 use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
 use rdkafka::mocking::MockCluster;
-use tokio::io::AsyncWriteExt;
-
-/// Accepts every request with 204 (the request shapes are checked by the spec tests).
-async fn accept_all() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            if quench::app::stub::read_request(&mut s).await.is_some() {
-                let _ = s
-                    .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
-                    .await;
-            }
-        }
-    });
-    addr
-}
 
 fn confirmations(bootstrap: &str) -> Vec<Confirmation> {
     common::payloads(bootstrap, "quench.commands")
@@ -60,7 +43,7 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
         .await
         .unwrap();
 
-    let addr = accept_all().await;
+    let addr = common::accept_all("204 No Content").await;
     std::env::set_var("QUENCH_TEST_CONFIRM_OKTA", "00confirmtesttoken0123");
     std::env::set_var(
         "QUENCH_TEST_CONFIRM_GRAPH",
@@ -235,7 +218,7 @@ async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
     app::produce_lines(&k, app::DEMO_TOPIC, &lines)
         .await
         .unwrap();
-    let addr = accept_all().await;
+    let addr = common::accept_all("204 No Content").await;
     std::env::set_var("QUENCH_TEST_CONFIRM_OKTA2", "00confirmtesttoken4567");
     let respond: RespondConfig = toml::from_str(&format!(
         "[[targets]]\ntype = \"okta\"\nbase_url = \"http://{addr}\"\napi_token_env = \"QUENCH_TEST_CONFIRM_OKTA2\"\nactions = [\"terminate_session\"]\nconfirm_within_secs = 600\n"

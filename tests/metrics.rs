@@ -11,25 +11,6 @@ use quench::decide::DecideConfig;
 use quench::pipeline::Pipeline;
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
 use rdkafka::mocking::MockCluster;
-use tokio::io::AsyncWriteExt;
-
-/// Accepts every request with 202.
-async fn accept_all() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            if app::stub::read_request(&mut s).await.is_some() {
-                let _ = s
-                    .write_all(
-                        b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                    )
-                    .await;
-            }
-        }
-    });
-    addr
-}
 
 fn value(text: &str, series: &str) -> u64 {
     text.lines()
@@ -51,7 +32,7 @@ async fn metrics_show_the_budget_running_out_and_what_was_sent() {
     app::produce_lines(&k, app::DEMO_TOPIC, &events)
         .await
         .unwrap();
-    let addr = accept_all().await;
+    let addr = common::accept_all("202 Accepted").await;
     std::env::set_var("QUENCH_TEST_METRICS_SECRET", "metrics-secret-0123456789");
     let respond: RespondConfig = toml::from_str(&format!(
         "[[targets]]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_METRICS_SECRET\"\n"

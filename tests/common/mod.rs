@@ -12,6 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
 
 /// A record's payload and its headers.
 pub type Record = (Vec<u8>, Vec<(String, String)>);
@@ -133,4 +134,20 @@ pub fn agent_revocation(id: &str) -> Decision {
         guardrail: None,
         shadow: false,
     }
+}
+
+/// A local HTTP server that reads each request and answers with `status` (e.g. `"204 No Content"`).
+pub async fn accept_all(status: &'static str) -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            if app::stub::read_request(&mut s).await.is_some() {
+                let reply =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = s.write_all(reply.as_bytes()).await;
+            }
+        }
+    });
+    addr
 }
