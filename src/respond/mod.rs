@@ -295,6 +295,39 @@ impl Default for RespondConfig {
     }
 }
 
+/// The keys of `[[respond.targets]]` every target type takes (documented on [`Target`]).
+#[derive(Deserialize)]
+struct Common {
+    #[serde(default = "default_actions")]
+    actions: Vec<Action>,
+    #[serde(default)]
+    principal_kinds: Vec<PrincipalKind>,
+    #[serde(default)]
+    allow: Vec<String>,
+    rate_per_sec: Option<f64>,
+    burst: Option<u32>,
+    max_revocations: Option<u64>,
+    budget_window_secs: Option<u64>,
+    confirm_within_secs: Option<u64>,
+}
+
+impl Common {
+    const KEYS: [&'static str; 8] = [
+        "actions",
+        "principal_kinds",
+        "allow",
+        "rate_per_sec",
+        "burst",
+        "max_revocations",
+        "budget_window_secs",
+        "confirm_within_secs",
+    ];
+}
+
+fn default_actions() -> Vec<Action> {
+    vec![Action::RevokeToken, Action::TerminateSession]
+}
+
 /// A built target.
 pub struct Target {
     pub name: String,
@@ -435,117 +468,82 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
             Some(toml::Value::String(s)) => s,
             _ => kind.clone(),
         };
-        let actions: Vec<Action> = match t.remove("actions") {
-            Some(v) => v.try_into().map_err(|source| ConfigError::Parse {
-                index,
-                kind: kind.clone(),
-                source,
-            })?,
-            None => vec![Action::RevokeToken, Action::TerminateSession],
-        };
-        let principal_kinds: Vec<PrincipalKind> = match t.remove("principal_kinds") {
-            Some(v) => v.try_into().map_err(|source| ConfigError::Parse {
-                index,
-                kind: kind.clone(),
-                source,
-            })?,
-            None => Vec::new(),
-        };
-        let allow: Vec<String> = match t.remove("allow") {
-            Some(v) => v.try_into().map_err(|source| ConfigError::Parse {
-                index,
-                kind: kind.clone(),
-                source,
-            })?,
-            None => Vec::new(),
-        };
-        let limit = match t.remove("rate_per_sec") {
-            None => None,
-            Some(v) => {
-                let rate = v.as_float().or(v.as_integer().map(|i| i as f64));
-                let Some(rate) = rate.filter(|r| r.is_finite() && *r > 0.0) else {
-                    return Err(ConfigError::Invalid {
-                        index,
-                        key: "rate_per_sec",
-                        value: format!("{v:?}"),
-                        why: "allowed: a number of requests per second above 0".into(),
-                    });
-                };
-                let burst = match t.remove("burst") {
-                    None => (rate.ceil() as u32).max(1),
-                    Some(b) => match b.as_integer().filter(|b| (1..=10_000).contains(b)) {
-                        Some(b) => b as u32,
-                        None => {
-                            return Err(ConfigError::Invalid {
-                                index,
-                                key: "burst",
-                                value: format!("{b:?}"),
-                                why: "allowed: an integer from 1 to 10000".into(),
-                            })
-                        }
-                    },
-                };
-                Some(RateLimit::new(rate, burst))
+        // the keys every target takes; the rest of the table is the target type's own
+        let mut common = toml::Table::new();
+        for key in Common::KEYS {
+            if let Some(v) = t.remove(key) {
+                common.insert(key.to_string(), v);
             }
-        };
-        if let Some(b) = t.get("burst") {
-            return Err(ConfigError::Invalid {
-                index,
-                key: "burst",
-                value: format!("{b:?}"),
-                why: "burst needs rate_per_sec".into(),
-            });
         }
-        let budget = match (t.remove("max_revocations"), t.remove("budget_window_secs")) {
-            (None, None) => None,
-            (Some(m), w) => {
-                let Some(max) = m.as_integer().filter(|m| *m >= 1) else {
-                    return Err(ConfigError::Invalid {
-                        index,
-                        key: "max_revocations",
-                        value: format!("{m:?}"),
-                        why: "allowed: a whole number of 1 or more".into(),
-                    });
-                };
-                let window = match w {
-                    None => 3600,
-                    Some(w) => match w.as_integer().filter(|w| (1..=604_800).contains(w)) {
-                        Some(w) => w as u64,
-                        None => {
-                            return Err(ConfigError::Invalid {
-                                index,
-                                key: "budget_window_secs",
-                                value: format!("{w:?}"),
-                                why: "allowed: whole seconds from 1 to 604800".into(),
-                            })
-                        }
-                    },
-                };
-                Some(Budget::new(max as usize, window))
-            }
-            (None, Some(w)) => {
-                return Err(ConfigError::Invalid {
+        let c: Common =
+            toml::Value::Table(common)
+                .try_into()
+                .map_err(|source| ConfigError::Parse {
                     index,
-                    key: "budget_window_secs",
-                    value: format!("{w:?}"),
-                    why: "budget_window_secs needs max_revocations".into(),
-                })
+                    kind: kind.clone(),
+                    source,
+                })?;
+        let invalid = |key: &'static str, value: String, why: &str| ConfigError::Invalid {
+            index,
+            key,
+            value,
+            why: why.into(),
+        };
+        let limit = match (c.rate_per_sec, c.burst) {
+            (None, None) => None,
+            (None, Some(b)) => {
+                return Err(invalid("burst", b.to_string(), "burst needs rate_per_sec"))
             }
+            (Some(r), _) if !(r.is_finite() && r > 0.0) => {
+                return Err(invalid(
+                    "rate_per_sec",
+                    r.to_string(),
+                    "allowed: a number of requests per second above 0",
+                ))
+            }
+            (Some(_), Some(b)) if !(1..=10_000).contains(&b) => {
+                return Err(invalid(
+                    "burst",
+                    b.to_string(),
+                    "allowed: an integer from 1 to 10000",
+                ))
+            }
+            (Some(r), b) => Some(RateLimit::new(r, b.unwrap_or((r.ceil() as u32).max(1)))),
         };
-        let confirm_within_secs = match t.remove("confirm_within_secs") {
-            None => None,
-            Some(v) => match v.as_integer().filter(|s| (1..=86_400).contains(s)) {
-                Some(s) => Some(s as u64),
-                None => {
-                    return Err(ConfigError::Invalid {
-                        index,
-                        key: "confirm_within_secs",
-                        value: format!("{v:?}"),
-                        why: "allowed: whole seconds from 1 to 86400".into(),
-                    })
-                }
-            },
+        let budget = match (c.max_revocations, c.budget_window_secs) {
+            (None, None) => None,
+            (None, Some(w)) => {
+                return Err(invalid(
+                    "budget_window_secs",
+                    w.to_string(),
+                    "budget_window_secs needs max_revocations",
+                ))
+            }
+            (Some(0), _) => {
+                return Err(invalid(
+                    "max_revocations",
+                    "0".into(),
+                    "allowed: a whole number of 1 or more",
+                ))
+            }
+            (Some(_), Some(w)) if !(1..=604_800).contains(&w) => {
+                return Err(invalid(
+                    "budget_window_secs",
+                    w.to_string(),
+                    "allowed: whole seconds from 1 to 604800",
+                ))
+            }
+            (Some(m), w) => Some(Budget::new(m as usize, w.unwrap_or(3600))),
         };
+        if let Some(s) = c.confirm_within_secs.filter(|s| !(1..=86_400).contains(s)) {
+            return Err(invalid(
+                "confirm_within_secs",
+                s.to_string(),
+                "allowed: whole seconds from 1 to 86400",
+            ));
+        }
+        let (actions, principal_kinds, allow, confirm_within_secs) =
+            (c.actions, c.principal_kinds, c.allow, c.confirm_within_secs);
         if out.iter().any(|o: &Target| o.name == name) {
             return Err(ConfigError::Invalid {
                 index,
