@@ -16,7 +16,6 @@ use quench::ingest::kafka::RunOptions;
 use quench::pipeline::Pipeline;
 use quench::respond::confirm::{ConfirmStatus, Confirmation};
 use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
-use rdkafka::mocking::MockCluster;
 
 fn confirmations(bootstrap: &str) -> Vec<Confirmation> {
     common::payloads(bootstrap, "quench.commands")
@@ -32,17 +31,7 @@ fn confirmations(bootstrap: &str) -> Vec<Confirmation> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    for t in app::DEMO_TOPICS {
-        cluster.create_topic(t, 1, 1).unwrap();
-    }
-    let k = common::kafka(&bootstrap, "quench-confirm");
-    let lines = common::demo_events();
-    app::produce_lines(&k, app::DEMO_TOPIC, &lines)
-        .await
-        .unwrap();
-
+    let (_cluster, bootstrap, k) = common::demo_cluster("quench-confirm").await;
     let addr = common::accept_all("204 No Content").await;
     std::env::set_var("QUENCH_TEST_CONFIRM_OKTA", "00confirmtesttoken0123");
     std::env::set_var(
@@ -54,30 +43,7 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
          [[targets]]\ntype = \"graph\"\nbase_url = \"http://{addr}/v1.0\"\naccess_token_env = \"QUENCH_TEST_CONFIRM_GRAPH\"\nactions = [\"terminate_session\"]\nconfirm_within_secs = 1\n"
     ))
     .unwrap();
-    let cfg = Config {
-        kafka: Some(k.clone()),
-        respond: respond.clone(),
-        ..Default::default()
-    };
-    let targets = build_targets(&respond).unwrap();
-    let dispatcher = Dispatcher::new(respond, targets, None).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let kc = k.clone();
-    let run = tokio::spawn(async move {
-        let mut pipeline = Pipeline::new(&cfg).unwrap();
-        app::run_kafka(
-            &kc,
-            &mut pipeline,
-            &dispatcher,
-            RunOptions {
-                stop_at_end: false,
-                ..Default::default()
-            },
-            stop_rx,
-            |_| {},
-        )
-        .await
-    });
+    let (run, stop_tx) = start(&k, &respond);
 
     // alice's session is terminated at both targets: wait for both outcomes
     common::wait_until("both revocations were delivered", || {
@@ -208,16 +174,7 @@ fn start(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    for t in app::DEMO_TOPICS {
-        cluster.create_topic(t, 1, 1).unwrap();
-    }
-    let k = common::kafka(&bootstrap, "quench-confirm-restart");
-    let lines = common::demo_events();
-    app::produce_lines(&k, app::DEMO_TOPIC, &lines)
-        .await
-        .unwrap();
+    let (_cluster, bootstrap, k) = common::demo_cluster("quench-confirm-restart").await;
     let addr = common::accept_all("204 No Content").await;
     std::env::set_var("QUENCH_TEST_CONFIRM_OKTA2", "00confirmtesttoken4567");
     let respond: RespondConfig = toml::from_str(&format!(

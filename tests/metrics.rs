@@ -10,7 +10,6 @@ use quench::config::Config;
 use quench::decide::DecideConfig;
 use quench::pipeline::Pipeline;
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
-use rdkafka::mocking::MockCluster;
 
 fn value(text: &str, series: &str) -> u64 {
     text.lines()
@@ -22,16 +21,7 @@ fn value(text: &str, series: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_show_the_budget_running_out_and_what_was_sent() {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    for t in app::DEMO_TOPICS {
-        cluster.create_topic(t, 1, 1).unwrap();
-    }
-    let k = common::kafka(&bootstrap, "quench-metrics");
-    let events = common::demo_events();
-    app::produce_lines(&k, app::DEMO_TOPIC, &events)
-        .await
-        .unwrap();
+    let (_cluster, _bootstrap, k) = common::demo_cluster("quench-metrics").await;
     let addr = common::accept_all("202 Accepted").await;
     std::env::set_var("QUENCH_TEST_METRICS_SECRET", "metrics-secret-0123456789");
     let respond: RespondConfig = toml::from_str(&format!(
@@ -66,7 +56,10 @@ async fn metrics_show_the_budget_running_out_and_what_was_sent() {
         .text()
         .await
         .unwrap();
-    assert_eq!(value(&text, "quench_records_total"), events.len() as u64);
+    assert_eq!(
+        value(&text, "quench_records_total"),
+        common::demo_events().len() as u64
+    );
     assert_eq!(value(&text, "quench_dead_letters_total"), 2);
     assert_eq!(value(&text, "quench_revocation_budget_exhausted_total"), 1);
     assert_eq!(value(&text, "quench_guardrail_capped_total"), 2);

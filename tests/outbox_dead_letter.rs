@@ -13,7 +13,6 @@ use quench::config::Config;
 use quench::ingest::kafka::RunOptions;
 use quench::pipeline::Pipeline;
 use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
-use rdkafka::mocking::MockCluster;
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 
@@ -44,15 +43,7 @@ async fn server() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_and_given_up_commands_are_dead_lettered_with_their_reason() {
-    let cluster = MockCluster::new(1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
-    for t in app::DEMO_TOPICS {
-        cluster.create_topic(t, 1, 1).unwrap();
-    }
-    let k = common::kafka(&bootstrap, "quench-dead-letter");
-    app::produce_lines(&k, app::DEMO_TOPIC, &common::demo_events())
-        .await
-        .unwrap();
+    let (_cluster, bootstrap, k) = common::demo_cluster("quench-dead-letter").await;
     let (addr, seen) = server().await;
     std::env::set_var("QUENCH_TEST_DLQ_SECRET", "dead-letter-secret-0123456789");
     // the demo's session termination (alice) goes to both targets

@@ -151,3 +151,24 @@ pub async fn accept_all(status: &'static str) -> std::net::SocketAddr {
     });
     addr
 }
+
+/// librdkafka's mock cluster with the demo's topics, the demo's events already on the input topic, and Kafka
+/// settings for consumer group `group`. Keep the cluster alive for the test's length.
+pub async fn demo_cluster(
+    group: &str,
+) -> (
+    rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+    KafkaConfig,
+) {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    for t in app::DEMO_TOPICS {
+        cluster.create_topic(t, 1, 1).unwrap();
+    }
+    let k = kafka(&bootstrap, group);
+    app::produce_lines(&k, app::DEMO_TOPIC, &demo_events())
+        .await
+        .unwrap();
+    (cluster, bootstrap, k)
+}
