@@ -323,6 +323,36 @@ pub struct SourceInfo<'a> {
     pub format: Text<'a>,
 }
 
+/// Whose word an identity rests on: the source that authenticated it, or (for an identity correlation filled in)
+/// the source of the link it came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vouch<'a> {
+    /// The vendor whose log vouches (`okta`, `microsoft`, `kong` …): the only vendor whose APIs may be addressed
+    /// with the principal's id.
+    #[serde(borrow)]
+    pub vendor: Text<'a>,
+    /// That source's family. An IdP vouches for the e-mail address as well as for its own ids.
+    pub family: Family,
+}
+
+impl Vouch<'_> {
+    /// How much a link learned from this source weighs against one from another (higher wins).
+    pub fn strength(&self) -> u8 {
+        match self.family {
+            Family::Idp => 3,
+            Family::Saas => 2,
+            Family::Agent | Family::Gateway => 1,
+        }
+    }
+    pub fn to_owned_vouch(&self) -> Vouch<'static> {
+        Vouch {
+            vendor: Text::Shared(self.vendor.to_arc()),
+            family: self.family,
+        }
+    }
+}
+
 /// The acting identity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -335,12 +365,82 @@ pub struct Principal<'a> {
     pub email: Option<Text<'a>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<Text<'a>>,
+    /// The source that vouches for this identity. `None`: the identity is only claimed (a client-supplied header or
+    /// user name, a request that failed authentication, an event of an untrusted input): a fact about the request
+    /// that never aims a revocation. Normalizers set it; a native event's own value is replaced by its input's
+    /// configured trust.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub vouched_by: Option<Vouch<'a>>,
+    /// The person an agent says it acts for (OpenTelemetry `enduser.id`): context, never the acting principal.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub on_behalf_of: Option<Text<'a>>,
 }
 
 impl Principal<'_> {
     /// The key correlation uses: the e-mail when known (it is stable across vendors), else the id.
     pub fn key(&self) -> Option<&str> {
         self.email.as_deref().or(self.id.as_deref())
+    }
+}
+
+/// A set of session keys (token, session, job, client), as bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub struct Keys(u8);
+
+impl Keys {
+    pub const TOKEN: Keys = Keys(1);
+    pub const SESSION: Keys = Keys(2);
+    pub const JOB: Keys = Keys(4);
+    pub const CLIENT: Keys = Keys(8);
+    pub const ALL: Keys = Keys(15);
+    const NAMES: [(Keys, &'static str); 4] = [
+        (Keys::TOKEN, "token_id"),
+        (Keys::SESSION, "session_id"),
+        (Keys::JOB, "job_id"),
+        (Keys::CLIENT, "client_id"),
+    ];
+    pub fn has(self, k: Keys) -> bool {
+        self.0 & k.0 == k.0 && k.0 != 0
+    }
+    pub fn with(self, k: Keys) -> Keys {
+        Keys(self.0 | k.0)
+    }
+    pub fn without(self, k: Keys) -> Keys {
+        Keys(self.0 & !k.0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl Serialize for Keys {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(None)?;
+        for (k, n) in Keys::NAMES {
+            if self.has(k) {
+                seq.serialize_element(n)?;
+            }
+        }
+        seq.end()
+    }
+}
+impl<'de> Deserialize<'de> for Keys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let names: Vec<std::borrow::Cow<'de, str>> = Deserialize::deserialize(d)?;
+        let mut k = Keys::default();
+        for n in names {
+            match Keys::NAMES.iter().find(|(_, x)| *x == n) {
+                Some((b, _)) => k = k.with(*b),
+                None => {
+                    return Err(de::Error::unknown_variant(
+                        &n,
+                        &["token_id", "session_id", "job_id", "client_id"],
+                    ))
+                }
+            }
+        }
+        Ok(k)
     }
 }
 
@@ -358,6 +458,11 @@ pub struct SessionKeys<'a> {
     pub job_id: Option<Text<'a>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<Text<'a>>,
+    /// Which of these keys the source vouches for (it issued or authenticated them). The others were supplied by
+    /// the client (a request header, a span attribute of an untrusted input): correlation neither learns links from
+    /// them nor attributes through them, and a target never acts on them.
+    #[serde(default, skip_serializing_if = "Keys::is_empty")]
+    pub vouched: Keys,
 }
 
 /// A point on the globe as the source reported it.
@@ -496,6 +601,55 @@ impl<'a> SessionEvent<'a> {
             action: self.action.as_deref().unwrap_or("").to_string(),
             subjects,
         })
+    }
+
+    /// Mark the principal and every key present as vouched for by this event's own source (formats that are
+    /// authoritative for the identities in their logs: an IdP or a SaaS audit log for its own users).
+    pub fn vouch_all(&mut self) {
+        if self.principal.id.is_some() || self.principal.email.is_some() {
+            self.principal.vouched_by = Some(Vouch {
+                vendor: self.source.vendor.clone(),
+                family: self.source.family,
+            });
+        }
+        let s = &self.session;
+        let mut k = s.vouched;
+        for (present, bit) in [
+            (s.token_id.is_some(), Keys::TOKEN),
+            (s.session_id.is_some(), Keys::SESSION),
+            (s.job_id.is_some(), Keys::JOB),
+            (s.client_id.is_some(), Keys::CLIENT),
+        ] {
+            if present {
+                k = k.with(bit);
+            }
+        }
+        self.session.vouched = k;
+    }
+
+    /// Forget every vouch: the identity in this event is only claimed.
+    pub fn unvouch_all(&mut self) {
+        self.principal.vouched_by = None;
+        self.session.vouched = Keys::default();
+    }
+
+    /// Whether the source vouches for this key of the event (and the key is present).
+    pub fn vouches(&self, k: Keys) -> bool {
+        self.session.vouched.has(k)
+    }
+
+    /// The key detectors and decide track this event's actor by (job, else principal, else token, else session),
+    /// and whether the source vouches for it. State first seen from unvouched keys lives in its own pool.
+    pub fn actor_vouched(&self) -> bool {
+        if self.session.job_id.is_some() {
+            self.vouches(Keys::JOB)
+        } else if self.principal.key().is_some() {
+            self.principal.vouched_by.is_some()
+        } else if self.session.token_id.is_some() {
+            self.vouches(Keys::TOKEN)
+        } else {
+            self.vouches(Keys::SESSION)
+        }
     }
 
     /// An empty event of a given source and category; normalizers fill in the rest.
