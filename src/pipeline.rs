@@ -4,6 +4,8 @@
 //! caller's buffer) or the [`NormalizeError`] that sends the message to the dead-letter path. State: the keyed
 //! state of correlate, every detector and decide, all owned here (one instance per partition set, no lock).
 //! Respond is not called here: the caller records decisions first (Kafka, stdout) and then dispatches them.
+//! Time: a [`Timeline`] judges each message's event times against a reference the events cannot choose (ingest
+//! time, or in replay the stream's corroborated timeline) and is the clock the revocation budget counts in.
 
 use crate::config::{Config, ConfigError};
 use crate::correlate::Correlator;
@@ -11,6 +13,7 @@ use crate::decide::{Action, Decide, Decision};
 use crate::detect::{Detect, Finding};
 use crate::event::{Ended, Provenance, SessionEvent, Ts};
 use crate::normalize::{Context, Normalize, NormalizeError};
+use crate::timeline::{Mode, Timeline, Verdict};
 use std::collections::BTreeMap;
 
 /// Counts kept by the pipeline.
@@ -26,6 +29,12 @@ pub struct Stats {
     pub guardrail_capped: u64,
     /// Notices that the global revocation budget ran out (Quench went alert-only).
     pub budget_notices: u64,
+    /// Events older than the state horizon: counted, kept out of keyed state.
+    pub too_old: u64,
+    /// Messages held in replay because they were ahead of the stream's timeline (processed later or dead-lettered).
+    pub held: u64,
+    /// Correlation links a weaker or equal source tried to re-point.
+    pub link_conflicts: u64,
 }
 
 pub struct Pipeline {
@@ -37,12 +46,16 @@ pub struct Pipeline {
     /// Session and token endings seen, kept only when `collect_ended` is on (for revocation confirmation).
     ended: Vec<Ended>,
     collect_ended: bool,
+    timeline: Timeline,
+    skew_secs: u64,
     pub stats: Stats,
 }
 
 impl Pipeline {
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
         let normalize = Normalize::new(&cfg.normalize)?;
+        let skew_secs = cfg.normalize.max_future_skew_secs.unwrap_or(300);
+        let max_age_secs = normalize.max_age_secs();
         if !normalize.has_geo() && !cfg.detect.disabled.iter().any(|d| d == "impossible_travel") {
             tracing::warn!(
                 "no geo database configured: impossible_travel uses only the locations sources report themselves \
@@ -57,8 +70,45 @@ impl Pipeline {
             findings: Vec::new(),
             ended: Vec::new(),
             collect_ended: false,
+            timeline: Timeline::new(Mode::Ingest, skew_secs, max_age_secs),
+            skew_secs,
             stats: Stats::default(),
         })
+    }
+
+    /// Judge event times against the stream's own timeline instead of the ingest time (`replay`, `eval`): messages
+    /// ahead of it come back as [`NormalizeError::FromTheFuture`] with [`Pipeline::held_until`] telling when they
+    /// may be retried.
+    pub fn use_stream_time(&mut self) {
+        self.timeline = Timeline::new(Mode::Stream, self.skew_secs, self.max_age_secs());
+    }
+
+    fn max_age_secs(&self) -> u64 {
+        self.normalize.max_age_secs()
+    }
+
+    /// The processing clock (see [`Timeline::now`]).
+    pub fn clock(&self) -> Ts {
+        self.timeline.now()
+    }
+
+    /// At the end of a replay: let a held message dated `t` be processed if it is not after the wall clock `now`
+    /// (plus the skew). Returns whether it may.
+    pub fn admit_at_end(&mut self, t: Ts, now: Ts) -> bool {
+        if t.0 > now.0.saturating_add(self.skew_secs as i64 * 1000) {
+            return false;
+        }
+        self.timeline.admit(t);
+        true
+    }
+
+    /// Whether a message held at event time `t` now fits within the skew of the clock.
+    pub fn fits(&self, t: Ts) -> bool {
+        t.0 <= self
+            .timeline
+            .now()
+            .0
+            .saturating_add(self.skew_secs as i64 * 1000)
     }
 
     pub fn normalizer(&self) -> &Normalize {
@@ -94,19 +144,47 @@ impl Pipeline {
                 return Err(e);
             }
         };
+        let newest = events
+            .iter()
+            .map(|e| e.event_time)
+            .max()
+            .unwrap_or(ingest_time);
+        if let Verdict::Ahead { reference } = self.timeline.check(format, newest, ingest_time) {
+            let stream = self.timeline.mode() == Mode::Stream;
+            if stream {
+                self.stats.held += 1;
+            } else {
+                *self.stats.rejected.entry("from_the_future").or_default() += 1;
+            }
+            return Err(NormalizeError::FromTheFuture {
+                event_time: newest.to_rfc3339(),
+                reference: reference.to_rfc3339(),
+                reference_kind: if stream {
+                    "the stream's timeline"
+                } else {
+                    "the ingest time"
+                },
+                skew_secs: self.skew_secs,
+            });
+        }
         let n = events.len();
         *self.stats.per_format.entry(format).or_default() += n as u64;
         self.stats.events += n as u64;
+        let clock = self.timeline.now();
         for mut ev in events {
             if self.collect_ended {
                 self.ended.extend(ev.ended());
+            }
+            if self.timeline.too_old(ev.event_time) {
+                self.stats.too_old += 1;
+                continue;
             }
             self.correlate.correlate(&mut ev);
             self.detect.observe(&ev, &mut self.findings);
             for f in self.findings.drain(..) {
                 self.stats.findings += 1;
                 let before = out.len();
-                self.decide.decide(f, out);
+                self.decide.decide(f, clock, out);
                 for d in &out[before..] {
                     *self.stats.decisions.entry(d.action).or_default() += 1;
                     if d.decision_id.ends_with("-budget") {
@@ -117,6 +195,7 @@ impl Pipeline {
                 }
             }
         }
+        self.stats.link_conflicts = self.correlate.conflicts();
         Ok(n)
     }
 }

@@ -95,10 +95,12 @@ fn decision(action: Action, session: Option<&str>) -> Decision {
             score: 0.95,
             reason: "session used from a different device and network while live".into(),
             source: None,
+            authoritative: true,
         }],
         evidence: vec![],
         guardrail: None,
         shadow: false,
+        trust: vouched(Some("00ualice")),
     }
 }
 
@@ -237,4 +239,24 @@ async fn caep_sets_are_pushed_per_rfc_8935_and_verify_with_the_published_keys() 
         serde_json::json!({"format": "email", "email": "alice@example.com"})
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The trust a decision from the principal's own vendor's log carries (the vendor told by the id's shape), with
+/// the e-mail verified by the IdP.
+#[allow(dead_code)]
+fn vouched(principal_id: Option<&str>) -> quench::decide::Trust {
+    let vendor = match principal_id {
+        Some(i) if i.starts_with("00u") => "okta",
+        Some(i) if i.starts_with('W') || i.starts_with('U') => "slack",
+        Some(i) if i.starts_with("005") => "salesforce",
+        Some(_) => "github",
+        None => "okta",
+    };
+    quench::decide::Trust {
+        principal_vendor: Some(vendor.into()),
+        email_verified_by: Some("okta".into()),
+        token_vendor: Some(vendor.into()),
+        session_vendor: Some("okta".into()),
+        evidence: vec!["e1".into()],
+    }
 }

@@ -97,10 +97,12 @@ fn decision(action: Action, principal: &str, principal_id: &str) -> Decision {
             score: 0.95,
             reason: "test".into(),
             source: None,
+            authoritative: true,
         }],
         evidence: vec!["e1".into()],
         guardrail: None,
         shadow: false,
+        trust: vouched(Some(principal_id)),
     }
 }
 
@@ -348,6 +350,7 @@ async fn slack_session_reset_and_invalidate_match_the_slack_web_api_spec() {
     // revoke_token naming a Slack session: admin.users.session.invalidate (session_id is an integer)
     d.action = Action::RevokeToken;
     d.session_id = Some("913888259765".into());
+    d.trust.session_vendor = Some("slack".into());
     assert_eq!(dispatch_one(&toml, d).await, Ok(200));
 
     // control: without the `token` header the spec declares, the mock refuses (422)
@@ -484,4 +487,24 @@ async fn github_sso_authorization_removal_matches_githubs_openapi_description() 
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 422);
+}
+
+/// The trust a decision from the principal's own vendor's log carries (the vendor told by the id's shape), with
+/// the e-mail verified by the IdP.
+#[allow(dead_code)]
+fn vouched(principal_id: Option<&str>) -> quench::decide::Trust {
+    let vendor = match principal_id {
+        Some(i) if i.starts_with("00u") => "okta",
+        Some(i) if i.starts_with('W') || i.starts_with('U') => "slack",
+        Some(i) if i.starts_with("005") => "salesforce",
+        Some(_) => "github",
+        None => "okta",
+    };
+    quench::decide::Trust {
+        principal_vendor: Some(vendor.into()),
+        email_verified_by: Some("okta".into()),
+        token_vendor: Some(vendor.into()),
+        session_vendor: Some("okta".into()),
+        evidence: vec!["e1".into()],
+    }
 }

@@ -270,6 +270,7 @@ mod tests {
             evidence: vec![],
             guardrail: None,
             shadow: false,
+            trust: Default::default(),
         }
     }
 

@@ -52,6 +52,70 @@ fn io_err(path: &str) -> impl FnOnce(std::io::Error) -> AppError + '_ {
     }
 }
 
+/// Replay lines held because they were dated ahead of the stream's timeline (bounded in lines and bytes).
+#[derive(Default)]
+struct Held {
+    lines: std::collections::VecDeque<(String, u64, Vec<u8>, Ts, String)>,
+    bytes: usize,
+}
+
+impl Held {
+    const MAX_LINES: usize = 10_000;
+    const MAX_BYTES: usize = 64 << 20;
+
+    fn is_empty(&self) -> bool {
+        self.lines.is_empty()
+    }
+
+    /// Hold a line; when the hold is full, the oldest held line is given up and its failure returned.
+    fn push(
+        &mut self,
+        name: &str,
+        n: u64,
+        raw: &[u8],
+        e: crate::normalize::NormalizeError,
+    ) -> Option<String> {
+        let t = match &e {
+            crate::normalize::NormalizeError::FromTheFuture { event_time, .. } => {
+                Ts::parse(event_time).unwrap_or(Ts(i64::MAX))
+            }
+            _ => Ts(i64::MAX),
+        };
+        self.bytes += raw.len();
+        self.lines
+            .push_back((name.to_string(), n, raw.to_vec(), t, e.to_string()));
+        if self.lines.len() > Self::MAX_LINES || self.bytes > Self::MAX_BYTES {
+            let (hname, hn, hraw, _, why) = self.lines.pop_front()?;
+            self.bytes -= hraw.len();
+            return Some(format!("{hname}:{hn}: {why}; held lines over the limit"));
+        }
+        None
+    }
+
+    /// The held lines that now fit within the skew of the pipeline's clock, oldest first.
+    fn take_fitting(&mut self, p: &Pipeline) -> Vec<(String, u64, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.lines.len() {
+            if p.fits(self.lines[i].3) {
+                if let Some((name, n, raw, _, _)) = self.lines.remove(i) {
+                    self.bytes -= raw.len();
+                    out.push((name, n, raw));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        out
+    }
+
+    fn into_sorted(self) -> Vec<(String, u64, Vec<u8>, Ts, String)> {
+        let mut v: Vec<_> = self.lines.into_iter().collect();
+        v.sort_by_key(|l| l.3);
+        v
+    }
+}
+
 /// What `replay` did.
 #[derive(Debug, Default)]
 pub struct ReplayReport {
@@ -80,6 +144,10 @@ pub async fn replay(
     };
     let mut report = ReplayReport::default();
     let mut decisions = Vec::new();
+    pipeline.use_stream_time();
+    // Messages dated ahead of the stream's timeline wait here until another source corroborates the time (see
+    // `timeline`); what is still waiting at the end is dead-lettered with its reason.
+    let mut held = Held::default();
     for path in paths {
         let mut lines = Lines::open(path).map_err(io_err(path))?;
         let name = lines.name.clone();
@@ -91,7 +159,23 @@ pub async fn replay(
             };
             match pipeline.process(raw, None, prov, Ts::now(), &mut decisions) {
                 Ok(_) => {}
+                Err(e @ crate::normalize::NormalizeError::FromTheFuture { .. }) => {
+                    if let Some(dropped) = held.push(&name, n, raw, e) {
+                        report.failed.push(dropped);
+                    }
+                }
                 Err(e) => report.failed.push(format!("{name}:{n}: {e}")),
+            }
+            if !held.is_empty() {
+                for (hname, hn, hraw) in held.take_fitting(&pipeline) {
+                    let prov = Provenance::File {
+                        path: hname.as_str().into(),
+                        line: hn,
+                    };
+                    if let Err(e) = pipeline.process(&hraw, None, prov, Ts::now(), &mut decisions) {
+                        report.failed.push(format!("{hname}:{hn}: {e}"));
+                    }
+                }
             }
             for d in decisions.drain(..) {
                 serde_json::to_writer(&mut *out, &d).map_err(std::io::Error::from)?;
@@ -101,6 +185,31 @@ pub async fn replay(
                 }
                 report.decisions.push(d);
             }
+        }
+    }
+    // What is still held: processed last, in event-time order, unless it is dated after the replay itself.
+    let now = Ts::now();
+    for (hname, hn, hraw, t, e) in held.into_sorted() {
+        if !pipeline.admit_at_end(t, now) {
+            report.failed.push(format!(
+                "{hname}:{hn}: {e}, and after the wall clock: dead-lettered"
+            ));
+            continue;
+        }
+        let prov = Provenance::File {
+            path: hname.as_str().into(),
+            line: hn,
+        };
+        if let Err(e) = pipeline.process(&hraw, None, prov, now, &mut decisions) {
+            report.failed.push(format!("{hname}:{hn}: {e}"));
+        }
+        for d in decisions.drain(..) {
+            serde_json::to_writer(&mut *out, &d).map_err(std::io::Error::from)?;
+            out.write_all(b"\n")?;
+            if let Some(disp) = &dispatcher {
+                disp.dispatch(Arc::new(d.clone()));
+            }
+            report.decisions.push(d);
         }
     }
     if let Some(d) = dispatcher {

@@ -3,10 +3,16 @@
 //! In: a normalized [`SessionEvent`]. Out: the same event with missing keys filled from what earlier events linked
 //! (a tool-call span names job J and token T; a gateway call carrying only T is then attributed to J and J's
 //! principal). State: links token → job, token → principal, job → principal and session → principal, each in a
-//! [`KeyedState`] bounded by TTL and key count (event time). Attributed values are shared `Arc<str>`s, so filling
-//! an event allocates nothing.
+//! [`KeyedState`] bounded by TTL and key count (event time), plus a count of conflicting links. Attributed values
+//! are shared `Arc<str>`s, so filling an event allocates nothing.
+//!
+//! Trust: links are learned only from keys and principals the event's source vouches for, and a link is replaced
+//! only by one from a stronger source (IdP over SaaS over gateway and agent); a different claim at the same or a
+//! weaker strength keeps the first link and is counted as a conflict. Attribution goes only through vouched keys,
+//! and an attributed principal carries the vouch of the link it came from. A client-supplied token or job id
+//! (an anonymous request's `x-token-id`) therefore neither re-points a link nor borrows anyone's identity.
 
-use crate::event::{PrincipalKind, SessionEvent, Text, Ts};
+use crate::event::{Keys, PrincipalKind, SessionEvent, Text, Ts, Vouch};
 use crate::state::{Bounds, KeyedState};
 use serde::Deserialize;
 use std::sync::Arc;
@@ -34,14 +40,22 @@ impl Default for CorrelateConfig {
 struct Who {
     id: Arc<str>,
     kind: PrincipalKind,
+    vouch: Vouch<'static>,
+}
+
+#[derive(Clone)]
+struct JobLink {
+    job: Arc<str>,
+    strength: u8,
 }
 
 /// Keyed links between tokens, jobs, sessions and principals.
 pub struct Correlator {
-    token_job: KeyedState<Arc<str>>,
+    token_job: KeyedState<JobLink>,
     token_principal: KeyedState<Who>,
     job_principal: KeyedState<Who>,
     session_principal: KeyedState<Who>,
+    conflicts: u64,
 }
 
 impl Correlator {
@@ -52,40 +66,79 @@ impl Correlator {
             token_principal: KeyedState::new(b),
             job_principal: KeyedState::new(b),
             session_principal: KeyedState::new(b),
+            conflicts: 0,
         }
+    }
+
+    /// Links a weaker or equal source tried to re-point, so far.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts
     }
 
     /// Learn links from `ev` and fill its missing job and principal from earlier links.
     pub fn correlate(&mut self, ev: &mut SessionEvent<'_>) {
         let now = ev.event_time;
-        let token = ev.session.token_id.as_deref();
-        let job = ev.session.job_id.as_deref();
-        let session = ev.session.session_id.as_deref();
-        let who = ev.principal.id.as_deref().map(|id| (id, ev.principal.kind));
+        let vouched = |k| ev.session.vouched.has(k);
+        let token = ev
+            .session
+            .token_id
+            .as_deref()
+            .filter(|_| vouched(Keys::TOKEN));
+        let job = ev.session.job_id.as_deref().filter(|_| vouched(Keys::JOB));
+        let session = ev
+            .session
+            .session_id
+            .as_deref()
+            .filter(|_| vouched(Keys::SESSION));
+        let strength = ev.principal.vouched_by.as_ref().map_or(
+            match ev.source.family {
+                crate::event::Family::Idp => 3,
+                crate::event::Family::Saas => 2,
+                _ => 1,
+            },
+            |v| v.strength(),
+        );
 
         // learn
         if let (Some(t), Some(j)) = (token, job) {
-            let v = self.token_job.entry(t, now, || Arc::from(j));
-            if &**v != j {
-                *v = Arc::from(j);
+            let l = self.token_job.entry(t, now, || JobLink {
+                job: Arc::from(j),
+                strength,
+            });
+            if &*l.job != j {
+                if strength > l.strength {
+                    *l = JobLink {
+                        job: Arc::from(j),
+                        strength,
+                    };
+                } else {
+                    self.conflicts += 1;
+                }
             }
         }
-        if let Some((id, kind)) = who {
+        let who = match (&ev.principal.id, &ev.principal.vouched_by) {
+            (Some(id), Some(v)) => Some((id.as_str(), ev.principal.kind, v)),
+            _ => None,
+        };
+        if let Some((id, kind, v)) = who {
             for (map, key) in [
                 (&mut self.token_principal, token),
                 (&mut self.job_principal, job),
                 (&mut self.session_principal, session),
             ] {
                 if let Some(k) = key {
-                    let w = map.entry(k, now, || Who {
+                    let mk = || Who {
                         id: Arc::from(id),
                         kind,
-                    });
+                        vouch: v.to_owned_vouch(),
+                    };
+                    let w = map.entry(k, now, mk);
                     if &*w.id != id {
-                        *w = Who {
-                            id: Arc::from(id),
-                            kind,
-                        };
+                        if v.strength() > w.vouch.strength() {
+                            *w = mk();
+                        } else {
+                            self.conflicts += 1;
+                        }
                     }
                 }
             }
@@ -93,20 +146,22 @@ impl Correlator {
 
         // attribute
         if ev.session.job_id.is_none() {
-            if let Some(j) = token.and_then(|t| self.token_job.get_mut(t, now)) {
-                ev.session.job_id = Some(Text::Shared(j.clone()));
+            if let Some(l) = token.and_then(|t| self.token_job.get_mut(t, now)) {
+                ev.session.job_id = Some(Text::Shared(l.job.clone()));
+                ev.session.vouched = ev.session.vouched.with(Keys::JOB);
             }
         }
-        if ev.principal.id.is_none() || ev.principal.kind == PrincipalKind::Service {
+        let job = ev
+            .session
+            .job_id
+            .as_deref()
+            .filter(|_| ev.vouches(Keys::JOB));
+        let unvouched = ev.principal.vouched_by.is_none();
+        if ev.principal.id.is_none() || unvouched || ev.principal.kind == PrincipalKind::Service {
             // A gateway consumer acting for an agent job belongs to that job's principal.
-            let from_job = ev
-                .session
-                .job_id
-                .as_deref()
-                .and_then(|j| self.job_principal.peek(j))
-                .cloned();
+            let from_job = job.and_then(|j| self.job_principal.peek(j)).cloned();
             let found = from_job.or_else(|| {
-                if ev.principal.id.is_some() {
+                if ev.principal.id.is_some() && !unvouched {
                     return None;
                 }
                 token
@@ -115,8 +170,14 @@ impl Correlator {
                     .cloned()
             });
             if let Some(w) = found {
+                if unvouched && ev.principal.id.as_deref().is_some_and(|c| c != &*w.id) {
+                    // the client claimed someone else: the authoritative link wins, and the claim is dropped
+                    ev.principal.email = None;
+                    ev.principal.display_name = None;
+                }
                 ev.principal.id = Some(Text::Shared(w.id));
                 ev.principal.kind = w.kind;
+                ev.principal.vouched_by = Some(w.vouch);
             }
         }
     }
@@ -161,7 +222,85 @@ mod tests {
             e.principal.id = Some(id.into());
             e.principal.kind = k;
         }
+        e.vouch_all();
         e
+    }
+
+    fn okta(t: i64, session: &'static str, who: &'static str) -> SessionEvent<'static> {
+        let src = SourceInfo {
+            family: Family::Idp,
+            vendor: "okta".into(),
+            format: "okta".into(),
+        };
+        let mut e = SessionEvent::new(src, Text::from("o"), Ts(t), Category::Login);
+        e.session.session_id = Some(session.into());
+        e.session.token_id = Some(session.into());
+        e.principal.id = Some(who.into());
+        e.principal.kind = PrincipalKind::Human;
+        e.vouch_all();
+        e
+    }
+
+    #[test]
+    fn an_anonymous_request_carrying_someones_token_id_borrows_no_identity() {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        c.correlate(&mut okta(0, "rt-ceo", "00uceo"));
+        let mut anon = ev(1000, Some("rt-ceo"), None, None);
+        anon.unvouch_all();
+        c.correlate(&mut anon);
+        assert_eq!(anon.principal.id, None);
+        assert!(anon.principal.vouched_by.is_none());
+    }
+
+    #[test]
+    fn a_forged_job_header_cannot_re_point_a_job_to_another_principal() {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        c.correlate(&mut ev(
+            0,
+            Some("T"),
+            Some("J"),
+            Some(("agent-1", PrincipalKind::Agent)),
+        ));
+        // an unvouched request names job J and claims to be the CFO
+        let mut forged = ev(
+            500,
+            None,
+            Some("J"),
+            Some(("cfo@example.com", PrincipalKind::Human)),
+        );
+        forged.unvouch_all();
+        c.correlate(&mut forged);
+        assert_eq!(forged.principal.id.as_deref(), Some("cfo@example.com"));
+        assert!(forged.principal.vouched_by.is_none(), "still only a claim");
+        // and the link still points at the agent
+        let mut call = ev(1000, Some("T"), None, None);
+        c.correlate(&mut call);
+        assert_eq!(call.principal.id.as_deref(), Some("agent-1"));
+    }
+
+    #[test]
+    fn a_weaker_source_never_overwrites_a_stronger_link_and_the_conflict_is_counted() {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        c.correlate(&mut okta(0, "sess-1", "00ualice"));
+        // a gateway consumer (vouched by the gateway, weaker than the IdP) claims the same session
+        let mut gw = ev(100, None, None, Some(("svc-x", PrincipalKind::Service)));
+        gw.session.session_id = Some("sess-1".into());
+        gw.vouch_all();
+        c.correlate(&mut gw);
+        assert_eq!(c.conflicts(), 1);
+        let mut later = ev(200, None, None, None);
+        later.session.session_id = Some("sess-1".into());
+        later.vouch_all();
+        c.correlate(&mut later);
+        assert_eq!(later.principal.id.as_deref(), Some("00ualice"));
+        assert_eq!(
+            later
+                .principal
+                .vouched_by
+                .as_ref()
+                .map(|v| v.vendor.as_str()),
+            Some("okta")
+        );
     }
 
     #[test]

@@ -1,15 +1,21 @@
 //! Guardrails: logs can be forged to turn Quench against its owners, so some decisions are capped.
 //!
-//! In: decisions from scoring. Out: the same decisions, possibly with a weaker action and a `guardrail` note, plus
-//! a notice decision of its own when the revocation budget runs out. Rules, in order:
+//! In: decisions from scoring, with the processing clock. Out: the same decisions, possibly with a weaker action and
+//! a `guardrail` note, plus a notice decision of its own when the revocation budget runs out. Rules, in order:
+//! - a decision with no authoritative evidence (no finding whose source vouched for the identity it is about) is
+//!   at most an alert: claims (a Basic user name, a client header, an agent's `enduser.id`) never revoke anyone;
 //! - protected principals (break-glass admins) are never revoked automatically: alert only;
-//! - terminating a privileged human's sessions needs findings from two different source families, else step-up;
-//! - at most `max_revocations` revoke/terminate decisions per `budget_window_secs` of event time overall; past
-//!   that, alert only until the window frees up (logged as an error, and announced by a decision).
+//! - revoking a privileged human's tokens or sessions (both log a person out at most IdPs: Okta's default
+//!   `user_sessions` method ends every session) needs authoritative findings from two different source families,
+//!   else step-up;
+//! - at most `max_revocations` revoke/terminate decisions per `budget_window_secs` of processing time overall
+//!   (ingest time in `run`, the corroborated stream timeline in `replay`; never the events' own times, which a
+//!   forger picks); past that, alert only until the window frees up (logged as an error, and announced by a
+//!   decision).
 //!
 //! Shadow detectors are decided separately and never acted on. State: the event times of recent revocations.
 
-use super::{Action, Decision, FindingRecord};
+use super::{Action, Decision, FindingRecord, Trust};
 use crate::event::{PrincipalKind, Ts};
 use crate::pattern::glob;
 use serde::Deserialize;
@@ -21,11 +27,12 @@ use std::collections::VecDeque;
 pub struct GuardrailConfig {
     /// Principals never revoked automatically, only alerted on (globs on e-mail or id). Default [].
     pub protected: Vec<String>,
-    /// Privileged humans: terminating their sessions needs findings from two source families (globs). Default [].
+    /// Privileged humans: revoking their tokens or sessions needs authoritative findings from two source families
+    /// (globs). Default [].
     pub privileged: Vec<String>,
     /// Most revoke_token/terminate_session decisions per window, over all subjects. Default 50.
     pub max_revocations: usize,
-    /// The budget's window in seconds of event time. Default 3600.
+    /// The budget's window in seconds of processing time (ingest time in `run`). Default 3600.
     pub budget_window_secs: u64,
     /// Detectors in shadow mode: their findings are decided and recorded (`shadow: true`), never acted on.
     /// Default [].
@@ -71,7 +78,14 @@ impl Guardrails {
     }
 
     /// Apply the rules to `d`; push it (and a budget notice when the budget runs out) to `out`.
-    pub fn apply(&mut self, mut d: Decision, out: &mut Vec<Decision>) {
+    pub fn apply(&mut self, mut d: Decision, clock: Ts, out: &mut Vec<Decision>) {
+        if d.action > Action::Alert && d.trust.evidence.is_empty() {
+            d.guardrail = Some(format!(
+                "no authoritative evidence: every finding rests on an identity its source only claims; {} capped to alert",
+                d.action.as_str()
+            ));
+            d.action = Action::Alert;
+        }
         if d.action >= Action::RevokeToken && Self::matches(&self.cfg.protected, &d) {
             d.guardrail = Some(format!(
                 "protected principal: {} capped to alert",
@@ -79,15 +93,20 @@ impl Guardrails {
             ));
             d.action = Action::Alert;
         }
-        if d.action == Action::TerminateSession
+        if d.action >= Action::RevokeToken
             && d.principal_kind == PrincipalKind::Human
             && Self::matches(&self.cfg.privileged, &d)
         {
-            let mut families: Vec<_> = d.findings.iter().filter_map(|f| f.source).collect();
+            let mut families: Vec<_> = d
+                .findings
+                .iter()
+                .filter(|f| f.authoritative)
+                .filter_map(|f| f.source)
+                .collect();
             families.sort_by_key(|f| *f as u8);
             families.dedup();
             if families.len() < 2 {
-                d.guardrail = Some("privileged principal: terminating sessions needs findings from two sources; stepped up instead".into());
+                d.guardrail = Some(format!("privileged principal: {} logs a person out and needs authoritative findings from two source families; stepped up instead", d.action.as_str()));
                 d.action = Action::StepUp;
             }
         }
@@ -96,13 +115,13 @@ impl Guardrails {
             while self
                 .recent
                 .front()
-                .is_some_and(|t| d.event_time.0 - t.0 >= window)
+                .is_some_and(|t| clock.0.saturating_sub(t.0) >= window)
             {
                 self.recent.pop_front();
             }
             if self.recent.len() >= self.cfg.max_revocations {
                 let first = self.exhausted_since.is_none();
-                self.exhausted_since.get_or_insert(d.event_time);
+                self.exhausted_since.get_or_insert(clock);
                 tracing::error!(
                     decision = %d.decision_id,
                     budget = self.cfg.max_revocations,
@@ -124,7 +143,7 @@ impl Guardrails {
                     ));
                 }
             } else {
-                self.recent.push_back(d.event_time);
+                self.recent.push_back(clock);
                 self.exhausted_since = None;
             }
         }
@@ -153,10 +172,12 @@ fn notice(d: &Decision, max: usize, window: u64) -> Decision {
                 "revocation budget exhausted: {max} revocations within {window} s; Quench is alert-only until the window frees up (possible forged-log flood)"
             ),
             source: None,
+            authoritative: false,
         }],
         evidence: d.evidence.clone(),
         guardrail: Some("revocation budget exhausted".into()),
         shadow: false,
+        trust: Trust::default(),
     }
 }
 
@@ -164,6 +185,13 @@ fn notice(d: &Decision, max: usize, window: u64) -> Decision {
 mod tests {
     use super::*;
     use crate::event::Family;
+
+    impl Guardrails {
+        fn apply_et(&mut self, d: Decision, out: &mut Vec<Decision>) {
+            let clock = d.event_time;
+            self.apply(d, clock, out)
+        }
+    }
 
     fn decision(action: Action, principal: &str, secs: i64, sources: &[Family]) -> Decision {
         Decision {
@@ -185,11 +213,13 @@ mod tests {
                     score: 0.9,
                     reason: "r".into(),
                     source: Some(*s),
+                    authoritative: true,
                 })
                 .collect(),
             evidence: vec!["e".into()],
             guardrail: None,
             shadow: false,
+            trust: Trust::vouched_by("okta", Family::Idp, "e"),
         }
     }
 
@@ -204,9 +234,104 @@ mod tests {
     }
 
     #[test]
+    fn a_decision_resting_only_on_claimed_identities_is_at_most_an_alert() {
+        let mut d = decision(
+            Action::TerminateSession,
+            "ceo@example.com",
+            0,
+            &[Family::Gateway],
+        );
+        d.trust = Trust::default();
+        let mut out = Vec::new();
+        guard().apply_et(d, &mut out);
+        assert_eq!(out[0].action, Action::Alert);
+        assert!(out[0]
+            .guardrail
+            .as_deref()
+            .unwrap()
+            .contains("no authoritative evidence"));
+    }
+
+    #[test]
+    fn a_privileged_humans_token_revocation_also_needs_two_authoritative_families() {
+        let mut g = guard();
+        let mut out = Vec::new();
+        g.apply_et(
+            decision(
+                Action::RevokeToken,
+                "ops-admin@example.com",
+                0,
+                &[Family::Idp],
+            ),
+            &mut out,
+        );
+        // two families, but the saas finding's identity was only claimed
+        let mut d = decision(
+            Action::RevokeToken,
+            "ops-admin@example.com",
+            1,
+            &[Family::Idp, Family::Saas],
+        );
+        d.findings[1].authoritative = false;
+        g.apply_et(d, &mut out);
+        assert_eq!(
+            (out[0].action, out[1].action),
+            (Action::StepUp, Action::StepUp)
+        );
+    }
+
+    #[test]
+    fn forged_event_times_an_hour_apart_do_not_stretch_the_revocation_budget() {
+        let mut g = guard();
+        let mut out = Vec::new();
+        for i in 0..20 {
+            // each decision's event time is an hour after the last, all processed within the same minute
+            let d = decision(
+                Action::TerminateSession,
+                &format!("u{i}@example.com"),
+                i * 3600,
+                &[Family::Idp],
+            );
+            g.apply(d, Ts(i), &mut out);
+        }
+        let acted = out
+            .iter()
+            .filter(|d| d.action == Action::TerminateSession)
+            .count();
+        assert_eq!(
+            acted, 3,
+            "the budget counts processing time, not the events' own times"
+        );
+    }
+
+    #[test]
+    fn one_event_dated_2100_does_not_lock_the_budget_for_later_real_thefts() {
+        let mut g = guard();
+        let mut out = Vec::new();
+        // a forged far-future decision (its event time is 2100) uses one slot of the budget at processing time 0
+        g.apply(
+            decision(
+                Action::RevokeToken,
+                "x@example.com",
+                4_102_444_800,
+                &[Family::Idp],
+            ),
+            Ts(0),
+            &mut out,
+        );
+        // a real theft after the window is acted on
+        g.apply(
+            decision(Action::RevokeToken, "v@example.com", 700, &[Family::Idp]),
+            Ts(700_000),
+            &mut out,
+        );
+        assert_eq!(out.last().unwrap().action, Action::RevokeToken);
+    }
+
+    #[test]
     fn protected_principals_are_only_alerted_on() {
         let mut out = Vec::new();
-        guard().apply(
+        guard().apply_et(
             decision(
                 Action::TerminateSession,
                 "breakglass-1@example.com",
@@ -223,7 +348,7 @@ mod tests {
     fn privileged_termination_needs_two_sources() {
         let mut g = guard();
         let mut out = Vec::new();
-        g.apply(
+        g.apply_et(
             decision(
                 Action::TerminateSession,
                 "ops-admin@example.com",
@@ -232,7 +357,7 @@ mod tests {
             ),
             &mut out,
         );
-        g.apply(
+        g.apply_et(
             decision(
                 Action::TerminateSession,
                 "ops-admin@example.com",
@@ -252,7 +377,7 @@ mod tests {
         let mut g = guard();
         let mut out = Vec::new();
         for i in 0..10 {
-            g.apply(
+            g.apply_et(
                 decision(
                     Action::RevokeToken,
                     &format!("u{i}@example.com"),
@@ -278,7 +403,7 @@ mod tests {
         assert_eq!(out.len(), 11);
         // after the window, revocations flow again
         let mut later = Vec::new();
-        g.apply(
+        g.apply_et(
             decision(Action::RevokeToken, "v@example.com", 700, &[Family::Idp]),
             &mut later,
         );

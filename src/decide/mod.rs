@@ -53,6 +53,46 @@ pub struct FindingRecord {
     /// Family of the source whose event produced the finding.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Family>,
+    /// The finding's source vouched for the identity it is about (see [`Trust`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub authoritative: bool,
+}
+
+/// Which source vouches for each id a decision names. Targets act only on ids vouched for by their own vendor's
+/// log (or, for an e-mail, by an IdP), and a decision with no authoritative evidence never revokes anything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trust {
+    /// The vendor whose log vouches for `principal_id`: only that vendor's API is addressed with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_vendor: Option<String>,
+    /// The IdP that vouches for the e-mail in `principal`; without one, no target addresses the e-mail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified_by: Option<String>,
+    /// The vendor whose log vouches for `token_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_vendor: Option<String>,
+    /// The vendor whose log vouches for `session_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_vendor: Option<String>,
+    /// Event ids of the evidence whose source vouched for the identity acted on. Empty: the decision rests on
+    /// claims alone and is at most an alert.
+    #[serde(default)]
+    pub evidence: Vec<String>,
+}
+
+impl Trust {
+    /// Everything vouched for by one vendor (tests and hand-made decisions).
+    pub fn vouched_by(vendor: &str, family: Family, evidence: &str) -> Trust {
+        let v = Some(vendor.to_string());
+        Trust {
+            principal_vendor: v.clone(),
+            email_verified_by: v.clone().filter(|_| family == Family::Idp),
+            token_vendor: v.clone(),
+            session_vendor: v,
+            evidence: vec![evidence.to_string()],
+        }
+    }
 }
 
 /// A decision record.
@@ -82,6 +122,9 @@ pub struct Decision {
     /// A decision of detectors in shadow mode: recorded, never acted on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub shadow: bool,
+    /// Who vouches for the ids above, and the authoritative evidence.
+    #[serde(default)]
+    pub trust: Trust,
 }
 
 /// `[decide]` settings.
@@ -214,18 +257,34 @@ impl Decide {
         })
     }
 
-    /// Add a finding; append the decisions it leads to (none, one, or one plus a guardrail notice).
-    pub fn decide(&mut self, f: Finding, out: &mut Vec<Decision>) {
+    /// Add a finding; append the decisions it leads to (none, one, or one plus a guardrail notice). `clock` is the
+    /// processing time the revocation budget counts in: ingest (wall-clock) time in `run`, the stream's corroborated
+    /// timeline in `replay`. Forged event times cannot move it.
+    pub fn decide(&mut self, f: Finding, clock: Ts, out: &mut Vec<Decision>) {
         if self.guard.is_shadow(f.detector) {
-            if let Some(mut d) = self.shadow.decide(f) {
+            if let Some(mut d) = self.shadow.propose(f) {
                 d.shadow = true;
+                self.shadow.record(d.action, d.event_time);
                 out.push(d);
             }
             return;
         }
-        if let Some(d) = self.acting.decide(f) {
-            self.guard.apply(d, out);
+        let Some(d) = self.acting.propose(f) else {
+            return;
+        };
+        let at = d.event_time;
+        self.guard.apply(d, clock, out);
+        let Some(emitted) = out.last() else {
+            return;
+        };
+        // Dedup remembers the action actually emitted: a theft degraded to an alert does not block the real action
+        // once the guardrail allows it, and a repeat of the same degraded decision is not emitted again.
+        let action = emitted.action;
+        if emitted.guardrail.is_some() && self.acting.already_fired(action, at) {
+            out.pop();
+            return;
         }
+        self.acting.record(action, at);
     }
 }
 
@@ -264,8 +323,26 @@ impl Scorer {
         true
     }
 
-    /// Add a finding; return a decision if the subject's risk now calls for a new action.
-    fn decide(&mut self, f: Finding) -> Option<Decision> {
+    /// Whether `action` (or a stronger one) already fired for the current subject within the dedup period.
+    fn already_fired(&mut self, action: Action, now: Ts) -> bool {
+        self.state
+            .get_mut(&self.key, now)
+            .is_some_and(|s| s.fired.iter().any(|(a, _)| *a >= action))
+    }
+
+    /// Remember that `action` was emitted for the current subject (the one the last `propose` was about).
+    fn record(&mut self, action: Action, now: Ts) {
+        if let Some(s) = self.state.get_mut(&self.key, now) {
+            if s.fired.len() >= Action::ALL.len() * 2 {
+                s.fired.remove(0);
+            }
+            s.fired.push((action, now));
+        }
+    }
+
+    /// Add a finding; return a decision if the subject's risk now calls for a new action (not yet recorded as
+    /// fired: the caller records what it actually emits).
+    fn propose(&mut self, f: Finding) -> Option<Decision> {
         if !self.subject_key(&f.subject) {
             return None;
         }
@@ -305,7 +382,6 @@ impl Scorer {
         if s.fired.iter().any(|(a, _)| *a >= action) {
             return None;
         }
-        s.fired.push((action, now));
         let latest = s.findings.last()?;
         let contributing: Vec<&Finding> = best
             .iter()
@@ -320,12 +396,7 @@ impl Scorer {
                 }
             }
         }
-        // The subject's keys: the latest finding's, filled from earlier ones where it lacks them.
-        let pick = |get: fn(&Subject) -> &Option<Arc<str>>| {
-            std::iter::once(latest)
-                .chain(contributing.iter().copied())
-                .find_map(|f| get(&f.subject).as_deref().map(String::from))
-        };
+        // The subject's keys: the newest vouched finding's, then the latest finding's, filled from earlier ones.
         let mut h = Sha256::new();
         h.update(self.key.as_bytes());
         h.update([0]);
@@ -333,7 +404,41 @@ impl Scorer {
         h.update([0]);
         h.update(latest.evidence.last().map(String::as_str).unwrap_or(""));
         let decision_id = hex::encode(&h.finalize()[..16]);
+        // Ids and their vouches come from the newest finding whose source vouched for the subject.
+        let backed: Vec<&Finding> = std::iter::once(latest)
+            .chain(contributing.iter().copied())
+            .filter(|f| f.subject.backed)
+            .collect();
+        let vouched = |get: fn(&Subject) -> &Option<Arc<str>>| {
+            backed
+                .iter()
+                .find_map(|f| get(&f.subject).as_deref().map(String::from))
+        };
+        let mut trust_evidence: Vec<String> = Vec::new();
+        for f in contributing.iter().filter(|f| f.subject.backed) {
+            for e in &f.evidence {
+                if !trust_evidence.contains(e) {
+                    trust_evidence.push(e.clone());
+                }
+            }
+        }
+        let trust = Trust {
+            principal_vendor: vouched(|s| &s.principal_vendor),
+            email_verified_by: vouched(|s| &s.email_verified_by),
+            token_vendor: vouched(|s| &s.token_vendor),
+            session_vendor: vouched(|s| &s.session_vendor),
+            evidence: trust_evidence,
+        };
+        let pick = |get: fn(&Subject) -> &Option<Arc<str>>| {
+            backed
+                .iter()
+                .copied()
+                .chain(std::iter::once(latest))
+                .chain(contributing.iter().copied())
+                .find_map(|f| get(&f.subject).as_deref().map(String::from))
+        };
         Some(Decision {
+            trust,
             decision_id,
             decided_at: Ts::now(),
             event_time: now,
@@ -352,12 +457,23 @@ impl Scorer {
                     score: f.score,
                     reason: f.reason.clone(),
                     source: Some(f.family),
+                    authoritative: f.subject.backed,
                 })
                 .collect(),
             evidence,
             guardrail: None,
             shadow: false,
         })
+    }
+}
+
+#[cfg(test)]
+impl Scorer {
+    /// Propose and record at once, as the acting path does when no guardrail intervenes.
+    fn decide(&mut self, f: Finding) -> Option<Decision> {
+        let d = self.propose(f)?;
+        self.record(d.action, d.event_time);
+        Some(d)
     }
 }
 
@@ -376,6 +492,8 @@ mod tests {
                 principal: Some("alice@example.com".into()),
                 principal_kind: PrincipalKind::Human,
                 session_id: Some("s1".into()),
+                principal_vendor: Some("okta".into()),
+                backed: true,
                 ..Default::default()
             },
             event_time: Ts(secs * 1000),

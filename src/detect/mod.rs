@@ -18,7 +18,7 @@ mod token_reuse;
 
 pub use impossible_travel::haversine_km;
 
-use crate::event::{Family, PrincipalKind, SessionEvent, Ts};
+use crate::event::{Family, Keys, PrincipalKind, SessionEvent, Ts};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,11 +34,44 @@ pub struct Subject {
     pub token_id: Option<Arc<str>>,
     pub session_id: Option<Arc<str>>,
     pub job_id: Option<Arc<str>>,
+    /// The vendor whose log vouches for `principal_id` (none: the principal is only claimed).
+    pub principal_vendor: Option<Arc<str>>,
+    /// The IdP that vouches for `principal_email`.
+    pub email_verified_by: Option<Arc<str>>,
+    /// The vendor whose log vouches for `token_id` / `session_id`.
+    pub token_vendor: Option<Arc<str>>,
+    pub session_vendor: Option<Arc<str>>,
+    /// The source vouches for the key decide tracks this subject by, and, for a person, for the person: the
+    /// finding may back a revocation. Findings on claimed identities can only raise alerts.
+    pub backed: bool,
 }
 
 impl Subject {
     pub fn of(ev: &SessionEvent<'_>) -> Subject {
+        let vendor = || Some(ev.source.vendor.to_arc());
+        let vouch = ev.principal.vouched_by.as_ref();
+        let backed =
+            ev.actor_vouched() && (ev.principal.kind != PrincipalKind::Human || vouch.is_some());
         Subject {
+            principal_vendor: vouch
+                .filter(|_| ev.principal.id.is_some())
+                .map(|v| v.vendor.to_arc()),
+            email_verified_by: vouch
+                .filter(|v| v.family == Family::Idp && ev.principal.email.is_some())
+                .map(|v| v.vendor.to_arc()),
+            token_vendor: ev
+                .session
+                .token_id
+                .as_ref()
+                .filter(|_| ev.vouches(Keys::TOKEN))
+                .and_then(|_| vendor()),
+            session_vendor: ev
+                .session
+                .session_id
+                .as_ref()
+                .filter(|_| ev.vouches(Keys::SESSION))
+                .and_then(|_| vendor()),
+            backed,
             principal: ev.principal.key().map(Arc::from),
             principal_id: ev.principal.id.as_ref().map(|t| t.to_arc()),
             principal_email: ev.principal.email.as_ref().map(|t| t.to_arc()),

@@ -171,6 +171,10 @@ fn some(t: Option<Text<'_>>) -> Option<Text<'_>> {
 }
 
 impl Normalizer for EntraAudit {
+    fn authority(&self) -> super::Authority {
+        super::Authority::OwnUsers
+    }
+
     fn sniff(&self, p: &Probe) -> bool {
         (p.activity_date_time.is_some() && p.initiated_by.is_some())
             || (p.activity_date_time_pascal.is_some() && p.initiated_by_pascal.is_some())

@@ -133,6 +133,10 @@ fn non_empty(t: Option<Text<'_>>) -> Option<Text<'_>> {
 }
 
 impl Normalizer for EntraSignin {
+    fn authority(&self) -> super::Authority {
+        super::Authority::OwnUsers
+    }
+
     fn sniff(&self, p: &Probe) -> bool {
         (p.created_date_time.is_some()
             && p.user_principal_name.is_some()

@@ -90,6 +90,10 @@ fn category(action: &str, method: Option<&str>) -> Category {
 }
 
 impl Normalizer for GithubAudit {
+    fn authority(&self) -> super::Authority {
+        super::Authority::OwnUsers
+    }
+
     fn sniff(&self, p: &Probe) -> bool {
         p.action.is_some()
             && p.actor.is_some()

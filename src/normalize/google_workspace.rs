@@ -138,6 +138,10 @@ fn category(app: &str, name: &str) -> (Category, Outcome) {
 }
 
 impl Normalizer for GoogleWorkspace {
+    fn authority(&self) -> super::Authority {
+        super::Authority::OwnUsers
+    }
+
     fn hint(&self, raw: &str) -> bool {
         raw.contains("\"admin#reports#activity\"")
     }

@@ -4,6 +4,12 @@
 //! Principal: `consumer` (username, custom id or id). Token id: the configured JSON path (default
 //! `authenticated_entity.id`, the credential Kong authenticated), else a request header (default `x-token-id`).
 //! Job: a request header (default `x-agent-job-id`). App: `service.name`; destination of writes: `service.host`.
+//! State: none.
+//!
+//! Trust: Kong vouches for what it authenticated — the consumer and the credential (`authenticated_entity`). The
+//! token and job headers are sent by the client: they are facts about the request, not identity, unless the
+//! operator lists them in `gateway_set_headers` (a plugin that sets them after authentication). A request Kong
+//! answered 401, 403 or 407 vouches for nothing.
 
 use super::{lookup_path, parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;
@@ -24,6 +30,10 @@ pub struct KongConfig {
     pub job_id_header: String,
     /// What kind of principal a Kong consumer is. Default `"service"`.
     pub consumer_kind: PrincipalKind,
+    /// Request headers that Kong itself sets after authentication (e.g. by a request-transformer plugin that
+    /// overwrites any client value), so their token and job ids are vouched for. Default `[]`: the token and job
+    /// headers are client-supplied.
+    pub gateway_set_headers: Vec<String>,
 }
 
 impl Default for KongConfig {
@@ -33,6 +43,7 @@ impl Default for KongConfig {
             token_id_header: "x-token-id".into(),
             job_id_header: "x-agent-job-id".into(),
             consumer_kind: PrincipalKind::Service,
+            gateway_set_headers: Vec::new(),
         }
     }
 }
@@ -48,6 +59,9 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
     }
     cfg.token_id_header.make_ascii_lowercase();
     cfg.job_id_header.make_ascii_lowercase();
+    for h in &mut cfg.gateway_set_headers {
+        h.make_ascii_lowercase();
+    }
     Ok(Box::new(Kong { cfg }))
 }
 
@@ -242,17 +256,40 @@ impl Normalizer for Kong {
         ev.action = Some(r.request.method);
         ev.network.ip = r.client_ip;
         ev.network.user_agent = headers[USER_AGENT].take();
+        let status = r.response.as_ref().and_then(|s| s.status);
+        let refused = matches!(status, Some(401 | 403 | 407));
+        let set_by_gateway = |h: &str| self.cfg.gateway_set_headers.iter().any(|g| g == h);
         if let Some(c) = r.consumer {
             ev.principal.id = c.username.or(c.custom_id).or(c.id);
             ev.principal.kind = self.cfg.consumer_kind;
+            if ev.principal.id.is_some() {
+                ev.principal.vouched_by = Some(Vouch {
+                    vendor: "kong".into(),
+                    family: Family::Gateway,
+                });
+            }
         }
-        ev.session.token_id = if self.cfg.token_id_path == "authenticated_entity.id" {
+        let authenticated = if self.cfg.token_id_path == "authenticated_entity.id" {
             r.authenticated_entity.and_then(|e| e.id)
         } else {
             lookup_path(raw, &self.cfg.token_id_path)
+        };
+        if authenticated.is_some() {
+            ev.session.token_id = authenticated;
+            ev.session.vouched = ev.session.vouched.with(Keys::TOKEN);
+        } else if let Some(t) = headers[TOKEN].take() {
+            ev.session.token_id = Some(t);
+            if set_by_gateway(&self.cfg.token_id_header) {
+                ev.session.vouched = ev.session.vouched.with(Keys::TOKEN);
+            }
         }
-        .or_else(|| headers[TOKEN].take());
         ev.session.job_id = headers[JOB].take();
+        if ev.session.job_id.is_some() && set_by_gateway(&self.cfg.job_id_header) {
+            ev.session.vouched = ev.session.vouched.with(Keys::JOB);
+        }
+        if refused {
+            ev.unvouch_all();
+        }
         if let Some(s) = r.service {
             ev.resource.app = s.name;
             if write {
@@ -290,6 +327,49 @@ mod tests {
         assert_eq!(ev.resource.bytes, Some(5120));
         assert_eq!(ev.network.user_agent.as_deref(), Some("sync/1.2"));
         assert_eq!(ev.event_time, Ts(1793606400000));
+    }
+
+    #[test]
+    fn kong_vouches_for_the_consumer_and_credential_it_authenticated_not_for_client_headers() {
+        let ev = &normalize_one(LOG)[0];
+        assert_eq!(
+            ev.principal.vouched_by.as_ref().map(|v| v.vendor.as_str()),
+            Some("kong")
+        );
+        assert!(
+            ev.vouches(Keys::TOKEN),
+            "authenticated_entity is Kong's own"
+        );
+        assert!(
+            !ev.vouches(Keys::JOB),
+            "x-agent-job-id came from the client"
+        );
+        let anonymous = LOG
+            .replace(r#","consumer":{"id":"c-1","username":"crm-sync"}"#, "")
+            .replace(r#","authenticated_entity":{"id":"cred-42"}"#, "");
+        let ev = &normalize_one(&anonymous)[0];
+        assert_eq!(ev.session.token_id.as_deref(), Some("hdr-tok"));
+        assert!(ev.principal.vouched_by.is_none());
+        assert!(!ev.vouches(Keys::TOKEN) && !ev.vouches(Keys::JOB));
+    }
+
+    #[test]
+    fn a_request_kong_refused_vouches_for_nothing() {
+        let raw = LOG.replace(r#""status":200"#, r#""status":401"#);
+        let ev = &normalize_one(&raw)[0];
+        assert_eq!(ev.outcome, Outcome::Failure);
+        assert!(ev.principal.vouched_by.is_none());
+        assert!(ev.session.vouched.is_empty());
+    }
+
+    #[test]
+    fn headers_the_operator_marks_as_set_by_kong_are_vouched_for() {
+        let k =
+            build(toml::from_str(r#"gateway_set_headers = ["X-Agent-Job-Id"]"#).unwrap()).unwrap();
+        let ctx = Context::new(Provenance::None, Ts(0));
+        let mut out = Vec::new();
+        k.normalize(LOG, &ctx, &mut out).unwrap();
+        assert!(out[0].vouches(Keys::JOB));
     }
 
     #[test]

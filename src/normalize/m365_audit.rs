@@ -146,6 +146,10 @@ fn category(workload: &str, op: &str) -> Category {
 }
 
 impl Normalizer for M365Audit {
+    fn authority(&self) -> super::Authority {
+        super::Authority::OwnUsers
+    }
+
     fn sniff(&self, p: &Probe) -> bool {
         p.operation.is_some()
             && ((p.creation_time.is_some() && p.workload.is_some())

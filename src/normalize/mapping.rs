@@ -20,6 +20,11 @@
 //! "resource.app" = { const = "orders" }
 //! http_status = "status"                                            # outcome: < 400 is success
 //! ```
+//!
+//! Trust: a gateway's log vouches for an identity only where the gateway itself authenticated it. A mapping lists
+//! those target fields in `authenticated` (e.g. `["principal.id"]` for AWS's `$context.authorizer.principalId`);
+//! every other identity field (a Basic user name, an `X-User` or `X-Token-Id` header) is client-supplied and
+//! vouches for nothing. A request answered 401, 403 or 407 vouches for nothing either.
 
 use super::{ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;
@@ -63,7 +68,22 @@ pub struct MappingFile {
     pub principal_kind: PrincipalKind,
     /// Target field → where its value comes from. Targets: see [`TARGETS`].
     pub fields: BTreeMap<String, FieldSpec>,
+    /// Identity fields the source sets only after authenticating the caller, so they are vouched for: any of
+    /// `principal.id`, `principal.email`, `session.token_id`, `session.session_id`, `session.job_id`,
+    /// `session.client_id`. Default `[]`: nothing in the log is more than the client's word.
+    #[serde(default)]
+    pub authenticated: Vec<String>,
 }
+
+/// The identity fields a mapping may declare `authenticated`.
+const AUTHENTICABLE: [&str; 6] = [
+    "principal.id",
+    "principal.email",
+    "session.token_id",
+    "session.session_id",
+    "session.job_id",
+    "session.client_id",
+];
 
 /// How the category is found.
 #[derive(Debug, Deserialize)]
@@ -165,6 +185,9 @@ pub struct Mapping {
     category: Cat,
     kind: PrincipalKind,
     fields: Vec<Field>,
+    /// Whether the principal, and which keys, the source vouches for when present.
+    vouch_principal: bool,
+    vouch_keys: Keys,
 }
 
 fn invalid(file: &str, key: &str, value: &str, why: impl Into<String>) -> ConfigError {
@@ -253,7 +276,28 @@ impl Mapping {
                 ));
             }
         }
+        let mut vouch_principal = false;
+        let mut vouch_keys = Keys::default();
+        for a in &m.authenticated {
+            match a.as_str() {
+                "principal.id" | "principal.email" => vouch_principal = true,
+                "session.token_id" => vouch_keys = vouch_keys.with(Keys::TOKEN),
+                "session.session_id" => vouch_keys = vouch_keys.with(Keys::SESSION),
+                "session.job_id" => vouch_keys = vouch_keys.with(Keys::JOB),
+                "session.client_id" => vouch_keys = vouch_keys.with(Keys::CLIENT),
+                other => {
+                    return Err(invalid(
+                        file,
+                        "authenticated",
+                        other,
+                        format!("allowed: {}", AUTHENTICABLE.join(", ")),
+                    ))
+                }
+            }
+        }
         Ok(Mapping {
+            vouch_principal,
+            vouch_keys,
             name: Box::leak(m.name.into_boxed_str()),
             family: m.family,
             vendor: Arc::from(m.vendor.as_str()),
@@ -318,6 +362,7 @@ impl Normalizer for Mapping {
         };
         let mut ev = SessionEvent::new(src, Text::Borrowed(""), Ts(0), Category::Other);
         let mut have_time = false;
+        let mut refused = false;
         let mut lat = None;
         let mut lon = None;
         let (mut city, mut country) = (None, None);
@@ -343,6 +388,7 @@ impl Normalizer for Mapping {
                 }
                 "action" => ev.action = Some(v),
                 "http_status" => {
+                    refused = matches!(v.parse::<u16>(), Ok(401 | 403 | 407));
                     ev.outcome = match v.parse::<u16>() {
                         Ok(s) if s < 400 => Outcome::Success,
                         Ok(_) => Outcome::Failure,
@@ -407,6 +453,25 @@ impl Normalizer for Mapping {
         };
         if ev.principal.id.is_some() || ev.principal.email.is_some() {
             ev.principal.kind = self.kind;
+            if self.vouch_principal && !refused {
+                ev.principal.vouched_by = Some(Vouch {
+                    vendor: Text::Shared(self.vendor.clone()),
+                    family: self.family,
+                });
+            }
+        }
+        if !refused {
+            let s = &ev.session;
+            for (present, k) in [
+                (s.token_id.is_some(), Keys::TOKEN),
+                (s.session_id.is_some(), Keys::SESSION),
+                (s.job_id.is_some(), Keys::JOB),
+                (s.client_id.is_some(), Keys::CLIENT),
+            ] {
+                if present && self.vouch_keys.has(k) {
+                    ev.session.vouched = ev.session.vouched.with(k);
+                }
+            }
         }
         out.push(ev);
         Ok(())

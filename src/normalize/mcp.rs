@@ -150,6 +150,11 @@ impl Normalizer for Mcp {
             Some(_) => Outcome::Success,
             None => Outcome::Unknown,
         };
+        // The MCP server assigns the session id; the user and token fields are whatever the logging proxy copied
+        // from the request, so only the session is vouched for.
+        if r.session_id.is_some() {
+            ev.session.vouched = ev.session.vouched.with(Keys::SESSION);
+        }
         ev.session.session_id = r.session_id;
         ev.session.client_id = r.client_id;
         ev.session.token_id = r.token_id;

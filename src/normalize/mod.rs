@@ -23,7 +23,7 @@ mod otel_genai;
 mod salesforce;
 mod slack_audit;
 
-use crate::event::{Provenance, SessionEvent, Text, Ts};
+use crate::event::{Category, Provenance, SessionEvent, Text, Ts};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -42,6 +42,14 @@ pub enum NormalizeError {
     },
     #[error("message is {size} bytes, over the limit of {limit}")]
     TooLarge { size: usize, limit: usize },
+    #[error("event time {event_time} is more than normalize.max_future_skew_secs = {skew_secs} ahead of {reference_kind} {reference}")]
+    FromTheFuture {
+        event_time: String,
+        reference: String,
+        /// "the ingest time" or "the stream's timeline".
+        reference_kind: &'static str,
+        skew_secs: u64,
+    },
 }
 
 impl NormalizeError {
@@ -52,6 +60,7 @@ impl NormalizeError {
             NormalizeError::UnknownFormat(_) => "unknown_format",
             NormalizeError::Invalid { .. } => "invalid",
             NormalizeError::TooLarge { .. } => "too_large",
+            NormalizeError::FromTheFuture { .. } => "from_the_future",
         }
     }
     pub(crate) fn invalid(format: &'static str, e: impl std::fmt::Display) -> Self {
@@ -227,12 +236,29 @@ pub trait Normalizer: Send + Sync {
         false
     }
 
+    /// What this format's source vouches for. Default [`Authority::PerField`]: the normalizer marks what it vouches
+    /// for itself ([`SessionEvent::vouch_all`], `session.vouched`), and nothing else is trusted.
+    fn authority(&self) -> Authority {
+        Authority::PerField
+    }
+
     /// A cheap byte-level hint that the message is probably in this format, checked before the key probe. Only
     /// formats whose typed parse rejects other formats' messages implement it: a hinted message that fails to
     /// normalize goes through full detection. Default: no hint.
     fn hint(&self, _raw: &str) -> bool {
         false
     }
+}
+
+/// What a format's source vouches for (see the README's threat model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authority {
+    /// The system that authenticated the identities in its logs: an IdP, or a SaaS audit log for its own users and
+    /// sessions. Every identity and key of its events is vouched for, except the principal of a failed sign-in (the
+    /// account someone tried, not who acted).
+    OwnUsers,
+    /// The normalizer decides field by field (gateways, agent spans, native events); nothing is vouched by default.
+    PerField,
 }
 
 /// A registry entry: the format's name and how to build it from its config table (`[normalize.NAME]`).
@@ -316,6 +342,7 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
 pub struct Normalize {
     formats: Vec<(&'static str, Box<dyn Normalizer>)>,
     max_message_bytes: usize,
+    max_age_secs: u64,
     /// Some format (a declarative mapping) detects by arbitrary top-level keys.
     wants_keys: bool,
     enrich: enrich::Enrich,
@@ -338,6 +365,14 @@ pub struct NormalizeConfig {
     /// Geo/ASN enrichment and known egress ranges. Default: none.
     #[serde(default)]
     pub enrich: enrich::EnrichConfig,
+    /// How far an event may be dated ahead of the time it was ingested (in `replay`, ahead of the stream's own
+    /// timeline) before it is dead-lettered, in seconds. Default 300.
+    #[serde(default)]
+    pub max_future_skew_secs: Option<u64>,
+    /// Events older than this behind the processing clock are counted and kept out of keyed state, in seconds.
+    /// Default 86400 (the correlation TTL's default).
+    #[serde(default)]
+    pub max_age_secs: Option<u64>,
 }
 
 impl Normalize {
@@ -399,12 +434,17 @@ impl Normalize {
         Ok(Normalize {
             formats,
             max_message_bytes: cfg.max_message_bytes.unwrap_or(1 << 20),
+            max_age_secs: cfg.max_age_secs.unwrap_or(86_400),
             wants_keys,
             enrich: enrich::Enrich::new(&cfg.enrich)?,
         })
     }
 
     /// Whether events that carry only an IP can get coordinates (a geo database or network table is configured).
+    pub fn max_age_secs(&self) -> u64 {
+        self.max_age_secs
+    }
+
     pub fn has_geo(&self) -> bool {
         self.enrich.has_geo()
     }
@@ -456,6 +496,7 @@ impl Normalize {
         };
         let enrich = self.enrich.is_active();
         for ev in &mut out[start..] {
+            self.apply_authority(ev);
             ev.ingest_time = ctx.ingest_time;
             ev.provenance = ctx.provenance.clone();
             if enrich {
@@ -572,6 +613,24 @@ impl Normalize {
         };
         n.normalize(text, ctx, out)?;
         Ok(name)
+    }
+
+    /// Mark what the event's format vouches for. Formats are found by the event's own `source.format`, which the
+    /// normalizer set (native events get theirs from their input's configuration, never from the event).
+    fn apply_authority(&self, ev: &mut SessionEvent<'_>) {
+        let own = self
+            .formats
+            .iter()
+            .find(|(n, _)| *n == ev.source.format.as_str())
+            .is_some_and(|(_, f)| f.authority() == Authority::OwnUsers);
+        if own {
+            ev.vouch_all();
+            let failed_sign_in = ev.outcome == crate::event::Outcome::Failure
+                && matches!(ev.category, Category::Login | Category::Sso);
+            if failed_sign_in {
+                ev.principal.vouched_by = None;
+            }
+        }
     }
 
     /// `{"records": [...]}` and nothing else that a format would claim.

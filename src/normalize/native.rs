@@ -1,25 +1,60 @@
 //! Native: an event that is already a Quench session event (`schemas/session-event.schema.json`).
 //!
 //! In: one session event as JSON. Out: the same event, checked. Runtimes that emit their own events
-//! (agents, in-house gateways) write this shape directly.
+//! (agents, in-house gateways) write this shape directly. State: none.
+//!
+//! Trust comes from configuration, never from the event: the event's `source.family`, `source.vendor`,
+//! `source.format`, `principal.vouched_by` and `session.vouched` are replaced by `[normalize.formats.native]`. By
+//! default a native event vouches for nothing, so it can raise alerts but never aim a revocation.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
-use crate::event::SessionEvent;
+use crate::event::{Family, SessionEvent, SourceInfo, Text};
 use serde::Deserialize;
+use std::sync::Arc;
 
 pub const NAME: &str = "native";
 
-/// `[normalize.formats.native]`: no settings yet.
-#[derive(Debug, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct NativeConfig {}
-
-pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
-    let _cfg: NativeConfig = parse_config(NAME, t)?;
-    Ok(Box::new(Native))
+/// `[normalize.formats.native]`: what native events are, whatever they say about themselves.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NativeConfig {
+    /// The source family of every native event. Default `"agent"`.
+    pub family: Family,
+    /// The vendor name native events are recorded under. Default `"native"`.
+    pub vendor: String,
+    /// Whether the writers of native events authenticate the identities they name (an in-house gateway that
+    /// verified the caller). `true` lets native events' principals and keys aim revocations (under `vendor`).
+    /// Default `false`.
+    pub vouched: bool,
 }
 
-pub struct Native;
+impl Default for NativeConfig {
+    fn default() -> Self {
+        NativeConfig {
+            family: Family::Agent,
+            vendor: "native".into(),
+            vouched: false,
+        }
+    }
+}
+
+pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
+    let cfg: NativeConfig = parse_config(NAME, t)?;
+    if cfg.vendor.is_empty() || cfg.vendor.chars().any(|c| c.is_control()) {
+        return Err(ConfigError::Invalid {
+            key: "normalize.formats.native.vendor".into(),
+            value: cfg.vendor,
+            why: "must be a non-empty name without control characters".into(),
+        });
+    }
+    let vendor: Arc<str> = Arc::from(cfg.vendor.as_str());
+    Ok(Box::new(Native { cfg, vendor }))
+}
+
+pub struct Native {
+    cfg: NativeConfig,
+    vendor: Arc<str>,
+}
 
 impl Normalizer for Native {
     fn sniff(&self, p: &Probe) -> bool {
@@ -32,9 +67,18 @@ impl Normalizer for Native {
         _ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
-        let ev: SessionEvent<'a> = super::parse_json(NAME, raw)?;
+        let mut ev: SessionEvent<'a> = super::parse_json(NAME, raw)?;
         if ev.event_id.is_empty() {
             return Err(NormalizeError::invalid(NAME, "event_id is empty"));
+        }
+        ev.source = SourceInfo {
+            family: self.cfg.family,
+            vendor: Text::Shared(self.vendor.clone()),
+            format: NAME.into(),
+        };
+        ev.unvouch_all();
+        if self.cfg.vouched {
+            ev.vouch_all();
         }
         out.push(ev);
         Ok(())
@@ -55,6 +99,34 @@ mod tests {
         let back = serde_json::to_string(ev).unwrap();
         let again: SessionEvent = serde_json::from_str(&back).unwrap();
         assert_eq!(&again, ev);
+    }
+
+    #[test]
+    fn native_events_cannot_declare_their_own_family_vendor_or_trust() {
+        let raw = r#"{"event_id":"n-1","event_time":"2026-11-02T08:00:00Z","ingest_time":"2026-11-02T08:00:01Z","source":{"family":"idp","vendor":"okta","format":"okta"},"category":"login","outcome":"success","principal":{"id":"00uceo","email":"ceo@example.com","kind":"human","vouched_by":{"vendor":"okta","family":"idp"}},"session":{"session_id":"s1","vouched":["session_id"]}}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.source.family, Family::Agent);
+        assert_eq!(ev.source.vendor, "native");
+        assert_eq!(ev.source.format, "native");
+        assert_eq!(ev.principal.vouched_by, None);
+        assert!(!ev.vouches(Keys::SESSION));
+        // an operator who trusts the writers says so, under a vendor name of their choosing
+        let mut formats = std::collections::BTreeMap::new();
+        formats.insert(
+            "native".to_string(),
+            toml::from_str("family = \"gateway\"\nvendor = \"edge\"\nvouched = true").unwrap(),
+        );
+        let n = crate::normalize::Normalize::new(&crate::normalize::NormalizeConfig {
+            formats,
+            ..Default::default()
+        })
+        .unwrap();
+        let ctx = crate::normalize::Context::new(Provenance::None, Ts(0));
+        let mut out = Vec::new();
+        n.normalize(raw.as_bytes(), None, &ctx, &mut out).unwrap();
+        let v = out[0].principal.vouched_by.as_ref().unwrap();
+        assert_eq!((v.vendor.as_str(), v.family), ("edge", Family::Gateway));
+        assert!(out[0].vouches(Keys::SESSION));
     }
 
     #[test]

@@ -193,6 +193,10 @@ fn category(event_type: &str, grant_type: Option<&str>) -> Category {
 }
 
 impl Normalizer for Okta {
+    fn authority(&self) -> super::Authority {
+        super::Authority::OwnUsers
+    }
+
     fn hint(&self, raw: &str) -> bool {
         raw.contains("\"eventType\"") && raw.contains("\"uuid\"") && raw.contains("\"published\"")
     }

@@ -4,7 +4,8 @@
 //! for what the conventions do not cover):
 //! - operation: `gen_ai.operation.name` (`execute_tool` → `tool_call`, `invoke_agent` → `agent_invoke`,
 //!   `chat`/`text_completion`/`generate_content`/`embeddings` → `model_call`);
-//! - principal: `gen_ai.agent.id` (kind agent, name from `gen_ai.agent.name`), else `enduser.id` (human);
+//! - principal: `gen_ai.agent.id` (kind agent, name from `gen_ai.agent.name`); `enduser.id` is kept as
+//!   `principal.on_behalf_of`, never as the actor (an agent cannot make its own behaviour a person's);
 //! - job: the configured attribute (default `gen_ai.conversation.id`);
 //! - token id: `quench.token.id`, else `http.request.header.x-token-id`;
 //! - tool: `gen_ai.tool.name`; data domains: `quench.data.domain` (string or array);
@@ -15,6 +16,9 @@
 //! Spans exported with a flat attribute object (`{"trace_id", "span_id", "span_name", "attributes": {…}}`, as
 //! collectors' JSON exporters and the semantic-convention docs write them) are read the same way. A span without a
 //! start time takes the ingest time; one without trace/span ids gets an id from where it was read.
+//!
+//! Trust: a span with `gen_ai.agent.id` vouches for the agent and the job, token and session it names (the runtime
+//! is authoritative for its own agents); a span without one vouches for nothing. State: none.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;
@@ -268,15 +272,16 @@ impl OtelGenAi {
                 _ => {}
             }
         }
+        if ev.session.token_id.is_none() {
+            ev.session.token_id = token_hdr;
+        }
+        // The agent runtime vouches for the agent and its own job, token and session; `enduser.id` is only whom it
+        // says it acts for, so a span can never make a person the actor.
+        ev.principal.on_behalf_of = enduser;
         if ev.principal.id.is_some() {
             ev.principal.kind = PrincipalKind::Agent;
             ev.principal.display_name = agent_name;
-        } else if let Some(u) = enduser {
-            ev.principal.id = Some(u);
-            ev.principal.kind = PrincipalKind::Human;
-        }
-        if ev.session.token_id.is_none() {
-            ev.session.token_id = token_hdr;
+            ev.vouch_all();
         }
         if ev.resource.destination.is_none() {
             ev.resource.destination = dest_std;
@@ -377,10 +382,25 @@ mod tests {
         assert_eq!(t.resource.domains, vec![Text::from("billing")]);
         assert_eq!(t.resource.app.as_deref(), Some("crm-sync-agent"));
         assert_eq!(t.event_time, Ts(1793606400000));
+        assert!(t.principal.vouched_by.is_some() && t.vouches(Keys::JOB));
         let c = &evs[1];
         assert_eq!(c.category, Category::ModelCall);
-        assert_eq!(c.principal.kind, PrincipalKind::Human);
+        assert_eq!(
+            c.principal.on_behalf_of.as_deref(),
+            Some("carol@example.com")
+        );
         assert_eq!(c.resource.destination.as_deref(), Some("s3://drop"));
+    }
+
+    #[test]
+    fn an_agent_span_naming_an_end_user_never_makes_the_person_the_actor() {
+        let evs = normalize_one(BATCH);
+        let c = &evs[1];
+        assert_eq!(c.principal.id, None);
+        assert_eq!(c.principal.kind, PrincipalKind::Unknown);
+        assert!(c.principal.vouched_by.is_none());
+        let t = &evs[0];
+        assert_eq!(t.principal.id.as_deref(), Some("agent-crm"));
     }
 
     #[test]

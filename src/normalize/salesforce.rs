@@ -264,6 +264,10 @@ impl Salesforce {
 }
 
 impl Normalizer for Salesforce {
+    fn authority(&self) -> super::Authority {
+        super::Authority::OwnUsers
+    }
+
     fn sniff(&self, p: &Probe) -> bool {
         p.sf_event_type.is_some()
             || (p.sf_event_date.is_some() && p.creation_time.is_none())

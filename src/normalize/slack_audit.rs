@@ -107,6 +107,10 @@ fn category(action: &str) -> Category {
 }
 
 impl Normalizer for SlackAudit {
+    fn authority(&self) -> super::Authority {
+        super::Authority::OwnUsers
+    }
+
     fn sniff(&self, p: &Probe) -> bool {
         p.date_create.is_some() && p.action.is_some() && p.actor.is_some()
     }

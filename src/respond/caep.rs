@@ -15,6 +15,7 @@
 //! half is what `quench jwks` prints for the receiver, with the RFC 7638 thumbprint as `kid`.
 //! State: none.
 
+use super::address;
 use super::{check, parse_base, parse_target, secret_from_env, BoxFuture, RespondError, Responder};
 use crate::decide::{Action, Decision};
 use base64::Engine;
@@ -211,27 +212,31 @@ impl Caep {
             |what: &str| RespondError::Target(format!("CAEP subject: the decision has no {what}"));
         Ok(match self.format.as_str() {
             "email" => {
-                let email = d
-                    .principal
-                    .as_deref()
-                    .filter(|p| p.contains('@'))
-                    .ok_or_else(|| missing("e-mail"))?;
+                let email =
+                    address::verified_email(d)?.ok_or_else(|| missing("IdP-verified e-mail"))?;
                 json!({"format": "email", "email": email})
             }
             "iss_sub" => {
-                let sub = d
-                    .principal_id
-                    .as_deref()
-                    .or(d.principal.as_deref())
-                    .ok_or_else(|| missing("principal"))?;
+                let sub = match d.trust.principal_vendor {
+                    Some(_) => d
+                        .principal_id
+                        .as_deref()
+                        .map(|s| address::safe_id("principal id", s)),
+                    None => None,
+                }
+                .transpose()?
+                .ok_or_else(|| missing("vouched-for principal id"))?;
                 json!({"format": "iss_sub", "iss": self.subject_issuer, "sub": sub})
             }
             _ => {
-                let id = d
-                    .principal
-                    .as_deref()
-                    .or(d.principal_id.as_deref())
-                    .ok_or_else(|| missing("principal"))?;
+                let vouched_id = match d.trust.principal_vendor {
+                    Some(_) => d.principal_id.as_deref(),
+                    None => None,
+                };
+                let id = address::verified_email(d)?
+                    .or(vouched_id)
+                    .ok_or_else(|| missing("vouched-for principal"))?;
+                let id = address::safe_id("principal", id)?;
                 json!({"format": "opaque", "id": id})
             }
         })
@@ -245,7 +250,11 @@ impl Caep {
         iat: i64,
     ) -> Result<serde_json::Value, RespondError> {
         let user = self.user_subject(d)?;
-        let sub_id = match d.session_id.as_deref() {
+        let session = match d.trust.session_vendor {
+            Some(_) => d.session_id.as_deref(),
+            None => None,
+        };
+        let sub_id = match session {
             Some(s) => {
                 json!({"format": "complex", "user": user, "session": {"format": "opaque", "id": s}})
             }

@@ -184,10 +184,12 @@ pub fn unconfirmed_alert(p: &Pending) -> Decision {
                 p.within_secs
             ),
             source: None,
+            authoritative: false,
         }],
         evidence: vec![p.decision_id.clone()],
         guardrail: Some(format!("unconfirmed revocation ({})", p.command_id)),
         shadow: false,
+        trust: Default::default(),
     }
 }
 

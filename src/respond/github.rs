@@ -13,6 +13,7 @@
 //! logs. Credentials: a token of an organization owner (or a GitHub App with organization administration
 //! permission) in the environment variable `token_env`.
 
+use super::address;
 use super::{
     check, parse_base, parse_target, secret_from_env, status_error, url_with, BoxFuture,
     RespondError, Responder,
@@ -110,13 +111,13 @@ impl Responder for Github {
         _key: &'a str,
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
-            let login = [d.principal.as_deref(), d.principal_id.as_deref()]
-                .into_iter()
-                .flatten()
-                .find(|p| is_login(p))
+            // Only a login from GitHub's own audit log: an e-mail or another vendor's id is not a GitHub login.
+            let login = address::vendor_id(d, NAME)?
+                .filter(|p| is_login(p))
                 .ok_or_else(|| {
                     RespondError::Target(
-                        "GitHub needs the user's login; the decision names none".into(),
+                        "refused: GitHub needs a login from GitHub's own audit log; the decision names none"
+                            .into(),
                     )
                 })?;
             let mut mine = Vec::new();

@@ -5,6 +5,7 @@
 //! token with the `admin.directory.user.security` scope, minted by your deployment (a service account with
 //! domain-wide delegation) into the environment variable named by `access_token_env`.
 
+use super::address;
 use super::{
     check, parse_base, parse_target, secret_from_env, url_with, BoxFuture, RespondError, Responder,
 };
@@ -95,15 +96,19 @@ impl Responder for Google {
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             // Google addresses users by primary e-mail (or its own numeric id, which other sources do not carry)
-            let user = d
-                .principal
-                .as_deref()
-                .filter(|p| p.contains('@'))
-                .ok_or_else(|| {
-                    RespondError::Target(
-                        "Google needs the user's e-mail; the decision has none".into(),
-                    )
-                })?;
+            let user = match address::user(d, NAME)? {
+                address::User::Email(e) => e,
+                address::User::Id(id) if id.contains('@') => id,
+                address::User::Id(_) => match address::verified_email(d)? {
+                    Some(e) => e,
+                    None => {
+                        return Err(RespondError::Target(
+                            "refused: Google needs an e-mail that Google or an IdP vouched for"
+                                .into(),
+                        ))
+                    }
+                },
+            };
             let method = match d.action {
                 Action::TerminateSession => self.terminate_session,
                 _ => self.revoke_token,

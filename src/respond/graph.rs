@@ -5,9 +5,8 @@
 //! OAuth client-credentials grant from `{token_url}` using `client_id` and the secret in `client_secret_env`
 //! (cached until shortly before it expires).
 
-use super::{
-    check, parse_base, secret_from_env, url_with, user_ref, BoxFuture, RespondError, Responder,
-};
+use super::address;
+use super::{check, parse_base, secret_from_env, url_with, BoxFuture, RespondError, Responder};
 use crate::decide::Decision;
 use serde::Deserialize;
 use std::time::{Duration, Instant};
@@ -179,11 +178,8 @@ impl Responder for Graph {
         _key: &'a str,
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
-            // Entra addresses users by object id or UPN; the principal key is the e-mail/UPN when known.
-            let user = match d.principal.as_deref() {
-                Some(p) => p,
-                None => user_ref(d)?,
-            };
+            // Entra addresses users by object id (from Entra's own log) or UPN (an IdP-verified e-mail).
+            let user = address::user(d, "microsoft")?.as_str();
             let url = url_with(&self.base, &["users", user, self.action])?;
             let token = self.token(http).await?;
             let resp = http

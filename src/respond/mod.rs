@@ -5,6 +5,7 @@
 //! Each target runs independently on the async runtime: timeouts, retries with exponential backoff for errors a
 //! retry can help, and a dry run (logged, not sent) when no target is configured. Ingestion never waits on it.
 
+pub mod address;
 mod caep;
 pub mod confirm;
 mod github;
@@ -936,6 +937,7 @@ pub fn budget_notice(delivery: &Delivery, d: &Decision) -> Decision {
                 .unwrap_or("")
         )),
         shadow: false,
+        trust: Default::default(),
         ..d.clone()
     }
 }
@@ -947,15 +949,6 @@ pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
         out = out.replace(s.as_str(), "[redacted]");
     }
     out
-}
-
-/// The user id a vendor API should address: the IdP's own id when the principal came from that IdP, else e-mail.
-pub(crate) fn user_ref(d: &Decision) -> Result<&str, RespondError> {
-    d.principal_id
-        .as_deref()
-        .filter(|id| !id.is_empty())
-        .or(d.principal.as_deref())
-        .ok_or_else(|| RespondError::Target("decision names no principal".into()))
 }
 
 /// `base` with path segments appended (each percent-encoded).
@@ -1150,6 +1143,7 @@ mod tests {
             evidence: vec![],
             guardrail: None,
             shadow: false,
+            trust: Default::default(),
         };
         assert!(targets[0].takes(&d(Action::RevokeToken, PrincipalKind::Agent, "agent-7")));
         assert!(!targets[0].takes(&d(

@@ -13,9 +13,8 @@
 //! The user is the decision's Okta user id, else its e-mail/login (Universal Logout needs the id).
 //! Credentials: an API token (`Authorization: SSWS …`) from the environment variable `api_token_env`.
 
-use super::{
-    check, parse_base, secret_from_env, url_with, user_ref, BoxFuture, RespondError, Responder,
-};
+use super::address;
+use super::{check, parse_base, secret_from_env, url_with, BoxFuture, RespondError, Responder};
 use crate::decide::{Action, Decision};
 use serde::Deserialize;
 
@@ -96,14 +95,20 @@ impl Okta {
             Action::TerminateSession => self.terminate_session,
             _ => self.revoke_token,
         };
-        let req = match (method, d.session_id.as_deref()) {
+        let req = match (method, address::vendor_session(d, NAME)?) {
             (Method::Session, Some(s)) => {
                 http.delete(url_with(&self.base, &["api", "v1", "sessions", s])?)
             }
             (Method::UserSessions | Method::Session, _) => {
                 let mut url = url_with(
                     &self.base,
-                    &["api", "v1", "users", user_ref(d)?, "sessions"],
+                    &[
+                        "api",
+                        "v1",
+                        "users",
+                        address::user(d, NAME)?.as_str(),
+                        "sessions",
+                    ],
                 )?;
                 url.query_pairs_mut().append_pair("oauthTokens", "true");
                 http.delete(url)
@@ -116,7 +121,7 @@ impl Okta {
                         "api",
                         "v1",
                         "users",
-                        user_ref(d)?,
+                        address::user(d, NAME)?.as_str(),
                         "clients",
                         client,
                         "tokens",
@@ -124,13 +129,11 @@ impl Okta {
                 )?)
             }
             (Method::UniversalLogout, _) => {
-                let id = d
-                    .principal_id
-                    .as_deref()
+                let id = address::vendor_id(d, NAME)?
                     .filter(|i| i.starts_with("00u"))
                     .ok_or_else(|| {
                         RespondError::Target(
-                            "Universal Logout needs the Okta user id (00u…); the decision has none"
+                            "refused: Universal Logout needs an Okta user id (00u…) from Okta's own log; the decision has none"
                                 .into(),
                         )
                     })?;

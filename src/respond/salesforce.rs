@@ -11,6 +11,7 @@
 //! Credentials: an access token of an integration user with "Manage Users", minted by your deployment (JWT
 //! bearer flow) into the environment variable `access_token_env`.
 
+use super::address;
 use super::{
     check, parse_base, parse_target, secret_from_env, status_error, url_with, BoxFuture,
     RespondError, Responder,
@@ -104,18 +105,14 @@ struct Record {
 impl Salesforce {
     /// The SOQL that finds the decision's user's sessions.
     fn soql(d: &Decision) -> Result<String, RespondError> {
-        if let Some(id) = d.principal_id.as_deref().filter(|i| is_user_id(i)) {
+        if let Some(id) = address::vendor_id(d, NAME)?.filter(|i| is_user_id(i)) {
             return Ok(format!("SELECT Id FROM AuthSession WHERE UsersId = '{id}'"));
         }
-        let login = d
-            .principal
-            .as_deref()
-            .filter(|p| p.contains('@'))
-            .ok_or_else(|| {
-                RespondError::Target(
-                    "Salesforce needs the user's id or login; the decision has neither".into(),
-                )
-            })?;
+        let login = address::verified_email(d)?.ok_or_else(|| {
+            RespondError::Target(
+                "refused: Salesforce needs a user id from Salesforce's own log or an IdP-verified login".into(),
+            )
+        })?;
         Ok(format!(
             "SELECT Id FROM AuthSession WHERE Users.Username = '{}'",
             soql_escape(login)

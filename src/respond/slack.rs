@@ -16,6 +16,7 @@
 //! API. The lookup keeps the token out of the URL although that spec lists it as a query parameter: Slack rejects
 //! query-string tokens for apps created since 2021.
 
+use super::address;
 use super::{
     parse_base, parse_target, secret_from_env, status_error, url_with, BoxFuture, RespondError,
     Responder,
@@ -125,18 +126,15 @@ fn form(pairs: &[(&str, &str)]) -> String {
 
 impl Slack {
     async fn user_id(&self, http: &reqwest::Client, d: &Decision) -> Result<String, RespondError> {
-        if let Some(id) = d.principal_id.as_deref().filter(|i| is_slack_user_id(i)) {
+        if let Some(id) = address::vendor_id(d, NAME)?.filter(|i| is_slack_user_id(i)) {
             return Ok(id.to_string());
         }
-        let email = d
-            .principal
-            .as_deref()
-            .filter(|p| p.contains('@'))
-            .ok_or_else(|| {
-                RespondError::Target(
-                    "Slack needs the user's Slack id or e-mail; the decision has neither".into(),
-                )
-            })?;
+        let email = address::verified_email(d)?.ok_or_else(|| {
+            RespondError::Target(
+                "refused: Slack needs a user id from Slack's own log or an IdP-verified e-mail"
+                    .into(),
+            )
+        })?;
         let mut url = url_with(&self.base, &["users.lookupByEmail"])?;
         url.query_pairs_mut().append_pair("email", email);
         let resp = http.get(url).bearer_auth(&self.token).send().await?;
@@ -167,7 +165,8 @@ impl Responder for Slack {
         _key: &'a str,
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
-            let single = match (d.action, &self.team_id, d.session_id.as_deref()) {
+            // Only a session from Slack's own audit log: a numeric id from elsewhere (an MCP session) is not one.
+            let single = match (d.action, &self.team_id, address::vendor_session(d, NAME)?) {
                 (Action::RevokeToken, Some(team), Some(s))
                     if s.bytes().all(|b| b.is_ascii_digit()) =>
                 {

@@ -133,6 +133,7 @@ pub fn agent_revocation(id: &str) -> Decision {
         evidence: vec![],
         guardrail: None,
         shadow: false,
+        trust: vouched(None),
     }
 }
 
@@ -171,4 +172,24 @@ pub async fn demo_cluster(
         .await
         .unwrap();
     (cluster, bootstrap, k)
+}
+
+/// The trust a decision from the principal's own vendor's log carries (the vendor told by the id's shape), with
+/// the e-mail verified by the IdP.
+#[allow(dead_code)]
+fn vouched(principal_id: Option<&str>) -> quench::decide::Trust {
+    let vendor = match principal_id {
+        Some(i) if i.starts_with("00u") => "okta",
+        Some(i) if i.starts_with('W') || i.starts_with('U') => "slack",
+        Some(i) if i.starts_with("005") => "salesforce",
+        Some(_) => "github",
+        None => "okta",
+    };
+    quench::decide::Trust {
+        principal_vendor: Some(vendor.into()),
+        email_verified_by: Some("okta".into()),
+        token_vendor: Some(vendor.into()),
+        session_vendor: Some("okta".into()),
+        evidence: vec!["e1".into()],
+    }
 }

@@ -1,0 +1,171 @@
+//! Addressing: which of a decision's ids a target may act on.
+//!
+//! In: a decision and the vendor of the target about to act. Out: the user, session or token id to put in the
+//! request, or a refusal that says why (not retryable: the command is dead-lettered with it). State: none.
+//!
+//! Every id in a decision carries the vendor whose log vouched for it ([`crate::decide::Trust`]). A target uses:
+//! - the principal's id only when its own vendor's log vouched for it (a GitHub login such as `00uabc` is not an
+//!   Okta user id, and a numeric MCP session id is not a Slack session);
+//! - else the e-mail, only when an IdP vouched for it;
+//! - else nothing: it refuses.
+//!
+//! Ids that could change a request's meaning are refused whatever vouched for them: empty, `.` and `..` (path
+//! segments that climb), control characters, and ids over 256 bytes.
+
+use super::RespondError;
+use crate::decide::Decision;
+
+/// Longest id a target puts in a request.
+pub const MAX_ID_BYTES: usize = 256;
+
+/// The user as a vendor's API may address it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum User<'a> {
+    /// The vendor's own id for the user, from the vendor's own log.
+    Id(&'a str),
+    /// An e-mail address an IdP vouched for.
+    Email(&'a str),
+}
+
+impl<'a> User<'a> {
+    pub fn as_str(&self) -> &'a str {
+        match self {
+            User::Id(s) | User::Email(s) => s,
+        }
+    }
+}
+
+fn refused(why: String) -> RespondError {
+    RespondError::Target(format!("refused: {why}"))
+}
+
+/// `v` if it is safe to put in a request, else a refusal naming `what`.
+pub fn safe_id<'a>(what: &str, v: &'a str) -> Result<&'a str, RespondError> {
+    if v.is_empty() || v == "." || v == ".." {
+        return Err(refused(format!("{what} {v:?} is not an id")));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(refused(format!("{what} contains control characters")));
+    }
+    if v.len() > MAX_ID_BYTES {
+        return Err(refused(format!(
+            "{what} is {} bytes, over {MAX_ID_BYTES}",
+            v.len()
+        )));
+    }
+    Ok(v)
+}
+
+/// The principal's id, when `vendor`'s own log vouched for it.
+pub fn vendor_id<'a>(d: &'a Decision, vendor: &str) -> Result<Option<&'a str>, RespondError> {
+    match (&d.principal_id, &d.trust.principal_vendor) {
+        (Some(id), Some(v)) if v == vendor => safe_id("principal id", id).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The principal's e-mail, when an IdP vouched for it.
+pub fn verified_email(d: &Decision) -> Result<Option<&str>, RespondError> {
+    match (&d.principal, &d.trust.email_verified_by) {
+        (Some(e), Some(_)) if e.contains('@') => safe_id("e-mail", e).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// The user a `vendor` target addresses: its own id for the user, else an IdP-verified e-mail, else a refusal.
+pub fn user<'a>(d: &'a Decision, vendor: &str) -> Result<User<'a>, RespondError> {
+    if let Some(id) = vendor_id(d, vendor)? {
+        return Ok(User::Id(id));
+    }
+    if let Some(e) = verified_email(d)? {
+        return Ok(User::Email(e));
+    }
+    Err(refused(format!(
+        "the decision names no user that {vendor}'s own log or an IdP vouched for (principal {:?} vouched for by {})",
+        d.principal_id.as_deref().or(d.principal.as_deref()).unwrap_or("-"),
+        d.trust.principal_vendor.as_deref().unwrap_or("nobody"),
+    )))
+}
+
+/// The session id, when `vendor`'s own log vouched for it.
+pub fn vendor_session<'a>(d: &'a Decision, vendor: &str) -> Result<Option<&'a str>, RespondError> {
+    match (&d.session_id, &d.trust.session_vendor) {
+        (Some(s), Some(v)) if v == vendor => safe_id("session id", s).map(Some),
+        _ => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::{Action, Trust};
+    use crate::event::{PrincipalKind, Ts};
+
+    fn decision(id: &str, email: &str, trust: Trust) -> Decision {
+        Decision {
+            decision_id: "d".into(),
+            decided_at: Ts(0),
+            event_time: Ts(0),
+            action: Action::RevokeToken,
+            principal: Some(email.into()),
+            principal_id: Some(id.into()),
+            principal_kind: PrincipalKind::Human,
+            token_id: None,
+            session_id: Some("1234".into()),
+            job_id: None,
+            score: 0.9,
+            findings: vec![],
+            evidence: vec![],
+            guardrail: None,
+            shadow: false,
+            trust,
+        }
+    }
+
+    #[test]
+    fn a_github_login_that_looks_like_an_okta_id_is_not_an_okta_user() {
+        let d = decision(
+            "00uceo",
+            "00uceo",
+            Trust {
+                principal_vendor: Some("github".into()),
+                session_vendor: Some("github".into()),
+                evidence: vec!["e".into()],
+                ..Default::default()
+            },
+        );
+        assert!(user(&d, "okta").is_err());
+        assert!(user(&d, "slack").is_err());
+        assert_eq!(user(&d, "github").unwrap(), User::Id("00uceo"));
+        assert_eq!(vendor_session(&d, "slack").unwrap(), None);
+    }
+
+    #[test]
+    fn an_idp_verified_email_addresses_other_vendors() {
+        let d = decision(
+            "00ualice",
+            "alice@example.com",
+            Trust {
+                principal_vendor: Some("okta".into()),
+                email_verified_by: Some("okta".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(user(&d, "okta").unwrap(), User::Id("00ualice"));
+        assert_eq!(user(&d, "slack").unwrap(), User::Email("alice@example.com"));
+    }
+
+    #[test]
+    fn dot_segments_empty_ids_and_control_characters_are_refused() {
+        for bad in ["", ".", "..", "a\nb", "x\u{1b}[2J"] {
+            let d = decision(
+                bad,
+                "x",
+                Trust::vouched_by("okta", crate::event::Family::Idp, "e"),
+            );
+            assert!(user(&d, "okta").is_err(), "{bad:?}");
+        }
+        let long = "a".repeat(MAX_ID_BYTES + 1);
+        assert!(safe_id("id", &long).is_err());
+    }
+}
