@@ -121,7 +121,7 @@ async fn caep_sets_are_pushed_per_rfc_8935_and_verify_with_the_published_keys() 
     std::env::set_var("QUENCH_TEST_CAEP_EC_KEY", &ec_pem);
     std::env::set_var("QUENCH_TEST_CAEP_BEARER", "receiver-issued-push-token-42");
     let config = format!(
-        "[respond]\n\
+        "[respond]\nenforce = true\n\
          [[respond.targets]]\ntype = \"caep\"\nname = \"itp\"\nurl = \"http://{addr}/ssf/push\"\nissuer = \"https://quench.example.com\"\naudience = \"https://example.okta.com\"\nsigning_key_file = \"{}\"\nauthorization_env = \"QUENCH_TEST_CAEP_BEARER\"\nactions = [\"step_up\", \"terminate_session\"]\n\
          [[respond.targets]]\ntype = \"caep\"\nname = \"saas\"\nurl = \"http://{addr}/events\"\nissuer = \"https://quench.example.com\"\naudience = \"saas-receiver\"\nsigning_key_env = \"QUENCH_TEST_CAEP_EC_KEY\"\nsubject_format = \"iss_sub\"\nsubject_issuer = \"https://example.okta.com\"\nactions = [\"terminate_session\"]\n",
         rsa_file.display()

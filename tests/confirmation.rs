@@ -39,7 +39,7 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
         "eyJ0eXAiOiJKV1QifQ.confirm.test",
     );
     let respond: RespondConfig = toml::from_str(&format!(
-        "[[targets]]\ntype = \"okta\"\nbase_url = \"http://{addr}\"\napi_token_env = \"QUENCH_TEST_CONFIRM_OKTA\"\nactions = [\"terminate_session\"]\nconfirm_within_secs = 120\n\
+        "enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"http://{addr}\"\napi_token_env = \"QUENCH_TEST_CONFIRM_OKTA\"\nactions = [\"terminate_session\"]\nconfirm_within_secs = 120\n\
          [[targets]]\ntype = \"graph\"\nbase_url = \"http://{addr}/v1.0\"\naccess_token_env = \"QUENCH_TEST_CONFIRM_GRAPH\"\nactions = [\"terminate_session\"]\nconfirm_within_secs = 1\n"
     ))
     .unwrap();
@@ -178,7 +178,7 @@ async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
     let addr = common::accept_all("204 No Content").await;
     std::env::set_var("QUENCH_TEST_CONFIRM_OKTA2", "00confirmtesttoken4567");
     let respond: RespondConfig = toml::from_str(&format!(
-        "[[targets]]\ntype = \"okta\"\nbase_url = \"http://{addr}\"\napi_token_env = \"QUENCH_TEST_CONFIRM_OKTA2\"\nactions = [\"terminate_session\"]\nconfirm_within_secs = 600\n"
+        "enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"http://{addr}\"\napi_token_env = \"QUENCH_TEST_CONFIRM_OKTA2\"\nactions = [\"terminate_session\"]\nconfirm_within_secs = 600\n"
     ))
     .unwrap();
 

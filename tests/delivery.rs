@@ -41,7 +41,7 @@ async fn scripted(script: Vec<&'static str>) -> (std::net::SocketAddr, Arc<Mutex
 fn dispatcher(addr: std::net::SocketAddr, extra: &str) -> Dispatcher {
     std::env::set_var("QUENCH_TEST_DELIVERY_SECRET", "delivery-secret-0123456789");
     let toml = format!(
-        "{extra}\n[[targets]]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_DELIVERY_SECRET\"\n"
+        "enforce = true\n{extra}\n[[targets]]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_DELIVERY_SECRET\"\n"
     );
     let cfg: RespondConfig = toml::from_str(&toml).unwrap();
     let targets = build_targets(&cfg).unwrap();
@@ -118,7 +118,7 @@ async fn a_targets_spent_budget_stops_sending_and_announces_it_once() {
     // a webhook with a budget of 2 per hour
     std::env::set_var("QUENCH_TEST_DELIVERY_SECRET", "delivery-secret-0123456789");
     let toml = format!(
-        "[[targets]]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_DELIVERY_SECRET\"\nmax_revocations = 2\nbudget_window_secs = 3600\n"
+        "enforce = true\n[[targets]]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_DELIVERY_SECRET\"\nmax_revocations = 2\nbudget_window_secs = 3600\n"
     );
     let cfg: RespondConfig = toml::from_str(&toml).unwrap();
     let disp = Dispatcher::new(cfg.clone(), build_targets(&cfg).unwrap(), None).unwrap();

@@ -25,7 +25,7 @@ async fn metrics_show_the_budget_running_out_and_what_was_sent() {
     let addr = common::accept_all("202 Accepted").await;
     std::env::set_var("QUENCH_TEST_METRICS_SECRET", "metrics-secret-0123456789");
     let respond: RespondConfig = toml::from_str(&format!(
-        "[[targets]]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_METRICS_SECRET\"\n"
+        "enforce = true\n[[targets]]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_METRICS_SECRET\"\n"
     ))
     .unwrap();
     // a budget of one revocation a day: the demo's other two become alerts, and the budget notice says so

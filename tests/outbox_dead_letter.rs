@@ -48,7 +48,7 @@ async fn refused_and_given_up_commands_are_dead_lettered_with_their_reason() {
     std::env::set_var("QUENCH_TEST_DLQ_SECRET", "dead-letter-secret-0123456789");
     // the demo's session termination (alice) goes to both targets
     let respond: RespondConfig = toml::from_str(&format!(
-        "backoff_ms = 50\nmax_backoff_ms = 200\nmax_attempts = 1000\ngive_up_after_secs = 2\n\
+        "enforce = true\nbackoff_ms = 50\nmax_backoff_ms = 200\nmax_attempts = 1000\ngive_up_after_secs = 2\n\
          [[targets]]\ntype = \"webhook\"\nname = \"refuse\"\nurl = \"http://{addr}/refuse\"\nsecret_env = \"QUENCH_TEST_DLQ_SECRET\"\nactions = [\"terminate_session\"]\n\
          [[targets]]\ntype = \"webhook\"\nname = \"busy\"\nurl = \"http://{addr}/busy\"\nsecret_env = \"QUENCH_TEST_DLQ_SECRET\"\nactions = [\"terminate_session\"]\n"
     ))

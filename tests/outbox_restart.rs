@@ -131,7 +131,7 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
             "[kafka]\nbrokers = \"{bootstrap}\"\ngroup_id = \"quench-restart\"\ntopics = [{{ name = \"{}\", format = \"auto\" }}]\ncommit_interval_ms = {commit_interval_ms}\n\
              # the killed run's group membership expires after this, then the restarted run takes over\n\
              properties = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\" }}\n\
-             [respond]\ntimeout_ms = 120000\nbackoff_ms = 100\n[respond.outbox]\ndrain_secs = 30\n{targets}",
+             [respond]\nenforce = true\ntimeout_ms = 120000\nbackoff_ms = 100\n[respond.outbox]\ndrain_secs = 30\n{targets}",
             app::DEMO_TOPIC
         )
     };

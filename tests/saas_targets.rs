@@ -105,7 +105,7 @@ fn salesforce(r: &Received) -> (u16, String) {
 async fn salesforce_deletes_each_of_the_users_auth_sessions() {
     let (addr, log) = server(salesforce).await;
     std::env::set_var("QUENCH_TEST_SF_TOKEN", "00Dxx0000001gPL!AR8AQJXg");
-    let toml = format!("[[targets]]\ntype = \"salesforce\"\ninstance_url = \"http://{addr}\"\naccess_token_env = \"QUENCH_TEST_SF_TOKEN\"\n");
+    let toml = format!("enforce = true\n[[targets]]\ntype = \"salesforce\"\ninstance_url = \"http://{addr}\"\naccess_token_env = \"QUENCH_TEST_SF_TOKEN\"\n");
     let r = deliver(
         &toml,
         "salesforce",
@@ -147,7 +147,7 @@ async fn salesforce_deletes_each_of_the_users_auth_sessions() {
 async fn a_forged_salesforce_login_cannot_widen_the_session_query() {
     let (addr, log) = server(salesforce).await;
     std::env::set_var("QUENCH_TEST_SF_TOKEN", "00Dxx0000001gPL!AR8AQJXg");
-    let toml = format!("[[targets]]\ntype = \"salesforce\"\ninstance_url = \"http://{addr}\"\naccess_token_env = \"QUENCH_TEST_SF_TOKEN\"\n");
+    let toml = format!("enforce = true\n[[targets]]\ntype = \"salesforce\"\ninstance_url = \"http://{addr}\"\naccess_token_env = \"QUENCH_TEST_SF_TOKEN\"\n");
     let forged = "x' OR Username != '@example.com";
     let r = deliver(
         &toml,
@@ -194,7 +194,7 @@ fn slack(r: &Received) -> (u16, String) {
 async fn slack_finds_the_user_by_email_and_resets_their_sessions() {
     let (addr, log) = server(slack).await;
     std::env::set_var("QUENCH_TEST_SLACK_TOKEN2", "xoxp-test-0123456789");
-    let toml = format!("[[targets]]\ntype = \"slack\"\nbase_url = \"http://{addr}\"\ntoken_env = \"QUENCH_TEST_SLACK_TOKEN2\"\n");
+    let toml = format!("enforce = true\n[[targets]]\ntype = \"slack\"\nbase_url = \"http://{addr}\"\ntoken_env = \"QUENCH_TEST_SLACK_TOKEN2\"\n");
     // an Okta user id is not a Slack id: the user is looked up by e-mail
     let r = deliver(
         &toml,
@@ -249,7 +249,7 @@ fn github(r: &Received) -> (u16, String) {
 async fn github_removes_only_the_users_own_token_authorizations() {
     let (addr, log) = server(github).await;
     std::env::set_var("QUENCH_TEST_GH_OWNER", "ghp_testOwner0123456789");
-    let toml = format!("[[targets]]\ntype = \"github\"\nbase_url = \"http://{addr}\"\norg = \"acme\"\ntoken_env = \"QUENCH_TEST_GH_OWNER\"\n");
+    let toml = format!("enforce = true\n[[targets]]\ntype = \"github\"\nbase_url = \"http://{addr}\"\norg = \"acme\"\ntoken_env = \"QUENCH_TEST_GH_OWNER\"\n");
     let r = deliver(
         &toml,
         "github",

@@ -64,7 +64,7 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
     std::env::set_var("QUENCH_TEST_LEAK_CAEP_KEY", String::from_utf8(pem).unwrap());
     let a = format!("http://{addr}");
     let toml = format!(
-        "max_attempts = 1\n\
+        "enforce = true\nmax_attempts = 1\n\
          [[targets]]\ntype = \"okta\"\nbase_url = \"{a}\"\napi_token_env = \"QUENCH_TEST_LEAK_OKTA\"\n\
          [[targets]]\ntype = \"webhook\"\nurl = \"{a}/hook\"\nsecret_env = \"QUENCH_TEST_LEAK_HOOK\"\n\
          [[targets]]\ntype = \"graph\"\nbase_url = \"{a}/v1.0\"\ntoken_url = \"{a}/token\"\nclient_id = \"11111111-1111-1111-1111-111111111111\"\nclient_secret_env = \"QUENCH_TEST_LEAK_GRAPH\"\n\

@@ -131,7 +131,7 @@ async fn okta_session_clear_matches_the_okta_management_spec() {
     };
     let mock = spec_mock(&shared, "okta/okta-management-minimal.yaml", &[]);
     std::env::set_var("QUENCH_TEST_OKTA_TOKEN", "00abcdefghijklmnopqrstuvwxyz");
-    let toml = format!("[[targets]]\ntype = \"okta\"\nbase_url = \"{}\"\napi_token_env = \"QUENCH_TEST_OKTA_TOKEN\"\n", mock.url);
+    let toml = format!("enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"{}\"\napi_token_env = \"QUENCH_TEST_OKTA_TOKEN\"\n", mock.url);
     let got = dispatch_one(
         &toml,
         decision(Action::TerminateSession, "alice@example.com", "00ualice"),
@@ -172,7 +172,7 @@ async fn graph_revoke_sign_in_sessions_matches_the_graph_spec() {
     );
     std::env::set_var("QUENCH_TEST_GRAPH_TOKEN", "eyJ0eXAiOiJKV1QifQ.test.token");
     let toml = format!(
-        "[[targets]]\ntype = \"graph\"\nbase_url = \"{}\"\nqualified_action_name = true\naccess_token_env = \"QUENCH_TEST_GRAPH_TOKEN\"\n",
+        "enforce = true\n[[targets]]\ntype = \"graph\"\nbase_url = \"{}\"\nqualified_action_name = true\naccess_token_env = \"QUENCH_TEST_GRAPH_TOKEN\"\n",
         mock.url
     );
     let got = dispatch_one(
@@ -292,7 +292,7 @@ async fn google_sign_out_matches_the_admin_directory_discovery_document() {
     .unwrap();
     let (addr, seen) = discovery_server(doc).await;
     std::env::set_var("QUENCH_TEST_GOOGLE_TOKEN", "ya29.test-access-token");
-    let toml = format!("[[targets]]\ntype = \"google\"\nbase_url = \"http://{addr}\"\naccess_token_env = \"QUENCH_TEST_GOOGLE_TOKEN\"\n");
+    let toml = format!("enforce = true\n[[targets]]\ntype = \"google\"\nbase_url = \"http://{addr}\"\naccess_token_env = \"QUENCH_TEST_GOOGLE_TOKEN\"\n");
     let got = dispatch_one(
         &toml,
         decision(Action::TerminateSession, "alice@example.com", "00ualice"),
@@ -341,7 +341,7 @@ async fn slack_session_reset_and_invalidate_match_the_slack_web_api_spec() {
     );
     std::env::set_var("QUENCH_TEST_SLACK_TOKEN", "xoxp-test-admin-token-0123");
     let toml = format!(
-        "[[targets]]\ntype = \"slack\"\nbase_url = \"{}\"\ntoken_env = \"QUENCH_TEST_SLACK_TOKEN\"\nteam_id = \"T012AB3C4\"\n",
+        "enforce = true\n[[targets]]\ntype = \"slack\"\nbase_url = \"{}\"\ntoken_env = \"QUENCH_TEST_SLACK_TOKEN\"\nteam_id = \"T012AB3C4\"\n",
         mock.url
     );
     // terminate_session of a user known by Slack id: admin.users.session.reset
@@ -384,7 +384,7 @@ async fn okta_universal_logout_matches_the_okta_oauth_spec() {
     };
     let mock = spec_mock(&shared, "okta/okta-oauth-minimal.yaml", &[]);
     std::env::set_var("QUENCH_TEST_OKTA_UL_TOKEN", "00abcdefghijklmnopqrstuvwxyz");
-    let toml = format!("[[targets]]\ntype = \"okta\"\nbase_url = \"{}\"\napi_token_env = \"QUENCH_TEST_OKTA_UL_TOKEN\"\nterminate_session = \"universal_logout\"\n", mock.url);
+    let toml = format!("enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"{}\"\napi_token_env = \"QUENCH_TEST_OKTA_UL_TOKEN\"\nterminate_session = \"universal_logout\"\n", mock.url);
     let got = dispatch_one(
         &toml,
         decision(Action::TerminateSession, "alice@example.com", "00ualice"),
@@ -469,7 +469,7 @@ async fn github_sso_authorization_removal_matches_githubs_openapi_description() 
         "ghp_testOrgOwnerToken0123456789",
     );
     let toml = format!(
-        "[[targets]]\ntype = \"github\"\nbase_url = \"{}\"\norg = \"acme\"\ntoken_env = \"QUENCH_TEST_GITHUB_TOKEN\"\n",
+        "enforce = true\n[[targets]]\ntype = \"github\"\nbase_url = \"{}\"\norg = \"acme\"\ntoken_env = \"QUENCH_TEST_GITHUB_TOKEN\"\n",
         mock.url
     );
     // the list (GET with login, per_page and page) and the removal (DELETE with an integer credential id)

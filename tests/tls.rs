@@ -100,7 +100,7 @@ async fn a_private_ca_is_refused_until_it_is_in_the_ca_bundle() {
     std::fs::write(&bundle, ca.to_pem().unwrap()).unwrap();
     std::env::set_var("QUENCH_TEST_TLS_SECRET", "tls-webhook-secret-0123456789");
     let target = format!(
-        "[[targets]]\ntype = \"webhook\"\nurl = \"https://localhost:{port}/hook\"\nsecret_env = \"QUENCH_TEST_TLS_SECRET\"\n"
+        "enforce = true\n[[targets]]\ntype = \"webhook\"\nurl = \"https://localhost:{port}/hook\"\nsecret_env = \"QUENCH_TEST_TLS_SECRET\"\n"
     );
 
     // the system roots do not know the private CA: refused, nothing delivered

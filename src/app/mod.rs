@@ -495,7 +495,7 @@ pub async fn demo(
         .await
         .map_err(io_err("stub"))?;
     let targets_toml = format!(
-        "[[targets]]\ntype = \"okta\"\nbase_url = \"http://{a}\"\napi_token_env = \"QUENCH_DEMO_OKTA_TOKEN\"\nactions = [\"terminate_session\"]\n\
+        "enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"http://{a}\"\napi_token_env = \"QUENCH_DEMO_OKTA_TOKEN\"\nactions = [\"terminate_session\"]\n\
          [[targets]]\ntype = \"webhook\"\nname = \"agent-gateway\"\nurl = \"http://{a}/hooks/quench\"\nsecret_env = \"QUENCH_DEMO_WEBHOOK_SECRET\"\nactions = [\"revoke_token\"]\n",
         a = stub.addr
     );
@@ -520,6 +520,11 @@ pub async fn demo(
     };
 
     // Feed the scenario through the real Kafka protocol.
+    writeln!(
+        out,
+        "respond.enforce = true: the demo sends its revocations, to a local stand-in for Okta and an agent gateway at {}",
+        stub.addr
+    )?;
     writeln!(
         out,
         "Producing {} raw events from {sp} to topic {DEMO_TOPIC} …",

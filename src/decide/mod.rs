@@ -290,6 +290,24 @@ impl Decide {
 
 const MAX_FINDINGS: usize = 32;
 
+/// Bounds on what a decision carries, so that no input can make a decision too large to send: a reason's bytes,
+/// an id's bytes (longer ids are cut and marked, and targets refuse them), and the evidence ids listed.
+pub const MAX_REASON_BYTES: usize = 1024;
+pub const MAX_ID_BYTES: usize = 256;
+pub const MAX_EVIDENCE: usize = 32;
+
+/// `s` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
+pub fn bounded(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
 impl Scorer {
     fn new(cfg: DecideConfig) -> Result<Self, ConfigError> {
         cfg.validate()?;
@@ -391,8 +409,9 @@ impl Scorer {
         let mut evidence: Vec<String> = Vec::new();
         for f in &contributing {
             for e in &f.evidence {
-                if !evidence.contains(e) {
-                    evidence.push(e.clone());
+                let e = bounded(e, MAX_ID_BYTES);
+                if evidence.len() < MAX_EVIDENCE && !evidence.contains(&e) {
+                    evidence.push(e);
                 }
             }
         }
@@ -412,13 +431,14 @@ impl Scorer {
         let vouched = |get: fn(&Subject) -> &Option<Arc<str>>| {
             backed
                 .iter()
-                .find_map(|f| get(&f.subject).as_deref().map(String::from))
+                .find_map(|f| get(&f.subject).as_deref().map(|v| bounded(v, MAX_ID_BYTES)))
         };
         let mut trust_evidence: Vec<String> = Vec::new();
         for f in contributing.iter().filter(|f| f.subject.backed) {
             for e in &f.evidence {
-                if !trust_evidence.contains(e) {
-                    trust_evidence.push(e.clone());
+                let e = bounded(e, MAX_ID_BYTES);
+                if trust_evidence.len() < MAX_EVIDENCE && !trust_evidence.contains(&e) {
+                    trust_evidence.push(e);
                 }
             }
         }
@@ -435,7 +455,7 @@ impl Scorer {
                 .copied()
                 .chain(std::iter::once(latest))
                 .chain(contributing.iter().copied())
-                .find_map(|f| get(&f.subject).as_deref().map(String::from))
+                .find_map(|f| get(&f.subject).as_deref().map(|v| bounded(v, MAX_ID_BYTES)))
         };
         Some(Decision {
             trust,
@@ -455,7 +475,7 @@ impl Scorer {
                 .map(|f| FindingRecord {
                     detector: f.detector.into(),
                     score: f.score,
-                    reason: f.reason.clone(),
+                    reason: bounded(&f.reason, MAX_REASON_BYTES),
                     source: Some(f.family),
                     authoritative: f.subject.backed,
                 })
@@ -546,6 +566,49 @@ mod tests {
             .decide(finding("impossible_travel", 0.35, 4 * 1800 + 3600, "e2"))
             .unwrap();
         assert_eq!(late.action, Action::Alert);
+    }
+
+    #[test]
+    fn a_huge_finding_yields_a_bounded_decision() {
+        let mut d = Scorer::new(DecideConfig::default()).unwrap();
+        let mut f = finding("destination_drift", 0.95, 0, "e1");
+        f.reason = "known: ".to_string() + &"dest-".repeat(200_000);
+        f.evidence = (0..10_000)
+            .map(|i| format!("ev-{i}-{}", "x".repeat(1000)))
+            .collect();
+        f.subject.job_id = Some("j".repeat(300_000).into());
+        let out = d.decide(f).unwrap();
+        let size = serde_json::to_vec(&out).unwrap().len();
+        assert!(size < 64 * 1024, "{size} bytes");
+        assert!(out.findings[0].reason.ends_with('…'));
+    }
+
+    #[test]
+    fn a_theft_degraded_by_a_guardrail_does_not_suppress_the_real_action() {
+        let mut cfg = DecideConfig::default();
+        cfg.guardrails.privileged = vec!["alice@example.com".into()];
+        let mut d = Decide::new(cfg).unwrap();
+        let mut out = Vec::new();
+        // one source family only: the privileged rule steps it up
+        d.decide(finding("session_hijack", 0.95, 0, "e1"), Ts(0), &mut out);
+        assert_eq!(out.last().unwrap().action, Action::StepUp);
+        // the same again is not repeated
+        let n = out.len();
+        d.decide(
+            finding("session_hijack", 0.95, 5, "e2"),
+            Ts(5_000),
+            &mut out,
+        );
+        assert_eq!(out.len(), n, "{out:?}");
+        // a second family's authoritative evidence arrives: now the real action goes out
+        let mut saas = finding("impossible_travel", 0.9, 10, "e3");
+        saas.family = Family::Saas;
+        d.decide(saas, Ts(10_000), &mut out);
+        assert_eq!(
+            out.last().unwrap().action,
+            Action::TerminateSession,
+            "{out:?}"
+        );
     }
 
     #[test]

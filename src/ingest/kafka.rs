@@ -80,6 +80,22 @@ pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
     crate::bus::producer(k)
 }
 
+/// Most bytes of an input record copied to a dead letter when its decision could not be sent.
+const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
+
+/// Errors that say the message itself is unacceptable (so resending it can never succeed).
+fn refused_as_such(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
+}
+
 async fn send(
     p: &FutureProducer,
     topic: &str,
@@ -202,14 +218,50 @@ pub async fn run(
         }
         for d in decisions.drain(..) {
             let body = serde_json::to_vec(&d)?;
-            send(
+            match send(
                 &producer,
                 &k.decisions_topic,
                 d.decision_id.as_bytes(),
                 &body,
                 None,
             )
-            .await?;
+            .await
+            {
+                Ok(()) => {}
+                // A decision the broker refuses as such (too large, invalid) must neither stop the engine nor be
+                // retried forever after a restart: its record goes to the dead-letter topic, cut to a bounded size.
+                Err(IngestError::Produce { source, .. }) if refused_as_such(&source) => {
+                    report.dead_letters += 1;
+                    tracing::error!(decision = %d.decision_id, error = %source, "decision refused by the broker; record dead-lettered");
+                    let reason =
+                        format!("decision {} refused by the broker: {source}", d.decision_id);
+                    let source = format!("{topic}/{partition}@{offset}");
+                    let headers = OwnedHeaders::new()
+                        .insert(Header {
+                            key: "quench.error",
+                            value: Some("decision_unsendable"),
+                        })
+                        .insert(Header {
+                            key: "quench.reason",
+                            value: Some(reason.as_str()),
+                        })
+                        .insert(Header {
+                            key: "quench.source",
+                            value: Some(source.as_str()),
+                        });
+                    let cut = &payload[..payload.len().min(MAX_DEAD_LETTER_BYTES)];
+                    send(
+                        &producer,
+                        &k.dead_letter_topic,
+                        m.key().unwrap_or(&[]),
+                        cut,
+                        Some(headers),
+                    )
+                    .await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             report.decisions += 1;
             let _ = report
                 .latency_us

@@ -135,6 +135,8 @@ pub enum ConfigError {
         value: String,
         why: String,
     },
+    #[error("respond.enforce is not set: revocation targets are configured, so say whether Quench may act on them: enforce = true (send revocations) or enforce = false (build and check the targets, record decisions, send nothing)")]
+    EnforceUnset,
 }
 
 /// One revocation target. `send` is the only required method.
@@ -279,6 +281,10 @@ pub struct RespondConfig {
     /// Targets: tables with `type` (one of the registry names), `actions` and the type's own keys. Default: none
     /// (dry run).
     pub targets: Vec<toml::Table>,
+    /// Whether Quench may send revocations to the targets: an explicit choice, required once a target is
+    /// configured. `false` builds and checks every target and records decisions but sends nothing. Default: unset
+    /// (an error when `targets` is not empty).
+    pub enforce: Option<bool>,
 }
 
 impl Default for RespondConfig {
@@ -292,6 +298,7 @@ impl Default for RespondConfig {
             ca_bundle: None,
             outbox: Default::default(),
             targets: Vec::new(),
+            enforce: None,
         }
     }
 }
@@ -329,6 +336,9 @@ fn default_actions() -> Vec<Action> {
     vec![Action::RevokeToken, Action::TerminateSession]
 }
 
+/// A target's revocation budget when its config sets none: this many requests per hour of wall clock.
+pub const DEFAULT_TARGET_BUDGET: usize = 20;
+
 /// A built target.
 pub struct Target {
     pub name: String,
@@ -342,8 +352,8 @@ pub struct Target {
     /// Seconds within which the vendor's own log must show a delivered revocation taking effect, else an alert
     /// (`confirm_within_secs`). Default: not watched.
     pub confirm_within_secs: Option<u64>,
-    /// This target's own revocation budget (`max_revocations` per `budget_window_secs`). Default: none (the
-    /// global budget in `[decide.guardrails]` still applies).
+    /// This target's own revocation budget (`max_revocations` per `budget_window_secs`). Default: 20 per 3600 s
+    /// ([`DEFAULT_TARGET_BUDGET`]); the global budget in `[decide.guardrails]` applies as well.
     pub budget: Option<Budget>,
     pub responder: Box<dyn Responder>,
 }
@@ -435,7 +445,26 @@ impl Target {
 }
 
 /// Build every configured target.
+///
+/// With `enforce = false` every target is built and checked, and none is returned: a dry run. Configured targets
+/// without `enforce` are an error, so that acting on them is always an explicit choice.
 pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
+    let built = build_each(cfg)?;
+    match cfg.enforce {
+        _ if built.is_empty() => Ok(built),
+        None => Err(ConfigError::EnforceUnset),
+        Some(false) => {
+            tracing::warn!(
+                targets = built.len(),
+                "respond.enforce = false: targets checked, decisions recorded, nothing will be sent"
+            );
+            Ok(Vec::new())
+        }
+        Some(true) => Ok(built),
+    }
+}
+
+fn build_each(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
     let reg = registry();
     let mut out = Vec::new();
     for (index, t) in cfg.targets.iter().enumerate() {
@@ -512,7 +541,7 @@ pub fn build_targets(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
             (Some(r), b) => Some(RateLimit::new(r, b.unwrap_or((r.ceil() as u32).max(1)))),
         };
         let budget = match (c.max_revocations, c.budget_window_secs) {
-            (None, None) => None,
+            (None, None) => Some(Budget::new(DEFAULT_TARGET_BUDGET, 3600)),
             (None, Some(w)) => {
                 return Err(invalid(
                     "budget_window_secs",
@@ -1044,23 +1073,27 @@ mod tests {
     #[test]
     fn rate_limits_and_target_names_are_checked_at_start_up() {
         let hook = "type = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsecret_env = \"QUENCH_TEST_BUILD_SECRET\"\n";
-        let e = build(&format!("[[targets]]\n{hook}rate_per_sec = 0\n"))
-            .err()
-            .unwrap();
+        let e = build(&format!(
+            "enforce = true\n[[targets]]\n{hook}rate_per_sec = 0\n"
+        ))
+        .err()
+        .unwrap();
         assert!(e.contains("rate_per_sec") && e.contains("above 0"), "{e}");
-        let e = build(&format!("[[targets]]\n{hook}burst = 3\n"))
+        let e = build(&format!("enforce = true\n[[targets]]\n{hook}burst = 3\n"))
             .err()
             .unwrap();
         assert!(
             e.contains("burst") && e.contains("needs rate_per_sec"),
             "{e}"
         );
-        let e = build(&format!("[[targets]]\n{hook}[[targets]]\n{hook}"))
-            .err()
-            .unwrap();
+        let e = build(&format!(
+            "enforce = true\n[[targets]]\n{hook}[[targets]]\n{hook}"
+        ))
+        .err()
+        .unwrap();
         assert!(e.contains("targets[1].name") && e.contains("unique"), "{e}");
         let ok = build(&format!(
-            "[[targets]]\n{hook}rate_per_sec = 2.5\nburst = 4\n"
+            "enforce = true\n[[targets]]\n{hook}rate_per_sec = 2.5\nburst = 4\n"
         ))
         .unwrap();
         assert!(ok[0].limit.is_some());
@@ -1116,6 +1149,38 @@ mod tests {
     }
 
     #[test]
+    fn configured_targets_need_an_explicit_enforce_and_false_sends_nothing() {
+        std::env::set_var("QUENCH_TEST_ENFORCE_SECRET", "0123456789abcdef0123");
+        let t: toml::Table = toml::from_str(
+            "type = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsecret_env = \"QUENCH_TEST_ENFORCE_SECRET\"\n",
+        )
+        .unwrap();
+        let cfg = |enforce| RespondConfig {
+            targets: vec![t.clone()],
+            enforce,
+            ..Default::default()
+        };
+        let e = build_targets(&cfg(None)).err().unwrap().to_string();
+        assert!(e.contains("respond.enforce"), "{e}");
+        assert!(build_targets(&cfg(Some(false))).unwrap().is_empty());
+        let built = build_targets(&cfg(Some(true))).unwrap();
+        assert_eq!(built.len(), 1);
+        assert!(
+            built[0].budget.is_some(),
+            "a per-target budget is on by default"
+        );
+        // a bad target is still reported with enforce = false
+        let mut bad = t.clone();
+        bad.insert("url".into(), toml::Value::String("not a url".into()));
+        let e = build_targets(&RespondConfig {
+            targets: vec![bad],
+            enforce: Some(false),
+            ..Default::default()
+        });
+        assert!(e.is_err());
+    }
+
+    #[test]
     fn targets_take_only_their_actions_kinds_and_allowed_principals() {
         std::env::set_var("QUENCH_TEST_TAKES_SECRET", "0123456789abcdef0123");
         let t: toml::Table = toml::from_str(
@@ -1124,6 +1189,7 @@ mod tests {
         .unwrap();
         let targets = build_targets(&RespondConfig {
             targets: vec![t],
+            enforce: Some(true),
             ..Default::default()
         })
         .unwrap();

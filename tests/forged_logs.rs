@@ -1,0 +1,388 @@
+//! Forged logs against the whole engine: `replay --dispatch` with every human-facing target (Okta, Graph, Google,
+//! Slack, Salesforce) and an agent-quarantine webhook pointed at local servers that record every request. Each
+//! input is what an outsider, or a compromised agent, can write into the log pipeline. The suite checks that no
+//! target receives a request for anyone but an actor a source authoritatively identified, that nothing crashes,
+//! and that no line is lost (each is processed or reported with its reason).
+
+#![allow(clippy::unwrap_used)]
+
+use quench::app::{replay, ReplayReport};
+use quench::config::Config;
+use quench::decide::Action;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// 2026-11-02T08:00:00Z in epoch milliseconds.
+const T0: i64 = 1_793_606_400_000;
+
+fn iso(ms: i64) -> String {
+    quench::event::Ts(ms).to_rfc3339()
+}
+
+/// A server that records each request line (`POST /path`) and answers 200 with a body every target accepts.
+async fn recorder() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                if let Some(line) = req.lines().next() {
+                    log.lock().unwrap().push(line.to_string());
+                }
+                let body = r#"{"ok":true,"user":{"id":"U0FORGED"},"totalSize":0,"done":true,"records":[]}"#;
+                let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+struct Targets {
+    toml: String,
+    seen: Vec<(&'static str, Arc<Mutex<Vec<String>>>)>,
+}
+
+impl Targets {
+    async fn new(privileged: &[&str]) -> Targets {
+        for (k, v) in [
+            ("QUENCH_FORGED_OKTA", "forged-test-okta-token-0123456789"),
+            ("QUENCH_FORGED_GRAPH", "forged-test-graph-token-0123456789"),
+            (
+                "QUENCH_FORGED_GOOGLE",
+                "forged-test-google-token-0123456789",
+            ),
+            ("QUENCH_FORGED_SLACK", "xoxp-forged-test-slack-token-0123"),
+            ("QUENCH_FORGED_SF", "forged-test-salesforce-token-0123"),
+            ("QUENCH_FORGED_HOOK", "forged-test-webhook-secret-0123456"),
+        ] {
+            std::env::set_var(k, v);
+        }
+        let mut seen = Vec::new();
+        let mut toml = format!(
+            "[decide.guardrails]\nprivileged = {privileged:?}\n[respond]\nenforce = true\nmax_attempts = 1\n"
+        );
+        for (name, body) in [
+            ("okta", "type = \"okta\"\nbase_url = \"http://{a}\"\napi_token_env = \"QUENCH_FORGED_OKTA\"\n"),
+            ("graph", "type = \"graph\"\nbase_url = \"http://{a}/v1.0\"\naccess_token_env = \"QUENCH_FORGED_GRAPH\"\n"),
+            ("google", "type = \"google\"\nbase_url = \"http://{a}\"\naccess_token_env = \"QUENCH_FORGED_GOOGLE\"\n"),
+            ("slack", "type = \"slack\"\nbase_url = \"http://{a}\"\ntoken_env = \"QUENCH_FORGED_SLACK\"\nteam_id = \"T1\"\n"),
+            ("salesforce", "type = \"salesforce\"\ninstance_url = \"http://{a}\"\naccess_token_env = \"QUENCH_FORGED_SF\"\n"),
+            ("agent-quarantine", "type = \"webhook\"\nname = \"agent-quarantine\"\nurl = \"http://{a}/hook\"\nsecret_env = \"QUENCH_FORGED_HOOK\"\nprincipal_kinds = [\"agent\", \"service\"]\n"),
+        ] {
+            let (addr, log) = recorder().await;
+            toml.push_str("[[respond.targets]]\n");
+            toml.push_str(&body.replace("{a}", &addr.to_string()));
+            seen.push((name, log));
+        }
+        Targets { toml, seen }
+    }
+
+    fn requests(&self, target: &str) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter(|(n, _)| *n == target)
+            .flat_map(|(_, l)| l.lock().unwrap().clone())
+            .collect()
+    }
+
+    fn human_requests(&self) -> Vec<String> {
+        ["okta", "graph", "google", "slack", "salesforce"]
+            .iter()
+            .flat_map(|t| {
+                self.requests(t)
+                    .into_iter()
+                    .map(move |r| format!("{t}: {r}"))
+            })
+            .collect()
+    }
+}
+
+async fn run(t: &Targets, tag: &str, lines: &[String]) -> ReplayReport {
+    let path =
+        std::env::temp_dir().join(format!("quench-forged-{tag}-{}.jsonl", std::process::id()));
+    let mut f = std::fs::File::create(&path).unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+    drop(f);
+    let cfg = Config::from_str(&t.toml, "forged.toml").unwrap();
+    let r = replay(
+        &cfg,
+        &[path.display().to_string()],
+        true,
+        &mut std::io::sink(),
+    )
+    .await
+    .unwrap();
+    std::fs::remove_file(path).unwrap();
+    r
+}
+
+fn nginx(i: i64, user: &str, status: u16, token: &str) -> String {
+    format!(
+        r#"{{"time_iso8601":"{}","remote_addr":"198.51.100.8","remote_user":"{user}","request_method":"GET","request_uri":"/reports/{i}","status":"{status}","body_bytes_sent":"4096","http_user_agent":"curl/8.5.0","request_id":"ng-{i}","host":"reports.example.com","http_x_token_id":"{token}"}}"#,
+        iso(T0 + i * 50)
+    )
+}
+
+#[tokio::test]
+async fn anonymous_nginx_requests_with_the_ceos_basic_user_name_log_nobody_out() {
+    let t = Targets::new(&["ceo@example.com"]).await;
+    // 1,001 requests answered 401, then 1,001 answered 200 by a gateway that authenticated nobody
+    let mut lines: Vec<String> = (0..1001)
+        .map(|i| nginx(i, "ceo@example.com", 401, "tok-ceo"))
+        .collect();
+    lines.extend((1001..2002).map(|i| nginx(i, "ceo@example.com", 200, "tok-ceo")));
+    let r = run(&t, "nginx", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(
+        r.decisions.iter().any(|d| d.action == Action::Alert),
+        "the flood is still seen: {:?}",
+        r.decisions
+    );
+    assert!(
+        r.decisions.iter().all(|d| d.action == Action::Alert),
+        "{:?}",
+        r.decisions
+    );
+    assert_eq!(t.human_requests(), Vec::<String>::new());
+    assert_eq!(t.requests("agent-quarantine"), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn envoy_x_user_and_x_token_id_headers_revoke_nothing() {
+    let t = Targets::new(&[]).await;
+    let lines: Vec<String> = (0..2000)
+        .map(|i| {
+            format!(
+                r#"{{"start_time":"{}","method":"GET","path":"/v1/export","protocol":"HTTP/1.1","response_code":200,"response_flags":"-","bytes_received":512,"bytes_sent":20480,"duration":12,"user_agent":"curl","request_id":"ev-{i}","authority":"exports.internal","upstream_cluster":"exports","downstream_remote_address_without_port":"203.0.113.9","principal":"payroll-svc","token_id":"tok-payroll"}}"#,
+                iso(T0 + i * 30)
+            )
+        })
+        .collect();
+    let r = run(&t, "envoy", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(!r.decisions.is_empty(), "the flood is still seen");
+    assert!(
+        r.decisions.iter().all(|d| d.action == Action::Alert),
+        "{:?}",
+        r.decisions
+    );
+    assert_eq!(t.human_requests(), Vec::<String>::new());
+    assert_eq!(t.requests("agent-quarantine"), Vec::<String>::new());
+}
+
+fn okta_refresh(user: &str, email: &str, token: &str, t: i64) -> String {
+    format!(
+        r#"{{"uuid":"ok-{token}-{t}","published":"{}","eventType":"app.oauth2.as.token.grant.refresh_token","actor":{{"id":"{user}","type":"User","alternateId":"{email}"}},"client":{{"id":"0oaclient","ipAddress":"73.1.1.1"}},"outcome":{{"result":"SUCCESS"}},"target":[{{"id":"{token}","type":"refresh_token"}}]}}"#,
+        iso(t)
+    )
+}
+
+fn kong(i: i64, headers: &str, auth: &str) -> String {
+    format!(
+        r#"{{"request":{{"method":"GET","uri":"/v1/items/{i}","size":100,"headers":{{"user-agent":"x",{headers}}}}},"upstream_uri":"/v1/items","response":{{"status":200,"size":2048}},"client_ip":"203.0.113.7","started_at":{},"service":{{"name":"items-api","host":"items.internal"}}{auth}}}"#,
+        T0 + 60_000 + i * 20
+    )
+}
+
+#[tokio::test]
+async fn an_anonymous_request_carrying_the_ceos_refresh_token_id_terminates_nobody() {
+    let t = Targets::new(&[]).await;
+    let mut lines = vec![okta_refresh("00uceo", "ceo@example.com", "rt.ceo", T0)];
+    lines.extend((0..2000).map(|i| kong(i, r#""x-token-id":"rt.ceo""#, "")));
+    let r = run(&t, "kong-token", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(
+        r.decisions
+            .iter()
+            .all(|d| d.principal.as_deref() != Some("00uceo")
+                && d.principal.as_deref() != Some("ceo@example.com")),
+        "an anonymous request borrowed the CEO's identity: {:?}",
+        r.decisions
+    );
+    assert!(
+        r.decisions.iter().all(|d| d.action == Action::Alert),
+        "{:?}",
+        r.decisions
+    );
+    assert_eq!(t.human_requests(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn anonymous_requests_naming_an_agents_job_do_not_become_its_activity() {
+    let t = Targets::new(&[]).await;
+    // the agent's job is known from its own spans
+    let span = format!(
+        r#"{{"resourceSpans":[{{"resource":{{"attributes":[{{"key":"service.name","value":{{"stringValue":"agent-runtime"}}}}]}},"scopeSpans":[{{"spans":[{{"traceId":"a1","spanId":"b1","name":"execute_tool x","startTimeUnixNano":"{}000000","attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"execute_tool"}}}},{{"key":"gen_ai.agent.id","value":{{"stringValue":"agent-crm"}}}},{{"key":"gen_ai.conversation.id","value":{{"stringValue":"job-crm-1"}}}},{{"key":"quench.token.id","value":{{"stringValue":"tok-crm"}}}}]}}]}}]}}]}}"#,
+        T0
+    );
+    let mut lines = vec![span];
+    lines.extend((0..2000).map(|i| kong(i, r#""x-agent-job-id":"job-crm-1""#, "")));
+    let r = run(&t, "kong-job", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(
+        r.decisions.iter().all(|d| d.action == Action::Alert),
+        "{:?}",
+        r.decisions
+    );
+    assert_eq!(t.requests("agent-quarantine"), Vec::<String>::new());
+    assert_eq!(t.human_requests(), Vec::<String>::new());
+}
+
+fn agent_span(i: i64, agent: &str, job: &str, token: &str, enduser: &str) -> String {
+    format!(
+        r#"{{"traceId":"t{i}","spanId":"s{i}","name":"execute_tool export","startTimeUnixNano":"{}000000","attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"execute_tool"}}}},{{"key":"gen_ai.agent.id","value":{{"stringValue":"{agent}"}}}},{{"key":"gen_ai.conversation.id","value":{{"stringValue":"{job}"}}}},{{"key":"quench.token.id","value":{{"stringValue":"{token}"}}}},{{"key":"enduser.id","value":{{"stringValue":"{enduser}"}}}},{{"key":"gen_ai.tool.name","value":{{"stringValue":"export_rows"}}}}]}}"#,
+        T0 + i * 20
+    )
+}
+
+#[tokio::test]
+async fn an_agent_naming_the_cfo_as_its_end_user_is_quarantined_and_the_cfo_is_left_alone() {
+    let t = Targets::new(&[]).await;
+    // a compromised agent floods tool calls, each span claiming to act for the CFO or another employee
+    let lines: Vec<String> = (0..2000)
+        .map(|i| {
+            let who = if i % 2 == 0 {
+                "cfo@example.com".to_string()
+            } else {
+                format!("employee{}@example.com", i % 60)
+            };
+            agent_span(i, "agent-rogue", "job-rogue-1", "tok-rogue", &who)
+        })
+        .collect();
+    let r = run(&t, "agent", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    let revoked: Vec<_> = r
+        .decisions
+        .iter()
+        .filter(|d| d.action >= Action::RevokeToken)
+        .collect();
+    assert!(
+        !revoked.is_empty(),
+        "the agent's flood is acted on: {:?}",
+        r.decisions
+    );
+    for d in &r.decisions {
+        assert_ne!(
+            d.principal_kind,
+            quench::event::PrincipalKind::Human,
+            "{d:?}"
+        );
+        assert!(
+            !d.principal.as_deref().unwrap_or("").contains("example.com"),
+            "{d:?}"
+        );
+    }
+    assert_eq!(t.human_requests(), Vec::<String>::new());
+    let quarantined = t.requests("agent-quarantine");
+    assert!(!quarantined.is_empty(), "the agent's token is revoked");
+}
+
+#[tokio::test]
+async fn github_logins_shaped_like_okta_slack_or_salesforce_ids_reach_no_other_vendor() {
+    let t = Targets::new(&[]).await;
+    let mut lines = Vec::new();
+    for (k, login) in ["00uceo", "W0CEO", "005CEO0000"].iter().enumerate() {
+        for i in 0..1500i64 {
+            let ms = T0 + k as i64 * 100_000 + i * 30;
+            lines.push(format!(
+                r#"{{"@timestamp":{ms},"_document_id":"gh-{k}-{i}","action":"api.request","actor":"{login}","actor_ip":"198.51.100.4","created_at":{ms},"hashed_token":"h{k}","request_method":"GET","route":"/repos/{{owner}}/{{repo}}"}}"#
+            ));
+        }
+    }
+    let r = run(&t, "github", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert_eq!(t.requests("okta"), Vec::<String>::new());
+    assert_eq!(t.requests("slack"), Vec::<String>::new());
+    assert_eq!(t.requests("salesforce"), Vec::<String>::new());
+    assert_eq!(t.requests("graph"), Vec::<String>::new());
+    assert_eq!(t.requests("google"), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn native_events_claiming_idp_and_saas_families_do_not_unlock_a_privileged_logout() {
+    let t = Targets::new(&["ceo@example.com"]).await;
+    let native = |i: i64, family: &str, vendor: &str, ip: &str, ua: &str| {
+        format!(
+            r#"{{"event_id":"n-{i}","event_time":"{}","ingest_time":"{}","source":{{"family":"{family}","vendor":"{vendor}","format":"{vendor}"}},"category":"sso","outcome":"success","principal":{{"id":"00uceo","email":"ceo@example.com","kind":"human"}},"session":{{"session_id":"sess-ceo"}},"network":{{"ip":"{ip}","user_agent":"{ua}","asn":{},"geo":{{"lat":{},"lon":{}}}}}}}"#,
+            iso(T0 + i * 60_000),
+            iso(T0 + i * 60_000),
+            if i == 0 { 7922 } else { 7713 },
+            if i == 0 { 41.88 } else { -6.2 },
+            if i == 0 { -87.63 } else { 106.8 },
+        )
+    };
+    let lines = vec![
+        native(0, "idp", "okta", "73.1.1.1", "Chrome"),
+        native(1, "saas", "okta", "36.80.1.1", "python-requests"),
+        native(2, "idp", "okta", "36.80.1.2", "curl"),
+    ];
+    let r = run(&t, "native", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(
+        r.decisions.iter().all(|d| d.action <= Action::StepUp),
+        "{:?}",
+        r.decisions
+    );
+    assert_eq!(t.human_requests(), Vec::<String>::new());
+}
+
+/// The demo's day, replayed with one forged span dated 2100 near its start: every decision of the clean day is
+/// still made, and the forged line is reported with its reason instead of sweeping the engine's state.
+#[tokio::test]
+async fn one_span_dated_2100_neither_blinds_the_detectors_nor_is_processed() {
+    let t = Targets::new(&[]).await;
+    let day: Vec<String> = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/scenarios/demo_day/events.jsonl"
+    ))
+    .unwrap()
+    .lines()
+    .map(String::from)
+    .collect();
+    let clean = run(&t, "clean", &day).await;
+    // just before the agent's pivot (06:30) and the scraping (08:10), after the baselines were learned
+    let at = day
+        .iter()
+        .position(|l| l.contains("2026-11-02T06:") || l.contains("\"started_at\":17935986"))
+        .unwrap();
+    let mut forged = day.clone();
+    forged.insert(
+        at,
+        agent_span(0, "agent-x", "job-x", "tok-x", "")
+            .replace(&format!("\"{T0}000000\""), "\"4102444800000000000\""),
+    );
+    let t2 = Targets::new(&[]).await;
+    let r = run(&t2, "2100", &forged).await;
+    let key = |d: &quench::decide::Decision| {
+        (
+            d.action,
+            d.principal.clone(),
+            d.job_id.clone(),
+            d.token_id.clone(),
+        )
+    };
+    let mut a: Vec<_> = clean.decisions.iter().map(key).collect();
+    let mut b: Vec<_> = r.decisions.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+    assert_eq!(r.failed.len(), clean.failed.len() + 1, "{:?}", r.failed);
+    let line = format!(":{}:", at + 1);
+    assert!(
+        r.failed
+            .iter()
+            .any(|f| f.contains("2100-01-01") && f.contains(&line)),
+        "{:?}",
+        r.failed
+    );
+}
