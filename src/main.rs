@@ -220,6 +220,10 @@ fn main() -> anyhow::Result<()> {
                 "replay: {} lines, {} events ({:?}), {} rejected, {} findings, {} decisions {:?} in {:.3} s ({:.0} lines/s)",
                 r.lines, r.stats.events, r.stats.per_format, r.failed.len(), r.stats.findings, r.decisions.len(), r.stats.decisions, secs, r.lines as f64 / secs.max(1e-9)
             );
+            eprintln!(
+                "replay: {} lines held ahead of the stream's timeline, {} events older than the state horizon, {} correlation links a weaker source tried to re-point",
+                r.stats.held, r.stats.too_old, r.stats.link_conflicts
+            );
             for d in &r.deliveries {
                 eprintln!(
                     "revocation {} → {}: {:?} after {} attempt(s)",

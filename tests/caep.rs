@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use openssl::bn::BigNum;
@@ -100,7 +102,7 @@ fn decision(action: Action, session: Option<&str>) -> Decision {
         evidence: vec![],
         guardrail: None,
         shadow: false,
-        trust: vouched(Some("00ualice")),
+        trust: common::vouched(Some("00ualice")),
     }
 }
 
@@ -239,24 +241,4 @@ async fn caep_sets_are_pushed_per_rfc_8935_and_verify_with_the_published_keys() 
         serde_json::json!({"format": "email", "email": "alice@example.com"})
     );
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The trust a decision from the principal's own vendor's log carries (the vendor told by the id's shape), with
-/// the e-mail verified by the IdP.
-#[allow(dead_code)]
-fn vouched(principal_id: Option<&str>) -> quench::decide::Trust {
-    let vendor = match principal_id {
-        Some(i) if i.starts_with("00u") => "okta",
-        Some(i) if i.starts_with('W') || i.starts_with('U') => "slack",
-        Some(i) if i.starts_with("005") => "salesforce",
-        Some(_) => "github",
-        None => "okta",
-    };
-    quench::decide::Trust {
-        principal_vendor: Some(vendor.into()),
-        email_verified_by: Some("okta".into()),
-        token_vendor: Some(vendor.into()),
-        session_vendor: Some("okta".into()),
-        evidence: vec!["e1".into()],
-    }
 }

@@ -311,20 +311,22 @@ async fn github_logins_shaped_like_okta_slack_or_salesforce_ids_reach_no_other_v
 #[tokio::test]
 async fn native_events_claiming_idp_and_saas_families_do_not_unlock_a_privileged_logout() {
     let t = Targets::new(&["ceo@example.com"]).await;
-    let native = |i: i64, family: &str, vendor: &str, ip: &str, ua: &str| {
+    // an impossible-travel login "from the IdP", then the CEO's session replayed "as seen by a SaaS app": two
+    // families, as the privileged rule wants, both written by whoever can write native events
+    let native = |i: i64, family: &str, session: &str, ip: &str, ua: &str| {
         format!(
-            r#"{{"event_id":"n-{i}","event_time":"{}","ingest_time":"{}","source":{{"family":"{family}","vendor":"{vendor}","format":"{vendor}"}},"category":"sso","outcome":"success","principal":{{"id":"00uceo","email":"ceo@example.com","kind":"human"}},"session":{{"session_id":"sess-ceo"}},"network":{{"ip":"{ip}","user_agent":"{ua}","asn":{},"geo":{{"lat":{},"lon":{}}}}}}}"#,
-            iso(T0 + i * 60_000),
-            iso(T0 + i * 60_000),
+            r#"{{"event_id":"n-{i}","event_time":"{}","ingest_time":"{}","source":{{"family":"{family}","vendor":"okta","format":"okta"}},"category":"login","outcome":"success","principal":{{"id":"00uceo","email":"ceo@example.com","kind":"human"}},"session":{{"session_id":"{session}"}},"network":{{"ip":"{ip}","user_agent":"{ua}","asn":{},"geo":{{"lat":{},"lon":{}}}}}}}"#,
+            iso(T0 + i * 600_000),
+            iso(T0 + i * 600_000),
             if i == 0 { 7922 } else { 7713 },
             if i == 0 { 41.88 } else { -6.2 },
             if i == 0 { -87.63 } else { 106.8 },
         )
     };
     let lines = vec![
-        native(0, "idp", "okta", "73.1.1.1", "Chrome"),
-        native(1, "saas", "okta", "36.80.1.1", "python-requests"),
-        native(2, "idp", "okta", "36.80.1.2", "curl"),
+        native(0, "idp", "sess-ceo", "73.1.1.1", "Chrome"),
+        native(1, "idp", "sess-other", "36.80.1.1", "Chrome"),
+        native(2, "saas", "sess-ceo", "36.80.1.2", "curl"),
     ];
     let r = run(&t, "native", &lines).await;
     assert!(r.failed.is_empty(), "{:?}", r.failed);

@@ -7,6 +7,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use quench::app::stub::{self, Received};
 use quench::decide::{Action, Decision};
 use quench::event::{PrincipalKind, Ts};
@@ -64,7 +66,7 @@ fn decision(action: Action, principal: &str, principal_id: Option<&str>) -> Deci
         evidence: vec![],
         guardrail: None,
         shadow: false,
-        trust: vouched(principal_id),
+        trust: common::vouched(principal_id),
     }
 }
 
@@ -275,24 +277,4 @@ async fn github_removes_only_the_users_own_token_authorizations() {
             "/orgs/acme/credential-authorizations/3"
         ]
     );
-}
-
-/// The trust a decision from the principal's own vendor's log carries (the vendor told by the id's shape), with
-/// the e-mail verified by the IdP.
-#[allow(dead_code)]
-fn vouched(principal_id: Option<&str>) -> quench::decide::Trust {
-    let vendor = match principal_id {
-        Some(i) if i.starts_with("00u") => "okta",
-        Some(i) if i.starts_with('W') || i.starts_with('U') => "slack",
-        Some(i) if i.starts_with("005") => "salesforce",
-        Some(_) => "github",
-        None => "okta",
-    };
-    quench::decide::Trust {
-        principal_vendor: Some(vendor.into()),
-        email_verified_by: Some("okta".into()),
-        token_vendor: Some(vendor.into()),
-        session_vendor: Some("okta".into()),
-        evidence: vec!["e1".into()],
-    }
 }

@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use quench::decide::{Action, Decision};
 use quench::event::{PrincipalKind, Ts};
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
@@ -96,7 +98,7 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
         shadow: false,
         // the id is GitHub's (so the github target has a login to address) and the e-mail is IdP-verified (so
         // every other target addresses the e-mail): all eight targets send a request
-        trust: vouched(Some("github-login")),
+        trust: common::vouched(Some("github-login")),
     };
     disp.dispatch(std::sync::Arc::new(d));
     disp.drain().await;
@@ -122,25 +124,5 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
         if r.target != "webhook" {
             assert!(e.contains("[redacted]"), "{}: {e}", r.target);
         }
-    }
-}
-
-/// The trust a decision from the principal's own vendor's log carries (the vendor told by the id's shape), with
-/// the e-mail verified by the IdP.
-#[allow(dead_code)]
-fn vouched(principal_id: Option<&str>) -> quench::decide::Trust {
-    let vendor = match principal_id {
-        Some(i) if i.starts_with("00u") => "okta",
-        Some(i) if i.starts_with('W') || i.starts_with('U') => "slack",
-        Some(i) if i.starts_with("005") => "salesforce",
-        Some(_) => "github",
-        None => "okta",
-    };
-    quench::decide::Trust {
-        principal_vendor: Some(vendor.into()),
-        email_verified_by: Some("okta".into()),
-        token_vendor: Some(vendor.into()),
-        session_vendor: Some("okta".into()),
-        evidence: vec!["e1".into()],
     }
 }

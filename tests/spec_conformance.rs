@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use quench::decide::{Action, Decision, FindingRecord};
 use quench::event::{PrincipalKind, Ts};
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
@@ -102,7 +104,7 @@ fn decision(action: Action, principal: &str, principal_id: &str) -> Decision {
         evidence: vec!["e1".into()],
         guardrail: None,
         shadow: false,
-        trust: vouched(Some(principal_id)),
+        trust: common::vouched(Some(principal_id)),
     }
 }
 
@@ -487,24 +489,4 @@ async fn github_sso_authorization_removal_matches_githubs_openapi_description() 
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 422);
-}
-
-/// The trust a decision from the principal's own vendor's log carries (the vendor told by the id's shape), with
-/// the e-mail verified by the IdP.
-#[allow(dead_code)]
-fn vouched(principal_id: Option<&str>) -> quench::decide::Trust {
-    let vendor = match principal_id {
-        Some(i) if i.starts_with("00u") => "okta",
-        Some(i) if i.starts_with('W') || i.starts_with('U') => "slack",
-        Some(i) if i.starts_with("005") => "salesforce",
-        Some(_) => "github",
-        None => "okta",
-    };
-    quench::decide::Trust {
-        principal_vendor: Some(vendor.into()),
-        email_verified_by: Some("okta".into()),
-        token_vendor: Some(vendor.into()),
-        session_vendor: Some("okta".into()),
-        evidence: vec!["e1".into()],
-    }
 }

@@ -176,8 +176,7 @@ pub async fn demo_cluster(
 
 /// The trust a decision from the principal's own vendor's log carries (the vendor told by the id's shape), with
 /// the e-mail verified by the IdP.
-#[allow(dead_code)]
-fn vouched(principal_id: Option<&str>) -> quench::decide::Trust {
+pub fn vouched(principal_id: Option<&str>) -> quench::decide::Trust {
     let vendor = match principal_id {
         Some(i) if i.starts_with("00u") => "okta",
         Some(i) if i.starts_with('W') || i.starts_with('U') => "slack",
