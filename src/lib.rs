@@ -22,3 +22,4 @@ pub mod pattern;
 pub mod pipeline;
 pub mod respond;
 pub mod state;
+pub mod text;

@@ -56,6 +56,7 @@ fn io_err(path: &str) -> impl FnOnce(std::io::Error) -> AppError + '_ {
 #[derive(Debug, Default)]
 pub struct ReplayReport {
     pub lines: u64,
+    /// One [`rejection`] line per input line that could not be processed.
     pub failed: Vec<String>,
     pub decisions: Vec<Decision>,
     pub deliveries: Vec<Delivery>,
@@ -91,7 +92,7 @@ pub async fn replay(
             };
             match pipeline.process(raw, None, prov, Ts::now(), &mut decisions) {
                 Ok(_) => {}
-                Err(e) => report.failed.push(format!("{name}:{n}: {e}")),
+                Err(e) => report.failed.push(rejection(&name, n, &e)),
             }
             for d in decisions.drain(..) {
                 serde_json::to_writer(&mut *out, &d).map_err(std::io::Error::from)?;
@@ -112,6 +113,18 @@ pub async fn replay(
     }
     report.stats = pipeline.stats.clone();
     Ok(report)
+}
+
+/// The line that reports a rejected input line: `{file}:{line}: {reason}`. The reason quotes the input (serde
+/// names an unknown variant as it was written), so control characters in it and in the file name are escaped
+/// ([`crate::text::escape_control`]): a record cannot clear the terminal or forge a `file:line:` line of its own.
+pub fn rejection(file: &str, line: u64, reason: &dyn std::fmt::Display) -> String {
+    let reason = reason.to_string();
+    format!(
+        "{}:{line}: {}",
+        crate::text::escape_control(file),
+        crate::text::escape_control(&reason)
+    )
 }
 
 /// What `normalize` did.
@@ -154,7 +167,7 @@ pub fn normalize(
                 }
                 Err(e) => {
                     report.failed += 1;
-                    writeln!(err, "{name}:{n}: {e}")?;
+                    writeln!(err, "{}", rejection(&name, n, &e))?;
                 }
             }
         }

@@ -142,7 +142,7 @@ impl Responder for Github {
                 let n = list.len();
                 for a in list {
                     if !a.login.eq_ignore_ascii_case(login) {
-                        tracing::warn!(asked = login, got = %a.login, "github: an authorization of another login was listed; left alone");
+                        tracing::warn!(asked = login, got = %crate::text::escape_control(&a.login), "github: an authorization of another login was listed; left alone");
                     } else if self.include_ssh_keys || a.credential_type != "SSH key" {
                         mine.push(a.credential_id);
                     }
