@@ -62,7 +62,7 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     Ok(Box::new(Github {
         base: parse_base(&cfg.base_url)?,
         org: cfg.org,
-        token: secret_from_env(&cfg.token_env)?,
+        token: secret_from_env("token_env", &cfg.token_env)?,
         include_ssh_keys: cfg.include_ssh_keys,
     }))
 }

@@ -60,11 +60,11 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     let cfg: GraphConfig = super::parse_target(t)?;
     let base = parse_base(&cfg.base_url)?;
     let cred = match (&cfg.access_token_env, &cfg.token_url, &cfg.client_id) {
-        (Some(env), _, _) => Cred::Static(secret_from_env(env)?),
+        (Some(env), _, _) => Cred::Static(secret_from_env("access_token_env", env)?),
         (None, Some(url), Some(id)) => Cred::ClientCredentials {
             token_url: parse_base(url)?,
             client_id: id.clone(),
-            secret: secret_from_env(&cfg.client_secret_env)?,
+            secret: secret_from_env("client_secret_env", &cfg.client_secret_env)?,
             cached: Mutex::new(None),
         },
         _ => {
