@@ -66,6 +66,32 @@ impl RespondError {
     }
 }
 
+impl RespondError {
+    /// This error with `secrets` [`redact`]ed from its text: for a target that must redact a credential itself
+    /// (one it may have replaced by the time the error is reported).
+    pub(crate) fn redacted(self, secrets: &[String]) -> Self {
+        use RespondError::*;
+        match self {
+            Status {
+                status,
+                body,
+                retry_after,
+            } => Status {
+                status,
+                body: redact(&body, secrets),
+                retry_after,
+            },
+            Transport(t) => Transport(redact(&t, secrets)),
+            Target(t) => Target(redact(&t, secrets)),
+            Credentials(t) => Credentials(redact(&t, secrets)),
+            Api { error, retryable } => Api {
+                error: redact(&error, secrets),
+                retryable,
+            },
+        }
+    }
+}
+
 impl From<reqwest::Error> for RespondError {
     fn from(e: reqwest::Error) -> Self {
         RespondError::Transport(e.without_url().to_string())
