@@ -22,4 +22,5 @@ pub mod pattern;
 pub mod pipeline;
 pub mod respond;
 pub mod state;
+pub mod text;
 pub mod timeline;

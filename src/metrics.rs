@@ -1,16 +1,49 @@
 //! Metrics: a running engine's counters in the Prometheus text format, at `GET /metrics` on `[metrics] listen`.
 //!
 //! In: snapshots of the pipeline's counts (the Kafka loop publishes one at every offset commit), the respond
-//! stage's counters and the outbox's progress. Out: HTTP/1.1 responses. State: none of its own.
+//! stage's counters and the outbox's progress; connections. Out: HTTP/1.1 responses. State: the connections being
+//! served, at most [`MAX_CONNECTIONS`].
+//!
+//! The endpoint is reachable by whoever can reach the port, so it bounds what a client can hold: a connection
+//! must send its request head (at most [`MAX_HEAD`] bytes, else 431) and take its answer within [`CONN_TIMEOUT`],
+//! else it is closed; a new connection beyond [`MAX_CONNECTIONS`] closes the oldest still open, so that idle
+//! connections can neither pile up nor keep a scraper out; and an accept error (say, out of file descriptors) is
+//! logged and retried after [`ACCEPT_BACKOFF`], never the end of the endpoint.
 
 use crate::pipeline::Stats;
 use crate::respond::outbox::Progress;
 use crate::respond::Dispatcher;
+use std::collections::VecDeque;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::sync::atomic::Ordering;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::task::AbortHandle;
+
+/// Time a connection has to send its request head and take the answer.
+pub const CONN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections served at once; a new one beyond this closes the oldest.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Bytes of a request head read at most.
+pub const MAX_HEAD: usize = 8 * 1024;
+/// Wait after an accept error before accepting again.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why a connection got no metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("no request head and answer within {} s", CONN_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("request head over {MAX_HEAD} bytes")]
+    HeadTooLarge,
+    #[error("closed before the end of the request head")]
+    Closed,
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 
 /// Where the numbers come from.
 #[derive(Clone)]
@@ -144,24 +177,248 @@ pub fn render(s: &Sources) -> String {
     out
 }
 
-/// Serve `GET /metrics` until the task is dropped.
+/// Serve `GET /metrics` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, sources: Sources) {
-    while let Ok((mut sock, _)) = listener.accept().await {
+    let l = &listener;
+    serve_from(
+        move || async move { l.accept().await.map(|(s, _)| s) },
+        sources,
+    )
+    .await
+}
+
+/// Serve `GET /metrics` on the connections `next` accepts, until the task is dropped (see the module doc for the
+/// limits). An error from `next` is logged and retried after [`ACCEPT_BACKOFF`].
+pub async fn serve_from<S, F, Fut>(mut next: F, sources: Sources)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = std::io::Result<S>>,
+{
+    let mut open: VecDeque<AbortHandle> = VecDeque::new();
+    loop {
+        let conn = match next().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: accept failed; retrying");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        open.retain(|h| !h.is_finished());
+        if open.len() >= MAX_CONNECTIONS {
+            if let Some(oldest) = open.pop_front() {
+                oldest.abort();
+            }
+        }
         let s = sources.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let n = sock.read(&mut buf).await.unwrap_or(0);
-            let head = String::from_utf8_lossy(&buf[..n]);
-            let (status, body) = if head.starts_with("GET /metrics ") {
-                ("200 OK", render(&s))
-            } else {
-                ("404 Not Found", "try GET /metrics\n".to_string())
-            };
-            let reply = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(reply.as_bytes()).await;
-        });
+        open.push_back(
+            tokio::spawn(async move {
+                if let Err(e) = answer(conn, &s).await {
+                    tracing::debug!(error = %e, "metrics: connection closed unanswered");
+                }
+            })
+            .abort_handle(),
+        );
+    }
+}
+
+/// Read one request head from `conn` and answer it, all within [`CONN_TIMEOUT`].
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    mut conn: S,
+    sources: &Sources,
+) -> Result<(), ConnError> {
+    tokio::time::timeout(CONN_TIMEOUT, async {
+        let (status, body) = match read_head(&mut conn).await {
+            Ok(head) if head.starts_with(b"GET /metrics ") => ("200 OK", render(sources)),
+            Ok(_) => ("404 Not Found", "try GET /metrics\n".to_string()),
+            Err(ConnError::HeadTooLarge) => (
+                "431 Request Header Fields Too Large",
+                format!("request head over {MAX_HEAD} bytes\n"),
+            ),
+            Err(e) => return Err(e),
+        };
+        let reply = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: text/plain; version=0.0.4\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(reply.as_bytes()).await?;
+        conn.shutdown().await?;
+        Ok(())
+    })
+    .await
+    .map_err(|_| ConnError::Timeout)?
+}
+
+/// The request head: bytes up to the first empty line, at most [`MAX_HEAD`].
+async fn read_head<S: AsyncRead + Unpin>(conn: &mut S) -> Result<Vec<u8>, ConnError> {
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let ends =
+            |h: &[u8]| h.windows(4).any(|w| w == b"\r\n\r\n") || h.windows(2).any(|w| w == b"\n\n");
+        if ends(&head) {
+            return Ok(head);
+        }
+        if head.len() >= MAX_HEAD {
+            return Err(ConnError::HeadTooLarge);
+        }
+        let room = chunk.len().min(MAX_HEAD - head.len());
+        let n = conn.read(&mut chunk[..room]).await?;
+        if n == 0 {
+            return Err(ConnError::Closed);
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::DuplexStream;
+    use tokio::sync::mpsc;
+    use tokio::time::Instant;
+
+    type Incoming = mpsc::UnboundedSender<std::io::Result<DuplexStream>>;
+
+    /// A metrics server (with nothing counted yet) on the connections, or accept errors, sent on the channel.
+    fn server() -> (Incoming, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        let sources = Sources {
+            stats: watch::channel(Stats::default()).1,
+            dispatcher: Dispatcher::new(Default::default(), vec![], None).unwrap(),
+            outbox: watch::channel(Progress::default()).1,
+        };
+        let next = move || {
+            let rx = rx.clone();
+            async move {
+                rx.lock()
+                    .await
+                    .recv()
+                    .await
+                    .unwrap_or_else(|| Err(std::io::Error::other("no more connections")))
+            }
+        };
+        (tx, tokio::spawn(serve_from(next, sources)))
+    }
+
+    /// A new connection: the client's end.
+    fn connect(incoming: &Incoming) -> DuplexStream {
+        let (client, server) = tokio::io::duplex(64 * 1024);
+        incoming.send(Ok(server)).unwrap();
+        client
+    }
+
+    async fn scrape(c: &mut DuplexStream) -> String {
+        c.write_all(b"GET /metrics HTTP/1.1\r\nhost: quench\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    /// Wait (at most a minute) until the server closes `c`.
+    async fn until_closed(c: &mut DuplexStream) {
+        let n = tokio::time::timeout(Duration::from_secs(60), c.read(&mut [0u8; 16]))
+            .await
+            .expect("the connection is never closed")
+            .unwrap();
+        assert_eq!(n, 0, "an idle connection got an answer");
+    }
+
+    /// Whether the server has closed `c` (checked within 1 ms).
+    async fn closed(c: &mut DuplexStream) -> bool {
+        match tokio::time::timeout(Duration::from_millis(1), c.read(&mut [0u8; 16])).await {
+            Ok(Ok(0)) => true,
+            Err(_) => false,
+            other => panic!("an idle connection got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_sends_nothing_neither_holds_up_a_scrape_nor_stays_connected() {
+        let (incoming, task) = server();
+        let t0 = Instant::now();
+        let mut silent = connect(&incoming);
+        let mut scraper = connect(&incoming);
+        let got = scrape(&mut scraper).await;
+        assert!(
+            got.starts_with("HTTP/1.1 200 OK") && got.contains("\nquench_records_total 0\n"),
+            "{got}"
+        );
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        // the silent one is closed when its time is up, unanswered
+        until_closed(&mut silent).await;
+        let waited = t0.elapsed();
+        assert!(
+            waited >= CONN_TIMEOUT && waited < CONN_TIMEOUT + Duration::from_secs(1),
+            "{waited:?}"
+        );
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn two_hundred_idle_connections_neither_pile_up_nor_keep_a_scraper_out() {
+        let (incoming, task) = server();
+        let t0 = Instant::now();
+        let mut idle: Vec<DuplexStream> = (0..200).map(|_| connect(&incoming)).collect();
+        let mut scraper = connect(&incoming);
+        let got = scrape(&mut scraper).await;
+        assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
+        assert_eq!(t0.elapsed(), Duration::ZERO);
+        // the oldest were closed to make room: only the newest 63 (and the scraper) were kept
+        let mut open = Vec::new();
+        for (i, c) in idle.iter_mut().enumerate() {
+            if !closed(c).await {
+                open.push(i);
+            }
+        }
+        assert_eq!(open, (200 - (MAX_CONNECTIONS - 1)..200).collect::<Vec<_>>());
+        // and those are closed when their time is up
+        for c in &mut idle {
+            until_closed(c).await;
+        }
+        assert!(t0.elapsed() < CONN_TIMEOUT + Duration::from_secs(1));
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_accept_error_is_retried_not_the_end_of_the_endpoint() {
+        let (incoming, task) = server();
+        let t0 = Instant::now();
+        // EMFILE: out of file descriptors, as a flood of connections can cause
+        incoming
+            .send(Err(std::io::Error::from_raw_os_error(24)))
+            .unwrap();
+        let mut scraper = connect(&incoming);
+        let got = tokio::time::timeout(Duration::from_secs(60), scrape(&mut scraper))
+            .await
+            .expect("no answer after an accept error");
+        assert!(got.starts_with("HTTP/1.1 200 OK"), "{got}");
+        let waited = t0.elapsed();
+        assert!(
+            waited >= ACCEPT_BACKOFF && waited < Duration::from_secs(1),
+            "{waited:?}"
+        );
+        task.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_head_without_end_is_refused_at_the_cap() {
+        let (incoming, task) = server();
+        let mut c = connect(&incoming);
+        let junk = vec![b'a'; MAX_HEAD + 100];
+        // the server stops reading at the cap: write what it takes, then read its answer
+        let _ = tokio::time::timeout(Duration::from_millis(1), c.write_all(&junk)).await;
+        let mut got = String::new();
+        c.read_to_string(&mut got).await.unwrap();
+        assert!(
+            got.starts_with("HTTP/1.1 431 Request Header Fields Too Large"),
+            "{got}"
+        );
+        task.abort();
     }
 }

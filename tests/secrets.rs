@@ -13,8 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FETCHED: &str = "eyJ0eXAiOiJKV1QiLCJmZXRjaGVkIjoic2VjcmV0In0.fetched.token";
 
-/// Issues [`FETCHED`] at `POST /token`; answers every other request with 401 and the request head as the body.
-async fn echo_server() -> std::net::SocketAddr {
+/// Issues [`FETCHED`] at `POST /token`; answers every other request with 401 and a body of `pad(head)` dots and
+/// the request head.
+async fn echo_server(pad: fn(&str) -> usize) -> std::net::SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     tokio::spawn(async move {
@@ -28,7 +29,8 @@ async fn echo_server() -> std::net::SocketAddr {
                 );
                 format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
             } else {
-                format!("HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{req}", req.len())
+                let body = format!("{}{req}", ".".repeat(pad(&req)));
+                format!("HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
             };
             let _ = s.write_all(reply.as_bytes()).await;
         }
@@ -38,7 +40,7 @@ async fn echo_server() -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
-    let addr = echo_server().await;
+    let addr = echo_server(|_| 0).await;
     let secrets = [
         ("QUENCH_TEST_LEAK_OKTA", "00SuperSecretOktaApiToken"),
         ("QUENCH_TEST_LEAK_HOOK", "hook-secret-0123456789abcdef"),
@@ -124,5 +126,36 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
         if r.target != "webhook" {
             assert!(e.contains("[redacted]"), "{}: {e}", r.target);
         }
+    }
+}
+
+/// An Okta API token of 43 characters.
+const OKTA_TOKEN: &str = "00Zq7vN3kLp9XwT2bR8sYc4HjM6dF1gA5eU0iO3tQ7x";
+
+/// A gateway's 401 echoes the request head after a long preamble, so that the 300-byte cut of the error text falls
+/// inside the echoed token. Redacting after that cut would no longer recognise the token and leave its first part
+/// in the delivery report (and so in the logs, the outcome record's `error` and the dead-letter header).
+#[tokio::test]
+async fn an_echoed_token_cut_by_the_error_length_limit_leaks_no_part_of_it() {
+    // the token starts 20 bytes before the body's 300th byte
+    let addr =
+        echo_server(|req| 280usize.saturating_sub(req.find("SSWS ").map_or(0, |i| i + 5))).await;
+    std::env::set_var("QUENCH_TEST_CUT_OKTA", OKTA_TOKEN);
+    let cfg: RespondConfig = toml::from_str(&format!(
+        "enforce = true\nmax_attempts = 1\n[[targets]]\ntype = \"okta\"\nbase_url = \"http://{addr}\"\napi_token_env = \"QUENCH_TEST_CUT_OKTA\"\n"
+    ))
+    .unwrap();
+    let targets = build_targets(&cfg).unwrap();
+    let disp = Dispatcher::new(cfg, targets, None).unwrap();
+    // a decision whose Okta user id came from Okta's own log
+    let mut d = common::agent_revocation("c");
+    d.principal_id = Some("00ualice".into());
+    d.trust = common::vouched(Some("00ualice"));
+    let r = disp.deliver("okta", &d, Ts::now()).await;
+    let e = r.result.unwrap_err();
+    assert!(e.contains("401") && e.contains(&".".repeat(100)), "{e}");
+    for part in OKTA_TOKEN.as_bytes().windows(6) {
+        let part = std::str::from_utf8(part).unwrap();
+        assert!(!e.contains(part), "leaked {part:?} of the token: {e}");
     }
 }

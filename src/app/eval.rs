@@ -9,6 +9,7 @@ use super::{replay, AppError};
 use crate::config::Config;
 use crate::decide::{Action, Decision};
 use crate::event::Ts;
+use crate::text::escape_control;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -223,7 +224,7 @@ pub fn table(r: &Report) -> String {
             if v.missed.is_empty() {
                 "-".to_string()
             } else {
-                v.missed.join(", ")
+                escape_control(&v.missed.join(", ")).into_owned()
             }
         ));
     }
@@ -239,7 +240,7 @@ pub fn table(r: &Report) -> String {
         "benign principals: {}; false revocations: {} ({}); false alerts: {} ({:.2} per 1,000 benign principal-days); decisions: {}; events: {}\n",
         r.benign_principals,
         r.false_revocations,
-        if r.false_revoked_principals.is_empty() { "none".to_string() } else { r.false_revoked_principals.join(", ") },
+        if r.false_revoked_principals.is_empty() { "none".to_string() } else { escape_control(&r.false_revoked_principals.join(", ")).into_owned() },
         r.false_alerts,
         r.false_alerts_per_1000_principal_days,
         r.decisions,

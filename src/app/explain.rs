@@ -11,6 +11,7 @@ use crate::decide::Decision;
 use crate::event::{Provenance, SessionEvent, Ts};
 use crate::ingest::file::Lines;
 use crate::normalize::{Context, Normalize};
+use crate::text::escape_control;
 use std::fmt::Write as _;
 
 /// One line of the timeline.
@@ -153,19 +154,27 @@ pub async fn explain(
 
 /// The explanation as text.
 pub fn render(d: &Decision, rows: &[Row]) -> String {
+    // every field but the times and scores quotes the input: escape its control characters
+    let field = |v: &Option<String>| escape_control(v.as_deref().unwrap_or("-")).into_owned();
     let mut s = format!(
         "decision {} at {}: {} (score {:.2})\n  principal {}  token {}  session {}  job {}\n",
-        d.decision_id,
+        escape_control(&d.decision_id),
         d.event_time.to_rfc3339(),
         d.action.as_str(),
         d.score,
-        d.principal.as_deref().unwrap_or("-"),
-        d.token_id.as_deref().unwrap_or("-"),
-        d.session_id.as_deref().unwrap_or("-"),
-        d.job_id.as_deref().unwrap_or("-"),
+        field(&d.principal),
+        field(&d.token_id),
+        field(&d.session_id),
+        field(&d.job_id),
     );
     for f in &d.findings {
-        let _ = writeln!(s, "  {} ({:.2}): {}", f.detector, f.score, f.reason);
+        let _ = writeln!(
+            s,
+            "  {} ({:.2}): {}",
+            f.detector,
+            f.score,
+            escape_control(&f.reason)
+        );
     }
     let _ = writeln!(s, "\ntimeline ({} events; * = evidence):", rows.len());
     for r in rows {
@@ -174,8 +183,8 @@ pub fn render(d: &Decision, rows: &[Row]) -> String {
             "{} {} {}  [{}]",
             if r.evidence { "*" } else { " " },
             r.time.to_rfc3339(),
-            r.text,
-            r.event_id
+            escape_control(&r.text),
+            escape_control(&r.event_id)
         );
     }
     s
@@ -220,5 +229,45 @@ mod tests {
         );
         assert!(rows.windows(2).all(|w| w[0].time <= w[1].time));
         assert!(text.contains("session_hijack"), "{text}");
+    }
+
+    #[test]
+    fn a_forged_principal_and_event_cannot_draw_on_the_terminal_or_add_lines() {
+        let forged = "eve\x1b[2J\nfake.jsonl:1: forged".to_string();
+        let d = Decision {
+            decision_id: "0".repeat(32),
+            decided_at: Ts(0),
+            event_time: Ts(0),
+            action: crate::decide::Action::Alert,
+            principal: Some(forged.clone()),
+            principal_id: None,
+            principal_kind: crate::event::PrincipalKind::Human,
+            token_id: None,
+            session_id: Some(forged.clone()),
+            job_id: None,
+            score: 0.5,
+            findings: vec![],
+            evidence: vec![],
+            guardrail: None,
+            shadow: false,
+            trust: Default::default(),
+        };
+        let rows = [Row {
+            time: Ts(0),
+            event_id: forged.clone(),
+            evidence: true,
+            text: forged,
+        }];
+        let text = render(&d, &rows);
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(!text.lines().any(|l| l.starts_with("fake.jsonl")), "{text}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+        assert!(
+            text.contains("eve\\u{1b}[2J\\nfake.jsonl:1: forged"),
+            "{text}"
+        );
     }
 }

@@ -87,7 +87,11 @@ impl Held {
         if self.lines.len() > Self::MAX_LINES || self.bytes > Self::MAX_BYTES {
             let (hname, hn, hraw, _, why) = self.lines.pop_front()?;
             self.bytes -= hraw.len();
-            return Some(format!("{hname}:{hn}: {why}; held lines over the limit"));
+            return Some(rejection(
+                &hname,
+                hn,
+                &format!("{why}; held lines over the limit"),
+            ));
         }
         None
     }
@@ -120,6 +124,7 @@ impl Held {
 #[derive(Debug, Default)]
 pub struct ReplayReport {
     pub lines: u64,
+    /// One [`rejection`] line per input line that could not be processed.
     pub failed: Vec<String>,
     pub decisions: Vec<Decision>,
     pub deliveries: Vec<Delivery>,
@@ -164,7 +169,7 @@ pub async fn replay(
                         report.failed.push(dropped);
                     }
                 }
-                Err(e) => report.failed.push(format!("{name}:{n}: {e}")),
+                Err(e) => report.failed.push(rejection(&name, n, &e)),
             }
             if !held.is_empty() {
                 for (hname, hn, hraw) in held.take_fitting(&pipeline) {
@@ -173,7 +178,7 @@ pub async fn replay(
                         line: hn,
                     };
                     if let Err(e) = pipeline.process(&hraw, None, prov, Ts::now(), &mut decisions) {
-                        report.failed.push(format!("{hname}:{hn}: {e}"));
+                        report.failed.push(rejection(&hname, hn, &e));
                     }
                 }
             }
@@ -191,8 +196,10 @@ pub async fn replay(
     let now = Ts::now();
     for (hname, hn, hraw, t, e) in held.into_sorted() {
         if !pipeline.admit_at_end(t, now) {
-            report.failed.push(format!(
-                "{hname}:{hn}: {e}, and after the wall clock: dead-lettered"
+            report.failed.push(rejection(
+                &hname,
+                hn,
+                &format!("{e}, and after the wall clock: dead-lettered"),
             ));
             continue;
         }
@@ -201,7 +208,7 @@ pub async fn replay(
             line: hn,
         };
         if let Err(e) = pipeline.process(&hraw, None, prov, now, &mut decisions) {
-            report.failed.push(format!("{hname}:{hn}: {e}"));
+            report.failed.push(rejection(&hname, hn, &e));
         }
         for d in decisions.drain(..) {
             serde_json::to_writer(&mut *out, &d).map_err(std::io::Error::from)?;
@@ -221,6 +228,18 @@ pub async fn replay(
     }
     report.stats = pipeline.stats.clone();
     Ok(report)
+}
+
+/// The line that reports a rejected input line: `{file}:{line}: {reason}`. The reason quotes the input (serde
+/// names an unknown variant as it was written), so control characters in it and in the file name are escaped
+/// ([`crate::text::escape_control`]): a record cannot clear the terminal or forge a `file:line:` line of its own.
+pub fn rejection(file: &str, line: u64, reason: &dyn std::fmt::Display) -> String {
+    let reason = reason.to_string();
+    format!(
+        "{}:{line}: {}",
+        crate::text::escape_control(file),
+        crate::text::escape_control(&reason)
+    )
 }
 
 /// What `normalize` did.
@@ -263,7 +282,7 @@ pub fn normalize(
                 }
                 Err(e) => {
                     report.failed += 1;
-                    writeln!(err, "{name}:{n}: {e}")?;
+                    writeln!(err, "{}", rejection(&name, n, &e))?;
                 }
             }
         }

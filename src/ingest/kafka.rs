@@ -2,7 +2,7 @@
 //!
 //! In: records from the configured topics (format pinned per topic or `auto`). Out: decision records on the
 //! decisions topic (key: decision id), unusable records on the dead-letter topic (original key and payload, the
-//! reason in headers `quench.error`, `quench.reason`, `quench.source`), and decisions handed to the dispatcher.
+//! reason in headers `quench.error`, `quench.reason`, `quench.source`, control characters escaped), and decisions handed to the dispatcher.
 //! Offsets: a record's offset is stored only after its decisions or dead letter are acknowledged by the broker,
 //! and stored offsets are committed every `commit_interval_ms` and on shutdown (at-least-once; decision ids are
 //! deterministic so a redelivered duplicate is recognisable). State: the latency histogram (ingest → decision).
@@ -16,7 +16,7 @@ use hdrhistogram::Histogram;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -187,22 +187,10 @@ pub async fn run(
             Ok(_) => {}
             Err(e) => {
                 report.dead_letters += 1;
-                tracing::debug!(topic, partition, offset, error = %e, "record sent to dead-letter topic");
                 let reason = e.to_string();
+                tracing::debug!(topic, partition, offset, error = %crate::text::escape_control(&reason), "record sent to dead-letter topic");
                 let source = format!("{topic}/{partition}@{offset}");
-                let headers = OwnedHeaders::new()
-                    .insert(Header {
-                        key: "quench.error",
-                        value: Some(e.code()),
-                    })
-                    .insert(Header {
-                        key: "quench.reason",
-                        value: Some(reason.as_str()),
-                    })
-                    .insert(Header {
-                        key: "quench.source",
-                        value: Some(source.as_str()),
-                    });
+                let headers = crate::bus::dead_letter_headers(e.code(), &reason, &source);
                 send(
                     &producer,
                     &k.dead_letter_topic,
@@ -236,19 +224,8 @@ pub async fn run(
                     let reason =
                         format!("decision {} refused by the broker: {source}", d.decision_id);
                     let source = format!("{topic}/{partition}@{offset}");
-                    let headers = OwnedHeaders::new()
-                        .insert(Header {
-                            key: "quench.error",
-                            value: Some("decision_unsendable"),
-                        })
-                        .insert(Header {
-                            key: "quench.reason",
-                            value: Some(reason.as_str()),
-                        })
-                        .insert(Header {
-                            key: "quench.source",
-                            value: Some(source.as_str()),
-                        });
+                    let headers =
+                        crate::bus::dead_letter_headers("decision_unsendable", &reason, &source);
                     let cut = &payload[..payload.len().min(MAX_DEAD_LETTER_BYTES)];
                     send(
                         &producer,

@@ -164,7 +164,7 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
         Some(p) => {
             std::fs::read(p).map_err(|e| format!("signing_key_file = {:?}: {e}", p.display()))?
         }
-        None => secret_from_env(&cfg.signing_key_env)?.into_bytes(),
+        None => secret_from_env("signing_key_env", &cfg.signing_key_env)?.into_bytes(),
     };
     let key = PKey::private_key_from_pem(&pem).map_err(|_| {
         "the signing key is not a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)".to_string()
@@ -189,7 +189,7 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     let bearer = cfg
         .authorization_env
         .as_deref()
-        .map(secret_from_env)
+        .map(|v| secret_from_env("authorization_env", v))
         .transpose()?;
     Ok(Box::new(Caep {
         url,

@@ -63,7 +63,7 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     Ok(Box::new(Github {
         base: parse_base(&cfg.base_url)?,
         org: cfg.org,
-        token: secret_from_env(&cfg.token_env)?,
+        token: secret_from_env("token_env", &cfg.token_env)?,
         include_ssh_keys: cfg.include_ssh_keys,
     }))
 }
@@ -143,7 +143,7 @@ impl Responder for Github {
                 let n = list.len();
                 for a in list {
                     if !a.login.eq_ignore_ascii_case(login) {
-                        tracing::warn!(asked = login, got = %a.login, "github: an authorization of another login was listed; left alone");
+                        tracing::warn!(asked = login, got = %crate::text::escape_control(&a.login), "github: an authorization of another login was listed; left alone");
                     } else if self.include_ssh_keys || a.credential_type != "SSH key" {
                         mine.push(a.credential_id);
                     }

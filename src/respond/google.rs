@@ -64,7 +64,7 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     }
     Ok(Box::new(Google {
         base: parse_base(&cfg.base_url)?,
-        token: secret_from_env(&cfg.access_token_env)?,
+        token: secret_from_env("access_token_env", &cfg.access_token_env)?,
         revoke_token: cfg.revoke_token,
         terminate_session: cfg.terminate_session,
         client_id: cfg.client_id,

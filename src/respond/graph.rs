@@ -3,14 +3,17 @@
 //! In: `revoke_token` / `terminate_session` decisions. Out: `POST {base_url}/users/{id|upn}/revokeSignInSessions`
 //! with a bearer token and no body (the action takes none). The token comes from the environment variable `access_token_env`, or is fetched with the
 //! OAuth client-credentials grant from `{token_url}` using `client_id` and the secret in `client_secret_env`
-//! (cached until shortly before it expires).
+//! (cached until shortly before it expires). State: that cached token, and the one before it; both are among the
+//! target's secrets the whole time, a refresh under way included, so that no report or log can carry them.
 
 use super::address;
-use super::{check, parse_base, secret_from_env, url_with, BoxFuture, RespondError, Responder};
+use super::{
+    check, parse_base, secret_from_env, url_with, BoxFuture, RespondError, Responder, MIN_SECRET,
+};
 use crate::decide::Decision;
 use serde::Deserialize;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
-use tokio::sync::Mutex;
 
 pub const NAME: &str = "graph";
 
@@ -45,26 +48,51 @@ fn default_secret_env() -> String {
     "GRAPH_CLIENT_SECRET".into()
 }
 
+// one per target, built once: the size difference costs nothing
+#[allow(clippy::large_enum_variant)]
 enum Cred {
     Static(String),
     ClientCredentials {
         token_url: reqwest::Url,
         client_id: String,
         secret: String,
-        cached: Mutex<Option<(String, Instant)>>,
+        /// Held while a token is fetched, so that concurrent requests wait for one fetch.
+        refresh: tokio::sync::Mutex<()>,
+        /// Read and written only briefly, never across an await: [`Responder::secrets`] always sees it.
+        tokens: Mutex<Tokens>,
     },
+}
+
+/// The access tokens fetched with the client secret.
+#[derive(Default)]
+struct Tokens {
+    /// The token in use and until when.
+    current: Option<(String, Instant)>,
+    /// The one it replaced (a request may still be using it).
+    previous: Option<String>,
+}
+
+impl Tokens {
+    fn fresh(m: &Mutex<Tokens>) -> Option<String> {
+        let t = m.lock().unwrap_or_else(PoisonError::into_inner);
+        t.current
+            .as_ref()
+            .filter(|(_, until)| Instant::now() < *until)
+            .map(|(tok, _)| tok.clone())
+    }
 }
 
 pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     let cfg: GraphConfig = super::parse_target(t)?;
     let base = parse_base(&cfg.base_url)?;
     let cred = match (&cfg.access_token_env, &cfg.token_url, &cfg.client_id) {
-        (Some(env), _, _) => Cred::Static(secret_from_env(env)?),
+        (Some(env), _, _) => Cred::Static(secret_from_env("access_token_env", env)?),
         (None, Some(url), Some(id)) => Cred::ClientCredentials {
             token_url: parse_base(url)?,
             client_id: id.clone(),
-            secret: secret_from_env(&cfg.client_secret_env)?,
-            cached: Mutex::new(None),
+            secret: secret_from_env("client_secret_env", &cfg.client_secret_env)?,
+            refresh: Default::default(),
+            tokens: Default::default(),
         },
         _ => {
             return Err(
@@ -101,13 +129,16 @@ impl Graph {
                 token_url,
                 client_id,
                 secret,
-                cached,
+                refresh,
+                tokens,
             } => {
-                let mut c = cached.lock().await;
-                if let Some((t, until)) = c.as_ref() {
-                    if Instant::now() < *until {
-                        return Ok(t.clone());
-                    }
+                if let Some(t) = Tokens::fresh(tokens) {
+                    return Ok(t);
+                }
+                let _fetching = refresh.lock().await;
+                // another request may have fetched one while this one waited
+                if let Some(t) = Tokens::fresh(tokens) {
+                    return Ok(t);
                 }
                 let body = format!(
                     "grant_type=client_credentials&scope={}&client_id={}&client_secret={}",
@@ -135,8 +166,21 @@ impl Graph {
                     });
                 }
                 let t: TokenResponse = resp.json().await?;
+                if t.access_token.len() < MIN_SECRET {
+                    return Err(RespondError::Credentials(format!(
+                        "the token endpoint issued an access token of {} bytes; at least {MIN_SECRET} are required \
+                         (a shorter one could not be redacted from logs and reports)",
+                        t.access_token.len()
+                    )));
+                }
                 let life = Duration::from_secs(t.expires_in.unwrap_or(3600).saturating_sub(60));
-                *c = Some((t.access_token.clone(), Instant::now() + life));
+                let mut held = tokens.lock().unwrap_or_else(PoisonError::into_inner);
+                let replaced = held
+                    .current
+                    .replace((t.access_token.clone(), Instant::now() + life));
+                if let Some((old, _)) = replaced {
+                    held.previous = Some(old);
+                }
                 Ok(t.access_token)
             }
         }
@@ -160,12 +204,12 @@ impl Responder for Graph {
     fn secrets(&self) -> Vec<String> {
         match &self.cred {
             Cred::Static(t) => vec![t.clone()],
-            Cred::ClientCredentials { secret, cached, .. } => {
-                // the access token fetched with the secret is a credential too
+            Cred::ClientCredentials { secret, tokens, .. } => {
+                // the access tokens fetched with the secret are credentials too
+                let t = tokens.lock().unwrap_or_else(PoisonError::into_inner);
                 let mut out = vec![secret.clone()];
-                if let Ok(c) = cached.try_lock() {
-                    out.extend(c.as_ref().map(|(t, _)| t.clone()));
-                }
+                out.extend(t.current.as_ref().map(|(tok, _)| tok.clone()));
+                out.extend(t.previous.clone());
                 out
             }
         }
@@ -182,14 +226,90 @@ impl Responder for Graph {
             let user = address::user(d, "microsoft")?.as_str();
             let url = url_with(&self.base, &["users", user, self.action])?;
             let token = self.token(http).await?;
-            let resp = http
-                .post(url)
-                .bearer_auth(token)
-                // the action takes no body; Graph wants an explicit zero length on POST
-                .header("Content-Length", "0")
-                .send()
-                .await?;
-            check(resp).await
+            let sent = async {
+                let resp = http
+                    .post(url)
+                    .bearer_auth(&token)
+                    // the action takes no body; Graph wants an explicit zero length on POST
+                    .header("Content-Length", "0")
+                    .send()
+                    .await?;
+                check(resp).await
+            };
+            // the token used may be two refreshes old by the time the error is reported: redact it here
+            sent.await.map_err(|e| e.redacted(&[token]))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::oneshot;
+
+    const FIRST: &str = "eyJ0eXAiOiJKV1QifQ.first-access-token";
+    const SECOND: &str = "eyJ0eXAiOiJKV1QifQ.second-access-token";
+
+    /// A token endpoint issuing [`FIRST`], then [`SECOND`], each expiring at once (`expires_in: 0`). It announces
+    /// the second request on the first channel and answers it only when the second fires.
+    async fn token_endpoint() -> (reqwest::Url, oneshot::Receiver<()>, oneshot::Sender<()>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = parse_base(&format!("http://{}/token", l.local_addr().unwrap())).unwrap();
+        let (asked_tx, asked) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let mut hold = Some((asked_tx, release_rx));
+            for tok in [FIRST, SECOND] {
+                let (mut s, _) = l.accept().await.unwrap();
+                let _ = s.read(&mut [0u8; 8192]).await;
+                if tok == SECOND {
+                    let (asked_tx, release_rx) = hold.take().unwrap();
+                    asked_tx.send(()).unwrap();
+                    release_rx.await.unwrap();
+                }
+                let body =
+                    format!(r#"{{"access_token":"{tok}","token_type":"Bearer","expires_in":0}}"#);
+                let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                s.write_all(reply.as_bytes()).await.unwrap();
+            }
+        });
+        (url, asked, release)
+    }
+
+    #[tokio::test]
+    async fn a_token_refresh_under_way_does_not_hide_the_cached_token_from_redaction() {
+        let (token_url, asked, release) = token_endpoint().await;
+        let g = Graph {
+            base: parse_base("http://127.0.0.1:9/v1.0").unwrap(),
+            cred: Cred::ClientCredentials {
+                token_url,
+                client_id: "11111111-1111-1111-1111-111111111111".into(),
+                secret: "graph-client-secret-0123".into(),
+                refresh: Default::default(),
+                tokens: Default::default(),
+            },
+            action: "revokeSignInSessions",
+        };
+        let http = reqwest::Client::new();
+        assert_eq!(g.token(&http).await.unwrap(), FIRST);
+        // FIRST has expired: the next request refreshes, and the token endpoint keeps it waiting
+        let refresh = g.token(&http);
+        tokio::pin!(refresh);
+        tokio::select! {
+            r = &mut refresh => panic!("the refresh ended before the token endpoint answered: {r:?}"),
+            _ = asked => {}
+        }
+        let during = g.secrets();
+        assert!(
+            during.iter().any(|s| s == FIRST),
+            "during the refresh the token still cached is not redacted: {during:?}"
+        );
+        release.send(()).unwrap();
+        assert_eq!(refresh.await.unwrap(), SECOND);
+        let after = g.secrets();
+        for t in ["graph-client-secret-0123", FIRST, SECOND] {
+            assert!(after.iter().any(|s| s == t), "{t} missing from {after:?}");
+        }
     }
 }

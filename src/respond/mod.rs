@@ -4,6 +4,8 @@
 //! [`Delivery`] report per (decision, target). State: per-process counters; nothing per event.
 //! Each target runs independently on the async runtime: timeouts, retries with exponential backoff for errors a
 //! retry can help, and a dry run (logged, not sent) when no target is configured. Ingestion never waits on it.
+//! An error is reported (logged, and in the [`Delivery`]) only as [`error_text`] makes it: the target's credentials
+//! redacted from the whole text, then cut to 300 bytes, then its control characters escaped.
 
 pub mod address;
 mod caep;
@@ -65,6 +67,32 @@ impl RespondError {
     }
 }
 
+impl RespondError {
+    /// This error with `secrets` [`redact`]ed from its text: for a target that must redact a credential itself
+    /// (one it may have replaced by the time the error is reported).
+    pub(crate) fn redacted(self, secrets: &[String]) -> Self {
+        use RespondError::*;
+        match self {
+            Status {
+                status,
+                body,
+                retry_after,
+            } => Status {
+                status,
+                body: redact(&body, secrets),
+                retry_after,
+            },
+            Transport(t) => Transport(redact(&t, secrets)),
+            Target(t) => Target(redact(&t, secrets)),
+            Credentials(t) => Credentials(redact(&t, secrets)),
+            Api { error, retryable } => Api {
+                error: redact(&error, secrets),
+                retryable,
+            },
+        }
+    }
+}
+
 impl From<reqwest::Error> for RespondError {
     fn from(e: reqwest::Error) -> Self {
         RespondError::Transport(e.without_url().to_string())
@@ -80,7 +108,24 @@ pub(crate) async fn check(resp: reqwest::Response) -> Result<u16, RespondError> 
     Err(status_error(resp).await)
 }
 
-/// The [`RespondError::Status`] of a non-2xx response: status, the start of the body, `Retry-After`.
+/// Bytes of an error body read at most. The body is kept whole up to here, so that redaction sees every credential
+/// it echoes before [`error_text`] cuts it for reports.
+const BODY_READ: usize = 16 * 1024;
+
+/// The first `max` bytes of a response body (a character cut at the end becomes U+FFFD).
+async fn read_start(mut resp: reqwest::Response, max: usize) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < max {
+        match resp.chunk().await {
+            Ok(Some(c)) => buf.extend_from_slice(&c[..c.len().min(max - buf.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// The [`RespondError::Status`] of a non-2xx response: status, the first [`BODY_READ`] bytes of the body (not yet
+/// redacted: report it only through [`error_text`]), `Retry-After`.
 pub(crate) async fn status_error(resp: reqwest::Response) -> RespondError {
     let status = resp.status().as_u16();
     let retry_after = resp
@@ -91,13 +136,7 @@ pub(crate) async fn status_error(resp: reqwest::Response) -> RespondError {
             let now = chrono::DateTime::from_timestamp_millis(Ts::now().0).unwrap_or_default();
             parse_retry_after(v, now)
         });
-    let mut body = resp.text().await.unwrap_or_default();
-    if let Some(cut) = (0..=300.min(body.len()))
-        .rev()
-        .find(|i| body.is_char_boundary(*i))
-    {
-        body.truncate(cut);
-    }
+    let body = read_start(resp, BODY_READ).await;
     RespondError::Status {
         status,
         body,
@@ -228,9 +267,28 @@ pub(crate) fn parse_target<T: serde::de::DeserializeOwned>(t: toml::Table) -> Re
         .map_err(|e: toml::de::Error| e.to_string())
 }
 
-/// Read a secret from the named environment variable, or from the file named by `{var}_FILE` (Docker and
-/// Kubernetes secrets; one trailing newline is dropped). Never from config text or the command line.
-pub(crate) fn secret_from_env(var: &str) -> Result<String, String> {
+/// The shortest credential accepted, in bytes. [`redact`] treats every 4-byte start of a credential as the
+/// credential, which only hides a meaningful part of one that is at least this long; a shorter one is refused at
+/// start-up rather than left unredacted.
+pub(crate) const MIN_SECRET: usize = 8;
+
+/// Read the secret of the target key `key` (`api_token_env`, ...) from the environment variable `var` it names, or
+/// from the file named by `{var}_FILE` (Docker and Kubernetes secrets; one trailing newline is dropped). Never
+/// from config text or the command line. Errors name the key and the variable; a secret shorter than
+/// [`MIN_SECRET`] bytes is an error.
+pub(crate) fn secret_from_env(key: &str, var: &str) -> Result<String, String> {
+    let s = read_secret(var).map_err(|why| format!("{key} = {var:?}: {why}"))?;
+    if s.len() < MIN_SECRET {
+        return Err(format!(
+            "{key} = {var:?}: the credential has {} bytes; at least {MIN_SECRET} are required (a shorter one \
+             could not be redacted from logs and reports)",
+            s.len()
+        ));
+    }
+    Ok(s)
+}
+
+fn read_secret(var: &str) -> Result<String, String> {
     if let Ok(v) = std::env::var(var) {
         return Ok(v);
     }
@@ -901,7 +959,7 @@ impl Dispatcher {
                         _ => delay.mul_f64(1.0 + fastrand::f64() * 0.5).min(max_backoff),
                     };
                     let left = Duration::from_millis((deadline_ms - Ts::now().0).max(0) as u64);
-                    let e = redact(&e.to_string(), &t.responder.secrets());
+                    let e = error_text(&e, &t.responder.secrets());
                     tracing::warn!(decision = %d.decision_id, target = %t.name, attempts, wait_ms = wait.as_millis() as u64, error = %e, "revocation failed, retrying");
                     tokio::time::sleep(wait.min(left)).await;
                     delay = (delay * 2).min(max_backoff);
@@ -909,7 +967,7 @@ impl Dispatcher {
                 Err(e) => {
                     inner.stats.failed.fetch_add(1, Ordering::Relaxed);
                     let retryable = e.retryable();
-                    let e = redact(&e.to_string(), &t.responder.secrets());
+                    let e = error_text(&e, &t.responder.secrets());
                     tracing::error!(decision = %d.decision_id, target = %t.name, attempts, retryable, error = %e, "revocation failed");
                     break (Err(e), retryable);
                 }
@@ -971,13 +1029,74 @@ pub fn budget_notice(delivery: &Delivery, d: &Decision) -> Decision {
     }
 }
 
-/// `text` with every secret (and every secret of 8 bytes or more it contains) replaced by `[redacted]`.
+/// What [`redact`] puts in place of a credential.
+const REDACTED: &str = "[redacted]";
+
+/// The shortest start of a credential that [`redact`] replaces.
+const SECRET_PREFIX: usize = 4;
+
+/// Bytes of an error's text that [`error_text`] keeps (before escaping).
+const ERROR_SHOWN: usize = 300;
+
+/// `text` with every run of [`SECRET_PREFIX`] (4) or more bytes that is the start of one of `secrets` replaced by
+/// `[redacted]`, wherever it stands. That covers a whole secret and also one cut short, by the server or by a read
+/// or display limit, at the end of the text or before more text: at most 3 bytes of a credential's start can
+/// show. Text that merely begins like a credential (`ghp_`, `xoxb-`) is redacted too; that is the price.
+/// Credentials are at least [`MIN_SECRET`] bytes (checked at start-up); an empty one is ignored.
 pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
-    let mut out = text.to_string();
-    for s in secrets.iter().filter(|s| s.len() >= 8) {
-        out = out.replace(s.as_str(), "[redacted]");
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let run = secrets
+            .iter()
+            .map(|s| common_start(rest, s))
+            .max()
+            .unwrap_or(0);
+        if run >= SECRET_PREFIX {
+            out.push_str(REDACTED);
+            rest = &rest[run..];
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
     }
     out
+}
+
+/// How many bytes `text` and `secret` begin with in common (ending on a character boundary of `text`).
+fn common_start(text: &str, secret: &str) -> usize {
+    let n = text
+        .bytes()
+        .zip(secret.bytes())
+        .take_while(|(a, b)| a == b)
+        .count();
+    (0..=n)
+        .rev()
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(0)
+}
+
+/// An error as reports and logs carry it: `secrets` [`redact`]ed from the whole text first, then cut to
+/// [`ERROR_SHOWN`] (300) bytes (not inside a `[redacted]`, marked `…`), then its control characters escaped
+/// ([`crate::text::escape_control`]). Redacting before cutting is what keeps a cut from leaving part of a
+/// credential unrecognised.
+pub(crate) fn error_text(e: &RespondError, secrets: &[String]) -> String {
+    let mut t = redact(&e.to_string(), secrets);
+    if t.len() > ERROR_SHOWN {
+        let mut cut = (0..=ERROR_SHOWN)
+            .rev()
+            .find(|i| t.is_char_boundary(*i))
+            .unwrap_or(0);
+        // a marker cut in two would read as text; cut before it
+        let from = cut.saturating_sub(REDACTED.len() - 1);
+        if let Some(m) = (from..cut).find(|m| t.get(*m..).is_some_and(|r| r.starts_with(REDACTED)))
+        {
+            cut = m;
+        }
+        t.truncate(cut);
+        t.push('…');
+    }
+    crate::text::escape_control(&t).into_owned()
 }
 
 /// `base` with path segments appended (each percent-encoded).
@@ -1037,11 +1156,71 @@ mod tests {
         std::fs::write(&f, "s3cret-from-file\n").unwrap();
         std::env::set_var("QUENCH_TEST_SECRET_VIA_FILE_FILE", &f);
         assert_eq!(
-            secret_from_env("QUENCH_TEST_SECRET_VIA_FILE").unwrap(),
+            secret_from_env("token_env", "QUENCH_TEST_SECRET_VIA_FILE").unwrap(),
             "s3cret-from-file"
         );
-        let e = secret_from_env("QUENCH_TEST_SECRET_NOWHERE").unwrap_err();
+        let e = secret_from_env("token_env", "QUENCH_TEST_SECRET_NOWHERE").unwrap_err();
         assert!(e.contains("QUENCH_TEST_SECRET_NOWHERE_FILE"), "{e}");
+    }
+
+    const TOKEN: &str = "00Zq7vN3kLp9XwT2bR8sYc4HjM6dF1gA5eU0iO3tQ7x";
+
+    fn okta_secrets() -> Vec<String> {
+        vec![format!("SSWS {TOKEN}"), TOKEN.to_string()]
+    }
+
+    #[test]
+    fn a_token_the_server_cut_short_is_redacted_wherever_it_stands() {
+        let text = format!("a {TOKEN} b {}... c SSWS {}", &TOKEN[..12], &TOKEN[..5]);
+        assert_eq!(
+            redact(&text, &okta_secrets()),
+            "a [redacted] b [redacted]... c [redacted]"
+        );
+        // three bytes are too few to be told from text; an empty secret redacts nothing
+        assert_eq!(redact("x 00Z", &okta_secrets()), "x 00Z");
+        assert_eq!(redact("x 00Z", &[String::new()]), "x 00Z");
+    }
+
+    #[test]
+    fn an_error_body_ending_inside_a_token_or_cut_beside_one_shows_none_of_it() {
+        let status = |body: String| RespondError::Status {
+            status: 401,
+            body,
+            retry_after: None,
+        };
+        // the body itself ends in the token's first 30 bytes (a server's own cut, or the read limit)
+        let e = status(format!("authorization: SSWS {}", &TOKEN[..30]));
+        assert_eq!(
+            error_text(&e, &okta_secrets()),
+            "HTTP 401: authorization: [redacted]"
+        );
+        // the 300-byte cut would fall inside the token: it falls before the marker instead
+        let e = status(format!("{}{TOKEN} and more\n\x1b[2J", ".".repeat(285)));
+        let t = error_text(&e, &okta_secrets());
+        assert_eq!(t, format!("HTTP 401: {}…", ".".repeat(285)));
+        // a short body keeps all of itself, control characters escaped
+        let t = error_text(
+            &status(format!("{TOKEN} and more\n\x1b[2J")),
+            &okta_secrets(),
+        );
+        assert_eq!(t, "HTTP 401: [redacted] and more\\n\\u{1b}[2J");
+    }
+
+    #[test]
+    fn a_credential_shorter_than_8_bytes_is_refused_at_start_up_naming_the_key() {
+        std::env::set_var("QUENCH_TEST_SHORT_TOKEN", "00abcde");
+        let e = build(
+            "[[targets]]\ntype = \"okta\"\nbase_url = \"https://x.okta.com\"\napi_token_env = \"QUENCH_TEST_SHORT_TOKEN\"\n",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("api_token_env")
+                && e.contains("QUENCH_TEST_SHORT_TOKEN")
+                && e.contains("7 bytes")
+                && e.contains("at least 8"),
+            "{e}"
+        );
     }
 
     #[test]

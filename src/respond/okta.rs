@@ -60,7 +60,7 @@ fn default_method() -> Method {
 pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     let cfg: OktaConfig = super::parse_target(t)?;
     let base = parse_base(&cfg.base_url)?;
-    let token = secret_from_env(&cfg.api_token_env)?;
+    let token = secret_from_env("api_token_env", &cfg.api_token_env)?;
     if (cfg.revoke_token == Method::ClientTokens || cfg.terminate_session == Method::ClientTokens)
         && cfg.client_id.is_none()
     {
@@ -180,7 +180,7 @@ mod tests {
 
     #[test]
     fn client_tokens_needs_a_client_id() {
-        std::env::set_var("QUENCH_TEST_OKTA_CT", "00token");
+        std::env::set_var("QUENCH_TEST_OKTA_CT", "00token-0123456789");
         let t: toml::Table = toml::from_str(
             "base_url = \"https://x.okta.com\"\napi_token_env = \"QUENCH_TEST_OKTA_CT\"\nrevoke_token = \"client_tokens\"\n",
         )

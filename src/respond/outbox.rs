@@ -18,7 +18,7 @@ use crate::decide::Decision;
 use crate::event::{Ended, Ts};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
@@ -384,52 +384,57 @@ pub async fn dispatch(
     let mut confirmer = Confirmer::default();
 
     // Start (or skip as a duplicate) one command.
-    let start =
-        |tasks: &mut JoinSet<()>,
-         known: &mut HashMap<String, Known>,
-         prog: &mut Progress,
-         part: &mut Part,
-         partition: i32,
-         resuming: bool,
-         (offset, id, target, created_at, decision): (i64, String, String, Ts, Decision)| {
-            let now = Ts::now().0;
-            let k = known.entry(id.clone()).or_insert(Known {
-                finished: false,
-                commanded: false,
-                at: now,
+    let start = |tasks: &mut JoinSet<()>,
+                 known: &mut HashMap<String, Known>,
+                 prog: &mut Progress,
+                 part: &mut Part,
+                 partition: i32,
+                 resuming: bool,
+                 (offset, id, target, created_at, decision): (
+        i64,
+        String,
+        String,
+        Ts,
+        Decision,
+    )| {
+        let now = Ts::now().0;
+        let k = known.entry(id.clone()).or_insert(Known {
+            finished: false,
+            commanded: false,
+            at: now,
+        });
+        k.at = now;
+        if k.commanded {
+            prog.duplicates += 1;
+            prog.settled += 1;
+            tracing::debug!(command = %crate::text::escape_control(&id), "command already seen; not sent again");
+            return;
+        }
+        k.commanded = true;
+        if k.finished {
+            prog.settled += 1; // its outcome is on the topic: done before this start
+            return;
+        }
+        if resuming {
+            prog.resumed += 1;
+        }
+        part.pending.insert(offset);
+        prog.in_flight += 1;
+        let ctx = ctx.clone();
+        let fin = fin_tx.clone();
+        tasks.spawn(async move {
+            let (recorded, pending) = ctx
+                .run(&target, &decision, created_at, partition, offset)
+                .await;
+            let _ = fin.send(Finished {
+                partition,
+                offset,
+                command_id: id,
+                recorded,
+                pending,
             });
-            k.at = now;
-            if k.commanded {
-                prog.duplicates += 1;
-                prog.settled += 1;
-                tracing::debug!(command = %id, "command already seen; not sent again");
-                return;
-            }
-            k.commanded = true;
-            if k.finished {
-                prog.settled += 1; // its outcome is on the topic: done before this start
-                return;
-            }
-            if resuming {
-                prog.resumed += 1;
-            }
-            part.pending.insert(offset);
-            prog.in_flight += 1;
-            let ctx = ctx.clone();
-            let fin = fin_tx.clone();
-            tasks.spawn(async move {
-                let (recorded, pending) = ctx
-                    .run(&target, &decision, created_at, partition, offset)
-                    .await;
-                let _ = fin.send(Finished {
-                    partition,
-                    offset,
-                    command_id: id,
-                    recorded,
-                    pending,
-                });
-            });
-        };
+        });
+    };
 
     let mut stop_at: Option<HashMap<i32, i64>> = None;
     let drain = tokio::time::sleep(Duration::MAX);
@@ -501,7 +506,7 @@ pub async fn dispatch(
                         part.to_confirm.remove(&c.command_id);
                     }
                     Err(e) => {
-                        tracing::warn!(partition, offset, error = %e, "unreadable record on the commands topic; skipped");
+                        tracing::warn!(partition, offset, error = %crate::text::escape_control(&e.to_string()), "unreadable record on the commands topic; skipped");
                     }
                 }
                 if part.recover_to.is_some_and(|end| part.next >= end) {
@@ -545,7 +550,7 @@ pub async fn dispatch(
             }
             _ = tick.tick() => {
                 for p in confirmer.expire(Ts::now()) {
-                    tracing::error!(command = %p.command_id, target = %p.target, within_secs = p.within_secs, "revocation not confirmed by the vendor's log in time");
+                    tracing::error!(command = %crate::text::escape_control(&p.command_id), target = %crate::text::escape_control(&p.target), within_secs = p.within_secs, "revocation not confirmed by the vendor's log in time");
                     let c = Confirmation::unconfirmed(&p);
                     settle_confirmation(&ctx, &mut tasks, &mut prog, c, Some(confirm::unconfirmed_alert(&p)));
                 }
@@ -729,19 +734,7 @@ impl TaskCtx {
                 _ => ("revocation_failed", outcome.error.as_deref()),
             };
             let source = format!("{}/{partition}@{offset}", self.topic);
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: "quench.error",
-                    value: Some(code),
-                })
-                .insert(Header {
-                    key: "quench.reason",
-                    value: Some(reason.unwrap_or("")),
-                })
-                .insert(Header {
-                    key: "quench.source",
-                    value: Some(source.as_str()),
-                });
+            let headers = crate::bus::dead_letter_headers(code, reason.unwrap_or(""), &source);
             if let Err(e) = produce(
                 &self.producer,
                 &self.dead_letter_topic,

@@ -56,7 +56,7 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     Ok(Box::new(Salesforce {
         base: parse_base(&cfg.instance_url)?,
         version: format!("v{v}"),
-        token: secret_from_env(&cfg.access_token_env)?,
+        token: secret_from_env("access_token_env", &cfg.access_token_env)?,
     }))
 }
 

@@ -52,7 +52,7 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     let cfg: SlackConfig = parse_target(t)?;
     Ok(Box::new(Slack {
         base: parse_base(&cfg.base_url)?,
-        token: secret_from_env(&cfg.token_env)?,
+        token: secret_from_env("token_env", &cfg.token_env)?,
         team_id: cfg.team_id,
     }))
 }

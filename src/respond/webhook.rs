@@ -36,7 +36,7 @@ fn default_env() -> String {
 pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     let cfg: WebhookConfig = super::parse_target(t)?;
     let url = parse_base(&cfg.url)?;
-    let secret = secret_from_env(&cfg.secret_env)?;
+    let secret = secret_from_env("secret_env", &cfg.secret_env)?;
     if secret.len() < 16 {
         return Err(format!(
             "the secret in {} must be at least 16 bytes",
