@@ -95,6 +95,18 @@ pub fn render(s: &Sources) -> String {
         "Detector findings.",
         &[("", st.findings)],
     );
+    counter(
+        &mut out,
+        "quench_events_too_old_total",
+        "Events older than the state horizon (normalize.max_age_secs), kept out of state.",
+        &[("", st.too_old)],
+    );
+    counter(
+        &mut out,
+        "quench_link_conflicts_total",
+        "Correlation links a weaker or equal source tried to re-point (kept as they were).",
+        &[("", st.link_conflicts)],
+    );
     let labels: Vec<(String, u64)> = crate::decide::Action::ALL
         .iter()
         .map(|a| {

@@ -61,6 +61,9 @@ async fn metrics_show_the_budget_running_out_and_what_was_sent() {
         common::demo_events().len() as u64
     );
     assert_eq!(value(&text, "quench_dead_letters_total"), 2);
+    // the demo's day is within the state horizon and its links never conflict
+    assert_eq!(value(&text, "quench_events_too_old_total"), 0);
+    assert_eq!(value(&text, "quench_link_conflicts_total"), 0);
     assert_eq!(value(&text, "quench_revocation_budget_exhausted_total"), 1);
     assert_eq!(value(&text, "quench_guardrail_capped_total"), 2);
     assert_eq!(value(&text, "quench_revocations_total{result=\"sent\"}"), 1);

@@ -8,7 +8,8 @@
 //!
 //! Trust: links are learned only from keys and principals the event's source vouches for, and a link is replaced
 //! only by one from a stronger source (IdP over SaaS over gateway and agent); a different claim at the same or a
-//! weaker strength keeps the first link and is counted as a conflict. Attribution goes only through vouched keys,
+//! weaker strength keeps the first link and is counted as a conflict. (At equal strength an agent's link replaces a
+//! service's without a conflict: an agent calling through a gateway is both the gateway's consumer and the agent.) Attribution goes only through vouched keys,
 //! and an attributed principal carries the vouch of the link it came from. A client-supplied token or job id
 //! (an anonymous request's `x-token-id`) therefore neither re-points a link nor borrows anyone's identity.
 
@@ -113,6 +114,7 @@ impl Correlator {
                     };
                 } else {
                     self.conflicts += 1;
+                    tracing::debug!(link = "token→job", token = %crate::text::escape_control(t), kept = %crate::text::escape_control(&l.job), claimed = %crate::text::escape_control(j), "conflicting link kept");
                 }
             }
         }
@@ -121,10 +123,10 @@ impl Correlator {
             _ => None,
         };
         if let Some((id, kind, v)) = who {
-            for (map, key) in [
-                (&mut self.token_principal, token),
-                (&mut self.job_principal, job),
-                (&mut self.session_principal, session),
+            for (name, map, key) in [
+                ("token→principal", &mut self.token_principal, token),
+                ("job→principal", &mut self.job_principal, job),
+                ("session→principal", &mut self.session_principal, session),
             ] {
                 if let Some(k) = key {
                     let mk = || Who {
@@ -134,10 +136,19 @@ impl Correlator {
                     };
                     let w = map.entry(k, now, mk);
                     if &*w.id != id {
-                        if v.strength() > w.vouch.strength() {
+                        // An agent using a gateway credential is seen as the gateway's consumer (a service) and as
+                        // the agent its runtime names: the agent is the more specific identity, not a conflict.
+                        let agent_over_service = v.strength() == w.vouch.strength()
+                            && kind == PrincipalKind::Agent
+                            && w.kind == PrincipalKind::Service;
+                        let service_under_agent = v.strength() == w.vouch.strength()
+                            && kind == PrincipalKind::Service
+                            && w.kind == PrincipalKind::Agent;
+                        if v.strength() > w.vouch.strength() || agent_over_service {
                             *w = mk();
-                        } else {
+                        } else if !service_under_agent {
                             self.conflicts += 1;
+                            tracing::debug!(link = name, key = %crate::text::escape_control(k), kept = %crate::text::escape_control(&w.id), claimed = %crate::text::escape_control(id), "conflicting link kept");
                         }
                     }
                 }

@@ -79,7 +79,7 @@ pub enum Record {
         target: String,
         /// Wall clock when the command was written; `give_up_after_secs` counts from here.
         created_at: Ts,
-        decision: Decision,
+        decision: Box<Decision>,
     },
     /// What became of a command.
     Outcome(Outcome),
@@ -470,6 +470,7 @@ pub async fn dispatch(
                 let now = Ts::now().0;
                 match serde_json::from_slice::<Record>(m.payload().unwrap_or(&[])) {
                     Ok(Record::Command { command_id, target, created_at, decision }) => {
+                        let decision = *decision;
                         part.remembered.push_back((offset, created_at.0.min(now)));
                         if part.recover_to.is_some() && dispatcher.confirmation_of(&target).is_some() {
                             part.to_confirm.insert(command_id.clone(), (decision.clone(), target.clone(), None));
