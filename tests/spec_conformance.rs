@@ -128,8 +128,7 @@ async fn dispatch_one(targets_toml: &str, d: Decision) -> Result<u16, String> {
 #[tokio::test]
 async fn okta_session_clear_matches_the_okta_management_spec() {
     let Some(shared) = shared() else {
-        eprintln!("skipped: ../shared/tools/spec-mock is not beside this checkout");
-        return;
+        return common::skip("../shared/tools/spec-mock is not beside this checkout");
     };
     let mock = spec_mock(&shared, "okta/okta-management-minimal.yaml", &[]);
     std::env::set_var("QUENCH_TEST_OKTA_TOKEN", "00abcdefghijklmnopqrstuvwxyz");
@@ -164,8 +163,7 @@ async fn okta_session_clear_matches_the_okta_management_spec() {
 #[tokio::test]
 async fn graph_revoke_sign_in_sessions_matches_the_graph_spec() {
     let Some(shared) = shared() else {
-        eprintln!("skipped: ../shared/tools/spec-mock is not beside this checkout");
-        return;
+        return common::skip("../shared/tools/spec-mock is not beside this checkout");
     };
     let mock = spec_mock(
         &shared,
@@ -282,8 +280,7 @@ async fn discovery_server(
 #[tokio::test]
 async fn google_sign_out_matches_the_admin_directory_discovery_document() {
     let Some(shared) = shared() else {
-        eprintln!("skipped: ../shared is not beside this checkout");
-        return;
+        return common::skip("../shared is not beside this checkout");
     };
     let doc: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
@@ -333,8 +330,7 @@ async fn google_sign_out_matches_the_admin_directory_discovery_document() {
 #[tokio::test]
 async fn slack_session_reset_and_invalidate_match_the_slack_web_api_spec() {
     let Some(shared) = shared() else {
-        eprintln!("skipped: ../shared/tools/spec-mock is not beside this checkout");
-        return;
+        return common::skip("../shared/tools/spec-mock is not beside this checkout");
     };
     let mock = spec_mock(
         &shared,
@@ -381,8 +377,7 @@ async fn slack_session_reset_and_invalidate_match_the_slack_web_api_spec() {
 #[tokio::test]
 async fn okta_universal_logout_matches_the_okta_oauth_spec() {
     let Some(shared) = shared() else {
-        eprintln!("skipped: ../shared/tools/spec-mock is not beside this checkout");
-        return;
+        return common::skip("../shared/tools/spec-mock is not beside this checkout");
     };
     let mock = spec_mock(&shared, "okta/okta-oauth-minimal.yaml", &[]);
     std::env::set_var("QUENCH_TEST_OKTA_UL_TOKEN", "00abcdefghijklmnopqrstuvwxyz");
@@ -458,12 +453,10 @@ fn github_spec() -> Option<PathBuf> {
 #[tokio::test]
 async fn github_sso_authorization_removal_matches_githubs_openapi_description() {
     let Some(shared) = shared() else {
-        eprintln!("skipped: ../shared/tools/spec-mock is not beside this checkout");
-        return;
+        return common::skip("../shared/tools/spec-mock is not beside this checkout");
     };
     let Some(spec) = github_spec() else {
-        eprintln!("skipped: npm cannot fetch @octokit/openapi");
-        return;
+        return common::skip("npm cannot fetch @octokit/openapi");
     };
     let mock = spec_mock_file(&shared, &spec, &["/orgs/{org}/credential-authorizations"]);
     std::env::set_var(
