@@ -14,11 +14,98 @@ use quench::respond::{build_targets, Dispatcher, RespondConfig};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct SpecMock {
     child: Child,
     url: String,
+    /// The same mock behind a recording pass-through: what the targets are pointed at.
+    via: String,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl SpecMock {
+    /// The request lines (`METHOD /path?query`) the targets sent since the last call.
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+/// A pass-through in front of `upstream` (`http://host:port[/prefix]`) that records each request's method and
+/// path: the spec check says a request is *a* valid call; this says it is *the* call (a valid `DELETE
+/// /api/v1/users/{id}` deletes the user).
+fn recording_proxy(upstream: &str) -> (String, Arc<Mutex<Vec<String>>>) {
+    let rest = upstream.trim_start_matches("http://");
+    let (hostport, prefix) = match rest.find('/') {
+        Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
+        None => (rest.to_string(), String::new()),
+    };
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std_listener.set_nonblocking(true).unwrap();
+    let addr = std_listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        let l = tokio::net::TcpListener::from_std(std_listener).unwrap();
+        while let Ok((mut client, _)) = l.accept().await {
+            let (log, hostport) = (log.clone(), hostport.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let head_end = loop {
+                    let n = client.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    let n = client.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let mut lines = head.split("\r\n");
+                let first = lines.next().unwrap_or_default().to_string();
+                log.lock().unwrap().push(
+                    first
+                        .rsplit_once(' ')
+                        .map_or(first.clone(), |(a, _)| a.to_string()),
+                );
+                let mut out = format!("{first}\r\n");
+                for l in lines.filter(|l| !l.is_empty()) {
+                    if !l.to_ascii_lowercase().starts_with("connection:") {
+                        out.push_str(l);
+                        out.push_str("\r\n");
+                    }
+                }
+                out.push_str("Connection: close\r\n\r\n");
+                let mut up = tokio::net::TcpStream::connect(&hostport).await.unwrap();
+                up.write_all(out.as_bytes()).await.unwrap();
+                up.write_all(&buf[head_end..]).await.unwrap();
+                let mut resp = Vec::new();
+                let _ = up.read_to_end(&mut resp).await;
+                let _ = client.write_all(&resp).await;
+                let _ = client.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}{prefix}"), seen)
 }
 
 impl Drop for SpecMock {
@@ -78,7 +165,13 @@ fn spec_mock_file(shared: &Path, spec: &Path, prefixes: &[&str]) -> SpecMock {
     let url = rx
         .recv_timeout(Duration::from_secs(600))
         .unwrap_or_else(|_| panic!("spec-mock for {} did not start", spec.display()));
-    SpecMock { child, url }
+    let (via, seen) = recording_proxy(&url);
+    SpecMock {
+        child,
+        url,
+        via,
+        seen,
+    }
 }
 
 fn decision(action: Action, principal: &str, principal_id: &str) -> Decision {
@@ -132,21 +225,30 @@ async fn okta_session_clear_matches_the_okta_management_spec() {
     };
     let mock = spec_mock(&shared, "okta/okta-management-minimal.yaml", &[]);
     std::env::set_var("QUENCH_TEST_OKTA_TOKEN", "00abcdefghijklmnopqrstuvwxyz");
-    let toml = format!("enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"{}\"\napi_token_env = \"QUENCH_TEST_OKTA_TOKEN\"\n", mock.url);
+    let toml = format!("enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"{}\"\napi_token_env = \"QUENCH_TEST_OKTA_TOKEN\"\n", mock.via);
     let got = dispatch_one(
         &toml,
         decision(Action::TerminateSession, "alice@example.com", "00ualice"),
     )
     .await;
     assert_eq!(got, Ok(204));
+    assert_eq!(
+        mock.take(),
+        ["DELETE /api/v1/users/00ualice/sessions?oauthTokens=true"]
+    );
     // one session only, and one OAuth client's tokens only
     let modes = format!(
         "{toml}revoke_token = \"session\"\nterminate_session = \"client_tokens\"\nclient_id = \"0oaagentplatform\"\n"
     );
     let d = decision(Action::RevokeToken, "alice@example.com", "00ualice");
     assert_eq!(dispatch_one(&modes, d).await, Ok(204));
+    assert_eq!(mock.take(), ["DELETE /api/v1/sessions/102aliceS3ss"]);
     let d = decision(Action::TerminateSession, "alice@example.com", "00ualice");
     assert_eq!(dispatch_one(&modes, d).await, Ok(204));
+    assert_eq!(
+        mock.take(),
+        ["DELETE /api/v1/users/00ualice/clients/0oaagentplatform/tokens"]
+    );
 
     // control: the same call without credentials breaks the spec's security requirement
     let r = reqwest::Client::new()
@@ -173,7 +275,7 @@ async fn graph_revoke_sign_in_sessions_matches_the_graph_spec() {
     std::env::set_var("QUENCH_TEST_GRAPH_TOKEN", "eyJ0eXAiOiJKV1QifQ.test.token");
     let toml = format!(
         "enforce = true\n[[targets]]\ntype = \"graph\"\nbase_url = \"{}\"\nqualified_action_name = true\naccess_token_env = \"QUENCH_TEST_GRAPH_TOKEN\"\n",
-        mock.url
+        mock.via
     );
     let got = dispatch_one(
         &toml,
@@ -181,6 +283,11 @@ async fn graph_revoke_sign_in_sessions_matches_the_graph_spec() {
     )
     .await;
     assert_eq!(got, Ok(200));
+    // the user by the IdP-verified UPN (the object id would come only from Entra's own log)
+    assert_eq!(
+        mock.take(),
+        ["POST /users/alice@example.com/microsoft.graph.revokeSignInSessions"]
+    );
 
     // control: a JSON body the action does not take is refused
     let r = reqwest::Client::new()
@@ -340,16 +447,22 @@ async fn slack_session_reset_and_invalidate_match_the_slack_web_api_spec() {
     std::env::set_var("QUENCH_TEST_SLACK_TOKEN", "xoxp-test-admin-token-0123");
     let toml = format!(
         "enforce = true\n[[targets]]\ntype = \"slack\"\nbase_url = \"{}\"\ntoken_env = \"QUENCH_TEST_SLACK_TOKEN\"\nteam_id = \"T012AB3C4\"\n",
-        mock.url
+        mock.via
     );
     // terminate_session of a user known by Slack id: admin.users.session.reset
     let mut d = decision(Action::TerminateSession, "alice@example.com", "W012A3CDE");
     assert_eq!(dispatch_one(&toml, d.clone()).await, Ok(200));
+    assert_eq!(mock.take(), ["POST /admin.users.session.reset"]);
     // revoke_token naming a Slack session: admin.users.session.invalidate (session_id is an integer)
     d.action = Action::RevokeToken;
     d.session_id = Some("913888259765".into());
     d.trust.session_vendor = Some("slack".into());
+    assert_eq!(dispatch_one(&toml, d.clone()).await, Ok(200));
+    assert_eq!(mock.take(), ["POST /admin.users.session.invalidate"]);
+    // the same number from another vendor's log (an MCP session id) is not a Slack session: the user is reset
+    d.trust.session_vendor = Some("opentelemetry".into());
     assert_eq!(dispatch_one(&toml, d).await, Ok(200));
+    assert_eq!(mock.take(), ["POST /admin.users.session.reset"]);
 
     // control: without the `token` header the spec declares, the mock refuses (422)
     let r = reqwest::Client::new()
@@ -381,13 +494,14 @@ async fn okta_universal_logout_matches_the_okta_oauth_spec() {
     };
     let mock = spec_mock(&shared, "okta/okta-oauth-minimal.yaml", &[]);
     std::env::set_var("QUENCH_TEST_OKTA_UL_TOKEN", "00abcdefghijklmnopqrstuvwxyz");
-    let toml = format!("enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"{}\"\napi_token_env = \"QUENCH_TEST_OKTA_UL_TOKEN\"\nterminate_session = \"universal_logout\"\n", mock.url);
+    let toml = format!("enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"{}\"\napi_token_env = \"QUENCH_TEST_OKTA_UL_TOKEN\"\nterminate_session = \"universal_logout\"\n", mock.via);
     let got = dispatch_one(
         &toml,
         decision(Action::TerminateSession, "alice@example.com", "00ualice"),
     )
     .await;
     assert_eq!(got, Ok(204));
+    assert_eq!(mock.take(), ["POST /oauth2/v1/global-token-revocation"]);
 
     // control: a subject format the spec does not know is refused
     let r = reqwest::Client::new()
@@ -465,11 +579,20 @@ async fn github_sso_authorization_removal_matches_githubs_openapi_description() 
     );
     let toml = format!(
         "enforce = true\n[[targets]]\ntype = \"github\"\nbase_url = \"{}\"\norg = \"acme\"\ntoken_env = \"QUENCH_TEST_GITHUB_TOKEN\"\n",
-        mock.url
+        mock.via
     );
     // the list (GET with login, per_page and page) and the removal (DELETE with an integer credential id)
     let got = dispatch_one(&toml, decision(Action::RevokeToken, "octo", "octo")).await;
     assert_eq!(got, Ok(204));
+    let seen = mock.take();
+    assert!(
+        seen.len() >= 2
+            && seen[0] == "GET /orgs/acme/credential-authorizations?login=octo&per_page=100&page=1"
+            && seen[1..]
+                .iter()
+                .all(|r| r.starts_with("DELETE /orgs/acme/credential-authorizations/")),
+        "{seen:?}"
+    );
 
     // control: a page size that is not an integer breaks the description
     let r = reqwest::Client::new()
