@@ -87,3 +87,64 @@ async fn metrics_show_the_budget_running_out_and_what_was_sent() {
     let r = reqwest::get(format!("http://{bound}/")).await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
 }
+
+/// Counts used to be published only at start and exit: a live `quench run` showed 0 records until it stopped. And
+/// offsets were committed only when a record arrived, so an idle topic's tail stayed uncommitted. Both are read
+/// here while the run is still going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_committed_offsets_are_current_while_the_run_is_still_going() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let (_cluster, bootstrap, k) = common::demo_cluster("quench-metrics-live").await;
+    let cfg = Config {
+        kafka: Some(k.clone()),
+        ..Default::default()
+    };
+    let respond = RespondConfig::default();
+    let dispatcher =
+        Dispatcher::new(respond.clone(), build_targets(&respond).unwrap(), None).unwrap();
+    let (opts, bound) = app::serve_metrics("127.0.0.1:0".parse().unwrap(), &dispatcher)
+        .await
+        .unwrap();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let run = tokio::spawn(async move {
+        let mut pipeline = Pipeline::new(&cfg).unwrap();
+        app::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await
+    });
+    let total = common::demo_events().len() as u64;
+    let url = format!("http://{bound}/metrics");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let text = reqwest::get(&url).await.unwrap().text().await.unwrap();
+        if value(&text, "quench_records_total") == total {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "records_total never reached {total} while running:\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(!run.is_finished(), "the run is still going");
+    // the topic is now idle: its committed offset reaches the end without another record arriving
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "quench-metrics-live")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(app::DEMO_TOPIC, 0);
+    let (_, high) = c
+        .fetch_watermarks(app::DEMO_TOPIC, 0, std::time::Duration::from_secs(10))
+        .unwrap();
+    common::wait_until("the idle topic's offsets are committed to its end", || {
+        let got = c
+            .committed_offsets(tpl.clone(), std::time::Duration::from_secs(10))
+            .unwrap();
+        got.find_partition(app::DEMO_TOPIC, 0)
+            .is_some_and(|p| p.offset() == rdkafka::Offset::Offset(high))
+    })
+    .await;
+    assert!(!run.is_finished(), "the run is still going");
+    stop.send(true).unwrap();
+    run.await.unwrap().unwrap();
+}

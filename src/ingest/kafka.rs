@@ -4,8 +4,9 @@
 //! decisions topic (key: decision id), unusable records on the dead-letter topic (original key and payload, the
 //! reason in headers `quench.error`, `quench.reason`, `quench.source`, control characters escaped), and decisions handed to the dispatcher.
 //! Offsets: a record's offset is stored only after its decisions or dead letter are acknowledged by the broker,
-//! and stored offsets are committed every `commit_interval_ms` and on shutdown (at-least-once; decision ids are
-//! deterministic so a redelivered duplicate is recognisable). State: the latency histogram (ingest → decision).
+//! and stored offsets are committed every `commit_interval_ms` (by a timer, so also while the topics are idle) and on
+//! shutdown (at-least-once; decision ids are deterministic so a redelivered duplicate is recognisable). The
+//! pipeline's counts are published at every commit. State: the latency histogram (ingest → decision).
 
 use crate::config::KafkaConfig;
 use crate::decide::Decision;
@@ -160,9 +161,28 @@ pub async fn run(
         }
     }
     let mut stored_any = false;
+    // Offsets stored since the last commit. A timer commits them and publishes the counts even while no record
+    // arrives, so an idle topic's tail is committed and the metrics are current within one commit interval.
+    let mut dirty = false;
+    let mut tick = tokio::time::interval(Duration::from_millis(k.commit_interval_ms.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let msg = tokio::select! {
             m = consumer.recv() => m,
+            _ = tick.tick() => {
+                if dirty {
+                    match consumer.commit_consumer_state(CommitMode::Async) {
+                        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                        Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+                    }
+                    dirty = false;
+                    last_commit = Instant::now();
+                }
+                if let Some(tx) = &opts.stats {
+                    tx.send_replace(pipeline.stats.clone());
+                }
+                continue;
+            }
             _ = shutdown.changed() => break,
         };
         let m = match msg {
@@ -248,6 +268,7 @@ pub async fn run(
         }
         consumer.store_offset(topic, partition, offset)?;
         stored_any = true;
+        dirty = true;
         if opts.stop_at_end {
             let key = (topic.to_string(), partition);
             if remaining.get(&key).is_some_and(|end| offset + 1 >= *end) {
@@ -262,7 +283,11 @@ pub async fn run(
                 Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
                 Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
             }
+            dirty = false;
             last_commit = Instant::now();
+            if let Some(tx) = &opts.stats {
+                tx.send_replace(pipeline.stats.clone());
+            }
         }
     }
     if let Some(tx) = &opts.stats {
