@@ -33,6 +33,9 @@ pub const MAX_KEY_BYTES: usize = 128;
 /// Most bytes of one string a detector keeps in state (see [`bounded`]).
 pub const MAX_TEXT_BYTES: usize = 256;
 
+/// How many strings of a [`RecentSet`] a reason lists (see [`RecentSet::summary`]).
+pub const LISTED: usize = 8;
+
 /// Limits for one keyed map.
 #[derive(Clone, Copy, Debug)]
 pub struct Bounds {
