@@ -93,6 +93,14 @@ pub fn bounded_box(s: &str) -> Box<str> {
     bounded(s).into()
 }
 
+/// 128 bits of the SHA-256 of `s`: for a string that state only compares, never shows. Two strings share a digest
+/// only by a SHA-256 collision on 128 bits, which nobody choosing log contents can produce.
+pub fn digest(s: &str) -> [u8; 16] {
+    let mut d = [0; 16];
+    d.copy_from_slice(&Sha256::digest(s.as_bytes())[..16]);
+    d
+}
+
 /// A key as stored: its bytes, or for a key over [`MAX_KEY_BYTES`] the byte 0xFF and its SHA-256. 0xFF never
 /// occurs in UTF-8, so a digest cannot equal a short key, and SHA-256 keeps long keys from colliding even when
 /// whoever writes the logs chooses them.
@@ -118,19 +126,86 @@ impl StoredKey<'_> {
     }
 }
 
-const NIL: u32 = u32::MAX;
-/// Most slots one [`Lru`] may have (slot numbers are `u32`, `NIL` excluded).
-const MAX_SLOTS: usize = (u32::MAX - 1) as usize;
+/// The list bit of [`Slot::prev`].
+const LIST_BIT: u32 = 1 << 31;
+/// No slot.
+const NIL: u32 = LIST_BIT - 1;
+/// Most slots one [`Lru`] may have (slot numbers are below `NIL`).
+const MAX_SLOTS: usize = NIL as usize;
 
 struct Slot<V> {
     key: Box<[u8]>,
-    /// Towards the more recent end of the slot's list (or `NIL`).
+    /// Towards the more recent end of the slot's list (or `NIL`); the top bit says which list.
     prev: u32,
     /// Towards the less recent end (or `NIL`); for a free slot, the next free slot.
     next: u32,
-    list: u8,
     /// `None` only for a free slot.
     value: Option<V>,
+}
+
+impl<V> Slot<V> {
+    fn prev(&self) -> u32 {
+        self.prev & !LIST_BIT
+    }
+    fn list(&self) -> usize {
+        (self.prev >> 31) as usize
+    }
+    fn set_prev(&mut self, p: u32) {
+        self.prev = (self.prev & LIST_BIT) | p;
+    }
+}
+
+/// Slots in chunks of `CHUNK`: growing never copies the slots nor leaves more than one chunk unused (a `Vec` that
+/// doubles may leave half its capacity unused). The first chunk grows as a `Vec` does, so a small set stays small.
+struct Slab<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+impl<T> Slab<T> {
+    fn new() -> Self {
+        Slab {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+    fn push(&mut self, t: T) -> u32 {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(t),
+            _ => {
+                let mut c = Vec::with_capacity(if self.chunks.is_empty() { 1 } else { CHUNK });
+                c.push(t);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+        (self.len - 1) as u32
+    }
+    fn get(&self, i: u32) -> Option<&T> {
+        self.chunks
+            .get((i >> CHUNK_BITS) as usize)?
+            .get(i as usize & (CHUNK - 1))
+    }
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl<T> std::ops::Index<u32> for Slab<T> {
+    type Output = T;
+    fn index(&self, i: u32) -> &T {
+        &self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
+    }
+}
+
+impl<T> std::ops::IndexMut<u32> for Slab<T> {
+    fn index_mut(&mut self, i: u32) -> &mut T {
+        &mut self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -151,7 +226,7 @@ const EMPTY: List = List {
 /// Keys (as bytes) to values in a slab of slots, each slot on one of two recency lists, with a hash index from key
 /// to slot: the O(1) core of [`KeyedState`] and [`RecentSet`]. It enforces no bound itself.
 struct Lru<V> {
-    slots: Vec<Slot<V>>,
+    slots: Slab<Slot<V>>,
     /// First free slot, the rest threaded through `next`.
     free: u32,
     index: HashTable<u32>,
@@ -164,7 +239,7 @@ struct Lru<V> {
 impl<V> Lru<V> {
     fn new() -> Self {
         Lru {
-            slots: Vec::new(),
+            slots: Slab::new(),
             free: NIL,
             index: HashTable::new(),
             hasher: foldhash::fast::RandomState::default(),
@@ -174,27 +249,25 @@ impl<V> Lru<V> {
 
     fn find(&self, key: &[u8]) -> Option<u32> {
         let h = self.hasher.hash_one(key);
-        self.index
-            .find(h, |&i| *self.slots[i as usize].key == *key)
-            .copied()
+        self.index.find(h, |&i| *self.slots[i].key == *key).copied()
     }
 
     fn value(&self, i: u32) -> &V {
-        match &self.slots[i as usize].value {
+        match &self.slots[i].value {
             Some(v) => v,
             None => unreachable!("a linked slot holds a value"),
         }
     }
 
     fn value_mut(&mut self, i: u32) -> &mut V {
-        match &mut self.slots[i as usize].value {
+        match &mut self.slots[i].value {
             Some(v) => v,
             None => unreachable!("a linked slot holds a value"),
         }
     }
 
     fn list_of(&self, i: u32) -> usize {
-        self.slots[i as usize].list as usize
+        self.slots[i].list()
     }
 
     fn len(&self, list: usize) -> usize {
@@ -208,16 +281,16 @@ impl<V> Lru<V> {
 
     fn unlink(&mut self, i: u32) {
         let (prev, next, list) = {
-            let s = &self.slots[i as usize];
-            (s.prev, s.next, s.list as usize)
+            let s = &self.slots[i];
+            (s.prev(), s.next, s.list())
         };
         match prev {
             NIL => self.lists[list].head = next,
-            p => self.slots[p as usize].next = next,
+            p => self.slots[p].next = next,
         }
         match next {
             NIL => self.lists[list].tail = prev,
-            n => self.slots[n as usize].prev = prev,
+            n => self.slots[n].set_prev(prev),
         }
         self.lists[list].len -= 1;
     }
@@ -225,14 +298,13 @@ impl<V> Lru<V> {
     fn push_front(&mut self, i: u32, list: usize) {
         let head = self.lists[list].head;
         {
-            let s = &mut self.slots[i as usize];
-            s.prev = NIL;
+            let s = &mut self.slots[i];
+            s.prev = NIL | if list == 0 { 0 } else { LIST_BIT };
             s.next = head;
-            s.list = list as u8;
         }
         match head {
             NIL => self.lists[list].tail = i,
-            h => self.slots[h as usize].prev = i,
+            h => self.slots[h].set_prev(i),
         }
         self.lists[list].head = i;
         self.lists[list].len += 1;
@@ -249,43 +321,36 @@ impl<V> Lru<V> {
 
     /// Add a key known to be absent, as the most recent of `list`.
     fn insert(&mut self, key: &[u8], list: usize, value: V) -> u32 {
+        let slot = Slot {
+            key: Box::from(key),
+            prev: NIL,
+            next: NIL,
+            value: Some(value),
+        };
         let i = match self.free {
-            NIL => {
-                self.slots.push(Slot {
-                    key: Box::default(),
-                    prev: NIL,
-                    next: NIL,
-                    list: 0,
-                    value: None,
-                });
-                (self.slots.len() - 1) as u32
-            }
+            NIL => self.slots.push(slot),
             f => {
-                self.free = self.slots[f as usize].next;
+                self.free = self.slots[f].next;
+                self.slots[f] = slot;
                 f
             }
         };
-        {
-            let s = &mut self.slots[i as usize];
-            s.key = Box::from(key);
-            s.value = Some(value);
-        }
         let h = self.hasher.hash_one(key);
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index
-            .insert_unique(h, i, |&j| hasher.hash_one(&*slots[j as usize].key));
+            .insert_unique(h, i, |&j| hasher.hash_one(&*slots[j].key));
         self.push_front(i, list);
         i
     }
 
     fn remove(&mut self, i: u32) -> Option<V> {
-        let h = self.hasher.hash_one(&*self.slots[i as usize].key);
+        let h = self.hasher.hash_one(&*self.slots[i].key);
         if let Ok(e) = self.index.find_entry(h, |&j| j == i) {
             e.remove();
         }
         self.unlink(i);
         let free = self.free;
-        let s = &mut self.slots[i as usize];
+        let s = &mut self.slots[i];
         s.key = Box::default();
         s.next = free;
         self.free = i;
@@ -296,7 +361,10 @@ impl<V> Lru<V> {
     fn keys(&self, list: usize) -> impl Iterator<Item = &[u8]> {
         let mut at = self.lists[list].head;
         std::iter::from_fn(move || {
-            let s = self.slots.get(at as usize)?;
+            if at == NIL {
+                return None;
+            }
+            let s = self.slots.get(at)?;
             at = s.next;
             Some(&*s.key)
         })
@@ -450,46 +518,90 @@ impl<V> KeyedState<V> {
     }
 }
 
-/// A per-key set of strings (destinations, domains, clients) with a cap: membership in O(1), and at the cap the
-/// least recently seen string makes room. Strings are kept [`bounded`].
+/// A per-key set of strings (destinations, domains, clients) with a cap: at the cap the least recently seen string
+/// makes room. Strings are kept [`bounded`]. Up to [`SMALL`] strings are a vector searched linearly (smaller and
+/// faster than an index for the usual few); past that, an indexed recency list ([`Lru`]): membership, touching and
+/// evicting in O(1).
 pub struct RecentSet {
-    lru: Lru<()>,
+    items: Items,
     cap: usize,
     forgotten: u64,
+}
+
+/// Most strings a [`RecentSet`] keeps in a plain vector.
+pub const SMALL: usize = 16;
+
+enum Items {
+    /// Least recently seen first.
+    Small(Vec<Box<str>>),
+    Large(Box<Lru<()>>),
 }
 
 impl RecentSet {
     /// An empty set of at most `cap` strings (at least 1). Allocates nothing until the first string.
     pub fn new(cap: usize) -> Self {
         RecentSet {
-            lru: Lru::new(),
+            items: Items::Small(Vec::new()),
             cap: cap.clamp(1, MAX_SLOTS),
             forgotten: 0,
         }
     }
 
     pub fn contains(&self, s: &str) -> bool {
-        self.lru.find(bounded(s).as_bytes()).is_some()
+        let s = bounded(s);
+        match &self.items {
+            Items::Small(v) => v.iter().any(|x| **x == *s),
+            Items::Large(l) => l.find(s.as_bytes()).is_some(),
+        }
     }
 
     /// Note `s` as seen now; true when it was not in the set.
     pub fn see(&mut self, s: &str) -> bool {
         let s = bounded(s);
-        if let Some(i) = self.lru.find(s.as_bytes()) {
-            self.lru.touch(i, 0);
-            return false;
+        match &mut self.items {
+            Items::Small(v) => {
+                if let Some(p) = v.iter().position(|x| **x == *s) {
+                    let x = v.remove(p);
+                    v.push(x);
+                    return false;
+                }
+                if v.len() < SMALL || self.cap <= SMALL {
+                    if v.len() >= self.cap {
+                        v.remove(0);
+                        self.forgotten += 1;
+                    }
+                    v.push(Box::from(&*s));
+                    return true;
+                }
+                // past the small size: index them, least recently seen inserted first
+                let mut l = Lru::new();
+                for x in v.drain(..) {
+                    l.insert(x.as_bytes(), 0, ());
+                }
+                self.items = Items::Large(Box::new(l));
+                self.see(&s)
+            }
+            Items::Large(l) => {
+                if let Some(i) = l.find(s.as_bytes()) {
+                    l.touch(i, 0);
+                    return false;
+                }
+                while l.len(0) >= self.cap {
+                    let Some(t) = l.tail(0) else { break };
+                    l.remove(t);
+                    self.forgotten += 1;
+                }
+                l.insert(s.as_bytes(), 0, ());
+                true
+            }
         }
-        while self.lru.len(0) >= self.cap {
-            let Some(t) = self.lru.tail(0) else { break };
-            self.lru.remove(t);
-            self.forgotten += 1;
-        }
-        self.lru.insert(s.as_bytes(), 0, ());
-        true
     }
 
     pub fn len(&self) -> usize {
-        self.lru.len(0)
+        match &self.items {
+            Items::Small(v) => v.len(),
+            Items::Large(l) => l.len(0),
+        }
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -500,8 +612,11 @@ impl RecentSet {
     }
 
     /// The strings, most recently seen first.
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.lru.keys(0).filter_map(|k| std::str::from_utf8(k).ok())
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match &self.items {
+            Items::Small(v) => Box::new(v.iter().rev().map(|x| &**x)),
+            Items::Large(l) => Box::new(l.keys(0).filter_map(|k| std::str::from_utf8(k).ok())),
+        }
     }
 
     /// For a reason: at most `max` strings, most recent first, joined with ", ", then "… and N more" for the
@@ -666,5 +781,24 @@ mod tests {
         assert!(s.contains("dest-31999") && !s.contains("dest-0"));
         assert_eq!(s.summary(2), "dest-31999, dest-31998 … and 1 more");
         assert_eq!(RecentSet::new(4).summary(2), "none");
+    }
+
+    #[test]
+    fn a_recent_set_past_the_small_size_is_indexed_and_keeps_its_order() {
+        let mut s = RecentSet::new(64);
+        for i in 0..SMALL {
+            s.see(&format!("d{i}"));
+        }
+        assert!(!s.see("d0")); // d0 is now the most recent, d1 the oldest
+        assert!(s.see("d-new")); // the 17th: indexed from here
+        assert!(matches!(s.items, Items::Large(_)));
+        assert_eq!(s.iter().take(3).collect::<Vec<_>>(), ["d-new", "d0", "d15"]);
+        for i in 0..1000 {
+            s.see(&format!("x{i}"));
+        }
+        assert_eq!((s.len(), s.forgotten()), (64, 1000 + SMALL as u64 + 1 - 64));
+        assert!(
+            s.contains("x999") && s.contains("x936") && !s.contains("x935") && !s.contains("d0")
+        );
     }
 }

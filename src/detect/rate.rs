@@ -9,7 +9,7 @@
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, SessionEvent};
-use crate::state::{bounded, Bounds, KeyedState};
+use crate::state::{bounded, bounded_box, Bounds, KeyedState};
 use serde::Deserialize;
 use statrs::distribution::{DiscreteCDF, Poisson};
 
@@ -87,7 +87,7 @@ struct KeyState {
     baseline: f64,
     active: u32,
     fired_bucket: i64,
-    first_in_bucket: String,
+    first_in_bucket: Box<str>,
 }
 
 pub struct Rate {
@@ -119,7 +119,7 @@ impl Detector for Rate {
                 baseline: 0.0,
                 active: 0,
                 fired_bucket: i64::MIN,
-                first_in_bucket: String::new(),
+                first_in_bucket: Box::default(),
             });
         if bucket > s.bucket {
             // Close the previous bucket; anomalous buckets do not teach the baseline.
@@ -137,8 +137,7 @@ impl Detector for Rate {
             return; // late event for a closed bucket
         }
         if s.count == 0 {
-            s.first_in_bucket.clear();
-            s.first_in_bucket.push_str(&bounded(&ev.event_id));
+            s.first_in_bucket = bounded_box(&ev.event_id);
         }
         s.count += 1;
         if s.fired_bucket == bucket {
@@ -168,7 +167,7 @@ impl Detector for Rate {
             return;
         };
         s.fired_bucket = bucket;
-        let evidence = vec![s.first_in_bucket.clone(), ev.event_id.to_string()];
+        let evidence = vec![s.first_in_bucket.to_string(), ev.event_id.to_string()];
         out.push(Finding::new(NAME, cfg.score, reason, evidence, ev));
     }
 }

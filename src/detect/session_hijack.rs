@@ -6,12 +6,12 @@
 //! country (`score`); a network-only change (VPN, mobile carrier hop) gets `network_only_score`, and nothing when
 //! the source flags the new network as a proxy. One finding per new fingerprint. `session_end` forgets the session.
 //! State per session/token (ids first seen unvouched live in the claimed pool of [`KeyedState`]): the original
-//! fingerprint and the fingerprints already reported (at most eight), every string bounded: a user agent over
-//! 256 bytes is kept as its start and a digest, so two different ones still differ.
+//! fingerprint and the fingerprints already reported (at most eight): device id and user agent as 128-bit SHA-256
+//! digests, country and IP bounded.
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, SessionEvent};
-use crate::state::{bounded, bounded_box, Bounds, KeyedState};
+use crate::state::{bounded, bounded_box, digest, Bounds, KeyedState};
 use serde::Deserialize;
 
 pub const NAME: &str = "session_hijack";
@@ -56,10 +56,12 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }))
 }
 
+/// A fingerprint. The device id and the user agent are only compared, so they are kept as digests (a 40 KB user
+/// agent costs what a short one does); the country and IP, which reasons show, are kept bounded.
 #[derive(Default, Clone, PartialEq)]
 struct Print {
-    device: Option<Box<str>>,
-    ua: Option<Box<str>>,
+    device: Option<[u8; 16]>,
+    ua: Option<[u8; 16]>,
     asn: Option<u32>,
     country: Option<Box<str>>,
     ip: Option<Box<str>>,
@@ -68,8 +70,8 @@ struct Print {
 impl Print {
     fn of(ev: &SessionEvent<'_>) -> Print {
         Print {
-            device: ev.network.device_id.as_deref().map(bounded_box),
-            ua: ev.network.user_agent.as_deref().map(bounded_box),
+            device: ev.network.device_id.as_deref().map(digest),
+            ua: ev.network.user_agent.as_deref().map(digest),
             asn: ev.network.asn,
             country: ev
                 .network
@@ -141,22 +143,23 @@ impl SessionHijack {
         };
         let o = &s.original;
         let n = &ev.network;
-        // compared as kept in state (bounded)
-        let device = n.device_id.as_deref().map(bounded);
-        let ua = n.user_agent.as_deref().map(bounded);
+        // compared as kept in state: the country bounded, the device and user agent digested (only when the
+        // network changed)
         let country = n
             .geo
             .as_ref()
             .and_then(|g| g.country.as_deref())
             .map(bounded);
-        let client_changed = differs(&o.device.as_deref(), &device.as_deref())
-            || differs(&o.ua.as_deref(), &ua.as_deref());
         let net_changed =
             differs(&o.asn, &n.asn) || differs(&o.country.as_deref(), &country.as_deref());
-        if !net_changed || (!client_changed && n.is_proxy == Some(true)) {
+        if !net_changed {
             return;
         }
         let print = Print::of(ev);
+        let client_changed = differs(&o.device, &print.device) || differs(&o.ua, &print.ua);
+        if !client_changed && n.is_proxy == Some(true) {
+            return;
+        }
         if s.reported.contains(&print) || s.reported.len() >= 8 {
             return;
         }
@@ -171,7 +174,7 @@ impl SessionHijack {
                 "from a different network with the same device and browser",
             )
         };
-        let ua = print.ua.as_deref().unwrap_or("unknown user agent");
+        let ua = bounded(n.user_agent.as_deref().unwrap_or("unknown user agent"));
         let id = bounded(id);
         let reason = format!(
             "{what} {id} used {how} while live: {} ({ua}), first seen at {}",
@@ -286,7 +289,7 @@ mod tests {
         let mut out = Vec::new();
         d.observe(&first, &mut out);
         let kept = d.state.peek("session:102abc").unwrap();
-        assert!(kept.original.ua.as_ref().unwrap().len() <= crate::state::MAX_TEXT_BYTES);
+        assert_eq!(kept.original.ua, Some(digest(&ua)), "16 bytes, not 40 KB");
         // differs only in the last byte, from another network: a different browser
         let mut other = hit(600, 7713, "Indonesia", "x", None);
         other.network.user_agent = Some(Text::from(format!("{}!", &ua[..ua.len() - 1])));
