@@ -133,8 +133,41 @@ const NIL: u32 = LIST_BIT - 1;
 /// Most slots one [`Lru`] may have (slot numbers are below `NIL`).
 const MAX_SLOTS: usize = NIL as usize;
 
+/// Keys up to this many bytes are stored in the slot itself (a token id, an e-mail address, `token:` and a UUID);
+/// longer ones on the heap.
+const INLINE: usize = 46;
+
+/// A key's bytes: in place when short, saving an allocation (and a cache miss when the key is evicted).
+enum KeyBuf {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<[u8]>),
+}
+
+impl KeyBuf {
+    fn new(key: &[u8]) -> KeyBuf {
+        if key.len() <= INLINE {
+            let mut b = [0; INLINE];
+            b[..key.len()].copy_from_slice(key);
+            KeyBuf::Inline(key.len() as u8, b)
+        } else {
+            KeyBuf::Heap(Box::from(key))
+        }
+    }
+    const EMPTY: KeyBuf = KeyBuf::Inline(0, [0; INLINE]);
+}
+
+impl std::ops::Deref for KeyBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            KeyBuf::Inline(n, b) => &b[..*n as usize],
+            KeyBuf::Heap(b) => b,
+        }
+    }
+}
+
 struct Slot<V> {
-    key: Box<[u8]>,
+    key: KeyBuf,
     /// Towards the more recent end of the slot's list (or `NIL`); the top bit says which list.
     prev: u32,
     /// Towards the less recent end (or `NIL`); for a free slot, the next free slot.
@@ -322,7 +355,7 @@ impl<V> Lru<V> {
     /// Add a key known to be absent, as the most recent of `list`.
     fn insert(&mut self, key: &[u8], list: usize, value: V) -> u32 {
         let slot = Slot {
-            key: Box::from(key),
+            key: KeyBuf::new(key),
             prev: NIL,
             next: NIL,
             value: Some(value),
@@ -351,7 +384,7 @@ impl<V> Lru<V> {
         self.unlink(i);
         let free = self.free;
         let s = &mut self.slots[i];
-        s.key = Box::default();
+        s.key = KeyBuf::EMPTY;
         s.next = free;
         self.free = i;
         s.value.take()
@@ -733,6 +766,11 @@ mod tests {
         assert_eq!((s.peek(&long), s.peek(&other)), (Some(&1), Some(&10)));
         let stored: usize = s.lru.slots.iter().map(|x| x.key.len()).sum();
         assert_eq!(stored, 2 * 33, "each long key costs 33 bytes");
+        assert!(s
+            .lru
+            .slots
+            .iter()
+            .all(|x| matches!(x.key, KeyBuf::Inline(..))));
         assert_eq!(s.remove(&long), Some(1));
         assert!(s.peek(&long).is_none());
     }
