@@ -15,8 +15,10 @@
 //!   `max(max_keys / 8, 1)` keys ([`Bounds::claimed_keys`]). When a pool is full, its least recently touched key
 //!   makes room, so a flood of claimed keys only ever evicts other claimed keys. A claimed key touched by a vouched
 //!   event moves to the vouched pool.
-//! - Bytes: keys longer than [`MAX_KEY_BYTES`] are stored as a 33-byte SHA-256 digest; strings a detector keeps
-//!   are cut to [`MAX_TEXT_BYTES`] by [`bounded`]; per-key lists are [`RecentSet`]s with a cap.
+//! - Bytes: keys longer than [`MAX_KEY_BYTES`] are stored as a 33-byte SHA-256 digest, and keys of up to 46 bytes
+//!   inside their slot; slots come in chunks of 4,096, so growth never copies them nor leaves half a vector unused.
+//!   Strings a detector keeps are cut to [`MAX_TEXT_BYTES`] by [`bounded`] (or kept as a [`digest`] when only
+//!   compared); per-key lists are [`RecentSet`]s with a cap.
 //!
 //! Owned by one pipeline instance (no lock); keys are principals, sessions, tokens or jobs, so instances can be
 //! partitioned by principal.
