@@ -555,7 +555,7 @@ impl<V> KeyedState<V> {
 
 /// A per-key set of strings (destinations, domains, clients) with a cap: at the cap the least recently seen string
 /// makes room. Strings are kept [`bounded`]. Up to [`SMALL`] strings are a vector searched linearly (smaller and
-/// faster than an index for the usual few); past that, an indexed recency list ([`Lru`]): membership, touching and
+/// faster than an index for the usual few); past that, an indexed recency list: membership, touching and
 /// evicting in O(1).
 pub struct RecentSet {
     items: Items,
