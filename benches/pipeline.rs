@@ -1,14 +1,24 @@
-//! Criterion benchmarks: normalize alone, the whole pipeline (normalize → correlate → detect → decide), and the
-//! baseline a naive consumer pays just to parse the same lines into `serde_json::Value`.
-//! Input: `fixtures/scenarios/demo_day/events.jsonl` (mixed Okta, Google Workspace, Kong, OTel GenAI). Run: `cargo bench`.
+//! Benchmarks of the pipeline.
+//!
+//! `cargo bench --bench pipeline` (criterion): normalize alone, the whole pipeline (normalize → correlate → detect
+//! → decide), and the baseline a naive consumer pays just to parse the same lines into `serde_json::Value`, over
+//! `fixtures/scenarios/demo_day/events.jsonl` (mixed Okta, Google Workspace, Kong, OTel GenAI).
+//!
+//! `cargo bench --bench pipeline -- flood` (a few minutes, not part of the default run): the key-flood attack on
+//! the whole pipeline. Ten million Kong `http-log` lines, each an unauthenticated request with its own
+//! `x-token-id`, against the same ten million lines over 100 tokens: events/s over the first and the last million,
+//! and the total time of each. Then the resident memory the pipeline's state takes per tracked token, for short user
+//! agents and for 40 KB ones. Prints a table; panics if any line was not processed as one event.
 
 #![allow(clippy::unwrap_used)]
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use quench::config::Config;
 use quench::event::{Provenance, Ts};
 use quench::normalize::{Context, Normalize};
 use quench::pipeline::Pipeline;
+use std::fmt::Write;
+use std::time::Instant;
 
 fn lines() -> Vec<String> {
     let p = concat!(
@@ -66,5 +76,283 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+/// The key-flood measurement.
+mod flood {
+    use super::*;
+
+    const EVENTS: u64 = 10_000_000;
+    const MILLION: u64 = 1_000_000;
+    /// 2026-11-02T00:00:00Z; one request a millisecond of event time.
+    const T0: i64 = 1_793_577_600_000;
+
+    /// A token id of the usual length (36 bytes) for request `i`.
+    fn token(buf: &mut String, i: u64) {
+        buf.clear();
+        let _ = write!(buf, "tok-{:032x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    }
+
+    /// A Kong `http-log` line of an unauthenticated request (no consumer, no authenticated entity) naming its
+    /// token in the `x-token-id` header: the attack's shape.
+    fn kong_line(buf: &mut String, token: &str, user_agent: &str, ms: i64) {
+        buf.clear();
+        let _ = write!(
+            buf,
+            r#"{{"request":{{"method":"GET","uri":"/v1/items?page=2","size":120,"headers":{{"host":"api.example.com","user-agent":"{user_agent}","x-token-id":"{token}"}}}},"upstream_uri":"/v1/items","response":{{"status":200,"size":2048}},"client_ip":"203.0.113.9","started_at":{ms},"latencies":{{"proxy":12,"kong":2,"request":14}},"service":{{"name":"projects-api","host":"projects.internal"}},"route":{{"name":"items"}},"workspace":"default"}}"#
+        );
+    }
+
+    struct Feed {
+        p: Pipeline,
+        out: Vec<quench::decide::Decision>,
+        line: String,
+        tok: String,
+        events: u64,
+        decisions: u64,
+    }
+
+    impl Feed {
+        fn new() -> Feed {
+            Feed {
+                p: Pipeline::new(&Config::default()).unwrap_or_else(|e| panic!("{e}")),
+                out: Vec::new(),
+                line: String::new(),
+                tok: String::new(),
+                events: 0,
+                decisions: 0,
+            }
+        }
+
+        /// Request `i` with token number `key` (the token ids of two numbers differ).
+        fn send(&mut self, i: u64, key: u64, user_agent: &str) {
+            token(&mut self.tok, key);
+            kong_line(&mut self.line, &self.tok, user_agent, T0 + i as i64);
+            let prov = Provenance::Kafka {
+                topic: "kong-http-log".into(),
+                partition: 0,
+                offset: i as i64,
+            };
+            match self.p.process(
+                self.line.as_bytes(),
+                None,
+                prov,
+                Ts(T0 + i as i64),
+                &mut self.out,
+            ) {
+                Ok(n) => self.events += n as u64,
+                Err(e) => panic!("line {i} was rejected: {e}\n{}", self.line),
+            }
+            self.decisions += self.out.len() as u64;
+            self.out.clear();
+        }
+
+        fn expect_events(&self, n: u64, what: &str) {
+            assert_eq!(
+                self.events, n,
+                "{what}: the pipeline processed {} events of {n} lines",
+                self.events
+            );
+        }
+    }
+
+    /// Resident memory of this process, in bytes (`VmRSS` of /proc/self/status).
+    fn rss() -> u64 {
+        let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        s.lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or_else(|| panic!("no VmRSS in /proc/self/status"))
+    }
+
+    /// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`): unlike the wall clock, not
+    /// inflated by other processes sharing the cores.
+    fn cpu_ns() -> u64 {
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+        s.split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no /proc/thread-self/schedstat"))
+    }
+
+    /// Seconds on the wall clock and on this thread's CPU since a mark.
+    #[derive(Clone, Copy)]
+    struct Mark(Instant, u64);
+
+    impl Mark {
+        fn now() -> Mark {
+            Mark(Instant::now(), cpu_ns())
+        }
+        /// (wall, cpu) seconds since `self`.
+        fn since(self) -> (f64, f64) {
+            let now = Mark::now();
+            (
+                now.0.duration_since(self.0).as_secs_f64(),
+                (now.1 - self.1) as f64 / 1e9,
+            )
+        }
+    }
+
+    struct Run {
+        first: (f64, f64),
+        last: (f64, f64),
+        total: (f64, f64),
+        rss_after_first: u64,
+        rss_end: u64,
+        decisions: u64,
+    }
+
+    /// Ten million requests; request `i` carries token number `key(i)`.
+    fn run(what: &str, key: impl Fn(u64) -> u64) -> Run {
+        let mut f = Feed::new();
+        let start = Mark::now();
+        let (mut first, mut rss_after_first, mut last_start) = ((0.0, 0.0), 0, start);
+        for i in 0..EVENTS {
+            if i == MILLION {
+                first = start.since();
+                rss_after_first = rss();
+            }
+            if i == EVENTS - MILLION {
+                last_start = Mark::now();
+            }
+            f.send(i, key(i), "sync-client/1.2 (linux)");
+        }
+        let (total, last) = (start.since(), last_start.since());
+        f.expect_events(EVENTS, what);
+        Run {
+            first,
+            last,
+            total,
+            rss_after_first,
+            rss_end: rss(),
+            decisions: f.decisions,
+        }
+    }
+
+    /// Resident bytes of state per token: `tokens` distinct tokens each sent once with `user_agent`, after a
+    /// warm-up, divided by `tokens`. Every one stays tracked (fewer than the claimed-key pool of the token-keyed
+    /// detectors, 125,000 by default).
+    fn bytes_per_token(tokens: u64, user_agent: &str) -> f64 {
+        let mut f = Feed::new();
+        for i in 0..1000 {
+            f.send(i, u64::MAX - (i % 10), "warm-up/1.0");
+        }
+        let before = rss();
+        for i in 0..tokens {
+            f.send(1000 + i, i, user_agent);
+        }
+        let after = rss();
+        f.expect_events(1000 + tokens, "bytes per token");
+        drop(f);
+        after.saturating_sub(before) as f64 / tokens as f64
+    }
+
+    /// One measurement, by name, in this process; prints one JSON line.
+    pub fn part(name: &str) {
+        let result = match name {
+            "bytes-short" => serde_json::json!({
+                "bytes_per_token": bytes_per_token(100_000, "sync-client/1.2 (linux)")
+            }),
+            "bytes-40k" | "bytes-40k-20k" => {
+                let ua = "Mozilla/5.0 (X11; Linux x86_64) ".repeat(40_000 / 32);
+                let n = if name == "bytes-40k" { 100_000 } else { 20_000 };
+                serde_json::json!({ "bytes_per_token": bytes_per_token(n, &ua) })
+            }
+            "flood" | "few" => {
+                let r = if name == "flood" {
+                    run(name, |i| i)
+                } else {
+                    run(name, |i| i % 100)
+                };
+                let m = MILLION as f64;
+                serde_json::json!({
+                    "first_wall": m / r.first.0,
+                    "first_cpu": m / r.first.1,
+                    "last_wall": m / r.last.0,
+                    "last_cpu": m / r.last.1,
+                    "total_wall": r.total.0,
+                    "total_cpu": r.total.1,
+                    "rss_after_first": r.rss_after_first,
+                    "rss_end": r.rss_end,
+                    "decisions": r.decisions,
+                })
+            }
+            _ => panic!("no flood part {name}"),
+        };
+        println!("{result}");
+    }
+
+    /// Each measurement in a fresh process (so memory one run freed does not flatter the next), then the table.
+    pub fn main() {
+        let part = |name: &str| -> serde_json::Value {
+            let exe = std::env::current_exe().unwrap();
+            let out = std::process::Command::new(exe)
+                .args(["--flood-part", name])
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "flood part {name} failed");
+            let text = String::from_utf8_lossy(&out.stdout);
+            let last = text.lines().last().unwrap_or_default();
+            serde_json::from_str(last).unwrap_or_else(|e| panic!("{name}: {e}: {text}"))
+        };
+        let short = part("bytes-short")["bytes_per_token"].as_f64().unwrap();
+        let long = part("bytes-40k")["bytes_per_token"].as_f64().unwrap();
+        let issue = part("bytes-40k-20k")["bytes_per_token"].as_f64().unwrap();
+        let flood = part("flood");
+        let few = part("few");
+        let f = |v: &serde_json::Value, k: &str| v[k].as_f64().unwrap();
+        println!(
+            "\nkey flood through the whole pipeline, {EVENTS} Kong http-log lines, one thread\n"
+        );
+        println!("events/s by this thread's CPU time (wall clock in brackets: other processes share the 2 cores)\n");
+        println!("| traffic | first million | last million | last / first | total | RSS after 1M | RSS at end | decisions |");
+        println!("|---|---|---|---|---|---|---|---|");
+        for (name, r) in [
+            (
+                "10,000,000 distinct tokens (unauthenticated x-token-id)",
+                &flood,
+            ),
+            ("the same lines over 100 tokens", &few),
+        ] {
+            println!(
+                "| {name} | {:.0} ({:.0}) | {:.0} ({:.0}) | {:.0} % ({:.0} %) | {:.1} s ({:.1} s) | {:.0} MB | {:.0} MB | {} |",
+                f(r, "first_cpu"),
+                f(r, "first_wall"),
+                f(r, "last_cpu"),
+                f(r, "last_wall"),
+                100.0 * f(r, "last_cpu") / f(r, "first_cpu"),
+                100.0 * f(r, "last_wall") / f(r, "first_wall"),
+                f(r, "total_cpu"),
+                f(r, "total_wall"),
+                f(r, "rss_after_first") / 1e6,
+                f(r, "rss_end") / 1e6,
+                f(r, "decisions")
+            );
+        }
+        println!(
+            "\nflood total / few-token total: {:.2}x CPU ({:.2}x wall)",
+            f(&flood, "total_cpu") / f(&few, "total_cpu"),
+            f(&flood, "total_wall") / f(&few, "total_wall")
+        );
+        println!("state per tracked token (RSS growth / tokens, 100,000 tokens): {short:.0} B with a 23-byte user agent, {long:.0} B with a 40 KB one");
+        println!(
+            "20,000 tokens with 40 KB user agents: {:.1} MB of state ({issue:.0} B a token)",
+            issue * 20_000.0 / 1e6
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--flood-part") {
+        flood::part(args.get(i + 1).map_or("", String::as_str));
+        return;
+    }
+    if args.iter().any(|a| a == "flood") {
+        flood::main();
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}

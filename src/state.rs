@@ -1,22 +1,50 @@
-//! Bounded keyed state shared by the correlate and detect stages.
+//! Bounded keyed state shared by the correlate, detect and decide stages, and the bounded per-key sets detectors
+//! keep inside it.
 //!
-//! In: keys and event times. Out: per-key values. State: a hash map from key to (value, last event time),
-//! bounded two ways: entries idle for longer than the TTL (in event time) are swept out as event time advances
-//! (at most every TTL/16, so the cost is amortised), and when the map is full the least recently touched entry makes
-//! room for a new key.
+//! In: keys, event times, and whether the event's source vouches for the key. Out: per-key values. State: a slab
+//! of entries threaded on two recency lists (one per pool, most recently touched first) and a hash index from key
+//! to slot, so finding, touching, inserting and evicting a key are each O(1) whatever the number of keys. Bounded
+//! three ways:
+//! - Time: entries idle for longer than the TTL (in event time) are popped from the least recent end of each list
+//!   as event time advances. The lists are ordered by when a key was last touched in processing order, which is
+//!   event-time order for in-order input; with mildly out-of-order event times a sweep stops at the first entry
+//!   that is still fresh, so an entry touched by a late event may outlive its TTL by about as much as the input
+//!   is out of order (it goes when it reaches the end of the list, or to the key cap).
+//! - Keys: the vouched pool holds at most `max_keys` keys first seen (or since seen) with a vouched identity; keys
+//!   first seen only from claims (an unauthenticated request's header) live in their own pool of
+//!   `max(max_keys / 8, 1)` keys ([`Bounds::claimed_keys`]). When a pool is full, its least recently touched key
+//!   makes room, so a flood of claimed keys only ever evicts other claimed keys. A claimed key touched by a vouched
+//!   event moves to the vouched pool.
+//! - Bytes: keys longer than [`MAX_KEY_BYTES`] are stored as a 33-byte SHA-256 digest, and keys of up to 46 bytes
+//!   inside their slot; slots come in chunks of 4,096, so growth never copies them nor leaves half a vector unused.
+//!   Strings a detector keeps are cut to [`MAX_TEXT_BYTES`] by [`bounded`] (or kept as a [`digest`] when only
+//!   compared); per-key lists are [`RecentSet`]s with a cap.
+//!
 //! Owned by one pipeline instance (no lock); keys are principals, sessions, tokens or jobs, so instances can be
 //! partitioned by principal.
 
 use crate::event::Ts;
-use std::collections::HashMap;
-use std::sync::Arc;
+use hashbrown::HashTable;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::hash::BuildHasher;
+
+/// Keys longer than this many bytes are stored as a digest of them.
+pub const MAX_KEY_BYTES: usize = 128;
+
+/// Most bytes of one string a detector keeps in state (see [`bounded`]).
+pub const MAX_TEXT_BYTES: usize = 256;
+
+/// How many strings of a [`RecentSet`] a reason lists (see [`RecentSet::summary`]).
+pub const LISTED: usize = 8;
 
 /// Limits for one keyed map.
 #[derive(Clone, Copy, Debug)]
 pub struct Bounds {
     /// Idle time after which a key is forgotten, in event-time milliseconds.
     pub ttl_ms: i64,
-    /// Most keys held at once.
+    /// Most keys held at once in the vouched pool. Keys first seen only from claims get a pool of their own of
+    /// [`Bounds::claimed_keys`] more.
     pub max_keys: usize,
 }
 
@@ -27,6 +55,12 @@ impl Bounds {
             ttl_ms: (ttl_secs as i64).saturating_mul(1000),
             max_keys,
         }
+    }
+
+    /// Most keys held in the pool of keys first seen from events that do not vouch for them: an eighth of
+    /// `max_keys`, at least 1.
+    pub fn claimed_keys(&self) -> usize {
+        (self.max_keys / 8).max(1)
     }
 }
 
@@ -39,104 +73,599 @@ impl Default for Bounds {
     }
 }
 
+/// `s` when it is at most [`MAX_TEXT_BYTES`] long; else its start (cut on a character boundary), `…` and 32 hex
+/// digits of its SHA-256, [`MAX_TEXT_BYTES`] at most in all. Two different strings stay different (a collision
+/// needs a SHA-256 collision on 128 bits) and the text stays readable in a reason.
+pub fn bounded(s: &str) -> Cow<'_, str> {
+    if s.len() <= MAX_TEXT_BYTES {
+        return Cow::Borrowed(s);
+    }
+    const TAIL: usize = "…".len() + 32;
+    let cut = s.floor_char_boundary(MAX_TEXT_BYTES - TAIL);
+    let digest = Sha256::digest(s.as_bytes());
+    let mut out = String::with_capacity(MAX_TEXT_BYTES);
+    out.push_str(&s[..cut]);
+    out.push('…');
+    out.push_str(&hex::encode(&digest[..16]));
+    Cow::Owned(out)
+}
+
+/// [`bounded`] as an owned box, for state.
+pub fn bounded_box(s: &str) -> Box<str> {
+    bounded(s).into()
+}
+
+/// 128 bits of the SHA-256 of `s`: for a string that state only compares, never shows. Two strings share a digest
+/// only by a SHA-256 collision on 128 bits, which nobody choosing log contents can produce.
+pub fn digest(s: &str) -> [u8; 16] {
+    let mut d = [0; 16];
+    d.copy_from_slice(&Sha256::digest(s.as_bytes())[..16]);
+    d
+}
+
+/// A key as stored: its bytes, or for a key over [`MAX_KEY_BYTES`] the byte 0xFF and its SHA-256. 0xFF never
+/// occurs in UTF-8, so a digest cannot equal a short key, and SHA-256 keeps long keys from colliding even when
+/// whoever writes the logs chooses them.
+enum StoredKey<'a> {
+    Plain(&'a [u8]),
+    Hashed([u8; 33]),
+}
+
+impl StoredKey<'_> {
+    fn of(key: &str) -> StoredKey<'_> {
+        if key.len() <= MAX_KEY_BYTES {
+            return StoredKey::Plain(key.as_bytes());
+        }
+        let mut b = [0xFF; 33];
+        b[1..].copy_from_slice(&Sha256::digest(key.as_bytes()));
+        StoredKey::Hashed(b)
+    }
+    fn bytes(&self) -> &[u8] {
+        match self {
+            StoredKey::Plain(b) => b,
+            StoredKey::Hashed(b) => b,
+        }
+    }
+}
+
+/// The list bit of [`Slot::prev`].
+const LIST_BIT: u32 = 1 << 31;
+/// No slot.
+const NIL: u32 = LIST_BIT - 1;
+/// Most slots one [`Lru`] may have (slot numbers are below `NIL`).
+const MAX_SLOTS: usize = NIL as usize;
+
+/// Keys up to this many bytes are stored in the slot itself (a token id, an e-mail address, `token:` and a UUID);
+/// longer ones on the heap.
+const INLINE: usize = 46;
+
+/// A key's bytes: in place when short, saving an allocation (and a cache miss when the key is evicted).
+enum KeyBuf {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<[u8]>),
+}
+
+impl KeyBuf {
+    fn new(key: &[u8]) -> KeyBuf {
+        if key.len() <= INLINE {
+            let mut b = [0; INLINE];
+            b[..key.len()].copy_from_slice(key);
+            KeyBuf::Inline(key.len() as u8, b)
+        } else {
+            KeyBuf::Heap(Box::from(key))
+        }
+    }
+    const EMPTY: KeyBuf = KeyBuf::Inline(0, [0; INLINE]);
+}
+
+impl std::ops::Deref for KeyBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            KeyBuf::Inline(n, b) => &b[..*n as usize],
+            KeyBuf::Heap(b) => b,
+        }
+    }
+}
+
+struct Slot<V> {
+    key: KeyBuf,
+    /// Towards the more recent end of the slot's list (or `NIL`); the top bit says which list.
+    prev: u32,
+    /// Towards the less recent end (or `NIL`); for a free slot, the next free slot.
+    next: u32,
+    /// `None` only for a free slot.
+    value: Option<V>,
+}
+
+impl<V> Slot<V> {
+    fn prev(&self) -> u32 {
+        self.prev & !LIST_BIT
+    }
+    fn list(&self) -> usize {
+        (self.prev >> 31) as usize
+    }
+    fn set_prev(&mut self, p: u32) {
+        self.prev = (self.prev & LIST_BIT) | p;
+    }
+}
+
+/// Slots in chunks of `CHUNK`: growing never copies the slots nor leaves more than one chunk unused (a `Vec` that
+/// doubles may leave half its capacity unused). The first chunk grows as a `Vec` does, so a small set stays small.
+struct Slab<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+const CHUNK_BITS: u32 = 12;
+const CHUNK: usize = 1 << CHUNK_BITS;
+
+impl<T> Slab<T> {
+    fn new() -> Self {
+        Slab {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+    fn push(&mut self, t: T) -> u32 {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(t),
+            _ => {
+                let mut c = Vec::with_capacity(if self.chunks.is_empty() { 1 } else { CHUNK });
+                c.push(t);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+        (self.len - 1) as u32
+    }
+    fn get(&self, i: u32) -> Option<&T> {
+        self.chunks
+            .get((i >> CHUNK_BITS) as usize)?
+            .get(i as usize & (CHUNK - 1))
+    }
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl<T> std::ops::Index<u32> for Slab<T> {
+    type Output = T;
+    fn index(&self, i: u32) -> &T {
+        &self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
+    }
+}
+
+impl<T> std::ops::IndexMut<u32> for Slab<T> {
+    fn index_mut(&mut self, i: u32) -> &mut T {
+        &mut self.chunks[(i >> CHUNK_BITS) as usize][i as usize & (CHUNK - 1)]
+    }
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    /// Most recently touched.
+    head: u32,
+    /// Least recently touched.
+    tail: u32,
+    len: usize,
+}
+
+const EMPTY: List = List {
+    head: NIL,
+    tail: NIL,
+    len: 0,
+};
+
+/// Keys (as bytes) to values in a slab of slots, each slot on one of two recency lists, with a hash index from key
+/// to slot: the O(1) core of [`KeyedState`] and [`RecentSet`]. It enforces no bound itself.
+struct Lru<V> {
+    slots: Slab<Slot<V>>,
+    /// First free slot, the rest threaded through `next`.
+    free: u32,
+    index: HashTable<u32>,
+    // foldhash with a per-process random seed: fast, and keys chosen by whoever writes the logs cannot be crafted
+    // to collide in the index
+    hasher: foldhash::fast::RandomState,
+    lists: [List; 2],
+}
+
+impl<V> Lru<V> {
+    fn new() -> Self {
+        Lru {
+            slots: Slab::new(),
+            free: NIL,
+            index: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
+            lists: [EMPTY; 2],
+        }
+    }
+
+    fn find(&self, key: &[u8]) -> Option<u32> {
+        let h = self.hasher.hash_one(key);
+        self.index.find(h, |&i| *self.slots[i].key == *key).copied()
+    }
+
+    fn value(&self, i: u32) -> &V {
+        match &self.slots[i].value {
+            Some(v) => v,
+            None => unreachable!("a linked slot holds a value"),
+        }
+    }
+
+    fn value_mut(&mut self, i: u32) -> &mut V {
+        match &mut self.slots[i].value {
+            Some(v) => v,
+            None => unreachable!("a linked slot holds a value"),
+        }
+    }
+
+    fn list_of(&self, i: u32) -> usize {
+        self.slots[i].list()
+    }
+
+    fn len(&self, list: usize) -> usize {
+        self.lists[list].len
+    }
+
+    /// The least recently touched slot of `list`.
+    fn tail(&self, list: usize) -> Option<u32> {
+        Some(self.lists[list].tail).filter(|&t| t != NIL)
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let (prev, next, list) = {
+            let s = &self.slots[i];
+            (s.prev(), s.next, s.list())
+        };
+        match prev {
+            NIL => self.lists[list].head = next,
+            p => self.slots[p].next = next,
+        }
+        match next {
+            NIL => self.lists[list].tail = prev,
+            n => self.slots[n].set_prev(prev),
+        }
+        self.lists[list].len -= 1;
+    }
+
+    fn push_front(&mut self, i: u32, list: usize) {
+        let head = self.lists[list].head;
+        {
+            let s = &mut self.slots[i];
+            s.prev = NIL | if list == 0 { 0 } else { LIST_BIT };
+            s.next = head;
+        }
+        match head {
+            NIL => self.lists[list].tail = i,
+            h => self.slots[h].set_prev(i),
+        }
+        self.lists[list].head = i;
+        self.lists[list].len += 1;
+    }
+
+    /// Make `i` the most recent of `list` (its own list or the other).
+    fn touch(&mut self, i: u32, list: usize) {
+        if self.list_of(i) == list && self.lists[list].head == i {
+            return;
+        }
+        self.unlink(i);
+        self.push_front(i, list);
+    }
+
+    /// Add a key known to be absent, as the most recent of `list`.
+    fn insert(&mut self, key: &[u8], list: usize, value: V) -> u32 {
+        let slot = Slot {
+            key: KeyBuf::new(key),
+            prev: NIL,
+            next: NIL,
+            value: Some(value),
+        };
+        let i = match self.free {
+            NIL => self.slots.push(slot),
+            f => {
+                self.free = self.slots[f].next;
+                self.slots[f] = slot;
+                f
+            }
+        };
+        let h = self.hasher.hash_one(key);
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index
+            .insert_unique(h, i, |&j| hasher.hash_one(&*slots[j].key));
+        self.push_front(i, list);
+        i
+    }
+
+    fn remove(&mut self, i: u32) -> Option<V> {
+        let h = self.hasher.hash_one(&*self.slots[i].key);
+        if let Ok(e) = self.index.find_entry(h, |&j| j == i) {
+            e.remove();
+        }
+        self.unlink(i);
+        let free = self.free;
+        let s = &mut self.slots[i];
+        s.key = KeyBuf::EMPTY;
+        s.next = free;
+        self.free = i;
+        s.value.take()
+    }
+
+    /// The keys of `list`, most recent first.
+    fn keys(&self, list: usize) -> impl Iterator<Item = &[u8]> {
+        let mut at = self.lists[list].head;
+        std::iter::from_fn(move || {
+            if at == NIL {
+                return None;
+            }
+            let s = self.slots.get(at)?;
+            at = s.next;
+            Some(&*s.key)
+        })
+    }
+}
+
 struct Entry<V> {
     value: V,
     touched: Ts,
 }
 
-/// A TTL- and size-bounded map keyed by string.
+const VOUCHED: usize = 0;
+const CLAIMED: usize = 1;
+
+fn pool(vouched: bool) -> usize {
+    if vouched {
+        VOUCHED
+    } else {
+        CLAIMED
+    }
+}
+
+/// A TTL- and size-bounded map keyed by string, with a pool for vouched keys and a smaller one for claimed keys.
 pub struct KeyedState<V> {
-    // foldhash with a per-process random seed: fast, and keys chosen by whoever writes the logs cannot be
-    // crafted to collide
-    map: HashMap<Arc<str>, Entry<V>, foldhash::fast::RandomState>,
-    bounds: Bounds,
+    lru: Lru<Entry<V>>,
+    ttl_ms: i64,
+    /// Key caps of the vouched and the claimed pool.
+    caps: [usize; 2],
     evicted: u64,
-    last_sweep: Ts,
 }
 
 impl<V> KeyedState<V> {
     pub fn new(bounds: Bounds) -> Self {
+        let vouched = bounds.max_keys.clamp(1, MAX_SLOTS / 2);
         KeyedState {
-            map: HashMap::default(),
-            bounds,
+            lru: Lru::new(),
+            ttl_ms: bounds.ttl_ms,
+            caps: [vouched, bounds.claimed_keys().min(MAX_SLOTS / 2)],
             evicted: 0,
-            last_sweep: Ts(i64::MIN),
         }
     }
 
-    /// The value for `key`, touched at `now`.
+    /// The value for `key`, touched at `now` (its pool unchanged).
     pub fn get_mut(&mut self, key: &str, now: Ts) -> Option<&mut V> {
-        let e = self.map.get_mut(key)?;
-        e.touched = e.touched.max(now);
-        Some(&mut e.value)
+        self.get_mut_in(key, now, false)
+    }
+
+    /// The value for `key`, touched at `now` by an event that does (`vouched`) or does not vouch for the key: a
+    /// vouched touch moves a claimed key to the vouched pool.
+    pub fn get_mut_in(&mut self, key: &str, now: Ts, vouched: bool) -> Option<&mut V> {
+        let i = self.lru.find(StoredKey::of(key).bytes())?;
+        Some(self.touch(i, now, vouched))
     }
 
     /// The value for `key` without touching it.
     pub fn peek(&self, key: &str) -> Option<&V> {
-        self.map.get(key).map(|e| &e.value)
+        let i = self.lru.find(StoredKey::of(key).bytes())?;
+        Some(&self.lru.value(i).value)
     }
 
-    /// The value for `key`, created with `init` if absent (evicting the stalest key when full).
+    /// The value for `key`, created with `init` if absent, as for an event that vouches for the key (see
+    /// [`KeyedState::entry_in`]).
     pub fn entry(&mut self, key: &str, now: Ts, init: impl FnOnce() -> V) -> &mut V {
-        if now.0.saturating_sub(self.last_sweep.0) > (self.bounds.ttl_ms / 16).max(1000) {
-            self.evict(now);
-        }
-        if !self.map.contains_key(key) {
-            if self.map.len() >= self.bounds.max_keys {
-                self.evict_stalest();
-            }
-            self.map.insert(
-                Arc::from(key),
-                Entry {
+        self.entry_in(key, now, true, init)
+    }
+
+    /// The value for `key`, touched at `now`, created with `init` if absent. A new key goes to the vouched pool
+    /// when the event vouches for it (`vouched`), else to the claimed pool; a full pool first evicts its least
+    /// recently touched key. A vouched touch moves a claimed key to the vouched pool. Idle keys are swept first.
+    pub fn entry_in(
+        &mut self,
+        key: &str,
+        now: Ts,
+        vouched: bool,
+        init: impl FnOnce() -> V,
+    ) -> &mut V {
+        self.evict(now);
+        let key = StoredKey::of(key);
+        let i = match self.lru.find(key.bytes()) {
+            Some(i) => i,
+            None => {
+                let p = pool(vouched);
+                self.make_room(p);
+                let e = Entry {
                     value: init(),
                     touched: now,
-                },
-            );
+                };
+                self.lru.insert(key.bytes(), p, e)
+            }
+        };
+        self.touch(i, now, vouched)
+    }
+
+    fn touch(&mut self, i: u32, now: Ts, vouched: bool) -> &mut V {
+        if vouched && self.lru.list_of(i) == CLAIMED {
+            self.make_room(VOUCHED);
+            self.lru.touch(i, VOUCHED);
+        } else {
+            let list = self.lru.list_of(i);
+            self.lru.touch(i, list);
         }
-        let e = self.map.get_mut(key).map(|e| {
-            e.touched = e.touched.max(now);
-            &mut e.value
-        });
-        match e {
-            Some(v) => v,
-            None => unreachable!("inserted above"),
-        }
+        let e = self.lru.value_mut(i);
+        e.touched = e.touched.max(now);
+        &mut e.value
     }
 
-    pub fn remove(&mut self, key: &str) -> Option<V> {
-        self.map.remove(key).map(|e| e.value)
-    }
-
-    /// Drop every key idle since before `now - ttl`.
-    pub fn evict(&mut self, now: Ts) {
-        let cutoff = now.0.saturating_sub(self.bounds.ttl_ms);
-        let before = self.map.len();
-        self.map.retain(|_, e| e.touched.0 >= cutoff);
-        self.evicted += (before - self.map.len()) as u64;
-        self.last_sweep = now;
-    }
-
-    fn evict_stalest(&mut self) {
-        if let Some(k) = self
-            .map
-            .iter()
-            .min_by_key(|(_, e)| e.touched)
-            .map(|(k, _)| k.clone())
-        {
-            self.map.remove(&k);
+    /// Evict the least recently touched key of `pool` when it is full.
+    fn make_room(&mut self, pool: usize) {
+        while self.lru.len(pool) >= self.caps[pool] {
+            let Some(t) = self.lru.tail(pool) else {
+                return;
+            };
+            self.lru.remove(t);
             self.evicted += 1;
         }
     }
 
+    pub fn remove(&mut self, key: &str) -> Option<V> {
+        let i = self.lru.find(StoredKey::of(key).bytes())?;
+        self.lru.remove(i).map(|e| e.value)
+    }
+
+    /// Drop the keys idle since before `now - ttl`, from the least recent end of each pool (amortised O(1): each
+    /// key is dropped once; see the module doc for out-of-order event times).
+    pub fn evict(&mut self, now: Ts) {
+        let cutoff = now.0.saturating_sub(self.ttl_ms);
+        for p in [VOUCHED, CLAIMED] {
+            while let Some(t) = self.lru.tail(p) {
+                if self.lru.value(t).touched.0 >= cutoff {
+                    break;
+                }
+                self.lru.remove(t);
+                self.evicted += 1;
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.lru.len(VOUCHED) + self.lru.len(CLAIMED)
     }
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
+    }
+    /// Keys held in the vouched (`true`) or the claimed pool.
+    pub fn len_in(&self, vouched: bool) -> usize {
+        self.lru.len(pool(vouched))
     }
     /// Keys evicted so far (TTL or size).
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+}
+
+/// A per-key set of strings (destinations, domains, clients) with a cap: at the cap the least recently seen string
+/// makes room. Strings are kept [`bounded`]. Up to [`SMALL`] strings are a vector searched linearly (smaller and
+/// faster than an index for the usual few); past that, an indexed recency list: membership, touching and
+/// evicting in O(1).
+pub struct RecentSet {
+    items: Items,
+    cap: usize,
+    forgotten: u64,
+}
+
+/// Most strings a [`RecentSet`] keeps in a plain vector.
+pub const SMALL: usize = 16;
+
+enum Items {
+    /// Least recently seen first.
+    Small(Vec<Box<str>>),
+    Large(Box<Lru<()>>),
+}
+
+impl RecentSet {
+    /// An empty set of at most `cap` strings (at least 1). Allocates nothing until the first string.
+    pub fn new(cap: usize) -> Self {
+        RecentSet {
+            items: Items::Small(Vec::new()),
+            cap: cap.clamp(1, MAX_SLOTS),
+            forgotten: 0,
+        }
+    }
+
+    pub fn contains(&self, s: &str) -> bool {
+        let s = bounded(s);
+        match &self.items {
+            Items::Small(v) => v.iter().any(|x| **x == *s),
+            Items::Large(l) => l.find(s.as_bytes()).is_some(),
+        }
+    }
+
+    /// Note `s` as seen now; true when it was not in the set.
+    pub fn see(&mut self, s: &str) -> bool {
+        let s = bounded(s);
+        match &mut self.items {
+            Items::Small(v) => {
+                if let Some(p) = v.iter().position(|x| **x == *s) {
+                    let x = v.remove(p);
+                    v.push(x);
+                    return false;
+                }
+                if v.len() < SMALL || self.cap <= SMALL {
+                    if v.len() >= self.cap {
+                        v.remove(0);
+                        self.forgotten += 1;
+                    }
+                    v.push(Box::from(&*s));
+                    return true;
+                }
+                // past the small size: index them, least recently seen inserted first
+                let mut l = Lru::new();
+                for x in v.drain(..) {
+                    l.insert(x.as_bytes(), 0, ());
+                }
+                self.items = Items::Large(Box::new(l));
+                self.see(&s)
+            }
+            Items::Large(l) => {
+                if let Some(i) = l.find(s.as_bytes()) {
+                    l.touch(i, 0);
+                    return false;
+                }
+                while l.len(0) >= self.cap {
+                    let Some(t) = l.tail(0) else { break };
+                    l.remove(t);
+                    self.forgotten += 1;
+                }
+                l.insert(s.as_bytes(), 0, ());
+                true
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.items {
+            Items::Small(v) => v.len(),
+            Items::Large(l) => l.len(0),
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Strings dropped at the cap so far.
+    pub fn forgotten(&self) -> u64 {
+        self.forgotten
+    }
+
+    /// The strings, most recently seen first.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match &self.items {
+            Items::Small(v) => Box::new(v.iter().rev().map(|x| &**x)),
+            Items::Large(l) => Box::new(l.keys(0).filter_map(|k| std::str::from_utf8(k).ok())),
+        }
+    }
+
+    /// For a reason: at most `max` strings, most recent first, joined with ", ", then "… and N more" for the
+    /// rest; `none` when empty.
+    pub fn summary(&self, max: usize) -> String {
+        if self.is_empty() {
+            return "none".into();
+        }
+        let mut out = self.iter().take(max).collect::<Vec<_>>().join(", ");
+        let rest = self.len().saturating_sub(max);
+        if rest > 0 {
+            out.push_str(&format!(" … and {rest} more"));
+        }
+        out
     }
 }
 
@@ -170,5 +699,146 @@ mod tests {
         *s.entry("new", Ts(120_000), || 0) += 1;
         assert!(s.peek("old").is_none());
         assert_eq!((s.len(), s.evicted()), (1, 1));
+    }
+
+    #[test]
+    fn at_the_cap_the_least_recently_touched_key_goes_not_the_first_inserted() {
+        let mut s = KeyedState::new(Bounds {
+            ttl_ms: 1_000_000,
+            max_keys: 3,
+        });
+        for (i, k) in ["a", "b", "c"].into_iter().enumerate() {
+            s.entry(k, Ts(i as i64), || 0);
+        }
+        *s.get_mut("a", Ts(10)).unwrap() += 1; // "b" is now the stalest
+        s.entry("d", Ts(11), || 0);
+        assert!(s.peek("b").is_none());
+        assert_eq!(s.peek("a"), Some(&1));
+        s.entry("e", Ts(12), || 0); // then "c"
+        assert!(s.peek("c").is_none());
+        assert!(s.peek("a").is_some() && s.peek("d").is_some() && s.peek("e").is_some());
+        assert_eq!((s.len(), s.evicted()), (3, 2));
+        assert_eq!(s.remove("d"), Some(0));
+        assert_eq!(s.len(), 2);
+        s.entry("f", Ts(13), || 7); // reuses the freed slot
+        assert_eq!(s.peek("f"), Some(&7));
+    }
+
+    #[test]
+    fn a_flood_of_claimed_keys_does_not_evict_a_vouched_key() {
+        let mut s = KeyedState::new(Bounds {
+            ttl_ms: 86_400_000,
+            max_keys: 80,
+        });
+        *s.entry_in("alice-token", Ts(0), true, || 0) += 1;
+        for i in 0..10_000 {
+            s.entry_in(&format!("forged-{i}"), Ts(1 + i), false, || 0);
+        }
+        assert_eq!(s.peek("alice-token"), Some(&1));
+        assert_eq!((s.len_in(true), s.len_in(false)), (1, 10));
+        assert!(s.peek("forged-9999").is_some() && s.peek("forged-0").is_none());
+    }
+
+    #[test]
+    fn a_claimed_key_touched_by_a_vouched_event_moves_to_the_vouched_pool() {
+        let mut s = KeyedState::new(Bounds {
+            ttl_ms: 86_400_000,
+            max_keys: 8,
+        });
+        *s.entry_in("tok", Ts(0), false, || 0) += 1;
+        assert_eq!((s.len_in(true), s.len_in(false)), (0, 1));
+        *s.entry_in("tok", Ts(1), true, || 0) += 1;
+        assert_eq!((s.len_in(true), s.len_in(false)), (1, 0));
+        s.entry_in("other", Ts(2), false, || 0); // the claimed pool (cap 1) has room again
+        assert_eq!(s.peek("tok"), Some(&2));
+        *s.get_mut_in("other", Ts(3), true).unwrap() += 5;
+        assert_eq!((s.len_in(true), s.len_in(false)), (2, 0));
+        // a claimed touch never demotes
+        s.entry_in("tok", Ts(4), false, || 0);
+        assert_eq!(s.len_in(true), 2);
+    }
+
+    #[test]
+    fn a_40_kb_key_is_stored_as_a_digest() {
+        let mut s = KeyedState::new(Bounds::default());
+        let long = "k".repeat(40_000);
+        let other = format!("{}x", &long[1..]);
+        *s.entry(&long, Ts(0), || 0) += 1;
+        *s.entry(&other, Ts(0), || 0) += 10;
+        assert_eq!((s.peek(&long), s.peek(&other)), (Some(&1), Some(&10)));
+        let stored: usize = s.lru.slots.iter().map(|x| x.key.len()).sum();
+        assert_eq!(stored, 2 * 33, "each long key costs 33 bytes");
+        assert!(s
+            .lru
+            .slots
+            .iter()
+            .all(|x| matches!(x.key, KeyBuf::Inline(..))));
+        assert_eq!(s.remove(&long), Some(1));
+        assert!(s.peek(&long).is_none());
+    }
+
+    #[test]
+    fn keys_touched_by_late_events_stay_until_they_reach_the_end_of_the_list() {
+        let mut s = KeyedState::new(Bounds {
+            ttl_ms: 1000,
+            max_keys: 10,
+        });
+        s.entry("a", Ts(5000), || 0);
+        s.entry("late", Ts(100), || 0); // processed after "a", older event time
+        s.evict(Ts(5500)); // "a" is fresh and stops the sweep
+        assert!(s.peek("late").is_some());
+        s.evict(Ts(7000));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn long_strings_are_cut_readably_and_stay_distinct() {
+        let ua = "Mozilla/5.0 ".repeat(4000);
+        let other = format!("{ua}!");
+        let (a, b) = (bounded(&ua), bounded(&other));
+        assert!(a.len() <= MAX_TEXT_BYTES && b.len() <= MAX_TEXT_BYTES);
+        assert!(a.starts_with("Mozilla/5.0 Mozilla") && a.contains('…'));
+        assert_ne!(a, b);
+        assert_eq!(bounded("short"), "short");
+        let wide = "é".repeat(300); // two bytes a char: the cut lands on a boundary
+        assert!(bounded(&wide).len() <= MAX_TEXT_BYTES);
+    }
+
+    #[test]
+    fn a_recent_set_at_its_cap_evicts_the_least_recently_seen_and_still_answers_membership() {
+        let mut s = RecentSet::new(3);
+        assert!(s.see("a") && s.see("b") && s.see("c"));
+        assert!(!s.see("a")); // seen again: "b" is now the oldest
+        assert!(s.see("d"));
+        assert!(!s.contains("b"));
+        assert!(s.contains("a") && s.contains("c") && s.contains("d"));
+        assert_eq!((s.len(), s.forgotten()), (3, 1));
+        assert_eq!(s.iter().collect::<Vec<_>>(), ["d", "a", "c"]);
+        for i in 0..32_000 {
+            s.see(&format!("dest-{i}"));
+        }
+        assert_eq!(s.len(), 3);
+        assert!(s.contains("dest-31999") && !s.contains("dest-0"));
+        assert_eq!(s.summary(2), "dest-31999, dest-31998 … and 1 more");
+        assert_eq!(RecentSet::new(4).summary(2), "none");
+    }
+
+    #[test]
+    fn a_recent_set_past_the_small_size_is_indexed_and_keeps_its_order() {
+        let mut s = RecentSet::new(64);
+        for i in 0..SMALL {
+            s.see(&format!("d{i}"));
+        }
+        assert!(!s.see("d0")); // d0 is now the most recent, d1 the oldest
+        assert!(s.see("d-new")); // the 17th: indexed from here
+        assert!(matches!(s.items, Items::Large(_)));
+        assert_eq!(s.iter().take(3).collect::<Vec<_>>(), ["d-new", "d0", "d15"]);
+        for i in 0..1000 {
+            s.see(&format!("x{i}"));
+        }
+        assert_eq!((s.len(), s.forgotten()), (64, 1000 + SMALL as u64 + 1 - 64));
+        assert!(
+            s.contains("x999") && s.contains("x936") && !s.contains("x935") && !s.contains("d0")
+        );
     }
 }

@@ -5,13 +5,14 @@
 //! `learn_secs` seconds), one finding per new domain (a sync agent that read "projects" starts reading "billing").
 //! An `admin_change` event naming the job and its domains (the agent platform's configuration audit) announces a
 //! legitimate change: those domains become known without a finding.
-//! State per key: first-seen time, event count, the domain set.
+//! State per key (a job, else a token; keys first seen unvouched live in the claimed pool of [`KeyedState`]):
+//! first-seen time, event count, and the domains seen (at most `max_domains`, the least recently seen forgotten
+//! first).
 
 use super::{glob, BuildContext, ConfigError, Detector, Finding};
-use crate::event::{SessionEvent, Ts};
-use crate::state::{Bounds, KeyedState};
+use crate::event::{Keys, SessionEvent, Ts};
+use crate::state::{bounded, Bounds, KeyedState, RecentSet, LISTED};
 use serde::Deserialize;
-use std::sync::Arc;
 
 pub const NAME: &str = "data_domain";
 const FILE: &str = "data_domain.toml";
@@ -27,6 +28,7 @@ pub struct DataDomainConfig {
     pub learn_secs: u64,
     pub score: f64,
     pub sensitive_score: f64,
+    pub max_domains: usize,
     pub ttl_secs: u64,
     pub max_keys: usize,
 }
@@ -38,6 +40,7 @@ impl Default for DataDomainConfig {
             learn_secs: 1800,
             score: 0.6,
             sensitive_score: 0.75,
+            max_domains: 256,
             ttl_secs: 604_800,
             max_keys: 100_000,
         }
@@ -115,6 +118,14 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             why: "each domain needs a name and at least one pattern".into(),
         });
     }
+    if cfg.max_domains == 0 {
+        return Err(ConfigError::Invalid {
+            file,
+            key: "max_domains",
+            value: "0".into(),
+            why: "must be at least 1".into(),
+        });
+    }
     let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(DataDomain {
         cfg,
@@ -126,7 +137,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
 struct KeyState {
     first_seen: Ts,
     events: u32,
-    domains: Vec<Arc<str>>,
+    domains: RecentSet,
 }
 
 pub struct DataDomain {
@@ -137,46 +148,39 @@ pub struct DataDomain {
 
 impl Detector for DataDomain {
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
-        let (what, key) = match (&ev.session.job_id, &ev.session.token_id) {
-            (Some(j), _) => ("job", j.as_str()),
-            (None, Some(t)) => ("token", t.as_str()),
+        let (what, key, vouched) = match (&ev.session.job_id, &ev.session.token_id) {
+            (Some(j), _) => ("job", j.as_str(), ev.vouches(Keys::JOB)),
+            (None, Some(t)) => ("token", t.as_str(), ev.vouches(Keys::TOKEN)),
             _ => return,
         };
-        if ev.category == crate::event::Category::AdminChange {
-            // a configuration change announcing the domains a job may touch: known from now on
-            let s = self.state.entry(key, ev.event_time, || KeyState {
+        let (cfg, map) = (&self.cfg, &self.map);
+        let s = self
+            .state
+            .entry_in(key, ev.event_time, vouched, || KeyState {
                 first_seen: ev.event_time,
                 events: 0,
-                domains: Vec::new(),
+                domains: RecentSet::new(cfg.max_domains),
             });
-            self.map.for_each_domain(ev, |d| {
-                if !s.domains.iter().any(|x| &**x == d) {
-                    s.domains.push(Arc::from(d));
-                }
+        if ev.category == crate::event::Category::AdminChange {
+            // a configuration change announcing the domains a job may touch: known from now on
+            map.for_each_domain(ev, |d| {
+                s.domains.see(d);
             });
             return;
         }
-        let s = self.state.entry(key, ev.event_time, || KeyState {
-            first_seen: ev.event_time,
-            events: 0,
-            domains: Vec::new(),
-        });
         s.events += 1;
-        let learned = s.events > self.cfg.learn_events
-            && ev.event_time.secs_since(s.first_seen) >= self.cfg.learn_secs as f64;
-        let (cfg, map) = (&self.cfg, &self.map);
+        let learned = s.events > cfg.learn_events
+            && ev.event_time.secs_since(s.first_seen) >= cfg.learn_secs as f64;
         map.for_each_domain(ev, |d| {
-            if s.domains.iter().any(|x| &**x == d) {
-                return;
-            }
-            if learned {
-                let known = if s.domains.is_empty() { "none".to_string() } else { s.domains.iter().map(|x| &**x).collect::<Vec<_>>().join(", ") };
+            if learned && !s.domains.contains(d) {
+                let known = s.domains.summary(LISTED);
                 let res = ev.resource.object_id.as_deref().or(ev.resource.app.as_deref()).unwrap_or("a resource");
-                let reason = format!("{what} {key} reached data domain \"{d}\" ({res}) for the first time; it normally touches: {known}");
                 let score = if map.sensitive(d) { cfg.sensitive_score } else { cfg.score };
+                let (key, d, res) = (bounded(key), bounded(d), bounded(res));
+                let reason = format!("{what} {key} reached data domain \"{d}\" ({res}) for the first time; it normally touches: {known}");
                 out.push(Finding::new(NAME, score, reason, vec![ev.event_id.to_string()], ev));
             }
-            s.domains.push(Arc::from(d));
+            s.domains.see(d);
         });
     }
 }

@@ -5,13 +5,14 @@
 //! destination; with an allowlist, one finding per destination off it, learning or not. An `admin_change` event
 //! naming a job and a destination (the agent platform's configuration audit) announces a legitimate change: the
 //! destination becomes known without a finding.
-//! State per key: first-seen time, outbound count, destinations seen.
+//! State per key (keys first seen unvouched live in the claimed pool of [`KeyedState`]): first-seen time, outbound
+//! count, and the destinations seen (at most `max_destinations`, the least recently seen forgotten first). A reason
+//! lists at most a few known destinations.
 
 use super::{glob, BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Category, SessionEvent, Ts};
-use crate::state::{Bounds, KeyedState};
+use crate::event::{Category, Keys, SessionEvent, Ts};
+use crate::state::{bounded, Bounds, KeyedState, RecentSet, LISTED};
 use serde::Deserialize;
-use std::sync::Arc;
 
 pub const NAME: &str = "destination_drift";
 const FILE: &str = "destination_drift.toml";
@@ -26,6 +27,7 @@ pub struct DestinationDriftConfig {
     pub score: f64,
     pub allowlist: Vec<String>,
     pub allowlist_score: f64,
+    pub max_destinations: usize,
     pub ttl_secs: u64,
     pub max_keys: usize,
 }
@@ -38,6 +40,7 @@ impl Default for DestinationDriftConfig {
             score: 0.7,
             allowlist: Vec::new(),
             allowlist_score: 0.85,
+            max_destinations: 256,
             ttl_secs: 604_800,
             max_keys: 100_000,
         }
@@ -53,6 +56,14 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             ("allowlist_score", cfg.allowlist_score),
         ],
     )?;
+    if cfg.max_destinations == 0 {
+        return Err(ConfigError::Invalid {
+            file,
+            key: "max_destinations",
+            value: "0".into(),
+            why: "must be at least 1".into(),
+        });
+    }
     let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(DestinationDrift {
         cfg,
@@ -64,7 +75,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
 struct KeyState {
     first_seen: Ts,
     events: u32,
-    destinations: Vec<Arc<str>>,
+    destinations: RecentSet,
 }
 
 pub struct DestinationDrift {
@@ -85,46 +96,42 @@ impl Detector for DestinationDrift {
             return;
         };
         self.key.clear();
-        let what = if let Some(j) = &ev.session.job_id {
+        let (what, vouched) = if let Some(j) = &ev.session.job_id {
             self.key.push_str(j);
-            "job"
+            ("job", ev.vouches(Keys::JOB))
         } else if let Some(p) = ev.principal.key() {
             self.key.push_str(p);
             self.key.push('|');
             self.key.push_str(ev.resource.app.as_deref().unwrap_or("-"));
-            "principal"
+            ("principal", ev.principal.vouched_by.is_some())
         } else {
             return;
         };
         let cfg = &self.cfg;
-        if announced {
-            // a configuration change announcing the job's new destination: known from now on, not a finding
-            let s = self.state.entry(&self.key, ev.event_time, || KeyState {
+        let s = self
+            .state
+            .entry_in(&self.key, ev.event_time, vouched, || KeyState {
                 first_seen: ev.event_time,
                 events: 0,
-                destinations: Vec::new(),
+                destinations: RecentSet::new(cfg.max_destinations),
             });
-            if !s.destinations.iter().any(|d| &**d == dest) {
-                s.destinations.push(Arc::from(dest));
-            }
+        if announced {
+            // a configuration change announcing the job's new destination: known from now on, not a finding
+            s.destinations.see(dest);
             return;
         }
-        let s = self.state.entry(&self.key, ev.event_time, || KeyState {
-            first_seen: ev.event_time,
-            events: 0,
-            destinations: Vec::new(),
-        });
         s.events += 1;
-        if s.destinations.iter().any(|d| &**d == dest) {
+        if s.destinations.contains(dest) {
+            s.destinations.see(dest);
             return;
         }
-        let key = self.key.as_str();
+        let (key, shown) = (bounded(&self.key), bounded(dest));
         let off_list = !cfg.allowlist.is_empty() && !cfg.allowlist.iter().any(|p| glob(p, dest));
         let learned = s.events > cfg.learn_events
             && ev.event_time.secs_since(s.first_seen) >= cfg.learn_secs as f64;
         if off_list {
             let reason = format!(
-                "{what} {key} sent data to {dest}, which is not on the destination allowlist"
+                "{what} {key} sent data to {shown}, which is not on the destination allowlist"
             );
             out.push(Finding::new(
                 NAME,
@@ -134,18 +141,8 @@ impl Detector for DestinationDrift {
                 ev,
             ));
         } else if learned {
-            let known = s
-                .destinations
-                .iter()
-                .map(|d| &**d)
-                .collect::<Vec<_>>()
-                .join(", ");
-            let known = if known.is_empty() {
-                "none".into()
-            } else {
-                known
-            };
-            let reason = format!("{what} {key} sent data to a destination it never used before: {dest} (known: {known})");
+            let known = s.destinations.summary(LISTED);
+            let reason = format!("{what} {key} sent data to a destination it never used before: {shown} (known: {known})");
             out.push(Finding::new(
                 NAME,
                 cfg.score,
@@ -154,7 +151,7 @@ impl Detector for DestinationDrift {
                 ev,
             ));
         }
-        s.destinations.push(Arc::from(dest));
+        s.destinations.see(dest);
     }
 }
 
@@ -185,6 +182,40 @@ mod tests {
         assert!(
             out[0].reason.contains("s3://exfil-drop") && out[0].reason.contains("s3://corp-sync")
         );
+    }
+
+    #[test]
+    fn thirty_two_thousand_new_destinations_keep_the_list_capped_and_every_reason_short() {
+        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut out = Vec::new();
+        for i in 0..30 {
+            d.observe(&upload(i * 120, "s3://corp-sync"), &mut out);
+        }
+        let mut e = upload(4000, "s3://corp-sync");
+        for i in 0..32_000 {
+            e.event_time.0 += 1000;
+            e.resource.destination = Some(Text::from(format!("s3://drop-{i}")));
+            d.observe(&e, &mut out);
+        }
+        assert_eq!(out.len(), 32_000, "each new destination is a finding");
+        let longest = out.iter().map(|f| f.reason.len()).max().unwrap();
+        assert!(longest < 400, "{longest} bytes");
+        assert!(
+            out[31_999]
+                .reason
+                .contains("s3://drop-31999 (known: s3://drop-31998, ")
+                && out[31_999].reason.ends_with(" … and 248 more)"),
+            "{}",
+            out[31_999].reason
+        );
+        // the last 256 are still known (no finding); older ones were forgotten
+        out.clear();
+        e.resource.destination = Some("s3://drop-31744".into());
+        d.observe(&e, &mut out);
+        assert!(out.is_empty());
+        e.resource.destination = Some("s3://drop-31743".into());
+        d.observe(&e, &mut out);
+        assert_eq!(out.len(), 1);
     }
 
     #[test]

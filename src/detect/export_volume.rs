@@ -3,11 +3,12 @@
 //! In: `export` events with a record or byte count. Key: the job, else the principal. Out: after
 //! `warmup_exports` exports, a finding when one export is at least `min_ratio` times the key's baseline (an
 //! exponentially weighted mean) and above an absolute floor. Anomalous exports do not teach the baseline.
-//! State per key: the baselines of records and bytes and the export count.
+//! State per key (keys first seen unvouched live in the claimed pool of [`KeyedState`]): the baselines of records
+//! and bytes and the export count.
 
 use super::{BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Category, SessionEvent};
-use crate::state::{Bounds, KeyedState};
+use crate::event::{Category, Keys, SessionEvent};
+use crate::state::{bounded, Bounds, KeyedState};
 use serde::Deserialize;
 
 pub const NAME: &str = "export_volume";
@@ -82,13 +83,15 @@ impl Detector for ExportVolume {
         if records.is_none() && bytes.is_none() {
             return;
         }
-        let (what, key) = match (&ev.session.job_id, ev.principal.key()) {
-            (Some(j), _) => ("job", j.as_str()),
-            (None, Some(p)) => ("principal", p),
+        let (what, key, vouched) = match (&ev.session.job_id, ev.principal.key()) {
+            (Some(j), _) => ("job", j.as_str(), ev.vouches(Keys::JOB)),
+            (None, Some(p)) => ("principal", p, ev.principal.vouched_by.is_some()),
             _ => return,
         };
         let cfg = &self.cfg;
-        let s = self.state.entry(key, ev.event_time, KeyState::default);
+        let s = self
+            .state
+            .entry_in(key, ev.event_time, vouched, KeyState::default);
         let big = |n: Option<u64>, base: f64, floor: u64| {
             n.is_some_and(|n| n >= floor && n as f64 >= cfg.min_ratio * base.max(1.0))
         };
@@ -99,11 +102,13 @@ impl Detector for ExportVolume {
                 Some(r) if big(records, s.records, cfg.min_records) => (r, s.records, "records"),
                 _ => (bytes.unwrap_or(0), s.bytes, "bytes"),
             };
-            let to = ev
-                .resource
-                .destination
-                .as_deref()
-                .unwrap_or("an unknown destination");
+            let to = bounded(
+                ev.resource
+                    .destination
+                    .as_deref()
+                    .unwrap_or("an unknown destination"),
+            );
+            let key = bounded(key);
             let reason = format!(
                 "{what} {key} exported {n} {unit} to {to}; its usual export is {base:.0} ({:.0}x)",
                 n as f64 / base.max(1.0)

@@ -5,12 +5,13 @@
 //! IP is never travel; proxy/VPN-flagged events and events from configured egress ranges are skipped; both
 //! accuracy radii are subtracted from the distance; locations less accurate than `max_accuracy_km` are skipped;
 //! distances under `min_distance_km` are never travel. Out: one finding per impossible hop.
-//! State per principal: the last trusted location (coordinates, accuracy, time, IP, place, event id).
+//! State per principal (principals first seen unvouched live in the claimed pool of [`KeyedState`]): the last
+//! trusted location (coordinates, accuracy, time, IP, place, event id; each string bounded).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Outcome, SessionEvent, Ts};
 use crate::net::Cidr;
-use crate::state::{Bounds, KeyedState};
+use crate::state::{bounded, bounded_box, Bounds, KeyedState};
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -86,8 +87,8 @@ struct Place {
     ip: Option<Box<str>>,
     /// (session, device) pairs seen at this place, for the same-device guard (at most four).
     seen: Vec<(Box<str>, Box<str>)>,
-    name: String,
-    event_id: String,
+    name: Box<str>,
+    event_id: Box<str>,
 }
 
 pub struct ImpossibleTravel {
@@ -133,8 +134,12 @@ impl Detector for ImpossibleTravel {
             (None, Some(k)) => k.to_string(),
             (None, None) => format!("{:.2},{:.2}", geo.lat, geo.lon),
         };
-        let session = ev.session.session_id.as_deref();
-        let device = ev.network.device_id.as_deref();
+        // as kept in state
+        let ip = ip.map(bounded);
+        let ip = ip.as_deref();
+        let session = ev.session.session_id.as_deref().map(bounded);
+        let device = ev.network.device_id.as_deref().map(bounded);
+        let (session, device) = (session.as_deref(), device.as_deref());
         let place = || Place {
             lat: geo.lat,
             lon: geo.lon,
@@ -145,11 +150,12 @@ impl Detector for ImpossibleTravel {
                 (Some(s), Some(d)) => vec![(Box::from(s), Box::from(d))],
                 _ => Vec::new(),
             },
-            name: place_name(),
-            event_id: ev.event_id.to_string(),
+            name: bounded_box(&place_name()),
+            event_id: bounded_box(&ev.event_id),
         };
-        let Some(prev) = self.state.get_mut(who, ev.event_time) else {
-            self.state.entry(who, ev.event_time, place);
+        let vouched = ev.principal.vouched_by.is_some();
+        let Some(prev) = self.state.get_mut_in(who, ev.event_time, vouched) else {
+            self.state.entry_in(who, ev.event_time, vouched, place);
             return;
         };
         if ev.event_time < prev.time {
@@ -181,7 +187,7 @@ impl Detector for ImpossibleTravel {
             .max(cfg.min_elapsed_secs as f64);
         let speed = dist / (secs / 3600.0);
         if dist >= cfg.min_distance_km && speed > cfg.max_speed_kmh {
-            let name = place_name();
+            let (who, name) = (bounded(who), bounded_box(&place_name()));
             let mins = secs / 60.0;
             let asn = ev
                 .network
@@ -196,7 +202,7 @@ impl Detector for ImpossibleTravel {
                 NAME,
                 cfg.score,
                 reason,
-                vec![prev.event_id.clone(), ev.event_id.to_string()],
+                vec![prev.event_id.to_string(), ev.event_id.to_string()],
                 ev,
             ));
         }

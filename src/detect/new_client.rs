@@ -2,14 +2,14 @@
 //! integration).
 //!
 //! In: `token_issued` events with an OAuth client id and a principal. Out: after the principal's clients are
-//! learned (`learn_events` grants over `learn_secs`), one finding per new client. State per principal: first-seen
-//! time, grant count and the clients seen (at most `max_clients`).
+//! learned (`learn_events` grants over `learn_secs`), one finding per new client. State per principal (principals
+//! first seen unvouched live in the claimed pool of [`KeyedState`]): first-seen time, grant count and the clients
+//! seen (at most `max_clients`, the least recently seen forgotten first).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, SessionEvent, Ts};
-use crate::state::{Bounds, KeyedState};
+use crate::state::{bounded, Bounds, KeyedState, RecentSet};
 use serde::Deserialize;
-use std::sync::Arc;
 
 pub const NAME: &str = "new_client";
 const FILE: &str = "new_client.toml";
@@ -61,7 +61,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
 struct KeyState {
     first_seen: Ts,
     grants: u32,
-    clients: Vec<Arc<str>>,
+    clients: RecentSet,
 }
 
 pub struct NewClient {
@@ -79,13 +79,17 @@ impl Detector for NewClient {
             return;
         };
         let cfg = &self.cfg;
-        let s = self.state.entry(who, ev.event_time, || KeyState {
-            first_seen: ev.event_time,
-            grants: 0,
-            clients: Vec::new(),
-        });
+        let vouched = ev.principal.vouched_by.is_some();
+        let s = self
+            .state
+            .entry_in(who, ev.event_time, vouched, || KeyState {
+                first_seen: ev.event_time,
+                grants: 0,
+                clients: RecentSet::new(cfg.max_clients),
+            });
         s.grants += 1;
-        if s.clients.iter().any(|c| &**c == client) {
+        let known = s.clients.len();
+        if !s.clients.see(client) {
             return;
         }
         let learned = s.grants > cfg.learn_events
@@ -97,7 +101,8 @@ impl Detector for NewClient {
                 .as_deref()
                 .or(ev.resource.app.as_deref())
                 .unwrap_or(client);
-            let reason = format!("{who} granted a token to OAuth client {app} ({client}) for the first time; {} known clients", s.clients.len());
+            let (who, app, client) = (bounded(who), bounded(app), bounded(client));
+            let reason = format!("{who} granted a token to OAuth client {app} ({client}) for the first time; {known} known clients");
             out.push(Finding::new(
                 NAME,
                 cfg.score,
@@ -106,10 +111,6 @@ impl Detector for NewClient {
                 ev,
             ));
         }
-        if s.clients.len() >= cfg.max_clients {
-            s.clients.remove(0);
-        }
-        s.clients.push(Arc::from(client));
     }
 }
 

@@ -4,11 +4,12 @@
 //! carry a job or token id. Out: a finding when the current bucket's count is improbable under a Poisson model of
 //! the key's baseline (tail probability from `statrs`), at least `min_ratio` times it and at least `min_count`.
 //! Cold start: until a key has `warmup_buckets` active buckets only `cold_start_max` applies.
-//! State per key: current bucket and count, baseline (EWMA over active buckets), active-bucket count.
+//! State per key (keys first seen unvouched live in the claimed pool of [`KeyedState`]): current bucket and count,
+//! baseline (EWMA over active buckets), active-bucket count, the first event id of the bucket (bounded).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Category, SessionEvent};
-use crate::state::{Bounds, KeyedState};
+use crate::event::{Category, Keys, SessionEvent};
+use crate::state::{bounded, bounded_box, Bounds, KeyedState};
 use serde::Deserialize;
 use statrs::distribution::{DiscreteCDF, Poisson};
 
@@ -86,7 +87,7 @@ struct KeyState {
     baseline: f64,
     active: u32,
     fired_bucket: i64,
-    first_in_bucket: String,
+    first_in_bucket: Box<str>,
 }
 
 pub struct Rate {
@@ -103,21 +104,23 @@ impl Detector for Rate {
         ) {
             return;
         }
-        let (what, key) = match (&ev.session.job_id, &ev.session.token_id) {
-            (Some(j), _) => ("job", j.as_str()),
-            (None, Some(t)) => ("token", t.as_str()),
+        let (what, key, vouched) = match (&ev.session.job_id, &ev.session.token_id) {
+            (Some(j), _) => ("job", j.as_str(), ev.vouches(Keys::JOB)),
+            (None, Some(t)) => ("token", t.as_str(), ev.vouches(Keys::TOKEN)),
             _ => return,
         };
         let cfg = &self.cfg;
         let bucket = ev.event_time.0.div_euclid(cfg.bucket_secs as i64 * 1000);
-        let s = self.state.entry(key, ev.event_time, || KeyState {
-            bucket,
-            count: 0,
-            baseline: 0.0,
-            active: 0,
-            fired_bucket: i64::MIN,
-            first_in_bucket: String::new(),
-        });
+        let s = self
+            .state
+            .entry_in(key, ev.event_time, vouched, || KeyState {
+                bucket,
+                count: 0,
+                baseline: 0.0,
+                active: 0,
+                fired_bucket: i64::MIN,
+                first_in_bucket: Box::default(),
+            });
         if bucket > s.bucket {
             // Close the previous bucket; anomalous buckets do not teach the baseline.
             if s.count > 0 && s.fired_bucket != s.bucket {
@@ -134,14 +137,13 @@ impl Detector for Rate {
             return; // late event for a closed bucket
         }
         if s.count == 0 {
-            s.first_in_bucket.clear();
-            s.first_in_bucket.push_str(&ev.event_id);
+            s.first_in_bucket = bounded_box(&ev.event_id);
         }
         s.count += 1;
         if s.fired_bucket == bucket {
             return;
         }
-        let per = cfg.bucket_secs;
+        let (per, key) = (cfg.bucket_secs, bounded(key));
         let reason = if s.active >= cfg.warmup_buckets {
             let lambda = s.baseline.max(1.0);
             if s.count < cfg.min_count || (s.count as f64) < cfg.min_ratio * lambda {
@@ -165,7 +167,7 @@ impl Detector for Rate {
             return;
         };
         s.fired_bucket = bucket;
-        let evidence = vec![s.first_in_bucket.clone(), ev.event_id.to_string()];
+        let evidence = vec![s.first_in_bucket.to_string(), ev.event_id.to_string()];
         out.push(Finding::new(NAME, cfg.score, reason, evidence, ev));
     }
 }
@@ -223,6 +225,54 @@ mod tests {
             d.observe(&call(i * 300, "busy"), &mut out);
         }
         assert!(out.is_empty());
+    }
+
+    /// The trust issue's flood: distinct `x-token-id`s from unauthenticated requests. They fill the claimed pool
+    /// and evict one another; the authenticated token's baseline stays, so its scraping is still measured
+    /// against it (a cold start would let 100 requests a minute through).
+    #[test]
+    fn a_flood_of_distinct_unauthenticated_tokens_does_not_evict_real_baselines() {
+        let dir = std::env::temp_dir().join(format!("quench-rate-flood-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(FILE), "max_keys = 64\n").unwrap();
+        let run = |flood_vouched: bool| {
+            let mut d = build(&BuildContext {
+                dir: Some(dir.clone()),
+            })
+            .unwrap();
+            let mut out = Vec::new();
+            let real = |ms: i64| {
+                let mut e = call(ms, "tok-real");
+                e.session.vouched = Keys::TOKEN;
+                e
+            };
+            for i in 0..360 {
+                d.observe(&real(i * 10_000), &mut out);
+            }
+            for i in 0..10_000 {
+                let mut e = at(3600, &format!("f{i}"), Family::Gateway, Category::DataRead);
+                e.session.token_id = Some(Text::from(format!("forged-{i}")));
+                if flood_vouched {
+                    e.session.vouched = Keys::TOKEN;
+                }
+                d.observe(&e, &mut out);
+            }
+            for i in 0..300 {
+                d.observe(&real(3_660_000 + i * 200), &mut out);
+            }
+            out
+        };
+        let out = run(false);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(
+            out[0].reason.contains("tok-real made 100 requests")
+                && out[0].reason.contains("baseline is 6.0"),
+            "{}",
+            out[0].reason
+        );
+        // the same number of authenticated tokens is real load: at the cap it does push the baseline out
+        assert!(run(true).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -5,11 +5,13 @@
 //! agent, ASN, country, IP). Out: a finding when a later event differs in device or user agent AND in ASN or
 //! country (`score`); a network-only change (VPN, mobile carrier hop) gets `network_only_score`, and nothing when
 //! the source flags the new network as a proxy. One finding per new fingerprint. `session_end` forgets the session.
-//! State per session/token: the original fingerprint and the fingerprints already reported.
+//! State per session/token (ids first seen unvouched live in the claimed pool of [`KeyedState`]): the original
+//! fingerprint and the fingerprints already reported (at most eight): device id and user agent as 128-bit SHA-256
+//! digests, country and IP bounded.
 
 use super::{BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Category, SessionEvent};
-use crate::state::{Bounds, KeyedState};
+use crate::event::{Category, Keys, SessionEvent};
+use crate::state::{bounded, bounded_box, digest, Bounds, KeyedState};
 use serde::Deserialize;
 
 pub const NAME: &str = "session_hijack";
@@ -54,10 +56,12 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }))
 }
 
+/// A fingerprint. The device id and the user agent are only compared, so they are kept as digests (a 40 KB user
+/// agent costs what a short one does); the country and IP, which reasons show, are kept bounded.
 #[derive(Default, Clone, PartialEq)]
 struct Print {
-    device: Option<Box<str>>,
-    ua: Option<Box<str>>,
+    device: Option<[u8; 16]>,
+    ua: Option<[u8; 16]>,
     asn: Option<u32>,
     country: Option<Box<str>>,
     ip: Option<Box<str>>,
@@ -66,16 +70,16 @@ struct Print {
 impl Print {
     fn of(ev: &SessionEvent<'_>) -> Print {
         Print {
-            device: ev.network.device_id.as_deref().map(Box::from),
-            ua: ev.network.user_agent.as_deref().map(Box::from),
+            device: ev.network.device_id.as_deref().map(digest),
+            ua: ev.network.user_agent.as_deref().map(digest),
             asn: ev.network.asn,
             country: ev
                 .network
                 .geo
                 .as_ref()
                 .and_then(|g| g.country.as_deref())
-                .map(Box::from),
-            ip: ev.network.ip.as_deref().map(Box::from),
+                .map(bounded_box),
+            ip: ev.network.ip.as_deref().map(bounded_box),
         }
     }
     fn place(&self) -> String {
@@ -100,7 +104,7 @@ fn differs<T: PartialEq>(a: &Option<T>, b: &Option<T>) -> bool {
 
 struct SessionState {
     original: Print,
-    first_event: String,
+    first_event: Box<str>,
     reported: Vec<Print>,
 }
 
@@ -111,7 +115,14 @@ pub struct SessionHijack {
 }
 
 impl SessionHijack {
-    fn check(&mut self, what: &str, id: &str, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
+    fn check(
+        &mut self,
+        what: &str,
+        id: &str,
+        vouched: bool,
+        ev: &SessionEvent<'_>,
+        out: &mut Vec<Finding>,
+    ) {
         self.key.clear();
         self.key.push_str(what);
         self.key.push(':');
@@ -121,25 +132,34 @@ impl SessionHijack {
             return;
         }
         let now = ev.event_time;
-        let Some(s) = self.state.get_mut(&self.key, now) else {
+        let Some(s) = self.state.get_mut_in(&self.key, now, vouched) else {
             let first = SessionState {
                 original: Print::of(ev),
-                first_event: ev.event_id.to_string(),
+                first_event: bounded_box(&ev.event_id),
                 reported: Vec::new(),
             };
-            self.state.entry(&self.key, now, || first);
+            self.state.entry_in(&self.key, now, vouched, || first);
             return;
         };
         let o = &s.original;
         let n = &ev.network;
-        let country = n.geo.as_ref().and_then(|g| g.country.as_deref());
-        let client_changed = differs(&o.device.as_deref(), &n.device_id.as_deref())
-            || differs(&o.ua.as_deref(), &n.user_agent.as_deref());
-        let net_changed = differs(&o.asn, &n.asn) || differs(&o.country.as_deref(), &country);
-        if !net_changed || (!client_changed && n.is_proxy == Some(true)) {
+        // compared as kept in state: the country bounded, the device and user agent digested (only when the
+        // network changed)
+        let country = n
+            .geo
+            .as_ref()
+            .and_then(|g| g.country.as_deref())
+            .map(bounded);
+        let net_changed =
+            differs(&o.asn, &n.asn) || differs(&o.country.as_deref(), &country.as_deref());
+        if !net_changed {
             return;
         }
         let print = Print::of(ev);
+        let client_changed = differs(&o.device, &print.device) || differs(&o.ua, &print.ua);
+        if !client_changed && n.is_proxy == Some(true) {
+            return;
+        }
         if s.reported.contains(&print) || s.reported.len() >= 8 {
             return;
         }
@@ -154,13 +174,14 @@ impl SessionHijack {
                 "from a different network with the same device and browser",
             )
         };
-        let ua = n.user_agent.as_deref().unwrap_or("unknown user agent");
+        let ua = bounded(n.user_agent.as_deref().unwrap_or("unknown user agent"));
+        let id = bounded(id);
         let reason = format!(
             "{what} {id} used {how} while live: {} ({ua}), first seen at {}",
             print.place(),
             o.place()
         );
-        let evidence = vec![s.first_event.clone(), ev.event_id.to_string()];
+        let evidence = vec![s.first_event.to_string(), ev.event_id.to_string()];
         s.reported.push(print);
         if score > 0.0 {
             out.push(Finding::new(NAME, score, reason, evidence, ev));
@@ -171,10 +192,10 @@ impl SessionHijack {
 impl Detector for SessionHijack {
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         if let Some(s) = &ev.session.session_id {
-            self.check("session", s, ev, out);
+            self.check("session", s, ev.vouches(Keys::SESSION), ev, out);
         }
         if let Some(t) = &ev.session.token_id {
-            self.check("token", t, ev, out);
+            self.check("token", t, ev.vouches(Keys::TOKEN), ev, out);
         }
     }
 }
@@ -253,6 +274,29 @@ mod tests {
             vpn
         ])
         .is_empty());
+    }
+
+    #[test]
+    fn forty_kilobyte_user_agents_are_kept_bounded_and_still_compared_whole() {
+        let mut d = SessionHijack {
+            cfg: SessionHijackConfig::default(),
+            state: KeyedState::new(Bounds::default()),
+            key: String::new(),
+        };
+        let ua = "Mozilla/5.0 ".repeat(3400);
+        let mut first = hit(0, 7922, "United States", "x", None);
+        first.network.user_agent = Some(Text::from(ua.clone()));
+        let mut out = Vec::new();
+        d.observe(&first, &mut out);
+        let kept = d.state.peek("session:102abc").unwrap();
+        assert_eq!(kept.original.ua, Some(digest(&ua)), "16 bytes, not 40 KB");
+        // differs only in the last byte, from another network: a different browser
+        let mut other = hit(600, 7713, "Indonesia", "x", None);
+        other.network.user_agent = Some(Text::from(format!("{}!", &ua[..ua.len() - 1])));
+        d.observe(&other, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].score, 0.95);
+        assert!(out[0].reason.len() < 600, "{}", out[0].reason);
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //!
 //! In: `token_refreshed` events with a token id. Out: a finding when the IdP itself reports reuse (an action
 //! containing `reuse`, as Okta's `app.oauth2.as.token.detect_reuse`), or when one refresh token is redeemed from
-//! two countries within `window_secs`. State per token: the network of its last redemption.
+//! two countries within `window_secs`. State per token (tokens first seen unvouched live in the claimed pool of
+//! [`KeyedState`]): the network of its last redemption (strings bounded).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Category, SessionEvent, Ts};
-use crate::state::{Bounds, KeyedState};
+use crate::event::{Category, Keys, SessionEvent, Ts};
+use crate::state::{bounded, bounded_box, Bounds, KeyedState};
 use serde::Deserialize;
 
 pub const NAME: &str = "token_reuse";
@@ -55,7 +56,7 @@ struct Last {
     asn: Option<u32>,
     country: Option<Box<str>>,
     time: Ts,
-    event_id: String,
+    event_id: Box<str>,
     reported: bool,
 }
 
@@ -73,7 +74,8 @@ impl Detector for TokenReuse {
             return;
         };
         if ev.action.as_deref().is_some_and(|a| a.contains("reuse")) {
-            let who = ev.principal.key().unwrap_or("an unknown principal");
+            let who = bounded(ev.principal.key().unwrap_or("an unknown principal"));
+            let token = bounded(token);
             let reason = format!(
                 "the IdP detected reuse of refresh token {token} of {who} after it was rotated"
             );
@@ -86,17 +88,26 @@ impl Detector for TokenReuse {
             ));
             return;
         }
-        let country = ev.network.geo.as_ref().and_then(|g| g.country.as_deref());
+        // as kept in state
+        let country = ev
+            .network
+            .geo
+            .as_ref()
+            .and_then(|g| g.country.as_deref())
+            .map(bounded);
+        let country = country.as_deref();
         let now = ev.event_time;
         let window = self.cfg.window_secs as f64;
         let score = self.cfg.two_countries_score;
-        let last = self.state.entry(token, now, || Last {
-            asn: ev.network.asn,
-            country: country.map(Box::from),
-            time: now,
-            event_id: ev.event_id.to_string(),
-            reported: false,
-        });
+        let last = self
+            .state
+            .entry_in(token, now, ev.vouches(Keys::TOKEN), || Last {
+                asn: ev.network.asn,
+                country: country.map(Box::from),
+                time: now,
+                event_id: bounded_box(&ev.event_id),
+                reported: false,
+            });
 
         let other_country =
             matches!((last.country.as_deref(), country), (Some(a), Some(b)) if a != b);
@@ -107,6 +118,7 @@ impl Detector for TokenReuse {
             && now.secs_since(last.time) <= window
             && !last.reported
         {
+            let token = bounded(token);
             let reason = format!(
                 "refresh token {token} redeemed from AS{} {} {:.0} min after AS{} {}",
                 ev.network.asn.unwrap_or(0),
@@ -119,7 +131,7 @@ impl Detector for TokenReuse {
                 NAME,
                 score,
                 reason,
-                vec![last.event_id.clone(), ev.event_id.to_string()],
+                vec![last.event_id.to_string(), ev.event_id.to_string()],
                 ev,
             ));
             last.reported = true;
@@ -129,7 +141,7 @@ impl Detector for TokenReuse {
             asn: ev.network.asn,
             country: country.map(Box::from),
             time: now,
-            event_id: ev.event_id.to_string(),
+            event_id: bounded_box(&ev.event_id),
             reported: last.reported,
         };
     }
