@@ -268,6 +268,9 @@ fn main() -> anyhow::Result<()> {
             deadline,
         } => {
             init_logs(cli.log_json);
+            // the traffic's own operator configuration (written by `quench simulate`), unless one is given
+            let beside = dir.join("quench.toml");
+            let config = config.or_else(|| beside.exists().then_some(beside));
             let cfg = load(config.as_ref())?;
             let t0 = std::time::Instant::now();
             let r = rt.block_on(app::eval::eval(&cfg, &dir, deadline))?;

@@ -109,6 +109,11 @@ impl Timeline {
                 if !self.formats.contains(&format) {
                     self.formats.push(format);
                 }
+                // Nothing recorded can be dated after the replay itself: not even the first line may set the clock
+                // there.
+                if newest.0 > ingest.0.saturating_add(self.skew_ms) {
+                    return Verdict::Ahead { reference: ingest };
+                }
                 let Some(t) = self.newest else {
                     self.newest = Some(newest);
                     return Verdict::Accept;
@@ -157,6 +162,8 @@ mod tests {
     use super::*;
 
     const MIN: i64 = 60_000;
+    /// The wall clock of a replay long after the recorded events.
+    const WALL: Ts = Ts(1_795_000_000_000);
 
     #[test]
     fn ingest_mode_refuses_events_ahead_of_the_wall_clock() {
@@ -172,55 +179,69 @@ mod tests {
     #[test]
     fn one_event_dated_2100_does_not_move_a_replayed_streams_clock() {
         let mut t = Timeline::new(Mode::Stream, 300, 86_400);
-        assert_eq!(t.check("okta", Ts(0), Ts(0)), Verdict::Accept);
-        assert_eq!(t.check("kong", Ts(MIN), Ts(0)), Verdict::Accept);
+        assert_eq!(t.check("okta", Ts(0), WALL), Verdict::Accept);
+        assert_eq!(t.check("kong", Ts(MIN), WALL), Verdict::Accept);
         let y2100 = Ts(4_102_444_800_000);
         assert!(matches!(
-            t.check("kong", y2100, Ts(0)),
+            t.check("kong", y2100, WALL),
             Verdict::Ahead { .. }
         ));
         assert_eq!(t.now(), Ts(MIN));
         // the same source again does not corroborate itself in a stream of several sources
         assert!(matches!(
-            t.check("kong", y2100, Ts(0)),
+            t.check("kong", y2100, WALL),
             Verdict::Ahead { .. }
         ));
-        assert_eq!(t.check("okta", Ts(2 * MIN), Ts(0)), Verdict::Accept);
+        assert_eq!(t.check("okta", Ts(2 * MIN), WALL), Verdict::Accept);
         assert_eq!(t.now(), Ts(2 * MIN));
     }
 
     #[test]
     fn a_quiet_night_is_crossed_when_a_second_source_agrees() {
         let mut t = Timeline::new(Mode::Stream, 300, 86_400);
-        t.check("okta", Ts(0), Ts(0));
-        t.check("kong", Ts(MIN), Ts(0));
+        t.check("okta", Ts(0), WALL);
+        t.check("kong", Ts(MIN), WALL);
         let morning = 10 * 60 * MIN;
         assert!(matches!(
-            t.check("okta", Ts(morning), Ts(0)),
+            t.check("okta", Ts(morning), WALL),
             Verdict::Ahead { .. }
         ));
-        assert_eq!(t.check("kong", Ts(morning + MIN), Ts(0)), Verdict::Accept);
+        assert_eq!(t.check("kong", Ts(morning + MIN), WALL), Verdict::Accept);
         assert_eq!(t.now(), Ts(morning + MIN));
         // the held Okta message now fits
-        assert_eq!(t.check("okta", Ts(morning), Ts(0)), Verdict::Accept);
+        assert_eq!(t.check("okta", Ts(morning), WALL), Verdict::Accept);
     }
 
     #[test]
     fn a_single_source_stream_crosses_a_gap_on_its_second_message() {
         let mut t = Timeline::new(Mode::Stream, 300, 86_400);
-        t.check("okta", Ts(0), Ts(0));
+        t.check("okta", Ts(0), WALL);
         let later = 3 * 60 * MIN;
         assert!(matches!(
-            t.check("okta", Ts(later), Ts(0)),
+            t.check("okta", Ts(later), WALL),
             Verdict::Ahead { .. }
         ));
-        assert_eq!(t.check("okta", Ts(later + MIN), Ts(0)), Verdict::Accept);
+        assert_eq!(t.check("okta", Ts(later + MIN), WALL), Verdict::Accept);
+    }
+
+    #[test]
+    fn a_first_line_dated_2099_does_not_set_a_replayed_streams_clock() {
+        let mut t = Timeline::new(Mode::Stream, 300, 86_400);
+        let wall = WALL;
+        let y2099 = Ts(4_070_908_800_000);
+        assert!(matches!(
+            t.check("nginx", y2099, wall),
+            Verdict::Ahead { .. }
+        ));
+        assert_eq!(t.check("okta", Ts(0), wall), Verdict::Accept);
+        assert_eq!(t.now(), Ts(0));
+        assert!(!t.too_old(Ts(MIN)));
     }
 
     #[test]
     fn events_older_than_the_horizon_are_too_old() {
         let mut t = Timeline::new(Mode::Stream, 300, 3600);
-        t.check("okta", Ts(100 * MIN), Ts(0));
+        t.check("okta", Ts(100 * MIN), WALL);
         assert!(t.too_old(Ts(30 * MIN)));
         assert!(!t.too_old(Ts(50 * MIN)));
     }

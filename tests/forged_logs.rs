@@ -52,6 +52,11 @@ struct Targets {
 
 impl Targets {
     async fn new(privileged: &[&str]) -> Targets {
+        Self::with(privileged, "").await
+    }
+
+    /// Targets plus `extra` configuration (tables that come after `[respond]` is complete, e.g. `[normalize.…]`).
+    async fn with(privileged: &[&str], extra: &str) -> Targets {
         for (k, v) in [
             ("QUENCH_FORGED_OKTA", "forged-test-okta-token-0123456789"),
             ("QUENCH_FORGED_GRAPH", "forged-test-graph-token-0123456789"),
@@ -82,6 +87,7 @@ impl Targets {
             toml.push_str(&body.replace("{a}", &addr.to_string()));
             seen.push((name, log));
         }
+        toml.push_str(extra);
         Targets { toml, seen }
     }
 
@@ -387,4 +393,152 @@ async fn one_span_dated_2100_neither_blinds_the_detectors_nor_is_processed() {
         "{:?}",
         r.failed
     );
+}
+
+/// The operator's own networks, as `[normalize.enrich.networks]` places them (the README's enrichment feature).
+const NETWORKS: &str = "[[normalize.enrich.networks]]\ncidr = \"192.0.2.0/24\"\nlat = 50.11\nlon = 8.68\ncity = \"Frankfurt\"\ncountry = \"DE\"\naccuracy_km = 10.0\nasn = 64502\n\
+[[normalize.enrich.networks]]\ncidr = \"203.0.113.0/24\"\nlat = 6.45\nlon = 3.39\ncity = \"Lagos\"\ncountry = \"NG\"\naccuracy_km = 10.0\nasn = 64501\n";
+
+fn okta_sign_in(
+    uuid: &str,
+    event_type: &str,
+    user: &str,
+    email: &str,
+    session: &str,
+    t: i64,
+) -> String {
+    format!(
+        r#"{{"uuid":"{uuid}","published":"{}","eventType":"{event_type}","actor":{{"id":"{user}","type":"User","alternateId":"{email}"}},"client":{{"ipAddress":"73.1.2.3","userAgent":{{"rawUserAgent":"Mozilla/5.0 Chrome"}},"geographicalContext":{{"city":"Chicago","country":"United States","geolocation":{{"lat":41.88,"lon":-87.63}}}}}},"authenticationContext":{{"externalSessionId":"{session}"}},"securityContext":{{"asNumber":7922,"isProxy":false}},"debugContext":{{"debugData":{{"dtHash":"dev-{user}"}}}},"outcome":{{"result":"SUCCESS"}}}}"#,
+        iso(t)
+    )
+}
+
+/// Found by an outside review: two anonymous requests "as" the CEO, from Frankfurt then Lagos, used to set the
+/// CEO's last location and a hijack finding; the CEO's own next sign-in from Chicago then added an authoritative
+/// impossible-travel finding, and the two together terminated the CEO's sessions at every vendor.
+#[tokio::test]
+async fn anonymous_requests_cannot_poison_a_persons_state_ahead_of_their_real_sign_in() {
+    let t = Targets::with(&[], NETWORKS).await;
+    let lines = vec![
+        okta_sign_in(
+            "ok-1",
+            "user.session.start",
+            "00uceo",
+            "ceo@example.com",
+            "102ceo",
+            T0,
+        ),
+        format!(
+            r#"{{"time_iso8601":"{}","remote_addr":"192.0.2.10","remote_user":"ceo@example.com","request_method":"GET","request_uri":"/","status":"200","body_bytes_sent":"10","http_user_agent":"Mozilla/5.0 Firefox","request_id":"ng-1","host":"www.example.com","http_x_token_id":"evil-tok"}}"#,
+            iso(T0 + 300_000)
+        ),
+        format!(
+            r#"{{"time_iso8601":"{}","remote_addr":"203.0.113.5","remote_user":"ceo@example.com","request_method":"GET","request_uri":"/","status":"200","body_bytes_sent":"10","http_user_agent":"curl/8.5.0","request_id":"ng-2","host":"www.example.com","http_x_token_id":"evil-tok"}}"#,
+            iso(T0 + 600_000)
+        ),
+        okta_sign_in(
+            "ok-2",
+            "user.authentication.sso",
+            "00uceo",
+            "ceo@example.com",
+            "102ceo",
+            T0 + 1_200_000,
+        ),
+    ];
+    let r = run(&t, "poison", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    for d in &r.decisions {
+        let p = d.principal.as_deref().unwrap_or("");
+        assert!(d.action == Action::Alert || !p.contains("ceo"), "{d:?}");
+        assert!(
+            !d.trust.evidence.iter().any(|e| e.starts_with("ng-")),
+            "a forged line counted as authoritative: {d:?}"
+        );
+    }
+    assert_eq!(t.human_requests(), Vec::<String>::new());
+    assert_eq!(t.requests("agent-quarantine"), Vec::<String>::new());
+}
+
+/// Found by an outside review: an agent that names itself after a privileged person (`gen_ai.agent.id` is the
+/// agent's own choice) shared the person's subject, so its findings counted as the second source family the
+/// privileged rule asks for, and the person was logged out everywhere.
+#[tokio::test]
+async fn an_agent_named_after_a_privileged_person_is_not_their_second_source_family() {
+    let t = Targets::with(&["cfo-admin@example.com"], NETWORKS).await;
+    let span = |i: i64, ip: &str, ua: &str| {
+        format!(
+            r#"{{"traceId":"t1","spanId":"s{i}","name":"execute_tool","startTimeUnixNano":"{}000000","attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"execute_tool"}}}},{{"key":"gen_ai.agent.id","value":{{"stringValue":"cfo-admin@example.com"}}}},{{"key":"mcp.session.id","value":{{"stringValue":"evil-s"}}}},{{"key":"client.address","value":{{"stringValue":"{ip}"}}}},{{"key":"user_agent.original","value":{{"stringValue":"{ua}"}}}}]}}"#,
+            T0 + i * 300_000
+        )
+    };
+    let lines = vec![
+        okta_sign_in(
+            "ok-1",
+            "user.session.start",
+            "00ucfo",
+            "cfo-admin@example.com",
+            "102cfo",
+            T0,
+        ),
+        span(1, "192.0.2.10", "agentA"),
+        span(2, "203.0.113.5", "agentB"),
+        okta_sign_in(
+            "ok-2",
+            "user.authentication.sso",
+            "00ucfo",
+            "cfo-admin@example.com",
+            "102cfo",
+            T0 + 1_200_000,
+        ),
+    ];
+    let r = run(&t, "agent-named-cfo", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    for d in &r.decisions {
+        if d.principal_kind == quench::event::PrincipalKind::Human {
+            assert!(d.action <= Action::StepUp, "{d:?}");
+        }
+    }
+    assert_eq!(t.human_requests(), Vec::<String>::new());
+}
+
+fn job_span(i: i64, dest: &str) -> String {
+    format!(
+        r#"{{"traceId":"j{i}","spanId":"k{i}","name":"execute_tool upload","startTimeUnixNano":"{}000000","attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"execute_tool"}}}},{{"key":"gen_ai.agent.id","value":{{"stringValue":"agent-sync"}}}},{{"key":"gen_ai.conversation.id","value":{{"stringValue":"job-sync-1"}}}},{{"key":"quench.token.id","value":{{"stringValue":"tok-sync"}}}},{{"key":"gen_ai.tool.name","value":{{"stringValue":"upload_rows"}}}},{{"key":"quench.destination","value":{{"stringValue":"{dest}"}}}}]}}"#,
+        T0 + i * 120_000
+    )
+}
+
+/// A configuration announcement (`admin_change` naming a job and a destination) makes a new destination known
+/// without a finding. Anyone able to write native events could otherwise announce their own exfiltration
+/// destination: from an input not configured as trusted, the announcement is a claim and changes nothing.
+#[tokio::test]
+async fn an_unvouched_configuration_announcement_does_not_blind_destination_drift() {
+    let mut lines: Vec<String> = (0..20).map(|i| job_span(i, "s3://corp-sync-out")).collect();
+    lines.push(format!(
+        r#"{{"event_id":"cfg-1","event_time":"{}","ingest_time":"{}","source":{{"family":"agent","vendor":"agent-platform","format":"native"}},"category":"admin_change","action":"agent.config.update","outcome":"success","principal":{{"id":"platform-admin@example.com","kind":"human"}},"session":{{"job_id":"job-sync-1"}},"resource":{{"destination":"s3://attacker-drop"}}}}"#,
+        iso(T0 + 21 * 120_000),
+        iso(T0 + 21 * 120_000)
+    ));
+    lines.extend((22..25).map(|i| job_span(i, "s3://attacker-drop")));
+    let drift = |r: &ReplayReport| {
+        r.decisions
+            .iter()
+            .any(|d| d.findings.iter().any(|f| f.detector == "destination_drift"))
+    };
+    let untrusted = Targets::new(&[]).await;
+    let r = run(&untrusted, "announce-untrusted", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(drift(&r), "{:?}", r.decisions);
+    assert!(
+        !untrusted.requests("agent-quarantine").is_empty(),
+        "the agent's token is revoked"
+    );
+    // the same announcement from an input the operator trusts is a legitimate change
+    let trusted = Targets::with(
+        &[],
+        "[normalize.formats.native]\nvendor = \"agent-platform\"\nvouched = true\n",
+    )
+    .await;
+    let r = run(&trusted, "announce-trusted", &lines).await;
+    assert!(!drift(&r), "{:?}", r.decisions);
 }

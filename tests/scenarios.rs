@@ -64,7 +64,13 @@ async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked()
         &dir,
     )
     .unwrap();
-    let r = eval(&Config::default(), &dir, 60.0).await.unwrap();
+    // the simulated organisation's own configuration: its agent platform's configuration audit is trusted
+    let cfg = Config::from_str(
+        &std::fs::read_to_string(dir.join("quench.toml")).unwrap(),
+        "quench.toml",
+    )
+    .unwrap();
+    let r = eval(&cfg, &dir, 60.0).await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(r.attacks, s.attacks);
     assert!(r.per_kind.len() >= 6, "{:?}", r.per_kind.keys());

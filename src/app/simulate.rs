@@ -2,8 +2,10 @@
 //!
 //! In: the number of people, agents and days, and a seed. Out: `DIR/events.jsonl` (Okta System Log, Google
 //! Workspace Reports, Salesforce event monitoring, Kong http-log and OTLP/JSON GenAI spans, time-ordered) and `DIR/labels.json` (the attacks
-//! with their subject, kind, first malicious event and acceptable actions; the benign principals). Deterministic
-//! per seed. State: none.
+//! with their subject, kind, first malicious event and acceptable actions; the benign principals), and
+//! `DIR/quench.toml`: how an operator of this organisation configures Quench's trust in its inputs (the agent
+//! platform's configuration audit, delivered as native events, is authoritative for its agents' configuration).
+//! `quench eval DIR` reads it unless given `--config`. Deterministic per seed. State: none.
 //!
 //! Benign life: people work weekdays in their home city's hours (one IdP session a day, SSO every 30–90 min,
 //! Drive views, hourly token refreshes); some fly to another city (slower than the travel threshold, with an
@@ -448,7 +450,18 @@ fn tz_ms(c: &City) -> i64 {
     (c.lon / 15.0).round() as i64 * H
 }
 
-/// Write `events.jsonl` and `labels.json` into `dir`.
+/// The configuration the simulated organisation runs Quench with: its native events are the agent platform's own
+/// configuration audit, which vouches for the jobs it configures. Without it, Quench would treat a configuration
+/// announcement as a claim (as it must for native events from an unknown writer: else anyone able to write one
+/// could announce an exfiltration destination and blind destination_drift).
+pub const OPERATOR_CONFIG: &str =
+    "# Written by `quench simulate`: the trust this organisation gives its inputs.\n\
+[normalize.formats.native]\n\
+family = \"agent\"\n\
+vendor = \"agent-platform\"\n\
+vouched = true\n";
+
+/// Write `events.jsonl`, `labels.json` and `quench.toml` into `dir`.
 pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
     let mut rng = Rng(cfg.seed ^ 0x5EED);
     let mut o = Out {
@@ -1043,6 +1056,7 @@ pub fn simulate(cfg: SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
         dir.join("labels.json"),
         serde_json::to_vec_pretty(&labels).map_err(std::io::Error::other)?,
     )?;
+    std::fs::write(dir.join("quench.toml"), OPERATOR_CONFIG)?;
     Ok(SimSummary {
         events: o.lines.len(),
         attacks: labels.attacks.len(),

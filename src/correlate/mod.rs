@@ -191,6 +191,7 @@ impl Correlator {
                 ev.principal.vouched_by = Some(w.vouch);
             }
         }
+        namespace_identities(ev);
     }
 
     /// Drop links idle for longer than the TTL.
@@ -207,6 +208,64 @@ impl Correlator {
             + self.token_principal.len()
             + self.job_principal.len()
             + self.session_principal.len()
+    }
+}
+
+/// Prefix for identities and keys that no source vouches for.
+pub const CLAIMED: &str = "claimed:";
+
+/// Give each identity space its own names before detection, so that state and decisions about one can never be
+/// fed by another (a detector's state, decide's subject and a decision's `principal` all use the principal's key):
+/// - a principal or key no source vouches for becomes `claimed:…` (an anonymous request's `remote_user`, an
+///   `x-token-id` header): it can still raise alerts about the claim, but it can neither add to a real person's or
+///   token's baseline nor share their subject;
+/// - a person's key is an e-mail or an IdP's own id; a SaaS app's user known only by its own id (a GitHub login, a
+///   Slack id) becomes `{vendor}:{id}` in the key, so that a self-chosen login such as `00uceo` is not Okta's user;
+/// - an agent or service whose name has the shape of an e-mail (an agent calling itself `cfo@…`) becomes
+///   `{kind}:{name}` in the key, so that it never shares a person's state.
+///
+/// The ids a target addresses (`principal.id`, and e-mails vouched for by an IdP) are left as they were, so
+/// addressing still checks the vouching vendor.
+fn namespace_identities(ev: &mut SessionEvent<'_>) {
+    fn prefixed<'a>(p: &str, t: &Text<'_>) -> Text<'a> {
+        Text::Owned(format!("{p}{}", t.as_str()).into_boxed_str())
+    }
+    let keys = ev.session.vouched;
+    for (k, slot) in [
+        (Keys::TOKEN, &mut ev.session.token_id),
+        (Keys::SESSION, &mut ev.session.session_id),
+        (Keys::JOB, &mut ev.session.job_id),
+        (Keys::CLIENT, &mut ev.session.client_id),
+    ] {
+        if let Some(v) = slot.as_ref().filter(|_| !keys.has(k)) {
+            *slot = Some(prefixed(CLAIMED, v));
+        }
+    }
+    let p = &mut ev.principal;
+    match &p.vouched_by {
+        None => {
+            p.id = p.id.as_ref().map(|v| prefixed(CLAIMED, v));
+            p.email = p.email.as_ref().map(|v| prefixed(CLAIMED, v));
+        }
+        Some(v) => {
+            let person = p.kind == PrincipalKind::Human;
+            let key_is_email = p.key().is_some_and(|k| k.contains('@'));
+            if person && p.email.is_none() && v.family != crate::event::Family::Idp {
+                // the key (email, else id) becomes vendor-qualified; the id itself stays for addressing
+                if let Some(id) = p.id.as_ref() {
+                    p.email = Some(prefixed(&format!("{}:", v.vendor.as_str()), id));
+                }
+            } else if !person && key_is_email {
+                let kind = match p.kind {
+                    PrincipalKind::Agent => "agent:",
+                    PrincipalKind::Service => "service:",
+                    _ => "unknown:",
+                };
+                if let Some(k) = p.key().map(|k| prefixed(kind, &Text::Borrowed(k))) {
+                    p.email = Some(k);
+                }
+            }
+        }
     }
 }
 
@@ -281,12 +340,52 @@ mod tests {
         );
         forged.unvouch_all();
         c.correlate(&mut forged);
-        assert_eq!(forged.principal.id.as_deref(), Some("cfo@example.com"));
-        assert!(forged.principal.vouched_by.is_none(), "still only a claim");
+        assert_eq!(
+            forged.principal.id.as_deref(),
+            Some("claimed:cfo@example.com"),
+            "still only a claim, in a name space of its own"
+        );
+        assert!(forged.principal.vouched_by.is_none());
+        assert_eq!(forged.session.job_id.as_deref(), Some("claimed:J"));
         // and the link still points at the agent
         let mut call = ev(1000, Some("T"), None, None);
         c.correlate(&mut call);
         assert_eq!(call.principal.id.as_deref(), Some("agent-1"));
+    }
+
+    #[test]
+    fn an_agent_named_like_a_person_and_a_saas_login_shaped_like_an_okta_id_get_keys_of_their_own()
+    {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        let mut agent = ev(
+            0,
+            None,
+            Some("J"),
+            Some(("cfo@example.com", PrincipalKind::Agent)),
+        );
+        c.correlate(&mut agent);
+        assert_eq!(agent.principal.key(), Some("agent:cfo@example.com"));
+        assert_eq!(agent.principal.id.as_deref(), Some("cfo@example.com"));
+        let src = SourceInfo {
+            family: Family::Saas,
+            vendor: "github".into(),
+            format: "github_audit".into(),
+        };
+        let mut gh = SessionEvent::new(src, Text::from("g"), Ts(0), Category::ApiRequest);
+        gh.principal.id = Some("00uceo".into());
+        gh.principal.kind = PrincipalKind::Human;
+        gh.vouch_all();
+        c.correlate(&mut gh);
+        assert_eq!(gh.principal.key(), Some("github:00uceo"));
+        assert_eq!(
+            gh.principal.id.as_deref(),
+            Some("00uceo"),
+            "the id GitHub's own API takes"
+        );
+        // an IdP's own ids and e-mails are the people's name space and stay as they are
+        let mut o = okta(0, "s", "00ualice");
+        c.correlate(&mut o);
+        assert_eq!(o.principal.key(), Some("00ualice"));
     }
 
     #[test]

@@ -366,10 +366,13 @@ impl Scorer {
         }
         let now = f.event_time;
         let cfg = &self.cfg;
-        let s = self.state.entry(&self.key, now, || SubjectState {
-            findings: Vec::new(),
-            fired: Vec::new(),
-        });
+        // subjects first seen through claims live in their own pool: a flood of them cannot evict real ones
+        let s = self
+            .state
+            .entry_in(&self.key, now, f.subject.backed, || SubjectState {
+                findings: Vec::new(),
+                fired: Vec::new(),
+            });
         if s.findings.len() >= MAX_FINDINGS {
             s.findings.remove(0);
         }
@@ -386,7 +389,29 @@ impl Scorer {
             }
         }
         let score = 1.0 - best.iter().map(|b| 1.0 - b.1).product::<f64>();
-        let mut action = cfg.action_for(score)?;
+        // Only authoritative findings can lift the action above an alert: claims add to the score, never to what is
+        // done about it (else a forged finding plus a real, weak one would revoke).
+        let mut auth_best: Vec<(&'static str, f64)> = Vec::new();
+        for x in s.findings.iter().filter(|x| x.subject.backed) {
+            let age = now.secs_since(x.event_time).max(0.0);
+            let w = x.score * 0.5f64.powf(age / cfg.half_life_secs);
+            match auth_best.iter_mut().find(|b| b.0 == x.detector) {
+                Some(b) if b.1 >= w => {}
+                Some(b) => b.1 = w,
+                None => auth_best.push((x.detector, w)),
+            }
+        }
+        let auth_score = 1.0 - auth_best.iter().map(|b| 1.0 - b.1).product::<f64>();
+        let by_all = cfg.action_for(score)?;
+        let by_auth = cfg.action_for(auth_score);
+        let mut action = by_auth.map_or(Action::Alert, |a| a.max(Action::Alert.min(by_all)));
+        let claims_capped = (action < by_all).then(|| {
+            format!(
+                "claimed evidence raises the score to {score:.2} but not the action: authoritative findings alone score {auth_score:.2}; {} capped to {}",
+                by_all.as_str(),
+                action.as_str()
+            )
+        });
         let kind = s
             .findings
             .last()
@@ -481,7 +506,7 @@ impl Scorer {
                 })
                 .collect(),
             evidence,
-            guardrail: None,
+            guardrail: claims_capped,
             shadow: false,
         })
     }
