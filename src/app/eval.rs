@@ -3,7 +3,9 @@
 //! In: `DIR/events.jsonl` (raw vendor events, time-ordered) and `DIR/labels.json` (attacks with the subject, kind,
 //! first malicious event time and acceptable actions; the benign principals; the days covered). Out: per attack
 //! kind and overall: attacks caught, caught within the deadline, time to decision in event time (median, max),
-//! false revocations and false alerts per 1,000 benign principal-days. State: none.
+//! false revocations and false alerts per 1,000 benign principal-days. A decision counts against Quench unless it
+//! is about an attack's subject after that attack began, whether or not its principal is in the benign list, and
+//! whether or not it names a principal at all (a token's or a job's). State: none.
 
 use super::{replay, AppError};
 use crate::config::Config;
@@ -135,32 +137,34 @@ pub fn score(labels: &Labels, decisions: &[Decision], deadline_s: f64, events: u
             k.max_time_to_decision_s = x;
         }
     }
-    // A principal is innocent whenever it is not under attack: benign principals always, attacked ones before
-    // their attack began.
-    let innocent_at = |p: &str, t: Ts| -> bool {
-        if labels.benign_principals.iter().any(|b| b == p) {
-            return true;
-        }
-        let attacks: Vec<&Attack> = labels
+    // Every decision is about an innocent unless it is about an attack's subject after that attack began: benign
+    // principals, principals in neither list (a platform admin, a claimed identity), and the tokens and jobs of
+    // decisions without a principal all count. Only notices about the engine itself (no subject) are left out.
+    let under_attack = |d: &Decision| {
+        labels
             .attacks
             .iter()
-            .filter(|a| a.principal.as_deref() == Some(p))
-            .collect();
-        !attacks.is_empty() && attacks.iter().all(|a| t.0 < a.first_malicious_at.0 - 1000)
+            .any(|a| a.matches(d) && d.event_time.0 >= a.first_malicious_at.0 - 1000)
     };
     let mut false_revoked: Vec<String> = Vec::new();
     let (mut false_revocations, mut false_alerts) = (0, 0);
     for d in decisions {
-        let Some(p) = d.principal.as_deref() else {
+        let subject = d
+            .principal
+            .as_deref()
+            .or(d.job_id.as_deref())
+            .or(d.token_id.as_deref())
+            .or(d.session_id.as_deref());
+        let Some(who) = subject else {
             continue;
         };
-        if !innocent_at(p, d.event_time) {
+        if under_attack(d) {
             continue;
         }
         if d.action >= Action::RevokeToken {
             false_revocations += 1;
-            if !false_revoked.iter().any(|x| x == p) {
-                false_revoked.push(p.to_string());
+            if !false_revoked.iter().any(|x| x == who) {
+                false_revoked.push(who.to_string());
             }
         } else {
             false_alerts += 1;
@@ -273,6 +277,45 @@ mod tests {
             shadow: false,
             trust: Default::default(),
         }
+    }
+
+    #[test]
+    fn every_innocent_counts_not_only_the_benign_list() {
+        let labels = Labels {
+            attacks: vec![Attack {
+                id: "a1".into(),
+                kind: "token_scraping".into(),
+                principal: None,
+                token_id: Some("tok-bad".into()),
+                job_id: None,
+                first_malicious_at: Ts(100_000),
+                actions: vec![Action::RevokeToken],
+            }],
+            benign_principals: vec!["b1".into()],
+            days: 1.0,
+        };
+        // a principal in neither list, and a token revocation with no principal
+        let mut tok = decision(Action::RevokeToken, "x", 200);
+        tok.principal = None;
+        tok.token_id = Some("tok-good".into());
+        let mut hit = decision(Action::RevokeToken, "x", 200);
+        hit.principal = None;
+        hit.token_id = Some("tok-bad".into());
+        let ds = vec![
+            decision(Action::RevokeToken, "platform-admin@example.com", 50),
+            tok,
+            hit,
+        ];
+        let r = score(&labels, &ds, 60.0, 3);
+        assert_eq!(r.attacks_caught, 1);
+        assert_eq!(r.false_revocations, 2);
+        assert_eq!(
+            r.false_revoked_principals,
+            vec![
+                "platform-admin@example.com".to_string(),
+                "tok-good".to_string()
+            ]
+        );
     }
 
     #[test]
