@@ -87,6 +87,11 @@ impl Pipeline {
         self.normalize.max_age_secs()
     }
 
+    /// Whether a vouched message has set the clock yet.
+    pub fn has_clock(&self) -> bool {
+        self.timeline.has_clock()
+    }
+
     /// The processing clock (see [`Timeline::now`]).
     pub fn clock(&self) -> Ts {
         self.timeline.now()
@@ -149,7 +154,12 @@ impl Pipeline {
             .map(|e| e.event_time)
             .max()
             .unwrap_or(ingest_time);
-        if let Verdict::Ahead { reference } = self.timeline.check(format, newest, ingest_time) {
+        let vouched = events
+            .iter()
+            .any(|e| e.principal.vouched_by.is_some() || !e.session.vouched.is_empty());
+        if let Verdict::Ahead { reference } =
+            self.timeline.check(format, newest, ingest_time, vouched)
+        {
             let stream = self.timeline.mode() == Mode::Stream;
             if stream {
                 self.stats.held += 1;

@@ -10,7 +10,9 @@
 //! of a reference the event cannot choose:
 //! - [`Mode::Ingest`] (`quench run`): the wall-clock time the record was consumed. A record further ahead is
 //!   dead-lettered.
-//! - [`Mode::Stream`] (`quench replay`, `eval`): the stream's own timeline, the newest event time accepted so far.
+//! - [`Mode::Stream`] (`quench replay`, `eval`): the stream's own timeline, the newest event time accepted so far
+//!   from a message whose source vouches for an identity in it (anonymous lines never set the time; before the
+//!   first vouched message they wait).
 //!   Streams have quiet gaps (a night), so a message further ahead is not refused at once: it is *held* and its time
 //!   recorded as a claim. The timeline jumps when another source corroborates it (a message of another format within
 //!   `max_future_skew` of the claim); in a stream of one format, a second message agreeing with the claim is
@@ -87,26 +89,41 @@ impl Timeline {
         }
     }
 
+    /// Whether a vouched message has set the clock.
+    pub fn has_clock(&self) -> bool {
+        self.newest.is_some()
+    }
+
     /// Whether an event at `t` is older than the state horizon (behind the newest accepted event time).
     pub fn too_old(&self, t: Ts) -> bool {
         self.newest
             .is_some_and(|n| t.0 < n.0.saturating_sub(self.max_age_ms))
     }
 
-    /// Judge a message whose newest event is at `newest`, of `format`, consumed at `ingest`.
-    pub fn check(&mut self, format: &'static str, newest: Ts, ingest: Ts) -> Verdict {
+    /// Judge a message whose newest event is at `newest`, of `format`, consumed at `ingest`. `vouched`: whether its
+    /// source vouches for any identity in it. Only vouched messages move the clock or corroborate a jump: anonymous
+    /// traffic (an NGINX line, a span without an agent) can be processed, never set the time.
+    pub fn check(
+        &mut self,
+        format: &'static str,
+        newest: Ts,
+        ingest: Ts,
+        vouched: bool,
+    ) -> Verdict {
         match self.mode {
             Mode::Ingest => {
                 self.ingest = self.ingest.max(ingest);
                 if newest.0 > ingest.0.saturating_add(self.skew_ms) {
                     Verdict::Ahead { reference: ingest }
                 } else {
-                    self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
+                    if vouched {
+                        self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
+                    }
                     Verdict::Accept
                 }
             }
             Mode::Stream => {
-                if !self.formats.contains(&format) {
+                if vouched && !self.formats.contains(&format) {
                     self.formats.push(format);
                 }
                 // Nothing recorded can be dated after the replay itself: not even the first line may set the clock
@@ -115,15 +132,26 @@ impl Timeline {
                     return Verdict::Ahead { reference: ingest };
                 }
                 let Some(t) = self.newest else {
+                    if !vouched {
+                        // no clock yet: an unvouched line waits for the first vouched one
+                        return Verdict::Ahead { reference: ingest };
+                    }
                     self.newest = Some(newest);
                     return Verdict::Accept;
                 };
-                if newest.0 <= t.0.saturating_add(self.skew_ms) || self.corroborated(format, newest)
-                {
+                if newest.0 <= t.0.saturating_add(self.skew_ms) {
+                    if vouched {
+                        self.newest = Some(t.max(newest));
+                    }
+                    return Verdict::Accept;
+                }
+                if vouched && self.corroborated(format, newest) {
                     self.newest = Some(t.max(newest));
                     return Verdict::Accept;
                 }
-                self.claim(format, newest);
+                if vouched {
+                    self.claim(format, newest);
+                }
                 Verdict::Ahead { reference: t }
             }
         }
@@ -168,9 +196,9 @@ mod tests {
     #[test]
     fn ingest_mode_refuses_events_ahead_of_the_wall_clock() {
         let mut t = Timeline::new(Mode::Ingest, 300, 86_400);
-        assert_eq!(t.check("okta", Ts(4 * MIN), Ts(0)), Verdict::Accept);
+        assert_eq!(t.check("okta", Ts(4 * MIN), Ts(0), true), Verdict::Accept);
         assert_eq!(
-            t.check("okta", Ts(6 * MIN), Ts(0)),
+            t.check("okta", Ts(6 * MIN), Ts(0), true),
             Verdict::Ahead { reference: Ts(0) }
         );
         assert_eq!(t.now(), Ts(0));
@@ -179,49 +207,55 @@ mod tests {
     #[test]
     fn one_event_dated_2100_does_not_move_a_replayed_streams_clock() {
         let mut t = Timeline::new(Mode::Stream, 300, 86_400);
-        assert_eq!(t.check("okta", Ts(0), WALL), Verdict::Accept);
-        assert_eq!(t.check("kong", Ts(MIN), WALL), Verdict::Accept);
+        assert_eq!(t.check("okta", Ts(0), WALL, true), Verdict::Accept);
+        assert_eq!(t.check("kong", Ts(MIN), WALL, true), Verdict::Accept);
         let y2100 = Ts(4_102_444_800_000);
         assert!(matches!(
-            t.check("kong", y2100, WALL),
+            t.check("kong", y2100, WALL, true),
             Verdict::Ahead { .. }
         ));
         assert_eq!(t.now(), Ts(MIN));
         // the same source again does not corroborate itself in a stream of several sources
         assert!(matches!(
-            t.check("kong", y2100, WALL),
+            t.check("kong", y2100, WALL, true),
             Verdict::Ahead { .. }
         ));
-        assert_eq!(t.check("okta", Ts(2 * MIN), WALL), Verdict::Accept);
+        assert_eq!(t.check("okta", Ts(2 * MIN), WALL, true), Verdict::Accept);
         assert_eq!(t.now(), Ts(2 * MIN));
     }
 
     #[test]
     fn a_quiet_night_is_crossed_when_a_second_source_agrees() {
         let mut t = Timeline::new(Mode::Stream, 300, 86_400);
-        t.check("okta", Ts(0), WALL);
-        t.check("kong", Ts(MIN), WALL);
+        t.check("okta", Ts(0), WALL, true);
+        t.check("kong", Ts(MIN), WALL, true);
         let morning = 10 * 60 * MIN;
         assert!(matches!(
-            t.check("okta", Ts(morning), WALL),
+            t.check("okta", Ts(morning), WALL, true),
             Verdict::Ahead { .. }
         ));
-        assert_eq!(t.check("kong", Ts(morning + MIN), WALL), Verdict::Accept);
+        assert_eq!(
+            t.check("kong", Ts(morning + MIN), WALL, true),
+            Verdict::Accept
+        );
         assert_eq!(t.now(), Ts(morning + MIN));
         // the held Okta message now fits
-        assert_eq!(t.check("okta", Ts(morning), WALL), Verdict::Accept);
+        assert_eq!(t.check("okta", Ts(morning), WALL, true), Verdict::Accept);
     }
 
     #[test]
     fn a_single_source_stream_crosses_a_gap_on_its_second_message() {
         let mut t = Timeline::new(Mode::Stream, 300, 86_400);
-        t.check("okta", Ts(0), WALL);
+        t.check("okta", Ts(0), WALL, true);
         let later = 3 * 60 * MIN;
         assert!(matches!(
-            t.check("okta", Ts(later), WALL),
+            t.check("okta", Ts(later), WALL, true),
             Verdict::Ahead { .. }
         ));
-        assert_eq!(t.check("okta", Ts(later + MIN), WALL), Verdict::Accept);
+        assert_eq!(
+            t.check("okta", Ts(later + MIN), WALL, true),
+            Verdict::Accept
+        );
     }
 
     #[test]
@@ -230,10 +264,41 @@ mod tests {
         let wall = WALL;
         let y2099 = Ts(4_070_908_800_000);
         assert!(matches!(
-            t.check("nginx", y2099, wall),
+            t.check("nginx", y2099, wall, true),
             Verdict::Ahead { .. }
         ));
-        assert_eq!(t.check("okta", Ts(0), wall), Verdict::Accept);
+        assert_eq!(t.check("okta", Ts(0), wall, true), Verdict::Accept);
+        assert_eq!(t.now(), Ts(0));
+        assert!(!t.too_old(Ts(MIN)));
+    }
+
+    #[test]
+    fn anonymous_lines_dated_weeks_ahead_neither_start_nor_move_the_clock() {
+        let mut t = Timeline::new(Mode::Stream, 300, 86_400);
+        let ahead = Ts(18 * 24 * 60 * MIN);
+        // before any vouched line: waits
+        assert!(matches!(
+            t.check("nginx", ahead, WALL, false),
+            Verdict::Ahead { .. }
+        ));
+        assert_eq!(t.check("okta", Ts(0), WALL, true), Verdict::Accept);
+        // two unvouched sources agreeing do not move it either
+        assert!(matches!(
+            t.check("nginx", ahead, WALL, false),
+            Verdict::Ahead { .. }
+        ));
+        assert!(matches!(
+            t.check("otel_genai", ahead, WALL, false),
+            Verdict::Ahead { .. }
+        ));
+        assert_eq!(t.now(), Ts(0));
+        // nor does walking forward in steps within the skew: the first step is taken, the clock stays, and the
+        // next step is already too far ahead of it
+        assert_eq!(t.check("nginx", Ts(4 * MIN), WALL, false), Verdict::Accept);
+        assert!(matches!(
+            t.check("nginx", Ts(8 * MIN), WALL, false),
+            Verdict::Ahead { .. }
+        ));
         assert_eq!(t.now(), Ts(0));
         assert!(!t.too_old(Ts(MIN)));
     }
@@ -241,7 +306,7 @@ mod tests {
     #[test]
     fn events_older_than_the_horizon_are_too_old() {
         let mut t = Timeline::new(Mode::Stream, 300, 3600);
-        t.check("okta", Ts(100 * MIN), WALL);
+        t.check("okta", Ts(100 * MIN), WALL, true);
         assert!(t.too_old(Ts(30 * MIN)));
         assert!(!t.too_old(Ts(50 * MIN)));
     }

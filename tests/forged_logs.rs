@@ -542,3 +542,127 @@ async fn an_unvouched_configuration_announcement_does_not_blind_destination_drif
     let r = run(&trusted, "announce-trusted", &lines).await;
     assert!(!drift(&r), "{:?}", r.decisions);
 }
+
+fn mcp_span(i: i64, t: i64, session: &str, ip: &str, ua: &str) -> String {
+    format!(
+        r#"{{"traceId":"m{i}","spanId":"n{i}","name":"execute_tool","startTimeUnixNano":"{t}000000","attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"execute_tool"}}}},{{"key":"gen_ai.agent.id","value":{{"stringValue":"agent-notes"}}}},{{"key":"mcp.session.id","value":{{"stringValue":"{session}"}}}},{{"key":"client.address","value":{{"stringValue":"{ip}"}}}},{{"key":"user_agent.original","value":{{"stringValue":"{ua}"}}}}]}}"#
+    )
+}
+
+/// Found by the second outside review: an agent's span naming the CEO's Okta session id (the agent vouches for
+/// its own MCP sessions) became that session's first fingerprint, so the CEO's own next sign-in looked like a
+/// hijack and the CEO was logged out everywhere.
+#[tokio::test]
+async fn an_agent_naming_a_persons_session_id_does_not_become_that_sessions_fingerprint() {
+    let t = Targets::with(&[], NETWORKS).await;
+    let lines = vec![
+        mcp_span(1, T0, "102ceo", "203.0.113.5", "agentB"),
+        okta_sign_in(
+            "ok-1",
+            "user.session.start",
+            "00uceo",
+            "ceo@example.com",
+            "102ceo",
+            T0 + 60_000,
+        ),
+        okta_sign_in(
+            "ok-2",
+            "user.authentication.sso",
+            "00uceo",
+            "ceo@example.com",
+            "102ceo",
+            T0 + 600_000,
+        ),
+    ];
+    let r = run(&t, "agent-session", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(
+        r.decisions
+            .iter()
+            .all(|d| d.principal_kind != quench::event::PrincipalKind::Human),
+        "{:?}",
+        r.decisions
+    );
+    assert_eq!(t.human_requests(), Vec::<String>::new());
+}
+
+/// Found by the second outside review: an agent naming the CEO's session from eight networks filled the
+/// fingerprints session_hijack keeps per session, so a real theft of the session that followed went unseen.
+#[tokio::test]
+async fn an_agent_cannot_fill_a_sessions_fingerprints_to_hide_a_real_theft() {
+    let t = Targets::with(&[], NETWORKS).await;
+    let mut lines = vec![okta_sign_in(
+        "ok-1",
+        "user.session.start",
+        "00uceo",
+        "ceo@example.com",
+        "102ceo",
+        T0,
+    )];
+    for i in 0..8 {
+        lines.push(mcp_span(
+            i,
+            T0 + 60_000 + i * 10_000,
+            "102ceo",
+            &format!("203.0.113.{}", 10 + i),
+            "Mozilla/5.0 Chrome",
+        ));
+    }
+    // the thief replays the session cookie from a hosting network with a script
+    lines.push(format!(
+        r#"{{"uuid":"ok-thief","published":"{}","eventType":"user.authentication.sso","actor":{{"id":"00uceo","type":"User","alternateId":"ceo@example.com"}},"client":{{"ipAddress":"98.0.0.9","userAgent":{{"rawUserAgent":"python-requests/2.31"}},"geographicalContext":{{"city":"Chicago","country":"United States","geolocation":{{"lat":41.88,"lon":-87.63}}}}}},"authenticationContext":{{"externalSessionId":"102ceo"}},"securityContext":{{"asNumber":14061,"isProxy":false}},"debugContext":{{"debugData":{{"dtHash":"evil-dev"}}}},"outcome":{{"result":"SUCCESS"}}}}"#,
+        iso(T0 + 300_000)
+    ));
+    let r = run(&t, "agent-fill", &lines).await;
+    assert!(r.failed.is_empty(), "{:?}", r.failed);
+    assert!(
+        r.decisions
+            .iter()
+            .any(|d| d.principal.as_deref() == Some("ceo@example.com")
+                && d.action == Action::TerminateSession),
+        "the theft is caught: {:?}",
+        r.decisions
+    );
+}
+
+/// Found by the second outside review: one anonymous line dated three weeks after the recorded day, first in the
+/// file (or agreeing with an unvouched span mid-stream), set the replay's clock, and every real event after it was
+/// "too old" to be looked at.
+#[tokio::test]
+async fn anonymous_lines_dated_weeks_ahead_do_not_set_a_replays_clock() {
+    let t = Targets::new(&[]).await;
+    let day: Vec<String> = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/scenarios/demo_day/events.jsonl"
+    ))
+    .unwrap()
+    .lines()
+    .map(String::from)
+    .collect();
+    let clean = run(&t, "clean-2", &day).await;
+    let ahead = r#"{"time_iso8601":"2026-11-20T00:00:00+00:00","remote_addr":"203.0.113.5","remote_user":"-","request_method":"GET","request_uri":"/","status":"404","body_bytes_sent":"0","http_user_agent":"x","request_id":"ng-j","host":"www.example.com"}"#;
+    let span = r#"{"traceId":"tj","spanId":"sj","name":"chat","startTimeUnixNano":"1795132800000000000","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}]}"#;
+    let mut first = vec![ahead.to_string()];
+    first.extend(day.iter().cloned());
+    let mut mid = day.clone();
+    mid.insert(100, ahead.to_string());
+    mid.insert(101, span.to_string());
+    let key = |d: &quench::decide::Decision| {
+        (
+            d.action,
+            d.principal.clone(),
+            d.job_id.clone(),
+            d.token_id.clone(),
+        )
+    };
+    let mut want: Vec<_> = clean.decisions.iter().map(key).collect();
+    want.sort();
+    for (tag, lines) in [("first", first), ("mid", mid)] {
+        let t = Targets::new(&[]).await;
+        let r = run(&t, tag, &lines).await;
+        assert_eq!(r.stats.too_old, 0, "{tag}");
+        let mut got: Vec<_> = r.decisions.iter().map(key).collect();
+        got.sort();
+        assert_eq!(got, want, "{tag}");
+    }
+}

@@ -52,10 +52,13 @@ fn io_err(path: &str) -> impl FnOnce(std::io::Error) -> AppError + '_ {
     }
 }
 
+/// A held line: file, line number, bytes, event time, and why it was held.
+type HeldLine = (String, u64, Vec<u8>, Ts, String);
+
 /// Replay lines held because they were dated ahead of the stream's timeline (bounded in lines and bytes).
 #[derive(Default)]
 struct Held {
-    lines: std::collections::VecDeque<(String, u64, Vec<u8>, Ts, String)>,
+    lines: std::collections::VecDeque<HeldLine>,
     bytes: usize,
 }
 
@@ -67,14 +70,15 @@ impl Held {
         self.lines.is_empty()
     }
 
-    /// Hold a line; when the hold is full, the oldest held line is given up and its failure returned.
+    /// Hold a line; when the hold is full, the oldest held line comes back out, to be processed now (its time
+    /// admitted if not after the wall clock) rather than lost.
     fn push(
         &mut self,
         name: &str,
         n: u64,
         raw: &[u8],
         e: crate::normalize::NormalizeError,
-    ) -> Option<String> {
+    ) -> Option<HeldLine> {
         let t = match &e {
             crate::normalize::NormalizeError::FromTheFuture { event_time, .. } => {
                 Ts::parse(event_time).unwrap_or(Ts(i64::MAX))
@@ -85,13 +89,9 @@ impl Held {
         self.lines
             .push_back((name.to_string(), n, raw.to_vec(), t, e.to_string()));
         if self.lines.len() > Self::MAX_LINES || self.bytes > Self::MAX_BYTES {
-            let (hname, hn, hraw, _, why) = self.lines.pop_front()?;
-            self.bytes -= hraw.len();
-            return Some(rejection(
-                &hname,
-                hn,
-                &format!("{why}; held lines over the limit"),
-            ));
+            let line = self.lines.pop_front()?;
+            self.bytes -= line.2.len();
+            return Some(line);
         }
         None
     }
@@ -113,11 +113,29 @@ impl Held {
         out
     }
 
-    fn into_sorted(self) -> Vec<(String, u64, Vec<u8>, Ts, String)> {
+    fn into_sorted(self) -> Vec<HeldLine> {
         let mut v: Vec<_> = self.lines.into_iter().collect();
         v.sort_by_key(|l| l.3);
         v
     }
+}
+
+/// Write the decisions as JSON lines, hand them to the dispatcher when there is one, and keep them in the report.
+fn emit(
+    decisions: &mut Vec<Decision>,
+    out: &mut dyn Write,
+    dispatcher: Option<&Dispatcher>,
+    report: &mut ReplayReport,
+) -> Result<(), AppError> {
+    for d in decisions.drain(..) {
+        serde_json::to_writer(&mut *out, &d).map_err(std::io::Error::from)?;
+        out.write_all(b"\n")?;
+        if let Some(disp) = dispatcher {
+            disp.dispatch(Arc::new(d.clone()));
+        }
+        report.decisions.push(d);
+    }
+    Ok(())
 }
 
 /// What `replay` did.
@@ -165,8 +183,27 @@ pub async fn replay(
             match pipeline.process(raw, None, prov, Ts::now(), &mut decisions) {
                 Ok(_) => {}
                 Err(e @ crate::normalize::NormalizeError::FromTheFuture { .. }) => {
-                    if let Some(dropped) = held.push(&name, n, raw, e) {
-                        report.failed.push(dropped);
+                    if let Some((hname, hn, hraw, t, why)) = held.push(&name, n, raw, e) {
+                        // Over the hold's limit. While no vouched line has started the clock (a stream of
+                        // anonymous lines only), the oldest is processed now; once a vouched source keeps the time,
+                        // it is given up: else enough forged lines could push a forged time through.
+                        let now = Ts::now();
+                        if pipeline.has_clock() || !pipeline.admit_at_end(t, now) {
+                            report.failed.push(rejection(
+                                &hname,
+                                hn,
+                                &format!("{why}, and after the wall clock: dead-lettered"),
+                            ));
+                        } else {
+                            let prov = Provenance::File {
+                                path: hname.as_str().into(),
+                                line: hn,
+                            };
+                            if let Err(e) = pipeline.process(&hraw, None, prov, now, &mut decisions)
+                            {
+                                report.failed.push(rejection(&hname, hn, &e));
+                            }
+                        }
                     }
                 }
                 Err(e) => report.failed.push(rejection(&name, n, &e)),
@@ -182,14 +219,7 @@ pub async fn replay(
                     }
                 }
             }
-            for d in decisions.drain(..) {
-                serde_json::to_writer(&mut *out, &d).map_err(std::io::Error::from)?;
-                out.write_all(b"\n")?;
-                if let Some(disp) = &dispatcher {
-                    disp.dispatch(Arc::new(d.clone()));
-                }
-                report.decisions.push(d);
-            }
+            emit(&mut decisions, out, dispatcher.as_ref(), &mut report)?;
         }
     }
     // What is still held: processed last, in event-time order, unless it is dated after the replay itself.
@@ -210,14 +240,7 @@ pub async fn replay(
         if let Err(e) = pipeline.process(&hraw, None, prov, now, &mut decisions) {
             report.failed.push(rejection(&hname, hn, &e));
         }
-        for d in decisions.drain(..) {
-            serde_json::to_writer(&mut *out, &d).map_err(std::io::Error::from)?;
-            out.write_all(b"\n")?;
-            if let Some(disp) = &dispatcher {
-                disp.dispatch(Arc::new(d.clone()));
-            }
-            report.decisions.push(d);
-        }
+        emit(&mut decisions, out, dispatcher.as_ref(), &mut report)?;
     }
     if let Some(d) = dispatcher {
         d.drain().await;

@@ -222,7 +222,9 @@ pub const CLAIMED: &str = "claimed:";
 /// - a person's key is an e-mail or an IdP's own id; a SaaS app's user known only by its own id (a GitHub login, a
 ///   Slack id) becomes `{vendor}:{id}` in the key, so that a self-chosen login such as `00uceo` is not Okta's user;
 /// - an agent or service whose name has the shape of an e-mail (an agent calling itself `cfo@…`) becomes
-///   `{kind}:{name}` in the key, so that it never shares a person's state.
+///   `{kind}:{name}` in the key, so that it never shares a person's state;
+/// - a session vouched for by an agent or a gateway becomes `agent:…` / `gateway:…` (an MCP session is not an
+///   IdP session, whatever its id).
 ///
 /// The ids a target addresses (`principal.id`, and e-mails vouched for by an IdP) are left as they were, so
 /// addressing still checks the vouching vendor.
@@ -239,6 +241,20 @@ fn namespace_identities(ev: &mut SessionEvent<'_>) {
     ] {
         if let Some(v) = slot.as_ref().filter(|_| !keys.has(k)) {
             *slot = Some(prefixed(CLAIMED, v));
+        }
+    }
+    // A session id means something only to its issuer. IdP and SaaS sessions share the people's name space (Entra
+    // and M365 name the same sessions); an agent's or a gateway's session (an MCP session) is qualified with the
+    // family, so that an agent naming a person's Okta session id neither becomes that session's first fingerprint
+    // nor fills the fingerprints session_hijack keeps for it.
+    if keys.has(Keys::SESSION) {
+        let family = match ev.source.family {
+            crate::event::Family::Agent => Some("agent:"),
+            crate::event::Family::Gateway => Some("gateway:"),
+            _ => None,
+        };
+        if let (Some(f), Some(v)) = (family, ev.session.session_id.as_ref()) {
+            ev.session.session_id = Some(prefixed(f, v));
         }
     }
     let p = &mut ev.principal;

@@ -81,6 +81,21 @@ pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
     crate::bus::producer(k)
 }
 
+/// Commit the stored offsets (asynchronously) and publish the pipeline's counts.
+fn commit_and_publish(
+    consumer: &StreamConsumer,
+    stats: Option<&watch::Sender<crate::pipeline::Stats>>,
+    pipeline: &Pipeline,
+) {
+    match consumer.commit_consumer_state(CommitMode::Async) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+    }
+    if let Some(tx) = stats {
+        tx.send_replace(pipeline.stats.clone());
+    }
+}
+
 /// Most bytes of an input record copied to a dead letter when its decision could not be sent.
 const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
 
@@ -171,14 +186,10 @@ pub async fn run(
             m = consumer.recv() => m,
             _ = tick.tick() => {
                 if dirty {
-                    match consumer.commit_consumer_state(CommitMode::Async) {
-                        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                        Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
-                    }
+                    commit_and_publish(&consumer, opts.stats.as_ref(), pipeline);
                     dirty = false;
                     last_commit = Instant::now();
-                }
-                if let Some(tx) = &opts.stats {
+                } else if let Some(tx) = &opts.stats {
                     tx.send_replace(pipeline.stats.clone());
                 }
                 continue;
@@ -279,15 +290,9 @@ pub async fn run(
             }
         }
         if last_commit.elapsed() >= Duration::from_millis(k.commit_interval_ms) {
-            match consumer.commit_consumer_state(CommitMode::Async) {
-                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
-            }
+            commit_and_publish(&consumer, opts.stats.as_ref(), pipeline);
             dirty = false;
             last_commit = Instant::now();
-            if let Some(tx) = &opts.stats {
-                tx.send_replace(pipeline.stats.clone());
-            }
         }
     }
     if let Some(tx) = &opts.stats {

@@ -309,6 +309,18 @@ impl Normalizer for Okta {
                 ev.resource.object_id = t.alternate_id.or(t.id);
             }
         }
+        // Lockouts and self-service recovery are set off by whoever types the user's name: their client is the
+        // requester, not where the user was (travel logic skips the location).
+        let requester_not_user = [
+            "user.account.lock",
+            "user.account.reset_password",
+            "user.account.unlock_by_user",
+        ]
+        .iter()
+        .any(|t| r.event_type.starts_with(t));
+        if requester_not_user {
+            ev.location_untrusted = true;
+        }
         ev.action = Some(r.event_type);
         out.push(ev);
         Ok(())
@@ -335,6 +347,13 @@ mod tests {
         assert_eq!(ev.network.device_id.as_deref(), Some("dev-1"));
         let g = ev.network.geo.as_ref().unwrap();
         assert_eq!((g.lat, g.city.as_deref()), (41.88, Some("Chicago")));
+    }
+
+    #[test]
+    fn a_lockout_set_off_from_elsewhere_is_not_where_the_user_was() {
+        let raw = r#"{"uuid":"e-9","published":"2026-11-02T08:00:00.000Z","eventType":"user.account.lock","actor":{"id":"00uceo","type":"User","alternateId":"ceo@example.com"},"client":{"ipAddress":"203.0.113.5","geographicalContext":{"city":"Lagos","geolocation":{"lat":6.45,"lon":3.39}}},"outcome":{"result":"SUCCESS"}}"#;
+        let ev = &normalize_one(raw)[0];
+        assert!(ev.location_untrusted);
     }
 
     #[test]
