@@ -132,6 +132,38 @@ async fn run(t: &Targets, tag: &str, lines: &[String]) -> ReplayReport {
     r
 }
 
+/// The demo's day, one raw event a line.
+fn demo_day() -> Vec<String> {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/scenarios/demo_day/events.jsonl"
+    ))
+    .unwrap()
+    .lines()
+    .map(String::from)
+    .collect()
+}
+
+/// What was decided about whom, in a stable order (decision times and ids aside).
+type Decided = Vec<(Action, Option<String>, Option<String>, Option<String>)>;
+
+fn decided(r: &ReplayReport) -> Decided {
+    let mut v: Decided = r
+        .decisions
+        .iter()
+        .map(|d| {
+            (
+                d.action,
+                d.principal.clone(),
+                d.job_id.clone(),
+                d.token_id.clone(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 fn nginx(i: i64, user: &str, status: u16, token: &str) -> String {
     format!(
         r#"{{"time_iso8601":"{}","remote_addr":"198.51.100.8","remote_user":"{user}","request_method":"GET","request_uri":"/reports/{i}","status":"{status}","body_bytes_sent":"4096","http_user_agent":"curl/8.5.0","request_id":"ng-{i}","host":"reports.example.com","http_x_token_id":"{token}"}}"#,
@@ -349,14 +381,7 @@ async fn native_events_claiming_idp_and_saas_families_do_not_unlock_a_privileged
 #[tokio::test]
 async fn one_span_dated_2100_neither_blinds_the_detectors_nor_is_processed() {
     let t = Targets::new(&[]).await;
-    let day: Vec<String> = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/scenarios/demo_day/events.jsonl"
-    ))
-    .unwrap()
-    .lines()
-    .map(String::from)
-    .collect();
+    let day = demo_day();
     let clean = run(&t, "clean", &day).await;
     // just before the agent's pivot (06:30) and the scraping (08:10), after the baselines were learned
     let at = day
@@ -371,19 +396,7 @@ async fn one_span_dated_2100_neither_blinds_the_detectors_nor_is_processed() {
     );
     let t2 = Targets::new(&[]).await;
     let r = run(&t2, "2100", &forged).await;
-    let key = |d: &quench::decide::Decision| {
-        (
-            d.action,
-            d.principal.clone(),
-            d.job_id.clone(),
-            d.token_id.clone(),
-        )
-    };
-    let mut a: Vec<_> = clean.decisions.iter().map(key).collect();
-    let mut b: Vec<_> = r.decisions.iter().map(key).collect();
-    a.sort();
-    b.sort();
-    assert_eq!(a, b);
+    assert_eq!(decided(&clean), decided(&r));
     assert_eq!(r.failed.len(), clean.failed.len() + 1, "{:?}", r.failed);
     let line = format!(":{}:", at + 1);
     assert!(
@@ -631,14 +644,7 @@ async fn an_agent_cannot_fill_a_sessions_fingerprints_to_hide_a_real_theft() {
 #[tokio::test]
 async fn anonymous_lines_dated_weeks_ahead_do_not_set_a_replays_clock() {
     let t = Targets::new(&[]).await;
-    let day: Vec<String> = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/fixtures/scenarios/demo_day/events.jsonl"
-    ))
-    .unwrap()
-    .lines()
-    .map(String::from)
-    .collect();
+    let day = demo_day();
     let clean = run(&t, "clean-2", &day).await;
     let ahead = r#"{"time_iso8601":"2026-11-20T00:00:00+00:00","remote_addr":"203.0.113.5","remote_user":"-","request_method":"GET","request_uri":"/","status":"404","body_bytes_sent":"0","http_user_agent":"x","request_id":"ng-j","host":"www.example.com"}"#;
     let span = r#"{"traceId":"tj","spanId":"sj","name":"chat","startTimeUnixNano":"1795132800000000000","attributes":[{"key":"gen_ai.operation.name","value":{"stringValue":"chat"}}]}"#;
@@ -647,22 +653,11 @@ async fn anonymous_lines_dated_weeks_ahead_do_not_set_a_replays_clock() {
     let mut mid = day.clone();
     mid.insert(100, ahead.to_string());
     mid.insert(101, span.to_string());
-    let key = |d: &quench::decide::Decision| {
-        (
-            d.action,
-            d.principal.clone(),
-            d.job_id.clone(),
-            d.token_id.clone(),
-        )
-    };
-    let mut want: Vec<_> = clean.decisions.iter().map(key).collect();
-    want.sort();
+    let want = decided(&clean);
     for (tag, lines) in [("first", first), ("mid", mid)] {
         let t = Targets::new(&[]).await;
         let r = run(&t, tag, &lines).await;
         assert_eq!(r.stats.too_old, 0, "{tag}");
-        let mut got: Vec<_> = r.decisions.iter().map(key).collect();
-        got.sort();
-        assert_eq!(got, want, "{tag}");
+        assert_eq!(decided(&r), want, "{tag}");
     }
 }
