@@ -661,3 +661,37 @@ async fn anonymous_lines_dated_weeks_ahead_do_not_set_a_replays_clock() {
         assert_eq!(decided(&r), want, "{tag}");
     }
 }
+
+/// Shadow mode through the respond stage: the demo's day with every detector in shadow reaches no target at all,
+/// while the same day without shadow mode does (so the receivers would have seen it).
+#[tokio::test]
+async fn shadow_mode_detectors_reach_no_target_through_respond() {
+    let day = demo_day();
+    let acting = Targets::new(&[]).await;
+    let r = run(&acting, "acting", &day).await;
+    assert!(r.decisions.iter().any(|d| d.action >= Action::RevokeToken));
+    let sent = acting.human_requests().len() + acting.requests("agent-quarantine").len();
+    assert!(
+        sent > 0,
+        "without shadow mode the day's revocations are sent"
+    );
+    // every detector in shadow mode (the guardrails table is already open in the targets' config)
+    let shadow = Targets::new(&[]).await;
+    let all = "\"session_hijack\", \"impossible_travel\", \"rate\", \"token_reuse\", \"data_domain\", \"destination_drift\", \"export_volume\", \"new_client\"";
+    let shadow = Targets {
+        toml: shadow.toml.replacen(
+            "[decide.guardrails]\n",
+            &format!("[decide.guardrails]\nshadow = [{all}]\n"),
+            1,
+        ),
+        seen: shadow.seen,
+    };
+    let r = run(&shadow, "shadow", &day).await;
+    assert!(
+        !r.decisions.is_empty() && r.decisions.iter().all(|d| d.shadow),
+        "{:?}",
+        r.decisions
+    );
+    assert_eq!(shadow.human_requests(), Vec::<String>::new());
+    assert_eq!(shadow.requests("agent-quarantine"), Vec::<String>::new());
+}

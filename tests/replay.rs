@@ -94,3 +94,73 @@ fn bad_lines_are_reported_with_their_line_and_reason() {
     );
     assert!(r.failed[1].contains("unknown format"), "{}", r.failed[1]);
 }
+
+/// `quench replay -` reads standard input: the same decisions as the file, through the real binary.
+#[test]
+fn replay_reads_standard_input_like_a_file() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let path = format!(
+        "{}/fixtures/scenarios/okta_travel/events.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let run = |args: &[&str], stdin: Option<&[u8]>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_quench"))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(b) = stdin {
+            input.write_all(b).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let mut lines: Vec<(String, String)> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                (v["action"].to_string(), v["principal"].to_string())
+            })
+            .collect();
+        lines.sort();
+        lines
+    };
+    let from_file = run(&["replay", &path], None);
+    assert!(from_file.len() >= 2, "{from_file:?}");
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(run(&["replay", "-"], Some(&bytes)), from_file);
+}
+
+/// `detect.disabled` leaves a detector out: the replayed session is then not found by session_hijack.
+#[test]
+fn a_disabled_detector_finds_nothing() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let p = format!(
+        "{}/fixtures/scenarios/okta_travel/events.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let detectors = |cfg: &Config| {
+        let r = rt
+            .block_on(app::replay(cfg, &[p.clone()], false, &mut std::io::sink()))
+            .unwrap();
+        r.decisions
+            .iter()
+            .flat_map(|d| d.findings.iter().map(|f| f.detector.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert!(detectors(&Config::default())
+        .iter()
+        .any(|d| d == "session_hijack"));
+    let off = Config::from_str("[detect]\ndisabled = [\"session_hijack\"]\n", "t.toml").unwrap();
+    let found = detectors(&off);
+    assert!(!found.is_empty(), "the other detectors still run");
+    assert!(found.iter().all(|d| d != "session_hijack"), "{found:?}");
+}
