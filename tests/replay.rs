@@ -149,7 +149,12 @@ fn a_disabled_detector_finds_nothing() {
     );
     let detectors = |cfg: &Config| {
         let r = rt
-            .block_on(app::replay(cfg, &[p.clone()], false, &mut std::io::sink()))
+            .block_on(app::replay(
+                cfg,
+                std::slice::from_ref(&p),
+                false,
+                &mut std::io::sink(),
+            ))
             .unwrap();
         r.decisions
             .iter()
