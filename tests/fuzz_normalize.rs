@@ -120,34 +120,72 @@ fn mutated_real_shapes_and_random_bytes_never_panic() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let (mut ok, mut rejected) = (0usize, 0usize);
+    let (mut ok, mut rejected, mut pinned_ok) = (0usize, 0usize, 0usize);
+    let mut formats = quench::normalize::format_names();
+    formats.extend(["aws_apigateway", "envoy_json", "nginx_json"]);
+    for f in &formats {
+        n.check_format("fuzz", f).unwrap();
+    }
     for i in 0..iterations {
+        let mut seed_format = None;
         let input = if i % 10 == 0 {
             (0..rng.below(300)).map(|_| rng.next() as u8).collect()
         } else {
             let seed = &corpus[rng.below(corpus.len())];
+            seed_format = n
+                .normalize(
+                    seed,
+                    None,
+                    &Context::new(Provenance::None, Ts(0)),
+                    &mut Vec::new(),
+                )
+                .ok();
             mutate(&mut rng, seed, &corpus)
         };
+        // every fourth input goes to a format pinned by a topic (its seed's own format, now and then another), so
+        // a panic reachable only there is tried too
+        let pinned = (i % 4 == 1).then(|| match seed_format {
+            Some(f) if rng.below(4) != 0 => f,
+            _ => formats[rng.below(formats.len())],
+        });
         let ctx = Context::new(Provenance::None, Ts(0));
         let mut out = Vec::new();
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            n.normalize(&input, None, &ctx, &mut out).map(|_| out.len())
+            n.normalize(&input, pinned, &ctx, &mut out)
+                .map(|_| out.len())
         }));
         match r {
             Ok(Ok(events)) => {
                 assert!(events > 0);
                 ok += 1;
+                if pinned.is_some() {
+                    pinned_ok += 1;
+                }
             }
             Ok(Err(e)) => {
-                assert!(!e.to_string().is_empty());
+                // a reason of its own, not only the variant's fixed prefix
+                let has_reason = match &e {
+                    NormalizeError::NotJson(m) | NormalizeError::UnknownFormat(m) => {
+                        !m.trim().is_empty()
+                    }
+                    NormalizeError::Invalid { reason, .. } => !reason.trim().is_empty(),
+                    NormalizeError::TooLarge { size, limit } => size > limit,
+                    NormalizeError::FromTheFuture { event_time, .. } => !event_time.is_empty(),
+                };
+                assert!(
+                    has_reason,
+                    "no reason for {e:?} on {:?}",
+                    String::from_utf8_lossy(&input)
+                );
                 rejected += 1;
             }
             Err(_) => panic!(
-                "normalize panicked on iteration {i}: {:?}",
+                "normalize pinned to {pinned:?} panicked on iteration {i}: {:?}",
                 String::from_utf8_lossy(&input)
             ),
         }
     }
+    assert!(pinned_ok > 0, "no pinned input ever normalized");
     // the mutations must exercise both paths, or the fuzzer tests nothing
     assert!(
         ok > iterations / 20 && rejected > iterations / 20,
