@@ -239,9 +239,18 @@ mod tests {
         let mut out = Vec::new();
         d.observe(&upload(0, "s3://a"), &mut out);
         d.observe(&upload(10, "s3://b"), &mut out);
-        let mut read = at(20, "r", Family::Agent, Category::DataRead);
+        assert!(out.is_empty(), "still learning");
+        // past learning (10 uploads over 30 min), a read naming a new destination is not outbound: quiet
+        for i in 0..30 {
+            d.observe(&upload(100 + i * 120, "s3://a"), &mut out);
+        }
+        let mut read = at(4000, "r", Family::Agent, Category::DataRead);
+        read.session.job_id = Some("job-9".into());
         read.resource.destination = Some("s3://c".into());
         d.observe(&read, &mut out);
-        assert!(out.is_empty());
+        assert!(out.is_empty(), "{out:?}");
+        // while an upload to it is drift: the filter, not learning, kept the read quiet
+        d.observe(&upload(4100, "s3://c"), &mut out);
+        assert_eq!(out.len(), 1);
     }
 }

@@ -345,6 +345,48 @@ mod tests {
         assert_eq!(d.detectors.len(), registry().len());
     }
 
+    /// A file in `detect.dir` replaces the built-in copy: a rate limit of 5 requests in a cold minute fires on a
+    /// burst of 20 that the shipped limit (1,000) lets pass.
+    #[test]
+    fn a_detector_file_in_the_detect_dir_overrides_the_built_in_thresholds() {
+        let burst = |d: &mut Detect| {
+            let mut out = Vec::new();
+            for i in 0..20 {
+                let mut e = testutil::at(
+                    i,
+                    &format!("r{i}"),
+                    Family::Agent,
+                    crate::event::Category::ToolCall,
+                );
+                e.session.job_id = Some("job-1".into());
+                e.vouch_all();
+                d.observe(&e, &mut out);
+            }
+            out.iter().filter(|f| f.detector == "rate").count()
+        };
+        let shipped = Detect::new(&DetectConfig::default()).unwrap();
+        let mut shipped = shipped;
+        assert_eq!(burst(&mut shipped), 0);
+        let dir = std::env::temp_dir().join(format!("quench-detect-dir-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = include_str!("../../detectors/rate.toml")
+            .replace("cold_start_max = 1000", "cold_start_max = 5")
+            .replace("min_count = 100", "min_count = 5");
+        assert!(
+            text.contains("cold_start_max = 5"),
+            "the shipped file changed its form"
+        );
+        std::fs::write(dir.join("rate.toml"), text).unwrap();
+        let mut overridden = Detect::new(&DetectConfig {
+            dir: Some(dir.clone()),
+            disabled: vec![],
+        })
+        .unwrap();
+        let fired = burst(&mut overridden);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(fired >= 1, "the override took no effect");
+    }
+
     #[test]
     fn disabling_an_unknown_detector_names_the_allowed_ones() {
         let e = Detect::new(&DetectConfig {
