@@ -242,6 +242,39 @@ as_org = "Comcast"
         assert!(b.network.geo.is_none());
     }
 
+    /// The real reader path: MaxMind's published test databases (`../shared/data/geo`) place an IP-only event and
+    /// give its ASN. Missing databases fail the test (QUENCH_ALLOW_SKIP=1 opts out, as for the other shared data).
+    #[test]
+    fn maxmind_city_and_asn_databases_place_an_ip_only_event() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/geo");
+        if !dir.is_dir() {
+            assert!(
+                std::env::var_os("QUENCH_ALLOW_SKIP").is_some_and(|v| v == "1"),
+                "{} is missing (set QUENCH_ALLOW_SKIP=1 to skip)",
+                dir.display()
+            );
+            return;
+        }
+        let cfg = EnrichConfig {
+            geoip_city_db: Some(dir.join("GeoIP2-City-Test.mmdb")),
+            geoip_asn_db: Some(dir.join("GeoLite2-ASN-Test.mmdb")),
+            ..Default::default()
+        };
+        let e = Enrich::new(&cfg).unwrap();
+        assert!(e.has_geo());
+        // 214.78.120.0/22 is San Diego, accuracy 100 km, in the City test data; 1.128.0.0/11 is Telstra's AS1221
+        let mut a = ev("214.78.120.5");
+        e.enrich(&mut a);
+        let g = a.network.geo.as_ref().unwrap();
+        assert_eq!(g.city.as_deref(), Some("San Diego"));
+        assert!((g.lat - 32.7405).abs() < 1e-3 && (g.lon + 117.0935).abs() < 1e-3);
+        assert_eq!(g.accuracy_radius_km, Some(100.0));
+        let mut b = ev("1.128.0.1");
+        e.enrich(&mut b);
+        assert_eq!(b.network.asn, Some(1221));
+        assert_eq!(b.network.as_org.as_deref(), Some("Telstra Pty Ltd"));
+    }
+
     #[test]
     fn source_values_are_never_replaced() {
         let e = enrich();

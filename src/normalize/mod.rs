@@ -835,6 +835,37 @@ mod tests {
     }
 
     /// A team adds a gateway format with a mapping file alone: no code change, no rebuild.
+    /// A mapping file named like a built-in one replaces it: here an operator whose NGINX authenticates users
+    /// itself (`auth_request`) declares `remote_user` authenticated, and only then does it vouch for the user.
+    #[test]
+    fn a_mapping_file_with_a_built_in_name_replaces_it() {
+        let line = br#"{"time_iso8601":"2026-11-02T08:00:00+00:00","remote_addr":"198.51.100.8","remote_user":"ann@example.com","request_method":"GET","request_uri":"/r/7","status":"200","body_bytes_sent":"10","http_user_agent":"curl","request_id":"7c1d","host":"h","http_x_token_id":"-"}"#;
+        let vouched = |n: &Normalize| {
+            let ctx = Context::new(Provenance::None, Ts(0));
+            let mut out = Vec::new();
+            n.normalize(line, None, &ctx, &mut out).unwrap();
+            out[0].principal.vouched_by.is_some()
+        };
+        assert!(!vouched(
+            &Normalize::new(&NormalizeConfig::default()).unwrap()
+        ));
+        let dir = std::env::temp_dir().join(format!("quench-replace-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = include_str!("../../schemas/mappings/nginx_json.toml").replacen(
+            "[fields]",
+            "authenticated = [\"principal.id\"]\n\n[fields]",
+            1,
+        );
+        std::fs::write(dir.join("nginx_json.toml"), text).unwrap();
+        let n = Normalize::new(&NormalizeConfig {
+            mappings_dir: Some(dir.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(vouched(&n));
+    }
+
     #[test]
     fn a_mapping_file_in_the_mappings_dir_adds_a_new_gateway_format() {
         let dir = std::env::temp_dir().join(format!("quench-mappings-{}", std::process::id()));
