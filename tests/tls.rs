@@ -125,3 +125,40 @@ async fn a_private_ca_is_refused_until_it_is_in_the_ca_bundle() {
     assert_eq!(r.result, Ok(202));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A certificate the CA signed for another name is refused even with the CA trusted: here the receiver's
+/// certificate names `localhost` and the target is configured by address.
+#[tokio::test]
+async fn a_certificate_for_another_host_name_is_refused_even_from_a_trusted_ca() {
+    let ca_key = key();
+    let ca = cert("Quench Test Root CA", &ca_key, None, true);
+    let leaf_key = key();
+    let leaf = cert("localhost", &leaf_key, Some((&ca, &ca_key)), false);
+    let port = tls_server(leaf, leaf_key);
+    let dir = std::env::temp_dir().join(format!("quench-tls-name-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = dir.join("ca.pem");
+    std::fs::write(&bundle, ca.to_pem().unwrap()).unwrap();
+    std::env::set_var(
+        "QUENCH_TEST_TLS_NAME_SECRET",
+        "tls-webhook-secret-0123456789",
+    );
+    let cfg = |host: &str| -> RespondConfig {
+        toml::from_str(&format!(
+            "max_attempts = 1\nca_bundle = \"{}\"\nenforce = true\n[[targets]]\ntype = \"webhook\"\nurl = \"https://{host}:{port}/hook\"\nsecret_env = \"QUENCH_TEST_TLS_NAME_SECRET\"\n",
+            bundle.display()
+        ))
+        .unwrap()
+    };
+    let deliver = |cfg: RespondConfig| async move {
+        let disp = Dispatcher::new(cfg.clone(), build_targets(&cfg).unwrap(), None).unwrap();
+        disp.deliver("webhook", &common::agent_revocation("8"), Ts::now())
+            .await
+            .result
+    };
+    let e = deliver(cfg("127.0.0.1")).await.unwrap_err();
+    assert!(e.starts_with("transport"), "{e}");
+    // the same receiver by the name on its certificate is accepted
+    assert_eq!(deliver(cfg("localhost")).await, Ok(202));
+    let _ = std::fs::remove_dir_all(&dir);
+}
