@@ -155,3 +155,50 @@ async fn a_targets_spent_budget_stops_sending_and_announces_it_once() {
     assert!(notice.decision_id.ends_with("-webhook-budget"));
     assert!(notice.guardrail.unwrap().contains("2 per 3600 s"));
 }
+
+#[tokio::test]
+async fn a_503_with_retry_after_is_retried_no_sooner_than_asked() {
+    let (addr, seen) = scripted(vec![
+        "503 Service Unavailable\r\nretry-after: 1",
+        "202 Accepted",
+    ])
+    .await;
+    let disp = dispatcher(addr, "backoff_ms = 10");
+    let r = disp
+        .deliver("webhook", &common::agent_revocation("e"), Ts::now())
+        .await;
+    assert_eq!((r.result, r.attempts), (Ok(202), 2));
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen[1] - seen[0] >= std::time::Duration::from_millis(950),
+        "{:?}",
+        seen[1] - seen[0]
+    );
+}
+
+#[tokio::test]
+async fn a_target_that_keeps_failing_is_given_up_after_max_attempts() {
+    let (addr, seen) = scripted(vec!["503 Service Unavailable"]).await;
+    let disp = dispatcher(
+        addr,
+        "backoff_ms = 10\nmax_backoff_ms = 20\nmax_attempts = 3\ngive_up_after_secs = 600",
+    );
+    let r = disp
+        .deliver("webhook", &common::agent_revocation("f"), Ts::now())
+        .await;
+    assert!(
+        r.result.clone().unwrap_err().contains("503"),
+        "{:?}",
+        r.result
+    );
+    assert_eq!(r.attempts, 3);
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        3,
+        "exactly max_attempts requests"
+    );
+    assert_eq!(
+        outbox::Outcome::of(&r).status,
+        outbox::OutcomeStatus::GivenUp
+    );
+}
