@@ -233,6 +233,30 @@ mod tests {
         assert!(out.is_empty(), "{out:?}");
     }
 
+    /// With an allowlist, a destination off it is a finding at once (while learning), and one on it is not.
+    #[test]
+    fn a_destination_off_the_allowlist_is_flagged_even_while_learning() {
+        let dir = std::env::temp_dir().join(format!("quench-allowlist-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = BUILTIN.replace("allowlist = []", "allowlist = [\"s3://corp-*\"]");
+        assert!(
+            text.contains("s3://corp-*"),
+            "the shipped file changed its form"
+        );
+        std::fs::write(dir.join(FILE), text).unwrap();
+        let mut d = build(&BuildContext {
+            dir: Some(dir.clone()),
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let mut out = Vec::new();
+        d.observe(&upload(0, "s3://corp-sync"), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        d.observe(&upload(10, "s3://attacker-drop"), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!((out[0].score - 0.85).abs() < 1e-9 && out[0].reason.contains("allowlist"));
+    }
+
     #[test]
     fn reads_without_a_destination_are_ignored_and_learning_is_quiet() {
         let mut d = build(&BuildContext { dir: None }).unwrap();
