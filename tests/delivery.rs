@@ -48,27 +48,33 @@ fn dispatcher(addr: std::net::SocketAddr, extra: &str) -> Dispatcher {
     Dispatcher::new(cfg, targets, None).unwrap()
 }
 
-#[tokio::test]
-async fn a_429_with_retry_after_is_retried_no_sooner_than_asked() {
-    let (addr, seen) = scripted(vec![
-        "429 Too Many Requests\r\nretry-after: 1",
-        "202 Accepted",
-    ])
-    .await;
-    // the computed backoff alone would retry after 10 ms
+/// A target answering `status` with `retry-after: 1`, then 202: retried once, no sooner than it asked (the
+/// computed backoff alone would retry after 10 ms).
+async fn retry_after_is_honoured(status: &'static str, id: &str) {
+    let (addr, seen) = scripted(vec![status, "202 Accepted"]).await;
     let disp = dispatcher(addr, "backoff_ms = 10");
     let r = disp
-        .deliver("webhook", &common::agent_revocation("d"), Ts::now())
+        .deliver("webhook", &common::agent_revocation(id), Ts::now())
         .await;
     assert_eq!(r.result, Ok(202));
     assert_eq!(r.attempts, 2);
-    assert_eq!(r.command_id, format!("{}.webhook", "d".repeat(32)));
+    assert_eq!(r.command_id, format!("{}.webhook", id.repeat(32)));
     let seen = seen.lock().unwrap();
     assert!(
         seen[1] - seen[0] >= std::time::Duration::from_millis(950),
         "{:?}",
         seen[1] - seen[0]
     );
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_is_retried_no_sooner_than_asked() {
+    retry_after_is_honoured("429 Too Many Requests\r\nretry-after: 1", "d").await;
+}
+
+#[tokio::test]
+async fn a_503_with_retry_after_is_retried_no_sooner_than_asked() {
+    retry_after_is_honoured("503 Service Unavailable\r\nretry-after: 1", "e").await;
 }
 
 #[tokio::test]
@@ -154,26 +160,6 @@ async fn a_targets_spent_budget_stops_sending_and_announces_it_once() {
     assert_eq!(notice.action, Action::Alert);
     assert!(notice.decision_id.ends_with("-webhook-budget"));
     assert!(notice.guardrail.unwrap().contains("2 per 3600 s"));
-}
-
-#[tokio::test]
-async fn a_503_with_retry_after_is_retried_no_sooner_than_asked() {
-    let (addr, seen) = scripted(vec![
-        "503 Service Unavailable\r\nretry-after: 1",
-        "202 Accepted",
-    ])
-    .await;
-    let disp = dispatcher(addr, "backoff_ms = 10");
-    let r = disp
-        .deliver("webhook", &common::agent_revocation("e"), Ts::now())
-        .await;
-    assert_eq!((r.result, r.attempts), (Ok(202), 2));
-    let seen = seen.lock().unwrap();
-    assert!(
-        seen[1] - seen[0] >= std::time::Duration::from_millis(950),
-        "{:?}",
-        seen[1] - seen[0]
-    );
 }
 
 #[tokio::test]

@@ -426,6 +426,11 @@ fn okta_sign_in(
     )
 }
 
+/// The CEO signing in to Okta from home in Chicago, session `102ceo`.
+fn ceo_sign_in(uuid: &str, event_type: &str, t: i64) -> String {
+    okta_sign_in(uuid, event_type, "00uceo", "ceo@example.com", "102ceo", t)
+}
+
 /// Found by an outside review: two anonymous requests "as" the CEO, from Frankfurt then Lagos, used to set the
 /// CEO's last location and a hijack finding; the CEO's own next sign-in from Chicago then added an authoritative
 /// impossible-travel finding, and the two together terminated the CEO's sessions at every vendor.
@@ -433,14 +438,7 @@ fn okta_sign_in(
 async fn anonymous_requests_cannot_poison_a_persons_state_ahead_of_their_real_sign_in() {
     let t = Targets::with(&[], NETWORKS).await;
     let lines = vec![
-        okta_sign_in(
-            "ok-1",
-            "user.session.start",
-            "00uceo",
-            "ceo@example.com",
-            "102ceo",
-            T0,
-        ),
+        ceo_sign_in("ok-1", "user.session.start", T0),
         format!(
             r#"{{"time_iso8601":"{}","remote_addr":"192.0.2.10","remote_user":"ceo@example.com","request_method":"GET","request_uri":"/","status":"200","body_bytes_sent":"10","http_user_agent":"Mozilla/5.0 Firefox","request_id":"ng-1","host":"www.example.com","http_x_token_id":"evil-tok"}}"#,
             iso(T0 + 300_000)
@@ -449,14 +447,7 @@ async fn anonymous_requests_cannot_poison_a_persons_state_ahead_of_their_real_si
             r#"{{"time_iso8601":"{}","remote_addr":"203.0.113.5","remote_user":"ceo@example.com","request_method":"GET","request_uri":"/","status":"200","body_bytes_sent":"10","http_user_agent":"curl/8.5.0","request_id":"ng-2","host":"www.example.com","http_x_token_id":"evil-tok"}}"#,
             iso(T0 + 600_000)
         ),
-        okta_sign_in(
-            "ok-2",
-            "user.authentication.sso",
-            "00uceo",
-            "ceo@example.com",
-            "102ceo",
-            T0 + 1_200_000,
-        ),
+        ceo_sign_in("ok-2", "user.authentication.sso", T0 + 1_200_000),
     ];
     let r = run(&t, "poison", &lines).await;
     assert!(r.failed.is_empty(), "{:?}", r.failed);
@@ -570,22 +561,8 @@ async fn an_agent_naming_a_persons_session_id_does_not_become_that_sessions_fing
     let t = Targets::with(&[], NETWORKS).await;
     let lines = vec![
         mcp_span(1, T0, "102ceo", "203.0.113.5", "agentB"),
-        okta_sign_in(
-            "ok-1",
-            "user.session.start",
-            "00uceo",
-            "ceo@example.com",
-            "102ceo",
-            T0 + 60_000,
-        ),
-        okta_sign_in(
-            "ok-2",
-            "user.authentication.sso",
-            "00uceo",
-            "ceo@example.com",
-            "102ceo",
-            T0 + 600_000,
-        ),
+        ceo_sign_in("ok-1", "user.session.start", T0 + 60_000),
+        ceo_sign_in("ok-2", "user.authentication.sso", T0 + 600_000),
     ];
     let r = run(&t, "agent-session", &lines).await;
     assert!(r.failed.is_empty(), "{:?}", r.failed);
@@ -604,14 +581,7 @@ async fn an_agent_naming_a_persons_session_id_does_not_become_that_sessions_fing
 #[tokio::test]
 async fn an_agent_cannot_fill_a_sessions_fingerprints_to_hide_a_real_theft() {
     let t = Targets::with(&[], NETWORKS).await;
-    let mut lines = vec![okta_sign_in(
-        "ok-1",
-        "user.session.start",
-        "00uceo",
-        "ceo@example.com",
-        "102ceo",
-        T0,
-    )];
+    let mut lines = vec![ceo_sign_in("ok-1", "user.session.start", T0)];
     for i in 0..8 {
         lines.push(mcp_span(
             i,

@@ -73,20 +73,9 @@ async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked()
     let r = eval(&cfg, &dir, 60.0).await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(s.attacks >= 7, "{} attacks", s.attacks);
-    // every kind the simulator writes, each caught in time
-    for kind in [
-        "session_theft",
-        "impossible_travel",
-        "refresh_token_reuse",
-        "agent_domain_pivot",
-        "agent_exfiltration",
-        "token_scraping",
-        "bulk_crm_export",
-    ] {
-        let k = r
-            .per_kind
-            .get(kind)
-            .unwrap_or_else(|| panic!("no {kind} attack in {:?}", r.per_kind.keys()));
+    // every kind the simulator writes (eval's per-kind table comes from its labels), each caught in time
+    assert!(r.per_kind.len() >= 7, "{:?}", r.per_kind.keys());
+    for (kind, k) in &r.per_kind {
         assert!(
             k.attacks >= 1 && k.caught_in_time == k.attacks,
             "{kind}: {k:?}"

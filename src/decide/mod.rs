@@ -377,8 +377,9 @@ impl Scorer {
             s.findings.remove(0);
         }
         s.findings.push(f);
-        // strongest decayed score per detector
+        // strongest decayed score per detector, over all findings and over the authoritative ones (one pass)
         let mut best: Vec<(&'static str, f64, usize)> = Vec::new();
+        let mut auth_best: Vec<(&'static str, f64)> = Vec::new();
         for (i, x) in s.findings.iter().enumerate() {
             let age = now.secs_since(x.event_time).max(0.0);
             let w = x.score * 0.5f64.powf(age / cfg.half_life_secs);
@@ -387,20 +388,17 @@ impl Scorer {
                 Some(b) => *b = (x.detector, w, i),
                 None => best.push((x.detector, w, i)),
             }
+            if x.subject.backed {
+                match auth_best.iter_mut().find(|b| b.0 == x.detector) {
+                    Some(b) if b.1 >= w => {}
+                    Some(b) => b.1 = w,
+                    None => auth_best.push((x.detector, w)),
+                }
+            }
         }
         let score = 1.0 - best.iter().map(|b| 1.0 - b.1).product::<f64>();
         // Only authoritative findings can lift the action above an alert: claims add to the score, never to what is
         // done about it (else a forged finding plus a real, weak one would revoke).
-        let mut auth_best: Vec<(&'static str, f64)> = Vec::new();
-        for x in s.findings.iter().filter(|x| x.subject.backed) {
-            let age = now.secs_since(x.event_time).max(0.0);
-            let w = x.score * 0.5f64.powf(age / cfg.half_life_secs);
-            match auth_best.iter_mut().find(|b| b.0 == x.detector) {
-                Some(b) if b.1 >= w => {}
-                Some(b) => b.1 = w,
-                None => auth_best.push((x.detector, w)),
-            }
-        }
         let auth_score = 1.0 - auth_best.iter().map(|b| 1.0 - b.1).product::<f64>();
         let by_all = cfg.action_for(score)?;
         let by_auth = cfg.action_for(auth_score);
