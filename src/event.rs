@@ -499,6 +499,47 @@ pub struct Network<'a> {
     pub user_agent: Option<Text<'a>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<Text<'a>>,
+    /// What kind of network the address belongs to (from the configured networks, the ASN lists or a proxy
+    /// flag); none when nothing says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<NetKind>,
+}
+
+/// What kind of network an address is on, as far as the enrichment knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetKind {
+    /// Home broadband.
+    Residential,
+    /// An office or other business network (often one NAT address for many people).
+    Business,
+    /// A mobile carrier: addresses are geolocated to the carrier's hub, often hundreds of km away.
+    Mobile,
+    /// In-flight and satellite links: geolocated to a ground station.
+    Satellite,
+    /// Cloud, hosting and colocation: servers, not people (adversary-in-the-middle kits replay from here).
+    Hosting,
+    /// Traffic relayed for its users: security proxies (Zscaler, Netskope), iCloud Private Relay, corporate VPN
+    /// exits. The address says where the relay is, not where the user is.
+    Egress,
+}
+
+impl NetKind {
+    /// Whether the address's place says where the person is (not a hub, a ground station or a relay).
+    pub fn places_the_user(self) -> bool {
+        matches!(self, NetKind::Residential | NetKind::Business)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetKind::Residential => "residential",
+            NetKind::Business => "business",
+            NetKind::Mobile => "mobile",
+            NetKind::Satellite => "satellite",
+            NetKind::Hosting => "hosting",
+            NetKind::Egress => "egress",
+        }
+    }
 }
 
 /// What was touched, and where data went.
@@ -514,6 +555,9 @@ pub struct Resource<'a> {
     /// Data-domain labels the source gave; detectors add their own from `detectors/data_domains.toml`.
     #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<Text<'a>>,
+    /// The server an agent or client reached (an MCP server's address, an API host).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<Text<'a>>,
     /// Destination of a write or export (host, bucket/dataset, integration id).
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub destination: Option<Text<'a>>,

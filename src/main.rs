@@ -62,6 +62,9 @@ enum Cmd {
         days: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Simulate one trap or attack kind alone (with ordinary life around it); `--only list` lists them.
+        #[arg(long)]
+        only: Option<String>,
         #[arg(long)]
         out: PathBuf,
     },
@@ -73,7 +76,8 @@ enum Cmd {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
-        /// Event-time seconds from the first malicious event within which a catch counts as in time.
+        /// Seconds from the arrival of the first malicious event (from its event time when the labels do not say when
+        /// it arrived) within which a catch counts as in time.
         #[arg(long, default_value_t = 60.0)]
         deadline: f64,
     },
@@ -239,15 +243,22 @@ fn main() -> anyhow::Result<()> {
             agents,
             days,
             seed,
+            only,
             out,
         } => {
+            if only.as_deref() == Some("list") {
+                println!("traps: {}", app::simulate::TRAPS.join(" "));
+                println!("attacks: {}", app::simulate::ATTACKS.join(" "));
+                return Ok(());
+            }
             let t0 = std::time::Instant::now();
             let s = app::simulate::simulate(
-                app::simulate::SimConfig {
+                &app::simulate::SimConfig {
                     people,
                     agents,
                     days,
                     seed,
+                    only,
                 },
                 &out,
             )

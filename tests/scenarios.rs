@@ -55,11 +55,12 @@ async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked()
     use quench::app::simulate::{simulate, SimConfig};
     let dir = std::env::temp_dir().join(format!("quench-sim-test-{}", std::process::id()));
     let s = simulate(
-        SimConfig {
+        &SimConfig {
             people: 300,
             agents: 20,
             days: 7,
             seed: 7,
+            only: None,
         },
         &dir,
     )

@@ -33,6 +33,9 @@ pub struct Labels {
 pub struct Attack {
     pub id: String,
     pub kind: String,
+    /// Which variant of the kind (the simulator's name for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
     #[serde(default)]
     pub principal: Option<String>,
     #[serde(default)]
@@ -40,11 +43,24 @@ pub struct Attack {
     #[serde(default)]
     pub job_id: Option<String>,
     pub first_malicious_at: Ts,
+    /// When the first malicious event *arrived* (its source's delivery lag after it happened). Time to decision
+    /// is counted from here when it is given, else from `first_malicious_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_malicious_arrival: Option<Ts>,
     /// Actions that count as catching it.
     pub actions: Vec<Action>,
 }
 
 impl Attack {
+    /// Seconds from the first malicious event to decision `d`: from its arrival to the processing time of the
+    /// decision when the labels know the arrival, else in event time.
+    pub fn time_to_decision(&self, d: &Decision) -> f64 {
+        match self.first_malicious_arrival {
+            Some(arr) => d.decided_at.secs_since(arr).max(0.0),
+            None => d.event_time.secs_since(self.first_malicious_at).max(0.0),
+        }
+    }
+
     /// Whether a decision is about this attack's subject.
     pub fn matches(&self, d: &Decision) -> bool {
         self.principal
@@ -116,7 +132,7 @@ pub fn score(labels: &Labels, decisions: &[Decision], deadline_s: f64, events: u
                     && a.actions.contains(&d.action)
                     && d.event_time.0 >= a.first_malicious_at.0 - 1000
             })
-            .map(|d| d.event_time.secs_since(a.first_malicious_at).max(0.0))
+            .map(|d| a.time_to_decision(d))
             .min_by(f64::total_cmp);
         match first {
             Some(t) => {

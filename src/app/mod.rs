@@ -650,7 +650,7 @@ pub async fn demo(
                     a.id,
                     a.kind,
                     d.action.as_str(),
-                    d.event_time.secs_since(a.first_malicious_at)
+                    a.time_to_decision(d)
                 ),
             },
             None => Verdict {

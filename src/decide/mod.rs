@@ -100,7 +100,8 @@ impl Trust {
 pub struct Decision {
     /// Deterministic: the same events produce the same id, so redelivered duplicates are recognisable.
     pub decision_id: String,
-    /// Wall-clock time of the decision.
+    /// Processing time of the decision: the ingest (wall-clock) time in `run`, the stream's own timeline in
+    /// `replay` and `eval`.
     pub decided_at: Ts,
     /// Event time of the finding that tipped the score.
     pub event_time: Ts,
@@ -264,14 +265,16 @@ impl Decide {
         if self.guard.is_shadow(f.detector) {
             if let Some(mut d) = self.shadow.propose(f) {
                 d.shadow = true;
+                d.decided_at = clock;
                 self.shadow.record(d.action, d.event_time);
                 out.push(d);
             }
             return;
         }
-        let Some(d) = self.acting.propose(f) else {
+        let Some(mut d) = self.acting.propose(f) else {
             return;
         };
+        d.decided_at = clock;
         let at = d.event_time;
         self.guard.apply(d, clock, out);
         let Some(emitted) = out.last() else {
@@ -483,7 +486,7 @@ impl Scorer {
         Some(Decision {
             trust,
             decision_id,
-            decided_at: Ts::now(),
+            decided_at: now,
             event_time: now,
             action,
             principal: pick(|s| &s.principal),

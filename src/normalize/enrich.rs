@@ -1,15 +1,18 @@
-//! Enrichment: geo, ASN and proxy flags for events whose source gives only an IP (Google Workspace, Microsoft 365,
-//! Slack, GitHub, gateways).
+//! Enrichment: geo, ASN, network kind and proxy flags for events whose source gives only an IP (Google Workspace,
+//! Microsoft 365, Slack, GitHub, gateways), and the network kind for every event with an address.
 //!
 //! In: a normalized event. Out: the same event with `network.geo`, `network.asn`/`as_org` filled from a MaxMind
-//! database (GeoLite2/GeoIP2 City and ASN, `maxminddb`) or a configured table of networks, and `network.is_proxy`
-//! set for known VPN, proxy and cloud egress ranges. Values the source gave are never replaced.
-//! State: the opened databases, read-only.
+//! database (GeoLite2/GeoIP2 City and ASN, `maxminddb`) or a configured table of networks, `network.is_proxy`
+//! set for known VPN, proxy and cloud egress ranges, and `network.kind` (residential, business, mobile,
+//! satellite, hosting, egress) from, in order: the egress ranges, the configured network's `kind`, and the ASN
+//! lists (built in: the major clouds and hosters, and security proxies and relays; plus `asn_kinds` and
+//! `asn_lists`). Values the source gave are never replaced. State: the opened databases and lists, read-only.
 
 use super::ConfigError;
-use crate::event::{Geo, SessionEvent, Text};
+use crate::event::{Geo, NetKind, SessionEvent, Text};
 use crate::net::Cidr;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
@@ -29,7 +32,69 @@ pub struct EnrichConfig {
     /// Your own networks with their place (offices, data centres); checked before the databases. Default [].
     #[serde(default)]
     pub networks: Vec<NetworkEntry>,
+    /// ASNs by network kind, on top of the built-in lists:
+    /// `asn_kinds = { hosting = [64500], egress = [64501], mobile = [64502] }`. Default: none.
+    #[serde(default)]
+    pub asn_kinds: AsnKinds,
+    /// CSV files whose first column is an ASN (`13335` or `AS13335`; a header line is skipped), each with the kind
+    /// its rows get: `asn_lists = [{ path = "hosting-asns.csv", kind = "hosting" }]`. Default [].
+    #[serde(default)]
+    pub asn_lists: Vec<AsnList>,
+    /// Use the built-in ASN lists (the major clouds and hosters as `hosting`; Zscaler, Netskope, Cloudflare and
+    /// the iCloud Private Relay operators as `egress`). Default true.
+    #[serde(default = "yes")]
+    pub builtin_asn_kinds: bool,
 }
+
+fn yes() -> bool {
+    true
+}
+
+/// `[normalize.enrich.asn_kinds]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AsnKinds {
+    /// Default [] each.
+    #[serde(default)]
+    pub residential: Vec<u32>,
+    #[serde(default)]
+    pub business: Vec<u32>,
+    #[serde(default)]
+    pub mobile: Vec<u32>,
+    #[serde(default)]
+    pub satellite: Vec<u32>,
+    #[serde(default)]
+    pub hosting: Vec<u32>,
+    #[serde(default)]
+    pub egress: Vec<u32>,
+}
+
+/// One entry of `asn_lists`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsnList {
+    /// The CSV file. Required.
+    pub path: PathBuf,
+    /// The kind its ASNs get. Required.
+    pub kind: NetKind,
+}
+
+/// Built-in ASN kinds: well-known, stable assignments. Hosting: Amazon, Microsoft, Google Cloud, Oracle,
+/// DigitalOcean, OVH, Hetzner, Linode, Vultr, Leaseweb, Contabo, Scaleway, M247, Alibaba, Tencent. Egress:
+/// Zscaler, Netskope, Cloudflare (WARP and Private Relay), Akamai's and Fastly's Private Relay egress.
+const BUILTIN_ASN_KINDS: &[(NetKind, &[u32])] = &[
+    (
+        NetKind::Hosting,
+        &[
+            16509, 14618, 8075, 8068, 396982, 19527, 31898, 14061, 16276, 24940, 63949, 20473,
+            60781, 28753, 51167, 12876, 9009, 45102, 132203,
+        ],
+    ),
+    (
+        NetKind::Egress,
+        &[22616, 53813, 62044, 55256, 13335, 36183, 54113],
+    ),
+];
 
 /// One configured network.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +121,10 @@ pub struct NetworkEntry {
     /// The range is a proxy/VPN egress. Default false.
     #[serde(default)]
     pub proxy: bool,
+    /// The kind of network (`residential`, `business`, `mobile`, `satellite`, `hosting`, `egress`), as a
+    /// Connection Type database would say. Default: none (the ASN lists decide).
+    #[serde(default)]
+    pub kind: Option<NetKind>,
 }
 
 /// The enrichment step.
@@ -64,6 +133,7 @@ pub struct Enrich {
     asn: Option<maxminddb::Reader<Vec<u8>>>,
     egress: Vec<Cidr>,
     networks: Vec<(Cidr, NetworkEntry)>,
+    asn_kinds: HashMap<u32, NetKind>,
 }
 
 fn bad(key: &str, value: &str, why: impl Into<String>) -> ConfigError {
@@ -96,7 +166,56 @@ impl Enrich {
                 })
                 .transpose()
         };
+        let mut asn_kinds = HashMap::new();
+        if cfg.builtin_asn_kinds {
+            for (kind, asns) in BUILTIN_ASN_KINDS {
+                asn_kinds.extend(asns.iter().map(|a| (*a, *kind)));
+            }
+        }
+        for list in &cfg.asn_lists {
+            let text = std::fs::read_to_string(&list.path).map_err(|e| {
+                bad(
+                    "asn_lists.path",
+                    &list.path.display().to_string(),
+                    e.to_string(),
+                )
+            })?;
+            for (i, line) in text.lines().enumerate() {
+                let first = line
+                    .split(',')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .trim_matches('"');
+                let digits = first.strip_prefix("AS").unwrap_or(first);
+                match digits.parse::<u32>() {
+                    Ok(a) => {
+                        asn_kinds.insert(a, list.kind);
+                    }
+                    Err(_) if i == 0 || line.trim().is_empty() => {}
+                    Err(_) => {
+                        return Err(bad(
+                            "asn_lists.path",
+                            &list.path.display().to_string(),
+                            format!("line {}: {first:?} is not an ASN", i + 1),
+                        ))
+                    }
+                }
+            }
+        }
+        let k = &cfg.asn_kinds;
+        for (kind, asns) in [
+            (NetKind::Residential, &k.residential),
+            (NetKind::Business, &k.business),
+            (NetKind::Mobile, &k.mobile),
+            (NetKind::Satellite, &k.satellite),
+            (NetKind::Hosting, &k.hosting),
+            (NetKind::Egress, &k.egress),
+        ] {
+            asn_kinds.extend(asns.iter().map(|a| (*a, kind)));
+        }
         Ok(Enrich {
+            asn_kinds,
             city: open("geoip_city_db", &cfg.geoip_city_db)?,
             asn: open("geoip_asn_db", &cfg.geoip_asn_db)?,
             egress: cfg
@@ -119,7 +238,10 @@ impl Enrich {
 
     /// Whether there is anything to do at all (so the hot path can skip the IP parse).
     pub fn is_active(&self) -> bool {
-        self.has_geo() || self.asn.is_some() || !self.egress.is_empty()
+        self.has_geo()
+            || self.asn.is_some()
+            || !self.egress.is_empty()
+            || !self.asn_kinds.is_empty()
     }
 
     /// Fill what the source left out.
@@ -135,8 +257,10 @@ impl Enrich {
         let n = &mut ev.network;
         if self.egress.iter().any(|c| c.contains(ip)) {
             n.is_proxy = Some(true);
+            n.kind = Some(NetKind::Egress);
         }
         if let Some((_, e)) = self.networks.iter().find(|(c, _)| c.contains(ip)) {
+            n.kind = n.kind.or(e.kind);
             if n.geo.is_none() {
                 n.geo = Some(Geo {
                     lat: e.lat,
@@ -186,6 +310,9 @@ impl Enrich {
                     }
                 }
             }
+        }
+        if n.kind.is_none() {
+            n.kind = n.asn.and_then(|a| self.asn_kinds.get(&a).copied());
         }
     }
 }
