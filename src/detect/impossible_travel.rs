@@ -2,14 +2,19 @@
 //! over the elapsed time needs a speed above `max_speed_kmh`.
 //!
 //! In: successful (or outcome-unknown) events with coordinates, not marked `location_untrusted`. Guards: the same
-//! IP is never travel; proxy/VPN-flagged events and events from configured egress ranges are skipped; both
-//! accuracy radii are subtracted from the distance; locations less accurate than `max_accuracy_km` are skipped;
-//! distances under `min_distance_km` are never travel. Out: one finding per impossible hop.
-//! State per principal (principals first seen unvouched live in the claimed pool of [`KeyedState`]): the last
-//! trusted location (coordinates, accuracy, time, IP, place, event id; each string bounded).
+//! IP is never travel; proxy/VPN-flagged events, events from configured egress ranges and events on networks
+//! whose place is not the user's (`network.kind` egress: security proxies, relays, VPN exits; mobile: carriers
+//! geolocated to a hub; satellite: in-flight links) are skipped; both accuracy radii are subtracted from the
+//! distance; locations less accurate than `max_accuracy_km` are skipped; distances under `min_distance_km` are
+//! never travel. Order-tolerant: sources arrive minutes to hours late, so an event is compared with its nearest
+//! neighbours in event time on both sides among the principal's recent places, never dropped for being older
+//! than the newest. Out: one finding per impossible hop; a place that was reported is not compared again.
+//! State per principal (principals first seen unvouched live in the claimed pool of [`KeyedState`]): up to
+//! [`PLACES`] recent trusted locations by event time (coordinates, accuracy, time, IP, place, event id; each
+//! string bounded).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Outcome, SessionEvent, Ts};
+use crate::event::{NetKind, Outcome, SessionEvent, Ts};
 use crate::net::Cidr;
 use crate::state::{bounded, bounded_box, Bounds, KeyedState};
 use serde::Deserialize;
@@ -79,7 +84,12 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }))
 }
 
+/// Recent places remembered per principal.
+pub const PLACES: usize = 8;
+
 struct Place {
+    /// Reported as one end of an impossible hop: not compared again.
+    flagged: bool,
     lat: f64,
     lon: f64,
     acc: f64,
@@ -94,7 +104,7 @@ struct Place {
 pub struct ImpossibleTravel {
     cfg: ImpossibleTravelConfig,
     egress: Vec<Cidr>,
-    state: KeyedState<Place>,
+    state: KeyedState<Vec<Place>>,
 }
 
 /// Great-circle distance in km.
@@ -116,6 +126,13 @@ impl Detector for ImpossibleTravel {
             return;
         }
         if cfg.trust_proxy_flag && ev.network.is_proxy == Some(true) {
+            return;
+        }
+        if ev
+            .network
+            .kind
+            .is_some_and(|k| matches!(k, NetKind::Egress | NetKind::Mobile | NetKind::Satellite))
+        {
             return;
         }
         let ip = ev.network.ip.as_deref();
@@ -141,6 +158,7 @@ impl Detector for ImpossibleTravel {
         let device = ev.network.device_id.as_deref().map(bounded);
         let (session, device) = (session.as_deref(), device.as_deref());
         let place = || Place {
+            flagged: false,
             lat: geo.lat,
             lon: geo.lon,
             acc,
@@ -154,48 +172,58 @@ impl Detector for ImpossibleTravel {
             event_id: bounded_box(&ev.event_id),
         };
         let vouched = ev.principal.vouched_by.is_some();
-        let Some(prev) = self.state.get_mut_in(who, ev.event_time, vouched) else {
-            self.state.entry_in(who, ev.event_time, vouched, place);
+        let Some(places) = self.state.get_mut_in(who, ev.event_time, vouched) else {
+            self.state
+                .entry_in(who, ev.event_time, vouched, || vec![place()]);
             return;
         };
-        if ev.event_time < prev.time {
-            return; // out of order: keep the newer reference
-        }
-        let same_ip = ip.is_some() && prev.ip.as_deref() == ip;
-        // One session on one trusted device cannot teleport: a far-away location inside it is the IP's
-        // geolocation (a mobile carrier's egress, a VPN the source did not flag), not travel. A stolen session on
-        // another device is session_hijack's to catch.
+        // the nearest unflagged places before and after in event time
+        let at = places.partition_point(|p| p.time <= ev.event_time);
+        let before = places[..at].iter().rposition(|p| !p.flagged);
+        let after = places[at..].iter().position(|p| !p.flagged).map(|i| at + i);
         let pair = session.zip(device);
-        let same_device_session =
-            pair.is_some_and(|(s, d)| prev.seen.iter().any(|(ps, pd)| &**ps == s && &**pd == d));
-        let moved = haversine_km(prev.lat, prev.lon, geo.lat, geo.lon);
-        if same_ip || moved < 1.0 || same_device_session {
-            prev.time = ev.event_time;
-            if let (Some((s, d)), false) = (pair, same_device_session) {
-                // still here: remember this session and device at this place
-                if prev.seen.len() >= 4 {
-                    prev.seen.remove(0);
-                }
-                prev.seen.push((Box::from(s), Box::from(d)));
+        let mut worst: Option<(usize, f64, f64, f64)> = None; // (index, moved, speed, minutes)
+        for i in [before, after].into_iter().flatten() {
+            let prev = &places[i];
+            let same_ip = ip.is_some() && prev.ip.as_deref() == ip;
+            // One session on one trusted device cannot teleport: a far-away location inside it is the IP's
+            // geolocation, not travel. A stolen session on another device is session_hijack's to catch.
+            let same_device_session = pair
+                .is_some_and(|(s, d)| prev.seen.iter().any(|(ps, pd)| &**ps == s && &**pd == d));
+            let moved = haversine_km(prev.lat, prev.lon, geo.lat, geo.lon);
+            if same_ip || moved < 1.0 || same_device_session {
+                continue;
             }
-            return;
+            let dist = (moved - prev.acc - acc).max(0.0);
+            let secs = ev
+                .event_time
+                .secs_since(prev.time)
+                .abs()
+                .max(cfg.min_elapsed_secs as f64);
+            let speed = dist / (secs / 3600.0);
+            if dist >= cfg.min_distance_km
+                && speed > cfg.max_speed_kmh
+                && worst.is_none_or(|w| speed > w.2)
+            {
+                worst = Some((i, moved, speed, secs / 60.0));
+            }
         }
-        let dist = (moved - prev.acc - acc).max(0.0);
-        let secs = ev
-            .event_time
-            .secs_since(prev.time)
-            .max(cfg.min_elapsed_secs as f64);
-        let speed = dist / (secs / 3600.0);
-        if dist >= cfg.min_distance_km && speed > cfg.max_speed_kmh {
+        let mut new = place();
+        if let Some((i, moved, speed, mins)) = worst {
+            let prev = &places[i];
             let (who, name) = (bounded(who), bounded_box(&place_name()));
-            let mins = secs / 60.0;
             let asn = ev
                 .network
                 .asn
                 .map(|a| format!(" (AS{a})"))
                 .unwrap_or_default();
+            let when = if prev.time <= ev.event_time {
+                "after"
+            } else {
+                "before"
+            };
             let reason = format!(
-                "{who} seen in {name}{asn} {mins:.0} min after {}: {moved:.0} km, {speed:.0} km/h (limit {:.0} km/h)",
+                "{who} seen in {name}{asn} {mins:.0} min {when} {}: {moved:.0} km, {speed:.0} km/h (limit {:.0} km/h)",
                 prev.name, cfg.max_speed_kmh
             );
             out.push(Finding::new(
@@ -205,8 +233,17 @@ impl Detector for ImpossibleTravel {
                 vec![prev.event_id.to_string(), ev.event_id.to_string()],
                 ev,
             ));
+            new.flagged = true;
         }
-        *prev = place();
+        if places.len() >= PLACES {
+            if at == 0 {
+                return; // older than everything remembered
+            }
+            places.remove(0);
+            places.insert(at - 1, new);
+        } else {
+            places.insert(at, new);
+        }
     }
 }
 

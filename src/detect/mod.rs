@@ -295,6 +295,51 @@ pub(crate) fn check_scores(file: &str, scores: &[(&'static str, f64)]) -> Result
 
 pub(crate) use crate::pattern::glob;
 
+/// A user agent's client family: the product (browser, vendor app or tool) and the OS, without versions, so a
+/// browser update is the same client and another browser, an app or a script is not. `Client=OWA;<browser UA>`
+/// (Exchange's client info) is the browser behind it.
+pub fn ua_family(ua: &str) -> String {
+    let l = ua.to_ascii_lowercase();
+    let l = l.strip_prefix("client=owa;").unwrap_or(&l);
+    let product = if l.starts_with("client=") {
+        l.split(';').next().unwrap_or(l)
+    } else if l.contains("outlook") {
+        "outlook"
+    } else if l.contains("teams/") {
+        "teams"
+    } else if l.contains("headlesschrome") {
+        "headless-chrome"
+    } else if l.contains("oktaverify") {
+        "okta-verify"
+    } else if l.contains("edg/") {
+        "edge"
+    } else if l.contains("firefox/") {
+        "firefox"
+    } else if l.contains("chrome/") {
+        "chrome"
+    } else if l.contains("safari/") {
+        "safari"
+    } else {
+        // tools: "python-requests/2.32.3" -> "python-requests"
+        l.split(['/', ' ', ';']).next().unwrap_or(l)
+    };
+    let os = if l.contains("iphone") || l.contains("ipad") || l.contains("ios") {
+        "ios"
+    } else if l.contains("android") {
+        "android"
+    } else if l.contains("windows") {
+        "windows"
+    } else if l.contains("mac os") || l.contains("macintosh") {
+        "mac"
+    } else if l.contains("linux") || l.contains("x11") {
+        "linux"
+    } else {
+        ""
+    };
+    let product: String = product.chars().take(64).collect();
+    format!("{product}/{os}")
+}
+
 /// Check a path exists, for error messages.
 pub fn check_dir(dir: &Path) -> Result<(), ConfigError> {
     if dir.is_dir() {
@@ -385,6 +430,20 @@ mod tests {
         let fired = burst(&mut overridden);
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(fired >= 1, "the override took no effect");
+    }
+
+    #[test]
+    fn client_families_ignore_versions_but_tell_browsers_apps_and_tools_apart() {
+        let chrome = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+        assert_eq!(ua_family(chrome), ua_family(&chrome.replace("131", "132")));
+        assert_eq!(ua_family(chrome), "chrome/mac");
+        assert_eq!(ua_family(&format!("Client=OWA;{chrome}")), "chrome/mac");
+        assert_eq!(ua_family("python-requests/2.32.3"), "python-requests/");
+        assert_eq!(ua_family("Client=MSExchangeRPC"), "client=msexchangerpc/");
+        assert_ne!(
+            ua_family("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0"),
+            ua_family(chrome)
+        );
     }
 
     #[test]

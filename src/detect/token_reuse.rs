@@ -7,7 +7,7 @@
 //! [`KeyedState`]): the network of its last redemption (strings bounded).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Category, Keys, SessionEvent, Ts};
+use crate::event::{Category, Keys, NetKind, SessionEvent, Ts};
 use crate::state::{bounded, bounded_box, Bounds, KeyedState};
 use serde::Deserialize;
 
@@ -88,6 +88,15 @@ impl Detector for TokenReuse {
             ));
             return;
         }
+        // relays (security proxies, Private Relay, VPN exits), carriers and in-flight links are not where the client
+        // is: they neither start nor end a two-country pair
+        if ev.network.is_proxy == Some(true)
+            || ev.network.kind.is_some_and(|k| {
+                matches!(k, NetKind::Egress | NetKind::Mobile | NetKind::Satellite)
+            })
+        {
+            return;
+        }
         // as kept in state
         let country = ev
             .network
@@ -115,7 +124,7 @@ impl Detector for TokenReuse {
         // change in the same country) and proxy-flagged exits are normal for mobile clients.
         if other_country
             && ev.network.is_proxy != Some(true)
-            && now.secs_since(last.time) <= window
+            && now.secs_since(last.time).abs() <= window
             && !last.reported
         {
             let token = bounded(token);

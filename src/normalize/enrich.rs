@@ -270,9 +270,12 @@ impl Enrich {
                     accuracy_radius_km: e.accuracy_km,
                 });
             }
+            // the organisation is filled when the source gave none and the entry's ASN is not contradicted
+            if n.as_org.is_none() && (n.asn.is_none() || n.asn == e.asn) {
+                n.as_org = e.as_org.clone().map(Text::from);
+            }
             if n.asn.is_none() {
                 n.asn = e.asn;
-                n.as_org = n.as_org.take().or(e.as_org.clone().map(Text::from));
             }
             if e.proxy {
                 n.is_proxy = Some(true);
@@ -296,14 +299,15 @@ impl Enrich {
                 }
             }
         }
-        if n.asn.is_none() {
+        if n.asn.is_none() || n.as_org.is_none() {
             if let Some(r) = &self.asn {
                 if let Ok(Some(a)) = r
                     .lookup(ip)
                     .and_then(|l| l.decode::<maxminddb::geoip2::Asn>())
                 {
-                    n.asn = a.autonomous_system_number;
-                    if n.as_org.is_none() {
+                    let agrees = n.asn.is_none() || n.asn == a.autonomous_system_number;
+                    n.asn = n.asn.or(a.autonomous_system_number);
+                    if n.as_org.is_none() && agrees {
                         n.as_org = a
                             .autonomous_system_organization
                             .map(|s| Text::from(s.to_string()));

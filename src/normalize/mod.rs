@@ -14,7 +14,7 @@ mod entra_signin;
 mod github_audit;
 mod google_workspace;
 mod kong;
-mod m365_audit;
+pub mod m365_audit;
 mod mapping;
 mod mcp;
 mod native;
