@@ -100,6 +100,7 @@ pub struct Report {
     pub benign_principals: usize,
     pub false_revocations: usize,
     pub false_revoked_principals: Vec<String>,
+    pub false_revocations_per_10000_principal_days: f64,
     pub false_alerts: usize,
     pub false_alerts_per_1000_principal_days: f64,
     pub median_time_to_decision_s: Option<f64>,
@@ -197,6 +198,11 @@ pub fn score(labels: &Labels, decisions: &[Decision], deadline_s: f64, events: u
         benign_principals: labels.benign_principals.len(),
         false_revocations,
         false_revoked_principals: false_revoked,
+        false_revocations_per_10000_principal_days: if principal_days > 0.0 {
+            10000.0 * false_revocations as f64 / principal_days
+        } else {
+            0.0
+        },
         false_alerts,
         false_alerts_per_1000_principal_days: if principal_days > 0.0 {
             1000.0 * false_alerts as f64 / principal_days
@@ -257,9 +263,10 @@ pub fn table(r: &Report) -> String {
         opt(r.max_time_to_decision_s)
     ));
     s.push_str(&format!(
-        "benign principals: {}; false revocations: {} ({}); false alerts: {} ({:.2} per 1,000 benign principal-days); decisions: {}; events: {}\n",
+        "benign principals: {}; false revocations: {} ({:.2} per 10,000 benign principal-days: {}); false alerts: {} ({:.2} per 1,000 benign principal-days); decisions: {}; events: {}\n",
         r.benign_principals,
         r.false_revocations,
+        r.false_revocations_per_10000_principal_days,
         if r.false_revoked_principals.is_empty() { "none".to_string() } else { escape_control(&r.false_revoked_principals.join(", ")).into_owned() },
         r.false_alerts,
         r.false_alerts_per_1000_principal_days,
@@ -305,6 +312,8 @@ mod tests {
                 token_id: Some("tok-bad".into()),
                 job_id: None,
                 first_malicious_at: Ts(100_000),
+                first_malicious_arrival: None,
+                variant: None,
                 actions: vec![Action::RevokeToken],
             }],
             benign_principals: vec!["b1".into()],
@@ -334,6 +343,33 @@ mod tests {
         );
     }
 
+    /// An M365 record arrives an hour after it happened: the clock to decide starts at its arrival, and a decision
+    /// made when it is processed is in time.
+    #[test]
+    fn time_to_decision_counts_from_the_arrival_of_the_first_malicious_event() {
+        let a = Attack {
+            id: "m".into(),
+            kind: "m365_mailbox_access".into(),
+            variant: None,
+            principal: Some("v".into()),
+            token_id: None,
+            job_id: None,
+            first_malicious_at: Ts(1_000_000),
+            first_malicious_arrival: Some(Ts(1_000_000 + 3_600_000)),
+            actions: vec![Action::RevokeToken],
+        };
+        let mut d = decision(Action::RevokeToken, "v", 1000);
+        d.decided_at = Ts(1_000_000 + 3_600_000 + 2_000);
+        assert_eq!(a.time_to_decision(&d), 2.0);
+        let labels = Labels {
+            attacks: vec![a],
+            benign_principals: vec!["b".into()],
+            days: 1.0,
+        };
+        let r = score(&labels, &[d], 60.0, 1);
+        assert_eq!(r.caught_in_time, 1);
+    }
+
     #[test]
     fn caught_missed_late_false_revocations_and_alerts_are_counted() {
         let attack = |id: &str, p: &str, at: i64| Attack {
@@ -343,6 +379,8 @@ mod tests {
             token_id: None,
             job_id: None,
             first_malicious_at: Ts(at * 1000),
+            first_malicious_arrival: None,
+            variant: None,
             actions: vec![Action::TerminateSession],
         };
         let labels = Labels {

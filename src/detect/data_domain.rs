@@ -1,16 +1,20 @@
-//! data_domain: a token or agent job reaching a data domain outside the set it normally touches.
+//! data_domain: an agent workflow, job or token reaching a data domain outside the set it normally touches.
 //!
-//! In: events with a job or token id and a resource. Domains come from the event's own labels and from the
-//! patterns of `detectors/data_domains.toml`. Out: after a key's domain set is learned (`learn_events` events and
-//! `learn_secs` seconds), one finding per new domain (a sync agent that read "projects" starts reading "billing").
-//! An `admin_change` event naming the job and its domains (the agent platform's configuration audit) announces a
-//! legitimate change: those domains become known without a finding.
-//! State per key (a job, else a token; keys first seen unvouched live in the claimed pool of [`KeyedState`]):
+//! In: events of an agent (the runtime vouches for it), a job or a token, with a resource. Domains come from the
+//! event's own labels and from `detectors/data_domains.toml`: glob patterns over the resource, the tool name
+//! (`tool:`) and the server reached (`server:`), and words: a tool name, object or server is split into words
+//! (`workday_get_worker` → workday, get, worker) and a domain's words name it (vendor catalogues and vocabulary,
+//! so a vendor-named tool nobody listed still has a domain). Out: after a key's domain set is learned
+//! (`learn_events` events and `learn_secs` seconds), one finding per new domain (a sync agent that read
+//! "projects" starts reading "billing"). An `admin_change` event naming the job and its domains (the agent
+//! platform's configuration audit) announces a legitimate change: those domains become known without a finding.
+//! State per key (an agent's workflow, so every run of it shares one baseline; else a job, else a token; keys
+//! first seen unvouched live in the claimed pool of [`KeyedState`]):
 //! first-seen time, event count, and the domains seen (at most `max_domains`, the least recently seen forgotten
 //! first).
 
 use super::{glob, BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Keys, SessionEvent, Ts};
+use crate::event::{Keys, PrincipalKind, SessionEvent, Ts};
 use crate::state::{bounded, Bounds, KeyedState, RecentSet, LISTED};
 use serde::Deserialize;
 
@@ -65,8 +69,37 @@ pub struct DomainRule {
     /// Reaching it newly scores `sensitive_score`. Default false.
     #[serde(default)]
     pub sensitive: bool,
-    /// Globs over resource app, object type, object id and `tool:<name>`.
+    /// Globs over resource app, object type, object id, `tool:<name>` and `server:<server>`. Default [].
+    #[serde(default)]
     pub patterns: Vec<String>,
+    /// Words that name the domain in a tool name, object id or server (compared whole, lower case). Default [].
+    #[serde(default)]
+    pub words: Vec<String>,
+}
+
+/// The words of an identifier: split on anything not a letter or digit, and at lower-to-upper case changes.
+fn words(s: &str) -> impl Iterator<Item = String> + '_ {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in s.chars().take(256) {
+        if !c.is_alphanumeric() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_lowercase();
+        cur.extend(c.to_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out.into_iter()
 }
 
 impl DomainMap {
@@ -75,17 +108,25 @@ impl DomainMap {
         ev.resource.domains.iter().for_each(|d| f(d.as_str()));
         let r = &ev.resource;
         let is_tool = r.object_type.as_deref() == Some("tool");
+        let mut ws: Vec<String> = Vec::new();
+        if self.domain.iter().any(|d| !d.words.is_empty()) {
+            for v in [&r.object_id, &r.server].into_iter().flatten() {
+                ws.extend(words(v));
+            }
+        }
         for rule in &self.domain {
             let hit = rule.patterns.iter().any(|p| {
                 if let Some(tp) = p.strip_prefix("tool:") {
                     is_tool && r.object_id.as_deref().is_some_and(|t| glob(tp, t))
+                } else if let Some(sp) = p.strip_prefix("server:") {
+                    r.server.as_deref().is_some_and(|v| glob(sp, v))
                 } else {
                     [&r.app, &r.object_type, &r.object_id]
                         .into_iter()
                         .flatten()
                         .any(|v| glob(p, v))
                 }
-            });
+            }) || rule.words.iter().any(|w| ws.iter().any(|x| x == w));
             if hit {
                 f(&rule.name);
             }
@@ -109,13 +150,13 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     if let Some(d) = map
         .domain
         .iter()
-        .find(|d| d.patterns.is_empty() || d.name.is_empty())
+        .find(|d| (d.patterns.is_empty() && d.words.is_empty()) || d.name.is_empty())
     {
         return Err(ConfigError::Invalid {
             file: mfile,
             key: "domain.patterns",
             value: d.name.clone(),
-            why: "each domain needs a name and at least one pattern".into(),
+            why: "each domain needs a name and at least one pattern or word".into(),
         });
     }
     if cfg.max_domains == 0 {
@@ -148,9 +189,15 @@ pub struct DataDomain {
 
 impl Detector for DataDomain {
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
-        let (what, key, vouched) = match (&ev.session.job_id, &ev.session.token_id) {
-            (Some(j), _) => ("job", j.as_str(), ev.vouches(Keys::JOB)),
-            (None, Some(t)) => ("token", t.as_str(), ev.vouches(Keys::TOKEN)),
+        let agent = (ev.principal.kind == PrincipalKind::Agent
+            && ev.principal.vouched_by.is_some()
+            && ev.category != crate::event::Category::AdminChange)
+            .then(|| ev.principal.key())
+            .flatten();
+        let (what, key, vouched) = match (agent, &ev.session.job_id, &ev.session.token_id) {
+            (Some(a), _, _) => ("agent", a, true),
+            (None, Some(j), _) => ("job", j.as_str(), ev.vouches(Keys::JOB)),
+            (None, None, Some(t)) => ("token", t.as_str(), ev.vouches(Keys::TOKEN)),
             _ => return,
         };
         let (cfg, map) = (&self.cfg, &self.map);
@@ -188,6 +235,34 @@ impl Detector for DataDomain {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn identifiers_split_into_words() {
+        let w: Vec<String> = words("workday_get_worker").collect();
+        assert_eq!(w, ["workday", "get", "worker"]);
+        let w: Vec<String> = words("getEmployeeSalary mcp.workday.corp").collect();
+        assert_eq!(w, ["get", "employee", "salary", "mcp", "workday", "corp"]);
+    }
+
+    /// A vendor-named tool no pattern lists still lands in its domain through its words.
+    #[test]
+    fn a_vendor_named_tool_is_placed_by_its_words() {
+        let (_, map): (String, DomainMap) = BuildContext::default()
+            .config(MAP_FILE, MAP_BUILTIN)
+            .unwrap();
+        let mut e = crate::detect::testutil::at(
+            0,
+            "t",
+            crate::event::Family::Agent,
+            crate::event::Category::ToolCall,
+        );
+        e.resource.object_type = Some("tool".into());
+        e.resource.object_id = Some("bamboohr_fetch_employee_compensation".into());
+        let mut got = Vec::new();
+        map.for_each_domain(&e, |d| got.push(d.to_string()));
+        assert_eq!(got, ["hr"]);
+        assert!(map.sensitive("hr"));
+    }
     use crate::detect::testutil::at;
     use crate::event::*;
 
@@ -201,7 +276,7 @@ mod tests {
 
     #[test]
     fn a_sync_agent_that_starts_reading_billing_notes_is_flagged_once() {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         for i in 0..40 {
             d.observe(&tool(i * 60, "job-1", "read_project_metadata"), &mut out);
@@ -220,7 +295,7 @@ mod tests {
 
     #[test]
     fn domains_seen_while_learning_are_normal() {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         for i in 0..40 {
             let name = if i % 2 == 0 {

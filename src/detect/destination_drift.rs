@@ -1,16 +1,22 @@
-//! destination_drift: writes and exports to a destination never seen for that job, or principal and app.
+//! destination_drift: writes and exports to a destination never seen for that agent workflow, job, or principal
+//! and app.
 //!
-//! In: outbound events (`data_write`, `export`, `tool_call`) with a destination. Key: the job id, else
-//! principal + app. Out: after a key has `learn_events` outbound events over `learn_secs`, one finding per new
-//! destination; with an allowlist, one finding per destination off it, learning or not. An `admin_change` event
-//! naming a job and a destination (the agent platform's configuration audit) announces a legitimate change: the
-//! destination becomes known without a finding.
+//! In: outbound events (`data_write`, `export`, `tool_call`) with a destination; for agents, every event (to know
+//! how long the workflow has been running). Key: an agent the runtime vouches for (its workflow: every run of it
+//! shares one baseline, whatever the run id), else the job id, else principal + app. Downloads to the user's own
+//! device (`device`) are not a destination. Out: once a key is learned (`learn_secs` since first seen, and
+//! `learn_events` outbound events or `settle_secs` since first seen, so an agent that rarely writes is not learning
+//! forever), one finding per new destination: `own_score` when it matches the operator's own namespaces
+//! (`detect.own_destinations`: a reconfiguration nobody announced; a key's very first destination, when its own,
+//! is its baseline), `score` otherwise; with an allowlist, one
+//! finding per destination off it, learning or not. An `admin_change` event naming a job and a destination (the
+//! agent platform's configuration audit) announces a legitimate change: the destination becomes known.
 //! State per key (keys first seen unvouched live in the claimed pool of [`KeyedState`]): first-seen time, outbound
 //! count, and the destinations seen (at most `max_destinations`, the least recently seen forgotten first). A reason
 //! lists at most a few known destinations.
 
 use super::{glob, BuildContext, ConfigError, Detector, Finding};
-use crate::event::{Category, Keys, SessionEvent, Ts};
+use crate::event::{Category, Keys, PrincipalKind, SessionEvent, Ts};
 use crate::state::{bounded, Bounds, KeyedState, RecentSet, LISTED};
 use serde::Deserialize;
 
@@ -24,7 +30,9 @@ const BUILTIN: &str = include_str!("../../detectors/destination_drift.toml");
 pub struct DestinationDriftConfig {
     pub learn_events: u32,
     pub learn_secs: u64,
+    pub settle_secs: u64,
     pub score: f64,
+    pub own_score: f64,
     pub allowlist: Vec<String>,
     pub allowlist_score: f64,
     pub max_destinations: usize,
@@ -37,7 +45,9 @@ impl Default for DestinationDriftConfig {
         DestinationDriftConfig {
             learn_events: 10,
             learn_secs: 1800,
+            settle_secs: 259_200,
             score: 0.7,
+            own_score: 0.35,
             allowlist: Vec::new(),
             allowlist_score: 0.85,
             max_destinations: 256,
@@ -53,6 +63,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
         &file,
         &[
             ("score", cfg.score),
+            ("own_score", cfg.own_score),
             ("allowlist_score", cfg.allowlist_score),
         ],
     )?;
@@ -66,6 +77,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }
     let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(DestinationDrift {
+        own: ctx.own_destinations.clone(),
         cfg,
         state: KeyedState::new(bounds),
         key: String::new(),
@@ -80,6 +92,8 @@ struct KeyState {
 
 pub struct DestinationDrift {
     cfg: DestinationDriftConfig,
+    /// `detect.own_destinations`.
+    own: Vec<String>,
     state: KeyedState<KeyState>,
     key: String,
 }
@@ -87,25 +101,37 @@ pub struct DestinationDrift {
 impl Detector for DestinationDrift {
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         let announced = ev.category == Category::AdminChange && ev.session.job_id.is_some();
-        let Some(dest) = ev
+        let agent = ev.principal.kind == PrincipalKind::Agent && ev.principal.vouched_by.is_some();
+        let dest = ev
             .resource
             .destination
             .as_deref()
-            .filter(|_| ev.category.is_outbound() || announced)
-        else {
+            .filter(|d| *d != "device")
+            .filter(|_| ev.category.is_outbound() || announced);
+        if dest.is_none() && !agent {
             return;
-        };
+        }
         self.key.clear();
-        let (what, vouched) = if let Some(j) = &ev.session.job_id {
-            self.key.push_str(j);
-            ("job", ev.vouches(Keys::JOB))
-        } else if let Some(p) = ev.principal.key() {
-            self.key.push_str(p);
-            self.key.push('|');
-            self.key.push_str(ev.resource.app.as_deref().unwrap_or("-"));
-            ("principal", ev.principal.vouched_by.is_some())
-        } else {
-            return;
+        let (what, vouched) = match (&ev.session.job_id, ev.principal.key()) {
+            (Some(j), _) if announced => {
+                self.key.push_str(j);
+                ("job", ev.vouches(Keys::JOB))
+            }
+            (_, Some(p)) if agent => {
+                self.key.push_str(p);
+                ("agent", true)
+            }
+            (Some(j), _) => {
+                self.key.push_str(j);
+                ("job", ev.vouches(Keys::JOB))
+            }
+            (None, Some(p)) => {
+                self.key.push_str(p);
+                self.key.push('|');
+                self.key.push_str(ev.resource.app.as_deref().unwrap_or("-"));
+                ("principal", ev.principal.vouched_by.is_some())
+            }
+            (None, None) => return,
         };
         let cfg = &self.cfg;
         let s = self
@@ -115,6 +141,9 @@ impl Detector for DestinationDrift {
                 events: 0,
                 destinations: RecentSet::new(cfg.max_destinations),
             });
+        let Some(dest) = dest else {
+            return; // an agent's other activity: only its age counts
+        };
         if announced {
             // a configuration change announcing the job's new destination: known from now on, not a finding
             s.destinations.see(dest);
@@ -126,9 +155,13 @@ impl Detector for DestinationDrift {
             return;
         }
         let (key, shown) = (bounded(&self.key), bounded(dest));
+        let own = self.own.iter().any(|p| glob(p, dest));
+        // the first destination of a key that never wrote is its baseline when it is the organisation's own
+        let first_own = own && s.destinations.is_empty();
         let off_list = !cfg.allowlist.is_empty() && !cfg.allowlist.iter().any(|p| glob(p, dest));
-        let learned = s.events > cfg.learn_events
-            && ev.event_time.secs_since(s.first_seen) >= cfg.learn_secs as f64;
+        let age = ev.event_time.secs_since(s.first_seen);
+        let learned = age >= cfg.learn_secs as f64
+            && (s.events > cfg.learn_events || age >= cfg.settle_secs as f64);
         if off_list {
             let reason = format!(
                 "{what} {key} sent data to {shown}, which is not on the destination allowlist"
@@ -140,12 +173,17 @@ impl Detector for DestinationDrift {
                 vec![ev.event_id.to_string()],
                 ev,
             ));
-        } else if learned {
+        } else if learned && !first_own {
             let known = s.destinations.summary(LISTED);
-            let reason = format!("{what} {key} sent data to a destination it never used before: {shown} (known: {known})");
+            let whose = if own {
+                " in the organisation's own namespace"
+            } else {
+                ""
+            };
+            let reason = format!("{what} {key} sent data to a destination{whose} it never used before: {shown} (known: {known})");
             out.push(Finding::new(
                 NAME,
-                cfg.score,
+                if own { cfg.own_score } else { cfg.score },
                 reason,
                 vec![ev.event_id.to_string()],
                 ev,
@@ -170,7 +208,7 @@ mod tests {
 
     #[test]
     fn a_new_external_bucket_after_learning_is_flagged_once() {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         for i in 0..30 {
             d.observe(&upload(i * 120, "s3://corp-sync"), &mut out);
@@ -186,7 +224,7 @@ mod tests {
 
     #[test]
     fn thirty_two_thousand_new_destinations_keep_the_list_capped_and_every_reason_short() {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         for i in 0..30 {
             d.observe(&upload(i * 120, "s3://corp-sync"), &mut out);
@@ -220,7 +258,7 @@ mod tests {
 
     #[test]
     fn a_destination_announced_by_a_config_change_is_not_drift() {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         for i in 0..30 {
             d.observe(&upload(i * 120, "s3://corp-sync"), &mut out);
@@ -246,6 +284,7 @@ mod tests {
         std::fs::write(dir.join(FILE), text).unwrap();
         let mut d = build(&BuildContext {
             dir: Some(dir.clone()),
+            ..Default::default()
         })
         .unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
@@ -259,7 +298,7 @@ mod tests {
 
     #[test]
     fn reads_without_a_destination_are_ignored_and_learning_is_quiet() {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         d.observe(&upload(0, "s3://a"), &mut out);
         d.observe(&upload(10, "s3://b"), &mut out);

@@ -153,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_bulk_export_far_above_the_usual_is_flagged_and_does_not_teach_the_baseline() {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         for i in 0..10 {
             d.observe(&export(i * 3600, 2000 + (i as u64 % 3) * 500), &mut out);
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn warm_up_and_the_absolute_floor_keep_small_keys_quiet() {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         d.observe(&export(0, 10), &mut out);
         d.observe(&export(10, 500_000), &mut out); // during warm-up

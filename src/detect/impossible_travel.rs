@@ -285,7 +285,11 @@ mod tests {
             std::fs::write(d.join(FILE), c).unwrap();
             d
         });
-        let mut d = build(&BuildContext { dir }).unwrap();
+        let mut d = build(&BuildContext {
+            dir,
+            ..Default::default()
+        })
+        .unwrap();
         let mut out = Vec::new();
         for e in &events {
             d.observe(e, &mut out);

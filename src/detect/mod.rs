@@ -15,6 +15,7 @@ mod new_client;
 mod rate;
 mod session_hijack;
 mod token_reuse;
+mod tool_drift;
 
 pub use impossible_travel::haversine_km;
 
@@ -146,9 +147,12 @@ pub enum ConfigError {
 }
 
 /// Everything a detector may read when it is built.
+#[derive(Default)]
 pub struct BuildContext {
     /// Directory with overriding config files, if any.
     pub dir: Option<PathBuf>,
+    /// `detect.own_destinations`.
+    pub own_destinations: Vec<String>,
 }
 
 impl BuildContext {
@@ -223,6 +227,10 @@ pub fn registry() -> Vec<Registered> {
             name: new_client::NAME,
             build: new_client::build,
         },
+        Registered {
+            name: tool_drift::NAME,
+            build: tool_drift::build,
+        },
     ]
 }
 
@@ -234,6 +242,9 @@ pub struct DetectConfig {
     pub dir: Option<PathBuf>,
     /// Detectors to leave out, by name. Default: none.
     pub disabled: Vec<String>,
+    /// Globs of the organisation's own destinations (`"s3://corp-*"`, `"https://*.corp.example/*"`): a new one is a
+    /// reconfiguration to look at, not exfiltration (destination_drift's `own_score`). Default: none.
+    pub own_destinations: Vec<String>,
 }
 
 /// The detect stage: every enabled detector.
@@ -259,6 +270,7 @@ impl Detect {
         }
         let ctx = BuildContext {
             dir: cfg.dir.clone(),
+            own_destinations: cfg.own_destinations.clone(),
         };
         let mut detectors = Vec::new();
         for r in reg
@@ -385,6 +397,7 @@ mod tests {
         let d = Detect::new(&DetectConfig {
             dir: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/detectors").into()),
             disabled: vec![],
+            ..Default::default()
         })
         .unwrap();
         assert_eq!(d.detectors.len(), registry().len());
@@ -425,6 +438,7 @@ mod tests {
         let mut overridden = Detect::new(&DetectConfig {
             dir: Some(dir.clone()),
             disabled: vec![],
+            ..Default::default()
         })
         .unwrap();
         let fired = burst(&mut overridden);
@@ -451,6 +465,7 @@ mod tests {
         let e = Detect::new(&DetectConfig {
             dir: None,
             disabled: vec!["astrology".into()],
+            ..Default::default()
         })
         .err()
         .unwrap()

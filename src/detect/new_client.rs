@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_grant_to_a_never_seen_client_after_learning_is_flagged_once() {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         for i in 0..10 {
             d.observe(
@@ -158,7 +158,7 @@ mod tests {
 
     #[test]
     fn clients_seen_while_learning_and_other_categories_are_quiet() {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         d.observe(&grant(0, "a"), &mut out);
         d.observe(&grant(10, "b"), &mut out);

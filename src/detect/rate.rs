@@ -3,9 +3,15 @@
 //! In: request-like events (`api_request`, `data_read`, `data_write`, `export`, `tool_call`, `model_call`) that
 //! carry a job or token id. Out: a finding when the current bucket's count is improbable under a Poisson model of
 //! the key's baseline (tail probability from `statrs`), at least `min_ratio` times it and at least `min_count`.
-//! Cold start: until a key has `warmup_buckets` active buckets only `cold_start_max` applies.
+//! Cold start: until a key has `warmup_buckets` active buckets only `cold_start_max` applies. Low and slow: the
+//! last `sustained_buckets` buckets together are also tested against `sustained_buckets` times the baseline
+//! (`sustained_ratio`, `sustained_min_count`, the same tail probability) of a slow baseline (every bucket, the
+//! empty ones of short pauses too but not long idle spells, each clipped to three times the baseline, so a rise cannot teach it in minutes), so 5-10x a small
+//! baseline kept up for minutes is seen though no single bucket is remarkable; it scores `sustained_score`, and
+//! its buckets do not teach either baseline while it lasts.
 //! State per key (keys first seen unvouched live in the claimed pool of [`KeyedState`]): current bucket and count,
-//! baseline (EWMA over active buckets), active-bucket count, the first event id of the bucket (bounded).
+//! baseline (EWMA over active buckets), the slow baseline, active-bucket count, the counts of the last [`WINDOW`]
+//! buckets, the first event id of the bucket (bounded).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, SessionEvent};
@@ -29,6 +35,10 @@ pub struct RateConfig {
     pub min_count: u32,
     pub cold_start_max: u32,
     pub score: f64,
+    pub sustained_buckets: u32,
+    pub sustained_ratio: f64,
+    pub sustained_min_count: u32,
+    pub sustained_score: f64,
     pub ttl_secs: u64,
     pub max_keys: usize,
 }
@@ -44,6 +54,10 @@ impl Default for RateConfig {
             min_count: 100,
             cold_start_max: 1000,
             score: 0.8,
+            sustained_buckets: 10,
+            sustained_ratio: 4.0,
+            sustained_min_count: 60,
+            sustained_score: 0.45,
             ttl_secs: 86_400,
             max_keys: 1_000_000,
         }
@@ -73,7 +87,20 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             "must be in (0, 1)",
         );
     }
-    super::check_scores(&file, &[("score", cfg.score)])?;
+    if cfg.sustained_buckets == 0 || cfg.sustained_buckets as usize > WINDOW {
+        return bad(
+            "sustained_buckets",
+            cfg.sustained_buckets.to_string(),
+            "must be in 1..=16",
+        );
+    }
+    super::check_scores(
+        &file,
+        &[
+            ("score", cfg.score),
+            ("sustained_score", cfg.sustained_score),
+        ],
+    )?;
     let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(Rate {
         state: KeyedState::new(bounds),
@@ -81,9 +108,22 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }))
 }
 
+/// Closed buckets remembered for the sustained test.
+pub const WINDOW: usize = 16;
+/// Weight of a bucket in the slow baseline.
+const SLOW_ALPHA: f64 = 0.02;
+
 struct KeyState {
     bucket: i64,
     count: u32,
+    /// Counts of the last closed buckets, newest at `(head - 1) % WINDOW`.
+    recent: [u32; WINDOW],
+    head: usize,
+    /// Buckets up to this one are part of a reported sustained rise.
+    sustained_until: i64,
+    /// The slow baseline the sustained test compares with: every closed bucket (empty ones too), each clipped to
+    /// three times it (plus one), weighted [`SLOW_ALPHA`], so a rise cannot teach it in minutes.
+    slow: f64,
     baseline: f64,
     active: u32,
     fired_bucket: i64,
@@ -116,14 +156,38 @@ impl Detector for Rate {
             .entry_in(key, ev.event_time, vouched, || KeyState {
                 bucket,
                 count: 0,
+                recent: [0; WINDOW],
+                head: 0,
+                sustained_until: i64::MIN,
+                slow: -1.0,
                 baseline: 0.0,
                 active: 0,
                 fired_bucket: i64::MIN,
                 first_in_bucket: Box::default(),
             });
         if bucket > s.bucket {
-            // Close the previous bucket; anomalous buckets do not teach the baseline.
-            if s.count > 0 && s.fired_bucket != s.bucket {
+            // Close the previous bucket (and the empty ones since); anomalous buckets do not teach the baseline.
+            s.recent[s.head % WINDOW] = s.count;
+            s.head += 1;
+            let gap = (bucket - s.bucket - 1).clamp(0, 1440);
+            for _ in 0..gap.min(WINDOW as i64) {
+                s.recent[s.head % WINDOW] = 0;
+                s.head += 1;
+            }
+            if s.sustained_until < s.bucket {
+                if s.slow < 0.0 {
+                    s.slow = s.count as f64;
+                } else {
+                    let c = (s.count as f64).min(3.0 * s.slow + 1.0);
+                    s.slow += SLOW_ALPHA * (c - s.slow);
+                    // the empty buckets of a short pause since, in one step; a long idle spell (a night) is not
+                    // part of the rate while active
+                    if gap < WINDOW as i64 {
+                        s.slow *= (1.0 - SLOW_ALPHA).powi(gap as i32);
+                    }
+                }
+            }
+            if s.count > 0 && s.fired_bucket != s.bucket && s.sustained_until < s.bucket {
                 s.baseline = if s.active == 0 {
                     s.count as f64
                 } else {
@@ -144,6 +208,44 @@ impl Detector for Rate {
             return;
         }
         let (per, key) = (cfg.bucket_secs, bounded(key));
+        // low and slow: the last `sustained_buckets` buckets, this one included
+        if s.active >= cfg.warmup_buckets {
+            let n = cfg.sustained_buckets as usize;
+            let window: u32 = s.count
+                + (1..n)
+                    .map(|i| s.recent[(s.head + WINDOW - i) % WINDOW])
+                    .sum::<u32>();
+            let lambda = s.slow.max(0.5) * n as f64;
+            if bucket > s.sustained_until
+                && window >= cfg.sustained_min_count
+                && window as f64 >= cfg.sustained_ratio * lambda
+            {
+                let p = Poisson::new(lambda)
+                    .map(|d| d.sf(u64::from(window - 1)))
+                    .unwrap_or(1.0);
+                if p < cfg.p_threshold {
+                    s.sustained_until = bucket + n as i64;
+                    let reason = format!(
+                        "{what} {key} made {window} requests in {} s; its long-run rate is {:.1} per {per} s ({:.1}x sustained, p={p:.1e})",
+                        per * n as u64,
+                        s.slow,
+                        window as f64 / lambda
+                    );
+                    let evidence = vec![s.first_in_bucket.to_string(), ev.event_id.to_string()];
+                    out.push(Finding::new(
+                        NAME,
+                        cfg.sustained_score,
+                        reason,
+                        evidence,
+                        ev,
+                    ));
+                    return;
+                }
+            } else if bucket <= s.sustained_until && window as f64 >= cfg.sustained_ratio * lambda {
+                // still risen: keep it out of the baseline
+                s.sustained_until = s.sustained_until.max(bucket + 1);
+            }
+        }
         let reason = if s.active >= cfg.warmup_buckets {
             let lambda = s.baseline.max(1.0);
             if s.count < cfg.min_count || (s.count as f64) < cfg.min_ratio * lambda {
@@ -179,7 +281,7 @@ mod tests {
     use crate::event::*;
 
     fn rate() -> Box<dyn Detector> {
-        build(&BuildContext { dir: None }).unwrap()
+        build(&BuildContext::default()).unwrap()
     }
 
     fn call(ms: i64, token: &'static str) -> SessionEvent<'static> {
@@ -187,6 +289,67 @@ mod tests {
         e.event_time.0 += ms;
         e.session.token_id = Some(token.into());
         e
+    }
+
+    /// A busy service idle all night is not "risen" when it starts again in the morning at its usual rate.
+    #[test]
+    fn a_busy_service_starting_again_after_a_quiet_night_is_not_a_rise() {
+        let mut d = rate();
+        let mut out = Vec::new();
+        let mut t = 0;
+        for day in 0..3 {
+            t = day * 86_400_000;
+            for _ in 0..(8 * 60 * 8) {
+                d.observe(&call(t, "tok-busy"), &mut out);
+                t += 7_500;
+            }
+        }
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    /// A service token at 2 a minute for two hours, then 7x that for half an hour: no single minute is remarkable
+    /// (14 requests), ten minutes together are.
+    #[test]
+    fn low_and_slow_scraping_at_seven_times_a_small_baseline_is_seen_within_ten_minutes() {
+        let mut d = rate();
+        let mut out = Vec::new();
+        let mut t = 0;
+        for _ in 0..240 {
+            d.observe(&call(t, "tok-svc"), &mut out);
+            t += 30_000;
+        }
+        assert!(out.is_empty(), "{out:?}");
+        let start = t;
+        for _ in 0..(14 * 30) {
+            d.observe(&call(t, "tok-svc"), &mut out);
+            t += 60_000 / 14;
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].score, 0.45);
+        assert!(
+            out[0].event_time.0
+                - at(0, "x", Family::Gateway, Category::DataRead).event_time.0
+                - start
+                <= 10 * 60_000
+        );
+        assert!(out[0].reason.contains("sustained"), "{}", out[0].reason);
+    }
+
+    /// Quarter-end bulk work at 3x for an hour is below the sustained ratio.
+    #[test]
+    fn a_three_fold_hour_of_bulk_work_is_not_low_and_slow_scraping() {
+        let mut d = rate();
+        let mut out = Vec::new();
+        let mut t = 0;
+        for _ in 0..240 {
+            d.observe(&call(t, "tok-svc"), &mut out);
+            t += 30_000;
+        }
+        for _ in 0..360 {
+            d.observe(&call(t, "tok-svc"), &mut out);
+            t += 10_000;
+        }
+        assert!(out.is_empty(), "{out:?}");
     }
 
     #[test]
@@ -238,6 +401,7 @@ mod tests {
         let run = |flood_vouched: bool| {
             let mut d = build(&BuildContext {
                 dir: Some(dir.clone()),
+                ..Default::default()
             })
             .unwrap();
             let mut out = Vec::new();

@@ -349,7 +349,7 @@ mod tests {
     }
 
     fn run(evs: &[SessionEvent<'static>]) -> Vec<Finding> {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         for e in evs {
             d.observe(e, &mut out);

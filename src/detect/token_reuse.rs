@@ -185,7 +185,7 @@ mod tests {
     }
 
     fn run(evs: &[SessionEvent<'static>]) -> Vec<Finding> {
-        let mut d = build(&BuildContext { dir: None }).unwrap();
+        let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
         evs.iter().for_each(|e| d.observe(e, &mut out));
         out

@@ -165,6 +165,10 @@ impl Normalizer for Mcp {
             ev.principal.id = Some(u);
         }
         ev.network.ip = r.client_ip;
+        ev.resource.server = r
+            .server
+            .as_deref()
+            .map(|s| Text::from(server_host(s).to_string()));
         ev.resource.app = r.server;
         if cat == Category::ToolCall {
             ev.resource.object_type = Some("tool".into());
@@ -178,8 +182,32 @@ impl Normalizer for Mcp {
     }
 }
 
+/// `https://mcp.example.com:443/mcp` → `mcp.example.com`: the server as OTel's `server.address` names it.
+fn server_host(s: &str) -> &str {
+    let rest = s.split_once("://").map_or(s, |(_, r)| r);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    if host.starts_with('[') {
+        return host.split(']').next().map_or(host, |h| &h[1..]);
+    }
+    host.split(':').next().unwrap_or(host)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_server_is_its_host() {
+        assert_eq!(
+            super::server_host("https://mcp.example.com:443/mcp"),
+            "mcp.example.com"
+        );
+        assert_eq!(super::server_host("mcp.example.com"), "mcp.example.com");
+        assert_eq!(
+            super::server_host("http://u@[2001:db8::1]:8080/x"),
+            "2001:db8::1"
+        );
+    }
+
     use crate::event::*;
     use crate::normalize::testutil::normalize_one;
 

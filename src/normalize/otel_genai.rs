@@ -11,7 +11,8 @@
 //! - tool: `gen_ai.tool.name`; data domains: `quench.data.domain` (string or array);
 //! - destination: `quench.destination`, else `destination.address`;
 //! - network: `client.address`, `user_agent.original`; app: resource `service.name`;
-//! - MCP: `mcp.method.name` (`tools/call` is a tool call), `mcp.session.id` (the session).
+//! - MCP: `mcp.method.name` (`tools/call` is a tool call), `mcp.session.id` (the session), `server.address` (the
+//!   server reached).
 //!
 //! Spans exported with a flat attribute object (`{"trace_id", "span_id", "span_name", "attributes": {…}}`, as
 //! collectors' JSON exporters and the semantic-convention docs write them) are read the same way. A span without a
@@ -268,6 +269,7 @@ impl OtelGenAi {
                 "user_agent.original" => ev.network.user_agent = v.text(),
                 "mcp.method.name" => mcp_method = v.text(),
                 "mcp.session.id" => ev.session.session_id = v.text(),
+                "server.address" => ev.resource.server = v.text(),
                 k if k == self.cfg.job_id_attribute => ev.session.job_id = v.text(),
                 _ => {}
             }

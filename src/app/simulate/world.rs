@@ -520,6 +520,8 @@ pub fn operator_config() -> String {
         "# Written by `quench simulate`: how this organisation configures Quench.\n\
          # The agent platform's configuration audit (native events) is authoritative for its agents.\n\
          [normalize.formats.native]\nfamily = \"agent\"\nvendor = \"agent-platform\"\nvouched = true\n\n\
+         # The organisation's own buckets and hooks: a new one is a reconfiguration to look at, not exfiltration.\n\
+         [detect]\nown_destinations = [\"s3://corp-*\", \"https://*.corp.example/*\"]\n\n\
          # The organisation's own VPN exits: egress, not travel.\n[normalize.enrich]\negress_cidrs = [",
     );
     let exits: Vec<String> = VPN
