@@ -48,8 +48,10 @@ async fn every_scenario_catches_its_attacks_in_time_and_revokes_no_innocent() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// Regression guard over simulated traffic (a smaller run of the README's 1,000-person evaluation): every attack
-/// kind is caught within 60 s and no innocent is revoked.
+/// Regression guard over the whole simulated organisation (a smaller run of the README's 1,000-person
+/// evaluation, every trap and attack at once): every attack is caught, all in time but low-and-slow scraping from
+/// the token's own host (a sustained rise takes minutes to see), nobody innocent is revoked, and false alerts
+/// stay within issue 11's bar.
 #[tokio::test]
 async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked() {
     use quench::app::simulate::{simulate, SimConfig};
@@ -57,7 +59,7 @@ async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked()
     let s = simulate(
         &SimConfig {
             people: 300,
-            agents: 20,
+            agents: 30,
             days: 7,
             seed: 7,
             only: None,
@@ -65,7 +67,9 @@ async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked()
         &dir,
     )
     .unwrap();
-    // the simulated organisation's own configuration: its agent platform's configuration audit is trusted
+    let labels: quench::app::eval::Labels =
+        serde_json::from_slice(&std::fs::read(dir.join("labels.json")).unwrap()).unwrap();
+    // the simulated organisation's own configuration
     let cfg = Config::from_str(
         &std::fs::read_to_string(dir.join("quench.toml")).unwrap(),
         "quench.toml",
@@ -73,18 +77,16 @@ async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked()
     .unwrap();
     let r = eval(&cfg, &dir, 60.0).await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    assert!(s.attacks >= 7, "{} attacks", s.attacks);
-    // every kind the simulator writes (eval's per-kind table comes from its labels), each caught in time
-    assert!(r.per_kind.len() >= 7, "{:?}", r.per_kind.keys());
-    for (kind, k) in &r.per_kind {
-        assert!(
-            k.attacks >= 1 && k.caught_in_time == k.attacks,
-            "{kind}: {k:?}"
-        );
-    }
-    assert_eq!(r.caught_in_time, s.attacks, "{:#?}", r.per_kind);
+    assert!(s.attacks >= 11, "{} attacks", s.attacks);
+    assert_eq!(r.per_kind.len(), 11, "{:?}", r.per_kind.keys());
+    assert_eq!(r.attacks_caught, s.attacks, "{:#?}", r.per_kind);
+    let slow = labels
+        .attacks
+        .iter()
+        .filter(|a| a.variant.as_deref() == Some("same_host"))
+        .count();
+    assert!(r.caught_in_time + slow >= s.attacks, "{:#?}", r.per_kind);
     assert_eq!(r.false_revocations, 0, "{:?}", r.false_revoked_principals);
-    // issue 11's bar for false alerts: at most 5 per 1,000 benign principal-days
     assert!(
         r.false_alerts_per_1000_principal_days <= 5.0,
         "{} false alerts ({:.2} per 1,000 principal-days)",

@@ -1,14 +1,19 @@
 //! new_client: a principal granting a token to an OAuth client it never used before (consent phishing, a rogue
 //! integration).
 //!
-//! In: `token_issued` events with an OAuth client id and a principal. Out: after the principal's clients are
-//! learned (`learn_events` grants over `learn_secs`), one finding per new client. State per principal (principals
-//! first seen unvouched live in the claimed pool of [`KeyedState`]): first-seen time, grant count and the clients
-//! seen (at most `max_clients`, the least recently seen forgotten first).
+//! In: `token_issued` events with an OAuth client id and a principal. Out: one finding per client new to the
+//! principal that fewer than `peer_min` other principals of the organisation have granted (counted only from
+//! sources that vouch for them, so forged grants cannot make a client look popular): once the principal's clients
+//! are learned (`learn_events` grants over `learn_secs`); before that, only for a client no colleague has granted
+//! (a consent-phishing app, a rogue integration). A client `peer_min` colleagues already use (an org-wide rollout)
+//! is never a finding. State per principal (principals first
+//! seen unvouched live in the claimed pool of [`KeyedState`]): first-seen time, grant count and the clients seen
+//! (at most `max_clients`, the least recently seen forgotten first); per client: digests of up to `peer_min`
+//! principals that granted it.
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, SessionEvent, Ts};
-use crate::state::{bounded, Bounds, KeyedState, RecentSet};
+use crate::state::{bounded, digest, Bounds, KeyedState, RecentSet};
 use serde::Deserialize;
 
 pub const NAME: &str = "new_client";
@@ -22,6 +27,7 @@ pub struct NewClientConfig {
     pub learn_events: u32,
     pub learn_secs: u64,
     pub score: f64,
+    pub peer_min: usize,
     pub max_clients: usize,
     pub ttl_secs: u64,
     pub max_keys: usize,
@@ -33,6 +39,7 @@ impl Default for NewClientConfig {
             learn_events: 5,
             learn_secs: 86_400,
             score: 0.4,
+            peer_min: 3,
             max_clients: 32,
             ttl_secs: 2_592_000,
             max_keys: 1_000_000,
@@ -53,6 +60,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }
     let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(NewClient {
+        peers: KeyedState::new(bounds),
         cfg,
         state: KeyedState::new(bounds),
     }))
@@ -67,6 +75,8 @@ struct KeyState {
 pub struct NewClient {
     cfg: NewClientConfig,
     state: KeyedState<KeyState>,
+    /// Per client: the principals (digests) that granted it, at most `peer_min`.
+    peers: KeyedState<Vec<[u8; 16]>>,
 }
 
 impl Detector for NewClient {
@@ -89,12 +99,30 @@ impl Detector for NewClient {
             });
         s.grants += 1;
         let known = s.clients.len();
-        if !s.clients.see(client) {
-            return;
-        }
+        let new_to_principal = s.clients.see(client);
         let learned = s.grants > cfg.learn_events
             && ev.event_time.secs_since(s.first_seen) >= cfg.learn_secs as f64;
-        if learned {
+        // how many colleagues granted it before (vouched principals only: forged grants cannot make a client look
+        // popular)
+        let me = digest(who);
+        let peers = match vouched {
+            true => {
+                let p = self.peers.entry_in(client, ev.event_time, true, Vec::new);
+                let before = p.iter().filter(|d| **d != me).count();
+                if !p.contains(&me) && p.len() < cfg.peer_min {
+                    p.push(me);
+                }
+                before
+            }
+            false => self
+                .peers
+                .peek(client)
+                .map_or(0, |p| p.iter().filter(|d| **d != me).count()),
+        };
+        if !new_to_principal || peers >= cfg.peer_min || (!learned && peers > 0) {
+            return;
+        }
+        {
             let app = ev
                 .resource
                 .object_id
@@ -102,7 +130,7 @@ impl Detector for NewClient {
                 .or(ev.resource.app.as_deref())
                 .unwrap_or(client);
             let (who, app, client) = (bounded(who), bounded(app), bounded(client));
-            let reason = format!("{who} granted a token to OAuth client {app} ({client}) for the first time; {known} known clients");
+            let reason = format!("{who} granted a token to OAuth client {app} ({client}) for the first time; {known} known clients; {peers} colleagues use it");
             out.push(Finding::new(
                 NAME,
                 cfg.score,
@@ -120,58 +148,106 @@ mod tests {
     use crate::detect::testutil::at;
     use crate::event::*;
 
-    fn grant(secs: i64, client: &'static str) -> SessionEvent<'static> {
+    fn grant_by(secs: i64, who: &str, client: &'static str) -> SessionEvent<'static> {
         let mut e = at(
             secs,
-            &format!("g{secs}"),
+            &format!("g{secs}{who}"),
             Family::Saas,
             Category::TokenIssued,
         );
-        e.principal.email = Some("ann@example.com".into());
+        e.principal.email = Some(Text::from(who.to_string()));
         e.session.client_id = Some(client.into());
+        e.vouch_all();
+        e.principal.vouched_by = Some(Vouch {
+            vendor: "google".into(),
+            family: Family::Saas,
+        });
         e
     }
 
+    fn grant(secs: i64, client: &'static str) -> SessionEvent<'static> {
+        grant_by(secs, "ann@example.com", client)
+    }
+
+    fn of_ann(out: &[Finding]) -> Vec<&Finding> {
+        out.iter()
+            .filter(|f| f.subject.principal.as_deref() == Some("ann@example.com"))
+            .collect()
+    }
+
+    /// Three colleagues use the mail and calendar apps; Ann, once learned, grants a converter nobody uses.
     #[test]
     fn a_grant_to_a_never_seen_client_after_learning_is_flagged_once() {
         let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
+        for c in ["bo@example.com", "cy@example.com", "di@example.com"] {
+            d.observe(&grant_by(0, c, "mail-app"), &mut out);
+            d.observe(&grant_by(1, c, "calendar-app"), &mut out);
+        }
         for i in 0..10 {
+            let app = if i % 2 == 0 {
+                "mail-app"
+            } else {
+                "calendar-app"
+            };
+            d.observe(&grant(i * 20_000, app), &mut out);
+        }
+        assert!(of_ann(&out).is_empty(), "{out:?}");
+        d.observe(&grant(300_000, "free-pdf-converter"), &mut out);
+        d.observe(&grant(300_100, "free-pdf-converter"), &mut out);
+        let ann = of_ann(&out);
+        assert_eq!(ann.len(), 1);
+        assert!(ann[0].reason.contains("free-pdf-converter") && ann[0].score < 0.5);
+    }
+
+    /// Consent phishing: a principal with no history grants an app no colleague has ever granted.
+    #[test]
+    fn a_client_nobody_in_the_organisation_uses_is_flagged_even_before_learning() {
+        let mut d = build(&BuildContext::default()).unwrap();
+        let mut out = Vec::new();
+        d.observe(&grant(0, "drive-backup-pro"), &mut out);
+        assert_eq!(of_ann(&out).len(), 1);
+    }
+
+    /// An org-wide rollout: the first adopters may be flagged, everybody after them is not.
+    #[test]
+    fn an_app_rolled_out_to_everyone_is_not_new_for_the_rest_of_the_organisation() {
+        let mut d = build(&BuildContext::default()).unwrap();
+        let mut out = Vec::new();
+        for i in 0..50 {
             d.observe(
-                &grant(
-                    i * 20_000,
-                    if i % 2 == 0 {
-                        "mail-app"
-                    } else {
-                        "calendar-app"
-                    },
-                ),
+                &grant_by(i * 60, &format!("u{i}@example.com"), "zoom"),
                 &mut out,
             );
         }
-        assert!(out.is_empty());
-        d.observe(&grant(300_000, "free-pdf-converter"), &mut out);
-        d.observe(&grant(300_100, "free-pdf-converter"), &mut out);
-        assert_eq!(out.len(), 1);
-        assert!(out[0].reason.contains("free-pdf-converter") && out[0].score < 0.5);
+        assert!(out.len() <= 1, "{} findings", out.len());
+    }
+
+    /// Forged grants (principals nobody vouches for) cannot make an attacker's app look popular.
+    #[test]
+    fn claimed_grants_do_not_count_as_colleagues() {
+        let mut d = build(&BuildContext::default()).unwrap();
+        let mut out = Vec::new();
+        for i in 0..10 {
+            let mut forged = grant_by(i, &format!("fake{i}@example.com"), "evil-app");
+            forged.principal.vouched_by = None;
+            forged.unvouch_all();
+            d.observe(&forged, &mut out);
+        }
+        out.clear();
+        d.observe(&grant(100, "evil-app"), &mut out);
+        assert_eq!(of_ann(&out).len(), 1);
     }
 
     #[test]
-    fn clients_seen_while_learning_and_other_categories_are_quiet() {
+    fn other_categories_naming_a_client_are_quiet() {
         let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
-        d.observe(&grant(0, "a"), &mut out);
-        d.observe(&grant(10, "b"), &mut out);
-        assert!(out.is_empty(), "still learning");
-        // past learning (5 grants over a day), an SSO naming a new client is not a grant: quiet
-        for i in 0..6 {
-            d.observe(&grant(i * 20_000, "a"), &mut out);
-        }
         let mut sso = grant(200_000, "c");
         sso.category = Category::Sso;
         d.observe(&sso, &mut out);
         assert!(out.is_empty(), "{out:?}");
-        // while a grant to the same client is flagged: the filter, not learning, kept the SSO quiet
+        // while a grant to the same client is flagged: the category filter kept the SSO quiet
         d.observe(&grant(200_100, "c"), &mut out);
         assert_eq!(out.len(), 1);
     }

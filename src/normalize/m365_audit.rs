@@ -62,8 +62,6 @@ struct Raw<'a> {
     #[serde(borrow, default)]
     app_id: Option<Text<'a>>,
     #[serde(borrow, default)]
-    site_url: Option<Text<'a>>,
-    #[serde(borrow, default)]
     source_file_name: Option<Text<'a>>,
     #[serde(borrow, default)]
     extended_properties: Option<Vec<NameValue<'a>>>,
@@ -227,7 +225,8 @@ impl Normalizer for M365Audit {
         ev.resource.app = Some(r.workload);
         ev.resource.object_id = r.source_file_name.or(r.object_id).filter(|s| !s.is_empty());
         if cat == Category::Export {
-            ev.resource.destination = r.site_url.or(Some(Text::Borrowed("device")));
+            // a download goes to the user's device; the site is where it came from, not where it went
+            ev.resource.destination = Some(Text::Borrowed("device"));
         }
         ev.action = Some(r.operation);
         out.push(ev);
@@ -263,6 +262,14 @@ mod tests {
         assert_eq!(ev.session.token_id.as_deref(), Some("uti-3"));
         assert_eq!(ev.resource.object_id.as_deref(), Some("q3-forecast.xlsx"));
         assert_eq!(ev.network.ip.as_deref(), Some("203.0.113.5"));
+    }
+
+    /// Found by an independent evaluation: quarter-end downloads took the source site for a new destination.
+    #[test]
+    fn a_download_goes_to_the_device_not_to_the_site_it_came_from() {
+        let raw = r#"{"CreationTime":"2026-11-02T08:00:00","Id":"m-3","Operation":"FileDownloaded","RecordType":6,"UserType":0,"Workload":"SharePoint","ClientIP":"203.0.113.5","UserId":"bob@contoso.com","SourceFileName":"q4.xlsx","SiteUrl":"https://contoso.sharepoint.com/sites/finance/"}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.resource.destination.as_deref(), Some("device"));
     }
 
     #[test]

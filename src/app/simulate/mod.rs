@@ -123,6 +123,8 @@ pub struct SimSummary {
     pub events: usize,
     pub attacks: usize,
     pub benign: usize,
+    /// How often each trap occurred (people, agents or episodes it applied to).
+    pub traps: std::collections::BTreeMap<&'static str, usize>,
 }
 
 /// splitmix64.
@@ -311,11 +313,16 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
     let mut o = Out::new(cfg.seed);
     let days = cfg.days.max(2) as i64;
     let on = |t: &str| cfg.on(t);
-    let n_attacks = |kind: &str| {
-        if cfg.on(kind) {
-            (cfg.people / 250).max(1)
-        } else {
-            0
+    // alone, an attack kind is simulated twice so that each of its variants occurs
+    let n_attacks = |kind: &str| match &cfg.only {
+        Some(o) if o == kind => (cfg.people / 250).max(2),
+        Some(_) => 0,
+        None => (cfg.people / 250).max(1),
+    };
+    let mut traps: std::collections::BTreeMap<&'static str, usize> = Default::default();
+    let mut count = |t: &'static str, yes: bool| {
+        if yes {
+            *traps.entry(t).or_default() += 1;
         }
     };
     let people: Vec<Person> = (0..cfg.people)
@@ -354,6 +361,22 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
         })
         .collect();
 
+    for p in &people {
+        count("dual_stack", p.dual_stack);
+        count("security_proxy", p.zscaler);
+        count("private_relay", p.relay);
+        count("carrier_hub", p.phone.is_some());
+        count("tethering", p.tether);
+        count("corporate_vpn", p.vpn);
+        count("office_nat", p.office);
+        count("travel", p.traveller && on("travel"));
+        count("desktop_apps", on("desktop_apps"));
+        count("browser_update", p.update_day.is_some());
+        count("new_hire", p.start_day > 0);
+        count("quarter_end", p.finance);
+        count("on_call_burst", p.engineer && on("on_call_burst"));
+        count("oauth_rollout", on("oauth_rollout"));
+    }
     let mut labels = Labeller {
         attacks: Vec::new(),
     };
@@ -395,7 +418,6 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
     // --- people --------------------------------------------------------------------------------------------------
     let rollout_day = 3.min(days - 1);
     for (pi, p) in people.iter().enumerate() {
-        let home = &CITIES[p.home];
         let who = p.who();
         let mut here_i = p.home;
         let away_i = (p.home + 1 + rng.below(CITIES.len() as u64 - 1) as usize) % CITIES.len();
@@ -412,8 +434,13 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
             // weekend: an on-call engineer's burst through the gateway, from home
             if !weekday {
                 if p.engineer && on("on_call_burst") && (pi as i64 + week) % 4 == 0 && d % 7 == 5 {
-                    let ip = world::home_v4(p.home, p.hh);
-                    let t0 = day0 + rng.range(8, 20) * H - tz_ms(home);
+                    // from wherever the engineer is this weekend
+                    let ip = if here_i == p.home {
+                        world::home_v4(p.home, p.hh)
+                    } else {
+                        world::home_v4(here_i, 59_000 + p.hh % 1000)
+                    };
+                    let t0 = day0 + rng.range(8, 20) * H - tz_ms(&CITIES[here_i]);
                     let n = rng.range(300, 700);
                     for k in 0..n {
                         let t = t0 + k * (2 * H / n) + rng.range(0, 5 * S);
@@ -696,6 +723,7 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                     let depart = end + rng.range(60, 180) * MIN;
                     let flight = ((dist / 800.0 + 0.5) * H as f64) as i64;
                     if on("inflight_wifi") && dist > 3000.0 {
+                        count("inflight_wifi", true);
                         // the in-flight Wi-Fi is geolocated to the provider's ground station
                         let ft = depart + flight / 2;
                         let n = Net::at_site(
@@ -740,6 +768,7 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
         let token = format!("tok-svc-{s:03}");
         let ip = format!("10.20.{s}.15");
         let per_min = 1 + rng.below(3) as i64;
+        count("service_burst", on("service_burst") && days >= 7);
         let scrape = scraped.iter().position(|x| *x == s).map(|k| {
             let mut d = rng.range(3.min(days - 1), days);
             while d % 7 >= 5 {
@@ -846,6 +875,15 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
         .filter(|_| attack.is_none());
         let change_day = rng.range(3.min(days - 1), days);
         let rare = on("agent_rare_writer") && a % 10 == 7;
+        count("agent_rare_writer", rare);
+        count(
+            match reconfig {
+                Some("announced") => "agent_reconfig_announced",
+                Some("late") => "agent_reconfig_late",
+                _ => "agent_reconfig_unannounced",
+            },
+            reconfig.is_some(),
+        );
         for d in 0..days {
             let start = T0 + d * DAY + H + rng.range(0, 60) * MIN;
             let run = format!("run-{agent}-{d}-{:06x}", rng.next() & 0xffffff);
@@ -981,6 +1019,7 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
         events: o.lines.len(),
         attacks: labels.attacks.len(),
         benign: labels.benign_principals.len(),
+        traps,
     })
 }
 
