@@ -134,6 +134,15 @@ impl Detector for DestinationDrift {
             (None, None) => return,
         };
         let cfg = &self.cfg;
+        // an agent's run may be announced by its job id: a destination announced for the job is known to the agent
+        let announced_for_job = what == "agent"
+            && dest.is_some_and(|d| {
+                ev.session.job_id.as_deref().is_some_and(|j| {
+                    self.state
+                        .peek(j)
+                        .is_some_and(|js| js.destinations.contains(d))
+                })
+            });
         let s = self
             .state
             .entry_in(&self.key, ev.event_time, vouched, || KeyState {
@@ -150,7 +159,7 @@ impl Detector for DestinationDrift {
             return;
         }
         s.events += 1;
-        if s.destinations.contains(dest) {
+        if s.destinations.contains(dest) || announced_for_job {
             s.destinations.see(dest);
             return;
         }

@@ -5,7 +5,8 @@
 //! principal that fewer than `peer_min` other principals of the organisation have granted (counted only from
 //! sources that vouch for them, so forged grants cannot make a client look popular): once the principal's clients
 //! are learned (`learn_events` grants over `learn_secs`); before that, only for a client no colleague has granted
-//! (a consent-phishing app, a rogue integration). A client `peer_min` colleagues already use (an org-wide rollout)
+//! (a consent-phishing app, a rogue integration) once Quench has watched the organisation for `learn_secs` (at
+//! start every client is one nobody was seen to use). A client `peer_min` colleagues already use (an org-wide rollout)
 //! is never a finding. State per principal (principals first
 //! seen unvouched live in the claimed pool of [`KeyedState`]): first-seen time, grant count and the clients seen
 //! (at most `max_clients`, the least recently seen forgotten first); per client: digests of up to `peer_min`
@@ -60,6 +61,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }
     let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(NewClient {
+        watching_since: None,
         peers: KeyedState::new(bounds),
         cfg,
         state: KeyedState::new(bounds),
@@ -77,13 +79,18 @@ pub struct NewClient {
     state: KeyedState<KeyState>,
     /// Per client: the principals (digests) that granted it, at most `peer_min`.
     peers: KeyedState<Vec<[u8; 16]>>,
+    /// Event time of the first event this detector saw: the organisation's clients are known only after
+    /// `learn_secs` of watching.
+    watching_since: Option<crate::event::Ts>,
 }
 
 impl Detector for NewClient {
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
+        let since = *self.watching_since.get_or_insert(ev.event_time);
         if ev.category != Category::TokenIssued {
             return;
         }
+        let org_known = ev.event_time.secs_since(since) >= self.cfg.learn_secs as f64;
         let (Some(client), Some(who)) = (ev.session.client_id.as_deref(), ev.principal.key())
         else {
             return;
@@ -119,7 +126,7 @@ impl Detector for NewClient {
                 .peek(client)
                 .map_or(0, |p| p.iter().filter(|d| **d != me).count()),
         };
-        if !new_to_principal || peers >= cfg.peer_min || (!learned && peers > 0) {
+        if !new_to_principal || peers >= cfg.peer_min || (!learned && (peers > 0 || !org_known)) {
             return;
         }
         {
@@ -205,7 +212,10 @@ mod tests {
     fn a_client_nobody_in_the_organisation_uses_is_flagged_even_before_learning() {
         let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
-        d.observe(&grant(0, "drive-backup-pro"), &mut out);
+        // at start, nothing is known about the organisation's clients: quiet
+        d.observe(&grant_by(0, "bo@example.com", "mail-app"), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        d.observe(&grant(90_000, "drive-backup-pro"), &mut out);
         assert_eq!(of_ann(&out).len(), 1);
     }
 
@@ -228,6 +238,7 @@ mod tests {
     fn claimed_grants_do_not_count_as_colleagues() {
         let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
+        d.observe(&grant_by(0, "bo@example.com", "mail-app"), &mut out);
         for i in 0..10 {
             let mut forged = grant_by(i, &format!("fake{i}@example.com"), "evil-app");
             forged.principal.vouched_by = None;
@@ -235,7 +246,7 @@ mod tests {
             d.observe(&forged, &mut out);
         }
         out.clear();
-        d.observe(&grant(100, "evil-app"), &mut out);
+        d.observe(&grant(90_000, "evil-app"), &mut out);
         assert_eq!(of_ann(&out).len(), 1);
     }
 
@@ -243,12 +254,13 @@ mod tests {
     fn other_categories_naming_a_client_are_quiet() {
         let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
+        d.observe(&grant_by(0, "bo@example.com", "mail-app"), &mut out);
         let mut sso = grant(200_000, "c");
         sso.category = Category::Sso;
         d.observe(&sso, &mut out);
         assert!(out.is_empty(), "{out:?}");
         // while a grant to the same client is flagged: the category filter kept the SSO quiet
         d.observe(&grant(200_100, "c"), &mut out);
-        assert_eq!(out.len(), 1);
+        assert_eq!(of_ann(&out).len(), 1);
     }
 }
