@@ -40,6 +40,9 @@ impl Default for CorrelateConfig {
 #[derive(Clone)]
 struct Who {
     id: Arc<str>,
+    /// The e-mail the same source gave with the id: one person known by an IdP's object id and by a SaaS log's
+    /// e-mail-shaped id is not a conflict.
+    email: Option<Arc<str>>,
     kind: PrincipalKind,
     vouch: Vouch<'static>,
 }
@@ -48,6 +51,8 @@ struct Who {
 struct JobLink {
     job: Arc<str>,
     strength: u8,
+    /// The format that made the link: it may move its own token on to the next job (a new run of the same agent).
+    format: Arc<str>,
 }
 
 /// Keyed links between tokens, jobs, sessions and principals.
@@ -102,16 +107,18 @@ impl Correlator {
 
         // learn
         if let (Some(t), Some(j)) = (token, job) {
-            let l = self.token_job.entry(t, now, || JobLink {
+            let format = ev.source.format.as_str();
+            let mk = || JobLink {
                 job: Arc::from(j),
                 strength,
-            });
+                format: Arc::from(format),
+            };
+            let l = self.token_job.entry(t, now, mk);
             if &*l.job != j {
-                if strength > l.strength {
-                    *l = JobLink {
-                        job: Arc::from(j),
-                        strength,
-                    };
+                // a stronger source re-points the link; so does the source that made it (a long-lived token moving
+                // on to the agent's next run), never another source of equal or lesser strength
+                if strength > l.strength || (strength == l.strength && &*l.format == format) {
+                    *l = mk();
                 } else {
                     self.conflicts += 1;
                     tracing::debug!(link = "token→job", token = %crate::text::escape_control(t), kept = %crate::text::escape_control(&l.job), claimed = %crate::text::escape_control(j), "conflicting link kept");
@@ -129,13 +136,19 @@ impl Correlator {
                 ("session→principal", &mut self.session_principal, session),
             ] {
                 if let Some(k) = key {
+                    let email = ev.principal.email.as_deref();
                     let mk = || Who {
                         id: Arc::from(id),
+                        email: email.map(Arc::from),
                         kind,
                         vouch: v.to_owned_vouch(),
                     };
                     let w = map.entry(k, now, mk);
-                    if &*w.id != id {
+                    let same_person = |w: &Who| {
+                        let known = |x: &str| x == &*w.id || w.email.as_deref() == Some(x);
+                        known(id) || email.is_some_and(known)
+                    };
+                    if !same_person(w) {
                         // An agent using a gateway credential is seen as the gateway's consumer (a service) and as
                         // the agent its runtime names: the agent is the more specific identity, not a conflict.
                         let agent_over_service = v.strength() == w.vouch.strength()
@@ -402,6 +415,51 @@ mod tests {
         let mut o = okta(0, "s", "00ualice");
         c.correlate(&mut o);
         assert_eq!(o.principal.key(), Some("00ualice"));
+    }
+
+    #[test]
+    /// Found on the simulator's traffic: Entra names a person by object id (with the UPN as e-mail) and M365 by the
+    /// UPN; the session they share is one person's, not a conflict.
+    #[test]
+    fn an_object_id_and_the_same_persons_upn_are_not_a_conflicting_link() {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        let mut signin = okta(0, "sess-1", "00001028-5f1c");
+        signin.principal.email = Some("ann@example.com".into());
+        c.correlate(&mut signin);
+        let mut mail = okta(60, "sess-1", "ann@example.com");
+        mail.principal.email = Some("ann@example.com".into());
+        mail.source.family = Family::Saas;
+        mail.source.vendor = "microsoft".into();
+        c.correlate(&mut mail);
+        assert_eq!(c.conflicts(), 0);
+        // another person naming the same session still is
+        let mut other = okta(120, "sess-1", "bob@example.com");
+        other.principal.email = Some("bob@example.com".into());
+        other.source.family = Family::Saas;
+        c.correlate(&mut other);
+        assert_eq!(c.conflicts(), 2, "the session and its token");
+    }
+
+    /// Found on the simulator's traffic: an agent's long-lived token stayed linked to its first nightly run, so
+    /// every later run's gateway calls were attributed to the first run's job id.
+    #[test]
+    fn a_long_lived_token_moves_on_to_the_agents_next_run_but_not_at_another_sources_word() {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        let agent = Some(("agent-1", PrincipalKind::Agent));
+        c.correlate(&mut ev(0, Some("tok-a"), Some("run-0"), agent));
+        c.correlate(&mut ev(86_000_000, Some("tok-a"), Some("run-1"), agent));
+        let mut call = ev(86_001_000, Some("tok-a"), None, None);
+        c.correlate(&mut call);
+        assert_eq!(call.session.job_id.as_deref(), Some("run-1"));
+        assert_eq!(c.conflicts(), 0);
+        // a different source of the same strength cannot move it
+        let mut other = ev(86_002_000, Some("tok-a"), Some("run-x"), agent);
+        other.source.format = "other".into();
+        c.correlate(&mut other);
+        let mut call = ev(86_003_000, Some("tok-a"), None, None);
+        c.correlate(&mut call);
+        assert_eq!(call.session.job_id.as_deref(), Some("run-1"));
+        assert_eq!(c.conflicts(), 1);
     }
 
     #[test]

@@ -4,20 +4,26 @@
 //! In: events with a session id or token id. A session is known by the clients and networks it has been seen on:
 //! devices (the IdP's device id), client families (browser or app and OS from the user agent; versions and the
 //! vendors' own desktop apps differ legitimately: one Entra session covers the browser, Outlook and Teams on a
-//! device), networks (the ISP by its organisation, so IPv4 and IPv6 on sibling ASNs are one network) and countries.
-//! Out, for a new event:
-//! - a known device is the same client whatever its user agent says; a different device, or, when the event
-//!   names none, a client family the session never used, is a new client;
-//! - relays, carriers and in-flight links (`network.kind` egress, mobile, satellite, or the source's proxy flag)
-//!   say nothing about where the client is, so they are never a new network; any other ISP the session never
-//!   used is;
-//! - new client on a new network or a relay: `score`; the same client moving onto a cloud or hosting network it
-//!   never used (an adversary-in-the-middle kit replaying the victim's cookie with the victim's user agent and
-//!   device): `hosting_score`; the same client on another ISP (travel, a new home network): `network_only_score`.
+//! device), which sources named a device, networks (the ISP by its organisation, so IPv4 and IPv6 on sibling ASNs
+//! are one network) and countries. Out, for a new event:
+//! - a known device is the same client whatever its user agent says. Device evidence of a new client: another
+//!   device; no device from a source that named the session's device on every earlier event (the cookie travelled
+//!   without the device); a client family the source never showed, without the device the session always had. A
+//!   new family in a session where no source ever named a device is weak evidence (an unmanaged laptop's second
+//!   app); so is a client no source of the session showed yet (M365 records arrive after the sign-ins);
+//! - relays, carriers and in-flight links (`network.kind` egress, mobile, satellite) say nothing about where the
+//!   client is, so they are never a new network; the source's proxy flag on a network not listed as egress is an
+//!   anonymizer (Tor, open proxies); any other ISP or country the session never used is a new network;
+//! - device evidence on a new network, a relay or an anonymizer: `score`; weak evidence on a hosting network:
+//!   `hosting_score`; in another country or through an anonymizer: `unproven_score`; the same client moving onto a hosting network it never used
+//!   (an adversary-in-the-middle kit replaying the victim's cookie with the victim's user agent): `hosting_score`;
+//!   onto an anonymizer (Tor, but also personal VPNs the IdP flags) without the session's device: `unproven_score`;
+//!   the same client on another ISP, or through an anonymizer on its own device: `network_only_score`.
 //!
 //! One finding per new (client, network) pair. `session_end` forgets the session. State per session/token (ids
 //! first seen unvouched live in the claimed pool of [`KeyedState`]): the first event's fingerprint and id, and
-//! at most eight each of devices, client families, networks and countries, as 128-bit digests.
+//! at most eight each of devices, client families, networks, countries and sources with and without a device, as
+//! 128-bit digests.
 
 use super::{ua_family, BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, NetKind, SessionEvent};
@@ -37,6 +43,7 @@ const SET_CAP: usize = 8;
 pub struct SessionHijackConfig {
     pub score: f64,
     pub hosting_score: f64,
+    pub unproven_score: f64,
     pub network_only_score: f64,
     pub session_ttl_secs: u64,
     pub max_keys: usize,
@@ -46,7 +53,8 @@ impl Default for SessionHijackConfig {
     fn default() -> Self {
         SessionHijackConfig {
             score: 0.95,
-            hosting_score: 0.85,
+            hosting_score: 0.75,
+            unproven_score: 0.6,
             network_only_score: 0.1,
             session_ttl_secs: 43_200,
             max_keys: 1_000_000,
@@ -61,6 +69,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
         &[
             ("score", cfg.score),
             ("hosting_score", cfg.hosting_score),
+            ("unproven_score", cfg.unproven_score),
             ("network_only_score", cfg.network_only_score),
         ],
     )?;
@@ -100,7 +109,10 @@ struct Print {
     country: Option<Digest>,
     /// A relay, carrier or in-flight link: its place and ISP say nothing about the client's.
     relay: bool,
+    anonymizer: bool,
     hosting: bool,
+    /// Where client families and device reporting are comparable (see [`namespace`]).
+    namespace: Digest,
 }
 
 impl Print {
@@ -126,12 +138,15 @@ impl Print {
                 .as_ref()
                 .and_then(|g| g.country.as_deref())
                 .map(digest),
-            relay: n.is_proxy == Some(true)
-                || matches!(
-                    n.kind,
-                    Some(NetKind::Egress | NetKind::Mobile | NetKind::Satellite)
-                ),
+            relay: matches!(
+                n.kind,
+                Some(NetKind::Egress | NetKind::Mobile | NetKind::Satellite)
+            ),
+            // the source's own proxy flag on a network the operator did not list as egress: an anonymizer (Tor,
+            // an open proxy), where a signed-in employee's session has no business
+            anonymizer: n.is_proxy == Some(true) && n.kind != Some(NetKind::Egress),
             hosting: n.kind == Some(NetKind::Hosting),
+            namespace: digest(&namespace(ev)),
         }
     }
 }
@@ -144,6 +159,9 @@ struct SessionState {
     families: Vec<(Digest, Digest)>,
     networks: Seen,
     countries: Seen,
+    /// Sources (namespaces) whose events in this session named a device, and those that once did not.
+    with_device: Seen,
+    without_device: Seen,
     /// (client, network) pairs already reported.
     reported: Seen,
 }
@@ -152,6 +170,9 @@ impl SessionState {
     fn learn(&mut self, p: &Print) {
         if let Some(d) = p.device {
             self.devices.add(d);
+            self.with_device.add(p.namespace);
+        } else {
+            self.without_device.add(p.namespace);
         }
         if let Some(f) = p.family {
             if !self.families.contains(&f) && self.families.len() < SET_CAP {
@@ -237,6 +258,8 @@ impl SessionHijack {
                 families: Vec::new(),
                 networks: Seen::default(),
                 countries: Seen::default(),
+                with_device: Seen::default(),
+                without_device: Seen::default(),
                 reported: Seen::default(),
             };
             first.learn(&p);
@@ -245,15 +268,26 @@ impl SessionHijack {
         };
         let known_device = p.device.is_some_and(|d| s.devices.has(&d));
         let new_device = p.device.is_some_and(|d| !s.devices.has(&d)) && !s.devices.0.is_empty();
+        // a source that named the session's device on every earlier event names none now: the cookie travelled
+        // without the device
+        let dropped_device = p.device.is_none()
+            && s.with_device.has(&p.namespace)
+            && !s.without_device.has(&p.namespace);
         // client families are compared within one source: Exchange's client info and Entra's user agent name the
         // same client differently
         let new_family = p.family.is_some_and(|(fmt, fam)| {
             s.families.iter().any(|(f, _)| *f == fmt) && !s.families.contains(&(fmt, fam))
         });
-        let new_client = !known_device && (new_device || new_family);
+        // Device evidence: another device, a device gone missing, or a new client family without the device a
+        // session on a known device always had. A new family where no source ever named a device (an unmanaged
+        // laptop's second app, a phone's) is weak: apps and browsers share sessions legitimately.
+        let strong_client = !known_device
+            && (new_device
+                || dropped_device
+                || (new_family && p.device.is_none() && !s.devices.0.is_empty()));
+        let weak_client = !known_device && !strong_client && new_family;
         // A client this source has not described yet in the session (its records arrive late, or not at all), with
-        // no device, whose family no source of the session ever showed: unproven. On its own it is nothing; moving
-        // the session to another country or onto a hosting network with it is a replay.
+        // no device, whose family no source of the session ever showed: unproven.
         let unproven = p.device.is_none()
             && !s.devices.0.is_empty()
             && p.family
@@ -264,18 +298,32 @@ impl SessionHijack {
         let new_network = !p.relay
             && ((p.network.iter().any(Option::is_some)
                 && !p.network.iter().flatten().any(|n| s.networks.has(n)))
-                || p.country.is_some_and(|c| !s.countries.has(&c)));
-        let (score, how) = if new_client && (new_network || p.relay) {
+                || new_country);
+        let suspicious_network = p.hosting || p.anonymizer;
+        let new_client = strong_client || weak_client;
+        let (score, how) = if strong_client && (new_network || p.relay || p.anonymizer) {
             (self.cfg.score, "from a different client and network")
-        } else if unproven && new_network && (new_country || p.hosting) {
+        } else if (weak_client || unproven) && new_network && p.hosting {
             (
-                self.cfg.score,
-                "from a client none of its sources ever showed, without its device, in another country or on a hosting network",
+                self.cfg.hosting_score,
+                "from a client the session never showed, without a device to tell, on a hosting network",
+            )
+        } else if (weak_client || unproven) && new_network && (new_country || suspicious_network) {
+            (
+                self.cfg.unproven_score,
+                "from a client the session never showed, without a device to tell, in another country or through an anonymizing proxy",
             )
         } else if !new_client && new_network && p.hosting {
             (
                 self.cfg.hosting_score,
-                "from a cloud/hosting network it never used, with the same client (a replayed cookie)",
+                "from a hosting network it never used, with the same client (a replayed cookie)",
+            )
+        } else if !new_client && new_network && p.anonymizer && !known_device {
+            // Tor and open proxies, but also personal VPNs the IdP flags: a step-up, not a revocation; on the
+            // session's own device it is the person's VPN
+            (
+                self.cfg.unproven_score,
+                "through an anonymizing proxy it never used, with the same client",
             )
         } else if !new_client && new_network {
             (
@@ -408,15 +456,25 @@ mod tests {
         assert_eq!(out[0].score, 0.1);
     }
 
+    /// The corporate VPN (listed as egress) is nothing; a network the IdP flags as an anonymizing proxy (a personal
+    /// VPN, Tor) is at most a step-up with the same browser.
     #[test]
-    fn a_proxy_flagged_vpn_switch_with_the_same_browser_is_nothing() {
+    fn a_vpn_switch_with_the_same_browser_is_nothing_and_a_flagged_proxy_at_most_a_step_up() {
         let mut vpn = hit(600, 9009, "Germany", MAC_CHROME, Some("dev-1"));
         vpn.network.is_proxy = Some(true);
+        vpn.network.kind = Some(NetKind::Egress);
         assert!(run(&[
             hit(0, 7922, "United States", MAC_CHROME, Some("dev-1")),
             vpn
         ])
         .is_empty());
+        let mut flagged = hit(600, 9009, "Germany", MAC_CHROME, Some("dev-1"));
+        flagged.network.is_proxy = Some(true);
+        let out = run(&[
+            hit(0, 7922, "United States", MAC_CHROME, Some("dev-1")),
+            flagged,
+        ]);
+        assert!(out.iter().all(|f| f.score <= 0.6), "{out:?}");
     }
 
     /// Dual stack: the same household's IPv6 comes from a sibling ASN of the same ISP.
@@ -455,7 +513,7 @@ mod tests {
         cloud.network.kind = Some(NetKind::Hosting);
         let out = run(&[hit(0, 7922, "US", MAC_CHROME, Some("dev-1")), cloud]);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].score, 0.85);
+        assert_eq!(out[0].score, 0.75);
     }
 
     #[test]
@@ -495,7 +553,7 @@ mod tests {
 
     /// Found on the simulator's traffic: M365 records arrive 30-90 min late, so the attacker's mailbox access can be
     /// the first Exchange record of the session Quench sees. A REST client no source of the session ever showed,
-    /// without the session's device, from another country, is still a replay.
+    /// without the session's device, from another country, is still judged.
     #[test]
     fn a_mailbox_client_seen_before_the_sessions_own_exchange_records_is_judged_against_all_sources(
     ) {
@@ -512,12 +570,72 @@ mod tests {
         mail.resource.app = Some("Exchange".into());
         let out = run(&[signin.clone(), mail]);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].score, 0.95);
+        // a step-up on its own (a border crossing looks the same); with impossible travel it revokes
+        assert_eq!(out[0].score, 0.6);
         // the session's own desktop client through Exchange, first seen from the same country: nothing
         let mut own = hit(600, 2856, "GB", "Client=MSExchangeRPC", None);
         own.source.format = "m365_audit".into();
         own.resource.app = Some("Exchange".into());
         assert!(run(&[signin, own]).is_empty());
+    }
+
+    /// Found by an outside review: an unmanaged laptop (no device id anywhere) behind a security proxy opens
+    /// Outlook after Chrome in one Entra session; a phone on a carrier opens Teams after Outlook.
+    #[test]
+    fn a_second_app_in_a_session_no_source_ever_named_a_device_for_is_not_a_replay() {
+        let mut a = hit(0, 53813, "US", MAC_CHROME, None);
+        a.network.kind = Some(NetKind::Egress);
+        let mut b = hit(
+            60,
+            53813,
+            "US",
+            "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.18129; Pro)",
+            None,
+        );
+        b.network.kind = Some(NetKind::Egress);
+        assert!(run(&[a, b]).is_empty());
+        let mut a = hit(0, 21928, "US", "Outlook-iOS/2.0", None);
+        a.network.kind = Some(NetKind::Mobile);
+        let mut b = hit(60, 21928, "US", "Teams/1.0 (iPhone; iOS 18.1)", None);
+        b.network.kind = Some(NetKind::Mobile);
+        assert!(run(&[a, b]).is_empty());
+    }
+
+    /// Found by an outside review: a managed laptop signs in from Geneva; an hour later Outlook reads mail from
+    /// across the border in France, the session's first Exchange record. At most a step-up, never a logout.
+    #[test]
+    fn a_first_exchange_record_across_a_border_is_not_a_logout() {
+        let mut signin = hit(0, 3303, "CH", MAC_CHROME, Some("dev-1"));
+        signin.source.format = "entra_signin".into();
+        let mut mail = hit(3600, 3215, "FR", "Client=MSExchangeRPC", None);
+        mail.source.format = "m365_audit".into();
+        mail.resource.app = Some("Exchange".into());
+        let out = run(&[signin, mail]);
+        assert!(out.iter().all(|f| f.score <= 0.6), "{out:?}");
+    }
+
+    /// Found by an outside review: an adversary-in-the-middle replay through Tor (the IdP flags it as a proxy) with
+    /// the victim's exact browser string went unseen.
+    #[test]
+    fn the_sessions_own_client_through_an_anonymizer_is_a_step_up() {
+        let mut tor = hit(1200, 60729, "DE", MAC_CHROME, None);
+        tor.network.is_proxy = Some(true);
+        let out = run(&[hit(0, 7922, "US", MAC_CHROME, None), tor]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].score, 0.6);
+    }
+
+    /// Found by an outside review: the cookie replayed with the victim's browser string from a residential proxy
+    /// abroad, without the registered device the IdP named on every earlier event of the session.
+    #[test]
+    fn a_session_whose_source_always_named_its_device_seen_without_it_elsewhere_is_a_replay() {
+        let out = run(&[
+            hit(0, 7922, "US", MAC_CHROME, Some("dev-1")),
+            hit(600, 7922, "US", MAC_CHROME, Some("dev-1")),
+            hit(1200, 8708, "RO", MAC_CHROME, None),
+        ]);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].score, 0.95);
     }
 
     /// A gateway token first used from an internal address (no ASN, no place) and then from a cloud provider.
@@ -535,7 +653,7 @@ mod tests {
         outside.network.user_agent = Some("svc-client/1.4".into());
         let out = run(&[internal, outside]);
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].score, 0.85);
+        assert_eq!(out[0].score, 0.75);
     }
 
     #[test]
@@ -546,12 +664,13 @@ mod tests {
             key: String::new(),
         };
         let ua = "Mozilla/5.0 ".repeat(3400);
-        let mut first = hit(0, 7922, "United States", "x", None);
+        let mut first = hit(0, 7922, "United States", "x", Some("dev-1"));
         first.network.user_agent = Some(Text::from(ua.clone()));
         let mut out = Vec::new();
         d.observe(&first, &mut out);
         let kept = d.state.peek("session:102abc").unwrap();
         assert_eq!(kept.families.len(), 1, "two 16-byte digests, not 40 KB");
+        assert_eq!(kept.devices.0.len(), 1);
         let mut other = hit(600, 7713, "Indonesia", "curl/8.5.0", None);
         other.network.user_agent = Some(Text::from(format!("curl/8.5.0 {}", &ua[..ua.len() - 1])));
         d.observe(&other, &mut out);

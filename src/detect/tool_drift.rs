@@ -3,17 +3,17 @@
 //! In: tool calls and data reads of agents the runtime vouches for (`principal.kind` agent with a vouch), with the
 //! server reached (`resource.server`: OTel `server.address`, an MCP proxy's server) and the tool
 //! (`resource.object_id` of a tool). The baseline is the agent's workflow: every run of it shares one, whatever the
-//! run id. Out: once the workflow is learned (`learn_secs` since first seen and `learn_events` calls, or
-//! `settle_secs` since first seen), one finding per new server (`server_score`: a prompt-injected or reconfigured
+//! run id. Out: once the workflow is learned (more than `learn_runs` runs, a run being a job id, or `settle_secs`
+//! since first seen), one finding per new server (`server_score`: a prompt-injected or reconfigured
 //! agent reaching out to a server nobody set up for it) and per new tool on a known server or without one
 //! (`tool_score`). An `admin_change` naming the agent as its job (the agent platform's configuration audit) with a
 //! server announces it: known from then on. State per agent (in [`KeyedState`], event-time TTL and a key cap):
-//! first-seen time, call count, and at most `max_servers` servers and `max_tools` tools (the least recently seen
+//! first-seen time, runs seen and the latest run's digest, and at most `max_servers` servers and `max_tools` tools (the least recently seen
 //! forgotten first).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, PrincipalKind, SessionEvent, Ts};
-use crate::state::{bounded, Bounds, KeyedState, RecentSet, LISTED};
+use crate::state::{bounded, digest, Bounds, KeyedState, RecentSet, LISTED};
 use serde::Deserialize;
 
 pub const NAME: &str = "tool_drift";
@@ -24,8 +24,7 @@ const BUILTIN: &str = include_str!("../../detectors/tool_drift.toml");
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ToolDriftConfig {
-    pub learn_events: u32,
-    pub learn_secs: u64,
+    pub learn_runs: u32,
     pub settle_secs: u64,
     pub server_score: f64,
     pub tool_score: f64,
@@ -38,11 +37,10 @@ pub struct ToolDriftConfig {
 impl Default for ToolDriftConfig {
     fn default() -> Self {
         ToolDriftConfig {
-            learn_events: 20,
-            learn_secs: 1800,
+            learn_runs: 3,
             settle_secs: 259_200,
             server_score: 0.75,
-            tool_score: 0.2,
+            tool_score: 0.3,
             max_servers: 64,
             max_tools: 256,
             ttl_secs: 1_209_600,
@@ -82,7 +80,9 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
 
 struct AgentState {
     first_seen: Ts,
-    calls: u32,
+    /// Runs (job ids) seen, and a digest of the latest.
+    runs: u32,
+    last_run: [u8; 16],
     servers: RecentSet,
     tools: RecentSet,
 }
@@ -110,7 +110,7 @@ impl Detector for ToolDrift {
         if ev.principal.kind != PrincipalKind::Agent || ev.principal.vouched_by.is_none() {
             return;
         }
-        if !matches!(ev.category, Category::ToolCall | Category::DataRead) {
+        if ev.category != Category::ToolCall {
             return;
         }
         let Some(agent) = ev.principal.key() else {
@@ -120,14 +120,19 @@ impl Detector for ToolDrift {
             .state
             .entry_in(agent, ev.event_time, true, || AgentState {
                 first_seen: ev.event_time,
-                calls: 0,
+                runs: 0,
+                last_run: [0; 16],
                 servers: RecentSet::new(cfg.max_servers),
                 tools: RecentSet::new(cfg.max_tools),
             });
-        s.calls = s.calls.saturating_add(1);
+        let run = digest(ev.session.job_id.as_deref().unwrap_or(""));
+        if run != s.last_run {
+            s.last_run = run;
+            s.runs = s.runs.saturating_add(1);
+        }
         let age = ev.event_time.secs_since(s.first_seen);
-        let learned = age >= cfg.learn_secs as f64
-            && (s.calls > cfg.learn_events || age >= cfg.settle_secs as f64);
+        // a workflow's tools are learned over its runs, not within the first one
+        let learned = s.runs > cfg.learn_runs || age >= cfg.settle_secs as f64;
         let tool = ev
             .resource
             .object_id
@@ -217,14 +222,37 @@ mod tests {
         }
     }
 
+    /// A tool used late in the first run is part of the workflow, not drift.
+    #[test]
+    fn a_tool_first_used_at_the_end_of_the_first_run_is_not_drift() {
+        let mut d = build(&BuildContext::default()).unwrap();
+        let mut out = Vec::new();
+        for k in 0..40 {
+            d.observe(
+                &call(
+                    3600 + k * 60,
+                    "agent-7",
+                    "jira_search_issues",
+                    Some("mcp.atlassian.corp"),
+                ),
+                &mut out,
+            );
+        }
+        d.observe(
+            &call(3600 + 41 * 60, "agent-7", "upload_report", None),
+            &mut out,
+        );
+        assert!(out.is_empty(), "{out:?}");
+    }
+
     /// Every nightly run has its own run id: the workflow's baseline spans them.
     #[test]
     fn a_new_mcp_server_after_nights_of_runs_is_flagged_once_across_run_ids() {
         let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
-        nightly(&mut d, &mut out, 3);
+        nightly(&mut d, &mut out, 4);
         assert!(out.is_empty(), "{out:?}");
-        let t = 3 * 86_400 + 3600;
+        let t = 4 * 86_400 + 3600;
         d.observe(
             &call(t, "agent-7", "fetch_url", Some("mcp.1b2c-tools.dev")),
             &mut out,
@@ -245,10 +273,10 @@ mod tests {
     fn a_new_tool_on_a_known_server_is_a_weak_signal() {
         let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
-        nightly(&mut d, &mut out, 2);
+        nightly(&mut d, &mut out, 4);
         d.observe(
             &call(
-                2 * 86_400 + 3600,
+                4 * 86_400 + 3600,
                 "agent-7",
                 "jira_create_issue",
                 Some("mcp.atlassian.corp"),
@@ -256,16 +284,16 @@ mod tests {
             &mut out,
         );
         assert_eq!(out.len(), 1);
-        assert_eq!(out[0].score, 0.2);
+        assert_eq!(out[0].score, 0.3);
     }
 
     #[test]
     fn an_unvouched_span_naming_the_agent_teaches_and_triggers_nothing() {
         let mut d = build(&BuildContext::default()).unwrap();
         let mut out = Vec::new();
-        nightly(&mut d, &mut out, 2);
+        nightly(&mut d, &mut out, 4);
         let mut forged = call(
-            2 * 86_400 + 3600,
+            4 * 86_400 + 3600,
             "agent-7",
             "fetch_url",
             Some("mcp.evil.dev"),

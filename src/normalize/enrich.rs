@@ -80,14 +80,15 @@ pub struct AsnList {
 }
 
 /// Built-in ASN kinds: well-known, stable assignments. Hosting: Amazon, Microsoft, Google Cloud, Oracle,
-/// DigitalOcean, OVH, Hetzner, Linode, Vultr, Leaseweb, Contabo, Scaleway, M247, Alibaba, Tencent. Egress:
+/// DigitalOcean, OVH, Hetzner, Linode, Vultr, Leaseweb, Contabo, Scaleway, Alibaba, Tencent (not M247, home to many
+/// consumer VPNs). Egress:
 /// Zscaler, Netskope, Cloudflare (WARP and Private Relay), Akamai's and Fastly's Private Relay egress.
 const BUILTIN_ASN_KINDS: &[(NetKind, &[u32])] = &[
     (
         NetKind::Hosting,
         &[
             16509, 14618, 8075, 8068, 396982, 19527, 31898, 14061, 16276, 24940, 63949, 20473,
-            60781, 28753, 51167, 12876, 9009, 45102, 132203,
+            60781, 28753, 51167, 12876, 45102, 132203,
         ],
     ),
     (
