@@ -417,7 +417,6 @@ mod tests {
         assert_eq!(o.principal.key(), Some("00ualice"));
     }
 
-    #[test]
     /// Found on the simulator's traffic: Entra names a person by object id (with the UPN as e-mail) and M365 by the
     /// UPN; the session they share is one person's, not a conflict.
     #[test]

@@ -297,9 +297,8 @@ mod tests {
     fn a_busy_service_starting_again_after_a_quiet_night_is_not_a_rise() {
         let mut d = rate();
         let mut out = Vec::new();
-        let mut t = 0;
         for day in 0..3 {
-            t = day * 86_400_000;
+            let mut t = day * 86_400_000;
             for _ in 0..(8 * 60 * 8) {
                 d.observe(&call(t, "tok-busy"), &mut out);
                 t += 7_500;

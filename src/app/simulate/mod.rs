@@ -130,7 +130,7 @@ pub struct SimSummary {
 /// splitmix64.
 pub struct Rng(pub u64);
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -138,10 +138,10 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.u64() % n.max(1)
     }
     pub fn chance(&mut self, p: f64) -> bool {
-        ((self.next() >> 11) as f64 / (1u64 << 53) as f64) < p
+        ((self.u64() >> 11) as f64 / (1u64 << 53) as f64) < p
     }
     pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
         lo + self.below((hi - lo).max(1) as u64) as i64
@@ -338,9 +338,9 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                 browser,
                 version: if browser == SAFARI { 1 } else { 131 },
                 update_day: (on("browser_update") && rng.chance(0.5)).then(|| rng.range(1, days)),
-                laptop: format!("{:08x}-dev-{i:04}", rng.next() as u32),
+                laptop: format!("{:08x}-dev-{i:04}", rng.u64() as u32),
                 phone: (on("carrier_hub") && rng.chance(0.4))
-                    .then(|| format!("{:08x}-ph-{i:04}", rng.next() as u32)),
+                    .then(|| format!("{:08x}-ph-{i:04}", rng.u64() as u32)),
                 dual_stack: on("dual_stack") && rng.chance(0.45),
                 zscaler: on("security_proxy") && rng.chance(0.2),
                 relay: on("private_relay") && browser == SAFARI && rng.chance(0.6),
@@ -663,7 +663,7 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                     }
                     let c = &CITIES[here_i];
                     let mn = Net::at_city(
-                        world::mobile_ip(here_i, rng.next()),
+                        world::mobile_ip(here_i, rng.u64()),
                         c,
                         c.mobile_asn,
                         c.mobile,
@@ -807,7 +807,7 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                 let at = day0 + 13 * H + rng.range(0, 60) * MIN;
                 let external = k % 2 == 1;
                 let src = if external {
-                    world::hosting_ip(0, rng.next())
+                    world::hosting_ip(0, rng.u64())
                 } else {
                     ip.clone()
                 };
@@ -886,8 +886,8 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
         );
         for d in 0..days {
             let start = T0 + d * DAY + H + rng.range(0, 60) * MIN;
-            let run = format!("run-{agent}-{d}-{:06x}", rng.next() & 0xffffff);
-            let mcp_session = format!("mcps-{:012x}", rng.next() & 0xffff_ffff_ffff);
+            let run = format!("run-{agent}-{d}-{:06x}", rng.u64() & 0xffffff);
+            let mcp_session = format!("mcps-{:012x}", rng.u64() & 0xffff_ffff_ffff);
             let mut late_note = None;
             if reconfig.is_some() && d == change_day {
                 dest = format!("s3://corp-reports-v2/{agent}/");
@@ -947,16 +947,16 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
                         let d2 = if k % 2 == 0 {
                             format!(
                                 "https://webhook.site/{:08x}-{:04x}",
-                                rng.next() as u32,
-                                rng.next() as u16
+                                rng.u64() as u32,
+                                rng.u64() as u16
                             )
                         } else {
-                            format!("s3://{:06x}-backup-sync/", rng.next() & 0xffffff)
+                            format!("s3://{:06x}-backup-sync/", rng.u64() & 0xffffff)
                         };
                         o.span(at, &agent, &run, &token, "upload_report", None, Some(&d2))
                     }
                     _ => {
-                        let srv = format!("mcp.{:06x}-tools.dev", rng.next() & 0xffffff);
+                        let srv = format!("mcp.{:06x}-tools.dev", rng.u64() & 0xffffff);
                         let tool = ["fetch_url", "run_command"][k % 2];
                         let arr = o.span(at, &agent, &run, &token, tool, Some(&srv), None);
                         o.mcp(at + 200, &mcp_session, &srv, tool, &agent);
@@ -1034,15 +1034,15 @@ fn net_at(rng: &mut Rng, p: &Person, day: &Day<'_>, t: i64, traffic: Traffic) ->
     let in_office = within(day.office);
     if p.zscaler && traffic == Traffic::Web {
         let z = &world::ZSCALER[c.zscaler];
-        return Net::at_site(world::host(z.prefix, rng.next(), 0), z);
+        return Net::at_site(world::host(z.prefix, rng.u64(), 0), z);
     }
     if p.relay && traffic == Traffic::Web && !in_office {
         let r = &world::RELAY[c.relay];
-        return Net::at_site(world::host(r.prefix, rng.next(), 0), r);
+        return Net::at_site(world::host(r.prefix, rng.u64(), 0), r);
     }
     if within(day.tether) {
         return Net::at_city(
-            world::mobile_ip(day.here_i, rng.next() >> 40),
+            world::mobile_ip(day.here_i, rng.u64() >> 40),
             c,
             c.mobile_asn,
             c.mobile,
@@ -1069,7 +1069,7 @@ fn net_at(rng: &mut Rng, p: &Person, day: &Day<'_>, t: i64, traffic: Traffic) ->
         );
     }
     if p.dual_stack && rng.chance(0.5) {
-        let temp = (p.hh << 20) ^ ((t - T0) / DAY) as u64 * 0x9E37_79B9;
+        let temp = (p.hh << 20) ^ (((t - T0) / DAY) as u64 * 0x9E37_79B9);
         return Net::at_city(
             world::home_v6(day.here_i, p.hh, temp),
             c,
@@ -1107,10 +1107,10 @@ fn attack_person(
     // while the victim is at work
     let at = day.start + rng.range(90, 240) * MIN;
     let site = &world::ATTACKERS[rng.below(world::ATTACKERS.len() as u64) as usize];
-    let foreign = Net::at_site(world::host(site.prefix, rng.next(), 0), site);
+    let foreign = Net::at_site(world::host(site.prefix, rng.u64(), 0), site);
     let h = world::hosting_for(home);
     let cloud = Net {
-        ip: world::hosting_ip(p.home, rng.next()),
+        ip: world::hosting_ip(p.home, rng.u64()),
         asn: h.asn,
         org: h.org,
         lat: h.lat,
@@ -1143,7 +1143,7 @@ fn attack_person(
             }
             (
                 first,
-                if variant % 2 == 0 {
+                if variant.is_multiple_of(2) {
                     "tooling"
                 } else {
                     "browser"
@@ -1181,7 +1181,7 @@ fn attack_person(
             (first, "same_device_cloud", SESSION_ACTIONS)
         }
         "impossible_travel" => {
-            let first = if variant % 2 == 0 {
+            let first = if variant.is_multiple_of(2) {
                 o.okta(
                     at,
                     "user.session.start",
@@ -1207,7 +1207,11 @@ fn attack_person(
             };
             (
                 first,
-                if variant % 2 == 0 { "okta" } else { "entra" },
+                if variant.is_multiple_of(2) {
+                    "okta"
+                } else {
+                    "entra"
+                },
                 &[
                     Action::StepUp,
                     Action::RevokeToken,
@@ -1221,7 +1225,11 @@ fn attack_person(
             SESSION_ACTIONS,
         ),
         "entra_token_replay" => {
-            let net = if variant % 2 == 0 { &foreign } else { &cloud };
+            let net = if variant.is_multiple_of(2) {
+                &foreign
+            } else {
+                &cloud
+            };
             let first = o.entra(
                 at,
                 &who,
@@ -1235,12 +1243,20 @@ fn attack_person(
             );
             (
                 first,
-                if variant % 2 == 0 { "foreign" } else { "cloud" },
+                if variant.is_multiple_of(2) {
+                    "foreign"
+                } else {
+                    "cloud"
+                },
                 SESSION_ACTIONS,
             )
         }
         "m365_mailbox_access" => {
-            let net = if variant % 2 == 0 { &foreign } else { &cloud };
+            let net = if variant.is_multiple_of(2) {
+                &foreign
+            } else {
+                &cloud
+            };
             let mut first = 0;
             for k in 0..5 {
                 let arr = o.m365(
@@ -1260,13 +1276,17 @@ fn attack_person(
             }
             (
                 first,
-                if variant % 2 == 0 { "foreign" } else { "cloud" },
+                if variant.is_multiple_of(2) {
+                    "foreign"
+                } else {
+                    "cloud"
+                },
                 SESSION_ACTIONS,
             )
         }
         _ => {
             // bulk export to a new integration
-            if variant % 2 == 0 && p.sales {
+            if variant.is_multiple_of(2) && p.sales {
                 let first = o.salesforce_export(
                     at,
                     &who,
@@ -1277,7 +1297,7 @@ fn attack_person(
                 );
                 (first, "salesforce_new_app", SESSION_ACTIONS)
             } else {
-                let first = o.google(at, "token", "authorize", &who, &foreign.ip, json!([{"name": "client_id", "value": format!("{:x}-backup.apps.googleusercontent.com", rng.next() & 0xffff)}, {"name": "app_name", "value": "Drive Backup Pro"}, {"name": "scope", "multiValue": ["https://www.googleapis.com/auth/drive.readonly"]}]));
+                let first = o.google(at, "token", "authorize", &who, &foreign.ip, json!([{"name": "client_id", "value": format!("{:x}-backup.apps.googleusercontent.com", rng.u64() & 0xffff)}, {"name": "app_name", "value": "Drive Backup Pro"}, {"name": "scope", "multiValue": ["https://www.googleapis.com/auth/drive.readonly"]}]));
                 for k in 0..150 {
                     o.google(at + 5 * MIN + k * 8 * S, "drive", "download", &who, &foreign.ip, json!([{"name": "doc_id", "value": format!("doc-{}", rng.below(5000))}, {"name": "doc_type", "value": "spreadsheet"}]));
                 }

@@ -141,7 +141,7 @@ impl Out {
     }
 
     pub fn uid(&mut self) -> u64 {
-        self.rng.next()
+        self.rng.u64()
     }
 
     /// Okta System Log.

@@ -244,6 +244,7 @@ pub struct Site {
     pub prefix: &'static str,
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn s(
     name: &'static str,
     lat: f64,
