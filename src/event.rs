@@ -134,6 +134,31 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Ts(pub i64);
 
+/// A numeric string as epoch time in ms: up to 11 integer digits are seconds, 12-14 milliseconds, 15-17
+/// microseconds, 18-19 nanoseconds; a fraction is allowed on seconds.
+fn epoch_ms(s: &str) -> Option<i64> {
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    if int.is_empty() || int.len() > 19 || !int.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: i64 = int.parse().ok()?;
+    match int.len() {
+        0..=11 => {
+            let f: f64 = format!("0.{}", if frac.is_empty() { "0" } else { frac })
+                .parse()
+                .ok()?;
+            n.checked_mul(1000)?.checked_add((f * 1000.0) as i64)
+        }
+        _ if !frac.is_empty() => None,
+        12..=14 => Some(n),
+        15..=17 => Some(n / 1000),
+        _ => Some(n / 1_000_000),
+    }
+}
+
 impl Ts {
     /// Wall-clock now. Only ingest and `decided_at` use it; detection runs on event time.
     pub fn now() -> Ts {
@@ -156,6 +181,11 @@ impl Ts {
             if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
                 return Some(Ts(t.and_utc().timestamp_millis()));
             }
+        }
+        // epoch seconds, milliseconds, microseconds or nanoseconds written as a string, told apart by magnitude
+        // ("1623190575", "1623190575123", "1623190575123456789"), as pipelines rewrite numeric times
+        if let Some(ms) = epoch_ms(s) {
+            return Some(Ts(ms));
         }
         // "2022-08-16T09:26:38.000+0000" (Salesforce), "2020-01-01 00:00:00.000 +0000",
         // "10/Jun/2023:15:36:28 +0000" (Apache/NGINX/API Gateway)
@@ -724,6 +754,23 @@ impl<'a> SessionEvent<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found on a SIEM's export: Slack's epoch `date_create` and other numeric times arrive as strings.
+    #[test]
+    fn epoch_seconds_millis_micros_and_nanos_as_strings_agree() {
+        let a = Some(Ts(1_623_190_575_000));
+        assert_eq!(Ts::parse("1623190575"), a);
+        assert_eq!(Ts::parse("1623190575000"), a);
+        assert_eq!(Ts::parse("1623190575000000"), a);
+        assert_eq!(Ts::parse("1623190575000000000"), a);
+        assert_eq!(Ts::parse("1623190575.5"), Some(Ts(1_623_190_575_500)));
+        assert_eq!(
+            Ts::parse("2022-12-11 02:57:48.693000000"),
+            Some(Ts(1_670_727_468_693))
+        );
+        assert_eq!(Ts::parse("16231905x5"), None);
+        assert_eq!(Ts::parse("99999999999999999999"), None);
+    }
 
     #[test]
     fn timestamps_in_iso_and_space_separated_forms_agree() {

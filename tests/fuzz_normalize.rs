@@ -214,9 +214,29 @@ fn deeply_nested_and_oversized_messages_are_rejected_with_a_reason() {
             "{\"a\":".repeat(depth),
             "}".repeat(depth)
         );
-        assert!(n
-            .normalize(deep_obj.as_bytes(), None, &ctx, &mut Vec::new())
-            .is_err());
+        // Deep nesting in a field no stage reads is skipped without recursion: the record is an Okta event (since
+        // issue 13, `uuid` is optional: this record used to be refused only for lacking it). Nesting where a typed
+        // field is expected is refused with a reason.
+        let mut evs = Vec::new();
+        let f = n
+            .normalize(deep_obj.as_bytes(), None, &ctx, &mut evs)
+            .unwrap();
+        assert_eq!((f, evs.len()), ("okta", 1));
+        let deep_typed = format!(
+            "{{\"uuid\":\"u\",\"eventType\":\"x\",\"published\":\"2026-01-01T00:00:00Z\",\"actor\":{{\"id\":\"a\"}},\"target\":{}{}}}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let e = n
+            .normalize(deep_typed.as_bytes(), None, &ctx, &mut Vec::new())
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                NormalizeError::NotJson(_) | NormalizeError::Invalid { .. }
+            ),
+            "{e}"
+        );
     }
     let huge = format!("{{\"x\":\"{}\"}}", "a".repeat(2 << 20));
     let e = n

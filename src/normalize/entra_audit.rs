@@ -235,7 +235,9 @@ impl Normalizer for EntraAudit {
                 ev.principal.id = some(u.id);
                 ev.principal.email = some(u.user_principal_name);
                 ev.principal.display_name = some(u.display_name);
-                ev.network.ip = some(u.ip_address);
+                // "0.0.0.0" (and "::") is Entra's placeholder for "no address", not an address
+                ev.network.ip =
+                    some(u.ip_address).filter(|ip| !matches!(ip.as_str(), "0.0.0.0" | "::"));
             } else if let Some(app) = by.app {
                 ev.principal.kind = PrincipalKind::Service;
                 ev.principal.id = some(app.service_principal_id).or(some(app.app_id.clone()));
@@ -254,6 +256,14 @@ impl Normalizer for EntraAudit {
 
 #[cfg(test)]
 mod tests {
+    /// Found by comparing with Elastic's pipeline: Entra's placeholder initiator address was kept as an address.
+    #[test]
+    fn the_placeholder_address_0_0_0_0_is_no_address() {
+        let raw = r#"{"id":"Directory_3","activityDateTime":"2026-11-02T08:01:00Z","activityDisplayName":"Update user","category":"UserManagement","result":"success","initiatedBy":{"user":{"id":"u-9","userPrincipalName":"mallory@contoso.com","ipAddress":"0.0.0.0"}},"targetResources":[{"id":"u-2","type":"User"}]}"#;
+        let ev = &crate::normalize::testutil::normalize_one(raw)[0];
+        assert_eq!(ev.network.ip, None);
+    }
+
     use crate::event::*;
     use crate::normalize::testutil::normalize_one;
 

@@ -228,7 +228,10 @@ impl Normalizer for EntraSignin {
         ev.network.asn = s.autonomous_system_number;
         if let Some(d) = s.device_detail {
             ev.network.device_id = non_empty(d.device_id);
-            ev.network.user_agent = non_empty(s.user_agent).or(non_empty(d.browser));
+            // `deviceDetail.browser` ("Chrome 77.0.3865") names a browser, it is not a user agent: mixed with real
+            // user-agent strings it would look like another client
+            let _ = d.browser;
+            ev.network.user_agent = non_empty(s.user_agent);
         } else {
             ev.network.user_agent = non_empty(s.user_agent);
         }
@@ -254,6 +257,15 @@ impl Normalizer for EntraSignin {
 
 #[cfg(test)]
 mod tests {
+    /// Found by comparing with Elastic's pipeline: the user agent was `deviceDetail.browser`, a browser name.
+    #[test]
+    fn the_browser_name_of_device_detail_is_not_a_user_agent() {
+        let raw = r#"{"id":"si-2","createdDateTime":"2026-11-02T08:00:00Z","userPrincipalName":"a@contoso.com","userId":"u-1","ipAddress":"131.107.1.2","isInteractive":true,"status":{"errorCode":0},"deviceDetail":{"deviceId":"dev-9","browser":"Chrome 77.0.3865"}}"#;
+        let ev = &crate::normalize::testutil::normalize_one(raw)[0];
+        assert_eq!(ev.network.user_agent, None);
+        assert_eq!(ev.network.device_id.as_deref(), Some("dev-9"));
+    }
+
     use crate::event::*;
     use crate::normalize::testutil::normalize_one;
 

@@ -126,6 +126,8 @@ impl Normalizer for GithubAudit {
         let mut ev = SessionEvent::new(src, id, time, cat);
         ev.outcome = match r.status_code {
             Some(s) if s >= 400 => Outcome::Failure,
+            // a push the branch protection refused
+            _ if r.action.ends_with("rejected_ref_update") => Outcome::Failure,
             _ => Outcome::Success,
         };
         ev.principal.kind = if r.actor_is_bot == Some(true)
@@ -155,6 +157,14 @@ impl Normalizer for GithubAudit {
 
 #[cfg(test)]
 mod tests {
+    /// Found by comparing with Elastic's pipeline: a push refused by branch protection became `success`.
+    #[test]
+    fn a_rejected_ref_update_is_a_failure() {
+        let raw = r#"{"actor":"octo","org":"acme","action":"protected_branch.rejected_ref_update","created_at":1793606400000,"repo":"acme/app"}"#;
+        let ev = &crate::normalize::testutil::normalize_one(raw)[0];
+        assert_eq!(ev.outcome, Outcome::Failure);
+    }
+
     use crate::event::*;
     use crate::normalize::testutil::normalize_one;
 

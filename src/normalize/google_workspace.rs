@@ -120,6 +120,7 @@ fn category(app: &str, name: &str) -> (Category, Outcome) {
     match (app, name) {
         ("login", "login_success") => (Login, ok),
         ("login", "login_failure") => (Login, Outcome::Failure),
+        ("login", "login_challenge" | "login_verification") => (Login, Outcome::Unknown),
         ("login", "logout") => (SessionEnd, ok),
         ("token", "authorize") => (TokenIssued, ok),
         ("token", "revoke") => (TokenRevoked, ok),
@@ -206,6 +207,14 @@ impl Normalizer for GoogleWorkspace {
                         ev.resource.object_id = v.and_then(Scalar::text);
                     }
                     "doc_id" => ev.resource.object_id = v.and_then(Scalar::text),
+                    "login_challenge_status" => {
+                        // "Challenge Passed" / "Challenge Failed" on login_challenge and login_verification
+                        match v.and_then(Scalar::text).as_deref() {
+                            Some(s) if s.ends_with("Passed") => ev.outcome = Outcome::Success,
+                            Some(s) if s.ends_with("Failed") => ev.outcome = Outcome::Failure,
+                            _ => {}
+                        }
+                    }
                     "doc_type" => ev.resource.object_type = v.and_then(Scalar::text),
                     "target_user" | "target_domain"
                         if cat == Category::Export || cat == Category::AdminChange =>
@@ -226,6 +235,26 @@ impl Normalizer for GoogleWorkspace {
 
 #[cfg(test)]
 mod tests {
+    /// Found by comparing with Elastic's pipeline: a passed or failed login challenge became `unknown`.
+    #[test]
+    fn a_login_challenge_takes_its_outcome_from_the_challenge_status() {
+        let row = |status: &str| {
+            format!(
+                r#"{{"kind":"admin#reports#activity","id":{{"time":"2026-11-02T09:00:00Z","uniqueQualifier":"8","applicationName":"login","customerId":"1"}},"actor":{{"callerType":"USER","email":"foo@example.com"}},"ipAddress":"198.51.100.7","events":[{{"type":"login","name":"login_challenge","parameters":[{{"name":"login_challenge_method","multiValue":["password"]}},{{"name":"login_challenge_status","value":"{status}"}}]}}]}}"#
+            )
+        };
+        let passed = row("Challenge Passed");
+        let failed = row("Challenge Failed");
+        assert_eq!(
+            crate::normalize::testutil::normalize_one(&passed)[0].outcome,
+            Outcome::Success
+        );
+        assert_eq!(
+            crate::normalize::testutil::normalize_one(&failed)[0].outcome,
+            Outcome::Failure
+        );
+    }
+
     use crate::event::*;
     use crate::normalize::testutil::normalize_one;
 

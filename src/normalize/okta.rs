@@ -26,8 +26,9 @@ pub struct Okta;
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Raw<'a> {
-    #[serde(borrow)]
-    uuid: Text<'a>,
+    /// Optional: SIEM exports drop it; the event then gets an id from where it was read.
+    #[serde(borrow, default)]
+    uuid: Option<Text<'a>>,
     #[serde(borrow)]
     published: Text<'a>,
     #[serde(borrow)]
@@ -208,7 +209,7 @@ impl Normalizer for Okta {
     fn normalize<'a>(
         &self,
         raw: &'a str,
-        _ctx: &Context<'a>,
+        ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
         let r: Raw<'a> = super::parse_json(NAME, raw)?;
@@ -226,7 +227,8 @@ impl Normalizer for Okta {
             vendor: "okta".into(),
             format: NAME.into(),
         };
-        let mut ev = SessionEvent::new(src, r.uuid, time, cat);
+        let id = r.uuid.unwrap_or_else(|| super::fallback_id(ctx, 0));
+        let mut ev = SessionEvent::new(src, id, time, cat);
         ev.outcome = match r.outcome.and_then(|o| o.result).as_deref() {
             Some("SUCCESS") | Some("ALLOW") => Outcome::Success,
             Some("FAILURE") | Some("DENY") | Some("REJECT") => Outcome::Failure,
@@ -329,6 +331,17 @@ impl Normalizer for Okta {
 
 #[cfg(test)]
 mod tests {
+    /// Found on a SIEM's export of the System Log: records without `uuid` were rejected ("missing field `uuid`").
+    #[test]
+    fn a_record_without_uuid_is_read_with_an_id_from_where_it_was_read() {
+        let raw = LOGIN.replace(r#""uuid":"e-1","#, "");
+        assert!(!raw.contains("uuid"));
+        let evs = crate::normalize::testutil::normalize_one(&raw);
+        assert_eq!(evs.len(), 1);
+        assert!(!evs[0].event_id.is_empty());
+        assert_eq!(evs[0].session.session_id.as_deref(), Some("102abc"));
+    }
+
     use crate::event::*;
     use crate::normalize::testutil::normalize_one;
 

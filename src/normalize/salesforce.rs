@@ -90,8 +90,11 @@ struct Object<'a> {
     session_key: Option<Text<'a>>,
     #[serde(borrow, default)]
     login_key: Option<Text<'a>>,
+    /// A browser name ("Chrome", "Unknown"), not a user agent: read, not used as one.
     #[serde(borrow, default)]
     browser: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    user_agent: Option<Text<'a>>,
     #[serde(borrow, default)]
     city: Option<Text<'a>>,
     #[serde(borrow, default)]
@@ -235,7 +238,9 @@ impl Salesforce {
         ev.principal.email = some(o.username);
         ev.principal.id = some(o.user_id).or(some(o.created_by_id));
         ev.network.ip = some(o.source_ip).filter(|ip| ip.as_str() != "Salesforce.com IP");
-        ev.network.user_agent = some(o.browser);
+        // `Browser` names a browser ("Chrome"); only a real user-agent string is one
+        let _ = o.browser;
+        ev.network.user_agent = some(o.user_agent);
         if let (Some(lat), Some(lon)) = (o.login_latitude, o.login_longitude) {
             ev.network.geo = Some(Geo {
                 lat,
@@ -292,6 +297,14 @@ impl Normalizer for Salesforce {
 
 #[cfg(test)]
 mod tests {
+    /// Found by comparing with Elastic's pipeline: the user agent was taken from `Browser` ("Chrome").
+    #[test]
+    fn the_browser_name_is_not_a_user_agent() {
+        let raw = r#"{"EventDate":"2026-11-02T08:00:00Z","LoginType":"Remote Access 2.0","Status":"Success","EventIdentifier":"e-9","SourceIp":"89.160.20.112","Username":"u@acme.com","UserId":"005B","LoginKey":"k","Browser":"Chrome"}"#;
+        let ev = &crate::normalize::testutil::normalize_one(raw)[0];
+        assert_eq!(ev.network.user_agent, None);
+    }
+
     use crate::event::*;
     use crate::normalize::testutil::normalize_one;
 

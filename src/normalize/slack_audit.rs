@@ -132,6 +132,9 @@ impl Normalizer for SlackAudit {
         let mut ev = SessionEvent::new(src, id, Ts(r.date_create.saturating_mul(1000)), cat);
         ev.outcome = if r.action.ends_with("_blocked") {
             Outcome::Failure
+        } else if r.action == "anomaly" {
+            // Slack's alert about the session, not an action that succeeded
+            Outcome::Unknown
         } else {
             Outcome::Success
         };
@@ -169,6 +172,14 @@ impl Normalizer for SlackAudit {
 
 #[cfg(test)]
 mod tests {
+    /// Found by comparing with Elastic's pipeline: Slack's anomaly alert became `success`.
+    #[test]
+    fn an_anomaly_alert_is_not_a_success() {
+        let raw = r#"{"id":"s-2","date_create":1793606400,"action":"anomaly","actor":{"type":"user","user":{"id":"W1","name":"Ann","email":"ann@acme.com"}},"entity":{"type":"user","user":{"id":"W1"}},"context":{"location":{"type":"workspace","id":"T1","name":"Acme"},"ua":"Slack/4.36","ip_address":"198.51.100.9"},"details":{"reason":["asn","ip_address"]}}"#;
+        let ev = &crate::normalize::testutil::normalize_one(raw)[0];
+        assert_eq!(ev.outcome, Outcome::Unknown);
+    }
+
     use crate::event::*;
     use crate::normalize::testutil::normalize_one;
 
