@@ -626,6 +626,53 @@ pub struct SessionEvent<'a> {
     /// Set when the event's location is not where the actor was (e.g. a token-issue IP); travel logic skips it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub location_untrusted: bool,
+    /// The source's own risk verdict on this sign-in or session (Okta Identity Threat Protection and behaviour
+    /// risk, Entra ID Protection, Salesforce's session-hijacking detection).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<Risk<'a>>,
+}
+
+/// A vendor's risk verdict.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Risk<'a> {
+    pub level: RiskLevel,
+    /// The vendor's name for what it detected ("detect_client_roaming", "anomalousToken", "SessionHijackingEvent").
+    #[serde(borrow)]
+    pub kind: Text<'a>,
+}
+
+/// How sure the vendor is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RiskLevel {
+    Low,
+    Medium,
+    High,
+    /// The vendor (or an admin through it) confirmed the account or session compromised.
+    Compromised,
+}
+
+impl RiskLevel {
+    /// "high", "HIGH", "level=HIGH" …; "none", "hidden" and unknown words are no level.
+    pub fn parse(s: &str) -> Option<RiskLevel> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "low" => Some(RiskLevel::Low),
+            "medium" => Some(RiskLevel::Medium),
+            "high" => Some(RiskLevel::High),
+            "confirmedcompromised" | "compromised" => Some(RiskLevel::Compromised),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RiskLevel::Low => "low",
+            RiskLevel::Medium => "medium",
+            RiskLevel::High => "high",
+            RiskLevel::Compromised => "compromised",
+        }
+    }
 }
 
 /// A session or token ended, as an IdP or SaaS logged it: what confirms that a revocation took effect.
@@ -747,6 +794,7 @@ impl<'a> SessionEvent<'a> {
             network: Network::default(),
             resource: Resource::default(),
             location_untrusted: false,
+            risk: None,
         }
     }
 }

@@ -16,6 +16,7 @@ mod rate;
 mod session_hijack;
 mod token_reuse;
 mod tool_drift;
+mod vendor_risk;
 
 pub use impossible_travel::haversine_km;
 
@@ -230,6 +231,10 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: tool_drift::NAME,
             build: tool_drift::build,
+        },
+        Registered {
+            name: vendor_risk::NAME,
+            build: vendor_risk::build,
         },
     ]
 }

@@ -86,6 +86,15 @@ struct SignIn<'a> {
     device_detail: Option<DeviceDetail<'a>>,
     #[serde(borrow, default)]
     location: Option<Location<'a>>,
+    /// Entra ID Protection: the sign-in's risk, its state, and what was detected.
+    #[serde(borrow, default)]
+    risk_level_during_sign_in: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    risk_state: Option<Text<'a>>,
+    #[serde(borrow, default, rename = "riskEventTypes_v2")]
+    risk_event_types_v2: Option<Vec<Text<'a>>>,
+    #[serde(borrow, default)]
+    risk_event_types: Option<Vec<Text<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +244,29 @@ impl Normalizer for EntraSignin {
         } else {
             ev.network.user_agent = non_empty(s.user_agent);
         }
+        // Entra ID Protection's verdict: a remediated or dismissed risk is none
+        let state = s.risk_state.as_deref().unwrap_or("");
+        let level = if state.eq_ignore_ascii_case("confirmedCompromised") {
+            Some(RiskLevel::Compromised)
+        } else if state.eq_ignore_ascii_case("remediated")
+            || state.eq_ignore_ascii_case("dismissed")
+        {
+            None
+        } else {
+            s.risk_level_during_sign_in
+                .as_deref()
+                .and_then(RiskLevel::parse)
+        };
+        ev.risk = level.map(|level| Risk {
+            level,
+            kind: s
+                .risk_event_types_v2
+                .into_iter()
+                .chain(s.risk_event_types)
+                .flatten()
+                .next()
+                .unwrap_or(Text::Borrowed("riskySignIn")),
+        });
         if let Some(l) = s.location {
             if let Some(Coordinates {
                 latitude: Some(lat),
@@ -257,6 +289,41 @@ impl Normalizer for EntraSignin {
 
 #[cfg(test)]
 mod tests {
+    /// Entra ID Protection's verdict is kept; a remediated risk is none.
+    #[test]
+    fn entra_sign_in_risk_is_kept_unless_remediated() {
+        let row = |level: &str, state: &str| {
+            format!(
+                r#"{{"id":"si-3","createdDateTime":"2026-11-02T08:00:00Z","userPrincipalName":"a@contoso.com","userId":"u-1","ipAddress":"131.107.1.2","isInteractive":true,"status":{{"errorCode":0}},"riskLevelDuringSignIn":"{level}","riskState":"{state}","riskEventTypes_v2":["anomalousToken"]}}"#
+            )
+        };
+        let high = row("high", "atRisk");
+        let ev = &crate::normalize::testutil::normalize_one(&high)[0];
+        let r = ev.risk.as_ref().unwrap();
+        assert_eq!(
+            (r.level, r.kind.as_str()),
+            (RiskLevel::High, "anomalousToken")
+        );
+        let done = row("high", "remediated");
+        assert_eq!(
+            crate::normalize::testutil::normalize_one(&done)[0].risk,
+            None
+        );
+        let none = row("none", "none");
+        assert_eq!(
+            crate::normalize::testutil::normalize_one(&none)[0].risk,
+            None
+        );
+        let confirmed = row("hidden", "confirmedCompromised");
+        assert_eq!(
+            crate::normalize::testutil::normalize_one(&confirmed)[0]
+                .risk
+                .as_ref()
+                .map(|r| r.level),
+            Some(RiskLevel::Compromised)
+        );
+    }
+
     /// Found by comparing with Elastic's pipeline: the user agent was `deviceDetail.browser`, a browser name.
     #[test]
     fn the_browser_name_of_device_detail_is_not_a_user_agent() {

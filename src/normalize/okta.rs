@@ -148,6 +148,16 @@ struct DebugData<'a> {
     device_fingerprint: Option<Text<'a>>,
     #[serde(borrow, default)]
     grant_type: Option<Text<'a>>,
+    /// Okta's risk evaluation: `"{level=HIGH, reasons=Anomalous Device}"`.
+    #[serde(borrow, default)]
+    risk: Option<Text<'a>>,
+}
+
+/// The level inside Okta's `{level=HIGH, reasons=…}` risk string.
+fn okta_risk_level(s: &str) -> Option<RiskLevel> {
+    let rest = &s[s.find("level=")? + "level=".len()..];
+    let word = rest.split([',', '}', ' ']).next().unwrap_or("");
+    RiskLevel::parse(word)
 }
 
 #[derive(Deserialize)]
@@ -221,6 +231,21 @@ impl Normalizer for Okta {
         })?;
         let debug = r.debug_context.and_then(|d| d.debug_data);
         let grant = debug.as_ref().and_then(|d| d.grant_type.as_deref());
+        // Okta's own verdicts: session roaming (Identity Threat Protection), a session's context changing, user
+        // risk, and the risk level of a sign-in's behaviour evaluation
+        let stated = debug
+            .as_ref()
+            .and_then(|d| d.risk.as_deref())
+            .and_then(okta_risk_level);
+        let risk_level = match r.event_type.as_str() {
+            "security.session.detect_client_roaming" => {
+                Some(stated.unwrap_or(RiskLevel::High).max(RiskLevel::High))
+            }
+            "user.session.context.change" | "user.risk.detect" | "user.risk.change" => {
+                Some(stated.unwrap_or(RiskLevel::Medium))
+            }
+            _ => stated,
+        };
         let cat = category(&r.event_type, grant);
         let src = SourceInfo {
             family: Family::Idp,
@@ -229,6 +254,16 @@ impl Normalizer for Okta {
         };
         let id = r.uuid.unwrap_or_else(|| super::fallback_id(ctx, 0));
         let mut ev = SessionEvent::new(src, id, time, cat);
+        ev.risk = risk_level.map(|level| Risk {
+            level,
+            kind: Text::from(
+                r.event_type
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or("risk")
+                    .to_string(),
+            ),
+        });
         ev.outcome = match r.outcome.and_then(|o| o.result).as_deref() {
             Some("SUCCESS") | Some("ALLOW") => Outcome::Success,
             Some("FAILURE") | Some("DENY") | Some("REJECT") => Outcome::Failure,
@@ -331,6 +366,23 @@ impl Normalizer for Okta {
 
 #[cfg(test)]
 mod tests {
+    /// Okta's own verdicts are kept: session roaming is high, a behaviour evaluation says its level.
+    #[test]
+    fn okta_session_roaming_and_sign_in_risk_are_kept_as_the_vendors_verdict() {
+        let roam = r#"{"uuid":"r-1","published":"2026-11-02T08:00:00.000Z","eventType":"security.session.detect_client_roaming","actor":{"id":"00u1","type":"User","alternateId":"alice@example.com"},"client":{"ipAddress":"198.51.100.4"},"authenticationContext":{"externalSessionId":"102abc"},"outcome":{"result":"SUCCESS"}}"#;
+        let ev = &crate::normalize::testutil::normalize_one(roam)[0];
+        let r = ev.risk.as_ref().unwrap();
+        assert_eq!(
+            (r.level, r.kind.as_str()),
+            (RiskLevel::High, "detect_client_roaming")
+        );
+        let start = LOGIN.replace(r#""dtHash":"dev-1""#, r#""dtHash":"dev-1","risk":"{reasons=Anomalous Geo-Distance, New Device, level=MEDIUM}""#);
+        let ev = &crate::normalize::testutil::normalize_one(&start)[0];
+        assert_eq!(ev.risk.as_ref().map(|r| r.level), Some(RiskLevel::Medium));
+        let ev = &crate::normalize::testutil::normalize_one(LOGIN)[0];
+        assert_eq!(ev.risk, None);
+    }
+
     /// Found on a SIEM's export of the System Log: records without `uuid` were rejected ("missing field `uuid`").
     #[test]
     fn a_record_without_uuid_is_read_with_an_id_from_where_it_was_read() {

@@ -230,6 +230,13 @@ impl Salesforce {
             .or(some(o.id))
             .unwrap_or_else(|| super::fallback_id(ctx, 0));
         let mut ev = SessionEvent::new(source(), id, time, cat);
+        // Salesforce's own detection of a stolen session identifier (Transaction Security / Threat Detection)
+        if kind.starts_with("SessionHijackingEvent") {
+            ev.risk = Some(Risk {
+                level: RiskLevel::High,
+                kind: Text::Borrowed("SessionHijackingEvent"),
+            });
+        }
         ev.outcome = match o.status.as_deref() {
             Some("Success") | None => Outcome::Success,
             Some(_) => Outcome::Failure,
@@ -297,6 +304,14 @@ impl Normalizer for Salesforce {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_session_hijacking_event_is_salesforces_high_risk_verdict() {
+        let raw = r#"{"attributes":{"type":"SessionHijackingEvent"},"EventDate":"2026-11-02T08:00:00Z","EventIdentifier":"sh-1","Username":"ann@acme.com","UserId":"005A","SourceIp":"198.51.100.7","SessionKey":"sk-1","LoginKey":"lk-1","Score":0.9}"#;
+        let ev = &crate::normalize::testutil::normalize_one(raw)[0];
+        assert_eq!(ev.risk.as_ref().map(|r| r.level), Some(RiskLevel::High));
+        assert_eq!(ev.session.session_id.as_deref(), Some("sk-1"));
+    }
+
     /// Found by comparing with Elastic's pipeline: the user agent was taken from `Browser` ("Chrome").
     #[test]
     fn the_browser_name_is_not_a_user_agent() {
