@@ -78,7 +78,7 @@ struct SignIn<'a> {
     session_id: Option<Text<'a>>,
     #[serde(borrow, default)]
     user_agent: Option<Text<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_num")]
     autonomous_system_number: Option<u32>,
     #[serde(default)]
     status: Option<Status>,
@@ -107,7 +107,7 @@ struct IpEntry<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Status {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_num")]
     error_code: Option<i64>,
 }
 
@@ -289,6 +289,15 @@ impl Normalizer for EntraSignin {
 
 #[cfg(test)]
 mod tests {
+    /// Found on a SIEM's export: numbers rewritten as strings (`"8075"`, `"0"`).
+    #[test]
+    fn numbers_written_as_strings_are_read() {
+        let raw = r#"{"id":"si-4","createdDateTime":"2026-11-02T08:00:00Z","userPrincipalName":"a@contoso.com","userId":"u-1","ipAddress":"131.107.1.2","isInteractive":true,"status":{"errorCode":"0"},"autonomousSystemNumber":"8075"}"#;
+        let ev = &crate::normalize::testutil::normalize_one(raw)[0];
+        assert_eq!(ev.network.asn, Some(8075));
+        assert_eq!(ev.outcome, Outcome::Success);
+    }
+
     /// Entra ID Protection's verdict is kept; a remediated risk is none.
     #[test]
     fn entra_sign_in_risk_is_kept_unless_remediated() {

@@ -32,8 +32,13 @@ struct Raw<'a> {
     actor: Option<Actor<'a>>,
     #[serde(borrow, default)]
     ip_address: Option<Text<'a>>,
-    #[serde(borrow)]
-    events: OneOrMany<Event<'a>>,
+    #[serde(borrow, default)]
+    events: Option<OneOrMany<Event<'a>>>,
+    /// Flattened rows (the BigQuery export, several SIEMs): one activity's `name` and `parameters` at the top.
+    #[serde(borrow, default)]
+    name: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    parameters: Option<Vec<Param<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -169,9 +174,19 @@ impl Normalizer for GoogleWorkspace {
                 format!("id.time {:?} is not a timestamp", r.id.time.as_str()),
             )
         })?;
-        let events = match r.events {
-            OneOrMany::One(e) => vec![e],
-            OneOrMany::Many(v) => v,
+        let events = match (r.events, r.name) {
+            (Some(OneOrMany::One(e)), _) => vec![e],
+            (Some(OneOrMany::Many(v)), _) => v,
+            (None, Some(name)) => vec![Event {
+                name,
+                parameters: r.parameters.unwrap_or_default(),
+            }],
+            (None, None) => {
+                return Err(NormalizeError::invalid(
+                    NAME,
+                    "no events array and no flattened activity name",
+                ))
+            }
         };
         let app = r.id.application_name;
         let qualifier = r.id.unique_qualifier.as_deref().unwrap_or("0").to_string();
@@ -235,6 +250,16 @@ impl Normalizer for GoogleWorkspace {
 
 #[cfg(test)]
 mod tests {
+    /// Found on a SIEM's export: activities flattened, `name`, `type` and `parameters` at the top of the row.
+    #[test]
+    fn a_flattened_activity_row_is_read() {
+        let raw = r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T09:00:00Z","uniqueQualifier":"9","applicationName":"drive","customerId":"1"},"actor":{"callerType":"USER","email":"foo@example.com"},"ipAddress":"198.51.100.7","type":"access","name":"download","parameters":[{"name":"doc_id","value":"doc-1"}]}"#;
+        let evs = crate::normalize::testutil::normalize_one(raw);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].category, Category::Export);
+        assert_eq!(evs[0].resource.object_id.as_deref(), Some("doc-1"));
+    }
+
     /// Found by comparing with Elastic's pipeline: a passed or failed login challenge became `unknown`.
     #[test]
     fn a_login_challenge_takes_its_outcome_from_the_challenge_status() {

@@ -29,61 +29,67 @@ pub struct M365Audit;
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct Raw<'a> {
-    #[serde(borrow, alias = "OfficeId")]
+    #[serde(borrow, alias = "OfficeId", alias = "id")]
     id: Text<'a>,
-    #[serde(borrow, alias = "TimeGenerated")]
+    #[serde(borrow, alias = "TimeGenerated", alias = "creationtime")]
     creation_time: Text<'a>,
-    #[serde(borrow)]
+    #[serde(borrow, alias = "operation")]
     operation: Text<'a>,
-    #[serde(borrow, alias = "OfficeWorkload")]
+    #[serde(borrow, alias = "OfficeWorkload", alias = "workload")]
     workload: Text<'a>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "userid")]
     user_id: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "usertype")]
     user_type: Option<Text<'a>>,
-    #[serde(borrow, default, rename = "ClientIP", alias = "Client_IPAddress")]
+    #[serde(
+        borrow,
+        default,
+        rename = "ClientIP",
+        alias = "Client_IPAddress",
+        alias = "clientip"
+    )]
     client_ip: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "actoripaddress")]
     actor_ip_address: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "resultstatus")]
     result_status: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "objectid")]
     object_id: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "sessionid")]
     session_id: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "appaccesscontext")]
     app_access_context: Option<AppAccess<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "useragent")]
     user_agent: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "clientinfostring")]
     client_info_string: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "applicationid")]
     application_id: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "appid")]
     app_id: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "sourcefilename")]
     source_file_name: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "extendedproperties")]
     extended_properties: Option<Vec<NameValue<'a>>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "deviceproperties")]
     device_properties: Option<Vec<NameValue<'a>>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct AppAccess<'a> {
-    #[serde(borrow, default, rename = "AADSessionId")]
+    #[serde(borrow, default, rename = "AADSessionId", alias = "aadsessionid")]
     aad_session_id: Option<Text<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "uniquetokenid")]
     unique_token_id: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct NameValue<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, alias = "name")]
     name: Text<'a>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "value")]
     value: Option<Text<'a>>,
 }
 
@@ -236,6 +242,21 @@ impl Normalizer for M365Audit {
 
 #[cfg(test)]
 mod tests {
+    /// Found on a SIEM's export: every key lowercased (`creationtime`, `operation`, `clientip`).
+    #[test]
+    fn records_whose_keys_a_pipeline_lowercased_are_read() {
+        let raw = r#"{"creationtime":"2026-11-02T08:00:00","id":"m-9","operation":"MailItemsAccessed","recordtype":50,"usertype":0,"workload":"Exchange","clientip":"203.0.113.5:5123","userid":"bob@contoso.com","clientinfostring":"Client=MSExchangeRPC","appaccesscontext":{"aadsessionid":"aad-9","uniquetokenid":"uti-3"}}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.event_time, Ts::parse("2026-11-02T08:00:00Z").unwrap());
+        assert_eq!(ev.network.ip.as_deref(), Some("203.0.113.5"));
+        assert_eq!(ev.principal.email.as_deref(), Some("bob@contoso.com"));
+        assert_eq!(ev.session.session_id.as_deref(), Some("aad-9"));
+        assert_eq!(
+            ev.network.user_agent.as_deref(),
+            Some("Client=MSExchangeRPC")
+        );
+    }
+
     use super::*;
     use crate::normalize::testutil::normalize_one;
 

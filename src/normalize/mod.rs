@@ -171,11 +171,11 @@ pub struct Probe<'a> {
     pub office_workload: Option<IgnoredAny>,
     pub properties: Option<IgnoredAny>,
     // Microsoft 365 unified audit log
-    #[serde(rename = "CreationTime")]
+    #[serde(rename = "CreationTime", alias = "creationtime")]
     pub creation_time: Option<IgnoredAny>,
-    #[serde(rename = "Operation")]
+    #[serde(rename = "Operation", alias = "operation")]
     pub operation: Option<IgnoredAny>,
-    #[serde(rename = "Workload")]
+    #[serde(rename = "Workload", alias = "workload")]
     pub workload: Option<IgnoredAny>,
     // Salesforce
     #[serde(rename = "EVENT_TYPE")]
@@ -669,6 +669,27 @@ pub fn format_names() -> Vec<&'static str> {
 }
 
 /// An event id for sources that have none: derived from where the message came from, so it is stable on replay.
+/// A number that pipelines may have rewritten as a string (`"12345"`): either form, or absent.
+pub(crate) fn lenient_num<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr + serde::Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum NumOrText<'a, T> {
+        N(T),
+        #[serde(borrow)]
+        S(Text<'a>),
+        Null(()),
+    }
+    Ok(match Option::<NumOrText<'de, T>>::deserialize(d)? {
+        Some(NumOrText::N(n)) => Some(n),
+        Some(NumOrText::S(s)) => s.trim().parse().ok(),
+        Some(NumOrText::Null(())) | None => None,
+    })
+}
+
 pub(crate) fn fallback_id(ctx: &Context<'_>, idx: usize) -> Text<'static> {
     if ctx.part == 0 {
         Text::from(format!("{}#{idx}", ctx.provenance))
