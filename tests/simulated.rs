@@ -105,6 +105,7 @@ traps!(
     on_call_burst,
     quarter_end,
     service_burst,
+    vendor_risk_noise,
     agent_reconfig_announced,
     agent_reconfig_late,
     agent_reconfig_unannounced,

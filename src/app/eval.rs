@@ -52,6 +52,17 @@ pub struct Attack {
 }
 
 impl Attack {
+    /// Whether decision `d` is about this attack: about its subject, and made once the attack could be known:
+    /// at or after its first malicious event in event time, or processed after that event arrived (a late record
+    /// from before the attack can complete the evidence the attack itself supplied).
+    pub fn covers(&self, d: &Decision) -> bool {
+        self.matches(d)
+            && (d.event_time.0 >= self.first_malicious_at.0 - 1000
+                || self
+                    .first_malicious_arrival
+                    .is_some_and(|arr| d.decided_at.0 >= arr.0))
+    }
+
     /// Seconds from the first malicious event to decision `d`: from its arrival to the processing time of the
     /// decision when the labels know the arrival, else in event time.
     pub fn time_to_decision(&self, d: &Decision) -> f64 {
@@ -128,11 +139,7 @@ pub fn score(labels: &Labels, decisions: &[Decision], deadline_s: f64, events: u
         k.attacks += 1;
         let first = decisions
             .iter()
-            .filter(|d| {
-                a.matches(d)
-                    && a.actions.contains(&d.action)
-                    && d.event_time.0 >= a.first_malicious_at.0 - 1000
-            })
+            .filter(|d| a.covers(d) && a.actions.contains(&d.action))
             .map(|d| a.time_to_decision(d))
             .min_by(f64::total_cmp);
         match first {
@@ -157,12 +164,7 @@ pub fn score(labels: &Labels, decisions: &[Decision], deadline_s: f64, events: u
     // Every decision is about an innocent unless it is about an attack's subject after that attack began: benign
     // principals, principals in neither list (a platform admin, a claimed identity), and the tokens and jobs of
     // decisions without a principal all count. Only notices about the engine itself (no subject) are left out.
-    let under_attack = |d: &Decision| {
-        labels
-            .attacks
-            .iter()
-            .any(|a| a.matches(d) && d.event_time.0 >= a.first_malicious_at.0 - 1000)
-    };
+    let under_attack = |d: &Decision| labels.attacks.iter().any(|a| a.covers(d));
     let mut false_revoked: Vec<String> = Vec::new();
     let (mut false_revocations, mut false_alerts) = (0, 0);
     for d in decisions {
@@ -368,6 +370,42 @@ mod tests {
         };
         let r = score(&labels, &[d], 60.0, 1);
         assert_eq!(r.caught_in_time, 1);
+    }
+
+    /// Found on the simulator's traffic: a victim's own record from two minutes before the attack arrived late,
+    /// after the attacker's, and completed the impossible-travel evidence; the decision took that record's event
+    /// time and was counted as revoking an innocent.
+    #[test]
+    fn a_decision_processed_after_the_attack_arrived_is_about_the_attack() {
+        let a = Attack {
+            id: "x".into(),
+            kind: "bulk_export".into(),
+            variant: None,
+            principal: Some("v".into()),
+            token_id: None,
+            job_id: None,
+            first_malicious_at: Ts(1_000_000),
+            first_malicious_arrival: Some(Ts(1_500_000)),
+            actions: vec![Action::RevokeToken],
+        };
+        let mut late = decision(Action::RevokeToken, "v", 880);
+        late.decided_at = Ts(1_600_000);
+        let mut early = decision(Action::RevokeToken, "v", 880);
+        early.decided_at = Ts(1_400_000);
+        assert!(a.covers(&late));
+        assert!(
+            !a.covers(&early),
+            "decided before the attack arrived: about something else"
+        );
+        let labels = Labels {
+            attacks: vec![a],
+            benign_principals: vec!["v".into()],
+            days: 1.0,
+        };
+        let r = score(&labels, &[late], 60.0, 1);
+        assert_eq!((r.false_revocations, r.attacks_caught), (0, 1));
+        let r = score(&labels, &[early], 60.0, 1);
+        assert_eq!((r.false_revocations, r.attacks_caught), (1, 0));
     }
 
     #[test]

@@ -641,7 +641,7 @@ pub async fn demo(
     for a in &labels.attacks {
         let caught = printed
             .iter()
-            .find(|d| a.actions.contains(&d.action) && a.matches(d));
+            .find(|d| a.actions.contains(&d.action) && a.covers(d));
         verdicts.push(match caught {
             Some(d) => Verdict {
                 ok: true,

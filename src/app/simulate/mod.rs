@@ -64,6 +64,7 @@ pub const TRAPS: &[&str] = &[
     "on_call_burst",
     "quarter_end",
     "service_burst",
+    "vendor_risk_noise",
     "agent_reconfig_announced",
     "agent_reconfig_late",
     "agent_reconfig_unannounced",
@@ -515,6 +516,17 @@ pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
             );
             let t1 = start + rng.range(1, 5) * MIN;
             let n1 = net(&mut rng, t1, Traffic::M365);
+            // Entra ID Protection's own noise: a traveller's sign-in from the city they flew to is "unfamiliar"
+            // (medium), and now and then anyone's is, at low risk
+            if on("vendor_risk_noise") {
+                if !at_home {
+                    o.next_entra_risk = Some(("medium", "unfamiliarFeatures"));
+                    count("vendor_risk_noise", true);
+                } else if rng.chance(0.01) {
+                    o.next_entra_risk = Some(("low", "unfamiliarFeatures"));
+                    count("vendor_risk_noise", true);
+                }
+            }
             o.entra(
                 t1,
                 &who,

@@ -121,6 +121,8 @@ pub struct Out {
     pub lines: Vec<(i64, u64, String)>,
     seq: u64,
     pub rng: Rng,
+    /// Entra ID Protection's verdict (level, detection) for the next Entra sign-in written.
+    pub next_entra_risk: Option<(&'static str, &'static str)>,
 }
 
 impl Out {
@@ -129,6 +131,7 @@ impl Out {
             lines: Vec::new(),
             seq: 0,
             rng: Rng(seed ^ 0xD311_7E47),
+            next_entra_risk: None,
         }
     }
 
@@ -223,6 +226,10 @@ impl Out {
         interactive: bool,
     ) -> i64 {
         let id = format!("{:016x}-si", self.uid());
+        let (risk_level, risk_state, risk_types) = match self.next_entra_risk.take() {
+            Some((level, kind)) => (level, "atRisk", vec![kind]),
+            None => ("none", "none", vec![]),
+        };
         let category = if interactive {
             "SignInLogs"
         } else {
@@ -253,6 +260,11 @@ impl Out {
                 "location": {"city": net.city, "countryOrRegion": net.cc, "geoCoordinates": {"latitude": net.lat, "longitude": net.lon}},
                 "autonomousSystemNumber": net.asn,
                 "uniqueTokenIdentifier": token,
+                "riskLevelDuringSignIn": risk_level,
+                "riskLevelAggregated": risk_level,
+                "riskState": risk_state,
+                "riskDetail": "none",
+                "riskEventTypes_v2": risk_types,
                 "sessionId": session,
                 "tokenIssuerType": "AzureAD",
                 "incomingTokenType": if interactive { "none" } else { "primaryRefreshToken" },
