@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use quench::app::eval::eval;
+use quench::app::eval::{eval, traffic_config};
 use quench::config::Config;
 
 #[tokio::test]
@@ -70,11 +70,7 @@ async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked()
     let labels: quench::app::eval::Labels =
         serde_json::from_slice(&std::fs::read(dir.join("labels.json")).unwrap()).unwrap();
     // the simulated organisation's own configuration
-    let cfg = Config::from_str(
-        &std::fs::read_to_string(dir.join("quench.toml")).unwrap(),
-        "quench.toml",
-    )
-    .unwrap();
+    let cfg = traffic_config(&dir).unwrap();
     let r = eval(&cfg, &dir, 60.0).await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
     assert!(s.attacks >= 11, "{} attacks", s.attacks);

@@ -219,6 +219,21 @@ pub fn score(labels: &Labels, decisions: &[Decision], deadline_s: f64, events: u
     }
 }
 
+/// The configuration the traffic in `dir` comes with (`dir/quench.toml`, as `quench simulate` writes it), else the
+/// defaults.
+pub fn traffic_config(dir: &Path) -> Result<Config, AppError> {
+    let p = dir.join("quench.toml");
+    if !p.exists() {
+        return Ok(Config::default());
+    }
+    let text = std::fs::read_to_string(&p).map_err(|source| AppError::Io {
+        path: p.display().to_string(),
+        source,
+    })?;
+    Config::from_str(&text, &p.display().to_string())
+        .map_err(|e| AppError::Scenario(format!("{}: {e}", p.display())))
+}
+
 /// Replay `dir/events.jsonl` through the pipeline (the `replay` code path) and score it against
 /// `dir/labels.json`.
 pub async fn eval(cfg: &Config, dir: &Path, deadline_s: f64) -> Result<Report, AppError> {

@@ -238,6 +238,7 @@ impl SessionHijack {
         id: &str,
         vouched: bool,
         ev: &SessionEvent<'_>,
+        p: &Print,
         out: &mut Vec<Finding>,
     ) {
         self.key.clear();
@@ -249,7 +250,6 @@ impl SessionHijack {
             return;
         }
         let now = ev.event_time;
-        let p = Print::of(ev);
         let Some(s) = self.state.get_mut_in(&self.key, now, vouched) else {
             let mut first = SessionState {
                 first_event: bounded_box(&ev.event_id),
@@ -262,7 +262,7 @@ impl SessionHijack {
                 without_device: Seen::default(),
                 reported: Seen::default(),
             };
-            first.learn(&p);
+            first.learn(p);
             self.state.entry_in(&self.key, now, vouched, || first);
             return;
         };
@@ -331,7 +331,7 @@ impl SessionHijack {
                 "from another network with the same client",
             )
         } else {
-            s.learn(&p);
+            s.learn(p);
             return;
         };
         let pair = {
@@ -345,7 +345,7 @@ impl SessionHijack {
         s.reported.add(pair);
         // a new client is never learned as the session's own: the next event from it is judged the same way
         if !new_client {
-            s.learn(&p);
+            s.learn(p);
         }
         if !first_report || score <= 0.0 {
             return;
@@ -369,11 +369,16 @@ impl SessionHijack {
 
 impl Detector for SessionHijack {
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
+        if ev.session.session_id.is_none() && ev.session.token_id.is_none() {
+            return;
+        }
+        // one event's fingerprint (several digests) serves its session and its token alike
+        let p = Print::of(ev);
         if let Some(s) = &ev.session.session_id {
-            self.check("session", s, ev.vouches(Keys::SESSION), ev, out);
+            self.check("session", s, ev.vouches(Keys::SESSION), ev, &p, out);
         }
         if let Some(t) = &ev.session.token_id {
-            self.check("token", t, ev.vouches(Keys::TOKEN), ev, out);
+            self.check("token", t, ev.vouches(Keys::TOKEN), ev, &p, out);
         }
     }
 }
