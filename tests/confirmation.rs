@@ -230,3 +230,113 @@ async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
         .count();
     assert_eq!(outcomes, 1);
 }
+
+/// Each target whose revocations are confirmed (`confirmed_by`) is confirmed by its own vendor's log entry, in the
+/// shape that vendor writes it and as Quench normalizes it: Okta's session clear, the Entra audit record of "Revoke
+/// sign-in sessions", Google's logout, Salesforce's LogoutEvent and Slack's admin session reset (whose actor is the
+/// admin, not the user). The confirmable targets come from the shipped example config, so a new confirmable target
+/// without a row here fails. Found by it: Slack's entity user was never read, so a Slack reset named the admin and
+/// no Slack revocation could be confirmed.
+#[test]
+fn every_confirmable_target_is_confirmed_by_its_own_vendors_log_entry() {
+    use quench::event::{PrincipalKind, Ts};
+    use quench::normalize::{Context, Normalize, NormalizeConfig};
+    use quench::respond::confirm::{Confirmer, Pending};
+
+    // the vendor's log entry of dana's sessions ending, as an admin (or Quench's own API client) caused it
+    let rows: &[(&str, &str)] = &[
+        (
+            "okta",
+            r#"{"uuid":"end-okta","published":"2026-11-02T08:00:05.000Z","eventType":"user.session.clear","actor":{"id":"00uquenchsvc","type":"User","alternateId":"quench-svc@example.com"},"client":{"ipAddress":"10.0.0.5"},"outcome":{"result":"SUCCESS"},"target":[{"id":"00udana","type":"User","alternateId":"dana@example.com"}]}"#,
+        ),
+        (
+            "microsoft",
+            r#"{"id":"Directory_end","activityDateTime":"2026-11-02T08:00:05Z","activityDisplayName":"Revoke sign-in sessions","category":"UserManagement","result":"success","initiatedBy":{"app":{"appId":"quench-app","displayName":"Quench","servicePrincipalId":"sp-1"}},"targetResources":[{"id":"5f0c-dana","type":"User","userPrincipalName":"dana@example.com"}]}"#,
+        ),
+        (
+            "google",
+            r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T08:00:05Z","uniqueQualifier":"77","applicationName":"login","customerId":"C01"},"actor":{"callerType":"USER","email":"dana@example.com","profileId":"1001"},"ipAddress":"203.0.113.7","events":[{"type":"logout","name":"logout","parameters":[{"name":"login_type","value":"google_password"}]}]}"#,
+        ),
+        (
+            "salesforce",
+            r#"{"EventDate":"2026-11-02T08:00:05Z","EventIdentifier":"end-sf","SourceIp":"203.0.113.7","Username":"dana@example.com","UserId":"0055j000000dana","SessionKey":"6/HAElgoPCwskqBU","CreatedDate":"2026-11-02T08:00:05Z","LoginKey":"CuRVtbMjat6xxbTH","SessionLevel":"STANDARD"}"#,
+        ),
+        (
+            "slack",
+            r#"{"id":"end-slack","date_create":1793606405,"action":"user_session_reset_by_admin","actor":{"type":"user","user":{"id":"W0ADMIN","name":"it-admin","email":"it-admin@example.com"}},"entity":{"type":"user","user":{"id":"W0DANA","name":"dana","email":"dana@example.com"}},"context":{"location":{"type":"enterprise","id":"E1"},"ua":"Slack-API","ip_address":"10.0.0.5"}}"#,
+        ),
+    ];
+
+    // the confirmable targets of the example config (which holds every target type)
+    let targets = common::example_targets();
+    // every target table of the example is valid for its type, given its credentials, and one watches confirmations
+    // with a budget of its own
+    assert_eq!(targets.len(), quench::respond::registry().len());
+    assert!(targets
+        .iter()
+        .any(|t| t.confirm_within_secs == Some(300) && t.budget.is_some()));
+    let confirmable: Vec<(&str, &'static str)> = targets
+        .iter()
+        .filter_map(|t| Some((t.name.as_str(), t.responder.confirmed_by()?)))
+        .collect();
+    assert!(confirmable.len() >= 5, "{confirmable:?}");
+
+    let norm = Normalize::new(&NormalizeConfig::default()).unwrap();
+    let decision = |principal: &str| Decision {
+        principal: Some(principal.into()),
+        principal_kind: PrincipalKind::Human,
+        action: Action::TerminateSession,
+        ..common::agent_revocation("d")
+    };
+    let delivered = Ts::parse("2026-11-02T08:00:00Z").unwrap();
+    for (target, vendor) in confirmable {
+        let Some((_, raw)) = rows.iter().find(|(v, _)| *v == vendor) else {
+            panic!(
+                "target {target} is confirmed by {vendor}'s log, and this test has no entry of it"
+            );
+        };
+        let ctx = Context::new(quench::event::Provenance::None, delivered);
+        let mut out = Vec::new();
+        norm.normalize(raw.as_bytes(), None, &ctx, &mut out)
+            .unwrap_or_else(|e| panic!("{vendor}: {e}"));
+        let ended = out
+            .iter()
+            .find_map(|e| e.ended())
+            .unwrap_or_else(|| panic!("{vendor}: the entry is no session ending: {out:?}"));
+        assert_eq!(ended.vendor, vendor);
+
+        // it proves dana's revocation, delivered five seconds before …
+        let mut c = Confirmer::default();
+        let p = Pending::new(
+            "cmd",
+            target,
+            &decision("dana@example.com"),
+            vendor,
+            300,
+            delivered,
+        );
+        assert_eq!(c.expect(p), None);
+        let got = c.observe(ended.clone());
+        assert_eq!(got.len(), 1, "{target} ({vendor}): {ended:?}");
+        assert_eq!(got[0].status, ConfirmStatus::Confirmed);
+        assert_eq!(got[0].seconds_to_confirm, Some(5.0), "{target}");
+
+        // … and not the revocation of the admin who caused it, nor anyone else's
+        let mut c = Confirmer::default();
+        for who in [
+            "it-admin@example.com",
+            "quench-svc@example.com",
+            "erin@example.com",
+        ] {
+            c.expect(Pending::new(
+                "cmd",
+                target,
+                &decision(who),
+                vendor,
+                300,
+                delivered,
+            ));
+        }
+        assert!(c.observe(ended).is_empty(), "{target} ({vendor})");
+    }
+}

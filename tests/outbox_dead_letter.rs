@@ -9,10 +9,7 @@
 mod common;
 
 use quench::app;
-use quench::config::Config;
-use quench::ingest::kafka::RunOptions;
-use quench::pipeline::Pipeline;
-use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
+use quench::respond::{outbox, RespondConfig};
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
 
@@ -41,6 +38,19 @@ async fn server() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
     (addr, seen)
 }
 
+/// The outcome records on the commands topic.
+fn outcomes(bootstrap: &str) -> Vec<outbox::Outcome> {
+    common::payloads(bootstrap, "quench.commands")
+        .iter()
+        .filter_map(
+            |b| match serde_json::from_slice::<outbox::Record>(b).unwrap() {
+                outbox::Record::Outcome(o) => Some(o),
+                _ => None,
+            },
+        )
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_and_given_up_commands_are_dead_lettered_with_their_reason() {
     let (_cluster, bootstrap, k) = common::demo_cluster("quench-dead-letter").await;
@@ -53,40 +63,10 @@ async fn refused_and_given_up_commands_are_dead_lettered_with_their_reason() {
          [[targets]]\ntype = \"webhook\"\nname = \"busy\"\nurl = \"http://{addr}/busy\"\nsecret_env = \"QUENCH_TEST_DLQ_SECRET\"\nactions = [\"terminate_session\"]\n"
     ))
     .unwrap();
-    let cfg = Config {
-        kafka: Some(k.clone()),
-        respond: respond.clone(),
-        ..Default::default()
-    };
-    let dispatcher =
-        Dispatcher::new(respond.clone(), build_targets(&respond).unwrap(), None).unwrap();
-    let mut pipeline = Pipeline::new(&cfg).unwrap();
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    // with stop_at_end, run_kafka returns once every command written has an outcome
-    let report = app::run_kafka(
-        &k,
-        &mut pipeline,
-        &dispatcher,
-        RunOptions {
-            stop_at_end: true,
-            ..Default::default()
-        },
-        stop_rx,
-        |_| {},
-    )
-    .await
-    .unwrap();
+    let report = common::run_to_end(&k, &respond).await;
     assert_eq!(report.commands_written, 2);
 
-    let outcomes: Vec<outbox::Outcome> = common::payloads(&bootstrap, "quench.commands")
-        .iter()
-        .filter_map(
-            |b| match serde_json::from_slice::<outbox::Record>(b).unwrap() {
-                outbox::Record::Outcome(o) => Some(o),
-                _ => None,
-            },
-        )
-        .collect();
+    let outcomes = outcomes(&bootstrap);
     let of = |t: &str| outcomes.iter().find(|o| o.target == t).unwrap();
     assert_eq!(of("refuse").status, outbox::OutcomeStatus::Failed);
     assert_eq!(of("refuse").attempts, 1);
@@ -130,4 +110,42 @@ async fn refused_and_given_up_commands_are_dead_lettered_with_their_reason() {
         seen.iter().filter(|t| *t == "/busy").count() as u32,
         of("busy").attempts
     );
+}
+
+/// A target's spent budget is announced by the dispatch loop itself: with a budget of one revocation, the demo's
+/// four acting decisions send one request, record three `over_budget` outcomes, and put exactly one notice on the
+/// decisions topic (an alert naming the target and its budget), not one per refused command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_targets_spent_budget_is_announced_once_on_the_decisions_topic() {
+    let (_cluster, bootstrap, k) = common::demo_cluster("quench-target-budget").await;
+    let addr = common::accept_all("202 Accepted").await;
+    std::env::set_var(
+        "QUENCH_TEST_BUDGET_SECRET",
+        "target-budget-secret-0123456789",
+    );
+    let respond: RespondConfig = toml::from_str(&format!(
+        "enforce = true\n[[targets]]\ntype = \"webhook\"\nname = \"soar\"\nurl = \"http://{addr}/hook\"\nsecret_env = \"QUENCH_TEST_BUDGET_SECRET\"\nactions = [\"step_up\", \"revoke_token\", \"terminate_session\"]\nmax_revocations = 1\nbudget_window_secs = 3600\n"
+    ))
+    .unwrap();
+    let report = common::run_to_end(&k, &respond).await;
+    assert_eq!(report.commands_written, 4);
+
+    let outcomes = outcomes(&bootstrap);
+    let count = |s: outbox::OutcomeStatus| outcomes.iter().filter(|o| o.status == s).count();
+    assert_eq!(outcomes.len(), 4, "{outcomes:?}");
+    assert_eq!(count(outbox::OutcomeStatus::Delivered), 1, "{outcomes:?}");
+    assert_eq!(count(outbox::OutcomeStatus::OverBudget), 3, "{outcomes:?}");
+
+    let decisions: Vec<quench::decide::Decision> = common::payloads(&bootstrap, "quench.decisions")
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect();
+    let notices: Vec<_> = decisions
+        .iter()
+        .filter(|d| d.decision_id.ends_with("-soar-budget"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{decisions:#?}");
+    assert_eq!(notices[0].action, quench::decide::Action::Alert);
+    let g = notices[0].guardrail.as_deref().unwrap();
+    assert!(g.contains("soar") && g.contains("1 per 3600 s"), "{g}");
 }

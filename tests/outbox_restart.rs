@@ -3,8 +3,9 @@
 //!
 //! The Kafka cluster is librdkafka's mock cluster in this process (real protocol, reachable by the child
 //! processes). The revocation receiver is a local HTTP server that verifies each webhook's HMAC signature. Before
-//! the kill it answers the first request and holds every later one open without answering, as a slow or stalled
-//! IdP would; after the restart it answers everything. The first run never commits its input offsets, so the
+//! the kill it accepts the first request, refuses the second (403: a `failed` outcome no retry can fix) and holds
+//! every later one open without answering, as a slow or stalled IdP would; after the restart it answers
+//! everything. Neither the accepted nor the refused command may be sent again. The first run never commits its input offsets, so the
 //! second run reprocesses the whole input and decides everything again: the outbox must recognise each command.
 
 #![allow(clippy::unwrap_used)]
@@ -30,6 +31,8 @@ struct Receiver {
     received: Vec<(u8, String)>,
     /// Idempotency keys answered 202 (the revocation took effect), with the phase.
     applied: Vec<(u8, String)>,
+    /// Idempotency keys answered 403 (refused for good), with the phase.
+    refused: Vec<(u8, String)>,
     /// Connections held open without an answer.
     held: Vec<tokio::net::TcpStream>,
 }
@@ -59,21 +62,24 @@ async fn receiver(answer_all: Arc<AtomicBool>) -> (std::net::SocketAddr, Arc<Mut
                 } else {
                     1
                 };
-                let answer = {
+                let answer: Option<&[u8]> = {
                     let mut s = st.lock().unwrap();
                     s.received.push((phase, key.clone()));
-                    let answer = phase == 2 || s.applied.is_empty();
-                    if answer {
+                    if phase == 2 || s.applied.is_empty() {
                         s.applied.push((phase, key));
+                        Some(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    } else if s.refused.is_empty() {
+                        s.refused.push((phase, key));
+                        Some(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    } else {
+                        None
                     }
-                    answer
                 };
-                if answer {
-                    let _ = sock
-                        .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                        .await;
-                } else {
-                    st.lock().unwrap().held.push(sock);
+                match answer {
+                    Some(reply) => {
+                        let _ = sock.write_all(reply).await;
+                    }
+                    None => st.lock().unwrap().held.push(sock),
                 }
             });
         }
@@ -151,11 +157,12 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
         .unwrap();
     let built = build_targets(&respond).unwrap();
 
-    // Run 1: one revocation is answered, the others hang; kill -9 once its outcome is on the commands topic.
+    // Run 1: one revocation is accepted, one refused, the others hang; kill -9 once both outcomes are on the
+    // commands topic.
     let mut first = spawn_quench(&first_cfg);
     let mut expected: BTreeSet<String> = BTreeSet::new();
     common::wait_until(
-        "run 1 has decided everything, one command is done and the rest are in flight",
+        "run 1 has decided everything, one command is done, one refused and the rest are in flight",
         || {
             let decisions: Vec<Decision> = read_topic(&bootstrap, "quench.decisions")
                 .into_iter()
@@ -174,9 +181,10 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
             let r = rx.lock().unwrap();
             decisions.len() == 4
                 && kinds(&commands, "command").len() == expected.len()
-                && kinds(&commands, "outcome").len() == 1
+                && kinds(&commands, "outcome").len() == 2
                 && r.applied.len() == 1
-                && r.held.len() == expected.len() - 1
+                && r.refused.len() == 1
+                && r.held.len() == expected.len() - 2
         },
     )
     .await;
@@ -188,8 +196,9 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
     first.kill().unwrap(); // SIGKILL: no shutdown code runs
     first.wait().unwrap();
     let done_before_kill = rx.lock().unwrap().applied[0].1.clone();
+    let refused_before_kill = rx.lock().unwrap().refused[0].1.clone();
 
-    // Run 2: the receiver now answers; the engine must resume the 5 open commands and nothing else.
+    // Run 2: the receiver now answers; the engine must resume the 4 open commands and nothing else.
     answer_all.store(true, Ordering::SeqCst);
     rx.lock().unwrap().held.clear();
     let second = spawn_quench(&second_cfg);
@@ -214,21 +223,24 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
     assert!(out.status.success(), "{stderr}");
 
     let r = rx.lock().unwrap();
-    // None lost: every command took effect. None twice: each took effect exactly once.
+    // None lost: every command but the refused one took effect. None twice: each took effect exactly once.
     let mut applied: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, key) in &r.applied {
         *applied.entry(key.as_str()).or_default() += 1;
     }
+    let mut to_apply = expected.clone();
+    assert!(to_apply.remove(&refused_before_kill));
     assert_eq!(
         applied
             .keys()
             .map(|k| k.to_string())
             .collect::<BTreeSet<_>>(),
-        expected,
+        to_apply,
         "{stderr}"
     );
     assert!(applied.values().all(|n| *n == 1), "{applied:?}");
-    // The command done before the kill was never sent again; the others were re-sent with their original keys.
+    // The commands settled before the kill (accepted or refused) were never sent again; the others were re-sent
+    // with their original keys.
     let after: Vec<&String> = r
         .received
         .iter()
@@ -236,17 +248,18 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
         .map(|(_, k)| k)
         .collect();
     assert!(!after.contains(&&done_before_kill), "{after:?}");
-    assert_eq!(after.len(), expected.len() - 1, "{after:?}");
+    assert!(!after.contains(&&refused_before_kill), "{after:?}");
+    assert_eq!(after.len(), expected.len() - 2, "{after:?}");
     let held_keys: BTreeSet<&String> = r
         .received
         .iter()
         .filter(|(phase, _)| *phase == 1)
         .map(|(_, k)| k)
-        .filter(|k| **k != done_before_kill)
+        .filter(|k| **k != done_before_kill && **k != refused_before_kill)
         .collect();
     assert_eq!(held_keys, after.iter().copied().collect::<BTreeSet<_>>());
 
-    // The commands topic tells the same story: one delivered outcome per command.
+    // The commands topic tells the same story: one outcome per command, delivered but for the refused one.
     let commands = read_topic(&bootstrap, COMMANDS);
     let outcomes: Vec<outbox::Outcome> = kinds(&commands, "outcome")
         .into_iter()
@@ -257,9 +270,17 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
         })
         .collect();
     assert_eq!(outcomes.len(), expected.len());
-    assert!(outcomes
-        .iter()
-        .all(|o| o.status == outbox::OutcomeStatus::Delivered && o.http_status == Some(202)));
+    for o in &outcomes {
+        if o.command_id == refused_before_kill {
+            assert_eq!(o.status, outbox::OutcomeStatus::Failed, "{o:?}");
+        } else {
+            assert_eq!(
+                (o.status, o.http_status),
+                (outbox::OutcomeStatus::Delivered, Some(202)),
+                "{o:?}"
+            );
+        }
+    }
     assert_eq!(
         outcomes
             .iter()
@@ -270,7 +291,7 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
     // And the engine says what it did.
     assert!(
         stderr.contains(
-            "5 resumed from a previous run, 6 duplicates not sent again, 0 left in flight"
+            "4 resumed from a previous run, 6 duplicates not sent again, 0 left in flight"
         ),
         "{stderr}"
     );

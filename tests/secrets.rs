@@ -57,15 +57,7 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
     for (k, v) in secrets {
         std::env::set_var(k, v);
     }
-    let key = openssl::ec::EcKey::generate(
-        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
-    )
-    .unwrap();
-    let pem = openssl::pkey::PKey::from_ec_key(key)
-        .unwrap()
-        .private_key_to_pem_pkcs8()
-        .unwrap();
-    std::env::set_var("QUENCH_TEST_LEAK_CAEP_KEY", String::from_utf8(pem).unwrap());
+    std::env::set_var("QUENCH_TEST_LEAK_CAEP_KEY", common::ec_private_key_pem());
     let a = format!("http://{addr}");
     let toml = format!(
         "enforce = true\nmax_attempts = 1\n\
@@ -157,5 +149,102 @@ async fn an_echoed_token_cut_by_the_error_length_limit_leaks_no_part_of_it() {
     for part in OKTA_TOKEN.as_bytes().windows(6) {
         let part = std::str::from_utf8(part).unwrap();
         assert!(!e.contains(part), "leaked {part:?} of the token: {e}");
+    }
+}
+
+/// A writer that keeps every log line for the test to read.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Answers the first request with a retryable 503 and every later one with 401, each echoing the request head.
+async fn echo_503_then_401() -> std::net::SocketAddr {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let len = s.read(&mut buf).await.unwrap_or(0);
+            let req = String::from_utf8_lossy(&buf[..len]).to_string();
+            n += 1;
+            let status = if n == 1 {
+                "503 Service Unavailable"
+            } else {
+                "401 Unauthorized"
+            };
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{req}",
+                req.len()
+            );
+            let _ = s.write_all(reply.as_bytes()).await;
+        }
+    });
+    addr
+}
+
+/// The retry path logs its own warning ("revocation failed, retrying") with the error text. A server that echoes
+/// the request head in a retryable 503 must not put the credential into that log line, nor into the final error
+/// line: both are read from the log output itself, with the retry really taken.
+#[tokio::test]
+async fn a_credential_echoed_in_a_retryable_error_stays_out_of_the_logs() {
+    let addr = echo_503_then_401().await;
+    std::env::set_var("QUENCH_TEST_RETRY_OKTA", OKTA_TOKEN);
+    let cfg: RespondConfig = toml::from_str(&format!(
+        "enforce = true\nmax_attempts = 3\nbackoff_ms = 1\nmax_backoff_ms = 1\n[[targets]]\ntype = \"okta\"\nbase_url = \"http://{addr}\"\napi_token_env = \"QUENCH_TEST_RETRY_OKTA\"\n"
+    ))
+    .unwrap();
+    let targets = build_targets(&cfg).unwrap();
+    let disp = Dispatcher::new(cfg, targets, None).unwrap();
+    let mut d = common::agent_revocation("r");
+    d.principal_id = Some("00ualice".into());
+    d.trust = common::vouched(Some("00ualice"));
+
+    // a global subscriber: with a thread-local one, another test of this binary that reached a log call site first
+    // could leave it cached as unwanted. Every test's lines land here, so the leak check covers them all.
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let r = disp.deliver("okta", &d, Ts::now()).await;
+    assert_eq!(r.attempts, 2, "{r:?}");
+    assert!(r.result.as_ref().unwrap_err().contains("401"), "{r:?}");
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let ours = |l: &&str| l.contains(&d.decision_id);
+    let retry = text
+        .lines()
+        .filter(ours)
+        .find(|l| l.contains("revocation failed, retrying"))
+        .unwrap_or_else(|| panic!("no retry warning logged:\n{text}"));
+    // the echo reached the log line, redacted
+    assert!(
+        retry.contains("503") && retry.contains("[redacted]"),
+        "{retry}"
+    );
+    assert!(
+        text.lines()
+            .filter(ours)
+            .any(|l| l.contains("revocation failed") && l.contains("401")),
+        "{text}"
+    );
+    for part in OKTA_TOKEN.as_bytes().windows(6) {
+        let part = std::str::from_utf8(part).unwrap();
+        assert!(
+            !text.contains(part),
+            "the logs leaked {part:?} of the token:\n{text}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! Slack Audit Logs API entries (Enterprise Grid).
 //!
 //! In: one entry. Out: one event. Principal: `actor.user` (e-mail, id); network: `context.ip_address`,
-//! `context.ua`; session: `context.session_id`. `user_login` is a login, `user_logout` and admin session resets
+//! `context.ua`; session: `context.session_id`; the user an admin acted on: `entity.user` (e-mail, else id). `user_login` is a login, `user_logout` and admin session resets
 //! end sessions, `file_downloaded` is an export, `anomaly` entries are kept as `other` with Slack's reason.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
@@ -65,6 +65,9 @@ struct Entity<'a> {
     app: Option<Named<'a>>,
     #[serde(borrow, default)]
     channel: Option<Named<'a>>,
+    /// The user an admin action acted on (`user_session_reset_by_admin`, `user_deactivated` …).
+    #[serde(borrow, default)]
+    user: Option<User<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -160,6 +163,11 @@ impl Normalizer for SlackAudit {
             ev.resource.object_type = e.kind;
             let named = e.file.or(e.app).or(e.channel);
             ev.resource.object_id = named.and_then(|n| n.id.or(n.name));
+            // the user an admin acted on, by e-mail first (what the Slack target looks users up by)
+            if let Some(u) = e.user {
+                ev.resource.object_type = Some("user".into());
+                ev.resource.object_id = u.email.or(u.id);
+            }
         }
         if cat == Category::Export {
             ev.resource.destination = Some("device".into());

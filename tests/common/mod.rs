@@ -204,3 +204,69 @@ pub fn skip(why: &str) {
         );
     }
 }
+
+/// A fresh P-256 private key in PKCS#8 PEM (what a CAEP target signs with).
+pub fn ec_private_key_pem() -> String {
+    let key = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+    )
+    .unwrap();
+    let pem = openssl::pkey::PKey::from_ec_key(key)
+        .unwrap()
+        .private_key_to_pem_pkcs8()
+        .unwrap();
+    String::from_utf8(pem).unwrap()
+}
+
+/// The targets of the shipped `quench.example.toml` (one of every target type), built with test credentials.
+pub fn example_targets() -> Vec<quench::respond::Target> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/quench.example.toml");
+    let cfg = quench::config::Config::load(std::path::Path::new(path)).unwrap();
+    for var in [
+        "OKTA_API_TOKEN",
+        "GRAPH_CLIENT_SECRET",
+        "QUENCH_WEBHOOK_SECRET",
+        "GOOGLE_ADMIN_ACCESS_TOKEN",
+        "SALESFORCE_ACCESS_TOKEN",
+        "SLACK_ADMIN_TOKEN",
+        "GITHUB_TOKEN",
+    ] {
+        std::env::set_var(var, "example-credential-0123456789");
+    }
+    std::env::set_var("QUENCH_CAEP_SIGNING_KEY", ec_private_key_pem());
+    quench::respond::build_targets(&cfg.respond).unwrap()
+}
+
+/// Run `run_kafka` (what `quench run` runs) over what is on the input topics with the targets of `respond`, until
+/// every command it wrote has an outcome (`stop_at_end`).
+pub async fn run_to_end(
+    k: &KafkaConfig,
+    respond: &quench::respond::RespondConfig,
+) -> app::KafkaReport {
+    let cfg = quench::config::Config {
+        kafka: Some(k.clone()),
+        respond: respond.clone(),
+        ..Default::default()
+    };
+    let dispatcher = quench::respond::Dispatcher::new(
+        respond.clone(),
+        quench::respond::build_targets(respond).unwrap(),
+        None,
+    )
+    .unwrap();
+    let mut pipeline = quench::pipeline::Pipeline::new(&cfg).unwrap();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    app::run_kafka(
+        k,
+        &mut pipeline,
+        &dispatcher,
+        quench::ingest::kafka::RunOptions {
+            stop_at_end: true,
+            ..Default::default()
+        },
+        stop_rx,
+        |_| {},
+    )
+    .await
+    .unwrap()
+}
