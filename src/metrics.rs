@@ -103,6 +103,12 @@ pub fn render(s: &Sources) -> String {
     );
     counter(
         &mut out,
+        "quench_duplicate_events_total",
+        "Events dropped as duplicates of one seen within normalize.dedup_window_secs.",
+        &[("", st.duplicates)],
+    );
+    counter(
+        &mut out,
         "quench_link_conflicts_total",
         "Correlation links a weaker or equal source tried to re-point (kept as they were).",
         &[("", st.link_conflicts)],

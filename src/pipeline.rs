@@ -1,8 +1,9 @@
 //! The pipeline: normalize → correlate → detect → decide for one message at a time.
 //!
 //! In: raw message bytes with provenance and an optional pinned format. Out: [`Decision`]s (appended to a
-//! caller's buffer) or the [`NormalizeError`] that sends the message to the dead-letter path. State: the keyed
-//! state of correlate, every detector and decide, all owned here (one instance per partition set, no lock).
+//! caller's buffer) or the [`NormalizeError`] that sends the message to the dead-letter path. State: the
+//! fingerprints of recent events (a duplicate is dropped before correlation, see [`crate::normalize::dedup`]), the
+//! keyed state of correlate, every detector and decide, all owned here (one instance per partition set, no lock).
 //! Respond is not called here: the caller records decisions first (Kafka, stdout) and then dispatches them.
 //! Time: a [`Timeline`] judges each message's event times against a reference the events cannot choose (ingest
 //! time, or in replay the stream's corroborated timeline) and is the clock the revocation budget counts in.
@@ -12,6 +13,7 @@ use crate::correlate::Correlator;
 use crate::decide::{Action, Decide, Decision};
 use crate::detect::{Detect, Finding};
 use crate::event::{Ended, Provenance, SessionEvent, Ts};
+use crate::normalize::dedup::{self, Dedup};
 use crate::normalize::{Context, Normalize, NormalizeError};
 use crate::timeline::{Mode, Timeline, Verdict};
 use std::collections::BTreeMap;
@@ -35,6 +37,8 @@ pub struct Stats {
     pub held: u64,
     /// Correlation links a weaker or equal source tried to re-point.
     pub link_conflicts: u64,
+    /// Events dropped as duplicates of one seen within `normalize.dedup_window_secs`.
+    pub duplicates: u64,
 }
 
 pub struct Pipeline {
@@ -47,6 +51,7 @@ pub struct Pipeline {
     ended: Vec<Ended>,
     collect_ended: bool,
     timeline: Timeline,
+    dedup: Dedup,
     skew_secs: u64,
     pub stats: Stats,
 }
@@ -71,6 +76,14 @@ impl Pipeline {
             ended: Vec::new(),
             collect_ended: false,
             timeline: Timeline::new(Mode::Ingest, skew_secs, max_age_secs),
+            dedup: Dedup::new(
+                cfg.normalize
+                    .dedup_window_secs
+                    .unwrap_or(dedup::DEFAULT_WINDOW_SECS),
+                cfg.normalize
+                    .dedup_max_keys
+                    .unwrap_or(dedup::DEFAULT_MAX_KEYS),
+            ),
             skew_secs,
             stats: Stats::default(),
         })
@@ -182,6 +195,10 @@ impl Pipeline {
         self.stats.events += n as u64;
         let clock = self.timeline.now();
         for mut ev in events {
+            if !self.dedup.first(&ev, clock) {
+                self.stats.duplicates += 1;
+                continue;
+            }
             if self.collect_ended {
                 self.ended.extend(ev.ended());
             }

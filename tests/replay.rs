@@ -169,3 +169,75 @@ fn a_disabled_detector_finds_nothing() {
     assert!(!found.is_empty(), "the other detectors still run");
     assert!(found.iter().all(|d| d != "session_hijack"), "{found:?}");
 }
+
+/// The demo day through the pipeline as Kafka would deliver it (each line at its own offset), with the records
+/// of `redelivered` delivered a second time at the same offsets (a consumer that died before committing) and every
+/// Okta record of `hook_again` delivered again later at a new offset (Okta's at-least-once event hooks). Returns the
+/// decisions' ids and actions, the detectors' findings and the duplicates counted.
+fn demo_day_delivered(
+    redelivered: std::ops::Range<usize>,
+    hook_again: std::ops::Range<usize>,
+    cfg: &Config,
+) -> (Vec<(String, Action)>, u64, u64) {
+    use quench::event::{Provenance, Ts};
+    let lines = std::fs::read_to_string(format!(
+        "{}/fixtures/scenarios/demo_day/events.jsonl",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let lines: Vec<&str> = lines.lines().collect();
+    let mut order: Vec<(usize, i64)> = (0..lines.len()).map(|i| (i, i as i64)).collect();
+    // the redelivery comes right after the batch it repeats
+    let at = order
+        .iter()
+        .position(|(i, _)| *i == redelivered.end)
+        .unwrap_or(order.len());
+    let again: Vec<(usize, i64)> = redelivered.map(|i| (i, i as i64)).collect();
+    order.splice(at..at, again);
+    // the hook's second delivery comes at the end of the stream, at offsets of its own
+    let mut next = lines.len() as i64;
+    for i in hook_again {
+        if lines[i].contains("\"eventType\"") {
+            order.push((i, next));
+            next += 1;
+        }
+    }
+    let ingest = Ts::parse("2026-11-02T23:00:00Z").unwrap();
+    let mut p = quench::pipeline::Pipeline::new(cfg).unwrap();
+    let mut out = Vec::new();
+    for (i, offset) in order {
+        let prov = Provenance::Kafka {
+            topic: "quench.input".into(),
+            partition: 0,
+            offset,
+        };
+        let _ = p.process(lines[i].as_bytes(), None, prov, ingest, &mut out);
+    }
+    let got = out
+        .iter()
+        .map(|d| (d.decision_id.clone(), d.action))
+        .collect();
+    (got, p.stats.findings, p.stats.duplicates)
+}
+
+/// A redelivered batch changes no decision: the same records again at the same offsets, and Okta's hook records
+/// again at new offsets, give exactly the decisions and the findings of one delivery, and are counted as
+/// duplicates. With deduplication off (`dedup_window_secs = 0`) the same input reaches the detectors twice and
+/// they find more (decide's own per-subject dedup happens to keep the demo's decisions the same), so the check can
+/// fail.
+#[test]
+fn a_redelivered_batch_and_okta_hooks_delivered_twice_change_no_decision() {
+    let cfg = Config::default();
+    let (once, findings, none) = demo_day_delivered(0..0, 0..0, &cfg);
+    assert_eq!(none, 0);
+    assert!(once.len() >= 4 && findings > 0, "{once:?}");
+    let (twice, findings_twice, dups) = demo_day_delivered(1500..4000, 0..4593, &cfg);
+    assert_eq!(twice, once);
+    assert_eq!(findings_twice, findings);
+    assert!(dups > 2500, "{dups}");
+
+    let off = Config::from_str("[normalize]\ndedup_window_secs = 0\n", "q.toml").unwrap();
+    let (_, findings_off, dups_off) = demo_day_delivered(1500..4000, 0..4593, &off);
+    assert_eq!(dups_off, 0);
+    assert!(findings_off > findings, "{findings_off} > {findings}");
+}

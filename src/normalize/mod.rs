@@ -8,6 +8,7 @@
 //! each format's `sniff` says whether it recognises them. The table of discriminating keys is in `README.md` and
 //! is tested for ambiguity in `tests::detection_is_unambiguous`.
 
+pub mod dedup;
 pub mod enrich;
 mod entra_audit;
 mod entra_signin;
@@ -373,6 +374,14 @@ pub struct NormalizeConfig {
     /// Default 86400 (the correlation TTL's default).
     #[serde(default)]
     pub max_age_secs: Option<u64>,
+    /// Events seen again within this many seconds of event time (the same format, vendor id, time, principal and
+    /// action: an Okta hook redelivered, an Entra row written twice, Kafka redelivering after a crash) are
+    /// counted and dropped; 0 turns this off. Default 3600.
+    #[serde(default)]
+    pub dedup_window_secs: Option<u64>,
+    /// Most event fingerprints kept for that (the least recently seen make room first). Default 500000.
+    #[serde(default)]
+    pub dedup_max_keys: Option<usize>,
 }
 
 impl Normalize {
