@@ -57,6 +57,9 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Learned state kept across restarts (`[state]`). Default: none.
+    #[serde(default)]
+    pub state: crate::durable::StateConfig,
 }
 
 /// `[metrics]`.

@@ -13,6 +13,7 @@ pub mod config;
 pub mod correlate;
 pub mod decide;
 pub mod detect;
+pub mod durable;
 pub mod event;
 pub mod ingest;
 pub mod metrics;

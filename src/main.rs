@@ -175,10 +175,14 @@ fn main() -> anyhow::Result<()> {
                     let _ = stop_tx.send(true);
                 });
                 tracing::info!(brokers = %k.brokers, topics = k.topics.len(), "consuming");
-                let opts = match cfg.metrics.addr()? {
+                let mut opts = match cfg.metrics.addr()? {
                     Some(addr) => app::serve_metrics(addr, &dispatcher).await?.0,
                     None => RunOptions::default(),
                 };
+                if let Some(dir) = &cfg.state.dir {
+                    let every = std::time::Duration::from_secs(cfg.state.interval_secs.max(1));
+                    opts.state = Some((quench::durable::Store::open(dir)?, every));
+                }
                 let r = app::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await?;
                 let report = &r.run;
                 let h = &report.latency_us;

@@ -143,6 +143,52 @@ impl Pipeline {
         self.ended.drain(..)
     }
 
+    /// Everything the pipeline has learned, as JSON: correlation links, every detector's state, decide's scores,
+    /// dedup and budget, event fingerprints and the clock. [`Pipeline::load_state`] takes it back (see
+    /// [`crate::durable`] for the file it goes into).
+    pub fn save_state(&self) -> Result<crate::detect::Saved, serde_json::Error> {
+        #[derive(serde::Serialize)]
+        struct State<'a> {
+            clock: (Option<Ts>, Ts),
+            dedup: crate::detect::Saved,
+            correlate: crate::detect::Saved,
+            detect: BTreeMap<&'a str, crate::detect::Saved>,
+            decide: crate::detect::Saved,
+        }
+        serde_json::value::to_raw_value(&State {
+            clock: self.timeline.save(),
+            dedup: self.dedup.save()?,
+            correlate: self.correlate.save()?,
+            detect: self.detect.save()?,
+            decide: self.decide.save()?,
+        })
+    }
+
+    /// Take back what [`Pipeline::save_state`] wrote; the current config's bounds apply.
+    pub fn load_state(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        #[derive(serde::Deserialize)]
+        struct State {
+            clock: (Option<Ts>, Ts),
+            dedup: crate::detect::Saved,
+            correlate: crate::detect::Saved,
+            detect: BTreeMap<String, crate::detect::Saved>,
+            decide: crate::detect::Saved,
+        }
+        let s: State = crate::detect::load(saved)?;
+        self.timeline.resume(s.clock);
+        self.dedup
+            .load(&s.dedup)
+            .map_err(|e| format!("dedup: {e}"))?;
+        self.correlate
+            .load(&s.correlate)
+            .map_err(|e| format!("correlate: {e}"))?;
+        self.detect.load(&s.detect)?;
+        self.decide
+            .load(&s.decide)
+            .map_err(|e| format!("decide: {e}"))?;
+        Ok(())
+    }
+
     /// Process one message; decisions are appended to `out`. Returns how many events it held.
     pub fn process(
         &mut self,

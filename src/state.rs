@@ -22,9 +22,14 @@
 //!
 //! Owned by one pipeline instance (no lock); keys are principals, sessions, tokens or jobs, so instances can be
 //! partitioned by principal.
+//!
+//! Saving: a [`KeyedState`] serializes its entries least recently touched first, with pool and last touch, and
+//! [`KeyedState::restore`] rebuilds the same recency order from them (a [`RecentSet`] likewise), so that learned
+//! state survives a restart (see [`crate::durable`]).
 
 use crate::event::Ts;
 use hashbrown::HashTable;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::hash::BuildHasher;
@@ -392,6 +397,19 @@ impl<V> Lru<V> {
         s.value.take()
     }
 
+    /// The slots of `list`, least recently touched first (the order that rebuilds the list when re-inserted).
+    fn oldest_first(&self, list: usize) -> impl Iterator<Item = u32> + '_ {
+        let mut at = self.lists[list].tail;
+        std::iter::from_fn(move || {
+            if at == NIL {
+                return None;
+            }
+            let i = at;
+            at = self.slots.get(i)?.prev();
+            Some(i)
+        })
+    }
+
     /// The keys of `list`, most recent first.
     fn keys(&self, list: usize) -> impl Iterator<Item = &[u8]> {
         let mut at = self.lists[list].head;
@@ -553,6 +571,111 @@ impl<V> KeyedState<V> {
     }
 }
 
+/// What a [`KeyedState`] saves: its entries, least recently touched first per pool, so that re-inserting them in
+/// order rebuilds both recency lists. Each entry is (key, flags, last touch in ms, value): flag 1 is the claimed
+/// pool, flag 2 a key stored as its digest (the key field is then the digest in hex).
+#[derive(Deserialize)]
+pub struct SavedKeys<V> {
+    evicted: u64,
+    entries: Vec<(String, u8, i64, V)>,
+}
+
+impl<V: Serialize> Serialize for KeyedState<V> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Entries<'a, V>(&'a KeyedState<V>);
+        impl<V: Serialize> Serialize for Entries<'_, V> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let lru = &self.0.lru;
+                s.collect_seq([VOUCHED, CLAIMED].into_iter().flat_map(|p| {
+                    lru.oldest_first(p).map(move |i| {
+                        let key: &[u8] = &lru.slots[i].key;
+                        let e = lru.value(i);
+                        let (key, hashed) = match key.first() {
+                            Some(0xFF) => (hex::encode(&key[1..]), 2u8),
+                            _ => (String::from_utf8_lossy(key).into_owned(), 0),
+                        };
+                        (key, p as u8 | hashed, e.touched.0, &e.value)
+                    })
+                }))
+            }
+        }
+        let mut st = s.serialize_struct("KeyedState", 2)?;
+        st.serialize_field("evicted", &self.evicted)?;
+        st.serialize_field("entries", &Entries(self))?;
+        st.end()
+    }
+}
+
+impl<V> KeyedState<V> {
+    /// Replace the contents with what [`KeyedState`]'s `Serialize` saved, keeping this map's own bounds (from
+    /// the current config): when they are smaller than the saved map, the least recently touched keys go.
+    pub fn restore(&mut self, saved: SavedKeys<V>) -> Result<(), String> {
+        self.lru = Lru::new();
+        self.evicted = saved.evicted;
+        for (key, flags, touched, value) in saved.entries {
+            let p = usize::from(flags & 1 == 1);
+            let stored = if flags & 2 == 2 {
+                let d = hex::decode(&key).map_err(|e| format!("saved key digest {key:?}: {e}"))?;
+                if d.len() != 32 {
+                    return Err(format!("saved key digest {key:?}: not 32 bytes"));
+                }
+                let mut b = vec![0xFF];
+                b.extend_from_slice(&d);
+                b
+            } else {
+                key.into_bytes()
+            };
+            if self.lru.find(&stored).is_some() {
+                return Err("a saved key appears twice".into());
+            }
+            self.make_room(p);
+            self.lru.insert(
+                &stored,
+                p,
+                Entry {
+                    value,
+                    touched: Ts(touched),
+                },
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What a [`RecentSet`] saves: its cap, how many it forgot, and its strings least recently seen first.
+#[derive(Serialize, Deserialize)]
+struct SavedSet {
+    cap: usize,
+    forgotten: u64,
+    items: Vec<String>,
+}
+
+impl Serialize for RecentSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut items: Vec<String> = self.iter().map(String::from).collect();
+        items.reverse();
+        SavedSet {
+            cap: self.cap,
+            forgotten: self.forgotten,
+            items,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RecentSet {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let saved = SavedSet::deserialize(d)?;
+        let mut set = RecentSet::new(saved.cap);
+        for s in &saved.items {
+            set.see(s);
+        }
+        set.forgotten = saved.forgotten;
+        Ok(set)
+    }
+}
+
 /// A per-key set of strings (destinations, domains, clients) with a cap: at the cap the least recently seen string
 /// makes room. Strings are kept [`bounded`]. Up to [`SMALL`] strings are a vector searched linearly (smaller and
 /// faster than an index for the usual few); past that, an indexed recency list: membership, touching and
@@ -672,6 +795,53 @@ impl RecentSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Saved and restored, a map keeps its keys (long ones as digests), their pools, last touches and recency
+    /// order; restored under a smaller cap, the least recently touched go first.
+    #[test]
+    fn a_saved_map_restores_with_its_pools_recency_and_digested_keys() {
+        let b = Bounds {
+            ttl_ms: 1_000_000,
+            max_keys: 16,
+        };
+        let mut s = KeyedState::new(b);
+        let long = "k".repeat(MAX_KEY_BYTES + 10);
+        *s.entry("a", Ts(1), || 0) += 1;
+        *s.entry_in("claimed", Ts(2), false, || 0) += 5;
+        *s.entry(&long, Ts(3), || 0) += 7;
+        *s.entry("b", Ts(4), || 0) += 2;
+        *s.entry("a", Ts(5), || 0) += 1; // "a" is now the most recent
+        let json = serde_json::to_string(&s).unwrap();
+        let mut r: KeyedState<i32> = KeyedState::new(b);
+        r.restore(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(serde_json::to_string(&r).unwrap(), json);
+        assert_eq!(
+            (r.peek("a"), r.peek(&long), r.peek("claimed")),
+            (Some(&2), Some(&7), Some(&5))
+        );
+        assert_eq!((r.len_in(true), r.len_in(false)), (3, 1));
+        // under a cap of 2, the least recent vouched key goes ("long", touched before "b" and "a")
+        let mut small: KeyedState<i32> = KeyedState::new(Bounds {
+            ttl_ms: 1_000_000,
+            max_keys: 2,
+        });
+        small.restore(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(
+            (small.peek(&long), small.peek("b"), small.peek("a")),
+            (None, Some(&2), Some(&2))
+        );
+        // a recent set keeps its order and cap
+        let mut set = RecentSet::new(20);
+        for i in 0..18 {
+            set.see(&format!("d{i}"));
+        }
+        set.see("d0");
+        let back: RecentSet = serde_json::from_str(&serde_json::to_string(&set).unwrap()).unwrap();
+        assert_eq!(
+            back.iter().collect::<Vec<_>>(),
+            set.iter().collect::<Vec<_>>()
+        );
+    }
 
     #[test]
     fn idle_keys_expire_by_event_time_and_the_cap_evicts_the_stalest() {

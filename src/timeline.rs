@@ -89,6 +89,17 @@ impl Timeline {
         }
     }
 
+    /// The clock's readings (newest accepted event time, latest ingest time), for a restart to resume from.
+    pub fn save(&self) -> (Option<Ts>, Ts) {
+        (self.newest, self.ingest)
+    }
+
+    /// Resume from saved readings; the clock never goes back.
+    pub fn resume(&mut self, (newest, ingest): (Option<Ts>, Ts)) {
+        self.newest = self.newest.max(newest);
+        self.ingest = self.ingest.max(ingest);
+    }
+
     /// Whether a vouched message has set the clock.
     pub fn has_clock(&self) -> bool {
         self.newest.is_some()

@@ -212,15 +212,7 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
     )
     .await;
     // A graceful stop: the engine finishes what is on the commands topic (within drain_secs) and reports.
-    let pid = second.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = second.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = common::terminate(second);
 
     let r = rx.lock().unwrap();
     // None lost: every command but the refused one took effect. None twice: each took effect exactly once.

@@ -420,6 +420,7 @@ pub async fn serve_metrics(
             stop_at_end: false,
             stats: Some(stats_tx),
             outbox: Some(outbox_tx),
+            state: None,
         },
         bound,
     ))

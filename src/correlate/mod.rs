@@ -14,8 +14,9 @@
 //! (an anonymous request's `x-token-id`) therefore neither re-points a link nor borrows anyone's identity.
 
 use crate::event::{Keys, PrincipalKind, SessionEvent, Text, Ts, Vouch};
+use crate::state::SavedKeys;
 use crate::state::{Bounds, KeyedState};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
 /// `[correlate]` settings.
@@ -37,17 +38,46 @@ impl Default for CorrelateConfig {
     }
 }
 
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 struct Who {
     id: Arc<str>,
     /// The e-mail the same source gave with the id: one person known by an IdP's object id and by a SaaS log's
     /// e-mail-shaped id is not a conflict.
     email: Option<Arc<str>>,
     kind: PrincipalKind,
+    #[serde(with = "saved_vouch")]
     vouch: Vouch<'static>,
 }
 
-#[derive(Clone)]
+/// A link's vouch as saved: the vendor and its family.
+mod saved_vouch {
+    use crate::event::{Family, Text, Vouch};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Saved {
+        vendor: String,
+        family: Family,
+    }
+
+    pub fn serialize<S: Serializer>(v: &Vouch<'static>, s: S) -> Result<S::Ok, S::Error> {
+        Saved {
+            vendor: v.vendor.to_string(),
+            family: v.family,
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vouch<'static>, D::Error> {
+        let v = Saved::deserialize(d)?;
+        Ok(Vouch {
+            vendor: Text::from(v.vendor),
+            family: v.family,
+        })
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
 struct JobLink {
     job: Arc<str>,
     strength: u8,
@@ -79,6 +109,35 @@ impl Correlator {
     /// Links a weaker or equal source tried to re-point, so far.
     pub fn conflicts(&self) -> u64 {
         self.conflicts
+    }
+
+    /// The links, for a restart to resume from (see [`crate::durable`]).
+    pub fn save(&self) -> Result<crate::detect::Saved, serde_json::Error> {
+        serde_json::value::to_raw_value(&(
+            &self.token_job,
+            &self.token_principal,
+            &self.job_principal,
+            &self.session_principal,
+            self.conflicts,
+        ))
+    }
+
+    /// Take back what [`Correlator::save`] wrote.
+    pub fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        type Links = (
+            SavedKeys<JobLink>,
+            SavedKeys<Who>,
+            SavedKeys<Who>,
+            SavedKeys<Who>,
+            u64,
+        );
+        let (tj, tp, jp, sp, conflicts): Links = crate::detect::load(saved)?;
+        self.token_job.restore(tj)?;
+        self.token_principal.restore(tp)?;
+        self.job_principal.restore(jp)?;
+        self.session_principal.restore(sp)?;
+        self.conflicts = conflicts;
+        Ok(())
     }
 
     /// Learn links from `ev` and fill its missing job and principal from earlier links.

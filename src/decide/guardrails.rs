@@ -57,7 +57,26 @@ pub struct Guardrails {
     exhausted_since: Option<Ts>,
 }
 
+/// The global revocation budget as saved: the recent revocations' times and since when it is spent.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct SavedBudget {
+    recent: VecDeque<Ts>,
+    exhausted_since: Option<Ts>,
+}
+
 impl Guardrails {
+    pub fn save(&self) -> SavedBudget {
+        SavedBudget {
+            recent: self.recent.clone(),
+            exhausted_since: self.exhausted_since,
+        }
+    }
+
+    pub fn load(&mut self, saved: SavedBudget) {
+        self.recent = saved.recent;
+        self.exhausted_since = saved.exhausted_since;
+    }
+
     pub fn new(cfg: GuardrailConfig) -> Self {
         Guardrails {
             cfg,

@@ -228,9 +228,30 @@ impl DecideConfig {
     }
 }
 
+#[derive(Serialize)]
 struct SubjectState {
     findings: Vec<Finding>,
     fired: Vec<(Action, Ts)>,
+}
+
+impl<'de> Deserialize<'de> for SubjectState {
+    /// Saved findings of detectors that no longer exist are dropped.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Saved {
+            findings: Vec<crate::detect::SavedFinding>,
+            fired: Vec<(Action, Ts)>,
+        }
+        let s = Saved::deserialize(d)?;
+        Ok(SubjectState {
+            findings: s
+                .findings
+                .into_iter()
+                .filter_map(Finding::restore)
+                .collect(),
+            fired: s.fired,
+        })
+    }
 }
 
 /// The decide stage.
@@ -249,6 +270,29 @@ pub struct Decide {
 }
 
 impl Decide {
+    /// Scores, dedup and the revocation budget, for a restart to resume from (see [`crate::durable`]).
+    pub fn save(&self) -> Result<crate::detect::Saved, serde_json::Error> {
+        serde_json::value::to_raw_value(&(
+            &self.acting.state,
+            &self.shadow.state,
+            self.guard.save(),
+        ))
+    }
+
+    /// Take back what [`Decide::save`] wrote.
+    pub fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        type State = (
+            crate::state::SavedKeys<SubjectState>,
+            crate::state::SavedKeys<SubjectState>,
+            guardrails::SavedBudget,
+        );
+        let (acting, shadow, budget): State = crate::detect::load(saved)?;
+        self.acting.state.restore(acting)?;
+        self.shadow.state.restore(shadow)?;
+        self.guard.load(budget);
+        Ok(())
+    }
+
     pub fn new(cfg: DecideConfig) -> Result<Self, ConfigError> {
         let guard = guardrails::Guardrails::new(cfg.guardrails.clone());
         Ok(Decide {

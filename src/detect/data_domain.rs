@@ -175,6 +175,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }))
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState {
     first_seen: Ts,
     events: u32,
@@ -188,6 +189,14 @@ pub struct DataDomain {
 }
 
 impl Detector for DataDomain {
+    fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
+        super::save(&self.state)
+    }
+
+    fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        self.state.restore(super::load(saved)?)
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         let agent = (ev.principal.kind == PrincipalKind::Agent
             && ev.principal.vouched_by.is_some()

@@ -84,6 +84,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }))
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState {
     first_seen: Ts,
     events: u32,
@@ -99,6 +100,14 @@ pub struct DestinationDrift {
 }
 
 impl Detector for DestinationDrift {
+    fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
+        super::save(&self.state)
+    }
+
+    fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        self.state.restore(super::load(saved)?)
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         let announced = ev.category == Category::AdminChange && ev.session.job_id.is_some();
         let agent = ev.principal.kind == PrincipalKind::Agent && ev.principal.vouched_by.is_some();

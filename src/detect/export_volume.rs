@@ -62,7 +62,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }))
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct KeyState {
     exports: u32,
     records: f64,
@@ -75,6 +75,14 @@ pub struct ExportVolume {
 }
 
 impl Detector for ExportVolume {
+    fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
+        super::save(&self.state)
+    }
+
+    fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        self.state.restore(super::load(saved)?)
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         if ev.category != Category::Export {
             return;

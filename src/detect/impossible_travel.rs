@@ -87,6 +87,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
 /// Recent places remembered per principal.
 pub const PLACES: usize = 8;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Place {
     /// Reported as one end of an impossible hop: not compared again.
     flagged: bool,
@@ -117,6 +118,14 @@ pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 }
 
 impl Detector for ImpossibleTravel {
+    fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
+        super::save(&self.state)
+    }
+
+    fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        self.state.restore(super::load(saved)?)
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         let cfg = &self.cfg;
         let (Some(geo), Some(who)) = (&ev.network.geo, ev.principal.key()) else {

@@ -22,11 +22,13 @@ pub use impossible_travel::haversine_km;
 
 use crate::event::{Family, Keys, PrincipalKind, SessionEvent, Ts};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Who a finding is about: every key the event carried after correlation.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Subject {
     /// E-mail when known, else the principal id.
     pub principal: Option<Arc<str>>,
@@ -119,10 +121,62 @@ impl Finding {
     }
 }
 
+/// A finding as saved with decide's state: the detector by name (see [`Finding::restore`]).
+#[derive(Deserialize)]
+pub struct SavedFinding {
+    detector: String,
+    score: f64,
+    reason: String,
+    evidence: Vec<String>,
+    subject: Subject,
+    event_time: Ts,
+    family: Family,
+}
+
+impl Finding {
+    /// A saved finding back, when its detector still exists.
+    pub fn restore(s: SavedFinding) -> Option<Finding> {
+        let detector = registry().into_iter().find(|r| r.name == s.detector)?.name;
+        Some(Finding {
+            detector,
+            score: s.score,
+            reason: s.reason,
+            evidence: s.evidence,
+            subject: s.subject,
+            event_time: s.event_time,
+            family: s.family,
+        })
+    }
+}
+
 /// A detector. `observe` is the only required method.
 pub trait Detector: Send {
     /// Look at one event; push findings to `out`.
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>);
+
+    /// What this detector has learned, for a restart to resume from (see [`crate::durable`]). Default: nothing
+    /// (a detector without state).
+    fn save(&self) -> Result<Option<Saved>, serde_json::Error> {
+        Ok(None)
+    }
+
+    /// Take back what [`Detector::save`] wrote; the current config's bounds apply. Default: nothing to take.
+    fn load(&mut self, _saved: &RawValue) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A component's saved state: JSON, kept as written.
+pub type Saved = Box<RawValue>;
+
+/// Save `t` (a detector's state) for [`Detector::save`].
+pub(crate) fn save<T: Serialize>(t: &T) -> Result<Option<Saved>, serde_json::Error> {
+    serde_json::value::to_raw_value(t).map(Some)
+}
+
+/// Read what [`save`] wrote.
+pub(crate) fn load<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<T, String> {
+    serde_json::from_str(raw.get()).map_err(|e| e.to_string())
 }
 
 /// A configuration problem found at start-up.
@@ -254,7 +308,7 @@ pub struct DetectConfig {
 
 /// The detect stage: every enabled detector.
 pub struct Detect {
-    detectors: Vec<Box<dyn Detector>>,
+    detectors: Vec<(&'static str, Box<dyn Detector>)>,
 }
 
 impl Detect {
@@ -282,16 +336,39 @@ impl Detect {
             .iter()
             .filter(|r| !cfg.disabled.iter().any(|d| d == r.name))
         {
-            detectors.push((r.build)(&ctx)?);
+            detectors.push((r.name, (r.build)(&ctx)?));
         }
         Ok(Detect { detectors })
     }
 
     /// Run every detector on `ev`.
     pub fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
-        for d in &mut self.detectors {
+        for (_, d) in &mut self.detectors {
             d.observe(ev, out);
         }
+    }
+
+    /// Every detector's learned state, by name.
+    pub fn save(&self) -> Result<BTreeMap<&'static str, Saved>, serde_json::Error> {
+        let mut out = BTreeMap::new();
+        for (name, d) in &self.detectors {
+            if let Some(s) = d.save()? {
+                out.insert(*name, s);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Give each configured detector its saved state. A detector with none saved (new, or enabled since) starts
+    /// cold; saved state of a detector no longer configured is left unused.
+    pub fn load(&mut self, saved: &BTreeMap<String, Saved>) -> Result<(), String> {
+        for (name, d) in &mut self.detectors {
+            match saved.get(*name) {
+                Some(s) => d.load(s).map_err(|e| format!("detector {name}: {e}"))?,
+                None => tracing::info!(detector = name, "no saved state; starting cold"),
+            }
+        }
+        Ok(())
     }
 }
 

@@ -68,6 +68,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }))
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState {
     first_seen: Ts,
     grants: u32,
@@ -85,6 +86,22 @@ pub struct NewClient {
 }
 
 impl Detector for NewClient {
+    fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
+        super::save(&(&self.state, &self.peers, &self.watching_since))
+    }
+
+    fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        let (state, peers, since): (
+            crate::state::SavedKeys<KeyState>,
+            crate::state::SavedKeys<Vec<[u8; 16]>>,
+            Option<Ts>,
+        ) = super::load(saved)?;
+        self.state.restore(state)?;
+        self.peers.restore(peers)?;
+        self.watching_since = since;
+        Ok(())
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         let since = *self.watching_since.get_or_insert(ev.event_time);
         if ev.category != Category::TokenIssued {

@@ -114,6 +114,7 @@ pub const WINDOW: usize = 16;
 /// up over hours still stands out.
 const SLOW_ALPHA: f64 = 0.005;
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct KeyState {
     bucket: i64,
     count: u32,
@@ -137,6 +138,14 @@ pub struct Rate {
 }
 
 impl Detector for Rate {
+    fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
+        super::save(&self.state)
+    }
+
+    fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        self.state.restore(super::load(saved)?)
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         use Category::*;
         if !matches!(

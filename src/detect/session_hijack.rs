@@ -84,7 +84,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
 type Digest = [u8; 16];
 
 /// A small set of digests (at most [`SET_CAP`]; when full, new values are not remembered).
-#[derive(Default, Clone)]
+#[derive(Default, Clone, serde::Serialize, serde::Deserialize)]
 struct Seen(Vec<Digest>);
 
 impl Seen {
@@ -151,6 +151,7 @@ impl Print {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct SessionState {
     first_event: Box<str>,
     first_place: Box<str>,
@@ -368,6 +369,14 @@ impl SessionHijack {
 }
 
 impl Detector for SessionHijack {
+    fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
+        super::save(&self.state)
+    }
+
+    fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        self.state.restore(super::load(saved)?)
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         if ev.session.session_id.is_none() && ev.session.token_id.is_none() {
             return;

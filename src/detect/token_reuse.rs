@@ -52,6 +52,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }))
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Last {
     asn: Option<u32>,
     country: Option<Box<str>>,
@@ -66,6 +67,14 @@ pub struct TokenReuse {
 }
 
 impl Detector for TokenReuse {
+    fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
+        super::save(&self.state)
+    }
+
+    fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        self.state.restore(super::load(saved)?)
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         if ev.category != Category::TokenRefreshed {
             return;

@@ -78,6 +78,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     }))
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct AgentState {
     first_seen: Ts,
     /// Runs (job ids) seen, and a digest of the latest.
@@ -93,6 +94,14 @@ pub struct ToolDrift {
 }
 
 impl Detector for ToolDrift {
+    fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
+        super::save(&self.state)
+    }
+
+    fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        self.state.restore(super::load(saved)?)
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         let cfg = &self.cfg;
         if ev.category == Category::AdminChange {

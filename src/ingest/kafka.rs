@@ -5,8 +5,11 @@
 //! reason in headers `quench.error`, `quench.reason`, `quench.source`, control characters escaped), and decisions handed to the dispatcher.
 //! Offsets: a record's offset is stored only after its decisions or dead letter are acknowledged by the broker,
 //! and stored offsets are committed every `commit_interval_ms` (by a timer, so also while the topics are idle) and on
-//! shutdown (at-least-once; decision ids are deterministic so a redelivered duplicate is recognisable). The
-//! pipeline's counts are published at every commit. State: the latency histogram (ingest → decision).
+//! shutdown (at-least-once; decision ids are deterministic so a redelivered duplicate is recognisable). With
+//! durable state (`[state] dir`), the pipeline's state is saved every `state.interval_secs` and at shutdown, and
+//! offsets are committed only right after a save; at start the saved state is loaded and the records it already
+//! holds are skipped (see [`crate::durable`]). The pipeline's counts are published at every commit tick. State:
+//! the latency histogram (ingest → decision), and with durable state the next offset of each partition read.
 
 use crate::config::KafkaConfig;
 use crate::decide::Decision;
@@ -34,11 +37,15 @@ pub enum IngestError {
     Produce { topic: String, source: KafkaError },
     #[error(transparent)]
     Outbox(#[from] OutboxError),
+    #[error(transparent)]
+    State(#[from] crate::durable::StateError),
 }
 
 /// What the loop did.
 pub struct RunReport {
     pub records: u64,
+    /// Records skipped because the state resumed from already held them.
+    pub skipped: u64,
     pub dead_letters: u64,
     pub decisions: u64,
     /// Microseconds from receiving a record to its decision being acknowledged.
@@ -54,6 +61,36 @@ pub struct RunOptions {
     pub stats: Option<tokio::sync::watch::Sender<crate::pipeline::Stats>>,
     /// Receives the outbox's progress as commands settle (for metrics). Default: kept internal.
     pub outbox: Option<tokio::sync::watch::Sender<crate::respond::outbox::Progress>>,
+    /// Where learned state is saved, and how often (`[state]`). Default: none (a restart starts cold).
+    pub state: Option<(crate::durable::Store, Duration)>,
+}
+
+/// Save the pipeline's state with the offsets it covers (the saved ones of partitions this run has not read
+/// yet, and this run's positions), then commit the stored offsets, which are those positions.
+fn checkpoint(
+    store: &crate::durable::Store,
+    consumer: &StreamConsumer,
+    pipeline: &Pipeline,
+    offsets: &mut std::collections::BTreeMap<String, i64>,
+    positions: &HashMap<(&str, i32), i64>,
+    mode: CommitMode,
+) -> Result<(), IngestError> {
+    for ((topic, partition), next) in positions {
+        offsets.insert(crate::durable::key(topic, *partition), *next);
+    }
+    let started = Instant::now();
+    let state = pipeline.save_state()?;
+    store.write(offsets, &state)?;
+    tracing::debug!(
+        bytes = state.get().len(),
+        ms = started.elapsed().as_millis() as u64,
+        "state saved"
+    );
+    match consumer.commit_consumer_state(mode) {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+        Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+    }
+    Ok(())
 }
 
 fn client_config(k: &KafkaConfig) -> ClientConfig {
@@ -147,12 +184,40 @@ pub async fn run(
         .collect();
     let mut report = RunReport {
         records: 0,
+        skipped: 0,
         dead_letters: 0,
         decisions: 0,
         latency_us: Histogram::new(3).map_err(|_| KafkaError::Canceled)?,
     };
     let mut decisions = Vec::new();
     let mut last_commit = Instant::now();
+    // Durable state: resume from the snapshot, skip the records it already holds, save before each commit.
+    let mut saved_offsets = std::collections::BTreeMap::new();
+    let mut resume: HashMap<(&str, i32), i64> = HashMap::new();
+    let mut positions: HashMap<(&str, i32), i64> = HashMap::new();
+    if let Some((store, _)) = &opts.state {
+        if let Some(snap) = store.read()? {
+            pipeline
+                .load_state(&snap.state)
+                .map_err(|why| crate::durable::StateError::Load {
+                    path: store.file(),
+                    why,
+                })?;
+            for t in &k.topics {
+                for (key, next) in &snap.offsets {
+                    if let Some(p) = key
+                        .strip_prefix(t.name.as_str())
+                        .and_then(|r| r.strip_prefix('/'))
+                        .and_then(|p| p.parse::<i32>().ok())
+                    {
+                        resume.insert((t.name.as_str(), p), *next);
+                    }
+                }
+            }
+            tracing::info!(file = %store.file().display(), saved_at = %snap.written_at.to_rfc3339(), partitions = snap.offsets.len(), "resumed the learned state of the previous run");
+            saved_offsets = snap.offsets;
+        }
+    }
     if let Some(tx) = &opts.stats {
         tx.send_replace(pipeline.stats.clone());
     }
@@ -185,7 +250,16 @@ pub async fn run(
         let msg = tokio::select! {
             m = consumer.recv() => m,
             _ = tick.tick() => {
-                if dirty {
+                if let Some((store, every)) = &opts.state {
+                    if dirty && last_commit.elapsed() >= *every {
+                        checkpoint(store, &consumer, pipeline, &mut saved_offsets, &positions, CommitMode::Async)?;
+                        dirty = false;
+                        last_commit = Instant::now();
+                    }
+                    if let Some(tx) = &opts.stats {
+                        tx.send_replace(pipeline.stats.clone());
+                    }
+                } else if dirty {
                     commit_and_publish(&consumer, opts.stats.as_ref(), pipeline);
                     dirty = false;
                     last_commit = Instant::now();
@@ -213,8 +287,30 @@ pub async fn run(
             partition,
             offset,
         };
+        let Some((&tname, _)) = formats.get_key_value(topic) else {
+            continue;
+        };
+        if opts.state.is_some() {
+            positions.insert((tname, partition), offset + 1);
+        }
+        // a record the saved state already holds (processed before the last snapshot, not yet committed)
+        let held = !resume.is_empty()
+            && match resume.get(&(tname, partition)) {
+                Some(&next) if offset < next => true,
+                Some(_) => {
+                    resume.remove(&(tname, partition));
+                    false
+                }
+                None => false,
+            };
         decisions.clear();
-        match pipeline.process(payload, pinned, prov, Ts::now(), &mut decisions) {
+        let processed = if held {
+            report.skipped += 1;
+            Ok(0)
+        } else {
+            pipeline.process(payload, pinned, prov, Ts::now(), &mut decisions)
+        };
+        match processed {
             Ok(_) => {}
             Err(e) => {
                 report.dead_letters += 1;
@@ -289,7 +385,9 @@ pub async fn run(
                 }
             }
         }
-        if last_commit.elapsed() >= Duration::from_millis(k.commit_interval_ms) {
+        if opts.state.is_none()
+            && last_commit.elapsed() >= Duration::from_millis(k.commit_interval_ms)
+        {
             commit_and_publish(&consumer, opts.stats.as_ref(), pipeline);
             dirty = false;
             last_commit = Instant::now();
@@ -298,7 +396,16 @@ pub async fn run(
     if let Some(tx) = &opts.stats {
         tx.send_replace(pipeline.stats.clone());
     }
-    if stored_any {
+    if let (Some((store, _)), true) = (&opts.state, stored_any) {
+        checkpoint(
+            store,
+            &consumer,
+            pipeline,
+            &mut saved_offsets,
+            &positions,
+            CommitMode::Sync,
+        )?;
+    } else if stored_any {
         match consumer.commit_consumer_state(CommitMode::Sync) {
             // everything processed was already committed by the periodic commit
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}

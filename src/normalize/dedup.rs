@@ -64,6 +64,22 @@ impl Dedup {
     pub fn duplicates(&self) -> u64 {
         self.duplicates
     }
+
+    /// The fingerprints, for a restart to resume from (see [`crate::durable`]).
+    pub fn save(&self) -> Result<crate::detect::Saved, serde_json::Error> {
+        serde_json::value::to_raw_value(&(&self.seen, self.duplicates))
+    }
+
+    /// Take back what [`Dedup::save`] wrote (nothing when deduplication is now off).
+    pub fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        let (seen, duplicates): (Option<crate::state::SavedKeys<()>>, u64) =
+            crate::detect::load(saved)?;
+        if let (Some(state), Some(saved)) = (&mut self.seen, seen) {
+            state.restore(saved)?;
+        }
+        self.duplicates = duplicates;
+        Ok(())
+    }
 }
 
 fn fingerprint(ev: &SessionEvent<'_>, vouched: bool) -> String {

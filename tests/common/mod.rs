@@ -270,3 +270,17 @@ pub async fn run_to_end(
     .await
     .unwrap()
 }
+
+/// Stop a `quench` child process gracefully (SIGTERM), check that it exited successfully, and return its stderr.
+pub fn terminate(child: std::process::Child) -> String {
+    let pid = child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    stderr
+}

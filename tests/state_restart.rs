@@ -1,0 +1,138 @@
+//! Learned state survives `kill -9`: `quench run` with `[state] dir` reads the first part of the demo day, is
+//! killed with SIGKILL once its state covers that part, and a new process reads the rest. The decisions on the
+//! topic are exactly those of one engine that read the whole day without stopping (each once), and they differ
+//! from those of an engine restarted cold at the same place, so the saved baselines are what made the difference.
+//!
+//! Through librdkafka's mock cluster in this process (real protocol, reachable by the child processes).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use quench::app;
+use quench::config::Config;
+use quench::decide::{Action, Decision};
+use quench::event::{Provenance, Ts};
+use quench::pipeline::Pipeline;
+use rdkafka::mocking::MockCluster;
+use std::collections::BTreeSet;
+use std::process::{Child, Command, Stdio};
+
+/// The decisions an engine makes over `lines` as Kafka delivers them (offsets from `first`), read all at once.
+fn feed(p: &mut Pipeline, lines: &[String], first: usize) -> Vec<(String, Action)> {
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let prov = Provenance::Kafka {
+            topic: app::DEMO_TOPIC.into(),
+            partition: 0,
+            offset: (first + i) as i64,
+        };
+        let _ = p.process(l.as_bytes(), None, prov, Ts::now(), &mut out);
+    }
+    out.iter()
+        .map(|d| (d.decision_id.clone(), d.action))
+        .collect()
+}
+
+fn spawn_quench(config: &std::path::Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_quench"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "quench=info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The offset of the next record the saved state covers, if it has been written.
+fn saved_offset(dir: &std::path::Path) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["offsets"][format!("{}/0", app::DEMO_TOPIC)].as_i64()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_stopped() {
+    let lines = common::demo_events();
+    let cfg = Config::default();
+    let whole = feed(&mut Pipeline::new(&cfg).unwrap(), &lines, 0);
+    assert!(whole.len() >= 4, "{whole:?}");
+    // where to stop: the first eighth of the day after which a cold restart decides differently
+    let split = (1..8)
+        .map(|k| lines.len() * k / 8)
+        .find(|&s| {
+            let mut cold = feed(&mut Pipeline::new(&cfg).unwrap(), &lines[..s], 0);
+            cold.extend(feed(&mut Pipeline::new(&cfg).unwrap(), &lines[s..], s));
+            cold != whole
+        })
+        .expect("a cold restart decides the same wherever it happens: this test could not fail");
+
+    let cluster = MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    for t in app::DEMO_TOPICS {
+        cluster.create_topic(t, 1, 1).unwrap();
+    }
+    let k = common::kafka(&bootstrap, "quench-state");
+    let dir = std::env::temp_dir().join(format!("quench-state-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("quench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[kafka]\nbrokers = \"{bootstrap}\"\ngroup_id = \"quench-state\"\ntopics = [{{ name = \"{}\", format = \"auto\" }}]\ncommit_interval_ms = 100\n\
+             # the killed run's group membership expires after this, then the restarted run takes over\n\
+             properties = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\" }}\n\
+             [state]\ndir = \"{}\"\ninterval_secs = 1\n",
+            app::DEMO_TOPIC,
+            dir.join("state").display()
+        ),
+    )
+    .unwrap();
+
+    // Run 1 reads the first part; once its saved state covers all of it, kill -9 (no shutdown code runs).
+    app::produce_lines(&k, app::DEMO_TOPIC, &lines[..split])
+        .await
+        .unwrap();
+    let mut first = spawn_quench(&config);
+    common::wait_until("run 1 has saved state covering the first part", || {
+        saved_offset(&dir.join("state")) == Some(split as i64)
+    })
+    .await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // Run 2 resumes from the saved state and reads the rest.
+    app::produce_lines(&k, app::DEMO_TOPIC, &lines[split..])
+        .await
+        .unwrap();
+    let second = spawn_quench(&config);
+    common::wait_until("run 2 has saved state covering the whole day", || {
+        saved_offset(&dir.join("state")) == Some(lines.len() as i64)
+    })
+    .await;
+    let stderr = common::terminate(second);
+    assert!(
+        stderr.contains("resumed the learned state of the previous run"),
+        "{stderr}"
+    );
+
+    let decided: Vec<(String, Action)> = common::payloads(&bootstrap, "quench.decisions")
+        .iter()
+        .map(|b| serde_json::from_slice::<Decision>(b).unwrap())
+        .map(|d| (d.decision_id, d.action))
+        .collect();
+    let ids: BTreeSet<&String> = decided.iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        ids.len(),
+        decided.len(),
+        "a decision was made twice: {decided:?}"
+    );
+    assert_eq!(
+        decided.iter().cloned().collect::<BTreeSet<_>>(),
+        whole.iter().cloned().collect::<BTreeSet<_>>(),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
