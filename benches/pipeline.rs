@@ -4,6 +4,9 @@
 //! → decide), and the baseline a naive consumer pays just to parse the same lines into `serde_json::Value`, over
 //! `fixtures/scenarios/demo_day/events.jsonl` (mixed Okta, Google Workspace, Kong, OTel GenAI).
 //!
+//! `cargo bench --bench pipeline -- state`: the time to save and to load learned state of at least a million keys,
+//! and its bytes per key.
+//!
 //! `cargo bench --bench pipeline -- flood` (a few minutes, not part of the default run): the key-flood attack on
 //! the whole pipeline. Ten million Kong `http-log` lines, each an unauthenticated request with its own
 //! `x-token-id`, against the same ten million lines over 100 tokens: events/s over the first and the last million,
@@ -388,8 +391,80 @@ mod flood {
     }
 }
 
+/// Saving and restoring learned state (`cargo bench --bench pipeline -- state`): Okta sign-ins of distinct people,
+/// each with its own session and address, until the pipeline holds at least a million keys across its maps; then
+/// the time to save, the bytes per key, and the time to load the state into a new pipeline.
+mod state {
+    use super::*;
+
+    /// 2026-11-02T00:00:00Z.
+    const T0: i64 = 1_793_577_600_000;
+
+    fn sign_in(buf: &mut String, i: u64) {
+        buf.clear();
+        let secs = i / 20;
+        let _ = write!(
+            buf,
+            r#"{{"uuid":"st-{i:012}","published":"{}","eventType":"user.session.start","actor":{{"id":"00u{i:012x}","type":"User","alternateId":"user{i}@example.com"}},"client":{{"ipAddress":"10.{}.{}.{}","userAgent":{{"rawUserAgent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0"}}}},"outcome":{{"result":"SUCCESS"}},"authenticationContext":{{"externalSessionId":"102s{i:012x}"}}}}"#,
+            Ts(T0 + secs as i64 * 1000).to_rfc3339(),
+            (i >> 16) & 255,
+            (i >> 8) & 255,
+            i & 255
+        );
+    }
+
+    /// Keys held across every map of a saved state (the `entries` of each).
+    fn keys(v: &serde_json::Value) -> u64 {
+        match v {
+            serde_json::Value::Object(m) => m
+                .iter()
+                .map(|(k, x)| match (k.as_str(), x) {
+                    ("entries", serde_json::Value::Array(a)) => a.len() as u64,
+                    _ => keys(x),
+                })
+                .sum(),
+            serde_json::Value::Array(a) => a.iter().map(keys).sum(),
+            _ => 0,
+        }
+    }
+
+    pub fn main() {
+        let mut p = Pipeline::new(&Config::default()).unwrap_or_else(|e| panic!("{e}"));
+        let at = Ts(T0 + 86_400_000);
+        let (mut line, mut out) = (String::new(), Vec::new());
+        let people = 350_000u64;
+        for i in 0..people {
+            sign_in(&mut line, i);
+            if let Err(e) = p.process(line.as_bytes(), None, Provenance::None, at, &mut out) {
+                panic!("sign-in {i}: {e}");
+            }
+        }
+        let t = Instant::now();
+        let saved = p.save_state().unwrap_or_else(|e| panic!("{e}"));
+        let save_s = t.elapsed().as_secs_f64();
+        let v: serde_json::Value =
+            serde_json::from_str(saved.get()).unwrap_or_else(|e| panic!("{e}"));
+        let n = keys(&v);
+        assert!(n >= 1_000_000, "only {n} keys from {people} sign-ins");
+        drop(p);
+        let t = Instant::now();
+        let mut q = Pipeline::new(&Config::default()).unwrap_or_else(|e| panic!("{e}"));
+        q.load_state(&saved).unwrap_or_else(|e| panic!("{e}"));
+        let load_s = t.elapsed().as_secs_f64();
+        println!(
+            "{people} people, {n} keys: saved in {save_s:.2} s, {} bytes ({:.0} bytes per key); loaded in {load_s:.2} s",
+            saved.get().len(),
+            saved.get().len() as f64 / n as f64
+        );
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "state") {
+        state::main();
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--flood-part") {
         flood::part(args.get(i + 1).map_or("", String::as_str));
         return;
