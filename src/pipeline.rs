@@ -200,14 +200,20 @@ impl Pipeline {
     ) -> Result<usize, NormalizeError> {
         self.stats.messages += 1;
         let ctx = Context::new(provenance, ingest_time);
+        // the record inside a log pipeline's envelope, when it had to be unescaped (the events borrow from it)
+        let mut inner = None;
         let mut events: Vec<SessionEvent<'_>> = Vec::new();
-        let format = match self.normalize.normalize(raw, pinned, &ctx, &mut events) {
-            Ok(f) => f,
-            Err(e) => {
-                *self.stats.rejected.entry(e.code()).or_default() += 1;
-                return Err(e);
-            }
-        };
+        let format =
+            match self
+                .normalize
+                .normalize_enveloped(raw, pinned, &ctx, &mut events, &mut inner)
+            {
+                Ok(f) => f,
+                Err(e) => {
+                    *self.stats.rejected.entry(e.code()).or_default() += 1;
+                    return Err(e);
+                }
+            };
         let newest = events
             .iter()
             .map(|e| e.event_time)

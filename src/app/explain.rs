@@ -118,8 +118,12 @@ pub async fn explain(
                 },
                 Ts(0),
             );
+            let mut inner = None;
             let mut evs = Vec::new();
-            if norm.normalize(raw, None, &ctx, &mut evs).is_err() {
+            if norm
+                .normalize_enveloped(raw, None, &ctx, &mut evs, &mut inner)
+                .is_err()
+            {
                 continue;
             }
             for ev in &evs {

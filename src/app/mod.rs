@@ -293,8 +293,9 @@ pub fn normalize(
                 line: n,
             };
             let ctx = Context::new(prov, Ts::now());
+            let mut inner = None;
             let mut events: Vec<SessionEvent<'_>> = Vec::new();
-            match norm.normalize(raw, None, &ctx, &mut events) {
+            match norm.normalize_enveloped(raw, None, &ctx, &mut events, &mut inner) {
                 Ok(f) => {
                     *report.per_format.entry(f).or_default() += events.len() as u64;
                     for ev in &events {

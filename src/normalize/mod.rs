@@ -12,6 +12,7 @@ pub mod dedup;
 pub mod enrich;
 mod entra_audit;
 mod entra_signin;
+pub mod envelope;
 mod github_audit;
 mod google_workspace;
 mod kong;
@@ -519,6 +520,39 @@ impl Normalize {
             });
         }
         Ok(name)
+    }
+
+    /// [`Normalize::normalize`], and when no format takes the message as it is, the record inside it if it is a
+    /// log pipeline's envelope (ECS `event.original`, Splunk HEC, Vector, Fluent Bit, Cribl, Kafka Connect,
+    /// CloudEvents, Pub/Sub; see [`envelope`]). A record that had to be unescaped or decoded is kept in `inner`,
+    /// which the events then borrow from.
+    pub fn normalize_enveloped<'a>(
+        &self,
+        raw: &'a [u8],
+        pinned: Option<&str>,
+        ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+        inner: &'a mut Option<String>,
+    ) -> Result<&'static str, NormalizeError> {
+        let e = match self.normalize(raw, pinned, ctx, out) {
+            Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. })) => e,
+            other => return other,
+        };
+        let Some((record, name)) = std::str::from_utf8(raw)
+            .ok()
+            .and_then(|t| envelope::unwrap(t.trim()))
+        else {
+            return Err(e);
+        };
+        let record: &'a str = match record {
+            std::borrow::Cow::Borrowed(b) => b,
+            std::borrow::Cow::Owned(o) => inner.insert(o).as_str(),
+        };
+        self.normalize(record.as_bytes(), pinned, ctx, out)
+            .map_err(|e| NormalizeError::Invalid {
+                format: name,
+                reason: format!("the record inside the {name} envelope: {e}"),
+            })
     }
 
     /// One record, or an envelope of records: a JSON array, `{"records": [...]}` (Azure Monitor / Event Hubs
