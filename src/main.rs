@@ -65,6 +65,9 @@ enum Cmd {
         /// Simulate one trap or attack kind alone (with ordinary life around it); `--only list` lists them.
         #[arg(long)]
         only: Option<String>,
+        /// Write the lines in event-time order instead of arrival order (every source's delivery lag removed).
+        #[arg(long)]
+        event_time_order: bool,
         #[arg(long)]
         out: PathBuf,
     },
@@ -248,6 +251,7 @@ fn main() -> anyhow::Result<()> {
             days,
             seed,
             only,
+            event_time_order,
             out,
         } => {
             if only.as_deref() == Some("list") {
@@ -263,6 +267,7 @@ fn main() -> anyhow::Result<()> {
                     days,
                     seed,
                     only,
+                    event_time_order,
                 },
                 &out,
             )

@@ -63,6 +63,7 @@ async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked()
             days: 7,
             seed: 7,
             only: None,
+            event_time_order: false,
         },
         &dir,
     )

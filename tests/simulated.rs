@@ -22,6 +22,7 @@ async fn run(only: &str) -> (SimSummary, Report) {
             days: 8,
             seed: 11,
             only: Some(only.into()),
+            event_time_order: false,
         },
         &dir,
     )

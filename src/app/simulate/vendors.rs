@@ -116,9 +116,11 @@ impl Src {
     }
 }
 
-/// The lines written: (arrival, sequence, line).
+/// The lines written: (arrival, or event time with `by_event_time`; sequence; line).
 pub struct Out {
     pub lines: Vec<(i64, u64, String)>,
+    /// Order the lines by event time instead of arrival.
+    pub by_event_time: bool,
     seq: u64,
     pub rng: Rng,
     /// Entra ID Protection's verdict (level, detection) for the next Entra sign-in written.
@@ -129,6 +131,7 @@ impl Out {
     pub fn new(seed: u64) -> Out {
         Out {
             lines: Vec::new(),
+            by_event_time: false,
             seq: 0,
             rng: Rng(seed ^ 0xD311_7E47),
             next_entra_risk: None,
@@ -139,7 +142,8 @@ impl Out {
     pub fn push(&mut self, src: Src, t: i64, v: Value) -> i64 {
         self.seq += 1;
         let arrival = t + src.lag(&mut self.rng, t);
-        self.lines.push((arrival, self.seq, v.to_string()));
+        let at = if self.by_event_time { t } else { arrival };
+        self.lines.push((at, self.seq, v.to_string()));
         arrival
     }
 
