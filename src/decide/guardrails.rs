@@ -205,6 +205,16 @@ mod tests {
     use super::*;
     use crate::event::Family;
 
+    /// Found by a mutation run: with one detector in shadow mode, the others still act.
+    #[test]
+    fn only_the_detectors_listed_are_in_shadow_mode() {
+        let mut cfg: GuardrailConfig = toml::from_str("").unwrap();
+        cfg.shadow = vec!["tool_drift".into()];
+        let g = Guardrails::new(cfg);
+        assert!(g.is_shadow("tool_drift"));
+        assert!(!g.is_shadow("session_hijack"));
+    }
+
     impl Guardrails {
         fn apply_et(&mut self, d: Decision, out: &mut Vec<Decision>) {
             let clock = d.event_time;

@@ -1163,6 +1163,27 @@ mod tests {
         assert!(e.contains("QUENCH_TEST_SECRET_NOWHERE_FILE"), "{e}");
     }
 
+    /// Found by a mutation run: the cut of a long error must keep a marker that ends exactly at the cut, and drop
+    /// one the cut would split.
+    #[test]
+    fn a_long_error_is_cut_before_a_split_marker_and_keeps_a_whole_one() {
+        let secrets = vec!["sk-0123456789abcdef".to_string()];
+        let error = |pad: usize| RespondError::Status {
+            status: 401,
+            body: format!(
+                "{}sk-0123456789abcdef and more text after it",
+                "x".repeat(pad)
+            ),
+            retry_after: None,
+        };
+        // "HTTP 401: " is 10 bytes: the marker ends exactly at byte ERROR_SHOWN
+        let whole = error_text(&error(ERROR_SHOWN - 10 - REDACTED.len()), &secrets);
+        assert!(whole.ends_with("[redacted]…"), "{whole}");
+        // one byte later the cut would split it: it goes entirely
+        let split = error_text(&error(ERROR_SHOWN - 10 - REDACTED.len() + 1), &secrets);
+        assert!(split.ends_with("x…") && !split.contains("[red"), "{split}");
+    }
+
     const TOKEN: &str = "00Zq7vN3kLp9XwT2bR8sYc4HjM6dF1gA5eU0iO3tQ7x";
 
     fn okta_secrets() -> Vec<String> {
