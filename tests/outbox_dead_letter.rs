@@ -148,4 +148,13 @@ async fn a_targets_spent_budget_is_announced_once_on_the_decisions_topic() {
     assert_eq!(notices[0].action, quench::decide::Action::Alert);
     let g = notices[0].guardrail.as_deref().unwrap();
     assert!(g.contains("soar") && g.contains("1 per 3600 s"), "{g}");
+    // it is about the first refused decision, and carries no trust of its own (it can back no revocation)
+    let refused = decisions
+        .iter()
+        .find(|d| notices[0].decision_id.starts_with(&d.decision_id[..24]) && d.guardrail.is_none())
+        .unwrap();
+    assert_ne!(refused.action, quench::decide::Action::Alert);
+    assert_eq!(notices[0].event_time, refused.event_time);
+    assert_eq!(notices[0].trust, quench::decide::Trust::default());
+    assert!(!notices[0].shadow);
 }

@@ -205,6 +205,29 @@ mod tests {
     use super::*;
     use crate::event::Family;
 
+    /// Found by a mutation run: an alert resting on claimed identities stays a plain alert (no guardrail note);
+    /// only a stronger action is capped.
+    #[test]
+    fn an_alert_without_authoritative_evidence_is_left_as_it_is() {
+        let mut g = Guardrails::new(toml::from_str("").unwrap());
+        let mut out = Vec::new();
+        for action in [Action::Alert, Action::StepUp] {
+            let mut d = decision(action, "a@example.com", 1, &[Family::Idp]);
+            d.trust.evidence.clear();
+            g.apply_et(d, &mut out);
+        }
+        assert_eq!(
+            (out[0].action, out[0].guardrail.as_deref()),
+            (Action::Alert, None)
+        );
+        assert_eq!(out[1].action, Action::Alert);
+        assert!(out[1]
+            .guardrail
+            .as_deref()
+            .unwrap()
+            .contains("no authoritative evidence"));
+    }
+
     /// Found by a mutation run: with one detector in shadow mode, the others still act.
     #[test]
     fn only_the_detectors_listed_are_in_shadow_mode() {

@@ -1179,6 +1179,17 @@ mod tests {
         // "HTTP 401: " is 10 bytes: the marker ends exactly at byte ERROR_SHOWN
         let whole = error_text(&error(ERROR_SHOWN - 10 - REDACTED.len()), &secrets);
         assert!(whole.ends_with("[redacted]…"), "{whole}");
+        // an error of exactly ERROR_SHOWN bytes is whole: nothing cut, no ellipsis
+        let exact = error_text(
+            &RespondError::Status {
+                status: 401,
+                body: "y".repeat(ERROR_SHOWN - 10),
+                retry_after: None,
+            },
+            &secrets,
+        );
+        assert_eq!(exact.len(), ERROR_SHOWN);
+        assert!(!exact.ends_with('…'), "{exact}");
         // one byte later the cut would split it: it goes entirely
         let split = error_text(&error(ERROR_SHOWN - 10 - REDACTED.len() + 1), &secrets);
         assert!(split.ends_with("x…") && !split.contains("[red"), "{split}");
