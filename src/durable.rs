@@ -7,7 +7,8 @@
 //! atomically (written to a temporary file, synced, renamed over the old one, directory synced), and at start-up
 //! the same read back. State: none besides the file.
 //!
-//! `quench run` writes a snapshot every `state.interval_secs` and at shutdown, and commits its Kafka offsets only
+//! `quench run` writes a snapshot every `state.interval_secs`, as soon as the input has been idle for one commit
+//! interval, and at shutdown, and commits its Kafka offsets only
 //! right after a snapshot, so the committed offsets never pass the saved state. After a crash the consumer group
 //! restarts at the committed offsets, and records below the snapshot's offsets (already in the saved state) are
 //! skipped rather than counted twice. Records processed after the last snapshot are processed again: their

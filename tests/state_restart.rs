@@ -3,6 +3,9 @@
 //! topic are exactly those of one engine that read the whole day without stopping (each once), and they differ
 //! from those of an engine restarted cold at the same place, so the saved baselines are what made the difference.
 //!
+//! The save interval is an hour, so every save the test waits for comes from the input going idle: the state and the
+//! committed offsets reach the end of an idle topic within one commit interval.
+//!
 //! Through librdkafka's mock cluster in this process (real protocol, reachable by the child processes).
 
 #![allow(clippy::unwrap_used)]
@@ -84,7 +87,8 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
             "[kafka]\nbrokers = \"{bootstrap}\"\ngroup_id = \"quench-state\"\ntopics = [{{ name = \"{}\", format = \"auto\" }}]\ncommit_interval_ms = 100\n\
              # the killed run's group membership expires after this, then the restarted run takes over\n\
              properties = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\" }}\n\
-             [state]\ndir = \"{}\"\ninterval_secs = 1\n",
+             # saves come only from the input going idle: an hour's interval never passes in this test\n\
+             [state]\ndir = \"{}\"\ninterval_secs = 3600\n",
             app::DEMO_TOPIC,
             dir.join("state").display()
         ),

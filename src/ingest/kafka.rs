@@ -191,6 +191,7 @@ pub async fn run(
     };
     let mut decisions = Vec::new();
     let mut last_commit = Instant::now();
+    let mut last_record = Instant::now();
     // Durable state: resume from the snapshot, skip the records it already holds, save before each commit.
     let mut saved_offsets = std::collections::BTreeMap::new();
     let mut resume: HashMap<(&str, i32), i64> = HashMap::new();
@@ -251,7 +252,10 @@ pub async fn run(
             m = consumer.recv() => m,
             _ = tick.tick() => {
                 if let Some((store, every)) = &opts.state {
-                    if dirty && last_commit.elapsed() >= *every {
+                    // every `interval_secs` while records flow, and at once when the input has gone idle, so an
+                    // idle topic's tail is committed within one commit interval
+                    let idle = last_record.elapsed() >= Duration::from_millis(k.commit_interval_ms);
+                    if dirty && (idle || last_commit.elapsed() >= *every) {
                         checkpoint(store, &consumer, pipeline, &mut saved_offsets, &positions, CommitMode::Async)?;
                         dirty = false;
                         last_commit = Instant::now();
@@ -278,6 +282,7 @@ pub async fn run(
             }
         };
         let received = Instant::now();
+        last_record = received;
         report.records += 1;
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
         let payload = m.payload().unwrap_or(&[]);
