@@ -201,7 +201,7 @@ impl Pipeline {
         self.stats.messages += 1;
         let ctx = Context::new(provenance, ingest_time);
         // the record inside a log pipeline's envelope, when it had to be unescaped (the events borrow from it)
-        let mut inner = None;
+        let mut inner = crate::normalize::Envelopes::default();
         let mut events: Vec<SessionEvent<'_>> = Vec::new();
         let format =
             match self

@@ -118,7 +118,7 @@ pub async fn explain(
                 },
                 Ts(0),
             );
-            let mut inner = None;
+            let mut inner = crate::normalize::Envelopes::default();
             let mut evs = Vec::new();
             if norm
                 .normalize_enveloped(raw, None, &ctx, &mut evs, &mut inner)

@@ -293,7 +293,7 @@ pub fn normalize(
                 line: n,
             };
             let ctx = Context::new(prov, Ts::now());
-            let mut inner = None;
+            let mut inner = crate::normalize::Envelopes::default();
             let mut events: Vec<SessionEvent<'_>> = Vec::new();
             match norm.normalize_enveloped(raw, None, &ctx, &mut events, &mut inner) {
                 Ok(f) => {

@@ -16,12 +16,16 @@
 //!
 //! An envelope is only tried after the message failed as a record of its own, so a vendor record that happens to
 //! have a `message` or `event` field is never unwrapped. The record inside is normalized like any other (its own
-//! format's authority applies, not the envelope's). One envelope is unwrapped, not an envelope inside another.
+//! format's authority applies, not the envelope's). Envelopes inside envelopes (a HEC event holding a Filebeat
+//! document) are unwrapped [`MAX_DEPTH`] levels deep.
 
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
+
+/// Envelope levels unwrapped at most.
+pub const MAX_DEPTH: usize = 2;
 
 #[derive(Deserialize)]
 struct Outer<'a> {
@@ -147,7 +151,7 @@ mod tests {
     fn read(raw: &str, pinned: Option<&str>) -> Result<Vec<String>, String> {
         let n = Normalize::new(&NormalizeConfig::default()).unwrap();
         let ctx = Context::new(Provenance::None, Ts(0));
-        let mut inner = None;
+        let mut inner = Default::default();
         let mut out: Vec<SessionEvent<'_>> = Vec::new();
         let f = n
             .normalize_enveloped(raw.as_bytes(), pinned, &ctx, &mut out, &mut inner)
@@ -218,6 +222,23 @@ mod tests {
             // a topic pinned to the record's format reads it too
             assert_eq!(read(e, Some("okta")).as_ref(), Ok(&bare), "{e}");
         }
+    }
+
+    #[test]
+    fn an_envelope_inside_an_envelope_is_unwrapped_twice_and_no_further() {
+        let bare = read(OKTA, None).unwrap();
+        let filebeat = format!(
+            r#"{{"@timestamp":"2026-11-02T08:00:01Z","event":{{"original":{}}}}}"#,
+            quoted(OKTA)
+        );
+        let hec = format!(
+            r#"{{"time":1793606401,"sourcetype":"filebeat","event":{}}}"#,
+            quoted(&filebeat)
+        );
+        assert_eq!(read(&hec, None), Ok(bare));
+        let third = format!(r#"{{"_raw":{},"_time":1}}"#, quoted(&hec));
+        let e = read(&third, None).unwrap_err();
+        assert!(e.contains("cribl envelope"), "{e}");
     }
 
     #[test]

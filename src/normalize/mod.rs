@@ -340,6 +340,11 @@ pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
         .map_err(|source| ConfigError::Parse { format, source })
 }
 
+/// Buffers for records unwrapped from envelopes (one per level, [`envelope::MAX_DEPTH`] levels), which the
+/// events of a message borrow from: create one per message, before its events.
+#[derive(Default)]
+pub struct Envelopes([Option<String>; envelope::MAX_DEPTH]);
+
 /// The normalize stage: every built format, auto-detection and per-source pinning.
 pub struct Normalize {
     formats: Vec<(&'static str, Box<dyn Normalizer>)>,
@@ -524,35 +529,59 @@ impl Normalize {
 
     /// [`Normalize::normalize`], and when no format takes the message as it is, the record inside it if it is a
     /// log pipeline's envelope (ECS `event.original`, Splunk HEC, Vector, Fluent Bit, Cribl, Kafka Connect,
-    /// CloudEvents, Pub/Sub; see [`envelope`]). A record that had to be unescaped or decoded is kept in `inner`,
-    /// which the events then borrow from.
+    /// CloudEvents, Pub/Sub; see [`envelope`]), and inside that one if it is an envelope again. A record that had
+    /// to be unescaped or decoded is kept in `inner` (one slot per level), which the events then borrow from.
     pub fn normalize_enveloped<'a>(
         &self,
         raw: &'a [u8],
         pinned: Option<&str>,
         ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
-        inner: &'a mut Option<String>,
+        inner: &'a mut Envelopes,
     ) -> Result<&'static str, NormalizeError> {
-        let e = match self.normalize(raw, pinned, ctx, out) {
-            Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. })) => e,
-            other => return other,
-        };
-        let Some((record, name)) = std::str::from_utf8(raw)
-            .ok()
-            .and_then(|t| envelope::unwrap(t.trim()))
+        match self.normalize(raw, pinned, ctx, out) {
+            Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. })) => {
+                match std::str::from_utf8(raw) {
+                    Ok(text) => self.unwrap_into(text.trim(), pinned, ctx, out, &mut inner.0, e),
+                    Err(_) => Err(e),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The record inside envelope `text` (when it is one; else `e`), unwrapping further while slots remain.
+    fn unwrap_into<'a>(
+        &self,
+        text: &'a str,
+        pinned: Option<&str>,
+        ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+        slots: &'a mut [Option<String>],
+        e: NormalizeError,
+    ) -> Result<&'static str, NormalizeError> {
+        let (Some((record, name)), Some((slot, rest))) =
+            (envelope::unwrap(text), slots.split_first_mut())
         else {
             return Err(e);
         };
         let record: &'a str = match record {
             std::borrow::Cow::Borrowed(b) => b,
-            std::borrow::Cow::Owned(o) => inner.insert(o).as_str(),
+            std::borrow::Cow::Owned(o) => slot.insert(o).as_str(),
         };
-        self.normalize(record.as_bytes(), pinned, ctx, out)
-            .map_err(|e| NormalizeError::Invalid {
-                format: name,
-                reason: format!("the record inside the {name} envelope: {e}"),
-            })
+        let named = |e: NormalizeError| NormalizeError::Invalid {
+            format: name,
+            reason: format!("the record inside the {name} envelope: {e}"),
+        };
+        match self.normalize(record.as_bytes(), pinned, ctx, out) {
+            Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. }))
+                if !rest.is_empty() && envelope::unwrap(record.trim()).is_some() =>
+            {
+                self.unwrap_into(record.trim(), pinned, ctx, out, rest, e)
+                    .map_err(named)
+            }
+            other => other.map_err(named),
+        }
     }
 
     /// One record, or an envelope of records: a JSON array, `{"records": [...]}` (Azure Monitor / Event Hubs
