@@ -2,8 +2,9 @@
 //!
 //! In: normalized events, in processing order. Out: whether each is the first of its kind within the window.
 //! State: the fingerprints of the events of the last `dedup_window_secs` of event time, at most `dedup_max_keys`
-//! of them (the least recently seen make room; events their source vouches for and events it does not are kept
-//! in separate pools, so a flood of unvouched lines cannot push out the fingerprints of an IdP's own records).
+//! of them per source family (IdP, SaaS, gateway, agent), the least recently seen making room. Each family's
+//! store keeps events their source vouches for and events it does not in separate pools, so neither a gateway's
+//! authenticated traffic nor a flood of anonymous lines can push out the fingerprints of an IdP's own records.
 //!
 //! Duplicates are ordinary in real pipelines: Okta event hooks deliver at least once, Entra writes the same
 //! sign-in row twice, Azure Monitor and SIEM exports overlap their batches, and Kafka redelivers what came after
@@ -12,10 +13,12 @@
 //!
 //! The fingerprint is a digest of the format, the vendor's event id (for records without one, the id Quench makes
 //! from the record's place: topic, partition and offset, so Kafka redelivery matches), the event time to the
-//! millisecond, the principal, the action, and whether the source vouches for the principal. Everything in it is
-//! taken from the record, so a forged line could match a real record only by naming its id, its exact time, its
-//! principal and its action in the same format and with the same standing: an unvouched line can never suppress
-//! a record its source vouches for.
+//! millisecond, whether the source vouches for the event's identities, and what the event says: principal,
+//! category, action, outcome, session, token and job ids, address, user agent, and the resource (app, object,
+//! server, destination, bytes, records). A forged line could only suppress a record by repeating all of it in the
+//! same format with the same standing, which is a true duplicate; a copy that differs in anything (another tool
+//! under a reused span id, another page under a client-chosen request id) is kept, and an unvouched line can never
+//! suppress a record its source vouches for.
 
 use crate::event::{SessionEvent, Ts};
 use crate::state::{Bounds, KeyedState};
@@ -26,18 +29,18 @@ pub const DEFAULT_WINDOW_SECS: u64 = 3600;
 /// Default number of fingerprints kept (`normalize.dedup_max_keys`): about 60 MB at most.
 pub const DEFAULT_MAX_KEYS: usize = 500_000;
 
-/// The fingerprints of recent events.
+/// The fingerprints of recent events, one store per source family.
 pub struct Dedup {
-    seen: Option<KeyedState<()>>,
+    seen: Option<Vec<KeyedState<()>>>,
     duplicates: u64,
 }
 
 impl Dedup {
-    /// A window of `window_secs` of event time (0: off) holding at most `max_keys` fingerprints.
+    /// A window of `window_secs` of event time (0: off) holding at most `max_keys` fingerprints per family.
     pub fn new(window_secs: u64, max_keys: usize) -> Self {
+        let store = || KeyedState::new(Bounds::from_secs(window_secs, max_keys.max(1)));
         Dedup {
-            seen: (window_secs > 0)
-                .then(|| KeyedState::new(Bounds::from_secs(window_secs, max_keys.max(1)))),
+            seen: (window_secs > 0).then(|| (0..FAMILIES).map(|_| store()).collect()),
             duplicates: 0,
         }
     }
@@ -45,10 +48,13 @@ impl Dedup {
     /// Whether `ev` is the first of its fingerprint within the window (always, when off). `now` is the
     /// processing clock, which expires old fingerprints.
     pub fn first(&mut self, ev: &SessionEvent<'_>, now: Ts) -> bool {
-        let Some(seen) = &mut self.seen else {
+        let Some(stores) = &mut self.seen else {
             return true;
         };
-        let vouched = ev.principal.vouched_by.is_some();
+        let Some(seen) = stores.get_mut(ev.source.family as usize) else {
+            return true;
+        };
+        let vouched = ev.principal.vouched_by.is_some() || !ev.session.vouched.is_empty();
         let key = fingerprint(ev, vouched);
         let at = now.max(ev.event_time);
         seen.evict(at);
@@ -72,25 +78,52 @@ impl Dedup {
 
     /// Take back what [`Dedup::save`] wrote (nothing when deduplication is now off).
     pub fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
-        let (seen, duplicates): (Option<crate::state::SavedKeys<()>>, u64) =
-            crate::detect::load(saved)?;
-        if let (Some(state), Some(saved)) = (&mut self.seen, seen) {
-            state.restore(saved)?;
+        type Saved = (Option<Vec<crate::state::SavedKeys<()>>>, u64);
+        let (seen, duplicates): Saved = crate::detect::load(saved)?;
+        if let (Some(stores), Some(saved)) = (&mut self.seen, seen) {
+            for (store, keys) in stores.iter_mut().zip(saved) {
+                store.restore(keys)?;
+            }
         }
         self.duplicates = duplicates;
         Ok(())
     }
 }
 
+/// Source families, each with its own store.
+const FAMILIES: usize = 4;
+
 fn fingerprint(ev: &SessionEvent<'_>, vouched: bool) -> String {
+    fn text<'b>(t: &'b Option<crate::event::Text<'_>>) -> &'b [u8] {
+        t.as_deref().unwrap_or("").as_bytes()
+    }
+    let r = &ev.resource;
+    let numbers = [
+        ev.event_time.0,
+        i64::from(vouched),
+        ev.category as i64,
+        ev.outcome as i64,
+        r.bytes.map_or(-1, |b| b as i64),
+        r.records.map_or(-1, |b| b as i64),
+    ];
     let mut h = Sha256::new();
+    for n in numbers {
+        h.update(n.to_le_bytes());
+    }
     for part in [
         ev.source.format.as_bytes(),
         ev.event_id.as_bytes(),
-        &ev.event_time.0.to_le_bytes(),
         ev.principal.key().unwrap_or("").as_bytes(),
-        ev.action.as_deref().unwrap_or("").as_bytes(),
-        &[u8::from(vouched)],
+        text(&ev.action),
+        text(&ev.session.session_id),
+        text(&ev.session.token_id),
+        text(&ev.session.job_id),
+        text(&ev.network.ip),
+        text(&ev.network.user_agent),
+        text(&r.app),
+        text(&r.object_id),
+        text(&r.server),
+        text(&r.destination),
     ] {
         // length-prefixed, so that no two different tuples hash alike
         h.update((part.len() as u32).to_le_bytes());
@@ -127,6 +160,35 @@ mod tests {
         assert!(d.first(ev, Ts(ev.event_time.0 + 61_000)));
     }
 
+    /// Found by an outside review: a copy under the same vendor id and time that says something else (another
+    /// tool under a reused span id) suppressed the real record.
+    #[test]
+    fn a_copy_that_differs_in_content_is_not_a_duplicate() {
+        let ev = &normalize_one(OKTA)[0];
+        let mut other = ev.clone();
+        other.network.ip = Some("198.51.100.9".into());
+        let mut d = Dedup::new(3600, 1000);
+        assert!(d.first(&other, ev.event_time));
+        assert!(d.first(ev, ev.event_time));
+        assert!(!d.first(ev, ev.event_time));
+    }
+
+    /// Found by an outside review: a gateway's authenticated traffic filled the store an IdP's fingerprints lived
+    /// in, so an Okta redelivery counted twice. Each family has its own store.
+    #[test]
+    fn a_flood_from_another_family_does_not_evict_an_idps_fingerprints() {
+        let ev = &normalize_one(OKTA)[0];
+        let mut d = Dedup::new(3600, 10);
+        assert!(d.first(ev, ev.event_time));
+        for i in 0..100 {
+            let mut g = ev.clone();
+            g.source.family = crate::event::Family::Gateway;
+            g.event_id = format!("gw-{i}").into();
+            assert!(d.first(&g, ev.event_time));
+        }
+        assert!(!d.first(ev, ev.event_time));
+    }
+
     #[test]
     fn a_window_of_zero_turns_it_off() {
         let ev = &normalize_one(OKTA)[0];
@@ -138,7 +200,7 @@ mod tests {
     fn an_unvouched_copy_does_not_suppress_the_vouched_record() {
         let ev = &normalize_one(OKTA)[0];
         let mut forged = ev.clone();
-        forged.principal.vouched_by = None;
+        forged.unvouch_all();
         let mut d = Dedup::new(3600, 1000);
         assert!(d.first(&forged, ev.event_time));
         assert!(d.first(ev, ev.event_time));

@@ -27,6 +27,11 @@ use std::borrow::Cow;
 /// Envelope levels unwrapped at most.
 pub const MAX_DEPTH: usize = 2;
 
+/// Deserializes any value (null included) as "the key is present".
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    IgnoredAny::deserialize(d).map(|_| true)
+}
+
 #[derive(Deserialize)]
 struct Outer<'a> {
     #[serde(borrow, default)]
@@ -39,24 +44,38 @@ struct Outer<'a> {
     raw: Option<&'a RawValue>,
     #[serde(borrow, default)]
     payload: Option<&'a RawValue>,
-    #[serde(default)]
-    schema: Option<IgnoredAny>,
-    #[serde(default)]
-    specversion: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present")]
+    schema: bool,
+    #[serde(default, deserialize_with = "present")]
+    specversion: bool,
     #[serde(borrow, default)]
     data: Option<&'a RawValue>,
     #[serde(default)]
     data_base64: Option<String>,
+    /// CloudEvents' event type.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    /// Splunk HEC's and Cribl's source type.
     #[serde(default)]
-    sourcetype: Option<IgnoredAny>,
+    sourcetype: Option<String>,
     #[serde(default)]
-    subscription: Option<IgnoredAny>,
+    subscription: Option<String>,
+    #[serde(default)]
+    data_stream: Option<Dataset>,
+}
+
+#[derive(Deserialize)]
+struct Dataset {
+    #[serde(default)]
+    dataset: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct EcsEvent {
     #[serde(default)]
     original: Option<String>,
+    #[serde(default)]
+    dataset: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -64,50 +83,81 @@ struct PubSubMessage {
     data: String,
 }
 
-/// The record inside `text` and the envelope's name, if `text` is an envelope holding a JSON record.
-pub fn unwrap(text: &str) -> Option<(Cow<'_, str>, &'static str)> {
-    let o: Outer<'_> = serde_json::from_str(text).ok()?;
-    if o.specversion.is_some() {
-        if let Some(d) = o.data_base64.as_deref() {
-            return decoded(d).map(|s| (Cow::Owned(s), "cloudevents"));
+/// What was unwrapped: the record, the envelope's kind, and its origin as the shipper named it (HEC and Cribl
+/// `sourcetype`, ECS `event.dataset` or `data_stream.dataset`, the CloudEvents `type`, the Pub/Sub
+/// `subscription`; empty when the envelope names none). `normalize.trusted_envelopes` matches `kind:origin`.
+pub struct Unwrapped<'a> {
+    pub record: Cow<'a, str>,
+    pub kind: &'static str,
+    pub origin: String,
+}
+
+/// The record inside `text`, if `text` is an envelope (a JSON object) holding a JSON record.
+pub fn unwrap(text: &str) -> Option<Unwrapped<'_>> {
+    fn found<'a>(
+        record: Cow<'a, str>,
+        kind: &'static str,
+        origin: Option<String>,
+    ) -> Unwrapped<'a> {
+        Unwrapped {
+            record,
+            kind,
+            origin: origin.unwrap_or_default(),
         }
-        return o.data.and_then(record).map(|r| (r, "cloudevents"));
     }
-    if o.schema.is_some() {
+    // an array is a batch, never an envelope (serde would read a struct from it field by field)
+    if !text.starts_with('{') {
+        return None;
+    }
+    let o: Outer<'_> = serde_json::from_str(text).ok()?;
+    if o.specversion {
+        if let Some(d) = o.data_base64.as_deref() {
+            return decoded(d).map(|s| found(Cow::Owned(s), "cloudevents", o.kind));
+        }
+        let kind = o.kind.clone();
+        return o
+            .data
+            .and_then(record)
+            .map(|r| found(r, "cloudevents", kind));
+    }
+    if o.schema {
         if let Some(r) = o.payload.and_then(record) {
-            return Some((r, "kafka_connect"));
+            return Some(found(r, "kafka_connect", None));
         }
     }
     if o.subscription.is_some() {
         if let Some(m) = o.message {
-            let m: PubSubMessage = serde_json::from_str(m.get()).ok()?;
-            return decoded(&m.data).map(|s| (Cow::Owned(s), "pubsub"));
+            if let Ok(m) = serde_json::from_str::<PubSubMessage>(m.get()) {
+                return decoded(&m.data).map(|s| found(Cow::Owned(s), "pubsub", o.subscription));
+            }
         }
     }
+    let mut dataset = o.data_stream.and_then(|d| d.dataset);
     if let Some(e) = o.event {
-        if let Ok(EcsEvent {
-            original: Some(orig),
-        }) = serde_json::from_str::<EcsEvent>(e.get())
-        {
-            return json_text(orig).map(|s| (Cow::Owned(s), "ecs"));
+        if let Ok(ecs) = serde_json::from_str::<EcsEvent>(e.get()) {
+            dataset = ecs.dataset.or(dataset);
+            if let Some(s) = ecs.original.and_then(json_text) {
+                return Some(found(Cow::Owned(s), "ecs", dataset));
+            }
         }
     }
     if let Some(r) = o.raw.and_then(string_record) {
-        return Some((r, "cribl"));
+        return Some(found(r, "cribl", o.sourcetype));
     }
     if let Some(r) = o.log.and_then(string_record) {
-        return Some((r, "fluent_bit"));
+        return Some(found(r, "fluent_bit", None));
     }
     if let Some(r) = o.message.and_then(string_record) {
-        return Some((r, "message"));
+        let kind = if dataset.is_some() { "ecs" } else { "message" };
+        return Some(found(r, kind, dataset));
     }
     if let Some(e) = o.event {
-        let name = if o.sourcetype.is_some() {
+        let kind = if o.sourcetype.is_some() {
             "splunk_hec"
         } else {
             "event"
         };
-        return record(e).map(|r| (r, name));
+        return record(e).map(|r| found(r, kind, o.sourcetype));
     }
     None
 }
@@ -127,9 +177,13 @@ fn string_record(v: &RawValue) -> Option<Cow<'_, str>> {
     json_text(s).map(Cow::Owned)
 }
 
+/// `s` when it holds a JSON record (a byte-order mark before it dropped).
 fn json_text(s: String) -> Option<String> {
-    let t = s.trim_start();
-    (t.starts_with('{') || t.starts_with('[')).then_some(s)
+    let t = s.trim_start().trim_start_matches('\u{feff}');
+    if !(t.starts_with('{') || t.starts_with('[')) {
+        return None;
+    }
+    Some(if t.len() == s.len() { s } else { t.to_string() })
 }
 
 fn decoded(b64: &str) -> Option<String> {
@@ -147,9 +201,17 @@ mod tests {
 
     const OKTA: &str = r#"{"uuid":"env-1","published":"2026-11-02T08:00:00.000Z","eventType":"user.session.start","actor":{"id":"00ualice","type":"User","alternateId":"alice@example.com"},"client":{"ipAddress":"203.0.113.7","userAgent":{"rawUserAgent":"Mozilla/5.0 (Macintosh) Firefox/132.0"}},"outcome":{"result":"SUCCESS"},"authenticationContext":{"externalSessionId":"102abc"}}"#;
 
-    /// (format, event id, principal, time, session) of what `raw` normalizes to, or the error.
+    /// (format, event id, principal, time, session, vouching vendor) of what `raw` normalizes to, or the error.
     fn read(raw: &str, pinned: Option<&str>) -> Result<Vec<String>, String> {
-        let n = Normalize::new(&NormalizeConfig::default()).unwrap();
+        read_with(raw, pinned, &NormalizeConfig::default())
+    }
+
+    fn read_with(
+        raw: &str,
+        pinned: Option<&str>,
+        cfg: &NormalizeConfig,
+    ) -> Result<Vec<String>, String> {
+        let n = Normalize::new(cfg).unwrap();
         let ctx = Context::new(Provenance::None, Ts(0));
         let mut inner = Default::default();
         let mut out: Vec<SessionEvent<'_>> = Vec::new();
@@ -183,13 +245,21 @@ mod tests {
         base64::engine::general_purpose::STANDARD.encode(s)
     }
 
+    /// The bare record's reading with no vendor vouching for it: what an untrusted envelope gives.
+    fn claimed(bare: &[String]) -> Vec<String> {
+        bare.iter()
+            .map(|l| l.replace(r#"Some("okta")"#, "None"))
+            .collect()
+    }
+
     #[test]
-    fn each_pipelines_envelope_gives_the_record_inside_as_it_is() {
+    fn each_pipelines_envelope_gives_the_record_inside_as_a_claim_unless_trusted() {
         let bare = read(OKTA, None).unwrap();
+        assert!(bare[0].ends_with(r#"Some("okta")"#), "{bare:?}");
         let q = quoted(OKTA);
         let envelopes = [
             format!(
-                r#"{{"@timestamp":"2026-11-02T08:00:01Z","event":{{"kind":"event","original":{q}}},"data_stream":{{"dataset":"okta.system"}}}}"#
+                r#"{{"@timestamp":"2026-11-02T08:00:01Z","event":{{"kind":"event","original":{q},"dataset":"okta.system"}},"data_stream":{{"dataset":"okta.system"}}}}"#
             ),
             format!(
                 r#"{{"@timestamp":"2026-11-02T08:00:01Z","message":{q},"agent":{{"type":"filebeat"}}}}"#
@@ -204,7 +274,7 @@ mod tests {
             format!(r#"{{"date":1793606401.5,"log":{q}}}"#),
             format!(r#"{{"_raw":{q},"_time":1793606401,"sourcetype":"okta"}}"#),
             format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":{q}}}"#),
-            format!(r#"{{"schema":{{"type":"struct","fields":[]}},"payload":{OKTA}}}"#),
+            format!(r#"{{"schema":null,"payload":{OKTA}}}"#),
             format!(
                 r#"{{"specversion":"1.0","id":"ce-1","source":"/okta","type":"com.okta.event","datacontenttype":"application/json","data":{OKTA}}}"#
             ),
@@ -218,9 +288,60 @@ mod tests {
             ),
         ];
         for e in &envelopes {
-            assert_eq!(read(e, None).as_ref(), Ok(&bare), "{e}");
-            // a topic pinned to the record's format reads it too
+            // read as a claim: nothing in it is vouched for
+            assert_eq!(read(e, None), Ok(claimed(&bare)), "{e}");
+            // a topic pinned to the record's format is the operator's word for what it carries
             assert_eq!(read(e, Some("okta")).as_ref(), Ok(&bare), "{e}");
+        }
+        // trusted envelopes by kind and origin keep the record's authority; others stay claims
+        let cfg: NormalizeConfig = toml::from_str(
+            r#"trusted_envelopes = ["splunk_hec:OktaIM2:*", "ecs:okta.system", "pubsub:projects/p/subscriptions/okta"]"#,
+        )
+        .unwrap();
+        let got: Vec<bool> = envelopes
+            .iter()
+            .map(|e| read_with(e, None, &cfg).unwrap() == bare)
+            .collect();
+        assert_eq!(
+            got,
+            [true, false, true, true, false, false, false, false, false, false, false, true]
+        );
+    }
+
+    /// Found by an outside review: a compromised agent printing an Okta record to its stdout, shipped by Fluent Bit,
+    /// was read as Okta's word and revoked the person it named.
+    #[test]
+    fn a_containers_stdout_carrying_an_idp_record_vouches_for_nobody() {
+        let forged = format!(
+            r#"{{"log":{},"stream":"stdout","kubernetes":{{"namespace_name":"agents","container_name":"agent-runtime"}}}}"#,
+            quoted(&format!("{OKTA}\n"))
+        );
+        let got = read(&forged, None).unwrap();
+        assert!(got[0].ends_with(" None"), "{got:?}");
+    }
+
+    /// Found by an outside review: a JSON array was read as an envelope field by field, so a batch with one bad
+    /// record lost its neighbours without a dead letter. A batch fails as a whole.
+    #[test]
+    fn a_batch_is_never_read_as_an_envelope() {
+        let bad = OKTA.replace("2026-11-02T08:00:00.000Z", "not a time");
+        let batch = format!(
+            "[{},{bad},{}]",
+            OKTA.replace("env-1", "b-1"),
+            OKTA.replace("env-1", "b-3")
+        );
+        assert!(read(&batch, None).is_err());
+    }
+
+    #[test]
+    fn real_variants_unwrap_text_in_ecs_original_string_pubsub_and_a_byte_order_mark() {
+        let q = quoted(OKTA);
+        let ecs = format!(r#"{{"event":{{"original":"GET / HTTP/1.1"}},"message":{q}}}"#);
+        let pubsub_text = format!(r#"{{"subscription":"s","message":{q}}}"#);
+        // a byte-order mark before the record (a file written on Windows) is dropped
+        let bom = format!(r#"{{"log":{}}}"#, quoted(&format!("{}{OKTA}", '\u{feff}')));
+        for e in [ecs, pubsub_text, bom] {
+            assert!(read(&e, None).is_ok(), "{e}");
         }
     }
 
@@ -235,7 +356,14 @@ mod tests {
             r#"{{"time":1793606401,"sourcetype":"filebeat","event":{}}}"#,
             quoted(&filebeat)
         );
-        assert_eq!(read(&hec, None), Ok(bare));
+        assert_eq!(read(&hec, None), Ok(claimed(&bare)));
+        // trusted only when every level is
+        let hec_only: NormalizeConfig =
+            toml::from_str(r#"trusted_envelopes = ["splunk_hec:filebeat"]"#).unwrap();
+        assert_eq!(read_with(&hec, None, &hec_only), Ok(claimed(&bare)));
+        let both: NormalizeConfig =
+            toml::from_str(r#"trusted_envelopes = ["splunk_hec:filebeat", "ecs:"]"#).unwrap();
+        assert_eq!(read_with(&hec, None, &both), Ok(bare));
         let third = format!(r#"{{"_raw":{},"_time":1}}"#, quoted(&hec));
         let e = read(&third, None).unwrap_err();
         assert!(e.contains("cribl envelope"), "{e}");

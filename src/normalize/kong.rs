@@ -241,11 +241,22 @@ impl Normalizer for Kong {
             format: NAME.into(),
         };
         let mut headers = self.headers(r.request.headers);
+        let set_by_gateway = |h: &str| self.cfg.gateway_set_headers.iter().any(|g| g == h);
+        // Kong's own request id, or a request-id header only when the gateway sets it: a client chooses its own
+        // headers, and an id it chooses must not decide which events count as duplicates
         let id = r
             .request
             .id
-            .or_else(|| headers[KONG_REQUEST_ID].take())
-            .or_else(|| headers[REQUEST_ID].take())
+            .or_else(|| {
+                set_by_gateway("x-kong-request-id")
+                    .then(|| headers[KONG_REQUEST_ID].take())
+                    .flatten()
+            })
+            .or_else(|| {
+                set_by_gateway("x-request-id")
+                    .then(|| headers[REQUEST_ID].take())
+                    .flatten()
+            })
             .unwrap_or_else(|| super::fallback_id(ctx, 0));
         let mut ev = SessionEvent::new(src, id, time, cat);
         ev.outcome = match r.response.as_ref().and_then(|s| s.status) {
@@ -258,7 +269,6 @@ impl Normalizer for Kong {
         ev.network.user_agent = headers[USER_AGENT].take();
         let status = r.response.as_ref().and_then(|s| s.status);
         let refused = matches!(status, Some(401 | 403 | 407));
-        let set_by_gateway = |h: &str| self.cfg.gateway_set_headers.iter().any(|g| g == h);
         if let Some(c) = r.consumer {
             ev.principal.id = c.username.or(c.custom_id).or(c.id);
             ev.principal.kind = self.cfg.consumer_kind;
@@ -327,6 +337,27 @@ mod tests {
         assert_eq!(ev.resource.bytes, Some(5120));
         assert_eq!(ev.network.user_agent.as_deref(), Some("sync/1.2"));
         assert_eq!(ev.event_time, Ts(1793606400000));
+    }
+
+    /// Found by an outside review: a request id the client chose became the event id, so bursts sharing one
+    /// header and one millisecond were dropped as duplicates and a scraper's rate went unseen.
+    #[test]
+    fn a_client_chosen_request_id_is_not_the_event_id() {
+        let line = LOG.replace(
+            r#""x-token-id":"hdr-tok""#,
+            r#""x-token-id":"hdr-tok","x-request-id":"r-1","x-kong-request-id":"r-1""#,
+        );
+        let ev = &normalize_one(&line)[0];
+        assert_ne!(ev.event_id.as_str(), "r-1");
+        // a header the gateway sets itself is Kong's word
+        let mut k = Kong {
+            cfg: KongConfig::default(),
+        };
+        k.cfg.gateway_set_headers = vec!["x-kong-request-id".into()];
+        let ctx = crate::normalize::Context::new(crate::event::Provenance::None, Ts(0));
+        let mut out = Vec::new();
+        k.normalize(&line, &ctx, &mut out).unwrap();
+        assert_eq!(out[0].event_id.as_str(), "r-1");
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod salesforce;
 mod slack_audit;
 
 use crate::event::{Category, Provenance, SessionEvent, Text, Ts};
+use crate::pattern;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -353,6 +354,8 @@ pub struct Normalize {
     /// Some format (a declarative mapping) detects by arbitrary top-level keys.
     wants_keys: bool,
     enrich: enrich::Enrich,
+    /// `normalize.trusted_envelopes`.
+    trusted_envelopes: Vec<String>,
 }
 
 /// Settings of the normalize stage (`[normalize]`).
@@ -388,6 +391,12 @@ pub struct NormalizeConfig {
     /// Most event fingerprints kept for that (the least recently seen make room first). Default 500000.
     #[serde(default)]
     pub dedup_max_keys: Option<usize>,
+    /// Envelopes whose records keep their own format's authority, as `kind:origin` globs (see
+    /// [`envelope::Unwrapped`]): e.g. `"splunk_hec:OktaIM2:log"`, `"ecs:okta.system"`,
+    /// `"pubsub:projects/acme/subscriptions/workspace-audit"`. Records from any other envelope are read as claims
+    /// (no identity in them is vouched for), unless their topic is pinned to a format. Default: none.
+    #[serde(default)]
+    pub trusted_envelopes: Vec<String>,
 }
 
 impl Normalize {
@@ -452,6 +461,7 @@ impl Normalize {
             max_age_secs: cfg.max_age_secs.unwrap_or(86_400),
             wants_keys,
             enrich: enrich::Enrich::new(&cfg.enrich)?,
+            trusted_envelopes: cfg.trusted_envelopes.clone(),
         })
     }
 
@@ -542,7 +552,9 @@ impl Normalize {
         match self.normalize(raw, pinned, ctx, out) {
             Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. })) => {
                 match std::str::from_utf8(raw) {
-                    Ok(text) => self.unwrap_into(text.trim(), pinned, ctx, out, &mut inner.0, e),
+                    Ok(text) => self
+                        .unwrap_into(text.trim(), pinned, ctx, out, &mut inner.0, true)
+                        .unwrap_or(Err(e)),
                     Err(_) => Err(e),
                 }
             }
@@ -550,7 +562,10 @@ impl Normalize {
         }
     }
 
-    /// The record inside envelope `text` (when it is one; else `e`), unwrapping further while slots remain.
+    /// The record inside envelope `text` (none when it is no envelope), unwrapping further while slots remain. The
+    /// events keep their format's authority only when the topic is pinned to a format (the operator says what it
+    /// carries) or every envelope level's `kind:origin` is in `normalize.trusted_envelopes`; otherwise whatever a
+    /// shipper carried (a container's stdout, a tailed file) could speak with an IdP's voice.
     fn unwrap_into<'a>(
         &self,
         text: &'a str,
@@ -558,14 +573,21 @@ impl Normalize {
         ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
         slots: &'a mut [Option<String>],
-        e: NormalizeError,
-    ) -> Result<&'static str, NormalizeError> {
-        let (Some((record, name)), Some((slot, rest))) =
-            (envelope::unwrap(text), slots.split_first_mut())
+        trusted_so_far: bool,
+    ) -> Option<Result<&'static str, NormalizeError>> {
+        let (Some(u), Some((slot, rest))) = (envelope::unwrap(text), slots.split_first_mut())
         else {
-            return Err(e);
+            return None;
         };
-        let record: &'a str = match record {
+        let name = u.kind;
+        let origin = format!("{}:{}", u.kind, u.origin);
+        let trusted = trusted_so_far
+            && (pinned.is_some_and(|p| p != "auto")
+                || self
+                    .trusted_envelopes
+                    .iter()
+                    .any(|g| pattern::glob(g, &origin)));
+        let record: &'a str = match u.record {
             std::borrow::Cow::Borrowed(b) => b,
             std::borrow::Cow::Owned(o) => slot.insert(o).as_str(),
         };
@@ -573,15 +595,22 @@ impl Normalize {
             format: name,
             reason: format!("the record inside the {name} envelope: {e}"),
         };
-        match self.normalize(record.as_bytes(), pinned, ctx, out) {
-            Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. }))
-                if !rest.is_empty() && envelope::unwrap(record.trim()).is_some() =>
-            {
-                self.unwrap_into(record.trim(), pinned, ctx, out, rest, e)
-                    .map_err(named)
+        let start = out.len();
+        Some(match self.normalize(record.as_bytes(), pinned, ctx, out) {
+            Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. })) => self
+                .unwrap_into(record.trim(), pinned, ctx, out, rest, trusted)
+                .unwrap_or(Err(e))
+                .map_err(named),
+            Ok(f) => {
+                if !trusted {
+                    for ev in &mut out[start..] {
+                        ev.unvouch_all();
+                    }
+                }
+                Ok(f)
             }
             other => other.map_err(named),
-        }
+        })
     }
 
     /// One record, or an envelope of records: a JSON array, `{"records": [...]}` (Azure Monitor / Event Hubs
