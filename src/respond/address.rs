@@ -140,6 +140,41 @@ mod tests {
         assert_eq!(vendor_session(&d, "slack").unwrap(), None);
     }
 
+    /// Found by a mutation run: the session a vendor's own log vouched for is addressed as it is, a session from
+    /// another vendor's log is not; an id of exactly the longest length passes and one byte more is refused; a
+    /// "verified" principal that is no e-mail address is not used as one.
+    #[test]
+    fn sessions_lengths_and_emails_are_addressed_exactly() {
+        let d = decision(
+            "00ualice",
+            "alice@example.com",
+            Trust {
+                principal_vendor: Some("okta".into()),
+                session_vendor: Some("okta".into()),
+                email_verified_by: Some("okta".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(vendor_session(&d, "okta").unwrap(), Some("1234"));
+        assert_eq!(vendor_session(&d, "github").unwrap(), None);
+        assert_eq!(user(&d, "okta").unwrap().as_str(), "00ualice");
+        assert_eq!(user(&d, "slack").unwrap().as_str(), "alice@example.com");
+        let longest = "u".repeat(MAX_ID_BYTES);
+        assert_eq!(safe_id("id", &longest).unwrap(), longest);
+        assert!(safe_id("id", &format!("{longest}u")).is_err());
+        let not_mail = decision(
+            "gh-1",
+            "alice",
+            Trust {
+                principal_vendor: Some("github".into()),
+                email_verified_by: Some("okta".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(verified_email(&not_mail).unwrap(), None);
+        assert!(user(&not_mail, "slack").is_err());
+    }
+
     #[test]
     fn an_idp_verified_email_addresses_other_vendors() {
         let d = decision(
