@@ -1012,7 +1012,6 @@ pub fn budget_notice(delivery: &Delivery, d: &Decision) -> Decision {
             delivery.target
         ),
         decided_at: now,
-        event_time: d.event_time,
         action: Action::Alert,
         guardrail: Some(format!(
             "target budget: {}",
@@ -1025,6 +1024,7 @@ pub fn budget_notice(delivery: &Delivery, d: &Decision) -> Decision {
         )),
         shadow: false,
         trust: Default::default(),
+        // the event time, the principal and its ids are the refused decision's
         ..d.clone()
     }
 }
