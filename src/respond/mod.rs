@@ -1163,6 +1163,56 @@ mod tests {
         assert!(e.contains("QUENCH_TEST_SECRET_NOWHERE_FILE"), "{e}");
     }
 
+    /// Found by a mutation run: a target's budget notice is decided now, is never a shadow record, carries no trust
+    /// of its own, and keeps the refused decision's event time and subject.
+    #[test]
+    fn a_budget_notice_is_a_fresh_alert_about_the_refused_decision() {
+        let d = Decision {
+            decision_id: "a".repeat(32),
+            decided_at: Ts(0),
+            event_time: Ts(5_000),
+            action: Action::TerminateSession,
+            principal: Some("alice@example.com".into()),
+            principal_id: None,
+            principal_kind: crate::event::PrincipalKind::Human,
+            token_id: None,
+            session_id: Some("s-1".into()),
+            job_id: None,
+            score: 0.9,
+            findings: vec![],
+            evidence: vec!["e1".into()],
+            guardrail: None,
+            shadow: true,
+            trust: crate::decide::Trust::vouched_by("okta", crate::event::Family::Idp, "e1"),
+        };
+        let delivery = Delivery {
+            decision_id: d.decision_id.clone(),
+            command_id: "c".into(),
+            action: d.action,
+            principal: d.principal.clone(),
+            target: "okta".into(),
+            attempts: 0,
+            result: Err(
+                "not sent: the revocation budget of target \"okta\" is spent (1 per 3600 s)".into(),
+            ),
+            retryable: false,
+            dry_run: false,
+            over_budget: Some(true),
+            finished_at: Ts::now(),
+        };
+        let n = budget_notice(&delivery, &d);
+        assert_eq!(n.decision_id, format!("{}-okta-budget", "a".repeat(24)));
+        assert_eq!(n.action, Action::Alert);
+        assert!(n.decided_at.0 > 0);
+        assert_eq!(
+            (n.event_time, n.session_id.as_deref()),
+            (Ts(5_000), Some("s-1"))
+        );
+        assert!(!n.shadow);
+        assert_eq!(n.trust, crate::decide::Trust::default());
+        assert!(n.guardrail.unwrap().contains("1 per 3600 s"));
+    }
+
     /// Found by a mutation run: the cut of a long error must keep a marker that ends exactly at the cut, and drop
     /// one the cut would split.
     #[test]
