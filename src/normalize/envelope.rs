@@ -162,6 +162,44 @@ pub fn unwrap(text: &str) -> Option<Unwrapped<'_>> {
     None
 }
 
+/// The format an envelope's origin names, when it names one the shipper's own conventions make plain: Splunk
+/// add-on source types and Elastic integration datasets. The record inside is then read as that format only (a
+/// record that is not one is dead-lettered with the envelope named), as on a topic pinned to it; the origin does
+/// not make the record trusted (see `normalize.trusted_envelopes`).
+pub fn format_of(kind: &str, origin: &str) -> Option<&'static str> {
+    const SOURCETYPES: &[(&str, &str)] = &[
+        ("OktaIM2:log", "okta"),
+        ("ms:aad:signin", "entra_signin"),
+        ("azure:aad:signin", "entra_signin"),
+        ("ms:aad:audit", "entra_audit"),
+        ("azure:aad:audit", "entra_audit"),
+        ("o365:management:activity", "m365_audit"),
+        ("gws:reports:*", "google_workspace"),
+        ("sfdc:*", "salesforce"),
+        ("slack:audit*", "slack_audit"),
+        ("github:*audit*", "github_audit"),
+    ];
+    const DATASETS: &[(&str, &str)] = &[
+        ("okta.system", "okta"),
+        ("azure.signinlogs", "entra_signin"),
+        ("azure.auditlogs", "entra_audit"),
+        ("o365.audit", "m365_audit"),
+        ("google_workspace.*", "google_workspace"),
+        ("salesforce.*", "salesforce"),
+        ("slack.audit", "slack_audit"),
+        ("github.audit", "github_audit"),
+    ];
+    let table = match kind {
+        "splunk_hec" | "cribl" => SOURCETYPES,
+        "ecs" => DATASETS,
+        _ => return None,
+    };
+    table
+        .iter()
+        .find(|(pattern, _)| crate::pattern::glob(pattern, origin))
+        .map(|(_, f)| *f)
+}
+
 /// A JSON value holding a record: an object or array (borrowed as it is), or a string holding one.
 fn record(v: &RawValue) -> Option<Cow<'_, str>> {
     let t = v.get().trim_start();
@@ -306,6 +344,27 @@ mod tests {
             got,
             [true, false, true, true, false, false, false, false, false, false, false, true]
         );
+    }
+
+    /// A HEC source type or an ECS dataset that names a format pins the record to it: an Okta source type holding
+    /// something else is dead-lettered as not Okta, not read as whatever it resembles.
+    #[test]
+    fn an_envelopes_source_type_or_dataset_pins_the_format() {
+        assert_eq!(super::format_of("splunk_hec", "OktaIM2:log"), Some("okta"));
+        assert_eq!(
+            super::format_of("ecs", "google_workspace.login"),
+            Some("google_workspace")
+        );
+        assert_eq!(super::format_of("fluent_bit", ""), None);
+        let slack = r#"{"id":"s1","date_create":1793606400,"action":"user_login","actor":{"type":"user","user":{"id":"W1","email":"a@example.com"}}}"#;
+        let as_okta = format!(r#"{{"time":1,"sourcetype":"OktaIM2:log","event":{slack}}}"#);
+        let e = read(&as_okta, None).unwrap_err();
+        assert!(
+            e.contains("splunk_hec envelope") && e.contains("okta"),
+            "{e}"
+        );
+        let as_slack = format!(r#"{{"time":1,"sourcetype":"slack:auditlogs","event":{slack}}}"#);
+        assert!(read(&as_slack, None).unwrap()[0].starts_with("slack_audit "));
     }
 
     /// Found by an outside review: a compromised agent printing an Okta record to its stdout, shipped by Fluent Bit,

@@ -596,21 +596,29 @@ impl Normalize {
             reason: format!("the record inside the {name} envelope: {e}"),
         };
         let start = out.len();
-        Some(match self.normalize(record.as_bytes(), pinned, ctx, out) {
-            Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. })) => self
-                .unwrap_into(record.trim(), pinned, ctx, out, rest, trusted)
-                .unwrap_or(Err(e))
-                .map_err(named),
-            Ok(f) => {
-                if !trusted {
-                    for ev in &mut out[start..] {
-                        ev.unvouch_all();
-                    }
+        // a topic's pin wins; else the format the envelope's origin names, if any
+        let inner_pin = pinned
+            .filter(|p| *p != "auto")
+            .or_else(|| envelope::format_of(u.kind, &u.origin))
+            .filter(|f| self.formats.iter().any(|(n, _)| n == f));
+        Some(
+            match self.normalize(record.as_bytes(), inner_pin.or(pinned), ctx, out) {
+                Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. })) => {
+                    self.unwrap_into(record.trim(), pinned, ctx, out, rest, trusted)
+                        .unwrap_or(Err(e))
+                        .map_err(named)
                 }
-                Ok(f)
-            }
-            other => other.map_err(named),
-        })
+                Ok(f) => {
+                    if !trusted {
+                        for ev in &mut out[start..] {
+                            ev.unvouch_all();
+                        }
+                    }
+                    Ok(f)
+                }
+                other => other.map_err(named),
+            },
+        )
     }
 
     /// One record, or an envelope of records: a JSON array, `{"records": [...]}` (Azure Monitor / Event Hubs
