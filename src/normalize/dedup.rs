@@ -11,7 +11,8 @@
 //! the last commit when a consumer dies. A duplicate must not count twice in a rate, move a baseline or raise a
 //! second decision.
 //!
-//! The fingerprint is a digest of the format, the vendor's event id (for records without one, the id Quench makes
+//! The fingerprint is a 128-bit keyed hash (foldhash, with a random key kept with the state, so nobody can craft
+//! two events that collide) of the format, the vendor's event id (for records without one, the id Quench makes
 //! from the record's place: topic, partition and offset, so Kafka redelivery matches), the event time to the
 //! millisecond, whether the source vouches for the event's identities, and what the event says: principal,
 //! category, action, outcome, session, token and job ids, address, user agent, and the resource (app, object,
@@ -22,7 +23,6 @@
 
 use crate::event::{SessionEvent, Ts};
 use crate::state::{Bounds, KeyedState};
-use sha2::{Digest, Sha256};
 
 /// Default window, seconds of event time (`normalize.dedup_window_secs`).
 pub const DEFAULT_WINDOW_SECS: u64 = 3600;
@@ -31,7 +31,9 @@ pub const DEFAULT_MAX_KEYS: usize = 500_000;
 
 /// The fingerprints of recent events, one store per source family.
 pub struct Dedup {
-    seen: Option<Vec<KeyedState<()>>>,
+    seen: Option<Vec<KeyedState<bool>>>,
+    /// The fingerprint's key: random per state (saved with it), so nobody can craft two events that collide.
+    seed: u64,
     duplicates: u64,
 }
 
@@ -41,6 +43,7 @@ impl Dedup {
         let store = || KeyedState::new(Bounds::from_secs(window_secs, max_keys.max(1)));
         Dedup {
             seen: (window_secs > 0).then(|| (0..FAMILIES).map(|_| store()).collect()),
+            seed: fastrand::u64(..),
             duplicates: 0,
         }
     }
@@ -55,14 +58,16 @@ impl Dedup {
             return true;
         };
         let vouched = ev.principal.vouched_by.is_some() || !ev.session.vouched.is_empty();
-        let key = fingerprint(ev, vouched);
+        let mut buf = [0u8; 32];
+        let key = fingerprint(ev, vouched, self.seed, &mut buf);
         let at = now.max(ev.event_time);
-        seen.evict(at);
-        if seen.get_mut_in(&key, at, vouched).is_some() {
+        // one lookup: a new fingerprint comes in unmarked and is marked here
+        let marked = seen.entry_in(key, at, vouched, || false);
+        if *marked {
             self.duplicates += 1;
             return false;
         }
-        seen.entry_in(&key, at, vouched, || ());
+        *marked = true;
         true
     }
 
@@ -71,20 +76,21 @@ impl Dedup {
         self.duplicates
     }
 
-    /// The fingerprints, for a restart to resume from (see [`crate::durable`]).
+    /// The fingerprints and their key, for a restart to resume from (see [`crate::durable`]).
     pub fn save(&self) -> Result<crate::detect::Saved, serde_json::Error> {
-        serde_json::value::to_raw_value(&(&self.seen, self.duplicates))
+        serde_json::value::to_raw_value(&(&self.seen, self.seed, self.duplicates))
     }
 
     /// Take back what [`Dedup::save`] wrote (nothing when deduplication is now off).
     pub fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
-        type Saved = (Option<Vec<crate::state::SavedKeys<()>>>, u64);
-        let (seen, duplicates): Saved = crate::detect::load(saved)?;
+        type Saved = (Option<Vec<crate::state::SavedKeys<bool>>>, u64, u64);
+        let (seen, seed, duplicates): Saved = crate::detect::load(saved)?;
         if let (Some(stores), Some(saved)) = (&mut self.seen, seen) {
             for (store, keys) in stores.iter_mut().zip(saved) {
                 store.restore(keys)?;
             }
         }
+        self.seed = seed;
         self.duplicates = duplicates;
         Ok(())
     }
@@ -93,11 +99,22 @@ impl Dedup {
 /// Source families, each with its own store.
 const FAMILIES: usize = 4;
 
-fn fingerprint(ev: &SessionEvent<'_>, vouched: bool) -> String {
-    fn text<'b>(t: &'b Option<crate::event::Text<'_>>) -> &'b [u8] {
+/// A 128-bit keyed hash of what the event says, as 32 hex digits in `buf` (no allocation per event).
+fn fingerprint<'b>(
+    ev: &SessionEvent<'_>,
+    vouched: bool,
+    seed: u64,
+    buf: &'b mut [u8; 32],
+) -> &'b str {
+    use std::hash::{BuildHasher, Hasher};
+    fn text<'t>(t: &'t Option<crate::event::Text<'_>>) -> &'t [u8] {
         t.as_deref().unwrap_or("").as_bytes()
     }
     let r = &ev.resource;
+    let mut h = [
+        foldhash::quality::FixedState::with_seed(seed).build_hasher(),
+        foldhash::quality::FixedState::with_seed(seed ^ 0x9E37_79B9_7F4A_7C15).build_hasher(),
+    ];
     let numbers = [
         ev.event_time.0,
         i64::from(vouched),
@@ -106,11 +123,7 @@ fn fingerprint(ev: &SessionEvent<'_>, vouched: bool) -> String {
         r.bytes.map_or(-1, |b| b as i64),
         r.records.map_or(-1, |b| b as i64),
     ];
-    let mut h = Sha256::new();
-    for n in numbers {
-        h.update(n.to_le_bytes());
-    }
-    for part in [
+    let parts = [
         ev.source.format.as_bytes(),
         ev.event_id.as_bytes(),
         ev.principal.key().unwrap_or("").as_bytes(),
@@ -124,12 +137,24 @@ fn fingerprint(ev: &SessionEvent<'_>, vouched: bool) -> String {
         text(&r.object_id),
         text(&r.server),
         text(&r.destination),
-    ] {
-        // length-prefixed, so that no two different tuples hash alike
-        h.update((part.len() as u32).to_le_bytes());
-        h.update(part);
+    ];
+    for h in &mut h {
+        for n in numbers {
+            h.write_i64(n);
+        }
+        for part in parts {
+            // length-prefixed, so that no two different tuples hash alike
+            h.write_usize(part.len());
+            h.write(part);
+        }
     }
-    hex::encode(&h.finalize()[..16])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let words = [h[0].finish(), h[1].finish()];
+    for (i, b) in words.iter().flat_map(|w| w.to_le_bytes()).enumerate() {
+        buf[2 * i] = HEX[usize::from(b >> 4)];
+        buf[2 * i + 1] = HEX[usize::from(b & 15)];
+    }
+    std::str::from_utf8(buf).unwrap_or("")
 }
 
 #[cfg(test)]
