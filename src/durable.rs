@@ -108,13 +108,9 @@ impl Store {
         })
     }
 
-    fn path(&self) -> PathBuf {
-        self.dir.join(FILE)
-    }
-
     /// The last snapshot, if any.
     pub fn read(&self) -> Result<Option<Snapshot>, StateError> {
-        let path = self.path();
+        let path = self.file();
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -154,7 +150,7 @@ impl Store {
             offsets: &'a BTreeMap<String, i64>,
             state: &'a RawValue,
         }
-        let path = self.path();
+        let path = self.file();
         let tmp = self.dir.join(format!("{FILE}.tmp"));
         let io = |source| StateError::Io {
             path: self.dir.clone(),
@@ -182,9 +178,9 @@ impl Store {
         Ok(())
     }
 
-    /// The path of the state file (for messages).
+    /// The path of the state file.
     pub fn file(&self) -> PathBuf {
-        self.path()
+        self.dir.join(FILE)
     }
 }
 

@@ -59,7 +59,10 @@ impl Dedup {
         };
         let vouched = ev.principal.vouched_by.is_some() || !ev.session.vouched.is_empty();
         let mut buf = [0u8; 32];
-        let key = fingerprint(ev, vouched, self.seed, &mut buf);
+        // the digits are ASCII, so this cannot fail; if it ever did, the event must be kept, never collapsed
+        let Some(key) = fingerprint(ev, vouched, self.seed, &mut buf) else {
+            return true;
+        };
         let at = now.max(ev.event_time);
         // one lookup: a new fingerprint comes in unmarked and is marked here
         let marked = seen.entry_in(key, at, vouched, || false);
@@ -105,7 +108,7 @@ fn fingerprint<'b>(
     vouched: bool,
     seed: u64,
     buf: &'b mut [u8; 32],
-) -> &'b str {
+) -> Option<&'b str> {
     use std::hash::{BuildHasher, Hasher};
     fn text<'t>(t: &'t Option<crate::event::Text<'_>>) -> &'t [u8] {
         t.as_deref().unwrap_or("").as_bytes()
@@ -154,7 +157,7 @@ fn fingerprint<'b>(
         buf[2 * i] = HEX[usize::from(b >> 4)];
         buf[2 * i + 1] = HEX[usize::from(b & 15)];
     }
-    std::str::from_utf8(buf).unwrap_or("")
+    std::str::from_utf8(buf).ok()
 }
 
 #[cfg(test)]
