@@ -60,6 +60,9 @@ pub struct Config {
     /// Learned state kept across restarts (`[state]`). Default: none.
     #[serde(default)]
     pub state: crate::durable::StateConfig,
+    /// The evidence store (`[evidence]`): events, findings, decisions and commands as Parquet. Default: off.
+    #[serde(default)]
+    pub evidence: crate::evidence::EvidenceConfig,
 }
 
 /// `[metrics]`.

@@ -15,6 +15,7 @@ pub mod decide;
 pub mod detect;
 pub mod durable;
 pub mod event;
+pub mod evidence;
 pub mod ingest;
 pub mod metrics;
 pub mod net;

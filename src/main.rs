@@ -1,4 +1,5 @@
-//! The `quench` command line: `demo`, `run`, `replay`, `normalize`.
+//! The `quench` command line: `demo`, `run`, `replay`, `simulate`, `eval`, `explain`, `session`, `backtest`,
+//! `query`, `jwks`, `normalize`.
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
@@ -51,6 +52,9 @@ enum Cmd {
         /// Call the configured revocation targets (default: none is called).
         #[arg(long)]
         dispatch: bool,
+        /// Keep the evidence (events, findings, decisions, commands) in this store (overrides `[evidence] dir`).
+        #[arg(long)]
+        store: Option<PathBuf>,
     },
     /// Write labelled, realistic traffic: DIR/events.jsonl (raw vendor events) and DIR/labels.json.
     Simulate {
@@ -84,17 +88,67 @@ enum Cmd {
         #[arg(long, default_value_t = 60.0)]
         deadline: f64,
     },
-    /// Show the event timeline behind a decision (replays FILEs to find it).
+    /// Show the event timeline behind a decision: from the evidence store (--store), or by replaying FILEs.
     Explain {
         /// The decision id, or a unique prefix of it.
         decision: String,
-        #[arg(required = true)]
+        #[arg(required_unless_present = "store")]
         files: Vec<String>,
+        /// Read the decision and its events from this evidence store instead of replaying files.
+        #[arg(long, conflicts_with = "files")]
+        store: Option<PathBuf>,
         #[arg(long)]
         config: Option<PathBuf>,
         /// Seconds of the subject's events to show before the first evidence event.
         #[arg(long, default_value_t = 3600)]
         window: i64,
+    },
+    /// The audit trail of one session (or token or agent job), or of one principal, from the evidence store.
+    Session {
+        /// A session, root session, token or job id.
+        #[arg(required_unless_present = "principal")]
+        id: Option<String>,
+        /// A principal's e-mail or id instead of a session.
+        #[arg(long, conflicts_with = "id")]
+        principal: Option<String>,
+        /// From this time (RFC 3339, or `7d` / `36h` before now).
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this time (same forms).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value = "quench-evidence")]
+        store: PathBuf,
+        /// Print JSON (to attach to a ticket) instead of the text trail.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay stored events through a candidate detector/decide configuration and print how its decisions differ.
+    Backtest {
+        /// From this time (RFC 3339, or `7d` / `36h` before now).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// The candidate's detector files (overriding the built-in `detectors/*.toml`).
+        #[arg(long)]
+        detectors: Option<PathBuf>,
+        /// The candidate's configuration (default: the baseline's).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The configuration in force when the events were stored (default: the built-in one).
+        #[arg(long)]
+        baseline: Option<PathBuf>,
+        #[arg(long, default_value = "quench-evidence")]
+        store: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// SQL over the evidence store (tables events, findings, decisions, commands); runs `quench-query`.
+    Query {
+        /// `"SQL" [--store DIR] [--format table|jsonl|csv|parquet] [--out FILE]`
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
     },
     /// Print the JWK Set receivers verify Quench's signed events with (the public keys of the `caep` targets).
     Jwks {
@@ -118,6 +172,45 @@ fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
         Some(p) => Config::load(p)?,
         None => Config::default(),
     })
+}
+
+/// `--since` / `--until`: RFC 3339, or a span before now such as `7d`, `36h`, `90m`.
+fn when(s: Option<&str>) -> anyhow::Result<Option<quench::event::Ts>> {
+    let Some(s) = s else { return Ok(None) };
+    if let Some(t) = quench::event::Ts::parse(s) {
+        return Ok(Some(t));
+    }
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let ms = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        "m" => 60_000,
+        _ => 0,
+    };
+    match n.parse::<i64>() {
+        Ok(n) if ms > 0 && n >= 0 => {
+            Ok(Some(quench::event::Ts(quench::event::Ts::now().0 - n * ms)))
+        }
+        _ => bail!("{s:?}: allowed: an RFC 3339 time or a span before now such as 7d, 36h, 90m"),
+    }
+}
+
+/// Run `quench-query` (beside this binary, else on PATH) with `args`.
+fn query(args: &[String]) -> anyhow::Result<()> {
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("quench-query")))
+        .filter(|p| p.exists());
+    let prog = beside.unwrap_or_else(|| PathBuf::from("quench-query"));
+    match std::process::Command::new(&prog).args(args).status() {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => std::process::exit(s.code().unwrap_or(1)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "quench query needs the quench-query binary (DataFusion, kept out of the engine's build): \
+             cargo build --release -p quench-query, then run it from target/release or put it on PATH"
+        ),
+        Err(e) => Err(e).with_context(|| format!("running {}", prog.display())),
+    }
 }
 
 fn init_logs(json: bool) {
@@ -161,6 +254,11 @@ fn main() -> anyhow::Result<()> {
             init_logs(cli.log_json || cfg.log.format == LogFormat::Json);
             let mut pipeline = Pipeline::new(&cfg)?;
             let k = cfg.validate_kafka(pipeline.normalizer())?.clone();
+            if let Some(dir) = &cfg.evidence.dir {
+                cfg.evidence.validate()?;
+                // pending files are resolved by the run once it has read the saved state
+                pipeline.store_evidence(quench::evidence::Evidence::open(&cfg.evidence, dir)?);
+            }
             let targets = respond::build_targets(&cfg.respond)?;
             rt.block_on(async {
                 let dispatcher = Dispatcher::new(cfg.respond.clone(), targets, None)?;
@@ -187,6 +285,10 @@ fn main() -> anyhow::Result<()> {
                     opts.state = Some((quench::durable::Store::open(dir)?, every));
                 }
                 let r = app::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await?;
+                let clock = pipeline.has_clock().then(|| pipeline.clock());
+                if let Some(e) = pipeline.take_evidence() {
+                    e.close(clock)?;
+                }
                 let report = &r.run;
                 let h = &report.latency_us;
                 eprintln!(
@@ -210,9 +312,13 @@ fn main() -> anyhow::Result<()> {
             config,
             out,
             dispatch,
+            store,
         } => {
             init_logs(cli.log_json);
-            let cfg = load(config.as_ref())?;
+            let mut cfg = load(config.as_ref())?;
+            if store.is_some() {
+                cfg.evidence.dir = store;
+            }
             let mut sink: Box<dyn Write> = match &out {
                 Some(p) => Box::new(std::io::BufWriter::new(
                     std::fs::File::create(p)
@@ -308,14 +414,76 @@ fn main() -> anyhow::Result<()> {
         Cmd::Explain {
             decision,
             files,
+            store,
             config,
             window,
         } => {
             init_logs(cli.log_json);
             let cfg = load(config.as_ref())?;
-            let (d, rows) = rt.block_on(app::explain::explain(&cfg, &files, &decision, window))?;
+            let (d, rows) = match store {
+                Some(dir) => app::explain::explain_from_store(&dir, &decision, window)?,
+                None => rt.block_on(app::explain::explain(&cfg, &files, &decision, window))?,
+            };
             print!("{}", app::explain::render(&d, &rows));
         }
+        Cmd::Session {
+            id,
+            principal,
+            since,
+            until,
+            store,
+            json,
+        } => {
+            init_logs(cli.log_json);
+            let who = match (id, principal) {
+                (_, Some(p)) => app::session::Who::Principal(p),
+                (Some(id), None) => app::session::Who::Session(id),
+                (None, None) => bail!("give a session id or --principal"),
+            };
+            let t = app::session::trail(
+                &store,
+                &who,
+                when(since.as_deref())?,
+                when(until.as_deref())?,
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&t)?);
+            } else {
+                print!("{}", app::session::render(&t));
+            }
+        }
+        Cmd::Backtest {
+            since,
+            until,
+            detectors,
+            config,
+            baseline,
+            store,
+            json,
+        } => {
+            init_logs(cli.log_json);
+            let base = load(baseline.as_ref())?;
+            let mut cand = match &config {
+                Some(p) => Config::load(p)?,
+                None => load(baseline.as_ref())?,
+            };
+            if detectors.is_some() {
+                cand.detect.dir = detectors;
+            }
+            let r = app::backtest::backtest(
+                &store,
+                &base,
+                &cand,
+                when(since.as_deref())?,
+                when(until.as_deref())?,
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                print!("{}", app::backtest::render(&r));
+            }
+        }
+        Cmd::Query { args } => query(&args)?,
         Cmd::Jwks { config } => {
             init_logs(cli.log_json);
             let cfg = Config::load(&config)?;

@@ -53,6 +53,10 @@ pub struct Pipeline {
     timeline: Timeline,
     dedup: Dedup,
     skew_secs: u64,
+    /// The evidence store, when one is attached ([`Pipeline::store_evidence`]).
+    evidence: Option<crate::evidence::Evidence>,
+    /// Pending evidence files the loaded snapshot named (see [`Pipeline::recover_evidence`]).
+    evidence_listed: Vec<String>,
     pub stats: Stats,
 }
 
@@ -85,6 +89,8 @@ impl Pipeline {
                     .unwrap_or(dedup::DEFAULT_MAX_KEYS),
             ),
             skew_secs,
+            evidence: None,
+            evidence_listed: Vec::new(),
             stats: Stats::default(),
         })
     }
@@ -143,6 +149,31 @@ impl Pipeline {
         self.ended.drain(..)
     }
 
+    /// Keep every correlated event, finding and decision in this store from now on.
+    pub fn store_evidence(&mut self, e: crate::evidence::Evidence) {
+        self.evidence = Some(e);
+    }
+
+    /// The attached evidence store.
+    pub fn evidence(&mut self) -> Option<&mut crate::evidence::Evidence> {
+        self.evidence.as_mut()
+    }
+
+    /// Detach the evidence store (to close it).
+    pub fn take_evidence(&mut self) -> Option<crate::evidence::Evidence> {
+        self.evidence.take()
+    }
+
+    /// After [`Pipeline::load_state`] (or without a snapshot): publish the evidence files the snapshot named as
+    /// sealed and drop the other pending ones. Returns how many it published.
+    pub fn recover_evidence(&mut self) -> Result<usize, crate::evidence::EvidenceError> {
+        let listed = std::mem::take(&mut self.evidence_listed);
+        match &mut self.evidence {
+            Some(e) => e.recover(&listed),
+            None => Ok(0),
+        }
+    }
+
     /// Everything the pipeline has learned, as JSON: correlation links, every detector's state, decide's scores,
     /// dedup and budget, event fingerprints and the clock. [`Pipeline::load_state`] takes it back (see
     /// [`crate::durable`] for the file it goes into).
@@ -154,8 +185,12 @@ impl Pipeline {
             correlate: crate::detect::Saved,
             detect: BTreeMap<&'a str, crate::detect::Saved>,
             decide: crate::detect::Saved,
+            /// Sealed evidence files this state accounts for (published after the save).
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            evidence_pending: &'a [String],
         }
         serde_json::value::to_raw_value(&State {
+            evidence_pending: self.evidence.as_ref().map(|e| e.pending()).unwrap_or(&[]),
             clock: self.timeline.save(),
             dedup: self.dedup.save()?,
             correlate: self.correlate.save()?,
@@ -173,8 +208,11 @@ impl Pipeline {
             correlate: crate::detect::Saved,
             detect: BTreeMap<String, crate::detect::Saved>,
             decide: crate::detect::Saved,
+            #[serde(default)]
+            evidence_pending: Vec<String>,
         }
         let s: State = crate::detect::load(saved)?;
+        self.evidence_listed = s.evidence_pending;
         self.timeline.resume(s.clock);
         self.dedup
             .load(&s.dedup)
@@ -246,7 +284,7 @@ impl Pipeline {
         *self.stats.per_format.entry(format).or_default() += n as u64;
         self.stats.events += n as u64;
         let clock = self.timeline.now();
-        for mut ev in events {
+        for ev in events {
             if !self.dedup.first(&ev, clock) {
                 self.stats.duplicates += 1;
                 continue;
@@ -258,23 +296,42 @@ impl Pipeline {
                 self.stats.too_old += 1;
                 continue;
             }
-            self.correlate.correlate(&mut ev);
-            self.detect.observe(&ev, &mut self.findings);
-            for f in self.findings.drain(..) {
-                self.stats.findings += 1;
-                let before = out.len();
-                self.decide.decide(f, clock, out);
-                for d in &out[before..] {
-                    *self.stats.decisions.entry(d.action).or_default() += 1;
-                    if d.decision_id.ends_with("-budget") {
-                        self.stats.budget_notices += 1;
-                    } else if d.guardrail.is_some() {
-                        self.stats.guardrail_capped += 1;
-                    }
-                }
-            }
+            self.after_normalize(ev, clock, out);
         }
         self.stats.link_conflicts = self.correlate.conflicts();
         Ok(n)
+    }
+
+    /// Correlate, detect and decide one normalized event (also how `backtest` feeds stored events).
+    pub fn after_normalize(
+        &mut self,
+        mut ev: SessionEvent<'_>,
+        clock: Ts,
+        out: &mut Vec<Decision>,
+    ) {
+        self.correlate.correlate(&mut ev);
+        if let Some(e) = &mut self.evidence {
+            e.event(&ev);
+        }
+        self.detect.observe(&ev, &mut self.findings);
+        for f in self.findings.drain(..) {
+            self.stats.findings += 1;
+            if let Some(e) = &mut self.evidence {
+                e.finding(&f);
+            }
+            let before = out.len();
+            self.decide.decide(f, clock, out);
+            for d in &out[before..] {
+                *self.stats.decisions.entry(d.action).or_default() += 1;
+                if d.decision_id.ends_with("-budget") {
+                    self.stats.budget_notices += 1;
+                } else if d.guardrail.is_some() {
+                    self.stats.guardrail_capped += 1;
+                }
+                if let Some(e) = &mut self.evidence {
+                    e.decision(d);
+                }
+            }
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! topic are exactly those of one engine that read the whole day without stopping (each once), and they differ
 //! from those of an engine restarted cold at the same place, so the saved baselines are what made the difference.
 //!
+//! With `[evidence] dir`, the store then holds every event and decision exactly once.
+//!
 //! The save interval is an hour, so every save the test waits for comes from the input going idle: the state and the
 //! committed offsets reach the end of an idle topic within one commit interval.
 //!
@@ -48,6 +50,22 @@ fn spawn_quench(config: &std::path::Path) -> Child {
         .unwrap()
 }
 
+/// The values of one column of a stored table, sorted (duplicates kept).
+fn stored_ids(store: &std::path::Path, table: &str, column: &str) -> Vec<String> {
+    use quench::evidence::{read, tables};
+    let t = *tables::TableKind::ALL
+        .iter()
+        .find(|t| t.name() == table)
+        .unwrap();
+    let mut out = Vec::new();
+    for b in read::table(store, t, None).unwrap() {
+        let c = tables::Cols::new(&b);
+        out.extend((0..b.num_rows()).map(|i| c.str(column, i).unwrap().to_string()));
+    }
+    out.sort();
+    out
+}
+
 /// The offset of the next record the saved state covers, if it has been written.
 fn saved_offset(dir: &std::path::Path) -> Option<i64> {
     let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
@@ -88,9 +106,11 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
              # the killed run's group membership expires after this, then the restarted run takes over\n\
              properties = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\" }}\n\
              # saves come only from the input going idle: an hour's interval never passes in this test\n\
-             [state]\ndir = \"{}\"\ninterval_secs = 3600\n",
+             [state]\ndir = \"{}\"\ninterval_secs = 3600\n\
+             [evidence]\ndir = \"{}\"\n",
             app::DEMO_TOPIC,
-            dir.join("state").display()
+            dir.join("state").display(),
+            dir.join("evidence").display()
         ),
     )
     .unwrap();
@@ -138,5 +158,23 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
         whole.iter().cloned().collect::<BTreeSet<_>>(),
         "{stderr}"
     );
+
+    // The evidence store holds every event and decision of the day exactly once, as one engine that never
+    // stopped stores them: the files sealed before the kill are published or dropped by what the state accounts for.
+    let once = dir.join("evidence-once");
+    let mut p = Pipeline::new(&cfg).unwrap();
+    p.store_evidence(quench::evidence::Evidence::open(&cfg.evidence, &once).unwrap());
+    feed(&mut p, &lines, 0);
+    p.take_evidence().unwrap().close(None).unwrap();
+    for (table, column) in [("events", "event_id"), ("decisions", "decision_id")] {
+        let killed = stored_ids(&dir.join("evidence"), table, column);
+        let expected = stored_ids(&once, table, column);
+        assert!(
+            expected.len() >= lines.len() / 2 || table == "decisions",
+            "{}",
+            expected.len()
+        );
+        assert_eq!(killed, expected, "{table}: {stderr}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

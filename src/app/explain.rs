@@ -1,6 +1,7 @@
 //! `quench explain`: the event timeline behind a decision.
 //!
-//! In: a decision id (or a unique prefix, as the demo prints it) and the raw events that produced it. Out: the
+//! In: a decision id (or a unique prefix, as the demo prints it) and the raw events that produced it, or the
+//! evidence store that kept them ([`explain_from_store`], which needs no replay). Out: the
 //! decision with each finding's reason, then every event of its subject (principal, token, session or job) from
 //! `window` before the first evidence event up to the decision, evidence marked. State: none.
 
@@ -23,7 +24,8 @@ pub struct Row {
     pub text: String,
 }
 
-fn describe(ev: &SessionEvent<'_>) -> String {
+/// One line describing an event.
+pub fn describe(ev: &SessionEvent<'_>) -> String {
     let mut s = format!(
         "{:<16} {:<14} {}",
         ev.source.format.as_str(),
@@ -71,6 +73,25 @@ fn describe(ev: &SessionEvent<'_>) -> String {
     s
 }
 
+/// The one decision whose id starts with `id`.
+fn find(all: &[Decision], id: &str, among: &str) -> Result<Decision, AppError> {
+    let found: Vec<&Decision> = all
+        .iter()
+        .filter(|d| d.decision_id.starts_with(id))
+        .collect();
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(AppError::Scenario(format!(
+            "no decision {id} among the {} decisions of {among}",
+            all.len()
+        ))),
+        many => Err(AppError::Scenario(format!(
+            "{id} matches {} decisions; give more of the id",
+            many.len()
+        ))),
+    }
+}
+
 /// Find the decision and build its timeline.
 pub async fn explain(
     cfg: &Config,
@@ -79,26 +100,7 @@ pub async fn explain(
     window_secs: i64,
 ) -> Result<(Decision, Vec<Row>), AppError> {
     let r = replay(cfg, files, false, &mut std::io::sink()).await?;
-    let found: Vec<&Decision> = r
-        .decisions
-        .iter()
-        .filter(|d| d.decision_id.starts_with(id))
-        .collect();
-    let d = match found.as_slice() {
-        [one] => (*one).clone(),
-        [] => {
-            return Err(AppError::Scenario(format!(
-                "no decision {id} in {} decisions",
-                r.decisions.len()
-            )))
-        }
-        many => {
-            return Err(AppError::Scenario(format!(
-                "{id} matches {} decisions; give more of the id",
-                many.len()
-            )))
-        }
-    };
+    let d = find(&r.decisions, id, "the replay")?;
     let norm = Normalize::new(&cfg.normalize).map_err(ConfigError::from)?;
     let mut rows = Vec::new();
     for path in files {
@@ -126,25 +128,62 @@ pub async fn explain(
             {
                 continue;
             }
-            for ev in &evs {
-                let evidence = d.evidence.iter().any(|e| e == ev.event_id.as_str());
-                let same = |a: Option<&str>, b: &Option<String>| a.is_some() && a == b.as_deref();
-                let subject = same(ev.principal.key(), &d.principal)
-                    || same(ev.principal.id.as_deref(), &d.principal_id)
-                    || same(ev.session.token_id.as_deref(), &d.token_id)
-                    || same(ev.session.session_id.as_deref(), &d.session_id)
-                    || same(ev.session.job_id.as_deref(), &d.job_id);
-                if (evidence || subject) && ev.event_time <= d.event_time {
-                    rows.push(Row {
-                        time: ev.event_time,
-                        event_id: ev.event_id.to_string(),
-                        evidence,
-                        text: describe(ev),
-                    });
+            rows.extend(evs.iter().filter_map(|ev| row_of(&d, ev)));
+        }
+    }
+    let rows = window(rows, &d, window_secs);
+    Ok((d, rows))
+}
+
+/// Find the decision in the evidence store at `dir` and build its timeline from the stored (correlated) events:
+/// nothing is replayed, and the events are as the pipeline saw them.
+pub fn explain_from_store(
+    dir: &std::path::Path,
+    id: &str,
+    window_secs: i64,
+) -> Result<(Decision, Vec<Row>), AppError> {
+    use crate::evidence::{read, tables};
+    let all = super::session::decisions(dir, None, None)?;
+    let d = find(&all, id, &format!("the store {}", dir.display()))?;
+    let until = crate::event::Ts(d.event_time.0 + 3_600_000);
+    let mut rows = Vec::new();
+    let files = read::files(dir, tables::TableKind::Events, None, Some(until))
+        .map_err(super::session::store_err)?;
+    for f in files {
+        for b in read::batches_of(&f).map_err(super::session::store_err)? {
+            let c = tables::Cols::new(&b);
+            for i in 0..b.num_rows() {
+                let Some(ev) = tables::event_of(&c, i) else {
+                    continue;
+                };
+                if let Some(r) = row_of(&d, &ev) {
+                    rows.push(r);
                 }
             }
         }
     }
+    Ok((d.clone(), window(rows, &d, window_secs)))
+}
+
+/// The row of `ev` in `d`'s timeline, if it is evidence or about the same subject and not after the decision.
+fn row_of(d: &Decision, ev: &SessionEvent<'_>) -> Option<Row> {
+    let evidence = d.evidence.iter().any(|e| e == ev.event_id.as_str());
+    let same = |a: Option<&str>, b: &Option<String>| a.is_some() && a == b.as_deref();
+    let subject = same(ev.principal.key(), &d.principal)
+        || same(ev.principal.id.as_deref(), &d.principal_id)
+        || same(ev.session.token_id.as_deref(), &d.token_id)
+        || same(ev.session.session_id.as_deref(), &d.session_id)
+        || same(ev.session.job_id.as_deref(), &d.job_id);
+    ((evidence || subject) && ev.event_time <= d.event_time).then(|| Row {
+        time: ev.event_time,
+        event_id: ev.event_id.to_string(),
+        evidence,
+        text: describe(ev),
+    })
+}
+
+/// Keep the evidence and the subject's events from `window_secs` before the first evidence, in time order.
+fn window(mut rows: Vec<Row>, d: &Decision, window_secs: i64) -> Vec<Row> {
     let first = rows
         .iter()
         .filter(|r| r.evidence)
@@ -153,7 +192,7 @@ pub async fn explain(
         .unwrap_or(d.event_time);
     rows.retain(|r| r.evidence || r.time.0 >= first.0 - window_secs * 1000);
     rows.sort_by_key(|r| r.time);
-    Ok((d, rows))
+    rows
 }
 
 /// The explanation as text.

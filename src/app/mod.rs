@@ -1,11 +1,14 @@
-//! The commands: `demo`, `replay` and `normalize` (and the parts `run` shares with them).
+//! The commands: `demo`, `replay`, `normalize`, `simulate`, `eval`, `explain`, `session` and `backtest` (and the
+//! parts `run` shares with them).
 //!
 //! In: files, stdin or an embedded Kafka cluster. Out: decision records, unified events, summaries.
 //! State: none beyond the pipeline each command builds.
 
+pub mod backtest;
 pub mod eval;
 pub mod explain;
 pub mod samples;
+pub mod session;
 pub mod simulate;
 pub mod stub;
 
@@ -158,6 +161,9 @@ pub async fn replay(
     out: &mut dyn Write,
 ) -> Result<ReplayReport, AppError> {
     let mut pipeline = Pipeline::new(cfg)?;
+    if let Some(dir) = &cfg.evidence.dir {
+        pipeline.store_evidence(open_evidence(cfg, dir)?);
+    }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let dispatcher = if dispatch {
         let targets = respond::build_targets(&cfg.respond).map_err(ConfigError::from)?;
@@ -249,8 +255,33 @@ pub async fn replay(
             report.deliveries.push(x);
         }
     }
+    let clock = pipeline.has_clock().then(|| pipeline.clock());
+    if let Some(e) = pipeline.take_evidence() {
+        if let Some(c) = e.commands() {
+            c.write(
+                report
+                    .deliveries
+                    .iter()
+                    .map(crate::evidence::tables::CommandRow::outcome)
+                    .collect(),
+            );
+        }
+        e.close(clock).map_err(evidence_err)?;
+    }
     report.stats = pipeline.stats.clone();
     Ok(report)
+}
+
+fn evidence_err(e: crate::evidence::EvidenceError) -> AppError {
+    AppError::Scenario(e.to_string())
+}
+
+/// Open the evidence store at `dir` (its pending files from an interrupted run dropped: their rows come again).
+pub fn open_evidence(cfg: &Config, dir: &Path) -> Result<crate::evidence::Evidence, AppError> {
+    cfg.evidence.validate()?;
+    let mut e = crate::evidence::Evidence::open(&cfg.evidence, dir).map_err(evidence_err)?;
+    e.recover(&[]).map_err(evidence_err)?;
+    Ok(e)
 }
 
 /// The line that reports a rejected input line: `{file}:{line}: {reason}`. The reason quotes the input (serde
@@ -466,6 +497,7 @@ pub async fn run_kafka(
             loop_stop_rx,
             prog_tx,
             ended_rx,
+            pipeline.evidence().and_then(|e| e.commands()),
         ))
     });
     let stopped = |r: Result<Result<(), outbox::OutboxError>, tokio::task::JoinError>| match r {

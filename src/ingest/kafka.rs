@@ -39,6 +39,8 @@ pub enum IngestError {
     Outbox(#[from] OutboxError),
     #[error(transparent)]
     State(#[from] crate::durable::StateError),
+    #[error(transparent)]
+    Evidence(#[from] crate::evidence::EvidenceError),
 }
 
 /// What the loop did.
@@ -70,7 +72,7 @@ pub struct RunOptions {
 fn checkpoint(
     store: &crate::durable::Store,
     consumer: &StreamConsumer,
-    pipeline: &Pipeline,
+    pipeline: &mut Pipeline,
     offsets: &mut std::collections::BTreeMap<String, i64>,
     positions: &HashMap<(&str, i32), i64>,
     mode: CommitMode,
@@ -79,8 +81,16 @@ fn checkpoint(
         offsets.insert(crate::durable::key(topic, *partition), *next);
     }
     let started = Instant::now();
+    // evidence: seal the open files, save their names with the state, then move them into the store
+    if let Some(e) = pipeline.evidence() {
+        e.seal()?;
+    }
     let state = pipeline.save_state()?;
     store.write(offsets, &state)?;
+    let clock = pipeline.has_clock().then(|| pipeline.clock());
+    if let Some(e) = pipeline.evidence() {
+        e.publish(clock)?;
+    }
     tracing::debug!(
         bytes = state.get().len(),
         ms = started.elapsed().as_millis() as u64,
@@ -122,8 +132,13 @@ pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
 fn commit_and_publish(
     consumer: &StreamConsumer,
     stats: Option<&watch::Sender<crate::pipeline::Stats>>,
-    pipeline: &Pipeline,
-) {
+    pipeline: &mut Pipeline,
+) -> Result<(), IngestError> {
+    // the evidence of what is committed is in the store first (a crash after this stores some rows twice)
+    let clock = pipeline.has_clock().then(|| pipeline.clock());
+    if let Some(e) = pipeline.evidence() {
+        e.flush(clock)?;
+    }
     match consumer.commit_consumer_state(CommitMode::Async) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
@@ -131,6 +146,7 @@ fn commit_and_publish(
     if let Some(tx) = stats {
         tx.send_replace(pipeline.stats.clone());
     }
+    Ok(())
 }
 
 /// Most bytes of an input record copied to a dead letter when its decision could not be sent.
@@ -219,6 +235,14 @@ pub async fn run(
             saved_offsets = snap.offsets;
         }
     }
+    // evidence sealed before a crash: published if the snapshot accounts for it, else dropped (processed again)
+    let published = pipeline.recover_evidence()?;
+    if published > 0 {
+        tracing::info!(
+            files = published,
+            "published the evidence files the saved state accounts for"
+        );
+    }
     if let Some(tx) = &opts.stats {
         tx.send_replace(pipeline.stats.clone());
     }
@@ -264,7 +288,7 @@ pub async fn run(
                         tx.send_replace(pipeline.stats.clone());
                     }
                 } else if dirty {
-                    commit_and_publish(&consumer, opts.stats.as_ref(), pipeline);
+                    commit_and_publish(&consumer, opts.stats.as_ref(), pipeline)?;
                     dirty = false;
                     last_commit = Instant::now();
                 } else if let Some(tx) = &opts.stats {
@@ -393,7 +417,7 @@ pub async fn run(
         if opts.state.is_none()
             && last_commit.elapsed() >= Duration::from_millis(k.commit_interval_ms)
         {
-            commit_and_publish(&consumer, opts.stats.as_ref(), pipeline);
+            commit_and_publish(&consumer, opts.stats.as_ref(), pipeline)?;
             dirty = false;
             last_commit = Instant::now();
         }
@@ -411,6 +435,10 @@ pub async fn run(
             CommitMode::Sync,
         )?;
     } else if stored_any {
+        let clock = pipeline.has_clock().then(|| pipeline.clock());
+        if let Some(e) = pipeline.evidence() {
+            e.flush(clock)?;
+        }
         match consumer.commit_consumer_state(CommitMode::Sync) {
             // everything processed was already committed by the periodic commit
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}

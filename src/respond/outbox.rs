@@ -312,6 +312,7 @@ pub async fn dispatch(
     mut shutdown: watch::Receiver<bool>,
     progress: watch::Sender<Progress>,
     mut ended_rx: mpsc::UnboundedReceiver<Ended>,
+    evidence: Option<crate::evidence::CommandSink>,
 ) -> Result<(), OutboxError> {
     let cfg = dispatcher.config().outbox.clone();
     let topic = cfg.topic.clone();
@@ -380,6 +381,7 @@ pub async fn dispatch(
         topic: topic.clone(),
         dead_letter_topic: k.dead_letter_topic.clone(),
         decisions_topic: k.decisions_topic.clone(),
+        evidence,
     });
     let mut confirmer = Confirmer::default();
 
@@ -645,6 +647,8 @@ struct TaskCtx {
     topic: String,
     dead_letter_topic: String,
     decisions_topic: String,
+    /// The evidence store's `commands` table (outcomes and confirmations), when one is configured.
+    evidence: Option<crate::evidence::CommandSink>,
 }
 
 /// Record a confirmation (and, for an unconfirmed revocation, its alert decision) without holding up the loop.
@@ -659,6 +663,9 @@ fn settle_confirmation(
     match c.status {
         confirm::ConfirmStatus::Confirmed => prog.confirmed += 1,
         confirm::ConfirmStatus::Unconfirmed => prog.unconfirmed += 1,
+    }
+    if let Some(e) = &ctx.evidence {
+        e.write(vec![crate::evidence::tables::CommandRow::confirmation(&c)]);
     }
     let ctx = ctx.clone();
     tasks.spawn(async move {
@@ -696,6 +703,11 @@ impl TaskCtx {
         offset: i64,
     ) -> (bool, Option<Pending>) {
         let delivery = self.dispatcher.deliver(target, d, created_at).await;
+        if let Some(e) = &self.evidence {
+            e.write(vec![crate::evidence::tables::CommandRow::outcome(
+                &delivery,
+            )]);
+        }
         let outcome = Outcome::of(&delivery);
         let pending = match (outcome.status, self.dispatcher.confirmation_of(target)) {
             (OutcomeStatus::Delivered, Some((vendor, within))) => {

@@ -1,0 +1,265 @@
+//! `quench-query`: SQL over Quench's evidence store, with DataFusion.
+//!
+//! In: the store's directory (`[evidence] dir`) and one SQL statement. Out: the result as a table, JSON Lines, CSV
+//! or a Parquet file. State: none; the store is only read. The tables are `events`, `findings`, `decisions` and
+//! `commands`, each with the extra column `hour` (`'2026-11-29T18'`, the hour folder), which prunes files when a
+//! query filters on it. `quench query` runs this binary; it is its own crate so that DataFusion stays out of the
+//! engine's and the demo's build.
+
+use arrow::record_batch::RecordBatch;
+use clap::{Parser, ValueEnum};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::ListingOptions;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use quench::evidence::tables::TableKind;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "quench query",
+    about = "SQL over the evidence store (tables events, findings, decisions, commands)"
+)]
+struct Args {
+    /// The SQL statement.
+    sql: String,
+    /// The evidence store's directory (`[evidence] dir`).
+    #[arg(long, default_value = "quench-evidence")]
+    store: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Write here instead of stdout (required for parquet).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Jsonl,
+    Csv,
+    Parquet,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum QueryError {
+    #[error("{0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error("{0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("{0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("{path:?}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--format parquet writes a file: give --out FILE")]
+    ParquetNeedsOut,
+    #[error("{0:?} is not an evidence store (no events, findings, decisions or commands folder); set --store to `[evidence] dir`")]
+    NoStore(PathBuf),
+}
+
+/// Register the four tables of the store at `dir` (a missing table is an empty one with its schema).
+async fn context(dir: &Path) -> Result<SessionContext, QueryError> {
+    let ctx = SessionContext::new();
+    if !TableKind::ALL.iter().any(|t| dir.join(t.name()).is_dir()) {
+        return Err(QueryError::NoStore(dir.to_path_buf()));
+    }
+    for t in TableKind::ALL {
+        let path = dir.join(t.name());
+        if path.is_dir() {
+            let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet")
+                .with_table_partition_cols(vec![("hour".to_string(), DataType::Utf8)]);
+            let url = format!(
+                "{}/",
+                path.canonicalize()
+                    .map_err(|source| QueryError::Io {
+                        path: path.clone(),
+                        source
+                    })?
+                    .display()
+            );
+            ctx.register_listing_table(t.name(), &url, opts, Some(t.schema()), None)
+                .await?;
+        } else {
+            let mut fields: Vec<_> = t.schema().fields().iter().cloned().collect();
+            fields.push(Arc::new(arrow::datatypes::Field::new(
+                "hour",
+                DataType::Utf8,
+                false,
+            )));
+            let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+            ctx.register_table(t.name(), Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+        }
+    }
+    Ok(ctx)
+}
+
+/// Run one statement against the store.
+async fn query(dir: &Path, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
+    let ctx = context(dir).await?;
+    Ok(ctx.sql(sql).await?.collect().await?)
+}
+
+fn write(batches: &[RecordBatch], format: Format, out: &mut dyn Write) -> Result<(), QueryError> {
+    match format {
+        Format::Table => {
+            let t = arrow::util::pretty::pretty_format_batches(batches)?;
+            let _ = writeln!(out, "{t}");
+        }
+        Format::Jsonl => {
+            let mut w = arrow::json::LineDelimitedWriter::new(out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        Format::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(out);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        Format::Parquet => return Err(QueryError::ParquetNeedsOut),
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quench query: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<(), QueryError> {
+    let started = std::time::Instant::now();
+    let batches = query(&args.store, &args.sql).await?;
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    match (&args.out, args.format) {
+        (Some(p), Format::Parquet) => {
+            let f = std::fs::File::create(p).map_err(|source| QueryError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            let schema = match batches.first() {
+                Some(b) => b.schema(),
+                None => Arc::new(arrow::datatypes::Schema::empty()),
+            };
+            let mut w = parquet::arrow::ArrowWriter::try_new(f, schema, None)?;
+            for b in &batches {
+                w.write(b)?;
+            }
+            w.close()?;
+        }
+        (Some(p), f) => {
+            let mut file = std::fs::File::create(p).map_err(|source| QueryError::Io {
+                path: p.clone(),
+                source,
+            })?;
+            write(&batches, f, &mut file)?;
+        }
+        (None, f) => write(&batches, f, &mut std::io::stdout().lock())?,
+    }
+    eprintln!("{rows} rows in {:.3} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quench::event::{Category, Family, SessionEvent, SourceInfo, Text, Ts};
+    use quench::evidence::{Evidence, EvidenceConfig};
+
+    fn ev(id: &str, who: &str, t: i64) -> SessionEvent<'static> {
+        let mut e = SessionEvent::new(
+            SourceInfo {
+                family: Family::Idp,
+                vendor: "okta".into(),
+                format: "okta_system_log".into(),
+            },
+            Text::Owned(id.into()),
+            Ts(t),
+            Category::Login,
+        );
+        e.principal.email = Some(Text::Owned(who.into()));
+        e
+    }
+
+    #[tokio::test]
+    async fn sql_counts_events_per_principal_across_hours_and_prunes_by_hour() {
+        let dir = std::env::temp_dir().join(format!("quench-q-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut e = Evidence::open(&EvidenceConfig::default(), &dir).unwrap();
+        let t0 = 1_767_225_600_000; // 2026-01-01T00:00Z
+        for (i, (who, t)) in [("a@x", t0), ("a@x", t0 + 3_600_000), ("b@x", t0 + 10)]
+            .iter()
+            .enumerate()
+        {
+            e.event(&ev(&format!("e{i}"), who, *t));
+        }
+        e.close(None).unwrap();
+        let b = query(&dir, "SELECT principal, count(*) AS n, max(event_time) AS last FROM events GROUP BY principal ORDER BY principal").await.unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&b)
+            .unwrap()
+            .to_string();
+        assert!(
+            text.contains("| a@x       | 2 | 2026-01-01T01:00:00Z"),
+            "{text}"
+        );
+        assert!(text.contains("| b@x       | 1 |"), "{text}");
+        let b = query(
+            &dir,
+            "SELECT count(*) AS n FROM events WHERE hour = '2026-01-01T01'",
+        )
+        .await
+        .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&b)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| 1 |"), "{text}");
+        // a table nothing was written to is empty, not an error
+        let b = query(&dir, "SELECT count(*) AS n FROM commands")
+            .await
+            .unwrap();
+        let text = arrow::util::pretty::pretty_format_batches(&b)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| 0 |"), "{text}");
+        let mut out = Vec::new();
+        write(
+            &query(&dir, "SELECT event_id FROM events ORDER BY event_id")
+                .await
+                .unwrap(),
+            Format::Jsonl,
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"event_id\":\"e0\"}\n{\"event_id\":\"e1\"}\n{\"event_id\":\"e2\"}\n"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn a_directory_that_is_no_store_is_named() {
+        let e = query(Path::new("/nonexistent-store"), "SELECT 1")
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("not an evidence store"), "{e}");
+    }
+}

@@ -1,0 +1,432 @@
+//! `quench session`: the audit trail of one session (or of one principal) from the evidence store, from login to
+//! revocation and its confirmation.
+//!
+//! In: the store's directory, a session, token or job id or a principal, and a time range. Out: a [`Trail`]:
+//! every stored event of the subject and every event a decision about it cites as evidence, the findings and
+//! decisions about it, and the outcome and confirmation of each command those decisions caused; printed for a
+//! person ([`render`]) or as JSON to attach to a ticket. State: none.
+
+use super::AppError;
+use crate::decide::Decision;
+use crate::event::{SessionEvent, Ts};
+use crate::evidence::read;
+use crate::evidence::tables::{self, Cols, TableKind};
+use crate::text::escape_control;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Whose trail.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// A session, root session, token or agent-job id.
+    Session(String),
+    /// A principal: e-mail or id (case-insensitive).
+    Principal(String),
+}
+
+/// A finding as stored.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StoredFinding {
+    pub event_time: Ts,
+    pub detector: String,
+    pub score: f64,
+    pub reason: String,
+    pub evidence: Vec<String>,
+    pub principal: Option<String>,
+    pub session_id: Option<String>,
+    pub token_id: Option<String>,
+    pub job_id: Option<String>,
+}
+
+/// The trail.
+#[derive(Debug, Serialize)]
+pub struct Trail {
+    pub subject: String,
+    /// Who the events say acted: principals, principal ids, tokens, sessions, devices, addresses, user agents.
+    pub identities: BTreeMap<&'static str, BTreeSet<String>>,
+    /// Event counts by category (`data_read`, `export` …).
+    pub activity: BTreeMap<String, u64>,
+    pub events: Vec<SessionEvent<'static>>,
+    pub findings: Vec<StoredFinding>,
+    pub decisions: Vec<Decision>,
+    pub commands: Vec<tables::CommandRow>,
+    /// Evidence ids a decision cites that the store does not hold (older than its retention, or never stored).
+    pub missing_evidence: Vec<String>,
+}
+
+fn matches_event(c: &Cols<'_>, i: usize, who: &Who) -> bool {
+    match who {
+        Who::Session(id) => ["session_id", "root_session_id", "token_id", "job_id"]
+            .iter()
+            .any(|k| c.str(k, i) == Some(id.as_str())),
+        Who::Principal(p) => ["principal", "principal_id", "principal_email"]
+            .iter()
+            .any(|k| c.str(k, i).is_some_and(|v| v.eq_ignore_ascii_case(p))),
+    }
+}
+
+fn matches_decision(d: &Decision, who: &Who) -> bool {
+    match who {
+        Who::Session(id) => [&d.session_id, &d.token_id, &d.job_id]
+            .iter()
+            .any(|v| v.as_deref() == Some(id.as_str())),
+        Who::Principal(p) => [&d.principal, &d.principal_id]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(p))),
+    }
+}
+
+/// Every stored decision (all hours), with its hour range narrowed to `[since, until)` when given.
+pub fn decisions(
+    dir: &Path,
+    since: Option<Ts>,
+    until: Option<Ts>,
+) -> Result<Vec<Decision>, AppError> {
+    let mut out = Vec::new();
+    for f in read::files(dir, TableKind::Decisions, since, until).map_err(store_err)? {
+        for b in read::batches_of(&f).map_err(store_err)? {
+            let c = Cols::new(&b);
+            out.extend((0..b.num_rows()).filter_map(|i| tables::decision_of(&c, i)));
+        }
+    }
+    out.sort_by(|a, b| (a.decided_at, &a.decision_id).cmp(&(b.decided_at, &b.decision_id)));
+    Ok(out)
+}
+
+pub(crate) fn store_err(e: crate::evidence::EvidenceError) -> AppError {
+    AppError::Scenario(e.to_string())
+}
+
+fn finding_of(c: &Cols<'_>, i: usize) -> Option<StoredFinding> {
+    let s = |k: &str| c.str(k, i).map(String::from);
+    Some(StoredFinding {
+        event_time: c.ts("event_time", i)?,
+        detector: s("detector")?,
+        score: c.f64("score", i)?,
+        reason: s("reason")?,
+        evidence: c.list("evidence", i),
+        principal: s("principal"),
+        session_id: s("session_id"),
+        token_id: s("token_id"),
+        job_id: s("job_id"),
+    })
+}
+
+/// Add the stored events of the hours in `[since, until)` that `wanted` picks and `seen` does not yet hold.
+fn scan_events(
+    dir: &Path,
+    since: Option<Ts>,
+    until: Option<Ts>,
+    seen: &mut HashSet<String>,
+    events: &mut Vec<SessionEvent<'static>>,
+    wanted: impl Fn(&Cols<'_>, usize, &str) -> bool,
+) -> Result<(), AppError> {
+    for f in read::files(dir, TableKind::Events, since, until).map_err(store_err)? {
+        for b in read::batches_of(&f).map_err(store_err)? {
+            let c = Cols::new(&b);
+            for i in 0..b.num_rows() {
+                let id = c.str("event_id", i).unwrap_or("");
+                if wanted(&c, i, id) && !seen.contains(id) {
+                    if let Some(ev) = tables::event_of(&c, i) {
+                        seen.insert(id.to_string());
+                        events.push(ev);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Build the trail of `who` in `[since, until)`.
+pub fn trail(
+    dir: &Path,
+    who: &Who,
+    since: Option<Ts>,
+    until: Option<Ts>,
+) -> Result<Trail, AppError> {
+    if !TableKind::ALL.iter().any(|t| dir.join(t.name()).is_dir()) {
+        return Err(AppError::Scenario(format!(
+            "{} is not an evidence store (set `[evidence] dir` or --store)",
+            dir.display()
+        )));
+    }
+    let decisions: Vec<Decision> = decisions(dir, since, until)?
+        .into_iter()
+        .filter(|d| matches_decision(d, who))
+        .collect();
+    let cited: HashSet<&str> = decisions
+        .iter()
+        .flat_map(|d| d.evidence.iter().map(String::as_str))
+        .collect();
+    let mut events = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    scan_events(dir, since, until, &mut seen, &mut events, |c, i, id| {
+        let t = c.ts("event_time", i).unwrap_or_default();
+        let in_range = since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u);
+        cited.contains(id) || (in_range && matches_event(c, i, who))
+    })?;
+    // evidence from before the range (a baseline's first sighting): one more pass over the earlier hours
+    if since.is_some() && cited.iter().any(|id| !seen.contains(*id)) {
+        scan_events(dir, None, since, &mut seen, &mut events, |_, _, id| {
+            cited.contains(id)
+        })?;
+    }
+    events.sort_by_key(|e| e.event_time);
+    let ids: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    let missing_evidence: Vec<String> = {
+        let mut m: Vec<String> = cited
+            .iter()
+            .filter(|id| !ids.contains(**id))
+            .map(|s| s.to_string())
+            .collect();
+        m.sort();
+        m
+    };
+    let mut findings = Vec::new();
+    for f in read::files(dir, TableKind::Findings, since, until).map_err(store_err)? {
+        for b in read::batches_of(&f).map_err(store_err)? {
+            let c = Cols::new(&b);
+            for i in 0..b.num_rows() {
+                let about = match who {
+                    Who::Session(id) => ["session_id", "token_id", "job_id"]
+                        .iter()
+                        .any(|k| c.str(k, i) == Some(id.as_str())),
+                    Who::Principal(p) => c
+                        .str("principal", i)
+                        .is_some_and(|v| v.eq_ignore_ascii_case(p)),
+                };
+                if about {
+                    findings.extend(finding_of(&c, i));
+                }
+            }
+        }
+    }
+    findings.sort_by_key(|f| f.event_time);
+    let decided: HashSet<&str> = decisions.iter().map(|d| d.decision_id.as_str()).collect();
+    let mut commands = Vec::new();
+    for f in read::files(dir, TableKind::Commands, None, None).map_err(store_err)? {
+        for b in read::batches_of(&f).map_err(store_err)? {
+            let c = Cols::new(&b);
+            for i in 0..b.num_rows() {
+                if c.str("decision_id", i).is_some_and(|d| decided.contains(d)) {
+                    commands.extend(tables::command_of(&c, i));
+                }
+            }
+        }
+    }
+    commands.sort_by_key(|c| c.at);
+    let mut identities: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    let mut activity: BTreeMap<String, u64> = BTreeMap::new();
+    for e in &events {
+        let mut add = |k: &'static str, v: Option<&str>| {
+            if let Some(v) = v {
+                identities.entry(k).or_default().insert(v.to_string());
+            }
+        };
+        add("principal", e.principal.key());
+        add("principal_id", e.principal.id.as_deref());
+        add("token_id", e.session.token_id.as_deref());
+        add("session_id", e.session.session_id.as_deref());
+        add("device_id", e.network.device_id.as_deref());
+        add("ip", e.network.ip.as_deref());
+        add("user_agent", e.network.user_agent.as_deref());
+        let cat = serde_json::to_value(e.category)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        *activity.entry(cat).or_default() += 1;
+    }
+    Ok(Trail {
+        subject: match who {
+            Who::Session(s) => format!("session {s}"),
+            Who::Principal(p) => format!("principal {p}"),
+        },
+        identities,
+        activity,
+        events,
+        findings,
+        decisions,
+        commands,
+        missing_evidence,
+    })
+}
+
+/// The trail for a person: who, what, then one time-ordered list of events, findings, decisions and commands.
+pub fn render(t: &Trail) -> String {
+    let mut s = format!("audit trail of {}\n", escape_control(&t.subject));
+    for (k, vs) in &t.identities {
+        let list: Vec<String> = vs
+            .iter()
+            .take(8)
+            .map(|v| escape_control(v).into_owned())
+            .collect();
+        let more = if vs.len() > 8 {
+            format!(" (+{} more)", vs.len() - 8)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(s, "  {k:<13} {}{more}", list.join(", "));
+    }
+    let act: Vec<String> = t.activity.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let _ = writeln!(s, "  activity      {}", act.join(", "));
+    let evidence: HashSet<&str> = t
+        .decisions
+        .iter()
+        .flat_map(|d| d.evidence.iter().map(String::as_str))
+        .collect();
+    let mut lines: Vec<(Ts, u8, String)> = Vec::new();
+    for e in &t.events {
+        let mark = if evidence.contains(e.event_id.as_str()) {
+            "*"
+        } else {
+            " "
+        };
+        lines.push((
+            e.event_time,
+            0,
+            format!(
+                "{mark} event     {}  [{}]",
+                escape_control(&super::explain::describe(e)),
+                escape_control(&e.event_id)
+            ),
+        ));
+    }
+    for f in &t.findings {
+        lines.push((
+            f.event_time,
+            1,
+            format!(
+                "  finding   {} {:.2}: {}",
+                f.detector,
+                f.score,
+                escape_control(&f.reason)
+            ),
+        ));
+    }
+    for d in &t.decisions {
+        lines.push((
+            d.event_time,
+            2,
+            format!(
+                "! decision  {} (score {:.2}{}{}) decided at {}  [{}]",
+                d.action.as_str(),
+                d.score,
+                d.guardrail
+                    .as_deref()
+                    .map(|g| format!("; guardrail: {}", escape_control(g)))
+                    .unwrap_or_default(),
+                if d.shadow { "; shadow" } else { "" },
+                d.decided_at.to_rfc3339(),
+                escape_control(&d.decision_id)
+            ),
+        ));
+    }
+    for c in &t.commands {
+        let what = match c.kind {
+            "confirmation" => format!(
+                "confirmation {} {}{}",
+                escape_control(&c.target),
+                c.status,
+                c.seconds_to_confirm
+                    .map(|s| format!(" {s:.1} s after delivery"))
+                    .unwrap_or_default()
+            ),
+            _ => format!(
+                "command   {} {} → {}{}",
+                c.action.as_deref().unwrap_or("-"),
+                escape_control(&c.target),
+                c.status,
+                c.http_status
+                    .map(|h| format!(" (HTTP {h})"))
+                    .unwrap_or_default()
+            ),
+        };
+        lines.push((c.at, 3, format!("> {what}")));
+    }
+    lines.sort_by_key(|a| (a.0, a.1));
+    let _ = writeln!(
+        s,
+        "\n{} events, {} findings, {} decisions, {} command records (* = evidence of a decision):",
+        t.events.len(),
+        t.findings.len(),
+        t.decisions.len(),
+        t.commands.len()
+    );
+    for (at, _, text) in lines {
+        let _ = writeln!(s, "{} {text}", at.to_rfc3339());
+    }
+    if !t.missing_evidence.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nevidence cited but not in the store: {}",
+            t.missing_evidence.join(", ")
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::replay;
+    use crate::config::Config;
+
+    #[tokio::test]
+    async fn every_event_a_stored_decision_cites_is_in_its_subjects_trail() {
+        let file = format!(
+            "{}/fixtures/scenarios/demo_day/events.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let dir = std::env::temp_dir().join(format!("quench-trail-{:x}", fastrand::u64(..)));
+        let mut cfg = Config::default();
+        cfg.evidence.dir = Some(dir.clone());
+        let r = replay(&cfg, &[file], false, &mut std::io::sink())
+            .await
+            .unwrap();
+        assert!(r.decisions.len() >= 4);
+        for d in &r.decisions {
+            let who = match (&d.session_id, &d.job_id, &d.token_id, &d.principal) {
+                (Some(s), _, _, _) | (None, Some(s), _, _) | (None, None, Some(s), _) => {
+                    Who::Session(s.clone())
+                }
+                (None, None, None, Some(p)) => Who::Principal(p.clone()),
+                _ => continue,
+            };
+            let t = trail(&dir, &who, None, None).unwrap();
+            let text = render(&t);
+            assert!(
+                t.decisions.iter().any(|x| x.decision_id == d.decision_id),
+                "{text}"
+            );
+            assert!(t.missing_evidence.is_empty(), "{text}");
+            for e in &d.evidence {
+                assert!(
+                    t.events.iter().any(|ev| ev.event_id.as_str() == e),
+                    "{e} missing from\n{text}"
+                );
+                assert!(
+                    text.contains(&format!("[{e}]")),
+                    "{e} not printed in\n{text}"
+                );
+            }
+            // the events come out in time order, and each line of the trail names its time
+            assert!(t
+                .events
+                .windows(2)
+                .all(|w| w[0].event_time <= w[1].event_time));
+        }
+        // a trail since a time after the decision still names the evidence from before it
+        let d = &r.decisions[0];
+        let p = d.principal.clone().unwrap();
+        let late = Ts(d.event_time.0 + 1);
+        let t = trail(&dir, &Who::Principal(p), Some(late), None).unwrap();
+        assert!(t
+            .events
+            .iter()
+            .all(|e| e.event_time >= late || d.evidence.iter().any(|x| x == e.event_id.as_str())));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

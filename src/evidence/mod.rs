@@ -1,0 +1,921 @@
+//! The evidence store: every correlated event, finding, decision and command outcome, kept as Parquet files that
+//! `quench query`, `quench session`, `quench explain` and `quench backtest` read.
+//!
+//! In: rows appended by the pipeline ([`Evidence::event`], [`Evidence::finding`], [`Evidence::decision`]) on its
+//! own thread, and command outcomes and confirmations from the respond stage ([`CommandSink`]). Out: Parquet files
+//! under `DIR/{events,findings,decisions,commands}/hour=YYYY-MM-DDTHH/`, one hour of event time per folder (a
+//! command's hour is that of its outcome). State: on the pipeline's thread, Arrow builders holding up to
+//! `batch_rows` rows per table; a bounded queue of `queue_batches` finished batches; on the writer's thread, one
+//! open Parquet file per (table, hour) being written, and the names of the files sealed since the last
+//! checkpoint.
+//!
+//! Files are written under `DIR/_pending/` and moved into their table only by [`Evidence::publish`]. In `run`
+//! with durable state, the checkpoint seals the open files, saves their names with the pipeline's state, moves
+//! them, then commits the input offsets; a restart moves the files its snapshot names and deletes the other
+//! pending ones, whose rows it processes again. So a crash loses no row it counted as stored and stores none
+//! twice. Commands are written and moved at once (they are few and each matters). After publishing, hours older
+//! than `compact_after_hours` are merged into one file each (with a journal, so a crash in between neither loses
+//! nor doubles rows), and hours older than `retention_days` (by the pipeline's clock, which a log line cannot
+//! push forward) are deleted.
+
+pub mod read;
+pub mod tables;
+
+use crate::event::{SessionEvent, Ts};
+use arrow_array::RecordBatch;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use tables::{CommandRow, DecisionRows, EventRows, FindingRows, TableKind};
+
+/// `[evidence]` settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvidenceConfig {
+    /// The store's directory; created if missing. Default: none (nothing is stored).
+    pub dir: Option<PathBuf>,
+    /// Rows per table gathered on the pipeline's thread before they go to the writer as one batch (and one
+    /// Parquet row group). Default 8192.
+    pub batch_rows: usize,
+    /// Finished batches that may wait for the writer; when they are all waiting, the pipeline waits (memory stays
+    /// bounded). Default 8.
+    pub queue_batches: usize,
+    /// Hours of event time after which an hour's files are merged into one. Default 3.
+    pub compact_after_hours: u64,
+    /// Days an hour is kept (by the pipeline's clock). 0 keeps everything. Default 90.
+    pub retention_days: u64,
+}
+
+impl Default for EvidenceConfig {
+    fn default() -> Self {
+        EvidenceConfig {
+            dir: None,
+            batch_rows: 8192,
+            queue_batches: 8,
+            compact_after_hours: 3,
+            retention_days: 90,
+        }
+    }
+}
+
+impl EvidenceConfig {
+    /// Check the bounds; the error names the key, the value and what is allowed.
+    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
+        let bad = |key: &str, v: usize, why: &str| crate::config::ConfigError::Invalid {
+            key: key.into(),
+            value: v.to_string(),
+            why: why.into(),
+        };
+        if self.batch_rows == 0 || self.batch_rows > 1 << 20 {
+            return Err(bad(
+                "evidence.batch_rows",
+                self.batch_rows,
+                "allowed: 1 to 1048576",
+            ));
+        }
+        if self.queue_batches == 0 || self.queue_batches > 1024 {
+            return Err(bad(
+                "evidence.queue_batches",
+                self.queue_batches,
+                "allowed: 1 to 1024",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why the store could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("evidence store {path:?}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("evidence store: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("evidence store {path:?}: {source}")]
+    Parquet {
+        path: PathBuf,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("evidence store: the writer stopped ({0})")]
+    Writer(String),
+    #[error("evidence store: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EvidenceError + '_ {
+    move |source| EvidenceError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The folder name of the hour holding `t`.
+pub fn hour_dir(t: Ts) -> String {
+    let h = t.0.div_euclid(3_600_000) * 3_600_000;
+    match chrono::DateTime::from_timestamp_millis(h) {
+        Some(d) => format!("hour={}", d.format("%Y-%m-%dT%H")),
+        None => "hour=invalid".into(),
+    }
+}
+
+/// The start of the hour a folder name says, if it is one.
+pub fn hour_of_dir(name: &str) -> Option<Ts> {
+    let h = name.strip_prefix("hour=")?;
+    let t =
+        chrono::NaiveDateTime::parse_from_str(&format!("{h}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
+    Some(Ts(t.and_utc().timestamp_millis()))
+}
+
+enum Msg {
+    Batch(TableKind, RecordBatch),
+    /// Write these commands rows and move them into the table at once.
+    Commands(Vec<CommandRow>),
+    /// Close every open file; answer with the pending files sealed since the last seal.
+    Seal(SyncSender<Result<Vec<String>, String>>),
+    /// Move these pending files into their tables, then compact and apply retention against this clock.
+    Publish(Vec<String>, Option<Ts>, SyncSender<Result<(), String>>),
+}
+
+/// Counts of what the store has written.
+#[derive(Debug, Default)]
+pub struct EvidenceStats {
+    pub rows: std::sync::atomic::AtomicU64,
+    pub files: std::sync::atomic::AtomicU64,
+    pub compacted: std::sync::atomic::AtomicU64,
+    pub expired_hours: std::sync::atomic::AtomicU64,
+}
+
+/// The pipeline's handle on the store.
+pub struct Evidence {
+    tx: Option<SyncSender<Msg>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    events: EventRows,
+    findings: FindingRows,
+    decisions: DecisionRows,
+    batch_rows: usize,
+    dir: PathBuf,
+    /// Sealed files not yet published (saved with the state in `run`).
+    sealed: Vec<String>,
+    /// The first error of a push (a batch that could not be built); reported at the next seal.
+    failed: Option<String>,
+    pub stats: Arc<EvidenceStats>,
+}
+
+/// A clonable handle that writes command rows (the respond stage's outcomes and confirmations).
+#[derive(Clone)]
+pub struct CommandSink {
+    tx: SyncSender<Msg>,
+}
+
+impl CommandSink {
+    /// Store these rows (written and published at once). Returns false when the writer has stopped.
+    pub fn write(&self, rows: Vec<CommandRow>) -> bool {
+        rows.is_empty() || self.tx.send(Msg::Commands(rows)).is_ok()
+    }
+}
+
+impl Evidence {
+    /// Open the store at `cfg.dir` and start its writer. Pending files left by an earlier run are resolved with
+    /// [`Evidence::recover`] before anything is written.
+    pub fn open(cfg: &EvidenceConfig, dir: &Path) -> Result<Evidence, EvidenceError> {
+        std::fs::create_dir_all(dir.join(PENDING)).map_err(io(dir))?;
+        recover_compactions(dir)?;
+        let (tx, rx) = sync_channel(cfg.queue_batches);
+        let stats = Arc::new(EvidenceStats::default());
+        let mut w = Writer {
+            dir: dir.to_path_buf(),
+            open: HashMap::new(),
+            sealed: Vec::new(),
+            run: format!("{:x}", fastrand::u64(..)),
+            seq: 0,
+            batch_rows: cfg.batch_rows,
+            compact_after_ms: (cfg.compact_after_hours as i64).saturating_mul(3_600_000),
+            retention_ms: (cfg.retention_days as i64).saturating_mul(86_400_000),
+            error: None,
+            stats: stats.clone(),
+            newest: BTreeMap::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("quench-evidence".into())
+            .spawn(move || w.serve(rx))
+            .map_err(io(dir))?;
+        Ok(Evidence {
+            tx: Some(tx),
+            thread: Some(thread),
+            events: EventRows::default(),
+            findings: FindingRows::default(),
+            decisions: DecisionRows::default(),
+            batch_rows: cfg.batch_rows,
+            dir: dir.to_path_buf(),
+            sealed: Vec::new(),
+            failed: None,
+            stats,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A handle for command rows.
+    pub fn commands(&self) -> Option<CommandSink> {
+        self.tx.as_ref().map(|tx| CommandSink { tx: tx.clone() })
+    }
+
+    fn send(&mut self, table: TableKind, b: Result<RecordBatch, arrow_schema::ArrowError>) {
+        match b {
+            Ok(b) => {
+                if let Some(tx) = &self.tx {
+                    if tx.send(Msg::Batch(table, b)).is_err() {
+                        self.failed
+                            .get_or_insert_with(|| "the writer stopped".into());
+                    }
+                }
+            }
+            Err(e) => {
+                self.failed.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+
+    pub fn event(&mut self, ev: &SessionEvent<'_>) {
+        self.events.push(ev);
+        if self.events.len() >= self.batch_rows {
+            let b = self.events.take();
+            self.send(TableKind::Events, b);
+        }
+    }
+
+    pub fn finding(&mut self, f: &crate::detect::Finding) {
+        self.findings.push(f);
+        if self.findings.len() >= self.batch_rows {
+            let b = self.findings.take();
+            self.send(TableKind::Findings, b);
+        }
+    }
+
+    pub fn decision(&mut self, d: &crate::decide::Decision) {
+        if let Err(e) = self.decisions.push(d) {
+            self.failed.get_or_insert_with(|| e.to_string());
+        }
+        if self.decisions.len() >= self.batch_rows {
+            let b = self.decisions.take();
+            self.send(TableKind::Decisions, b);
+        }
+    }
+
+    /// Send what the builders hold, close every open file and remember the sealed files' names (see
+    /// [`Evidence::pending`]). Fails when any row since the last seal could not be written.
+    pub fn seal(&mut self) -> Result<(), EvidenceError> {
+        if !self.events.is_empty() {
+            let b = self.events.take();
+            self.send(TableKind::Events, b);
+        }
+        if !self.findings.is_empty() {
+            let b = self.findings.take();
+            self.send(TableKind::Findings, b);
+        }
+        if !self.decisions.is_empty() {
+            let b = self.decisions.take();
+            self.send(TableKind::Decisions, b);
+        }
+        if let Some(e) = self.failed.take() {
+            return Err(EvidenceError::Writer(e));
+        }
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| EvidenceError::Writer("closed".into()))?;
+        let (rtx, rrx) = sync_channel(1);
+        tx.send(Msg::Seal(rtx))
+            .map_err(|_| EvidenceError::Writer("the writer stopped".into()))?;
+        let names = rrx
+            .recv()
+            .map_err(|_| EvidenceError::Writer("the writer stopped".into()))?
+            .map_err(EvidenceError::Writer)?;
+        self.sealed.extend(names);
+        Ok(())
+    }
+
+    /// The sealed files that are not yet published (saved with the state so that a restart can finish them).
+    pub fn pending(&self) -> &[String] {
+        &self.sealed
+    }
+
+    /// Move the sealed files into their tables; then compact and expire old hours against `clock`.
+    pub fn publish(&mut self, clock: Option<Ts>) -> Result<(), EvidenceError> {
+        let names = std::mem::take(&mut self.sealed);
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| EvidenceError::Writer("closed".into()))?;
+        let (rtx, rrx) = sync_channel(1);
+        tx.send(Msg::Publish(names, clock, rtx))
+            .map_err(|_| EvidenceError::Writer("the writer stopped".into()))?;
+        rrx.recv()
+            .map_err(|_| EvidenceError::Writer("the writer stopped".into()))?
+            .map_err(EvidenceError::Writer)
+    }
+
+    /// Seal and publish at once (replay, and `run` without durable state).
+    pub fn flush(&mut self, clock: Option<Ts>) -> Result<(), EvidenceError> {
+        self.seal()?;
+        self.publish(clock)
+    }
+
+    /// After a restart from a snapshot that named `listed` as sealed: move those that are still pending into their
+    /// tables and delete every other pending file (its rows come again from the input). Without a snapshot, call
+    /// it with nothing listed.
+    pub fn recover(&mut self, listed: &[String]) -> Result<usize, EvidenceError> {
+        let pending = self.dir.join(PENDING);
+        let mut moved = 0;
+        for name in listed {
+            if !safe_name(name) {
+                continue;
+            }
+            let from = pending.join(name);
+            if from.exists() {
+                let to = self.dir.join(name);
+                if let Some(p) = to.parent() {
+                    std::fs::create_dir_all(p).map_err(io(p))?;
+                }
+                std::fs::rename(&from, &to).map_err(io(&from))?;
+                moved += 1;
+            }
+        }
+        for f in walk(&pending)? {
+            std::fs::remove_file(&f).map_err(io(&f))?;
+        }
+        Ok(moved)
+    }
+
+    /// Stop the writer after sealing and publishing what is buffered.
+    pub fn close(mut self, clock: Option<Ts>) -> Result<(), EvidenceError> {
+        let r = self.flush(clock);
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        r
+    }
+}
+
+impl Drop for Evidence {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+const PENDING: &str = "_pending";
+
+/// A pending file's name as saved in state: `table/hour=…/part-….parquet`, nothing that climbs out.
+fn safe_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('/').collect();
+    parts.len() == 3
+        && TableKind::ALL.iter().any(|t| t.name() == parts[0])
+        && hour_of_dir(parts[1]).is_some()
+        && parts[2].ends_with(".parquet")
+        && !parts[2].contains("..")
+}
+
+/// Every file under `dir` (recursively); none when `dir` is missing.
+fn walk(dir: &Path) -> Result<Vec<PathBuf>, EvidenceError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let rd = match std::fs::read_dir(&d) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(&d)(e)),
+        };
+        for e in rd {
+            let e = e.map_err(io(&d))?;
+            let p = e.path();
+            if e.file_type().map_err(io(&p))?.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn props(rows: usize) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(rows.max(1024)))
+        .build()
+}
+
+/// The writer's thread.
+struct Writer {
+    dir: PathBuf,
+    /// (table, hour start) → the file being written and its name relative to the table root.
+    open: HashMap<(TableKind, i64), (ArrowWriter<File>, String)>,
+    sealed: Vec<String>,
+    run: String,
+    seq: u64,
+    batch_rows: usize,
+    compact_after_ms: i64,
+    retention_ms: i64,
+    error: Option<String>,
+    stats: Arc<EvidenceStats>,
+    /// Newest hour with rows per table (for compaction).
+    newest: BTreeMap<TableKind, i64>,
+}
+
+impl Writer {
+    fn serve(&mut self, rx: Receiver<Msg>) {
+        while let Ok(m) = rx.recv() {
+            match m {
+                Msg::Batch(t, b) => {
+                    if self.error.is_none() {
+                        if let Err(e) = self.write(t, &b) {
+                            tracing::error!(error = %e, table = t.name(), "evidence store write failed");
+                            self.error = Some(e.to_string());
+                        }
+                    }
+                }
+                Msg::Commands(rows) => {
+                    if let Err(e) = self.commands(&rows) {
+                        tracing::error!(error = %e, "evidence store: command rows not written");
+                    }
+                }
+                Msg::Seal(reply) => {
+                    let r = match self.error.take() {
+                        Some(e) => Err(e),
+                        None => self.seal_all().map_err(|e| e.to_string()),
+                    };
+                    let _ = reply.send(r.map(|()| std::mem::take(&mut self.sealed)));
+                }
+                Msg::Publish(names, clock, reply) => {
+                    let r = self.publish(&names, clock).map_err(|e| e.to_string());
+                    let _ = reply.send(r);
+                }
+            }
+        }
+        // the pipeline went away without sealing: what is open stays pending (a restart decides its fate)
+        let _ = self.seal_all();
+    }
+
+    fn next_name(&mut self, t: TableKind, hour: i64) -> String {
+        self.seq += 1;
+        format!(
+            "{}/{}/part-{}-{:06}.parquet",
+            t.name(),
+            hour_dir(Ts(hour)),
+            self.run,
+            self.seq
+        )
+    }
+
+    fn write(&mut self, t: TableKind, b: &RecordBatch) -> Result<(), EvidenceError> {
+        let times = tables::Cols::new(b);
+        let col = t.time_column();
+        // group the rows by hour (a batch spans one or two hours in order; late sources add a few more)
+        let mut hours: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for i in 0..b.num_rows() {
+            let at = times.ts(col, i).unwrap_or_default();
+            hours
+                .entry(at.0.div_euclid(3_600_000) * 3_600_000)
+                .or_default()
+                .push(i as u32);
+        }
+        let single = hours.len() == 1;
+        for (hour, rows) in hours {
+            let part = if single {
+                b.clone()
+            } else {
+                let idx = arrow_array::UInt32Array::from(rows);
+                let cols = b
+                    .columns()
+                    .iter()
+                    .map(|c| arrow_select::take::take(c.as_ref(), &idx, None))
+                    .collect::<Result<Vec<_>, _>>()?;
+                RecordBatch::try_new(b.schema(), cols)?
+            };
+            let key = (t, hour);
+            if !self.open.contains_key(&key) {
+                let name = self.next_name(t, hour);
+                let path = self.dir.join(PENDING).join(&name);
+                if let Some(p) = path.parent() {
+                    std::fs::create_dir_all(p).map_err(io(p))?;
+                }
+                let f = File::create(&path).map_err(io(&path))?;
+                let w = ArrowWriter::try_new(f, t.schema(), Some(props(self.batch_rows))).map_err(
+                    |source| EvidenceError::Parquet {
+                        path: path.clone(),
+                        source,
+                    },
+                )?;
+                self.open.insert(key, (w, name));
+            }
+            if let Some((w, name)) = self.open.get_mut(&key) {
+                w.write(&part).map_err(|source| EvidenceError::Parquet {
+                    path: PathBuf::from(name.as_str()),
+                    source,
+                })?;
+                self.stats
+                    .rows
+                    .fetch_add(part.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+            }
+            let newest = self.newest.entry(t).or_insert(hour);
+            *newest = (*newest).max(hour);
+        }
+        // an hour three hours behind the newest gets few late rows: close its file rather than keep it open
+        let newest = self.newest.get(&t).copied().unwrap_or_default();
+        let stale: Vec<(TableKind, i64)> = self
+            .open
+            .keys()
+            .filter(|(tt, h)| *tt == t && *h < newest - 3 * 3_600_000)
+            .copied()
+            .collect();
+        for k in stale {
+            self.seal_one(k)?;
+        }
+        Ok(())
+    }
+
+    fn seal_one(&mut self, key: (TableKind, i64)) -> Result<(), EvidenceError> {
+        if let Some((w, name)) = self.open.remove(&key) {
+            let f = w.into_inner().map_err(|source| EvidenceError::Parquet {
+                path: PathBuf::from(name.as_str()),
+                source,
+            })?;
+            f.sync_all().map_err(io(Path::new(&name)))?;
+            self.stats
+                .files
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.sealed.push(name);
+        }
+        Ok(())
+    }
+
+    fn seal_all(&mut self) -> Result<(), EvidenceError> {
+        let keys: Vec<_> = self.open.keys().copied().collect();
+        for k in keys {
+            self.seal_one(k)?;
+        }
+        Ok(())
+    }
+
+    fn commands(&mut self, rows: &[CommandRow]) -> Result<(), EvidenceError> {
+        let b = tables::command_batch(rows)?;
+        let t = TableKind::Commands;
+        let before = self.sealed.len();
+        self.write(t, &b)?;
+        let keys: Vec<_> = self
+            .open
+            .keys()
+            .filter(|(tt, _)| *tt == t)
+            .copied()
+            .collect();
+        for k in keys {
+            self.seal_one(k)?;
+        }
+        let names: Vec<String> = self.sealed.drain(before..).collect();
+        self.publish(&names, None)
+    }
+
+    fn publish(&mut self, names: &[String], clock: Option<Ts>) -> Result<(), EvidenceError> {
+        let mut dirs = std::collections::BTreeSet::new();
+        for name in names {
+            let from = self.dir.join(PENDING).join(name);
+            let to = self.dir.join(name);
+            if let Some(p) = to.parent() {
+                std::fs::create_dir_all(p).map_err(io(p))?;
+                dirs.insert(p.to_path_buf());
+            }
+            std::fs::rename(&from, &to).map_err(io(&from))?;
+        }
+        for d in dirs {
+            File::open(&d).and_then(|f| f.sync_all()).map_err(io(&d))?;
+        }
+        if let Some(clock) = clock {
+            self.maintain(clock)?;
+        }
+        Ok(())
+    }
+
+    /// Compact closed hours and delete expired ones.
+    fn maintain(&mut self, clock: Ts) -> Result<(), EvidenceError> {
+        for t in TableKind::ALL {
+            let root = self.dir.join(t.name());
+            let Ok(rd) = std::fs::read_dir(&root) else {
+                continue;
+            };
+            let mut hours: Vec<(Ts, PathBuf)> = Vec::new();
+            for e in rd.flatten() {
+                if let Some(h) = e.file_name().to_str().and_then(hour_of_dir) {
+                    hours.push((h, e.path()));
+                }
+            }
+            for (h, path) in hours {
+                if self.retention_ms > 0 && h.0 + 3_600_000 + self.retention_ms < clock.0 {
+                    std::fs::remove_dir_all(&path).map_err(io(&path))?;
+                    self.stats
+                        .expired_hours
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                } else if h.0 + 3_600_000 + self.compact_after_ms <= clock.0
+                    && !self.open.keys().any(|(tt, oh)| *tt == t && *oh == h.0)
+                    && compact(&path, t, self.batch_rows, &self.run)?
+                {
+                    self.stats
+                        .compacted
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A compaction's journal: the files merged into `output`.
+#[derive(serde::Serialize, Deserialize)]
+struct Journal {
+    output: String,
+    inputs: Vec<String>,
+}
+
+/// Merge an hour folder's Parquet files into one. Returns whether it did.
+///
+/// The merged file is written as `.tmp`, then renamed `.ready`; then a journal naming the inputs is written, the
+/// inputs are deleted, the `.ready` file becomes `.parquet` and the journal goes. [`recover_compactions`] finishes
+/// any of this a crash interrupted: without a journal the inputs are whole and the merged file is dropped; with one
+/// the merge is complete and the inputs go.
+fn compact(dir: &Path, t: TableKind, rows: usize, run: &str) -> Result<bool, EvidenceError> {
+    let inputs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(io(dir))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    if inputs.len() < 2 {
+        return Ok(false);
+    }
+    let out_name = format!("compact-{run}-{:x}.parquet", fastrand::u32(..));
+    let tmp = dir.join(format!("{out_name}.tmp"));
+    let ready = dir.join(format!("{out_name}.ready"));
+    {
+        let f = File::create(&tmp).map_err(io(&tmp))?;
+        let mut w = ArrowWriter::try_new(f, t.schema(), Some(props(rows))).map_err(|source| {
+            EvidenceError::Parquet {
+                path: tmp.clone(),
+                source,
+            }
+        })?;
+        for p in &inputs {
+            for b in read::batches_of(p)? {
+                w.write(&b).map_err(|source| EvidenceError::Parquet {
+                    path: tmp.clone(),
+                    source,
+                })?;
+            }
+        }
+        let f = w.into_inner().map_err(|source| EvidenceError::Parquet {
+            path: tmp.clone(),
+            source,
+        })?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, &ready).map_err(io(&tmp))?;
+    let journal = dir.join("compact.journal");
+    let j = Journal {
+        output: out_name.clone(),
+        inputs: inputs
+            .iter()
+            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(String::from))
+            .collect(),
+    };
+    let jtmp = dir.join("compact.journal.tmp");
+    std::fs::write(&jtmp, serde_json::to_vec(&j)?).map_err(io(&jtmp))?;
+    File::open(&jtmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io(&jtmp))?;
+    std::fs::rename(&jtmp, &journal).map_err(io(&journal))?;
+    finish_compaction(dir, &j)?;
+    Ok(true)
+}
+
+fn finish_compaction(dir: &Path, j: &Journal) -> Result<(), EvidenceError> {
+    for i in &j.inputs {
+        if i.contains('/') || i.contains("..") {
+            continue;
+        }
+        let p = dir.join(i);
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&p)(e)),
+        }
+    }
+    let ready = dir.join(format!("{}.ready", j.output));
+    if ready.exists() {
+        std::fs::rename(&ready, dir.join(&j.output)).map_err(io(&ready))?;
+    }
+    File::open(dir)
+        .and_then(|f| f.sync_all())
+        .map_err(io(dir))?;
+    let journal = dir.join("compact.journal");
+    std::fs::remove_file(&journal).map_err(io(&journal))?;
+    Ok(())
+}
+
+/// Finish or undo compactions a crash interrupted (see [`compact`]).
+fn recover_compactions(root: &Path) -> Result<(), EvidenceError> {
+    for t in TableKind::ALL {
+        let Ok(rd) = std::fs::read_dir(root.join(t.name())) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let dir = e.path();
+            let journal = dir.join("compact.journal");
+            if let Ok(bytes) = std::fs::read(&journal) {
+                let j: Journal = serde_json::from_slice(&bytes)?;
+                finish_compaction(&dir, &j)?;
+            }
+            for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let p = f.path();
+                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if n.ends_with(".tmp") || n.ends_with(".ready") {
+                    std::fs::remove_file(&p).map_err(io(&p))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Category, Family, SourceInfo};
+
+    fn ev(id: &str, t: i64) -> SessionEvent<'static> {
+        let mut e = SessionEvent::new(
+            SourceInfo {
+                family: Family::Idp,
+                vendor: "okta".into(),
+                format: "okta_system_log".into(),
+            },
+            crate::event::Text::Owned(id.into()),
+            Ts(t),
+            Category::Login,
+        );
+        e.principal.email = Some("a@example.com".into());
+        e
+    }
+
+    fn tmp() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("quench-ev-{:x}", fastrand::u64(..)));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn ids(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for b in read::table(dir, TableKind::Events, None).unwrap() {
+            let c = tables::Cols::new(&b);
+            for i in 0..b.num_rows() {
+                out.push(c.str("event_id", i).unwrap().to_string());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    const H: i64 = 3_600_000;
+    const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00Z
+
+    #[test]
+    fn rows_are_stored_in_their_event_hour_and_only_after_publish() {
+        let dir = tmp();
+        let cfg = EvidenceConfig {
+            batch_rows: 2,
+            ..EvidenceConfig::default()
+        };
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        for (i, t) in [T0, T0 + 10, T0 + H + 5].iter().enumerate() {
+            e.event(&ev(&format!("e{i}"), *t));
+        }
+        e.seal().unwrap();
+        assert_eq!(e.pending().len(), 2, "{:?}", e.pending());
+        assert!(ids(&dir).is_empty(), "sealed is not yet published");
+        e.publish(None).unwrap();
+        assert_eq!(ids(&dir), ["e0", "e1", "e2"]);
+        assert!(dir.join("events/hour=2026-01-01T00").is_dir());
+        assert!(dir.join("events/hour=2026-01-01T01").is_dir());
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_restart_publishes_what_its_snapshot_named_and_drops_the_rest() {
+        let dir = tmp();
+        let cfg = EvidenceConfig::default();
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        e.event(&ev("saved", T0));
+        e.seal().unwrap();
+        let listed = e.pending().to_vec();
+        // more rows sealed after the snapshot, then a crash before publishing either
+        e.event(&ev("after", T0 + 1));
+        e.seal().unwrap();
+        drop(e);
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        assert_eq!(e.recover(&listed).unwrap(), 1);
+        assert_eq!(ids(&dir), ["saved"]);
+        assert!(walk(&dir.join(PENDING)).unwrap().is_empty());
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_pending_name_from_the_state_cannot_leave_the_store() {
+        assert!(safe_name("events/hour=2026-01-01T00/part-a-000001.parquet"));
+        assert!(!safe_name("../../etc/passwd"));
+        assert!(!safe_name("events/hour=2026-01-01T00/../../x.parquet"));
+        assert!(!safe_name("secrets/hour=2026-01-01T00/a.parquet"));
+    }
+
+    #[test]
+    fn old_hours_are_merged_into_one_file_and_expired_ones_deleted() {
+        let dir = tmp();
+        let cfg = EvidenceConfig {
+            retention_days: 1,
+            ..EvidenceConfig::default()
+        };
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        for i in 0..3 {
+            e.event(&ev(&format!("a{i}"), T0 + i));
+            e.flush(None).unwrap();
+        }
+        e.event(&ev("old", T0 - 3 * 86_400_000));
+        e.flush(None).unwrap();
+        let hour = dir.join("events/hour=2026-01-01T00");
+        assert_eq!(std::fs::read_dir(&hour).unwrap().count(), 3);
+        e.flush(Some(Ts(T0 + 5 * H))).unwrap();
+        assert_eq!(std::fs::read_dir(&hour).unwrap().count(), 1);
+        assert_eq!(ids(&dir), ["a0", "a1", "a2"]);
+        assert!(!dir.join("events/hour=2025-12-29T00").exists());
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_compaction_cut_short_after_its_journal_is_finished_on_open() {
+        let dir = tmp();
+        let cfg = EvidenceConfig::default();
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        for i in 0..2 {
+            e.event(&ev(&format!("a{i}"), T0 + i));
+            e.flush(None).unwrap();
+        }
+        e.close(None).unwrap();
+        // a merged file and its journal written, the inputs not yet deleted: a crash here
+        let hour = dir.join("events/hour=2026-01-01T00");
+        let inputs: Vec<String> = std::fs::read_dir(&hour)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        let mut w = ArrowWriter::try_new(
+            File::create(hour.join("m.parquet.ready")).unwrap(),
+            TableKind::Events.schema(),
+            None,
+        )
+        .unwrap();
+        for i in &inputs {
+            for b in read::batches_of(&hour.join(i)).unwrap() {
+                w.write(&b).unwrap();
+            }
+        }
+        w.close().unwrap();
+        std::fs::write(
+            hour.join("compact.journal"),
+            serde_json::to_vec(&Journal {
+                output: "m.parquet".into(),
+                inputs,
+            })
+            .unwrap(),
+        )
+        .unwrap();
+        let e = Evidence::open(&cfg, &dir).unwrap();
+        assert_eq!(ids(&dir), ["a0", "a1"]);
+        assert_eq!(std::fs::read_dir(&hour).unwrap().count(), 1);
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,983 @@
+//! The evidence store's tables: their Arrow schemas, the builders that append rows on the pipeline's thread, and
+//! the readers that turn stored rows back into events and decisions.
+//!
+//! In: correlated [`SessionEvent`]s, [`Finding`]s, [`Decision`]s and command outcomes and confirmations. Out:
+//! Arrow [`RecordBatch`]es with an explicit schema (times are UTC millisecond timestamps, counts are unsigned
+//! integers, lists are lists), and, read back, [`SessionEvent`]s and [`Decision`]s. State: the rows appended since
+//! the last [`Table::take`], in Arrow builders (bytes copied once, no per-row allocation).
+
+use crate::decide::Decision;
+use crate::detect::Finding;
+use crate::event::{
+    Category, Family, Geo, Keys, NetKind, Network, Outcome, Principal, PrincipalKind, Provenance,
+    Resource, Risk, RiskLevel, SessionEvent, SessionKeys, SourceInfo, Text, Ts, Vouch,
+};
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder,
+    UInt32Builder, UInt64Builder,
+};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, TimestampMillisecondType, UInt32Type, UInt64Type};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::Serialize;
+use std::sync::{Arc, OnceLock};
+
+/// The four tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TableKind {
+    Events,
+    Findings,
+    Decisions,
+    Commands,
+}
+
+impl TableKind {
+    pub const ALL: [TableKind; 4] = [
+        TableKind::Events,
+        TableKind::Findings,
+        TableKind::Decisions,
+        TableKind::Commands,
+    ];
+
+    /// The table's name in SQL and its folder in the store.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Events => "events",
+            TableKind::Findings => "findings",
+            TableKind::Decisions => "decisions",
+            TableKind::Commands => "commands",
+        }
+    }
+
+    /// The column that places a row in its hour partition.
+    pub fn time_column(self) -> &'static str {
+        match self {
+            TableKind::Events | TableKind::Findings | TableKind::Decisions => "event_time",
+            TableKind::Commands => "at",
+        }
+    }
+
+    pub fn schema(self) -> SchemaRef {
+        static S: OnceLock<[SchemaRef; 4]> = OnceLock::new();
+        let all = S.get_or_init(|| {
+            [
+                events_schema(),
+                findings_schema(),
+                decisions_schema(),
+                commands_schema(),
+            ]
+        });
+        all[self as usize].clone()
+    }
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+fn utf8(name: &str, nullable: bool) -> Field {
+    Field::new(name, DataType::Utf8, nullable)
+}
+fn list(name: &str) -> Field {
+    Field::new(
+        name,
+        DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        false,
+    )
+}
+
+fn events_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("event_id", false),
+        Field::new("event_time", ts(), false),
+        Field::new("ingest_time", ts(), false),
+        utf8("provenance", false),
+        utf8("vendor", false),
+        utf8("format", false),
+        utf8("family", false),
+        utf8("category", false),
+        utf8("action", true),
+        utf8("outcome", false),
+        utf8("principal", true),
+        utf8("principal_id", true),
+        utf8("principal_email", true),
+        utf8("display_name", true),
+        utf8("principal_kind", false),
+        utf8("vouched_by", true),
+        utf8("vouched_by_family", true),
+        utf8("on_behalf_of", true),
+        utf8("token_id", true),
+        utf8("session_id", true),
+        utf8("root_session_id", true),
+        utf8("job_id", true),
+        utf8("client_id", true),
+        list("vouched_keys"),
+        utf8("ip", true),
+        Field::new("asn", DataType::UInt32, true),
+        utf8("as_org", true),
+        Field::new("is_proxy", DataType::Boolean, true),
+        utf8("net_kind", true),
+        Field::new("lat", DataType::Float64, true),
+        Field::new("lon", DataType::Float64, true),
+        utf8("city", true),
+        utf8("country", true),
+        Field::new("accuracy_radius_km", DataType::Float64, true),
+        utf8("user_agent", true),
+        utf8("device_id", true),
+        utf8("app", true),
+        utf8("object_type", true),
+        utf8("object_id", true),
+        list("domains"),
+        utf8("server", true),
+        utf8("destination", true),
+        Field::new("bytes", DataType::UInt64, true),
+        Field::new("records", DataType::UInt64, true),
+        Field::new("location_untrusted", DataType::Boolean, false),
+        utf8("risk_level", true),
+        utf8("risk_kind", true),
+    ]))
+}
+
+fn findings_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("event_time", ts(), false),
+        utf8("detector", false),
+        Field::new("score", DataType::Float64, false),
+        utf8("reason", false),
+        list("evidence"),
+        utf8("family", false),
+        utf8("principal", true),
+        utf8("principal_kind", false),
+        utf8("token_id", true),
+        utf8("session_id", true),
+        utf8("job_id", true),
+        Field::new("backed", DataType::Boolean, false),
+    ]))
+}
+
+fn decisions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        utf8("decision_id", false),
+        Field::new("event_time", ts(), false),
+        Field::new("decided_at", ts(), false),
+        utf8("action", false),
+        utf8("principal", true),
+        utf8("principal_id", true),
+        utf8("principal_kind", false),
+        utf8("token_id", true),
+        utf8("session_id", true),
+        utf8("job_id", true),
+        Field::new("score", DataType::Float64, false),
+        list("detectors"),
+        list("evidence"),
+        utf8("guardrail", true),
+        Field::new("shadow", DataType::Boolean, false),
+        // the whole decision record as Quench writes it to the decisions topic (explain and backtest read it back)
+        utf8("record", false),
+    ]))
+}
+
+fn commands_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("at", ts(), false),
+        // `outcome` (the target answered or refused) or `confirmation` (the vendor's log shows it took effect)
+        utf8("kind", false),
+        utf8("command_id", false),
+        utf8("decision_id", false),
+        utf8("target", false),
+        utf8("action", true),
+        utf8("principal", true),
+        utf8("status", false),
+        Field::new("http_status", DataType::UInt32, true),
+        Field::new("attempts", DataType::UInt32, true),
+        utf8("error", true),
+        Field::new("delivered_at", ts(), true),
+        Field::new("confirmed_at", ts(), true),
+        Field::new("seconds_to_confirm", DataType::Float64, true),
+        utf8("confirming_event_id", true),
+    ]))
+}
+
+/// A serde enum's name (`"data_read"`), as the JSON output writes it.
+fn name_of<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+fn opt(b: &mut StringBuilder, v: Option<&str>) {
+    b.append_option(v)
+}
+
+fn strs<'a>(b: &mut ListBuilder<StringBuilder>, it: impl IntoIterator<Item = &'a str>) {
+    for s in it {
+        b.values().append_value(s);
+    }
+    b.append(true);
+}
+
+fn utc() -> TimestampMillisecondBuilder {
+    TimestampMillisecondBuilder::new().with_timezone("UTC")
+}
+
+/// Builders of the `events` table.
+pub struct EventRows {
+    s: Vec<StringBuilder>,
+    times: [TimestampMillisecondBuilder; 2],
+    vouched_keys: ListBuilder<StringBuilder>,
+    domains: ListBuilder<StringBuilder>,
+    asn: UInt32Builder,
+    is_proxy: BooleanBuilder,
+    f: [Float64Builder; 3],
+    counts: [UInt64Builder; 2],
+    untrusted: BooleanBuilder,
+    rows: usize,
+}
+
+/// The string columns from `provenance` to `job_id` (then comes `client_id`, then the keys list).
+const EV_STR_BEFORE_KEYS: usize = 19;
+
+impl Default for EventRows {
+    fn default() -> Self {
+        EventRows {
+            s: (0..EV_STRS).map(|_| StringBuilder::new()).collect(),
+            times: [utc(), utc()],
+            vouched_keys: ListBuilder::new(StringBuilder::new()),
+            domains: ListBuilder::new(StringBuilder::new()),
+            asn: UInt32Builder::new(),
+            is_proxy: BooleanBuilder::new(),
+            f: [
+                Float64Builder::new(),
+                Float64Builder::new(),
+                Float64Builder::new(),
+            ],
+            counts: [UInt64Builder::new(), UInt64Builder::new()],
+            untrusted: BooleanBuilder::new(),
+            rows: 0,
+        }
+    }
+}
+
+// string columns: event_id, the 19 from provenance to job_id, client_id, then ip, as_org, net_kind, city, country, user_agent,
+// device_id, app, object_type, object_id, server, destination, risk_level, risk_kind
+const EV_STRS: usize = 1 + EV_STR_BEFORE_KEYS + 1 + 14;
+
+impl EventRows {
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    pub fn push(&mut self, ev: &SessionEvent<'_>) {
+        let p = &ev.principal;
+        let k = &ev.session;
+        let n = &ev.network;
+        let r = &ev.resource;
+        let prov = ev.provenance.to_string();
+        let vouch_family = p.vouched_by.as_ref().map(|v| name_of(&v.family));
+        let firsts: [Option<&str>; 20] = [
+            Some(ev.event_id.as_str()),
+            Some(prov.as_str()),
+            Some(ev.source.vendor.as_str()),
+            Some(ev.source.format.as_str()),
+            Some(family_str(ev.source.family)),
+            Some(category_str(ev.category)),
+            ev.action.as_deref(),
+            Some(outcome_str(ev.outcome)),
+            p.key(),
+            p.id.as_deref(),
+            p.email.as_deref(),
+            p.display_name.as_deref(),
+            Some(kind_str(p.kind)),
+            p.vouched_by.as_ref().map(|v| v.vendor.as_str()),
+            vouch_family.as_deref(),
+            p.on_behalf_of.as_deref(),
+            k.token_id.as_deref(),
+            k.session_id.as_deref(),
+            k.root_session_id.as_deref(),
+            k.job_id.as_deref(),
+        ];
+        let g = n.geo.as_ref();
+        let rest: [Option<&str>; 14] = [
+            n.ip.as_deref(),
+            n.as_org.as_deref(),
+            n.kind.map(NetKind::as_str),
+            g.and_then(|g| g.city.as_deref()),
+            g.and_then(|g| g.country.as_deref()),
+            n.user_agent.as_deref(),
+            n.device_id.as_deref(),
+            r.app.as_deref(),
+            r.object_type.as_deref(),
+            r.object_id.as_deref(),
+            r.server.as_deref(),
+            r.destination.as_deref(),
+            ev.risk.as_ref().map(|x| x.level.as_str()),
+            ev.risk.as_ref().map(|x| x.kind.as_str()),
+        ];
+        // client_id is the 20th string before the keys list
+        let all = firsts
+            .iter()
+            .copied()
+            .chain(std::iter::once(k.client_id.as_deref()))
+            .chain(rest.iter().copied());
+        for (b, v) in self.s.iter_mut().zip(all) {
+            opt(b, v);
+        }
+        self.times[0].append_value(ev.event_time.0);
+        self.times[1].append_value(ev.ingest_time.0);
+        strs(
+            &mut self.vouched_keys,
+            [
+                (Keys::TOKEN, "token_id"),
+                (Keys::SESSION, "session_id"),
+                (Keys::JOB, "job_id"),
+                (Keys::CLIENT, "client_id"),
+            ]
+            .into_iter()
+            .filter(|(b, _)| k.vouched.has(*b))
+            .map(|(_, n)| n),
+        );
+        strs(&mut self.domains, r.domains.iter().map(|d| d.as_str()));
+        self.asn.append_option(n.asn);
+        self.is_proxy.append_option(n.is_proxy);
+        self.f[0].append_option(g.map(|g| g.lat));
+        self.f[1].append_option(g.map(|g| g.lon));
+        self.f[2].append_option(g.and_then(|g| g.accuracy_radius_km));
+        self.counts[0].append_option(r.bytes);
+        self.counts[1].append_option(r.records);
+        self.untrusted.append_value(ev.location_untrusted);
+        self.rows += 1;
+    }
+
+    /// The rows appended so far as one batch; the builders start empty again.
+    pub fn take(&mut self) -> Result<RecordBatch, ArrowError> {
+        let mut s = self.s.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef);
+        let mut next = || {
+            s.next()
+                .ok_or_else(|| ArrowError::SchemaError("column".into()))
+        };
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(48);
+        cols.push(next()?); // event_id
+        cols.push(Arc::new(self.times[0].finish()));
+        cols.push(Arc::new(self.times[1].finish()));
+        for _ in 0..EV_STR_BEFORE_KEYS + 1 {
+            cols.push(next()?); // provenance .. client_id
+        }
+        cols.push(Arc::new(self.vouched_keys.finish()));
+        cols.push(next()?); // ip
+        cols.push(Arc::new(self.asn.finish()));
+        cols.push(next()?); // as_org
+        cols.push(Arc::new(self.is_proxy.finish()));
+        cols.push(next()?); // net_kind
+        cols.push(Arc::new(self.f[0].finish()));
+        cols.push(Arc::new(self.f[1].finish()));
+        cols.push(next()?); // city
+        cols.push(next()?); // country
+        cols.push(Arc::new(self.f[2].finish()));
+        for _ in 0..5 {
+            cols.push(next()?); // user_agent, device_id, app, object_type, object_id
+        }
+        let (server, destination) = (next()?, next()?);
+        cols.push(Arc::new(self.domains.finish()));
+        cols.push(server);
+        cols.push(destination);
+        cols.push(Arc::new(self.counts[0].finish()));
+        cols.push(Arc::new(self.counts[1].finish()));
+        cols.push(Arc::new(self.untrusted.finish()));
+        cols.push(next()?); // risk_level
+        cols.push(next()?); // risk_kind
+        self.rows = 0;
+        RecordBatch::try_new(TableKind::Events.schema(), cols)
+    }
+}
+
+fn family_str(f: Family) -> &'static str {
+    match f {
+        Family::Idp => "idp",
+        Family::Saas => "saas",
+        Family::Gateway => "gateway",
+        Family::Agent => "agent",
+    }
+}
+fn kind_str(k: PrincipalKind) -> &'static str {
+    match k {
+        PrincipalKind::Human => "human",
+        PrincipalKind::Service => "service",
+        PrincipalKind::Agent => "agent",
+        PrincipalKind::Unknown => "unknown",
+    }
+}
+fn outcome_str(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "success",
+        Outcome::Failure => "failure",
+        Outcome::Unknown => "unknown",
+    }
+}
+fn category_str(c: Category) -> &'static str {
+    match c {
+        Category::Login => "login",
+        Category::Sso => "sso",
+        Category::SessionEnd => "session_end",
+        Category::TokenIssued => "token_issued",
+        Category::TokenRefreshed => "token_refreshed",
+        Category::TokenRevoked => "token_revoked",
+        Category::ApiRequest => "api_request",
+        Category::DataRead => "data_read",
+        Category::DataWrite => "data_write",
+        Category::Export => "export",
+        Category::AdminChange => "admin_change",
+        Category::ToolCall => "tool_call",
+        Category::AgentInvoke => "agent_invoke",
+        Category::ModelCall => "model_call",
+        Category::Other => "other",
+    }
+}
+
+/// Builders of the `findings` table.
+pub struct FindingRows {
+    time: TimestampMillisecondBuilder,
+    detector: StringBuilder,
+    score: Float64Builder,
+    reason: StringBuilder,
+    evidence: ListBuilder<StringBuilder>,
+    s: [StringBuilder; 6],
+    backed: BooleanBuilder,
+    rows: usize,
+}
+
+impl Default for FindingRows {
+    fn default() -> Self {
+        FindingRows {
+            time: utc(),
+            detector: StringBuilder::new(),
+            score: Float64Builder::new(),
+            reason: StringBuilder::new(),
+            evidence: ListBuilder::new(StringBuilder::new()),
+            s: Default::default(),
+            backed: BooleanBuilder::new(),
+            rows: 0,
+        }
+    }
+}
+
+impl FindingRows {
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+    pub fn push(&mut self, f: &Finding) {
+        let sub = &f.subject;
+        self.time.append_value(f.event_time.0);
+        self.detector.append_value(f.detector);
+        self.score.append_value(f.score);
+        self.reason.append_value(&f.reason);
+        strs(&mut self.evidence, f.evidence.iter().map(String::as_str));
+        for (b, v) in self.s.iter_mut().zip([
+            Some(family_str(f.family)),
+            sub.principal.as_deref(),
+            Some(kind_str(sub.principal_kind)),
+            sub.token_id.as_deref(),
+            sub.session_id.as_deref(),
+            sub.job_id.as_deref(),
+        ]) {
+            opt(b, v);
+        }
+        self.backed.append_value(sub.backed);
+        self.rows += 1;
+    }
+    pub fn take(&mut self) -> Result<RecordBatch, ArrowError> {
+        let [fam, principal, kind, token, session, job] = &mut self.s;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.time.finish()),
+            Arc::new(self.detector.finish()),
+            Arc::new(self.score.finish()),
+            Arc::new(self.reason.finish()),
+            Arc::new(self.evidence.finish()),
+            Arc::new(fam.finish()),
+            Arc::new(principal.finish()),
+            Arc::new(kind.finish()),
+            Arc::new(token.finish()),
+            Arc::new(session.finish()),
+            Arc::new(job.finish()),
+            Arc::new(self.backed.finish()),
+        ];
+        self.rows = 0;
+        RecordBatch::try_new(TableKind::Findings.schema(), cols)
+    }
+}
+
+/// Builders of the `decisions` table.
+pub struct DecisionRows {
+    id: StringBuilder,
+    times: [TimestampMillisecondBuilder; 2],
+    s: [StringBuilder; 7],
+    score: Float64Builder,
+    detectors: ListBuilder<StringBuilder>,
+    evidence: ListBuilder<StringBuilder>,
+    guardrail: StringBuilder,
+    shadow: BooleanBuilder,
+    record: StringBuilder,
+    rows: usize,
+}
+
+impl Default for DecisionRows {
+    fn default() -> Self {
+        DecisionRows {
+            id: StringBuilder::new(),
+            times: [utc(), utc()],
+            s: Default::default(),
+            score: Float64Builder::new(),
+            detectors: ListBuilder::new(StringBuilder::new()),
+            evidence: ListBuilder::new(StringBuilder::new()),
+            guardrail: StringBuilder::new(),
+            shadow: BooleanBuilder::new(),
+            record: StringBuilder::new(),
+            rows: 0,
+        }
+    }
+}
+
+impl DecisionRows {
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+    pub fn push(&mut self, d: &Decision) -> Result<(), serde_json::Error> {
+        let record = serde_json::to_string(d)?;
+        self.id.append_value(&d.decision_id);
+        self.times[0].append_value(d.event_time.0);
+        self.times[1].append_value(d.decided_at.0);
+        for (b, v) in self.s.iter_mut().zip([
+            Some(d.action.as_str()),
+            d.principal.as_deref(),
+            d.principal_id.as_deref(),
+            Some(kind_str(d.principal_kind)),
+            d.token_id.as_deref(),
+            d.session_id.as_deref(),
+            d.job_id.as_deref(),
+        ]) {
+            opt(b, v);
+        }
+        self.score.append_value(d.score);
+        strs(
+            &mut self.detectors,
+            d.findings.iter().map(|f| f.detector.as_str()),
+        );
+        strs(&mut self.evidence, d.evidence.iter().map(String::as_str));
+        self.guardrail.append_option(d.guardrail.as_deref());
+        self.shadow.append_value(d.shadow);
+        self.record.append_value(record);
+        self.rows += 1;
+        Ok(())
+    }
+    pub fn take(&mut self) -> Result<RecordBatch, ArrowError> {
+        let [action, principal, pid, kind, token, session, job] = &mut self.s;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.times[0].finish()),
+            Arc::new(self.times[1].finish()),
+            Arc::new(action.finish()),
+            Arc::new(principal.finish()),
+            Arc::new(pid.finish()),
+            Arc::new(kind.finish()),
+            Arc::new(token.finish()),
+            Arc::new(session.finish()),
+            Arc::new(job.finish()),
+            Arc::new(self.score.finish()),
+            Arc::new(self.detectors.finish()),
+            Arc::new(self.evidence.finish()),
+            Arc::new(self.guardrail.finish()),
+            Arc::new(self.shadow.finish()),
+            Arc::new(self.record.finish()),
+        ];
+        self.rows = 0;
+        RecordBatch::try_new(TableKind::Decisions.schema(), cols)
+    }
+}
+
+/// One row of the `commands` table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct CommandRow {
+    pub at: Ts,
+    pub kind: &'static str,
+    pub command_id: String,
+    pub decision_id: String,
+    pub target: String,
+    pub action: Option<String>,
+    pub principal: Option<String>,
+    pub status: String,
+    pub http_status: Option<u32>,
+    pub attempts: Option<u32>,
+    pub error: Option<String>,
+    pub delivered_at: Option<Ts>,
+    pub confirmed_at: Option<Ts>,
+    pub seconds_to_confirm: Option<f64>,
+    pub confirming_event_id: Option<String>,
+}
+
+impl CommandRow {
+    /// The row of a delivery's outcome (its status named as on the commands topic).
+    pub fn outcome(d: &crate::respond::Delivery) -> CommandRow {
+        let o = crate::respond::outbox::Outcome::of(d);
+        CommandRow {
+            at: d.finished_at,
+            kind: "outcome",
+            command_id: d.command_id.clone(),
+            decision_id: d.decision_id.clone(),
+            target: d.target.clone(),
+            action: Some(d.action.as_str().to_string()),
+            principal: d.principal.clone(),
+            status: name_of(&o.status),
+            http_status: o.http_status.map(u32::from),
+            attempts: Some(d.attempts),
+            error: o.error,
+            ..CommandRow::default()
+        }
+    }
+
+    /// The row of a confirmation (or of its absence once the wait ran out).
+    pub fn confirmation(c: &crate::respond::confirm::Confirmation) -> CommandRow {
+        CommandRow {
+            at: c.confirmed_at.unwrap_or(c.delivered_at),
+            kind: "confirmation",
+            command_id: c.command_id.clone(),
+            decision_id: c.decision_id.clone(),
+            target: c.target.clone(),
+            status: name_of(&c.status),
+            delivered_at: Some(c.delivered_at),
+            confirmed_at: c.confirmed_at,
+            seconds_to_confirm: c.seconds_to_confirm,
+            confirming_event_id: c.event_id.clone(),
+            ..CommandRow::default()
+        }
+    }
+}
+
+/// The `commands` rows as one batch.
+pub fn command_batch(rows: &[CommandRow]) -> Result<RecordBatch, ArrowError> {
+    let mut at = utc();
+    let mut s: [StringBuilder; 8] = Default::default();
+    let mut nums = [UInt32Builder::new(), UInt32Builder::new()];
+    let mut times = [utc(), utc()];
+    let mut secs = Float64Builder::new();
+    let mut confirming = StringBuilder::new();
+    for r in rows {
+        at.append_value(r.at.0);
+        for (b, v) in s.iter_mut().zip([
+            Some(r.kind),
+            Some(r.command_id.as_str()),
+            Some(r.decision_id.as_str()),
+            Some(r.target.as_str()),
+            r.action.as_deref(),
+            r.principal.as_deref(),
+            Some(r.status.as_str()),
+            r.error.as_deref(),
+        ]) {
+            opt(b, v);
+        }
+        nums[0].append_option(r.http_status);
+        nums[1].append_option(r.attempts);
+        times[0].append_option(r.delivered_at.map(|t| t.0));
+        times[1].append_option(r.confirmed_at.map(|t| t.0));
+        secs.append_option(r.seconds_to_confirm);
+        confirming.append_option(r.confirming_event_id.as_deref());
+    }
+    let [kind, command_id, decision_id, target, action, principal, status, error] = &mut s;
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(at.finish()),
+        Arc::new(kind.finish()),
+        Arc::new(command_id.finish()),
+        Arc::new(decision_id.finish()),
+        Arc::new(target.finish()),
+        Arc::new(action.finish()),
+        Arc::new(principal.finish()),
+        Arc::new(status.finish()),
+        Arc::new(nums[0].finish()),
+        Arc::new(nums[1].finish()),
+        Arc::new(error.finish()),
+        Arc::new(times[0].finish()),
+        Arc::new(times[1].finish()),
+        Arc::new(secs.finish()),
+        Arc::new(confirming.finish()),
+    ];
+    RecordBatch::try_new(TableKind::Commands.schema(), cols)
+}
+
+/// Reads the columns of a stored batch by name.
+pub struct Cols<'b> {
+    batch: &'b RecordBatch,
+}
+
+impl<'b> Cols<'b> {
+    pub fn new(batch: &'b RecordBatch) -> Self {
+        Cols { batch }
+    }
+    fn col(&self, name: &str) -> Option<&'b ArrayRef> {
+        self.batch.column_by_name(name)
+    }
+    /// A string column's value (none when null or when the column is missing).
+    pub fn str(&self, name: &str, row: usize) -> Option<&'b str> {
+        let a = self.col(name)?.as_string_opt::<i32>()?;
+        (!a.is_null(row)).then(|| a.value(row))
+    }
+    pub fn ts(&self, name: &str, row: usize) -> Option<Ts> {
+        let a = self
+            .col(name)?
+            .as_primitive_opt::<TimestampMillisecondType>()?;
+        (!a.is_null(row)).then(|| Ts(a.value(row)))
+    }
+    pub fn f64(&self, name: &str, row: usize) -> Option<f64> {
+        let a = self.col(name)?.as_primitive_opt::<Float64Type>()?;
+        (!a.is_null(row)).then(|| a.value(row))
+    }
+    pub fn u64(&self, name: &str, row: usize) -> Option<u64> {
+        let a = self.col(name)?.as_primitive_opt::<UInt64Type>()?;
+        (!a.is_null(row)).then(|| a.value(row))
+    }
+    pub fn u32(&self, name: &str, row: usize) -> Option<u32> {
+        let a = self.col(name)?.as_primitive_opt::<UInt32Type>()?;
+        (!a.is_null(row)).then(|| a.value(row))
+    }
+    pub fn bool(&self, name: &str, row: usize) -> Option<bool> {
+        let a = self.col(name)?.as_boolean_opt()?;
+        (!a.is_null(row)).then(|| a.value(row))
+    }
+    pub fn list(&self, name: &str, row: usize) -> Vec<String> {
+        let Some(a) = self.col(name).and_then(|c| c.as_list_opt::<i32>()) else {
+            return Vec::new();
+        };
+        if a.is_null(row) {
+            return Vec::new();
+        }
+        let v = a.value(row);
+        let Some(s) = v.as_string_opt::<i32>() else {
+            return Vec::new();
+        };
+        (0..s.len())
+            .filter(|i| !s.is_null(*i))
+            .map(|i| s.value(i).to_string())
+            .collect()
+    }
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+}
+
+/// A stored event, rebuilt as a [`SessionEvent`] (owned). The provenance becomes `None`: it was a label.
+pub fn event_of(c: &Cols<'_>, i: usize) -> Option<SessionEvent<'static>> {
+    let owned = |name: &str| c.str(name, i).map(|s| Text::Owned(s.into()));
+    let family: Family = parse_enum(c.str("family", i)?)?;
+    let mut ev = SessionEvent::new(
+        SourceInfo {
+            family,
+            vendor: owned("vendor")?,
+            format: owned("format")?,
+        },
+        owned("event_id")?,
+        c.ts("event_time", i)?,
+        parse_enum(c.str("category", i)?)?,
+    );
+    ev.ingest_time = c.ts("ingest_time", i).unwrap_or_default();
+    ev.action = owned("action");
+    ev.outcome = c.str("outcome", i).and_then(parse_enum).unwrap_or_default();
+    let vouched_by = match (c.str("vouched_by", i), c.str("vouched_by_family", i)) {
+        (Some(v), Some(f)) => parse_enum(f).map(|family| Vouch {
+            vendor: Text::Owned(v.into()),
+            family,
+        }),
+        _ => None,
+    };
+    ev.principal = Principal {
+        id: owned("principal_id"),
+        kind: c
+            .str("principal_kind", i)
+            .and_then(parse_enum)
+            .unwrap_or_default(),
+        email: owned("principal_email"),
+        display_name: owned("display_name"),
+        vouched_by,
+        on_behalf_of: owned("on_behalf_of"),
+    };
+    let mut vouched = Keys::default();
+    for k in c.list("vouched_keys", i) {
+        vouched = vouched.with(match k.as_str() {
+            "token_id" => Keys::TOKEN,
+            "session_id" => Keys::SESSION,
+            "job_id" => Keys::JOB,
+            "client_id" => Keys::CLIENT,
+            _ => Keys::default(),
+        });
+    }
+    ev.session = SessionKeys {
+        token_id: owned("token_id"),
+        session_id: owned("session_id"),
+        root_session_id: owned("root_session_id"),
+        job_id: owned("job_id"),
+        client_id: owned("client_id"),
+        vouched,
+    };
+    let geo = match (c.f64("lat", i), c.f64("lon", i)) {
+        (Some(lat), Some(lon)) => Some(Geo {
+            lat,
+            lon,
+            city: owned("city"),
+            country: owned("country"),
+            accuracy_radius_km: c.f64("accuracy_radius_km", i),
+        }),
+        _ => None,
+    };
+    ev.network = Network {
+        ip: owned("ip"),
+        asn: c.u32("asn", i),
+        as_org: owned("as_org"),
+        is_proxy: c.bool("is_proxy", i),
+        geo,
+        user_agent: owned("user_agent"),
+        device_id: owned("device_id"),
+        kind: c.str("net_kind", i).and_then(parse_enum),
+    };
+    ev.resource = Resource {
+        app: owned("app"),
+        object_type: owned("object_type"),
+        object_id: owned("object_id"),
+        domains: c
+            .list("domains", i)
+            .into_iter()
+            .map(|d| Text::Owned(d.into_boxed_str()))
+            .collect(),
+        server: owned("server"),
+        destination: owned("destination"),
+        bytes: c.u64("bytes", i),
+        records: c.u64("records", i),
+    };
+    ev.location_untrusted = c.bool("location_untrusted", i).unwrap_or(false);
+    ev.risk = match (
+        c.str("risk_level", i).and_then(RiskLevel::parse),
+        owned("risk_kind"),
+    ) {
+        (Some(level), Some(kind)) => Some(Risk { level, kind }),
+        _ => None,
+    };
+    ev.provenance = Provenance::None;
+    Some(ev)
+}
+
+/// A stored command row.
+pub fn command_of(c: &Cols<'_>, i: usize) -> Option<CommandRow> {
+    let s = |k: &str| c.str(k, i).map(String::from);
+    Some(CommandRow {
+        at: c.ts("at", i)?,
+        kind: match c.str("kind", i)? {
+            "confirmation" => "confirmation",
+            _ => "outcome",
+        },
+        command_id: s("command_id")?,
+        decision_id: s("decision_id")?,
+        target: s("target")?,
+        action: s("action"),
+        principal: s("principal"),
+        status: s("status")?,
+        http_status: c.u32("http_status", i),
+        attempts: c.u32("attempts", i),
+        error: s("error"),
+        delivered_at: c.ts("delivered_at", i),
+        confirmed_at: c.ts("confirmed_at", i),
+        seconds_to_confirm: c.f64("seconds_to_confirm", i),
+        confirming_event_id: s("confirming_event_id"),
+    })
+}
+
+/// A stored decision, from its `record` column.
+pub fn decision_of(c: &Cols<'_>, i: usize) -> Option<Decision> {
+    serde_json::from_str(c.str("record", i)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> SessionEvent<'static> {
+        let mut ev = SessionEvent::new(
+            SourceInfo {
+                family: Family::Idp,
+                vendor: "okta".into(),
+                format: "okta_system_log".into(),
+            },
+            "ev-1".into(),
+            Ts(1_700_000_000_123),
+            Category::Login,
+        );
+        ev.ingest_time = Ts(1_700_000_001_000);
+        ev.action = Some("user.session.start".into());
+        ev.outcome = Outcome::Success;
+        ev.principal.id = Some("00u1".into());
+        ev.principal.email = Some("alice@example.com".into());
+        ev.principal.kind = PrincipalKind::Human;
+        ev.vouch_all();
+        ev.session.session_id = Some("s-1".into());
+        ev.session.vouched = ev.session.vouched.with(Keys::SESSION);
+        ev.network.ip = Some("2001:db8::1".into());
+        ev.network.asn = Some(64500);
+        ev.network.kind = Some(NetKind::Mobile);
+        ev.network.geo = Some(Geo {
+            lat: 52.5,
+            lon: 13.4,
+            city: Some("Berlin".into()),
+            country: Some("DE".into()),
+            accuracy_radius_km: Some(20.0),
+        });
+        ev.network.user_agent = Some("Mozilla/5.0".into());
+        ev.resource.domains = vec!["finance".into(), "hr".into()];
+        ev.resource.bytes = Some(10);
+        ev.resource.destination = Some("s3://bucket".into());
+        ev.risk = Some(Risk {
+            level: RiskLevel::High,
+            kind: "anomalousToken".into(),
+        });
+        ev
+    }
+
+    #[test]
+    fn an_event_survives_the_table_unchanged() {
+        let ev = sample();
+        let mut rows = EventRows::default();
+        rows.push(&ev);
+        rows.push(&SessionEvent::new(
+            ev.source.clone(),
+            "ev-2".into(),
+            Ts(5),
+            Category::Other,
+        ));
+        let b = rows.take().unwrap();
+        assert_eq!(b.num_rows(), 2);
+        assert!(rows.is_empty());
+        let c = Cols::new(&b);
+        assert_eq!(c.str("principal", 0), Some("alice@example.com"));
+        assert_eq!(c.str("category", 0), Some("login"));
+        assert_eq!(c.str("net_kind", 0), Some("mobile"));
+        let back = event_of(&c, 0).unwrap();
+        assert_eq!(back, ev);
+        let second = event_of(&c, 1).unwrap();
+        assert_eq!(second.event_id, "ev-2");
+        assert!(second.network.geo.is_none());
+        assert_eq!(second.category, Category::Other);
+    }
+
+    #[test]
+    fn times_are_utc_timestamps_not_strings() {
+        for t in TableKind::ALL {
+            let s = t.schema();
+            let f = s.field_with_name(t.time_column()).unwrap();
+            assert_eq!(f.data_type(), &ts(), "{}", t.name());
+        }
+    }
+}
