@@ -122,7 +122,45 @@ fn bench(c: &mut Criterion) {
             out.len()
         })
     });
+    // the same with the evidence store attached: rows appended on this thread, Parquet written on the writer's
+    // thread meanwhile (its bounded queue makes this thread wait when it falls behind); files are sealed once,
+    // after the timing, as a checkpoint every few seconds would
+    let store = std::env::temp_dir().join(format!("quench-bench-evidence-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    let mut cfg = Config::default();
+    cfg.evidence.dir = Some(store.clone());
+    let mut kept = Some(
+        quench::evidence::Evidence::open(&cfg.evidence, &store).unwrap_or_else(|e| panic!("{e}")),
+    );
+    g.bench_function("pipeline_with_evidence", |b| {
+        b.iter(|| {
+            let mut p = Pipeline::new(&cfg).unwrap_or_else(|e| panic!("{e}"));
+            if let Some(e) = kept.take() {
+                p.store_evidence(e);
+            }
+            let mut out = Vec::new();
+            for l in &lines {
+                let _ = p.process(l.as_bytes(), None, Provenance::None, at, &mut out);
+            }
+            kept = p.take_evidence();
+            out.len()
+        })
+    });
     g.finish();
+    if let Some(e) = kept.take() {
+        e.close(None).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let stored =
+        quench::evidence::read::table(&store, quench::evidence::tables::TableKind::Events, None)
+            .unwrap_or_else(|e| panic!("{e}"));
+    let rows: usize = stored.iter().map(|b| b.num_rows()).sum();
+    // every iteration stores the day's events again (at least 99 % of its lines are events, checked above)
+    assert!(
+        rows * 100 >= lines.len() * 99,
+        "the store holds {rows} events of {} lines",
+        lines.len()
+    );
+    let _ = std::fs::remove_dir_all(&store);
 }
 
 /// The key-flood measurement.

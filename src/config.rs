@@ -103,6 +103,10 @@ pub struct KafkaConfig {
     /// Topic decisions are produced to. Default `"quench.decisions"`.
     #[serde(default = "default_decisions")]
     pub decisions_topic: String,
+    /// Topic each decision is also produced to as an OCSF 1.8.0 Detection Finding (class 2004), keyed by decision
+    /// id. Default: none.
+    #[serde(default)]
+    pub ocsf_topic: Option<String>,
     /// Topic unusable messages go to, with the reason in headers. Default `"quench.deadletter"`.
     #[serde(default = "default_dlq")]
     pub dead_letter_topic: String,
@@ -253,6 +257,33 @@ mod tests {
         assert!(cfg.metrics.addr().unwrap().is_some());
         detect::Detect::new(&cfg.detect).unwrap();
         decide::Decide::new(cfg.decide.clone()).unwrap();
+        assert!(cfg.evidence.dir.is_some());
+        cfg.evidence.validate().unwrap();
+    }
+
+    #[test]
+    fn a_bad_evidence_bound_names_the_key_and_what_is_allowed() {
+        let cfg = Config::from_str(
+            "[evidence]
+batch_rows = 0
+",
+            "q.toml",
+        )
+        .unwrap();
+        let e = cfg.evidence.validate().err().unwrap().to_string();
+        assert!(
+            e.contains("evidence.batch_rows") && e.contains("\"0\"") && e.contains("1 to 1048576"),
+            "{e}"
+        );
+        let e = Config::from_str(
+            "[evidence]
+directory = \"x\"\n",
+            "q.toml",
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("directory"), "{e}");
     }
 
     #[test]

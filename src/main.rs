@@ -144,6 +144,19 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Write stored decisions as OCSF 1.8.0 Detection Findings (class 2004), one JSON object per line, with the
+    /// evidence events the store holds.
+    Ocsf {
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value = "quench-evidence")]
+        store: PathBuf,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// SQL over the evidence store (tables events, findings, decisions, commands); runs `quench-query`.
     Query {
         /// `"SQL" [--store DIR] [--format table|jsonl|csv|parquet] [--out FILE]`
@@ -484,6 +497,29 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Query { args } => query(&args)?,
+        Cmd::Ocsf {
+            since,
+            until,
+            store,
+            out,
+        } => {
+            init_logs(cli.log_json);
+            let mut sink: Box<dyn Write> = match &out {
+                Some(p) => Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(p)
+                        .with_context(|| format!("creating {}", p.display()))?,
+                )),
+                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+            };
+            let n = app::session::ocsf(
+                &store,
+                when(since.as_deref())?,
+                when(until.as_deref())?,
+                &mut sink,
+            )?;
+            sink.flush()?;
+            eprintln!("ocsf: {n} detection findings");
+        }
         Cmd::Jwks { config } => {
             init_logs(cli.log_json);
             let cfg = Config::load(&config)?;

@@ -55,7 +55,8 @@ pub struct Backtest {
     pub new: Vec<Change>,
     pub removed: Vec<Change>,
     pub changed: Vec<Change>,
-    /// Counts of new/removed/changed by detector (the deciding side's detectors) and by principal kind.
+    /// Counts of new/removed/changed by detector (a new decision's detectors, a removed one's, and for a change
+    /// those of either side) and by principal kind.
     pub by_detector: BTreeMap<String, [u64; 3]>,
     pub by_kind: BTreeMap<String, [u64; 3]>,
     pub seconds: f64,
@@ -198,7 +199,14 @@ pub fn backtest(
                 });
             }
             Some(x) if x.action != o.action => {
-                count(o, 2, &mut r);
+                // a change is counted for every detector on either side (the one added, the one gone, both)
+                let mut both = o.clone();
+                for d in &x.detectors {
+                    if !both.detectors.contains(d) {
+                        both.detectors.push(d.clone());
+                    }
+                }
+                count(&both, 2, &mut r);
                 r.changed.push(Change {
                     subject: k.clone(),
                     baseline: Some(x.clone()),

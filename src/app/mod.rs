@@ -585,6 +585,7 @@ pub async fn demo(
             format: "auto".into(),
         }],
         decisions_topic: "quench.decisions".into(),
+        ocsf_topic: None,
         dead_letter_topic: "quench.deadletter".into(),
         commit_interval_ms: 200,
         properties: Default::default(),

@@ -254,6 +254,36 @@ pub fn trail(
     })
 }
 
+/// Write the stored decisions of `[since, until)` as OCSF Detection Findings (JSON Lines), each with the evidence
+/// events the store holds. Returns how many.
+pub fn ocsf(
+    dir: &Path,
+    since: Option<Ts>,
+    until: Option<Ts>,
+    out: &mut dyn std::io::Write,
+) -> Result<usize, AppError> {
+    let decided = decisions(dir, since, until)?;
+    let cited: HashSet<&str> = decided
+        .iter()
+        .flat_map(|d| d.evidence.iter().map(String::as_str))
+        .collect();
+    let mut events = Vec::new();
+    let mut seen = HashSet::new();
+    scan_events(dir, None, until, &mut seen, &mut events, |_, _, id| {
+        cited.contains(id)
+    })?;
+    let io = |source| AppError::Io {
+        path: "(output)".into(),
+        source,
+    };
+    for d in &decided {
+        let f = crate::decide::ocsf::detection_finding(d, &events);
+        serde_json::to_writer(&mut *out, &f).map_err(|e| io(e.into()))?;
+        out.write_all(b"\n").map_err(io)?;
+    }
+    Ok(decided.len())
+}
+
 /// The trail for a person: who, what, then one time-ordered list of events, findings, decisions and commands.
 pub fn render(t: &Trail) -> String {
     let mut s = format!("audit trail of {}\n", escape_control(&t.subject));

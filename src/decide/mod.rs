@@ -8,6 +8,7 @@
 //! State per subject: recent findings (bounded) and the last time each action fired.
 
 mod guardrails;
+pub mod ocsf;
 
 use crate::detect::{Finding, Subject};
 use crate::event::{Family, PrincipalKind, Ts};

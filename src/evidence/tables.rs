@@ -233,6 +233,8 @@ pub struct EventRows {
     counts: [UInt64Builder; 2],
     untrusted: BooleanBuilder,
     rows: usize,
+    /// The provenance label, formatted here without a new allocation per row.
+    prov: String,
 }
 
 /// The string columns from `provenance` to `job_id` (then comes `client_id`, then the keys list).
@@ -255,6 +257,7 @@ impl Default for EventRows {
             counts: [UInt64Builder::new(), UInt64Builder::new()],
             untrusted: BooleanBuilder::new(),
             rows: 0,
+            prov: String::new(),
         }
     }
 }
@@ -276,11 +279,14 @@ impl EventRows {
         let k = &ev.session;
         let n = &ev.network;
         let r = &ev.resource;
-        let prov = ev.provenance.to_string();
-        let vouch_family = p.vouched_by.as_ref().map(|v| name_of(&v.family));
+        use std::fmt::Write as _;
+        self.prov.clear();
+        let _ = write!(self.prov, "{}", ev.provenance);
+        let prov = self.prov.as_str();
+        let vouch_family = p.vouched_by.as_ref().map(|v| family_str(v.family));
         let firsts: [Option<&str>; 20] = [
             Some(ev.event_id.as_str()),
-            Some(prov.as_str()),
+            Some(prov),
             Some(ev.source.vendor.as_str()),
             Some(ev.source.format.as_str()),
             Some(family_str(ev.source.family)),
@@ -293,7 +299,7 @@ impl EventRows {
             p.display_name.as_deref(),
             Some(kind_str(p.kind)),
             p.vouched_by.as_ref().map(|v| v.vendor.as_str()),
-            vouch_family.as_deref(),
+            vouch_family,
             p.on_behalf_of.as_deref(),
             k.token_id.as_deref(),
             k.session_id.as_deref(),
@@ -354,7 +360,14 @@ impl EventRows {
 
     /// The rows appended so far as one batch; the builders start empty again.
     pub fn take(&mut self) -> Result<RecordBatch, ArrowError> {
-        let mut s = self.s.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef);
+        // the next batch's string builders start at this one's size, so they do not grow by doubling again
+        let rows = self.rows;
+        let mut s = self.s.iter_mut().map(|b| {
+            let bytes = b.values_slice().len();
+            let mut full =
+                std::mem::replace(b, StringBuilder::with_capacity(rows, bytes + bytes / 8));
+            Arc::new(full.finish()) as ArrayRef
+        });
         let mut next = || {
             s.next()
                 .ok_or_else(|| ArrowError::SchemaError("column".into()))

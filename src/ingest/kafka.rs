@@ -395,6 +395,10 @@ pub async fn run(
                 }
                 Err(e) => return Err(e),
             }
+            if let Some(t) = &k.ocsf_topic {
+                let body = serde_json::to_vec(&crate::decide::ocsf::detection_finding(&d, &[]))?;
+                send(&producer, t, d.decision_id.as_bytes(), &body, None).await?;
+            }
             report.decisions += 1;
             let _ = report
                 .latency_us

@@ -103,6 +103,7 @@ pub fn kafka(bootstrap: &str, group: &str) -> KafkaConfig {
             format: "auto".into(),
         }],
         decisions_topic: "quench.decisions".into(),
+        ocsf_topic: None,
         dead_letter_topic: "quench.deadletter".into(),
         commit_interval_ms: 100,
         properties: [
