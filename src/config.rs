@@ -272,7 +272,7 @@ batch_rows = 0
         .unwrap();
         let e = cfg.evidence.validate().err().unwrap().to_string();
         assert!(
-            e.contains("evidence.batch_rows") && e.contains("\"0\"") && e.contains("1 to 1048576"),
+            e.contains("evidence.batch_rows") && e.contains("\"0\"") && e.contains("1 to 65536"),
             "{e}"
         );
         let e = Config::from_str(

@@ -200,11 +200,16 @@ fn when(s: Option<&str>) -> anyhow::Result<Option<quench::event::Ts>> {
         "m" => 60_000,
         _ => 0,
     };
-    match n.parse::<i64>() {
-        Ok(n) if ms > 0 && n >= 0 => {
-            Ok(Some(quench::event::Ts(quench::event::Ts::now().0 - n * ms)))
-        }
-        _ => bail!("{s:?}: allowed: an RFC 3339 time or a span before now such as 7d, 36h, 90m"),
+    let back = n
+        .parse::<i64>()
+        .ok()
+        .filter(|n| ms > 0 && *n >= 0)
+        .and_then(|n| n.checked_mul(ms));
+    match back {
+        Some(b) => Ok(Some(quench::event::Ts(
+            quench::event::Ts::now().0.saturating_sub(b),
+        ))),
+        None => bail!("{s:?}: allowed: an RFC 3339 time or a span before now such as 7d, 36h, 90m"),
     }
 }
 

@@ -82,13 +82,19 @@ impl Default for Bounds {
 /// digits of its SHA-256, [`MAX_TEXT_BYTES`] at most in all. Two different strings stay different (a collision
 /// needs a SHA-256 collision on 128 bits) and the text stays readable in a reason.
 pub fn bounded(s: &str) -> Cow<'_, str> {
-    if s.len() <= MAX_TEXT_BYTES {
+    bounded_to(s, MAX_TEXT_BYTES)
+}
+
+/// [`bounded`] with another limit (at least 64 bytes).
+pub fn bounded_to(s: &str, max: usize) -> Cow<'_, str> {
+    let max = max.max(64);
+    if s.len() <= max {
         return Cow::Borrowed(s);
     }
     const TAIL: usize = "…".len() + 32;
-    let cut = s.floor_char_boundary(MAX_TEXT_BYTES - TAIL);
+    let cut = s.floor_char_boundary(max - TAIL);
     let digest = Sha256::digest(s.as_bytes());
-    let mut out = String::with_capacity(MAX_TEXT_BYTES);
+    let mut out = String::with_capacity(max);
     out.push_str(&s[..cut]);
     out.push('…');
     out.push_str(&hex::encode(&digest[..16]));

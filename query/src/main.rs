@@ -107,10 +107,72 @@ async fn query(dir: &Path, sql: &str) -> Result<Vec<RecordBatch>, QueryError> {
     Ok(ctx.sql(sql).await?.collect().await?)
 }
 
+/// The batches with every text-like column (strings, lists, structs) as text passed through `f`. Stored values
+/// come from logs that outsiders write: a table must not carry their control characters to the terminal, and a
+/// CSV cell must not start a spreadsheet formula.
+fn text_cells(
+    batches: &[RecordBatch],
+    f: impl Fn(&str) -> String,
+) -> Result<Vec<RecordBatch>, QueryError> {
+    use arrow::array::{Array, ArrayRef, StringArray};
+    let mut out = Vec::with_capacity(batches.len());
+    for b in batches {
+        let mut cols: Vec<ArrayRef> = Vec::with_capacity(b.num_columns());
+        let mut fields = Vec::with_capacity(b.num_columns());
+        for (field, c) in b.schema().fields().iter().zip(b.columns()) {
+            let texty = matches!(
+                c.data_type(),
+                DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::List(_)
+                    | DataType::LargeList(_)
+                    | DataType::ListView(_)
+                    | DataType::FixedSizeList(_, _)
+                    | DataType::Struct(_)
+                    | DataType::Map(_, _)
+            );
+            if !texty {
+                cols.push(c.clone());
+                fields.push(field.as_ref().clone());
+                continue;
+            }
+            // every value as the table would show it (lists as `[a, b]`), then through `f`
+            let shown = arrow::util::display::ArrayFormatter::try_new(
+                c.as_ref(),
+                &arrow::util::display::FormatOptions::default(),
+            )?;
+            let mapped: StringArray = (0..c.len())
+                .map(|i| (!c.is_null(i)).then(|| f(&shown.value(i).to_string())))
+                .collect();
+            fields.push(arrow::datatypes::Field::new(
+                field.name(),
+                DataType::Utf8,
+                true,
+            ));
+            cols.push(Arc::new(mapped));
+        }
+        out.push(RecordBatch::try_new(
+            Arc::new(arrow::datatypes::Schema::new(fields)),
+            cols,
+        )?);
+    }
+    Ok(out)
+}
+
+/// A CSV cell that a spreadsheet would read as a formula starts with a `'` instead.
+fn no_formula(v: &str) -> String {
+    match v.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{v}"),
+        _ => v.to_string(),
+    }
+}
+
 fn write(batches: &[RecordBatch], format: Format, out: &mut dyn Write) -> Result<(), QueryError> {
     match format {
         Format::Table => {
-            let t = arrow::util::pretty::pretty_format_batches(batches)?;
+            let safe = text_cells(batches, |v| quench::text::escape_control(v).into_owned())?;
+            let t = arrow::util::pretty::pretty_format_batches(&safe)?;
             let _ = writeln!(out, "{t}");
         }
         Format::Jsonl => {
@@ -121,10 +183,12 @@ fn write(batches: &[RecordBatch], format: Format, out: &mut dyn Write) -> Result
             w.finish()?;
         }
         Format::Csv => {
+            // text cells checked for formulas; lists and structs written as the table shows them
+            let safe = text_cells(batches, no_formula)?;
             let mut w = arrow::csv::WriterBuilder::new()
                 .with_header(true)
                 .build(out);
-            for b in batches {
+            for b in &safe {
                 w.write(b)?;
             }
         }
@@ -252,6 +316,45 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"event_id\":\"e0\"}\n{\"event_id\":\"e1\"}\n{\"event_id\":\"e2\"}\n"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by an outside review: a user agent with terminal controls printed raw in the table (a forged row,
+    /// a cleared screen), and one starting with `=` became a formula in CSV.
+    #[tokio::test]
+    async fn stored_control_characters_and_formulas_do_not_reach_the_terminal_or_the_spreadsheet() {
+        let dir = std::env::temp_dir().join(format!("quench-q-esc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut e = Evidence::open(&EvidenceConfig::default(), &dir).unwrap();
+        let mut a = ev("e1", "a@x", 1_767_225_600_000);
+        a.network.user_agent = Some(Text::Owned(
+            "\u{1b}]0;owned\u{7}\u{1b}[2J\n| ok | all clear |".into(),
+        ));
+        e.event(&a);
+        let mut b = ev("e2", "b@x", 1_767_225_600_001);
+        b.network.user_agent = Some(Text::Owned(
+            "=HYPERLINK(\"http://evil.example/\",\"x\")".into(),
+        ));
+        e.event(&b);
+        e.close(None).unwrap();
+        let rows = query(
+            &dir,
+            "SELECT event_id, user_agent, domains FROM events ORDER BY event_id",
+        )
+        .await
+        .unwrap();
+        let mut table = Vec::new();
+        write(&rows, Format::Table, &mut table).unwrap();
+        let table = String::from_utf8(table).unwrap();
+        assert!(
+            !table.contains('\u{1b}') && !table.contains('\u{7}'),
+            "{table:?}"
+        );
+        assert!(!table.contains("\n| ok | all clear |"), "{table}");
+        let mut csv = Vec::new();
+        write(&rows, Format::Csv, &mut csv).unwrap();
+        let csv = String::from_utf8(csv).unwrap();
+        assert!(csv.contains("e2,\"'=HYPERLINK"), "{csv}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

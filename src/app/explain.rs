@@ -167,14 +167,11 @@ pub fn explain_from_store(
 
 /// The row of `ev` in `d`'s timeline, if it is evidence or about the same subject and not after the decision.
 fn row_of(d: &Decision, ev: &SessionEvent<'_>) -> Option<Row> {
-    let evidence = d.evidence.iter().any(|e| e == ev.event_id.as_str());
-    let same = |a: Option<&str>, b: &Option<String>| a.is_some() && a == b.as_deref();
-    let subject = same(ev.principal.key(), &d.principal)
-        || same(ev.principal.id.as_deref(), &d.principal_id)
-        || same(ev.session.token_id.as_deref(), &d.token_id)
-        || same(ev.session.session_id.as_deref(), &d.session_id)
-        || same(ev.session.job_id.as_deref(), &d.job_id);
-    ((evidence || subject) && ev.event_time <= d.event_time).then(|| Row {
+    // an event is about the decision's subject by its principal key, a person's id, its token, session or job;
+    // it is evidence only if it is also cited (an id alone can be chosen by a client: a span id)
+    let subject = super::session::belongs(ev, d);
+    let evidence = subject && d.evidence.iter().any(|e| e == ev.event_id.as_str());
+    (subject && ev.event_time <= d.event_time).then(|| Row {
         time: ev.event_time,
         event_id: ev.event_id.to_string(),
         evidence,

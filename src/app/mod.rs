@@ -276,10 +276,14 @@ fn evidence_err(e: crate::evidence::EvidenceError) -> AppError {
     AppError::Scenario(e.to_string())
 }
 
-/// Open the evidence store at `dir` (its pending files from an interrupted run dropped: their rows come again).
+/// Open the evidence store at `dir` for a replay (its pending files from an interrupted run dropped: their rows
+/// come again). A replay never expires evidence: its clock is the replayed stream's, which an unvouched line held
+/// to the end can move to the present; retention is `run`'s, by the wall clock.
 pub fn open_evidence(cfg: &Config, dir: &Path) -> Result<crate::evidence::Evidence, AppError> {
     cfg.evidence.validate()?;
-    let mut e = crate::evidence::Evidence::open(&cfg.evidence, dir).map_err(evidence_err)?;
+    let mut keep = cfg.evidence.clone();
+    keep.retention_days = 0;
+    let mut e = crate::evidence::Evidence::open(&keep, dir).map_err(evidence_err)?;
     e.recover(&[]).map_err(evidence_err)?;
     Ok(e)
 }

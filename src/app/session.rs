@@ -8,7 +8,7 @@
 
 use super::AppError;
 use crate::decide::Decision;
-use crate::event::{SessionEvent, Ts};
+use crate::event::{PrincipalKind, SessionEvent, Ts};
 use crate::evidence::read;
 use crate::evidence::tables::{self, Cols, TableKind};
 use crate::text::escape_control;
@@ -61,9 +61,14 @@ fn matches_event(c: &Cols<'_>, i: usize, who: &Who) -> bool {
         Who::Session(id) => ["session_id", "root_session_id", "token_id", "job_id"]
             .iter()
             .any(|k| c.str(k, i) == Some(id.as_str())),
-        Who::Principal(p) => ["principal", "principal_id", "principal_email"]
-            .iter()
-            .any(|k| c.str(k, i).is_some_and(|v| v.eq_ignore_ascii_case(p))),
+        // the principal's key is namespaced (`agent:…`, `claimed:…`); a raw id counts only for a person, so an
+        // agent naming itself with someone's id does not join that person's trail
+        Who::Principal(p) => {
+            let same = |k: &str| c.str(k, i).is_some_and(|v| v.eq_ignore_ascii_case(p));
+            same("principal")
+                || (c.str("principal_kind", i) == Some("human")
+                    && (same("principal_id") || same("principal_email")))
+        }
     }
 }
 
@@ -72,23 +77,46 @@ fn matches_decision(d: &Decision, who: &Who) -> bool {
         Who::Session(id) => [&d.session_id, &d.token_id, &d.job_id]
             .iter()
             .any(|v| v.as_deref() == Some(id.as_str())),
-        Who::Principal(p) => [&d.principal, &d.principal_id]
-            .iter()
-            .any(|v| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(p))),
+        Who::Principal(p) => {
+            let same = |v: &Option<String>| v.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(p));
+            same(&d.principal)
+                || (d.principal_kind == PrincipalKind::Human && same(&d.principal_id))
+        }
     }
 }
 
-/// Every stored decision (all hours), with its hour range narrowed to `[since, until)` when given.
+/// Whether a stored event is about the decision's subject. Evidence is looked up by event id, and some sources
+/// let the client choose it (a span id): an event counts as a decision's evidence only if it is also about the
+/// decision's principal, token, session or job.
+pub fn belongs(ev: &SessionEvent<'_>, d: &Decision) -> bool {
+    let same = |a: Option<&str>, b: &Option<String>| a.is_some() && a == b.as_deref();
+    same(ev.principal.key(), &d.principal)
+        || (ev.principal.kind == d.principal_kind
+            && same(ev.principal.id.as_deref(), &d.principal_id))
+        || same(ev.session.token_id.as_deref(), &d.token_id)
+        || same(ev.session.session_id.as_deref(), &d.session_id)
+        || same(ev.session.job_id.as_deref(), &d.job_id)
+}
+
+/// Every stored decision whose event time is in `[since, until)`, each id once (a replay run twice into one
+/// store stores its decisions twice; they are the same decision).
 pub fn decisions(
     dir: &Path,
     since: Option<Ts>,
     until: Option<Ts>,
 ) -> Result<Vec<Decision>, AppError> {
     let mut out = Vec::new();
+    let mut ids = HashSet::new();
     for f in read::files(dir, TableKind::Decisions, since, until).map_err(store_err)? {
         for b in read::batches_of(&f).map_err(store_err)? {
             let c = Cols::new(&b);
-            out.extend((0..b.num_rows()).filter_map(|i| tables::decision_of(&c, i)));
+            for d in (0..b.num_rows()).filter_map(|i| tables::decision_of(&c, i)) {
+                let inside = since.is_none_or(|s| d.event_time >= s)
+                    && until.is_none_or(|u| d.event_time < u);
+                if inside && ids.insert(d.decision_id.clone()) {
+                    out.push(d);
+                }
+            }
         }
     }
     out.sort_by(|a, b| (a.decided_at, &a.decision_id).cmp(&(b.decided_at, &b.decision_id)));
@@ -114,25 +142,34 @@ fn finding_of(c: &Cols<'_>, i: usize) -> Option<StoredFinding> {
     })
 }
 
-/// Add the stored events of the hours in `[since, until)` that `wanted` picks and `seen` does not yet hold.
+/// Add the stored events of the hours in `[since, until)` that `wanted` picks (given the row and the event) and
+/// `seen` does not yet hold. A row is known by its id, time and principal: two different events may share an id
+/// (a client-chosen one), and the same event stored twice is shown once.
 fn scan_events(
     dir: &Path,
     since: Option<Ts>,
     until: Option<Ts>,
-    seen: &mut HashSet<String>,
+    seen: &mut HashSet<(String, Ts, Option<String>)>,
     events: &mut Vec<SessionEvent<'static>>,
-    wanted: impl Fn(&Cols<'_>, usize, &str) -> bool,
+    wanted: impl Fn(&Cols<'_>, usize, &SessionEvent<'_>) -> bool,
 ) -> Result<(), AppError> {
     for f in read::files(dir, TableKind::Events, since, until).map_err(store_err)? {
         for b in read::batches_of(&f).map_err(store_err)? {
             let c = Cols::new(&b);
             for i in 0..b.num_rows() {
-                let id = c.str("event_id", i).unwrap_or("");
-                if wanted(&c, i, id) && !seen.contains(id) {
-                    if let Some(ev) = tables::event_of(&c, i) {
-                        seen.insert(id.to_string());
-                        events.push(ev);
-                    }
+                let Some(ev) = tables::event_of(&c, i) else {
+                    continue;
+                };
+                if !wanted(&c, i, &ev) {
+                    continue;
+                }
+                let key = (
+                    ev.event_id.to_string(),
+                    ev.event_time,
+                    ev.principal.key().map(String::from),
+                );
+                if seen.insert(key) {
+                    events.push(ev);
                 }
             }
         }
@@ -161,25 +198,43 @@ pub fn trail(
         .iter()
         .flat_map(|d| d.evidence.iter().map(String::as_str))
         .collect();
+    // an event a decision cites, and about that decision's subject
+    let evidence_of = |ev: &SessionEvent<'_>| {
+        cited.contains(ev.event_id.as_str())
+            && decisions
+                .iter()
+                .any(|d| d.evidence.iter().any(|e| e == ev.event_id.as_str()) && belongs(ev, d))
+    };
     let mut events = Vec::new();
-    let mut seen: HashSet<String> = HashSet::new();
-    scan_events(dir, since, until, &mut seen, &mut events, |c, i, id| {
-        let t = c.ts("event_time", i).unwrap_or_default();
+    let mut seen = HashSet::new();
+    scan_events(dir, since, until, &mut seen, &mut events, |c, i, ev| {
+        let t = ev.event_time;
         let in_range = since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u);
-        cited.contains(id) || (in_range && matches_event(c, i, who))
+        (in_range && matches_event(c, i, who)) || evidence_of(ev)
     })?;
+    let found = |events: &[SessionEvent<'_>], id: &str| {
+        events
+            .iter()
+            .any(|e| e.event_id.as_str() == id && evidence_of(e))
+    };
     // evidence from before the range (a baseline's first sighting): one more pass over the earlier hours
-    if since.is_some() && cited.iter().any(|id| !seen.contains(*id)) {
-        scan_events(dir, None, since, &mut seen, &mut events, |_, _, id| {
-            cited.contains(id)
+    if since.is_some() && cited.iter().any(|id| !found(&events, id)) {
+        scan_events(dir, None, since, &mut seen, &mut events, |_, _, ev| {
+            evidence_of(ev)
         })?;
     }
+    // a person and an agent or service known by the same id (an agent may name itself with anything): the trail
+    // is the person's; the other's is asked for by its job, token or session
+    if let Who::Principal(_) = who {
+        if events.iter().any(|e| e.principal.kind == PrincipalKind::Human) {
+            events.retain(|e| e.principal.kind == PrincipalKind::Human || evidence_of(e));
+        }
+    }
     events.sort_by_key(|e| e.event_time);
-    let ids: HashSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     let missing_evidence: Vec<String> = {
         let mut m: Vec<String> = cited
             .iter()
-            .filter(|id| !ids.contains(**id))
+            .filter(|id| !found(&events, id))
             .map(|s| s.to_string())
             .collect();
         m.sort();
@@ -198,7 +253,9 @@ pub fn trail(
                         .str("principal", i)
                         .is_some_and(|v| v.eq_ignore_ascii_case(p)),
                 };
-                if about {
+                let t = c.ts("event_time", i).unwrap_or_default();
+                let inside = since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u);
+                if about && inside {
                     findings.extend(finding_of(&c, i));
                 }
             }
@@ -269,15 +326,17 @@ pub fn ocsf(
         .collect();
     let mut events = Vec::new();
     let mut seen = HashSet::new();
-    scan_events(dir, None, until, &mut seen, &mut events, |_, _, id| {
-        cited.contains(id)
+    scan_events(dir, None, until, &mut seen, &mut events, |_, _, ev| {
+        cited.contains(ev.event_id.as_str())
     })?;
     let io = |source| AppError::Io {
         path: "(output)".into(),
         source,
     };
     for d in &decided {
-        let f = crate::decide::ocsf::detection_finding(d, &events);
+        let own: Vec<SessionEvent<'static>> =
+            events.iter().filter(|e| belongs(e, d)).cloned().collect();
+        let f = crate::decide::ocsf::detection_finding(d, &own);
         serde_json::to_writer(&mut *out, &f).map_err(|e| io(e.into()))?;
         out.write_all(b"\n").map_err(io)?;
     }
@@ -392,7 +451,7 @@ pub fn render(t: &Trail) -> String {
         let _ = writeln!(
             s,
             "\nevidence cited but not in the store: {}",
-            t.missing_evidence.join(", ")
+            escape_control(&t.missing_evidence.join(", "))
         );
     }
     s
@@ -403,6 +462,153 @@ mod tests {
     use super::*;
     use crate::app::replay;
     use crate::config::Config;
+
+    fn agent_event(id: &str, agent: &str, job: &str, tool: &str, t: i64) -> SessionEvent<'static> {
+        use crate::event::{Category, Family, Keys, PrincipalKind, SourceInfo, Text};
+        let mut e = SessionEvent::new(
+            SourceInfo {
+                family: Family::Agent,
+                vendor: "otel".into(),
+                format: "otel_genai".into(),
+            },
+            Text::Owned(id.into()),
+            Ts(t),
+            Category::ToolCall,
+        );
+        e.principal.id = Some(Text::Owned(agent.into()));
+        e.principal.kind = PrincipalKind::Agent;
+        e.session.job_id = Some(Text::Owned(job.into()));
+        e.session.vouched = Keys::JOB;
+        e.resource.object_id = Some(Text::Owned(tool.into()));
+        e
+    }
+
+    /// Found by an outside review: a forged span reusing the span id of a real decision's evidence (the agent
+    /// chooses span ids), from another agent and earlier, took the real event's place in the trail and in the
+    /// OCSF finding, and the real one was neither shown nor named as missing.
+    #[test]
+    fn a_forged_event_reusing_an_evidence_id_neither_replaces_nor_hides_the_real_one() {
+        let dir = std::env::temp_dir().join(format!("quench-forged-id-{:x}", fastrand::u64(..)));
+        let mut e = crate::evidence::Evidence::open(&Default::default(), &dir).unwrap();
+        let t = 1_767_225_600_000;
+        e.event(&agent_event(
+            "trace:span1",
+            "agent-001",
+            "run-1",
+            "calendar_list_events",
+            t - 3 * 3_600_000,
+        ));
+        e.event(&agent_event(
+            "trace:span1",
+            "agent-000",
+            "run-0",
+            "netsuite_get_invoice",
+            t,
+        ));
+        let d: Decision = serde_json::from_value(serde_json::json!({
+            "decision_id": "d-agent-000", "decided_at": "2026-01-01T00:00:01Z", "event_time": "2026-01-01T00:00:00Z",
+            "action": "revoke_token", "principal": "agent-000", "principal_id": "agent-000", "principal_kind": "agent",
+            "token_id": null, "session_id": null, "job_id": "run-0", "score": 0.8,
+            "findings": [{"detector": "data_domain", "score": 0.8, "reason": "billing"}], "evidence": ["trace:span1"],
+        }))
+        .unwrap();
+        e.decision(&d);
+        e.close(None).unwrap();
+        for who in [
+            Who::Session("run-0".into()),
+            Who::Principal("agent-000".into()),
+        ] {
+            let tr = trail(&dir, &who, None, None).unwrap();
+            let text = render(&tr);
+            assert!(tr.missing_evidence.is_empty(), "{text}");
+            assert!(text.contains("netsuite_get_invoice"), "{text}");
+            assert!(!text.contains("calendar_list_events"), "{text}");
+        }
+        let mut out = Vec::new();
+        ocsf(&dir, None, None, &mut out).unwrap();
+        let f: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            f["evidences"][0]["resources"][0]["name"], "netsuite_get_invoice",
+            "{f:#}"
+        );
+        let (_, rows) = crate::app::explain::explain_from_store(&dir, "d-agent", 3600).unwrap();
+        assert_eq!(rows.iter().filter(|r| r.evidence).count(), 1, "{rows:?}");
+        assert!(
+            rows.iter()
+                .all(|r| !r.text.contains("calendar_list_events")),
+            "{rows:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by an outside review: an agent naming itself with a person's id joined that person's trail.
+    #[test]
+    fn an_agent_named_with_a_persons_id_is_not_in_the_persons_trail() {
+        let dir =
+            std::env::temp_dir().join(format!("quench-agent-as-person-{:x}", fastrand::u64(..)));
+        let mut e = crate::evidence::Evidence::open(&Default::default(), &dir).unwrap();
+        let t = 1_767_225_600_000;
+        e.event(&agent_event(
+            "a1",
+            "00u43",
+            "run-9",
+            "gdrive_download_all",
+            t,
+        ));
+        let mut person = agent_event("p1", "00u43", "-", "okta", t + 1);
+        person.principal.kind = crate::event::PrincipalKind::Human;
+        person.principal.email = Some("user0043@example.com".into());
+        person.session.job_id = None;
+        person.resource.object_id = Some("Okta Dashboard".into());
+        e.event(&person);
+        e.close(None).unwrap();
+        for p in ["00u43", "user0043@example.com"] {
+            let tr = trail(&dir, &Who::Principal(p.into()), None, None).unwrap();
+            let text = render(&tr);
+            assert!(text.contains("Okta Dashboard"), "{text}");
+            assert!(!text.contains("gdrive_download_all"), "{text}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by an outside review: one unvouched line dated "now", held to the end of a replay, moved the clock
+    /// to the present and retention deleted the whole (older) store.
+    #[tokio::test]
+    async fn a_line_dated_now_cannot_make_a_replay_expire_the_store() {
+        let demo = format!(
+            "{}/fixtures/scenarios/demo_day/events.jsonl",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let dir = std::env::temp_dir().join(format!("quench-retention-{:x}", fastrand::u64(..)));
+        let forged = dir.with_extension("jsonl");
+        let now = Ts::now().0 - 60_000;
+        std::fs::write(
+            &forged,
+            format!(
+                "{{\"client_ip\":\"41.184.0.9\",\"request\":{{\"headers\":{{\"user-agent\":\"curl/8.0\"}},\"method\":\"GET\",\"size\":1,\"uri\":\"/\"}},\"response\":{{\"size\":1,\"status\":404}},\"started_at\":{now},\"upstream_uri\":\"/\"}}\n"
+            ),
+        )
+        .unwrap();
+        let mut cfg = Config::default();
+        cfg.evidence.dir = Some(dir.clone());
+        cfg.evidence.retention_days = 1;
+        let files = [demo, forged.display().to_string()];
+        let r = replay(&cfg, &files, false, &mut std::io::sink())
+            .await
+            .unwrap();
+        let stored: usize = crate::evidence::read::table(&dir, TableKind::Events, None)
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert!(
+            stored as u64 + 2 >= r.stats.events,
+            "{stored} of {} events kept",
+            r.stats.events
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&forged);
+    }
 
     #[tokio::test]
     async fn every_event_a_stored_decision_cites_is_in_its_subjects_trail() {

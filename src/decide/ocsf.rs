@@ -41,22 +41,34 @@ fn user_type(k: PrincipalKind) -> (u8, &'static str) {
     }
 }
 
-/// An e-mail address as OCSF's `email_t` accepts it (else it is only a name).
+/// An e-mail address as OCSF's `email_t` accepts it (else it is only a name): its regular expression is
+/// `^[a-zA-Z0-9!#$%&'*+-/=?^_`{|}~.]+@[a-zA-Z0-9-]+\.[a-zA-Z0-9-.]+$` (`+-/` is the range `+ , - . /`).
 fn is_email(s: &str) -> bool {
     let Some((local, domain)) = s.split_once('@') else {
         return false;
     };
+    let local_ok = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+,-./=?^_`{|}~".contains(&b);
+    let Some((first, rest)) = domain.split_once('.') else {
+        return false;
+    };
     !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && domain
+        && local.bytes().all(local_ok)
+        && !first.is_empty()
+        && first
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !rest.is_empty()
+        && rest
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        && local.bytes().all(|b| b.is_ascii_graphic() && b != b'@')
 }
 
-fn ip_ok(s: &str) -> bool {
-    s.parse::<std::net::IpAddr>().is_ok()
+/// The address in its canonical form (`::ffff:192.0.2.1`, not the 45-character long form OCSF's `ip_t` refuses),
+/// if it is one.
+fn ip_of(s: &str) -> Option<String> {
+    let ip: std::net::IpAddr = s.parse().ok()?;
+    let text = ip.to_string();
+    (text.len() <= 40).then_some(text)
 }
 
 fn user(name: Option<&str>, uid: Option<&str>, kind: PrincipalKind) -> Option<Value> {
@@ -109,7 +121,7 @@ fn evidence(ev: &SessionEvent<'_>) -> Value {
     if !actor.is_empty() {
         e.insert("actor".into(), Value::Object(actor));
     }
-    if let Some(ip) = ev.network.ip.as_deref().filter(|ip| ip_ok(ip)) {
+    if let Some(ip) = ev.network.ip.as_deref().and_then(ip_of) {
         let mut ep = Map::new();
         ep.insert("ip".into(), ip.into());
         // OCSF places a location by city, country, postal code or region: coordinates alone are no location
@@ -211,7 +223,7 @@ pub fn detection_finding(d: &Decision, events: &[SessionEvent<'_>]) -> Value {
         .filter_map(|id| events.iter().find(|e| e.event_id.as_str() == id))
         .collect();
     for ev in &cited {
-        if let Some(ip) = ev.network.ip.as_deref().filter(|ip| ip_ok(ip)) {
+        if let Some(ip) = ev.network.ip.as_deref().and_then(ip_of) {
             let o = json!({ "name": "evidences.src_endpoint.ip", "type_id": 2, "type": "IP Address", "value": ip });
             if !observables.contains(&o) {
                 observables.push(o);
@@ -394,6 +406,38 @@ mod tests {
             "SG"
         );
         assert!(errors(&v, &f).is_empty(), "{:#?}", errors(&v, &f));
+    }
+
+    /// Found by an outside review: a claimed principal (`claimed:user@example.com`) passed for an e-mail address,
+    /// and a long-form IPv4-mapped address was longer than OCSF allows; both made findings OCSF refuses.
+    #[test]
+    fn claimed_principals_and_long_form_addresses_still_make_valid_findings() {
+        let v = validator();
+        assert!(is_email("a.b+c@example.co.uk"));
+        assert!(!is_email("claimed:user@example.com"));
+        assert!(!is_email("agent:x@example.com"));
+        assert!(!is_email("a@localhost"));
+        let mut d = sample();
+        d.principal = Some("claimed:user0044@example.com".into());
+        let mut ev = SessionEvent::new(
+            crate::event::SourceInfo {
+                family: crate::event::Family::Agent,
+                vendor: "mcp".into(),
+                format: "mcp".into(),
+            },
+            "e1".into(),
+            crate::event::Ts(1_767_225_600_000),
+            crate::event::Category::ToolCall,
+        );
+        ev.principal.email = Some("claimed:user0044@example.com".into());
+        ev.network.ip = Some("0000:0000:0000:0000:0000:ffff:193.27.14.1".into());
+        let f = detection_finding(&d, std::slice::from_ref(&ev));
+        assert!(errors(&v, &f).is_empty(), "{:#?}\n{f:#}", errors(&v, &f));
+        assert_eq!(
+            f["evidences"][0]["src_endpoint"]["ip"],
+            "::ffff:193.27.14.1"
+        );
+        assert!(f["actor"]["user"].get("email_addr").is_none());
     }
 
     fn sample() -> Decision {

@@ -13,7 +13,9 @@
 //! with durable state, the checkpoint seals the open files, saves their names with the pipeline's state, moves
 //! them, then commits the input offsets; a restart moves the files its snapshot names and deletes the other
 //! pending ones, whose rows it processes again. So a crash loses no row it counted as stored and stores none
-//! twice. Commands are written and moved at once (they are few and each matters). After publishing, hours older
+//! twice. A publish first writes the list of files it moves, so a crash in the middle of one is finished at the
+//! next open, not half undone. One process writes a store at a time (a lock file). Commands are written and moved
+//! at once (they are few and each matters). After publishing, hours older
 //! than `compact_after_hours` are merged into one file each (with a journal, so a crash in between neither loses
 //! nor doubles rows), and hours older than `retention_days` (by the pipeline's clock, which a log line cannot
 //! push forward) are deleted.
@@ -41,7 +43,7 @@ pub struct EvidenceConfig {
     /// The store's directory; created if missing. Default: none (nothing is stored).
     pub dir: Option<PathBuf>,
     /// Rows per table gathered on the pipeline's thread before they go to the writer as one batch (and one
-    /// Parquet row group). Default 8192.
+    /// Parquet row group), 1 to 65536. Default 8192.
     pub batch_rows: usize,
     /// Finished batches that may wait for the writer; when they are all waiting, the pipeline waits (memory stays
     /// bounded). Default 8.
@@ -72,11 +74,12 @@ impl EvidenceConfig {
             value: v.to_string(),
             why: why.into(),
         };
-        if self.batch_rows == 0 || self.batch_rows > 1 << 20 {
+        // with values bounded to 2 KiB, a batch's string column stays far below Arrow's 2 GiB
+        if self.batch_rows == 0 || self.batch_rows > 1 << 16 {
             return Err(bad(
                 "evidence.batch_rows",
                 self.batch_rows,
-                "allowed: 1 to 1048576",
+                "allowed: 1 to 65536",
             ));
         }
         if self.queue_batches == 0 || self.queue_batches > 1024 {
@@ -109,6 +112,8 @@ pub enum EvidenceError {
     Writer(String),
     #[error("evidence store: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("evidence store {0:?} is being written by another process (its lock file is held); one writer per store")]
+    Locked(PathBuf),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EvidenceError + '_ {
@@ -167,6 +172,8 @@ pub struct Evidence {
     sealed: Vec<String>,
     /// The first error of a push (a batch that could not be built); reported at the next seal.
     failed: Option<String>,
+    /// Held for the store's lifetime: one writer per store (a second would delete the first's pending files).
+    _lock: File,
     pub stats: Arc<EvidenceStats>,
 }
 
@@ -188,6 +195,20 @@ impl Evidence {
     /// [`Evidence::recover`] before anything is written.
     pub fn open(cfg: &EvidenceConfig, dir: &Path) -> Result<Evidence, EvidenceError> {
         std::fs::create_dir_all(dir.join(PENDING)).map_err(io(dir))?;
+        let lock_path = dir.join(".lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(EvidenceError::Locked(dir.to_path_buf()))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
         recover_compactions(dir)?;
         let (tx, rx) = sync_channel(cfg.queue_batches);
         let stats = Arc::new(EvidenceStats::default());
@@ -218,6 +239,7 @@ impl Evidence {
             dir: dir.to_path_buf(),
             sealed: Vec::new(),
             failed: None,
+            _lock: lock,
             stats,
         })
     }
@@ -338,7 +360,14 @@ impl Evidence {
     pub fn recover(&mut self, listed: &[String]) -> Result<usize, EvidenceError> {
         let pending = self.dir.join(PENDING);
         let mut moved = 0;
-        for name in listed {
+        // a publish a crash cut short: it had begun, so it is finished (its files were all sealed)
+        let manifest = pending.join(MANIFEST);
+        let begun: Vec<String> = match std::fs::read(&manifest) {
+            Ok(b) => serde_json::from_slice(&b)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io(&manifest)(e)),
+        };
+        for name in begun.iter().chain(listed) {
             if !safe_name(name) {
                 continue;
             }
@@ -379,6 +408,8 @@ impl Drop for Evidence {
 }
 
 const PENDING: &str = "_pending";
+/// The list of files a publish is moving, written before the first move and removed after the last.
+const MANIFEST: &str = "publishing.json";
 
 /// A pending file's name as saved in state: `table/hour=…/part-….parquet`, nothing that climbs out.
 fn safe_name(name: &str) -> bool {
@@ -592,6 +623,16 @@ impl Writer {
     }
 
     fn publish(&mut self, names: &[String], clock: Option<Ts>) -> Result<(), EvidenceError> {
+        // all or nothing across a crash: the manifest names the files first, and the next open finishes the moves
+        let manifest = self.dir.join(PENDING).join(MANIFEST);
+        if !names.is_empty() {
+            let tmp = self.dir.join(PENDING).join(format!("{MANIFEST}.tmp"));
+            std::fs::write(&tmp, serde_json::to_vec(names)?).map_err(io(&tmp))?;
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &manifest).map_err(io(&manifest))?;
+        }
         let mut dirs = std::collections::BTreeSet::new();
         for name in names {
             let from = self.dir.join(PENDING).join(name);
@@ -604,6 +645,9 @@ impl Writer {
         }
         for d in dirs {
             File::open(&d).and_then(|f| f.sync_all()).map_err(io(&d))?;
+        }
+        if !names.is_empty() {
+            std::fs::remove_file(&manifest).map_err(io(&manifest))?;
         }
         if let Some(clock) = clock {
             self.maintain(clock)?;
@@ -839,6 +883,46 @@ mod tests {
         assert_eq!(e.recover(&listed).unwrap(), 1);
         assert_eq!(ids(&dir), ["saved"]);
         assert!(walk(&dir.join(PENDING)).unwrap().is_empty());
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by an outside review: a second process on the same store deleted the first one's pending files.
+    #[test]
+    fn a_second_writer_on_one_store_is_refused() {
+        let dir = tmp();
+        let e = Evidence::open(&EvidenceConfig::default(), &dir).unwrap();
+        let second = Evidence::open(&EvidenceConfig::default(), &dir);
+        assert!(matches!(second, Err(EvidenceError::Locked(_))));
+        e.close(None).unwrap();
+        let again = Evidence::open(&EvidenceConfig::default(), &dir).unwrap();
+        again.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by an outside review: killed after the first of a publish's moves, a rerun dropped the rest as
+    /// unaccounted pending files and stored everything again, so the moved hour was there twice.
+    #[test]
+    fn a_publish_cut_short_is_finished_at_the_next_open() {
+        let dir = tmp();
+        let cfg = EvidenceConfig::default();
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        e.event(&ev("a", T0));
+        e.event(&ev("b", T0 + H));
+        e.seal().unwrap();
+        let names = e.pending().to_vec();
+        assert_eq!(names.len(), 2);
+        drop(e);
+        // the manifest written and the first file moved, then the crash
+        let pending = dir.join(PENDING);
+        std::fs::write(pending.join(MANIFEST), serde_json::to_vec(&names).unwrap()).unwrap();
+        let to = dir.join(&names[0]);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::rename(pending.join(&names[0]), &to).unwrap();
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        assert_eq!(e.recover(&[]).unwrap(), 1);
+        assert_eq!(ids(&dir), ["a", "b"]);
+        assert!(walk(&pending).unwrap().is_empty());
         e.close(None).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -206,15 +206,31 @@ fn name_of<T: Serialize>(v: &T) -> String {
     }
 }
 
+/// The longest string value the store keeps (longer ones keep their start and a digest of the whole, so two
+/// different values stay different): log fields are chosen by whoever writes the logs, and a value copied onto
+/// every event of a principal would otherwise multiply in every row.
+pub const MAX_VALUE_BYTES: usize = 2048;
+
 fn opt(b: &mut StringBuilder, v: Option<&str>) {
-    b.append_option(v)
+    match v {
+        Some(v) => b.append_value(crate::state::bounded_to(v, MAX_VALUE_BYTES)),
+        None => b.append_null(),
+    }
 }
 
 fn strs<'a>(b: &mut ListBuilder<StringBuilder>, it: impl IntoIterator<Item = &'a str>) {
-    for s in it {
-        b.values().append_value(s);
+    // at most 64 items of a list, each bounded
+    for s in it.into_iter().take(64) {
+        b.values()
+            .append_value(crate::state::bounded_to(s, MAX_VALUE_BYTES));
     }
     b.append(true);
+}
+
+/// A time the Arrow timestamp and every reader can show: from 1970 to the end of year 9999. Event times outside
+/// are garbage a log line chose; they are kept at the nearest end.
+fn clamp(t: Ts) -> i64 {
+    t.0.clamp(0, 253_402_300_799_999)
 }
 
 fn utc() -> TimestampMillisecondBuilder {
@@ -332,8 +348,8 @@ impl EventRows {
         for (b, v) in self.s.iter_mut().zip(all) {
             opt(b, v);
         }
-        self.times[0].append_value(ev.event_time.0);
-        self.times[1].append_value(ev.ingest_time.0);
+        self.times[0].append_value(clamp(ev.event_time));
+        self.times[1].append_value(clamp(ev.ingest_time));
         strs(
             &mut self.vouched_keys,
             [
@@ -486,10 +502,11 @@ impl FindingRows {
     }
     pub fn push(&mut self, f: &Finding) {
         let sub = &f.subject;
-        self.time.append_value(f.event_time.0);
+        self.time.append_value(clamp(f.event_time));
         self.detector.append_value(f.detector);
         self.score.append_value(f.score);
-        self.reason.append_value(&f.reason);
+        self.reason
+            .append_value(crate::state::bounded_to(&f.reason, MAX_VALUE_BYTES));
         strs(&mut self.evidence, f.evidence.iter().map(String::as_str));
         for (b, v) in self.s.iter_mut().zip([
             Some(family_str(f.family)),
@@ -565,9 +582,9 @@ impl DecisionRows {
     }
     pub fn push(&mut self, d: &Decision) -> Result<(), serde_json::Error> {
         let record = serde_json::to_string(d)?;
-        self.id.append_value(&d.decision_id);
-        self.times[0].append_value(d.event_time.0);
-        self.times[1].append_value(d.decided_at.0);
+        opt(&mut self.id, Some(&d.decision_id));
+        self.times[0].append_value(clamp(d.event_time));
+        self.times[1].append_value(clamp(d.decided_at));
         for (b, v) in self.s.iter_mut().zip([
             Some(d.action.as_str()),
             d.principal.as_deref(),
@@ -585,7 +602,7 @@ impl DecisionRows {
             d.findings.iter().map(|f| f.detector.as_str()),
         );
         strs(&mut self.evidence, d.evidence.iter().map(String::as_str));
-        self.guardrail.append_option(d.guardrail.as_deref());
+        opt(&mut self.guardrail, d.guardrail.as_deref());
         self.shadow.append_value(d.shadow);
         self.record.append_value(record);
         self.rows += 1;
@@ -683,7 +700,7 @@ pub fn command_batch(rows: &[CommandRow]) -> Result<RecordBatch, ArrowError> {
     let mut secs = Float64Builder::new();
     let mut confirming = StringBuilder::new();
     for r in rows {
-        at.append_value(r.at.0);
+        at.append_value(clamp(r.at));
         for (b, v) in s.iter_mut().zip([
             Some(r.kind),
             Some(r.command_id.as_str()),
@@ -698,10 +715,10 @@ pub fn command_batch(rows: &[CommandRow]) -> Result<RecordBatch, ArrowError> {
         }
         nums[0].append_option(r.http_status);
         nums[1].append_option(r.attempts);
-        times[0].append_option(r.delivered_at.map(|t| t.0));
-        times[1].append_option(r.confirmed_at.map(|t| t.0));
+        times[0].append_option(r.delivered_at.map(clamp));
+        times[1].append_option(r.confirmed_at.map(clamp));
         secs.append_option(r.seconds_to_confirm);
-        confirming.append_option(r.confirming_event_id.as_deref());
+        opt(&mut confirming, r.confirming_event_id.as_deref());
     }
     let [kind, command_id, decision_id, target, action, principal, status, error] = &mut s;
     let cols: Vec<ArrayRef> = vec![
@@ -983,6 +1000,51 @@ mod tests {
         assert_eq!(second.event_id, "ev-2");
         assert!(second.network.geo.is_none());
         assert_eq!(second.category, Category::Other);
+    }
+
+    /// Found by an outside review: an agent id of 300,000 characters, copied by correlation onto each of 7,500
+    /// gateway events, took `replay --store` to 4.3 GB and then a panic (a string column over 2 GiB).
+    #[test]
+    fn a_huge_value_repeated_on_every_row_is_stored_bounded() {
+        let mut ev = sample();
+        let huge = "x".repeat(300_000);
+        ev.principal.id = Some(Text::Owned(huge.clone().into_boxed_str()));
+        ev.resource.domains = (0..1000)
+            .map(|i| Text::Owned(format!("d{i}").into()))
+            .collect();
+        let mut rows = EventRows::default();
+        for _ in 0..100 {
+            rows.push(&ev);
+        }
+        let b = rows.take().unwrap();
+        let c = Cols::new(&b);
+        let stored = c.str("principal_id", 0).unwrap();
+        assert!(stored.len() <= MAX_VALUE_BYTES, "{}", stored.len());
+        assert!(stored.starts_with("xxxx"));
+        assert_ne!(
+            stored,
+            crate::state::bounded_to(&"x".repeat(299_999), MAX_VALUE_BYTES)
+        );
+        assert_eq!(c.list("domains", 0).len(), 64);
+        assert!(
+            b.get_array_memory_size() < 2_000_000,
+            "{}",
+            b.get_array_memory_size()
+        );
+    }
+
+    #[test]
+    fn a_time_outside_what_a_timestamp_can_show_is_kept_at_the_nearest_end() {
+        let mut ev = sample();
+        ev.event_time = Ts(-9_000_000_000_000_000_000);
+        let mut rows = EventRows::default();
+        rows.push(&ev);
+        ev.event_time = Ts(i64::MAX);
+        rows.push(&ev);
+        let b = rows.take().unwrap();
+        let c = Cols::new(&b);
+        assert_eq!(c.ts("event_time", 0), Some(Ts(0)));
+        assert_eq!(c.ts("event_time", 1), Some(Ts(253_402_300_799_999)));
     }
 
     #[test]
