@@ -226,7 +226,10 @@ pub fn trail(
     // a person and an agent or service known by the same id (an agent may name itself with anything): the trail
     // is the person's; the other's is asked for by its job, token or session
     if let Who::Principal(_) = who {
-        if events.iter().any(|e| e.principal.kind == PrincipalKind::Human) {
+        if events
+            .iter()
+            .any(|e| e.principal.kind == PrincipalKind::Human)
+        {
             events.retain(|e| e.principal.kind == PrincipalKind::Human || evidence_of(e));
         }
     }
@@ -538,6 +541,36 @@ mod tests {
                 .all(|r| !r.text.contains("calendar_list_events")),
             "{rows:?}"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by an outside review: a cited id no longer in the store was printed raw in the "not in the store"
+    /// line (an escape sequence and a forged line in a span id), and `--since` kept a decision from earlier in the
+    /// same hour.
+    #[test]
+    fn a_missing_evidence_id_is_escaped_and_since_is_exact() {
+        let dir = std::env::temp_dir().join(format!("quench-missing-{:x}", fastrand::u64(..)));
+        let mut e = crate::evidence::Evidence::open(&Default::default(), &dir).unwrap();
+        let d: Decision = serde_json::from_value(serde_json::json!({
+            "decision_id": "d-1", "decided_at": "2026-01-01T00:18:01Z", "event_time": "2026-01-01T00:18:00Z",
+            "action": "alert", "principal": "agent-000", "principal_id": "agent-000", "principal_kind": "agent",
+            "token_id": null, "session_id": null, "job_id": "run-0", "score": 0.4,
+            "findings": [{"detector": "tool_drift", "score": 0.4, "reason": "new tool"}],
+            "evidence": ["\u{1b}]0;owned\u{7}\nfake line: all clear"],
+        }))
+        .unwrap();
+        e.decision(&d);
+        e.close(None).unwrap();
+        let t = trail(&dir, &Who::Session("run-0".into()), None, None).unwrap();
+        assert_eq!(t.missing_evidence.len(), 1);
+        let text = render(&t);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains("\nfake line"),
+            "{text:?}"
+        );
+        let later = Ts::parse("2026-01-01T00:30:00Z");
+        let t = trail(&dir, &Who::Session("run-0".into()), later, None).unwrap();
+        assert!(t.decisions.is_empty(), "{}", render(&t));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
