@@ -111,25 +111,16 @@ enum Cmd {
         /// A principal's e-mail or id instead of a session.
         #[arg(long, conflicts_with = "id")]
         principal: Option<String>,
-        /// From this time (RFC 3339, or `7d` / `36h` before now).
-        #[arg(long)]
-        since: Option<String>,
-        /// Up to this time (same forms).
-        #[arg(long)]
-        until: Option<String>,
-        #[arg(long, default_value = "quench-evidence")]
-        store: PathBuf,
+        #[command(flatten)]
+        range: StoreRange,
         /// Print JSON (to attach to a ticket) instead of the text trail.
         #[arg(long)]
         json: bool,
     },
     /// Replay stored events through a candidate detector/decide configuration and print how its decisions differ.
     Backtest {
-        /// From this time (RFC 3339, or `7d` / `36h` before now).
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long)]
-        until: Option<String>,
+        #[command(flatten)]
+        range: StoreRange,
         /// The candidate's detector files (overriding the built-in `detectors/*.toml`).
         #[arg(long)]
         detectors: Option<PathBuf>,
@@ -139,20 +130,14 @@ enum Cmd {
         /// The configuration in force when the events were stored (default: the built-in one).
         #[arg(long)]
         baseline: Option<PathBuf>,
-        #[arg(long, default_value = "quench-evidence")]
-        store: PathBuf,
         #[arg(long)]
         json: bool,
     },
     /// Write stored decisions as OCSF 1.8.0 Detection Findings (class 2004), one JSON object per line, with the
     /// evidence events the store holds.
     Ocsf {
-        #[arg(long)]
-        since: Option<String>,
-        #[arg(long)]
-        until: Option<String>,
-        #[arg(long, default_value = "quench-evidence")]
-        store: PathBuf,
+        #[command(flatten)]
+        range: StoreRange,
         /// Write here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -178,6 +163,36 @@ enum Cmd {
         #[arg(long)]
         stats: bool,
     },
+}
+
+/// Where a command writes: the file given, else stdout (buffered either way).
+fn output(out: Option<&PathBuf>) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
+/// The evidence store and the time range a command reads.
+#[derive(clap::Args)]
+struct StoreRange {
+    /// From this time (RFC 3339, or `7d` / `36h` before now).
+    #[arg(long)]
+    since: Option<String>,
+    /// Up to this time (same forms).
+    #[arg(long)]
+    until: Option<String>,
+    /// The evidence store (`[evidence] dir`).
+    #[arg(long, default_value = "quench-evidence")]
+    store: PathBuf,
+}
+
+impl StoreRange {
+    fn times(&self) -> anyhow::Result<(Option<quench::event::Ts>, Option<quench::event::Ts>)> {
+        Ok((when(self.since.as_deref())?, when(self.until.as_deref())?))
+    }
 }
 
 fn load(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -337,13 +352,7 @@ fn main() -> anyhow::Result<()> {
             if store.is_some() {
                 cfg.evidence.dir = store;
             }
-            let mut sink: Box<dyn Write> = match &out {
-                Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p)
-                        .with_context(|| format!("creating {}", p.display()))?,
-                )),
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-            };
+            let mut sink = output(out.as_ref())?;
             let t0 = std::time::Instant::now();
             let r = rt.block_on(app::replay(&cfg, &files, dispatch, &mut sink))?;
             sink.flush()?;
@@ -447,9 +456,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Session {
             id,
             principal,
-            since,
-            until,
-            store,
+            range,
             json,
         } => {
             init_logs(cli.log_json);
@@ -458,12 +465,8 @@ fn main() -> anyhow::Result<()> {
                 (Some(id), None) => app::session::Who::Session(id),
                 (None, None) => bail!("give a session id or --principal"),
             };
-            let t = app::session::trail(
-                &store,
-                &who,
-                when(since.as_deref())?,
-                when(until.as_deref())?,
-            )?;
+            let (since, until) = range.times()?;
+            let t = app::session::trail(&range.store, &who, since, until)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&t)?);
             } else {
@@ -471,12 +474,10 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Backtest {
-            since,
-            until,
+            range,
             detectors,
             config,
             baseline,
-            store,
             json,
         } => {
             init_logs(cli.log_json);
@@ -488,13 +489,8 @@ fn main() -> anyhow::Result<()> {
             if detectors.is_some() {
                 cand.detect.dir = detectors;
             }
-            let r = app::backtest::backtest(
-                &store,
-                &base,
-                &cand,
-                when(since.as_deref())?,
-                when(until.as_deref())?,
-            )?;
+            let (since, until) = range.times()?;
+            let r = app::backtest::backtest(&range.store, &base, &cand, since, until)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
@@ -502,26 +498,11 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Query { args } => query(&args)?,
-        Cmd::Ocsf {
-            since,
-            until,
-            store,
-            out,
-        } => {
+        Cmd::Ocsf { range, out } => {
             init_logs(cli.log_json);
-            let mut sink: Box<dyn Write> = match &out {
-                Some(p) => Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(p)
-                        .with_context(|| format!("creating {}", p.display()))?,
-                )),
-                None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-            };
-            let n = app::session::ocsf(
-                &store,
-                when(since.as_deref())?,
-                when(until.as_deref())?,
-                &mut sink,
-            )?;
+            let mut sink = output(out.as_ref())?;
+            let (since, until) = range.times()?;
+            let n = app::session::ocsf(&range.store, since, until, &mut sink)?;
             sink.flush()?;
             eprintln!("ocsf: {n} detection findings");
         }
