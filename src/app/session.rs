@@ -143,20 +143,25 @@ fn finding_of(c: &Cols<'_>, i: usize) -> Option<StoredFinding> {
 }
 
 /// Add the stored events of the hours in `[since, until)` that `wanted` picks (given the row and the event) and
-/// `seen` does not yet hold. A row is known by its id, time and principal: two different events may share an id
-/// (a client-chosen one), and the same event stored twice is shown once.
+/// `seen` does not yet hold; `maybe` looks at the row's columns first, so that only its rows are rebuilt as
+/// events. A row is known by its id, time and principal: two different events may share an id (a client-chosen
+/// one), and the same event stored twice is shown once.
 fn scan_events(
     dir: &Path,
     since: Option<Ts>,
     until: Option<Ts>,
     seen: &mut HashSet<(String, Ts, Option<String>)>,
     events: &mut Vec<SessionEvent<'static>>,
+    maybe: impl Fn(&Cols<'_>, usize) -> bool,
     wanted: impl Fn(&Cols<'_>, usize, &SessionEvent<'_>) -> bool,
 ) -> Result<(), AppError> {
     for f in read::files(dir, TableKind::Events, since, until).map_err(store_err)? {
         for b in read::batches_of(&f).map_err(store_err)? {
             let c = Cols::new(&b);
             for i in 0..b.num_rows() {
+                if !maybe(&c, i) {
+                    continue;
+                }
                 let Some(ev) = tables::event_of(&c, i) else {
                     continue;
                 };
@@ -207,11 +212,22 @@ pub fn trail(
     };
     let mut events = Vec::new();
     let mut seen = HashSet::new();
-    scan_events(dir, since, until, &mut seen, &mut events, |c, i, ev| {
-        let t = ev.event_time;
-        let in_range = since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u);
-        (in_range && matches_event(c, i, who)) || evidence_of(ev)
-    })?;
+    let cited_row =
+        |c: &Cols<'_>, i: usize| c.str("event_id", i).is_some_and(|id| cited.contains(id));
+    let maybe = |c: &Cols<'_>, i: usize| cited_row(c, i) || matches_event(c, i, who);
+    scan_events(
+        dir,
+        since,
+        until,
+        &mut seen,
+        &mut events,
+        maybe,
+        |c, i, ev| {
+            let t = ev.event_time;
+            let in_range = since.is_none_or(|s| t >= s) && until.is_none_or(|u| t < u);
+            (in_range && matches_event(c, i, who)) || evidence_of(ev)
+        },
+    )?;
     let found = |events: &[SessionEvent<'_>], id: &str| {
         events
             .iter()
@@ -219,9 +235,15 @@ pub fn trail(
     };
     // evidence from before the range (a baseline's first sighting): one more pass over the earlier hours
     if since.is_some() && cited.iter().any(|id| !found(&events, id)) {
-        scan_events(dir, None, since, &mut seen, &mut events, |_, _, ev| {
-            evidence_of(ev)
-        })?;
+        scan_events(
+            dir,
+            None,
+            since,
+            &mut seen,
+            &mut events,
+            cited_row,
+            |_, _, ev| evidence_of(ev),
+        )?;
     }
     // a person and an agent or service known by the same id (an agent may name itself with anything): the trail
     // is the person's; the other's is asked for by its job, token or session
@@ -329,9 +351,17 @@ pub fn ocsf(
         .collect();
     let mut events = Vec::new();
     let mut seen = HashSet::new();
-    scan_events(dir, None, until, &mut seen, &mut events, |_, _, ev| {
-        cited.contains(ev.event_id.as_str())
-    })?;
+    let cited_row =
+        |c: &Cols<'_>, i: usize| c.str("event_id", i).is_some_and(|id| cited.contains(id));
+    scan_events(
+        dir,
+        None,
+        until,
+        &mut seen,
+        &mut events,
+        cited_row,
+        |_, _, _| true,
+    )?;
     let io = |source| AppError::Io {
         path: "(output)".into(),
         source,
