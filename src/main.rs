@@ -318,10 +318,7 @@ fn main() -> anyhow::Result<()> {
                     opts.state = Some((quench::durable::Store::open(dir)?, every));
                 }
                 let r = app::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await?;
-                let clock = pipeline.has_clock().then(|| pipeline.clock());
-                if let Some(e) = pipeline.take_evidence() {
-                    e.close(clock)?;
-                }
+                pipeline.close_evidence()?;
                 let report = &r.run;
                 let h = &report.latency_us;
                 eprintln!(

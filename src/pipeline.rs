@@ -164,6 +164,38 @@ impl Pipeline {
         self.evidence.take()
     }
 
+    /// The clock the evidence store's compaction and retention run on: none until a vouched message set it.
+    fn evidence_clock(&self) -> Option<Ts> {
+        self.has_clock().then(|| self.clock())
+    }
+
+    /// Move the sealed evidence files into the store (then compact and expire against the pipeline's clock).
+    pub fn publish_evidence(&mut self) -> Result<(), crate::evidence::EvidenceError> {
+        let clock = self.evidence_clock();
+        match &mut self.evidence {
+            Some(e) => e.publish(clock),
+            None => Ok(()),
+        }
+    }
+
+    /// Seal and publish what the evidence store holds.
+    pub fn flush_evidence(&mut self) -> Result<(), crate::evidence::EvidenceError> {
+        let clock = self.evidence_clock();
+        match &mut self.evidence {
+            Some(e) => e.flush(clock),
+            None => Ok(()),
+        }
+    }
+
+    /// Detach the evidence store and close it (sealing and publishing what it holds).
+    pub fn close_evidence(&mut self) -> Result<(), crate::evidence::EvidenceError> {
+        let clock = self.evidence_clock();
+        match self.evidence.take() {
+            Some(e) => e.close(clock),
+            None => Ok(()),
+        }
+    }
+
     /// After [`Pipeline::load_state`] (or without a snapshot): publish the evidence files the snapshot named as
     /// sealed and drop the other pending ones. Returns how many it published.
     pub fn recover_evidence(&mut self) -> Result<usize, crate::evidence::EvidenceError> {

@@ -255,19 +255,16 @@ pub async fn replay(
             report.deliveries.push(x);
         }
     }
-    let clock = pipeline.has_clock().then(|| pipeline.clock());
-    if let Some(e) = pipeline.take_evidence() {
-        if let Some(c) = e.commands() {
-            c.write(
-                report
-                    .deliveries
-                    .iter()
-                    .map(crate::evidence::tables::CommandRow::outcome)
-                    .collect(),
-            );
-        }
-        e.close(clock).map_err(evidence_err)?;
+    if let Some(c) = pipeline.evidence().and_then(|e| e.commands()) {
+        c.write(
+            report
+                .deliveries
+                .iter()
+                .map(crate::evidence::tables::CommandRow::outcome)
+                .collect(),
+        );
     }
+    pipeline.close_evidence().map_err(evidence_err)?;
     report.stats = pipeline.stats.clone();
     Ok(report)
 }

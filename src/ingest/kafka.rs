@@ -87,10 +87,7 @@ fn checkpoint(
     }
     let state = pipeline.save_state()?;
     store.write(offsets, &state)?;
-    let clock = pipeline.has_clock().then(|| pipeline.clock());
-    if let Some(e) = pipeline.evidence() {
-        e.publish(clock)?;
-    }
+    pipeline.publish_evidence()?;
     tracing::debug!(
         bytes = state.get().len(),
         ms = started.elapsed().as_millis() as u64,
@@ -135,10 +132,7 @@ fn commit_and_publish(
     pipeline: &mut Pipeline,
 ) -> Result<(), IngestError> {
     // the evidence of what is committed is in the store first (a crash after this stores some rows twice)
-    let clock = pipeline.has_clock().then(|| pipeline.clock());
-    if let Some(e) = pipeline.evidence() {
-        e.flush(clock)?;
-    }
+    pipeline.flush_evidence()?;
     match consumer.commit_consumer_state(CommitMode::Async) {
         Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
         Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
@@ -439,10 +433,7 @@ pub async fn run(
             CommitMode::Sync,
         )?;
     } else if stored_any {
-        let clock = pipeline.has_clock().then(|| pipeline.clock());
-        if let Some(e) = pipeline.evidence() {
-            e.flush(clock)?;
-        }
+        pipeline.flush_evidence()?;
         match consumer.commit_consumer_state(CommitMode::Sync) {
             // everything processed was already committed by the periodic commit
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
