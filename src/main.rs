@@ -1,5 +1,15 @@
 //! The `quench` command line: `demo`, `run`, `replay`, `simulate`, `eval`, `explain`, `session`, `backtest`,
-//! `query`, `jwks`, `normalize`.
+//! `ocsf`, `query`, `jwks`, `normalize`.
+//!
+//! In: the arguments; a configuration file (`--config`: required by `run` and `jwks`, elsewhere optional, the
+//! built-in defaults without one); and, per command, Kafka topics (`run`; `demo` on an in-process cluster), raw
+//! events from files or stdin (`replay`, `normalize`, `explain`), labelled traffic (`eval`), or the evidence store
+//! (`session`, `backtest`, `ocsf`, `explain --store`, `query`). Out: decision records (on Kafka, stdout or
+//! `--out`) and revocations (`run`, `replay --dispatch`, `demo` against a local stand-in), the evidence store
+//! (`run` and `replay`, when one is configured), unified events (`normalize`), labelled traffic files
+//! (`simulate`), reports, trails, OCSF findings and the JWK Set on stdout, and summaries and errors on stderr.
+//! State: none of its own; each command builds the pipeline or reads the store it needs (`run` saves the
+//! pipeline's state to `[state] dir` when configured). `query` runs the separate `quench-query` binary.
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};

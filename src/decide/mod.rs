@@ -1,11 +1,16 @@
 //! Decide: combine findings into a risk score per subject and map it to an action.
 //!
-//! In: [`Finding`]s. Out: [`Decision`] records (the stable contract in `schemas/decision.schema.json`).
+//! In: [`Finding`]s, with the processing clock. Out: [`Decision`] records (the stable contract in
+//! `schemas/decision.schema.json`), and a notice decision when the revocation budget runs out. State: per subject,
+//! in a [`KeyedState`] bounded by an event-time TTL (the longer of `dedup_secs` and eight half-lives) and a key cap
+//! (`max_subjects`; subjects first seen through claims live in its smaller claimed pool): the last 32 findings and
+//! the recent times each action fired; one such map for acting detectors and one for shadow detectors; and the
+//! revocation budget (the processing times of the revocations in its window).
+//!
 //! Risk per subject (the job, else the principal, else the token, else the session) is a noisy-OR of the
 //! strongest finding of each detector, each decayed with a half-life in event time; one detector alone never
 //! counts twice. A policy maps score bands to `alert`, `step_up`, `revoke_token`, `terminate_session`; a
 //! (subject, action) fires at most once per `dedup_secs`, and never after a stronger action in that period.
-//! State per subject: recent findings (bounded) and the last time each action fired.
 
 mod guardrails;
 pub mod ocsf;

@@ -1,17 +1,17 @@
 //! data_domain: an agent workflow, job or token reaching a data domain outside the set it normally touches.
 //!
-//! In: events of an agent (the runtime vouches for it), a job or a token, with a resource. Domains come from the
-//! event's own labels and from `detectors/data_domains.toml`: glob patterns over the resource, the tool name
-//! (`tool:`) and the server reached (`server:`), and words: a tool name, object or server is split into words
-//! (`workday_get_worker` → workday, get, worker) and a domain's words name it (vendor catalogues and vocabulary,
-//! so a vendor-named tool nobody listed still has a domain). Out: after a key's domain set is learned
-//! (`learn_events` events and `learn_secs` seconds), one finding per new domain (a sync agent that read
-//! "projects" starts reading "billing"). An `admin_change` event naming the job and its domains (the agent
-//! platform's configuration audit) announces a legitimate change: those domains become known without a finding.
-//! State per key (an agent's workflow, so every run of it shares one baseline; else a job, else a token; keys
-//! first seen unvouched live in the claimed pool of [`KeyedState`]):
-//! first-seen time, event count, and the domains seen (at most `max_domains`, the least recently seen forgotten
-//! first).
+//! In: events of an agent (the runtime vouches for it), a job or a token. Domains come from the event's own labels
+//! and from `detectors/data_domains.toml`: glob patterns over the resource, the tool name (`tool:`) and the server
+//! reached (`server:`), and words: a tool name, object or server is split into words (`workday_get_worker` →
+//! workday, get, worker) and a domain's words name it (vendor catalogues and vocabulary, so a vendor-named tool
+//! nobody listed still has a domain). Out: after a key's domain set is learned (more than `learn_events` events and
+//! `learn_secs` seconds), one finding per new domain (a sync agent that read "projects" starts reading "billing"),
+//! scored `sensitive_score` for a domain marked sensitive, else `score`. An `admin_change` event naming the job and
+//! its domains (the agent platform's configuration audit) announces a legitimate change: those domains become known
+//! without a finding. State: per key (an agent's workflow, so every run of it shares one baseline; else a job, else
+//! a token), in a [`KeyedState`] bounded by an event-time TTL (`ttl_secs`) and a key cap (`max_keys`; keys first
+//! seen unvouched live in its smaller claimed pool): first-seen time, event count, and the domains seen (at most
+//! `max_domains`, the least recently seen forgotten first).
 
 use super::{glob, BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Keys, PrincipalKind, SessionEvent, Ts};

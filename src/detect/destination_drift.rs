@@ -4,16 +4,16 @@
 //! In: outbound events (`data_write`, `export`, `tool_call`) with a destination; for agents, every event (to know
 //! how long the workflow has been running). Key: an agent the runtime vouches for (its workflow: every run of it
 //! shares one baseline, whatever the run id), else the job id, else principal + app. Downloads to the user's own
-//! device (`device`) are not a destination. Out: once a key is learned (`learn_secs` since first seen, and
-//! `learn_events` outbound events or `settle_secs` since first seen, so an agent that rarely writes is not learning
-//! forever), one finding per new destination: `own_score` when it matches the operator's own namespaces
+//! device (`device`) are not a destination. Out: once a key is learned (`learn_secs` since first seen, and more
+//! than `learn_events` outbound events or `settle_secs` since first seen, so an agent that rarely writes is not
+//! learning forever), one finding per new destination: `own_score` when it matches the operator's own namespaces
 //! (`detect.own_destinations`: a reconfiguration nobody announced; a key's very first destination, when its own,
-//! is its baseline), `score` otherwise; with an allowlist, one
-//! finding per destination off it, learning or not. An `admin_change` event naming a job and a destination (the
-//! agent platform's configuration audit) announces a legitimate change: the destination becomes known.
-//! State per key (keys first seen unvouched live in the claimed pool of [`KeyedState`]): first-seen time, outbound
-//! count, and the destinations seen (at most `max_destinations`, the least recently seen forgotten first). A reason
-//! lists at most a few known destinations.
+//! is its baseline), `score` otherwise; with an allowlist, one finding per destination off it
+//! (`allowlist_score`), learning or not. An `admin_change` event naming a job and a destination (the agent
+//! platform's configuration audit) announces a legitimate change: the destination becomes known. State: per key,
+//! in a [`KeyedState`] (event-time TTL `ttl_secs`, key cap `max_keys`; keys first seen unvouched live in its
+//! smaller claimed pool): first-seen time, outbound count, and the destinations seen (at most `max_destinations`,
+//! the least recently seen forgotten first). A reason lists at most a few known destinations.
 
 use super::{glob, BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, PrincipalKind, SessionEvent, Ts};

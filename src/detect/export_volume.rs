@@ -2,9 +2,10 @@
 //!
 //! In: `export` events with a record or byte count. Key: the job, else the principal. Out: after
 //! `warmup_exports` exports, a finding when one export is at least `min_ratio` times the key's baseline (an
-//! exponentially weighted mean) and above an absolute floor. Anomalous exports do not teach the baseline.
-//! State per key (keys first seen unvouched live in the claimed pool of [`KeyedState`]): the baselines of records
-//! and bytes and the export count.
+//! exponentially weighted mean, weight `alpha`) and above an absolute floor (`min_records`, `min_bytes`).
+//! Anomalous exports do not teach the baseline. State: per key, in a [`KeyedState`] bounded by an event-time TTL
+//! (`ttl_secs`) and a key cap (`max_keys`; keys first seen unvouched live in its smaller claimed pool): the
+//! baselines of records and bytes and the export count.
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, SessionEvent};

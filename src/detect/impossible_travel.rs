@@ -1,17 +1,18 @@
 //! impossible_travel: consecutive authenticated events of one principal from places whose great-circle distance
 //! over the elapsed time needs a speed above `max_speed_kmh`.
 //!
-//! In: successful (or outcome-unknown) events with coordinates, not marked `location_untrusted`. Guards: the same
-//! IP is never travel; proxy/VPN-flagged events, events from configured egress ranges and events on networks
-//! whose place is not the user's (`network.kind` egress: security proxies, relays, VPN exits; mobile: carriers
-//! geolocated to a hub; satellite: in-flight links) are skipped; both accuracy radii are subtracted from the
-//! distance; locations less accurate than `max_accuracy_km` are skipped; distances under `min_distance_km` are
-//! never travel. Order-tolerant: sources arrive minutes to hours late, so an event is compared with its nearest
-//! neighbours in event time on both sides among the principal's recent places, never dropped for being older
-//! than the newest. Out: one finding per impossible hop; a place that was reported is not compared again.
-//! State per principal (principals first seen unvouched live in the claimed pool of [`KeyedState`]): up to
-//! [`PLACES`] recent trusted locations by event time (coordinates, accuracy, time, IP, place, event id; each
-//! string bounded).
+//! In: successful (or outcome-unknown) activity events (not `session_end`, `token_revoked` or `other`) with
+//! coordinates, not marked `location_untrusted`. Guards: the same IP is never travel, nor is one session on one
+//! device; proxy/VPN-flagged events, events from configured egress ranges and events on networks whose place is
+//! not the user's (`network.kind` egress: security proxies, relays, VPN exits; mobile: carriers geolocated to a
+//! hub; satellite: in-flight links) are skipped; both accuracy radii are subtracted from the distance; locations
+//! less accurate than `max_accuracy_km` are skipped; distances under `min_distance_km` are never travel.
+//! Order-tolerant: sources arrive minutes to hours late, so an event is compared with its nearest neighbours in
+//! event time on both sides among the principal's recent places, never dropped for being older than the newest.
+//! Out: one finding per impossible hop; a place that was reported is not compared again. State: per principal, in
+//! a [`KeyedState`] (event-time TTL `ttl_secs`, key cap `max_keys`; principals first seen unvouched live in its
+//! smaller claimed pool): up to [`PLACES`] recent trusted locations by event time (coordinates, accuracy, time, IP,
+//! place, event id, session and device, whether reported; each string bounded).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{NetKind, Outcome, SessionEvent, Ts};

@@ -4,13 +4,14 @@
 //! In: `token_issued` events with an OAuth client id and a principal. Out: one finding per client new to the
 //! principal that fewer than `peer_min` other principals of the organisation have granted (counted only from
 //! sources that vouch for them, so forged grants cannot make a client look popular): once the principal's clients
-//! are learned (`learn_events` grants over `learn_secs`); before that, only for a client no colleague has granted
-//! (a consent-phishing app, a rogue integration) once Quench has watched the organisation for `learn_secs` (at
-//! start every client is one nobody was seen to use). A client `peer_min` colleagues already use (an org-wide rollout)
-//! is never a finding. State per principal (principals first
-//! seen unvouched live in the claimed pool of [`KeyedState`]): first-seen time, grant count and the clients seen
-//! (at most `max_clients`, the least recently seen forgotten first); per client: digests of up to `peer_min`
-//! principals that granted it.
+//! are learned (more than `learn_events` grants and `learn_secs` since the first); before that, only for a client
+//! no colleague has granted (a consent-phishing app, a rogue integration) once Quench has watched the organisation
+//! for `learn_secs` (at start every client is one nobody was seen to use). A client `peer_min` colleagues already
+//! use (an org-wide rollout) is never a finding. State: per principal, in a [`KeyedState`] bounded by an
+//! event-time TTL (`ttl_secs`) and a key cap (`max_keys`; principals first seen unvouched live in its smaller
+//! claimed pool): first-seen time, grant count and the clients seen (at most `max_clients`, the least recently
+//! seen forgotten first); per client, in a second map with the same bounds: digests of up to `peer_min`
+//! principals that granted it; and the event time of the first event seen (when watching began).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, SessionEvent, Ts};

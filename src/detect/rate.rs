@@ -1,17 +1,21 @@
 //! rate: a token or agent job making requests far above its own learned baseline.
 //!
 //! In: request-like events (`api_request`, `data_read`, `data_write`, `export`, `tool_call`, `model_call`) that
-//! carry a job or token id. Out: a finding when the current bucket's count is improbable under a Poisson model of
-//! the key's baseline (tail probability from `statrs`), at least `min_ratio` times it and at least `min_count`.
+//! carry a job or token id (key: the job, else the token), counted in buckets of `bucket_secs` of event time; an
+//! event for a bucket already closed is not counted. Out: a finding (`score`, at most one per bucket) when the
+//! current bucket's count is improbable under a Poisson model of the key's baseline (tail probability from
+//! `statrs` below `p_threshold`), at least `min_ratio` times it and at least `min_count`; and the low-and-slow
+//! finding below. State: per key, in a [`KeyedState`] bounded by an event-time TTL (`ttl_secs`) and a key cap
+//! (`max_keys`; keys first seen unvouched live in its smaller claimed pool): current bucket and count, baseline
+//! (EWMA over active buckets), the slow baseline, active-bucket count, the counts of the last [`WINDOW`] buckets,
+//! the first event id of the bucket (bounded), and which buckets were already reported.
+//!
 //! Cold start: until a key has `warmup_buckets` active buckets only `cold_start_max` applies. Low and slow: the
 //! last `sustained_buckets` buckets together are also tested against `sustained_buckets` times the baseline
 //! (`sustained_ratio`, `sustained_min_count`, the same tail probability) of a slow baseline (every bucket, the
-//! empty ones of short pauses too but not long idle spells, each clipped to three times the baseline, so a rise cannot teach it in minutes), so 5-10x a small
-//! baseline kept up for minutes is seen though no single bucket is remarkable; it scores `sustained_score`, and
-//! its buckets do not teach either baseline while it lasts.
-//! State per key (keys first seen unvouched live in the claimed pool of [`KeyedState`]): current bucket and count,
-//! baseline (EWMA over active buckets), the slow baseline, active-bucket count, the counts of the last [`WINDOW`]
-//! buckets, the first event id of the bucket (bounded).
+//! empty ones of short pauses too but not long idle spells, each clipped to three times the baseline, so a rise
+//! cannot teach it in minutes), so 5-10x a small baseline kept up for minutes is seen though no single bucket is
+//! remarkable; it scores `sustained_score`, and its buckets do not teach either baseline while it lasts.
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, SessionEvent};

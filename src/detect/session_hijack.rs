@@ -1,11 +1,19 @@
 //! session_hijack: one session or token id used from a second client on a second network while the original is
 //! live: the highest-fidelity signal in IdP logs (a stolen cookie or token replayed elsewhere).
 //!
-//! In: events with a session id or token id. A session is known by the clients and networks it has been seen on:
-//! devices (the IdP's device id), client families (browser or app and OS from the user agent; versions and the
-//! vendors' own desktop apps differ legitimately: one Entra session covers the browser, Outlook and Teams on a
-//! device), which sources named a device, networks (the ISP by its organisation, so IPv4 and IPv6 on sibling ASNs
-//! are one network) and countries. Out, for a new event:
+//! In: events with a session id or token id (each id is tracked on its own). Out: findings scored by what a new
+//! event says about its client and network, against those the id was seen with (the rules below); one finding per
+//! new (client, network) pair, at most eight per id, none with a score of 0. `session_end` and `token_revoked`
+//! forget the id. State: per session and per token id, in a [`KeyedState`] bounded by an event-time TTL
+//! (`session_ttl_secs`) and a key cap (`max_keys`; ids first seen unvouched live in its smaller claimed pool): the
+//! first event's id and place, and at most eight each of devices, client families, networks, countries, sources
+//! with and without a device, and reported (client, network) pairs, as 128-bit digests.
+//!
+//! A session is known by the clients and networks it has been seen on: devices (the IdP's device id), client
+//! families (browser or app and OS from the user agent; versions and the vendors' own desktop apps differ
+//! legitimately: one Entra session covers the browser, Outlook and Teams on a device), which sources named a
+//! device, networks (the ISP by its organisation, so IPv4 and IPv6 on sibling ASNs are one network) and countries.
+//! For a new event:
 //! - a known device is the same client whatever its user agent says. Device evidence of a new client: another
 //!   device; no device from a source that named the session's device on every earlier event (the cookie travelled
 //!   without the device); a client family the source never showed, without the device the session always had. A
@@ -15,15 +23,11 @@
 //!   client is, so they are never a new network; the source's proxy flag on a network not listed as egress is an
 //!   anonymizer (Tor, open proxies); any other ISP or country the session never used is a new network;
 //! - device evidence on a new network, a relay or an anonymizer: `score`; weak evidence on a hosting network:
-//!   `hosting_score`; in another country or through an anonymizer: `unproven_score`; the same client moving onto a hosting network it never used
-//!   (an adversary-in-the-middle kit replaying the victim's cookie with the victim's user agent): `hosting_score`;
-//!   onto an anonymizer (Tor, but also personal VPNs the IdP flags) without the session's device: `unproven_score`;
-//!   the same client on another ISP, or through an anonymizer on its own device: `network_only_score`.
-//!
-//! One finding per new (client, network) pair. `session_end` forgets the session. State per session/token (ids
-//! first seen unvouched live in the claimed pool of [`KeyedState`]): the first event's fingerprint and id, and
-//! at most eight each of devices, client families, networks, countries and sources with and without a device, as
-//! 128-bit digests.
+//!   `hosting_score`; in another country or through an anonymizer: `unproven_score`; the same client moving onto
+//!   a hosting network it never used (an adversary-in-the-middle kit replaying the victim's cookie with the
+//!   victim's user agent): `hosting_score`; onto an anonymizer (Tor, but also personal VPNs the IdP flags) without
+//!   the session's device: `unproven_score`; the same client on another ISP, or through an anonymizer on its own
+//!   device: `network_only_score`.
 
 use super::{ua_family, BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, NetKind, SessionEvent};

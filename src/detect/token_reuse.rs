@@ -2,9 +2,12 @@
 //! alongside the legitimate client.
 //!
 //! In: `token_refreshed` events with a token id. Out: a finding when the IdP itself reports reuse (an action
-//! containing `reuse`, as Okta's `app.oauth2.as.token.detect_reuse`), or when one refresh token is redeemed from
-//! two countries within `window_secs`. State per token (tokens first seen unvouched live in the claimed pool of
-//! [`KeyedState`]): the network of its last redemption (strings bounded).
+//! containing `reuse`, as Okta's `app.oauth2.as.token.detect_reuse`; `idp_reported_score`), or, once per token,
+//! when one refresh token is redeemed from two countries within `window_secs` (`two_countries_score`). Relays,
+//! carriers, in-flight links and proxy-flagged networks say nothing about where the client is and are skipped.
+//! State: per token, in a [`KeyedState`] bounded by `window_secs` of event time and a key cap (`max_keys`; tokens
+//! first seen unvouched live in its smaller claimed pool): the ASN, country, time and event id of its last
+//! redemption (strings bounded), and whether it was reported.
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, NetKind, SessionEvent, Ts};

@@ -1,15 +1,15 @@
 //! tool_drift: an agent workflow reaching an MCP server or tool it never used.
 //!
-//! In: tool calls and data reads of agents the runtime vouches for (`principal.kind` agent with a vouch), with the
-//! server reached (`resource.server`: OTel `server.address`, an MCP proxy's server) and the tool
-//! (`resource.object_id` of a tool). The baseline is the agent's workflow: every run of it shares one, whatever the
+//! In: tool calls of agents the runtime vouches for (`principal.kind` agent with a vouch), with the server reached
+//! (`resource.server`: OTel `server.address`, an MCP proxy's server) and the tool (`resource.object_id` of a
+//! tool), and `admin_change` events. The baseline is the agent's workflow: every run of it shares one, whatever the
 //! run id. Out: once the workflow is learned (more than `learn_runs` runs, a run being a job id, or `settle_secs`
-//! since first seen), one finding per new server (`server_score`: a prompt-injected or reconfigured
-//! agent reaching out to a server nobody set up for it) and per new tool on a known server or without one
-//! (`tool_score`). An `admin_change` naming the agent as its job (the agent platform's configuration audit) with a
-//! server announces it: known from then on. State per agent (in [`KeyedState`], event-time TTL and a key cap):
-//! first-seen time, runs seen and the latest run's digest, and at most `max_servers` servers and `max_tools` tools (the least recently seen
-//! forgotten first).
+//! since first seen), one finding per new server (`server_score`: a prompt-injected or reconfigured agent reaching
+//! out to a server nobody set up for it) and per new tool on a known server or without one (`tool_score`). An
+//! `admin_change` naming an agent already tracked as its job (the agent platform's configuration audit) with a
+//! server announces it: known from then on, without a finding. State: per agent, in a [`KeyedState`] bounded by an
+//! event-time TTL (`ttl_secs`) and a key cap (`max_keys`): first-seen time, runs seen and a digest of the latest
+//! run's id, and at most `max_servers` servers and `max_tools` tools (the least recently seen forgotten first).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, PrincipalKind, SessionEvent, Ts};

@@ -1,10 +1,11 @@
-//! The evidence store's tables: their Arrow schemas, the builders that append rows on the pipeline's thread, and
-//! the readers that turn stored rows back into events and decisions.
+//! The evidence store's tables: their Arrow schemas, how rows are recorded on the pipeline's thread and built into
+//! Arrow arrays, and the readers that turn stored rows back into events and decisions.
 //!
 //! In: correlated [`SessionEvent`]s, [`Finding`]s, [`Decision`]s and command outcomes and confirmations. Out:
 //! Arrow [`RecordBatch`]es with an explicit schema (times are UTC millisecond timestamps, counts are unsigned
 //! integers, lists are lists), and, read back, [`SessionEvent`]s and [`Decision`]s. State: the rows appended since
-//! the last [`Table::take`], in Arrow builders (bytes copied once, no per-row allocation).
+//! the last `take`: events as plain values in one reusable byte buffer ([`EventRows`]), findings and decisions in
+//! Arrow builders (bytes copied once, no per-row allocation).
 
 use crate::decide::Decision;
 use crate::detect::Finding;
@@ -237,50 +238,34 @@ fn utc() -> TimestampMillisecondBuilder {
     TimestampMillisecondBuilder::new().with_timezone("UTC")
 }
 
-/// Builders of the `events` table.
+/// One value of an `events` row, recorded on the pipeline's thread in schema order. A string is a range of
+/// [`EventRows`]' byte buffer; a list is a range of its items.
+#[derive(Clone, Copy, Debug)]
+enum Cell {
+    Null,
+    Str(u32, u32),
+    Time(i64),
+    Uint(u64),
+    Float(f64),
+    Bool(bool),
+    List(u32, u32),
+}
+
+/// Rows of the `events` table as the pipeline records them: every string copied into one byte buffer, every
+/// value a [`Cell`] in schema order (one cell per column, so row `r`'s column `j` is cell `r * columns + j`). [`EventRows::take`] turns them into Arrow arrays; the store does that on its
+/// writer's thread and hands the emptied buffers back, so the pipeline's thread neither allocates nor touches fresh
+/// memory per batch (fresh Arrow builders there cost a page fault per 4 KiB of every batch).
+#[derive(Default)]
 pub struct EventRows {
-    s: Vec<StringBuilder>,
-    times: [TimestampMillisecondBuilder; 2],
-    vouched_keys: ListBuilder<StringBuilder>,
-    domains: ListBuilder<StringBuilder>,
-    asn: UInt32Builder,
-    is_proxy: BooleanBuilder,
-    f: [Float64Builder; 3],
-    counts: [UInt64Builder; 2],
-    untrusted: BooleanBuilder,
+    /// Every string value, one after another.
+    bytes: String,
+    cells: Vec<Cell>,
+    /// The items of list values (ranges of `bytes`).
+    items: Vec<(u32, u32)>,
     rows: usize,
     /// The provenance label, formatted here without a new allocation per row.
     prov: String,
 }
-
-/// The string columns from `provenance` to `job_id` (then comes `client_id`, then the keys list).
-const EV_STR_BEFORE_KEYS: usize = 19;
-
-impl Default for EventRows {
-    fn default() -> Self {
-        EventRows {
-            s: (0..EV_STRS).map(|_| StringBuilder::new()).collect(),
-            times: [utc(), utc()],
-            vouched_keys: ListBuilder::new(StringBuilder::new()),
-            domains: ListBuilder::new(StringBuilder::new()),
-            asn: UInt32Builder::new(),
-            is_proxy: BooleanBuilder::new(),
-            f: [
-                Float64Builder::new(),
-                Float64Builder::new(),
-                Float64Builder::new(),
-            ],
-            counts: [UInt64Builder::new(), UInt64Builder::new()],
-            untrusted: BooleanBuilder::new(),
-            rows: 0,
-            prov: String::new(),
-        }
-    }
-}
-
-// string columns: event_id, the 19 from provenance to job_id, client_id, then ip, as_org, net_kind, city, country, user_agent,
-// device_id, app, object_type, object_id, server, destination, risk_level, risk_kind
-const EV_STRS: usize = 1 + EV_STR_BEFORE_KEYS + 1 + 14;
 
 impl EventRows {
     pub fn len(&self) -> usize {
@@ -290,68 +275,106 @@ impl EventRows {
         self.rows == 0
     }
 
+    /// Room for `rows` rows of typical size.
+    pub fn with_capacity(rows: usize) -> EventRows {
+        EventRows {
+            bytes: String::with_capacity(rows * 512),
+            cells: Vec::with_capacity(rows * 48),
+            items: Vec::with_capacity(rows * 2),
+            rows: 0,
+            prov: String::new(),
+        }
+    }
+
+    /// Forget the rows, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.cells.clear();
+        self.items.clear();
+        self.rows = 0;
+    }
+
+    /// A string's range in the byte buffer (bounded to [`MAX_VALUE_BYTES`]). A buffer past 4 GiB cannot be
+    /// addressed: the value is stored as null (the store sends a batch long before; see `batch_rows`).
+    fn range(&mut self, v: &str) -> Option<(u32, u32)> {
+        let v = crate::state::bounded_to(v, MAX_VALUE_BYTES);
+        let start = u32::try_from(self.bytes.len()).ok()?;
+        let end = u32::try_from(self.bytes.len() + v.len()).ok()?;
+        self.bytes.push_str(&v);
+        Some((start, end))
+    }
+
+    fn s(&mut self, v: Option<&str>) {
+        let c = match v.and_then(|v| self.range(v)) {
+            Some((a, b)) => Cell::Str(a, b),
+            None => Cell::Null,
+        };
+        self.cells.push(c);
+    }
+
+    fn list<'a>(&mut self, it: impl IntoIterator<Item = &'a str>) {
+        let from = self.items.len();
+        // at most 64 items of a list, each bounded
+        for v in it.into_iter().take(64) {
+            if let Some(r) = self.range(v) {
+                self.items.push(r);
+            }
+        }
+        let c = match (u32::try_from(from), u32::try_from(self.items.len())) {
+            (Ok(a), Ok(b)) => Cell::List(a, b),
+            _ => Cell::Null,
+        };
+        self.cells.push(c);
+    }
+
+    fn uint(&mut self, v: Option<u64>) {
+        self.cells.push(v.map_or(Cell::Null, Cell::Uint));
+    }
+
+    fn float(&mut self, v: Option<f64>) {
+        self.cells.push(v.map_or(Cell::Null, Cell::Float));
+    }
+
+    fn bool(&mut self, v: Option<bool>) {
+        self.cells.push(v.map_or(Cell::Null, Cell::Bool));
+    }
+
+    /// Record one event, its values in the order of the `events` schema.
     pub fn push(&mut self, ev: &SessionEvent<'_>) {
         let p = &ev.principal;
         let k = &ev.session;
         let n = &ev.network;
         let r = &ev.resource;
-        use std::fmt::Write as _;
-        self.prov.clear();
-        let _ = write!(self.prov, "{}", ev.provenance);
-        let prov = self.prov.as_str();
-        let vouch_family = p.vouched_by.as_ref().map(|v| family_str(v.family));
-        let firsts: [Option<&str>; 20] = [
-            Some(ev.event_id.as_str()),
-            Some(prov),
-            Some(ev.source.vendor.as_str()),
-            Some(ev.source.format.as_str()),
-            Some(family_str(ev.source.family)),
-            Some(category_str(ev.category)),
-            ev.action.as_deref(),
-            Some(outcome_str(ev.outcome)),
-            p.key(),
-            p.id.as_deref(),
-            p.email.as_deref(),
-            p.display_name.as_deref(),
-            Some(kind_str(p.kind)),
-            p.vouched_by.as_ref().map(|v| v.vendor.as_str()),
-            vouch_family,
-            p.on_behalf_of.as_deref(),
-            k.token_id.as_deref(),
-            k.session_id.as_deref(),
-            k.root_session_id.as_deref(),
-            k.job_id.as_deref(),
-        ];
         let g = n.geo.as_ref();
-        let rest: [Option<&str>; 14] = [
-            n.ip.as_deref(),
-            n.as_org.as_deref(),
-            n.kind.map(NetKind::as_str),
-            g.and_then(|g| g.city.as_deref()),
-            g.and_then(|g| g.country.as_deref()),
-            n.user_agent.as_deref(),
-            n.device_id.as_deref(),
-            r.app.as_deref(),
-            r.object_type.as_deref(),
-            r.object_id.as_deref(),
-            r.server.as_deref(),
-            r.destination.as_deref(),
-            ev.risk.as_ref().map(|x| x.level.as_str()),
-            ev.risk.as_ref().map(|x| x.kind.as_str()),
-        ];
-        // client_id is the 20th string before the keys list
-        let all = firsts
-            .iter()
-            .copied()
-            .chain(std::iter::once(k.client_id.as_deref()))
-            .chain(rest.iter().copied());
-        for (b, v) in self.s.iter_mut().zip(all) {
-            opt(b, v);
-        }
-        self.times[0].append_value(clamp(ev.event_time));
-        self.times[1].append_value(clamp(ev.ingest_time));
-        strs(
-            &mut self.vouched_keys,
+        use std::fmt::Write as _;
+        let mut prov = std::mem::take(&mut self.prov);
+        prov.clear();
+        let _ = write!(prov, "{}", ev.provenance);
+        self.s(Some(ev.event_id.as_str()));
+        self.cells.push(Cell::Time(clamp(ev.event_time)));
+        self.cells.push(Cell::Time(clamp(ev.ingest_time)));
+        self.s(Some(&prov));
+        self.prov = prov;
+        self.s(Some(ev.source.vendor.as_str()));
+        self.s(Some(ev.source.format.as_str()));
+        self.s(Some(family_str(ev.source.family)));
+        self.s(Some(category_str(ev.category)));
+        self.s(ev.action.as_deref());
+        self.s(Some(outcome_str(ev.outcome)));
+        self.s(p.key());
+        self.s(p.id.as_deref());
+        self.s(p.email.as_deref());
+        self.s(p.display_name.as_deref());
+        self.s(Some(kind_str(p.kind)));
+        self.s(p.vouched_by.as_ref().map(|v| v.vendor.as_str()));
+        self.s(p.vouched_by.as_ref().map(|v| family_str(v.family)));
+        self.s(p.on_behalf_of.as_deref());
+        self.s(k.token_id.as_deref());
+        self.s(k.session_id.as_deref());
+        self.s(k.root_session_id.as_deref());
+        self.s(k.job_id.as_deref());
+        self.s(k.client_id.as_deref());
+        self.list(
             [
                 (Keys::TOKEN, "token_id"),
                 (Keys::SESSION, "session_id"),
@@ -362,66 +385,205 @@ impl EventRows {
             .filter(|(b, _)| k.vouched.has(*b))
             .map(|(_, n)| n),
         );
-        strs(&mut self.domains, r.domains.iter().map(|d| d.as_str()));
-        self.asn.append_option(n.asn);
-        self.is_proxy.append_option(n.is_proxy);
-        self.f[0].append_option(g.map(|g| g.lat));
-        self.f[1].append_option(g.map(|g| g.lon));
-        self.f[2].append_option(g.and_then(|g| g.accuracy_radius_km));
-        self.counts[0].append_option(r.bytes);
-        self.counts[1].append_option(r.records);
-        self.untrusted.append_value(ev.location_untrusted);
+        self.s(n.ip.as_deref());
+        self.uint(n.asn.map(u64::from));
+        self.s(n.as_org.as_deref());
+        self.bool(n.is_proxy);
+        self.s(n.kind.map(NetKind::as_str));
+        self.float(g.map(|g| g.lat));
+        self.float(g.map(|g| g.lon));
+        self.s(g.and_then(|g| g.city.as_deref()));
+        self.s(g.and_then(|g| g.country.as_deref()));
+        self.float(g.and_then(|g| g.accuracy_radius_km));
+        self.s(n.user_agent.as_deref());
+        self.s(n.device_id.as_deref());
+        self.s(r.app.as_deref());
+        self.s(r.object_type.as_deref());
+        self.s(r.object_id.as_deref());
+        self.list(r.domains.iter().map(|d| d.as_str()));
+        self.s(r.server.as_deref());
+        self.s(r.destination.as_deref());
+        self.uint(r.bytes);
+        self.uint(r.records);
+        self.bool(Some(ev.location_untrusted));
+        self.s(ev.risk.as_ref().map(|x| x.level.as_str()));
+        self.s(ev.risk.as_ref().map(|x| x.kind.as_str()));
         self.rows += 1;
     }
 
-    /// The rows appended so far as one batch; the builders start empty again.
+    /// The rows recorded so far as one batch; the buffers are emptied (and kept).
     pub fn take(&mut self) -> Result<RecordBatch, ArrowError> {
-        // the next batch's string builders start at this one's size, so they do not grow by doubling again
-        let rows = self.rows;
-        let mut s = self.s.iter_mut().map(|b| {
-            let bytes = b.values_slice().len();
-            let mut full =
-                std::mem::replace(b, StringBuilder::with_capacity(rows, bytes + bytes / 8));
-            Arc::new(full.finish()) as ArrayRef
-        });
-        let mut next = || {
-            s.next()
-                .ok_or_else(|| ArrowError::SchemaError("column".into()))
-        };
-        let mut cols: Vec<ArrayRef> = Vec::with_capacity(48);
-        cols.push(next()?); // event_id
-        cols.push(Arc::new(self.times[0].finish()));
-        cols.push(Arc::new(self.times[1].finish()));
-        for _ in 0..EV_STR_BEFORE_KEYS + 1 {
-            cols.push(next()?); // provenance .. client_id
+        let all: Vec<u32> = (0..self.rows as u32).collect();
+        let b = self.build(&all);
+        self.clear();
+        b
+    }
+
+    /// The rows recorded so far as one batch per hour of event time (hour start in ms, ascending); the buffers
+    /// are emptied (and kept).
+    pub fn take_by_hour(&mut self) -> Result<Vec<(i64, RecordBatch)>, ArrowError> {
+        let w = TableKind::Events.schema().fields().len();
+        // rows come nearly in time order: a batch spans one or two hours, late sources add a few more
+        let mut hours: Vec<(i64, Vec<u32>)> = Vec::new();
+        for r in 0..self.rows {
+            let t = match self.cells.get(r * w + EVENT_TIME) {
+                Some(Cell::Time(t)) => *t,
+                c => {
+                    return Err(ArrowError::SchemaError(format!(
+                        "events: event_time got {c:?}"
+                    )))
+                }
+            };
+            let h = t.div_euclid(3_600_000) * 3_600_000;
+            match hours.iter_mut().rev().find(|(x, _)| *x == h) {
+                Some((_, rows)) => rows.push(r as u32),
+                None => hours.push((h, vec![r as u32])),
+            }
         }
-        cols.push(Arc::new(self.vouched_keys.finish()));
-        cols.push(next()?); // ip
-        cols.push(Arc::new(self.asn.finish()));
-        cols.push(next()?); // as_org
-        cols.push(Arc::new(self.is_proxy.finish()));
-        cols.push(next()?); // net_kind
-        cols.push(Arc::new(self.f[0].finish()));
-        cols.push(Arc::new(self.f[1].finish()));
-        cols.push(next()?); // city
-        cols.push(next()?); // country
-        cols.push(Arc::new(self.f[2].finish()));
-        for _ in 0..5 {
-            cols.push(next()?); // user_agent, device_id, app, object_type, object_id
+        hours.sort_unstable_by_key(|(h, _)| *h);
+        let out = hours
+            .into_iter()
+            .map(|(h, rows)| Ok((h, self.build(&rows)?)))
+            .collect();
+        self.clear();
+        out
+    }
+
+    /// A batch of these rows, built column by column.
+    fn build(&self, rows: &[u32]) -> Result<RecordBatch, ArrowError> {
+        let schema = TableKind::Events.schema();
+        let w = schema.fields().len();
+        if self.cells.len() != self.rows * w {
+            return Err(ArrowError::SchemaError(format!(
+                "events: {} values for {} rows of {w} columns",
+                self.cells.len(),
+                self.rows
+            )));
         }
-        let (server, destination) = (next()?, next()?);
-        cols.push(Arc::new(self.domains.finish()));
-        cols.push(server);
-        cols.push(destination);
-        cols.push(Arc::new(self.counts[0].finish()));
-        cols.push(Arc::new(self.counts[1].finish()));
-        cols.push(Arc::new(self.untrusted.finish()));
-        cols.push(next()?); // risk_level
-        cols.push(next()?); // risk_kind
-        self.rows = 0;
-        RecordBatch::try_new(TableKind::Events.schema(), cols)
+        let cols = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(j, f)| self.column(rows, w, j, f))
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(schema, cols)
+    }
+
+    fn text(&self, a: u32, b: u32, f: &Field) -> Result<&str, ArrowError> {
+        self.bytes
+            .get(a as usize..b as usize)
+            .ok_or_else(|| ArrowError::SchemaError(format!("events: {} out of range", f.name())))
+    }
+
+    /// Column `j` of these rows.
+    fn column(&self, rows: &[u32], w: usize, j: usize, f: &Field) -> Result<ArrayRef, ArrowError> {
+        let cells = rows.iter().map(|&r| self.cells.get(r as usize * w + j));
+        let bad =
+            |c: Option<&Cell>| ArrowError::SchemaError(format!("events: {} got {c:?}", f.name()));
+        let n = rows.len();
+        Ok(match f.data_type() {
+            DataType::Utf8 => {
+                let bytes = cells
+                    .clone()
+                    .map(|c| match c {
+                        Some(Cell::Str(a, b)) => b.saturating_sub(*a) as usize,
+                        _ => 0,
+                    })
+                    .sum();
+                let mut b = StringBuilder::with_capacity(n, bytes);
+                for c in cells {
+                    match c {
+                        Some(Cell::Str(x, y)) => b.append_value(self.text(*x, *y, f)?),
+                        Some(Cell::Null) => b.append_null(),
+                        c => return Err(bad(c)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::List(_) => {
+                let mut b = ListBuilder::with_capacity(StringBuilder::new(), n);
+                for c in cells {
+                    match c {
+                        Some(Cell::List(x, y)) => {
+                            let items =
+                                self.items.get(*x as usize..*y as usize).unwrap_or_default();
+                            for &(p, q) in items {
+                                b.values().append_value(self.text(p, q, f)?);
+                            }
+                            b.append(true);
+                        }
+                        Some(Cell::Null) => b.append(true),
+                        c => return Err(bad(c)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+                for c in cells {
+                    match c {
+                        Some(Cell::Time(t)) => b.append_value(*t),
+                        c => return Err(bad(c)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::UInt32 => {
+                let mut b = UInt32Builder::with_capacity(n);
+                for c in cells {
+                    match c {
+                        Some(Cell::Uint(v)) => b.append_option(u32::try_from(*v).ok()),
+                        Some(Cell::Null) => b.append_null(),
+                        c => return Err(bad(c)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::UInt64 => {
+                let mut b = UInt64Builder::with_capacity(n);
+                for c in cells {
+                    match c {
+                        Some(Cell::Uint(v)) => b.append_value(*v),
+                        Some(Cell::Null) => b.append_null(),
+                        c => return Err(bad(c)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Float64 => {
+                let mut b = Float64Builder::with_capacity(n);
+                for c in cells {
+                    match c {
+                        Some(Cell::Float(v)) => b.append_value(*v),
+                        Some(Cell::Null) => b.append_null(),
+                        c => return Err(bad(c)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Boolean => {
+                let mut b = BooleanBuilder::with_capacity(n);
+                for c in cells {
+                    match c {
+                        Some(Cell::Bool(v)) => b.append_value(*v),
+                        Some(Cell::Null) => b.append_null(),
+                        c => return Err(bad(c)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            other => {
+                return Err(ArrowError::SchemaError(format!(
+                    "events: column {} of type {other} has no builder",
+                    f.name()
+                )))
+            }
+        })
     }
 }
+
+/// The position of `event_time` in the `events` schema (checked by a test).
+const EVENT_TIME: usize = 1;
 
 fn family_str(f: Family) -> &'static str {
     match f {
@@ -1049,6 +1211,10 @@ mod tests {
 
     #[test]
     fn times_are_utc_timestamps_not_strings() {
+        assert_eq!(
+            TableKind::Events.schema().index_of("event_time").unwrap(),
+            EVENT_TIME
+        );
         for t in TableKind::ALL {
             let s = t.schema();
             let f = s.field_with_name(t.time_column()).unwrap();

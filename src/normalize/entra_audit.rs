@@ -5,6 +5,7 @@
 //! In: one audit record. Out: one event: `token_revoked` for session and token revocations ("Revoke sign-in
 //! sessions", "Invalidate all refresh tokens …" — the confirmation a revocation took effect), `admin_change`
 //! otherwise. Principal: the initiating user (human) or app (service); the first target is the resource.
+//! State: none.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;

@@ -1,12 +1,13 @@
 //! Microsoft Entra ID sign-in logs: the Graph `signIn` resource, and the Azure Monitor diagnostic row
 //! (`category` `SignInLogs`, `NonInteractiveUserSignInLogs`, `ServicePrincipalSignInLogs`,
-//! `ManagedIdentitySignInLogs` … — any category ending in `SignInLogs` — with the sign-in in `properties`) that Event Hubs exports deliver inside `{"records":…}`.
+//! `ManagedIdentitySignInLogs` … — any category ending in `SignInLogs` — with the sign-in in `properties`) that
+//! Event Hubs exports deliver inside `{"records":…}`.
 //!
 //! In: one sign-in. Out: one event. Interactive user sign-ins are `login`; non-interactive ones are
 //! `token_refreshed`; service-principal and managed-identity sign-ins are `token_issued` by a service.
 //! Token id: `uniqueTokenIdentifier`; session: `sessionId`; geo from `location.geoCoordinates`.
 //! A non-interactive row of a confidential client (one with a client credential, or a service principal's) carries
-//! the IP where the token was issued, not the caller's: such events are marked `location_untrusted`.
+//! the IP where the token was issued, not the caller's: such events are marked `location_untrusted`. State: none.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;

@@ -1,9 +1,10 @@
 //! GitHub audit log (organization and enterprise; REST API and streaming JSON), including `api.request` events.
 //!
 //! In: one entry. Out: one event. Principal: `actor` (the login); token id: `hashed_token` (GitHub's
-//! SHA-256 of the token, never the token), else `token_id`; IP: `actor_ip`; user agent: `user_agent`.
-//! `api.request` and git operations are data access, `*.download*`/`git.clone` exports, token and OAuth
-//! grants/revocations map to token categories, other org/repo/business changes to `admin_change`.
+//! SHA-256 of the token, never the token), else `token_id`; OAuth client: `oauth_application_id`; IP: `actor_ip`;
+//! user agent: `user_agent`. `api.request` (by method) and `git.fetch`/`git.push` are data access,
+//! `git.clone`/`repo.download_zip` exports, token and OAuth grants/revocations map to token categories,
+//! `user.login`/`user.logout` to login and session end, everything else to `admin_change`. State: none.
 
 use super::{parse_config, ConfigError, Context, Loose, NormalizeError, Normalizer, Probe};
 use crate::event::*;

@@ -3,6 +3,7 @@
 //! In: one activity (its `events` is an array in the API, a single object in some exporters). Out: one session
 //! event per inner event. Principal: `actor.email`; app: `id.applicationName`; OAuth client from the `client_id`
 //! parameter; Drive documents from `doc_id`/`doc_type`. Reports carry an IP but no geo and no session id.
+//! State: none.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;

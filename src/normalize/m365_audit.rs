@@ -5,8 +5,9 @@
 //!
 //! In: one record. Out: one event. Principal: `UserId` (human for user types 0–3, service for system,
 //! application and service-principal types); IP: `ClientIP`/`ActorIpAddress` without the port M365 appends;
-//! session: `SessionId`, `AppAccessContext.AADSessionId`, or the `SessionId` device property of logons; user
-//! agent from `UserAgent`, `ClientInfoString` or the `UserAgent` extended property.
+//! session: `SessionId`, else the `SessionId` extended or device property of logons, else
+//! `AppAccessContext.AADSessionId`; token id: `AppAccessContext.UniqueTokenId`; user agent from `UserAgent`,
+//! `ClientInfoString` or the `UserAgent` extended property. State: none.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;

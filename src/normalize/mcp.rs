@@ -6,7 +6,7 @@
 //! `request` optional), or a bare `{"jsonrpc":"2.0","method":…}` message. Out: one event: `tools/call` is a
 //! tool call (the tool name is the object), `resources/read` and `prompts/get` read data, anything else is
 //! `other` with the method as action. Outcome from the response (`error`, or `result.isError`). Without a
-//! timestamp the ingest time is used.
+//! timestamp the ingest time is used. State: none.
 
 use super::{parse_config, ConfigError, Context, Loose, NormalizeError, Normalizer, Probe};
 use crate::event::*;

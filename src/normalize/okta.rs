@@ -3,7 +3,7 @@
 //! In: one System Log event. Out: one session event. Sessions: `authenticationContext.externalSessionId`
 //! (root: `rootSessionId`); token id: the `id` of an `access_token`/`refresh_token`/`id_token` target (Okta puts the
 //! token's jti there, never the token); OAuth client: `client.id`; geo, ASN and proxy flag from `client` and
-//! `securityContext`; device from `device.id` or `debugContext.debugData.dtHash`/`deviceFingerprint`.
+//! `securityContext`; device from `device.id` or `debugContext.debugData.dtHash`/`deviceFingerprint`. State: none.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;

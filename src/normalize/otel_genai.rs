@@ -1,9 +1,9 @@
 //! OpenTelemetry GenAI spans in OTLP/JSON: `{"resourceSpans":[…]}` batches and single span objects.
 //!
-//! In: one batch or span. Out: one session event per span. Attributes read (standard first, then Quench's own
-//! for what the conventions do not cover):
-//! - operation: `gen_ai.operation.name` (`execute_tool` → `tool_call`, `invoke_agent` → `agent_invoke`,
-//!   `chat`/`text_completion`/`generate_content`/`embeddings` → `model_call`);
+//! In: one batch or span. Out: one session event per span. State: none. Attributes read (standard first, then
+//! Quench's own for what the conventions do not cover):
+//! - operation: `gen_ai.operation.name` (`execute_tool` → `tool_call`, `invoke_agent`/`create_agent` →
+//!   `agent_invoke`, `chat`/`text_completion`/`generate_content`/`embeddings` → `model_call`);
 //! - principal: `gen_ai.agent.id` (kind agent, name from `gen_ai.agent.name`); `enduser.id` is kept as
 //!   `principal.on_behalf_of`, never as the actor (an agent cannot make its own behaviour a person's);
 //! - job: the configured attribute (default `gen_ai.conversation.id`);
@@ -19,7 +19,7 @@
 //! start time takes the ingest time; one without trace/span ids gets an id from where it was read.
 //!
 //! Trust: a span with `gen_ai.agent.id` vouches for the agent and the job, token and session it names (the runtime
-//! is authoritative for its own agents); a span without one vouches for nothing. State: none.
+//! is authoritative for its own agents); a span without one vouches for nothing.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;

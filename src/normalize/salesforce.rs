@@ -6,7 +6,7 @@
 //! `SessionKey` (root: `LoginKey`); geo from `LoginLatitude`/`LoginLongitude`; records from `RowsProcessed`; the
 //! destination of an export is the integration that received it (`ConnectedAppId`, else `Client`, else
 //! `Application`).
-//! The object type is `attributes.type` when present, else inferred from its fields.
+//! The object type is `attributes.type` when present, else inferred from its fields. State: none.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;

@@ -1,8 +1,10 @@
 //! Slack Audit Logs API entries (Enterprise Grid).
 //!
 //! In: one entry. Out: one event. Principal: `actor.user` (e-mail, id); network: `context.ip_address`,
-//! `context.ua`; session: `context.session_id`; the user an admin acted on: `entity.user` (e-mail, else id). `user_login` is a login, `user_logout` and admin session resets
-//! end sessions, `file_downloaded` is an export, `anomaly` entries are kept as `other` with Slack's reason.
+//! `context.ua`; session: `context.session_id`; the user an admin acted on: `entity.user` (e-mail, else id).
+//! `user_login` is a login; `user_logout`, `user_session_invalidated` and admin session resets end sessions;
+//! `file_downloaded`, `file_shared` and `file_public_link_created` are exports; `anomaly` entries are kept as
+//! `other` with an unknown outcome. State: none.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;

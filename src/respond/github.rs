@@ -1,12 +1,12 @@
 //! GitHub (Enterprise Cloud organizations with SAML SSO): cut a user's tokens off from the organization.
 //!
 //! In: `revoke_token` / `terminate_session` decisions about a GitHub user (the principal is their login, as
-//! GitHub's audit log names them). Out: `GET {base_url}/orgs/{org}/credential-authorizations?login={login}`, then
-//! `DELETE {base_url}/orgs/{org}/credential-authorizations/{credential_id}` for each of the user's token
-//! authorizations (personal access tokens, OAuth app and GitHub app tokens; SSH keys too with
-//! `include_ssh_keys`). A token whose SSO authorization is removed can no longer reach the organization's
+//! GitHub's audit log names them). Out: `GET {base_url}/orgs/{org}/credential-authorizations?login={login}` (100
+//! a page, at most ten pages), then `DELETE {base_url}/orgs/{org}/credential-authorizations/{credential_id}` for
+//! each of the user's token authorizations (personal access tokens, OAuth app and GitHub app tokens; SSH keys too
+//! with `include_ssh_keys`). A token whose SSO authorization is removed can no longer reach the organization's
 //! resources until the user authorizes it again through the IdP. An authorization that names another login is
-//! never touched, whatever the server answers.
+//! never touched, whatever the server answers. State: none.
 //!
 //! GitHub's token revocation endpoints (`DELETE /applications/{client_id}/token`, `POST /credentials/revoke`)
 //! take the raw token, which no audit log carries (only `hashed_token`), so this is the route that works from

@@ -1,9 +1,16 @@
-//! Google Workspace (Admin SDK Directory API): sign a user out of every web and device session.
+//! Google Workspace (Admin SDK Directory API): sign a user out of every web and device session, or revoke their
+//! tokens for one OAuth client.
 //!
-//! In: `terminate_session` / `revoke_token` decisions. Out: `POST {base_url}/admin/directory/v1/users/{userKey}/signOut`
-//! (the user's primary e-mail as `userKey`), with a bearer token and no body; success is 204. Credentials: an access
-//! token with the `admin.directory.user.security` scope, minted by your deployment (a service account with
-//! domain-wide delegation) into the environment variable named by `access_token_env`.
+//! In: `terminate_session` / `revoke_token` decisions. Out: by the method configured per action (`revoke_token` /
+//! `terminate_session` keys, `sign_out` by default for both):
+//! - `sign_out`: `POST {base_url}/admin/directory/v1/users/{userKey}/signOut` with no body; success is 204;
+//! - `client_tokens`: `DELETE {base_url}/admin/directory/v1/users/{userKey}/tokens/{clientId}`: the user's tokens
+//!   for the OAuth client `client_id` (required with this method).
+//!
+//! `userKey` is the user's e-mail: the principal id Google's own log vouched for when it is one, else the e-mail an
+//! IdP vouched for. Every request carries a bearer token. State: none. Credentials: an access token with the
+//! `admin.directory.user.security` scope, minted by your deployment (a service account with domain-wide
+//! delegation) into the environment variable named by `access_token_env`.
 
 use super::address;
 use super::{

@@ -1,6 +1,6 @@
 //! Okta: end a user's sessions and tokens, in the way configured per action.
 //!
-//! In: `revoke_token` / `terminate_session` decisions. Out, by method (`revoke_token` / `terminate_session` keys):
+//! In: `revoke_token` / `terminate_session` decisions. Out: by method (`revoke_token` / `terminate_session` keys):
 //! - `user_sessions`: `DELETE {base_url}/api/v1/users/{userId}/sessions?oauthTokens=true`: every session and every
 //!   OAuth token of the user (204). The default for both actions.
 //! - `session`: `DELETE {base_url}/api/v1/sessions/{sessionId}`: only the Okta session the decision names (204);
@@ -10,7 +10,7 @@
 //! - `universal_logout`: `POST {base_url}/oauth2/v1/global-token-revocation` with `{"sub_id": {"format":
 //!   "opaque", "id": userId}}`: Universal Logout, which also signs the user out of apps that support it (204).
 //!
-//! The user is the decision's Okta user id, else its e-mail/login (Universal Logout needs the id).
+//! The user is the decision's Okta user id, else its e-mail/login (Universal Logout needs the id). State: none.
 //! Credentials: an API token (`Authorization: SSWS …`) from the environment variable `api_token_env`.
 
 use super::address;

@@ -4,6 +4,7 @@
 //! ?q=SELECT Id FROM AuthSession WHERE …` (by the decision's Salesforce user id `005…`, else by `Users.Username`,
 //! which is the e-mail-shaped login), then `DELETE …/sobjects/AuthSession/{Id}` for each session found (204 each).
 //! Deleting a session logs it out of the UI and the API. No session found is success with nothing to do.
+//! State: none.
 //!
 //! Quench never holds a user's raw OAuth token (audit logs do not carry one), so the documented
 //! `POST /services/oauth2/revoke` form (`token=…`) has nothing to send; session deletion is the route that works

@@ -6,9 +6,10 @@
 //! - `POST {base_url}/admin.users.session.invalidate` with form `team_id=…&session_id=…`: the one session a
 //!   `revoke_token` decision names, when `team_id` is configured and the session id is Slack's (numeric).
 //!
-//! The user is the decision's Slack user id (`U…`/`W…`, from Slack's own audit logs); otherwise it is looked up by
-//! e-mail with `GET {base_url}/users.lookupByEmail?email=…` (needs `users:read.email`). Slack answers HTTP 200 with
-//! `{"ok": false, "error": …}` when it refuses; that is a failure, retryable only for Slack's transient errors.
+//! State: none. The user is the decision's Slack user id (`U…`/`W…`, from Slack's own audit logs); otherwise it is
+//! looked up by the e-mail an IdP vouched for with `GET {base_url}/users.lookupByEmail?email=…` (needs
+//! `users:read.email`). Slack answers HTTP 200 with `{"ok": false, "error": …}` when it refuses; that is a failure,
+//! retryable only for Slack's transient errors.
 //!
 //! Credentials: a user token with `admin.users:write` from the environment variable `token_env`, sent as
 //! `Authorization: Bearer` (how Slack reads it). Slack's published OpenAPI declares the token as a header named

@@ -7,8 +7,9 @@
 //! - `Idempotency-Key`: the command id, `{decision_id}.{target name}`: the same for every retry and after a
 //!   restart, so a receiver can drop a repeated delivery.
 //!
-//! A receiver verifies by recomputing the HMAC over the timestamp, a dot and the raw body, comparing in constant
-//! time, and rejecting timestamps older than a few minutes. Secret: environment variable `secret_env`.
+//! State: none. A receiver verifies by recomputing the HMAC over the timestamp, a dot and the raw body, comparing
+//! in constant time, and rejecting timestamps older than a few minutes. Secret: environment variable `secret_env`
+//! (at least 16 bytes).
 
 use super::{check, parse_base, secret_from_env, BoxFuture, RespondError, Responder};
 use crate::decide::Decision;
