@@ -1,8 +1,9 @@
-//! The commands: `demo`, `replay`, `normalize`, `simulate`, `eval`, `explain`, `session` and `backtest` (and the
-//! parts `run` shares with them).
+//! The commands: `demo`, `replay`, `normalize`, `simulate`, `eval`, `explain`, `session`, `backtest` and `ocsf`
+//! (and the parts `run` shares with them: the Kafka loop with the outbox, the metrics endpoint).
 //!
-//! In: files, stdin or an embedded Kafka cluster. Out: decision records, unified events, summaries.
-//! State: none beyond the pipeline each command builds.
+//! In: files, stdin, an embedded Kafka cluster or the evidence store. Out: decision records, unified events,
+//! simulated traffic, reports, audit trails, OCSF findings, summaries. State: none beyond the pipeline each
+//! command builds.
 
 pub mod backtest;
 pub mod eval;

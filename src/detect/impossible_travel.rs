@@ -97,7 +97,8 @@ struct Place {
     acc: f64,
     time: Ts,
     ip: Option<Box<str>>,
-    /// (session, device) pairs seen at this place, for the same-device guard (at most four).
+    /// The (session, device) pair of the event that recorded this place (when it had both), for the same-device
+    /// guard.
     seen: Vec<(Box<str>, Box<str>)>,
     name: Box<str>,
     event_id: Box<str>,

@@ -1,9 +1,12 @@
 //! Respond: send revocation commands for decisions to the IdP/SaaS APIs.
 //!
 //! In: [`Decision`]s whose action some configured target handles. Out: HTTP requests to those targets, and one
-//! [`Delivery`] report per (decision, target). State: per-process counters; nothing per event.
+//! [`Delivery`] report per (decision, target). State: per target, its rate limiter and revocation budget; the
+//! deliveries in flight (one task per decision and target); nothing per event.
 //! Each target runs independently on the async runtime: timeouts, retries with exponential backoff for errors a
-//! retry can help, and a dry run (logged, not sent) when no target is configured. Ingestion never waits on it.
+//! retry can help, and a dry run (logged, not sent) when no target is configured. [`Dispatcher::dispatch`]
+//! (`replay --dispatch`) returns at once, each delivery being its own task; in `run`, decisions become commands
+//! on a topic that the [`outbox`] loop delivers, so the consumer waits only for the broker to take them.
 //! An error is reported (logged, and in the [`Delivery`]) only as [`error_text`] makes it: the target's credentials
 //! redacted from the whole text, then cut to 300 bytes, then its control characters escaped.
 
