@@ -169,6 +169,11 @@ pub struct EvidenceStats {
 /// row groups of `batch_rows`.
 const EVENT_CHUNK: usize = 512;
 
+/// A chunk also goes when its strings reach this many bytes: values are chosen by whoever writes the logs (each
+/// kept to 2 KiB, a list to 64 of them), so rows of forged maximal values would otherwise make a 512-row chunk
+/// some 180 MB, and every queued and spare chunk as much. A returned buffer keeps at most twice this.
+const EVENT_CHUNK_BYTES: usize = 4 << 20;
+
 /// The pipeline's handle on the store.
 pub struct Evidence {
     tx: Option<SyncSender<Msg>>,
@@ -287,7 +292,9 @@ impl Evidence {
 
     pub fn event(&mut self, ev: &SessionEvent<'_>) {
         self.events.push(ev);
-        if self.events.len() >= self.batch_rows.min(EVENT_CHUNK) {
+        if self.events.len() >= self.batch_rows.min(EVENT_CHUNK)
+            || self.events.bytes_len() >= EVENT_CHUNK_BYTES
+        {
             self.send_events();
         }
     }
@@ -545,6 +552,7 @@ impl Writer {
                         }
                         Err(e) => self.write_batch(TableKind::Events, Err(e)),
                     }
+                    rows.shrink_to(2 * EVENT_CHUNK_BYTES);
                     let _ = self.spare.try_send(rows);
                 }
                 Msg::Commands(rows) => {
@@ -996,6 +1004,30 @@ mod tests {
         }
         back.sort_by(|a, b| a.event_id.as_str().cmp(b.event_id.as_str()));
         assert_eq!(back, sent);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Values are the log writers' choice: a run of events with maximal values goes to the writer by bytes, not
+    /// only every 512 rows, so what waits on the pipeline's side stays a few MB.
+    #[test]
+    fn events_of_huge_forged_values_leave_in_small_chunks() {
+        let dir = tmp();
+        let mut e = Evidence::open(&EvidenceConfig::default(), &dir).unwrap();
+        // each row keeps about 43 KB (21 values cut to 2 KiB): 150 rows would be 6.4 MB in one 512-row chunk
+        let big = "x".repeat(3_000);
+        let mut peak = 0;
+        for i in 0..150 {
+            let mut x = ev(&format!("e{i:03}"), T0 + i);
+            x.network.user_agent = Some(crate::event::Text::Owned(big.clone().into()));
+            x.resource.domains = (0..20)
+                .map(|j| crate::event::Text::Owned(format!("{j}{big}").into()))
+                .collect();
+            e.event(&x);
+            peak = peak.max(e.events.bytes_len());
+        }
+        assert!(peak < EVENT_CHUNK_BYTES, "{peak} bytes waited in one chunk");
+        e.close(None).unwrap();
+        assert_eq!(ids(&dir).len(), 150);
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -286,6 +286,19 @@ impl EventRows {
         }
     }
 
+    /// The bytes of string values recorded.
+    pub fn bytes_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Give back memory beyond `bytes` of string values (and the same share of cells), so a buffer that once held
+    /// huge values does not keep their size.
+    pub fn shrink_to(&mut self, bytes: usize) {
+        self.bytes.shrink_to(bytes);
+        self.cells.shrink_to(bytes / 16);
+        self.items.shrink_to(bytes / 64);
+    }
+
     /// Forget the rows, keeping the buffers.
     pub fn clear(&mut self) {
         self.bytes.clear();
