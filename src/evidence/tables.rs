@@ -543,46 +543,55 @@ impl EventRows {
             }
             DataType::UInt32 => {
                 let mut b = UInt32Builder::with_capacity(n);
-                for c in cells {
-                    match c {
-                        Some(Cell::Uint(v)) => b.append_option(u32::try_from(*v).ok()),
-                        Some(Cell::Null) => b.append_null(),
-                        c => return Err(bad(c)),
+                let uint = |c: &Cell| {
+                    if let Cell::Uint(v) = c {
+                        Some(*v)
+                    } else {
+                        None
                     }
-                }
+                };
+                each(
+                    cells,
+                    uint,
+                    |v| b.append_option(v.and_then(|v| u32::try_from(v).ok())),
+                    &bad,
+                )?;
                 Arc::new(b.finish())
             }
             DataType::UInt64 => {
                 let mut b = UInt64Builder::with_capacity(n);
-                for c in cells {
-                    match c {
-                        Some(Cell::Uint(v)) => b.append_value(*v),
-                        Some(Cell::Null) => b.append_null(),
-                        c => return Err(bad(c)),
+                let uint = |c: &Cell| {
+                    if let Cell::Uint(v) = c {
+                        Some(*v)
+                    } else {
+                        None
                     }
-                }
+                };
+                each(cells, uint, |v| b.append_option(v), &bad)?;
                 Arc::new(b.finish())
             }
             DataType::Float64 => {
                 let mut b = Float64Builder::with_capacity(n);
-                for c in cells {
-                    match c {
-                        Some(Cell::Float(v)) => b.append_value(*v),
-                        Some(Cell::Null) => b.append_null(),
-                        c => return Err(bad(c)),
+                let float = |c: &Cell| {
+                    if let Cell::Float(v) = c {
+                        Some(*v)
+                    } else {
+                        None
                     }
-                }
+                };
+                each(cells, float, |v| b.append_option(v), &bad)?;
                 Arc::new(b.finish())
             }
             DataType::Boolean => {
                 let mut b = BooleanBuilder::with_capacity(n);
-                for c in cells {
-                    match c {
-                        Some(Cell::Bool(v)) => b.append_value(*v),
-                        Some(Cell::Null) => b.append_null(),
-                        c => return Err(bad(c)),
+                let bool = |c: &Cell| {
+                    if let Cell::Bool(v) = c {
+                        Some(*v)
+                    } else {
+                        None
                     }
-                }
+                };
+                each(cells, bool, |v| b.append_option(v), &bad)?;
                 Arc::new(b.finish())
             }
             other => {
@@ -593,6 +602,24 @@ impl EventRows {
             }
         })
     }
+}
+
+/// Give each cell of a nullable column to `put`: its value as `value` reads it, or none for [`Cell::Null`]; a
+/// cell of another kind is an error.
+fn each<'c, T>(
+    cells: impl Iterator<Item = Option<&'c Cell>>,
+    value: impl Fn(&Cell) -> Option<T>,
+    mut put: impl FnMut(Option<T>),
+    bad: &dyn Fn(Option<&Cell>) -> ArrowError,
+) -> Result<(), ArrowError> {
+    for c in cells {
+        match c {
+            Some(Cell::Null) => put(None),
+            Some(x) => put(Some(value(x).ok_or_else(|| bad(c))?)),
+            None => return Err(bad(c)),
+        }
+    }
+    Ok(())
 }
 
 /// The position of `event_time` in the `events` schema (checked by a test).
