@@ -533,6 +533,13 @@ pub struct Network<'a> {
     /// flag); none when nothing says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<NetKind>,
+    /// The country the source names when it gives no coordinates (GitHub's `actor_location.country_code`,
+    /// Defender's `CountryCode`), as the source wrote it. Never a place to travel from.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<Text<'a>>,
+    /// The city the source names when it gives no coordinates, as the source wrote it.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<Text<'a>>,
 }
 
 /// What kind of network an address is on, as far as the enrichment knows.
@@ -688,10 +695,13 @@ pub struct Ended {
 }
 
 impl<'a> SessionEvent<'a> {
-    /// When this event records a session or token ending (not a failed attempt), who and when.
+    /// When this event records a session or token ending (not a failed attempt), who and when. Only a source that
+    /// vouches for the event's identities can confirm that a revocation took effect: a vendor's record carried by
+    /// an untrusted envelope, or an OCSF event naming a vendor, is a claim and confirms nothing.
     pub fn ended(&self) -> Option<Ended> {
         if !matches!(self.category, Category::SessionEnd | Category::TokenRevoked)
             || self.outcome == Outcome::Failure
+            || (self.principal.vouched_by.is_none() && self.session.vouched.is_empty())
         {
             return None;
         }

@@ -77,3 +77,42 @@ fn every_supported_shared_sample_normalizes_with_its_key_fields() {
         .unwrap();
     assert_eq!((gh.events, gh.with_token), (2, 1), "{gh:?}");
 }
+
+/// Quench's events agree with Elastic's published pipeline-test outputs for the same inputs
+/// (`fixtures/peer/elastic_expected.jsonl`, facts only) on time, principal, IP, session, user agent and outcome,
+/// except where Quench differs on purpose (each listed with why). A new disagreement, or a listed one that went
+/// away, fails.
+#[test]
+fn normalize_agrees_with_elastics_expected_outputs_field_by_field() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("../shared/data/samples");
+    if !dir.is_dir() {
+        return common::skip(&format!("{} is not beside this checkout", dir.display()));
+    }
+    let peer = quench::app::samples::load_peer(&root.join("fixtures/peer/elastic_expected.jsonl"))
+        .unwrap();
+    assert!(peer.len() >= 80, "only {} peer facts", peer.len());
+    let rows = quench::app::samples::survey_against(&dir, &peer).unwrap();
+    let facts: usize = rows.iter().map(|r| r.peer_facts).sum();
+    assert!(facts >= 240, "only {facts} facts compared");
+    let mut differ: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            r.peer_disagreements
+                .iter()
+                .map(move |d| format!("{}: {d}", r.source))
+        })
+        .collect();
+    differ.sort();
+    let on_purpose = [
+        // HTTP 501 is a server error; Elastic's envoyproxy pipeline marks it success
+        "elastic_integrations/envoyproxy/log__test-log.jsonl: line 6: outcome: peer \"success\", Quench failure",
+        // Slack's anomaly entry is dated by `date_create`, when Slack wrote it; Elastic takes
+        // `details.action_timestamp`, which in this sample lies after the entry was written
+        "elastic_integrations/slack/audit__test-audit.jsonl: line 4: time: peer \"2023-01-13T17:40:21.862Z\", Quench 2023-01-13T17:38:51.000Z",
+    ];
+    assert_eq!(
+        differ, on_purpose,
+        "disagreements with Elastic's expected outputs changed"
+    );
+}

@@ -405,8 +405,10 @@ impl EventRows {
         self.s(n.kind.map(NetKind::as_str));
         self.float(g.map(|g| g.lat));
         self.float(g.map(|g| g.lon));
-        self.s(g.and_then(|g| g.city.as_deref()));
-        self.s(g.and_then(|g| g.country.as_deref()));
+        self.s(g.and_then(|g| g.city.as_deref()).or(n.city.as_deref()));
+        self.s(g
+            .and_then(|g| g.country.as_deref())
+            .or(n.country.as_deref()));
         self.float(g.and_then(|g| g.accuracy_radius_km));
         self.s(n.user_agent.as_deref());
         self.s(n.device_id.as_deref());
@@ -1067,6 +1069,7 @@ pub fn event_of(c: &Cols<'_>, i: usize) -> Option<SessionEvent<'static>> {
         }),
         _ => None,
     };
+    let geo_less = geo.is_none();
     ev.network = Network {
         ip: owned("ip"),
         asn: c.u32("asn", i),
@@ -1076,6 +1079,8 @@ pub fn event_of(c: &Cols<'_>, i: usize) -> Option<SessionEvent<'static>> {
         user_agent: owned("user_agent"),
         device_id: owned("device_id"),
         kind: c.str("net_kind", i).and_then(parse_enum),
+        country: if geo_less { owned("country") } else { None },
+        city: if geo_less { owned("city") } else { None },
     };
     ev.resource = Resource {
         app: owned("app"),

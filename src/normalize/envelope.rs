@@ -215,10 +215,13 @@ fn string_record(v: &RawValue) -> Option<Cow<'_, str>> {
     json_text(s).map(Cow::Owned)
 }
 
-/// `s` when it holds a JSON record (a byte-order mark before it dropped).
+/// `s` when it holds a JSON record (a byte-order mark before it dropped), or a timestamped text log line
+/// (`[2019-04-08T16:50:12.533Z] "GET …`, `ACCESS [ …`: Envoy's default access log).
 fn json_text(s: String) -> Option<String> {
     let t = s.trim_start().trim_start_matches('\u{feff}');
-    if !(t.starts_with('{') || t.starts_with('[')) {
+    let line = t.strip_prefix("ACCESS ").unwrap_or(t);
+    let text_line = line.starts_with('[') && line[1..].starts_with(|c: char| c.is_ascii_digit());
+    if !(t.starts_with('{') || t.starts_with('[') || text_line) {
         return None;
     }
     Some(if t.len() == s.len() { s } else { t.to_string() })

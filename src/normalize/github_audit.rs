@@ -2,7 +2,8 @@
 //!
 //! In: one entry. Out: one event. Principal: `actor` (the login); token id: `hashed_token` (GitHub's
 //! SHA-256 of the token, never the token), else `token_id`; OAuth client: `oauth_application_id`; IP: `actor_ip`;
-//! user agent: `user_agent`. `api.request` (by method) and `git.fetch`/`git.push` are data access,
+//! user agent: `user_agent`; country (no coordinates): `actor_location.country_code`. `api.request` (by method)
+//! and `git.fetch`/`git.push` are data access,
 //! `git.clone`/`repo.download_zip` exports, token and OAuth grants/revocations map to token categories,
 //! `user.login`/`user.logout` to login and session end, everything else to `admin_change`. State: none.
 
@@ -62,6 +63,15 @@ struct Raw<'a> {
     oauth_application_id: Option<Text<'a>>,
     #[serde(borrow, default)]
     programmatic_access_type: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    actor_location: Option<Location<'a>>,
+}
+
+/// `actor_location`: GitHub gives a country code only.
+#[derive(Deserialize)]
+struct Location<'a> {
+    #[serde(borrow, default)]
+    country_code: Option<Text<'a>>,
 }
 
 fn category(action: &str, method: Option<&str>) -> Category {
@@ -101,6 +111,7 @@ impl Normalizer for GithubAudit {
             && (p.created_at.is_some() || p.at_timestamp.is_some())
             && p.date_create.is_none()
             && p.event_type.is_none()
+            && p.class_uid.is_none()
     }
 
     fn normalize<'a>(
@@ -144,6 +155,7 @@ impl Normalizer for GithubAudit {
         ev.session.client_id = r.oauth_application_id;
         ev.network.ip = r.actor_ip;
         ev.network.user_agent = r.user_agent;
+        ev.network.country = r.actor_location.and_then(|l| l.country_code);
         ev.resource.app = r.org.0;
         ev.resource.object_type = r.repo.0.as_ref().map(|_| Text::Borrowed("repo"));
         ev.resource.object_id = r.repo.0.or(r.route).or(r.url_path);

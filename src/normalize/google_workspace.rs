@@ -90,6 +90,8 @@ struct Param<'a> {
     value: Option<Scalar<'a>>,
     #[serde(default)]
     int_value: Option<Scalar<'a>>,
+    #[serde(default, rename = "boolValue")]
+    bool_value: Option<bool>,
     #[serde(default, rename = "multiValue")]
     _multi: Option<IgnoredAny>,
 }
@@ -128,6 +130,9 @@ fn category(app: &str, name: &str) -> (Category, Outcome) {
         ("login", "login_failure") => (Login, Outcome::Failure),
         ("login", "login_challenge" | "login_verification") => (Login, Outcome::Unknown),
         ("login", "logout") => (SessionEnd, ok),
+        // a sensitive action Google's risk check let through
+        ("login", "risky_sensitive_action_allowed") => (Other, ok),
+        ("login", "risky_sensitive_action_blocked") => (Other, Outcome::Failure),
         ("token", "authorize") => (TokenIssued, ok),
         ("token", "revoke") => (TokenRevoked, ok),
         ("token", "activity") | ("token", "request") => (ApiRequest, ok),
@@ -225,11 +230,25 @@ impl Normalizer for GoogleWorkspace {
                     "doc_id" => ev.resource.object_id = v.and_then(Scalar::text),
                     "login_challenge_status" => {
                         // "Challenge Passed" / "Challenge Failed" on login_challenge and login_verification
-                        match v.and_then(Scalar::text).as_deref() {
-                            Some(s) if s.ends_with("Passed") => ev.outcome = Outcome::Success,
-                            Some(s) if s.ends_with("Failed") => ev.outcome = Outcome::Failure,
+                        // ("Challenge Passed.", "passed" in newer rows)
+                        let status = v
+                            .and_then(Scalar::text)
+                            .map(|s| s.trim().trim_end_matches('.').to_ascii_lowercase());
+                        match status.as_deref() {
+                            Some(s) if s.ends_with("passed") => ev.outcome = Outcome::Success,
+                            Some(s) if s.ends_with("failed") => ev.outcome = Outcome::Failure,
                             _ => {}
                         }
+                    }
+                    // Google's own verdict that the sign-in looked suspicious
+                    "is_suspicious"
+                        if p.bool_value == Some(true)
+                            || v.and_then(Scalar::text).as_deref() == Some("true") =>
+                    {
+                        ev.risk = Some(Risk {
+                            level: RiskLevel::Medium,
+                            kind: "is_suspicious".into(),
+                        });
                     }
                     "doc_type" => ev.resource.object_type = v.and_then(Scalar::text),
                     "target_user" | "target_domain"

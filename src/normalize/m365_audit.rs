@@ -111,6 +111,11 @@ fn strip_port(t: Text<'_>) -> Text<'_> {
     }
 }
 
+/// The category of an audit operation named alone (Defender's `ActionType` repeats the operation).
+pub(crate) fn category_of_operation(op: &str) -> Category {
+    category("", op)
+}
+
 fn category(workload: &str, op: &str) -> Category {
     use Category::*;
     match op {

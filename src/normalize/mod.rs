@@ -9,10 +9,12 @@
 //! is tested for ambiguity in `tests::detection_is_unambiguous`.
 
 pub mod dedup;
+pub mod defender_xdr;
 pub mod enrich;
 mod entra_audit;
 mod entra_signin;
 pub mod envelope;
+pub mod envoy_text;
 mod github_audit;
 mod google_workspace;
 mod kong;
@@ -20,6 +22,7 @@ pub mod m365_audit;
 mod mapping;
 mod mcp;
 mod native;
+mod ocsf;
 mod okta;
 mod otel_genai;
 mod salesforce;
@@ -197,6 +200,16 @@ pub struct Probe<'a> {
     pub created_at: Option<IgnoredAny>,
     #[serde(rename = "@timestamp")]
     pub at_timestamp: Option<IgnoredAny>,
+    // Defender XDR advanced hunting rows
+    #[serde(rename = "Timestamp")]
+    pub timestamp_pascal: Option<IgnoredAny>,
+    #[serde(rename = "ActionType")]
+    pub action_type: Option<IgnoredAny>,
+    // OCSF
+    pub class_uid: Option<IgnoredAny>,
+    pub metadata: Option<IgnoredAny>,
+    pub time: Option<IgnoredAny>,
+    pub time_dt: Option<IgnoredAny>,
     /// Every top-level key, for declarative mappings (filled only when mappings are configured).
     #[serde(skip)]
     pub keys: Vec<Text<'a>>,
@@ -215,7 +228,9 @@ impl Probe<'_> {
            category => "category", records => "records", created_date_time => "createdDateTime",
            activity_date_time => "activityDateTime", creation_time => "CreationTime", operation => "Operation",
            sf_event_type => "EVENT_TYPE", sf_event_date => "EventDate", action => "action",
-           properties => "properties", date_create => "date_create", created_at => "created_at");
+           properties => "properties", date_create => "date_create", created_at => "created_at",
+           timestamp_pascal => "Timestamp", action_type => "ActionType", class_uid => "class_uid",
+           metadata => "metadata");
         if keys.is_empty() {
             "none Quench knows".into()
         } else {
@@ -312,6 +327,18 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: github_audit::NAME,
             build: github_audit::build,
+        },
+        Registered {
+            name: defender_xdr::NAME,
+            build: defender_xdr::build,
+        },
+        Registered {
+            name: ocsf::NAME,
+            build: ocsf::build,
+        },
+        Registered {
+            name: envoy_text::NAME,
+            build: envoy_text::build,
         },
         Registered {
             name: mcp::NAME,
@@ -632,6 +659,17 @@ impl Normalize {
         out: &mut Vec<SessionEvent<'a>>,
         depth: u32,
     ) -> Result<&'static str, NormalizeError> {
+        // a JSON object or array of values is no text line; `[2019-04-08T…] "GET …` (Envoy) is
+        let json = text.starts_with('{')
+            || (text.starts_with('[')
+                && !text[1..]
+                    .trim_start()
+                    .starts_with(|c: char| c.is_ascii_digit()));
+        if !json {
+            if let Some(name) = self.normalize_text_lines(text, pinned, ctx, out)? {
+                return Ok(name);
+            }
+        }
         let parts: Option<Vec<&'a str>> = if depth < 2 && text.starts_with('[') {
             let items: Vec<&'a serde_json::value::RawValue> =
                 serde_json::from_str(text).map_err(|e| NormalizeError::NotJson(e.to_string()))?;
@@ -722,6 +760,49 @@ impl Normalize {
         };
         n.normalize(text, ctx, out)?;
         Ok(name)
+    }
+
+    /// Plain-text log lines (Envoy's default access log …): the message, or each of its lines, when a text
+    /// format's hint takes it (and the topic is not pinned to another format). `None` when none does.
+    fn normalize_text_lines<'a>(
+        &self,
+        text: &'a str,
+        pinned: Option<&str>,
+        ctx: &Context<'a>,
+        out: &mut Vec<SessionEvent<'a>>,
+    ) -> Result<Option<&'static str>, NormalizeError> {
+        let find = |line: &str| {
+            self.formats
+                .iter()
+                .filter(|(n, _)| pinned.is_none_or(|p| p == "auto" || p == *n))
+                .find(|(_, f)| f.hint(line))
+        };
+        let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+        let (Some(first), Some((name, f))) = (lines.next(), find(text)) else {
+            return Ok(None);
+        };
+        if lines.next().is_none() {
+            f.normalize(first, ctx, out)?;
+            return Ok(Some(name));
+        }
+        for (i, line) in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .enumerate()
+        {
+            let sub = Context {
+                provenance: ctx.provenance.clone(),
+                ingest_time: ctx.ingest_time,
+                part: i as u32 + 1,
+            };
+            let (_, f) = find(line).ok_or_else(|| NormalizeError::Invalid {
+                format: name,
+                reason: format!("line {i} is not a {name} line"),
+            })?;
+            f.normalize(line, &sub, out)?;
+        }
+        Ok(Some(name))
     }
 
     /// Mark what the event's format vouches for. Formats are found by the event's own `source.format`, which the
@@ -945,6 +1026,30 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("record 1"), "{e}");
         assert!(out.is_empty());
+    }
+
+    /// Found by the OCSF review: a session ending carried as a claim (an Okta record in a shipper's envelope
+    /// nobody trusts, an OCSF event naming Okta) could confirm that a revocation took effect.
+    #[test]
+    fn a_claimed_session_end_confirms_no_revocation() {
+        let okta_end = r#"{"uuid":"e-1","published":"2026-11-02T08:00:00.000Z","eventType":"user.session.end","actor":{"id":"00u1","type":"User","alternateId":"ceo@example.com"},"client":{"ipAddress":"198.51.100.4"},"outcome":{"result":"SUCCESS"}}"#;
+        let n = Normalize::new(&NormalizeConfig::default()).unwrap();
+        let ctx = Context::new(Provenance::None, Ts(0));
+        let ended = |raw: &str| {
+            let mut out = Vec::new();
+            let mut inner = Envelopes::default();
+            n.normalize_enveloped(raw.as_bytes(), None, &ctx, &mut out, &mut inner)
+                .unwrap();
+            out.iter().find_map(|e| e.ended()).map(|e| e.subjects)
+        };
+        assert!(ended(okta_end).is_some(), "Okta's own record confirms");
+        let wrapped = format!(
+            r#"{{"message":{}}}"#,
+            serde_json::to_string(okta_end).unwrap()
+        );
+        assert_eq!(ended(&wrapped), None, "a container's stdout is no Okta");
+        let ocsf = r#"{"class_uid":3002,"activity_id":2,"status_id":1,"time":1793606400000,"metadata":{"uid":"o-1","product":{"vendor_name":"Okta"}},"user":{"email_addr":"ceo@example.com"}}"#;
+        assert_eq!(ended(ocsf), None, "an OCSF event naming Okta is no Okta");
     }
 
     #[test]

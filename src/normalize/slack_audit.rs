@@ -28,9 +28,13 @@ pub struct SlackAudit;
 struct Raw<'a> {
     #[serde(borrow, default)]
     id: Option<Text<'a>>,
-    date_create: i64,
+    /// Epoch seconds, or the same time rewritten by a pipeline ("2021-06-08 22:16:15", a numeric string).
+    #[serde(borrow, default)]
+    date_create: super::Loose<'a>,
     #[serde(borrow)]
     action: Text<'a>,
+    #[serde(borrow, default)]
+    details: Option<Details<'a>>,
     #[serde(borrow, default)]
     actor: Option<Actor<'a>>,
     #[serde(borrow, default)]
@@ -92,6 +96,18 @@ struct SlackContext<'a> {
     location: Option<Named<'a>>,
 }
 
+/// `details` of an `anomaly` entry: why Slack flagged the session.
+#[derive(Deserialize)]
+struct Details<'a> {
+    #[serde(borrow, default)]
+    reason: Option<Vec<Text<'a>>>,
+    /// "England, GB": where Slack placed the request, without coordinates.
+    #[serde(borrow, default)]
+    location: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    previous_ip_address: Option<Text<'a>>,
+}
+
 fn category(action: &str) -> Category {
     use Category::*;
     match action {
@@ -134,7 +150,16 @@ impl Normalizer for SlackAudit {
             format: NAME.into(),
         };
         let id = r.id.unwrap_or_else(|| super::fallback_id(ctx, 0));
-        let mut ev = SessionEvent::new(src, id, Ts(r.date_create.saturating_mul(1000)), cat);
+        let time = r
+            .date_create
+            .0
+            .as_deref()
+            .and_then(|t| match t.parse::<i64>() {
+                Ok(secs) if secs.abs() < 100_000_000_000 => Some(Ts(secs.saturating_mul(1000))),
+                _ => Ts::parse(t),
+            })
+            .ok_or_else(|| NormalizeError::invalid(NAME, "no parsable date_create"))?;
+        let mut ev = SessionEvent::new(src, id, time, cat);
         ev.outcome = if r.action.ends_with("_blocked") {
             Outcome::Failure
         } else if r.action == "anomaly" {
@@ -173,6 +198,24 @@ impl Normalizer for SlackAudit {
         }
         if cat == Category::Export {
             ev.resource.destination = Some("device".into());
+        }
+        if let Some(d) = r.details.filter(|_| r.action == "anomaly") {
+            // Slack's own verdict on the session: what changed ("asn", "ip_address", "tor", "ua" …) is its kind
+            let reasons: Vec<&str> = d.reason.iter().flatten().map(|t| t.as_str()).collect();
+            ev.risk = Some(Risk {
+                level: RiskLevel::Medium,
+                kind: Text::from(format!("anomaly:{}", reasons.join(","))),
+            });
+            ev.network.country = d.location.as_ref().and_then(|l| {
+                let c = l.rsplit(',').next().unwrap_or("").trim();
+                (!c.is_empty()).then(|| Text::from(c.to_string()))
+            });
+            ev.network.city = d.location.and_then(|l| {
+                l.split_once(',')
+                    .map(|(c, _)| Text::from(c.trim().to_string()))
+            });
+            ev.resource.object_type = Some("previous_ip".into());
+            ev.resource.object_id = d.previous_ip_address;
         }
         ev.action = Some(r.action);
         out.push(ev);
