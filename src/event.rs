@@ -696,12 +696,12 @@ pub struct Ended {
 
 impl<'a> SessionEvent<'a> {
     /// When this event records a session or token ending (not a failed attempt), who and when. Only a source that
-    /// vouches for the event's identities can confirm that a revocation took effect: a vendor's record carried by
+    /// vouches for the event's principal (the user, or the admin who ended another's sessions) can confirm that a revocation took effect: a vendor's record carried by
     /// an untrusted envelope, or an OCSF event naming a vendor, is a claim and confirms nothing.
     pub fn ended(&self) -> Option<Ended> {
         if !matches!(self.category, Category::SessionEnd | Category::TokenRevoked)
             || self.outcome == Outcome::Failure
-            || (self.principal.vouched_by.is_none() && self.session.vouched.is_empty())
+            || self.principal.vouched_by.is_none()
         {
             return None;
         }

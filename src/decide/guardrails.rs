@@ -89,10 +89,20 @@ impl Guardrails {
         self.cfg.shadow.iter().any(|s| s == detector)
     }
 
+    /// Whether a pattern names the decision's principal, also behind the kind prefix correlate puts on a
+    /// non-human e-mail key (`unknown:breakglass-1@…`: a source that gives no kind must not unprotect anyone).
     fn matches(list: &[String], d: &Decision) -> bool {
+        let bare = |x: &str| {
+            ["unknown:", "service:", "agent:"]
+                .iter()
+                .find_map(|k| x.strip_prefix(k))
+                .map(str::to_string)
+        };
         list.iter().any(|p| {
-            d.principal.as_deref().is_some_and(|x| glob(p, x))
-                || d.principal_id.as_deref().is_some_and(|x| glob(p, x))
+            [d.principal.as_deref(), d.principal_id.as_deref()]
+                .into_iter()
+                .flatten()
+                .any(|x| glob(p, x) || bare(x).is_some_and(|b| glob(p, &b)))
         })
     }
 
@@ -387,6 +397,24 @@ mod tests {
             decision(
                 Action::TerminateSession,
                 "breakglass-1@example.com",
+                0,
+                &[Family::Idp],
+            ),
+            &mut out,
+        );
+        assert_eq!(out[0].action, Action::Alert);
+        assert!(out[0].guardrail.as_deref().unwrap().contains("protected"));
+    }
+
+    /// Found by the outside review: a source that gives no principal kind (OCSF without `type_id`, an Okta actor
+    /// without `type`) keys the principal `unknown:breakglass-1@…`, which no protected pattern matched.
+    #[test]
+    fn a_protected_principal_of_unknown_kind_is_still_protected() {
+        let mut out = Vec::new();
+        guard().apply_et(
+            decision(
+                Action::RevokeToken,
+                "unknown:breakglass-1@example.com",
                 0,
                 &[Family::Idp],
             ),

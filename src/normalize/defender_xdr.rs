@@ -180,7 +180,9 @@ impl Normalizer for DefenderXdr {
     ) -> Result<(), NormalizeError> {
         let row_text: &'a str = if raw.contains("\"properties\"") {
             match serde_json::from_str::<Streamed<'a>>(raw) {
-                Ok(s) => s.properties.get(),
+                // a row is an object; serde would read a struct from an array field by field
+                Ok(s) if s.properties.get().trim_start().starts_with('{') => s.properties.get(),
+                Ok(_) => return Err(NormalizeError::invalid(NAME, "properties is not an object")),
                 Err(_) => raw,
             }
         } else {
@@ -219,10 +221,13 @@ impl Normalizer for DefenderXdr {
                     .unwrap_or_else(|| super::fallback_id(ctx, 0));
                 let cat = category(&r.action_type);
                 let mut ev = SessionEvent::new(src, id, time, cat);
-                ev.outcome = match r.action_type.as_str() {
-                    "LogonFailed" => Outcome::Failure,
-                    _ if cat == Category::Other => Outcome::Unknown,
-                    _ => Outcome::Success,
+                let a = r.action_type.as_str();
+                ev.outcome = if a.contains("Failed") || a.ends_with("Failure") {
+                    Outcome::Failure // LogonFailed, UserLoginFailed …
+                } else if a == "LogonAttempted" || cat == Category::Other {
+                    Outcome::Unknown
+                } else {
+                    Outcome::Success
                 };
                 let upn = non_empty(r.account_upn.clone())
                     .or(non_empty(r.initiating_process_account_upn.clone()));
@@ -272,7 +277,8 @@ impl Normalizer for DefenderXdr {
         if ev.session.client_id.is_none() {
             ev.session.client_id = r.application_id.0.filter(|s| !s.is_empty());
         }
-        if microsoft || audit_record.is_some() {
+        // the audit record inside is Microsoft's when the row names a Microsoft app or none
+        if microsoft || (audit_record.is_some() && app.is_none()) {
             ev.vouch_all();
             let failed_sign_in = ev.outcome == Outcome::Failure
                 && matches!(ev.category, Category::Login | Category::Sso);
@@ -341,12 +347,41 @@ mod tests {
         assert_eq!(ev.category, Category::DataRead);
     }
 
+    /// Found by the outside review: `UserLoginFailed` (the audit operation Defender repeats) was a vouched,
+    /// successful Microsoft sign-in, so typing the CEO's address into a sign-in page made a finding about the CEO.
+    #[test]
+    fn a_failed_sign_in_by_operation_name_is_a_failure_and_vouches_for_nobody() {
+        let raw = r#"{"Timestamp":"2026-11-02T09:10:00Z","ActionType":"UserLoginFailed","Application":"Microsoft 365","AccountObjectId":"ceo-oid","AccountUpn":"ceo@example.com","IPAddress":"203.0.113.66"}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.category, Category::Login);
+        assert_eq!(ev.outcome, Outcome::Failure);
+        assert!(ev.principal.vouched_by.is_none());
+    }
+
+    #[test]
+    fn properties_that_are_no_object_are_rejected() {
+        let raw = r#"{"category":"AdvancedHunting-CloudAppEvents","properties":["2026-11-02T09:10:00Z","LogonSuccess"]}"#;
+        let n = crate::normalize::Normalize::new(&Default::default()).unwrap();
+        let ctx = crate::normalize::Context::new(Provenance::None, Ts(0));
+        let mut out = Vec::new();
+        assert!(n.normalize(raw.as_bytes(), None, &ctx, &mut out).is_err());
+    }
+
     #[test]
     fn a_third_party_app_seen_through_defender_vouches_for_nobody() {
         let raw = CLOUD_APP.replace("Microsoft SharePoint Online", "Dropbox");
         let ev = &normalize_one(&raw)[0];
         assert!(ev.principal.vouched_by.is_none());
         assert!(!ev.vouches(Keys::SESSION));
+        // nor does an audit record put inside a row about another vendor's app
+        let with_record = raw.replacen(
+            "\"ReportId\"",
+            r#""RawEventData":{"CreationTime":"2026-11-02T09:00:00","Id":"u-9","Operation":"FileDownloaded","Workload":"SharePoint","UserId":"ceo@example.com"},"ReportId""#,
+            1,
+        );
+        let ev = &normalize_one(&with_record)[0];
+        assert_eq!(ev.principal.email.as_deref(), Some("ceo@example.com"));
+        assert!(ev.principal.vouched_by.is_none());
     }
 
     #[test]

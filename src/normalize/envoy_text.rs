@@ -92,6 +92,10 @@ impl Normalizer for EnvoyText {
         body(raw).is_some()
     }
 
+    fn reads_text(&self) -> bool {
+        true
+    }
+
     fn normalize<'a>(
         &self,
         raw: &'a str,
@@ -256,6 +260,15 @@ mod tests {
             .normalize(raw.as_bytes(), None, &ctx, &mut out)
             .unwrap_err();
         assert!(e.to_string().contains("START_TIME"), "{e}");
+    }
+
+    /// Found by the outside review: a user agent holding `"eventType" "uuid" "published"` made Okta's byte-level
+    /// hint take the line, which was then dead-lettered (with every other line of its message).
+    #[test]
+    fn a_user_agent_naming_another_formats_keys_stays_an_envoy_line() {
+        let raw = r#"[2024-04-25T17:51:55.294Z] "GET / HTTP/1.1" 200 - 0 1 1 1 "198.51.100.4" "x "eventType" "uuid" "published" "class_uid" "metadata"" "rid-2" "a.example.com" "10.0.0.1:80""#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.source.format.as_str(), NAME);
     }
 
     #[test]

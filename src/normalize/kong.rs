@@ -77,8 +77,9 @@ struct Raw<'a> {
     response: Option<Resp>,
     #[serde(borrow, default)]
     client_ip: Option<Text<'a>>,
-    #[serde(default)]
-    started_at: Option<i64>,
+    /// Epoch milliseconds as Kong writes it; any epoch unit or a timestamp string as pipelines rewrite it.
+    #[serde(borrow, default)]
+    started_at: super::Loose<'a>,
     #[serde(borrow, default)]
     service: Option<Service<'a>>,
     #[serde(borrow, default)]
@@ -226,9 +227,12 @@ impl Normalizer for Kong {
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
         let r: Raw<'a> = super::parse_json(NAME, raw)?;
-        let time = Ts(r
+        let time = r
             .started_at
-            .ok_or_else(|| NormalizeError::invalid(NAME, "missing started_at"))?);
+            .0
+            .as_deref()
+            .and_then(super::ms_or_timestamp)
+            .ok_or_else(|| NormalizeError::invalid(NAME, "missing or unparsable started_at"))?;
         let write = !matches!(r.request.method.as_str(), "GET" | "HEAD" | "OPTIONS");
         let cat = if write {
             Category::DataWrite

@@ -21,6 +21,8 @@ mod kong;
 pub mod m365_audit;
 mod mapping;
 mod mcp;
+#[cfg(test)]
+mod mutations;
 mod native;
 mod ocsf;
 mod okta;
@@ -264,6 +266,12 @@ pub trait Normalizer: Send + Sync {
     /// formats whose typed parse rejects other formats' messages implement it: a hinted message that fails to
     /// normalize goes through full detection. Default: no hint.
     fn hint(&self, _raw: &str) -> bool {
+        false
+    }
+
+    /// Whether this format reads plain-text lines (not JSON); such a format's `hint` is tried on messages that
+    /// are no JSON, and no JSON format's hint is. Default: false.
+    fn reads_text(&self) -> bool {
         false
     }
 }
@@ -774,7 +782,7 @@ impl Normalize {
         let find = |line: &str| {
             self.formats
                 .iter()
-                .filter(|(n, _)| pinned.is_none_or(|p| p == "auto" || p == *n))
+                .filter(|(n, f)| f.reads_text() && pinned.is_none_or(|p| p == "auto" || p == *n))
                 .find(|(_, f)| f.hint(line))
         };
         let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
@@ -1050,6 +1058,20 @@ mod tests {
         assert_eq!(ended(&wrapped), None, "a container's stdout is no Okta");
         let ocsf = r#"{"class_uid":3002,"activity_id":2,"status_id":1,"time":1793606400000,"metadata":{"uid":"o-1","product":{"vendor_name":"Okta"}},"user":{"email_addr":"ceo@example.com"}}"#;
         assert_eq!(ended(ocsf), None, "an OCSF event naming Okta is no Okta");
+        // nor a session the source vouches for, when it does not vouch for whose session it names
+        let mut cfg = NormalizeConfig::default();
+        cfg.formats.insert(
+            "ocsf".into(),
+            toml::from_str(r#"vouched_vendors = ["Okta"]"#).unwrap(),
+        );
+        let vouching = Normalize::new(&cfg).unwrap();
+        let unknown_logoff = r#"{"class_uid":3002,"activity_id":2,"time":1793606400000,"metadata":{"uid":"o-2","product":{"vendor_name":"Okta"}},"user":{"email_addr":"ceo@example.com"},"session":{"uid":"s-ceo"}}"#;
+        let mut out = Vec::new();
+        vouching
+            .normalize(unknown_logoff.as_bytes(), None, &ctx, &mut out)
+            .unwrap();
+        assert!(out[0].principal.vouched_by.is_none());
+        assert!(out[0].ended().is_none(), "{:?}", out[0].ended());
     }
 
     #[test]
@@ -1270,10 +1292,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
     }
 }
 
-/// A time given as epoch milliseconds or as a timestamp string.
+/// A time given as epoch seconds, milliseconds, microseconds or nanoseconds (told apart by magnitude, as
+/// pipelines rewrite one unit into another) or as a timestamp string.
 pub(crate) fn ms_or_timestamp(t: &str) -> Option<Ts> {
-    match t.parse::<i64>() {
-        Ok(ms) => Some(Ts(ms)),
-        Err(_) => Ts::parse(t),
-    }
+    Ts::parse(t.trim())
 }
