@@ -224,16 +224,22 @@ impl<'de> Deserialize<'de> for Ts {
         impl de::Visitor<'_> for V {
             type Value = Ts;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an RFC 3339 timestamp or epoch milliseconds")
+                f.write_str("an RFC 3339 timestamp or an epoch time")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Ts, E> {
                 Ts::parse(v).ok_or_else(|| E::custom(format!("not a timestamp: {v:?}")))
             }
+            // epoch seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude as in strings
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Ts, E> {
-                Ok(Ts(v as i64))
+                epoch_ms(&v.to_string())
+                    .map(Ts)
+                    .ok_or_else(|| E::custom(format!("not an epoch time: {v}")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Ts, E> {
-                Ok(Ts(v))
+                match u64::try_from(v) {
+                    Ok(u) => self.visit_u64(u),
+                    Err(_) => Err(E::custom(format!("not an epoch time: {v}"))),
+                }
             }
         }
         d.deserialize_any(V)

@@ -199,7 +199,7 @@ impl Normalizer for DefenderXdr {
         let microsoft = app.as_deref().is_some_and(microsoft_app);
         let audit_record = r
             .raw_event_data
-            .filter(|d| serde_json::from_str::<UalProbe>(d.get()).is_ok());
+            .filter(|d| super::parse_json::<UalProbe>(NAME, d.get()).is_ok());
         let mut ev = match audit_record {
             Some(record) => {
                 let mut inner = Vec::with_capacity(1);

@@ -134,7 +134,9 @@ struct Location<'a> {
 
 #[derive(Deserialize)]
 struct Coordinates {
+    #[serde(default, deserialize_with = "super::lenient_num")]
     latitude: Option<f64>,
+    #[serde(default, deserialize_with = "super::lenient_num")]
     longitude: Option<f64>,
 }
 

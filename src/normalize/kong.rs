@@ -96,7 +96,7 @@ struct Req<'a> {
     method: Text<'a>,
     #[serde(borrow, default)]
     uri: Option<Text<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_num")]
     size: Option<u64>,
     #[serde(borrow, default)]
     id: Option<Text<'a>>,
@@ -106,9 +106,9 @@ struct Req<'a> {
 
 #[derive(Deserialize)]
 struct Resp {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_num")]
     status: Option<u16>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_num")]
     size: Option<u64>,
 }
 

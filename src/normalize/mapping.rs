@@ -121,7 +121,8 @@ pub struct FieldTable {
     /// common forms Quench knows.
     #[serde(default)]
     pub time_format: Option<String>,
-    /// Unit of a numeric timestamp: `s`, `ms`, `us`, `ns`. Default `ms`.
+    /// Unit of a numeric timestamp: `s`, `ms`, `us`, `ns`. Default: told apart by magnitude (up to 11 integer
+    /// digits seconds, 12-14 milliseconds, 15-17 microseconds, more nanoseconds), as pipelines rewrite units.
     #[serde(default)]
     pub time_unit: Option<String>,
 }
@@ -252,7 +253,8 @@ impl Mapping {
                 _ => return Err(invalid(file, &key, "", "give exactly one of path or const")),
             };
             let time_unit_ms = match t.time_unit.as_deref() {
-                None | Some("ms") => 1.0,
+                None => 0.0, // by magnitude
+                Some("ms") => 1.0,
                 Some("s") => 1000.0,
                 Some("us") => 0.001,
                 Some("ns") => 0.000_001,
@@ -324,19 +326,23 @@ fn lookup<'a>(top: &HashMap<Text<'a>, &'a RawValue>, path: &[String]) -> Option<
     serde_json::from_str::<Text<'a>>(cur.get()).ok()
 }
 
+/// The mapping's own time format first; then, as a pipeline may have rewritten the time on the way (ISO,
+/// space-separated, epoch in another unit), every form Quench reads.
 fn parse_time(v: &str, f: &Field) -> Option<Ts> {
     if let Some(fmt) = &f.time_format {
         if let Ok(t) = chrono::DateTime::parse_from_str(v, fmt) {
             return Some(Ts(t.timestamp_millis()));
         }
-        return chrono::NaiveDateTime::parse_from_str(v, fmt)
-            .ok()
-            .map(|t| Ts(t.and_utc().timestamp_millis()));
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(v, fmt) {
+            return Some(Ts(t.and_utc().timestamp_millis()));
+        }
     }
-    if let Ok(n) = v.parse::<f64>() {
-        return Some(Ts((n * f.time_unit_ms) as i64));
+    if f.time_unit_ms > 0.0 {
+        if let Ok(n) = v.parse::<f64>() {
+            return Some(Ts((n * f.time_unit_ms) as i64));
+        }
     }
-    Ts::parse(v)
+    Ts::parse(v.trim())
 }
 
 impl Normalizer for Mapping {

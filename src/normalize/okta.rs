@@ -96,7 +96,9 @@ struct GeoCtx<'a> {
 
 #[derive(Deserialize)]
 struct LatLon {
+    #[serde(default, deserialize_with = "super::lenient_num")]
     lat: Option<f64>,
+    #[serde(default, deserialize_with = "super::lenient_num")]
     lon: Option<f64>,
 }
 

@@ -221,15 +221,13 @@ impl OtelGenAi {
         idx: usize,
     ) -> Result<SessionEvent<'a>, NormalizeError> {
         let time = match &s.start_time_unix_nano {
-            Some(t) => {
-                let nanos: i128 = t.parse().map_err(|_| {
-                    NormalizeError::invalid(
-                        NAME,
-                        format!("startTimeUnixNano {:?} is not a number", t.as_str()),
-                    )
-                })?;
-                Ts((nanos / 1_000_000) as i64)
-            }
+            // nanoseconds by the spec; another epoch unit or a timestamp string when a pipeline rewrote it
+            Some(t) => Ts::parse(t.trim()).ok_or_else(|| {
+                NormalizeError::invalid(
+                    NAME,
+                    format!("startTimeUnixNano {:?} is not a time", t.as_str()),
+                )
+            })?,
             None => ctx.ingest_time,
         };
         let mut mcp_method: Option<Text<'a>> = None;

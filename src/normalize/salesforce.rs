@@ -99,9 +99,9 @@ struct Object<'a> {
     city: Option<Text<'a>>,
     #[serde(borrow, default)]
     country: Option<Text<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_num")]
     login_latitude: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_num")]
     login_longitude: Option<f64>,
     #[serde(borrow, default)]
     status: Option<Text<'a>>,
@@ -117,7 +117,7 @@ struct Object<'a> {
     connected_app_id: Option<Text<'a>>,
     #[serde(borrow, default)]
     client: Option<Text<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_num")]
     rows_processed: Option<f64>,
     #[serde(borrow, default)]
     queried_entities: Option<Text<'a>>,
@@ -292,7 +292,8 @@ impl Normalizer for Salesforce {
         ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
-        let ev = if raw.contains("\"EVENT_TYPE\"") {
+        // EventLogFile rows (`EVENT_TYPE`, also as a pipeline lowercased it)
+        let ev = if raw.contains("\"EVENT_TYPE\"") || raw.contains("\"event_type\"") {
             self.row(super::parse_json(NAME, raw)?, ctx)?
         } else {
             self.object(super::parse_json(NAME, raw)?, ctx)?
