@@ -170,6 +170,15 @@ impl Ts {
     /// Parse RFC 3339 (`2020-01-01T00:00:00.000Z`, any offset) or the zone-less forms
     /// `2020-01-01 00:00:00.000000000` / `2020-01-01T00:00:00` that some pipelines rewrite to (read as UTC).
     pub fn parse(s: &str) -> Option<Ts> {
+        // digits (and a fraction): an epoch time, unless it is the 14-digit compact form `20200101000000`
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            if s.split('.').next().is_some_and(|i| i.len() == 14) {
+                if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M%S%.f") {
+                    return Some(Ts(t.and_utc().timestamp_millis()));
+                }
+            }
+            return epoch_ms(s).map(Ts);
+        }
         if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
             return Some(Ts(t.timestamp_millis()));
         }
@@ -199,6 +208,25 @@ impl Ts {
             }
         }
         None
+    }
+    /// An epoch time in seconds, milliseconds, microseconds or nanoseconds, told apart by magnitude as for
+    /// numeric strings (below 1e11 seconds, below 1e14 milliseconds, below 1e17 microseconds, else nanoseconds).
+    pub fn from_epoch(n: f64) -> Option<Ts> {
+        if !n.is_finite() || n < 0.0 {
+            return None;
+        }
+        let ms = if n < 1e11 {
+            n * 1000.0
+        } else if n < 1e14 {
+            n
+        } else if n < 1e17 {
+            n / 1000.0
+        } else if n < 1e20 {
+            n / 1_000_000.0
+        } else {
+            return None;
+        };
+        Some(Ts(ms as i64))
     }
     /// RFC 3339 with milliseconds and `Z`.
     pub fn to_rfc3339(self) -> String {

@@ -78,8 +78,8 @@ struct Raw<'a> {
     #[serde(borrow, default)]
     client_ip: Option<Text<'a>>,
     /// Epoch milliseconds as Kong writes it; any epoch unit or a timestamp string as pipelines rewrite it.
-    #[serde(borrow, default)]
-    started_at: super::Loose<'a>,
+    #[serde(default, deserialize_with = "super::lenient_time")]
+    started_at: Option<Ts>,
     #[serde(borrow, default)]
     service: Option<Service<'a>>,
     #[serde(borrow, default)]
@@ -229,9 +229,6 @@ impl Normalizer for Kong {
         let r: Raw<'a> = super::parse_json(NAME, raw)?;
         let time = r
             .started_at
-            .0
-            .as_deref()
-            .and_then(super::ms_or_timestamp)
             .ok_or_else(|| NormalizeError::invalid(NAME, "missing or unparsable started_at"))?;
         let write = !matches!(r.request.method.as_str(), "GET" | "HEAD" | "OPTIONS");
         let cat = if write {

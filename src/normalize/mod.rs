@@ -948,21 +948,114 @@ pub fn format_names() -> Vec<&'static str> {
 pub(crate) fn lenient_num<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,
-    T: std::str::FromStr + serde::Deserialize<'de>,
+    T: LenientNum,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum NumOrText<'a, T> {
-        N(T),
-        #[serde(borrow)]
-        S(Text<'a>),
-        Null(()),
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: LenientNum> serde::de::Visitor<'de> for V<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a number, or a number written as a string")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<T>, E> {
+            Ok(T::from_u64(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Option<T>, E> {
+            Ok(u64::try_from(v)
+                .ok()
+                .and_then(T::from_u64)
+                .or_else(|| T::from_f64(v as f64)))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Option<T>, E> {
+            Ok(T::from_f64(v))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<T>, E> {
+            Ok(v.trim().parse().ok())
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Option<T>, A::Error> {
+            while a.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Option<T>, A::Error> {
+            while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
     }
-    Ok(match Option::<NumOrText<'de, T>>::deserialize(d)? {
-        Some(NumOrText::N(n)) => Some(n),
-        Some(NumOrText::S(s)) => s.trim().parse().ok(),
-        Some(NumOrText::Null(())) | None => None,
-    })
+    d.deserialize_any(V(std::marker::PhantomData))
+}
+
+/// The numeric types [`lenient_num`] reads: from a JSON number without allocating, or from a string.
+pub(crate) trait LenientNum: std::str::FromStr + Sized {
+    fn from_u64(v: u64) -> Option<Self>;
+    fn from_f64(v: f64) -> Option<Self>;
+}
+
+macro_rules! lenient_int {
+    ($($t:ty),*) => {$(
+        impl LenientNum for $t {
+            fn from_u64(v: u64) -> Option<Self> {
+                <$t>::try_from(v).ok()
+            }
+            fn from_f64(v: f64) -> Option<Self> {
+                (v.fract() == 0.0 && v >= <$t>::MIN as f64 && v <= <$t>::MAX as f64).then(|| v as $t)
+            }
+        }
+    )*};
+}
+lenient_int!(u16, u32, u64, i64);
+
+impl LenientNum for f64 {
+    fn from_u64(v: u64) -> Option<Self> {
+        Some(v as f64)
+    }
+    fn from_f64(v: f64) -> Option<Self> {
+        v.is_finite().then_some(v)
+    }
+}
+
+/// A time as pipelines write it: a timestamp string, or epoch seconds, milliseconds, microseconds or nanoseconds
+/// as a number or a numeric string (told apart by magnitude); numbers are read without allocating.
+pub(crate) fn lenient_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ts>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<Ts>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a timestamp or an epoch time")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<Ts>, E> {
+            Ok(Ts::from_epoch(v as f64))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Option<Ts>, E> {
+            Ok(Ts::from_epoch(v as f64))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Option<Ts>, E> {
+            Ok(Ts::from_epoch(v))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<Ts>, E> {
+            Ok(Ts::parse(v.trim()))
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<Ts>, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Option<Ts>, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Option<Ts>, D2::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// An event id for sources that have none: derived from where the message came from, so it is stable on replay.
