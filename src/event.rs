@@ -544,6 +544,13 @@ pub struct Geo<'a> {
     pub accuracy_radius_km: Option<f64>,
 }
 
+impl Geo<'_> {
+    /// Whether a latitude and longitude name a place on Earth (finite and in range).
+    pub fn valid(lat: f64, lon: f64) -> bool {
+        (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)
+    }
+}
+
 /// Network context of the request.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -671,6 +678,50 @@ pub struct SessionEvent<'a> {
     /// risk, Entra ID Protection, Salesforce's session-hijacking detection).
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub risk: Option<Risk<'a>>,
+    /// How the sign-in was authenticated and what the source says of the client and device, when it says (boxed:
+    /// most events carry none).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Box<Auth<'a>>>,
+}
+
+/// The facts a source gives about how a principal authenticated, as the source words them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Auth<'a> {
+    /// The authentication method or credential ("Password", "FIDO2 security key", "backup_code", a GitHub
+    /// programmatic access type).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<Text<'a>>,
+    /// Whether multi-factor authentication was satisfied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa: Option<bool>,
+    /// The conditional access result ("success", "failure", "notApplied").
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub conditional_access: Option<Text<'a>>,
+    /// Whether the device is compliant with the organisation's policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_compliant: Option<bool>,
+    /// How the device is joined or trusted ("Azure AD joined", "Hybrid Azure AD joined", "Workplace").
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub device_trust: Option<Text<'a>>,
+    /// The kind of client ("Browser", "Mobile Apps and Desktop clients", "Exchange ActiveSync").
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub client_app: Option<Text<'a>>,
+    /// The kind of login ("google_password", "saml", "Remote Access 2.0", "Application").
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub login_type: Option<Text<'a>>,
+    /// OAuth scopes granted or used.
+    #[serde(borrow, default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<Text<'a>>,
+    /// The user chose to stay signed in (Entra's KMSI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_signed_in: Option<bool>,
+    /// Who actually signed in on the principal's behalf ("Login As" by a Salesforce admin).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub delegated_by: Option<Text<'a>>,
+    /// Whether the session's token is bound to the device (Entra token protection: "bound", "unbound").
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub token_binding: Option<Text<'a>>,
 }
 
 /// A vendor's risk verdict.
@@ -793,6 +844,11 @@ impl<'a> SessionEvent<'a> {
     }
 
     /// Forget every vouch: the identity in this event is only claimed.
+    /// The event's authentication facts, created empty when it has none.
+    pub fn auth_mut(&mut self) -> &mut Auth<'a> {
+        self.auth.get_or_insert_with(Default::default)
+    }
+
     pub fn unvouch_all(&mut self) {
         self.principal.vouched_by = None;
         self.session.vouched = Keys::default();
@@ -839,6 +895,7 @@ impl<'a> SessionEvent<'a> {
             resource: Resource::default(),
             location_untrusted: false,
             risk: None,
+            auth: None,
         }
     }
 }

@@ -10,8 +10,8 @@
 use crate::decide::Decision;
 use crate::detect::Finding;
 use crate::event::{
-    Category, Family, Geo, Keys, NetKind, Network, Outcome, Principal, PrincipalKind, Provenance,
-    Resource, Risk, RiskLevel, SessionEvent, SessionKeys, SourceInfo, Text, Ts, Vouch,
+    Auth, Category, Family, Geo, Keys, NetKind, Network, Outcome, Principal, PrincipalKind,
+    Provenance, Resource, Risk, RiskLevel, SessionEvent, SessionKeys, SourceInfo, Text, Ts, Vouch,
 };
 use arrow_array::builder::{
     BooleanBuilder, Float64Builder, ListBuilder, StringBuilder, TimestampMillisecondBuilder,
@@ -136,6 +136,17 @@ fn events_schema() -> SchemaRef {
         Field::new("location_untrusted", DataType::Boolean, false),
         utf8("risk_level", true),
         utf8("risk_kind", true),
+        utf8("auth_method", true),
+        Field::new("mfa", DataType::Boolean, true),
+        utf8("conditional_access", true),
+        Field::new("device_compliant", DataType::Boolean, true),
+        utf8("device_trust", true),
+        utf8("client_app", true),
+        utf8("login_type", true),
+        list("scopes"),
+        Field::new("keep_signed_in", DataType::Boolean, true),
+        utf8("delegated_by", true),
+        utf8("token_binding", true),
     ]))
 }
 
@@ -423,6 +434,21 @@ impl EventRows {
         self.bool(Some(ev.location_untrusted));
         self.s(ev.risk.as_ref().map(|x| x.level.as_str()));
         self.s(ev.risk.as_ref().map(|x| x.kind.as_str()));
+        let a = ev.auth.as_deref();
+        self.s(a.and_then(|a| a.method.as_deref()));
+        self.bool(a.and_then(|a| a.mfa));
+        self.s(a.and_then(|a| a.conditional_access.as_deref()));
+        self.bool(a.and_then(|a| a.device_compliant));
+        self.s(a.and_then(|a| a.device_trust.as_deref()));
+        self.s(a.and_then(|a| a.client_app.as_deref()));
+        self.s(a.and_then(|a| a.login_type.as_deref()));
+        self.list(
+            a.into_iter()
+                .flat_map(|a| a.scopes.iter().map(|s| s.as_str())),
+        );
+        self.bool(a.and_then(|a| a.keep_signed_in));
+        self.s(a.and_then(|a| a.delegated_by.as_deref()));
+        self.s(a.and_then(|a| a.token_binding.as_deref()));
         self.rows += 1;
     }
 
@@ -1104,6 +1130,20 @@ pub fn event_of(c: &Cols<'_>, i: usize) -> Option<SessionEvent<'static>> {
         (Some(level), Some(kind)) => Some(Risk { level, kind }),
         _ => None,
     };
+    let auth = Auth {
+        method: owned("auth_method"),
+        mfa: c.bool("mfa", i),
+        conditional_access: owned("conditional_access"),
+        device_compliant: c.bool("device_compliant", i),
+        device_trust: owned("device_trust"),
+        client_app: owned("client_app"),
+        login_type: owned("login_type"),
+        scopes: c.list("scopes", i).into_iter().map(Text::from).collect(),
+        keep_signed_in: c.bool("keep_signed_in", i),
+        delegated_by: owned("delegated_by"),
+        token_binding: owned("token_binding"),
+    };
+    ev.auth = (auth != Auth::default()).then(|| Box::new(auth));
     ev.provenance = Provenance::None;
     Some(ev)
 }
@@ -1180,6 +1220,19 @@ mod tests {
             level: RiskLevel::High,
             kind: "anomalousToken".into(),
         });
+        ev.auth = Some(Box::new(Auth {
+            method: Some("FIDO2 security key".into()),
+            mfa: Some(true),
+            conditional_access: Some("success".into()),
+            device_compliant: Some(false),
+            device_trust: Some("Workplace".into()),
+            client_app: Some("Browser".into()),
+            login_type: Some("saml".into()),
+            scopes: vec!["repo".into(), "read:org".into()],
+            keep_signed_in: Some(true),
+            delegated_by: Some("admin@example.com".into()),
+            token_binding: Some("bound".into()),
+        }));
         ev
     }
 

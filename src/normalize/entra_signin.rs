@@ -69,7 +69,7 @@ struct SignIn<'a> {
     resource_display_name: Option<Text<'a>>,
     #[serde(borrow, default)]
     ip_address: Option<Text<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     is_interactive: Option<bool>,
     #[serde(borrow, default)]
     client_credential_type: Option<Text<'a>>,
@@ -96,6 +96,35 @@ struct SignIn<'a> {
     risk_event_types_v2: Option<Vec<Text<'a>>>,
     #[serde(borrow, default)]
     risk_event_types: Option<Vec<Text<'a>>>,
+    /// How the user authenticated: each step's method, and whether it succeeded.
+    #[serde(borrow, default)]
+    authentication_details: Option<Vec<AuthStep<'a>>>,
+    /// "singleFactorAuthentication" / "multiFactorAuthentication".
+    #[serde(borrow, default)]
+    authentication_requirement: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    conditional_access_status: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    client_app_used: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    token_protection_status_details: Option<TokenProtection<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuthStep<'a> {
+    #[serde(borrow, default)]
+    authentication_method: Option<Text<'a>>,
+    #[serde(default)]
+    succeeded: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenProtection<'a> {
+    /// "bound", "unbound", "unknown".
+    #[serde(borrow, default)]
+    sign_in_session_status: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -119,6 +148,10 @@ struct DeviceDetail<'a> {
     device_id: Option<Text<'a>>,
     #[serde(borrow, default)]
     browser: Option<Text<'a>>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    is_compliant: Option<bool>,
+    #[serde(borrow, default)]
+    trust_type: Option<Text<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +271,45 @@ impl Normalizer for EntraSignin {
             .and_then(|v| v.into_iter().find_map(|e| non_empty(e.ip_address)));
         ev.network.ip = non_empty(s.ip_address).or(listed).or(caller_ip);
         ev.network.asn = s.autonomous_system_number;
+        // how the user authenticated, the conditional access result, the device's standing and the client kind
+        let steps = s.authentication_details.unwrap_or_default();
+        let method = steps
+            .iter()
+            .rev()
+            .filter(|a| a.succeeded != Some(false))
+            .filter_map(|a| non_empty(a.authentication_method.clone()))
+            .find(|m| !m.eq_ignore_ascii_case("Previously satisfied"));
+        let mfa = s
+            .authentication_requirement
+            .as_deref()
+            .map(|r| r.eq_ignore_ascii_case("multiFactorAuthentication"));
+        let compliant = s.device_detail.as_ref().and_then(|d| d.is_compliant);
+        let trust = s
+            .device_detail
+            .as_ref()
+            .and_then(|d| non_empty(d.trust_type.clone()));
+        let access = non_empty(s.conditional_access_status);
+        let client = non_empty(s.client_app_used);
+        let binding = s
+            .token_protection_status_details
+            .and_then(|t| non_empty(t.sign_in_session_status));
+        if method.is_some()
+            || mfa.is_some()
+            || compliant.is_some()
+            || trust.is_some()
+            || access.is_some()
+            || client.is_some()
+            || binding.is_some()
+        {
+            let a = ev.auth_mut();
+            a.method = method;
+            a.mfa = mfa;
+            a.device_compliant = compliant;
+            a.device_trust = trust;
+            a.conditional_access = access;
+            a.client_app = client;
+            a.token_binding = binding;
+        }
         if let Some(d) = s.device_detail {
             ev.network.device_id = non_empty(d.device_id);
             // `deviceDetail.browser` ("Chrome 77.0.3865") names a browser, it is not a user agent: mixed with real
@@ -274,8 +346,11 @@ impl Normalizer for EntraSignin {
             if let Some(Coordinates {
                 latitude: Some(lat),
                 longitude: Some(lon),
-            }) = l.geo_coordinates
-            {
+            }) = l.geo_coordinates.filter(|c| {
+                c.latitude
+                    .zip(c.longitude)
+                    .is_some_and(|(a, o)| Geo::valid(a, o))
+            }) {
                 ev.network.geo = Some(Geo {
                     lat,
                     lon,
@@ -388,5 +463,21 @@ mod tests {
         let raw = GRAPH.replace("\"errorCode\":0", "\"errorCode\":50126");
         let ev = &normalize_one(&raw)[0];
         assert_eq!(ev.outcome, Outcome::Failure);
+    }
+
+    /// Issue 13's dropped facts: how the user authenticated, conditional access, the device's standing, the
+    /// client kind and token protection are kept.
+    #[test]
+    fn a_sign_in_keeps_its_authentication_device_and_token_binding_facts() {
+        let raw = r#"{"id":"si-9","createdDateTime":"2026-11-02T08:00:00Z","userPrincipalName":"a@contoso.com","userId":"u-1","ipAddress":"131.107.1.2","isInteractive":true,"status":{"errorCode":0},"clientAppUsed":"Browser","conditionalAccessStatus":"success","authenticationRequirement":"multiFactorAuthentication","authenticationDetails":[{"authenticationMethod":"Password","succeeded":true},{"authenticationMethod":"FIDO2 security key","succeeded":true}],"deviceDetail":{"deviceId":"d-1","isCompliant":true,"isManaged":true,"trustType":"Azure AD joined"},"tokenProtectionStatusDetails":{"signInSessionStatus":"bound","signInSessionStatusCode":0}}"#;
+        let ev = &crate::normalize::testutil::normalize_one(raw)[0];
+        let a = ev.auth.as_deref().expect("auth facts");
+        assert_eq!(a.method.as_deref(), Some("FIDO2 security key"));
+        assert_eq!(a.mfa, Some(true));
+        assert_eq!(a.conditional_access.as_deref(), Some("success"));
+        assert_eq!(a.device_compliant, Some(true));
+        assert_eq!(a.device_trust.as_deref(), Some("Azure AD joined"));
+        assert_eq!(a.client_app.as_deref(), Some("Browser"));
+        assert_eq!(a.token_binding.as_deref(), Some("bound"));
     }
 }

@@ -62,6 +62,9 @@ struct Outer<'a> {
     subscription: Option<String>,
     #[serde(default)]
     data_stream: Option<Dataset>,
+    /// ECS documents carry `@timestamp` at the top.
+    #[serde(default, rename = "@timestamp", deserialize_with = "present")]
+    at_timestamp: bool,
 }
 
 #[derive(Deserialize)]
@@ -132,8 +135,11 @@ pub fn unwrap(text: &str) -> Option<Unwrapped<'_>> {
             }
         }
     }
-    let mut dataset = o.data_stream.and_then(|d| d.dataset);
-    if let Some(e) = o.event {
+    // an ECS document (Elastic Agent, Filebeat, Logstash) has `@timestamp` and no source type; a Splunk HEC or
+    // Cribl payload's `event` is the sender's, so its `dataset` names no origin
+    let ecs_doc = o.at_timestamp && o.sourcetype.is_none();
+    let mut dataset = o.data_stream.and_then(|d| d.dataset).filter(|_| ecs_doc);
+    if let Some(e) = o.event.filter(|_| ecs_doc) {
         if let Ok(ecs) = serde_json::from_str::<EcsEvent>(e.get()) {
             dataset = ecs.dataset.or(dataset);
             if let Some(s) = ecs.original.and_then(json_text) {
@@ -347,6 +353,30 @@ mod tests {
             got,
             [true, false, true, true, false, false, false, false, false, false, false, true]
         );
+    }
+
+    /// Found by the outside review: a HEC payload with `dataset` and `original` was read as an ECS document whose
+    /// origin the payload named itself, so an app logging through HEC as `acme:app` got `ecs:okta.system`'s trust
+    /// and spoke with Okta's voice about the CEO.
+    #[test]
+    fn a_hec_payload_naming_a_trusted_dataset_stays_a_claim() {
+        let q = quoted(OKTA);
+        let hec = format!(
+            r#"{{"time":1793606401,"host":"app-7","sourcetype":"acme:app","event":{{"dataset":"okta.system","original":{q}}}}}"#
+        );
+        let cfg: NormalizeConfig =
+            toml::from_str(r#"trusted_envelopes = ["ecs:okta.system"]"#).unwrap();
+        let bare = read(OKTA, None).unwrap();
+        let got = read_with(&hec, None, &cfg);
+        assert_ne!(got.as_ref(), Ok(&bare), "{got:?}");
+        if let Ok(lines) = got {
+            assert!(lines.iter().all(|l| l.ends_with("None")), "{lines:?}");
+        }
+        // the real ECS document with that dataset keeps the trust the operator gave it
+        let ecs = format!(
+            r#"{{"@timestamp":"2026-11-02T08:00:01Z","event":{{"dataset":"okta.system","original":{q}}}}}"#
+        );
+        assert_eq!(read_with(&ecs, None, &cfg), Ok(bare));
     }
 
     /// A HEC source type or an ECS dataset that names a format pins the record to it: an Okta source type holding

@@ -57,7 +57,7 @@ struct Raw<'a> {
     url_path: Option<Text<'a>>,
     #[serde(borrow, default)]
     request_method: Option<Text<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_num")]
     status_code: Option<u16>,
     #[serde(borrow, default)]
     oauth_application_id: Option<Text<'a>>,
@@ -65,6 +65,9 @@ struct Raw<'a> {
     programmatic_access_type: Option<Text<'a>>,
     #[serde(borrow, default)]
     actor_location: Option<Location<'a>>,
+    /// The token's scopes, as GitHub writes them ("repo,read:org").
+    #[serde(borrow, default)]
+    token_scopes: Option<Text<'a>>,
 }
 
 /// `actor_location`: GitHub gives a country code only.
@@ -156,6 +159,22 @@ impl Normalizer for GithubAudit {
         ev.network.ip = r.actor_ip;
         ev.network.user_agent = r.user_agent;
         ev.network.country = r.actor_location.and_then(|l| l.country_code);
+        let scopes: Vec<Text<'a>> = r
+            .token_scopes
+            .as_deref()
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(|x| Text::from(x.to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if r.programmatic_access_type.is_some() || !scopes.is_empty() {
+            let a = ev.auth_mut();
+            a.method = r.programmatic_access_type.clone();
+            a.scopes = scopes;
+        }
         ev.resource.app = r.org.0;
         ev.resource.object_type = r.repo.0.as_ref().map(|_| Text::Borrowed("repo"));
         ev.resource.object_id = r.repo.0.or(r.route).or(r.url_path);
@@ -197,5 +216,16 @@ mod tests {
         let ev = &normalize_one(raw)[0];
         assert_eq!(ev.category, Category::AdminChange);
         assert_eq!(ev.event_time, Ts(1583364382722));
+    }
+
+    /// Issue 13's dropped facts: how a token authenticated and its scopes.
+    #[test]
+    fn an_api_request_keeps_its_access_type_and_token_scopes() {
+        let raw = r#"{"@timestamp":1793606400000,"action":"api.request","actor":"octo","hashed_token":"h=","programmatic_access_type":"OAuth access token","token_scopes":"repo,read:org","request_method":"GET","route":"/repos","created_at":1793606400000}"#;
+        let ev = &normalize_one(raw)[0];
+        let a = ev.auth.as_deref().expect("auth facts");
+        assert_eq!(a.method.as_deref(), Some("OAuth access token"));
+        let scopes: Vec<&str> = a.scopes.iter().map(|s| s.as_str()).collect();
+        assert_eq!(scopes, ["repo", "read:org"]);
     }
 }

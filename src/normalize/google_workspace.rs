@@ -92,8 +92,8 @@ struct Param<'a> {
     int_value: Option<Scalar<'a>>,
     #[serde(default, rename = "boolValue")]
     bool_value: Option<bool>,
-    #[serde(default, rename = "multiValue")]
-    _multi: Option<IgnoredAny>,
+    #[serde(borrow, default, rename = "multiValue")]
+    multi: Option<Vec<Scalar<'a>>>,
 }
 
 /// A parameter value: Google sends strings, exporters sometimes numbers or booleans.
@@ -240,6 +240,26 @@ impl Normalizer for GoogleWorkspace {
                             _ => {}
                         }
                     }
+                    "login_type" => ev.auth_mut().login_type = v.and_then(Scalar::text),
+                    "login_challenge_method" => {
+                        let m = v
+                            .and_then(Scalar::text)
+                            .or_else(|| p.multi.iter().flatten().find_map(Scalar::text));
+                        ev.auth_mut().method = m;
+                    }
+                    "is_second_factor" if p.bool_value.is_some() => {
+                        ev.auth_mut().mfa = p.bool_value;
+                    }
+                    "scope" => {
+                        let scopes: Vec<_> = v
+                            .and_then(Scalar::text)
+                            .into_iter()
+                            .chain(p.multi.iter().flatten().filter_map(Scalar::text))
+                            .collect();
+                        if !scopes.is_empty() {
+                            ev.auth_mut().scopes = scopes;
+                        }
+                    }
                     // Google's own verdict that the sign-in looked suspicious
                     "is_suspicious"
                         if p.bool_value == Some(true)
@@ -337,5 +357,27 @@ mod tests {
             Some("9234.apps.googleusercontent.com")
         );
         assert_eq!(ev.resource.bytes, Some(1223));
+    }
+
+    /// Issue 13's dropped facts: the login type, the challenge method, a second factor and OAuth scopes.
+    #[test]
+    fn logins_keep_their_type_method_and_second_factor_and_tokens_their_scopes() {
+        let login = r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T09:00:00Z","uniqueQualifier":"9","applicationName":"login","customerId":"1"},"actor":{"callerType":"USER","email":"foo@example.com"},"ipAddress":"198.51.100.7","events":[{"type":"login","name":"login_verification","parameters":[{"name":"login_type","value":"google_password"},{"multiValue":["security_key"],"name":"login_challenge_method"},{"name":"login_challenge_status","value":"passed"},{"boolValue":true,"name":"is_second_factor"}]}]}"#;
+        let ev = &normalize_one(login)[0];
+        let a = ev.auth.as_deref().expect("auth facts");
+        assert_eq!(a.login_type.as_deref(), Some("google_password"));
+        assert_eq!(a.method.as_deref(), Some("security_key"));
+        assert_eq!(a.mfa, Some(true));
+        let token = r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T09:00:00Z","uniqueQualifier":"10","applicationName":"token","customerId":"1"},"actor":{"callerType":"USER","email":"foo@example.com"},"events":[{"type":"auth","name":"authorize","parameters":[{"name":"client_id","value":"923.apps.googleusercontent.com"},{"name":"scope","multiValue":["https://www.googleapis.com/auth/drive","openid"]}]}]}"#;
+        let ev = &normalize_one(token)[0];
+        let scopes: Vec<&str> = ev
+            .auth
+            .as_deref()
+            .unwrap()
+            .scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        assert_eq!(scopes, ["https://www.googleapis.com/auth/drive", "openid"]);
     }
 }

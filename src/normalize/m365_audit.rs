@@ -215,6 +215,7 @@ impl Normalizer for M365Audit {
             .map(strip_port);
         let mut ua = r.user_agent.or(r.client_info_string);
         let mut session = r.session_id;
+        let mut keep_signed_in = None;
         for p in r
             .extended_properties
             .iter()
@@ -224,12 +225,22 @@ impl Normalizer for M365Audit {
             match p.name.as_str() {
                 "UserAgent" if ua.is_none() => ua = p.value.clone(),
                 "SessionId" if session.is_none() => session = p.value.clone(),
+                "KeepMeSignedIn" => {
+                    keep_signed_in = p.value.as_deref().and_then(|v| match v {
+                        "True" | "true" => Some(true),
+                        "False" | "false" => Some(false),
+                        _ => None,
+                    })
+                }
                 _ => {}
             }
         }
         if let Some(ctx) = r.app_access_context {
             session = session.or(ctx.aad_session_id);
             ev.session.token_id = ctx.unique_token_id;
+        }
+        if keep_signed_in.is_some() {
+            ev.auth_mut().keep_signed_in = keep_signed_in;
         }
         ev.network.user_agent = ua.filter(|s| !s.is_empty());
         ev.session.session_id = session.filter(|s| !s.is_empty());
@@ -304,5 +315,16 @@ mod tests {
         assert_eq!(strip_port("1.2.3.4:80".into()), "1.2.3.4");
         assert_eq!(strip_port("2001:db8::1".into()), "2001:db8::1");
         assert_eq!(strip_port("[::1]:9".into()), "::1");
+    }
+
+    /// Issue 13's dropped facts: the user chose to stay signed in.
+    #[test]
+    fn a_logon_keeps_keep_me_signed_in() {
+        let raw = r#"{"CreationTime":"2026-11-02T08:00:00","Id":"k-1","Operation":"UserLoggedIn","Workload":"AzureActiveDirectory","UserId":"bob@example.com","ClientIP":"198.51.100.7","ResultStatus":"Success","ExtendedProperties":[{"Name":"KeepMeSignedIn","Value":"True"},{"Name":"UserAgent","Value":"Mozilla/5.0"}]}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(
+            ev.auth.as_deref().and_then(|a| a.keep_signed_in),
+            Some(true)
+        );
     }
 }

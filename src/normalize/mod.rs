@@ -372,10 +372,15 @@ thread_local! {
 
 /// Run `f` with struct field names matched in any ASCII case by [`parse_json`] (on this thread).
 fn with_casefold<R>(f: impl FnOnce() -> R) -> R {
-    let before = CASEFOLD.with(|c| c.replace(true));
-    let r = f();
-    CASEFOLD.with(|c| c.set(before));
-    r
+    /// Restores the flag even if `f` unwinds, so later records on this thread are read as written.
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CASEFOLD.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CASEFOLD.with(|c| c.replace(true)));
+    f()
 }
 
 /// Parse one message into a format's borrowed raw type, naming the format on error. While a record is read
@@ -969,7 +974,7 @@ where
             Ok(T::from_f64(v))
         }
         fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<T>, E> {
-            Ok(v.trim().parse().ok())
+            Ok(v.trim().parse().ok().filter(T::usable))
         }
         fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Option<T>, E> {
             Ok(None)
@@ -999,6 +1004,10 @@ where
 pub(crate) trait LenientNum: std::str::FromStr + Sized {
     fn from_u64(v: u64) -> Option<Self>;
     fn from_f64(v: f64) -> Option<Self>;
+    /// Whether a value parsed from a string is a number (`"NaN"` and `"inf"` parse as `f64` but are none).
+    fn usable(&self) -> bool {
+        true
+    }
 }
 
 macro_rules! lenient_int {
@@ -1022,6 +1031,59 @@ impl LenientNum for f64 {
     fn from_f64(v: f64) -> Option<Self> {
         v.is_finite().then_some(v)
     }
+    fn usable(&self) -> bool {
+        self.is_finite()
+    }
+}
+
+/// A flag written as a boolean, as `"true"`/`"false"`, or as 0/1 (exporters vary); anything else is absent.
+pub(crate) fn lenient_bool<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<bool>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<bool>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a boolean")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Option<bool>, E> {
+            Ok(Some(v))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<bool>, E> {
+            Ok(match v {
+                0 => Some(false),
+                1 => Some(true),
+                _ => None,
+            })
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Option<bool>, E> {
+            Ok(u64::try_from(v).ok().and_then(|u| match u {
+                0 => Some(false),
+                1 => Some(true),
+                _ => None,
+            }))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<bool>, E> {
+            Ok(match v.trim() {
+                "true" | "True" | "TRUE" | "1" => Some(true),
+                "false" | "False" | "FALSE" | "0" => Some(false),
+                _ => None,
+            })
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<bool>, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Option<bool>, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: serde::Deserializer<'de>>(
+            self,
+            d: D2,
+        ) -> Result<Option<bool>, D2::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 /// A time as pipelines write it: a timestamp string, or epoch seconds, milliseconds, microseconds or nanoseconds

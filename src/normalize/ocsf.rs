@@ -36,7 +36,7 @@
 //! who acted). The vendor name is the event's own word: anyone who can write to the input can name any vendor, so
 //! list a vendor only for inputs no one else writes to.
 //!
-//! Not carried (the unified event has no field for them): `is_mfa`/`mfa`, `auth_protocol`, `logon_type`, a
+//! Authentication facts: `is_mfa`, `auth_protocol` (as the method) and `logon_type` go to `auth`. Not carried: a
 //! session's `uid_alt` when it also has a `uid`, and classes other than these four (rejected with the class named).
 
 use super::{parse_config, ConfigError, Context, Loose, NormalizeError, Normalizer, Probe};
@@ -133,6 +133,13 @@ struct Raw<'a> {
     risk_level: Loose<'a>,
     #[serde(borrow, default)]
     risk_details: Loose<'a>,
+    /// 3002: whether multi-factor authentication was used, the protocol, and the kind of logon.
+    #[serde(default)]
+    is_mfa: Option<bool>,
+    #[serde(borrow, default)]
+    auth_protocol: Loose<'a>,
+    #[serde(borrow, default)]
+    logon_type: Loose<'a>,
 }
 
 #[derive(Deserialize, Default)]
@@ -789,6 +796,20 @@ impl Normalizer for Ocsf {
             if tried {
                 ev.principal.vouched_by = None;
             }
+        }
+        let protocol = r
+            .auth_protocol
+            .0
+            .filter(|p| !p.is_empty() && p.as_str() != "Unknown");
+        let logon = r
+            .logon_type
+            .0
+            .filter(|p| !p.is_empty() && p.as_str() != "Unknown");
+        if r.is_mfa.is_some() || protocol.is_some() || logon.is_some() {
+            let a = ev.auth_mut();
+            a.mfa = r.is_mfa;
+            a.method = protocol;
+            a.login_type = logon;
         }
         out.push(ev);
         Ok(())

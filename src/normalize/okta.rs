@@ -126,11 +126,11 @@ struct OutcomeRaw<'a> {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SecCtx<'a> {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_num")]
     as_number: Option<u32>,
     #[serde(borrow, default)]
     as_org: Option<Text<'a>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::lenient_bool")]
     is_proxy: Option<bool>,
 }
 
@@ -289,7 +289,9 @@ impl Normalizer for Okta {
                 if let Some(LatLon {
                     lat: Some(lat),
                     lon: Some(lon),
-                }) = g.geolocation
+                }) = g
+                    .geolocation
+                    .filter(|l| l.lat.zip(l.lon).is_some_and(|(a, o)| Geo::valid(a, o)))
                 {
                     ev.network.geo = Some(Geo {
                         lat,
@@ -453,6 +455,38 @@ mod tests {
         assert_eq!(
             (ev.category, ev.outcome),
             (Category::SessionEnd, Outcome::Failure)
+        );
+    }
+
+    /// Found by the outside review: `"NaN"` and `"inf"` written as strings passed the number reader and became a
+    /// place that detector state could not be read back with.
+    #[test]
+    fn a_place_of_nan_or_infinity_is_no_place() {
+        for (lat, lon) in [(r#""NaN""#, r#""inf""#), ("91.5", "10"), (r#""-inf""#, "3")] {
+            let raw = LOGIN.replace(
+                r#""lat":41.88,"lon":-87.63"#,
+                &format!(r#""lat":{lat},"lon":{lon}"#),
+            );
+            let ev = &normalize_one(&raw)[0];
+            assert!(
+                ev.network.geo.is_none(),
+                "{lat} {lon}: {:?}",
+                ev.network.geo
+            );
+        }
+    }
+
+    /// Found by the outside review: a pipeline that writes every value as a string got Okta records dead-lettered
+    /// over `asNumber` and `isProxy`.
+    #[test]
+    fn an_as_number_and_proxy_flag_written_as_strings_are_read() {
+        let raw = LOGIN
+            .replace(r#""asNumber":7922"#, r#""asNumber":"7922""#)
+            .replace(r#""isProxy":false"#, r#""isProxy":"true""#);
+        let ev = &normalize_one(&raw)[0];
+        assert_eq!(
+            (ev.network.asn, ev.network.is_proxy),
+            (Some(7922), Some(true))
         );
     }
 }

@@ -64,6 +64,9 @@ struct Row<'a> {
     entity_name: Option<Text<'a>>,
     #[serde(borrow, default)]
     rows_processed: Option<Text<'a>>,
+    /// How the user authenticated (`pwd`, `mfa` … as Salesforce abbreviates them).
+    #[serde(borrow, default)]
+    authentication_method_reference: Option<Text<'a>>,
 }
 
 /// A Real-Time Event Monitoring object, LoginHistory or SetupAuditTrail row.
@@ -109,6 +112,11 @@ struct Object<'a> {
     login_type: Option<Text<'a>>,
     #[serde(borrow, default)]
     login_history_id: Option<Text<'a>>,
+    /// The admin who logged in as this user ("Login As").
+    #[serde(borrow, default)]
+    delegated_username: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    authentication_method_reference: Option<Text<'a>>,
     #[serde(borrow, default)]
     session_level: Option<Text<'a>>,
     #[serde(borrow, default)]
@@ -195,6 +203,9 @@ impl Salesforce {
         if cat == Export {
             ev.resource.destination = Some("api-client".into());
         }
+        if let Some(m) = some(r.authentication_method_reference) {
+            ev.auth_mut().method = Some(m);
+        }
         ev.action = Some(r.event_type);
         Ok(ev)
     }
@@ -248,7 +259,11 @@ impl Salesforce {
         // `Browser` names a browser ("Chrome"); only a real user-agent string is one
         let _ = o.browser;
         ev.network.user_agent = some(o.user_agent);
-        if let (Some(lat), Some(lon)) = (o.login_latitude, o.login_longitude) {
+        if let Some((lat, lon)) = o
+            .login_latitude
+            .zip(o.login_longitude)
+            .filter(|(a, o)| Geo::valid(*a, *o))
+        {
             ev.network.geo = Some(Geo {
                 lat,
                 lon,
@@ -269,6 +284,22 @@ impl Salesforce {
                 .or(some(o.client))
                 .or(some(o.application))
                 .or(Some("api-client".into()));
+        }
+        let login_type = some(o.login_type.clone());
+        let delegated = some(o.delegated_username);
+        let method = some(o.authentication_method_reference);
+        // a high-assurance session is one that passed multi-factor authentication
+        let mfa = o.session_level.as_deref().and_then(|l| match l {
+            "HIGH_ASSURANCE" => Some(true),
+            "STANDARD" => Some(false),
+            _ => None,
+        });
+        if login_type.is_some() || delegated.is_some() || method.is_some() || mfa.is_some() {
+            let a = ev.auth_mut();
+            a.login_type = login_type;
+            a.delegated_by = delegated;
+            a.method = method;
+            a.mfa = mfa;
         }
         ev.action = Some(some(o.action).unwrap_or_else(|| Text::from(kind)));
         Ok(ev)
@@ -361,5 +392,16 @@ mod tests {
         let ev = &normalize_one(raw)[0];
         assert_eq!(ev.category, Category::AdminChange);
         assert_eq!(ev.action.as_deref(), Some("insertConnectedApplication"));
+    }
+
+    /// Issue 13's dropped facts: the login type, an admin's "Login As", and a high-assurance (MFA) session.
+    #[test]
+    fn a_login_keeps_its_type_delegate_and_assurance() {
+        let raw = r#"{"attributes":{"type":"LoginEvent"},"EventDate":"2026-11-02T08:00:00Z","LoginType":"Application","Status":"Success","EventIdentifier":"e-7","SourceIp":"198.51.100.7","Username":"ann@acme.com","UserId":"005A","LoginKey":"k","SessionLevel":"HIGH_ASSURANCE","DelegatedUsername":"admin@acme.com"}"#;
+        let ev = &crate::normalize::testutil::normalize_one(raw)[0];
+        let a = ev.auth.as_deref().expect("auth facts");
+        assert_eq!(a.login_type.as_deref(), Some("Application"));
+        assert_eq!(a.delegated_by.as_deref(), Some("admin@acme.com"));
+        assert_eq!(a.mfa, Some(true));
     }
 }
