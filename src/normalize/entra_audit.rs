@@ -171,6 +171,35 @@ fn some(t: Option<Text<'_>>) -> Option<Text<'_>> {
     t.filter(|s| !s.is_empty())
 }
 
+/// Entra audit categories: some exports put the audit's own category (`DirectoryManagement`) where Azure Monitor
+/// writes `AuditLogs`.
+const AUDIT_CATEGORIES: &[&str] = &[
+    "AdministrativeUnit",
+    "ApplicationManagement",
+    "Authentication",
+    "Authorization",
+    "AuthorizationPolicy",
+    "Agreement",
+    "CertificateBasedAuthentication",
+    "Contact",
+    "Device",
+    "DeviceConfiguration",
+    "DeviceManagement",
+    "DirectoryManagement",
+    "EntitlementManagement",
+    "GroupManagement",
+    "IdentityProtection",
+    "KerberosDomain",
+    "KeyManagement",
+    "Label",
+    "PermissionGrantPolicy",
+    "Policy",
+    "ProvisioningManagement",
+    "ResourceManagement",
+    "RoleManagement",
+    "UserManagement",
+];
+
 impl Normalizer for EntraAudit {
     fn authority(&self) -> super::Authority {
         super::Authority::OwnUsers
@@ -179,7 +208,10 @@ impl Normalizer for EntraAudit {
     fn sniff(&self, p: &Probe) -> bool {
         (p.activity_date_time.is_some() && p.initiated_by.is_some())
             || (p.activity_date_time_pascal.is_some() && p.initiated_by_pascal.is_some())
-            || (p.properties.is_some() && p.category.as_deref() == Some("AuditLogs"))
+            || (p.properties.is_some()
+                && p.category
+                    .as_deref()
+                    .is_some_and(|c| c == "AuditLogs" || AUDIT_CATEGORIES.contains(&c)))
     }
 
     fn normalize<'a>(
@@ -287,5 +319,16 @@ mod tests {
         assert_eq!(ev.category, Category::AdminChange);
         assert_eq!(ev.principal.email.as_deref(), Some("mallory@contoso.com"));
         assert_eq!(ev.network.ip.as_deref(), Some("203.0.113.9"));
+    }
+
+    /// Issue 13: a SIEM's export put the audit's own category where Azure Monitor writes `AuditLogs`, and the
+    /// rows were rejected as an unknown format.
+    #[test]
+    fn an_exported_row_with_the_audits_own_category_is_read() {
+        let raw = r#"{"time":"2026-11-02T08:01:00Z","category":"DirectoryManagement","operationName":"Set domain authentication","properties":{"id":"Directory_3","activityDateTime":"2026-11-02T08:01:00Z","activityDisplayName":"Set domain authentication","result":"success","initiatedBy":{"user":{"id":"u-9","userPrincipalName":"mallory@contoso.com","ipAddress":"203.0.113.9"}},"targetResources":[{"id":"d-1","type":"Domain"}]}}"#;
+        let ev = &crate::normalize::testutil::normalize_one(raw)[0];
+        assert_eq!(ev.source.format.as_str(), "entra_audit");
+        assert_eq!(ev.principal.email.as_deref(), Some("mallory@contoso.com"));
+        assert_eq!(ev.category, Category::AdminChange);
     }
 }

@@ -14,6 +14,7 @@ pub mod defender_xdr;
 mod ecs;
 pub mod enrich;
 mod entra_audit;
+mod entra_graph;
 mod entra_signin;
 pub mod envelope;
 pub mod envoy_text;
@@ -209,6 +210,11 @@ pub struct Probe<'a> {
     pub timestamp_pascal: Option<IgnoredAny>,
     #[serde(rename = "ActionType")]
     pub action_type: Option<IgnoredAny>,
+    // Microsoft Graph activity (Log Analytics rows)
+    #[serde(rename = "RequestUri")]
+    pub request_uri: Option<IgnoredAny>,
+    #[serde(rename = "SignInActivityId")]
+    pub sign_in_activity_id: Option<IgnoredAny>,
     // OCSF
     pub class_uid: Option<IgnoredAny>,
     pub metadata: Option<IgnoredAny>,
@@ -234,7 +240,7 @@ impl Probe<'_> {
            sf_event_type => "EVENT_TYPE", sf_event_date => "EventDate", action => "action",
            properties => "properties", date_create => "date_create", created_at => "created_at",
            timestamp_pascal => "Timestamp", action_type => "ActionType", class_uid => "class_uid",
-           metadata => "metadata");
+           metadata => "metadata", request_uri => "RequestUri", sign_in_activity_id => "SignInActivityId");
         if keys.is_empty() {
             "none Quench knows".into()
         } else {
@@ -321,6 +327,10 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: entra_audit::NAME,
             build: entra_audit::build,
+        },
+        Registered {
+            name: entra_graph::NAME,
+            build: entra_graph::build,
         },
         Registered {
             name: m365_audit::NAME,
