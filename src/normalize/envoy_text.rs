@@ -283,4 +283,21 @@ mod tests {
             ]
         );
     }
+
+    /// Found by the outside review: an OAuth callback's code and an access token in a request path were kept
+    /// verbatim, so the evidence store held credentials.
+    #[test]
+    fn credentials_in_a_request_path_are_redacted() {
+        let raw = r#"[2024-04-25T17:51:55.294Z] "GET /oauth/callback?code=abc123&state=xyz&access_token=eyJhbGciOi HTTP/1.1" 302 - 0 0 1 1 "198.51.100.4" "curl/8" "r-1" "app.example.com" "10.0.0.1:80""#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(
+            ev.resource.object_id.as_deref(),
+            Some("/oauth/callback?code=REDACTED&state=xyz&access_token=REDACTED")
+        );
+        let plain = raw.replace("code=abc123&state=xyz&access_token=eyJhbGciOi", "page=2");
+        assert_eq!(
+            normalize_one(&plain)[0].resource.object_id.as_deref(),
+            Some("/oauth/callback?page=2")
+        );
+    }
 }

@@ -599,6 +599,7 @@ impl Normalize {
         };
         let enrich = self.enrich.is_active();
         for ev in &mut out[start..] {
+            redact_query_secrets(&mut ev.resource.object_id);
             self.apply_authority(ev);
             ev.ingest_time = ctx.ingest_time;
             ev.provenance = ctx.provenance.clone();
@@ -928,6 +929,72 @@ impl Normalize {
     fn envelope_only(&self, text: &str) -> bool {
         top_level_keys(text).len() == 1
     }
+}
+
+/// Query parameters whose values are credentials: an OAuth callback's `code`, a token or key in the URL.
+const SECRET_PARAMS: &[&str] = &[
+    "access_token",
+    "id_token",
+    "refresh_token",
+    "token",
+    "code",
+    "client_secret",
+    "api_key",
+    "apikey",
+    "key",
+    "password",
+    "secret",
+    "sig",
+    "signature",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+];
+
+/// A request URI kept as an event's object (gateway access logs) with the values of credential parameters
+/// replaced by `REDACTED`: the evidence store and decisions keep where a request went, not the tokens in it.
+fn redact_query_secrets(object: &mut Option<Text<'_>>) {
+    let Some(o) = object.as_deref() else { return };
+    let Some((path, rest)) = o.split_once('?') else {
+        return;
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (rest, None),
+    };
+    let secret = |k: &str| {
+        let k = k.to_ascii_lowercase();
+        SECRET_PARAMS.contains(&k.as_str())
+            || k.ends_with("_token")
+            || k.ends_with("secret")
+            || k.ends_with("password")
+    };
+    if !query.split(['&', ';']).any(|p| {
+        p.split_once('=')
+            .is_some_and(|(k, v)| !v.is_empty() && secret(k))
+    }) {
+        return;
+    }
+    let mut out = String::with_capacity(o.len());
+    out.push_str(path);
+    out.push('?');
+    for (i, p) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match p.split_once('=') {
+            Some((k, v)) if !v.is_empty() && secret(k) => {
+                out.push_str(k);
+                out.push_str("=REDACTED");
+            }
+            _ => out.push_str(p),
+        }
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    *object = Some(Text::from(out));
 }
 
 /// The top-level keys of a JSON object (empty when it is not one).
