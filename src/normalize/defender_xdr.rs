@@ -76,8 +76,8 @@ struct Row<'a> {
     initiating_process_account_object_id: Option<Text<'a>>,
     #[serde(borrow, default, rename = "IPAddress")]
     ip_address: Option<Text<'a>>,
-    #[serde(borrow, default)]
-    is_anonymous_proxy: Option<Flag<'a>>,
+    #[serde(default, deserialize_with = "super::lenient_bool")]
+    is_anonymous_proxy: Option<bool>,
     #[serde(borrow, default)]
     country_code: Option<Text<'a>>,
     #[serde(borrow, default)]
@@ -100,30 +100,6 @@ struct Row<'a> {
     session_data: Option<SessionData<'a>>,
     #[serde(borrow, default)]
     raw_event_data: Option<&'a serde_json::value::RawValue>,
-}
-
-/// A flag written as a boolean, 0/1, or either as a string, as exports vary.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Flag<'a> {
-    Bool(bool),
-    Num(i64),
-    #[serde(borrow)]
-    Text(Text<'a>),
-}
-
-impl Flag<'_> {
-    fn get(&self) -> Option<bool> {
-        match self {
-            Flag::Bool(b) => Some(*b),
-            Flag::Num(n) => Some(*n != 0),
-            Flag::Text(t) => match t.trim() {
-                "1" | "true" | "True" | "TRUE" => Some(true),
-                "0" | "false" | "False" | "FALSE" => Some(false),
-                _ => None,
-            },
-        }
-    }
 }
 
 /// `SessionData`: the Entra session the activity belongs to, when Defender for Cloud Apps knows it.
@@ -265,7 +241,7 @@ impl Normalizer for DefenderXdr {
         if ev.network.as_org.is_none() {
             ev.network.as_org = non_empty(r.isp);
         }
-        match r.is_anonymous_proxy.as_ref().and_then(Flag::get) {
+        match r.is_anonymous_proxy {
             Some(true) => ev.network.is_proxy = Some(true),
             Some(false) if ev.network.is_proxy.is_none() => ev.network.is_proxy = Some(false),
             _ => {}

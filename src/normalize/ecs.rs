@@ -242,7 +242,7 @@ pub(crate) fn looks_like(text: &str) -> bool {
 }
 
 fn some(l: Loose<'_>) -> Option<Text<'_>> {
-    l.0.filter(|t| !t.trim().is_empty())
+    l.non_empty()
 }
 
 impl Normalizer for Ecs {

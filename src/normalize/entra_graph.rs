@@ -84,7 +84,7 @@ struct Row<'a> {
 }
 
 fn some(l: Loose<'_>) -> Option<Text<'_>> {
-    l.0.filter(|t| !t.trim().is_empty())
+    l.non_empty()
 }
 
 /// Scopes and roles as the token lists them (space- or comma-separated).

@@ -1561,6 +1561,13 @@ mod path_tests {
 #[derive(Default, Debug)]
 pub(crate) struct Loose<'a>(pub Option<Text<'a>>);
 
+impl<'a> Loose<'a> {
+    /// The text, unless it is absent or blank.
+    pub(crate) fn non_empty(self) -> Option<Text<'a>> {
+        self.0.filter(|t| !t.trim().is_empty())
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
