@@ -242,7 +242,7 @@ mod tests {
         let norm = normalize::Normalize::new(&cfg.normalize).unwrap();
         let k = cfg.validate_kafka(&norm).unwrap();
         assert!(!k.topics.is_empty());
-        // one target of every registered type (each built with its credentials in tests/confirmation.rs)
+        // one target of every registered type (each built with its credentials in tests/it/confirmation.rs)
         let mut types: Vec<&str> = cfg
             .respond
             .targets

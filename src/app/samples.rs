@@ -1,6 +1,6 @@
 //! The shared-samples survey: every file of real, public sample events is normalized and counted, per format,
 //! with how many events got each key field. `cargo run --example samples_table` prints it as the README table;
-//! `tests/shared_samples.rs` holds it to its bar.
+//! `tests/it/shared_samples.rs` holds it to its bar.
 //!
 //! In: a samples directory of JSON Lines files, and optionally a peer's expected facts for the same inputs
 //! (`fixtures/peer/elastic_expected.jsonl`: Elastic's published pipeline-test outputs). Out: one [`Row`] per

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::support as common;
 
 use quench::app;
 use quench::respond::{outbox, RespondConfig};

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::support as common;
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::support as common;
 
 use quench::decide::{Action, Decision, FindingRecord};
 use quench::event::{PrincipalKind, Ts};

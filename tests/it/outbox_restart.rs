@@ -10,7 +10,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::support as common;
 
 use quench::app::{self, stub};
 use quench::decide::Decision;

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::support as common;
 
 use quench::app::samples::{survey, totals};
 use std::path::Path;

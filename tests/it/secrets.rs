@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::support as common;
 
 use quench::decide::{Action, Decision};
 use quench::event::{PrincipalKind, Ts};
