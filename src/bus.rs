@@ -1,15 +1,108 @@
-//! Kafka plumbing shared by the stages that talk to the broker (ingest's decisions and dead letters, respond's
-//! outbox): the producer settings and producing one record with its acknowledgement awaited.
+//! Kafka plumbing shared by everything that talks to the broker (the runtime's input, decisions and dead letters,
+//! respond's outbox): the `[kafka]` settings, the one consumer and producer builders, producing one record with its
+//! acknowledgement awaited, and the dead-letter headers. A leaf: it imports no stage.
 //!
 //! In: a [`KafkaConfig`] and records. Out: acknowledged records, and the headers of a dead-letter record (their
 //! values escaped: they carry input-derived error text). State: none.
 
-use crate::config::KafkaConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
+use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`. Required.
+    pub brokers: String,
+    /// Consumer group id. Default `"quench"`.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Input topics, each with its format (`auto` detects per message). Required, at least one.
+    pub topics: Vec<TopicConfig>,
+    /// Topic decisions are produced to. Default `"quench.decisions"`.
+    #[serde(default = "default_decisions")]
+    pub decisions_topic: String,
+    /// Topic each decision is also produced to as an OCSF 1.8.0 Detection Finding (class 2004), keyed by decision
+    /// id. Default: none.
+    #[serde(default)]
+    pub ocsf_topic: Option<String>,
+    /// Topic unusable messages go to, with the reason in headers. Default `"quench.deadletter"`.
+    #[serde(default = "default_dlq")]
+    pub dead_letter_topic: String,
+    /// How often processed offsets are committed, ms. Default 1000.
+    #[serde(default = "default_commit")]
+    pub commit_interval_ms: u64,
+    /// librdkafka properties passed through to consumer and producer (`security.protocol`, `sasl.*`,
+    /// `ssl.*`, fetch tuning …). Default: none.
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaConfig {
+    /// A librdkafka client configuration: the brokers and the pass-through properties.
+    pub fn client(&self) -> rdkafka::config::ClientConfig {
+        let mut c = rdkafka::config::ClientConfig::new();
+        c.set("bootstrap.servers", &self.brokers);
+        for (key, v) in &self.properties {
+            c.set(key, v);
+        }
+        c
+    }
+}
+
+fn default_group() -> String {
+    "quench".into()
+}
+fn default_decisions() -> String {
+    "quench.decisions".into()
+}
+fn default_dlq() -> String {
+    "quench.deadletter".into()
+}
+fn default_commit() -> u64 {
+    1000
+}
+
+/// One input topic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicConfig {
+    /// Topic name. Required.
+    pub name: String,
+    /// Format name or `auto`. Default `"auto"`.
+    #[serde(default = "default_format")]
+    pub format: String,
+}
+
+fn default_format() -> String {
+    "auto".into()
+}
+
+/// A consumer in `group` that stores and commits offsets only when told (after processing), starts at the
+/// earliest offset of a partition with no commit (overridable in `kafka.properties`), and does not report
+/// partition ends. `extra` holds settings a caller needs unless `kafka.properties` says otherwise.
+pub fn consumer<C: rdkafka::config::FromClientConfig>(
+    k: &KafkaConfig,
+    group: &str,
+    extra: &[(&str, &str)],
+) -> Result<C, KafkaError> {
+    let mut c = k.client();
+    c.set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    for (key, value) in [("auto.offset.reset", "earliest")].iter().chain(extra) {
+        if !k.properties.contains_key(*key) {
+            c.set(*key, *value);
+        }
+    }
+    c.create()
+}
 
 /// A producer for records that must not be lost or reordered (idempotent, acks=all) and must not wait for a batch
 /// (`linger.ms=0`: a decision waits for its acknowledgement before its revocation goes out). Both can be

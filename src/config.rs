@@ -5,7 +5,6 @@
 
 use crate::{correlate, decide, detect, normalize, respond};
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 /// Any start-up configuration error.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +27,8 @@ pub enum ConfigError {
     Decide(#[from] decide::ConfigError),
     #[error(transparent)]
     Respond(#[from] respond::ConfigError),
+    #[error(transparent)]
+    Evidence(#[from] crate::evidence::ConfigError),
     #[error("{key} = {value:?}: {why}")]
     Invalid {
         key: String,
@@ -89,75 +90,7 @@ impl MetricsConfig {
     }
 }
 
-/// `[kafka]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// `bootstrap.servers`. Required.
-    pub brokers: String,
-    /// Consumer group id. Default `"quench"`.
-    #[serde(default = "default_group")]
-    pub group_id: String,
-    /// Input topics, each with its format (`auto` detects per message). Required, at least one.
-    pub topics: Vec<TopicConfig>,
-    /// Topic decisions are produced to. Default `"quench.decisions"`.
-    #[serde(default = "default_decisions")]
-    pub decisions_topic: String,
-    /// Topic each decision is also produced to as an OCSF 1.8.0 Detection Finding (class 2004), keyed by decision
-    /// id. Default: none.
-    #[serde(default)]
-    pub ocsf_topic: Option<String>,
-    /// Topic unusable messages go to, with the reason in headers. Default `"quench.deadletter"`.
-    #[serde(default = "default_dlq")]
-    pub dead_letter_topic: String,
-    /// How often processed offsets are committed, ms. Default 1000.
-    #[serde(default = "default_commit")]
-    pub commit_interval_ms: u64,
-    /// librdkafka properties passed through to consumer and producer (`security.protocol`, `sasl.*`,
-    /// `ssl.*`, fetch tuning …). Default: none.
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-}
-
-impl KafkaConfig {
-    /// A librdkafka client configuration: the brokers and the pass-through properties.
-    pub fn client(&self) -> rdkafka::config::ClientConfig {
-        let mut c = rdkafka::config::ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers);
-        for (key, v) in &self.properties {
-            c.set(key, v);
-        }
-        c
-    }
-}
-
-fn default_group() -> String {
-    "quench".into()
-}
-fn default_decisions() -> String {
-    "quench.decisions".into()
-}
-fn default_dlq() -> String {
-    "quench.deadletter".into()
-}
-fn default_commit() -> u64 {
-    1000
-}
-
-/// One input topic.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TopicConfig {
-    /// Topic name. Required.
-    pub name: String,
-    /// Format name or `auto`. Default `"auto"`.
-    #[serde(default = "default_format")]
-    pub format: String,
-}
-
-fn default_format() -> String {
-    "auto".into()
-}
+pub use crate::bus::{KafkaConfig, TopicConfig};
 
 /// `[log]`.
 #[derive(Debug, Clone, Deserialize, Default)]

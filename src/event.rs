@@ -377,6 +377,11 @@ impl fmt::Display for Provenance<'_> {
 }
 
 /// The producing system.
+/// The format name of the Microsoft 365 unified audit log, whose workloads (Exchange, SharePoint, Teams …) name
+/// their clients differently: detectors that compare clients keep them apart by workload. Normalize's
+/// `m365_audit::NAME` is this constant, so later stages need not import normalize.
+pub const M365_AUDIT: &str = "m365_audit";
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceInfo<'a> {

@@ -15,9 +15,9 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use quench::app;
 use quench::config::{Config, LogFormat};
-use quench::ingest::kafka::RunOptions;
 use quench::pipeline::Pipeline;
 use quench::respond::{self, Dispatcher};
+use quench::runtime::{self, RunOptions};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -308,26 +308,17 @@ fn main() -> anyhow::Result<()> {
                 if dispatcher.dry_run() {
                     tracing::warn!("no revocation target configured: dry run, decisions are recorded but nothing is revoked");
                 }
-                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-                tokio::spawn(async move {
-                    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                        Ok(s) => s,
-                        Err(_) => return,
-                    };
-                    tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
-                    tracing::info!("shutting down: draining and committing offsets");
-                    let _ = stop_tx.send(true);
-                });
+                let stop_rx = runtime::stop_on_signal();
                 tracing::info!(brokers = %k.brokers, topics = k.topics.len(), "consuming");
                 let mut opts = match cfg.metrics.addr()? {
-                    Some(addr) => app::serve_metrics(addr, &dispatcher).await?.0,
+                    Some(addr) => runtime::serve_metrics(addr, &dispatcher).await?.0,
                     None => RunOptions::default(),
                 };
                 if let Some(dir) = &cfg.state.dir {
                     let every = std::time::Duration::from_secs(cfg.state.interval_secs.max(1));
                     opts.state = Some((quench::durable::Store::open(dir)?, every));
                 }
-                let r = app::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await?;
+                let r = runtime::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await?;
                 pipeline.close_evidence()?;
                 let report = &r.run;
                 let h = &report.latency_us;

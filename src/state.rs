@@ -34,6 +34,21 @@ use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::hash::BuildHasher;
 
+/// A component's saved state: JSON, kept as written.
+pub type Saved = Box<serde_json::value::RawValue>;
+
+/// Save `t` (a component's state) as [`Saved`] JSON.
+pub(crate) fn save<T: Serialize>(t: &T) -> Result<Option<Saved>, serde_json::Error> {
+    serde_json::value::to_raw_value(t).map(Some)
+}
+
+/// Read what [`save`] wrote.
+pub(crate) fn load<T: serde::de::DeserializeOwned>(
+    raw: &serde_json::value::RawValue,
+) -> Result<T, String> {
+    serde_json::from_str(raw.get()).map_err(|e| e.to_string())
+}
+
 /// Keys longer than this many bytes are stored as a digest of them.
 pub const MAX_KEY_BYTES: usize = 128;
 

@@ -1,5 +1,5 @@
 //! The commands: `demo`, `replay`, `normalize`, `simulate`, `eval`, `explain`, `session`, `backtest` and `ocsf`
-//! (and the parts `run` shares with them: the Kafka loop with the outbox, the metrics endpoint).
+//! (`run` is [`crate::runtime`], which the demo also runs).
 //!
 //! In: files, stdin, an embedded Kafka cluster or the evidence store. Out: decision records, unified events,
 //! simulated traffic, reports, audit trails, OCSF findings, summaries. State: none beyond the pipeline each
@@ -17,10 +17,10 @@ use crate::config::{Config, ConfigError, KafkaConfig, TopicConfig};
 use crate::decide::Decision;
 use crate::event::{Provenance, SessionEvent, Ts};
 use crate::ingest::file::Lines;
-use crate::ingest::kafka::{self, IngestError, RunOptions};
 use crate::normalize::Context;
 use crate::pipeline::Pipeline;
-use crate::respond::{self, outbox, Delivery, Dispatcher, RespondConfig};
+use crate::respond::{self, Delivery, Dispatcher, RespondConfig};
+use crate::runtime::{self, RunError, RunOptions};
 
 use std::io::Write;
 use std::path::Path;
@@ -38,7 +38,7 @@ pub enum AppError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
-    Ingest(#[from] IngestError),
+    Run(#[from] RunError),
     #[error(transparent)]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
@@ -261,7 +261,7 @@ pub async fn replay(
             report
                 .deliveries
                 .iter()
-                .map(crate::evidence::tables::CommandRow::outcome)
+                .map(crate::respond::outbox::outcome_row)
                 .collect(),
         );
     }
@@ -278,7 +278,9 @@ fn evidence_err(e: crate::evidence::EvidenceError) -> AppError {
 /// come again). A replay never expires evidence: its clock is the replayed stream's, which an unvouched line held
 /// to the end can move to the present; retention is `run`'s, by the wall clock.
 pub fn open_evidence(cfg: &Config, dir: &Path) -> Result<crate::evidence::Evidence, AppError> {
-    cfg.evidence.validate()?;
+    cfg.evidence
+        .validate()
+        .map_err(crate::config::ConfigError::from)?;
     let mut keep = cfg.evidence.clone();
     keep.retention_days = 0;
     let mut e = crate::evidence::Evidence::open(&keep, dir).map_err(evidence_err)?;
@@ -369,7 +371,7 @@ pub struct DemoReport {
 
 /// Produce each line as one record (keyed by its index), waiting for every acknowledgement.
 pub async fn produce_lines(k: &KafkaConfig, topic: &str, lines: &[String]) -> Result<(), AppError> {
-    let producer = kafka::producer(k)?;
+    let producer = crate::bus::producer(k)?;
     let mut pending = Vec::with_capacity(lines.len());
     for (i, l) in lines.iter().enumerate() {
         let key = i.to_string();
@@ -392,7 +394,7 @@ pub async fn produce_lines(k: &KafkaConfig, topic: &str, lines: &[String]) -> Re
                     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
                 }
                 Err((e, _)) => {
-                    return Err(IngestError::Produce {
+                    return Err(RunError::Produce {
                         topic: topic.into(),
                         source: e,
                     }
@@ -405,7 +407,7 @@ pub async fn produce_lines(k: &KafkaConfig, topic: &str, lines: &[String]) -> Re
         match f.await {
             Ok(Ok(_)) => {}
             Ok(Err((e, _))) => {
-                return Err(IngestError::Produce {
+                return Err(RunError::Produce {
                     topic: topic.into(),
                     source: e,
                 }
@@ -427,122 +429,6 @@ pub const DEMO_TOPICS: [&str; 4] = [
     "quench.deadletter",
     "quench.commands",
 ];
-
-/// Serve Prometheus metrics on `addr`: returns run options that feed it, and the address bound (port 0 picks
-/// one).
-pub async fn serve_metrics(
-    addr: std::net::SocketAddr,
-    dispatcher: &Dispatcher,
-) -> Result<(RunOptions, std::net::SocketAddr), AppError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(io_err("metrics.listen"))?;
-    let bound = listener.local_addr()?;
-    let (stats_tx, stats) = watch::channel(crate::pipeline::Stats::default());
-    let (outbox_tx, outbox) = watch::channel(outbox::Progress::default());
-    tokio::spawn(crate::metrics::serve(
-        listener,
-        crate::metrics::Sources {
-            stats,
-            dispatcher: dispatcher.clone(),
-            outbox,
-        },
-    ));
-    tracing::info!(%bound, "serving metrics at /metrics");
-    Ok((
-        RunOptions {
-            stop_at_end: false,
-            stats: Some(stats_tx),
-            outbox: Some(outbox_tx),
-            state: None,
-        },
-        bound,
-    ))
-}
-
-/// What [`run_kafka`] did.
-pub struct KafkaReport {
-    pub run: kafka::RunReport,
-    pub outbox: outbox::Progress,
-    pub commands_written: u64,
-}
-
-/// The Kafka loop with the outbox: each decision's commands go to the commands topic before the input offset is
-/// stored, and a dispatch loop (unless `respond.outbox.dispatch = false` or no target is configured) carries
-/// them out. Returns after `shutdown`, or with `stop_at_end` once the input is consumed and every command written
-/// has settled.
-pub async fn run_kafka(
-    k: &KafkaConfig,
-    pipeline: &mut Pipeline,
-    dispatcher: &Dispatcher,
-    opts: RunOptions,
-    shutdown: watch::Receiver<bool>,
-    on_decision: impl FnMut(&Decision),
-) -> Result<KafkaReport, AppError> {
-    let stop_at_end = opts.stop_at_end;
-    let watch = dispatcher.watches_confirmations() && dispatcher.config().outbox.dispatch;
-    pipeline.collect_ended(watch);
-    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
-    let writer = outbox::Writer::new(k, dispatcher.clone(), watch.then_some(ended_tx))
-        .map_err(IngestError::from)?;
-    let mut opts = opts;
-    let prog_tx = opts
-        .outbox
-        .take()
-        .unwrap_or_else(|| watch::channel(outbox::Progress::default()).0);
-    let mut prog_rx = prog_tx.subscribe();
-    let (loop_stop_tx, loop_stop_rx) = watch::channel(false);
-    let mut task = (dispatcher.config().outbox.dispatch && !dispatcher.dry_run()).then(|| {
-        tokio::spawn(outbox::dispatch(
-            k.clone(),
-            dispatcher.clone(),
-            loop_stop_rx,
-            prog_tx,
-            ended_rx,
-            pipeline.evidence().and_then(|e| e.commands()),
-        ))
-    });
-    let stopped = |r: Result<Result<(), outbox::OutboxError>, tokio::task::JoinError>| match r {
-        Ok(Err(e)) => AppError::from(IngestError::from(e)),
-        Ok(Ok(())) => AppError::Scenario("the outbox dispatch loop stopped".into()),
-        Err(e) => AppError::Scenario(format!("the outbox dispatch loop failed: {e}")),
-    };
-    let run = tokio::select! {
-        r = kafka::run(k, pipeline, &writer, opts, shutdown, on_decision) => r?,
-        r = async { match task.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => {
-            return Err(stopped(r));
-        }
-    };
-    if stop_at_end {
-        if let Some(t) = task.as_mut() {
-            let written = writer.written();
-            tokio::select! {
-                r = prog_rx.wait_for(|p| p.settled >= written) => {
-                    r.map_err(|_| AppError::Scenario("the outbox dispatch loop stopped".into()))?;
-                }
-                r = t => return Err(stopped(r)),
-            }
-        }
-    }
-    let _ = loop_stop_tx.send(true);
-    if let Some(t) = task {
-        match t.await {
-            Ok(r) => r.map_err(IngestError::from)?,
-            Err(e) => {
-                return Err(AppError::Scenario(format!(
-                    "the outbox dispatch loop failed: {e}"
-                )))
-            }
-        }
-    }
-    dispatcher.drain().await;
-    let outbox = *prog_rx.borrow();
-    Ok(KafkaReport {
-        run,
-        outbox,
-        commands_written: writer.written(),
-    })
-}
 
 /// Run the demo against the Kafka cluster at `bootstrap`: feed `scenario` (raw events, one per line) into it,
 /// run the real pipeline through Kafka with revocations going to a local stub, and check `expected`.
@@ -621,7 +507,7 @@ pub async fn demo(
         "Running the pipeline (Kafka → normalize → correlate → detect → decide → respond) …\n"
     )?;
     let mut printed = Vec::new();
-    let full = run_kafka(
+    let full = runtime::run_kafka(
         &kafka_cfg,
         &mut pipeline,
         &dispatcher,

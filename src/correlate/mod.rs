@@ -112,7 +112,7 @@ impl Correlator {
     }
 
     /// The links, for a restart to resume from (see [`crate::durable`]).
-    pub fn save(&self) -> Result<crate::detect::Saved, serde_json::Error> {
+    pub fn save(&self) -> Result<crate::state::Saved, serde_json::Error> {
         serde_json::value::to_raw_value(&(
             &self.token_job,
             &self.token_principal,
@@ -131,7 +131,7 @@ impl Correlator {
             SavedKeys<Who>,
             u64,
         );
-        let (tj, tp, jp, sp, conflicts): Links = crate::detect::load(saved)?;
+        let (tj, tp, jp, sp, conflicts): Links = crate::state::load(saved)?;
         self.token_job.restore(tj)?;
         self.token_principal.restore(tp)?;
         self.job_principal.restore(jp)?;

@@ -277,7 +277,7 @@ pub struct Decide {
 
 impl Decide {
     /// Scores, dedup and the revocation budget, for a restart to resume from (see [`crate::durable`]).
-    pub fn save(&self) -> Result<crate::detect::Saved, serde_json::Error> {
+    pub fn save(&self) -> Result<crate::state::Saved, serde_json::Error> {
         serde_json::value::to_raw_value(&(
             &self.acting.state,
             &self.shadow.state,
@@ -292,7 +292,7 @@ impl Decide {
             crate::state::SavedKeys<SubjectState>,
             guardrails::SavedBudget,
         );
-        let (acting, shadow, budget): State = crate::detect::load(saved)?;
+        let (acting, shadow, budget): State = crate::state::load(saved)?;
         self.acting.state.restore(acting)?;
         self.shadow.state.restore(shadow)?;
         self.guard.load(budget);

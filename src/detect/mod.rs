@@ -166,18 +166,8 @@ pub trait Detector: Send {
     }
 }
 
-/// A component's saved state: JSON, kept as written.
-pub type Saved = Box<RawValue>;
-
-/// Save `t` (a detector's state) for [`Detector::save`].
-pub(crate) fn save<T: Serialize>(t: &T) -> Result<Option<Saved>, serde_json::Error> {
-    serde_json::value::to_raw_value(t).map(Some)
-}
-
-/// Read what [`save`] wrote.
-pub(crate) fn load<T: serde::de::DeserializeOwned>(raw: &RawValue) -> Result<T, String> {
-    serde_json::from_str(raw.get()).map_err(|e| e.to_string())
-}
+pub use crate::state::Saved;
+pub(crate) use crate::state::{load, save};
 
 /// A configuration problem found at start-up.
 #[derive(Debug, thiserror::Error)]

@@ -198,7 +198,7 @@ impl SessionState {
 /// Where client families are comparable: one source's events, and in the M365 unified audit log one workload's
 /// (Exchange names its client by a client-info string, SharePoint by the browser's user agent).
 fn namespace(ev: &SessionEvent<'_>) -> String {
-    if ev.source.format.as_str() == crate::normalize::m365_audit::NAME {
+    if ev.source.format.as_str() == crate::event::M365_AUDIT {
         format!(
             "{}|{}",
             ev.source.format,

@@ -71,11 +71,11 @@ impl Default for EvidenceConfig {
 
 impl EvidenceConfig {
     /// Check the bounds; the error names the key, the value and what is allowed.
-    pub fn validate(&self) -> Result<(), crate::config::ConfigError> {
-        let bad = |key: &str, v: usize, why: &str| crate::config::ConfigError::Invalid {
-            key: key.into(),
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, v: usize, why: &'static str| ConfigError {
+            key,
             value: v.to_string(),
-            why: why.into(),
+            why,
         };
         // with values bounded to 2 KiB, a batch's string column stays far below Arrow's 2 GiB
         if self.batch_rows == 0 || self.batch_rows > 1 << 16 {
@@ -94,6 +94,15 @@ impl EvidenceConfig {
         }
         Ok(())
     }
+}
+
+/// A bad `[evidence]` setting: the key, the value and what is allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("{key} = {value:?}: {why}")]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub value: String,
+    pub why: &'static str,
 }
 
 /// Why the store could not be written or read.

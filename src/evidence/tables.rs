@@ -211,7 +211,7 @@ fn commands_schema() -> SchemaRef {
 }
 
 /// A serde enum's name (`"data_read"`), as the JSON output writes it.
-fn name_of<T: Serialize>(v: &T) -> String {
+pub fn name_of<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
@@ -881,44 +881,6 @@ pub struct CommandRow {
     pub confirmed_at: Option<Ts>,
     pub seconds_to_confirm: Option<f64>,
     pub confirming_event_id: Option<String>,
-}
-
-impl CommandRow {
-    /// The row of a delivery's outcome (its status named as on the commands topic).
-    pub fn outcome(d: &crate::respond::Delivery) -> CommandRow {
-        let o = crate::respond::outbox::Outcome::of(d);
-        CommandRow {
-            at: d.finished_at,
-            kind: "outcome",
-            command_id: d.command_id.clone(),
-            decision_id: d.decision_id.clone(),
-            target: d.target.clone(),
-            action: Some(d.action.as_str().to_string()),
-            principal: d.principal.clone(),
-            status: name_of(&o.status),
-            http_status: o.http_status.map(u32::from),
-            attempts: Some(d.attempts),
-            error: o.error,
-            ..CommandRow::default()
-        }
-    }
-
-    /// The row of a confirmation (or of its absence once the wait ran out).
-    pub fn confirmation(c: &crate::respond::confirm::Confirmation) -> CommandRow {
-        CommandRow {
-            at: c.confirmed_at.unwrap_or(c.delivered_at),
-            kind: "confirmation",
-            command_id: c.command_id.clone(),
-            decision_id: c.decision_id.clone(),
-            target: c.target.clone(),
-            status: name_of(&c.status),
-            delivered_at: Some(c.delivered_at),
-            confirmed_at: c.confirmed_at,
-            seconds_to_confirm: c.seconds_to_confirm,
-            confirming_event_id: c.event_id.clone(),
-            ..CommandRow::default()
-        }
-    }
 }
 
 /// The `commands` rows as one batch.

@@ -1,444 +1,59 @@
-//! Kafka in and out: a consumer group on the input topics, producers for decisions and dead letters.
+//! Kafka in: the consumer group on the input topics, and what one record says about itself.
 //!
-//! In: records from the configured topics (format pinned per topic or `auto`). Out: decision records on the
-//! decisions topic (key: decision id), unusable records on the dead-letter topic (original key and payload, the
-//! reason in headers `quench.error`, `quench.reason`, `quench.source`, control characters escaped), and decisions handed to the dispatcher.
-//! Offsets: a record's offset is stored only after its decisions or dead letter are acknowledged by the broker,
-//! and stored offsets are committed every `commit_interval_ms` (by a timer, so also while the topics are idle) and on
-//! shutdown (at-least-once; decision ids are deterministic so a redelivered duplicate is recognisable). With
-//! durable state (`[state] dir`), the pipeline's state is saved every `state.interval_secs` and at shutdown, and
-//! offsets are committed only right after a save; at start the saved state is loaded and the records it already
-//! holds are skipped (see [`crate::durable`]). The pipeline's counts are published at every commit tick. State:
-//! the latency histogram (ingest → decision), and with durable state the next offset of each partition read.
+//! In: the `[kafka]` settings and records from the broker. Out: a subscribed consumer ([`subscribe`]) and, per
+//! record, its bytes with where they came from ([`Record`]): the payload to normalize, its key (kept for a dead
+//! letter), and its topic, partition and offset as [`Provenance`]. State: none; offsets are stored and committed
+//! by [`crate::runtime`] after the record is processed.
 
-use crate::config::KafkaConfig;
-use crate::decide::Decision;
-use crate::event::{Provenance, Ts};
-use crate::pipeline::Pipeline;
-use crate::respond::outbox::{OutboxError, Writer};
-use hdrhistogram::Histogram;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Message, OwnedHeaders};
-use rdkafka::producer::FutureProducer;
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use crate::bus::KafkaConfig;
+use crate::event::Provenance;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
 
-/// Errors that stop the Kafka loop.
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] KafkaError),
-    #[error("cannot serialize a decision: {0}")]
-    Serialize(#[from] serde_json::Error),
-    #[error("producing to {topic}: {source}")]
-    Produce { topic: String, source: KafkaError },
-    #[error(transparent)]
-    Outbox(#[from] OutboxError),
-    #[error(transparent)]
-    State(#[from] crate::durable::StateError),
-    #[error(transparent)]
-    Evidence(#[from] crate::evidence::EvidenceError),
-}
-
-/// What the loop did.
-pub struct RunReport {
-    pub records: u64,
-    /// Records skipped because the state resumed from already held them.
-    pub skipped: u64,
-    pub dead_letters: u64,
-    pub decisions: u64,
-    /// Microseconds from receiving a record to its decision being acknowledged.
-    pub latency_us: Histogram<u64>,
-}
-
-/// Options of one run.
-#[derive(Default)]
-pub struct RunOptions {
-    /// Stop once every assigned partition has reached its end (demo and tests). Default: run until shutdown.
-    pub stop_at_end: bool,
-    /// Receives a snapshot of the pipeline's counts at every offset commit and at the end (for metrics).
-    pub stats: Option<tokio::sync::watch::Sender<crate::pipeline::Stats>>,
-    /// Receives the outbox's progress as commands settle (for metrics). Default: kept internal.
-    pub outbox: Option<tokio::sync::watch::Sender<crate::respond::outbox::Progress>>,
-    /// Where learned state is saved, and how often (`[state]`). Default: none (a restart starts cold).
-    pub state: Option<(crate::durable::Store, Duration)>,
-}
-
-/// Save the pipeline's state with the offsets it covers (the saved ones of partitions this run has not read
-/// yet, and this run's positions), then commit the stored offsets, which are those positions.
-fn checkpoint(
-    store: &crate::durable::Store,
-    consumer: &StreamConsumer,
-    pipeline: &mut Pipeline,
-    offsets: &mut std::collections::BTreeMap<String, i64>,
-    positions: &HashMap<(&str, i32), i64>,
-    mode: CommitMode,
-) -> Result<(), IngestError> {
-    for ((topic, partition), next) in positions {
-        offsets.insert(crate::durable::key(topic, *partition), *next);
-    }
-    let started = Instant::now();
-    // evidence: seal the open files, save their names with the state, then move them into the store
-    if let Some(e) = pipeline.evidence() {
-        e.seal()?;
-    }
-    let state = pipeline.save_state()?;
-    store.write(offsets, &state)?;
-    pipeline.publish_evidence()?;
-    tracing::debug!(
-        bytes = state.get().len(),
-        ms = started.elapsed().as_millis() as u64,
-        "state saved"
-    );
-    match consumer.commit_consumer_state(mode) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
-    }
-    Ok(())
-}
-
-fn client_config(k: &KafkaConfig) -> ClientConfig {
-    k.client()
-}
-
-/// Build the consumer (auto commit and auto offset store off).
-pub fn consumer(k: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
-    let mut c = client_config(k);
-    c.set("group.id", &k.group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false");
-    if !k.properties.contains_key("auto.offset.reset") {
-        c.set("auto.offset.reset", "earliest");
-    }
-    let consumer: StreamConsumer = c.create()?;
+/// The input consumer, subscribed to the configured topics (offsets stored and committed only when told; see
+/// [`crate::bus::consumer`]).
+pub fn subscribe(k: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
+    let consumer: StreamConsumer = crate::bus::consumer(k, &k.group_id, &[])?;
     let topics: Vec<&str> = k.topics.iter().map(|t| t.name.as_str()).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)
 }
 
-/// The producer for decisions and dead letters (see [`crate::bus::producer`]).
-pub fn producer(k: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
-    crate::bus::producer(k)
+/// One input record, borrowed from the consumer's message.
+pub struct Record<'m> {
+    pub topic: &'m str,
+    pub partition: i32,
+    pub offset: i64,
+    /// The record's key, empty when it has none.
+    pub key: &'m [u8],
+    /// The record's value, empty when it has none (a tombstone is then rejected as not JSON).
+    pub payload: &'m [u8],
 }
 
-/// Commit the stored offsets (asynchronously) and publish the pipeline's counts.
-fn commit_and_publish(
-    consumer: &StreamConsumer,
-    stats: Option<&watch::Sender<crate::pipeline::Stats>>,
-    pipeline: &mut Pipeline,
-) -> Result<(), IngestError> {
-    // the evidence of what is committed is in the store first (a crash after this stores some rows twice)
-    pipeline.flush_evidence()?;
-    match consumer.commit_consumer_state(CommitMode::Async) {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-        Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+impl<'m> Record<'m> {
+    /// Read a consumed message.
+    pub fn of(m: &'m BorrowedMessage<'_>) -> Record<'m> {
+        Record {
+            topic: m.topic(),
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m.key().unwrap_or(&[]),
+            payload: m.payload().unwrap_or(&[]),
+        }
     }
-    if let Some(tx) = stats {
-        tx.send_replace(pipeline.stats.clone());
-    }
-    Ok(())
-}
 
-/// Most bytes of an input record copied to a dead letter when its decision could not be sent.
-const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
+    /// Where the record came from, for the event and for dead letters.
+    pub fn provenance(&self) -> Provenance<'_> {
+        Provenance::Kafka {
+            topic: self.topic.into(),
+            partition: self.partition,
+            offset: self.offset,
+        }
+    }
 
-/// Errors that say the message itself is unacceptable (so resending it can never succeed).
-fn refused_as_such(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::MessageSizeTooLarge
-                | RDKafkaErrorCode::InvalidMessageSize
-                | RDKafkaErrorCode::InvalidMessage
-                | RDKafkaErrorCode::InvalidRecord
-        )
-    )
-}
-
-async fn send(
-    p: &FutureProducer,
-    topic: &str,
-    key: &[u8],
-    payload: &[u8],
-    headers: Option<OwnedHeaders>,
-) -> Result<(), IngestError> {
-    crate::bus::produce(p, topic, key, payload, headers)
-        .await
-        .map_err(|source| IngestError::Produce {
-            topic: topic.into(),
-            source,
-        })
-}
-
-/// Consume until shutdown (or the end of every partition with `stop_at_end`).
-/// `on_decision` sees each decision after it is on the decisions topic and before its commands go to the outbox.
-/// A record's offset is stored only after its decisions' commands are on the commands topic.
-pub async fn run(
-    k: &KafkaConfig,
-    pipeline: &mut Pipeline,
-    outbox: &Writer,
-    opts: RunOptions,
-    mut shutdown: watch::Receiver<bool>,
-    mut on_decision: impl FnMut(&Decision),
-) -> Result<RunReport, IngestError> {
-    let consumer = consumer(k)?;
-    let producer = producer(k)?;
-    let formats: HashMap<&str, &str> = k
-        .topics
-        .iter()
-        .map(|t| (t.name.as_str(), t.format.as_str()))
-        .collect();
-    let mut report = RunReport {
-        records: 0,
-        skipped: 0,
-        dead_letters: 0,
-        decisions: 0,
-        latency_us: Histogram::new(3).map_err(|_| KafkaError::Canceled)?,
-    };
-    let mut decisions = Vec::new();
-    let mut last_commit = Instant::now();
-    let mut last_record = Instant::now();
-    // Durable state: resume from the snapshot, skip the records it already holds, save before each commit.
-    let mut saved_offsets = std::collections::BTreeMap::new();
-    let mut resume: HashMap<(&str, i32), i64> = HashMap::new();
-    let mut positions: HashMap<(&str, i32), i64> = HashMap::new();
-    if let Some((store, _)) = &opts.state {
-        if let Some(snap) = store.read()? {
-            pipeline
-                .load_state(&snap.state)
-                .map_err(|why| crate::durable::StateError::Load {
-                    path: store.file(),
-                    why,
-                })?;
-            for t in &k.topics {
-                for (key, next) in &snap.offsets {
-                    if let Some(p) = key
-                        .strip_prefix(t.name.as_str())
-                        .and_then(|r| r.strip_prefix('/'))
-                        .and_then(|p| p.parse::<i32>().ok())
-                    {
-                        resume.insert((t.name.as_str(), p), *next);
-                    }
-                }
-            }
-            tracing::info!(file = %store.file().display(), saved_at = %snap.written_at.to_rfc3339(), partitions = snap.offsets.len(), "resumed the learned state of the previous run");
-            saved_offsets = snap.offsets;
-        }
+    /// `topic/partition@offset`, as dead-letter headers name a record.
+    pub fn source(&self) -> String {
+        format!("{}/{}@{}", self.topic, self.partition, self.offset)
     }
-    // evidence sealed before a crash: published if the snapshot accounts for it, else dropped (processed again)
-    let published = pipeline.recover_evidence()?;
-    if published > 0 {
-        tracing::info!(
-            files = published,
-            "published the evidence files the saved state accounts for"
-        );
-    }
-    if let Some(tx) = &opts.stats {
-        tx.send_replace(pipeline.stats.clone());
-    }
-    // With stop_at_end: the end offset of every input partition at start-up; stop once all are processed.
-    let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
-    if opts.stop_at_end {
-        for t in &k.topics {
-            let md = consumer.fetch_metadata(Some(&t.name), Duration::from_secs(10))?;
-            for mt in md.topics() {
-                for p in mt.partitions() {
-                    let (low, high) =
-                        consumer.fetch_watermarks(&t.name, p.id(), Duration::from_secs(10))?;
-                    if high > low {
-                        remaining.insert((t.name.clone(), p.id()), high);
-                    }
-                }
-            }
-        }
-        if remaining.is_empty() {
-            return Ok(report);
-        }
-    }
-    let mut stored_any = false;
-    // Offsets stored since the last commit. A timer commits them and publishes the counts even while no record
-    // arrives, so an idle topic's tail is committed and the metrics are current within one commit interval.
-    let mut dirty = false;
-    let mut tick = tokio::time::interval(Duration::from_millis(k.commit_interval_ms.max(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let msg = tokio::select! {
-            m = consumer.recv() => m,
-            _ = tick.tick() => {
-                if let Some((store, every)) = &opts.state {
-                    // every `interval_secs` while records flow, and at once when the input has gone idle, so an
-                    // idle topic's tail is committed within one commit interval
-                    let idle = last_record.elapsed() >= Duration::from_millis(k.commit_interval_ms);
-                    if dirty && (idle || last_commit.elapsed() >= *every) {
-                        checkpoint(store, &consumer, pipeline, &mut saved_offsets, &positions, CommitMode::Async)?;
-                        dirty = false;
-                        last_commit = Instant::now();
-                    }
-                    if let Some(tx) = &opts.stats {
-                        tx.send_replace(pipeline.stats.clone());
-                    }
-                } else if dirty {
-                    commit_and_publish(&consumer, opts.stats.as_ref(), pipeline)?;
-                    dirty = false;
-                    last_commit = Instant::now();
-                } else if let Some(tx) = &opts.stats {
-                    tx.send_replace(pipeline.stats.clone());
-                }
-                continue;
-            }
-            _ = shutdown.changed() => break,
-        };
-        let m = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "kafka consume error");
-                continue;
-            }
-        };
-        let received = Instant::now();
-        last_record = received;
-        report.records += 1;
-        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
-        let payload = m.payload().unwrap_or(&[]);
-        let pinned = formats.get(topic).copied();
-        let prov = Provenance::Kafka {
-            topic: topic.into(),
-            partition,
-            offset,
-        };
-        let Some((&tname, _)) = formats.get_key_value(topic) else {
-            continue;
-        };
-        if opts.state.is_some() {
-            positions.insert((tname, partition), offset + 1);
-        }
-        // a record the saved state already holds (processed before the last snapshot, not yet committed)
-        let held = !resume.is_empty()
-            && match resume.get(&(tname, partition)) {
-                Some(&next) if offset < next => true,
-                Some(_) => {
-                    resume.remove(&(tname, partition));
-                    false
-                }
-                None => false,
-            };
-        decisions.clear();
-        let processed = if held {
-            report.skipped += 1;
-            Ok(0)
-        } else {
-            pipeline.process(payload, pinned, prov, Ts::now(), &mut decisions)
-        };
-        match processed {
-            Ok(_) => {}
-            Err(e) => {
-                report.dead_letters += 1;
-                let reason = e.to_string();
-                tracing::debug!(topic, partition, offset, error = %crate::text::escape_control(&reason), "record sent to dead-letter topic");
-                let source = format!("{topic}/{partition}@{offset}");
-                let headers = crate::bus::dead_letter_headers(e.code(), &reason, &source);
-                send(
-                    &producer,
-                    &k.dead_letter_topic,
-                    m.key().unwrap_or(&[]),
-                    payload,
-                    Some(headers),
-                )
-                .await?;
-            }
-        }
-        for e in pipeline.take_ended() {
-            outbox.observe(e);
-        }
-        for d in decisions.drain(..) {
-            let body = serde_json::to_vec(&d)?;
-            match send(
-                &producer,
-                &k.decisions_topic,
-                d.decision_id.as_bytes(),
-                &body,
-                None,
-            )
-            .await
-            {
-                Ok(()) => {}
-                // A decision the broker refuses as such (too large, invalid) must neither stop the engine nor be
-                // retried forever after a restart: its record goes to the dead-letter topic, cut to a bounded size.
-                Err(IngestError::Produce { source, .. }) if refused_as_such(&source) => {
-                    report.dead_letters += 1;
-                    tracing::error!(decision = %d.decision_id, error = %source, "decision refused by the broker; record dead-lettered");
-                    let reason =
-                        format!("decision {} refused by the broker: {source}", d.decision_id);
-                    let source = format!("{topic}/{partition}@{offset}");
-                    let headers =
-                        crate::bus::dead_letter_headers("decision_unsendable", &reason, &source);
-                    let cut = &payload[..payload.len().min(MAX_DEAD_LETTER_BYTES)];
-                    send(
-                        &producer,
-                        &k.dead_letter_topic,
-                        m.key().unwrap_or(&[]),
-                        cut,
-                        Some(headers),
-                    )
-                    .await?;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            if let Some(t) = &k.ocsf_topic {
-                let body = serde_json::to_vec(&crate::decide::ocsf::detection_finding(&d, &[]))?;
-                send(&producer, t, d.decision_id.as_bytes(), &body, None).await?;
-            }
-            report.decisions += 1;
-            let _ = report
-                .latency_us
-                .record(received.elapsed().as_micros() as u64);
-            on_decision(&d);
-            outbox.submit(&d).await?;
-        }
-        consumer.store_offset(topic, partition, offset)?;
-        stored_any = true;
-        dirty = true;
-        if opts.stop_at_end {
-            let key = (topic.to_string(), partition);
-            if remaining.get(&key).is_some_and(|end| offset + 1 >= *end) {
-                remaining.remove(&key);
-                if remaining.is_empty() {
-                    break;
-                }
-            }
-        }
-        if opts.state.is_none()
-            && last_commit.elapsed() >= Duration::from_millis(k.commit_interval_ms)
-        {
-            commit_and_publish(&consumer, opts.stats.as_ref(), pipeline)?;
-            dirty = false;
-            last_commit = Instant::now();
-        }
-    }
-    if let Some(tx) = &opts.stats {
-        tx.send_replace(pipeline.stats.clone());
-    }
-    if let (Some((store, _)), true) = (&opts.state, stored_any) {
-        checkpoint(
-            store,
-            &consumer,
-            pipeline,
-            &mut saved_offsets,
-            &positions,
-            CommitMode::Sync,
-        )?;
-    } else if stored_any {
-        pipeline.flush_evidence()?;
-        match consumer.commit_consumer_state(CommitMode::Sync) {
-            // everything processed was already committed by the periodic commit
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(report)
 }

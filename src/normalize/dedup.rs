@@ -80,14 +80,14 @@ impl Dedup {
     }
 
     /// The fingerprints and their key, for a restart to resume from (see [`crate::durable`]).
-    pub fn save(&self) -> Result<crate::detect::Saved, serde_json::Error> {
+    pub fn save(&self) -> Result<crate::state::Saved, serde_json::Error> {
         serde_json::value::to_raw_value(&(&self.seen, self.seed, self.duplicates))
     }
 
     /// Take back what [`Dedup::save`] wrote (nothing when deduplication is now off).
     pub fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
         type Saved = (Option<Vec<crate::state::SavedKeys<bool>>>, u64, u64);
-        let (seen, seed, duplicates): Saved = crate::detect::load(saved)?;
+        let (seen, seed, duplicates): Saved = crate::state::load(saved)?;
         if let (Some(stores), Some(saved)) = (&mut self.seen, seen) {
             for (store, keys) in stores.iter_mut().zip(saved) {
                 store.restore(keys)?;

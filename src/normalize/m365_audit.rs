@@ -13,7 +13,7 @@ use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Prob
 use crate::event::*;
 use serde::Deserialize;
 
-pub const NAME: &str = "m365_audit";
+pub const NAME: &str = crate::event::M365_AUDIT;
 
 /// `[normalize.formats.m365_audit]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]

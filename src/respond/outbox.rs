@@ -13,9 +13,10 @@
 
 use super::confirm::{self, Confirmation, Confirmer, Pending};
 use super::{command_id, Delivery, Dispatcher};
-use crate::config::KafkaConfig;
+use crate::bus::KafkaConfig;
 use crate::decide::Decision;
 use crate::event::{Ended, Ts};
+use crate::evidence::tables::{name_of, CommandRow};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Message, OwnedHeaders};
@@ -316,18 +317,11 @@ pub async fn dispatch(
 ) -> Result<(), OutboxError> {
     let cfg = dispatcher.config().outbox.clone();
     let topic = cfg.topic.clone();
-    let mut c = k.client();
-    c.set("group.id", format!("{}.respond", k.group_id))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false");
-    if !k.properties.contains_key("auto.offset.reset") {
-        c.set("auto.offset.reset", "earliest");
-    }
-    if !k.properties.contains_key("fetch.wait.max.ms") {
-        c.set("fetch.wait.max.ms", "10");
-    }
-    let consumer: StreamConsumer = c.create()?;
+    let consumer: StreamConsumer = crate::bus::consumer(
+        &k,
+        &format!("{}.respond", k.group_id),
+        &[("fetch.wait.max.ms", "10")],
+    )?;
     let producer = crate::bus::producer(&k)?;
     let timeout = Duration::from_secs(10);
 
@@ -665,7 +659,7 @@ fn settle_confirmation(
         confirm::ConfirmStatus::Unconfirmed => prog.unconfirmed += 1,
     }
     if let Some(e) = &ctx.evidence {
-        e.write(vec![crate::evidence::tables::CommandRow::confirmation(&c)]);
+        e.write(vec![confirmation_row(&c)]);
     }
     let ctx = ctx.clone();
     tasks.spawn(async move {
@@ -704,9 +698,7 @@ impl TaskCtx {
     ) -> (bool, Option<Pending>) {
         let delivery = self.dispatcher.deliver(target, d, created_at).await;
         if let Some(e) = &self.evidence {
-            e.write(vec![crate::evidence::tables::CommandRow::outcome(
-                &delivery,
-            )]);
+            e.write(vec![outcome_row(&delivery)]);
         }
         let outcome = Outcome::of(&delivery);
         let pending = match (outcome.status, self.dispatcher.confirmation_of(target)) {
@@ -779,6 +771,42 @@ impl TaskCtx {
         }
         tracing::error!(command = %outcome.command_id, "outcome not recorded; the command is resumed at the next start");
         (false, pending)
+    }
+}
+
+/// The row of a delivery's outcome (its status named as on the commands topic).
+pub fn outcome_row(d: &Delivery) -> CommandRow {
+    let o = Outcome::of(d);
+    CommandRow {
+        at: d.finished_at,
+        kind: "outcome",
+        command_id: d.command_id.clone(),
+        decision_id: d.decision_id.clone(),
+        target: d.target.clone(),
+        action: Some(d.action.as_str().to_string()),
+        principal: d.principal.clone(),
+        status: name_of(&o.status),
+        http_status: o.http_status.map(u32::from),
+        attempts: Some(d.attempts),
+        error: o.error,
+        ..CommandRow::default()
+    }
+}
+
+/// The row of a confirmation (or of its absence once the wait ran out).
+pub fn confirmation_row(c: &Confirmation) -> CommandRow {
+    CommandRow {
+        at: c.confirmed_at.unwrap_or(c.delivered_at),
+        kind: "confirmation",
+        command_id: c.command_id.clone(),
+        decision_id: c.decision_id.clone(),
+        target: c.target.clone(),
+        status: name_of(&c.status),
+        delivered_at: Some(c.delivered_at),
+        confirmed_at: c.confirmed_at,
+        seconds_to_confirm: c.seconds_to_confirm,
+        confirming_event_id: c.event_id.clone(),
+        ..CommandRow::default()
     }
 }
 

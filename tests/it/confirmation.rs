@@ -2,7 +2,7 @@
 //! `user.session.clear` for her arrives on the input topic, with the time it took; a Graph revocation no Entra
 //! audit record ever confirms raises an alert once `confirm_within_secs` has passed.
 //!
-//! Through librdkafka's mock cluster, with `quench::app::run_kafka` (what `quench run` runs) and a local HTTP
+//! Through librdkafka's mock cluster, with `quench::runtime::run_kafka` (what `quench run` runs) and a local HTTP
 //! server that accepts the revocation requests.
 
 #![allow(clippy::unwrap_used)]
@@ -12,10 +12,10 @@ use crate::support as common;
 use quench::app;
 use quench::config::{Config, KafkaConfig};
 use quench::decide::{Action, Decision};
-use quench::ingest::kafka::RunOptions;
 use quench::pipeline::Pipeline;
 use quench::respond::confirm::{ConfirmStatus, Confirmation};
 use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
+use quench::runtime::RunOptions;
 
 fn confirmations(bootstrap: &str) -> Vec<Confirmation> {
     common::payloads(bootstrap, "quench.commands")
@@ -142,7 +142,7 @@ fn start(
     k: &KafkaConfig,
     respond: &RespondConfig,
 ) -> (
-    tokio::task::JoinHandle<Result<app::KafkaReport, app::AppError>>,
+    tokio::task::JoinHandle<Result<quench::runtime::KafkaReport, quench::runtime::RunError>>,
     tokio::sync::watch::Sender<bool>,
 ) {
     let cfg = Config {
@@ -156,7 +156,7 @@ fn start(
     let k = k.clone();
     let run = tokio::spawn(async move {
         let mut pipeline = Pipeline::new(&cfg).unwrap();
-        app::run_kafka(
+        quench::runtime::run_kafka(
             &k,
             &mut pipeline,
             &dispatcher,

@@ -39,13 +39,14 @@ async fn metrics_show_the_budget_running_out_and_what_was_sent() {
     };
     let dispatcher =
         Dispatcher::new(respond.clone(), build_targets(&respond).unwrap(), None).unwrap();
-    let (mut opts, bound) = app::serve_metrics("127.0.0.1:0".parse().unwrap(), &dispatcher)
-        .await
-        .unwrap();
+    let (mut opts, bound) =
+        quench::runtime::serve_metrics("127.0.0.1:0".parse().unwrap(), &dispatcher)
+            .await
+            .unwrap();
     opts.stop_at_end = true;
     let mut pipeline = Pipeline::new(&cfg).unwrap();
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let report = app::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {})
+    let report = quench::runtime::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {})
         .await
         .unwrap();
     assert_eq!(report.commands_written, 1);
@@ -102,13 +103,13 @@ async fn metrics_and_committed_offsets_are_current_while_the_run_is_still_going(
     let respond = RespondConfig::default();
     let dispatcher =
         Dispatcher::new(respond.clone(), build_targets(&respond).unwrap(), None).unwrap();
-    let (opts, bound) = app::serve_metrics("127.0.0.1:0".parse().unwrap(), &dispatcher)
+    let (opts, bound) = quench::runtime::serve_metrics("127.0.0.1:0".parse().unwrap(), &dispatcher)
         .await
         .unwrap();
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let run = tokio::spawn(async move {
         let mut pipeline = Pipeline::new(&cfg).unwrap();
-        app::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await
+        quench::runtime::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await
     });
     let total = common::demo_events().len() as u64;
     let url = format!("http://{bound}/metrics");

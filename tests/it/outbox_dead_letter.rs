@@ -2,7 +2,7 @@
 //! once, one that keeps answering 503 gets `given_up` after `give_up_after_secs`; both are dead-lettered with the
 //! reason in headers, and neither is retried after that.
 //!
-//! Through librdkafka's mock cluster with `quench::app::run_kafka` (what `quench run` runs).
+//! Through librdkafka's mock cluster with `quench::runtime::run_kafka` (what `quench run` runs).
 
 #![allow(clippy::unwrap_used)]
 

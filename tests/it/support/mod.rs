@@ -243,7 +243,7 @@ pub fn example_targets() -> Vec<quench::respond::Target> {
 pub async fn run_to_end(
     k: &KafkaConfig,
     respond: &quench::respond::RespondConfig,
-) -> app::KafkaReport {
+) -> quench::runtime::KafkaReport {
     let cfg = quench::config::Config {
         kafka: Some(k.clone()),
         respond: respond.clone(),
@@ -257,11 +257,11 @@ pub async fn run_to_end(
     .unwrap();
     let mut pipeline = quench::pipeline::Pipeline::new(&cfg).unwrap();
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    app::run_kafka(
+    quench::runtime::run_kafka(
         k,
         &mut pipeline,
         &dispatcher,
-        quench::ingest::kafka::RunOptions {
+        quench::runtime::RunOptions {
             stop_at_end: true,
             ..Default::default()
         },
