@@ -377,6 +377,39 @@ impl fmt::Display for Provenance<'_> {
 }
 
 /// The producing system.
+/// The vendors Quench reads with its own code and calls the APIs of, spelled once: the formats name their events'
+/// vendor with [`Vendor::as_str`], and a revocation target says which vendor's log confirms it with a `Vendor`, so
+/// the two cannot drift apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Vendor {
+    Okta,
+    Microsoft,
+    Google,
+    Slack,
+    Salesforce,
+    GitHub,
+}
+
+impl Vendor {
+    /// The vendor as events name it (`source.vendor`, `trust.vendor`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Vendor::Okta => "okta",
+            Vendor::Microsoft => "microsoft",
+            Vendor::Google => "google",
+            Vendor::Slack => "slack",
+            Vendor::Salesforce => "salesforce",
+            Vendor::GitHub => "github",
+        }
+    }
+}
+
+impl fmt::Display for Vendor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The format name of the Microsoft 365 unified audit log, whose workloads (Exchange, SharePoint, Teams …) name
 /// their clients differently: detectors that compare clients keep them apart by workload. Normalize's
 /// `m365_audit::NAME` is this constant, so later stages need not import normalize.

@@ -187,7 +187,7 @@ impl Normalizer for DefenderXdr {
             None => {
                 let src = SourceInfo {
                     family: Family::Saas,
-                    vendor: "microsoft".into(),
+                    vendor: crate::event::Vendor::Microsoft.as_str().into(),
                     format: NAME.into(),
                 };
                 let id = r

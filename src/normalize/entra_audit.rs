@@ -248,7 +248,7 @@ impl Normalizer for EntraAudit {
         };
         let src = SourceInfo {
             family: Family::Idp,
-            vendor: "microsoft".into(),
+            vendor: crate::event::Vendor::Microsoft.as_str().into(),
             format: NAME.into(),
         };
         let id = a.id.unwrap_or_else(|| super::fallback_id(ctx, 0));

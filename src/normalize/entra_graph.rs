@@ -136,7 +136,7 @@ impl Normalizer for EntraGraph {
         };
         let src = SourceInfo {
             family: Family::Saas,
-            vendor: "microsoft".into(),
+            vendor: crate::event::Vendor::Microsoft.as_str().into(),
             format: NAME.into(),
         };
         let id = some(r.request_id).unwrap_or_else(|| super::fallback_id(ctx, 0));

@@ -234,7 +234,7 @@ impl Normalizer for EntraSignin {
         };
         let src = SourceInfo {
             family: Family::Idp,
-            vendor: "microsoft".into(),
+            vendor: crate::event::Vendor::Microsoft.as_str().into(),
             format: NAME.into(),
         };
         let mut ev = SessionEvent::new(src, id, time, cat);

@@ -134,7 +134,7 @@ impl Normalizer for GithubAudit {
         let cat = category(&r.action, r.request_method.as_deref());
         let src = SourceInfo {
             family: Family::Saas,
-            vendor: "github".into(),
+            vendor: crate::event::Vendor::GitHub.as_str().into(),
             format: NAME.into(),
         };
         let id = r.document_id.unwrap_or_else(|| super::fallback_id(ctx, 0));

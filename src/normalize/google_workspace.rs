@@ -201,7 +201,7 @@ impl Normalizer for GoogleWorkspace {
             let (cat, outcome) = category(&app, &e.name);
             let src = SourceInfo {
                 family: Family::Saas,
-                vendor: "google".into(),
+                vendor: crate::event::Vendor::Google.as_str().into(),
                 format: NAME.into(),
             };
             let id = Text::from(format!("gws:{customer}:{app}:{qualifier}:{}:{i}", time.0));

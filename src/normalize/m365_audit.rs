@@ -185,7 +185,7 @@ impl Normalizer for M365Audit {
         let cat = category(&r.workload, &r.operation);
         let src = SourceInfo {
             family: Family::Saas,
-            vendor: "microsoft".into(),
+            vendor: crate::event::Vendor::Microsoft.as_str().into(),
             format: NAME.into(),
         };
         let mut ev = SessionEvent::new(src, r.id, time, cat);

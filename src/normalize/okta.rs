@@ -251,7 +251,7 @@ impl Normalizer for Okta {
         let cat = category(&r.event_type, grant);
         let src = SourceInfo {
             family: Family::Idp,
-            vendor: "okta".into(),
+            vendor: crate::event::Vendor::Okta.as_str().into(),
             format: NAME.into(),
         };
         let id = r.uuid.unwrap_or_else(|| super::fallback_id(ctx, 0));

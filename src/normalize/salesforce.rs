@@ -150,7 +150,7 @@ fn some(t: Option<Text<'_>>) -> Option<Text<'_>> {
 fn source() -> SourceInfo<'static> {
     SourceInfo {
         family: Family::Saas,
-        vendor: "salesforce".into(),
+        vendor: crate::event::Vendor::Salesforce.as_str().into(),
         format: NAME.into(),
     }
 }

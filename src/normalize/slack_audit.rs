@@ -146,7 +146,7 @@ impl Normalizer for SlackAudit {
         let cat = category(&r.action);
         let src = SourceInfo {
             family: Family::Saas,
-            vendor: "slack".into(),
+            vendor: crate::event::Vendor::Slack.as_str().into(),
             format: NAME.into(),
         };
         let id = r.id.unwrap_or_else(|| super::fallback_id(ctx, 0));

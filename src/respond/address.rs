@@ -14,6 +14,7 @@
 
 use super::RespondError;
 use crate::decide::Decision;
+use crate::event::Vendor;
 
 /// Longest id a target puts in a request.
 pub const MAX_ID_BYTES: usize = 256;
@@ -57,9 +58,9 @@ pub fn safe_id<'a>(what: &str, v: &'a str) -> Result<&'a str, RespondError> {
 }
 
 /// The principal's id, when `vendor`'s own log vouched for it.
-pub fn vendor_id<'a>(d: &'a Decision, vendor: &str) -> Result<Option<&'a str>, RespondError> {
+pub fn vendor_id(d: &Decision, vendor: Vendor) -> Result<Option<&str>, RespondError> {
     match (&d.principal_id, &d.trust.principal_vendor) {
-        (Some(id), Some(v)) if v == vendor => safe_id("principal id", id).map(Some),
+        (Some(id), Some(v)) if v == vendor.as_str() => safe_id("principal id", id).map(Some),
         _ => Ok(None),
     }
 }
@@ -73,7 +74,7 @@ pub fn verified_email(d: &Decision) -> Result<Option<&str>, RespondError> {
 }
 
 /// The user a `vendor` target addresses: its own id for the user, else an IdP-verified e-mail, else a refusal.
-pub fn user<'a>(d: &'a Decision, vendor: &str) -> Result<User<'a>, RespondError> {
+pub fn user<'a>(d: &'a Decision, vendor: Vendor) -> Result<User<'a>, RespondError> {
     if let Some(id) = vendor_id(d, vendor)? {
         return Ok(User::Id(id));
     }
@@ -88,9 +89,9 @@ pub fn user<'a>(d: &'a Decision, vendor: &str) -> Result<User<'a>, RespondError>
 }
 
 /// The session id, when `vendor`'s own log vouched for it.
-pub fn vendor_session<'a>(d: &'a Decision, vendor: &str) -> Result<Option<&'a str>, RespondError> {
+pub fn vendor_session(d: &Decision, vendor: Vendor) -> Result<Option<&str>, RespondError> {
     match (&d.session_id, &d.trust.session_vendor) {
-        (Some(s), Some(v)) if v == vendor => safe_id("session id", s).map(Some),
+        (Some(s), Some(v)) if v == vendor.as_str() => safe_id("session id", s).map(Some),
         _ => Ok(None),
     }
 }
@@ -134,10 +135,10 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert!(user(&d, "okta").is_err());
-        assert!(user(&d, "slack").is_err());
-        assert_eq!(user(&d, "github").unwrap(), User::Id("00uceo"));
-        assert_eq!(vendor_session(&d, "slack").unwrap(), None);
+        assert!(user(&d, Vendor::Okta).is_err());
+        assert!(user(&d, Vendor::Slack).is_err());
+        assert_eq!(user(&d, Vendor::GitHub).unwrap(), User::Id("00uceo"));
+        assert_eq!(vendor_session(&d, Vendor::Slack).unwrap(), None);
     }
 
     /// Found by a mutation run: the session a vendor's own log vouched for is addressed as it is, a session from
@@ -155,10 +156,13 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(vendor_session(&d, "okta").unwrap(), Some("1234"));
-        assert_eq!(vendor_session(&d, "github").unwrap(), None);
-        assert_eq!(user(&d, "okta").unwrap().as_str(), "00ualice");
-        assert_eq!(user(&d, "slack").unwrap().as_str(), "alice@example.com");
+        assert_eq!(vendor_session(&d, Vendor::Okta).unwrap(), Some("1234"));
+        assert_eq!(vendor_session(&d, Vendor::GitHub).unwrap(), None);
+        assert_eq!(user(&d, Vendor::Okta).unwrap().as_str(), "00ualice");
+        assert_eq!(
+            user(&d, Vendor::Slack).unwrap().as_str(),
+            "alice@example.com"
+        );
         let longest = "u".repeat(MAX_ID_BYTES);
         assert_eq!(safe_id("id", &longest).unwrap(), longest);
         assert!(safe_id("id", &format!("{longest}u")).is_err());
@@ -172,7 +176,7 @@ mod tests {
             },
         );
         assert_eq!(verified_email(&not_mail).unwrap(), None);
-        assert!(user(&not_mail, "slack").is_err());
+        assert!(user(&not_mail, Vendor::Slack).is_err());
     }
 
     #[test]
@@ -186,8 +190,11 @@ mod tests {
                 ..Default::default()
             },
         );
-        assert_eq!(user(&d, "okta").unwrap(), User::Id("00ualice"));
-        assert_eq!(user(&d, "slack").unwrap(), User::Email("alice@example.com"));
+        assert_eq!(user(&d, Vendor::Okta).unwrap(), User::Id("00ualice"));
+        assert_eq!(
+            user(&d, Vendor::Slack).unwrap(),
+            User::Email("alice@example.com")
+        );
     }
 
     #[test]
@@ -198,7 +205,7 @@ mod tests {
                 "x",
                 Trust::vouched_by("okta", crate::event::Family::Idp, "e"),
             );
-            assert!(user(&d, "okta").is_err(), "{bad:?}");
+            assert!(user(&d, Vendor::Okta).is_err(), "{bad:?}");
         }
         let long = "a".repeat(MAX_ID_BYTES + 1);
         assert!(safe_id("id", &long).is_err());

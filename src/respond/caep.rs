@@ -16,7 +16,10 @@
 //! State: none.
 
 use super::address;
-use super::{check, parse_base, parse_target, secret_from_env, BoxFuture, RespondError, Responder};
+use super::{
+    check, parse_base, parse_target, secret_from_env, BoxFuture, BuildError, Registered,
+    RespondError, Responder, Sample,
+};
 use crate::decide::{Action, Decision};
 use base64::Engine;
 use openssl::bn::{BigNum, BigNumContext};
@@ -157,19 +160,32 @@ fn thumbprint(jwk: &serde_json::Value) -> String {
     b64(&Sha256::digest(canonical.as_bytes()))
 }
 
-pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
+pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, BuildError> {
     let cfg: CaepConfig = parse_target(t)?;
-    let url = parse_base(&cfg.url)?;
+    let url = parse_base("url", &cfg.url)?;
     let pem = match &cfg.signing_key_file {
-        Some(p) => {
-            std::fs::read(p).map_err(|e| format!("signing_key_file = {:?}: {e}", p.display()))?
-        }
+        Some(p) => std::fs::read(p).map_err(|e| {
+            BuildError::new("signing_key_file", p.display().to_string(), e.to_string())
+        })?,
         None => secret_from_env("signing_key_env", &cfg.signing_key_env)?.into_bytes(),
     };
+    let key_name = match &cfg.signing_key_file {
+        Some(_) => "signing_key_file",
+        None => "signing_key_env",
+    };
+    let key_value = match &cfg.signing_key_file {
+        Some(p) => p.display().to_string(),
+        None => cfg.signing_key_env.clone(),
+    };
     let key = PKey::private_key_from_pem(&pem).map_err(|_| {
-        "the signing key is not a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)".to_string()
+        BuildError::new(
+            key_name,
+            &key_value,
+            "the signing key is not a PEM private key (PKCS#8, PKCS#1 RSA or SEC1 EC)",
+        )
     })?;
-    let (alg, mut jwk) = public_jwk(&key)?;
+    let (alg, mut jwk) =
+        public_jwk(&key).map_err(|why| BuildError::new(key_name, &key_value, why))?;
     let kid = cfg.key_id.clone().unwrap_or_else(|| thumbprint(&jwk));
     jwk["kid"] = json!(kid);
     jwk["use"] = json!("sig");
@@ -179,10 +195,18 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
     });
     match (cfg.subject_format.as_str(), &cfg.subject_issuer) {
         ("email" | "opaque", _) | ("iss_sub", Some(_)) => {}
-        ("iss_sub", None) => return Err("subject_format = \"iss_sub\" needs subject_issuer".into()),
+        ("iss_sub", None) => {
+            return Err(BuildError::new(
+                "subject_issuer",
+                "",
+                "subject_format = \"iss_sub\" needs subject_issuer",
+            ))
+        }
         (other, _) => {
-            return Err(format!(
-                "subject_format = {other:?}: allowed: email, iss_sub, opaque"
+            return Err(BuildError::new(
+                "subject_format",
+                other,
+                "allowed: email, iss_sub, opaque",
             ))
         }
     }
@@ -351,6 +375,39 @@ impl Responder for Caep {
     }
 }
 
+/// The registry entry of OpenID CAEP/SSF transmission.
+pub const ENTRY: Registered = Registered {
+    name: NAME,
+    build,
+    confirmed_by: None,
+    sample: |base, env| Sample {
+        table: format!(
+            "type = \"{NAME}\"\nurl = \"{base}/ssf\"\nissuer = \"https://q\"\naudience = \"r\"\n\
+             signing_key_env = \"{env}_CAEP_KEY\"\nauthorization_env = \"{env}_CAEP\"\n"
+        ),
+        env: vec![
+            (format!("{env}_CAEP_KEY"), sample_key()),
+            (
+                format!("{env}_CAEP"),
+                "caep-receiver-push-bearer-secret".into(),
+            ),
+        ],
+        credential_travels: true,
+    },
+};
+
+/// A fresh EC P-256 private key as PKCS#8 PEM, for [`ENTRY`]'s sample (empty if OpenSSL cannot make one; the
+/// sample's build then fails and says so).
+fn sample_key() -> String {
+    EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
+        .and_then(|g| openssl::ec::EcKey::generate(&g))
+        .and_then(PKey::from_ec_key)
+        .and_then(|k| k.private_key_to_pem_pkcs8())
+        .ok()
+        .and_then(|pem| String::from_utf8(pem).ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -385,13 +442,17 @@ mod tests {
             "url = \"https://r.example/push\"\nissuer = \"https://quench.example\"\naudience = \"r\"\nsigning_key_env = \"QUENCH_TEST_CAEP_P384\"\n",
         )
         .unwrap();
-        let e = build(t).err().unwrap();
+        let e = build(t).err().unwrap().to_string();
         assert!(e.contains("EC P-256"), "{e}");
         std::env::set_var("QUENCH_TEST_CAEP_JUNK", "not a key");
         let t: toml::Table = toml::from_str(
             "url = \"https://r.example/push\"\nissuer = \"i\"\naudience = \"r\"\nsigning_key_env = \"QUENCH_TEST_CAEP_JUNK\"\n",
         )
         .unwrap();
-        assert!(build(t).err().unwrap().contains("not a PEM private key"));
+        assert!(build(t)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("not a PEM private key"));
     }
 }

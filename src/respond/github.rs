@@ -16,9 +16,10 @@
 use super::address;
 use super::{
     check, parse_base, parse_target, secret_from_env, status_error, url_with, BoxFuture,
-    RespondError, Responder,
+    BuildError, Registered, RespondError, Responder, Sample,
 };
 use crate::decide::Decision;
+use crate::event::Vendor;
 use serde::Deserialize;
 
 pub const NAME: &str = "github";
@@ -47,7 +48,7 @@ fn default_env() -> String {
     "GITHUB_TOKEN".into()
 }
 
-pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
+pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, BuildError> {
     let cfg: GithubConfig = parse_target(t)?;
     if cfg.org.is_empty()
         || !cfg
@@ -55,13 +56,14 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
-        return Err(format!(
-            "org = {:?}: allowed: a GitHub organization login (letters, digits, hyphens)",
-            cfg.org
+        return Err(BuildError::new(
+            "org",
+            cfg.org,
+            "allowed: a GitHub organization login (letters, digits, hyphens)",
         ));
     }
     Ok(Box::new(Github {
-        base: parse_base(&cfg.base_url)?,
+        base: parse_base("base_url", &cfg.base_url)?,
         org: cfg.org,
         token: secret_from_env("token_env", &cfg.token_env)?,
         include_ssh_keys: cfg.include_ssh_keys,
@@ -112,7 +114,7 @@ impl Responder for Github {
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             // Only a login from GitHub's own audit log: an e-mail or another vendor's id is not a GitHub login.
-            let login = address::vendor_id(d, NAME)?
+            let login = address::vendor_id(d, VENDOR)?
                 .filter(|p| is_login(p))
                 .ok_or_else(|| {
                     RespondError::Target(
@@ -176,6 +178,25 @@ impl Responder for Github {
     }
 }
 
+/// The vendor whose log names the logins this target addresses.
+const VENDOR: Vendor = Vendor::GitHub;
+
+/// The registry entry of GitHub (its audit log does not record a removal taking effect in a way Quench reads).
+pub const ENTRY: Registered = Registered {
+    name: NAME,
+    build,
+    confirmed_by: None,
+    sample: |base, env| {
+        Sample {
+        table: format!(
+            "type = \"{NAME}\"\nbase_url = \"{base}\"\norg = \"acme\"\ntoken_env = \"{env}_GITHUB\"\n"
+        ),
+        env: vec![(format!("{env}_GITHUB"), "ghp_githubOrgOwnerSecret0123456789".into())],
+        credential_travels: true,
+    }
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,7 +214,7 @@ mod tests {
         std::env::set_var("QUENCH_TEST_GH_TOKEN", "ghp_test");
         let t: toml::Table =
             toml::from_str("org = \"acme/../x\"\ntoken_env = \"QUENCH_TEST_GH_TOKEN\"\n").unwrap();
-        let e = build(t).err().unwrap();
+        let e = build(t).err().unwrap().to_string();
         assert!(e.contains("org") && e.contains("acme/../x"), "{e}");
     }
 }

@@ -14,9 +14,11 @@
 
 use super::address;
 use super::{
-    check, parse_base, parse_target, secret_from_env, url_with, BoxFuture, RespondError, Responder,
+    check, parse_base, parse_target, secret_from_env, url_with, BoxFuture, BuildError, Registered,
+    RespondError, Responder, Sample,
 };
 use crate::decide::{Action, Decision};
+use crate::event::Vendor;
 use serde::Deserialize;
 
 pub const NAME: &str = "google";
@@ -60,17 +62,19 @@ fn default_env() -> String {
     "GOOGLE_ADMIN_ACCESS_TOKEN".into()
 }
 
-pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
+pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, BuildError> {
     let cfg: GoogleConfig = parse_target(t)?;
     if (cfg.revoke_token == Method::ClientTokens || cfg.terminate_session == Method::ClientTokens)
         && cfg.client_id.is_none()
     {
-        return Err(
-            "client_tokens needs client_id (the OAuth client whose tokens to revoke)".into(),
-        );
+        return Err(BuildError::new(
+            "client_id",
+            "",
+            "client_tokens needs client_id (the OAuth client whose tokens to revoke)",
+        ));
     }
     Ok(Box::new(Google {
-        base: parse_base(&cfg.base_url)?,
+        base: parse_base("base_url", &cfg.base_url)?,
         token: secret_from_env("access_token_env", &cfg.access_token_env)?,
         revoke_token: cfg.revoke_token,
         terminate_session: cfg.terminate_session,
@@ -87,10 +91,6 @@ pub struct Google {
 }
 
 impl Responder for Google {
-    fn confirmed_by(&self) -> Option<&'static str> {
-        Some("google")
-    }
-
     fn secrets(&self) -> Vec<String> {
         vec![self.token.clone()]
     }
@@ -103,7 +103,7 @@ impl Responder for Google {
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             // Google addresses users by primary e-mail (or its own numeric id, which other sources do not carry)
-            let user = match address::user(d, NAME)? {
+            let user = match address::user(d, VENDOR)? {
                 address::User::Email(e) => e,
                 address::User::Id(id) if id.contains('@') => id,
                 address::User::Id(_) => match address::verified_email(d)? {
@@ -137,3 +137,22 @@ impl Responder for Google {
         })
     }
 }
+/// The vendor whose log names the users this target addresses, and confirms its revocations.
+const VENDOR: Vendor = Vendor::Google;
+
+/// The registry entry of Google Workspace.
+pub const ENTRY: Registered = Registered {
+    name: NAME,
+    build,
+    confirmed_by: Some(VENDOR),
+    sample: |base, env| Sample {
+        table: format!(
+            "type = \"{NAME}\"\nbase_url = \"{base}\"\naccess_token_env = \"{env}_GOOGLE\"\n"
+        ),
+        env: vec![(
+            format!("{env}_GOOGLE"),
+            "ya29.googleSecretAccessToken".into(),
+        )],
+        credential_travels: true,
+    },
+};

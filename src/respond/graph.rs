@@ -8,9 +8,11 @@
 
 use super::address;
 use super::{
-    check, parse_base, secret_from_env, url_with, BoxFuture, RespondError, Responder, MIN_SECRET,
+    check, parse_base, secret_from_env, url_with, BoxFuture, BuildError, Registered, RespondError,
+    Responder, Sample, MIN_SECRET,
 };
 use crate::decide::Decision;
+use crate::event::Vendor;
 use serde::Deserialize;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -82,22 +84,24 @@ impl Tokens {
     }
 }
 
-pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
+pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, BuildError> {
     let cfg: GraphConfig = super::parse_target(t)?;
-    let base = parse_base(&cfg.base_url)?;
+    let base = parse_base("base_url", &cfg.base_url)?;
     let cred = match (&cfg.access_token_env, &cfg.token_url, &cfg.client_id) {
         (Some(env), _, _) => Cred::Static(secret_from_env("access_token_env", env)?),
         (None, Some(url), Some(id)) => Cred::ClientCredentials {
-            token_url: parse_base(url)?,
+            token_url: parse_base("token_url", url)?,
             client_id: id.clone(),
             secret: secret_from_env("client_secret_env", &cfg.client_secret_env)?,
             refresh: Default::default(),
             tokens: Default::default(),
         },
         _ => {
-            return Err(
-                "set access_token_env, or token_url and client_id (with client_secret_env)".into(),
-            )
+            return Err(BuildError::new(
+                "access_token_env",
+                "",
+                "set access_token_env, or token_url and client_id (with client_secret_env)",
+            ))
         }
     };
     let action = if cfg.qualified_action_name {
@@ -197,10 +201,6 @@ fn enc(s: &str) -> String {
 }
 
 impl Responder for Graph {
-    fn confirmed_by(&self) -> Option<&'static str> {
-        Some("microsoft")
-    }
-
     fn secrets(&self) -> Vec<String> {
         match &self.cred {
             Cred::Static(t) => vec![t.clone()],
@@ -223,7 +223,7 @@ impl Responder for Graph {
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             // Entra addresses users by object id (from Entra's own log) or UPN (an IdP-verified e-mail).
-            let user = address::user(d, "microsoft")?.as_str();
+            let user = address::user(d, VENDOR)?.as_str();
             let url = url_with(&self.base, &["users", user, self.action])?;
             let token = self.token(http).await?;
             let sent = async {
@@ -242,6 +242,26 @@ impl Responder for Graph {
     }
 }
 
+/// The vendor whose log names the users this target addresses, and confirms its revocations.
+const VENDOR: Vendor = Vendor::Microsoft;
+
+/// The registry entry of Microsoft Graph.
+pub const ENTRY: Registered = Registered {
+    name: NAME,
+    build,
+    confirmed_by: Some(VENDOR),
+    sample: |base, env| {
+        Sample {
+        table: format!(
+            "type = \"{NAME}\"\nbase_url = \"{base}/v1.0\"\ntoken_url = \"{base}/token\"\n\
+             client_id = \"11111111-1111-1111-1111-111111111111\"\nclient_secret_env = \"{env}_GRAPH\"\n"
+        ),
+        env: vec![(format!("{env}_GRAPH"), "graph-client-secret-~0123456789".into())],
+        credential_travels: true,
+    }
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,7 +275,11 @@ mod tests {
     /// the second request on the first channel and answers it only when the second fires.
     async fn token_endpoint() -> (reqwest::Url, oneshot::Receiver<()>, oneshot::Sender<()>) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = parse_base(&format!("http://{}/token", l.local_addr().unwrap())).unwrap();
+        let url = parse_base(
+            "token_url",
+            &format!("http://{}/token", l.local_addr().unwrap()),
+        )
+        .unwrap();
         let (asked_tx, asked) = oneshot::channel();
         let (release, release_rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -281,7 +305,7 @@ mod tests {
     async fn a_token_refresh_under_way_does_not_hide_the_cached_token_from_redaction() {
         let (token_url, asked, release) = token_endpoint().await;
         let g = Graph {
-            base: parse_base("http://127.0.0.1:9/v1.0").unwrap(),
+            base: parse_base("base_url", "http://127.0.0.1:9/v1.0").unwrap(),
             cred: Cred::ClientCredentials {
                 token_url,
                 client_id: "11111111-1111-1111-1111-111111111111".into(),

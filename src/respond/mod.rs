@@ -24,6 +24,7 @@ mod webhook;
 pub use webhook::signature as webhook_signature;
 
 use crate::decide::{Action, Decision};
+use crate::event::Vendor;
 use crate::event::{PrincipalKind, Ts};
 use serde::Deserialize;
 use std::future::Future;
@@ -202,12 +203,6 @@ pub trait Responder: Send + Sync {
     fn public_key(&self) -> Option<serde_json::Value> {
         None
     }
-
-    /// The vendor (as normalized events name it) whose own log shows this target's revocations taking effect,
-    /// which makes `confirm_within_secs` possible. Default: none.
-    fn confirmed_by(&self) -> Option<&'static str> {
-        None
-    }
 }
 
 /// The JWK Set of every configured target that signs what it sends (for receivers to verify with).
@@ -219,56 +214,112 @@ pub fn jwks(targets: &[Target]) -> serde_json::Value {
     serde_json::json!({ "keys": keys })
 }
 
-/// A registry entry: the target type's name and how to build it from its `[[respond.targets]]` table.
+/// A registry entry: everything Quench knows about a target type before one is configured.
 pub struct Registered {
+    /// The `type` of its `[[respond.targets]]` tables.
     pub name: &'static str,
-    pub build: fn(toml::Table) -> Result<Box<dyn Responder>, String>,
+    /// Build one from its table (without `type`); the error names the key.
+    pub build: fn(toml::Table) -> Result<Box<dyn Responder>, BuildError>,
+    /// The vendor whose own log shows this type's revocations taking effect, which makes `confirm_within_secs`
+    /// possible. None: the type leaves no trace in a log Quench reads.
+    pub confirmed_by: Option<Vendor>,
+    /// A working table of this type pointed at a test server, so tests cover every registered type.
+    pub sample: fn(base: &str, env_prefix: &str) -> Sample,
 }
 
-/// Every target type. Adding one is one file plus one line here.
+/// A target table for tests: what [`Registered::sample`] returns.
+pub struct Sample {
+    /// The table's TOML lines (with `type`), pointed at the given base URL.
+    pub table: String,
+    /// The environment variables its credentials are read from, with a credential each.
+    pub env: Vec<(String, String)>,
+    /// Whether a credential travels with each request (a bearer token does; a webhook's signing key does not).
+    pub credential_travels: bool,
+}
+
+/// Why a target's table could not be built: the key, its value and what is allowed.
+#[derive(Debug, thiserror::Error)]
+#[error("{key} = {value:?}: {why}")]
+pub struct BuildError {
+    pub key: &'static str,
+    pub value: String,
+    pub why: String,
+}
+
+impl BuildError {
+    pub fn new(key: &'static str, value: impl Into<String>, why: impl Into<String>) -> BuildError {
+        BuildError {
+            key,
+            value: value.into(),
+            why: why.into(),
+        }
+    }
+}
+
+/// Every target type. Adding one is one file (with its `ENTRY`) plus one line here.
 pub fn registry() -> Vec<Registered> {
     vec![
-        Registered {
-            name: webhook::NAME,
-            build: webhook::build,
-        },
-        Registered {
-            name: okta::NAME,
-            build: okta::build,
-        },
-        Registered {
-            name: graph::NAME,
-            build: graph::build,
-        },
-        Registered {
-            name: google::NAME,
-            build: google::build,
-        },
-        Registered {
-            name: caep::NAME,
-            build: caep::build,
-        },
-        Registered {
-            name: slack::NAME,
-            build: slack::build,
-        },
-        Registered {
-            name: salesforce::NAME,
-            build: salesforce::build,
-        },
-        Registered {
-            name: github::NAME,
-            build: github::build,
-        },
+        webhook::ENTRY,
+        okta::ENTRY,
+        graph::ENTRY,
+        google::ENTRY,
+        caep::ENTRY,
+        slack::ENTRY,
+        salesforce::ENTRY,
+        github::ENTRY,
     ]
 }
 
 /// Parse a target's table into its config struct (unknown keys are an error).
-pub(crate) fn parse_target<T: serde::de::DeserializeOwned>(t: toml::Table) -> Result<T, String> {
-    toml::Value::Table(t)
+pub(crate) fn parse_target<T: serde::de::DeserializeOwned>(
+    t: toml::Table,
+) -> Result<T, BuildError> {
+    toml::Value::Table(t.clone())
         .try_into()
-        .map_err(|e: toml::de::Error| e.to_string())
+        .map_err(|e: toml::de::Error| {
+            // serde names the key it could not take in backquotes ("unknown field `x`", "missing field `y`")
+            let message = e.message().to_string();
+            let named = message.split('`').nth(1).unwrap_or_default();
+            let key = KEYS
+                .iter()
+                .copied()
+                .find(|k| *k == named)
+                .unwrap_or("(table)");
+            let value = match t.get(named) {
+                Some(toml::Value::String(s)) => s.clone(),
+                Some(v) => format!("{v:?}"),
+                None => String::new(),
+            };
+            BuildError::new(key, value, message)
+        })
 }
+
+/// Keys an error of [`parse_target`] can name: those of every target type, and `(table)` for the rest (an
+/// unknown key is named in the message).
+const KEYS: &[&str] = &[
+    "url",
+    "base_url",
+    "token_url",
+    "instance_url",
+    "client_id",
+    "org",
+    "issuer",
+    "audience",
+    "secret_env",
+    "api_token_env",
+    "access_token_env",
+    "client_secret_env",
+    "token_env",
+    "signing_key_env",
+    "signing_key_file",
+    "authorization_env",
+    "subject_format",
+    "subject_issuer",
+    "key_id",
+    "revoke_token",
+    "terminate_session",
+    "quarantine",
+];
 
 /// The shortest credential accepted, in bytes. [`redact`] treats every 4-byte start of a credential as the
 /// credential, which only hides a meaningful part of one that is at least this long; a shorter one is refused at
@@ -279,13 +330,17 @@ pub(crate) const MIN_SECRET: usize = 8;
 /// from the file named by `{var}_FILE` (Docker and Kubernetes secrets; one trailing newline is dropped). Never
 /// from config text or the command line. Errors name the key and the variable; a secret shorter than
 /// [`MIN_SECRET`] bytes is an error.
-pub(crate) fn secret_from_env(key: &str, var: &str) -> Result<String, String> {
-    let s = read_secret(var).map_err(|why| format!("{key} = {var:?}: {why}"))?;
+pub(crate) fn secret_from_env(key: &'static str, var: &str) -> Result<String, BuildError> {
+    let s = read_secret(var).map_err(|why| BuildError::new(key, var, why))?;
     if s.len() < MIN_SECRET {
-        return Err(format!(
-            "{key} = {var:?}: the credential has {} bytes; at least {MIN_SECRET} are required (a shorter one \
-             could not be redacted from logs and reports)",
-            s.len()
+        return Err(BuildError::new(
+            key,
+            var,
+            format!(
+                "the credential has {} bytes; at least {MIN_SECRET} are required (a shorter one could not be \
+                 redacted from logs and reports)",
+                s.len()
+            ),
         ));
     }
     Ok(s)
@@ -416,6 +471,8 @@ pub struct Target {
     /// This target's own revocation budget (`max_revocations` per `budget_window_secs`). Default: 20 per 3600 s
     /// ([`DEFAULT_TARGET_BUDGET`]); the global budget in `[decide.guardrails]` applies as well.
     pub budget: Option<Budget>,
+    /// The vendor whose log confirms this target's revocations (from its registry entry). Default: none.
+    pub confirmed_by: Option<Vendor>,
     pub responder: Box<dyn Responder>,
 }
 
@@ -644,20 +701,26 @@ fn build_each(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
                     .into(),
             });
         }
-        let responder = (r.build)(t).map_err(|why| ConfigError::Invalid {
+        let responder = (r.build)(t).map_err(|e| ConfigError::Invalid {
             index,
-            key: "(target)",
-            value: kind.clone(),
-            why,
+            key: e.key,
+            value: e.value,
+            why: e.why,
         })?;
-        if confirm_within_secs.is_some() && responder.confirmed_by().is_none() {
+        if confirm_within_secs.is_some() && r.confirmed_by.is_none() {
+            let confirmable: Vec<&str> = reg
+                .iter()
+                .filter(|r| r.confirmed_by.is_some())
+                .map(|r| r.name)
+                .collect();
             return Err(ConfigError::Invalid {
                 index,
                 key: "confirm_within_secs",
                 value: kind.clone(),
-                why: "this target type leaves no trace in a vendor log Quench reads; allowed on okta, graph, google, \
-                      salesforce and slack targets"
-                    .into(),
+                why: format!(
+                    "this target type leaves no trace in a vendor log Quench reads; allowed on {} targets",
+                    confirmable.join(", ")
+                ),
             });
         }
         out.push(Target {
@@ -668,6 +731,7 @@ fn build_each(cfg: &RespondConfig) -> Result<Vec<Target>, ConfigError> {
             limit,
             confirm_within_secs,
             budget,
+            confirmed_by: r.confirmed_by,
             responder,
         });
     }
@@ -839,7 +903,7 @@ impl Dispatcher {
     /// The vendor log and the time within which target `name`'s revocations must be confirmed, if watched.
     pub fn confirmation_of(&self, name: &str) -> Option<(&'static str, u64)> {
         let t = self.inner.targets.iter().find(|t| t.name == name)?;
-        Some((t.responder.confirmed_by()?, t.confirm_within_secs?))
+        Some((t.confirmed_by?.as_str(), t.confirm_within_secs?))
     }
 
     /// Log (and report) a decision a dry run would have acted on.
@@ -1116,10 +1180,10 @@ pub(crate) fn url_with(
 }
 
 /// Parse a target's base URL at start-up.
-pub(crate) fn parse_base(s: &str) -> Result<reqwest::Url, String> {
-    let u = reqwest::Url::parse(s).map_err(|e| format!("base_url {s:?}: {e}"))?;
+pub(crate) fn parse_base(key: &'static str, s: &str) -> Result<reqwest::Url, BuildError> {
+    let u = reqwest::Url::parse(s).map_err(|e| BuildError::new(key, s, e.to_string()))?;
     if !matches!(u.scheme(), "http" | "https") {
-        return Err(format!("base_url {s:?}: scheme must be http or https"));
+        return Err(BuildError::new(key, s, "allowed: an http or https URL"));
     }
     Ok(u)
 }
@@ -1163,6 +1227,8 @@ mod tests {
             "s3cret-from-file"
         );
         let e = secret_from_env("token_env", "QUENCH_TEST_SECRET_NOWHERE").unwrap_err();
+        assert_eq!(e.key, "token_env");
+        let e = e.to_string();
         assert!(e.contains("QUENCH_TEST_SECRET_NOWHERE_FILE"), "{e}");
     }
 
@@ -1332,6 +1398,53 @@ mod tests {
         std::env::set_var("QUENCH_TEST_BUILD_SECRET", "0123456789abcdef0123");
         let cfg: RespondConfig = toml::from_str(toml_text).unwrap();
         build_targets(&cfg).map_err(|e| e.to_string())
+    }
+
+    /// A target's own build error is reported under the key it is about (it was `(target)` for every one).
+    #[test]
+    fn a_targets_build_error_names_its_key_and_value() {
+        let e = build(
+            "enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"ftp://okta.example\"\napi_token_env = \"QUENCH_TEST_BUILD_SECRET\"\n",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("respond.targets[0].base_url = \"ftp://okta.example\"")
+                && e.contains("http or https"),
+            "{e}"
+        );
+        let e = build(
+            "enforce = true\n[[targets]]\ntype = \"okta\"\nbase_url = \"https://okta.example\"\napi_token_env = \"QUENCH_TEST_BUILD_NOWHERE\"\n",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("respond.targets[0].api_token_env = \"QUENCH_TEST_BUILD_NOWHERE\""),
+            "{e}"
+        );
+        let e = build(
+            "enforce = true\n[[targets]]\ntype = \"slack\"\nbase_url = \"https://slack.example\"\ntoken_env = \"QUENCH_TEST_BUILD_SECRET\"\ntokn_env = \"x\"\n",
+        )
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("respond.targets[0].(table)") && e.contains("tokn_env"),
+            "{e}"
+        );
+        // confirmation is allowed exactly on the types the registry says a vendor's log confirms
+        let e = build("enforce = true\n[[targets]]\ntype = \"webhook\"\nurl = \"http://127.0.0.1:9/\"\nsecret_env = \"QUENCH_TEST_BUILD_SECRET\"\nconfirm_within_secs = 60\n")
+        .err()
+        .unwrap();
+        let confirmable: Vec<&str> = registry()
+            .iter()
+            .filter(|r| r.confirmed_by.is_some())
+            .map(|r| r.name)
+            .collect();
+        assert!(confirmable.len() >= 5, "{confirmable:?}");
+        assert!(
+            e.contains(&format!("allowed on {} targets", confirmable.join(", "))),
+            "{e}"
+        );
     }
 
     #[test]

@@ -14,8 +14,12 @@
 //! Credentials: an API token (`Authorization: SSWS …`) from the environment variable `api_token_env`.
 
 use super::address;
-use super::{check, parse_base, secret_from_env, url_with, BoxFuture, RespondError, Responder};
+use super::{
+    check, parse_base, secret_from_env, url_with, BoxFuture, BuildError, Registered, RespondError,
+    Responder, Sample,
+};
 use crate::decide::{Action, Decision};
+use crate::event::Vendor;
 use serde::Deserialize;
 
 pub const NAME: &str = "okta";
@@ -57,16 +61,18 @@ fn default_method() -> Method {
     Method::UserSessions
 }
 
-pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
+pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, BuildError> {
     let cfg: OktaConfig = super::parse_target(t)?;
-    let base = parse_base(&cfg.base_url)?;
+    let base = parse_base("base_url", &cfg.base_url)?;
     let token = secret_from_env("api_token_env", &cfg.api_token_env)?;
     if (cfg.revoke_token == Method::ClientTokens || cfg.terminate_session == Method::ClientTokens)
         && cfg.client_id.is_none()
     {
-        return Err(
-            "client_tokens needs client_id (the OAuth client whose tokens to revoke)".into(),
-        );
+        return Err(BuildError::new(
+            "client_id",
+            "",
+            "client_tokens needs client_id (the OAuth client whose tokens to revoke)",
+        ));
     }
     Ok(Box::new(Okta {
         base,
@@ -95,7 +101,7 @@ impl Okta {
             Action::TerminateSession => self.terminate_session,
             _ => self.revoke_token,
         };
-        let req = match (method, address::vendor_session(d, NAME)?) {
+        let req = match (method, address::vendor_session(d, VENDOR)?) {
             (Method::Session, Some(s)) => {
                 http.delete(url_with(&self.base, &["api", "v1", "sessions", s])?)
             }
@@ -106,7 +112,7 @@ impl Okta {
                         "api",
                         "v1",
                         "users",
-                        address::user(d, NAME)?.as_str(),
+                        address::user(d, VENDOR)?.as_str(),
                         "sessions",
                     ],
                 )?;
@@ -121,7 +127,7 @@ impl Okta {
                         "api",
                         "v1",
                         "users",
-                        address::user(d, NAME)?.as_str(),
+                        address::user(d, VENDOR)?.as_str(),
                         "clients",
                         client,
                         "tokens",
@@ -129,7 +135,7 @@ impl Okta {
                 )?)
             }
             (Method::UniversalLogout, _) => {
-                let id = address::vendor_id(d, NAME)?
+                let id = address::vendor_id(d, VENDOR)?
                     .filter(|i| i.starts_with("00u"))
                     .ok_or_else(|| {
                         RespondError::Target(
@@ -153,10 +159,6 @@ impl Okta {
 }
 
 impl Responder for Okta {
-    fn confirmed_by(&self) -> Option<&'static str> {
-        Some("okta")
-    }
-
     fn secrets(&self) -> Vec<String> {
         vec![
             self.auth.clone(),
@@ -174,6 +176,23 @@ impl Responder for Okta {
     }
 }
 
+/// The vendor whose log names the users and sessions this target addresses, and confirms its revocations.
+const VENDOR: Vendor = Vendor::Okta;
+
+/// The registry entry of Okta.
+pub const ENTRY: Registered = Registered {
+    name: NAME,
+    build,
+    confirmed_by: Some(VENDOR),
+    sample: |base, env| Sample {
+        table: format!(
+            "type = \"{NAME}\"\nbase_url = \"{base}\"\napi_token_env = \"{env}_OKTA\"\n"
+        ),
+        env: vec![(format!("{env}_OKTA"), "00SuperSecretOktaApiToken".into())],
+        credential_travels: true,
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,12 +204,12 @@ mod tests {
             "base_url = \"https://x.okta.com\"\napi_token_env = \"QUENCH_TEST_OKTA_CT\"\nrevoke_token = \"client_tokens\"\n",
         )
         .unwrap();
-        assert!(build(t).err().unwrap().contains("client_id"));
+        assert!(build(t).err().unwrap().to_string().contains("client_id"));
         let t: toml::Table = toml::from_str(
             "base_url = \"https://x.okta.com\"\napi_token_env = \"QUENCH_TEST_OKTA_CT\"\nterminate_session = \"everything\"\n",
         )
         .unwrap();
-        let e = build(t).err().unwrap();
+        let e = build(t).err().unwrap().to_string();
         assert!(
             e.contains("everything") && e.contains("universal_logout"),
             "{e}"

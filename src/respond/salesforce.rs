@@ -15,9 +15,10 @@
 use super::address;
 use super::{
     check, parse_base, parse_target, secret_from_env, status_error, url_with, BoxFuture,
-    RespondError, Responder,
+    BuildError, Registered, RespondError, Responder, Sample,
 };
 use crate::decide::Decision;
+use crate::event::Vendor;
 use serde::Deserialize;
 
 pub const NAME: &str = "salesforce";
@@ -43,19 +44,20 @@ fn default_env() -> String {
     "SALESFORCE_ACCESS_TOKEN".into()
 }
 
-pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
+pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, BuildError> {
     let cfg: SalesforceConfig = parse_target(t)?;
     let v = cfg.api_version.trim_start_matches('v');
     if v.split_once('.').is_none_or(|(a, b)| {
         a.is_empty() || b.is_empty() || !a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
     }) {
-        return Err(format!(
-            "api_version = {:?}: allowed: a REST API version such as \"v60.0\"",
-            cfg.api_version
+        return Err(BuildError::new(
+            "api_version",
+            cfg.api_version,
+            "allowed: a REST API version such as \"v60.0\"",
         ));
     }
     Ok(Box::new(Salesforce {
-        base: parse_base(&cfg.instance_url)?,
+        base: parse_base("instance_url", &cfg.instance_url)?,
         version: format!("v{v}"),
         token: secret_from_env("access_token_env", &cfg.access_token_env)?,
     }))
@@ -106,7 +108,7 @@ struct Record {
 impl Salesforce {
     /// The SOQL that finds the decision's user's sessions.
     fn soql(d: &Decision) -> Result<String, RespondError> {
-        if let Some(id) = address::vendor_id(d, NAME)?.filter(|i| is_user_id(i)) {
+        if let Some(id) = address::vendor_id(d, VENDOR)?.filter(|i| is_user_id(i)) {
             return Ok(format!("SELECT Id FROM AuthSession WHERE UsersId = '{id}'"));
         }
         let login = address::verified_email(d)?.ok_or_else(|| {
@@ -122,10 +124,6 @@ impl Salesforce {
 }
 
 impl Responder for Salesforce {
-    fn confirmed_by(&self) -> Option<&'static str> {
-        Some("salesforce")
-    }
-
     fn secrets(&self) -> Vec<String> {
         vec![self.token.clone()]
     }
@@ -182,6 +180,26 @@ impl Responder for Salesforce {
     }
 }
 
+/// The vendor whose log names the users this target addresses, and confirms its revocations.
+const VENDOR: Vendor = Vendor::Salesforce;
+
+/// The registry entry of Salesforce.
+pub const ENTRY: Registered = Registered {
+    name: NAME,
+    build,
+    confirmed_by: Some(VENDOR),
+    sample: |base, env| Sample {
+        table: format!(
+            "type = \"{NAME}\"\ninstance_url = \"{base}\"\naccess_token_env = \"{env}_SF\"\n"
+        ),
+        env: vec![(
+            format!("{env}_SF"),
+            "00Dxx0000001gPL!SalesforceSecret".into(),
+        )],
+        credential_travels: true,
+    },
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,7 +226,7 @@ mod tests {
             "instance_url = \"https://acme.my.salesforce.com\"\napi_version = \"latest\"\naccess_token_env = \"QUENCH_TEST_SF_TOKEN\"\n",
         )
         .unwrap();
-        let e = build(t).err().unwrap();
+        let e = build(t).err().unwrap().to_string();
         assert!(e.contains("api_version") && e.contains("v60.0"), "{e}");
     }
 }

@@ -19,10 +19,11 @@
 
 use super::address;
 use super::{
-    parse_base, parse_target, secret_from_env, status_error, url_with, BoxFuture, RespondError,
-    Responder,
+    parse_base, parse_target, secret_from_env, status_error, url_with, BoxFuture, BuildError,
+    Registered, RespondError, Responder, Sample,
 };
 use crate::decide::{Action, Decision};
+use crate::event::Vendor;
 use serde::Deserialize;
 
 pub const NAME: &str = "slack";
@@ -49,10 +50,10 @@ fn default_env() -> String {
     "SLACK_ADMIN_TOKEN".into()
 }
 
-pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
+pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, BuildError> {
     let cfg: SlackConfig = parse_target(t)?;
     Ok(Box::new(Slack {
-        base: parse_base(&cfg.base_url)?,
+        base: parse_base("base_url", &cfg.base_url)?,
         token: secret_from_env("token_env", &cfg.token_env)?,
         team_id: cfg.team_id,
     }))
@@ -127,7 +128,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 
 impl Slack {
     async fn user_id(&self, http: &reqwest::Client, d: &Decision) -> Result<String, RespondError> {
-        if let Some(id) = address::vendor_id(d, NAME)?.filter(|i| is_slack_user_id(i)) {
+        if let Some(id) = address::vendor_id(d, VENDOR)?.filter(|i| is_slack_user_id(i)) {
             return Ok(id.to_string());
         }
         let email = address::verified_email(d)?.ok_or_else(|| {
@@ -151,10 +152,6 @@ impl Slack {
 }
 
 impl Responder for Slack {
-    fn confirmed_by(&self) -> Option<&'static str> {
-        Some("slack")
-    }
-
     fn secrets(&self) -> Vec<String> {
         vec![self.token.clone()]
     }
@@ -167,7 +164,7 @@ impl Responder for Slack {
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             // Only a session from Slack's own audit log: a numeric id from elsewhere (an MCP session) is not one.
-            let single = match (d.action, &self.team_id, address::vendor_session(d, NAME)?) {
+            let single = match (d.action, &self.team_id, address::vendor_session(d, VENDOR)?) {
                 (Action::RevokeToken, Some(team), Some(s))
                     if s.bytes().all(|b| b.is_ascii_digit()) =>
                 {
@@ -198,6 +195,24 @@ impl Responder for Slack {
         })
     }
 }
+
+/// The vendor whose log names the users and sessions this target addresses, and confirms its revocations.
+const VENDOR: Vendor = Vendor::Slack;
+
+/// The registry entry of Slack.
+pub const ENTRY: Registered = Registered {
+    name: NAME,
+    build,
+    confirmed_by: Some(VENDOR),
+    sample: |base, env| Sample {
+        table: format!("type = \"{NAME}\"\nbase_url = \"{base}\"\ntoken_env = \"{env}_SLACK\"\n"),
+        env: vec![(
+            format!("{env}_SLACK"),
+            "xoxp-1111-2222-3333-slacksecret".into(),
+        )],
+        credential_travels: true,
+    },
+};
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,10 @@
 //! in constant time, and rejecting timestamps older than a few minutes. Secret: environment variable `secret_env`
 //! (at least 16 bytes).
 
-use super::{check, parse_base, secret_from_env, BoxFuture, RespondError, Responder};
+use super::{
+    check, parse_base, secret_from_env, BoxFuture, BuildError, Registered, RespondError, Responder,
+    Sample,
+};
 use crate::decide::Decision;
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
@@ -34,14 +37,15 @@ fn default_env() -> String {
     "QUENCH_WEBHOOK_SECRET".into()
 }
 
-pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, String> {
+pub fn build(t: toml::Table) -> Result<Box<dyn Responder>, BuildError> {
     let cfg: WebhookConfig = super::parse_target(t)?;
-    let url = parse_base(&cfg.url)?;
+    let url = parse_base("url", &cfg.url)?;
     let secret = secret_from_env("secret_env", &cfg.secret_env)?;
     if secret.len() < 16 {
-        return Err(format!(
-            "the secret in {} must be at least 16 bytes",
-            cfg.secret_env
+        return Err(BuildError::new(
+            "secret_env",
+            cfg.secret_env,
+            "the secret must be at least 16 bytes",
         ));
     }
     Ok(Box::new(Webhook {
@@ -94,6 +98,18 @@ impl Responder for Webhook {
         })
     }
 }
+
+/// The registry entry of signed webhooks.
+pub const ENTRY: Registered = Registered {
+    name: NAME,
+    build,
+    confirmed_by: None,
+    sample: |base, env| Sample {
+        table: format!("type = \"{NAME}\"\nurl = \"{base}/hook\"\nsecret_env = \"{env}_HOOK\"\n"),
+        env: vec![(format!("{env}_HOOK"), "hook-secret-0123456789abcdef".into())],
+        credential_travels: false,
+    },
+};
 
 #[cfg(test)]
 mod tests {

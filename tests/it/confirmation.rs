@@ -277,7 +277,7 @@ fn every_confirmable_target_is_confirmed_by_its_own_vendors_log_entry() {
         .any(|t| t.confirm_within_secs == Some(300) && t.budget.is_some()));
     let confirmable: Vec<(&str, &'static str)> = targets
         .iter()
-        .filter_map(|t| Some((t.name.as_str(), t.responder.confirmed_by()?)))
+        .filter_map(|t| Some((t.name.as_str(), t.confirmed_by?.as_str())))
         .collect();
     assert!(confirmable.len() >= 5, "{confirmable:?}");
 
