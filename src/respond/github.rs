@@ -182,20 +182,11 @@ impl Responder for Github {
 const VENDOR: Vendor = Vendor::GitHub;
 
 /// The registry entry of GitHub (its audit log does not record a removal taking effect in a way Quench reads).
-pub const ENTRY: Registered = Registered {
-    name: NAME,
-    build,
-    confirmed_by: None,
-    sample: |base, env| {
-        Sample {
-        table: format!(
+pub const ENTRY: Registered = Registered::new(NAME, build, None, |base, env| {
+    Sample::bearer(format!(
             "type = \"{NAME}\"\nbase_url = \"{base}\"\norg = \"acme\"\ntoken_env = \"{env}_GITHUB\"\n"
-        ),
-        env: vec![(format!("{env}_GITHUB"), "ghp_githubOrgOwnerSecret0123456789".into())],
-        credential_travels: true,
-    }
-    },
-};
+        ), format!("{env}_GITHUB"), "ghp_githubOrgOwnerSecret0123456789")
+});
 
 #[cfg(test)]
 mod tests {

@@ -141,18 +141,10 @@ impl Responder for Google {
 const VENDOR: Vendor = Vendor::Google;
 
 /// The registry entry of Google Workspace.
-pub const ENTRY: Registered = Registered {
-    name: NAME,
-    build,
-    confirmed_by: Some(VENDOR),
-    sample: |base, env| Sample {
-        table: format!(
-            "type = \"{NAME}\"\nbase_url = \"{base}\"\naccess_token_env = \"{env}_GOOGLE\"\n"
-        ),
-        env: vec![(
-            format!("{env}_GOOGLE"),
-            "ya29.googleSecretAccessToken".into(),
-        )],
-        credential_travels: true,
-    },
-};
+pub const ENTRY: Registered = Registered::new(NAME, build, Some(VENDOR), |base, env| {
+    Sample::bearer(
+        format!("type = \"{NAME}\"\nbase_url = \"{base}\"\naccess_token_env = \"{env}_GOOGLE\"\n"),
+        format!("{env}_GOOGLE"),
+        "ya29.googleSecretAccessToken",
+    )
+});

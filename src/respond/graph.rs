@@ -246,21 +246,12 @@ impl Responder for Graph {
 const VENDOR: Vendor = Vendor::Microsoft;
 
 /// The registry entry of Microsoft Graph.
-pub const ENTRY: Registered = Registered {
-    name: NAME,
-    build,
-    confirmed_by: Some(VENDOR),
-    sample: |base, env| {
-        Sample {
-        table: format!(
+pub const ENTRY: Registered = Registered::new(NAME, build, Some(VENDOR), |base, env| {
+    Sample::bearer(format!(
             "type = \"{NAME}\"\nbase_url = \"{base}/v1.0\"\ntoken_url = \"{base}/token\"\n\
              client_id = \"11111111-1111-1111-1111-111111111111\"\nclient_secret_env = \"{env}_GRAPH\"\n"
-        ),
-        env: vec![(format!("{env}_GRAPH"), "graph-client-secret-~0123456789".into())],
-        credential_travels: true,
-    }
-    },
-};
+        ), format!("{env}_GRAPH"), "graph-client-secret-~0123456789")
+});
 
 #[cfg(test)]
 mod tests {

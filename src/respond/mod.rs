@@ -237,6 +237,33 @@ pub struct Sample {
     pub credential_travels: bool,
 }
 
+impl Registered {
+    pub const fn new(
+        name: &'static str,
+        build: fn(toml::Table) -> Result<Box<dyn Responder>, BuildError>,
+        confirmed_by: Option<Vendor>,
+        sample: fn(&str, &str) -> Sample,
+    ) -> Registered {
+        Registered {
+            name,
+            build,
+            confirmed_by,
+            sample,
+        }
+    }
+}
+
+impl Sample {
+    /// A sample whose one credential, read from `var`, travels with every request.
+    pub fn bearer(table: String, var: String, credential: &str) -> Sample {
+        Sample {
+            table,
+            env: vec![(var, credential.into())],
+            credential_travels: true,
+        }
+    }
+}
+
 /// Why a target's table could not be built: the key, its value and what is allowed.
 #[derive(Debug, thiserror::Error)]
 #[error("{key} = {value:?}: {why}")]

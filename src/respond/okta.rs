@@ -180,18 +180,13 @@ impl Responder for Okta {
 const VENDOR: Vendor = Vendor::Okta;
 
 /// The registry entry of Okta.
-pub const ENTRY: Registered = Registered {
-    name: NAME,
-    build,
-    confirmed_by: Some(VENDOR),
-    sample: |base, env| Sample {
-        table: format!(
-            "type = \"{NAME}\"\nbase_url = \"{base}\"\napi_token_env = \"{env}_OKTA\"\n"
-        ),
-        env: vec![(format!("{env}_OKTA"), "00SuperSecretOktaApiToken".into())],
-        credential_travels: true,
-    },
-};
+pub const ENTRY: Registered = Registered::new(NAME, build, Some(VENDOR), |base, env| {
+    Sample::bearer(
+        format!("type = \"{NAME}\"\nbase_url = \"{base}\"\napi_token_env = \"{env}_OKTA\"\n"),
+        format!("{env}_OKTA"),
+        "00SuperSecretOktaApiToken",
+    )
+});
 
 #[cfg(test)]
 mod tests {

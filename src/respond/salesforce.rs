@@ -184,21 +184,13 @@ impl Responder for Salesforce {
 const VENDOR: Vendor = Vendor::Salesforce;
 
 /// The registry entry of Salesforce.
-pub const ENTRY: Registered = Registered {
-    name: NAME,
-    build,
-    confirmed_by: Some(VENDOR),
-    sample: |base, env| Sample {
-        table: format!(
-            "type = \"{NAME}\"\ninstance_url = \"{base}\"\naccess_token_env = \"{env}_SF\"\n"
-        ),
-        env: vec![(
-            format!("{env}_SF"),
-            "00Dxx0000001gPL!SalesforceSecret".into(),
-        )],
-        credential_travels: true,
-    },
-};
+pub const ENTRY: Registered = Registered::new(NAME, build, Some(VENDOR), |base, env| {
+    Sample::bearer(
+        format!("type = \"{NAME}\"\ninstance_url = \"{base}\"\naccess_token_env = \"{env}_SF\"\n"),
+        format!("{env}_SF"),
+        "00Dxx0000001gPL!SalesforceSecret",
+    )
+});
 
 #[cfg(test)]
 mod tests {

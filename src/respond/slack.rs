@@ -200,19 +200,13 @@ impl Responder for Slack {
 const VENDOR: Vendor = Vendor::Slack;
 
 /// The registry entry of Slack.
-pub const ENTRY: Registered = Registered {
-    name: NAME,
-    build,
-    confirmed_by: Some(VENDOR),
-    sample: |base, env| Sample {
-        table: format!("type = \"{NAME}\"\nbase_url = \"{base}\"\ntoken_env = \"{env}_SLACK\"\n"),
-        env: vec![(
-            format!("{env}_SLACK"),
-            "xoxp-1111-2222-3333-slacksecret".into(),
-        )],
-        credential_travels: true,
-    },
-};
+pub const ENTRY: Registered = Registered::new(NAME, build, Some(VENDOR), |base, env| {
+    Sample::bearer(
+        format!("type = \"{NAME}\"\nbase_url = \"{base}\"\ntoken_env = \"{env}_SLACK\"\n"),
+        format!("{env}_SLACK"),
+        "xoxp-1111-2222-3333-slacksecret",
+    )
+});
 
 #[cfg(test)]
 mod tests {
