@@ -20,6 +20,7 @@
 //! through others (tests in this file).
 pub mod app;
 pub mod bus;
+pub mod clock;
 pub mod config;
 pub mod correlate;
 pub mod decide;

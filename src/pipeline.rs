@@ -355,7 +355,7 @@ impl Pipeline {
             self.decide.decide(f, clock, out);
             for d in &out[before..] {
                 *self.stats.decisions.entry(d.action).or_default() += 1;
-                if d.decision_id.ends_with("-budget") {
+                if d.kind == crate::decide::DecisionKind::BudgetExhausted {
                     self.stats.budget_notices += 1;
                 } else if d.guardrail.is_some() {
                     self.stats.guardrail_capped += 1;

@@ -79,7 +79,7 @@ fn subject(d: &Decision) -> Option<String> {
 fn strongest(ds: &[Decision]) -> BTreeMap<String, Outcome> {
     let mut out: BTreeMap<String, Outcome> = BTreeMap::new();
     for d in ds {
-        if d.shadow || d.decision_id.ends_with("-budget") {
+        if d.shadow || d.kind != crate::decide::DecisionKind::Detection {
             continue;
         }
         let Some(s) = subject(d) else { continue };

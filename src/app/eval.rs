@@ -300,6 +300,7 @@ mod tests {
 
     fn decision(action: Action, principal: &str, secs: i64) -> Decision {
         Decision {
+            kind: Default::default(),
             decision_id: format!("{principal}{secs}"),
             decided_at: Ts(0),
             event_time: Ts(secs * 1000),

@@ -275,6 +275,7 @@ mod tests {
     fn a_forged_principal_and_event_cannot_draw_on_the_terminal_or_add_lines() {
         let forged = "eve\x1b[2J\nfake.jsonl:1: forged".to_string();
         let d = Decision {
+            kind: Default::default(),
             decision_id: "0".repeat(32),
             decided_at: Ts(0),
             event_time: Ts(0),

@@ -15,7 +15,7 @@
 //!
 //! Shadow detectors are decided separately and never acted on. State: the event times of recent revocations.
 
-use super::{Action, Decision, FindingRecord, Trust};
+use super::{Action, Decision};
 use crate::event::{PrincipalKind, Ts};
 use crate::pattern::glob;
 use serde::Deserialize;
@@ -165,7 +165,7 @@ impl Guardrails {
                 ));
                 d.action = Action::Alert;
                 if first {
-                    out.push(notice(
+                    out.push(super::notice::budget_exhausted(
                         &d,
                         self.cfg.max_revocations,
                         self.cfg.budget_window_secs,
@@ -180,39 +180,10 @@ impl Guardrails {
     }
 }
 
-/// The decision that announces the budget ran out.
-fn notice(d: &Decision, max: usize, window: u64) -> Decision {
-    Decision {
-        decision_id: format!("{}-budget", &d.decision_id[..d.decision_id.len().min(24)]),
-        decided_at: d.decided_at,
-        event_time: d.event_time,
-        action: Action::Alert,
-        principal: None,
-        principal_id: None,
-        principal_kind: PrincipalKind::Unknown,
-        token_id: None,
-        session_id: None,
-        job_id: None,
-        score: 1.0,
-        findings: vec![FindingRecord {
-            detector: "guardrail".into(),
-            score: 1.0,
-            reason: format!(
-                "revocation budget exhausted: {max} revocations within {window} s; Quench is alert-only until the window frees up (possible forged-log flood)"
-            ),
-            source: None,
-            authoritative: false,
-        }],
-        evidence: d.evidence.clone(),
-        guardrail: Some("revocation budget exhausted".into()),
-        shadow: false,
-        trust: Trust::default(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decide::{FindingRecord, Trust};
     use crate::event::Family;
 
     /// Found by a mutation run: an alert resting on claimed identities stays a plain alert (no guardrail note);
@@ -257,6 +228,7 @@ mod tests {
 
     fn decision(action: Action, principal: &str, secs: i64, sources: &[Family]) -> Decision {
         Decision {
+            kind: Default::default(),
             decision_id: format!("{:032x}", secs),
             decided_at: Ts(0),
             event_time: Ts(secs * 1000),

@@ -13,6 +13,7 @@
 //! (subject, action) fires at most once per `dedup_secs`, and never after a stronger action in that period.
 
 mod guardrails;
+pub mod notice;
 pub mod ocsf;
 
 use crate::detect::{Finding, Subject};
@@ -101,11 +102,42 @@ impl Trust {
     }
 }
 
+/// What a decision is about: a principal's behaviour, or Quench itself (see [`notice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// The score of a principal's findings crossed a band: the decisions that act.
+    #[default]
+    Detection,
+    /// The global revocation budget ran out; Quench is alert-only until its window frees up.
+    BudgetExhausted,
+    /// A target's own budget refused a command of another decision.
+    TargetBudget,
+    /// A delivered revocation was not confirmed by the vendor's own log in time.
+    Unconfirmed,
+}
+
+impl DecisionKind {
+    /// The kind of a record written before decisions carried one, from its id: notices' ids end in `-budget`
+    /// (`{24 characters}-budget` for the global budget, `{24}-{target}-budget` for a target's) or `-unconfirmed`.
+    pub fn of_legacy_id(id: &str) -> DecisionKind {
+        match id.strip_suffix("-budget") {
+            Some(stem) if stem.len() <= 24 => DecisionKind::BudgetExhausted,
+            Some(_) => DecisionKind::TargetBudget,
+            None if id.ends_with("-unconfirmed") => DecisionKind::Unconfirmed,
+            None => DecisionKind::Detection,
+        }
+    }
+}
+
 /// A decision record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     /// Deterministic: the same events produce the same id, so redelivered duplicates are recognisable.
     pub decision_id: String,
+    /// What the decision is about. Records written before the field existed read as `detection`.
+    #[serde(default)]
+    pub kind: DecisionKind,
     /// Processing time of the decision: the ingest (wall-clock) time in `run`, the stream's own timeline in
     /// `replay` and `eval`.
     pub decided_at: Ts,
@@ -534,6 +566,7 @@ impl Scorer {
                 .find_map(|f| get(&f.subject).as_deref().map(|v| bounded(v, MAX_ID_BYTES)))
         };
         Some(Decision {
+            kind: DecisionKind::Detection,
             trust,
             decision_id,
             decided_at: now,

@@ -1136,8 +1136,14 @@ pub fn command_of(c: &Cols<'_>, i: usize) -> Option<CommandRow> {
 }
 
 /// A stored decision, from its `record` column.
+/// A stored decision record. Records stored before decisions carried their `kind` get it from their id.
 pub fn decision_of(c: &Cols<'_>, i: usize) -> Option<Decision> {
-    serde_json::from_str(c.str("record", i)?).ok()
+    let record = c.str("record", i)?;
+    let mut d: Decision = serde_json::from_str(record).ok()?;
+    if !record.contains("\"kind\"") {
+        d.kind = crate::decide::DecisionKind::of_legacy_id(&d.decision_id);
+    }
+    Some(d)
 }
 
 #[cfg(test)]

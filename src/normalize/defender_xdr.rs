@@ -26,6 +26,9 @@ use serde::Deserialize;
 
 pub const NAME: &str = "defender_xdr";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &["Timestamp", "ActionType", "properties", "category"];
+
 /// `[normalize.formats.defender_xdr]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -141,8 +144,8 @@ fn category(action: &str) -> Category {
 
 impl Normalizer for DefenderXdr {
     fn sniff(&self, p: &Probe) -> bool {
-        (p.timestamp_pascal.is_some() && p.action_type.is_some())
-            || (p.properties.is_some()
+        (p.has("Timestamp") && p.has("ActionType"))
+            || (p.has("properties")
                 && p.category
                     .as_deref()
                     .is_some_and(|c| c.starts_with("AdvancedHunting-")))

@@ -22,6 +22,9 @@ use serde::Deserialize;
 
 pub const NAME: &str = "ecs";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &[];
+
 /// `[normalize.formats.ecs]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

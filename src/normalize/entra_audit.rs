@@ -13,6 +13,16 @@ use serde::Deserialize;
 
 pub const NAME: &str = "entra_audit";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &[
+    "activityDateTime",
+    "initiatedBy",
+    "ActivityDateTime",
+    "InitiatedBy",
+    "properties",
+    "category",
+];
+
 /// `[normalize.formats.entra_audit]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -206,9 +216,9 @@ impl Normalizer for EntraAudit {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        (p.activity_date_time.is_some() && p.initiated_by.is_some())
-            || (p.activity_date_time_pascal.is_some() && p.initiated_by_pascal.is_some())
-            || (p.properties.is_some()
+        (p.has("activityDateTime") && p.has("initiatedBy"))
+            || (p.has("ActivityDateTime") && p.has("InitiatedBy"))
+            || (p.has("properties")
                 && p.category
                     .as_deref()
                     .is_some_and(|c| c == "AuditLogs" || AUDIT_CATEGORIES.contains(&c)))

@@ -17,6 +17,9 @@ use serde::Deserialize;
 
 pub const NAME: &str = "entra_graph";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &["properties", "category", "RequestUri", "SignInActivityId"];
+
 /// `[normalize.formats.entra_graph]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -102,8 +105,8 @@ impl Normalizer for EntraGraph {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        (p.properties.is_some() && p.category.as_deref() == Some("MicrosoftGraphActivityLogs"))
-            || (p.request_uri.is_some() && p.sign_in_activity_id.is_some())
+        (p.has("properties") && p.category.as_deref() == Some("MicrosoftGraphActivityLogs"))
+            || (p.has("RequestUri") && p.has("SignInActivityId"))
     }
 
     fn normalize<'a>(

@@ -15,6 +15,15 @@ use serde::Deserialize;
 
 pub const NAME: &str = "entra_signin";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &[
+    "createdDateTime",
+    "userPrincipalName",
+    "activityDateTime",
+    "properties",
+    "category",
+];
+
 /// `[normalize.formats.entra_signin]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -183,10 +192,8 @@ impl Normalizer for EntraSignin {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        (p.created_date_time.is_some()
-            && p.user_principal_name.is_some()
-            && p.activity_date_time.is_none())
-            || (p.properties.is_some()
+        (p.has("createdDateTime") && p.has("userPrincipalName") && !p.has("activityDateTime"))
+            || (p.has("properties")
                 && p.category
                     .as_deref()
                     .is_some_and(|c| c.ends_with("SignInLogs")))

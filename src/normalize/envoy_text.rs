@@ -21,6 +21,9 @@ use serde::Deserialize;
 
 pub const NAME: &str = "envoy_text";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &[];
+
 /// `[normalize.formats.envoy_text]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -13,6 +13,17 @@ use serde::Deserialize;
 
 pub const NAME: &str = "github_audit";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &[
+    "action",
+    "actor",
+    "created_at",
+    "@timestamp",
+    "date_create",
+    "eventType",
+    "class_uid",
+];
+
 /// `[normalize.formats.github_audit]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -109,12 +120,12 @@ impl Normalizer for GithubAudit {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        p.action.is_some()
-            && p.actor.is_some()
-            && (p.created_at.is_some() || p.at_timestamp.is_some())
-            && p.date_create.is_none()
-            && p.event_type.is_none()
-            && p.class_uid.is_none()
+        p.has("action")
+            && p.has("actor")
+            && (p.has("created_at") || p.has("@timestamp"))
+            && !p.has("date_create")
+            && !p.has("eventType")
+            && !p.has("class_uid")
     }
 
     fn normalize<'a>(

@@ -12,6 +12,9 @@ use serde::Deserialize;
 
 pub const NAME: &str = "google_workspace";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &["kind", "events", "actor", "id", "eventType"];
+
 /// `[normalize.formats.google_workspace]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -161,10 +164,10 @@ impl Normalizer for GoogleWorkspace {
     fn sniff(&self, p: &Probe) -> bool {
         p.kind.as_deref() == Some("admin#reports#activity")
             || (p.kind.is_none()
-                && p.events.is_some()
-                && p.actor.is_some()
-                && p.id.is_some()
-                && p.event_type.is_none())
+                && p.has("events")
+                && p.has("actor")
+                && p.has("id")
+                && !p.has("eventType"))
     }
 
     fn normalize<'a>(

@@ -18,6 +18,9 @@ use serde_json::value::RawValue;
 
 pub const NAME: &str = "kong";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &["request", "response", "started_at", "upstream_uri"];
+
 /// `[normalize.formats.kong]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -215,9 +218,7 @@ impl Normalizer for Kong {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        p.request.is_some()
-            && p.response.is_some()
-            && (p.started_at.is_some() || p.upstream_uri.is_some())
+        p.has("request") && p.has("response") && (p.has("started_at") || p.has("upstream_uri"))
     }
 
     fn normalize<'a>(

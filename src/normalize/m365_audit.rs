@@ -15,6 +15,18 @@ use serde::Deserialize;
 
 pub const NAME: &str = crate::event::M365_AUDIT;
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &[
+    "Operation",
+    "operation",
+    "CreationTime",
+    "creationtime",
+    "Workload",
+    "workload",
+    "TimeGenerated",
+    "OfficeWorkload",
+];
+
 /// `[normalize.formats.m365_audit]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -161,9 +173,10 @@ impl Normalizer for M365Audit {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        p.operation.is_some()
-            && ((p.creation_time.is_some() && p.workload.is_some())
-                || (p.time_generated.is_some() && p.office_workload.is_some()))
+        p.has_any(&["Operation", "operation"])
+            && ((p.has_any(&["CreationTime", "creationtime"])
+                && p.has_any(&["Workload", "workload"]))
+                || (p.has("TimeGenerated") && p.has("OfficeWorkload")))
     }
 
     fn normalize<'a>(

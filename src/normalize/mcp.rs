@@ -15,6 +15,15 @@ use serde::Deserialize;
 
 pub const NAME: &str = "mcp";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &[
+    "jsonrpc",
+    "request",
+    "session_id",
+    "mcp_session_id",
+    "started_at",
+];
+
 /// `[normalize.formats.mcp]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -83,8 +92,10 @@ struct ResultBody {
 
 impl Normalizer for Mcp {
     fn sniff(&self, p: &Probe) -> bool {
-        p.jsonrpc.is_some()
-            || (p.request.is_some() && p.session_id.is_some() && p.started_at.is_none())
+        p.has("jsonrpc")
+            || (p.has("request")
+                && p.has_any(&["session_id", "mcp_session_id"])
+                && !p.has("started_at"))
     }
 
     fn normalize<'a>(

@@ -2,7 +2,8 @@
 //!
 //! In: the bytes of one Kafka message or input line plus its provenance. Out: session events borrowed from those
 //! bytes, or a [`NormalizeError`] that says why the message is unusable (it then goes to the dead-letter path).
-//! State: none; each format is one file holding its config, its raw serde types and its tests.
+//! State: none per message; the probe's key table is built once from the registry. Each format is one file
+//! holding its config, its raw serde types and its tests.
 //!
 //! The format is pinned per topic/file or detected by shape: a cheap [`Probe`] reads only the top-level keys and
 //! each format's `sniff` says whether it recognises them. The table of discriminating keys is in `README.md` and
@@ -37,7 +38,7 @@ use crate::event::{Category, Provenance, SessionEvent, Text, Ts};
 use crate::pattern;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Why a raw message could not be turned into session events.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -122,130 +123,134 @@ impl<'a> Context<'a> {
     }
 }
 
-/// The top-level keys of a message, read without building values; formats sniff it.
-#[derive(Deserialize, Default, Debug)]
+/// Keys the envelope reader looks for (`{"records": [...]}`, as Azure Monitor exports).
+const ENVELOPE_KEYS: &[&str] = &["records"];
+
+/// The keys the probe reads: the union of every registered format's [`Registered::keys`] and the envelope's, each
+/// once, in registry order, with the bit each sets in [`Probe`].
+struct ProbeKeys {
+    names: &'static [&'static str],
+    bits: HashMap<&'static str, u32, foldhash::fast::FixedState>,
+}
+
+fn probe_keys() -> &'static ProbeKeys {
+    static KEYS: std::sync::OnceLock<ProbeKeys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut names: Vec<&'static str> = Vec::new();
+        for k in registry()
+            .iter()
+            .flat_map(|r| r.keys.iter())
+            .chain(ENVELOPE_KEYS)
+        {
+            if !names.contains(k) {
+                names.push(k);
+            }
+        }
+        assert!(
+            names.len() <= 128,
+            "the probe holds at most 128 keys, the formats declare {}",
+            names.len()
+        );
+        let bits = names
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (*k, i as u32))
+            .collect();
+        ProbeKeys {
+            names: Vec::leak(names),
+            bits,
+        }
+    })
+}
+
+/// The top-level keys of a message that some registered format detects on, read without building values, and the
+/// values of `kind` and `category` (which some formats detect by); formats sniff it with [`Probe::has`]. The keys
+/// are those the formats declare in the registry ([`Registered::keys`]), so a new format adds its own without
+/// touching this type.
+#[derive(Default, Debug)]
 pub struct Probe<'a> {
-    // Okta System Log
-    #[serde(rename = "eventType")]
-    pub event_type: Option<IgnoredAny>,
-    pub published: Option<IgnoredAny>,
-    // Google Workspace Reports
-    #[serde(borrow)]
+    present: u128,
+    /// The value of a top-level `kind` string (Google's `admin#reports#activity`).
     pub kind: Option<Text<'a>>,
-    pub events: Option<IgnoredAny>,
-    pub id: Option<IgnoredAny>,
-    pub actor: Option<IgnoredAny>,
-    // Kong http-log
-    pub request: Option<IgnoredAny>,
-    pub response: Option<IgnoredAny>,
-    pub started_at: Option<IgnoredAny>,
-    pub upstream_uri: Option<IgnoredAny>,
-    // OTLP/JSON
-    #[serde(rename = "resourceSpans")]
-    pub resource_spans: Option<IgnoredAny>,
-    #[serde(rename = "traceId")]
-    pub trace_id: Option<IgnoredAny>,
-    #[serde(rename = "spanId")]
-    pub span_id: Option<IgnoredAny>,
-    // spans with a flat attribute object
-    pub attributes: Option<IgnoredAny>,
-    pub span_name: Option<IgnoredAny>,
-    #[serde(rename = "trace_id")]
-    pub trace_id_flat: Option<IgnoredAny>,
-    // MCP
-    pub jsonrpc: Option<IgnoredAny>,
-    #[serde(alias = "mcp_session_id")]
-    pub session_id: Option<IgnoredAny>,
-    // native
-    pub event_id: Option<IgnoredAny>,
-    pub event_time: Option<IgnoredAny>,
-    #[serde(borrow)]
+    /// The value of a top-level `category` string (Azure Monitor's log category, the native event's category).
     pub category: Option<Text<'a>>,
-    // envelopes
-    pub records: Option<IgnoredAny>,
-    // Entra sign-ins and audit (Graph resources; Azure Monitor rows carry them in `properties`)
-    #[serde(rename = "createdDateTime")]
-    pub created_date_time: Option<IgnoredAny>,
-    #[serde(rename = "userPrincipalName")]
-    pub user_principal_name: Option<IgnoredAny>,
-    #[serde(rename = "activityDateTime")]
-    pub activity_date_time: Option<IgnoredAny>,
-    #[serde(rename = "initiatedBy")]
-    pub initiated_by: Option<IgnoredAny>,
-    #[serde(rename = "ActivityDateTime")]
-    pub activity_date_time_pascal: Option<IgnoredAny>,
-    #[serde(rename = "InitiatedBy")]
-    pub initiated_by_pascal: Option<IgnoredAny>,
-    #[serde(rename = "TimeGenerated")]
-    pub time_generated: Option<IgnoredAny>,
-    #[serde(rename = "OfficeWorkload")]
-    pub office_workload: Option<IgnoredAny>,
-    pub properties: Option<IgnoredAny>,
-    // Microsoft 365 unified audit log
-    #[serde(rename = "CreationTime", alias = "creationtime")]
-    pub creation_time: Option<IgnoredAny>,
-    #[serde(rename = "Operation", alias = "operation")]
-    pub operation: Option<IgnoredAny>,
-    #[serde(rename = "Workload", alias = "workload")]
-    pub workload: Option<IgnoredAny>,
-    // Salesforce
-    #[serde(rename = "EVENT_TYPE")]
-    pub sf_event_type: Option<IgnoredAny>,
-    #[serde(rename = "EventDate")]
-    pub sf_event_date: Option<IgnoredAny>,
-    #[serde(rename = "CreatedDate")]
-    pub sf_created_date: Option<IgnoredAny>,
-    #[serde(rename = "Section")]
-    pub sf_section: Option<IgnoredAny>,
-    #[serde(rename = "Action")]
-    pub sf_action: Option<IgnoredAny>,
-    // Slack and GitHub audit logs
-    pub action: Option<IgnoredAny>,
-    pub date_create: Option<IgnoredAny>,
-    pub created_at: Option<IgnoredAny>,
-    #[serde(rename = "@timestamp")]
-    pub at_timestamp: Option<IgnoredAny>,
-    // Defender XDR advanced hunting rows
-    #[serde(rename = "Timestamp")]
-    pub timestamp_pascal: Option<IgnoredAny>,
-    #[serde(rename = "ActionType")]
-    pub action_type: Option<IgnoredAny>,
-    // Microsoft Graph activity (Log Analytics rows)
-    #[serde(rename = "RequestUri")]
-    pub request_uri: Option<IgnoredAny>,
-    #[serde(rename = "SignInActivityId")]
-    pub sign_in_activity_id: Option<IgnoredAny>,
-    // OCSF
-    pub class_uid: Option<IgnoredAny>,
-    pub metadata: Option<IgnoredAny>,
-    pub time: Option<IgnoredAny>,
-    pub time_dt: Option<IgnoredAny>,
     /// Every top-level key, for declarative mappings (filled only when mappings are configured).
-    #[serde(skip)]
     pub keys: Vec<Text<'a>>,
 }
 
 impl Probe<'_> {
-    fn describe(&self) -> String {
-        let mut keys = Vec::new();
-        macro_rules! k {
-            ($($f:ident => $n:literal),*) => { $( if self.$f.is_some() { keys.push($n); } )* };
+    /// Whether the message has the top-level key `key`. A format may ask only about keys it declares in its
+    /// registry entry (checked in debug builds: an undeclared key would always read as absent).
+    pub fn has(&self, key: &str) -> bool {
+        match probe_keys().bits.get(key) {
+            Some(bit) => self.present & (1u128 << bit) != 0,
+            None => {
+                debug_assert!(
+                    false,
+                    "the probe was asked for {key:?}, which no format declares in its keys"
+                );
+                false
+            }
         }
-        k!(event_type => "eventType", published => "published", kind => "kind", events => "events",
-           id => "id", actor => "actor", request => "request", response => "response",
-           started_at => "started_at", upstream_uri => "upstream_uri", resource_spans => "resourceSpans",
-           trace_id => "traceId", span_id => "spanId", event_id => "event_id", event_time => "event_time",
-           category => "category", records => "records", created_date_time => "createdDateTime",
-           activity_date_time => "activityDateTime", creation_time => "CreationTime", operation => "Operation",
-           sf_event_type => "EVENT_TYPE", sf_event_date => "EventDate", action => "action",
-           properties => "properties", date_create => "date_create", created_at => "created_at",
-           timestamp_pascal => "Timestamp", action_type => "ActionType", class_uid => "class_uid",
-           metadata => "metadata", request_uri => "RequestUri", sign_in_activity_id => "SignInActivityId");
+    }
+
+    /// Whether the message has any of `keys` (one key as vendors and pipelines spell it).
+    pub fn has_any(&self, keys: &[&str]) -> bool {
+        keys.iter().any(|k| self.has(k))
+    }
+
+    fn describe(&self) -> String {
+        let keys: Vec<&str> = probe_keys()
+            .names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.present & (1u128 << i) != 0)
+            .map(|(_, k)| *k)
+            .collect();
         if keys.is_empty() {
             "none Quench knows".into()
         } else {
             keys.join(", ")
         }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Probe<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Probe<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Probe<'a>, M::Error> {
+                let table = probe_keys();
+                let mut p = Probe::default();
+                while let Some(key) = m.next_key::<Text<'de>>()? {
+                    match table.bits.get(key.as_str()) {
+                        Some(bit) => {
+                            p.present |= 1u128 << bit;
+                            match key.as_str() {
+                                "kind" => p.kind = m.next_value()?,
+                                "category" => p.category = m.next_value()?,
+                                _ => {
+                                    m.next_value::<IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        None => {
+                            m.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(p)
+            }
+        }
+        // as a struct, so that a case-folding deserializer maps recased keys onto the declared ones
+        d.deserialize_struct("Probe", probe_keys().names, Visit(std::marker::PhantomData))
     }
 }
 
@@ -295,10 +300,12 @@ pub enum Authority {
     PerField,
 }
 
-/// A registry entry: the format's name and how to build it from its config table (`[normalize.NAME]`).
+/// A registry entry: the format's name, how to build it from its config table (`[normalize.NAME]`), and the
+/// top-level keys its [`Normalizer::sniff`] asks the [`Probe`] about.
 pub struct Registered {
     pub name: &'static str,
     pub build: fn(toml::Table) -> Result<Box<dyn Normalizer>, ConfigError>,
+    pub keys: &'static [&'static str],
 }
 
 /// Every supported format, in auto-detection order. Adding a format is one file plus one line here.
@@ -307,70 +314,87 @@ pub fn registry() -> Vec<Registered> {
         Registered {
             name: okta::NAME,
             build: okta::build,
+            keys: okta::KEYS,
         },
         Registered {
             name: google_workspace::NAME,
             build: google_workspace::build,
+            keys: google_workspace::KEYS,
         },
         Registered {
             name: kong::NAME,
             build: kong::build,
+            keys: kong::KEYS,
         },
         Registered {
             name: otel_genai::NAME,
             build: otel_genai::build,
+            keys: otel_genai::KEYS,
         },
         Registered {
             name: entra_signin::NAME,
             build: entra_signin::build,
+            keys: entra_signin::KEYS,
         },
         Registered {
             name: entra_audit::NAME,
             build: entra_audit::build,
+            keys: entra_audit::KEYS,
         },
         Registered {
             name: entra_graph::NAME,
             build: entra_graph::build,
+            keys: entra_graph::KEYS,
         },
         Registered {
             name: m365_audit::NAME,
             build: m365_audit::build,
+            keys: m365_audit::KEYS,
         },
         Registered {
             name: salesforce::NAME,
             build: salesforce::build,
+            keys: salesforce::KEYS,
         },
         Registered {
             name: slack_audit::NAME,
             build: slack_audit::build,
+            keys: slack_audit::KEYS,
         },
         Registered {
             name: github_audit::NAME,
             build: github_audit::build,
+            keys: github_audit::KEYS,
         },
         Registered {
             name: defender_xdr::NAME,
             build: defender_xdr::build,
+            keys: defender_xdr::KEYS,
         },
         Registered {
             name: ocsf::NAME,
             build: ocsf::build,
+            keys: ocsf::KEYS,
         },
         Registered {
             name: ecs::NAME,
             build: ecs::build,
+            keys: ecs::KEYS,
         },
         Registered {
             name: envoy_text::NAME,
             build: envoy_text::build,
+            keys: envoy_text::KEYS,
         },
         Registered {
             name: mcp::NAME,
             build: mcp::build,
+            keys: mcp::KEYS,
         },
         Registered {
             name: native::NAME,
             build: native::build,
+            keys: native::KEYS,
         },
     ]
 }
@@ -772,7 +796,7 @@ impl Normalize {
         };
         let parts = match (parts, &probe) {
             (Some(p), _) => Some(p),
-            (None, Some(p)) if depth < 2 && p.records.is_some() && self.envelope_only(text) => {
+            (None, Some(p)) if depth < 2 && p.has("records") && self.envelope_only(text) => {
                 #[derive(Deserialize)]
                 struct Records<'a> {
                     #[serde(borrow)]

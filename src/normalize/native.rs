@@ -14,6 +14,9 @@ use std::sync::Arc;
 
 pub const NAME: &str = "native";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &["event_id", "event_time", "category"];
+
 /// `[normalize.formats.native]`: what native events are, whatever they say about themselves.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -58,7 +61,7 @@ pub struct Native {
 
 impl Normalizer for Native {
     fn sniff(&self, p: &Probe) -> bool {
-        p.event_id.is_some() && p.event_time.is_some() && p.category.is_some()
+        p.has("event_id") && p.has("event_time") && p.category.is_some()
     }
 
     fn normalize<'a>(

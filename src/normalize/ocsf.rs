@@ -45,6 +45,9 @@ use serde::Deserialize;
 
 pub const NAME: &str = "ocsf";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &["class_uid", "metadata", "time", "time_dt"];
+
 /// `[normalize.formats.ocsf]`.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -603,7 +606,7 @@ impl Normalizer for Ocsf {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        p.class_uid.is_some() && p.metadata.is_some() && (p.time.is_some() || p.time_dt.is_some())
+        p.has("class_uid") && p.has("metadata") && (p.has("time") || p.has("time_dt"))
     }
 
     fn normalize<'a>(

@@ -11,6 +11,9 @@ use serde::Deserialize;
 
 pub const NAME: &str = "okta";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &["eventType", "published", "actor"];
+
 /// `[normalize.formats.okta]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -215,7 +218,7 @@ impl Normalizer for Okta {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        p.event_type.is_some() && p.published.is_some() && p.actor.is_some()
+        p.has("eventType") && p.has("published") && p.has("actor")
     }
 
     fn normalize<'a>(

@@ -27,6 +27,16 @@ use serde::Deserialize;
 
 pub const NAME: &str = "otel_genai";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &[
+    "resourceSpans",
+    "traceId",
+    "spanId",
+    "attributes",
+    "span_name",
+    "trace_id",
+];
+
 /// `[normalize.formats.otel_genai]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -311,9 +321,9 @@ impl Normalizer for OtelGenAi {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        p.resource_spans.is_some()
-            || (p.trace_id.is_some() && p.span_id.is_some())
-            || (p.attributes.is_some() && (p.span_name.is_some() || p.trace_id_flat.is_some()))
+        p.has("resourceSpans")
+            || (p.has("traceId") && p.has("spanId"))
+            || (p.has("attributes") && (p.has("span_name") || p.has("trace_id")))
     }
 
     fn normalize<'a>(

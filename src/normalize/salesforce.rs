@@ -14,6 +14,17 @@ use serde::Deserialize;
 
 pub const NAME: &str = "salesforce";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &[
+    "EVENT_TYPE",
+    "EventDate",
+    "CreationTime",
+    "creationtime",
+    "Action",
+    "Section",
+    "CreatedDate",
+];
+
 /// `[normalize.formats.salesforce]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -312,9 +323,9 @@ impl Normalizer for Salesforce {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        p.sf_event_type.is_some()
-            || (p.sf_event_date.is_some() && p.creation_time.is_none())
-            || (p.sf_action.is_some() && p.sf_section.is_some() && p.sf_created_date.is_some())
+        p.has("EVENT_TYPE")
+            || (p.has("EventDate") && !p.has_any(&["CreationTime", "creationtime"]))
+            || (p.has("Action") && p.has("Section") && p.has("CreatedDate"))
     }
 
     fn normalize<'a>(

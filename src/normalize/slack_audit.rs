@@ -12,6 +12,9 @@ use serde::Deserialize;
 
 pub const NAME: &str = "slack_audit";
 
+/// The top-level keys this format's `sniff` asks the probe about (its registry entry).
+pub const KEYS: &[&str] = &["date_create", "action", "actor"];
+
 /// `[normalize.formats.slack_audit]`: no settings yet.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -133,7 +136,7 @@ impl Normalizer for SlackAudit {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        p.date_create.is_some() && p.action.is_some() && p.actor.is_some()
+        p.has("date_create") && p.has("action") && p.has("actor")
     }
 
     fn normalize<'a>(

@@ -104,6 +104,7 @@ mod tests {
 
     fn decision(id: &str, email: &str, trust: Trust) -> Decision {
         Decision {
+            kind: Default::default(),
             decision_id: "d".into(),
             decided_at: Ts(0),
             event_time: Ts(0),

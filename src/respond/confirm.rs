@@ -9,10 +9,9 @@
 //! before the revocation's HTTP answer), bounded in number and age.
 
 use super::Delivery;
-use crate::decide::{Action, Decision, FindingRecord};
+use crate::decide::{Action, Decision};
 use crate::event::{Ended, PrincipalKind, Ts};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 
 /// How far a vendor's log timestamp may precede our delivery time (clock skew, the answer's latency), ms.
@@ -155,42 +154,18 @@ impl Confirmation {
     }
 }
 
-/// The alert an unconfirmed revocation raises: a decision record of its own (`{command hash}-unconfirmed`).
-pub fn unconfirmed_alert(p: &Pending) -> Decision {
-    let h = hex::encode(Sha256::digest(p.command_id.as_bytes()));
-    let now = Ts::now();
-    Decision {
-        decision_id: format!("{}-unconfirmed", &h[..24]),
-        decided_at: now,
-        event_time: now,
-        action: Action::Alert,
-        principal: p.principal.clone(),
-        principal_id: None,
+/// The alert an unconfirmed revocation raises ([`crate::decide::notice::unconfirmed`]), made at `now` (wall clock).
+pub fn unconfirmed_alert(p: &Pending, now: Ts) -> Decision {
+    let u = crate::decide::notice::Unconfirmed {
+        command_id: &p.command_id,
+        decision_id: &p.decision_id,
+        target: &p.target,
+        action: p.action,
+        principal: p.principal.as_deref(),
         principal_kind: p.principal_kind,
-        token_id: None,
-        session_id: None,
-        job_id: None,
-        score: 1.0,
-        findings: vec![FindingRecord {
-            detector: "confirmation".into(),
-            score: 1.0,
-            reason: format!(
-                "{} {} was accepted by {} but its log showed no session or token ending for {} within {} s; check \
-                 that the revocation took effect",
-                p.action.as_str(),
-                p.decision_id,
-                p.target,
-                p.principal.as_deref().unwrap_or("the principal"),
-                p.within_secs
-            ),
-            source: None,
-            authoritative: false,
-        }],
-        evidence: vec![p.decision_id.clone()],
-        guardrail: Some(format!("unconfirmed revocation ({})", p.command_id)),
-        shadow: false,
-        trust: Default::default(),
-    }
+        within_secs: p.within_secs,
+    };
+    crate::decide::notice::unconfirmed(&u, now)
 }
 
 /// Matches delivered revocations with the endings the vendors log.
@@ -320,7 +295,7 @@ mod tests {
         assert!(c.expire(Ts(1_299_999)).is_empty());
         let late = c.expire(Ts(1_300_000));
         assert_eq!(late.len(), 1);
-        let alert = unconfirmed_alert(&late[0]);
+        let alert = unconfirmed_alert(&late[0], Ts(0));
         assert_eq!(alert.action, Action::Alert);
         assert!(alert.decision_id.ends_with("-unconfirmed"));
         assert!(alert.findings[0].reason.contains("within 300 s"));

@@ -815,6 +815,8 @@ struct Inner {
     stats: RespondStats,
     reports: Option<mpsc::UnboundedSender<Delivery>>,
     tracker: tokio_util_lite::Tracker,
+    /// The wall clock of deadlines, budgets and retry waits.
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// A tiny task tracker so shutdown can wait for in-flight dispatches.
@@ -868,11 +870,21 @@ fn load_ca_bundle(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, R
 }
 
 impl Dispatcher {
-    /// `reports` receives one [`Delivery`] per (decision, target) when given.
+    /// `reports` receives one [`Delivery`] per (decision, target) when given. Runs on the system clock.
     pub fn new(
         cfg: RespondConfig,
         targets: Vec<Target>,
         reports: Option<mpsc::UnboundedSender<Delivery>>,
+    ) -> Result<Self, RespondError> {
+        Dispatcher::with_clock(cfg, targets, reports, Arc::new(crate::clock::SystemClock))
+    }
+
+    /// [`Dispatcher::new`] on the given wall clock (tests move a [`crate::clock::ManualClock`] themselves).
+    pub fn with_clock(
+        cfg: RespondConfig,
+        targets: Vec<Target>,
+        reports: Option<mpsc::UnboundedSender<Delivery>>,
+        clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Self, RespondError> {
         let mut b = reqwest::Client::builder()
             .timeout(Duration::from_millis(cfg.timeout_ms))
@@ -893,8 +905,14 @@ impl Dispatcher {
                 stats: RespondStats::default(),
                 reports,
                 tracker: Default::default(),
+                clock,
             }),
         })
+    }
+
+    /// The current time on this dispatcher's wall clock.
+    pub fn now(&self) -> Ts {
+        self.inner.clock.now()
     }
 
     pub fn stats(&self) -> &RespondStats {
@@ -949,7 +967,7 @@ impl Dispatcher {
                 retryable: false,
                 dry_run: true,
                 over_budget: None,
-                finished_at: Ts::now(),
+                finished_at: self.now(),
             });
         }
     }
@@ -961,7 +979,7 @@ impl Dispatcher {
             return self.dry(&d);
         }
         let names: Vec<String> = self.targets_for(&d).map(String::from).collect();
-        let started = Ts::now();
+        let started = self.now();
         for name in names {
             let me = self.clone();
             let d = d.clone();
@@ -991,11 +1009,11 @@ impl Dispatcher {
                 retryable: false,
                 dry_run: false,
                 over_budget: None,
-                finished_at: Ts::now(),
+                finished_at: self.now(),
             });
         };
         if let Some(b) = &t.budget {
-            if let Err(first) = b.take(Ts::now().0) {
+            if let Err(first) = b.take(self.now().0) {
                 inner.stats.over_budget.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(decision = %d.decision_id, target = %t.name, action = d.action.as_str(), "target revocation budget exhausted: not sent, alert only");
                 return self.report(Delivery {
@@ -1014,7 +1032,7 @@ impl Dispatcher {
                     retryable: false,
                     dry_run: false,
                     over_budget: Some(first),
-                    finished_at: Ts::now(),
+                    finished_at: self.now(),
                 });
             }
         }
@@ -1023,7 +1041,7 @@ impl Dispatcher {
         let mut delay = Duration::from_millis(inner.cfg.backoff_ms);
         let mut attempts = 0;
         let (result, retryable) = loop {
-            if Ts::now().0 >= deadline_ms {
+            if self.now().0 >= deadline_ms {
                 let e = format!(
                     "given up: not delivered within give_up_after_secs = {}",
                     inner.cfg.give_up_after_secs
@@ -1052,10 +1070,10 @@ impl Dispatcher {
                         } => *r,
                         _ => delay.mul_f64(1.0 + fastrand::f64() * 0.5).min(max_backoff),
                     };
-                    let left = Duration::from_millis((deadline_ms - Ts::now().0).max(0) as u64);
+                    let left = Duration::from_millis((deadline_ms - self.now().0).max(0) as u64);
                     let e = error_text(&e, &t.responder.secrets());
                     tracing::warn!(decision = %d.decision_id, target = %t.name, attempts, wait_ms = wait.as_millis() as u64, error = %e, "revocation failed, retrying");
-                    tokio::time::sleep(wait.min(left)).await;
+                    inner.clock.sleep(wait.min(left)).await;
                     delay = (delay * 2).min(max_backoff);
                 }
                 Err(e) => {
@@ -1078,7 +1096,7 @@ impl Dispatcher {
             retryable,
             dry_run: false,
             over_budget: None,
-            finished_at: Ts::now(),
+            finished_at: self.now(),
         })
     }
 
@@ -1095,32 +1113,16 @@ impl Dispatcher {
     }
 }
 
-/// The decision that announces a target's spent revocation budget (`{decision}-{target}-budget`): an alert for
-/// the decision that was not carried out, saying why.
+/// The notice that a target's spent revocation budget refused `d` ([`crate::decide::notice::target_budget`]), made
+/// when the refusal was.
 pub fn budget_notice(delivery: &Delivery, d: &Decision) -> Decision {
-    let now = Ts::now();
-    Decision {
-        decision_id: format!(
-            "{}-{}-budget",
-            &d.decision_id[..d.decision_id.len().min(24)],
-            delivery.target
-        ),
-        decided_at: now,
-        action: Action::Alert,
-        guardrail: Some(format!(
-            "target budget: {}",
-            delivery
-                .result
-                .as_ref()
-                .err()
-                .map(String::as_str)
-                .unwrap_or("")
-        )),
-        shadow: false,
-        trust: Default::default(),
-        // the event time, the principal and its ids are the refused decision's
-        ..d.clone()
-    }
+    let why = delivery
+        .result
+        .as_ref()
+        .err()
+        .map(String::as_str)
+        .unwrap_or("");
+    crate::decide::notice::target_budget(d, &delivery.target, why, delivery.finished_at)
 }
 
 /// What [`redact`] puts in place of a credential.
@@ -1264,6 +1266,7 @@ mod tests {
     #[test]
     fn a_budget_notice_is_a_fresh_alert_about_the_refused_decision() {
         let d = Decision {
+            kind: Default::default(),
             decision_id: "a".repeat(32),
             decided_at: Ts(0),
             event_time: Ts(5_000),
@@ -1598,6 +1601,7 @@ mod tests {
         })
         .unwrap();
         let d = |action, kind, p: &str| Decision {
+            kind: Default::default(),
             decision_id: "0".repeat(32),
             decided_at: crate::event::Ts(0),
             event_time: crate::event::Ts(0),

@@ -134,7 +134,7 @@ impl Outcome {
             http_status,
             attempts: d.attempts,
             error,
-            finished_at: Ts::now(),
+            finished_at: d.finished_at,
         }
     }
 }
@@ -202,7 +202,7 @@ impl Writer {
             self.dispatcher.dispatch(Arc::new(d.clone()));
             return Ok(0);
         };
-        let created_at = Ts::now();
+        let created_at = self.dispatcher.now();
         let mut n = 0;
         for target in self.dispatcher.targets_for(d) {
             let id = command_id(&d.decision_id, target);
@@ -393,7 +393,7 @@ pub async fn dispatch(
         Ts,
         Decision,
     )| {
-        let now = Ts::now().0;
+        let now = dispatcher.now().0;
         let k = known.entry(id.clone()).or_insert(Known {
             finished: false,
             commanded: false,
@@ -463,7 +463,7 @@ pub async fn dispatch(
                 let (partition, offset) = (m.partition(), m.offset());
                 let Some(part) = parts.get_mut(&partition) else { continue };
                 part.next = offset + 1;
-                let now = Ts::now().0;
+                let now = dispatcher.now().0;
                 match serde_json::from_slice::<Record>(m.payload().unwrap_or(&[])) {
                     Ok(Record::Command { command_id, target, created_at, decision }) => {
                         let decision = *decision;
@@ -546,13 +546,13 @@ pub async fn dispatch(
                 progress.send_replace(prog);
             }
             _ = tick.tick() => {
-                for p in confirmer.expire(Ts::now()) {
+                for p in confirmer.expire(dispatcher.now()) {
                     tracing::error!(command = %crate::text::escape_control(&p.command_id), target = %crate::text::escape_control(&p.target), within_secs = p.within_secs, "revocation not confirmed by the vendor's log in time");
                     let c = Confirmation::unconfirmed(&p);
-                    settle_confirmation(&ctx, &mut tasks, &mut prog, c, Some(confirm::unconfirmed_alert(&p)));
+                    settle_confirmation(&ctx, &mut tasks, &mut prog, c, Some(confirm::unconfirmed_alert(&p, dispatcher.now())));
                 }
                 progress.send_replace(prog);
-                let horizon = Ts::now().0 - remember_ms;
+                let horizon = dispatcher.now().0 - remember_ms;
                 known.retain(|_, k| !k.finished || k.at >= horizon);
                 let mut tpl = TopicPartitionList::new();
                 for (p, part) in parts.iter_mut() {

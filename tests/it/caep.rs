@@ -81,6 +81,7 @@ fn verify(jwt: &str, jwk: &Value) -> bool {
 
 fn decision(action: Action, session: Option<&str>) -> Decision {
     Decision {
+        kind: Default::default(),
         decision_id: format!("{:0>32}", action.as_str().len()),
         decided_at: Ts::now(),
         event_time: Ts(1_763_800_000_000),

@@ -51,6 +51,7 @@ fn query_param(target: &str, name: &str) -> Option<String> {
 
 fn decision(action: Action, principal: &str, principal_id: Option<&str>) -> Decision {
     Decision {
+        kind: Default::default(),
         decision_id: "5".repeat(32),
         decided_at: Ts::now(),
         event_time: Ts::now(),

@@ -64,6 +64,7 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let disp = Dispatcher::new(cfg, targets, Some(tx)).unwrap();
     let d = Decision {
+        kind: Default::default(),
         decision_id: "f".repeat(32),
         decided_at: Ts(0),
         event_time: Ts(0),

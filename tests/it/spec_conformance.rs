@@ -176,6 +176,7 @@ fn spec_mock_file(shared: &Path, spec: &Path, prefixes: &[&str]) -> SpecMock {
 
 fn decision(action: Action, principal: &str, principal_id: &str) -> Decision {
     Decision {
+        kind: Default::default(),
         decision_id: "0123456789abcdef0123456789abcdef".into(),
         decided_at: Ts::now(),
         event_time: Ts(1_793_577_600_000),

@@ -119,6 +119,7 @@ pub fn kafka(bootstrap: &str, group: &str) -> KafkaConfig {
 /// A token revocation for an agent, decided now.
 pub fn agent_revocation(id: &str) -> Decision {
     Decision {
+        kind: Default::default(),
         decision_id: id.repeat(32 / id.len().max(1)),
         decided_at: Ts::now(),
         event_time: Ts::now(),
