@@ -6,11 +6,11 @@ fn main() -> anyhow::Result<()> {
     let dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "../shared/data/samples".into());
-    let peer = quench::app::samples::load_peer(std::path::Path::new(
+    let peer = quench::lab::samples::load_peer(std::path::Path::new(
         "fixtures/peer/elastic_expected.jsonl",
     ))?;
-    let rows = quench::app::samples::survey_against(std::path::Path::new(&dir), &peer)?;
-    print!("{}", quench::app::samples::markdown(&rows));
+    let rows = quench::lab::samples::survey_against(std::path::Path::new(&dir), &peer)?;
+    print!("{}", quench::lab::samples::markdown(&rows));
     for r in rows.iter().filter(|r| r.excluded.is_none()) {
         for f in &r.failures {
             eprintln!("{}: {f}", r.source);

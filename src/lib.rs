@@ -13,13 +13,14 @@
 //! guardrails; emits [`decide::Decision`]s) → [`respond`] (one file per revocation target, the outbox, and
 //! confirmation from the vendor's own log). [`pipeline::Pipeline`] runs normalize to decide for one message;
 //! [`runtime`] wires the stages to Kafka (consume, process, produce, outbox, commit, with at-least-once offsets);
-//! [`evidence`] keeps what it saw and did as Parquet files. [`app`] holds the commands `demo`, `replay`,
-//! `normalize`, `simulate`, `eval`, `explain`, `session`, `backtest` and `ocsf`. Shared by the stages: [`config`],
-//! [`bus`] (Kafka settings and clients, a leaf), [`state`], [`durable`], [`timeline`] (the processing clock),
-//! [`metrics`], [`net`], [`pattern`], [`text`]. No stage imports a later one, and no module imports itself
+//! [`evidence`] keeps what it saw and did as Parquet files. [`cli`] holds the commands `demo`, `replay`,
+//! `normalize`, `simulate`, `eval`, `explain`, `session`, `backtest` and `ocsf`; [`lab`] the simulator, the
+//! samples survey and the revocation stand-in they test and show with. Shared by the stages: [`config`], [`bus`]
+//! (Kafka settings and clients, a leaf), [`clock`] (the wall clock of respond), [`state`], [`durable`],
+//! [`timeline`] (the processing clock), [`geo`], [`metrics`], [`net`], [`pattern`], [`text`]. No stage imports a later one, and no module imports itself
 //! through others (tests in this file).
-pub mod app;
 pub mod bus;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod correlate;
@@ -28,7 +29,9 @@ pub mod detect;
 pub mod durable;
 pub mod event;
 pub mod evidence;
+pub mod geo;
 pub mod ingest;
+pub mod lab;
 pub mod metrics;
 pub mod net;
 pub mod normalize;
@@ -191,7 +194,7 @@ mod house {
                 "{stage} imports the later stage(s) {later:?}"
             );
             assert!(
-                !graph[*stage].contains("runtime") && !graph[*stage].contains("app"),
+                !graph[*stage].contains("runtime") && !graph[*stage].contains("cli"),
                 "{stage} imports the wiring: {:?}",
                 graph[*stage]
             );

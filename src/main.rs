@@ -13,11 +13,11 @@
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
-use quench::app;
 use quench::config::{Config, LogFormat};
 use quench::pipeline::Pipeline;
 use quench::respond::{self, Dispatcher};
 use quench::runtime::{self, RunOptions};
+use quench::{cli, lab};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -280,13 +280,13 @@ fn main() -> anyhow::Result<()> {
             init_logs(cli.log_json);
             let cluster = rdkafka::mocking::MockCluster::new(1)
                 .context("starting the in-process Kafka cluster")?;
-            for t in app::DEMO_TOPICS {
+            for t in cli::DEMO_TOPICS {
                 cluster.create_topic(t, 1, 1)?;
             }
             let bootstrap = cluster.bootstrap_servers();
             println!("Quench demo: in-process Kafka cluster at {bootstrap} (librdkafka mock broker, real Kafka protocol)");
             let mut out = std::io::stdout();
-            let report = rt.block_on(app::demo(&bootstrap, &scenario, &mut out))?;
+            let report = rt.block_on(cli::demo(&bootstrap, &scenario, &mut out))?;
             out.flush()?;
             if report.verdicts.iter().any(|v| !v.ok) {
                 bail!("the demo's expected outcomes were not met (see above)");
@@ -352,7 +352,7 @@ fn main() -> anyhow::Result<()> {
             }
             let mut sink = output(out.as_ref())?;
             let t0 = std::time::Instant::now();
-            let r = rt.block_on(app::replay(&cfg, &files, dispatch, &mut sink))?;
+            let r = rt.block_on(cli::replay(&cfg, &files, dispatch, &mut sink))?;
             sink.flush()?;
             let secs = t0.elapsed().as_secs_f64();
             for f in &r.failed {
@@ -386,13 +386,13 @@ fn main() -> anyhow::Result<()> {
             out,
         } => {
             if only.as_deref() == Some("list") {
-                println!("traps: {}", app::simulate::TRAPS.join(" "));
-                println!("attacks: {}", app::simulate::ATTACKS.join(" "));
+                println!("traps: {}", lab::simulate::TRAPS.join(" "));
+                println!("attacks: {}", lab::simulate::ATTACKS.join(" "));
                 return Ok(());
             }
             let t0 = std::time::Instant::now();
-            let s = app::simulate::simulate(
-                &app::simulate::SimConfig {
+            let s = lab::simulate::simulate(
+                &lab::simulate::SimConfig {
                     people,
                     agents,
                     days,
@@ -424,11 +424,11 @@ fn main() -> anyhow::Result<()> {
             let config = config.or_else(|| beside.exists().then_some(beside));
             let cfg = load(config.as_ref())?;
             let t0 = std::time::Instant::now();
-            let r = rt.block_on(app::eval::eval(&cfg, &dir, deadline))?;
+            let r = rt.block_on(cli::eval::eval(&cfg, &dir, deadline))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                print!("{}", app::eval::table(&r));
+                print!("{}", cli::eval::table(&r));
             }
             eprintln!(
                 "eval: {} events in {:.1} s",
@@ -446,10 +446,10 @@ fn main() -> anyhow::Result<()> {
             init_logs(cli.log_json);
             let cfg = load(config.as_ref())?;
             let (d, rows) = match store {
-                Some(dir) => app::explain::explain_from_store(&dir, &decision, window)?,
-                None => rt.block_on(app::explain::explain(&cfg, &files, &decision, window))?,
+                Some(dir) => cli::explain::explain_from_store(&dir, &decision, window)?,
+                None => rt.block_on(cli::explain::explain(&cfg, &files, &decision, window))?,
             };
-            print!("{}", app::explain::render(&d, &rows));
+            print!("{}", cli::explain::render(&d, &rows));
         }
         Cmd::Session {
             id,
@@ -459,16 +459,16 @@ fn main() -> anyhow::Result<()> {
         } => {
             init_logs(cli.log_json);
             let who = match (id, principal) {
-                (_, Some(p)) => app::session::Who::Principal(p),
-                (Some(id), None) => app::session::Who::Session(id),
+                (_, Some(p)) => cli::session::Who::Principal(p),
+                (Some(id), None) => cli::session::Who::Session(id),
                 (None, None) => bail!("give a session id or --principal"),
             };
             let (since, until) = range.times()?;
-            let t = app::session::trail(&range.store, &who, since, until)?;
+            let t = cli::session::trail(&range.store, &who, since, until)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&t)?);
             } else {
-                print!("{}", app::session::render(&t));
+                print!("{}", cli::session::render(&t));
             }
         }
         Cmd::Backtest {
@@ -488,11 +488,11 @@ fn main() -> anyhow::Result<()> {
                 cand.detect.dir = detectors;
             }
             let (since, until) = range.times()?;
-            let r = app::backtest::backtest(&range.store, &base, &cand, since, until)?;
+            let r = cli::backtest::backtest(&range.store, &base, &cand, since, until)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r)?);
             } else {
-                print!("{}", app::backtest::render(&r));
+                print!("{}", cli::backtest::render(&r));
             }
         }
         Cmd::Query { args } => query(&args)?,
@@ -500,7 +500,7 @@ fn main() -> anyhow::Result<()> {
             init_logs(cli.log_json);
             let mut sink = output(out.as_ref())?;
             let (since, until) = range.times()?;
-            let n = app::session::ocsf(&range.store, since, until, &mut sink)?;
+            let n = cli::session::ocsf(&range.store, since, until, &mut sink)?;
             sink.flush()?;
             eprintln!("ocsf: {n} detection findings");
         }
@@ -526,7 +526,7 @@ fn main() -> anyhow::Result<()> {
             let cfg = load(config.as_ref())?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             let mut err = std::io::stderr();
-            let r = app::normalize(&cfg, &files, &mut out, &mut err)?;
+            let r = cli::normalize(&cfg, &files, &mut out, &mut err)?;
             out.flush()?;
             if stats {
                 eprintln!("format\tevents");

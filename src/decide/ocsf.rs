@@ -344,7 +344,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("quench-ocsf-{:x}", fastrand::u64(..)));
         let mut cfg = crate::config::Config::default();
         cfg.evidence.dir = Some(dir.clone());
-        let r = crate::app::replay(&cfg, &[file], false, &mut std::io::sink())
+        let r = crate::cli::replay(&cfg, &[file], false, &mut std::io::sink())
             .await
             .unwrap();
         assert!(r.decisions.len() >= 4);

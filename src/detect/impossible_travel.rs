@@ -110,15 +110,6 @@ pub struct ImpossibleTravel {
     state: KeyedState<Vec<Place>>,
 }
 
-/// Great-circle distance in km.
-pub fn haversine_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
-    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
-    let dp = p2 - p1;
-    let dl = (lon2 - lon1).to_radians();
-    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
-    2.0 * 6371.0 * a.sqrt().asin()
-}
-
 impl Detector for ImpossibleTravel {
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
         super::save(&self.state)
@@ -201,7 +192,7 @@ impl Detector for ImpossibleTravel {
             // geolocation, not travel. A stolen session on another device is session_hijack's to catch.
             let same_device_session = pair
                 .is_some_and(|(s, d)| prev.seen.iter().any(|(ps, pd)| &**ps == s && &**pd == d));
-            let moved = haversine_km(prev.lat, prev.lon, geo.lat, geo.lon);
+            let moved = crate::geo::haversine_km(prev.lat, prev.lon, geo.lat, geo.lon);
             if same_ip || moved < 1.0 || same_device_session {
                 continue;
             }

@@ -18,8 +18,6 @@ mod token_reuse;
 mod tool_drift;
 mod vendor_risk;
 
-pub use impossible_travel::haversine_km;
-
 use crate::event::{Family, Keys, PrincipalKind, SessionEvent, Ts};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;

@@ -9,7 +9,7 @@
 
 use crate::support as common;
 
-use quench::app;
+use quench::cli;
 use quench::clock::Clock;
 use quench::config::{Config, KafkaConfig};
 use quench::decide::{Action, Decision};
@@ -90,7 +90,7 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
     let clear = format!(
         r#"{{"uuid":"clear-alice-1","published":"{now}","eventType":"user.session.clear","actor":{{"id":"00uquenchsvc","type":"User","alternateId":"quench-svc@example.com","displayName":"Quench"}},"client":{{"ipAddress":"10.0.0.5"}},"outcome":{{"result":"SUCCESS"}},"target":[{{"id":"00ualice","type":"User","alternateId":"alice@example.com","displayName":"Alice"}}]}}"#
     );
-    app::produce_lines(&k, app::DEMO_TOPIC, &[clear])
+    cli::produce_lines(&k, cli::DEMO_TOPIC, &[clear])
         .await
         .unwrap();
     common::wait_until("the Okta revocation is confirmed", || {
@@ -224,7 +224,7 @@ async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
     let clear = format!(
         r#"{{"uuid":"clear-alice-2","published":"{now}","eventType":"user.session.clear","actor":{{"id":"00uquenchsvc","type":"User","alternateId":"quench-svc@example.com"}},"client":{{"ipAddress":"10.0.0.5"}},"outcome":{{"result":"SUCCESS"}},"target":[{{"id":"00ualice","type":"User","alternateId":"alice@example.com"}}]}}"#
     );
-    app::produce_lines(&k, app::DEMO_TOPIC, &[clear])
+    cli::produce_lines(&k, cli::DEMO_TOPIC, &[clear])
         .await
         .unwrap();
     common::wait_until("the revocation is confirmed", || {

@@ -7,10 +7,10 @@
 
 use crate::support as common;
 
-use quench::app::stub;
 use quench::clock::{Clock, ManualClock};
 use quench::decide::Action;
 use quench::event::Ts;
+use quench::lab::stub;
 use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use quench::app::{replay, ReplayReport};
+use quench::cli::{replay, ReplayReport};
 use quench::config::Config;
 use quench::decide::Action;
 use std::io::Write;

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::too_many_arguments)]
 
-use quench::app::replay;
+use quench::cli::replay;
 use quench::config::Config;
 use quench::decide::Action;
 use std::io::Write;

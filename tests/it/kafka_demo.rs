@@ -5,7 +5,7 @@
 
 use crate::support as common;
 
-use quench::app;
+use quench::cli;
 use quench::decide::{Action, Decision};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,13 +17,13 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_scenario_through_kafka_revokes_the_attackers_and_nobody_else() {
     let cluster = MockCluster::new(1).unwrap();
-    for t in app::DEMO_TOPICS {
+    for t in cli::DEMO_TOPICS {
         cluster.create_topic(t, 1, 1).unwrap();
     }
     let bootstrap = cluster.bootstrap_servers();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    let report = app::demo(
+    let report = cli::demo(
         &bootstrap,
         &root.join("fixtures/scenarios/demo_day"),
         &mut out,
@@ -136,10 +136,10 @@ async fn demo_scenario_through_kafka_revokes_the_attackers_and_nobody_else() {
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(app::DEMO_TOPIC, 0);
+    tpl.add_partition(cli::DEMO_TOPIC, 0);
     let committed = c.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
     let off = committed
-        .find_partition(app::DEMO_TOPIC, 0)
+        .find_partition(cli::DEMO_TOPIC, 0)
         .unwrap()
         .offset();
     assert_eq!(off, Offset::Offset(lines as i64));

@@ -5,7 +5,7 @@
 
 use crate::support as common;
 
-use quench::app;
+use quench::cli;
 use quench::config::Config;
 use quench::decide::DecideConfig;
 use quench::pipeline::Pipeline;
@@ -133,15 +133,15 @@ async fn metrics_and_committed_offsets_are_current_while_the_run_is_still_going(
         .create()
         .unwrap();
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition(app::DEMO_TOPIC, 0);
+    tpl.add_partition(cli::DEMO_TOPIC, 0);
     let (_, high) = c
-        .fetch_watermarks(app::DEMO_TOPIC, 0, std::time::Duration::from_secs(10))
+        .fetch_watermarks(cli::DEMO_TOPIC, 0, std::time::Duration::from_secs(10))
         .unwrap();
     common::wait_until("the idle topic's offsets are committed to its end", || {
         let got = c
             .committed_offsets(tpl.clone(), std::time::Duration::from_secs(10))
             .unwrap();
-        got.find_partition(app::DEMO_TOPIC, 0)
+        got.find_partition(cli::DEMO_TOPIC, 0)
             .is_some_and(|p| p.offset() == rdkafka::Offset::Offset(high))
     })
     .await;

@@ -8,7 +8,6 @@
 
 use crate::support as common;
 
-use quench::app;
 use quench::respond::{outbox, RespondConfig};
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;
@@ -21,7 +20,7 @@ async fn server() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
     let s2 = seen.clone();
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
-            let Some(r) = app::stub::read_request(&mut s).await else {
+            let Some(r) = quench::lab::stub::read_request(&mut s).await else {
                 continue;
             };
             s2.lock().unwrap().push(r.target.clone());

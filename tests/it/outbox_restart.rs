@@ -12,9 +12,9 @@
 
 use crate::support as common;
 
-use quench::app::{self, stub};
 use quench::decide::Decision;
 use quench::respond::{build_targets, command_id, outbox, RespondConfig};
+use quench::{cli, lab::stub};
 use rdkafka::mocking::MockCluster;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
@@ -115,13 +115,13 @@ fn spawn_quench(config: &std::path::Path) -> Child {
 async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twice() {
     let cluster = MockCluster::new(1).unwrap();
     let bootstrap = cluster.bootstrap_servers();
-    for t in [app::DEMO_TOPIC, "quench.decisions", "quench.deadletter"] {
+    for t in [cli::DEMO_TOPIC, "quench.decisions", "quench.deadletter"] {
         cluster.create_topic(t, 1, 1).unwrap();
     }
     cluster.create_topic(COMMANDS, 3, 1).unwrap();
     let lines = common::demo_events();
     let k = common::kafka(&bootstrap, "quench-restart");
-    app::produce_lines(&k, app::DEMO_TOPIC, &lines)
+    cli::produce_lines(&k, cli::DEMO_TOPIC, &lines)
         .await
         .unwrap();
 
@@ -138,7 +138,7 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
              # the killed run's group membership expires after this, then the restarted run takes over\n\
              properties = {{ \"session.timeout.ms\" = \"6000\", \"heartbeat.interval.ms\" = \"500\" }}\n\
              [respond]\nenforce = true\ntimeout_ms = 120000\nbackoff_ms = 100\n[respond.outbox]\ndrain_secs = 30\n{targets}",
-            app::DEMO_TOPIC
+            cli::DEMO_TOPIC
         )
     };
     let dir = std::env::temp_dir().join(format!("quench-outbox-restart-{}", std::process::id()));

@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use quench::app;
+use quench::cli;
 use quench::config::Config;
 use quench::decide::Action;
 
-fn replay(path: &str) -> app::ReplayReport {
+fn replay(path: &str) -> cli::ReplayReport {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -15,7 +15,7 @@ fn replay(path: &str) -> app::ReplayReport {
     let mut out = Vec::new();
     let p = format!("{}/{path}", env!("CARGO_MANIFEST_DIR"));
     let r = rt
-        .block_on(app::replay(&Config::default(), &[p], false, &mut out))
+        .block_on(cli::replay(&Config::default(), &[p], false, &mut out))
         .unwrap();
     let lines: Vec<&str> = std::str::from_utf8(&out).unwrap().lines().collect();
     assert_eq!(
@@ -68,7 +68,7 @@ fn okta_only_replay_catches_the_replayed_session_and_the_travel_login_only() {
 
 #[test]
 fn replay_is_deterministic_apart_from_decided_at() {
-    let strip = |r: app::ReplayReport| {
+    let strip = |r: cli::ReplayReport| {
         r.decisions
             .into_iter()
             .map(|mut d| {
@@ -149,7 +149,7 @@ fn a_disabled_detector_finds_nothing() {
     );
     let detectors = |cfg: &Config| {
         let r = rt
-            .block_on(app::replay(
+            .block_on(cli::replay(
                 cfg,
                 std::slice::from_ref(&p),
                 false,

@@ -9,9 +9,9 @@
 
 use crate::support as common;
 
-use quench::app::stub::{self, Received};
 use quench::decide::{Action, Decision};
 use quench::event::{PrincipalKind, Ts};
+use quench::lab::stub::{self, Received};
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
 use std::sync::{Arc, Mutex};
 use tokio::io::AsyncWriteExt;

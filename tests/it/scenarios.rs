@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use quench::app::eval::{eval, traffic_config};
+use quench::cli::eval::{eval, traffic_config};
 use quench::config::Config;
 
 #[tokio::test]
@@ -54,7 +54,7 @@ async fn every_scenario_catches_its_attacks_in_time_and_revokes_no_innocent() {
 /// stay within issue 11's bar.
 #[tokio::test]
 async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked() {
-    use quench::app::simulate::{simulate, SimConfig};
+    use quench::lab::simulate::{simulate, SimConfig};
     let dir = std::env::temp_dir().join(format!("quench-sim-test-{}", std::process::id()));
     let s = simulate(
         &SimConfig {
@@ -68,7 +68,7 @@ async fn simulated_traffic_every_attack_caught_in_time_and_no_innocent_revoked()
         &dir,
     )
     .unwrap();
-    let labels: quench::app::eval::Labels =
+    let labels: quench::cli::eval::Labels =
         serde_json::from_slice(&std::fs::read(dir.join("labels.json")).unwrap()).unwrap();
     // the simulated organisation's own configuration
     let cfg = traffic_config(&dir).unwrap();

@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use quench::app;
+use quench::cli;
 use quench::config::Config;
 use serde_json::Value;
 
@@ -33,7 +33,7 @@ fn normalized_fixture_events_match_the_session_event_schema() {
     files.push(format!("{dir}/scenarios/demo_day/events.jsonl"));
     let mut out = Vec::new();
     let mut err = Vec::new();
-    let r = app::normalize(&Config::default(), &files, &mut out, &mut err).unwrap();
+    let r = cli::normalize(&Config::default(), &files, &mut out, &mut err).unwrap();
     assert_eq!(
         r.failed,
         2,
@@ -68,7 +68,7 @@ fn demo_decisions_match_the_decision_schema() {
         env!("CARGO_MANIFEST_DIR")
     );
     let r = rt
-        .block_on(app::replay(&Config::default(), &[path], false, &mut out))
+        .block_on(cli::replay(&Config::default(), &[path], false, &mut out))
         .unwrap();
     assert!(r.decisions.len() >= 4);
     for line in String::from_utf8(out).unwrap().lines() {

@@ -7,7 +7,7 @@
 
 use crate::support as common;
 
-use quench::app::samples::{survey, totals};
+use quench::lab::samples::{survey, totals};
 use std::path::Path;
 
 #[test]
@@ -89,10 +89,10 @@ fn normalize_agrees_with_elastics_expected_outputs_field_by_field() {
     if !dir.is_dir() {
         return common::skip(&format!("{} is not beside this checkout", dir.display()));
     }
-    let peer = quench::app::samples::load_peer(&root.join("fixtures/peer/elastic_expected.jsonl"))
+    let peer = quench::lab::samples::load_peer(&root.join("fixtures/peer/elastic_expected.jsonl"))
         .unwrap();
     assert!(peer.len() >= 80, "only {} peer facts", peer.len());
-    let rows = quench::app::samples::survey_against(&dir, &peer).unwrap();
+    let rows = quench::lab::samples::survey_against(&dir, &peer).unwrap();
     let facts: usize = rows.iter().map(|r| r.peer_facts).sum();
     assert!(facts >= 240, "only {facts} facts compared");
     let mut differ: Vec<String> = rows

@@ -10,8 +10,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use quench::app::eval::{eval, traffic_config, Report};
-use quench::app::simulate::{simulate, SimConfig, SimSummary, ATTACKS, TRAPS};
+use quench::cli::eval::{eval, traffic_config, Report};
+use quench::lab::simulate::{simulate, SimConfig, SimSummary, ATTACKS, TRAPS};
 
 async fn run(only: &str) -> (SimSummary, Report) {
     let dir = std::env::temp_dir().join(format!("quench-simulated-{only}-{}", std::process::id()));

@@ -14,7 +14,7 @@
 
 use crate::support as common;
 
-use quench::app;
+use quench::cli;
 use quench::config::Config;
 use quench::decide::{Action, Decision};
 use quench::event::{Provenance, Ts};
@@ -28,7 +28,7 @@ fn feed(p: &mut Pipeline, lines: &[String], first: usize) -> Vec<(String, Action
     let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {
         let prov = Provenance::Kafka {
-            topic: app::DEMO_TOPIC.into(),
+            topic: cli::DEMO_TOPIC.into(),
             partition: 0,
             offset: (first + i) as i64,
         };
@@ -70,7 +70,7 @@ fn stored_ids(store: &std::path::Path, table: &str, column: &str) -> Vec<String>
 fn saved_offset(dir: &std::path::Path) -> Option<i64> {
     let text = std::fs::read_to_string(dir.join("state.json")).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["offsets"][format!("{}/0", app::DEMO_TOPIC)].as_i64()
+    v["offsets"][format!("{}/0", cli::DEMO_TOPIC)].as_i64()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +91,7 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
 
     let cluster = MockCluster::new(1).unwrap();
     let bootstrap = cluster.bootstrap_servers();
-    for t in app::DEMO_TOPICS {
+    for t in cli::DEMO_TOPICS {
         cluster.create_topic(t, 1, 1).unwrap();
     }
     let k = common::kafka(&bootstrap, "quench-state");
@@ -108,7 +108,7 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
              # saves come only from the input going idle: an hour's interval never passes in this test\n\
              [state]\ndir = \"{}\"\ninterval_secs = 3600\n\
              [evidence]\ndir = \"{}\"\n",
-            app::DEMO_TOPIC,
+            cli::DEMO_TOPIC,
             dir.join("state").display(),
             dir.join("evidence").display()
         ),
@@ -116,7 +116,7 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
     .unwrap();
 
     // Run 1 reads the first part; once its saved state covers all of it, kill -9 (no shutdown code runs).
-    app::produce_lines(&k, app::DEMO_TOPIC, &lines[..split])
+    cli::produce_lines(&k, cli::DEMO_TOPIC, &lines[..split])
         .await
         .unwrap();
     let mut first = spawn_quench(&config);
@@ -128,7 +128,7 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
     first.wait().unwrap();
 
     // Run 2 resumes from the saved state and reads the rest.
-    app::produce_lines(&k, app::DEMO_TOPIC, &lines[split..])
+    cli::produce_lines(&k, cli::DEMO_TOPIC, &lines[split..])
         .await
         .unwrap();
     let second = spawn_quench(&config);

@@ -493,7 +493,7 @@ pub fn render(t: &Trail) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::replay;
+    use crate::cli::replay;
     use crate::config::Config;
 
     fn agent_event(id: &str, agent: &str, job: &str, tool: &str, t: i64) -> SessionEvent<'static> {
@@ -564,7 +564,7 @@ mod tests {
             f["evidences"][0]["resources"][0]["name"], "netsuite_get_invoice",
             "{f:#}"
         );
-        let (_, rows) = crate::app::explain::explain_from_store(&dir, "d-agent", 3600).unwrap();
+        let (_, rows) = crate::cli::explain::explain_from_store(&dir, "d-agent", 3600).unwrap();
         assert_eq!(rows.iter().filter(|r| r.evidence).count(), 1, "{rows:?}");
         assert!(
             rows.iter()

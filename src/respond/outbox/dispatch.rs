@@ -1,274 +1,31 @@
-//! Outbox: every (decision, target) command is written to a Kafka commands topic before it is dispatched, so a
-//! revocation survives the engine dying, and is not sent twice when it comes back.
+//! The outbox's dispatch loop ([`dispatch`]): reads the commands topic, sends each command not yet settled
+//! through the [`Dispatcher`], writes its `outcome` (and dead letter, when it failed for good), watches delivered
+//! revocations for their confirmation in the vendor's log, and commits each partition up to its oldest command
+//! still needed.
 //!
-//! In: decisions to act on ([`Writer::submit`], which the Kafka loop awaits before it stores the input offset).
-//! Out: `command` records on the commands topic (key: the command id `{decision_id}.{target}`, which is also the
-//! idempotency key); then, from the dispatch loop ([`dispatch`]), the HTTP requests, one `outcome` record per
-//! command on the same topic, and a dead-letter record for each command that failed for good or was given up.
-//! State: the dispatch loop remembers the commands of the last `remember_secs` (in flight or finished) and, per
-//! partition, the offsets it still needs. It commits a partition only up to its oldest command that is unfinished
-//! or still remembered. After a crash it therefore re-reads what it must: it first reads each partition to its
-//! end, learning which commands already have an outcome, and only then sends the rest, with the same idempotency
-//! keys as before.
+//! In: the commands topic, the endings normalized from vendor logs. Out: HTTP requests, `outcome` and
+//! `confirmation` records, dead letters, unconfirmed alerts, [`Progress`]. State: the commands of the last
+//! `remember_secs` and, per partition, the offsets it still needs; the revocations awaiting confirmation.
 
-use super::confirm::{self, Confirmation, Confirmer, Pending};
-use super::{command_id, Delivery, Dispatcher};
-use crate::bus::KafkaConfig;
-use crate::decide::Decision;
-use crate::event::{Ended, Ts};
-use crate::evidence::tables::{name_of, CommandRow};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Message, OwnedHeaders};
-use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
-
-/// `[respond.outbox]` settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct OutboxConfig {
-    /// The commands topic; create it before starting (any partition count). Default `"quench.commands"`.
-    pub topic: String,
-    /// Whether this instance sends the commands. Several instances sharing one commands topic must leave it on
-    /// for exactly one of them. Default true.
-    pub dispatch: bool,
-    /// Seconds a command is remembered after it was seen, so that the same decision made again (its input
-    /// reprocessed after a crash) is recognised and not sent twice. Default 86400.
-    pub remember_secs: u64,
-    /// On shutdown, seconds to wait for commands in flight before leaving them to the next start. Default 10.
-    pub drain_secs: u64,
-}
-
-impl Default for OutboxConfig {
-    fn default() -> Self {
-        OutboxConfig {
-            topic: "quench.commands".into(),
-            dispatch: true,
-            remember_secs: 86_400,
-            drain_secs: 10,
-        }
-    }
-}
-
-/// Why the outbox stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum OutboxError {
-    #[error("kafka: {0}")]
-    Kafka(#[from] KafkaError),
-    #[error("producing to {topic}: {source}")]
-    Produce { topic: String, source: KafkaError },
-    #[error("cannot serialize a command: {0}")]
-    Serialize(#[from] serde_json::Error),
-    #[error("respond.outbox.topic = {0:?}: the topic does not exist; create it (any number of partitions)")]
-    NoTopic(String),
-}
-
-/// A record of the commands topic.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Record {
-    /// A revocation to carry out: one decision, one target.
-    Command {
-        command_id: String,
-        target: String,
-        /// Wall clock when the command was written; `give_up_after_secs` counts from here.
-        created_at: Ts,
-        decision: Box<Decision>,
-    },
-    /// What became of a command.
-    Outcome(Outcome),
-    /// Whether the vendor's own log showed a delivered revocation taking effect.
-    Confirmation(Confirmation),
-}
-
-/// The end of one command.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Outcome {
-    pub command_id: String,
-    pub decision_id: String,
-    pub target: String,
-    pub status: OutcomeStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_status: Option<u16>,
-    pub attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub finished_at: Ts,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeStatus {
-    /// The target accepted the request.
-    Delivered,
-    /// The target refused it in a way no retry can fix (also dead-lettered).
-    Failed,
-    /// Still failing when attempts or `give_up_after_secs` ran out (also dead-lettered).
-    GivenUp,
-    /// Not sent: the target's revocation budget was spent (alert only; the first one is announced by a notice
-    /// decision).
-    OverBudget,
-}
-
-impl Outcome {
-    /// The outcome a delivery report amounts to.
-    pub fn of(d: &Delivery) -> Self {
-        let (status, http_status, error) = match &d.result {
-            Ok(s) => (OutcomeStatus::Delivered, Some(*s), None),
-            Err(e) if d.over_budget.is_some() => (OutcomeStatus::OverBudget, None, Some(e.clone())),
-            Err(e) if d.retryable => (OutcomeStatus::GivenUp, None, Some(e.clone())),
-            Err(e) => (OutcomeStatus::Failed, None, Some(e.clone())),
-        };
-        Outcome {
-            command_id: d.command_id.clone(),
-            decision_id: d.decision_id.clone(),
-            target: d.target.clone(),
-            status,
-            http_status,
-            attempts: d.attempts,
-            error,
-            finished_at: d.finished_at,
-        }
-    }
-}
-
-/// The serialized form of [`Record::Command`], borrowing the decision.
-#[derive(Serialize)]
-struct CommandOut<'a> {
-    kind: &'static str,
-    command_id: &'a str,
-    target: &'a str,
-    created_at: Ts,
-    decision: &'a Decision,
-}
-
-async fn produce(
-    p: &FutureProducer,
-    topic: &str,
-    key: &str,
-    payload: &[u8],
-    headers: Option<OwnedHeaders>,
-) -> Result<(), OutboxError> {
-    crate::bus::produce(p, topic, key.as_bytes(), payload, headers)
-        .await
-        .map_err(|source| OutboxError::Produce {
-            topic: topic.into(),
-            source,
-        })
-}
-
-/// The producing side: writes a decision's commands and waits for the broker to hold them.
-pub struct Writer {
-    producer: Option<FutureProducer>,
-    ended: Option<mpsc::UnboundedSender<Ended>>,
-    topic: String,
-    dispatcher: Dispatcher,
-    written: AtomicU64,
-}
-
-impl Writer {
-    /// `ended` carries the session endings the input shows to the dispatch loop, which confirms revocations
-    /// with them.
-    pub fn new(
-        k: &KafkaConfig,
-        dispatcher: Dispatcher,
-        ended: Option<mpsc::UnboundedSender<Ended>>,
-    ) -> Result<Self, OutboxError> {
-        let producer = if dispatcher.dry_run() {
-            None
-        } else {
-            Some(crate::bus::producer(k)?)
-        };
-        Ok(Writer {
-            producer,
-            ended,
-            topic: dispatcher.config().outbox.topic.clone(),
-            dispatcher,
-            written: AtomicU64::new(0),
-        })
-    }
-
-    /// Write one command per target that acts on `d` and wait for each acknowledgement. Returns how many were
-    /// written. In a dry run (no target) nothing is written and the decision is only logged.
-    pub async fn submit(&self, d: &Decision) -> Result<usize, OutboxError> {
-        let Some(producer) = &self.producer else {
-            self.dispatcher.dispatch(Arc::new(d.clone()));
-            return Ok(0);
-        };
-        let created_at = self.dispatcher.now();
-        let mut n = 0;
-        for target in self.dispatcher.targets_for(d) {
-            let id = command_id(&d.decision_id, target);
-            let body = serde_json::to_vec(&CommandOut {
-                kind: "command",
-                command_id: &id,
-                target,
-                created_at,
-                decision: d,
-            })?;
-            produce(producer, &self.topic, &id, &body, None).await?;
-            n += 1;
-        }
-        self.written.fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-
-    /// Pass on a session ending seen in the input (for confirmation).
-    pub fn observe(&self, e: Ended) {
-        if let Some(tx) = &self.ended {
-            let _ = tx.send(e);
-        }
-    }
-
-    /// Commands written so far.
-    pub fn written(&self) -> u64 {
-        self.written.load(Ordering::Relaxed)
-    }
-}
-
-/// What the dispatch loop has done, as it goes.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Progress {
-    /// Command records resolved: sent to an outcome, or recognised as already seen.
-    pub settled: u64,
-    /// Commands found without an outcome when the loop started (left by a previous run), and resumed.
-    pub resumed: u64,
-    /// Command records skipped because the same command was already in flight or finished.
-    pub duplicates: u64,
-    /// Commands being delivered now.
-    pub in_flight: u64,
-    /// Delivered revocations watched for the vendor's confirmation, and what became of them so far.
-    pub awaiting_confirmation: u64,
-    /// Of those, delivered by a previous run and watched again after this start.
-    pub confirmations_resumed: u64,
-    pub confirmed: u64,
-    pub unconfirmed: u64,
-}
+use super::*;
 
 /// Per-partition bookkeeping of the dispatch loop.
 #[derive(Default)]
-struct Part {
+pub(super) struct Part {
     /// The next offset to read.
-    next: i64,
+    pub(super) next: i64,
     /// Offsets of commands in flight.
-    pending: BTreeSet<i64>,
+    pub(super) pending: BTreeSet<i64>,
     /// (offset, wall-clock ms) of the records still remembered, oldest first.
-    remembered: VecDeque<(i64, i64)>,
+    pub(super) remembered: VecDeque<(i64, i64)>,
     /// Until the loop has read this offset, the partition is recovering (commands are collected, not sent).
-    recover_to: Option<i64>,
+    pub(super) recover_to: Option<i64>,
     /// Commands collected while recovering.
-    collected: Vec<(i64, String, String, Ts, Decision)>,
+    pub(super) collected: Vec<(i64, String, String, Ts, Decision)>,
     /// While recovering: delivered commands of confirmed targets whose confirmation record is not (yet) seen,
     /// with their decision, target and delivery time (once the outcome is seen).
-    to_confirm: HashMap<String, (Decision, String, Option<Ts>)>,
-    committed: i64,
+    pub(super) to_confirm: HashMap<String, (Decision, String, Option<Ts>)>,
+    pub(super) committed: i64,
 }
 
 impl Part {
@@ -712,7 +469,7 @@ impl TaskCtx {
             return (false, pending);
         };
         if delivery.over_budget == Some(true) {
-            let notice = super::budget_notice(&delivery, d);
+            let notice = crate::respond::budget_notice(&delivery, d);
             match serde_json::to_vec(&notice) {
                 Ok(b) => {
                     if let Err(e) = produce(
@@ -774,69 +531,9 @@ impl TaskCtx {
     }
 }
 
-/// The row of a delivery's outcome (its status named as on the commands topic).
-pub fn outcome_row(d: &Delivery) -> CommandRow {
-    let o = Outcome::of(d);
-    CommandRow {
-        at: d.finished_at,
-        kind: "outcome",
-        command_id: d.command_id.clone(),
-        decision_id: d.decision_id.clone(),
-        target: d.target.clone(),
-        action: Some(d.action.as_str().to_string()),
-        principal: d.principal.clone(),
-        status: name_of(&o.status),
-        http_status: o.http_status.map(u32::from),
-        attempts: Some(d.attempts),
-        error: o.error,
-        ..CommandRow::default()
-    }
-}
-
-/// The row of a confirmation (or of its absence once the wait ran out).
-pub fn confirmation_row(c: &Confirmation) -> CommandRow {
-    CommandRow {
-        at: c.confirmed_at.unwrap_or(c.delivered_at),
-        kind: "confirmation",
-        command_id: c.command_id.clone(),
-        decision_id: c.decision_id.clone(),
-        target: c.target.clone(),
-        status: name_of(&c.status),
-        delivered_at: Some(c.delivered_at),
-        confirmed_at: c.confirmed_at,
-        seconds_to_confirm: c.seconds_to_confirm,
-        confirming_event_id: c.event_id.clone(),
-        ..CommandRow::default()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn records_round_trip_with_their_kind_tag() {
-        let o = Record::Outcome(Outcome {
-            command_id: "abc.okta".into(),
-            decision_id: "abc".into(),
-            target: "okta".into(),
-            status: OutcomeStatus::GivenUp,
-            http_status: None,
-            attempts: 7,
-            error: Some("HTTP 503".into()),
-            finished_at: Ts(1_700_000_000_000),
-        });
-        let s = serde_json::to_string(&o).unwrap();
-        assert!(
-            s.starts_with(r#"{"kind":"outcome","command_id":"abc.okta""#),
-            "{s}"
-        );
-        assert!(s.contains(r#""status":"given_up""#), "{s}");
-        match serde_json::from_str::<Record>(&s).unwrap() {
-            Record::Outcome(back) => assert_eq!(back.attempts, 7),
-            other => panic!("{other:?}"),
-        }
-    }
 
     #[test]
     fn a_partition_commits_only_past_what_it_still_needs() {

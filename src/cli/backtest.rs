@@ -311,7 +311,7 @@ pub fn render(r: &Backtest) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::replay;
+    use crate::cli::replay;
 
     fn fixture(name: &str) -> String {
         format!(

@@ -8,15 +8,13 @@
 pub mod backtest;
 pub mod eval;
 pub mod explain;
-pub mod samples;
 pub mod session;
-pub mod simulate;
-pub mod stub;
 
 use crate::config::{Config, ConfigError, KafkaConfig, TopicConfig};
 use crate::decide::Decision;
 use crate::event::{Provenance, SessionEvent, Ts};
 use crate::ingest::file::Lines;
+use crate::lab::stub;
 use crate::normalize::Context;
 use crate::pipeline::Pipeline;
 use crate::respond::{self, Delivery, Dispatcher, RespondConfig};

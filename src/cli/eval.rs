@@ -10,46 +10,11 @@
 use super::{replay, AppError};
 use crate::config::Config;
 use crate::decide::{Action, Decision};
-use crate::event::Ts;
+pub use crate::lab::labels::{Attack, Labels};
 use crate::text::escape_control;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
-
-/// `labels.json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Labels {
-    pub attacks: Vec<Attack>,
-    /// Principals (e-mail or id, as decisions name them) that must never be revoked.
-    pub benign_principals: Vec<String>,
-    /// Days of traffic, for the false-alert rate.
-    pub days: f64,
-}
-
-/// One labelled attack.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Attack {
-    pub id: String,
-    pub kind: String,
-    /// Which variant of the kind (the simulator's name for it).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub variant: Option<String>,
-    #[serde(default)]
-    pub principal: Option<String>,
-    #[serde(default)]
-    pub token_id: Option<String>,
-    #[serde(default)]
-    pub job_id: Option<String>,
-    pub first_malicious_at: Ts,
-    /// When the first malicious event *arrived* (its source's delivery lag after it happened). Time to decision
-    /// is counted from here when it is given, else from `first_malicious_at`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_malicious_arrival: Option<Ts>,
-    /// Actions that count as catching it.
-    pub actions: Vec<Action>,
-}
 
 impl Attack {
     /// Whether decision `d` is about this attack: about its subject, and made once the attack could be known:
@@ -296,7 +261,7 @@ pub fn table(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::PrincipalKind;
+    use crate::event::{PrincipalKind, Ts};
 
     fn decision(action: Action, principal: &str, secs: i64) -> Decision {
         Decision {

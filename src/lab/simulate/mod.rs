@@ -44,7 +44,7 @@ use std::path::Path;
 use vendors::{Net, Out, Who, H, MIN, S};
 use world::{City, CITIES};
 
-use super::eval::{Attack, Labels};
+use super::labels::{Attack, Labels};
 
 /// Benign traps, each of which can be simulated alone (`--only`).
 pub const TRAPS: &[&str] = &[
@@ -219,7 +219,7 @@ fn tz_ms(c: &City) -> i64 {
 }
 
 fn km(a: (f64, f64), b: (f64, f64)) -> f64 {
-    crate::detect::haversine_km(a.0, a.1, b.0, b.1)
+    crate::geo::haversine_km(a.0, a.1, b.0, b.1)
 }
 
 struct Person {
