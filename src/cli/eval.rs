@@ -265,23 +265,13 @@ mod tests {
 
     fn decision(action: Action, principal: &str, secs: i64) -> Decision {
         Decision {
-            kind: Default::default(),
             decision_id: format!("{principal}{secs}"),
-            decided_at: Ts(0),
             event_time: Ts(secs * 1000),
             action,
             principal: Some(principal.into()),
-            principal_id: None,
             principal_kind: PrincipalKind::Human,
-            token_id: None,
-            session_id: None,
-            job_id: None,
             score: 0.9,
-            findings: vec![],
-            evidence: vec![],
-            guardrail: None,
-            shadow: false,
-            trust: Default::default(),
+            ..Default::default()
         }
     }
 

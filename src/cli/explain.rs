@@ -275,23 +275,13 @@ mod tests {
     fn a_forged_principal_and_event_cannot_draw_on_the_terminal_or_add_lines() {
         let forged = "eve\x1b[2J\nfake.jsonl:1: forged".to_string();
         let d = Decision {
-            kind: Default::default(),
             decision_id: "0".repeat(32),
-            decided_at: Ts(0),
-            event_time: Ts(0),
             action: crate::decide::Action::Alert,
             principal: Some(forged.clone()),
-            principal_id: None,
             principal_kind: crate::event::PrincipalKind::Human,
-            token_id: None,
             session_id: Some(forged.clone()),
-            job_id: None,
             score: 0.5,
-            findings: vec![],
-            evidence: vec![],
-            guardrail: None,
-            shadow: false,
-            trust: Default::default(),
+            ..Default::default()
         };
         let rows = [Row {
             time: Ts(0),

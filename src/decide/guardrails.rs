@@ -228,17 +228,11 @@ mod tests {
 
     fn decision(action: Action, principal: &str, secs: i64, sources: &[Family]) -> Decision {
         Decision {
-            kind: Default::default(),
             decision_id: format!("{:032x}", secs),
-            decided_at: Ts(0),
             event_time: Ts(secs * 1000),
             action,
             principal: Some(principal.into()),
-            principal_id: None,
             principal_kind: PrincipalKind::Human,
-            token_id: None,
-            session_id: None,
-            job_id: None,
             score: 0.95,
             findings: sources
                 .iter()
@@ -251,9 +245,8 @@ mod tests {
                 })
                 .collect(),
             evidence: vec!["e".into()],
-            guardrail: None,
-            shadow: false,
             trust: Trust::vouched_by("okta", Family::Idp, "e"),
+            ..Default::default()
         }
     }
 

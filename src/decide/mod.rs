@@ -24,10 +24,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-/// What to do about a risky subject, weakest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// What to do about a risky subject, weakest first. The default is the weakest, `alert`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
+    #[default]
     Alert,
     StepUp,
     RevokeToken,
@@ -130,8 +133,9 @@ impl DecisionKind {
     }
 }
 
-/// A decision record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A decision record. Its `Default` (an empty `alert` about nobody, at time 0) is for building one with struct
+/// update syntax, as tests and notices do: `Decision { action, principal, ..Default::default() }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Decision {
     /// Deterministic: the same events produce the same id, so redelivered duplicates are recognisable.
     pub decision_id: String,

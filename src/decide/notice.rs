@@ -121,7 +121,6 @@ mod tests {
     fn detection() -> Decision {
         Decision {
             decision_id: "0123456789abcdef0123456789abcdef".into(),
-            kind: DecisionKind::Detection,
             decided_at: Ts(1_000),
             event_time: Ts(900),
             action: Action::RevokeToken,
@@ -129,14 +128,9 @@ mod tests {
             principal_id: Some("00ualice".into()),
             principal_kind: PrincipalKind::Human,
             token_id: Some("t1".into()),
-            session_id: None,
-            job_id: None,
             score: 0.8,
-            findings: vec![],
             evidence: vec!["e1".into()],
-            guardrail: None,
-            shadow: false,
-            trust: Trust::default(),
+            ..Default::default()
         }
     }
 

@@ -10,6 +10,8 @@
 //! is tested for ambiguity in `tests::detection_is_unambiguous`.
 
 mod casefold;
+mod probe;
+pub use probe::Probe;
 pub mod dedup;
 pub mod defender_xdr;
 mod ecs;
@@ -38,7 +40,7 @@ use crate::event::{Category, Provenance, SessionEvent, Text, Ts};
 use crate::pattern;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Why a raw message could not be turned into session events.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -120,137 +122,6 @@ impl<'a> Context<'a> {
             ingest_time,
             part: 0,
         }
-    }
-}
-
-/// Keys the envelope reader looks for (`{"records": [...]}`, as Azure Monitor exports).
-const ENVELOPE_KEYS: &[&str] = &["records"];
-
-/// The keys the probe reads: the union of every registered format's [`Registered::keys`] and the envelope's, each
-/// once, in registry order, with the bit each sets in [`Probe`].
-struct ProbeKeys {
-    names: &'static [&'static str],
-    bits: HashMap<&'static str, u32, foldhash::fast::FixedState>,
-}
-
-fn probe_keys() -> &'static ProbeKeys {
-    static KEYS: std::sync::OnceLock<ProbeKeys> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| {
-        let mut names: Vec<&'static str> = Vec::new();
-        for k in registry()
-            .iter()
-            .flat_map(|r| r.keys.iter())
-            .chain(ENVELOPE_KEYS)
-        {
-            if !names.contains(k) {
-                names.push(k);
-            }
-        }
-        assert!(
-            names.len() <= 128,
-            "the probe holds at most 128 keys, the formats declare {}",
-            names.len()
-        );
-        let bits = names
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (*k, i as u32))
-            .collect();
-        ProbeKeys {
-            names: Vec::leak(names),
-            bits,
-        }
-    })
-}
-
-/// The top-level keys of a message that some registered format detects on, read without building values, and the
-/// values of `kind` and `category` (which some formats detect by); formats sniff it with [`Probe::has`]. The keys
-/// are those the formats declare in the registry ([`Registered::keys`]), so a new format adds its own without
-/// touching this type.
-#[derive(Default, Debug)]
-pub struct Probe<'a> {
-    present: u128,
-    /// The value of a top-level `kind` string (Google's `admin#reports#activity`).
-    pub kind: Option<Text<'a>>,
-    /// The value of a top-level `category` string (Azure Monitor's log category, the native event's category).
-    pub category: Option<Text<'a>>,
-    /// Every top-level key, for declarative mappings (filled only when mappings are configured).
-    pub keys: Vec<Text<'a>>,
-}
-
-impl Probe<'_> {
-    /// Whether the message has the top-level key `key`. A format may ask only about keys it declares in its
-    /// registry entry (checked in debug builds: an undeclared key would always read as absent).
-    pub fn has(&self, key: &str) -> bool {
-        match probe_keys().bits.get(key) {
-            Some(bit) => self.present & (1u128 << bit) != 0,
-            None => {
-                debug_assert!(
-                    false,
-                    "the probe was asked for {key:?}, which no format declares in its keys"
-                );
-                false
-            }
-        }
-    }
-
-    /// Whether the message has any of `keys` (one key as vendors and pipelines spell it).
-    pub fn has_any(&self, keys: &[&str]) -> bool {
-        keys.iter().any(|k| self.has(k))
-    }
-
-    fn describe(&self) -> String {
-        let keys: Vec<&str> = probe_keys()
-            .names
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| self.present & (1u128 << i) != 0)
-            .map(|(_, k)| *k)
-            .collect();
-        if keys.is_empty() {
-            "none Quench knows".into()
-        } else {
-            keys.join(", ")
-        }
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Probe<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = Probe<'a>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<M: serde::de::MapAccess<'de>>(
-                self,
-                mut m: M,
-            ) -> Result<Probe<'a>, M::Error> {
-                let table = probe_keys();
-                let mut p = Probe::default();
-                while let Some(key) = m.next_key::<Text<'de>>()? {
-                    match table.bits.get(key.as_str()) {
-                        Some(bit) => {
-                            p.present |= 1u128 << bit;
-                            match key.as_str() {
-                                "kind" => p.kind = m.next_value()?,
-                                "category" => p.category = m.next_value()?,
-                                _ => {
-                                    m.next_value::<IgnoredAny>()?;
-                                }
-                            }
-                        }
-                        None => {
-                            m.next_value::<IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(p)
-            }
-        }
-        // as a struct, so that a case-folding deserializer maps recased keys onto the declared ones
-        d.deserialize_struct("Probe", probe_keys().names, Visit(std::marker::PhantomData))
     }
 }
 

@@ -100,27 +100,19 @@ pub fn vendor_session(d: &Decision, vendor: Vendor) -> Result<Option<&str>, Resp
 mod tests {
     use super::*;
     use crate::decide::{Action, Trust};
-    use crate::event::{PrincipalKind, Ts};
+    use crate::event::PrincipalKind;
 
     fn decision(id: &str, email: &str, trust: Trust) -> Decision {
         Decision {
-            kind: Default::default(),
             decision_id: "d".into(),
-            decided_at: Ts(0),
-            event_time: Ts(0),
             action: Action::RevokeToken,
             principal: Some(email.into()),
             principal_id: Some(id.into()),
             principal_kind: PrincipalKind::Human,
-            token_id: None,
             session_id: Some("1234".into()),
-            job_id: None,
             score: 0.9,
-            findings: vec![],
-            evidence: vec![],
-            guardrail: None,
-            shadow: false,
             trust,
+            ..Default::default()
         }
     }
 

@@ -361,23 +361,17 @@ mod tests {
     #[test]
     fn a_budget_notice_is_a_fresh_alert_about_the_refused_decision() {
         let d = Decision {
-            kind: Default::default(),
             decision_id: "a".repeat(32),
-            decided_at: Ts(0),
             event_time: Ts(5_000),
             action: Action::TerminateSession,
             principal: Some("alice@example.com".into()),
-            principal_id: None,
             principal_kind: crate::event::PrincipalKind::Human,
-            token_id: None,
             session_id: Some("s-1".into()),
-            job_id: None,
             score: 0.9,
-            findings: vec![],
             evidence: vec!["e1".into()],
-            guardrail: None,
             shadow: true,
             trust: crate::decide::Trust::vouched_by("okta", crate::event::Family::Idp, "e1"),
+            ..Default::default()
         };
         let delivery = Delivery {
             decision_id: d.decision_id.clone(),

@@ -693,23 +693,14 @@ mod tests {
         })
         .unwrap();
         let d = |action, kind, p: &str| Decision {
-            kind: Default::default(),
             decision_id: "0".repeat(32),
             decided_at: crate::event::Ts(0),
             event_time: crate::event::Ts(0),
             action,
             principal: Some(p.into()),
-            principal_id: None,
             principal_kind: kind,
-            token_id: None,
-            session_id: None,
-            job_id: None,
             score: 0.9,
-            findings: vec![],
-            evidence: vec![],
-            guardrail: None,
-            shadow: false,
-            trust: Default::default(),
+            ..Default::default()
         };
         assert!(targets[0].takes(&d(Action::RevokeToken, PrincipalKind::Agent, "agent-7")));
         assert!(!targets[0].takes(&d(

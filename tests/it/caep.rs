@@ -81,7 +81,6 @@ fn verify(jwt: &str, jwk: &Value) -> bool {
 
 fn decision(action: Action, session: Option<&str>) -> Decision {
     Decision {
-        kind: Default::default(),
         decision_id: format!("{:0>32}", action.as_str().len()),
         decided_at: Ts::now(),
         event_time: Ts(1_763_800_000_000),
@@ -89,9 +88,7 @@ fn decision(action: Action, session: Option<&str>) -> Decision {
         principal: Some("alice@example.com".into()),
         principal_id: Some("00ualice".into()),
         principal_kind: PrincipalKind::Human,
-        token_id: None,
         session_id: session.map(String::from),
-        job_id: None,
         score: 0.95,
         findings: vec![FindingRecord {
             detector: "session_hijack".into(),
@@ -100,10 +97,8 @@ fn decision(action: Action, session: Option<&str>) -> Decision {
             source: None,
             authoritative: true,
         }],
-        evidence: vec![],
-        guardrail: None,
-        shadow: false,
         trust: common::vouched(Some("00ualice")),
+        ..Default::default()
     }
 }
 

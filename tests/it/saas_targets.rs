@@ -51,7 +51,6 @@ fn query_param(target: &str, name: &str) -> Option<String> {
 
 fn decision(action: Action, principal: &str, principal_id: Option<&str>) -> Decision {
     Decision {
-        kind: Default::default(),
         decision_id: "5".repeat(32),
         decided_at: Ts::now(),
         event_time: Ts::now(),
@@ -59,15 +58,9 @@ fn decision(action: Action, principal: &str, principal_id: Option<&str>) -> Deci
         principal: Some(principal.into()),
         principal_id: principal_id.map(String::from),
         principal_kind: PrincipalKind::Human,
-        token_id: None,
-        session_id: None,
-        job_id: None,
         score: 0.95,
-        findings: vec![],
-        evidence: vec![],
-        guardrail: None,
-        shadow: false,
         trust: common::vouched(principal_id),
+        ..Default::default()
     }
 }
 

@@ -64,25 +64,16 @@ async fn a_target_echoing_credentials_in_its_error_does_not_leak_them() {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let disp = Dispatcher::new(cfg, targets, Some(tx)).unwrap();
     let d = Decision {
-        kind: Default::default(),
         decision_id: "f".repeat(32),
-        decided_at: Ts(0),
-        event_time: Ts(0),
         action: Action::RevokeToken,
         principal: Some("alice@example.com".into()),
         principal_id: Some("00ualice".into()),
         principal_kind: PrincipalKind::Human,
-        token_id: None,
-        session_id: None,
-        job_id: None,
         score: 0.9,
-        findings: vec![],
-        evidence: vec![],
-        guardrail: None,
-        shadow: false,
         // the id is GitHub's (so the github target has a login to address) and the e-mail is IdP-verified (so
         // every other target addresses the e-mail): every target sends a request
         trust: common::vouched(Some("github-login")),
+        ..Default::default()
     };
     disp.dispatch(std::sync::Arc::new(d));
     disp.drain().await;

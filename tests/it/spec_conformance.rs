@@ -176,7 +176,6 @@ fn spec_mock_file(shared: &Path, spec: &Path, prefixes: &[&str]) -> SpecMock {
 
 fn decision(action: Action, principal: &str, principal_id: &str) -> Decision {
     Decision {
-        kind: Default::default(),
         decision_id: "0123456789abcdef0123456789abcdef".into(),
         decided_at: Ts::now(),
         event_time: Ts(1_793_577_600_000),
@@ -184,9 +183,7 @@ fn decision(action: Action, principal: &str, principal_id: &str) -> Decision {
         principal: Some(principal.into()),
         principal_id: Some(principal_id.into()),
         principal_kind: PrincipalKind::Human,
-        token_id: None,
         session_id: Some("102aliceS3ss".into()),
-        job_id: None,
         score: 0.95,
         findings: vec![FindingRecord {
             detector: "session_hijack".into(),
@@ -196,9 +193,8 @@ fn decision(action: Action, principal: &str, principal_id: &str) -> Decision {
             authoritative: true,
         }],
         evidence: vec!["e1".into()],
-        guardrail: None,
-        shadow: false,
         trust: common::vouched(Some(principal_id)),
+        ..Default::default()
     }
 }
 

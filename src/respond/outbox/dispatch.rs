@@ -288,7 +288,7 @@ pub async fn dispatch(
                 progress.send_replace(prog);
             }
             Some(f) = fin_rx.recv() => {
-                if let Some(p) = finish(&mut parts, &mut known, &mut prog, f) {
+                if let Some(p) = finish(&mut parts, &mut known, &mut prog, f, dispatcher.now()) {
                     prog.awaiting_confirmation += 1;
                     if let Some(c) = confirmer.expect(p) {
                         settle_confirmation(&ctx, &mut tasks, &mut prog, c, None);
@@ -348,7 +348,7 @@ pub async fn dispatch(
     while prog.in_flight > 0 {
         tokio::select! {
             Some(f) = fin_rx.recv() => {
-                finish(&mut parts, &mut known, &mut prog, f);
+                finish(&mut parts, &mut known, &mut prog, f, dispatcher.now());
             }
             _ = &mut drain => {
                 tracing::warn!(in_flight = prog.in_flight, "shutdown: commands still in flight are resumed at the next start");
@@ -376,6 +376,7 @@ fn finish(
     known: &mut HashMap<String, Known>,
     prog: &mut Progress,
     f: Finished,
+    now: Ts,
 ) -> Option<Pending> {
     if f.recorded {
         if let Some(part) = parts.get_mut(&f.partition) {
@@ -383,7 +384,7 @@ fn finish(
         }
         if let Some(k) = known.get_mut(&f.command_id) {
             k.finished = true;
-            k.at = Ts::now().0;
+            k.at = now.0;
         }
     }
     prog.in_flight = prog.in_flight.saturating_sub(1);

@@ -10,23 +10,16 @@ use super::*;
 /// A token revocation for an agent, decided now.
 pub fn agent_revocation(id: &str) -> Decision {
     Decision {
-        kind: Default::default(),
         decision_id: id.repeat(32 / id.len().max(1)),
         decided_at: Ts::now(),
         event_time: Ts::now(),
         action: Action::RevokeToken,
         principal: Some("agent-7".into()),
-        principal_id: None,
         principal_kind: PrincipalKind::Agent,
         token_id: Some("tok-7".into()),
-        session_id: None,
-        job_id: None,
         score: 0.8,
-        findings: vec![],
-        evidence: vec![],
-        guardrail: None,
-        shadow: false,
         trust: vouched(None),
+        ..Default::default()
     }
 }
 
