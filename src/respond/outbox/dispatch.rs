@@ -21,10 +21,9 @@ pub(super) struct Part {
     /// Until the loop has read this offset, the partition is recovering (commands are collected, not sent).
     pub(super) recover_to: Option<i64>,
     /// Commands collected while recovering.
-    pub(super) collected: Vec<(i64, String, String, Ts, Decision)>,
-    /// While recovering: delivered commands of confirmed targets whose confirmation record is not (yet) seen,
-    /// with their decision, target and delivery time (once the outcome is seen).
-    pub(super) to_confirm: HashMap<String, (Decision, String, Option<Ts>)>,
+    pub(super) collected: Vec<Command>,
+    /// While recovering: delivered commands of confirmed targets whose confirmation record is not (yet) seen.
+    pub(super) to_confirm: HashMap<String, Unsettled>,
     pub(super) committed: i64,
 }
 
@@ -62,8 +61,26 @@ struct Finished {
     pending: Option<Pending>,
 }
 
+/// A command read from the commands topic, to send.
+pub(super) struct Command {
+    pub(super) offset: i64,
+    pub(super) command_id: String,
+    pub(super) target: String,
+    pub(super) created_at: Ts,
+    pub(super) decision: Decision,
+}
+
+/// While recovering: a command of a confirmed target whose confirmation record is not (yet) seen.
+pub(super) struct Unsettled {
+    pub(super) decision: Decision,
+    pub(super) target: String,
+    /// When it was delivered, once its `delivered` outcome is seen.
+    pub(super) delivered_at: Option<Ts>,
+}
+
 /// Consume the commands topic and carry the commands out, until `shutdown`. `progress` is updated as commands
-/// settle.
+/// settle. This drives a [`Loop`]: it reads the topic, task results, vendor endings and a 200 ms tick, and hands
+/// each to the loop's `on_…` method.
 pub async fn dispatch(
     k: KafkaConfig,
     dispatcher: Dispatcher,
@@ -120,73 +137,26 @@ pub async fn dispatch(
     consumer.assign(&assign)?;
     tracing::info!(topic = %topic, partitions = ids.len(), recovering = parts.values().filter(|p| p.recover_to.is_some()).count(), "outbox dispatch started");
 
-    let mut known: HashMap<String, Known> = HashMap::new();
-    let mut prog = Progress::default();
-    let mut tasks = JoinSet::new();
     let (fin_tx, mut fin_rx) = mpsc::unbounded_channel::<Finished>();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let remember_ms = cfg.remember_secs as i64 * 1000;
-    let ctx = Arc::new(TaskCtx {
-        dispatcher: dispatcher.clone(),
-        producer: producer.clone(),
+    let mut l = Loop {
+        ctx: Arc::new(TaskCtx {
+            dispatcher: dispatcher.clone(),
+            producer: producer.clone(),
+            topic: topic.clone(),
+            dead_letter_topic: k.dead_letter_topic.clone(),
+            decisions_topic: k.decisions_topic.clone(),
+            evidence,
+        }),
+        dispatcher,
         topic: topic.clone(),
-        dead_letter_topic: k.dead_letter_topic.clone(),
-        decisions_topic: k.decisions_topic.clone(),
-        evidence,
-    });
-    let mut confirmer = Confirmer::default();
-
-    // Start (or skip as a duplicate) one command.
-    let start = |tasks: &mut JoinSet<()>,
-                 known: &mut HashMap<String, Known>,
-                 prog: &mut Progress,
-                 part: &mut Part,
-                 partition: i32,
-                 resuming: bool,
-                 (offset, id, target, created_at, decision): (
-        i64,
-        String,
-        String,
-        Ts,
-        Decision,
-    )| {
-        let now = dispatcher.now().0;
-        let k = known.entry(id.clone()).or_insert(Known {
-            finished: false,
-            commanded: false,
-            at: now,
-        });
-        k.at = now;
-        if k.commanded {
-            prog.duplicates += 1;
-            prog.settled += 1;
-            tracing::debug!(command = %crate::text::escape_control(&id), "command already seen; not sent again");
-            return;
-        }
-        k.commanded = true;
-        if k.finished {
-            prog.settled += 1; // its outcome is on the topic: done before this start
-            return;
-        }
-        if resuming {
-            prog.resumed += 1;
-        }
-        part.pending.insert(offset);
-        prog.in_flight += 1;
-        let ctx = ctx.clone();
-        let fin = fin_tx.clone();
-        tasks.spawn(async move {
-            let (recorded, pending) = ctx
-                .run(&target, &decision, created_at, partition, offset)
-                .await;
-            let _ = fin.send(Finished {
-                partition,
-                offset,
-                command_id: id,
-                recorded,
-                pending,
-            });
-        });
+        parts,
+        known: HashMap::new(),
+        prog: Progress::default(),
+        tasks: JoinSet::new(),
+        fin_tx,
+        confirmer: Confirmer::default(),
+        remember_ms: cfg.remember_secs as i64 * 1000,
     };
 
     let mut stop_at: Option<HashMap<i32, i64>> = None;
@@ -200,128 +170,32 @@ pub async fn dispatch(
                     .as_mut()
                     .reset(tokio::time::Instant::now() + Duration::from_secs(cfg.drain_secs));
             }
-            if ends.iter().all(|(p, end)| {
-                parts
-                    .get(p)
-                    .is_none_or(|x| x.next >= *end && x.recover_to.is_none())
-            }) {
+            if l.reached(ends) {
                 break;
             }
         }
         tokio::select! {
             m = consumer.recv() => {
-                let m = match m {
-                    Ok(m) => m,
+                match m {
+                    Ok(m) => l.on_record(m.partition(), m.offset(), m.payload().unwrap_or(&[])),
                     Err(e) => {
                         tracing::warn!(error = %e, "commands topic consume error");
                         continue;
                     }
-                };
-                let (partition, offset) = (m.partition(), m.offset());
-                let Some(part) = parts.get_mut(&partition) else { continue };
-                part.next = offset + 1;
-                let now = dispatcher.now().0;
-                match serde_json::from_slice::<Record>(m.payload().unwrap_or(&[])) {
-                    Ok(Record::Command { command_id, target, created_at, decision }) => {
-                        let decision = *decision;
-                        part.remembered.push_back((offset, created_at.0.min(now)));
-                        if part.recover_to.is_some() && dispatcher.confirmation_of(&target).is_some() {
-                            part.to_confirm.insert(command_id.clone(), (decision.clone(), target.clone(), None));
-                        }
-                        let cmd = (offset, command_id, target, created_at, decision);
-                        if part.recover_to.is_some() {
-                            part.collected.push(cmd);
-                        } else {
-                            start(&mut tasks, &mut known, &mut prog, part, partition, false, cmd);
-                        }
-                    }
-                    Ok(Record::Outcome(o)) => {
-                        part.remembered.push_back((offset, o.finished_at.0.min(now)));
-                        if o.status == OutcomeStatus::Delivered {
-                            if let Some(c) = part.to_confirm.get_mut(&o.command_id) {
-                                c.2 = Some(o.finished_at);
-                            }
-                        } else {
-                            part.to_confirm.remove(&o.command_id);
-                        }
-                        known
-                            .entry(o.command_id)
-                            .and_modify(|k| {
-                                k.finished = true;
-                                k.at = now;
-                            })
-                            .or_insert(Known {
-                                finished: true,
-                                commanded: false,
-                                at: now,
-                            });
-                    }
-                    Ok(Record::Confirmation(c)) => {
-                        part.to_confirm.remove(&c.command_id);
-                    }
-                    Err(e) => {
-                        tracing::warn!(partition, offset, error = %crate::text::escape_control(&e.to_string()), "unreadable record on the commands topic; skipped");
-                    }
                 }
-                if part.recover_to.is_some_and(|end| part.next >= end) {
-                    part.recover_to = None;
-                    let collected = std::mem::take(&mut part.collected);
-                    let before = prog.resumed;
-                    for cmd in collected {
-                        start(&mut tasks, &mut known, &mut prog, part, partition, true, cmd);
-                    }
-                    if prog.resumed > before {
-                        tracing::warn!(partition, commands = prog.resumed - before, "resumed commands a previous run left without an outcome");
-                    }
-                    // revocations delivered by a previous run and still awaiting their vendor's confirmation
-                    for (id, (d, target, at)) in std::mem::take(&mut part.to_confirm) {
-                        let (Some(at), Some((vendor, within))) = (at, dispatcher.confirmation_of(&target)) else {
-                            continue;
-                        };
-                        prog.awaiting_confirmation += 1;
-                        prog.confirmations_resumed += 1;
-                        if let Some(c) = confirmer.expect(Pending::new(&id, &target, &d, vendor, within, at)) {
-                            settle_confirmation(&ctx, &mut tasks, &mut prog, c, None);
-                        }
-                    }
-                }
-                progress.send_replace(prog);
+                progress.send_replace(l.prog);
             }
             Some(f) = fin_rx.recv() => {
-                if let Some(p) = finish(&mut parts, &mut known, &mut prog, f, dispatcher.now()) {
-                    prog.awaiting_confirmation += 1;
-                    if let Some(c) = confirmer.expect(p) {
-                        settle_confirmation(&ctx, &mut tasks, &mut prog, c, None);
-                    }
-                }
-                progress.send_replace(prog);
+                l.on_finished(f);
+                progress.send_replace(l.prog);
             }
             Some(e) = ended_rx.recv() => {
-                for c in confirmer.observe(e) {
-                    settle_confirmation(&ctx, &mut tasks, &mut prog, c, None);
-                }
-                progress.send_replace(prog);
+                l.on_ended(e);
+                progress.send_replace(l.prog);
             }
             _ = tick.tick() => {
-                for p in confirmer.expire(dispatcher.now()) {
-                    tracing::error!(command = %crate::text::escape_control(&p.command_id), target = %crate::text::escape_control(&p.target), within_secs = p.within_secs, "revocation not confirmed by the vendor's log in time");
-                    let c = Confirmation::unconfirmed(&p);
-                    settle_confirmation(&ctx, &mut tasks, &mut prog, c, Some(confirm::unconfirmed_alert(&p, dispatcher.now())));
-                }
-                progress.send_replace(prog);
-                let horizon = dispatcher.now().0 - remember_ms;
-                known.retain(|_, k| !k.finished || k.at >= horizon);
-                let mut tpl = TopicPartitionList::new();
-                for (p, part) in parts.iter_mut() {
-                    while part.remembered.front().is_some_and(|(_, t)| *t < horizon) {
-                        part.remembered.pop_front();
-                    }
-                    let o = part.commit_offset();
-                    if o > part.committed {
-                        tpl.add_partition_offset(&topic, *p, Offset::Offset(o))?;
-                        part.committed = o;
-                    }
-                }
+                let tpl = l.on_tick()?;
+                progress.send_replace(l.prog);
                 if tpl.count() > 0 {
                     if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
                         tracing::warn!(error = %e, "commands topic commit failed; will retry");
@@ -332,7 +206,7 @@ pub async fn dispatch(
                 if r.is_err() || *shutdown.borrow() {
                     // finish what is already written (this instance's own last commands), within drain_secs
                     let mut ends = HashMap::new();
-                    for p in parts.keys() {
+                    for p in l.parts.keys() {
                         let (_, high) = consumer.fetch_watermarks(&topic, *p, timeout)?;
                         ends.insert(*p, high);
                     }
@@ -340,56 +214,297 @@ pub async fn dispatch(
                 }
             }
             _ = &mut drain, if stop_at.is_some() => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            Some(_) = l.tasks.join_next(), if !l.tasks.is_empty() => {}
         }
     }
 
     // Shutdown: wait (within drain_secs) for commands in flight; whatever is left is resumed at the next start.
-    while prog.in_flight > 0 {
+    while l.prog.in_flight > 0 {
         tokio::select! {
             Some(f) = fin_rx.recv() => {
-                finish(&mut parts, &mut known, &mut prog, f, dispatcher.now());
+                l.finish(f);
             }
             _ = &mut drain => {
-                tracing::warn!(in_flight = prog.in_flight, "shutdown: commands still in flight are resumed at the next start");
+                tracing::warn!(in_flight = l.prog.in_flight, "shutdown: commands still in flight are resumed at the next start");
                 break;
             }
         }
     }
-    progress.send_replace(prog);
-    tasks.abort_all();
-    let mut tpl = TopicPartitionList::new();
-    for (p, part) in parts.iter() {
-        let o = part.commit_offset();
-        if o > part.committed {
-            tpl.add_partition_offset(&topic, *p, Offset::Offset(o))?;
-        }
-    }
+    progress.send_replace(l.prog);
+    let tpl = l.on_shutdown()?;
     if tpl.count() > 0 {
         consumer.commit(&tpl, CommitMode::Sync)?;
     }
     Ok(())
 }
 
-fn finish(
-    parts: &mut HashMap<i32, Part>,
-    known: &mut HashMap<String, Known>,
-    prog: &mut Progress,
-    f: Finished,
-    now: Ts,
-) -> Option<Pending> {
-    if f.recorded {
-        if let Some(part) = parts.get_mut(&f.partition) {
-            part.pending.remove(&f.offset);
+/// The dispatch loop's state, and what it does with each thing that reaches it: a record of the commands topic
+/// ([`Loop::on_record`]), a command's task finishing ([`Loop::on_finished`]), an ending in a vendor's log
+/// ([`Loop::on_ended`]), the tick ([`Loop::on_tick`]) and the end ([`Loop::on_shutdown`]).
+struct Loop {
+    dispatcher: Dispatcher,
+    ctx: Arc<TaskCtx>,
+    topic: String,
+    parts: HashMap<i32, Part>,
+    known: HashMap<String, Known>,
+    prog: Progress,
+    tasks: JoinSet<()>,
+    fin_tx: mpsc::UnboundedSender<Finished>,
+    confirmer: Confirmer,
+    /// How long a finished command is remembered, ms of wall clock.
+    remember_ms: i64,
+}
+
+impl Loop {
+    /// Whether every partition has been read to the offsets in `ends` and none is still recovering.
+    fn reached(&self, ends: &HashMap<i32, i64>) -> bool {
+        ends.iter().all(|(p, end)| {
+            self.parts
+                .get(p)
+                .is_none_or(|x| x.next >= *end && x.recover_to.is_none())
+        })
+    }
+
+    /// Start (or skip as a duplicate) one command of `partition`.
+    fn start(&mut self, partition: i32, resuming: bool, cmd: Command) {
+        let now = self.dispatcher.now().0;
+        let k = self.known.entry(cmd.command_id.clone()).or_insert(Known {
+            finished: false,
+            commanded: false,
+            at: now,
+        });
+        k.at = now;
+        if k.commanded {
+            self.prog.duplicates += 1;
+            self.prog.settled += 1;
+            tracing::debug!(command = %crate::text::escape_control(&cmd.command_id), "command already seen; not sent again");
+            return;
         }
-        if let Some(k) = known.get_mut(&f.command_id) {
-            k.finished = true;
-            k.at = now.0;
+        k.commanded = true;
+        if k.finished {
+            self.prog.settled += 1; // its outcome is on the topic: done before this start
+            return;
+        }
+        if resuming {
+            self.prog.resumed += 1;
+        }
+        if let Some(part) = self.parts.get_mut(&partition) {
+            part.pending.insert(cmd.offset);
+        }
+        self.prog.in_flight += 1;
+        let ctx = self.ctx.clone();
+        let fin = self.fin_tx.clone();
+        self.tasks.spawn(async move {
+            let (recorded, pending) = ctx
+                .run(
+                    &cmd.target,
+                    &cmd.decision,
+                    cmd.created_at,
+                    partition,
+                    cmd.offset,
+                )
+                .await;
+            let _ = fin.send(Finished {
+                partition,
+                offset: cmd.offset,
+                command_id: cmd.command_id,
+                recorded,
+                pending,
+            });
+        });
+    }
+
+    /// A record of the commands topic: a command is started (or collected while its partition recovers), an
+    /// outcome or confirmation updates what is known; once a recovering partition is read to its end, what it
+    /// collected is started and its delivered revocations are watched again.
+    fn on_record(&mut self, partition: i32, offset: i64, payload: &[u8]) {
+        let now = self.dispatcher.now().0;
+        let Some(part) = self.parts.get_mut(&partition) else {
+            return;
+        };
+        part.next = offset + 1;
+        match serde_json::from_slice::<Record>(payload) {
+            Ok(Record::Command {
+                command_id,
+                target,
+                created_at,
+                decision,
+            }) => {
+                let decision = *decision;
+                part.remembered.push_back((offset, created_at.0.min(now)));
+                if part.recover_to.is_some() && self.dispatcher.confirmation_of(&target).is_some() {
+                    part.to_confirm.insert(
+                        command_id.clone(),
+                        Unsettled {
+                            decision: decision.clone(),
+                            target: target.clone(),
+                            delivered_at: None,
+                        },
+                    );
+                }
+                let cmd = Command {
+                    offset,
+                    command_id,
+                    target,
+                    created_at,
+                    decision,
+                };
+                if part.recover_to.is_some() {
+                    part.collected.push(cmd);
+                } else {
+                    self.start(partition, false, cmd);
+                }
+            }
+            Ok(Record::Outcome(o)) => {
+                part.remembered
+                    .push_back((offset, o.finished_at.0.min(now)));
+                if o.status == OutcomeStatus::Delivered {
+                    if let Some(c) = part.to_confirm.get_mut(&o.command_id) {
+                        c.delivered_at = Some(o.finished_at);
+                    }
+                } else {
+                    part.to_confirm.remove(&o.command_id);
+                }
+                self.known
+                    .entry(o.command_id)
+                    .and_modify(|k| {
+                        k.finished = true;
+                        k.at = now;
+                    })
+                    .or_insert(Known {
+                        finished: true,
+                        commanded: false,
+                        at: now,
+                    });
+            }
+            Ok(Record::Confirmation(c)) => {
+                part.to_confirm.remove(&c.command_id);
+            }
+            Err(e) => {
+                tracing::warn!(partition, offset, error = %crate::text::escape_control(&e.to_string()), "unreadable record on the commands topic; skipped");
+            }
+        }
+        self.recovered(partition);
+    }
+
+    /// Once a recovering partition is read to the end it had at start: start what it collected, and watch again
+    /// the revocations a previous run delivered that still await their vendor's confirmation.
+    fn recovered(&mut self, partition: i32) {
+        let Some(part) = self.parts.get_mut(&partition) else {
+            return;
+        };
+        if part.recover_to.is_none_or(|end| part.next < end) {
+            return;
+        }
+        part.recover_to = None;
+        let collected = std::mem::take(&mut part.collected);
+        let to_confirm = std::mem::take(&mut part.to_confirm);
+        let before = self.prog.resumed;
+        for cmd in collected {
+            self.start(partition, true, cmd);
+        }
+        if self.prog.resumed > before {
+            tracing::warn!(
+                partition,
+                commands = self.prog.resumed - before,
+                "resumed commands a previous run left without an outcome"
+            );
+        }
+        for (id, u) in to_confirm {
+            let (Some(at), Some((vendor, within))) =
+                (u.delivered_at, self.dispatcher.confirmation_of(&u.target))
+            else {
+                continue;
+            };
+            self.prog.awaiting_confirmation += 1;
+            self.prog.confirmations_resumed += 1;
+            if let Some(c) = self.confirmer.expect(Pending::new(
+                &id,
+                &u.target,
+                &u.decision,
+                vendor,
+                within,
+                at,
+            )) {
+                settle_confirmation(&self.ctx, &mut self.tasks, &mut self.prog, c, None);
+            }
         }
     }
-    prog.in_flight = prog.in_flight.saturating_sub(1);
-    prog.settled += 1;
-    f.pending
+
+    /// A command's task finished: its partition may commit past it, and a delivered revocation of a confirmed
+    /// target is watched.
+    fn on_finished(&mut self, f: Finished) {
+        if let Some(p) = self.finish(f) {
+            self.prog.awaiting_confirmation += 1;
+            if let Some(c) = self.confirmer.expect(p) {
+                settle_confirmation(&self.ctx, &mut self.tasks, &mut self.prog, c, None);
+            }
+        }
+    }
+
+    /// An ending in a vendor's log: the revocations it confirms are settled.
+    fn on_ended(&mut self, e: Ended) {
+        for c in self.confirmer.observe(e) {
+            settle_confirmation(&self.ctx, &mut self.tasks, &mut self.prog, c, None);
+        }
+    }
+
+    /// The tick: revocations past their confirmation window raise an alert; finished commands older than
+    /// `remember_secs` are forgotten; returns the offsets each partition may now commit.
+    fn on_tick(&mut self) -> Result<TopicPartitionList, KafkaError> {
+        let now = self.dispatcher.now();
+        for p in self.confirmer.expire(now) {
+            tracing::error!(command = %crate::text::escape_control(&p.command_id), target = %crate::text::escape_control(&p.target), within_secs = p.within_secs, "revocation not confirmed by the vendor's log in time");
+            let c = Confirmation::unconfirmed(&p);
+            let alert = confirm::unconfirmed_alert(&p, now);
+            settle_confirmation(&self.ctx, &mut self.tasks, &mut self.prog, c, Some(alert));
+        }
+        let horizon = now.0 - self.remember_ms;
+        self.known.retain(|_, k| !k.finished || k.at >= horizon);
+        let mut tpl = TopicPartitionList::new();
+        for (p, part) in self.parts.iter_mut() {
+            while part.remembered.front().is_some_and(|(_, t)| *t < horizon) {
+                part.remembered.pop_front();
+            }
+            let o = part.commit_offset();
+            if o > part.committed {
+                tpl.add_partition_offset(&self.topic, *p, Offset::Offset(o))?;
+                part.committed = o;
+            }
+        }
+        Ok(tpl)
+    }
+
+    /// The end: tasks still running are stopped (their commands are resumed at the next start); returns the
+    /// offsets each partition may commit.
+    fn on_shutdown(&mut self) -> Result<TopicPartitionList, KafkaError> {
+        self.tasks.abort_all();
+        let mut tpl = TopicPartitionList::new();
+        for (p, part) in self.parts.iter() {
+            let o = part.commit_offset();
+            if o > part.committed {
+                tpl.add_partition_offset(&self.topic, *p, Offset::Offset(o))?;
+            }
+        }
+        Ok(tpl)
+    }
+
+    /// Account for a finished task; returns the revocation to watch, if any.
+    fn finish(&mut self, f: Finished) -> Option<Pending> {
+        if f.recorded {
+            if let Some(part) = self.parts.get_mut(&f.partition) {
+                part.pending.remove(&f.offset);
+            }
+            let now = self.dispatcher.now().0;
+            if let Some(k) = self.known.get_mut(&f.command_id) {
+                k.finished = true;
+                k.at = now;
+            }
+        }
+        self.prog.in_flight = self.prog.in_flight.saturating_sub(1);
+        self.prog.settled += 1;
+        f.pending
+    }
 }
 
 /// What a command's task needs.
