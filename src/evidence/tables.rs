@@ -1138,9 +1138,13 @@ pub fn command_of(c: &Cols<'_>, i: usize) -> Option<CommandRow> {
 /// A stored decision, from its `record` column.
 /// A stored decision record. Records stored before decisions carried their `kind` get it from their id.
 pub fn decision_of(c: &Cols<'_>, i: usize) -> Option<Decision> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: Option<serde::de::IgnoredAny>,
+    }
     let record = c.str("record", i)?;
     let mut d: Decision = serde_json::from_str(record).ok()?;
-    if !record.contains("\"kind\"") {
+    if serde_json::from_str::<Kind>(record).ok()?.kind.is_none() {
         d.kind = crate::decide::DecisionKind::of_legacy_id(&d.decision_id);
     }
     Some(d)

@@ -116,16 +116,34 @@ impl<'de: 'a, 'a> Deserialize<'de> for Probe<'a> {
             ) -> Result<Probe<'a>, M::Error> {
                 let table = probe_keys();
                 let mut p = Probe::default();
+                // every declared key read so far, null or not: a key given twice is refused, as a typed parse
+                // refuses it (two parsers must not read one message differently)
+                let mut seen = 0u128;
                 while let Some(key) = m.next_key::<Text<'de>>()? {
                     match table.bits.get(key.as_str()) {
                         Some(bit) => {
-                            p.present |= 1u128 << bit;
-                            match key.as_str() {
-                                "kind" => p.kind = m.next_value()?,
-                                "category" => p.category = m.next_value()?,
-                                _ => {
-                                    m.next_value::<IgnoredAny>()?;
+                            let bit = 1u128 << bit;
+                            if seen & bit != 0 {
+                                return Err(serde::de::Error::custom(format_args!(
+                                    "duplicate field `{}`",
+                                    key.as_str()
+                                )));
+                            }
+                            seen |= bit;
+                            // a key whose value is null is absent, as for a typed `Option` field
+                            let present = match key.as_str() {
+                                "kind" => {
+                                    p.kind = m.next_value()?;
+                                    p.kind.is_some()
                                 }
+                                "category" => {
+                                    p.category = m.next_value()?;
+                                    p.category.is_some()
+                                }
+                                _ => m.next_value::<Option<IgnoredAny>>()?.is_some(),
+                            };
+                            if present {
+                                p.present |= bit;
                             }
                         }
                         None => {
@@ -138,5 +156,39 @@ impl<'de: 'a, 'a> Deserialize<'de> for Probe<'a> {
         }
         // as a struct, so that a case-folding deserializer maps recased keys onto the declared ones
         d.deserialize_struct("Probe", probe_keys().names, Visit(std::marker::PhantomData))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by a review of the registry-built probe: a key whose value is null is absent (fixed-schema exports
+    /// fill missing columns with nulls), and a declared key given twice is refused, as the derived probe did.
+    #[test]
+    fn a_null_key_is_absent_and_a_repeated_key_is_refused() {
+        let p: Probe = serde_json::from_str(
+            r#"{"action":"repo.create","actor":"bob","created_at":1,"eventType":null,"kind":null}"#,
+        )
+        .unwrap();
+        assert!(p.has("action") && p.has("actor") && p.has("created_at"));
+        assert!(!p.has("eventType"));
+        assert!(p.kind.is_none() && !p.has("kind"));
+        let e = serde_json::from_str::<Probe>(
+            r#"{"kind":"x","kind":"admin#reports#activity","events":[]}"#,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("duplicate field `kind`"), "{e}");
+        let e =
+            serde_json::from_str::<Probe>(r#"{"eventType":null,"eventType":"user.session.start"}"#)
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(e.contains("duplicate field"), "{e}");
+        // keys no format declares may repeat, as before
+        let p: Probe = serde_json::from_str(r#"{"x":1,"x":2,"published":"t"}"#).unwrap();
+        assert!(p.has("published"));
     }
 }
