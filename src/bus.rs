@@ -41,6 +41,45 @@ pub struct KafkaConfig {
     /// `ssl.*`, fetch tuning …). Default: none.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// `[kafka.keyed]`: run as the keyed topology, so that several instances can share the work. Default: none
+    /// (one instance detects on the input topics directly and needs no internal topic).
+    #[serde(default)]
+    pub keyed: Option<KeyedConfig>,
+}
+
+/// `[kafka.keyed]`: the keyed topology (see [`crate::runtime::keyed`]). Every instance runs both stages: the
+/// first reads the input topics in consumer group `group_id`, and routes each event to `topic`, keyed by its
+/// correlation subject; the second reads `topic` in consumer group `{group_id}.keyed` and detects, one pipeline per
+/// partition, saving each partition's state to `snapshots_topic`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeyedConfig {
+    /// The internal topic each principal's events are brought together on. Its partition count bounds the number
+    /// of instances that detect in parallel. Default `"quench.keyed"`.
+    pub topic: String,
+    /// The topic each partition's state is saved to (`cleanup.policy=compact`; as many partitions as `topic`,
+    /// or fewer). An instance that takes a partition over restores it from here. Default
+    /// `"quench.keyed.snapshots"`.
+    pub snapshots_topic: String,
+    /// The topic the first stage's instances share the links they learn on (token → job, token, job and
+    /// session → principal; `cleanup.policy=compact`), so that each routes a token's or a job's events to its
+    /// principal whichever instance saw the link, and a restarted instance starts with them. Default
+    /// `"quench.keyed.links"`.
+    pub links_topic: String,
+    /// Seconds between snapshots of a partition that has processed records; offsets on `topic` are committed
+    /// right after each. Default 10.
+    pub snapshot_interval_secs: u64,
+}
+
+impl Default for KeyedConfig {
+    fn default() -> Self {
+        KeyedConfig {
+            topic: "quench.keyed".into(),
+            snapshots_topic: "quench.keyed.snapshots".into(),
+            links_topic: "quench.keyed.links".into(),
+            snapshot_interval_secs: 10,
+        }
+    }
 }
 
 impl KafkaConfig {

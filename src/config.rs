@@ -159,6 +159,34 @@ impl Config {
         if let Some(d) = &self.detect.dir {
             detect::check_dir(d)?;
         }
+        if let Some(keyed) = &k.keyed {
+            if self.evidence.dir.is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "kafka.keyed".into(),
+                    value: keyed.topic.clone(),
+                    why: "the evidence store is written by the single-instance topology only; remove \
+                          [evidence] dir or [kafka.keyed]"
+                        .into(),
+                });
+            }
+            let topics = [
+                ("kafka.keyed.topic", &keyed.topic),
+                ("kafka.keyed.snapshots_topic", &keyed.snapshots_topic),
+                ("kafka.keyed.links_topic", &keyed.links_topic),
+            ];
+            for (key, t) in topics {
+                let clash = k.topics.iter().any(|i| &i.name == t)
+                    || [&k.decisions_topic, &k.dead_letter_topic].contains(&t)
+                    || topics.iter().filter(|(_, o)| *o == t).count() > 1;
+                if clash || t.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        key: key.into(),
+                        value: t.to_string(),
+                        why: "a topic of its own: not an input, decisions or dead-letter topic, and not another internal topic".into(),
+                    });
+                }
+            }
+        }
         Ok(k)
     }
 }

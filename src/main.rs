@@ -318,7 +318,16 @@ fn main() -> anyhow::Result<()> {
                     let every = std::time::Duration::from_secs(cfg.state.interval_secs.max(1));
                     opts.state = Some((quench::durable::Store::open(dir)?, every));
                 }
-                let r = runtime::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await?;
+                let r = if k.keyed.is_some() {
+                    let (r, keyed) = runtime::keyed::run(&k, &cfg, &dispatcher, opts, stop_rx, |_| {}).await?;
+                    eprintln!(
+                        "quench: keyed topology: {} input records routed as {} events ({} dead-lettered); {} snapshots ({} bytes) written, {} partitions restored",
+                        keyed.route.records, keyed.route.routed, keyed.route.dead_letters, keyed.snapshots, keyed.snapshot_bytes, keyed.restored
+                    );
+                    r
+                } else {
+                    runtime::run_kafka(&k, &mut pipeline, &dispatcher, opts, stop_rx, |_| {}).await?
+                };
                 pipeline.close_evidence()?;
                 let report = &r.run;
                 let h = &report.latency_us;

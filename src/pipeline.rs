@@ -41,6 +41,30 @@ pub struct Stats {
     pub duplicates: u64,
 }
 
+impl Stats {
+    /// Add `other`'s counts to these (the keyed topology sums its partitions' pipelines).
+    pub fn absorb(&mut self, other: &Stats) {
+        self.messages += other.messages;
+        self.events += other.events;
+        for (k, v) in &other.per_format {
+            *self.per_format.entry(k).or_default() += v;
+        }
+        for (k, v) in &other.rejected {
+            *self.rejected.entry(k).or_default() += v;
+        }
+        self.findings += other.findings;
+        for (k, v) in &other.decisions {
+            *self.decisions.entry(*k).or_default() += v;
+        }
+        self.guardrail_capped += other.guardrail_capped;
+        self.budget_notices += other.budget_notices;
+        self.too_old += other.too_old;
+        self.held += other.held;
+        self.link_conflicts += other.link_conflicts;
+        self.duplicates += other.duplicates;
+    }
+}
+
 pub struct Pipeline {
     normalize: Normalize,
     correlate: Correlator,
@@ -268,6 +292,90 @@ impl Pipeline {
         ingest_time: Ts,
         out: &mut Vec<Decision>,
     ) -> Result<usize, NormalizeError> {
+        self.take(raw, pinned, provenance, ingest_time, Sink::Decide(out))
+    }
+
+    /// The first stage of the keyed topology ([`crate::runtime::keyed`]): normalize one message, judge its times,
+    /// drop duplicate events and attribute each event through the vouched links, as [`Pipeline::process`] does,
+    /// then hand each event to `out` with its routing key instead of detecting. Returns how many events it held.
+    pub fn route(
+        &mut self,
+        raw: &[u8],
+        pinned: Option<&str>,
+        provenance: Provenance<'_>,
+        ingest_time: Ts,
+        out: &mut Vec<Routed>,
+    ) -> Result<usize, NormalizeError> {
+        self.take(raw, pinned, provenance, ingest_time, Sink::Route(out))
+    }
+
+    /// The second stage of the keyed topology: one routed event (what [`Pipeline::route`] wrote), detected and
+    /// decided here. It was correlated and deduplicated by the first stage; its clock is the first stage's, so
+    /// processing the same record again (after a rebalance or a restart) decides the same.
+    pub fn process_routed(
+        &mut self,
+        body: &[u8],
+        out: &mut Vec<Decision>,
+    ) -> Result<(), NormalizeError> {
+        self.stats.messages += 1;
+        let r: RoutedEvent<'_> = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                *self.stats.rejected.entry("not_routed_event").or_default() += 1;
+                return Err(NormalizeError::Invalid {
+                    format: "keyed",
+                    reason: format!("not an event routed by Quench: {e}"),
+                });
+            }
+        };
+        let ev = r.event;
+        let format = self
+            .normalize
+            .format_name(ev.source.format.as_str())
+            .unwrap_or("keyed");
+        *self.stats.per_format.entry(format).or_default() += 1;
+        self.stats.events += 1;
+        let vouched = ev.principal.vouched_by.is_some() || !ev.session.vouched.is_empty();
+        // the first stage accepted it against its clock; this moves the partition's clock the same way
+        let _ = self.timeline.check(format, ev.event_time, r.clock, vouched);
+        let clock = self.timeline.now();
+        if !self.dedup.first(&ev, clock) {
+            self.stats.duplicates += 1;
+            return Ok(());
+        }
+        if self.collect_ended {
+            self.ended.extend(ev.ended());
+        }
+        if self.timeline.too_old(ev.event_time) {
+            self.stats.too_old += 1;
+            return Ok(());
+        }
+        self.after_normalize(ev, clock, out);
+        self.stats.link_conflicts = self.correlate.conflicts();
+        Ok(())
+    }
+
+    /// The keyed topology's first stage: record the links correlation learns, to share them
+    /// ([`Pipeline::route`] hands them out with the events).
+    pub fn share_links(&mut self) {
+        self.correlate.record_changes();
+    }
+
+    /// Take a link another instance's first stage learned (a record of the links topic).
+    pub fn apply_link(&mut self, record: &[u8]) -> Result<(), serde_json::Error> {
+        let c = crate::correlate::LinkChange::decode(record)?;
+        self.correlate.apply(&c);
+        Ok(())
+    }
+
+    fn take(
+        &mut self,
+        raw: &[u8],
+        pinned: Option<&str>,
+        provenance: Provenance<'_>,
+        ingest_time: Ts,
+        mut sink: Sink<'_>,
+    ) -> Result<usize, NormalizeError> {
         self.stats.messages += 1;
         let ctx = Context::new(provenance, ingest_time);
         // the record inside a log pipeline's envelope, when it had to be unescaped (the events borrow from it)
@@ -316,8 +424,10 @@ impl Pipeline {
         *self.stats.per_format.entry(format).or_default() += n as u64;
         self.stats.events += n as u64;
         let clock = self.timeline.now();
+        let routing = matches!(sink, Sink::Route(_));
         for ev in events {
-            if !self.dedup.first(&ev, clock) {
+            // the keyed topology drops duplicates in its second stage, whose state a partition's next owner restores
+            if !routing && !self.dedup.first(&ev, clock) {
                 self.stats.duplicates += 1;
                 continue;
             }
@@ -328,7 +438,17 @@ impl Pipeline {
                 self.stats.too_old += 1;
                 continue;
             }
-            self.after_normalize(ev, clock, out);
+            match &mut sink {
+                Sink::Decide(out) => self.after_normalize(ev, clock, out),
+                Sink::Route(out) => {
+                    // the key comes from the event as correlation completes it; the event goes as it was read, to be
+                    // correlated again where its principal's other events are
+                    let mut attributed = ev.clone();
+                    self.correlate.correlate(&mut attributed);
+                    out.push(Routed::event(&attributed, &ev, clock));
+                    out.extend(self.correlate.take_changes().iter().map(Routed::link));
+                }
+            }
         }
         self.stats.link_conflicts = self.correlate.conflicts();
         Ok(n)
@@ -342,6 +462,11 @@ impl Pipeline {
         out: &mut Vec<Decision>,
     ) {
         self.correlate.correlate(&mut ev);
+        self.after_correlate(ev, clock, out);
+    }
+
+    /// Detect and decide one correlated event.
+    fn after_correlate(&mut self, ev: SessionEvent<'_>, clock: Ts, out: &mut Vec<Decision>) {
         if let Some(e) = &mut self.evidence {
             e.event(&ev);
         }
@@ -364,6 +489,67 @@ impl Pipeline {
                     e.decision(d);
                 }
             }
+        }
+    }
+}
+
+/// Where [`Pipeline::take`] hands each admitted event.
+enum Sink<'o> {
+    /// Correlate, detect and decide here.
+    Decide(&'o mut Vec<Decision>),
+    /// Correlate, then hand the event to the keyed topic.
+    Route(&'o mut Vec<Routed>),
+}
+
+/// A record the keyed topology's first stage produces.
+pub struct Routed {
+    /// For an event: the correlation subject, the principal's key (e-mail, else id, as detectors key people),
+    /// else the session, token or job the event names, else its id. For a link: its map and key.
+    pub key: String,
+    /// A [`RoutedEvent`] or a [`crate::correlate::LinkChange`] as JSON.
+    pub body: Vec<u8>,
+    /// A link learned (for the links topic), not an event (for the keyed topic).
+    pub link: bool,
+}
+
+/// The record on the keyed topic.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RoutedEvent<'a> {
+    /// The first stage's processing clock when it admitted the event.
+    clock: Ts,
+    #[serde(borrow)]
+    event: SessionEvent<'a>,
+}
+
+impl Routed {
+    /// `ev` routed by the key of `attributed` (the same event, correlated).
+    fn event(attributed: &SessionEvent<'_>, ev: &SessionEvent<'_>, clock: Ts) -> Routed {
+        let s = &attributed.session;
+        let key = attributed
+            .principal
+            .key()
+            .or(s.session_id.as_deref())
+            .or(s.token_id.as_deref())
+            .or(s.job_id.as_deref())
+            .unwrap_or(attributed.event_id.as_str());
+        // a SessionEvent always serializes (its fields are strings, numbers and enums)
+        let body = serde_json::to_vec(&RoutedEvent {
+            clock,
+            event: ev.clone(),
+        })
+        .unwrap_or_default();
+        Routed {
+            key: key.to_string(),
+            body,
+            link: false,
+        }
+    }
+
+    fn link(c: &crate::correlate::LinkChange) -> Routed {
+        Routed {
+            key: c.topic_key(),
+            body: c.encode(),
+            link: true,
         }
     }
 }

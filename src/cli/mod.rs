@@ -475,6 +475,7 @@ pub async fn demo(
         dead_letter_topic: "quench.deadletter".into(),
         commit_interval_ms: 200,
         properties: Default::default(),
+        keyed: None,
     };
     let cfg = Config {
         kafka: Some(kafka_cfg.clone()),

@@ -92,6 +92,59 @@ pub struct Correlator {
     job_principal: KeyedState<Who>,
     session_principal: KeyedState<Who>,
     conflicts: u64,
+    /// Links learned or re-pointed since the last [`Correlator::take_changes`], when recording.
+    changes: Option<Vec<LinkChange>>,
+}
+
+/// Which link map a [`LinkChange`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkMap {
+    TokenJob,
+    TokenPrincipal,
+    JobPrincipal,
+    SessionPrincipal,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum LinkValue {
+    Job(JobLink),
+    Who(Who),
+}
+
+/// A link learned or re-pointed: what the keyed topology's route stage shares with its other instances (through
+/// a compacted topic, keyed by [`LinkChange::topic_key`]) so that each of them routes a token's or a job's events
+/// to its principal, and a restarted one starts with the links.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct LinkChange {
+    map: LinkMap,
+    key: String,
+    /// The event time the link was learned at.
+    at: Ts,
+    link: LinkValue,
+}
+
+impl LinkChange {
+    /// The record key: one per map and key, so a compacted topic keeps the latest.
+    pub fn topic_key(&self) -> String {
+        let map = match self.map {
+            LinkMap::TokenJob => "token_job",
+            LinkMap::TokenPrincipal => "token_principal",
+            LinkMap::JobPrincipal => "job_principal",
+            LinkMap::SessionPrincipal => "session_principal",
+        };
+        format!("{map}/{}", self.key)
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        // strings, numbers and enums: always serializable
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<LinkChange, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
 }
 
 impl Correlator {
@@ -103,6 +156,47 @@ impl Correlator {
             job_principal: KeyedState::new(b),
             session_principal: KeyedState::new(b),
             conflicts: 0,
+            changes: None,
+        }
+    }
+
+    /// Record the links learned or re-pointed from now on, for [`Correlator::take_changes`].
+    pub fn record_changes(&mut self) {
+        self.changes.get_or_insert_with(Vec::new);
+    }
+
+    /// The links learned or re-pointed since the last call.
+    pub fn take_changes(&mut self) -> Vec<LinkChange> {
+        self.changes
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Take a link another instance learned: kept unless a stronger source's link is already held for the key.
+    pub fn apply(&mut self, c: &LinkChange) {
+        match &c.link {
+            LinkValue::Job(v) => {
+                if c.map != LinkMap::TokenJob {
+                    return;
+                }
+                let l = self.token_job.entry(&c.key, c.at, || v.clone());
+                if v.strength >= l.strength {
+                    *l = v.clone();
+                }
+            }
+            LinkValue::Who(w) => {
+                let map = match c.map {
+                    LinkMap::TokenPrincipal => &mut self.token_principal,
+                    LinkMap::JobPrincipal => &mut self.job_principal,
+                    LinkMap::SessionPrincipal => &mut self.session_principal,
+                    LinkMap::TokenJob => return,
+                };
+                let cur = map.entry(&c.key, c.at, || w.clone());
+                if w.vouch.strength() >= cur.vouch.strength() {
+                    *cur = w.clone();
+                }
+            }
         }
     }
 
@@ -172,15 +266,29 @@ impl Correlator {
                 strength,
                 format: Arc::from(format),
             };
+            let fresh = self.changes.is_some() && self.token_job.peek(t).is_none();
             let l = self.token_job.entry(t, now, mk);
+            let mut changed = fresh;
             if &*l.job != j {
                 // a stronger source re-points the link; so does the source that made it (a long-lived token moving
                 // on to the agent's next run), never another source of equal or lesser strength
                 if strength > l.strength || (strength == l.strength && &*l.format == format) {
                     *l = mk();
+                    changed = true;
                 } else {
                     self.conflicts += 1;
                     tracing::debug!(link = "token→job", token = %crate::text::escape_control(t), kept = %crate::text::escape_control(&l.job), claimed = %crate::text::escape_control(j), "conflicting link kept");
+                }
+            }
+            if changed {
+                let link = LinkValue::Job(l.clone());
+                if let Some(c) = &mut self.changes {
+                    c.push(LinkChange {
+                        map: LinkMap::TokenJob,
+                        key: t.to_string(),
+                        at: now,
+                        link,
+                    });
                 }
             }
         }
@@ -189,12 +297,31 @@ impl Correlator {
             _ => None,
         };
         if let Some((id, kind, v)) = who {
-            for (name, map, key) in [
-                ("token→principal", &mut self.token_principal, token),
-                ("job→principal", &mut self.job_principal, job),
-                ("session→principal", &mut self.session_principal, session),
+            let recording = self.changes.is_some();
+            let mut learned = Vec::new();
+            for (name, which, map, key) in [
+                (
+                    "token→principal",
+                    LinkMap::TokenPrincipal,
+                    &mut self.token_principal,
+                    token,
+                ),
+                (
+                    "job→principal",
+                    LinkMap::JobPrincipal,
+                    &mut self.job_principal,
+                    job,
+                ),
+                (
+                    "session→principal",
+                    LinkMap::SessionPrincipal,
+                    &mut self.session_principal,
+                    session,
+                ),
             ] {
                 if let Some(k) = key {
+                    let fresh = recording && map.peek(k).is_none();
+                    let mut changed = fresh;
                     let email = ev.principal.email.as_deref();
                     let mk = || Who {
                         id: Arc::from(id),
@@ -218,12 +345,24 @@ impl Correlator {
                             && w.kind == PrincipalKind::Agent;
                         if v.strength() > w.vouch.strength() || agent_over_service {
                             *w = mk();
+                            changed = true;
                         } else if !service_under_agent {
                             self.conflicts += 1;
                             tracing::debug!(link = name, key = %crate::text::escape_control(k), kept = %crate::text::escape_control(&w.id), claimed = %crate::text::escape_control(id), "conflicting link kept");
                         }
                     }
+                    if changed {
+                        learned.push(LinkChange {
+                            map: which,
+                            key: k.to_string(),
+                            at: now,
+                            link: LinkValue::Who(w.clone()),
+                        });
+                    }
                 }
+            }
+            if let Some(c) = &mut self.changes {
+                c.extend(learned);
             }
         }
 

@@ -20,7 +20,7 @@ use crate::respond::outbox::{OutboxError, Writer};
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::OwnedHeaders;
+use rdkafka::message::{Message, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -48,6 +48,11 @@ pub enum RunError {
     },
     #[error("the outbox dispatch loop stopped: {0}")]
     DispatchStopped(String),
+    #[error(transparent)]
+    Snapshot(#[from] super::snapshot::SnapshotError),
+    /// A pipeline of the keyed topology could not be built or restored.
+    #[error("{0}")]
+    Build(String),
 }
 
 /// What the loop did.
@@ -57,6 +62,8 @@ pub struct RunReport {
     pub skipped: u64,
     pub dead_letters: u64,
     pub decisions: u64,
+    /// Events routed to the keyed topic (the keyed topology's first stage).
+    pub routed: u64,
     /// Microseconds from receiving a record to its decision being acknowledged.
     pub latency_us: Histogram<u64>,
 }
@@ -72,6 +79,10 @@ pub struct RunOptions {
     pub outbox: Option<tokio::sync::watch::Sender<crate::respond::outbox::Progress>>,
     /// Where learned state is saved, and how often (`[state]`). Default: none (a restart starts cold).
     pub state: Option<(crate::durable::Store, Duration)>,
+    /// The first stage of the keyed topology: route each event to the keyed topic, keyed by its correlation
+    /// subject ([`Pipeline::route`]), and share the links learned on the links topic, instead of detecting here.
+    /// Default: none (detect here).
+    pub route_to: Option<crate::bus::KeyedConfig>,
 }
 
 /// Save the pipeline's state with the offsets it covers (the saved ones of partitions this run has not read
@@ -156,6 +167,268 @@ async fn send(
         })
 }
 
+/// Send a record the pipeline refused to the dead-letter topic, with the reason in headers.
+pub(crate) async fn dead_letter(
+    producer: &FutureProducer,
+    k: &KafkaConfig,
+    rec: &crate::ingest::kafka::Record<'_>,
+    e: &crate::normalize::NormalizeError,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
+    report.dead_letters += 1;
+    let reason = e.to_string();
+    tracing::debug!(topic = rec.topic, partition = rec.partition, offset = rec.offset, error = %crate::text::escape_control(&reason), "record sent to dead-letter topic");
+    let source = rec.source();
+    let headers = crate::bus::dead_letter_headers(e.code(), &reason, &source);
+    send(
+        producer,
+        &k.dead_letter_topic,
+        rec.key,
+        rec.payload,
+        Some(headers),
+    )
+    .await
+}
+
+/// Produce each of `decisions` (drained) to the decisions topic (and the OCSF topic), then hand it to
+/// `on_decision` and write its commands to the outbox. A decision the broker refuses as such dead-letters `rec`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn emit(
+    producer: &FutureProducer,
+    k: &KafkaConfig,
+    rec: &crate::ingest::kafka::Record<'_>,
+    decisions: &mut Vec<Decision>,
+    received: Instant,
+    report: &mut RunReport,
+    on_decision: &mut impl FnMut(&Decision),
+    outbox: &Writer,
+) -> Result<(), RunError> {
+    for d in decisions.drain(..) {
+        let body = serde_json::to_vec(&d)?;
+        match send(
+            producer,
+            &k.decisions_topic,
+            d.decision_id.as_bytes(),
+            &body,
+            None,
+        )
+        .await
+        {
+            Ok(()) => {}
+            // A decision the broker refuses as such (too large, invalid) must neither stop the engine nor be
+            // retried forever after a restart: its record goes to the dead-letter topic, cut to a bounded size.
+            Err(RunError::Produce { source, .. }) if refused_as_such(&source) => {
+                report.dead_letters += 1;
+                tracing::error!(decision = %d.decision_id, error = %source, "decision refused by the broker; record dead-lettered");
+                let reason = format!("decision {} refused by the broker: {source}", d.decision_id);
+                let source = rec.source();
+                let headers =
+                    crate::bus::dead_letter_headers("decision_unsendable", &reason, &source);
+                let cut = &rec.payload[..rec.payload.len().min(MAX_DEAD_LETTER_BYTES)];
+                send(producer, &k.dead_letter_topic, rec.key, cut, Some(headers)).await?;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some(t) = &k.ocsf_topic {
+            let body = serde_json::to_vec(&crate::decide::ocsf::detection_finding(&d, &[]))?;
+            send(producer, t, d.decision_id.as_bytes(), &body, None).await?;
+        }
+        report.decisions += 1;
+        let _ = report
+            .latency_us
+            .record(received.elapsed().as_micros() as u64);
+        on_decision(&d);
+        outbox.submit(&d).await?;
+    }
+    Ok(())
+}
+
+/// The links topic of the keyed topology, read from its beginning by every instance's first stage (no consumer
+/// group: each instance reads all of it).
+struct Links {
+    consumer: StreamConsumer,
+    topic: String,
+}
+
+impl Links {
+    fn open(k: &KafkaConfig, topic: &str) -> Result<Links, RunError> {
+        let consumer: StreamConsumer = crate::bus::consumer(
+            k,
+            &format!("{}.links-{:016x}", k.group_id, fastrand::u64(..)),
+            &[],
+        )?;
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for t in md.topics().iter().filter(|t| t.name() == topic) {
+            for p in t.partitions() {
+                tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)?;
+            }
+        }
+        if tpl.count() == 0 {
+            return Err(RunError::Build(format!(
+                "kafka.keyed.links_topic = {topic:?}: no such topic (create it with cleanup.policy=compact)"
+            )));
+        }
+        consumer.assign(&tpl)?;
+        Ok(Links {
+            consumer,
+            topic: topic.into(),
+        })
+    }
+
+    /// Apply every link on the topic up to its end at start-up. Returns how many were read.
+    async fn catch_up(&self, pipeline: &mut Pipeline) -> Result<u64, RunError> {
+        let mut ends: HashMap<i32, i64> = HashMap::new();
+        let assigned = self.consumer.assignment()?;
+        for e in assigned.elements_for_topic(&self.topic) {
+            let (low, high) = self.consumer.fetch_watermarks(
+                &self.topic,
+                e.partition(),
+                Duration::from_secs(10),
+            )?;
+            if high > low {
+                ends.insert(e.partition(), high);
+            }
+        }
+        let mut n = 0;
+        while !ends.is_empty() {
+            let m = match tokio::time::timeout(Duration::from_secs(30), self.consumer.recv()).await
+            {
+                Ok(Ok(m)) => m,
+                Ok(Err(e)) => return Err(e.into()),
+                Err(_) => {
+                    tracing::warn!(topic = %self.topic, "the links topic did not reach its reported end within 30 s; going on");
+                    break;
+                }
+            };
+            if let Err(e) = pipeline.apply_link(m.payload().unwrap_or(&[])) {
+                tracing::warn!(error = %e, "unreadable record on the links topic skipped");
+            }
+            n += 1;
+            if ends
+                .get(&m.partition())
+                .is_some_and(|end| m.offset() + 1 >= *end)
+            {
+                ends.remove(&m.partition());
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The next record of the links topic, or never without one.
+async fn next_link(links: Option<&Links>) -> rdkafka::message::BorrowedMessage<'_> {
+    match links {
+        Some(l) => loop {
+            match l.consumer.recv().await {
+                Ok(m) => return m,
+                Err(e) => tracing::warn!(error = %e, "links topic consume error"),
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Most routed records sent and not yet acknowledged; past it the loop waits for the oldest.
+const MAX_IN_FLIGHT: usize = 20_000;
+
+/// The keyed topology's first stage: routed events sent and not yet acknowledged, in order, and the input offsets
+/// to store once every event before them is acknowledged (the producer is idempotent, so acknowledgements come
+/// in order). Sending without waiting for each acknowledgement keeps the broker's round trip off the per-record
+/// path.
+#[derive(Default)]
+struct InFlight<'t> {
+    queue: std::collections::VecDeque<Pending<'t>>,
+}
+
+enum Pending<'t> {
+    Sent(rdkafka::producer::DeliveryFuture, String),
+    Done(&'t str, i32, i64),
+}
+
+impl<'t> InFlight<'t> {
+    async fn send(
+        &mut self,
+        producer: &FutureProducer,
+        consumer: &StreamConsumer,
+        topic: &str,
+        r: crate::pipeline::Routed,
+    ) -> Result<(), RunError> {
+        loop {
+            let rec = rdkafka::producer::FutureRecord::to(topic)
+                .key(r.key.as_bytes())
+                .payload(&r.body);
+            match producer.send_result(rec) {
+                Ok(f) => {
+                    self.queue.push_back(Pending::Sent(f, topic.to_string()));
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    // the producer's queue is full: wait for what is in flight, then send again
+                    self.settle(consumer, true).await?;
+                    if self.queue.is_empty() {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+                Err((source, _)) => {
+                    return Err(RunError::Produce {
+                        topic: topic.into(),
+                        source,
+                    })
+                }
+            }
+        }
+    }
+
+    fn done(&mut self, topic: &'t str, partition: i32, offset: i64) {
+        self.queue
+            .push_back(Pending::Done(topic, partition, offset));
+    }
+
+    /// Store the offsets whose routed events are all acknowledged: those acknowledged already, or (with `all`, or
+    /// when too many are in flight) every one, waiting.
+    async fn settle(&mut self, consumer: &StreamConsumer, all: bool) -> Result<(), RunError> {
+        use futures_util::FutureExt;
+        loop {
+            let wait = all || self.queue.len() > MAX_IN_FLIGHT;
+            let Some(front) = self.queue.front_mut() else {
+                break;
+            };
+            match front {
+                Pending::Done(topic, partition, offset) => {
+                    consumer.store_offset(topic, *partition, *offset)?;
+                }
+                Pending::Sent(f, topic) => {
+                    let acked = if wait {
+                        Some(f.await)
+                    } else {
+                        f.now_or_never()
+                    };
+                    match acked {
+                        None => return Ok(()),
+                        Some(Ok(Ok(_))) => {}
+                        Some(Ok(Err((source, _)))) => {
+                            return Err(RunError::Produce {
+                                topic: std::mem::take(topic),
+                                source,
+                            })
+                        }
+                        Some(Err(_)) => {
+                            return Err(RunError::Produce {
+                                topic: std::mem::take(topic),
+                                source: KafkaError::Canceled,
+                            })
+                        }
+                    }
+                }
+            }
+            self.queue.pop_front();
+        }
+        Ok(())
+    }
+}
+
 /// Consume until shutdown (or the end of every partition with `stop_at_end`).
 /// `on_decision` sees each decision after it is on the decisions topic and before its commands go to the outbox.
 /// A record's offset is stored only after its decisions' commands are on the commands topic.
@@ -179,9 +452,12 @@ pub async fn run(
         skipped: 0,
         dead_letters: 0,
         decisions: 0,
+        routed: 0,
         latency_us: Histogram::new(3).map_err(|_| KafkaError::Canceled)?,
     };
     let mut decisions = Vec::new();
+    let mut routed = Vec::new();
+    let mut inflight = InFlight::default();
     let mut last_commit = Instant::now();
     let mut last_record = Instant::now();
     // Durable state: resume from the snapshot, skip the records it already holds, save before each commit.
@@ -222,6 +498,17 @@ pub async fn run(
     if let Some(tx) = &opts.stats {
         tx.send_replace(pipeline.stats.clone());
     }
+    // The keyed topology's first stage: start with the links every instance has shared, then keep taking them.
+    let links = match &opts.route_to {
+        Some(to) => {
+            pipeline.share_links();
+            let l = Links::open(k, &to.links_topic)?;
+            let n = l.catch_up(pipeline).await?;
+            tracing::info!(links = n, topic = %to.links_topic, "links read");
+            Some(l)
+        }
+        None => None,
+    };
     // With stop_at_end: the end offset of every input partition at start-up; stop once all are processed.
     let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
     if opts.stop_at_end {
@@ -251,6 +538,7 @@ pub async fn run(
         let msg = tokio::select! {
             m = consumer.recv() => m,
             _ = tick.tick() => {
+                inflight.settle(&consumer, true).await?;
                 if let Some((store, every)) = &opts.state {
                     // every `interval_secs` while records flow, and at once when the input has gone idle, so an
                     // idle topic's tail is committed within one commit interval
@@ -269,6 +557,12 @@ pub async fn run(
                     last_commit = Instant::now();
                 } else if let Some(tx) = &opts.stats {
                     tx.send_replace(pipeline.stats.clone());
+                }
+                continue;
+            }
+            l = next_link(links.as_ref()) => {
+                if let Err(e) = pipeline.apply_link(l.payload().unwrap_or(&[])) {
+                    tracing::warn!(error = %e, "unreadable record on the links topic skipped");
                 }
                 continue;
             }
@@ -309,70 +603,46 @@ pub async fn run(
         let processed = if held {
             report.skipped += 1;
             Ok(0)
+        } else if opts.route_to.is_some() {
+            pipeline.route(payload, pinned, prov, Ts::now(), &mut routed)
         } else {
             pipeline.process(payload, pinned, prov, Ts::now(), &mut decisions)
         };
-        match processed {
-            Ok(_) => {}
-            Err(e) => {
-                report.dead_letters += 1;
-                let reason = e.to_string();
-                tracing::debug!(topic, partition, offset, error = %crate::text::escape_control(&reason), "record sent to dead-letter topic");
-                let source = rec.source();
-                let headers = crate::bus::dead_letter_headers(e.code(), &reason, &source);
-                send(
-                    &producer,
-                    &k.dead_letter_topic,
-                    rec.key,
-                    payload,
-                    Some(headers),
-                )
-                .await?;
+        if let Some(to) = &opts.route_to {
+            for r in routed.drain(..) {
+                let topic = if r.link {
+                    &to.links_topic
+                } else {
+                    report.routed += 1;
+                    &to.topic
+                };
+                inflight.send(&producer, &consumer, topic, r).await?;
             }
+        }
+        if let Err(e) = processed {
+            dead_letter(&producer, k, &rec, &e, &mut report).await?;
         }
         for e in pipeline.take_ended() {
             outbox.observe(e);
         }
-        for d in decisions.drain(..) {
-            let body = serde_json::to_vec(&d)?;
-            match send(
-                &producer,
-                &k.decisions_topic,
-                d.decision_id.as_bytes(),
-                &body,
-                None,
-            )
-            .await
-            {
-                Ok(()) => {}
-                // A decision the broker refuses as such (too large, invalid) must neither stop the engine nor be
-                // retried forever after a restart: its record goes to the dead-letter topic, cut to a bounded size.
-                Err(RunError::Produce { source, .. }) if refused_as_such(&source) => {
-                    report.dead_letters += 1;
-                    tracing::error!(decision = %d.decision_id, error = %source, "decision refused by the broker; record dead-lettered");
-                    let reason =
-                        format!("decision {} refused by the broker: {source}", d.decision_id);
-                    let source = rec.source();
-                    let headers =
-                        crate::bus::dead_letter_headers("decision_unsendable", &reason, &source);
-                    let cut = &payload[..payload.len().min(MAX_DEAD_LETTER_BYTES)];
-                    send(&producer, &k.dead_letter_topic, rec.key, cut, Some(headers)).await?;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
-            if let Some(t) = &k.ocsf_topic {
-                let body = serde_json::to_vec(&crate::decide::ocsf::detection_finding(&d, &[]))?;
-                send(&producer, t, d.decision_id.as_bytes(), &body, None).await?;
-            }
-            report.decisions += 1;
-            let _ = report
-                .latency_us
-                .record(received.elapsed().as_micros() as u64);
-            on_decision(&d);
-            outbox.submit(&d).await?;
+        emit(
+            &producer,
+            k,
+            &rec,
+            &mut decisions,
+            received,
+            &mut report,
+            &mut on_decision,
+            outbox,
+        )
+        .await?;
+        if opts.route_to.is_some() {
+            // stored once every event routed so far is acknowledged
+            inflight.done(tname, partition, offset);
+            inflight.settle(&consumer, false).await?;
+        } else {
+            consumer.store_offset(topic, partition, offset)?;
         }
-        consumer.store_offset(topic, partition, offset)?;
         stored_any = true;
         dirty = true;
         if opts.stop_at_end {
@@ -387,11 +657,13 @@ pub async fn run(
         if opts.state.is_none()
             && last_commit.elapsed() >= Duration::from_millis(k.commit_interval_ms)
         {
+            inflight.settle(&consumer, true).await?;
             commit_and_publish(&consumer, opts.stats.as_ref(), pipeline)?;
             dirty = false;
             last_commit = Instant::now();
         }
     }
+    inflight.settle(&consumer, true).await?;
     if let Some(tx) = &opts.stats {
         tx.send_replace(pipeline.stats.clone());
     }

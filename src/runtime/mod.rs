@@ -11,6 +11,8 @@
 //! [`consume`]) and the dispatch task's handle.
 
 pub mod consume;
+pub mod keyed;
+pub mod snapshot;
 
 pub use consume::{RunError, RunOptions, RunReport};
 
@@ -63,7 +65,7 @@ pub async fn serve_metrics(
             stop_at_end: false,
             stats: Some(stats_tx),
             outbox: Some(outbox_tx),
-            state: None,
+            ..Default::default()
         },
         bound,
     ))
@@ -74,6 +76,104 @@ pub struct KafkaReport {
     pub run: RunReport,
     pub outbox: outbox::Progress,
     pub commands_written: u64,
+}
+
+/// The outbox's dispatch loop, run beside a consume loop: it sends the commands the loop writes, and stops the
+/// run if it fails.
+pub(crate) struct Dispatch {
+    task: Option<tokio::task::JoinHandle<Result<(), outbox::OutboxError>>>,
+    progress: watch::Receiver<outbox::Progress>,
+    stop: watch::Sender<bool>,
+}
+
+fn stopped(r: Result<Result<(), outbox::OutboxError>, tokio::task::JoinError>) -> RunError {
+    match r {
+        Ok(Err(e)) => RunError::from(e),
+        Ok(Ok(())) => RunError::DispatchStopped("it returned".into()),
+        Err(e) => RunError::DispatchStopped(e.to_string()),
+    }
+}
+
+impl Dispatch {
+    /// The outbox writer for a consume loop, and its dispatch loop (unless `respond.outbox.dispatch = false`, or
+    /// no target is configured). `watch`: the loop hands the writer the session endings it sees (for
+    /// confirmations).
+    pub(crate) fn start(
+        k: &KafkaConfig,
+        dispatcher: &Dispatcher,
+        watch: bool,
+        progress: Option<watch::Sender<outbox::Progress>>,
+        commands: Option<crate::evidence::CommandSink>,
+    ) -> Result<(outbox::Writer, Dispatch), RunError> {
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+        let writer = outbox::Writer::new(k, dispatcher.clone(), watch.then_some(ended_tx))?;
+        let prog_tx = progress.unwrap_or_else(|| watch::channel(outbox::Progress::default()).0);
+        let prog_rx = prog_tx.subscribe();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = (dispatcher.config().outbox.dispatch && !dispatcher.dry_run()).then(|| {
+            tokio::spawn(outbox::dispatch(
+                k.clone(),
+                dispatcher.clone(),
+                stop_rx,
+                prog_tx,
+                ended_rx,
+                commands,
+            ))
+        });
+        Ok((
+            writer,
+            Dispatch {
+                task,
+                progress: prog_rx,
+                stop,
+            },
+        ))
+    }
+
+    /// Run `consume`; an error of the dispatch loop ends it early.
+    pub(crate) async fn beside<T>(
+        &mut self,
+        consume: impl std::future::Future<Output = Result<T, RunError>>,
+    ) -> Result<T, RunError> {
+        let task = &mut self.task;
+        tokio::select! {
+            r = consume => r,
+            r = async { match task.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => {
+                Err(stopped(r))
+            }
+        }
+    }
+
+    /// Stop the dispatch loop (with `settle`, once every command `writer` wrote has settled) and wait for the
+    /// dispatcher's last requests.
+    pub(crate) async fn finish(
+        mut self,
+        writer: &outbox::Writer,
+        dispatcher: &Dispatcher,
+        settle: bool,
+    ) -> Result<outbox::Progress, RunError> {
+        if settle {
+            if let Some(t) = self.task.as_mut() {
+                let written = writer.written();
+                tokio::select! {
+                    r = self.progress.wait_for(|p| p.settled >= written) => {
+                        r.map_err(|_| RunError::DispatchStopped("its progress channel closed".into()))?;
+                    }
+                    r = t => return Err(stopped(r)),
+                }
+            }
+        }
+        let _ = self.stop.send(true);
+        if let Some(t) = self.task {
+            match t.await {
+                Ok(r) => r?,
+                Err(e) => return Err(RunError::DispatchStopped(e.to_string())),
+            }
+        }
+        dispatcher.drain().await;
+        let progress = *self.progress.borrow();
+        Ok(progress)
+    }
 }
 
 /// The Kafka loop with the outbox: each decision's commands go to the commands topic before the input offset is
@@ -91,56 +191,21 @@ pub async fn run_kafka(
     let stop_at_end = opts.stop_at_end;
     let watch = dispatcher.watches_confirmations() && dispatcher.config().outbox.dispatch;
     pipeline.collect_ended(watch);
-    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
-    let writer = outbox::Writer::new(k, dispatcher.clone(), watch.then_some(ended_tx))?;
     let mut opts = opts;
-    let prog_tx = opts
-        .outbox
-        .take()
-        .unwrap_or_else(|| watch::channel(outbox::Progress::default()).0);
-    let mut prog_rx = prog_tx.subscribe();
-    let (loop_stop_tx, loop_stop_rx) = watch::channel(false);
-    let mut task = (dispatcher.config().outbox.dispatch && !dispatcher.dry_run()).then(|| {
-        tokio::spawn(outbox::dispatch(
-            k.clone(),
-            dispatcher.clone(),
-            loop_stop_rx,
-            prog_tx,
-            ended_rx,
-            pipeline.evidence().and_then(|e| e.commands()),
+    let commands = pipeline.evidence().and_then(|e| e.commands());
+    let (writer, mut dispatch) =
+        Dispatch::start(k, dispatcher, watch, opts.outbox.take(), commands)?;
+    let run = dispatch
+        .beside(consume::run(
+            k,
+            pipeline,
+            &writer,
+            opts,
+            shutdown,
+            on_decision,
         ))
-    });
-    let stopped = |r: Result<Result<(), outbox::OutboxError>, tokio::task::JoinError>| match r {
-        Ok(Err(e)) => RunError::from(e),
-        Ok(Ok(())) => RunError::DispatchStopped("it returned".into()),
-        Err(e) => RunError::DispatchStopped(e.to_string()),
-    };
-    let run = tokio::select! {
-        r = consume::run(k, pipeline, &writer, opts, shutdown, on_decision) => r?,
-        r = async { match task.as_mut() { Some(t) => t.await, None => std::future::pending().await } } => {
-            return Err(stopped(r));
-        }
-    };
-    if stop_at_end {
-        if let Some(t) = task.as_mut() {
-            let written = writer.written();
-            tokio::select! {
-                r = prog_rx.wait_for(|p| p.settled >= written) => {
-                    r.map_err(|_| RunError::DispatchStopped("its progress channel closed".into()))?;
-                }
-                r = t => return Err(stopped(r)),
-            }
-        }
-    }
-    let _ = loop_stop_tx.send(true);
-    if let Some(t) = task {
-        match t.await {
-            Ok(r) => r?,
-            Err(e) => return Err(RunError::DispatchStopped(e.to_string())),
-        }
-    }
-    dispatcher.drain().await;
-    let outbox = *prog_rx.borrow();
+        .await?;
+    let outbox = dispatch.finish(&writer, dispatcher, stop_at_end).await?;
     Ok(KafkaReport {
         run,
         outbox,

@@ -14,6 +14,7 @@ mod forged_logs;
 mod fuzz_normalize;
 mod guardrails;
 mod kafka_demo;
+mod keyed;
 mod metrics;
 mod outbox_dead_letter;
 mod outbox_restart;

@@ -17,38 +17,9 @@ use crate::support as common;
 use quench::cli;
 use quench::config::Config;
 use quench::decide::{Action, Decision};
-use quench::event::{Provenance, Ts};
 use quench::pipeline::Pipeline;
 use rdkafka::mocking::MockCluster;
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
-
-/// The decisions an engine makes over `lines` as Kafka delivers them (offsets from `first`), read all at once.
-fn feed(p: &mut Pipeline, lines: &[String], first: usize) -> Vec<(String, Action)> {
-    let mut out = Vec::new();
-    for (i, l) in lines.iter().enumerate() {
-        let prov = Provenance::Kafka {
-            topic: cli::DEMO_TOPIC.into(),
-            partition: 0,
-            offset: (first + i) as i64,
-        };
-        let _ = p.process(l.as_bytes(), None, prov, Ts::now(), &mut out);
-    }
-    out.iter()
-        .map(|d| (d.decision_id.clone(), d.action))
-        .collect()
-}
-
-fn spawn_quench(config: &std::path::Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_quench"))
-        .args(["run", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "quench=info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
 
 /// The values of one column of a stored table, sorted (duplicates kept).
 fn stored_ids(store: &std::path::Path, table: &str, column: &str) -> Vec<String> {
@@ -77,14 +48,18 @@ fn saved_offset(dir: &std::path::Path) -> Option<i64> {
 async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_stopped() {
     let lines = common::demo_events();
     let cfg = Config::default();
-    let whole = feed(&mut Pipeline::new(&cfg).unwrap(), &lines, 0);
+    let whole = common::feed(&mut Pipeline::new(&cfg).unwrap(), &lines, 0);
     assert!(whole.len() >= 4, "{whole:?}");
     // where to stop: the first eighth of the day after which a cold restart decides differently
     let split = (1..8)
         .map(|k| lines.len() * k / 8)
         .find(|&s| {
-            let mut cold = feed(&mut Pipeline::new(&cfg).unwrap(), &lines[..s], 0);
-            cold.extend(feed(&mut Pipeline::new(&cfg).unwrap(), &lines[s..], s));
+            let mut cold = common::feed(&mut Pipeline::new(&cfg).unwrap(), &lines[..s], 0);
+            cold.extend(common::feed(
+                &mut Pipeline::new(&cfg).unwrap(),
+                &lines[s..],
+                s,
+            ));
             cold != whole
         })
         .expect("a cold restart decides the same wherever it happens: this test could not fail");
@@ -119,7 +94,7 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
     cli::produce_lines(&k, cli::DEMO_TOPIC, &lines[..split])
         .await
         .unwrap();
-    let mut first = spawn_quench(&config);
+    let mut first = common::spawn_quench(&config);
     common::wait_until("run 1 has saved state covering the first part", || {
         saved_offset(&dir.join("state")) == Some(split as i64)
     })
@@ -131,7 +106,7 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
     cli::produce_lines(&k, cli::DEMO_TOPIC, &lines[split..])
         .await
         .unwrap();
-    let second = spawn_quench(&config);
+    let second = common::spawn_quench(&config);
     common::wait_until("run 2 has saved state covering the whole day", || {
         saved_offset(&dir.join("state")) == Some(lines.len() as i64)
     })
@@ -164,7 +139,7 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
     let once = dir.join("evidence-once");
     let mut p = Pipeline::new(&cfg).unwrap();
     p.store_evidence(quench::evidence::Evidence::open(&cfg.evidence, &once).unwrap());
-    feed(&mut p, &lines, 0);
+    common::feed(&mut p, &lines, 0);
     p.take_evidence().unwrap().close(None).unwrap();
     for (table, column) in [("events", "event_id"), ("decisions", "decision_id")] {
         let killed = stored_ids(&dir.join("evidence"), table, column);

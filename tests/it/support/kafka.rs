@@ -84,6 +84,7 @@ pub fn kafka(bootstrap: &str, group: &str) -> KafkaConfig {
         .into_iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect(),
+        keyed: None,
     }
 }
 
@@ -108,6 +109,16 @@ pub async fn demo_cluster(
     (cluster, bootstrap, k)
 }
 
+/// A dispatcher with the targets of `respond`.
+pub fn dispatcher(respond: &quench::respond::RespondConfig) -> quench::respond::Dispatcher {
+    quench::respond::Dispatcher::new(
+        respond.clone(),
+        quench::respond::build_targets(respond).unwrap(),
+        None,
+    )
+    .unwrap()
+}
+
 /// Run `run_kafka` (what `quench run` runs) over what is on the input topics with the targets of `respond`, until
 /// every command it wrote has an outcome (`stop_at_end`).
 pub async fn run_to_end(
@@ -119,12 +130,7 @@ pub async fn run_to_end(
         respond: respond.clone(),
         ..Default::default()
     };
-    let dispatcher = quench::respond::Dispatcher::new(
-        respond.clone(),
-        quench::respond::build_targets(respond).unwrap(),
-        None,
-    )
-    .unwrap();
+    let dispatcher = dispatcher(respond);
     let mut pipeline = quench::pipeline::Pipeline::new(&cfg).unwrap();
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     quench::runtime::run_kafka(

@@ -58,3 +58,15 @@ pub fn terminate(child: std::process::Child) -> String {
     assert!(out.status.success(), "{stderr}");
     stderr
 }
+
+/// Start `quench run --config config` as a child process, its stderr piped (logs at info).
+pub fn spawn_quench(config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_quench"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "quench=info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
