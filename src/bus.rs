@@ -143,6 +143,29 @@ pub fn consumer<C: rdkafka::config::FromClientConfig>(
     c.create()
 }
 
+/// Store the offset of a processed record (committed with the next commit), unless its partition has been
+/// taken from this consumer by a rebalance meanwhile: its new owner resumes from the last commit, so there is
+/// nothing to store (librdkafka refuses with an "erroneous state"), and the loop goes on.
+pub fn store_offset<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<(), KafkaError> {
+    match consumer.store_offset(topic, partition, offset) {
+        Err(KafkaError::StoreOffset(rdkafka::types::RDKafkaErrorCode::State)) => {
+            tracing::debug!(
+                topic,
+                partition,
+                offset,
+                "partition no longer assigned: offset not stored"
+            );
+            Ok(())
+        }
+        r => r,
+    }
+}
+
 /// A producer for records that must not be lost or reordered (idempotent, acks=all) and must not wait for a batch
 /// (`linger.ms=0`: a decision waits for its acknowledgement before its revocation goes out). Both can be
 /// overridden in `kafka.properties`.
@@ -199,6 +222,41 @@ pub fn dead_letter_headers(code: &str, reason: &str, source: &str) -> OwnedHeade
 mod tests {
     use super::*;
     use rdkafka::message::Headers;
+
+    #[test]
+    fn storing_the_offset_of_a_partition_taken_by_a_rebalance_does_not_stop_the_loop() {
+        // a consumer that knows the partition (from the metadata) but does not hold it
+        let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+        cluster.create_topic("input", 1, 1).unwrap();
+        let k = KafkaConfig {
+            brokers: cluster.bootstrap_servers(),
+            group_id: "g".into(),
+            topics: vec![],
+            decisions_topic: default_decisions(),
+            ocsf_topic: None,
+            dead_letter_topic: default_dlq(),
+            commit_interval_ms: default_commit(),
+            properties: BTreeMap::new(),
+            keyed: None,
+        };
+        let c: rdkafka::consumer::BaseConsumer = consumer(&k, "g", &[]).unwrap();
+        use rdkafka::consumer::Consumer;
+        c.fetch_metadata(Some("input"), Duration::from_secs(10))
+            .unwrap();
+        // librdkafka refuses the offset of a partition not assigned (what the loops used to return as fatal) …
+        let raw = c.store_offset("input", 0, 5);
+        assert!(
+            matches!(
+                raw,
+                Err(KafkaError::StoreOffset(
+                    rdkafka::types::RDKafkaErrorCode::State
+                ))
+            ),
+            "{raw:?}"
+        );
+        // … and the loops' store_offset goes on
+        store_offset(&c, "input", 0, 5).unwrap();
+    }
 
     #[test]
     fn a_reason_forging_a_terminal_escape_and_a_line_leaves_no_control_byte_in_the_headers() {

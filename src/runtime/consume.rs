@@ -397,7 +397,7 @@ impl<'t> InFlight<'t> {
             };
             match front {
                 Pending::Done(topic, partition, offset) => {
-                    consumer.store_offset(topic, *partition, *offset)?;
+                    crate::bus::store_offset(consumer, topic, *partition, *offset)?;
                 }
                 Pending::Sent(f, topic) => {
                     let acked = if wait {
@@ -641,7 +641,7 @@ pub async fn run(
             inflight.done(tname, partition, offset);
             inflight.settle(&consumer, false).await?;
         } else {
-            consumer.store_offset(topic, partition, offset)?;
+            crate::bus::store_offset(&consumer, topic, partition, offset)?;
         }
         stored_any = true;
         dirty = true;

@@ -63,8 +63,9 @@ struct Part {
     pipeline: Pipeline,
     /// The offset of the next record the pipeline has not seen (-1: none yet).
     next: i64,
-    /// Sought back to this offset; records before it arrives are from before the seek.
-    seeking: Option<i64>,
+    /// Whether this partition was sought back to its snapshot's offset (once per restore: librdkafka drops the
+    /// records fetched before a seek, and a broker's offsets may have gaps).
+    sought: bool,
     /// Records processed since the last snapshot.
     dirty: bool,
 }
@@ -239,6 +240,7 @@ async fn detect(
     let mut decisions = Vec::new();
     let mut last_snapshot = Instant::now();
     let mut last_record = Instant::now();
+    let mut last_assigned = HashSet::new();
     let interval = Duration::from_secs(keyed.snapshot_interval_secs.max(1));
     let mut tick = tokio::time::interval(Duration::from_millis(k.commit_interval_ms.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -248,6 +250,12 @@ async fn detect(
             _ = tick.tick() => {
                 // partitions taken away by a rebalance: their new owner resumes from their last snapshot
                 if let Some(owned) = assigned(&consumer, topic) {
+                    if owned != last_assigned {
+                        let mut list: Vec<i32> = owned.iter().copied().collect();
+                        list.sort_unstable();
+                        tracing::info!(topic, partitions = ?list, "assigned");
+                        last_assigned = owned.clone();
+                    }
                     parts.retain(|p, part| {
                         let keep = owned.contains(p);
                         if !keep {
@@ -284,13 +292,12 @@ async fn detect(
         let Some(part) = parts.get_mut(&p) else {
             continue;
         };
-        if let Some(at) = part.seeking {
-            if rec.offset != at {
-                continue;
-            }
-            part.seeking = None;
-        }
-        if part.next >= 0 && rec.offset > part.next && part.pipeline.stats.messages == 0 {
+        if part.next >= 0
+            && rec.offset > part.next
+            && !part.sought
+            && part.pipeline.stats.messages == 0
+        {
+            part.sought = true;
             // the committed offset is past the snapshot (the newest snapshot was lost or not yet readable): go
             // back to where the state is, rather than leave a gap in it
             tracing::warn!(
@@ -300,10 +307,7 @@ async fn detect(
                 "committed offset past the snapshot: reading again from the snapshot's offset"
             );
             match consumer.seek(topic, p, Offset::Offset(part.next), Duration::from_secs(10)) {
-                Ok(()) => {
-                    part.seeking = Some(part.next);
-                    continue;
-                }
+                Ok(()) => continue,
                 Err(e) => {
                     tracing::warn!(partition = p, error = %e, "seek failed: the records between are not in the state")
                 }
@@ -335,7 +339,7 @@ async fn detect(
             part.next = rec.offset + 1;
             part.dirty = true;
         }
-        consumer.store_offset(topic, p, rec.offset)?;
+        crate::bus::store_offset(&consumer, topic, p, rec.offset)?;
         if opts.stop_at_end && remaining.get(&p).is_some_and(|end| rec.offset + 1 >= *end) {
             remaining.remove(&p);
             if remaining.is_empty() {
@@ -365,6 +369,7 @@ async fn restore(
 ) -> Result<Part, RunError> {
     let mut pipeline = build()?;
     let started = Instant::now();
+    tracing::debug!(partition = p, "restoring");
     let (k2, topic) = (k.clone(), keyed.snapshots_topic.clone());
     let snap = tokio::task::spawn_blocking(move || snapshot::read(&k2, &topic, p))
         .await
@@ -392,7 +397,7 @@ async fn restore(
     Ok(Part {
         pipeline,
         next,
-        seeking: None,
+        sought: false,
         dirty: false,
     })
 }

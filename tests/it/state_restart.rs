@@ -70,9 +70,7 @@ async fn learned_state_survives_kill_9_and_the_restart_decides_as_if_it_never_st
         cluster.create_topic(t, 1, 1).unwrap();
     }
     let k = common::kafka(&bootstrap, "quench-state");
-    let dir = std::env::temp_dir().join(format!("quench-state-restart-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::fresh_dir("quench-state-restart");
     let config = dir.join("quench.toml");
     std::fs::write(
         &config,

@@ -19,6 +19,7 @@ pub mod decisions;
 pub mod events;
 pub mod http;
 pub mod kafka;
+pub mod tansu;
 pub use decisions::*;
 pub use events::*;
 pub use http::*;
@@ -61,12 +62,28 @@ pub fn terminate(child: std::process::Child) -> String {
 
 /// Start `quench run --config config` as a child process, its stderr piped (logs at info).
 pub fn spawn_quench(config: &std::path::Path) -> std::process::Child {
+    spawn_quench_to(config, std::process::Stdio::piped())
+}
+
+/// Start `quench run --config config` as a child process, its stderr (logs at info) going to `stderr`.
+pub fn spawn_quench_to(
+    config: &std::path::Path,
+    stderr: impl Into<std::process::Stdio>,
+) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_quench"))
         .args(["run", "--config"])
         .arg(config)
         .env("RUST_LOG", "quench=info")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap()
+}
+
+/// An empty directory for one test, `{name}-{pid}` under the system's temporary directory.
+pub fn fresh_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
