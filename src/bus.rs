@@ -130,6 +130,15 @@ pub fn consumer<C: rdkafka::config::FromClientConfig>(
     group: &str,
     extra: &[(&str, &str)],
 ) -> Result<C, KafkaError> {
+    consumer_config(k, group, extra).create()
+}
+
+/// The configuration [`consumer`] creates its consumer from (for a consumer with a context of its own).
+pub fn consumer_config(
+    k: &KafkaConfig,
+    group: &str,
+    extra: &[(&str, &str)],
+) -> rdkafka::config::ClientConfig {
     let mut c = k.client();
     c.set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -140,7 +149,7 @@ pub fn consumer<C: rdkafka::config::FromClientConfig>(
             c.set(*key, *value);
         }
     }
-    c.create()
+    c
 }
 
 /// Store the offset of a processed record (committed with the next commit), unless its partition has been

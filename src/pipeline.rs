@@ -86,10 +86,18 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(cfg: &Config) -> Result<Self, ConfigError> {
+        Pipeline::build(cfg, true)
+    }
+
+    /// `warn`: say when impossible_travel lacks a geo database (the pipelines that normalize).
+    fn build(cfg: &Config, warn: bool) -> Result<Self, ConfigError> {
         let normalize = Normalize::new(&cfg.normalize)?;
         let skew_secs = cfg.normalize.max_future_skew_secs.unwrap_or(300);
         let max_age_secs = normalize.max_age_secs();
-        if !normalize.has_geo() && !cfg.detect.disabled.iter().any(|d| d == "impossible_travel") {
+        if warn
+            && !normalize.has_geo()
+            && !cfg.detect.disabled.iter().any(|d| d == "impossible_travel")
+        {
             tracing::warn!(
                 "no geo database configured: impossible_travel uses only the locations sources report themselves \
                  (Okta, Entra ID, Salesforce); set normalize.enrich.geoip_city_db to place IP-only events"
@@ -117,6 +125,16 @@ impl Pipeline {
             evidence_listed: Vec::new(),
             stats: Stats::default(),
         })
+    }
+
+    /// A pipeline for the keyed topology's second stage, which never normalizes: the same detectors, decide,
+    /// dedup and time bounds as [`Pipeline::new`], without geo databases or mapping files loaded per partition.
+    pub fn for_detect(cfg: &Config) -> Result<Self, ConfigError> {
+        let mut light = cfg.clone();
+        light.normalize.enrich = Default::default();
+        light.normalize.mappings_dir = None;
+        light.normalize.formats = Default::default();
+        Pipeline::build(&light, false)
     }
 
     /// Judge event times against the stream's own timeline instead of the ingest time (`replay`, `eval`): messages
@@ -295,9 +313,10 @@ impl Pipeline {
         self.take(raw, pinned, provenance, ingest_time, Sink::Decide(out))
     }
 
-    /// The first stage of the keyed topology ([`crate::runtime::keyed`]): normalize one message, judge its times,
-    /// drop duplicate events and attribute each event through the vouched links, as [`Pipeline::process`] does,
-    /// then hand each event to `out` with its routing key instead of detecting. Returns how many events it held.
+    /// The first stage of the keyed topology ([`crate::runtime::keyed`]): normalize one message, judge its times
+    /// and attribute each event through the vouched links, as [`Pipeline::process`] does, then hand each event to
+    /// `out` with its routing key, and the links learned, instead of detecting (duplicates are dropped by the second
+    /// stage, whose state a partition's next owner restores). Returns how many events it held.
     pub fn route(
         &mut self,
         raw: &[u8],
@@ -309,8 +328,8 @@ impl Pipeline {
         self.take(raw, pinned, provenance, ingest_time, Sink::Route(out))
     }
 
-    /// The second stage of the keyed topology: one routed event (what [`Pipeline::route`] wrote), detected and
-    /// decided here. It was correlated and deduplicated by the first stage; its clock is the first stage's, so
+    /// The second stage of the keyed topology: one routed event (what [`Pipeline::route`] wrote), deduplicated,
+    /// detected and decided here. It was correlated by the first stage; its clock is the first stage's, so
     /// processing the same record again (after a rebalance or a restart) decides the same.
     pub fn process_routed(
         &mut self,
@@ -336,8 +355,23 @@ impl Pipeline {
         *self.stats.per_format.entry(format).or_default() += 1;
         self.stats.events += 1;
         let vouched = ev.principal.vouched_by.is_some() || !ev.session.vouched.is_empty();
-        // the first stage accepted it against its clock; this moves the partition's clock the same way
-        let _ = self.timeline.check(format, ev.event_time, r.clock, vouched);
+        // The first stage accepted it against its clock, carried in the record so that processing it again decides
+        // the same; a clock (or an event time) ahead of this instance's wall clock is refused all the same, so a
+        // record written to the keyed topic by anyone but Quench cannot move the partition's clock to 2100.
+        let wall = Ts::now();
+        let reference = Ts(r.clock.0.min(wall.0));
+        if let Verdict::Ahead { reference } =
+            self.timeline
+                .check(format, ev.event_time, reference, vouched)
+        {
+            *self.stats.rejected.entry("from_the_future").or_default() += 1;
+            return Err(NormalizeError::FromTheFuture {
+                event_time: ev.event_time.to_rfc3339(),
+                reference: reference.to_rfc3339(),
+                reference_kind: "the ingest time",
+                skew_secs: self.skew_secs,
+            });
+        }
         let clock = self.timeline.now();
         if !self.dedup.first(&ev, clock) {
             self.stats.duplicates += 1;
@@ -350,8 +384,7 @@ impl Pipeline {
             self.stats.too_old += 1;
             return Ok(());
         }
-        self.after_normalize(ev, clock, out);
-        self.stats.link_conflicts = self.correlate.conflicts();
+        self.after_correlate(ev, clock, out);
         Ok(())
     }
 
@@ -441,11 +474,12 @@ impl Pipeline {
             match &mut sink {
                 Sink::Decide(out) => self.after_normalize(ev, clock, out),
                 Sink::Route(out) => {
-                    // the key comes from the event as correlation completes it; the event goes as it was read, to be
-                    // correlated again where its principal's other events are
-                    let mut attributed = ev.clone();
-                    self.correlate.correlate(&mut attributed);
-                    out.push(Routed::event(&attributed, &ev, clock));
+                    // correlated here, where the links of every source are (the second stage does not correlate
+                    // again: it holds only its partition's events)
+                    let mut ev = ev;
+                    self.correlate.correlate(&mut ev);
+                    let key = self.correlate.subject(&ev);
+                    out.push(Routed::event(key, &ev, clock));
                     out.extend(self.correlate.take_changes().iter().map(Routed::link));
                 }
             }
@@ -522,16 +556,9 @@ struct RoutedEvent<'a> {
 }
 
 impl Routed {
-    /// `ev` routed by the key of `attributed` (the same event, correlated).
-    fn event(attributed: &SessionEvent<'_>, ev: &SessionEvent<'_>, clock: Ts) -> Routed {
-        let s = &attributed.session;
-        let key = attributed
-            .principal
-            .key()
-            .or(s.session_id.as_deref())
-            .or(s.token_id.as_deref())
-            .or(s.job_id.as_deref())
-            .unwrap_or(attributed.event_id.as_str());
+    /// The correlated `ev`, routed by `subject` ([`crate::correlate::Correlator::subject`]).
+    fn event(subject: String, ev: &SessionEvent<'_>, clock: Ts) -> Routed {
+        let key = subject;
         // a SessionEvent always serializes (its fields are strings, numbers and enums)
         let body = serde_json::to_vec(&RoutedEvent {
             clock,
@@ -539,7 +566,7 @@ impl Routed {
         })
         .unwrap_or_default();
         Routed {
-            key: key.to_string(),
+            key,
             body,
             link: false,
         }
@@ -551,5 +578,56 @@ impl Routed {
             body: c.encode(),
             link: true,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Category, Family, SourceInfo, Text};
+
+    #[test]
+    fn a_keyed_record_claiming_a_clock_in_2100_does_not_move_the_partitions_clock() {
+        let mut p = Pipeline::for_detect(&Config::default()).unwrap();
+        let src = SourceInfo {
+            family: Family::Idp,
+            vendor: "okta".into(),
+            format: "okta".into(),
+        };
+        let year_2100 = Ts(4_102_444_800_000);
+        let mut ev = SessionEvent::new(src, Text::from("forged"), year_2100, Category::Login);
+        ev.principal.id = Some("00uceo".into());
+        ev.vouch_all();
+        let body = serde_json::to_vec(&RoutedEvent {
+            clock: year_2100,
+            event: ev,
+        })
+        .unwrap();
+        let mut out = Vec::new();
+        let e = p.process_routed(&body, &mut out).unwrap_err();
+        assert_eq!(e.code(), "from_the_future");
+        assert!(
+            !p.has_clock(),
+            "the clock moved to {}",
+            p.clock().to_rfc3339()
+        );
+        assert!(p.clock().0 < year_2100.0);
+    }
+
+    #[test]
+    fn a_routed_event_reads_back_as_the_event_routed() {
+        let src = SourceInfo {
+            family: Family::Gateway,
+            vendor: "kong".into(),
+            format: "kong".into(),
+        };
+        let mut ev = SessionEvent::new(src, Text::from("e1"), Ts(1_000), Category::DataRead);
+        ev.session.token_id = Some("T".into());
+        ev.vouch_all();
+        let r = Routed::event("T".into(), &ev, Ts(2_000));
+        let back: RoutedEvent<'_> = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(back.event, ev);
+        assert_eq!(back.clock, Ts(2_000));
+        assert_eq!(r.key, "T");
     }
 }

@@ -126,15 +126,20 @@ pub struct LinkChange {
 }
 
 impl LinkChange {
-    /// The record key: one per map and key, so a compacted topic keeps the latest.
+    /// The record key: one per map, source strength and key, so a compacted topic keeps the latest link of each
+    /// strength, and a weaker source's link written later cannot compact away a stronger one.
     pub fn topic_key(&self) -> String {
+        let strength = match &self.link {
+            LinkValue::Job(l) => l.strength,
+            LinkValue::Who(w) => w.vouch.strength(),
+        };
         let map = match self.map {
             LinkMap::TokenJob => "token_job",
             LinkMap::TokenPrincipal => "token_principal",
             LinkMap::JobPrincipal => "job_principal",
             LinkMap::SessionPrincipal => "session_principal",
         };
-        format!("{map}/{}", self.key)
+        format!("{map}/{strength}/{}", self.key)
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -173,7 +178,10 @@ impl Correlator {
             .unwrap_or_default()
     }
 
-    /// Take a link another instance learned: kept unless a stronger source's link is already held for the key.
+    /// Take a link another instance learned: held if the key has none, and replacing the one held only if it
+    /// comes from a strictly stronger source (so instances that disagree at equal strength each keep their first
+    /// link, as one instance keeps its first and counts a conflict, and no order of arrival lets a weaker source
+    /// re-point an IdP's link).
     pub fn apply(&mut self, c: &LinkChange) {
         match &c.link {
             LinkValue::Job(v) => {
@@ -181,8 +189,10 @@ impl Correlator {
                     return;
                 }
                 let l = self.token_job.entry(&c.key, c.at, || v.clone());
-                if v.strength >= l.strength {
+                if v.strength > l.strength {
                     *l = v.clone();
+                } else if l.job != v.job && v.strength == l.strength {
+                    self.conflicts += 1;
                 }
             }
             LinkValue::Who(w) => {
@@ -193,11 +203,60 @@ impl Correlator {
                     LinkMap::TokenJob => return,
                 };
                 let cur = map.entry(&c.key, c.at, || w.clone());
-                if w.vouch.strength() >= cur.vouch.strength() {
+                if w.vouch.strength() > cur.vouch.strength() {
                     *cur = w.clone();
+                } else if cur.id != w.id && w.vouch.strength() == cur.vouch.strength() {
+                    self.conflicts += 1;
                 }
             }
         }
+    }
+
+    /// The key that brings `ev` (correlated) together with its principal's other events: the keyed topology's
+    /// routing key. The principal's key as detectors use it, except that a principal named by an id a link also
+    /// knows by an e-mail is keyed by that e-mail (an IdP's object id and the person's address are one person);
+    /// an event with no principal by its job, token or session; else its event id.
+    pub fn subject(&self, ev: &SessionEvent<'_>) -> String {
+        let s = &ev.session;
+        let vouched = |k| s.vouched.has(k);
+        if let Some(id) = ev.principal.id.as_deref() {
+            let session = s
+                .session_id
+                .as_deref()
+                .filter(|_| vouched(Keys::SESSION))
+                .map(|v| {
+                    v.strip_prefix("agent:")
+                        .or_else(|| v.strip_prefix("gateway:"))
+                        .unwrap_or(v)
+                });
+            let links = [
+                (
+                    &self.job_principal,
+                    s.job_id.as_deref().filter(|_| vouched(Keys::JOB)),
+                ),
+                (
+                    &self.token_principal,
+                    s.token_id.as_deref().filter(|_| vouched(Keys::TOKEN)),
+                ),
+                (&self.session_principal, session),
+            ];
+            for (map, key) in links {
+                if let Some(w) = key.and_then(|k| map.peek(k)) {
+                    if &*w.id == id {
+                        if let Some(e) = &w.email {
+                            return e.to_string();
+                        }
+                    }
+                }
+            }
+        }
+        ev.principal
+            .key()
+            .or(s.job_id.as_deref())
+            .or(s.token_id.as_deref())
+            .or(s.session_id.as_deref())
+            .unwrap_or(ev.event_id.as_str())
+            .to_string()
     }
 
     /// Links a weaker or equal source tried to re-point, so far.
@@ -536,6 +595,99 @@ mod tests {
         e.principal.kind = PrincipalKind::Human;
         e.vouch_all();
         e
+    }
+
+    /// Okta's sign-in with its e-mail (the person's key as detectors use it).
+    fn okta_with_email(t: i64, session: &'static str) -> SessionEvent<'static> {
+        let mut e = okta(t, session, "00ualice");
+        e.principal.email = Some("alice@example.com".into());
+        e.vouch_all();
+        e
+    }
+
+    #[test]
+    fn a_gateway_call_naming_only_a_token_is_routed_with_its_principals_sign_in() {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        let mut login = okta_with_email(0, "rt-a");
+        c.correlate(&mut login);
+        let mut call = ev(1000, Some("rt-a"), None, None);
+        c.correlate(&mut call);
+        // attributed by the id (no e-mail on the call), routed by the e-mail, like the sign-in
+        assert_eq!(call.principal.id.as_deref(), Some("00ualice"));
+        assert_eq!(c.subject(&call), c.subject(&login));
+        assert_eq!(c.subject(&login), "alice@example.com");
+        // an unattributed agent span and the gateway call its token makes meet on the job
+        let mut span = ev(2000, Some("T9"), Some("J9"), None);
+        c.correlate(&mut span);
+        let mut via_token = ev(3000, Some("T9"), None, None);
+        c.correlate(&mut via_token);
+        assert_eq!(c.subject(&span), "J9");
+        assert_eq!(c.subject(&via_token), "J9");
+    }
+
+    #[test]
+    fn a_link_shared_by_another_instance_re_points_a_held_one_only_from_a_stronger_source() {
+        let mut a = Correlator::new(&CorrelateConfig::default());
+        a.record_changes();
+        let mut b = Correlator::new(&CorrelateConfig::default());
+        b.record_changes();
+        // each instance learns job J from a different agent of equal strength
+        a.correlate(&mut ev(
+            0,
+            None,
+            Some("J"),
+            Some(("agent-p", PrincipalKind::Agent)),
+        ));
+        b.correlate(&mut ev(
+            0,
+            None,
+            Some("J"),
+            Some(("agent-m", PrincipalKind::Agent)),
+        ));
+        let (from_a, from_b) = (a.take_changes(), b.take_changes());
+        assert_eq!((from_a.len(), from_b.len()), (1, 1));
+        for c in &from_b {
+            a.apply(c);
+        }
+        for c in &from_a {
+            b.apply(c);
+        }
+        // each keeps its first, as one instance keeps its first link and counts the other as a conflict
+        let mut call_a = ev(100, None, Some("J"), None);
+        a.correlate(&mut call_a);
+        let mut call_b = ev(100, None, Some("J"), None);
+        b.correlate(&mut call_b);
+        assert_eq!(call_a.principal.id.as_deref(), Some("agent-p"));
+        assert_eq!(call_b.principal.id.as_deref(), Some("agent-m"));
+        assert_eq!((a.conflicts(), b.conflicts()), (1, 1));
+        // an IdP's link replaces an agent's, never the reverse, whatever the order of arrival
+        let mut idp = Correlator::new(&CorrelateConfig::default());
+        idp.record_changes();
+        idp.correlate(&mut okta(0, "S", "00ureal"));
+        let strong = idp.take_changes();
+        let mut weak = Correlator::new(&CorrelateConfig::default());
+        weak.record_changes();
+        weak.correlate(&mut ev(
+            0,
+            Some("S"),
+            None,
+            Some(("agent-x", PrincipalKind::Agent)),
+        ));
+        let weak_links = weak.take_changes();
+        for order in [[&strong, &weak_links], [&weak_links, &strong]] {
+            let mut c = Correlator::new(&CorrelateConfig::default());
+            for links in order {
+                for l in links.iter() {
+                    c.apply(l);
+                }
+            }
+            let mut call = ev(100, Some("S"), None, None);
+            c.correlate(&mut call);
+            assert_eq!(call.principal.id.as_deref(), Some("00ureal"));
+        }
+        // and on a compacted topic the two never share a record key
+        let key = |v: &[LinkChange]| v.iter().map(LinkChange::topic_key).collect::<Vec<_>>();
+        assert!(key(&strong).iter().all(|k| !key(&weak_links).contains(k)));
     }
 
     #[test]

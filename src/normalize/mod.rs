@@ -447,12 +447,12 @@ impl Normalize {
         self.enrich.has_geo()
     }
 
-    /// Check a format name given for a topic or file.
     /// The registered name equal to `name`, if it is one of the configured formats.
     pub fn format_name(&self, name: &str) -> Option<&'static str> {
         self.formats.iter().map(|(n, _)| *n).find(|n| *n == name)
     }
 
+    /// Check a format name given for a topic or file.
     pub fn check_format(&self, key: &str, name: &str) -> Result<(), ConfigError> {
         if name == "auto" || self.formats.iter().any(|(n, _)| *n == name) {
             Ok(())

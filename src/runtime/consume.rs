@@ -1,6 +1,10 @@
 //! The consume loop of [`crate::runtime`]: a consumer group on the input topics, each record through the
 //! pipeline, producers for decisions and dead letters, the outbox, and the offsets.
 //!
+//! In the keyed topology's first stage (`RunOptions::route_to`), each record's events go to the keyed topic and
+//! the links learned to the links topic instead of being detected here (see [`super::keyed`]); the rest is the
+//! same.
+//!
 //! In: records from the configured topics (format pinned per topic or `auto`). Out: decision records on the
 //! decisions topic (key: decision id), unusable records on the dead-letter topic (original key and payload, the
 //! reason in headers `quench.error`, `quench.reason`, `quench.source`, control characters escaped), and decisions handed to the dispatcher.
@@ -333,10 +337,10 @@ async fn next_link(links: Option<&Links>) -> rdkafka::message::BorrowedMessage<'
 /// Most routed records sent and not yet acknowledged; past it the loop waits for the oldest.
 const MAX_IN_FLIGHT: usize = 20_000;
 
-/// The keyed topology's first stage: routed events sent and not yet acknowledged, in order, and the input offsets
-/// to store once every event before them is acknowledged (the producer is idempotent, so acknowledgements come
-/// in order). Sending without waiting for each acknowledgement keeps the broker's round trip off the per-record
-/// path.
+/// The keyed topology's first stage: routed events and links sent and not yet acknowledged, in the order sent,
+/// and the input offsets to store once everything sent before them is acknowledged (the queue is settled from its
+/// front, so an offset is stored only after every earlier acknowledgement, whatever order they arrive in). Sending
+/// without waiting for each acknowledgement keeps the broker's round trip off the per-record path.
 #[derive(Default)]
 struct InFlight<'t> {
     queue: std::collections::VecDeque<Pending<'t>>,
@@ -348,13 +352,14 @@ enum Pending<'t> {
 }
 
 impl<'t> InFlight<'t> {
+    /// Send `r`; `Ok(Err(e))` when the client refuses it as such (too large), which no retry can change.
     async fn send(
         &mut self,
         producer: &FutureProducer,
         consumer: &StreamConsumer,
         topic: &str,
         r: crate::pipeline::Routed,
-    ) -> Result<(), RunError> {
+    ) -> Result<Result<(), KafkaError>, RunError> {
         loop {
             let rec = rdkafka::producer::FutureRecord::to(topic)
                 .key(r.key.as_bytes())
@@ -362,8 +367,9 @@ impl<'t> InFlight<'t> {
             match producer.send_result(rec) {
                 Ok(f) => {
                     self.queue.push_back(Pending::Sent(f, topic.to_string()));
-                    return Ok(());
+                    return Ok(Ok(()));
                 }
+                Err((e, _)) if refused_as_such(&e) => return Ok(Err(e)),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     // the producer's queue is full: wait for what is in flight, then send again
                     self.settle(consumer, true).await?;
@@ -616,7 +622,16 @@ pub async fn run(
                     report.routed += 1;
                     &to.topic
                 };
-                inflight.send(&producer, &consumer, topic, r).await?;
+                if let Err(source) = inflight.send(&producer, &consumer, topic, r).await? {
+                    // a routed event or link the client refuses as such (too large): resending can never
+                    // succeed, so the input record is dead-lettered instead of stopping every instance in turn
+                    let e = crate::normalize::NormalizeError::Invalid {
+                        format: "keyed",
+                        reason: format!("a routed record for {topic} was refused: {source}"),
+                    };
+                    dead_letter(&producer, k, &rec, &e, &mut report).await?;
+                    break;
+                }
             }
         }
         if let Err(e) = processed {

@@ -4,27 +4,32 @@
 //! Input topics are partitioned by whatever the log shipper chose, so two instances reading them directly would
 //! each see part of every person. With `[kafka.keyed]` every instance runs two stages:
 //! 1. **Route** (consumer group `kafka.group_id`, on the input topics): normalize, judge event times against the
-//!    ingest time, drop duplicate events, attribute each event through the links its sources vouch for
-//!    ([`crate::correlate`]), and produce it to `kafka.keyed.topic` keyed by its correlation subject: the
-//!    principal's key, else its session, token or job ([`crate::pipeline::Routed`]). The input offset is stored
-//!    once the routed events are acknowledged. With `[state] dir`, this stage's links and duplicate fingerprints
+//!    ingest time, attribute each event through the links its sources vouch for ([`crate::correlate`]; links are
+//!    shared between instances on `kafka.keyed.links_topic`), and produce the correlated event to
+//!    `kafka.keyed.topic` keyed by its correlation subject ([`crate::correlate::Correlator::subject`]). The input
+//!    offset is stored once the routed events are acknowledged. With `[state] dir`, this stage's links and clock
 //!    are saved with its input offsets, as the single-instance loop saves its state ([`super::consume`]).
 //! 2. **Detect** (consumer group `{kafka.group_id}.keyed`, on the keyed topic): one pipeline per assigned
-//!    partition (detect and decide, [`crate::pipeline::Pipeline::process_routed`]), producing decisions, OCSF
+//!    partition (dedup, detect and decide, [`crate::pipeline::Pipeline::process_routed`]), producing decisions, OCSF
 //!    findings, dead letters and outbox commands as the single-instance loop does. Every
 //!    `kafka.keyed.snapshot_interval_secs`, as soon as the input goes idle, and at shutdown, each partition that
 //!    processed records saves its state and next offset to `kafka.keyed.snapshots_topic` ([`super::snapshot`]),
 //!    and only then are the keyed topic's offsets committed.
 //!
 //! Rebalances: the first record of a partition this instance does not hold restores the partition's newest
-//! snapshot; a committed offset past it (the snapshot was lost) is sought back to the snapshot's offset, and records
-//! the snapshot already holds are skipped. A partition no longer assigned is dropped at the next tick without a
-//! save: its new owner resumes from the last snapshot and processes the records after it again. Decisions depend
-//! only on the records and on the first stage's clock carried in them, so the records processed again give the
-//! same decisions with the same ids, and the outbox sends no command twice.
+//! snapshot; a committed offset past it (the snapshot was lost) is sought back to the snapshot's offset once, and
+//! records the snapshot already holds are skipped. A partition a rebalance revokes (the consumer's rebalance
+//! callback notes it) is dropped before the next record is processed, without a save: its new owner resumes from
+//! the last snapshot and processes the records after it again (with the eager protocol every rebalance revokes
+//! every partition, so each is restored again). Detection depends only on the records and on the first stage's
+//! clock carried in them, so the records processed again give the same decisions with the same ids, and the
+//! outbox sends no command twice. (A record routed again by a restarted route stage after it learned a new link
+//! can go to another partition, where dedup does not see its first copy.)
 //!
-//! In: records on the input topics. Out: records on the keyed, snapshots, decisions, OCSF, dead-letter and commands
-//! topics. State: the route stage's pipeline (links, fingerprints, clock) and one pipeline per partition of the
+//! In: records on the input topics. Out: records on the keyed, links, snapshots, decisions, OCSF, dead-letter and
+//! commands topics. Trust: the three internal topics are believed (the clock carried in a keyed record is bounded
+//! by the wall clock, nothing else is checked): only Quench may produce to them (Kafka ACLs). State: the route
+//! stage's pipeline (links, clock) and one pipeline per partition of the
 //! keyed topic this instance holds. The global revocation budget is kept by each partition's decide, so it holds
 //! per partition of the keyed topic (see the README for the arithmetic); the per-target budgets are kept by the
 //! one dispatching instance and hold for the fleet.
@@ -42,7 +47,9 @@ use hdrhistogram::Histogram;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::Offset;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -92,7 +99,7 @@ pub async fn run(
         ..opts
     };
     let build = || -> Result<Pipeline, RunError> {
-        let mut p = Pipeline::new(cfg).map_err(|e| RunError::Build(e.to_string()))?;
+        let mut p = Pipeline::for_detect(cfg).map_err(|e| RunError::Build(e.to_string()))?;
         p.collect_ended(watch);
         Ok(p)
     };
@@ -176,15 +183,78 @@ fn empty_report() -> Result<RunReport, RunError> {
     })
 }
 
-/// The partitions of `topic` this consumer is assigned.
-fn assigned(consumer: &StreamConsumer, topic: &str) -> Option<HashSet<i32>> {
-    let a = consumer.assignment().ok()?;
-    Some(
-        a.elements_for_topic(topic)
-            .iter()
-            .map(|e| e.partition())
-            .collect(),
-    )
+/// Partitions of the keyed topic revoked by rebalances: noted by the consumer's rebalance callback (which runs
+/// while the loop waits for a record) and taken by the loop before it processes the next record, so that a
+/// partition given back by a later rebalance is restored from its snapshot, never continued from a state that
+/// missed what another instance processed meanwhile.
+#[derive(Default)]
+struct Revocations {
+    any: AtomicBool,
+    partitions: Mutex<Vec<i32>>,
+}
+
+impl Revocations {
+    /// Forget the revoked partitions' pipelines (their counts go to `retired`).
+    fn take(&self, parts: &mut HashMap<i32, Part>, retired: &mut Stats) {
+        if !self.any.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let revoked = match self.partitions.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for p in revoked {
+            if let Some(part) = parts.remove(&p) {
+                tracing::info!(partition = p, "partition revoked: left to its new owner");
+                retired.absorb(&part.pipeline.stats);
+            }
+        }
+    }
+}
+
+/// The detect stage's consumer context: notes revocations, logs assignments.
+struct Rebalances {
+    topic: String,
+    revoked: Arc<Revocations>,
+}
+
+impl rdkafka::ClientContext for Rebalances {}
+
+impl rdkafka::consumer::ConsumerContext for Rebalances {
+    fn pre_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            let revoked: Vec<i32> = tpl
+                .elements_for_topic(&self.topic)
+                .iter()
+                .map(|e| e.partition())
+                .collect();
+            tracing::info!(topic = %self.topic, partitions = ?revoked, "revoked");
+            match self.revoked.partitions.lock() {
+                Ok(mut v) => v.extend(revoked),
+                Err(poisoned) => poisoned.into_inner().extend(revoked),
+            }
+            self.revoked.any.store(true, Ordering::Release);
+        }
+    }
+
+    fn post_rebalance(
+        &self,
+        _: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
+            let given: Vec<i32> = tpl
+                .elements_for_topic(&self.topic)
+                .iter()
+                .map(|e| e.partition())
+                .collect();
+            tracing::info!(topic = %self.topic, partitions = ?given, "assigned");
+        }
+    }
 }
 
 /// The detect stage.
@@ -198,7 +268,14 @@ async fn detect(
     on_decision: &mut impl FnMut(&Decision),
 ) -> Result<(RunReport, KeyedReport), RunError> {
     let topic = keyed.topic.as_str();
-    let consumer: StreamConsumer = crate::bus::consumer(k, &format!("{}.keyed", k.group_id), &[])?;
+    let revocations = Arc::new(Revocations::default());
+    let consumer: StreamConsumer<Rebalances> =
+        crate::bus::consumer_config(k, &format!("{}.keyed", k.group_id), &[]).create_with_context(
+            Rebalances {
+                topic: topic.to_string(),
+                revoked: revocations.clone(),
+            },
+        )?;
     consumer.subscribe(&[topic])?;
     let producer = crate::bus::producer(k)?;
     let mut snapshots = snapshot::Writer::new(k, &keyed.snapshots_topic)?;
@@ -240,7 +317,6 @@ async fn detect(
     let mut decisions = Vec::new();
     let mut last_snapshot = Instant::now();
     let mut last_record = Instant::now();
-    let mut last_assigned = HashSet::new();
     let interval = Duration::from_secs(keyed.snapshot_interval_secs.max(1));
     let mut tick = tokio::time::interval(Duration::from_millis(k.commit_interval_ms.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -248,23 +324,7 @@ async fn detect(
         let msg = tokio::select! {
             m = consumer.recv() => m,
             _ = tick.tick() => {
-                // partitions taken away by a rebalance: their new owner resumes from their last snapshot
-                if let Some(owned) = assigned(&consumer, topic) {
-                    if owned != last_assigned {
-                        let mut list: Vec<i32> = owned.iter().copied().collect();
-                        list.sort_unstable();
-                        tracing::info!(topic, partitions = ?list, "assigned");
-                        last_assigned = owned.clone();
-                    }
-                    parts.retain(|p, part| {
-                        let keep = owned.contains(p);
-                        if !keep {
-                            tracing::info!(partition = p, "partition revoked: left to its new owner");
-                            retired.absorb(&part.pipeline.stats);
-                        }
-                        keep
-                    });
-                }
+                revocations.take(&mut parts, &mut retired);
                 let idle = last_record.elapsed() >= Duration::from_millis(k.commit_interval_ms);
                 if parts.values().any(|p| p.dirty) && (idle || last_snapshot.elapsed() >= interval) {
                     checkpoint(&mut parts, &mut snapshots, &consumer, &mut keyed_report, CommitMode::Async).await?;
@@ -284,10 +344,20 @@ async fn detect(
         };
         let received = Instant::now();
         last_record = received;
+        // partitions a rebalance took (noted while this record was fetched): forgotten before anything else
+        revocations.take(&mut parts, &mut retired);
         let rec = crate::ingest::kafka::Record::of(&m);
         let p = rec.partition;
         if let std::collections::hash_map::Entry::Vacant(e) = parts.entry(p) {
-            e.insert(restore(k, keyed, build, p, &mut keyed_report).await?);
+            let part = restore(k, keyed, build, p, &mut snapshots, &mut keyed_report).await?;
+            if part.next < 0 && rec.offset > 0 {
+                tracing::warn!(
+                    partition = p,
+                    committed = rec.offset,
+                    "no snapshot of a partition already read up to here: its state starts cold"
+                );
+            }
+            e.insert(part);
         }
         let Some(part) = parts.get_mut(&p) else {
             continue;
@@ -347,6 +417,7 @@ async fn detect(
             }
         }
     }
+    revocations.take(&mut parts, &mut retired);
     checkpoint(
         &mut parts,
         &mut snapshots,
@@ -365,6 +436,7 @@ async fn restore(
     keyed: &KeyedConfig,
     build: &dyn Fn() -> Result<Pipeline, RunError>,
     p: i32,
+    snapshots: &mut snapshot::Writer,
     report: &mut KeyedReport,
 ) -> Result<Part, RunError> {
     let mut pipeline = build()?;
@@ -380,6 +452,7 @@ async fn restore(
                 .load_state(&s.state)
                 .map_err(|why| RunError::Build(format!("the snapshot of partition {p}: {why}")))?;
             report.restored += 1;
+            snapshots.adopt(p, &s);
             tracing::info!(
                 partition = p,
                 next_offset = s.next_offset,
@@ -406,7 +479,7 @@ async fn restore(
 async fn checkpoint(
     parts: &mut HashMap<i32, Part>,
     snapshots: &mut snapshot::Writer,
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<Rebalances>,
     report: &mut KeyedReport,
     mode: CommitMode,
 ) -> Result<(), RunError> {
@@ -426,4 +499,42 @@ async fn checkpoint(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_revoked_and_given_back_between_two_records_is_restored_not_continued() {
+        let cfg = Config::default();
+        let mut parts = HashMap::new();
+        for p in [0, 1] {
+            let mut pipeline = Pipeline::for_detect(&cfg).unwrap();
+            pipeline.stats.messages = 10;
+            parts.insert(
+                p,
+                Part {
+                    pipeline,
+                    next: 500,
+                    sought: false,
+                    dirty: true,
+                },
+            );
+        }
+        let r = Revocations::default();
+        let mut retired = Stats::default();
+        r.take(&mut parts, &mut retired);
+        assert_eq!(parts.len(), 2, "nothing revoked, nothing dropped");
+        // the callback notes partition 1 revoked (and, by the time the loop looks, given back again)
+        r.partitions.lock().unwrap().push(1);
+        r.any.store(true, Ordering::Release);
+        r.take(&mut parts, &mut retired);
+        assert!(parts.contains_key(&0));
+        assert!(
+            !parts.contains_key(&1),
+            "its in-memory state missed what another instance processed meanwhile: restore it"
+        );
+        assert_eq!(retired.messages, 10, "its counts are kept");
+    }
 }

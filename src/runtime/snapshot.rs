@@ -6,13 +6,15 @@
 //! Out: records on the snapshots topic, and at restore the newest complete snapshot of a partition. State: the
 //! writer's generation counter.
 //!
-//! A snapshot is written as chunks of at most [`CHUNK_BYTES`] (keys `{partition}/{i}`), then a manifest (key
-//! `{partition}`) naming the generation, the chunk count, the length and SHA-256 of the whole, and the next offset.
-//! The keys repeat from one snapshot to the next, so a compacted topic keeps about one snapshot per partition. A
-//! restore reads the partition of the topic the snapshot went to from its beginning and keeps the complete,
-//! verified snapshot with the highest next offset: a snapshot cut off by a crash (chunks without a manifest) is
-//! never half read, and one written late by an instance that had already lost the partition cannot replace a newer
-//! one. Snapshot `p` goes to partition `p mod n` of a topic with `n` partitions.
+//! A snapshot is written as chunks of at most [`CHUNK_BYTES`] (keys `{partition}/{generation}/{i}`), then a
+//! manifest (key `{partition}`) naming the generation, the chunk count, the length and SHA-256 of the whole, and
+//! the next offset. Once the manifest is acknowledged, the previous generation's chunks are deleted (tombstones),
+//! so a compacted topic keeps one complete snapshot per partition, and a snapshot cut off by a crash (chunks
+//! without a manifest) can never have compaction remove the chunks of the last complete one. A restore reads the
+//! partition of the topic the snapshot went to from its beginning and keeps the complete, verified snapshot with
+//! the highest next offset: a cut-off snapshot is never half read, and one written late by an instance that had
+//! already lost the partition cannot replace a newer one. Snapshot `p` goes to partition `p mod n` of a topic with
+//! `n` partitions.
 //!
 //! The manifest carries a format version; this Quench reads versions up to [`VERSION`] and refuses a newer one
 //! with its version named.
@@ -64,6 +66,9 @@ pub enum SnapshotError {
 
 /// One partition's saved state.
 pub struct Snapshot {
+    /// Its generation and chunk count (for the next writer to delete its chunks).
+    pub generation: String,
+    pub chunks: u32,
     /// The offset on the keyed topic of the next record the state has not seen.
     pub next_offset: i64,
     /// The pipeline's state.
@@ -117,6 +122,8 @@ pub struct Writer {
     /// Tells this writer's generations from another instance's.
     instance: String,
     written: u64,
+    /// Per partition, the generation and chunk count of the last complete snapshot (deleted after the next).
+    previous: HashMap<i32, (String, u32)>,
 }
 
 impl Writer {
@@ -133,7 +140,14 @@ impl Writer {
             partitions,
             instance: format!("{:016x}", fastrand::u64(..)),
             written: 0,
+            previous: HashMap::new(),
         })
+    }
+
+    /// The snapshot partition `partition` was restored from: deleted once this writer has written a newer one.
+    pub fn adopt(&mut self, partition: i32, s: &Snapshot) {
+        self.previous
+            .insert(partition, (s.generation.clone(), s.chunks));
     }
 
     /// Save `state` as partition `partition`'s snapshot at `next_offset`, and wait until the broker has every
@@ -159,7 +173,7 @@ impl Writer {
             })
         };
         let keys: Vec<String> = (0..body.len().div_ceil(CHUNK_BYTES))
-            .map(|i| format!("{partition}/{i}"))
+            .map(|i| format!("{partition}/{generation}/{i}"))
             .collect();
         let mut acks = Vec::new();
         let mut chunks = 0u32;
@@ -198,6 +212,25 @@ impl Writer {
             .send(rec, Timeout::After(Duration::from_secs(30)))
             .await
             .map_err(|(e, _)| err(e))?;
+        // the previous snapshot is superseded: delete its chunks (their manifest key now holds the new one)
+        if let Some((old, n)) = self
+            .previous
+            .insert(partition, (generation.clone(), chunks))
+        {
+            let keys: Vec<String> = (0..n).map(|i| format!("{partition}/{old}/{i}")).collect();
+            let mut acks = Vec::new();
+            for key in &keys {
+                let rec: FutureRecord<'_, String, [u8]> =
+                    FutureRecord::to(&self.topic).partition(to).key(key);
+                acks.push(
+                    self.producer
+                        .send(rec, Timeout::After(Duration::from_secs(30))),
+                );
+            }
+            for a in acks {
+                a.await.map_err(|(e, _)| err(e))?;
+            }
+        }
         Ok(body.len())
     }
 }
@@ -231,8 +264,10 @@ pub fn read(
     let mut chunks: HashMap<String, Vec<(u32, Vec<u8>)>> = HashMap::new();
     let mut best: Option<Snapshot> = None;
     let started = Instant::now();
-    // After the end of the partition is reported, keep reading briefly: a broker may report its end early.
+    // After the end of the partition is reported, keep reading briefly: a broker may report its end early. A
+    // broker that never reports it: the end is where nothing has come for 5 s.
     let mut quiet_since: Option<Instant> = None;
+    let mut last_message = Instant::now();
     loop {
         if started.elapsed() > READ_TIMEOUT {
             return Err(SnapshotError::Timeout {
@@ -246,7 +281,7 @@ pub fn read(
         }
         let m = match consumer.poll(Duration::from_millis(100)) {
             None => {
-                if quiet_since.is_none() && started.elapsed() > Duration::from_secs(10) {
+                if quiet_since.is_none() && last_message.elapsed() > Duration::from_secs(5) {
                     quiet_since = Some(Instant::now());
                 }
                 continue;
@@ -262,8 +297,9 @@ pub fn read(
             Some(Err(e)) => return Err(err(e)),
             Some(Ok(m)) => m,
         };
+        last_message = Instant::now();
         if quiet_since.is_some() {
-            quiet_since = Some(Instant::now());
+            quiet_since = Some(last_message);
         }
         let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
             continue;
@@ -278,9 +314,16 @@ pub fn read(
         let Some(generation) = generation else {
             continue;
         };
-        let payload = m.payload().unwrap_or(&[]);
-        if let Some(i) = key.strip_prefix(&chunk_prefix) {
-            if let Ok(i) = i.parse::<u32>() {
+        let Some(payload) = m.payload() else {
+            // a deleted chunk
+            continue;
+        };
+        if let Some(rest) = key.strip_prefix(&chunk_prefix) {
+            let i = rest
+                .rsplit_once('/')
+                .filter(|(g, _)| *g == generation)
+                .and_then(|(_, i)| i.parse::<u32>().ok());
+            if let Some(i) = i {
                 chunks
                     .entry(generation)
                     .or_default()
@@ -330,6 +373,8 @@ pub fn read(
         {
             let bytes = state.get().len();
             best = Some(Snapshot {
+                generation: man.generation,
+                chunks: man.chunks,
                 next_offset: man.next_offset,
                 state,
                 bytes,
@@ -337,4 +382,87 @@ pub fn read(
         }
     }
     Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kafka(bootstrap: String) -> KafkaConfig {
+        KafkaConfig {
+            brokers: bootstrap,
+            group_id: "snapshot-test".into(),
+            topics: vec![],
+            decisions_topic: "d".into(),
+            ocsf_topic: None,
+            dead_letter_topic: "dl".into(),
+            commit_interval_ms: 100,
+            properties: Default::default(),
+            keyed: None,
+        }
+    }
+
+    /// Every record of partition 0 of `topic`: key and whether it is a tombstone.
+    fn records(k: &KafkaConfig, topic: &str) -> Vec<(String, bool)> {
+        let c: BaseConsumer = crate::bus::consumer(k, "snapshot-test-reader", &[]).unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        c.assign(&tpl).unwrap();
+        let (_, high) = c
+            .fetch_watermarks(topic, 0, Duration::from_secs(10))
+            .unwrap();
+        let mut out = Vec::new();
+        while (out.len() as i64) < high {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                let key = String::from_utf8_lossy(m.key().unwrap_or(&[])).to_string();
+                out.push((key, m.payload().is_none()));
+            }
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_newer_snapshot_deletes_the_chunks_of_the_one_before_and_a_cut_off_one_hides_nothing()
+    {
+        let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+        cluster.create_topic("snaps", 1, 1).unwrap();
+        let k = kafka(cluster.bootstrap_servers());
+        let mut w = Writer::new(&k, "snaps").unwrap();
+        // two chunks each
+        let big = |tag: &str| {
+            RawValue::from_string(format!(
+                "{{\"tag\":\"{tag}\",\"pad\":\"{}\"}}",
+                "x".repeat(CHUNK_BYTES)
+            ))
+            .unwrap()
+        };
+        w.write(3, 100, &big("first")).await.unwrap();
+        w.write(3, 200, &big("second")).await.unwrap();
+        let recs = records(&k, "snaps");
+        let chunk_keys: Vec<&String> = recs
+            .iter()
+            .filter(|(k, _)| k.contains('/'))
+            .map(|(k, _)| k)
+            .collect();
+        // 2 chunks of the first, 2 of the second, then the first's 2 deleted: distinct keys per generation
+        assert_eq!(chunk_keys.len(), 6, "{recs:?}");
+        let deleted: Vec<&String> = recs.iter().filter(|(_, t)| *t).map(|(k, _)| k).collect();
+        assert_eq!(deleted, chunk_keys[..2].to_vec(), "{recs:?}");
+        // a third snapshot cut off before its manifest (a crash): its chunks have keys of their own, so the last
+        // complete snapshot is still whole, and it is what a restore reads
+        let producer = crate::bus::producer(&k).unwrap();
+        crate::bus::produce(&producer, "snaps", b"3/cut-1/0", b"{\"partial", None)
+            .await
+            .unwrap();
+        let k2 = k.clone();
+        let s = tokio::task::spawn_blocking(move || read(&k2, "snaps", 3))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.next_offset, 200);
+        assert!(s.state.get().contains("second"));
+        assert_eq!(s.chunks, 2);
+    }
 }
