@@ -207,6 +207,31 @@ pub async fn produce(
         .map_err(|(e, _)| e)
 }
 
+/// Create `topics` (name, partitions, compacted) with replication factor 1 on the brokers of `k` (tests,
+/// benchmarks, a first setup of the keyed topology's topics).
+pub async fn create_topics(
+    k: &KafkaConfig,
+    topics: &[(&str, i32, bool)],
+) -> Result<(), KafkaError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = k.client().create()?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(name, partitions, compact)| {
+            let t = NewTopic::new(name, *partitions, TopicReplication::Fixed(1));
+            if *compact {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
+        })
+        .collect();
+    for r in admin.create_topics(&new, &AdminOptions::new()).await? {
+        r.map_err(|(_, code)| KafkaError::AdminOp(code))?;
+    }
+    Ok(())
+}
+
 /// The headers of a dead-letter record: `quench.error` (a stable code), `quench.reason` (the error text) and
 /// `quench.source` (`topic/partition@offset`). The values quote input (a record's parse error, a server's answer),
 /// so their control characters are escaped ([`crate::text::escape_control`]): a consumer that prints a header gets

@@ -261,7 +261,7 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
 async fn detect(
     k: &KafkaConfig,
     keyed: &KeyedConfig,
-    build: &dyn Fn() -> Result<Pipeline, RunError>,
+    build: &(dyn Fn() -> Result<Pipeline, RunError> + Sync),
     outbox: &Writer,
     opts: DetectOptions,
     mut shutdown: watch::Receiver<bool>,
@@ -434,7 +434,7 @@ async fn detect(
 async fn restore(
     k: &KafkaConfig,
     keyed: &KeyedConfig,
-    build: &dyn Fn() -> Result<Pipeline, RunError>,
+    build: &(dyn Fn() -> Result<Pipeline, RunError> + Sync),
     p: i32,
     snapshots: &mut snapshot::Writer,
     report: &mut KeyedReport,

@@ -387,7 +387,7 @@ async fn two_instances_one_killed_with_sigkill_mid_stream_decide_as_one_pipeline
 /// back, and the dead member's stay unassigned; librdkafka's mock cluster above does reassign them.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_tansu_one_stopped_mid_stream_decide_as_one_pipeline() {
-    let Some(tansu) = common::tansu::Tansu::start() else {
+    let Some(tansu) = common::tansu::start() else {
         return;
     };
     let keyed = KeyedConfig::default();

@@ -1,0 +1,306 @@
+//! Throughput through a Kafka-protocol broker in its own process (Tansu): the same simulated events read by a plain
+//! rdkafka consumer, by `quench run`'s single-instance loop, and by the keyed topology with one and with two
+//! instances (both in this process, sharing its cores), next to `quench replay` on the same lines.
+//!
+//! Run from the repository root, with `tansu` on the PATH (`.ci/run` installs it) and a simulated organisation:
+//!
+//! ```text
+//! quench simulate --people 1000 --agents 100 --days 3 --seed 1 --out /tmp/sim3
+//! cargo run --release --example broker_bench -- /tmp/sim3 [LINES]
+//! ```
+//!
+//! Every input record is produced in a batch of its own: Tansu 0.6 skips records when batches hold several (see the
+//! README), so every producer here sets `batch.num.messages = 1`, the Quench instances' too. Each run is timed from
+//! its start (consumer group join included) to its last record; the plain consumer's time to its first record is
+//! printed so the join can be told apart.
+
+use quench::bus::{KafkaConfig, KeyedConfig, TopicConfig};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::time::{Duration, Instant};
+
+const INPUT: &str = "bench.input";
+const INPUT_PARTITIONS: i32 = 2;
+const KEYED_PARTITIONS: i32 = 4;
+
+/// `batched`: let the producers batch (Tansu 0.6 skips records of multi-record batches; Kafka does not).
+fn kafka(bootstrap: &str, group: &str) -> KafkaConfig {
+    kafka_with(bootstrap, group, false)
+}
+
+fn kafka_with(bootstrap: &str, group: &str, batched: bool) -> KafkaConfig {
+    KafkaConfig {
+        brokers: bootstrap.into(),
+        group_id: group.into(),
+        topics: vec![TopicConfig {
+            name: INPUT.into(),
+            format: "auto".into(),
+        }],
+        decisions_topic: "bench.decisions".into(),
+        ocsf_topic: None,
+        dead_letter_topic: "bench.deadletter".into(),
+        commit_interval_ms: 1000,
+        properties: if batched {
+            Default::default()
+        } else {
+            [("batch.num.messages", "1")]
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect()
+        },
+        keyed: None,
+    }
+}
+
+fn keyed_config(group: &str) -> KeyedConfig {
+    KeyedConfig {
+        topic: format!("{group}.keyed"),
+        snapshots_topic: format!("{group}.snapshots"),
+        links_topic: format!("{group}.links"),
+        snapshot_interval_secs: 10,
+    }
+}
+
+/// The committed offsets of `group` on the partitions of `topic`, summed.
+fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i64 {
+    let Ok(c) = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create::<BaseConsumer>()
+    else {
+        return 0;
+    };
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    c.committed_offsets(tpl, Duration::from_secs(5))
+        .map(|t| {
+            t.elements()
+                .iter()
+                .map(|e| match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// The high watermarks of `topic`, summed.
+fn end(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
+    let Ok(c) = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create::<BaseConsumer>()
+    else {
+        return 0;
+    };
+    (0..partitions)
+        .map(|p| {
+            c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map(|(_, h)| h)
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let dir = std::path::PathBuf::from(args.next().unwrap_or_else(|| "/tmp/sim3".into()));
+    let limit: usize = args
+        .next()
+        .map(|n| n.parse())
+        .transpose()?
+        .unwrap_or(100_000);
+    let text = std::fs::read_to_string(dir.join("events.jsonl"))?;
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .take(limit)
+        .map(String::from)
+        .collect();
+    let n = lines.len() as i64;
+    let bytes: usize = lines.iter().map(|l| l.len()).sum();
+    let base = quench::cli::eval::traffic_config(&dir)?;
+
+    let broker = quench::lab::tansu::Tansu::start()?;
+    let bootstrap = broker.bootstrap.clone();
+    run(&bootstrap, &base, &lines, n, bytes).await
+}
+
+async fn run(
+    bootstrap: &str,
+    base: &quench::config::Config,
+    lines: &[String],
+    n: i64,
+    bytes: usize,
+) -> anyhow::Result<()> {
+    let mut topics: Vec<(String, i32, bool)> = vec![
+        (INPUT.into(), INPUT_PARTITIONS, false),
+        ("bench.decisions".into(), 1, false),
+        ("bench.deadletter".into(), 1, false),
+        ("quench.commands".into(), 1, false),
+    ];
+    for g in ["keyed1", "keyed2"] {
+        let kc = keyed_config(g);
+        topics.push((kc.topic, KEYED_PARTITIONS, false));
+        topics.push((kc.snapshots_topic, KEYED_PARTITIONS, true));
+        topics.push((kc.links_topic, KEYED_PARTITIONS, true));
+    }
+    let topics: Vec<(&str, i32, bool)> = topics
+        .iter()
+        .map(|(n, p, c)| (n.as_str(), *p, *c))
+        .collect();
+    quench::bus::create_topics(&kafka(bootstrap, "admin"), &topics).await?;
+    let t = Instant::now();
+    quench::cli::produce_lines(&kafka(bootstrap, "producer"), INPUT, lines).await?;
+    let produce_secs = t.elapsed().as_secs_f64();
+    println!(
+        "{n} lines ({:.1} MB) produced to {INPUT} ({INPUT_PARTITIONS} partitions) in {produce_secs:.1} s",
+        bytes as f64 / 1e6
+    );
+    let rate = |secs: f64| n as f64 / secs;
+
+    // a plain consumer
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench-plain")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    c.subscribe(&[INPUT])?;
+    let t = Instant::now();
+    let mut got = 0i64;
+    let mut first = None;
+    while got < n {
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            m?;
+            got += 1;
+            first.get_or_insert_with(|| t.elapsed());
+        }
+    }
+    let plain = t.elapsed().as_secs_f64();
+    drop(c);
+    println!(
+        "plain rdkafka consumer:        {plain:6.2} s  {:9.0} records/s  (first record after {:.2} s)",
+        rate(plain),
+        first.unwrap_or_default().as_secs_f64()
+    );
+
+    let respond = quench::respond::RespondConfig::default();
+    let dispatcher = || {
+        quench::respond::Dispatcher::new(
+            respond.clone(),
+            quench::respond::build_targets(&respond).unwrap_or_default(),
+            None,
+        )
+    };
+
+    // the single-instance loop
+    let k = kafka(bootstrap, "bench-single");
+    let cfg = quench::config::Config {
+        kafka: Some(k.clone()),
+        ..base.clone()
+    };
+    let mut p = quench::pipeline::Pipeline::new(&cfg)?;
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let t = Instant::now();
+    let r = quench::runtime::run_kafka(
+        &k,
+        &mut p,
+        &dispatcher()?,
+        quench::runtime::RunOptions {
+            stop_at_end: true,
+            ..Default::default()
+        },
+        stop_rx,
+        |_| {},
+    )
+    .await?;
+    let single = t.elapsed().as_secs_f64();
+    println!(
+        "quench run, one instance:      {single:6.2} s  {:9.0} records/s  ({} records, {} decisions)",
+        rate(single),
+        r.run.records,
+        r.run.decisions
+    );
+
+    // the keyed topology, one and two instances
+    let batched = std::env::var_os("BENCH_BATCHED").is_some();
+    for (group, instances) in [("keyed1", 1usize), ("keyed2", 2)] {
+        let mut k = kafka_with(bootstrap, group, batched);
+        let kc = keyed_config(group);
+        k.keyed = Some(kc.clone());
+        let cfg = quench::config::Config {
+            kafka: Some(k.clone()),
+            ..base.clone()
+        };
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let t = Instant::now();
+        let mut runs = Vec::new();
+        for _ in 0..instances {
+            let (k, cfg, rx, d) = (k.clone(), cfg.clone(), stop_rx.clone(), dispatcher()?);
+            runs.push(tokio::spawn(async move {
+                quench::runtime::keyed::run(&k, &cfg, &d, Default::default(), rx, |_| {})
+                    .await
+                    .map(|(r, keyed)| {
+                        (
+                            r.run.records,
+                            r.run.decisions,
+                            keyed.route.routed,
+                            r.run.skipped,
+                        )
+                    })
+            }));
+        }
+        // done when both stages have committed everything
+        let keyed_group = format!("{group}.keyed");
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let routed_end = end(bootstrap, &kc.topic, KEYED_PARTITIONS);
+            if committed(bootstrap, group, INPUT, INPUT_PARTITIONS) >= n
+                && routed_end > 0
+                && committed(bootstrap, &keyed_group, &kc.topic, KEYED_PARTITIONS) >= routed_end
+            {
+                break;
+            }
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let _ = stop.send(true);
+        let (mut decisions, mut detected, mut skipped) = (0, 0, 0);
+        for r in runs {
+            let (records, d, _, s) = r.await??;
+            decisions += d;
+            detected += records;
+            skipped += s;
+        }
+        println!(
+            "quench run, keyed, {instances} instance(s): {secs:6.2} s  {:9.0} records/s  ({} events routed, {detected} read by the detect stage, {skipped} of them skipped as held by a snapshot, {decisions} decisions)",
+            rate(secs),
+            end(bootstrap, &kc.topic, KEYED_PARTITIONS)
+        );
+    }
+
+    // replay of the same lines, no broker
+    let dir = std::env::temp_dir().join(format!("quench-broker-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("lines.jsonl");
+    std::fs::write(&file, lines.join("\n"))?;
+    let t = Instant::now();
+    let r = quench::cli::replay(
+        base,
+        &[file.display().to_string()],
+        false,
+        &mut std::io::sink(),
+    )
+    .await?;
+    let replay = t.elapsed().as_secs_f64();
+    println!(
+        "quench replay (no broker):     {replay:6.2} s  {:9.0} records/s  ({} decisions)",
+        rate(replay),
+        r.decisions.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
