@@ -293,7 +293,7 @@ impl Dispatcher {
                         RespondError::Status {
                             retry_after: Some(r),
                             ..
-                        } => *r,
+                        } => r.wait(self.now()),
                         _ => delay.mul_f64(1.0 + fastrand::f64() * 0.5).min(max_backoff),
                     };
                     let left = Duration::from_millis((deadline_ms - self.now().0).max(0) as u64);

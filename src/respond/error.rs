@@ -4,8 +4,6 @@
 //! In: a failed request's error and the target's credentials. Out: [`RespondError`] and its shown text. State:
 //! none.
 
-use super::*;
-
 /// Why a revocation request failed, and whether trying again can help.
 #[derive(Debug, thiserror::Error)]
 pub enum RespondError {
@@ -14,7 +12,7 @@ pub enum RespondError {
         status: u16,
         body: String,
         /// The server's `Retry-After`, when it sent one.
-        retry_after: Option<Duration>,
+        retry_after: Option<super::http::RetryAfter>,
     },
     #[error("transport: {0}")]
     Transport(String),

@@ -38,10 +38,7 @@ pub(crate) async fn status_error(resp: reqwest::Response) -> RespondError {
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let now = chrono::DateTime::from_timestamp_millis(Ts::now().0).unwrap_or_default();
-            parse_retry_after(v, now)
-        });
+        .and_then(parse_retry_after);
     let body = read_start(resp, BODY_READ).await;
     RespondError::Status {
         status,
@@ -50,18 +47,34 @@ pub(crate) async fn status_error(resp: reqwest::Response) -> RespondError {
     }
 }
 
-/// `Retry-After` as delay-seconds or an HTTP date (RFC 9110 §10.2.3), relative to `now`; capped at one hour.
-pub(crate) fn parse_retry_after(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+/// A server's `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an HTTP date that only the dispatcher's clock
+/// can turn into a wait ([`RetryAfter::wait`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfter {
+    After(Duration),
+    /// Epoch milliseconds.
+    At(i64),
+}
+
+impl RetryAfter {
+    /// How long to wait from `now` (the dispatcher's clock), capped at one hour.
+    pub fn wait(self, now: Ts) -> Duration {
+        let d = match self {
+            RetryAfter::After(d) => d,
+            RetryAfter::At(at) => Duration::from_millis(at.saturating_sub(now.0).max(0) as u64),
+        };
+        d.min(Duration::from_secs(3600))
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+pub(crate) fn parse_retry_after(v: &str) -> Option<RetryAfter> {
     let v = v.trim();
-    let d = if let Ok(secs) = v.parse::<u64>() {
-        Duration::from_secs(secs)
-    } else {
-        let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-        (at.with_timezone(&chrono::Utc) - now)
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-    };
-    Some(d.min(Duration::from_secs(3600)))
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(RetryAfter::After(Duration::from_secs(secs)));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    Some(RetryAfter::At(at.timestamp_millis()))
 }
 
 /// Read the PEM certificates of `path` (for `ca_bundle`).
@@ -111,22 +124,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retry_after_is_read_as_seconds_or_an_http_date() {
-        let now = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
-        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        // 1_700_000_000 is Tue, 14 Nov 2023 22:13:20 GMT
+    fn retry_after_is_read_as_seconds_or_an_http_date_and_waited_on_the_dispatchers_clock() {
+        // 1_700_000_000 s is Tue, 14 Nov 2023 22:13:20 GMT: the injected clock, not the machine's
+        let now = Ts(1_700_000_000_000);
+        let wait = |v: &str| parse_retry_after(v).map(|r| r.wait(now));
+        assert_eq!(wait("7"), Some(Duration::from_secs(7)));
         assert_eq!(
-            parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", now),
+            wait("Tue, 14 Nov 2023 22:13:50 GMT"),
             Some(Duration::from_secs(30))
         );
+        assert_eq!(wait("Tue, 14 Nov 2023 22:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(wait("999999"), Some(Duration::from_secs(3600)));
+        assert_eq!(wait("soon"), None);
+        // the same date read an hour later by the clock waits nothing
+        let later = Ts(now.0 + 3_600_000);
         assert_eq!(
-            parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", now),
+            parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT").map(|r| r.wait(later)),
             Some(Duration::ZERO)
         );
-        assert_eq!(
-            parse_retry_after("999999", now),
-            Some(Duration::from_secs(3600))
-        );
-        assert_eq!(parse_retry_after("soon", now), None);
     }
 }
