@@ -12,12 +12,47 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 
 /// The input consumer, subscribed to the configured topics (offsets stored and committed only when told; see
-/// [`crate::bus::consumer`]).
-pub fn subscribe(k: &KafkaConfig) -> Result<StreamConsumer, KafkaError> {
-    let consumer: StreamConsumer = crate::bus::consumer(k, &k.group_id, &[])?;
+/// [`crate::bus::consumer`]). `commit_on_revoke`: when a rebalance takes partitions away, commit the offsets
+/// stored so far first, so that their new owner does not read again what this one finished (only where a stored
+/// offset may be committed at any time: not with durable state, whose offsets are committed only after a save).
+pub fn subscribe(
+    k: &KafkaConfig,
+    commit_on_revoke: bool,
+) -> Result<StreamConsumer<Input>, KafkaError> {
+    let consumer: StreamConsumer<Input> = crate::bus::consumer_config(k, &k.group_id, &[])
+        .create_with_context(Input { commit_on_revoke })?;
     let topics: Vec<&str> = k.topics.iter().map(|t| t.name.as_str()).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)
+}
+
+/// The input consumer's context.
+pub struct Input {
+    commit_on_revoke: bool,
+}
+
+impl rdkafka::ClientContext for Input {}
+
+impl rdkafka::consumer::ConsumerContext for Input {
+    fn pre_rebalance(
+        &self,
+        consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if !self.commit_on_revoke {
+            return;
+        }
+        if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
+            if tpl.count() == 0 {
+                return;
+            }
+            match consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+                Ok(()) => tracing::debug!("offsets committed before a rebalance took partitions"),
+                Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(error = %e, "offset commit before a rebalance failed"),
+            }
+        }
+    }
 }
 
 /// One input record, borrowed from the consumer's message.

@@ -22,6 +22,7 @@ use crate::event::Ts;
 use crate::pipeline::Pipeline;
 use crate::respond::outbox::{OutboxError, Writer};
 use hdrhistogram::Histogram;
+use crate::ingest::kafka::Input;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedHeaders};
@@ -93,7 +94,7 @@ pub struct RunOptions {
 /// yet, and this run's positions), then commit the stored offsets, which are those positions.
 fn checkpoint(
     store: &crate::durable::Store,
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<Input>,
     pipeline: &mut Pipeline,
     offsets: &mut std::collections::BTreeMap<String, i64>,
     positions: &HashMap<(&str, i32), i64>,
@@ -124,7 +125,7 @@ fn checkpoint(
 
 /// Commit the stored offsets (asynchronously) and publish the pipeline's counts.
 fn commit_and_publish(
-    consumer: &StreamConsumer,
+    consumer: &StreamConsumer<Input>,
     stats: Option<&watch::Sender<crate::pipeline::Stats>>,
     pipeline: &mut Pipeline,
 ) -> Result<(), RunError> {
@@ -356,7 +357,7 @@ impl<'t> InFlight<'t> {
     async fn send(
         &mut self,
         producer: &FutureProducer,
-        consumer: &StreamConsumer,
+        consumer: &StreamConsumer<Input>,
         topic: &str,
         r: crate::pipeline::Routed,
     ) -> Result<Result<(), KafkaError>, RunError> {
@@ -394,7 +395,7 @@ impl<'t> InFlight<'t> {
 
     /// Store the offsets whose routed events are all acknowledged: those acknowledged already, or (with `all`, or
     /// when too many are in flight) every one, waiting.
-    async fn settle(&mut self, consumer: &StreamConsumer, all: bool) -> Result<(), RunError> {
+    async fn settle(&mut self, consumer: &StreamConsumer<Input>, all: bool) -> Result<(), RunError> {
         use futures_util::FutureExt;
         loop {
             let wait = all || self.queue.len() > MAX_IN_FLIGHT;
@@ -446,7 +447,8 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
     mut on_decision: impl FnMut(&Decision),
 ) -> Result<RunReport, RunError> {
-    let consumer = crate::ingest::kafka::subscribe(k)?;
+    // with durable state, offsets are committed only right after a save
+    let consumer = crate::ingest::kafka::subscribe(k, opts.state.is_none())?;
     let producer = crate::bus::producer(k)?;
     let formats: HashMap<&str, &str> = k
         .topics
