@@ -19,10 +19,10 @@
 use crate::bus::KafkaConfig;
 use crate::decide::Decision;
 use crate::event::Ts;
+use crate::ingest::kafka::Input;
 use crate::pipeline::Pipeline;
 use crate::respond::outbox::{OutboxError, Writer};
 use hdrhistogram::Histogram;
-use crate::ingest::kafka::Input;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedHeaders};
@@ -395,7 +395,11 @@ impl<'t> InFlight<'t> {
 
     /// Store the offsets whose routed events are all acknowledged: those acknowledged already, or (with `all`, or
     /// when too many are in flight) every one, waiting.
-    async fn settle(&mut self, consumer: &StreamConsumer<Input>, all: bool) -> Result<(), RunError> {
+    async fn settle(
+        &mut self,
+        consumer: &StreamConsumer<Input>,
+        all: bool,
+    ) -> Result<(), RunError> {
         use futures_util::FutureExt;
         loop {
             let wait = all || self.queue.len() > MAX_IN_FLIGHT;
