@@ -626,6 +626,29 @@ mod tests {
     }
 
     #[test]
+    fn an_anonymous_request_claiming_the_ceo_is_not_routed_with_the_ceos_events() {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        let mut login = okta_with_email(0, "rt-a");
+        c.correlate(&mut login);
+        // claims the CEO's e-mail and carries her session's token id, vouched by nobody
+        let mut forged = ev(
+            1000,
+            Some("rt-a"),
+            None,
+            Some(("alice@example.com", PrincipalKind::Human)),
+        );
+        forged.principal.email = Some("alice@example.com".into());
+        forged.unvouch_all();
+        c.correlate(&mut forged);
+        assert_ne!(c.subject(&forged), c.subject(&login));
+        assert!(
+            c.subject(&forged).starts_with(CLAIMED),
+            "{}",
+            c.subject(&forged)
+        );
+    }
+
+    #[test]
     fn a_link_shared_by_another_instance_re_points_a_held_one_only_from_a_stronger_source() {
         let mut a = Correlator::new(&CorrelateConfig::default());
         a.record_changes();

@@ -141,6 +141,17 @@ fn commit_and_publish(
     Ok(())
 }
 
+/// The message a consumer returned, or `None` after logging its error (the loops go on to the next record).
+pub(crate) fn consumed<M>(r: Result<M, KafkaError>) -> Option<M> {
+    match r {
+        Ok(m) => Some(m),
+        Err(e) => {
+            tracing::warn!(error = %e, "kafka consume error");
+            None
+        }
+    }
+}
+
 /// Most bytes of an input record copied to a dead letter when its decision could not be sent.
 const MAX_DEAD_LETTER_BYTES: usize = 64 * 1024;
 
@@ -580,12 +591,8 @@ pub async fn run(
             }
             _ = shutdown.changed() => break,
         };
-        let m = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "kafka consume error");
-                continue;
-            }
+        let Some(m) = consumed(msg) else {
+            continue;
         };
         let received = Instant::now();
         last_record = received;

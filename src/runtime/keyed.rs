@@ -34,7 +34,7 @@
 //! per partition of the keyed topic (see the README for the arithmetic); the per-target budgets are kept by the
 //! one dispatching instance and hold for the fleet.
 
-use super::consume::{self, RunError, RunOptions, RunReport};
+use super::consume::{self, consumed, RunError, RunOptions, RunReport};
 use super::snapshot;
 use super::{Dispatch, KafkaReport};
 use crate::bus::{KafkaConfig, KeyedConfig};
@@ -335,12 +335,8 @@ async fn detect(
             }
             _ = shutdown.changed() => break,
         };
-        let m = match msg {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::warn!(error = %e, "kafka consume error");
-                continue;
-            }
+        let Some(m) = consumed(msg) else {
+            continue;
         };
         let received = Instant::now();
         last_record = received;
