@@ -546,7 +546,7 @@ pub struct Routed {
     pub link: bool,
 }
 
-/// The record on the keyed topic.
+/// The record on the keyed topic, as read back.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct RoutedEvent<'a> {
     /// The first stage's processing clock when it admitted the event.
@@ -555,18 +555,20 @@ struct RoutedEvent<'a> {
     event: SessionEvent<'a>,
 }
 
+/// The same record as written: the event borrowed, not copied.
+#[derive(serde::Serialize)]
+struct RoutedEventRef<'e, 'a> {
+    clock: Ts,
+    event: &'e SessionEvent<'a>,
+}
+
 impl Routed {
     /// The correlated `ev`, routed by `subject` ([`crate::correlate::Correlator::subject`]).
     fn event(subject: String, ev: &SessionEvent<'_>, clock: Ts) -> Routed {
-        let key = subject;
         // a SessionEvent always serializes (its fields are strings, numbers and enums)
-        let body = serde_json::to_vec(&RoutedEvent {
-            clock,
-            event: ev.clone(),
-        })
-        .unwrap_or_default();
+        let body = serde_json::to_vec(&RoutedEventRef { clock, event: ev }).unwrap_or_default();
         Routed {
-            key,
+            key: subject,
             body,
             link: false,
         }
