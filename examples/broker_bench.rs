@@ -52,14 +52,23 @@ fn kafka_with(bootstrap: &str, group: &str, batched: bool) -> KafkaConfig {
     }
 }
 
-fn keyed_config(group: &str) -> KeyedConfig {
+fn keyed_config(group: &str, threads: usize) -> KeyedConfig {
     KeyedConfig {
         topic: format!("{group}.keyed"),
         snapshots_topic: format!("{group}.snapshots"),
         links_topic: format!("{group}.links"),
         snapshot_interval_secs: 10,
+        threads: Some(threads),
     }
 }
+
+/// The keyed runs: consumer group, instances, detect threads per instance.
+const KEYED_RUNS: [(&str, usize, usize); 4] = [
+    ("keyed1", 1, 1),
+    ("keyed1t2", 1, 2),
+    ("keyed2", 2, 1),
+    ("keyed2t2", 2, 2),
+];
 
 /// The committed offsets of `group` on the partitions of `topic`, summed.
 fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> i64 {
@@ -142,8 +151,8 @@ async fn run(
         ("bench.deadletter".into(), 1, false),
         ("quench.commands".into(), 1, false),
     ];
-    for g in ["keyed1", "keyed2"] {
-        let kc = keyed_config(g);
+    for (g, _, threads) in KEYED_RUNS {
+        let kc = keyed_config(g, threads);
         topics.push((kc.topic, KEYED_PARTITIONS, false));
         topics.push((kc.snapshots_topic, KEYED_PARTITIONS, true));
         topics.push((kc.links_topic, KEYED_PARTITIONS, true));
@@ -228,9 +237,9 @@ async fn run(
 
     // the keyed topology, one and two instances
     let batched = std::env::var_os("BENCH_BATCHED").is_some();
-    for (group, instances) in [("keyed1", 1usize), ("keyed2", 2)] {
+    for (group, instances, threads) in KEYED_RUNS {
         let mut k = kafka_with(bootstrap, group, batched);
-        let kc = keyed_config(group);
+        let kc = keyed_config(group, threads);
         k.keyed = Some(kc.clone());
         let cfg = quench::config::Config {
             kafka: Some(k.clone()),
@@ -276,7 +285,7 @@ async fn run(
             skipped += s;
         }
         println!(
-            "quench run, keyed, {instances} instance(s): {secs:6.2} s  {:9.0} records/s  ({} events routed, {detected} read by the detect stage, {skipped} of them skipped as held by a snapshot, {decisions} decisions)",
+            "quench run, keyed, {instances} instance(s) × {threads} thread(s): {secs:6.2} s  {:9.0} records/s  ({} events routed, {detected} read by the detect stage, {skipped} of them skipped as held by a snapshot, {decisions} decisions)",
             rate(secs),
             end(bootstrap, &kc.topic, KEYED_PARTITIONS)
         );

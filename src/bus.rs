@@ -69,6 +69,9 @@ pub struct KeyedConfig {
     /// Seconds between snapshots of a partition that has processed records; offsets on `topic` are committed
     /// right after each. Default 10.
     pub snapshot_interval_secs: u64,
+    /// Threads the detect stage processes its partitions on (each partition on one of them, so its events stay in
+    /// order). More threads than partitions held leave the extra ones idle. Default: the machine's cores.
+    pub threads: Option<usize>,
 }
 
 impl Default for KeyedConfig {
@@ -78,7 +81,19 @@ impl Default for KeyedConfig {
             snapshots_topic: "quench.keyed.snapshots".into(),
             links_topic: "quench.keyed.links".into(),
             snapshot_interval_secs: 10,
+            threads: None,
         }
+    }
+}
+
+impl KeyedConfig {
+    /// The detect stage's threads: `threads`, or the machine's cores.
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
     }
 }
 

@@ -169,6 +169,13 @@ impl Config {
                         .into(),
                 });
             }
+            if let Some(n @ (0 | 257..)) = keyed.threads {
+                return Err(ConfigError::Invalid {
+                    key: "kafka.keyed.threads".into(),
+                    value: n.to_string(),
+                    why: "a number of threads from 1 to 256".into(),
+                });
+            }
             let topics = [
                 ("kafka.keyed.topic", &keyed.topic),
                 ("kafka.keyed.snapshots_topic", &keyed.snapshots_topic),
@@ -270,6 +277,32 @@ directory = \"x\"\n",
             e.contains("kafka.topics[0].format") && e.contains("splunk") && e.contains("okta"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_bad_keyed_setting_names_the_key_and_what_is_allowed() {
+        let base = "[kafka]\nbrokers = \"b:9092\"\ntopics = [{ name = \"in\", format = \"auto\" }]\n[kafka.keyed]\n";
+        for (extra, key, allowed) in [
+            ("threads = 0\n", "kafka.keyed.threads", "from 1 to 256"),
+            (
+                "links_topic = \"in\"\n",
+                "kafka.keyed.links_topic",
+                "a topic of its own",
+            ),
+            (
+                "snapshots_topic = \"quench.keyed\"\n",
+                "kafka.keyed.topic",
+                "a topic of its own",
+            ),
+        ] {
+            let cfg = Config::from_str(&format!("{base}{extra}"), "q.toml").unwrap();
+            let norm = normalize::Normalize::new(&cfg.normalize).unwrap();
+            let e = cfg.validate_kafka(&norm).err().unwrap().to_string();
+            assert!(e.contains(key) && e.contains(allowed), "{extra}: {e}");
+        }
+        let ok = Config::from_str(&format!("{base}threads = 2\n"), "q.toml").unwrap();
+        let norm = normalize::Normalize::new(&ok.normalize).unwrap();
+        assert!(ok.validate_kafka(&norm).is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::bus::KafkaConfig;
 use crate::event::Provenance;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::Message;
 
 /// The input consumer, subscribed to the configured topics (offsets stored and committed only when told; see
 /// [`crate::bus::consumer`]). `commit_on_revoke`: when a rebalance takes partitions away, commit the offsets
@@ -67,8 +67,8 @@ pub struct Record<'m> {
 }
 
 impl<'m> Record<'m> {
-    /// Read a consumed message.
-    pub fn of(m: &'m BorrowedMessage<'_>) -> Record<'m> {
+    /// Read a consumed message (borrowed from the consumer, or detached from it).
+    pub fn of(m: &'m impl Message) -> Record<'m> {
         Record {
             topic: m.topic(),
             partition: m.partition(),

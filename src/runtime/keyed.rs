@@ -10,7 +10,8 @@
 //!    offset is stored once the routed events are acknowledged. With `[state] dir`, this stage's links and clock
 //!    are saved with its input offsets, as the single-instance loop saves its state ([`super::consume`]).
 //! 2. **Detect** (consumer group `{kafka.group_id}.keyed`, on the keyed topic): one pipeline per assigned
-//!    partition (dedup, detect and decide, [`crate::pipeline::Pipeline::process_routed`]), producing decisions, OCSF
+//!    partition (dedup, detect and decide, [`crate::pipeline::Pipeline::process_routed`]), run on
+//!    `kafka.keyed.threads` threads ([`super::workers`]; a partition stays on one), producing decisions, OCSF
 //!    findings, dead letters and outbox commands as the single-instance loop does. Every
 //!    `kafka.keyed.snapshot_interval_secs`, as soon as the input goes idle, and at shutdown, each partition that
 //!    processed records saves its state and next offset to `kafka.keyed.snapshots_topic` ([`super::snapshot`]),
@@ -29,13 +30,14 @@
 //! In: records on the input topics. Out: records on the keyed, links, snapshots, decisions, OCSF, dead-letter and
 //! commands topics. Trust: the three internal topics are believed (the clock carried in a keyed record is bounded
 //! by the wall clock, nothing else is checked): only Quench may produce to them (Kafka ACLs). State: the route
-//! stage's pipeline (links, clock) and one pipeline per partition of the
-//! keyed topic this instance holds. The global revocation budget is kept by each partition's decide, so it holds
-//! per partition of the keyed topic (see the README for the arithmetic); the per-target budgets are kept by the
-//! one dispatching instance and hold for the fleet.
+//! stage's pipeline (links, clock); per partition of the keyed topic this instance holds, the offset of the
+//! next record to send to its worker, whose pipeline holds the partition's state. The global revocation budget
+//! is kept by each partition's decide, so it holds per partition of the keyed topic (see the README for the
+//! arithmetic); the per-target budgets are kept by the one dispatching instance and hold for the fleet.
 
 use super::consume::{self, consumed, RunError, RunOptions, RunReport};
 use super::snapshot;
+use super::workers::{self, Done, Pool};
 use super::{Dispatch, KafkaReport};
 use crate::bus::{KafkaConfig, KeyedConfig};
 use crate::config::Config;
@@ -46,6 +48,8 @@ use crate::respond::Dispatcher;
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::FutureProducer;
 use rdkafka::Offset;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,16 +69,15 @@ pub struct KeyedReport {
     pub restored: u64,
 }
 
-/// One partition of the keyed topic held by this instance.
-struct Part {
-    pipeline: Pipeline,
-    /// The offset of the next record the pipeline has not seen (-1: none yet).
+/// What the detect loop knows of a partition it holds (its pipeline is on a worker, [`super::workers`]).
+struct Held {
+    /// The offset of the next record not sent to the worker (-1: none yet): records below it are in the state.
     next: i64,
     /// Whether this partition was sought back to its snapshot's offset (once per restore: librdkafka drops the
     /// records fetched before a seek, and a broker's offsets may have gaps).
     sought: bool,
-    /// Records processed since the last snapshot.
-    dirty: bool,
+    /// Whether a record was sent to the worker since the restore.
+    sent: bool,
 }
 
 /// Run both stages until `shutdown` (or, with `stop_at_end`, the route stage to the end of the input, then the
@@ -98,11 +101,13 @@ pub async fn run(
         route_to: Some(keyed.clone()),
         ..opts
     };
-    let build = || -> Result<Pipeline, RunError> {
-        let mut p = Pipeline::for_detect(cfg).map_err(|e| RunError::Build(e.to_string()))?;
+    let detect_cfg = cfg.clone();
+    let build: workers::Build = Arc::new(move || {
+        let mut p = Pipeline::for_detect(&detect_cfg).map_err(|e| e.to_string())?;
         p.collect_ended(watch);
         Ok(p)
-    };
+    });
+    build().map_err(RunError::Build)?;
     let detect_opts = DetectOptions { stop_at_end, stats };
     let (route, detected) = if stop_at_end {
         let route = dispatch
@@ -119,7 +124,7 @@ pub async fn run(
             .beside(detect(
                 k,
                 &keyed,
-                &build,
+                build,
                 &writer,
                 detect_opts,
                 shutdown,
@@ -142,7 +147,7 @@ pub async fn run(
                     detect(
                         k,
                         &keyed,
-                        &build,
+                        build,
                         &writer,
                         detect_opts,
                         shutdown.clone(),
@@ -194,21 +199,26 @@ struct Revocations {
 }
 
 impl Revocations {
-    /// Forget the revoked partitions' pipelines (their counts go to `retired`).
-    fn take(&self, parts: &mut HashMap<i32, Part>, retired: &mut Stats) {
+    /// The partitions revoked since the last look that this loop holds: forgotten here, to be dropped by their
+    /// workers.
+    fn take(&self, held: &mut HashMap<i32, Held>) -> Vec<i32> {
         if !self.any.swap(false, Ordering::AcqRel) {
-            return;
+            return Vec::new();
         }
         let revoked = match self.partitions.lock() {
             Ok(mut v) => std::mem::take(&mut *v),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
-        for p in revoked {
-            if let Some(part) = parts.remove(&p) {
-                tracing::info!(partition = p, "partition revoked: left to its new owner");
-                retired.absorb(&part.pipeline.stats);
-            }
-        }
+        revoked
+            .into_iter()
+            .filter(|p| {
+                let had = held.remove(p).is_some();
+                if had {
+                    tracing::info!(partition = p, "partition revoked: left to its new owner");
+                }
+                had
+            })
+            .collect()
     }
 }
 
@@ -257,11 +267,12 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
     }
 }
 
-/// The detect stage.
+/// The detect stage: the loop reads the keyed topic and restores, saves and commits; the partitions' pipelines run
+/// on `keyed.threads()` workers ([`super::workers`]).
 async fn detect(
     k: &KafkaConfig,
     keyed: &KeyedConfig,
-    build: &(dyn Fn() -> Result<Pipeline, RunError> + Sync),
+    build: workers::Build,
     outbox: &Writer,
     opts: DetectOptions,
     mut shutdown: watch::Receiver<bool>,
@@ -277,27 +288,6 @@ async fn detect(
             },
         )?;
     consumer.subscribe(&[topic])?;
-    let producer = crate::bus::producer(k)?;
-    let mut snapshots = snapshot::Writer::new(k, &keyed.snapshots_topic)?;
-    let mut report = empty_report()?;
-    let mut keyed_report = KeyedReport {
-        route: empty_report()?,
-        snapshot_bytes: 0,
-        snapshots: 0,
-        restored: 0,
-    };
-    let mut parts: HashMap<i32, Part> = HashMap::new();
-    // the counts of partitions this instance no longer holds, so that published counts never go down
-    let mut retired = Stats::default();
-    let publish = |parts: &HashMap<i32, Part>, retired: &Stats| {
-        if let Some(tx) = &opts.stats {
-            let mut s = retired.clone();
-            for p in parts.values() {
-                s.absorb(&p.pipeline.stats);
-            }
-            tx.send_replace(s);
-        }
-    };
     let mut remaining: HashMap<i32, i64> = HashMap::new();
     if opts.stop_at_end {
         let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
@@ -311,190 +301,333 @@ async fn detect(
             }
         }
         if remaining.is_empty() {
-            return Ok((report, keyed_report));
+            return Ok((
+                empty_report()?,
+                KeyedReport {
+                    route: empty_report()?,
+                    snapshot_bytes: 0,
+                    snapshots: 0,
+                    restored: 0,
+                },
+            ));
         }
     }
-    let mut decisions = Vec::new();
-    let mut last_snapshot = Instant::now();
-    let mut last_record = Instant::now();
-    let interval = Duration::from_secs(keyed.snapshot_interval_secs.max(1));
-    let mut tick = tokio::time::interval(Duration::from_millis(k.commit_interval_ms.max(1)));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        let msg = tokio::select! {
-            m = consumer.recv() => m,
-            _ = tick.tick() => {
-                revocations.take(&mut parts, &mut retired);
-                let idle = last_record.elapsed() >= Duration::from_millis(k.commit_interval_ms);
-                if parts.values().any(|p| p.dirty) && (idle || last_snapshot.elapsed() >= interval) {
-                    checkpoint(&mut parts, &mut snapshots, &consumer, &mut keyed_report, CommitMode::Async).await?;
-                    last_snapshot = Instant::now();
+    let pool = Pool::start(keyed.threads(), build)?;
+    let mut d = Detector {
+        k,
+        keyed,
+        topic,
+        producer: crate::bus::producer(k)?,
+        snapshots: snapshot::Writer::new(k, &keyed.snapshots_topic)?,
+        counts: vec![Stats::default(); pool.workers()],
+        pool,
+        consumer,
+        revocations,
+        outbox,
+        held: HashMap::new(),
+        report: empty_report()?,
+        keyed_report: KeyedReport {
+            route: empty_report()?,
+            snapshot_bytes: 0,
+            snapshots: 0,
+            restored: 0,
+        },
+        stats: opts.stats,
+        on_decision,
+        remaining,
+        stop_at_end: opts.stop_at_end,
+        dirty: false,
+        saves: 0,
+        counts_answered: 0,
+    };
+    let result = d.run(&mut shutdown).await;
+    let (report, keyed_report) = (d.report, d.keyed_report);
+    d.pool.close();
+    result.map(|()| (report, keyed_report))
+}
+
+/// The detect stage's loop and what it knows.
+struct Detector<'a, F: FnMut(&Decision)> {
+    k: &'a KafkaConfig,
+    keyed: &'a KeyedConfig,
+    topic: &'a str,
+    consumer: StreamConsumer<Rebalances>,
+    revocations: Arc<Revocations>,
+    producer: FutureProducer,
+    outbox: &'a Writer,
+    pool: Pool,
+    held: HashMap<i32, Held>,
+    snapshots: snapshot::Writer,
+    report: RunReport,
+    keyed_report: KeyedReport,
+    /// Each worker's latest counts.
+    counts: Vec<Stats>,
+    stats: Option<watch::Sender<Stats>>,
+    on_decision: &'a mut F,
+    /// With `stop_at_end`: the end offset of each partition not yet read to its end.
+    remaining: HashMap<i32, i64>,
+    stop_at_end: bool,
+    /// Records sent to workers since the last checkpoint.
+    dirty: bool,
+    /// Answers to save requests, and to count requests.
+    saves: usize,
+    counts_answered: usize,
+}
+
+/// What woke the loop.
+enum Wake {
+    Done(Done),
+    Record(Option<OwnedMessage>),
+    Tick,
+    Stop,
+}
+
+impl<F: FnMut(&Decision)> Detector<'_, F> {
+    async fn run(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<(), RunError> {
+        let mut last_snapshot = Instant::now();
+        let mut last_record = Instant::now();
+        let interval = Duration::from_secs(self.keyed.snapshot_interval_secs.max(1));
+        let commit = Duration::from_millis(self.k.commit_interval_ms.max(1));
+        let mut tick = tokio::time::interval(commit);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !(self.stop_at_end && self.remaining.is_empty()) {
+            let wake = tokio::select! {
+                biased;
+                d = self.pool.next() => Wake::Done(d?),
+                m = self.consumer.recv() => Wake::Record(consumed(m).map(|m| m.detach())),
+                _ = tick.tick() => Wake::Tick,
+                _ = shutdown.changed() => Wake::Stop,
+            };
+            match wake {
+                Wake::Done(done) => self.done(done).await?,
+                Wake::Record(None) => {}
+                Wake::Record(Some(m)) => {
+                    last_record = Instant::now();
+                    self.record(m).await?;
                 }
-                publish(&parts, &retired);
-                continue;
+                Wake::Tick => {
+                    self.revoke().await?;
+                    let idle = last_record.elapsed() >= commit;
+                    if self.dirty && (idle || last_snapshot.elapsed() >= interval) {
+                        self.checkpoint(CommitMode::Async).await?;
+                        last_snapshot = Instant::now();
+                    }
+                    if self.stats.is_some() {
+                        self.pool.ask_all(false).await?;
+                    }
+                }
+                Wake::Stop => break,
             }
-            _ = shutdown.changed() => break,
-        };
-        let Some(m) = consumed(msg) else {
-            continue;
-        };
+        }
+        self.revoke().await?;
+        self.checkpoint(CommitMode::Sync).await?;
+        // the final counts
+        self.counts_answered = 0;
+        self.pool.ask_all(false).await?;
+        while self.counts_answered < self.pool.workers() {
+            let done = self.pool.next().await?;
+            self.done(done).await?;
+        }
+        Ok(())
+    }
+
+    /// Drop the partitions a rebalance took.
+    async fn revoke(&mut self) -> Result<(), RunError> {
+        for p in self.revocations.take(&mut self.held) {
+            self.pool.drop_partition(p).await?;
+        }
+        Ok(())
+    }
+
+    /// A record read: restore its partition if new here, skip it if the state holds it, else send it to its
+    /// worker.
+    async fn record(&mut self, m: OwnedMessage) -> Result<(), RunError> {
         let received = Instant::now();
-        last_record = received;
         // partitions a rebalance took (noted while this record was fetched): forgotten before anything else
-        revocations.take(&mut parts, &mut retired);
-        let rec = crate::ingest::kafka::Record::of(&m);
-        let p = rec.partition;
-        if let std::collections::hash_map::Entry::Vacant(e) = parts.entry(p) {
-            let part = restore(k, keyed, build, p, &mut snapshots, &mut keyed_report).await?;
-            if part.next < 0 && rec.offset > 0 {
+        self.revoke().await?;
+        let (p, offset) = (m.partition(), m.offset());
+        if !self.held.contains_key(&p) {
+            let next = self.restore(p).await?;
+            if next < 0 && offset > 0 {
                 tracing::warn!(
                     partition = p,
-                    committed = rec.offset,
+                    committed = offset,
                     "no snapshot of a partition already read up to here: its state starts cold"
                 );
             }
-            e.insert(part);
+            self.held.insert(
+                p,
+                Held {
+                    next,
+                    sought: false,
+                    sent: false,
+                },
+            );
         }
-        let Some(part) = parts.get_mut(&p) else {
-            continue;
+        let Some(h) = self.held.get_mut(&p) else {
+            return Ok(());
         };
-        if part.next >= 0
-            && rec.offset > part.next
-            && !part.sought
-            && part.pipeline.stats.messages == 0
-        {
-            part.sought = true;
+        if h.next >= 0 && offset > h.next && !h.sought && !h.sent {
+            h.sought = true;
             // the committed offset is past the snapshot (the newest snapshot was lost or not yet readable): go
             // back to where the state is, rather than leave a gap in it
             tracing::warn!(
                 partition = p,
-                snapshot = part.next,
-                committed = rec.offset,
+                snapshot = h.next,
+                committed = offset,
                 "committed offset past the snapshot: reading again from the snapshot's offset"
             );
-            match consumer.seek(topic, p, Offset::Offset(part.next), Duration::from_secs(10)) {
-                Ok(()) => continue,
+            match self.consumer.seek(
+                self.topic,
+                p,
+                Offset::Offset(h.next),
+                Duration::from_secs(10),
+            ) {
+                Ok(()) => return Ok(()),
                 Err(e) => {
                     tracing::warn!(partition = p, error = %e, "seek failed: the records between are not in the state")
                 }
             }
         }
-        report.records += 1;
-        if rec.offset < part.next {
+        self.report.records += 1;
+        if offset < h.next {
             // the restored state already holds it
-            report.skipped += 1;
-        } else {
-            decisions.clear();
-            if let Err(e) = part.pipeline.process_routed(rec.payload, &mut decisions) {
-                consume::dead_letter(&producer, k, &rec, &e, &mut report).await?;
-            }
-            for e in part.pipeline.take_ended() {
-                outbox.observe(e);
-            }
-            consume::emit(
-                &producer,
-                k,
-                &rec,
-                &mut decisions,
-                received,
-                &mut report,
-                on_decision,
-                outbox,
-            )
-            .await?;
-            part.next = rec.offset + 1;
-            part.dirty = true;
+            self.report.skipped += 1;
+            return self.settled(p, offset);
         }
-        crate::bus::store_offset(&consumer, topic, p, rec.offset)?;
-        if opts.stop_at_end && remaining.get(&p).is_some_and(|end| rec.offset + 1 >= *end) {
-            remaining.remove(&p);
-            if remaining.is_empty() {
-                break;
-            }
-        }
-    }
-    revocations.take(&mut parts, &mut retired);
-    checkpoint(
-        &mut parts,
-        &mut snapshots,
-        &consumer,
-        &mut keyed_report,
-        CommitMode::Sync,
-    )
-    .await?;
-    publish(&parts, &retired);
-    Ok((report, keyed_report))
-}
-
-/// A pipeline for partition `p`, with its newest snapshot loaded if there is one.
-async fn restore(
-    k: &KafkaConfig,
-    keyed: &KeyedConfig,
-    build: &(dyn Fn() -> Result<Pipeline, RunError> + Sync),
-    p: i32,
-    snapshots: &mut snapshot::Writer,
-    report: &mut KeyedReport,
-) -> Result<Part, RunError> {
-    let mut pipeline = build()?;
-    let started = Instant::now();
-    tracing::debug!(partition = p, "restoring");
-    let (k2, topic) = (k.clone(), keyed.snapshots_topic.clone());
-    let snap = tokio::task::spawn_blocking(move || snapshot::read(&k2, &topic, p))
-        .await
-        .map_err(|e| RunError::Build(format!("restoring partition {p}: {e}")))??;
-    let next = match snap {
-        Some(s) => {
-            pipeline
-                .load_state(&s.state)
-                .map_err(|why| RunError::Build(format!("the snapshot of partition {p}: {why}")))?;
-            report.restored += 1;
-            snapshots.adopt(p, &s);
-            tracing::info!(
+        h.next = offset + 1;
+        h.sent = true;
+        self.dirty = true;
+        if !self.pool.record(m, received).await? {
+            tracing::warn!(
                 partition = p,
-                next_offset = s.next_offset,
-                bytes = s.bytes,
-                ms = started.elapsed().as_millis() as u64,
-                "partition restored from its snapshot"
+                "record of a partition no worker holds: not processed"
             );
-            s.next_offset
         }
-        None => {
-            tracing::info!(partition = p, "partition has no snapshot: starting cold");
-            -1
-        }
-    };
-    Ok(Part {
-        pipeline,
-        next,
-        sought: false,
-        dirty: false,
-    })
-}
+        Ok(())
+    }
 
-/// Save every partition that processed records since its last snapshot, then commit the stored offsets.
-async fn checkpoint(
-    parts: &mut HashMap<i32, Part>,
-    snapshots: &mut snapshot::Writer,
-    consumer: &StreamConsumer<Rebalances>,
-    report: &mut KeyedReport,
-    mode: CommitMode,
-) -> Result<(), RunError> {
-    let mut saved = false;
-    for (p, part) in parts.iter_mut().filter(|(_, part)| part.dirty) {
-        let state = part.pipeline.save_state()?;
-        let bytes = snapshots.write(*p, part.next, &state).await?;
-        report.snapshot_bytes += bytes as u64;
-        report.snapshots += 1;
-        part.dirty = false;
-        saved = true;
-    }
-    if saved || matches!(mode, CommitMode::Sync) {
-        match consumer.commit_consumer_state(mode) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-            Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+    /// A worker's result.
+    async fn done(&mut self, done: Done) -> Result<(), RunError> {
+        match done {
+            Done::Record {
+                msg,
+                received,
+                outcome,
+            } => {
+                let Some(mut o) = outcome else {
+                    // its partition was dropped after it was sent: not processed, offset not stored
+                    return Ok(());
+                };
+                let rec = crate::ingest::kafka::Record::of(&msg);
+                if let Some(e) = &o.refused {
+                    consume::dead_letter(&self.producer, self.k, &rec, e, &mut self.report).await?;
+                }
+                for e in o.ended.drain(..) {
+                    self.outbox.observe(e);
+                }
+                consume::emit(
+                    &self.producer,
+                    self.k,
+                    &rec,
+                    &mut o.decisions,
+                    received,
+                    &mut self.report,
+                    &mut *self.on_decision,
+                    self.outbox,
+                )
+                .await?;
+                self.settled(rec.partition, rec.offset)
+            }
+            Done::Saved(saved) => {
+                self.saves += 1;
+                for (p, next, state) in saved.map_err(RunError::Build)? {
+                    let bytes = self.snapshots.write(p, next, &state).await?;
+                    self.keyed_report.snapshot_bytes += bytes as u64;
+                    self.keyed_report.snapshots += 1;
+                }
+                Ok(())
+            }
+            Done::Counted(worker, stats) => {
+                self.counts_answered += 1;
+                if let Some(c) = self.counts.get_mut(worker) {
+                    *c = stats;
+                }
+                if let Some(tx) = &self.stats {
+                    let mut s = Stats::default();
+                    for c in &self.counts {
+                        s.absorb(c);
+                    }
+                    tx.send_replace(s);
+                }
+                Ok(())
+            }
+            Done::Failed(why) => Err(RunError::Build(why)),
         }
     }
-    Ok(())
+
+    /// A record is done with: store its offset, and note a partition read to its end.
+    fn settled(&mut self, p: i32, offset: i64) -> Result<(), RunError> {
+        crate::bus::store_offset(&self.consumer, self.topic, p, offset)?;
+        if self.stop_at_end && self.remaining.get(&p).is_some_and(|end| offset + 1 >= *end) {
+            self.remaining.remove(&p);
+        }
+        Ok(())
+    }
+
+    /// A pipeline for partition `p` on a worker, with its newest snapshot loaded if there is one; returns the
+    /// snapshot's next offset (-1 without one).
+    async fn restore(&mut self, p: i32) -> Result<i64, RunError> {
+        let started = Instant::now();
+        tracing::debug!(partition = p, "restoring");
+        let (k2, topic) = (self.k.clone(), self.keyed.snapshots_topic.clone());
+        let snap = tokio::task::spawn_blocking(move || snapshot::read(&k2, &topic, p))
+            .await
+            .map_err(|e| RunError::Build(format!("restoring partition {p}: {e}")))??;
+        match snap {
+            Some(s) => {
+                self.keyed_report.restored += 1;
+                self.snapshots.adopt(p, &s);
+                tracing::info!(
+                    partition = p,
+                    next_offset = s.next_offset,
+                    bytes = s.bytes,
+                    ms = started.elapsed().as_millis() as u64,
+                    "partition restored from its snapshot"
+                );
+                self.pool.adopt(p, Some(s.state), s.next_offset).await?;
+                Ok(s.next_offset)
+            }
+            None => {
+                tracing::info!(partition = p, "partition has no snapshot: starting cold");
+                self.pool.adopt(p, None, -1).await?;
+                Ok(-1)
+            }
+        }
+    }
+
+    /// Save every partition that processed records since its last snapshot (the workers answer after the records
+    /// sent before, whose results are emitted meanwhile), then commit the stored offsets.
+    async fn checkpoint(&mut self, mode: CommitMode) -> Result<(), RunError> {
+        if !self.dirty && !matches!(mode, CommitMode::Sync) {
+            return Ok(());
+        }
+        let before = self.keyed_report.snapshots;
+        self.saves = 0;
+        self.pool.ask_all(true).await?;
+        while self.saves < self.pool.workers() {
+            let done = self.pool.next().await?;
+            self.done(done).await?;
+        }
+        self.dirty = false;
+        if self.keyed_report.snapshots > before || matches!(mode, CommitMode::Sync) {
+            match self.consumer.commit_consumer_state(mode) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
+                Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -503,34 +636,32 @@ mod tests {
 
     #[test]
     fn a_partition_revoked_and_given_back_between_two_records_is_restored_not_continued() {
-        let cfg = Config::default();
-        let mut parts = HashMap::new();
+        let mut held = HashMap::new();
         for p in [0, 1] {
-            let mut pipeline = Pipeline::for_detect(&cfg).unwrap();
-            pipeline.stats.messages = 10;
-            parts.insert(
+            held.insert(
                 p,
-                Part {
-                    pipeline,
+                Held {
                     next: 500,
                     sought: false,
-                    dirty: true,
+                    sent: true,
                 },
             );
         }
         let r = Revocations::default();
-        let mut retired = Stats::default();
-        r.take(&mut parts, &mut retired);
-        assert_eq!(parts.len(), 2, "nothing revoked, nothing dropped");
-        // the callback notes partition 1 revoked (and, by the time the loop looks, given back again)
-        r.partitions.lock().unwrap().push(1);
+        assert!(r.take(&mut held).is_empty());
+        assert_eq!(held.len(), 2, "nothing revoked, nothing dropped");
+        // the callback notes partitions 1 and 7 revoked (and, by the time the loop looks, 1 given back again)
+        r.partitions.lock().unwrap().extend([1, 7]);
         r.any.store(true, Ordering::Release);
-        r.take(&mut parts, &mut retired);
-        assert!(parts.contains_key(&0));
+        assert_eq!(
+            r.take(&mut held),
+            vec![1],
+            "the partition held is dropped by its worker; 7 was never held"
+        );
+        assert!(held.contains_key(&0));
         assert!(
-            !parts.contains_key(&1),
+            !held.contains_key(&1),
             "its in-memory state missed what another instance processed meanwhile: restore it"
         );
-        assert_eq!(retired.messages, 10, "its counts are kept");
     }
 }

@@ -13,6 +13,7 @@
 pub mod consume;
 pub mod keyed;
 pub mod snapshot;
+pub mod workers;
 
 pub use consume::{RunError, RunOptions, RunReport};
 
