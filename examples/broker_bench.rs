@@ -13,6 +13,9 @@
 //! README), so every producer here sets `batch.num.messages = 1`, the Quench instances' too. Each run is timed from
 //! its start (consumer group join included) to its last record; the plain consumer's time to its first record is
 //! printed so the join can be told apart.
+//!
+//! Last, the keyed detect stage alone, without the broker, on one and on two threads (`BENCH_DETECT_ONLY=1` runs
+//! only that).
 
 use quench::bus::{KafkaConfig, KeyedConfig, TopicConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -132,6 +135,9 @@ async fn main() -> anyhow::Result<()> {
     let n = lines.len() as i64;
     let bytes: usize = lines.iter().map(|l| l.len()).sum();
     let base = quench::cli::eval::traffic_config(&dir)?;
+    if std::env::var_os("BENCH_DETECT_ONLY").is_some() {
+        return detect_threads(&base, &lines).await;
+    }
 
     let broker = quench::lab::tansu::Tansu::start()?;
     let bootstrap = broker.bootstrap.clone();
@@ -311,5 +317,102 @@ async fn run(
         r.decisions.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
+    detect_threads(base, lines).await
+}
+
+/// The keyed detect stage without the broker: the lines routed in memory (as the route stage writes them, keyed
+/// topic of `KEYED_PARTITIONS` partitions), then processed by the stage's workers on 1 and on 2 threads, timed
+/// from the first record sent to the last result received.
+async fn detect_threads(base: &quench::config::Config, lines: &[String]) -> anyhow::Result<()> {
+    use quench::runtime::workers::{Done, Pool};
+    use rdkafka::message::OwnedMessage;
+    use std::hash::{Hash, Hasher};
+    let mut router = quench::pipeline::Pipeline::new(base)?;
+    let mut routed = Vec::new();
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let prov = quench::event::Provenance::Kafka {
+            topic: INPUT.into(),
+            partition: 0,
+            offset: i as i64,
+        };
+        out.clear();
+        if router
+            .route(l.as_bytes(), None, prov, quench::event::Ts::now(), &mut out)
+            .is_ok()
+        {
+            routed.extend(out.drain(..).filter(|r| !r.link));
+        }
+    }
+    let partition = |key: &str| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        (h.finish() % KEYED_PARTITIONS as u64) as i32
+    };
+    let mut single = 0.0;
+    // three rounds, alternating, since one run on a shared machine varies by a fifth
+    for (round, threads) in [1, 2, 1, 2, 1, 2].into_iter().enumerate() {
+        let cfg = base.clone();
+        let mut pool = Pool::start(
+            threads,
+            std::sync::Arc::new(move || {
+                quench::pipeline::Pipeline::for_detect(&cfg).map_err(|e| e.to_string())
+            }),
+        )?;
+        for p in 0..KEYED_PARTITIONS {
+            pool.adopt(p, None, -1).await?;
+        }
+        let msgs: Vec<OwnedMessage> = routed
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                OwnedMessage::new(
+                    Some(r.body.clone()),
+                    Some(r.key.clone().into_bytes()),
+                    "keyed".into(),
+                    rdkafka::Timestamp::NotAvailable,
+                    partition(&r.key),
+                    i as i64,
+                    None,
+                )
+            })
+            .collect();
+        let n = msgs.len();
+        if round == 0 {
+            let mut per = vec![0usize; KEYED_PARTITIONS as usize];
+            for m in &msgs {
+                per[rdkafka::message::Message::partition(m) as usize] += 1;
+            }
+            println!("events per keyed partition: {per:?}");
+        }
+        let t = Instant::now();
+        let mut got = 0;
+        let mut decisions = 0;
+        let mut msgs = msgs.into_iter();
+        // send while the workers have room, take results as they come
+        while got < n {
+            let Some(m) = msgs.next() else {
+                if let Done::Record {
+                    outcome: Some(o), ..
+                } = pool.next().await?
+                {
+                    decisions += o.decisions.len();
+                }
+                got += 1;
+                continue;
+            };
+            pool.record(m, Instant::now()).await?;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        pool.close();
+        if threads == 1 {
+            single = secs;
+        }
+        println!(
+            "keyed detect stage, no broker, {threads} thread(s): {secs:6.2} s  {:9.0} events/s  ({n} events in {KEYED_PARTITIONS} partitions, {decisions} decisions{})",
+            n as f64 / secs,
+            if threads > 1 { format!(", {:.2}× one thread", single / secs) } else { String::new() }
+        );
+    }
     Ok(())
 }

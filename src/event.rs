@@ -560,6 +560,12 @@ pub struct SessionKeys<'a> {
     pub job_id: Option<Text<'a>>,
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<Text<'a>>,
+    /// On a token grant: how many other principals, vouched for by their source, had granted this OAuth client
+    /// before (at most [`crate::correlate::PEERS_KEPT`]). Filled by correlate for every event (whatever a record
+    /// claims is overwritten), so that the keyed topology counts the organisation's grants in its first stage,
+    /// which sees every principal, and not per partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_peers: Option<u8>,
     /// Which of these keys the source vouches for (it issued or authenticated them). The others were supplied by
     /// the client (a request header, a span attribute of an untrusted input): correlation neither learns links from
     /// them nor attributes through them, and a target never acts on them.

@@ -595,7 +595,7 @@ impl<V> KeyedState<V> {
 /// What a [`KeyedState`] saves: its entries, least recently touched first per pool, so that re-inserting them in
 /// order rebuilds both recency lists. Each entry is (key, flags, last touch in ms, value): flag 1 is the claimed
 /// pool, flag 2 a key stored as its digest (the key field is then the digest in hex).
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 pub struct SavedKeys<V> {
     evicted: u64,
     entries: Vec<(String, u8, i64, V)>,

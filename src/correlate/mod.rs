@@ -4,7 +4,10 @@
 //! (a tool-call span names job J and token T; a gateway call carrying only T is then attributed to J and J's
 //! principal). State: links token → job, token → principal, job → principal and session → principal, each in a
 //! [`KeyedState`] bounded by TTL and key count (event time), plus a count of conflicting links. Attributed values
-//! are shared `Arc<str>`s, so filling an event allocates nothing.
+//! are shared `Arc<str>`s, so filling an event allocates nothing. Also the organisation's OAuth grants: per client,
+//! digests of up to [`PEERS_KEPT`] principals that granted it (vouched for by their source), from which each
+//! grant's `session.client_peers` is filled (for `new_client`): counted here, where the keyed topology's first
+//! stage sees every principal, rather than in a detector that would see one partition's.
 //!
 //! Trust: links are learned only from keys and principals the event's source vouches for, and a link is replaced
 //! only by one from a stronger source (IdP over SaaS over gateway and agent); a different claim at the same or a
@@ -13,11 +16,14 @@
 //! and an attributed principal carries the vouch of the link it came from. A client-supplied token or job id
 //! (an anonymous request's `x-token-id`) therefore neither re-points a link nor borrows anyone's identity.
 
-use crate::event::{Keys, PrincipalKind, SessionEvent, Text, Ts, Vouch};
+use crate::event::{Category, Keys, PrincipalKind, SessionEvent, Text, Ts, Vouch};
 use crate::state::SavedKeys;
 use crate::state::{Bounds, KeyedState};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+
+/// Principals remembered per OAuth client: `session.client_peers` counts up to this many.
+pub const PEERS_KEPT: usize = 16;
 
 /// `[correlate]` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,6 +33,9 @@ pub struct CorrelateConfig {
     pub ttl_secs: u64,
     /// Most keys tracked per link map. Default 1000000.
     pub max_keys: usize,
+    /// How long the organisation's grants of an OAuth client are remembered after the client's last grant, in
+    /// seconds of event time (`new_client` counts them). Default 2592000 (30 days).
+    pub grant_ttl_secs: u64,
 }
 
 impl Default for CorrelateConfig {
@@ -34,6 +43,7 @@ impl Default for CorrelateConfig {
         CorrelateConfig {
             ttl_secs: 86_400,
             max_keys: 1_000_000,
+            grant_ttl_secs: 2_592_000,
         }
     }
 }
@@ -91,6 +101,8 @@ pub struct Correlator {
     token_principal: KeyedState<Who>,
     job_principal: KeyedState<Who>,
     session_principal: KeyedState<Who>,
+    /// Per OAuth client: digests of the principals (vouched for) that granted it, at most [`PEERS_KEPT`].
+    grants: KeyedState<Vec<[u8; 16]>>,
     conflicts: u64,
     /// Links learned or re-pointed since the last [`Correlator::take_changes`], when recording.
     changes: Option<Vec<LinkChange>>,
@@ -104,6 +116,8 @@ pub enum LinkMap {
     TokenPrincipal,
     JobPrincipal,
     SessionPrincipal,
+    /// A principal (its digest) granted an OAuth client (the key).
+    ClientGrant,
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -111,6 +125,7 @@ pub enum LinkMap {
 enum LinkValue {
     Job(JobLink),
     Who(Who),
+    Grant([u8; 16]),
 }
 
 /// A link learned or re-pointed: what the keyed topology's route stage shares with its other instances (through
@@ -132,12 +147,15 @@ impl LinkChange {
         let strength = match &self.link {
             LinkValue::Job(l) => l.strength,
             LinkValue::Who(w) => w.vouch.strength(),
+            // one record per principal and client, so compaction keeps every grant
+            LinkValue::Grant(d) => return format!("client_grant/{}/{}", hex::encode(d), self.key),
         };
         let map = match self.map {
             LinkMap::TokenJob => "token_job",
             LinkMap::TokenPrincipal => "token_principal",
             LinkMap::JobPrincipal => "job_principal",
             LinkMap::SessionPrincipal => "session_principal",
+            LinkMap::ClientGrant => "client_grant",
         };
         format!("{map}/{strength}/{}", self.key)
     }
@@ -160,6 +178,7 @@ impl Correlator {
             token_principal: KeyedState::new(b),
             job_principal: KeyedState::new(b),
             session_principal: KeyedState::new(b),
+            grants: KeyedState::new(Bounds::from_secs(cfg.grant_ttl_secs, cfg.max_keys)),
             conflicts: 0,
             changes: None,
         }
@@ -200,13 +219,21 @@ impl Correlator {
                     LinkMap::TokenPrincipal => &mut self.token_principal,
                     LinkMap::JobPrincipal => &mut self.job_principal,
                     LinkMap::SessionPrincipal => &mut self.session_principal,
-                    LinkMap::TokenJob => return,
+                    LinkMap::TokenJob | LinkMap::ClientGrant => return,
                 };
                 let cur = map.entry(&c.key, c.at, || w.clone());
                 if w.vouch.strength() > cur.vouch.strength() {
                     *cur = w.clone();
                 } else if cur.id != w.id && w.vouch.strength() == cur.vouch.strength() {
                     self.conflicts += 1;
+                }
+            }
+            LinkValue::Grant(d) => {
+                if c.map == LinkMap::ClientGrant {
+                    let g = self.grants.entry(&c.key, c.at, Vec::new);
+                    if !g.contains(d) && g.len() < PEERS_KEPT {
+                        g.push(*d);
+                    }
                 }
             }
         }
@@ -272,6 +299,7 @@ impl Correlator {
             &self.job_principal,
             &self.session_principal,
             self.conflicts,
+            &self.grants,
         ))
     }
 
@@ -283,8 +311,27 @@ impl Correlator {
             SavedKeys<Who>,
             SavedKeys<Who>,
             u64,
+            SavedKeys<Vec<[u8; 16]>>,
         );
-        let (tj, tp, jp, sp, conflicts): Links = crate::state::load(saved)?;
+        type Before = (
+            SavedKeys<JobLink>,
+            SavedKeys<Who>,
+            SavedKeys<Who>,
+            SavedKeys<Who>,
+            u64,
+        );
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Saved {
+            Links(Links),
+            // saved before grants were counted here: they start empty
+            Before(Before),
+        }
+        let (tj, tp, jp, sp, conflicts, grants): Links = match crate::state::load(saved)? {
+            Saved::Links(l) => l,
+            Saved::Before((tj, tp, jp, sp, c)) => (tj, tp, jp, sp, c, Default::default()),
+        };
+        self.grants.restore(grants)?;
         self.token_job.restore(tj)?;
         self.token_principal.restore(tp)?;
         self.job_principal.restore(jp)?;
@@ -462,6 +509,43 @@ impl Correlator {
             }
         }
         namespace_identities(ev);
+        self.count_grant(ev);
+    }
+
+    /// Fill a grant's `session.client_peers` from the organisation's earlier grants of its client, and learn the
+    /// grant if its principal is vouched for (a forged grant cannot make a client look popular). Any other event's
+    /// is cleared: only correlate says it.
+    fn count_grant(&mut self, ev: &mut SessionEvent<'_>) {
+        ev.session.client_peers = None;
+        if ev.category != Category::TokenIssued {
+            return;
+        }
+        let (Some(client), Some(who)) = (ev.session.client_id.as_deref(), ev.principal.key())
+        else {
+            return;
+        };
+        let me = crate::state::digest(who);
+        let now = ev.event_time;
+        let others = |g: &Vec<[u8; 16]>| g.iter().filter(|d| **d != me).count();
+        let before = if ev.principal.vouched_by.is_some() {
+            let g = self.grants.entry(client, now, Vec::new);
+            let before = others(g);
+            if !g.contains(&me) && g.len() < PEERS_KEPT {
+                g.push(me);
+                if let Some(c) = &mut self.changes {
+                    c.push(LinkChange {
+                        map: LinkMap::ClientGrant,
+                        key: client.to_string(),
+                        at: now,
+                        link: LinkValue::Grant(me),
+                    });
+                }
+            }
+            before
+        } else {
+            self.grants.peek(client).map_or(0, others)
+        };
+        ev.session.client_peers = Some(before.min(PEERS_KEPT) as u8);
     }
 
     /// Drop links idle for longer than the TTL.
@@ -470,6 +554,7 @@ impl Correlator {
         self.token_principal.evict(now);
         self.job_principal.evict(now);
         self.session_principal.evict(now);
+        self.grants.evict(now);
     }
 
     /// Keys currently held, over all link maps.
@@ -478,6 +563,7 @@ impl Correlator {
             + self.token_principal.len()
             + self.job_principal.len()
             + self.session_principal.len()
+            + self.grants.len()
     }
 }
 
@@ -595,6 +681,102 @@ mod tests {
         e.principal.kind = PrincipalKind::Human;
         e.vouch_all();
         e
+    }
+
+    /// A token grant by `who` (an Okta id) to OAuth client `client`, its principal vouched for unless `forged`.
+    fn grant(
+        t: i64,
+        who: &'static str,
+        client: &'static str,
+        forged: bool,
+    ) -> SessionEvent<'static> {
+        let mut e = okta(t, "S", who);
+        e.session.session_id = None;
+        e.session.token_id = None;
+        e.category = Category::TokenIssued;
+        e.session.client_id = Some(client.into());
+        e.vouch_all();
+        if forged {
+            e.principal.vouched_by = None;
+            e.unvouch_all();
+        }
+        e
+    }
+
+    #[test]
+    fn a_grant_counts_the_colleagues_vouched_for_who_granted_its_client_before() {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        let mut peers = Vec::new();
+        for (i, (who, forged)) in [
+            ("00ubo", false),
+            ("00ubo", false),
+            ("00ufake1", true),
+            ("00ufake2", true),
+            ("00ucy", false),
+            ("00uann", false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut g = grant(i as i64 * 1000, who, "zoom", forged);
+            // whatever a record claims is overwritten
+            g.session.client_peers = Some(200);
+            c.correlate(&mut g);
+            peers.push(g.session.client_peers);
+        }
+        assert_eq!(
+            peers,
+            vec![Some(0), Some(0), Some(0), Some(0), Some(1), Some(2)],
+            "bo's second grant is not a colleague of his; forged grants (their client id a claimed one) never add"
+        );
+        let mut other = ev(
+            9000,
+            Some("T"),
+            None,
+            Some(("00uann", PrincipalKind::Human)),
+        );
+        other.session.client_peers = Some(9);
+        c.correlate(&mut other);
+        assert_eq!(
+            other.session.client_peers, None,
+            "only grants carry a count"
+        );
+    }
+
+    /// Found measuring the keyed topology: `new_client` counted colleagues per keyed partition, so a client three
+    /// colleagues in other partitions had granted looked new (on the simulator's traffic, 32 alerts over one
+    /// partition, 35 over 4, 39 over 8). Grants are now counted by the route stage and shared between its instances.
+    #[test]
+    fn grants_learned_by_one_route_instance_count_as_colleagues_on_another() {
+        let mut a = Correlator::new(&CorrelateConfig::default());
+        a.record_changes();
+        let mut b = Correlator::new(&CorrelateConfig::default());
+        for (i, who) in ["00ubo", "00ucy", "00udi"].into_iter().enumerate() {
+            a.correlate(&mut grant(i as i64 * 1000, who, "zoom", false));
+        }
+        a.correlate(&mut grant(4000, "00ueve", "evil-app", true));
+        let shared = a.take_changes();
+        let keys: Vec<String> = shared
+            .iter()
+            .filter(|c| c.map == LinkMap::ClientGrant)
+            .map(|c| c.topic_key())
+            .collect();
+        assert_eq!(
+            keys.len(),
+            3,
+            "one record per vouched grant, none for the forged one: {keys:?}"
+        );
+        assert_eq!(
+            keys.iter().collect::<std::collections::HashSet<_>>().len(),
+            3,
+            "each principal's grant has a key of its own, so compaction keeps them all"
+        );
+        for c in &shared {
+            b.apply(&LinkChange::decode(&c.encode()).unwrap());
+        }
+        let mut ann = grant(5000, "00uann", "zoom", false);
+        b.correlate(&mut ann);
+        assert_eq!(ann.session.client_peers, Some(3));
     }
 
     /// Okta's sign-in with its e-mail (the person's key as detectors use it).
@@ -886,6 +1068,7 @@ mod tests {
         let mut c = Correlator::new(&CorrelateConfig {
             ttl_secs: 60,
             max_keys: 10,
+            ..Default::default()
         });
         c.correlate(&mut ev(0, Some("T"), Some("J"), None));
         c.evict(Ts(120_000));

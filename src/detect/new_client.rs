@@ -2,20 +2,20 @@
 //! integration).
 //!
 //! In: `token_issued` events with an OAuth client id and a principal. Out: one finding per client new to the
-//! principal that fewer than `peer_min` other principals of the organisation have granted (counted only from
-//! sources that vouch for them, so forged grants cannot make a client look popular): once the principal's clients
+//! principal that fewer than `peer_min` other principals of the organisation have granted (counted by correlate
+//! into `session.client_peers`, only from sources that vouch for them, so forged grants cannot make a client look
+//! popular): once the principal's clients
 //! are learned (more than `learn_events` grants and `learn_secs` since the first); before that, only for a client
 //! no colleague has granted (a consent-phishing app, a rogue integration) once Quench has watched the organisation
 //! for `learn_secs` (at start every client is one nobody was seen to use). A client `peer_min` colleagues already
 //! use (an org-wide rollout) is never a finding. State: per principal, in a [`KeyedState`] bounded by an
 //! event-time TTL (`ttl_secs`) and a key cap (`max_keys`; principals first seen unvouched live in its smaller
 //! claimed pool): first-seen time, grant count and the clients seen (at most `max_clients`, the least recently
-//! seen forgotten first); per client, in a second map with the same bounds: digests of up to `peer_min`
-//! principals that granted it; and the event time of the first event seen (when watching began).
+//! seen forgotten first); and the event time of the first event seen (when watching began).
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, SessionEvent, Ts};
-use crate::state::{bounded, digest, Bounds, KeyedState, RecentSet};
+use crate::state::{bounded, Bounds, KeyedState, RecentSet};
 use serde::Deserialize;
 
 pub const NAME: &str = "new_client";
@@ -52,6 +52,17 @@ impl Default for NewClientConfig {
 pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     let (file, cfg): (String, NewClientConfig) = ctx.config(FILE, BUILTIN)?;
     super::check_scores(&file, &[("score", cfg.score)])?;
+    if cfg.peer_min > crate::correlate::PEERS_KEPT {
+        return Err(ConfigError::Invalid {
+            file,
+            key: "peer_min",
+            value: cfg.peer_min.to_string(),
+            why: format!(
+                "at most {} (the grants correlate counts per client)",
+                crate::correlate::PEERS_KEPT
+            ),
+        });
+    }
     if cfg.max_clients == 0 {
         return Err(ConfigError::Invalid {
             file,
@@ -63,7 +74,6 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
     let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(NewClient {
         watching_since: None,
-        peers: KeyedState::new(bounds),
         cfg,
         state: KeyedState::new(bounds),
     }))
@@ -79,8 +89,6 @@ struct KeyState {
 pub struct NewClient {
     cfg: NewClientConfig,
     state: KeyedState<KeyState>,
-    /// Per client: the principals (digests) that granted it, at most `peer_min`.
-    peers: KeyedState<Vec<[u8; 16]>>,
     /// Event time of the first event this detector saw: the organisation's clients are known only after
     /// `learn_secs` of watching.
     watching_since: Option<crate::event::Ts>,
@@ -88,17 +96,18 @@ pub struct NewClient {
 
 impl Detector for NewClient {
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
-        super::save(&(&self.state, &self.peers, &self.watching_since))
+        // the middle place held the peers counted here before correlate counted them: kept, so that either reads
+        // the other's state
+        super::save(&(&self.state, (), &self.watching_since))
     }
 
     fn load(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
-        let (state, peers, since): (
+        let (state, _, since): (
             crate::state::SavedKeys<KeyState>,
-            crate::state::SavedKeys<Vec<[u8; 16]>>,
+            serde::de::IgnoredAny,
             Option<Ts>,
         ) = super::load(saved)?;
         self.state.restore(state)?;
-        self.peers.restore(peers)?;
         self.watching_since = since;
         Ok(())
     }
@@ -127,23 +136,8 @@ impl Detector for NewClient {
         let new_to_principal = s.clients.see(client);
         let learned = s.grants > cfg.learn_events
             && ev.event_time.secs_since(s.first_seen) >= cfg.learn_secs as f64;
-        // how many colleagues granted it before (vouched principals only: forged grants cannot make a client look
-        // popular)
-        let me = digest(who);
-        let peers = match vouched {
-            true => {
-                let p = self.peers.entry_in(client, ev.event_time, true, Vec::new);
-                let before = p.iter().filter(|d| **d != me).count();
-                if !p.contains(&me) && p.len() < cfg.peer_min {
-                    p.push(me);
-                }
-                before
-            }
-            false => self
-                .peers
-                .peek(client)
-                .map_or(0, |p| p.iter().filter(|d| **d != me).count()),
-        };
+        // how many colleagues granted it before, as correlate counted them
+        let peers = ev.session.client_peers.map_or(0, usize::from);
         if !new_to_principal || peers >= cfg.peer_min || (!learned && (peers > 0 || !org_known)) {
             return;
         }
@@ -170,6 +164,7 @@ impl Detector for NewClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::correlate::Correlator;
     use crate::detect::testutil::at;
     use crate::event::*;
 
@@ -181,6 +176,7 @@ mod tests {
             Category::TokenIssued,
         );
         e.principal.email = Some(Text::from(who.to_string()));
+        e.principal.kind = PrincipalKind::Human;
         e.session.client_id = Some(client.into());
         e.vouch_all();
         e.principal.vouched_by = Some(Vouch {
@@ -194,6 +190,17 @@ mod tests {
         grant_by(secs, "ann@example.com", client)
     }
 
+    /// Correlate `ev` (which counts the organisation's grants into `client_peers`) and show it to `d`.
+    fn see(
+        c: &mut Correlator,
+        d: &mut dyn Detector,
+        mut ev: SessionEvent<'static>,
+        out: &mut Vec<Finding>,
+    ) {
+        c.correlate(&mut ev);
+        d.observe(&ev, out);
+    }
+
     fn of_ann(out: &[Finding]) -> Vec<&Finding> {
         out.iter()
             .filter(|f| f.subject.principal.as_deref() == Some("ann@example.com"))
@@ -204,10 +211,11 @@ mod tests {
     #[test]
     fn a_grant_to_a_never_seen_client_after_learning_is_flagged_once() {
         let mut d = build(&BuildContext::default()).unwrap();
+        let mut cor = Correlator::new(&Default::default());
         let mut out = Vec::new();
         for c in ["bo@example.com", "cy@example.com", "di@example.com"] {
-            d.observe(&grant_by(0, c, "mail-app"), &mut out);
-            d.observe(&grant_by(1, c, "calendar-app"), &mut out);
+            see(&mut cor, &mut *d, grant_by(0, c, "mail-app"), &mut out);
+            see(&mut cor, &mut *d, grant_by(1, c, "calendar-app"), &mut out);
         }
         for i in 0..10 {
             let app = if i % 2 == 0 {
@@ -215,11 +223,21 @@ mod tests {
             } else {
                 "calendar-app"
             };
-            d.observe(&grant(i * 20_000, app), &mut out);
+            see(&mut cor, &mut *d, grant(i * 20_000, app), &mut out);
         }
         assert!(of_ann(&out).is_empty(), "{out:?}");
-        d.observe(&grant(300_000, "free-pdf-converter"), &mut out);
-        d.observe(&grant(300_100, "free-pdf-converter"), &mut out);
+        see(
+            &mut cor,
+            &mut *d,
+            grant(300_000, "free-pdf-converter"),
+            &mut out,
+        );
+        see(
+            &mut cor,
+            &mut *d,
+            grant(300_100, "free-pdf-converter"),
+            &mut out,
+        );
         let ann = of_ann(&out);
         assert_eq!(ann.len(), 1);
         assert!(ann[0].reason.contains("free-pdf-converter") && ann[0].score < 0.5);
@@ -229,11 +247,22 @@ mod tests {
     #[test]
     fn a_client_nobody_in_the_organisation_uses_is_flagged_even_before_learning() {
         let mut d = build(&BuildContext::default()).unwrap();
+        let mut cor = Correlator::new(&Default::default());
         let mut out = Vec::new();
         // at start, nothing is known about the organisation's clients: quiet
-        d.observe(&grant_by(0, "bo@example.com", "mail-app"), &mut out);
+        see(
+            &mut cor,
+            &mut *d,
+            grant_by(0, "bo@example.com", "mail-app"),
+            &mut out,
+        );
         assert!(out.is_empty(), "{out:?}");
-        d.observe(&grant(90_000, "drive-backup-pro"), &mut out);
+        see(
+            &mut cor,
+            &mut *d,
+            grant(90_000, "drive-backup-pro"),
+            &mut out,
+        );
         assert_eq!(of_ann(&out).len(), 1);
     }
 
@@ -241,10 +270,13 @@ mod tests {
     #[test]
     fn an_app_rolled_out_to_everyone_is_not_new_for_the_rest_of_the_organisation() {
         let mut d = build(&BuildContext::default()).unwrap();
+        let mut cor = Correlator::new(&Default::default());
         let mut out = Vec::new();
         for i in 0..50 {
-            d.observe(
-                &grant_by(i * 60, &format!("u{i}@example.com"), "zoom"),
+            see(
+                &mut cor,
+                &mut *d,
+                grant_by(i * 60, &format!("u{i}@example.com"), "zoom"),
                 &mut out,
             );
         }
@@ -255,30 +287,42 @@ mod tests {
     #[test]
     fn claimed_grants_do_not_count_as_colleagues() {
         let mut d = build(&BuildContext::default()).unwrap();
+        let mut cor = Correlator::new(&Default::default());
         let mut out = Vec::new();
-        d.observe(&grant_by(0, "bo@example.com", "mail-app"), &mut out);
+        see(
+            &mut cor,
+            &mut *d,
+            grant_by(0, "bo@example.com", "mail-app"),
+            &mut out,
+        );
         for i in 0..10 {
             let mut forged = grant_by(i, &format!("fake{i}@example.com"), "evil-app");
             forged.principal.vouched_by = None;
             forged.unvouch_all();
-            d.observe(&forged, &mut out);
+            see(&mut cor, &mut *d, forged, &mut out);
         }
         out.clear();
-        d.observe(&grant(90_000, "evil-app"), &mut out);
+        see(&mut cor, &mut *d, grant(90_000, "evil-app"), &mut out);
         assert_eq!(of_ann(&out).len(), 1);
     }
 
     #[test]
     fn other_categories_naming_a_client_are_quiet() {
         let mut d = build(&BuildContext::default()).unwrap();
+        let mut cor = Correlator::new(&Default::default());
         let mut out = Vec::new();
-        d.observe(&grant_by(0, "bo@example.com", "mail-app"), &mut out);
+        see(
+            &mut cor,
+            &mut *d,
+            grant_by(0, "bo@example.com", "mail-app"),
+            &mut out,
+        );
         let mut sso = grant(200_000, "c");
         sso.category = Category::Sso;
-        d.observe(&sso, &mut out);
+        see(&mut cor, &mut *d, sso, &mut out);
         assert!(out.is_empty(), "{out:?}");
         // while a grant to the same client is flagged: the category filter kept the SSO quiet
-        d.observe(&grant(200_100, "c"), &mut out);
+        see(&mut cor, &mut *d, grant(200_100, "c"), &mut out);
         assert_eq!(of_ann(&out).len(), 1);
     }
 }

@@ -1045,6 +1045,8 @@ pub fn event_of(c: &Cols<'_>, i: usize) -> Option<SessionEvent<'static>> {
         root_session_id: owned("root_session_id"),
         job_id: owned("job_id"),
         client_id: owned("client_id"),
+        // correlate counts it again
+        client_peers: None,
         vouched,
     };
     let geo = match (c.f64("lat", i), c.f64("lon", i)) {
