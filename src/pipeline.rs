@@ -348,6 +348,9 @@ impl Pipeline {
             }
         };
         let ev = r.event;
+        if r.announce {
+            return self.announced(ev, r.clock);
+        }
         let format = self
             .normalize
             .format_name(ev.source.format.as_str())
@@ -385,6 +388,26 @@ impl Pipeline {
             return Ok(());
         }
         self.after_correlate(ev, clock, out);
+        Ok(())
+    }
+
+    /// A configuration announcement's copy (see [`Routed::announce`]): learned by the detectors that keep what an
+    /// admin announces for an agent ([`crate::detect::Detector::announce`]), judged nowhere (its original, in its
+    /// subject's partition, is).
+    fn announced(&mut self, ev: SessionEvent<'_>, clock: Ts) -> Result<(), NormalizeError> {
+        let reference = Ts(clock.0.min(Ts::now().0));
+        if ev.event_time.0 > reference.0.saturating_add(self.skew_secs as i64 * 1000) {
+            *self.stats.rejected.entry("from_the_future").or_default() += 1;
+            return Err(NormalizeError::FromTheFuture {
+                event_time: ev.event_time.to_rfc3339(),
+                reference: reference.to_rfc3339(),
+                reference_kind: "the ingest time",
+                skew_secs: self.skew_secs,
+            });
+        }
+        if !self.timeline.too_old(ev.event_time) {
+            self.detect.announce(&ev);
+        }
         Ok(())
     }
 
@@ -479,6 +502,13 @@ impl Pipeline {
                     let mut ev = ev;
                     self.correlate.correlate(&mut ev);
                     let key = self.correlate.subject(&ev);
+                    if ev.category == crate::event::Category::AdminChange
+                        && ev.session.job_id.is_some()
+                    {
+                        // a configuration announcement for an agent's job: its copy goes to every partition,
+                        // since the admin (the subject) and the agent can live in different ones
+                        out.push(Routed::announcement(key.clone(), &ev, clock));
+                    }
                     out.push(Routed::event(key, &ev, clock));
                     out.extend(self.correlate.take_changes().iter().map(Routed::link));
                 }
@@ -544,6 +574,10 @@ pub struct Routed {
     pub body: Vec<u8>,
     /// A link learned (for the links topic), not an event (for the keyed topic).
     pub link: bool,
+    /// A copy of a configuration announcement (an `admin_change` naming a job) for every partition of the keyed
+    /// topic, each of whose pipelines learns from it without judging it; the event itself is routed too, by its
+    /// subject.
+    pub announce: bool,
 }
 
 /// The record on the keyed topic, as read back.
@@ -553,6 +587,9 @@ struct RoutedEvent<'a> {
     clock: Ts,
     #[serde(borrow)]
     event: SessionEvent<'a>,
+    /// A copy to learn from only (see [`Routed::announce`]).
+    #[serde(default)]
+    announce: bool,
 }
 
 /// The same record as written: the event borrowed, not copied.
@@ -560,17 +597,41 @@ struct RoutedEvent<'a> {
 struct RoutedEventRef<'e, 'a> {
     clock: Ts,
     event: &'e SessionEvent<'a>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    announce: bool,
 }
 
 impl Routed {
     /// The correlated `ev`, routed by `subject` ([`crate::correlate::Correlator::subject`]).
     fn event(subject: String, ev: &SessionEvent<'_>, clock: Ts) -> Routed {
         // a SessionEvent always serializes (its fields are strings, numbers and enums)
-        let body = serde_json::to_vec(&RoutedEventRef { clock, event: ev }).unwrap_or_default();
+        let body = serde_json::to_vec(&RoutedEventRef {
+            clock,
+            event: ev,
+            announce: false,
+        })
+        .unwrap_or_default();
         Routed {
             key: subject,
             body,
             link: false,
+            announce: false,
+        }
+    }
+
+    /// The copy of announcement `ev` for every partition.
+    fn announcement(subject: String, ev: &SessionEvent<'_>, clock: Ts) -> Routed {
+        let body = serde_json::to_vec(&RoutedEventRef {
+            clock,
+            event: ev,
+            announce: true,
+        })
+        .unwrap_or_default();
+        Routed {
+            key: subject,
+            body,
+            link: false,
+            announce: true,
         }
     }
 
@@ -579,6 +640,7 @@ impl Routed {
             key: c.topic_key(),
             body: c.encode(),
             link: true,
+            announce: false,
         }
     }
 }
@@ -603,6 +665,7 @@ mod tests {
         let body = serde_json::to_vec(&RoutedEvent {
             clock: year_2100,
             event: ev,
+            announce: false,
         })
         .unwrap();
         let mut out = Vec::new();
@@ -631,5 +694,82 @@ mod tests {
         assert_eq!(back.event, ev);
         assert_eq!(back.clock, Ts(2_000));
         assert_eq!(r.key, "T");
+    }
+
+    /// Found by a review of the keyed topology: a configuration announcement (an `admin_change` naming an agent's
+    /// job and its new destination) is routed by the admin who made it, while the job's state lives in the
+    /// agent's partition. The agent's first upload to the announced destination was then flagged (0.7, a
+    /// quarantine) in the keyed topology though one pipeline knew it. Every partition gets a copy to learn from.
+    #[test]
+    fn an_announcement_reaches_the_agents_partition_when_the_admin_lives_in_another() {
+        const T0: i64 = 1_793_606_400_000;
+        let iso = |ms: i64| Ts(ms).to_rfc3339();
+        let span = |i: i64, dest: &str| {
+            format!(
+                r#"{{"traceId":"j{i}","spanId":"k{i}","name":"execute_tool upload","startTimeUnixNano":"{}000000","attributes":[{{"key":"gen_ai.operation.name","value":{{"stringValue":"execute_tool"}}}},{{"key":"gen_ai.agent.id","value":{{"stringValue":"agent-sync"}}}},{{"key":"gen_ai.conversation.id","value":{{"stringValue":"job-sync-1"}}}},{{"key":"quench.token.id","value":{{"stringValue":"tok-sync"}}}},{{"key":"gen_ai.tool.name","value":{{"stringValue":"upload_rows"}}}},{{"key":"quench.destination","value":{{"stringValue":"{dest}"}}}}]}}"#,
+                T0 + i * 120_000
+            )
+        };
+        let mut lines: Vec<String> = (0..20).map(|i| span(i, "s3://corp-sync-out")).collect();
+        lines.push(format!(
+            r#"{{"event_id":"cfg-1","event_time":"{t}","ingest_time":"{t}","source":{{"family":"agent","vendor":"agent-platform","format":"native"}},"category":"admin_change","action":"agent.config.update","outcome":"success","principal":{{"id":"platform-admin@example.com","kind":"human"}},"session":{{"job_id":"job-sync-1"}},"resource":{{"destination":"s3://new-partner"}}}}"#,
+            t = iso(T0 + 21 * 120_000)
+        ));
+        lines.extend((22..25).map(|i| span(i, "s3://new-partner")));
+        let cfg = Config::from_str(
+            "[normalize.formats.native]\nvendor = \"agent-platform\"\nvouched = true\n",
+            "q.toml",
+        )
+        .unwrap();
+        let mut router = Pipeline::new(&cfg).unwrap();
+        let mut routed = Vec::new();
+        for l in &lines {
+            router
+                .route(
+                    l.as_bytes(),
+                    None,
+                    Provenance::None,
+                    Ts(T0 + 86_400_000),
+                    &mut routed,
+                )
+                .unwrap();
+        }
+        routed.retain(|r| !r.link);
+        assert!(
+            routed
+                .iter()
+                .any(|r| !r.announce && r.key.contains("platform-admin")),
+            "the announcement itself is routed by its admin"
+        );
+        // the admin's partition is 0, the agent's 1
+        let decide = |copies: bool| {
+            let mut parts = [
+                Pipeline::for_detect(&cfg).unwrap(),
+                Pipeline::for_detect(&cfg).unwrap(),
+            ];
+            let mut out = Vec::new();
+            for r in &routed {
+                if r.announce {
+                    if copies {
+                        for p in &mut parts {
+                            p.process_routed(&r.body, &mut out).unwrap();
+                        }
+                    }
+                    continue;
+                }
+                let p = usize::from(!r.key.contains("platform-admin"));
+                parts[p].process_routed(&r.body, &mut out).unwrap();
+            }
+            out.iter()
+                .any(|d| d.findings.iter().any(|f| f.detector == "destination_drift"))
+        };
+        assert!(
+            decide(false),
+            "without the copies the agent's partition never hears of it"
+        );
+        assert!(
+            !decide(true),
+            "with them the announced destination is known"
+        );
     }
 }

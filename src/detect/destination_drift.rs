@@ -108,6 +108,13 @@ impl Detector for DestinationDrift {
         self.state.restore(super::load(saved)?)
     }
 
+    fn announce(&mut self, ev: &SessionEvent<'_>) {
+        // what an admin_change announces is learned by observe, which judges nothing of it
+        if ev.category == Category::AdminChange {
+            self.observe(ev, &mut Vec::new());
+        }
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         let announced = ev.category == Category::AdminChange && ev.session.job_id.is_some();
         let agent = ev.principal.kind == PrincipalKind::Agent && ev.principal.vouched_by.is_some();

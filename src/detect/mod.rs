@@ -162,6 +162,12 @@ pub trait Detector: Send {
     fn load(&mut self, _saved: &RawValue) -> Result<(), String> {
         Ok(())
     }
+
+    /// Learn from a configuration announcement (an `admin_change` naming a job) without judging it. The keyed
+    /// topology sends a copy to every partition, because the admin who made the change and the agent it names
+    /// can live in different partitions ([`crate::pipeline::Pipeline::process_routed`]). Default: nothing to
+    /// learn.
+    fn announce(&mut self, _ev: &SessionEvent<'_>) {}
 }
 
 pub use crate::state::Saved;
@@ -333,6 +339,13 @@ impl Detect {
     pub fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         for (_, d) in &mut self.detectors {
             d.observe(ev, out);
+        }
+    }
+
+    /// Every detector learns from a configuration announcement ([`Detector::announce`]).
+    pub fn announce(&mut self, ev: &SessionEvent<'_>) {
+        for (_, d) in &mut self.detectors {
+            d.announce(ev);
         }
     }
 

@@ -102,6 +102,13 @@ impl Detector for ToolDrift {
         self.state.restore(super::load(saved)?)
     }
 
+    fn announce(&mut self, ev: &SessionEvent<'_>) {
+        // what an admin_change announces is learned by observe, which judges nothing of it
+        if ev.category == Category::AdminChange {
+            self.observe(ev, &mut Vec::new());
+        }
+    }
+
     fn observe(&mut self, ev: &SessionEvent<'_>, out: &mut Vec<Finding>) {
         let cfg = &self.cfg;
         if ev.category == Category::AdminChange {

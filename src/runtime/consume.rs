@@ -370,12 +370,16 @@ impl<'t> InFlight<'t> {
         producer: &FutureProducer,
         consumer: &StreamConsumer<Input>,
         topic: &str,
-        r: crate::pipeline::Routed,
+        partition: Option<i32>,
+        r: &crate::pipeline::Routed,
     ) -> Result<Result<(), KafkaError>, RunError> {
         loop {
-            let rec = rdkafka::producer::FutureRecord::to(topic)
+            let mut rec = rdkafka::producer::FutureRecord::to(topic)
                 .key(r.key.as_bytes())
                 .payload(&r.body);
+            if let Some(p) = partition {
+                rec = rec.partition(p);
+            }
             match producer.send_result(rec) {
                 Ok(f) => {
                     self.queue.push_back(Pending::Sent(f, topic.to_string()));
@@ -532,6 +536,25 @@ pub async fn run(
         }
         None => None,
     };
+    // The keyed topic's partitions: a configuration announcement goes to each of them.
+    let keyed_partitions = match &opts.route_to {
+        Some(to) => {
+            let md = consumer.fetch_metadata(Some(&to.topic), Duration::from_secs(10))?;
+            let n = md
+                .topics()
+                .iter()
+                .find(|t| t.name() == to.topic)
+                .map_or(0, |t| t.partitions().len() as i32);
+            if n == 0 {
+                return Err(RunError::Build(format!(
+                    "kafka.keyed.topic {}: no such topic (create it, and the snapshots and links topics)",
+                    to.topic
+                )));
+            }
+            n
+        }
+        None => 0,
+    };
     // With stop_at_end: the end offset of every input partition at start-up; stop once all are processed.
     let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
     if opts.stop_at_end {
@@ -628,14 +651,24 @@ pub async fn run(
             pipeline.process(payload, pinned, prov, Ts::now(), &mut decisions)
         };
         if let Some(to) = &opts.route_to {
-            for r in routed.drain(..) {
-                let topic = if r.link {
-                    &to.links_topic
+            'routed: for r in routed.drain(..) {
+                let (topic, partitions) = if r.link {
+                    (&to.links_topic, None)
+                } else if r.announce {
+                    (&to.topic, Some(0..keyed_partitions))
                 } else {
                     report.routed += 1;
-                    &to.topic
+                    (&to.topic, None)
                 };
-                if let Err(source) = inflight.send(&producer, &consumer, topic, r).await? {
+                let sends: Vec<Option<i32>> =
+                    partitions.map_or(vec![None], |ps| ps.map(Some).collect());
+                for partition in sends {
+                    let Err(source) = inflight
+                        .send(&producer, &consumer, topic, partition, &r)
+                        .await?
+                    else {
+                        continue;
+                    };
                     // a routed event or link the client refuses as such (too large): resending can never
                     // succeed, so the input record is dead-lettered instead of stopping every instance in turn
                     let e = crate::normalize::NormalizeError::Invalid {
@@ -643,7 +676,7 @@ pub async fn run(
                         reason: format!("a routed record for {topic} was refused: {source}"),
                     };
                     dead_letter(&producer, k, &rec, &e, &mut report).await?;
-                    break;
+                    break 'routed;
                 }
             }
         }

@@ -460,6 +460,13 @@ fn the_detect_stage_decides_the_same_over_any_number_of_keyed_partitions() {
             .collect();
         let mut decisions = Vec::new();
         for r in &routed {
+            if r.announce {
+                // a configuration announcement's copy goes to every partition, as the route stage sends it
+                for p in &mut pipelines {
+                    p.process_routed(&r.body, &mut decisions).unwrap();
+                }
+                continue;
+            }
             let mut h = std::collections::hash_map::DefaultHasher::new();
             r.key.hash(&mut h);
             let p = (h.finish() % partitions) as usize;
