@@ -507,9 +507,9 @@ impl Pipeline {
                     {
                         // a configuration announcement for an agent's job: its copy goes to every partition,
                         // since the admin (the subject) and the agent can live in different ones
-                        out.push(Routed::announcement(key.clone(), &ev, clock));
+                        out.push(Routed::event(key.clone(), &ev, clock, true));
                     }
-                    out.push(Routed::event(key, &ev, clock));
+                    out.push(Routed::event(key, &ev, clock, false));
                     out.extend(self.correlate.take_changes().iter().map(Routed::link));
                 }
             }
@@ -602,36 +602,21 @@ struct RoutedEventRef<'e, 'a> {
 }
 
 impl Routed {
-    /// The correlated `ev`, routed by `subject` ([`crate::correlate::Correlator::subject`]).
-    fn event(subject: String, ev: &SessionEvent<'_>, clock: Ts) -> Routed {
+    /// The correlated `ev`, routed by `subject` ([`crate::correlate::Correlator::subject`]); with `announce`,
+    /// the copy of an announcement for every partition.
+    fn event(subject: String, ev: &SessionEvent<'_>, clock: Ts, announce: bool) -> Routed {
         // a SessionEvent always serializes (its fields are strings, numbers and enums)
         let body = serde_json::to_vec(&RoutedEventRef {
             clock,
             event: ev,
-            announce: false,
+            announce,
         })
         .unwrap_or_default();
         Routed {
             key: subject,
             body,
             link: false,
-            announce: false,
-        }
-    }
-
-    /// The copy of announcement `ev` for every partition.
-    fn announcement(subject: String, ev: &SessionEvent<'_>, clock: Ts) -> Routed {
-        let body = serde_json::to_vec(&RoutedEventRef {
-            clock,
-            event: ev,
-            announce: true,
-        })
-        .unwrap_or_default();
-        Routed {
-            key: subject,
-            body,
-            link: false,
-            announce: true,
+            announce,
         }
     }
 
