@@ -674,7 +674,7 @@ mod tests {
         let mut ev = SessionEvent::new(src, Text::from("e1"), Ts(1_000), Category::DataRead);
         ev.session.token_id = Some("T".into());
         ev.vouch_all();
-        let r = Routed::event("T".into(), &ev, Ts(2_000));
+        let r = Routed::event("T".into(), &ev, Ts(2_000), false);
         let back: RoutedEvent<'_> = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(back.event, ev);
         assert_eq!(back.clock, Ts(2_000));
