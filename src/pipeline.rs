@@ -504,9 +504,12 @@ impl Pipeline {
                     let key = self.correlate.subject(&ev);
                     if ev.category == crate::event::Category::AdminChange
                         && ev.session.job_id.is_some()
+                        && ev.vouches(crate::event::Keys::JOB)
                     {
                         // a configuration announcement for an agent's job: its copy goes to every partition,
-                        // since the admin (the subject) and the agent can live in different ones
+                        // since the admin (the subject) and the agent can live in different ones (only from a
+                        // source that vouches for the job: a claimed one teaches no agent's state, and copies of
+                        // forged lines would multiply by the partitions)
                         out.push(Routed::event(key.clone(), &ev, clock, true));
                     }
                     out.push(Routed::event(key, &ev, clock, false));
@@ -755,6 +758,23 @@ mod tests {
         assert!(
             !decide(true),
             "with them the announced destination is known"
+        );
+        // the same announcement from a source not trusted for the job is a claim: no copies
+        let mut router = Pipeline::new(&Config::default()).unwrap();
+        let mut copies = Vec::new();
+        router
+            .route(
+                lines[20].as_bytes(),
+                None,
+                Provenance::None,
+                Ts(T0 + 86_400_000),
+                &mut copies,
+            )
+            .unwrap();
+        assert!(!copies.is_empty(), "routed");
+        assert!(
+            copies.iter().all(|r| !r.announce),
+            "a forged line is not multiplied by the partitions"
         );
     }
 }
