@@ -101,6 +101,17 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// How many attacks of `kind` to simulate: alone, an attack kind is simulated twice so that each of its
+    /// variants occurs.
+    fn n_attacks(&self, kind: &str) -> usize {
+        let cfg = self;
+        match &cfg.only {
+            Some(o) if o == kind => (cfg.people / 250).max(2),
+            Some(_) => 0,
+            None => (cfg.people / 250).max(1),
+        }
+    }
+
     /// Whether a trap or attack kind is on.
     fn on(&self, name: &str) -> bool {
         self.only.as_deref().is_none_or(|o| o == name)
@@ -310,733 +321,837 @@ impl Labeller {
 
 const SESSION_ACTIONS: &[Action] = &[Action::RevokeToken, Action::TerminateSession];
 
-/// Write `events.jsonl`, `labels.json` and `quench.toml` into `dir`.
+/// Write `events.jsonl`, `labels.json` and `quench.toml` into `dir`. The phases draw from one random stream in a
+/// fixed order (people, victims, their days, service accounts, agents), so a seed always writes the same traffic.
 pub fn simulate(cfg: &SimConfig, dir: &Path) -> std::io::Result<SimSummary> {
     cfg.check().map_err(std::io::Error::other)?;
-    let mut rng = Rng(cfg.seed ^ 0x5EED);
     let mut o = Out::new(cfg.seed);
     o.by_event_time = cfg.event_time_order;
-    let days = cfg.days.max(2) as i64;
-    let on = |t: &str| cfg.on(t);
-    // alone, an attack kind is simulated twice so that each of its variants occurs
-    let n_attacks = |kind: &str| match &cfg.only {
-        Some(o) if o == kind => (cfg.people / 250).max(2),
-        Some(_) => 0,
-        None => (cfg.people / 250).max(1),
+    let mut sim = Sim {
+        cfg,
+        rng: Rng(cfg.seed ^ 0x5EED),
+        o,
+        days: cfg.days.max(2) as i64,
+        traps: Default::default(),
+        labels: Labeller {
+            attacks: Vec::new(),
+        },
     };
-    let mut traps: std::collections::BTreeMap<&'static str, usize> = Default::default();
-    let mut count = |t: &'static str, yes: bool| {
-        if yes {
-            *traps.entry(t).or_default() += 1;
-        }
-    };
-    let people: Vec<Person> = (0..cfg.people)
-        .map(|i| {
-            let browser = rng.below(BROWSERS.len() as u64) as usize;
-            Person {
-                email: format!("user{i:04}@example.com"),
-                okta_id: format!("00u{i:06}"),
-                oid: format!("{:08x}-5f1c-4e2a-9b1d-{:012x}", 0x1000 + i, i),
-                gid: format!("1{:020}", i),
-                home: rng.below(CITIES.len() as u64) as usize,
-                hh: rng.below(60_000),
-                browser,
-                version: if browser == SAFARI { 1 } else { 131 },
-                update_day: (on("browser_update") && rng.chance(0.5)).then(|| rng.range(1, days)),
-                laptop: format!("{:08x}-dev-{i:04}", rng.u64() as u32),
-                phone: (on("carrier_hub") && rng.chance(0.4))
-                    .then(|| format!("{:08x}-ph-{i:04}", rng.u64() as u32)),
-                dual_stack: on("dual_stack") && rng.chance(0.45),
-                zscaler: on("security_proxy") && rng.chance(0.2),
-                relay: on("private_relay") && browser == SAFARI && rng.chance(0.6),
-                vpn: on("corporate_vpn") && rng.chance(0.15),
-                tether: on("tethering") && rng.chance(0.1),
-                office: on("office_nat") && rng.chance(0.5),
-                traveller: (on("travel") || on("inflight_wifi")) && rng.chance(0.08),
-                start_day: if on("new_hire") && rng.chance(0.04) {
-                    rng.range(2, days)
-                } else {
-                    0
-                },
-                drive: rng.chance(0.4),
-                sales: rng.chance(0.1),
-                finance: on("quarter_end") && rng.chance(0.08),
-                engineer: rng.chance(0.08),
-            }
-        })
-        .collect();
+    let people = sim.people();
+    let victims = sim.victims(&people);
+    sim.live(&people, &victims);
+    let (services, scraped) = sim.services();
+    let attacked_agents = sim.agents();
+    sim.write(dir, &people, services, &scraped, &attacked_agents)
+}
 
-    for p in &people {
-        count("dual_stack", p.dual_stack);
-        count("security_proxy", p.zscaler);
-        count("private_relay", p.relay);
-        count("carrier_hub", p.phone.is_some());
-        count("tethering", p.tether);
-        count("corporate_vpn", p.vpn);
-        count("office_nat", p.office);
-        count("travel", p.traveller && on("travel"));
-        count("desktop_apps", on("desktop_apps"));
-        count("browser_update", p.update_day.is_some());
-        count("new_hire", p.start_day > 0);
-        count("quarter_end", p.finance);
-        count("on_call_burst", p.engineer && on("on_call_burst"));
-        count("oauth_rollout", on("oauth_rollout"));
+/// What the phases of [`simulate`] share: the configuration, the one random stream, the lines written, the
+/// traps counted and the attacks labelled.
+struct Sim<'c> {
+    cfg: &'c SimConfig,
+    rng: Rng,
+    o: Out,
+    days: i64,
+    traps: Traps,
+    labels: Labeller,
+}
+
+/// The benign traps simulated, counted by name.
+#[derive(Default)]
+struct Traps(std::collections::BTreeMap<&'static str, usize>);
+
+impl Traps {
+    fn count(&mut self, trap: &'static str, yes: bool) {
+        if yes {
+            *self.0.entry(trap).or_default() += 1;
+        }
     }
-    let mut labels = Labeller {
-        attacks: Vec::new(),
-    };
-    // --- victims: (person, day, kind, variant index) --------------------------------------------------------
-    let human_kinds = [
-        "cookie_replay",
-        "aitm_replay",
-        "impossible_travel",
-        "refresh_token_reuse",
-        "entra_token_replay",
-        "m365_mailbox_access",
-        "bulk_export",
-    ];
-    let mut victims: Vec<(usize, i64, &'static str, usize)> = Vec::new();
-    for kind in human_kinds {
-        for k in 0..n_attacks(kind) {
-            for _ in 0..500 {
-                let p = rng.below(people.len().max(1) as u64) as usize;
-                let Some(person) = people.get(p) else { break };
-                let wants_sales = kind == "bulk_export" && k % 2 == 0;
-                if victims.iter().any(|v| v.0 == p)
-                    || person.traveller
-                    || person.start_day > 0
-                    || (wants_sales && !person.sales)
-                {
+}
+
+impl Sim<'_> {
+    /// The fields a phase works with.
+    fn parts(
+        &mut self,
+    ) -> (
+        &SimConfig,
+        &mut Rng,
+        &mut Out,
+        i64,
+        &mut Traps,
+        &mut Labeller,
+    ) {
+        (
+            self.cfg,
+            &mut self.rng,
+            &mut self.o,
+            self.days,
+            &mut self.traps,
+            &mut self.labels,
+        )
+    }
+
+    /// The organisation's people, and the traps their traits set.
+    fn people(&mut self) -> Vec<Person> {
+        let (cfg, rng, _, days, traps, _) = self.parts();
+        let on = |t: &str| cfg.on(t);
+        let people: Vec<Person> = (0..cfg.people)
+            .map(|i| {
+                let browser = rng.below(BROWSERS.len() as u64) as usize;
+                Person {
+                    email: format!("user{i:04}@example.com"),
+                    okta_id: format!("00u{i:06}"),
+                    oid: format!("{:08x}-5f1c-4e2a-9b1d-{:012x}", 0x1000 + i, i),
+                    gid: format!("1{:020}", i),
+                    home: rng.below(CITIES.len() as u64) as usize,
+                    hh: rng.below(60_000),
+                    browser,
+                    version: if browser == SAFARI { 1 } else { 131 },
+                    update_day: (on("browser_update") && rng.chance(0.5))
+                        .then(|| rng.range(1, days)),
+                    laptop: format!("{:08x}-dev-{i:04}", rng.u64() as u32),
+                    phone: (on("carrier_hub") && rng.chance(0.4))
+                        .then(|| format!("{:08x}-ph-{i:04}", rng.u64() as u32)),
+                    dual_stack: on("dual_stack") && rng.chance(0.45),
+                    zscaler: on("security_proxy") && rng.chance(0.2),
+                    relay: on("private_relay") && browser == SAFARI && rng.chance(0.6),
+                    vpn: on("corporate_vpn") && rng.chance(0.15),
+                    tether: on("tethering") && rng.chance(0.1),
+                    office: on("office_nat") && rng.chance(0.5),
+                    traveller: (on("travel") || on("inflight_wifi")) && rng.chance(0.08),
+                    start_day: if on("new_hire") && rng.chance(0.04) {
+                        rng.range(2, days)
+                    } else {
+                        0
+                    },
+                    drive: rng.chance(0.4),
+                    sales: rng.chance(0.1),
+                    finance: on("quarter_end") && rng.chance(0.08),
+                    engineer: rng.chance(0.08),
+                }
+            })
+            .collect();
+
+        for p in &people {
+            traps.count("dual_stack", p.dual_stack);
+            traps.count("security_proxy", p.zscaler);
+            traps.count("private_relay", p.relay);
+            traps.count("carrier_hub", p.phone.is_some());
+            traps.count("tethering", p.tether);
+            traps.count("corporate_vpn", p.vpn);
+            traps.count("office_nat", p.office);
+            traps.count("travel", p.traveller && on("travel"));
+            traps.count("desktop_apps", on("desktop_apps"));
+            traps.count("browser_update", p.update_day.is_some());
+            traps.count("new_hire", p.start_day > 0);
+            traps.count("quarter_end", p.finance);
+            traps.count("on_call_burst", p.engineer && on("on_call_burst"));
+            traps.count("oauth_rollout", on("oauth_rollout"));
+        }
+        people
+    }
+
+    /// The people attacked: (person, day, kind, variant index).
+    fn victims(&mut self, people: &[Person]) -> Vec<(usize, i64, &'static str, usize)> {
+        let Sim { cfg, rng, days, .. } = self;
+        let n_attacks = |kind: &str| cfg.n_attacks(kind);
+        let days = *days;
+        // --- victims: (person, day, kind, variant index) --------------------------------------------------------
+        let mut victims: Vec<(usize, i64, &'static str, usize)> = Vec::new();
+        for &kind in human_kinds() {
+            for k in 0..n_attacks(kind) {
+                for _ in 0..500 {
+                    let p = rng.below(people.len().max(1) as u64) as usize;
+                    let Some(person) = people.get(p) else { break };
+                    let wants_sales = kind == "bulk_export" && k % 2 == 0;
+                    if victims.iter().any(|v| v.0 == p)
+                        || person.traveller
+                        || person.start_day > 0
+                        || (wants_sales && !person.sales)
+                    {
+                        continue;
+                    }
+                    // a weekday with a few days of history first
+                    let mut d = rng.range(3.min(days - 1), days);
+                    while d % 7 >= 5 {
+                        d -= 1;
+                    }
+                    victims.push((p, d, kind, k));
+                    break;
+                }
+            }
+        }
+        victims
+    }
+
+    /// Every person's days: sign-ins, mail, files, trips, and the attacks on the victims.
+    fn live(&mut self, people: &[Person], victims: &[(usize, i64, &'static str, usize)]) {
+        let (cfg, rng, o, days, traps, labels) = self.parts();
+        let on = |t: &str| cfg.on(t);
+        // --- people --------------------------------------------------------------------------------------------------
+        let rollout_day = 3.min(days - 1);
+        for (pi, p) in people.iter().enumerate() {
+            let who = p.who();
+            let mut here_i = p.home;
+            let away_i = (p.home + 1 + rng.below(CITIES.len() as u64 - 1) as usize) % CITIES.len();
+            let trip = p.traveller.then(|| rng.range(1, (days - 2).max(2)));
+            let mut free_at = i64::MIN;
+            let mut version = p.version;
+            for d in 0..days {
+                if d < p.start_day {
                     continue;
                 }
-                // a weekday with a few days of history first
+                let week = d / 7;
+                let day0 = T0 + d * DAY;
+                let weekday = d % 7 < 5;
+                // weekend: an on-call engineer's burst through the gateway, from home
+                if !weekday {
+                    if p.engineer
+                        && on("on_call_burst")
+                        && (pi as i64 + week) % 4 == 0
+                        && d % 7 == 5
+                    {
+                        // from wherever the engineer is this weekend
+                        let ip = if here_i == p.home {
+                            world::home_v4(p.home, p.hh)
+                        } else {
+                            world::home_v4(here_i, 59_000 + p.hh % 1000)
+                        };
+                        let t0 = day0 + rng.range(8, 20) * H - tz_ms(&CITIES[here_i]);
+                        let n = rng.range(300, 700);
+                        for k in 0..n {
+                            let t = t0 + k * (2 * H / n) + rng.range(0, 5 * S);
+                            o.kong(
+                                t,
+                                "GET",
+                                "deploy-api",
+                                &p.email,
+                                &format!("cred-{}", p.okta_id),
+                                &ip,
+                                "httpie/3.2.4",
+                                4096,
+                            );
+                        }
+                    }
+                    continue;
+                }
+                let here = &CITIES[here_i];
+                let at_home = here_i == p.home;
+                let start =
+                    (day0 + 8 * H + 30 * MIN - tz_ms(here) + rng.range(-40, 40) * MIN).max(free_at);
+                let end = day0 + 17 * H + 30 * MIN - tz_ms(here) + rng.range(-40, 40) * MIN;
+                if end <= start + H {
+                    continue;
+                }
+                let span = |a: i64, b: i64| Some((start + a, (start + b).min(end)));
+                let day = Day {
+                    here,
+                    here_i,
+                    at_home,
+                    start,
+                    office: (p.office && at_home && (1..=3).contains(&(d % 7)))
+                        .then(|| (start + 50 * MIN, end - 60 * MIN)),
+                    vpn: if p.vpn && d % 2 == 0 {
+                        span(2 * H, 5 * H)
+                    } else {
+                        None
+                    },
+                    tether: if p.tether && d % 5 == 1 {
+                        span(3 * H, 4 * H)
+                    } else {
+                        None
+                    },
+                };
+                if p.update_day == Some(d) {
+                    version += 1;
+                }
+                let update_at = (p.update_day == Some(d)).then(|| start + rng.range(60, 240) * MIN);
+                let ua_at = |t: i64| {
+                    if update_at.is_some_and(|u| t < u) {
+                        ua_of(p.browser, version - 1)
+                    } else {
+                        ua_of(p.browser, version)
+                    }
+                };
+                let okta_session = format!("102{}d{d}", p.okta_id);
+                let entra_session = format!("{}-s{week}", &p.oid[..8]);
+                let rt = format!("rt-{}-{d}", p.okta_id);
+                let mut last_uti = format!("uti{}d{d}k0", &p.oid[..8]);
+                let net =
+                    |rng: &mut Rng, t: i64, traffic: Traffic| net_at(rng, p, &day, t, traffic);
+
+                let n0 = net(&mut *rng, start, Traffic::Web);
+                o.okta(
+                    start,
+                    "user.session.start",
+                    &who,
+                    &n0,
+                    &okta_session,
+                    &ua_at(start),
+                    Some(&p.laptop),
+                    "Okta Dashboard",
+                );
+                let t1 = start + rng.range(1, 5) * MIN;
+                let n1 = net(&mut *rng, t1, Traffic::M365);
+                // Entra ID Protection's own noise: a traveller's sign-in from the city they flew to is "unfamiliar"
+                // (medium), and now and then anyone's is, at low risk
+                if on("vendor_risk_noise") {
+                    if !at_home {
+                        o.next_entra_risk = Some(("medium", "unfamiliarFeatures"));
+                        traps.count("vendor_risk_noise", true);
+                    } else if rng.chance(0.01) {
+                        o.next_entra_risk = Some(("low", "unfamiliarFeatures"));
+                        traps.count("vendor_risk_noise", true);
+                    }
+                }
+                o.entra(
+                    t1,
+                    &who,
+                    &n1,
+                    &entra_session,
+                    &last_uti,
+                    &ua_at(t1),
+                    Some(&p.laptop),
+                    "OfficeHome",
+                    true,
+                );
+                let mut t = start + rng.range(15, 40) * MIN;
+                let mut k = 0;
+                while t < end {
+                    k += 1;
+                    let w = net(&mut *rng, t, Traffic::Web);
+                    let m = net(&mut *rng, t + 2 * MIN, Traffic::M365);
+                    let app = APPS[rng.below(APPS.len() as u64) as usize];
+                    o.okta(
+                        t,
+                        "user.authentication.sso",
+                        &who,
+                        &w,
+                        &okta_session,
+                        &ua_at(t),
+                        Some(&p.laptop),
+                        app,
+                    );
+                    // the desktop apps renew their tokens silently in the same Entra session as the browser
+                    let (app_ua, app_name, interactive) = if on("desktop_apps") {
+                        if k % 2 == 0 {
+                            (OUTLOOK_UA.to_string(), "Microsoft Outlook", false)
+                        } else {
+                            (TEAMS_UA.to_string(), "Microsoft Teams", false)
+                        }
+                    } else {
+                        (ua_at(t), "OfficeHome", false)
+                    };
+                    last_uti = format!("uti{}d{d}k{k}", &p.oid[..8]);
+                    o.entra(
+                        t + 2 * MIN,
+                        &who,
+                        &m,
+                        &entra_session,
+                        &last_uti,
+                        &app_ua,
+                        Some(&p.laptop),
+                        app_name,
+                        interactive,
+                    );
+                    if rng.chance(0.6) {
+                        let client = if on("desktop_apps") {
+                            "Client=MSExchangeRPC".to_string()
+                        } else {
+                            format!("Client=OWA;{}", ua_at(t))
+                        };
+                        o.m365(
+                            t + 3 * MIN,
+                            "Exchange",
+                            "MailItemsAccessed",
+                            &who,
+                            &m.ip,
+                            &client,
+                            &entra_session,
+                            &last_uti,
+                            "",
+                        );
+                    }
+                    if rng.chance(0.3) {
+                        let doc = format!("report-{}.docx", rng.below(400));
+                        o.m365(
+                            t + 6 * MIN,
+                            "SharePoint",
+                            "FileAccessed",
+                            &who,
+                            &m.ip,
+                            &ua_at(t),
+                            &entra_session,
+                            &last_uti,
+                            &doc,
+                        );
+                    }
+                    if rng.chance(0.5) {
+                        o.okta_refresh(t + 5 * S, &who, &w, &rt, false);
+                    }
+                    if p.drive && rng.chance(0.4) {
+                        let doc = format!("doc-{}", rng.below(5000));
+                        o.google(t + 30 * S, "drive", "view", &who, &w.ip, json!([{"name": "doc_id", "value": doc}, {"name": "doc_type", "value": "document"}, {"name": "owner_is_team_drive", "boolValue": false}]));
+                    }
+                    if p.sales && k <= 3 {
+                        let rows = 800 + rng.below(3200);
+                        o.salesforce_export(
+                            t + MIN,
+                            &who,
+                            &w.ip,
+                            &format!("sk-{okta_session}"),
+                            rows,
+                            "0H4TableauCrmSync",
+                        );
+                    }
+                    if p.engineer && rng.chance(0.5) {
+                        for j in 0..rng.range(1, 6) {
+                            o.kong(
+                                t + 4 * MIN + j * 20 * S,
+                                "GET",
+                                "deploy-api",
+                                &p.email,
+                                &format!("cred-{}", p.okta_id),
+                                &w.ip,
+                                "httpie/3.2.4",
+                                4096,
+                            );
+                        }
+                    }
+                    if on("oauth_rollout") && d == rollout_day && k == 2 && pi % 10 < 6 {
+                        o.google(t + 90 * S, "token", "authorize", &who, &w.ip, json!([{"name": "client_id", "value": "1084-zoom.apps.googleusercontent.com"}, {"name": "app_name", "value": "Zoom for Google Workspace"}, {"name": "scope", "multiValue": ["https://www.googleapis.com/auth/calendar"]}]));
+                    }
+                    t += rng.range(20, 60) * MIN;
+                }
+                // quarter-end: finance downloads the quarter's files to their laptops
+                if p.finance && d >= days - 2 {
+                    let t0 = start + rng.range(60, 180) * MIN;
+                    let n = rng.range(60, 160);
+                    for j in 0..n {
+                        let tt = t0 + j * rng.range(30, 90) * S;
+                        let m = net(&mut *rng, tt, Traffic::M365);
+                        o.m365(
+                            tt,
+                            "SharePoint",
+                            "FileDownloaded",
+                            &who,
+                            &m.ip,
+                            &ua_at(tt),
+                            &entra_session,
+                            &last_uti,
+                            &format!("q4-ledger-{j}.xlsx"),
+                        );
+                    }
+                }
+                // the phone: its own Okta session and its own Entra session, on the carrier's network
+                if let Some(phone) = &p.phone {
+                    for j in 0..rng.range(1, 3) {
+                        let pt = start + rng.range(30, 420) * MIN;
+                        if pt >= end {
+                            continue;
+                        }
+                        let c = &CITIES[here_i];
+                        let mn = Net::at_city(
+                            world::mobile_ip(here_i, rng.u64()),
+                            c,
+                            c.mobile_asn,
+                            c.mobile,
+                            c.hub,
+                        );
+                        o.okta(
+                            pt,
+                            "user.session.start",
+                            &who,
+                            &mn,
+                            &format!("102{}p{d}j{j}", p.okta_id),
+                            PHONE_UA,
+                            Some(phone),
+                            "Okta Verify",
+                        );
+                        o.entra(
+                            pt + MIN,
+                            &who,
+                            &mn,
+                            &format!("{}-ph{week}", &p.oid[..8]),
+                            &format!("uti{}p{d}{j}", &p.oid[..8]),
+                            OUTLOOK_MOBILE_UA,
+                            Some(phone),
+                            "Microsoft Outlook",
+                            false,
+                        );
+                    }
+                }
+                // attacks on this person today
+                for &(_, _, kind, variant) in victims.iter().filter(|v| v.0 == pi && v.1 == d) {
+                    attack_person(
+                        &mut *o,
+                        &mut *rng,
+                        &mut *labels,
+                        p,
+                        &day,
+                        kind,
+                        variant,
+                        &entra_session,
+                        &last_uti,
+                        &okta_session,
+                        &rt,
+                    );
+                }
+                // travel: fly out after work on the trip day, back two working days later
+                if let Some(td) = trip {
+                    let to = if d == td {
+                        Some(away_i)
+                    } else if d == td + 2 && here_i != p.home {
+                        Some(p.home)
+                    } else {
+                        None
+                    };
+                    if let Some(to_i) = to {
+                        let (a, b) = (&CITIES[here_i], &CITIES[to_i]);
+                        let dist = km((a.lat, a.lon), (b.lat, b.lon));
+                        let depart = end + rng.range(60, 180) * MIN;
+                        let flight = ((dist / 800.0 + 0.5) * H as f64) as i64;
+                        if on("inflight_wifi") && dist > 3000.0 {
+                            traps.count("inflight_wifi", true);
+                            // the in-flight Wi-Fi is geolocated to the provider's ground station
+                            let ft = depart + flight / 2;
+                            let n = Net::at_site(
+                                world::host(world::INFLIGHT.prefix, pi as u64, 0),
+                                &world::INFLIGHT,
+                            );
+                            o.okta(
+                                ft,
+                                "user.authentication.sso",
+                                &who,
+                                &n,
+                                &format!("102{}f{d}", p.okta_id),
+                                &ua_at(ft),
+                                Some(&p.laptop),
+                                "Slack",
+                            );
+                            o.entra(
+                                ft + MIN,
+                                &who,
+                                &n,
+                                &entra_session,
+                                &format!("uti{}f{d}", &p.oid[..8]),
+                                TEAMS_UA,
+                                Some(&p.laptop),
+                                "Microsoft Teams",
+                                false,
+                            );
+                        }
+                        free_at = depart + flight + H;
+                        here_i = to_i;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The service accounts' gateway traffic, and the token scraping attacks; returns how many there are and which
+    /// were scraped.
+    fn services(&mut self) -> (usize, Vec<usize>) {
+        let (cfg, rng, o, days, traps, labels) = self.parts();
+        let n_scrape = cfg.n_attacks("token_scraping");
+        let on = |t: &str| cfg.on(t);
+        // --- service accounts ----------------------------------------------------------------------------------------
+        let services = (cfg.people / 100).max(3);
+        let n_scrape = n_scrape.min(services);
+        let scraped: Vec<usize> = (0..n_scrape).map(|i| (i * 7 + 1) % services).collect();
+        for s in 0..services {
+            let consumer = format!("svc-{s:03}");
+            let token = format!("tok-svc-{s:03}");
+            let ip = format!("10.20.{s}.15");
+            let per_min = 1 + rng.below(3) as i64;
+            traps.count("service_burst", on("service_burst") && days >= 7);
+            let scrape = scraped.iter().position(|x| *x == s).map(|k| {
                 let mut d = rng.range(3.min(days - 1), days);
                 while d % 7 >= 5 {
                     d -= 1;
                 }
-                victims.push((p, d, kind, k));
-                break;
-            }
-        }
-    }
-
-    // --- people --------------------------------------------------------------------------------------------------
-    let rollout_day = 3.min(days - 1);
-    for (pi, p) in people.iter().enumerate() {
-        let who = p.who();
-        let mut here_i = p.home;
-        let away_i = (p.home + 1 + rng.below(CITIES.len() as u64 - 1) as usize) % CITIES.len();
-        let trip = p.traveller.then(|| rng.range(1, (days - 2).max(2)));
-        let mut free_at = i64::MIN;
-        let mut version = p.version;
-        for d in 0..days {
-            if d < p.start_day {
-                continue;
-            }
-            let week = d / 7;
-            let day0 = T0 + d * DAY;
-            let weekday = d % 7 < 5;
-            // weekend: an on-call engineer's burst through the gateway, from home
-            if !weekday {
-                if p.engineer && on("on_call_burst") && (pi as i64 + week) % 4 == 0 && d % 7 == 5 {
-                    // from wherever the engineer is this weekend
-                    let ip = if here_i == p.home {
-                        world::home_v4(p.home, p.hh)
+                (d, k)
+            });
+            for d in 0..days {
+                if d % 7 >= 5 {
+                    continue;
+                }
+                let day0 = T0 + d * DAY;
+                // quarter-end style bulk work: 3x for an hour
+                let burst = on("service_burst") && (d == days - 1 || (d % 7 == 4 && d >= 7));
+                let mut t = day0 + 6 * H + rng.range(0, 30) * MIN;
+                while t < day0 + 20 * H {
+                    let rate = if burst && (t - day0) / H == 15 {
+                        per_min * 3
                     } else {
-                        world::home_v4(here_i, 59_000 + p.hh % 1000)
+                        per_min
                     };
-                    let t0 = day0 + rng.range(8, 20) * H - tz_ms(&CITIES[here_i]);
-                    let n = rng.range(300, 700);
-                    for k in 0..n {
-                        let t = t0 + k * (2 * H / n) + rng.range(0, 5 * S);
-                        o.kong(
-                            t,
-                            "GET",
-                            "deploy-api",
-                            &p.email,
-                            &format!("cred-{}", p.okta_id),
-                            &ip,
-                            "httpie/3.2.4",
-                            4096,
-                        );
-                    }
-                }
-                continue;
-            }
-            let here = &CITIES[here_i];
-            let at_home = here_i == p.home;
-            let start =
-                (day0 + 8 * H + 30 * MIN - tz_ms(here) + rng.range(-40, 40) * MIN).max(free_at);
-            let end = day0 + 17 * H + 30 * MIN - tz_ms(here) + rng.range(-40, 40) * MIN;
-            if end <= start + H {
-                continue;
-            }
-            let span = |a: i64, b: i64| Some((start + a, (start + b).min(end)));
-            let day = Day {
-                here,
-                here_i,
-                at_home,
-                start,
-                office: (p.office && at_home && (1..=3).contains(&(d % 7)))
-                    .then(|| (start + 50 * MIN, end - 60 * MIN)),
-                vpn: if p.vpn && d % 2 == 0 {
-                    span(2 * H, 5 * H)
-                } else {
-                    None
-                },
-                tether: if p.tether && d % 5 == 1 {
-                    span(3 * H, 4 * H)
-                } else {
-                    None
-                },
-            };
-            if p.update_day == Some(d) {
-                version += 1;
-            }
-            let update_at = (p.update_day == Some(d)).then(|| start + rng.range(60, 240) * MIN);
-            let ua_at = |t: i64| {
-                if update_at.is_some_and(|u| t < u) {
-                    ua_of(p.browser, version - 1)
-                } else {
-                    ua_of(p.browser, version)
-                }
-            };
-            let okta_session = format!("102{}d{d}", p.okta_id);
-            let entra_session = format!("{}-s{week}", &p.oid[..8]);
-            let rt = format!("rt-{}-{d}", p.okta_id);
-            let mut last_uti = format!("uti{}d{d}k0", &p.oid[..8]);
-            let net = |rng: &mut Rng, t: i64, traffic: Traffic| net_at(rng, p, &day, t, traffic);
-
-            let n0 = net(&mut rng, start, Traffic::Web);
-            o.okta(
-                start,
-                "user.session.start",
-                &who,
-                &n0,
-                &okta_session,
-                &ua_at(start),
-                Some(&p.laptop),
-                "Okta Dashboard",
-            );
-            let t1 = start + rng.range(1, 5) * MIN;
-            let n1 = net(&mut rng, t1, Traffic::M365);
-            // Entra ID Protection's own noise: a traveller's sign-in from the city they flew to is "unfamiliar"
-            // (medium), and now and then anyone's is, at low risk
-            if on("vendor_risk_noise") {
-                if !at_home {
-                    o.next_entra_risk = Some(("medium", "unfamiliarFeatures"));
-                    count("vendor_risk_noise", true);
-                } else if rng.chance(0.01) {
-                    o.next_entra_risk = Some(("low", "unfamiliarFeatures"));
-                    count("vendor_risk_noise", true);
-                }
-            }
-            o.entra(
-                t1,
-                &who,
-                &n1,
-                &entra_session,
-                &last_uti,
-                &ua_at(t1),
-                Some(&p.laptop),
-                "OfficeHome",
-                true,
-            );
-            let mut t = start + rng.range(15, 40) * MIN;
-            let mut k = 0;
-            while t < end {
-                k += 1;
-                let w = net(&mut rng, t, Traffic::Web);
-                let m = net(&mut rng, t + 2 * MIN, Traffic::M365);
-                let app = APPS[rng.below(APPS.len() as u64) as usize];
-                o.okta(
-                    t,
-                    "user.authentication.sso",
-                    &who,
-                    &w,
-                    &okta_session,
-                    &ua_at(t),
-                    Some(&p.laptop),
-                    app,
-                );
-                // the desktop apps renew their tokens silently in the same Entra session as the browser
-                let (app_ua, app_name, interactive) = if on("desktop_apps") {
-                    if k % 2 == 0 {
-                        (OUTLOOK_UA.to_string(), "Microsoft Outlook", false)
-                    } else {
-                        (TEAMS_UA.to_string(), "Microsoft Teams", false)
-                    }
-                } else {
-                    (ua_at(t), "OfficeHome", false)
-                };
-                last_uti = format!("uti{}d{d}k{k}", &p.oid[..8]);
-                o.entra(
-                    t + 2 * MIN,
-                    &who,
-                    &m,
-                    &entra_session,
-                    &last_uti,
-                    &app_ua,
-                    Some(&p.laptop),
-                    app_name,
-                    interactive,
-                );
-                if rng.chance(0.6) {
-                    let client = if on("desktop_apps") {
-                        "Client=MSExchangeRPC".to_string()
-                    } else {
-                        format!("Client=OWA;{}", ua_at(t))
-                    };
-                    o.m365(
-                        t + 3 * MIN,
-                        "Exchange",
-                        "MailItemsAccessed",
-                        &who,
-                        &m.ip,
-                        &client,
-                        &entra_session,
-                        &last_uti,
-                        "",
-                    );
-                }
-                if rng.chance(0.3) {
-                    let doc = format!("report-{}.docx", rng.below(400));
-                    o.m365(
-                        t + 6 * MIN,
-                        "SharePoint",
-                        "FileAccessed",
-                        &who,
-                        &m.ip,
-                        &ua_at(t),
-                        &entra_session,
-                        &last_uti,
-                        &doc,
-                    );
-                }
-                if rng.chance(0.5) {
-                    o.okta_refresh(t + 5 * S, &who, &w, &rt, false);
-                }
-                if p.drive && rng.chance(0.4) {
-                    let doc = format!("doc-{}", rng.below(5000));
-                    o.google(t + 30 * S, "drive", "view", &who, &w.ip, json!([{"name": "doc_id", "value": doc}, {"name": "doc_type", "value": "document"}, {"name": "owner_is_team_drive", "boolValue": false}]));
-                }
-                if p.sales && k <= 3 {
-                    let rows = 800 + rng.below(3200);
-                    o.salesforce_export(
-                        t + MIN,
-                        &who,
-                        &w.ip,
-                        &format!("sk-{okta_session}"),
-                        rows,
-                        "0H4TableauCrmSync",
-                    );
-                }
-                if p.engineer && rng.chance(0.5) {
-                    for j in 0..rng.range(1, 6) {
-                        o.kong(
-                            t + 4 * MIN + j * 20 * S,
-                            "GET",
-                            "deploy-api",
-                            &p.email,
-                            &format!("cred-{}", p.okta_id),
-                            &w.ip,
-                            "httpie/3.2.4",
-                            4096,
-                        );
-                    }
-                }
-                if on("oauth_rollout") && d == rollout_day && k == 2 && pi % 10 < 6 {
-                    o.google(t + 90 * S, "token", "authorize", &who, &w.ip, json!([{"name": "client_id", "value": "1084-zoom.apps.googleusercontent.com"}, {"name": "app_name", "value": "Zoom for Google Workspace"}, {"name": "scope", "multiValue": ["https://www.googleapis.com/auth/calendar"]}]));
-                }
-                t += rng.range(20, 60) * MIN;
-            }
-            // quarter-end: finance downloads the quarter's files to their laptops
-            if p.finance && d >= days - 2 {
-                let t0 = start + rng.range(60, 180) * MIN;
-                let n = rng.range(60, 160);
-                for j in 0..n {
-                    let tt = t0 + j * rng.range(30, 90) * S;
-                    let m = net(&mut rng, tt, Traffic::M365);
-                    o.m365(
-                        tt,
-                        "SharePoint",
-                        "FileDownloaded",
-                        &who,
-                        &m.ip,
-                        &ua_at(tt),
-                        &entra_session,
-                        &last_uti,
-                        &format!("q4-ledger-{j}.xlsx"),
-                    );
-                }
-            }
-            // the phone: its own Okta session and its own Entra session, on the carrier's network
-            if let Some(phone) = &p.phone {
-                for j in 0..rng.range(1, 3) {
-                    let pt = start + rng.range(30, 420) * MIN;
-                    if pt >= end {
-                        continue;
-                    }
-                    let c = &CITIES[here_i];
-                    let mn = Net::at_city(
-                        world::mobile_ip(here_i, rng.u64()),
-                        c,
-                        c.mobile_asn,
-                        c.mobile,
-                        c.hub,
-                    );
-                    o.okta(
-                        pt,
-                        "user.session.start",
-                        &who,
-                        &mn,
-                        &format!("102{}p{d}j{j}", p.okta_id),
-                        PHONE_UA,
-                        Some(phone),
-                        "Okta Verify",
-                    );
-                    o.entra(
-                        pt + MIN,
-                        &who,
-                        &mn,
-                        &format!("{}-ph{week}", &p.oid[..8]),
-                        &format!("uti{}p{d}{j}", &p.oid[..8]),
-                        OUTLOOK_MOBILE_UA,
-                        Some(phone),
-                        "Microsoft Outlook",
-                        false,
-                    );
-                }
-            }
-            // attacks on this person today
-            for &(_, _, kind, variant) in victims.iter().filter(|v| v.0 == pi && v.1 == d) {
-                attack_person(
-                    &mut o,
-                    &mut rng,
-                    &mut labels,
-                    p,
-                    &day,
-                    kind,
-                    variant,
-                    &entra_session,
-                    &last_uti,
-                    &okta_session,
-                    &rt,
-                );
-            }
-            // travel: fly out after work on the trip day, back two working days later
-            if let Some(td) = trip {
-                let to = if d == td {
-                    Some(away_i)
-                } else if d == td + 2 && here_i != p.home {
-                    Some(p.home)
-                } else {
-                    None
-                };
-                if let Some(to_i) = to {
-                    let (a, b) = (&CITIES[here_i], &CITIES[to_i]);
-                    let dist = km((a.lat, a.lon), (b.lat, b.lon));
-                    let depart = end + rng.range(60, 180) * MIN;
-                    let flight = ((dist / 800.0 + 0.5) * H as f64) as i64;
-                    if on("inflight_wifi") && dist > 3000.0 {
-                        count("inflight_wifi", true);
-                        // the in-flight Wi-Fi is geolocated to the provider's ground station
-                        let ft = depart + flight / 2;
-                        let n = Net::at_site(
-                            world::host(world::INFLIGHT.prefix, pi as u64, 0),
-                            &world::INFLIGHT,
-                        );
-                        o.okta(
-                            ft,
-                            "user.authentication.sso",
-                            &who,
-                            &n,
-                            &format!("102{}f{d}", p.okta_id),
-                            &ua_at(ft),
-                            Some(&p.laptop),
-                            "Slack",
-                        );
-                        o.entra(
-                            ft + MIN,
-                            &who,
-                            &n,
-                            &entra_session,
-                            &format!("uti{}f{d}", &p.oid[..8]),
-                            TEAMS_UA,
-                            Some(&p.laptop),
-                            "Microsoft Teams",
-                            false,
-                        );
-                    }
-                    free_at = depart + flight + H;
-                    here_i = to_i;
-                }
-            }
-        }
-    }
-
-    // --- service accounts ----------------------------------------------------------------------------------------
-    let services = (cfg.people / 100).max(3);
-    let n_scrape = n_attacks("token_scraping").min(services);
-    let scraped: Vec<usize> = (0..n_scrape).map(|i| (i * 7 + 1) % services).collect();
-    for s in 0..services {
-        let consumer = format!("svc-{s:03}");
-        let token = format!("tok-svc-{s:03}");
-        let ip = format!("10.20.{s}.15");
-        let per_min = 1 + rng.below(3) as i64;
-        count("service_burst", on("service_burst") && days >= 7);
-        let scrape = scraped.iter().position(|x| *x == s).map(|k| {
-            let mut d = rng.range(3.min(days - 1), days);
-            while d % 7 >= 5 {
-                d -= 1;
-            }
-            (d, k)
-        });
-        for d in 0..days {
-            if d % 7 >= 5 {
-                continue;
-            }
-            let day0 = T0 + d * DAY;
-            // quarter-end style bulk work: 3x for an hour
-            let burst = on("service_burst") && (d == days - 1 || (d % 7 == 4 && d >= 7));
-            let mut t = day0 + 6 * H + rng.range(0, 30) * MIN;
-            while t < day0 + 20 * H {
-                let rate = if burst && (t - day0) / H == 15 {
-                    per_min * 3
-                } else {
-                    per_min
-                };
-                o.kong(
-                    t,
-                    "GET",
-                    "orders-api",
-                    &consumer,
-                    &token,
-                    &ip,
-                    "svc-client/1.4",
-                    2048,
-                );
-                t += (60_000 / rate).max(1) + rng.range(-2000, 2000);
-            }
-            if let Some((_, k)) = scrape.filter(|x| x.0 == d) {
-                // 5-10x the baseline for three hours; from the usual host, or from outside with the same client
-                let at = day0 + 13 * H + rng.range(0, 60) * MIN;
-                let external = k % 2 == 1;
-                let src = if external {
-                    world::hosting_ip(0, rng.u64())
-                } else {
-                    ip.clone()
-                };
-                let factor = rng.range(5, 11);
-                let n = per_min * factor * 180;
-                let mut first = None;
-                for i in 0..n {
-                    let tt = at + i * (180 * MIN / n);
-                    let arr = o.kong(
-                        tt,
+                    o.kong(
+                        t,
                         "GET",
                         "orders-api",
                         &consumer,
                         &token,
-                        &src,
+                        &ip,
                         "svc-client/1.4",
                         2048,
                     );
-                    first.get_or_insert(arr);
+                    t += (60_000 / rate).max(1) + rng.range(-2000, 2000);
                 }
-                labels.add(
-                    "token_scraping",
-                    if external { "external" } else { "same_host" },
-                    (None, Some(&token), None),
-                    at,
-                    first.unwrap_or(at),
-                    if external {
-                        &[Action::RevokeToken]
+                if let Some((_, k)) = scrape.filter(|x| x.0 == d) {
+                    // 5-10x the baseline for three hours; from the usual host, or from outside with the same client
+                    let at = day0 + 13 * H + rng.range(0, 60) * MIN;
+                    let external = k % 2 == 1;
+                    let src = if external {
+                        world::hosting_ip(0, rng.u64())
                     } else {
-                        &[Action::Alert, Action::StepUp, Action::RevokeToken]
-                    },
-                );
-            }
-        }
-    }
-
-    // --- agents ----------------------------------------------------------------------------------------------------
-    let agent_kinds = ["agent_domain_pivot", "agent_exfiltration", "agent_new_mcp"];
-    let mut agent_attacks: Vec<(usize, &str, usize)> = Vec::new();
-    for (ki, kind) in agent_kinds.iter().enumerate() {
-        for k in 0..n_attacks(kind) {
-            let a = k * agent_kinds.len() + ki;
-            if a < cfg.agents {
-                agent_attacks.push((a, kind, k));
-            }
-        }
-    }
-    let mut attacked_agents: Vec<String> = Vec::new();
-    for a in 0..cfg.agents {
-        let agent = format!("agent-{a:03}");
-        let token = format!("tok-{agent}");
-        let (role, tools, server, api) = ROLES[a % ROLES.len()];
-        let _ = role;
-        let mut dest = format!("s3://corp-reports/{agent}/");
-        let attack = agent_attacks
-            .iter()
-            .find(|x| x.0 == a)
-            .map(|x| (x.1, x.2, rng.range(4.min(days - 1), days)));
-        let reconfig = match a % 10 {
-            1 if on("agent_reconfig_announced") => Some("announced"),
-            3 if on("agent_reconfig_late") => Some("late"),
-            5 if on("agent_reconfig_unannounced") => Some("unannounced"),
-            _ => None,
-        }
-        .filter(|_| attack.is_none());
-        let change_day = rng.range(3.min(days - 1), days);
-        let rare = on("agent_rare_writer") && a % 10 == 7;
-        count("agent_rare_writer", rare);
-        count(
-            match reconfig {
-                Some("announced") => "agent_reconfig_announced",
-                Some("late") => "agent_reconfig_late",
-                _ => "agent_reconfig_unannounced",
-            },
-            reconfig.is_some(),
-        );
-        for d in 0..days {
-            let start = T0 + d * DAY + H + rng.range(0, 60) * MIN;
-            let run = format!("run-{agent}-{d}-{:06x}", rng.u64() & 0xffffff);
-            let mcp_session = format!("mcps-{:012x}", rng.u64() & 0xffff_ffff_ffff);
-            let mut late_note = None;
-            if reconfig.is_some() && d == change_day {
-                dest = format!("s3://corp-reports-v2/{agent}/");
-                match reconfig {
-                    Some("announced") => {
-                        o.agent_config(start - H, &agent, &dest, "reports");
+                        ip.clone()
+                    };
+                    let factor = rng.range(5, 11);
+                    let n = per_min * factor * 180;
+                    let mut first = None;
+                    for i in 0..n {
+                        let tt = at + i * (180 * MIN / n);
+                        let arr = o.kong(
+                            tt,
+                            "GET",
+                            "orders-api",
+                            &consumer,
+                            &token,
+                            &src,
+                            "svc-client/1.4",
+                            2048,
+                        );
+                        first.get_or_insert(arr);
                     }
-                    Some("late") => late_note = Some(start + 3 * H),
-                    _ => {}
-                }
-            }
-            let calls = rng.range(12, 20);
-            let writes_today = !rare || d % 7 == 3;
-            for k in 0..calls {
-                let t = start + k * 2 * MIN + rng.range(0, 30) * S;
-                let tool = tools[(k as usize) % tools.len()];
-                o.span(t, &agent, &run, &token, tool, Some(server), None);
-                o.mcp(t + 200, &mcp_session, server, tool, &agent);
-                o.kong(
-                    t + 800,
-                    "GET",
-                    api,
-                    &agent,
-                    &token,
-                    "10.40.0.8",
-                    "agent-runtime/2.4",
-                    8192,
-                );
-                if writes_today && k == calls - 1 {
-                    o.span(
-                        t + 20 * S,
-                        &agent,
-                        &run,
-                        &token,
-                        "upload_report",
-                        None,
-                        Some(&dest),
+                    labels.add(
+                        "token_scraping",
+                        if external { "external" } else { "same_host" },
+                        (None, Some(&token), None),
+                        at,
+                        first.unwrap_or(at),
+                        if external {
+                            &[Action::RevokeToken]
+                        } else {
+                            &[Action::Alert, Action::StepUp, Action::RevokeToken]
+                        },
                     );
                 }
             }
-            if let Some(t) = late_note {
-                o.agent_config(t, &agent, &dest, "reports");
-            }
-            if let Some((kind, k, _)) = attack.filter(|x| x.2 == d) {
-                let at = start + (calls + 1) * 2 * MIN;
-                let arr = match kind {
-                    "agent_domain_pivot" => {
-                        // one object in a sensitive domain the workflow never touches, through a vendor-named tool
-                        let tool = if a % ROLES.len() == 2 {
-                            "workday_get_compensation"
-                        } else {
-                            ["netsuite_get_invoice", "workday_get_worker"][k % 2]
-                        };
-                        o.span(at, &agent, &run, &token, tool, None, None)
-                    }
-                    "agent_exfiltration" => {
-                        let d2 = if k % 2 == 0 {
-                            format!(
-                                "https://webhook.site/{:08x}-{:04x}",
-                                rng.u64() as u32,
-                                rng.u64() as u16
-                            )
-                        } else {
-                            format!("s3://{:06x}-backup-sync/", rng.u64() & 0xffffff)
-                        };
-                        o.span(at, &agent, &run, &token, "upload_report", None, Some(&d2))
-                    }
-                    _ => {
-                        let srv = format!("mcp.{:06x}-tools.dev", rng.u64() & 0xffffff);
-                        let tool = ["fetch_url", "run_command"][k % 2];
-                        let arr = o.span(at, &agent, &run, &token, tool, Some(&srv), None);
-                        o.mcp(at + 200, &mcp_session, &srv, tool, &agent);
-                        arr
-                    }
-                };
-                labels.add(
-                    kind,
-                    if k % 2 == 0 { "a" } else { "b" },
-                    (None, None, Some(&run)),
-                    at,
-                    arr,
-                    &[Action::StepUp, Action::RevokeToken],
-                );
-                attacked_agents.push(agent.clone());
-            }
         }
+
+        (services, scraped)
     }
 
-    // --- write, in arrival order (or event-time order) ---------------------------------------------------------------------------------
-    o.lines.sort_by_key(|(t, s, _)| (*t, *s));
-    std::fs::create_dir_all(dir)?;
-    let mut w = std::io::BufWriter::new(std::fs::File::create(dir.join("events.jsonl"))?);
-    for (_, _, l) in &o.lines {
-        w.write_all(l.as_bytes())?;
-        w.write_all(b"\n")?;
+    /// The agents' runs, reconfigurations and attacks; returns the agents attacked.
+    fn agents(&mut self) -> Vec<String> {
+        let (cfg, rng, o, days, traps, labels) = self.parts();
+        let n_attacks = |kind: &str| cfg.n_attacks(kind);
+        let on = |t: &str| cfg.on(t);
+        // --- agents ----------------------------------------------------------------------------------------------------
+        let mut agent_attacks: Vec<(usize, &str, usize)> = Vec::new();
+        for (ki, kind) in agent_kinds().iter().enumerate() {
+            for k in 0..n_attacks(kind) {
+                let a = k * agent_kinds().len() + ki;
+                if a < cfg.agents {
+                    agent_attacks.push((a, kind, k));
+                }
+            }
+        }
+        let mut attacked_agents: Vec<String> = Vec::new();
+        for a in 0..cfg.agents {
+            let agent = format!("agent-{a:03}");
+            let token = format!("tok-{agent}");
+            let (role, tools, server, api) = ROLES[a % ROLES.len()];
+            let _ = role;
+            let mut dest = format!("s3://corp-reports/{agent}/");
+            let attack = agent_attacks
+                .iter()
+                .find(|x| x.0 == a)
+                .map(|x| (x.1, x.2, rng.range(4.min(days - 1), days)));
+            let reconfig = match a % 10 {
+                1 if on("agent_reconfig_announced") => Some("announced"),
+                3 if on("agent_reconfig_late") => Some("late"),
+                5 if on("agent_reconfig_unannounced") => Some("unannounced"),
+                _ => None,
+            }
+            .filter(|_| attack.is_none());
+            let change_day = rng.range(3.min(days - 1), days);
+            let rare = on("agent_rare_writer") && a % 10 == 7;
+            traps.count("agent_rare_writer", rare);
+            traps.count(
+                match reconfig {
+                    Some("announced") => "agent_reconfig_announced",
+                    Some("late") => "agent_reconfig_late",
+                    _ => "agent_reconfig_unannounced",
+                },
+                reconfig.is_some(),
+            );
+            for d in 0..days {
+                let start = T0 + d * DAY + H + rng.range(0, 60) * MIN;
+                let run = format!("run-{agent}-{d}-{:06x}", rng.u64() & 0xffffff);
+                let mcp_session = format!("mcps-{:012x}", rng.u64() & 0xffff_ffff_ffff);
+                let mut late_note = None;
+                if reconfig.is_some() && d == change_day {
+                    dest = format!("s3://corp-reports-v2/{agent}/");
+                    match reconfig {
+                        Some("announced") => {
+                            o.agent_config(start - H, &agent, &dest, "reports");
+                        }
+                        Some("late") => late_note = Some(start + 3 * H),
+                        _ => {}
+                    }
+                }
+                let calls = rng.range(12, 20);
+                let writes_today = !rare || d % 7 == 3;
+                for k in 0..calls {
+                    let t = start + k * 2 * MIN + rng.range(0, 30) * S;
+                    let tool = tools[(k as usize) % tools.len()];
+                    o.span(t, &agent, &run, &token, tool, Some(server), None);
+                    o.mcp(t + 200, &mcp_session, server, tool, &agent);
+                    o.kong(
+                        t + 800,
+                        "GET",
+                        api,
+                        &agent,
+                        &token,
+                        "10.40.0.8",
+                        "agent-runtime/2.4",
+                        8192,
+                    );
+                    if writes_today && k == calls - 1 {
+                        o.span(
+                            t + 20 * S,
+                            &agent,
+                            &run,
+                            &token,
+                            "upload_report",
+                            None,
+                            Some(&dest),
+                        );
+                    }
+                }
+                if let Some(t) = late_note {
+                    o.agent_config(t, &agent, &dest, "reports");
+                }
+                if let Some((kind, k, _)) = attack.filter(|x| x.2 == d) {
+                    let at = start + (calls + 1) * 2 * MIN;
+                    let arr = match kind {
+                        "agent_domain_pivot" => {
+                            // one object in a sensitive domain the workflow never touches, through a vendor-named tool
+                            let tool = if a % ROLES.len() == 2 {
+                                "workday_get_compensation"
+                            } else {
+                                ["netsuite_get_invoice", "workday_get_worker"][k % 2]
+                            };
+                            o.span(at, &agent, &run, &token, tool, None, None)
+                        }
+                        "agent_exfiltration" => {
+                            let d2 = if k % 2 == 0 {
+                                format!(
+                                    "https://webhook.site/{:08x}-{:04x}",
+                                    rng.u64() as u32,
+                                    rng.u64() as u16
+                                )
+                            } else {
+                                format!("s3://{:06x}-backup-sync/", rng.u64() & 0xffffff)
+                            };
+                            o.span(at, &agent, &run, &token, "upload_report", None, Some(&d2))
+                        }
+                        _ => {
+                            let srv = format!("mcp.{:06x}-tools.dev", rng.u64() & 0xffffff);
+                            let tool = ["fetch_url", "run_command"][k % 2];
+                            let arr = o.span(at, &agent, &run, &token, tool, Some(&srv), None);
+                            o.mcp(at + 200, &mcp_session, &srv, tool, &agent);
+                            arr
+                        }
+                    };
+                    labels.add(
+                        kind,
+                        if k % 2 == 0 { "a" } else { "b" },
+                        (None, None, Some(&run)),
+                        at,
+                        arr,
+                        &[Action::StepUp, Action::RevokeToken],
+                    );
+                    attacked_agents.push(agent.clone());
+                }
+            }
+        }
+        attacked_agents
     }
-    w.flush()?;
-    let attacked: Vec<&str> = labels
-        .attacks
-        .iter()
-        .filter_map(|a| a.principal.as_deref())
-        .collect();
-    let mut benign: Vec<String> = people
-        .iter()
-        .map(|p| p.email.clone())
-        .filter(|e| !attacked.contains(&e.as_str()))
-        .collect();
-    benign.extend(
-        (0..services)
-            .filter(|s| !scraped.contains(s))
-            .map(|s| format!("svc-{s:03}")),
-    );
-    benign.extend(
-        (0..cfg.agents)
-            .map(|a| format!("agent-{a:03}"))
-            .filter(|a| !attacked_agents.contains(a)),
-    );
-    let labels = Labels {
-        attacks: labels.attacks,
-        benign_principals: benign,
-        days: days as f64,
-    };
-    std::fs::write(
-        dir.join("labels.json"),
-        serde_json::to_vec_pretty(&labels).map_err(std::io::Error::other)?,
-    )?;
-    std::fs::write(dir.join("quench.toml"), world::operator_config())?;
-    Ok(SimSummary {
-        events: o.lines.len(),
-        attacks: labels.attacks.len(),
-        benign: labels.benign_principals.len(),
-        traps,
-    })
+
+    /// Write the lines in arrival order (or event-time order), the labels and the operator's configuration.
+    fn write(
+        self,
+        dir: &Path,
+        people: &[Person],
+        services: usize,
+        scraped: &[usize],
+        attacked_agents: &[String],
+    ) -> std::io::Result<SimSummary> {
+        let Sim {
+            cfg,
+            mut o,
+            days,
+            traps,
+            labels,
+            ..
+        } = self;
+        o.lines.sort_by_key(|(t, s, _)| (*t, *s));
+        std::fs::create_dir_all(dir)?;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(dir.join("events.jsonl"))?);
+        for (_, _, l) in &o.lines {
+            w.write_all(l.as_bytes())?;
+            w.write_all(b"\n")?;
+        }
+        w.flush()?;
+        let attacked: Vec<&str> = labels
+            .attacks
+            .iter()
+            .filter_map(|a| a.principal.as_deref())
+            .collect();
+        let mut benign: Vec<String> = people
+            .iter()
+            .map(|p| p.email.clone())
+            .filter(|e| !attacked.contains(&e.as_str()))
+            .collect();
+        benign.extend(
+            (0..services)
+                .filter(|s| !scraped.contains(s))
+                .map(|s| format!("svc-{s:03}")),
+        );
+        benign.extend(
+            (0..cfg.agents)
+                .map(|a| format!("agent-{a:03}"))
+                .filter(|a| !attacked_agents.contains(a)),
+        );
+        let labels = Labels {
+            attacks: labels.attacks,
+            benign_principals: benign,
+            days: days as f64,
+        };
+        std::fs::write(
+            dir.join("labels.json"),
+            serde_json::to_vec_pretty(&labels).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::write(dir.join("quench.toml"), world::operator_config())?;
+        Ok(SimSummary {
+            events: o.lines.len(),
+            attacks: labels.attacks.len(),
+            benign: labels.benign_principals.len(),
+            traps: traps.0,
+        })
+    }
+}
+
+/// The attacks on people: [`ATTACKS`] before token scraping (on service accounts) and the agents'.
+fn human_kinds() -> &'static [&'static str] {
+    &ATTACKS[..7]
+}
+
+/// The attacks on agents: the last of [`ATTACKS`].
+fn agent_kinds() -> &'static [&'static str] {
+    &ATTACKS[8..]
 }
 
 /// The network a person's request comes from at `t`.
@@ -1356,6 +1471,14 @@ mod tests {
         }
         assert!(s.events > 5000 && s.benign > 50, "{s:?}");
         std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_attack_kinds_split_into_people_service_accounts_and_agents() {
+        assert_eq!(human_kinds().len() + 1 + agent_kinds().len(), ATTACKS.len());
+        assert_eq!(ATTACKS[human_kinds().len()], "token_scraping");
+        assert!(human_kinds().iter().all(|k| !k.starts_with("agent_")));
+        assert!(agent_kinds().iter().all(|k| k.starts_with("agent_")));
     }
 
     #[test]
