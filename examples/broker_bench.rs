@@ -401,7 +401,7 @@ async fn detect_threads(base: &quench::config::Config, lines: &[String]) -> anyh
                 got += 1;
                 continue;
             };
-            pool.record(m, Instant::now()).await?;
+            pool.record(m, Instant::now(), 1).await?;
         }
         let secs = t.elapsed().as_secs_f64();
         pool.close();

@@ -500,16 +500,17 @@ impl Pipeline {
                     // correlated here, where the links of every source are (the second stage does not correlate
                     // again: it holds only its partition's events)
                     let mut ev = ev;
+                    // a configuration announcement for an agent's job: its copy goes to every partition, since
+                    // the admin (the subject) and the agent can live in different ones. Only for a job its source
+                    // names and vouches for: not a claimed one (it teaches no agent's state), nor one correlate
+                    // attributes through a token (any audited action of a token an agent once used would be),
+                    // and copies of forged lines would multiply by the partitions.
+                    let announcement = ev.category == crate::event::Category::AdminChange
+                        && ev.session.job_id.is_some()
+                        && ev.vouches(crate::event::Keys::JOB);
                     self.correlate.correlate(&mut ev);
                     let key = self.correlate.subject(&ev);
-                    if ev.category == crate::event::Category::AdminChange
-                        && ev.session.job_id.is_some()
-                        && ev.vouches(crate::event::Keys::JOB)
-                    {
-                        // a configuration announcement for an agent's job: its copy goes to every partition,
-                        // since the admin (the subject) and the agent can live in different ones (only from a
-                        // source that vouches for the job: a claimed one teaches no agent's state, and copies of
-                        // forged lines would multiply by the partitions)
+                    if announcement {
                         out.push(Routed::event(key.clone(), &ev, clock, true));
                     }
                     out.push(Routed::event(key, &ev, clock, false));
@@ -709,18 +710,20 @@ mod tests {
             "q.toml",
         )
         .unwrap();
+        let route = |p: &mut Pipeline, line: &str, out: &mut Vec<Routed>| {
+            p.route(
+                line.as_bytes(),
+                None,
+                Provenance::None,
+                Ts(T0 + 86_400_000),
+                out,
+            )
+            .unwrap();
+        };
         let mut router = Pipeline::new(&cfg).unwrap();
         let mut routed = Vec::new();
         for l in &lines {
-            router
-                .route(
-                    l.as_bytes(),
-                    None,
-                    Provenance::None,
-                    Ts(T0 + 86_400_000),
-                    &mut routed,
-                )
-                .unwrap();
+            route(&mut router, l, &mut routed);
         }
         routed.retain(|r| !r.link);
         assert!(
@@ -762,19 +765,32 @@ mod tests {
         // the same announcement from a source not trusted for the job is a claim: no copies
         let mut router = Pipeline::new(&Config::default()).unwrap();
         let mut copies = Vec::new();
-        router
-            .route(
-                lines[20].as_bytes(),
-                None,
-                Provenance::None,
-                Ts(T0 + 86_400_000),
-                &mut copies,
-            )
-            .unwrap();
+        route(&mut router, &lines[20], &mut copies);
         assert!(!copies.is_empty(), "routed");
         assert!(
             copies.iter().all(|r| !r.announce),
             "a forged line is not multiplied by the partitions"
+        );
+        // an audited change naming only a token the agent used: correlate attributes the job, but the source
+        // announced nothing for it
+        let mut router = Pipeline::new(&cfg).unwrap();
+        let mut out = Vec::new();
+        route(&mut router, &lines[0], &mut out);
+        let by_token = lines[20].replace(
+            r#""session":{"job_id":"job-sync-1"}"#,
+            r#""session":{"token_id":"tok-sync"}"#,
+        );
+        assert_ne!(by_token, lines[20]);
+        out.clear();
+        route(&mut router, &by_token, &mut out);
+        assert!(
+            out.iter()
+                .any(|r| String::from_utf8_lossy(&r.body).contains(r#""job_id":"job-sync-1""#)),
+            "correlate attributed the job through the token"
+        );
+        assert!(
+            out.iter().all(|r| !r.announce),
+            "a job attributed through a token is not announced to every partition"
         );
     }
 }

@@ -513,21 +513,25 @@ impl Correlator {
     }
 
     /// Fill a grant's `session.client_peers` from the organisation's earlier grants of its client, and learn the
-    /// grant if its principal is vouched for (a forged grant cannot make a client look popular). Any other event's
-    /// is cleared: only correlate says it.
+    /// grant if it is a person's (a colleague), vouched for by its source, and did not fail: a forged grant, an app
+    /// granting itself a token (client credentials) or a refused consent cannot make a client look popular. A
+    /// person is counted once however the source spells them (case, or an id a link knows by an e-mail). Any other
+    /// event's count is cleared: only correlate says it.
     fn count_grant(&mut self, ev: &mut SessionEvent<'_>) {
         ev.session.client_peers = None;
-        if ev.category != Category::TokenIssued {
+        if ev.category != Category::TokenIssued || ev.principal.key().is_none() {
             return;
         }
-        let (Some(client), Some(who)) = (ev.session.client_id.as_deref(), ev.principal.key())
-        else {
+        let Some(client) = ev.session.client_id.as_deref() else {
             return;
         };
-        let me = crate::state::digest(who);
+        let me = crate::state::digest(&self.subject(ev).to_lowercase());
         let now = ev.event_time;
         let others = |g: &Vec<[u8; 16]>| g.iter().filter(|d| **d != me).count();
-        let before = if ev.principal.vouched_by.is_some() {
+        let colleague = ev.principal.vouched_by.is_some()
+            && ev.principal.kind == PrincipalKind::Human
+            && ev.outcome != crate::event::Outcome::Failure;
+        let before = if colleague {
             let g = self.grants.entry(client, now, Vec::new);
             let before = others(g);
             if !g.contains(&me) && g.len() < PEERS_KEPT {
@@ -740,6 +744,29 @@ mod tests {
         assert_eq!(
             other.session.client_peers, None,
             "only grants carry a count"
+        );
+    }
+
+    /// Found by an outside review: any vouched principal counted as a colleague, so an app's own client-credentials
+    /// grant (the app is its own principal), a refused consent, or one person spelled twice made a consent-phishing
+    /// app look used by colleagues, and `new_client` stayed quiet for its victims.
+    #[test]
+    fn only_a_persons_successful_grant_counts_and_once_however_spelled() {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        let mut app = grant(0, "0oaevil", "0oaevil", false);
+        app.principal.kind = PrincipalKind::Service;
+        c.correlate(&mut app);
+        let mut refused = grant(1000, "00ubo", "0oaevil", false);
+        refused.outcome = crate::event::Outcome::Failure;
+        c.correlate(&mut refused);
+        c.correlate(&mut grant(2000, "00ucy", "0oaevil", false));
+        c.correlate(&mut grant(3000, "00UCY", "0oaevil", false));
+        let mut ann = grant(4000, "00uann", "0oaevil", false);
+        c.correlate(&mut ann);
+        assert_eq!(
+            ann.session.client_peers,
+            Some(1),
+            "only cy is a colleague who granted it, however her id is cased"
         );
     }
 

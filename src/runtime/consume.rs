@@ -346,6 +346,22 @@ async fn next_link(links: Option<&Links>) -> rdkafka::message::BorrowedMessage<'
     }
 }
 
+/// The number of partitions of the keyed topic `topic`.
+fn partitions_of(consumer: &StreamConsumer<Input>, topic: &str) -> Result<i32, RunError> {
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let n = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len() as i32);
+    if n == 0 {
+        return Err(RunError::Build(format!(
+            "kafka.keyed.topic {topic}: no such topic (create it, and the snapshots and links topics)"
+        )));
+    }
+    Ok(n)
+}
+
 /// Most routed records sent and not yet acknowledged; past it the loop waits for the oldest.
 const MAX_IN_FLIGHT: usize = 20_000;
 
@@ -536,25 +552,13 @@ pub async fn run(
         }
         None => None,
     };
-    // The keyed topic's partitions: a configuration announcement goes to each of them.
-    let keyed_partitions = match &opts.route_to {
-        Some(to) => {
-            let md = consumer.fetch_metadata(Some(&to.topic), Duration::from_secs(10))?;
-            let n = md
-                .topics()
-                .iter()
-                .find(|t| t.name() == to.topic)
-                .map_or(0, |t| t.partitions().len() as i32);
-            if n == 0 {
-                return Err(RunError::Build(format!(
-                    "kafka.keyed.topic {}: no such topic (create it, and the snapshots and links topics)",
-                    to.topic
-                )));
-            }
-            n
-        }
+    // The keyed topic's partitions: a configuration announcement goes to each of them (looked up again before an
+    // announcement once a minute has passed, so that partitions added later get theirs).
+    let mut keyed_partitions = match &opts.route_to {
+        Some(to) => partitions_of(&consumer, &to.topic)?,
         None => 0,
     };
+    let mut partitions_read = Instant::now();
     // With stop_at_end: the end offset of every input partition at start-up; stop once all are processed.
     let mut remaining: HashMap<(String, i32), i64> = HashMap::new();
     if opts.stop_at_end {
@@ -655,6 +659,10 @@ pub async fn run(
                 let (topic, partitions) = if r.link {
                     (&to.links_topic, None)
                 } else if r.announce {
+                    if partitions_read.elapsed() >= Duration::from_secs(60) {
+                        keyed_partitions = partitions_of(&consumer, &to.topic)?;
+                        partitions_read = Instant::now();
+                    }
                     (&to.topic, Some(0..keyed_partitions))
                 } else {
                     report.routed += 1;

@@ -78,6 +78,9 @@ struct Held {
     sought: bool,
     /// Whether a record was sent to the worker since the restore.
     sent: bool,
+    /// Which take-over of the partition this is: results of records sent before a revocation (processed by the
+    /// dropped pipeline, perhaps on another worker) carry an older one and are neither emitted nor stored.
+    epoch: u64,
 }
 
 /// Run both stages until `shutdown` (or, with `stop_at_end`, the route stage to the end of the input, then the
@@ -222,6 +225,11 @@ impl Revocations {
     }
 }
 
+/// Whether a result of partition `p`'s take-over `epoch` belongs to the take-over held now.
+fn is_current(held: &HashMap<i32, Held>, p: i32, epoch: u64) -> bool {
+    held.get(&p).is_some_and(|h| h.epoch == epoch)
+}
+
 /// The detect stage's consumer context: notes revocations, logs assignments.
 struct Rebalances {
     topic: String,
@@ -337,6 +345,7 @@ async fn detect(
         remaining,
         stop_at_end: opts.stop_at_end,
         dirty: false,
+        epochs: 0,
         saves: 0,
         counts_answered: 0,
     };
@@ -369,6 +378,8 @@ struct Detector<'a, F: FnMut(&Decision)> {
     stop_at_end: bool,
     /// Records sent to workers since the last checkpoint.
     dirty: bool,
+    /// Take-overs so far (see [`Held::epoch`]).
+    epochs: u64,
     /// Answers to save requests, and to count requests.
     saves: usize,
     counts_answered: usize,
@@ -455,12 +466,14 @@ impl<F: FnMut(&Decision)> Detector<'_, F> {
                     "no snapshot of a partition already read up to here: its state starts cold"
                 );
             }
+            self.epochs += 1;
             self.held.insert(
                 p,
                 Held {
                     next,
                     sought: false,
                     sent: false,
+                    epoch: self.epochs,
                 },
             );
         }
@@ -498,7 +511,8 @@ impl<F: FnMut(&Decision)> Detector<'_, F> {
         h.next = offset + 1;
         h.sent = true;
         self.dirty = true;
-        if !self.pool.record(m, received).await? {
+        let epoch = h.epoch;
+        if !self.pool.record(m, received, epoch).await? {
             tracing::warn!(
                 partition = p,
                 "record of a partition no worker holds: not processed"
@@ -513,10 +527,18 @@ impl<F: FnMut(&Decision)> Detector<'_, F> {
             Done::Record {
                 msg,
                 received,
+                epoch,
                 outcome,
             } => {
-                let Some(mut o) = outcome else {
-                    // its partition was dropped after it was sent: not processed, offset not stored
+                let current = is_current(&self.held, msg.partition(), epoch);
+                let Some(mut o) = outcome.filter(|_| current) else {
+                    // its partition was revoked after it was sent (and perhaps taken over again since): the
+                    // partition's owner processes it again from the snapshot, so it is neither emitted nor stored
+                    tracing::debug!(
+                        partition = msg.partition(),
+                        offset = msg.offset(),
+                        "result of a revoked partition's record dropped"
+                    );
                     return Ok(());
                 };
                 let rec = crate::ingest::kafka::Record::of(&msg);
@@ -644,6 +666,7 @@ mod tests {
                     next: 500,
                     sought: false,
                     sent: true,
+                    epoch: 1,
                 },
             );
         }
@@ -663,5 +686,26 @@ mod tests {
             !held.contains_key(&1),
             "its in-memory state missed what another instance processed meanwhile: restore it"
         );
+        // Found by review: a record of partition 1 sent to its worker before the revocation comes back after the
+        // partition was taken over again (perhaps on another worker): its result belongs to the dropped state
+        assert!(
+            !is_current(&held, 1, 1),
+            "revoked: nothing of it is emitted"
+        );
+        held.insert(
+            1,
+            Held {
+                next: 480,
+                sought: false,
+                sent: false,
+                epoch: 2,
+            },
+        );
+        assert!(
+            !is_current(&held, 1, 1),
+            "the old take-over's result is stale"
+        );
+        assert!(is_current(&held, 1, 2));
+        assert!(is_current(&held, 0, 1));
     }
 }

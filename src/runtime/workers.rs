@@ -38,10 +38,12 @@ pub enum Work {
         state: Option<Box<RawValue>>,
         next: i64,
     },
-    /// Process a record of a partition the worker holds.
+    /// Process a record of a partition the worker holds; `epoch` is the loop's count of the partition's
+    /// take-overs when it was sent, handed back with the result.
     Record {
         msg: OwnedMessage,
         received: Instant,
+        epoch: u64,
     },
     /// Forget `partition` (a rebalance took it).
     Drop(i32),
@@ -58,13 +60,14 @@ pub enum Done {
     Record {
         msg: OwnedMessage,
         received: Instant,
+        epoch: u64,
         outcome: Option<Outcome>,
     },
     /// The states of the partitions that changed since their last save: (partition, next offset, state).
     Saved(Result<Vec<(i32, i64, Box<RawValue>)>, String>),
     /// Worker `.0`'s counts.
     Counted(usize, Stats),
-    /// A partition's snapshot could not be loaded.
+    /// A partition's snapshot could not be loaded, or a worker stopped on a panic.
     Failed(String),
 }
 
@@ -166,11 +169,24 @@ impl Pool {
     }
 
     /// Send a record to the worker holding its partition; `false` if none does.
-    pub async fn record(&self, msg: OwnedMessage, received: Instant) -> Result<bool, RunError> {
+    pub async fn record(
+        &self,
+        msg: OwnedMessage,
+        received: Instant,
+        epoch: u64,
+    ) -> Result<bool, RunError> {
         let Some(&w) = self.owner.get(&msg.partition()) else {
             return Ok(false);
         };
-        self.send(w, Work::Record { msg, received }).await?;
+        self.send(
+            w,
+            Work::Record {
+                msg,
+                received,
+                epoch,
+            },
+        )
+        .await?;
         Ok(true)
     }
 
@@ -218,6 +234,11 @@ fn work(
     mut rx: mpsc::Receiver<Work>,
     done: mpsc::UnboundedSender<Done>,
 ) {
+    // a panic must stop the stage, not leave the loop waiting for this worker's answer
+    let _guard = PanicNotice {
+        index,
+        done: done.clone(),
+    };
     let mut parts: HashMap<i32, Part> = HashMap::new();
     let mut dropped = Stats::default();
     while let Some(w) = rx.blocking_recv() {
@@ -235,7 +256,11 @@ fn work(
                 }
                 Err(why) => Done::Failed(why),
             },
-            Work::Record { msg, received } => {
+            Work::Record {
+                msg,
+                received,
+                epoch,
+            } => {
                 let outcome = parts.get_mut(&msg.partition()).map(|part| {
                     let mut decisions = Vec::new();
                     let refused = part
@@ -253,6 +278,7 @@ fn work(
                 Done::Record {
                     msg,
                     received,
+                    epoch,
                     outcome,
                 }
             }
@@ -292,6 +318,23 @@ fn work(
         };
         if done.send(out).is_err() {
             return; // the loop is gone
+        }
+    }
+}
+
+/// Tells the loop that a worker stopped on a panic (dropped while unwinding).
+struct PanicNotice {
+    index: usize,
+    done: mpsc::UnboundedSender<Done>,
+}
+
+impl Drop for PanicNotice {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.done.send(Done::Failed(format!(
+                "detect thread {} stopped on a panic",
+                self.index
+            )));
         }
     }
 }
@@ -358,13 +401,14 @@ mod tests {
             Work::Record {
                 msg: msg(2, 7),
                 received: Instant::now(),
+                epoch: 1,
             },
         )
         .await
         .unwrap();
-        assert!(pool.record(msg(0, 3), Instant::now()).await.unwrap());
+        assert!(pool.record(msg(0, 3), Instant::now(), 1).await.unwrap());
         assert!(
-            !pool.record(msg(2, 8), Instant::now()).await.unwrap(),
+            !pool.record(msg(2, 8), Instant::now(), 1).await.unwrap(),
             "no worker holds it"
         );
         let mut outcomes = HashMap::new();
@@ -390,7 +434,7 @@ mod tests {
         pool.adopt(0, None, -1).await.unwrap();
         pool.adopt(1, None, -1).await.unwrap();
         for o in 0..50i32 {
-            pool.record(msg(o % 2, o as i64), Instant::now())
+            pool.record(msg(o % 2, o as i64), Instant::now(), 1)
                 .await
                 .unwrap();
         }
@@ -433,5 +477,20 @@ mod tests {
             _ => panic!("a failure is due"),
         }
         pool.close();
+    }
+
+    #[tokio::test]
+    async fn a_worker_that_panics_stops_the_stage_instead_of_leaving_it_waiting() {
+        let mut pool = Pool::start(
+            2,
+            Arc::new(|| -> Result<Pipeline, String> { panic!("a bug while building") }),
+        )
+        .unwrap();
+        pool.adopt(0, None, -1).await.unwrap();
+        // the other worker keeps the results channel open; the loop hears of the panic all the same
+        match pool.next().await.unwrap() {
+            Done::Failed(why) => assert!(why.contains("panic"), "{why}"),
+            _ => panic!("a failure is due"),
+        }
     }
 }
