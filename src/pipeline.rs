@@ -367,13 +367,7 @@ impl Pipeline {
             self.timeline
                 .check(format, ev.event_time, reference, vouched)
         {
-            *self.stats.rejected.entry("from_the_future").or_default() += 1;
-            return Err(NormalizeError::FromTheFuture {
-                event_time: ev.event_time.to_rfc3339(),
-                reference: reference.to_rfc3339(),
-                reference_kind: "the ingest time",
-                skew_secs: self.skew_secs,
-            });
+            return Err(self.keyed_from_the_future(ev.event_time, reference));
         }
         let clock = self.timeline.now();
         if !self.dedup.first(&ev, clock) {
@@ -391,19 +385,24 @@ impl Pipeline {
         Ok(())
     }
 
+    /// A keyed record dated ahead of the first stage's clock (bounded by the wall clock): counted and refused.
+    fn keyed_from_the_future(&mut self, event_time: Ts, reference: Ts) -> NormalizeError {
+        *self.stats.rejected.entry("from_the_future").or_default() += 1;
+        NormalizeError::FromTheFuture {
+            event_time: event_time.to_rfc3339(),
+            reference: reference.to_rfc3339(),
+            reference_kind: "the ingest time",
+            skew_secs: self.skew_secs,
+        }
+    }
+
     /// A configuration announcement's copy (see [`Routed::announce`]): learned by the detectors that keep what an
     /// admin announces for an agent ([`crate::detect::Detector::announce`]), judged nowhere (its original, in its
     /// subject's partition, is).
     fn announced(&mut self, ev: SessionEvent<'_>, clock: Ts) -> Result<(), NormalizeError> {
         let reference = Ts(clock.0.min(Ts::now().0));
         if ev.event_time.0 > reference.0.saturating_add(self.skew_secs as i64 * 1000) {
-            *self.stats.rejected.entry("from_the_future").or_default() += 1;
-            return Err(NormalizeError::FromTheFuture {
-                event_time: ev.event_time.to_rfc3339(),
-                reference: reference.to_rfc3339(),
-                reference_kind: "the ingest time",
-                skew_secs: self.skew_secs,
-            });
+            return Err(self.keyed_from_the_future(ev.event_time, reference));
         }
         if !self.timeline.too_old(ev.event_time) {
             self.detect.announce(&ev);

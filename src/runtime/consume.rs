@@ -656,21 +656,21 @@ pub async fn run(
         };
         if let Some(to) = &opts.route_to {
             'routed: for r in routed.drain(..) {
-                let (topic, partitions) = if r.link {
-                    (&to.links_topic, None)
+                // an announcement's copy goes to each partition, anything else once, by its key
+                let (topic, copies) = if r.link {
+                    (&to.links_topic, 1)
                 } else if r.announce {
                     if partitions_read.elapsed() >= Duration::from_secs(60) {
                         keyed_partitions = partitions_of(&consumer, &to.topic)?;
                         partitions_read = Instant::now();
                     }
-                    (&to.topic, Some(0..keyed_partitions))
+                    (&to.topic, keyed_partitions)
                 } else {
                     report.routed += 1;
-                    (&to.topic, None)
+                    (&to.topic, 1)
                 };
-                let sends: Vec<Option<i32>> =
-                    partitions.map_or(vec![None], |ps| ps.map(Some).collect());
-                for partition in sends {
+                for copy in 0..copies {
+                    let partition = r.announce.then_some(copy);
                     let Err(source) = inflight
                         .send(&producer, &consumer, topic, partition, &r)
                         .await?

@@ -230,6 +230,14 @@ fn is_current(held: &HashMap<i32, Held>, p: i32, epoch: u64) -> bool {
     held.get(&p).is_some_and(|h| h.epoch == epoch)
 }
 
+/// The partitions of `topic` in a rebalance's list.
+fn partitions_of(tpl: &rdkafka::TopicPartitionList, topic: &str) -> Vec<i32> {
+    tpl.elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .collect()
+}
+
 /// The detect stage's consumer context: notes revocations, logs assignments.
 struct Rebalances {
     topic: String,
@@ -245,11 +253,7 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         if let rdkafka::consumer::Rebalance::Revoke(tpl) = rebalance {
-            let revoked: Vec<i32> = tpl
-                .elements_for_topic(&self.topic)
-                .iter()
-                .map(|e| e.partition())
-                .collect();
+            let revoked = partitions_of(tpl, &self.topic);
             tracing::info!(topic = %self.topic, partitions = ?revoked, "revoked");
             match self.revoked.partitions.lock() {
                 Ok(mut v) => v.extend(revoked),
@@ -265,11 +269,7 @@ impl rdkafka::consumer::ConsumerContext for Rebalances {
         rebalance: &rdkafka::consumer::Rebalance<'_>,
     ) {
         if let rdkafka::consumer::Rebalance::Assign(tpl) = rebalance {
-            let given: Vec<i32> = tpl
-                .elements_for_topic(&self.topic)
-                .iter()
-                .map(|e| e.partition())
-                .collect();
+            let given = partitions_of(tpl, &self.topic);
             tracing::info!(topic = %self.topic, partitions = ?given, "assigned");
         }
     }

@@ -129,11 +129,6 @@ impl Pool {
         self.senders.len()
     }
 
-    /// Whether a worker holds `partition`.
-    pub fn holds(&self, partition: i32) -> bool {
-        self.owner.contains_key(&partition)
-    }
-
     async fn send(&self, worker: usize, w: Work) -> Result<(), RunError> {
         self.senders[worker]
             .send(w)
@@ -393,7 +388,7 @@ mod tests {
         }
         assert_eq!(pool.load, vec![2, 2], "four partitions, two on each worker");
         pool.drop_partition(2).await.unwrap();
-        assert!(!pool.holds(2));
+        assert!(!pool.owner.contains_key(&2));
         // a record of partition 2 sent before the drop reached its worker: not processed
         let w = pool.owner[&0];
         pool.send(
