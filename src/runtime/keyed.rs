@@ -20,9 +20,10 @@
 //! Rebalances: the first record of a partition this instance does not hold restores the partition's newest
 //! snapshot; a committed offset past it (the snapshot was lost) is sought back to the snapshot's offset once, and
 //! records the snapshot already holds are skipped. A partition a rebalance revokes (the consumer's rebalance
-//! callback notes it) is dropped before the next record is processed, without a save: its new owner resumes from
-//! the last snapshot and processes the records after it again (with the eager protocol every rebalance revokes
-//! every partition, so each is restored again). Detection depends only on the records and on the first stage's
+//! callback notes it) is dropped before the next record is processed, without a save, and the results of its
+//! records still on a worker are neither emitted nor stored (each take-over has its own epoch): its new owner
+//! resumes from the last snapshot and processes the records after it again (with the eager protocol every
+//! rebalance revokes every partition, so each is restored again). Detection depends only on the records and on the first stage's
 //! clock carried in them, so the records processed again give the same decisions with the same ids, and the
 //! outbox sends no command twice. (A record routed again by a restarted route stage after it learned a new link
 //! can go to another partition, where dedup does not see its first copy.)
