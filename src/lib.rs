@@ -42,6 +42,7 @@ pub mod runtime;
 pub mod state;
 pub mod text;
 pub mod timeline;
+pub mod watermark;
 
 #[cfg(test)]
 mod house {

@@ -372,8 +372,8 @@ fn main() -> anyhow::Result<()> {
                 r.lines, r.stats.events, r.stats.per_format, r.failed.len(), r.stats.findings, r.decisions.len(), r.stats.decisions, secs, r.lines as f64 / secs.max(1e-9)
             );
             eprintln!(
-                "replay: {} lines held ahead of the stream's timeline, {} events older than the state horizon, {} duplicate events dropped, {} correlation links a weaker source tried to re-point",
-                r.stats.held, r.stats.too_old, r.stats.duplicates, r.stats.link_conflicts
+                "replay: {} lines held ahead of the stream's timeline, {} events older than the state horizon, {} events behind the watermark (processed), {} duplicate events dropped, {} correlation links a weaker source tried to re-point",
+                r.stats.held, r.stats.too_old, r.stats.late, r.stats.duplicates, r.stats.link_conflicts
             );
             for d in &r.deliveries {
                 eprintln!(

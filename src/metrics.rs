@@ -103,6 +103,12 @@ pub fn render(s: &Sources) -> String {
     );
     counter(
         &mut out,
+        "quench_late_events_total",
+        "Events that arrived behind the watermark (normalize.allowed_lateness_secs): processed all the same.",
+        &[("", st.late)],
+    );
+    counter(
+        &mut out,
         "quench_duplicate_events_total",
         "Events dropped as duplicates of one seen within normalize.dedup_window_secs.",
         &[("", st.duplicates)],

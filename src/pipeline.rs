@@ -16,6 +16,7 @@ use crate::event::{Ended, Provenance, SessionEvent, Ts};
 use crate::normalize::dedup::{self, Dedup};
 use crate::normalize::{Context, Normalize, NormalizeError};
 use crate::timeline::{Mode, Timeline, Verdict};
+use crate::watermark::{SavedWatermarks, Source, Watermarks};
 use std::collections::BTreeMap;
 
 /// Counts kept by the pipeline.
@@ -39,6 +40,8 @@ pub struct Stats {
     pub link_conflicts: u64,
     /// Events dropped as duplicates of one seen within `normalize.dedup_window_secs`.
     pub duplicates: u64,
+    /// Events that arrived behind the watermark ([`crate::watermark`]): processed all the same.
+    pub late: u64,
 }
 
 impl Stats {
@@ -62,6 +65,7 @@ impl Stats {
         self.held += other.held;
         self.link_conflicts += other.link_conflicts;
         self.duplicates += other.duplicates;
+        self.late += other.late;
     }
 }
 
@@ -75,6 +79,8 @@ pub struct Pipeline {
     ended: Vec<Ended>,
     collect_ended: bool,
     timeline: Timeline,
+    /// Per input source, how far event time has progressed; keyed state expires by the lowest.
+    watermarks: Watermarks,
     dedup: Dedup,
     skew_secs: u64,
     /// The evidence store, when one is attached ([`Pipeline::store_evidence`]).
@@ -112,6 +118,10 @@ impl Pipeline {
             ended: Vec::new(),
             collect_ended: false,
             timeline: Timeline::new(Mode::Ingest, skew_secs, max_age_secs),
+            watermarks: Watermarks::new(
+                cfg.normalize.allowed_lateness_secs.unwrap_or(600),
+                cfg.normalize.watermark_idle_secs.unwrap_or(300),
+            ),
             dedup: Dedup::new(
                 cfg.normalize
                     .dedup_window_secs
@@ -255,6 +265,7 @@ impl Pipeline {
         #[derive(serde::Serialize)]
         struct State<'a> {
             clock: (Option<Ts>, Ts),
+            watermarks: SavedWatermarks,
             dedup: crate::detect::Saved,
             correlate: crate::detect::Saved,
             detect: BTreeMap<&'a str, crate::detect::Saved>,
@@ -266,6 +277,7 @@ impl Pipeline {
         serde_json::value::to_raw_value(&State {
             evidence_pending: self.evidence.as_ref().map(|e| e.pending()).unwrap_or(&[]),
             clock: self.timeline.save(),
+            watermarks: self.watermarks.save(),
             dedup: self.dedup.save()?,
             correlate: self.correlate.save()?,
             detect: self.detect.save()?,
@@ -278,6 +290,9 @@ impl Pipeline {
         #[derive(serde::Deserialize)]
         struct State {
             clock: (Option<Ts>, Ts),
+            /// Saved before watermarks were kept: they start afresh.
+            #[serde(default)]
+            watermarks: SavedWatermarks,
             dedup: crate::detect::Saved,
             correlate: crate::detect::Saved,
             detect: BTreeMap<String, crate::detect::Saved>,
@@ -288,6 +303,7 @@ impl Pipeline {
         let s: State = crate::detect::load(saved)?;
         self.evidence_listed = s.evidence_pending;
         self.timeline.resume(s.clock);
+        self.watermarks.resume(s.watermarks);
         self.dedup
             .load(&s.dedup)
             .map_err(|e| format!("dedup: {e}"))?;
@@ -374,6 +390,8 @@ impl Pipeline {
             self.stats.duplicates += 1;
             return Ok(());
         }
+        // the keyed partition's events come from every input: each format stands for its source
+        self.observe_time(Source::of(format), ev.event_time, clock);
         if self.collect_ended {
             self.ended.extend(ev.ended());
         }
@@ -382,7 +400,29 @@ impl Pipeline {
             return Ok(());
         }
         self.after_correlate(ev, clock, out);
+        self.advance_watermark(clock);
         Ok(())
+    }
+
+    /// Note that an event at `t` of `source` was admitted at processing time `clock` ([`crate::watermark`]).
+    fn observe_time(&mut self, source: Source, t: Ts, clock: Ts) {
+        if self.watermarks.observe(source, t, clock) {
+            self.stats.late += 1;
+        }
+    }
+
+    /// Recompute the watermark; when it moved, keyed state expires by it.
+    fn advance_watermark(&mut self, clock: Ts) {
+        if let Some(w) = self.watermarks.advance(clock) {
+            self.correlate.expire(w);
+            self.detect.expire(w);
+            self.decide.expire(w);
+        }
+    }
+
+    /// The watermark ([`crate::watermark`]), once any source has delivered.
+    pub fn watermark(&self) -> Option<Ts> {
+        self.watermarks.mark()
     }
 
     /// A keyed record dated ahead of the first stage's clock (bounded by the wall clock): counted and refused.
@@ -480,6 +520,13 @@ impl Pipeline {
         self.stats.events += n as u64;
         let clock = self.timeline.now();
         let routing = matches!(sink, Sink::Route(_));
+        // a topic partition's records of one format are one source; in a replay of files, a format is
+        let source = match &ctx.provenance {
+            Provenance::Kafka {
+                topic, partition, ..
+            } => Source::of((topic.as_str(), *partition, format)),
+            _ => Source::of(format),
+        };
         for ev in events {
             // the keyed topology drops duplicates in its second stage, whose state a partition's next owner restores
             if !routing && !self.dedup.first(&ev, clock) {
@@ -493,6 +540,7 @@ impl Pipeline {
                 self.stats.too_old += 1;
                 continue;
             }
+            self.observe_time(source, ev.event_time, clock);
             match &mut sink {
                 Sink::Decide(out) => self.after_normalize(ev, clock, out),
                 Sink::Route(out) => {
@@ -518,6 +566,7 @@ impl Pipeline {
             }
         }
         self.stats.link_conflicts = self.correlate.conflicts();
+        self.advance_watermark(clock);
         Ok(n)
     }
 
@@ -665,6 +714,85 @@ mod tests {
             p.clock().to_rfc3339()
         );
         assert!(p.clock().0 < year_2100.0);
+    }
+
+    /// Keyed state expires by the watermark: a source delivering 90 min behind the others still finds the links
+    /// its events' time would have found. Swept by the fastest source's event time (as before watermarks), alice's
+    /// session link (a 1 h TTL here) was gone when her session's records from the slow source arrived, and they
+    /// were attributed to nobody.
+    #[test]
+    fn a_late_sources_events_find_the_links_their_event_time_would_have_found() {
+        const T0: i64 = 1_793_606_400_000;
+        const MIN: i64 = 60_000;
+        let line = |id: String, t: i64, who: Option<&str>, session: &str| {
+            let who = who.map_or(String::new(), |w| {
+                format!(r#""principal":{{"id":"{w}","email":"{w}","kind":"human"}},"#)
+            });
+            format!(
+                r#"{{"event_id":"{id}","event_time":"{t}","ingest_time":"{t}","source":{{"family":"idp","vendor":"acme","format":"native"}},"category":"data_read","action":"read","outcome":"success",{who}"session":{{"session_id":"{session}"}}}}"#,
+                t = Ts(t).to_rfc3339()
+            )
+        };
+        let cfg = Config::from_str(
+            "[normalize.formats.native]\nvendor = \"acme\"\nvouched = true\n[correlate]\nttl_secs = 3600\n",
+            "q.toml",
+        )
+        .unwrap();
+        let kafka = |topic: &'static str| Provenance::Kafka {
+            topic: topic.into(),
+            partition: 0,
+            offset: 0,
+        };
+        let mut p = Pipeline::new(&cfg).unwrap();
+        let mut out = Vec::new();
+        let mut feed = |p: &mut Pipeline, topic, l: String, ingest: i64| {
+            out.clear();
+            p.route(l.as_bytes(), None, kafka(topic), Ts(ingest), &mut out)
+                .unwrap();
+            out.iter().find(|r| !r.link).map(|r| r.key.clone())
+        };
+        // the fast source signs alice in, then others every 4 min; the slow one delivers 90 min behind
+        feed(
+            &mut p,
+            "idp",
+            line("a0".into(), T0, Some("alice@example.com"), "S-alice"),
+            T0,
+        );
+        for m in (4..=100).step_by(4) {
+            let ingest = T0 + m * MIN;
+            let who = format!("user{m}@example.com");
+            feed(
+                &mut p,
+                "idp",
+                line(format!("a{m}"), ingest, Some(&who), &format!("S{m}")),
+                ingest,
+            );
+            feed(
+                &mut p,
+                "saas",
+                line(
+                    format!("b{m}"),
+                    ingest - 90 * MIN,
+                    Some("bob@example.com"),
+                    "S-bob",
+                ),
+                ingest,
+            );
+        }
+        // the slow source holds the watermark at its own progress (T0 + 10 min) less the allowed lateness
+        assert_eq!(p.watermark(), Some(Ts(T0)));
+        // alice's session, 10 min after her sign-in, from the slow source: no principal of its own
+        let key = feed(
+            &mut p,
+            "saas",
+            line("b-alice".into(), T0 + 10 * MIN, None, "S-alice"),
+            T0 + 101 * MIN,
+        );
+        assert_eq!(key.as_deref(), Some("alice@example.com"));
+        assert_eq!(
+            p.stats.late, 0,
+            "90 min behind, but in step with its own source"
+        );
     }
 
     #[test]

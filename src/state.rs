@@ -6,7 +6,8 @@
 //! to slot, so finding, touching, inserting and evicting a key are each O(1) whatever the number of keys. Bounded
 //! three ways:
 //! - Time: entries idle for longer than the TTL (in event time) are popped from the least recent end of each list
-//!   as event time advances. The lists are ordered by when a key was last touched in processing order, which is
+//!   as event time advances: as the pipeline's watermark advances ([`KeyedState::expire`], see
+//!   [`crate::watermark`]), and until there is one, as each event's time does. The lists are ordered by when a key was last touched in processing order, which is
 //!   event-time order for in-order input; with mildly out-of-order event times a sweep stops at the first entry
 //!   that is still fresh, so an entry touched by a late event may outlive its TTL by about as much as the input
 //!   is out of order (it goes when it reaches the end of the list, or to the key cap).
@@ -468,6 +469,9 @@ pub struct KeyedState<V> {
     /// Key caps of the vouched and the claimed pool.
     caps: [usize; 2],
     evicted: u64,
+    /// The pipeline's watermark, once it has one ([`KeyedState::expire`]): keys are then swept by it rather than
+    /// by each event's own time.
+    horizon: Option<Ts>,
 }
 
 impl<V> KeyedState<V> {
@@ -478,6 +482,7 @@ impl<V> KeyedState<V> {
             ttl_ms: bounds.ttl_ms,
             caps: [vouched, bounds.claimed_keys().min(MAX_SLOTS / 2)],
             evicted: 0,
+            horizon: None,
         }
     }
 
@@ -515,7 +520,7 @@ impl<V> KeyedState<V> {
         vouched: bool,
         init: impl FnOnce() -> V,
     ) -> &mut V {
-        self.evict(now);
+        self.evict(self.horizon.map_or(now, |h| h.min(now)));
         let key = StoredKey::of(key);
         let i = match self.lru.find(key.bytes()) {
             Some(i) => i,
@@ -574,6 +579,15 @@ impl<V> KeyedState<V> {
                 self.evicted += 1;
             }
         }
+    }
+
+    /// Sweep by the watermark (see [`crate::watermark`]): from now on, keys idle since before `watermark - ttl`
+    /// go, whatever the time of the event being processed, so the events of a source delivering behind the
+    /// others find the state their place in event time would have found.
+    pub fn expire(&mut self, watermark: Ts) {
+        let h = self.horizon.map_or(watermark, |h| h.max(watermark));
+        self.horizon = Some(h);
+        self.evict(h);
     }
 
     pub fn len(&self) -> usize {

@@ -5,9 +5,10 @@
 //! principal). State: links token → job, token → principal, job → principal and session → principal, each in a
 //! [`KeyedState`] bounded by TTL and key count (event time), plus a count of conflicting links. Attributed values
 //! are shared `Arc<str>`s, so filling an event allocates nothing. Also the organisation's OAuth grants: per client,
-//! digests of up to [`PEERS_KEPT`] principals that granted it (vouched for by their source), from which each
-//! grant's `session.client_peers` is filled (for `new_client`): counted here, where the keyed topology's first
-//! stage sees every principal, rather than in a detector that would see one partition's.
+//! digests of the principals that granted it (vouched for by their source), each with the event time of their
+//! earliest grant (the [`PEERS_KEPT`] earliest kept), from which each grant's `session.client_peers` is filled (for
+//! `new_client`) with the colleagues who granted it earlier in event time: counted here, where the keyed
+//! topology's first stage sees every principal, rather than in a detector that would see one partition's.
 //!
 //! Trust: links are learned only from keys and principals the event's source vouches for, and a link is replaced
 //! only by one from a stronger source (IdP over SaaS over gateway and agent); a different claim at the same or a
@@ -101,8 +102,8 @@ pub struct Correlator {
     token_principal: KeyedState<Who>,
     job_principal: KeyedState<Who>,
     session_principal: KeyedState<Who>,
-    /// Per OAuth client: digests of the principals (vouched for) that granted it, at most [`PEERS_KEPT`].
-    grants: KeyedState<Vec<[u8; 16]>>,
+    /// Per OAuth client: the principals (vouched for) that granted it, the [`PEERS_KEPT`] earliest grants.
+    grants: KeyedState<Vec<Peer>>,
     conflicts: u64,
     /// Links learned or re-pointed since the last [`Correlator::take_changes`], when recording.
     changes: Option<Vec<LinkChange>>,
@@ -230,10 +231,7 @@ impl Correlator {
             }
             LinkValue::Grant(d) => {
                 if c.map == LinkMap::ClientGrant {
-                    let g = self.grants.entry(&c.key, c.at, Vec::new);
-                    if !g.contains(d) && g.len() < PEERS_KEPT {
-                        g.push(*d);
-                    }
+                    Peer::learn(self.grants.entry(&c.key, c.at, Vec::new), *d, c.at);
                 }
             }
         }
@@ -311,7 +309,7 @@ impl Correlator {
             SavedKeys<Who>,
             SavedKeys<Who>,
             u64,
-            SavedKeys<Vec<[u8; 16]>>,
+            SavedKeys<Vec<Peer>>,
         );
         type Before = (
             SavedKeys<JobLink>,
@@ -512,11 +510,12 @@ impl Correlator {
         self.count_grant(ev);
     }
 
-    /// Fill a grant's `session.client_peers` from the organisation's earlier grants of its client, and learn the
-    /// grant if it is a person's (a colleague), vouched for by its source, and did not fail: a forged grant, an app
-    /// granting itself a token (client credentials) or a refused consent cannot make a client look popular. A
-    /// person is counted once however the source spells them (case, or an id a link knows by an e-mail). Any other
-    /// event's count is cleared: only correlate says it.
+    /// Fill a grant's `session.client_peers` from the organisation's earlier grants of its client (earlier in
+    /// event time, so a colleague's grant delivered late by a slower source counts as it would have in order, and
+    /// a later one delivered first does not), and learn the grant if it is a person's (a colleague), vouched for
+    /// by its source, and did not fail: a forged grant, an app granting itself a token (client credentials) or a
+    /// refused consent cannot make a client look popular. A person is counted once however the source spells them
+    /// (case, or an id a link knows by an e-mail). Any other event's count is cleared: only correlate says it.
     fn count_grant(&mut self, ev: &mut SessionEvent<'_>) {
         ev.session.client_peers = None;
         if ev.category != Category::TokenIssued || ev.principal.key().is_none() {
@@ -527,15 +526,14 @@ impl Correlator {
         };
         let me = crate::state::digest(&self.subject(ev).to_lowercase());
         let now = ev.event_time;
-        let others = |g: &Vec<[u8; 16]>| g.iter().filter(|d| **d != me).count();
+        let before = |g: &Vec<Peer>| g.iter().filter(|p| p.0 != me && p.1 < now).count();
         let colleague = ev.principal.vouched_by.is_some()
             && ev.principal.kind == PrincipalKind::Human
             && ev.outcome != crate::event::Outcome::Failure;
         let before = if colleague {
             let g = self.grants.entry(client, now, Vec::new);
-            let before = others(g);
-            if !g.contains(&me) && g.len() < PEERS_KEPT {
-                g.push(me);
+            let before = before(g);
+            if Peer::learn(g, me, now) {
                 if let Some(c) = &mut self.changes {
                     c.push(LinkChange {
                         map: LinkMap::ClientGrant,
@@ -547,18 +545,18 @@ impl Correlator {
             }
             before
         } else {
-            self.grants.peek(client).map_or(0, others)
+            self.grants.peek(client).map_or(0, before)
         };
         ev.session.client_peers = Some(before.min(PEERS_KEPT) as u8);
     }
 
-    /// Drop links idle for longer than the TTL.
-    pub fn evict(&mut self, now: Ts) {
-        self.token_job.evict(now);
-        self.token_principal.evict(now);
-        self.job_principal.evict(now);
-        self.session_principal.evict(now);
-        self.grants.evict(now);
+    /// Drop links idle for longer than the TTL, by the watermark from now on ([`KeyedState::expire`]).
+    pub fn expire(&mut self, watermark: Ts) {
+        self.token_job.expire(watermark);
+        self.token_principal.expire(watermark);
+        self.job_principal.expire(watermark);
+        self.session_principal.expire(watermark);
+        self.grants.expire(watermark);
     }
 
     /// Keys currently held, over all link maps.
@@ -568,6 +566,51 @@ impl Correlator {
             + self.job_principal.len()
             + self.session_principal.len()
             + self.grants.len()
+    }
+}
+
+/// A colleague who granted an OAuth client: the digest of their key, and the event time of their earliest grant
+/// seen.
+#[derive(Clone, Copy, Serialize)]
+struct Peer([u8; 16], Ts);
+
+impl Peer {
+    /// Learn that `who` granted the client at `at`: keep each colleague's earliest grant, and of the colleagues the
+    /// [`PEERS_KEPT`] earliest, so that what is kept does not depend on the order grants arrive in. Whether the
+    /// grant changed what is kept.
+    fn learn(kept: &mut Vec<Peer>, who: [u8; 16], at: Ts) -> bool {
+        if let Some(p) = kept.iter_mut().find(|p| p.0 == who) {
+            let earlier = at < p.1;
+            p.1 = p.1.min(at);
+            return earlier;
+        }
+        if kept.len() < PEERS_KEPT {
+            kept.push(Peer(who, at));
+            return true;
+        }
+        match kept.iter_mut().max_by_key(|p| p.1) {
+            Some(latest) if latest.1 > at => {
+                *latest = Peer(who, at);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Peer {
+    /// State saved before grant times were kept holds the digest alone: that grant counts as made before any event.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Saved {
+            Timed([u8; 16], Ts),
+            Untimed([u8; 16]),
+        }
+        Ok(match Saved::deserialize(d)? {
+            Saved::Timed(d, at) => Peer(d, at),
+            Saved::Untimed(d) => Peer(d, Ts(0)),
+        })
     }
 }
 
@@ -745,6 +788,80 @@ mod tests {
             other.session.client_peers, None,
             "only grants carry a count"
         );
+    }
+
+    /// Found on the simulator's traffic (seeds 2, 3 and 5, comparing arrival order with event-time order): a
+    /// grant counted as colleagues those whose grants of the same app were processed before it, so a grant from a
+    /// source delivering late counted colleagues who granted after it. Colleagues count by when they granted.
+    #[test]
+    fn a_grant_delivered_late_counts_only_the_colleagues_who_granted_before_it() {
+        let counts = |order: &[(i64, &'static str)]| {
+            let mut c = Correlator::new(&CorrelateConfig::default());
+            let mut counts: Vec<(&str, Option<u8>)> = order
+                .iter()
+                .map(|&(t, who)| {
+                    let mut g = grant(t, who, "zoom", false);
+                    c.correlate(&mut g);
+                    (who, g.session.client_peers)
+                })
+                .collect();
+            let mut last = grant(9000, "00ueve", "zoom", false);
+            c.correlate(&mut last);
+            counts.push(("00ueve", last.session.client_peers));
+            counts
+        };
+        assert_eq!(
+            counts(&[
+                (1000, "00ubo"),
+                (2000, "00ucy"),
+                (3000, "00uann"),
+                (4000, "00udan")
+            ]),
+            vec![
+                ("00ubo", Some(0)),
+                ("00ucy", Some(1)),
+                ("00uann", Some(2)),
+                ("00udan", Some(3)),
+                ("00ueve", Some(4))
+            ]
+        );
+        // bo's and cy's source delivers late: ann's and dan's grants are processed first. Those cannot count
+        // grants not yet delivered; bo and cy count only who granted before them, not ann and dan.
+        assert_eq!(
+            counts(&[
+                (3000, "00uann"),
+                (4000, "00udan"),
+                (1000, "00ubo"),
+                (2000, "00ucy")
+            ]),
+            vec![
+                ("00uann", Some(0)),
+                ("00udan", Some(1)),
+                ("00ubo", Some(0)),
+                ("00ucy", Some(1)),
+                ("00ueve", Some(4))
+            ]
+        );
+    }
+
+    /// Of more colleagues than are kept, the earliest are kept whatever order their grants arrive in.
+    #[test]
+    fn the_earliest_grants_are_kept_whatever_order_they_arrive_in() {
+        let mut c = Correlator::new(&CorrelateConfig::default());
+        let people: Vec<&'static str> = (0..40)
+            .map(|i| &*Box::leak(format!("00u{i:02}").into_boxed_str()))
+            .collect();
+        // the latest first
+        for (i, who) in people.iter().enumerate().rev() {
+            c.correlate(&mut grant(10_000 + i as i64 * 1000, who, "zoom", false));
+        }
+        // a newcomer granting between the 3rd and the 4th colleague counts 3 of them, as in event-time order
+        let mut g = grant(10_000 + 2 * 1000 + 500, "00unew", "zoom", false);
+        c.correlate(&mut g);
+        assert_eq!(g.session.client_peers, Some(3));
+        let mut late = grant(10_000 + 39 * 1000 + 500, "00ulast", "zoom", false);
+        c.correlate(&mut late);
+        assert_eq!(late.session.client_peers, Some(PEERS_KEPT as u8));
     }
 
     /// Found by an outside review: any vouched principal counted as a colleague, so an app's own client-credentials
@@ -1098,7 +1215,7 @@ mod tests {
             ..Default::default()
         });
         c.correlate(&mut ev(0, Some("T"), Some("J"), None));
-        c.evict(Ts(120_000));
+        c.expire(Ts(120_000));
         let mut late = ev(120_000, Some("T"), None, None);
         c.correlate(&mut late);
         assert_eq!(late.session.job_id, None);

@@ -3,14 +3,18 @@
 //! In: [`Finding`]s, with the processing clock. Out: [`Decision`] records (the stable contract in
 //! `schemas/decision.schema.json`), and a notice decision when the revocation budget runs out. State: per subject,
 //! in a [`KeyedState`] bounded by an event-time TTL (the longer of `dedup_secs` and eight half-lives) and a key cap
-//! (`max_subjects`; subjects first seen through claims live in its smaller claimed pool): the last 32 findings and
-//! the recent times each action fired; one such map for acting detectors and one for shadow detectors; and the
+//! (`max_subjects`; subjects first seen through claims live in its smaller claimed pool): up to 32 findings in
+//! event-time order (when full, the oldest one a later finding of its detector outweighs goes first) and the last
+//! times actions fired; one such map for acting detectors and one for shadow detectors; and the
 //! revocation budget (the processing times of the revocations in its window).
 //!
-//! Risk per subject (the job, else the principal, else the token, else the session) is a noisy-OR of the
-//! strongest finding of each detector, each decayed with a half-life in event time; one detector alone never
-//! counts twice. A policy maps score bands to `alert`, `step_up`, `revoke_token`, `terminate_session`; a
-//! (subject, action) fires at most once per `dedup_secs`, and never after a stronger action in that period.
+//! Risk per subject (the job, else the principal, else the token, else the session) at a time `T` is a noisy-OR
+//! of the strongest finding of each detector up to `T`, each decayed with a half-life in event time; one detector
+//! alone never counts twice. A policy maps score bands to `alert`, `step_up`, `revoke_token`, `terminate_session`;
+//! a (subject, action) fires at most once per `dedup_secs`, and never within that period of a stronger action.
+//! Findings are kept in event-time order wherever they arrive: a late one (its source delivers minutes to hours
+//! behind the others) is scored at its own time and at the later findings' times it strengthens, so the strongest
+//! action a subject reaches does not depend on the order its evidence arrived in (see [`Scorer::propose`]).
 
 mod guardrails;
 pub mod notice;
@@ -335,6 +339,13 @@ impl Decide {
         Ok(())
     }
 
+    /// Forget subjects idle for longer than their TTL, by the watermark from now on
+    /// ([`crate::state::KeyedState::expire`]).
+    pub fn expire(&mut self, watermark: Ts) {
+        self.acting.state.expire(watermark);
+        self.shadow.state.expire(watermark);
+    }
+
     pub fn new(cfg: DecideConfig) -> Result<Self, ConfigError> {
         let guard = guardrails::Guardrails::new(cfg.guardrails.clone());
         Ok(Decide {
@@ -378,6 +389,72 @@ impl Decide {
 }
 
 const MAX_FINDINGS: usize = 32;
+
+/// A subject's risk at the time of the last of `findings` (kept in event-time order): each detector's strongest
+/// finding up to then, decayed to then, combined by noisy-OR, and the action it calls for.
+struct Scored {
+    /// How many of the subject's findings (the oldest) it counts.
+    upto: usize,
+    score: f64,
+    action: Action,
+    /// Why the action is lower than the score alone calls for (claimed evidence).
+    claims_capped: Option<String>,
+    /// The contributing findings (each detector's strongest), as indices into the findings counted.
+    best: Vec<usize>,
+}
+
+impl Scored {
+    /// The risk at the last finding's time, or `None` when it calls for no action.
+    fn at(cfg: &DecideConfig, findings: &[Finding]) -> Option<Scored> {
+        let latest = findings.last()?;
+        let now = latest.event_time;
+        // strongest decayed score per detector, over all findings and over the authoritative ones (one pass)
+        let mut best: Vec<(&'static str, f64, usize)> = Vec::new();
+        let mut auth_best: Vec<(&'static str, f64)> = Vec::new();
+        for (i, x) in findings.iter().enumerate() {
+            let age = now.secs_since(x.event_time).max(0.0);
+            let w = x.score * 0.5f64.powf(age / cfg.half_life_secs);
+            match best.iter_mut().find(|b| b.0 == x.detector) {
+                Some(b) if b.1 >= w => {}
+                Some(b) => *b = (x.detector, w, i),
+                None => best.push((x.detector, w, i)),
+            }
+            if x.subject.backed {
+                match auth_best.iter_mut().find(|b| b.0 == x.detector) {
+                    Some(b) if b.1 >= w => {}
+                    Some(b) => b.1 = w,
+                    None => auth_best.push((x.detector, w)),
+                }
+            }
+        }
+        let score = 1.0 - best.iter().map(|b| 1.0 - b.1).product::<f64>();
+        // Only authoritative findings can lift the action above an alert: claims add to the score, never to what is
+        // done about it (else a forged finding plus a real, weak one would revoke).
+        let auth_score = 1.0 - auth_best.iter().map(|b| 1.0 - b.1).product::<f64>();
+        let by_all = cfg.action_for(score)?;
+        let by_auth = cfg.action_for(auth_score);
+        let mut action = by_auth.map_or(Action::Alert, |a| a.max(Action::Alert.min(by_all)));
+        let claims_capped = (action < by_all).then(|| {
+            format!(
+                "claimed evidence raises the score to {score:.2} but not the action: authoritative findings alone score {auth_score:.2}; {} capped to {}",
+                by_all.as_str(),
+                action.as_str()
+            )
+        });
+        if latest.subject.principal_kind != PrincipalKind::Human
+            && action > cfg.non_human_max_action
+        {
+            action = cfg.non_human_max_action;
+        }
+        Some(Scored {
+            upto: findings.len(),
+            score,
+            action,
+            claims_capped,
+            best: best.iter().filter(|b| b.1 > 0.0).map(|b| b.2).collect(),
+        })
+    }
+}
 
 /// Bounds on what a decision carries, so that no input can make a decision too large to send: a reason's bytes,
 /// an id's bytes (longer ids are cut and marked, and targets refuse them), and the evidence ids listed.
@@ -432,9 +509,12 @@ impl Scorer {
 
     /// Whether `action` (or a stronger one) already fired for the current subject within the dedup period.
     fn already_fired(&mut self, action: Action, now: Ts) -> bool {
-        self.state
-            .get_mut(&self.key, now)
-            .is_some_and(|s| s.fired.iter().any(|(a, _)| *a >= action))
+        let dedup_ms = self.cfg.dedup_secs as i64 * 1000;
+        self.state.get_mut(&self.key, now).is_some_and(|s| {
+            s.fired
+                .iter()
+                .any(|(a, t)| *a >= action && (now.0 - t.0).abs() < dedup_ms)
+        })
     }
 
     /// Remember that `action` was emitted for the current subject (the one the last `propose` was about).
@@ -449,6 +529,14 @@ impl Scorer {
 
     /// Add a finding; return a decision if the subject's risk now calls for a new action (not yet recorded as
     /// fired: the caller records what it actually emits).
+    ///
+    /// Order-free: the subject's findings are kept in event-time order, and its risk at a time `T` counts only the
+    /// findings up to `T`, each decayed by its age at `T`. A finding that arrives late (its source delivers
+    /// minutes to hours behind the others) is placed where it belongs, and the risk is evaluated at its own time
+    /// and again at the time of every later finding already held, which it may raise; the strongest action any
+    /// of those reaches (not fired within `dedup_secs` of it) is proposed. So the strongest action a subject
+    /// reaches is the one it reaches when the same findings come in event-time order. What late evidence cannot
+    /// undo is a weaker action decided before it arrived.
     fn propose(&mut self, f: Finding) -> Option<Decision> {
         if !self.subject_key(&f.subject) {
             return None;
@@ -463,61 +551,57 @@ impl Scorer {
                 fired: Vec::new(),
             });
         if s.findings.len() >= MAX_FINDINGS {
-            s.findings.remove(0);
-        }
-        s.findings.push(f);
-        // strongest decayed score per detector, over all findings and over the authoritative ones (one pass)
-        let mut best: Vec<(&'static str, f64, usize)> = Vec::new();
-        let mut auth_best: Vec<(&'static str, f64)> = Vec::new();
-        for (i, x) in s.findings.iter().enumerate() {
-            let age = now.secs_since(x.event_time).max(0.0);
-            let w = x.score * 0.5f64.powf(age / cfg.half_life_secs);
-            match best.iter_mut().find(|b| b.0 == x.detector) {
-                Some(b) if b.1 >= w => {}
-                Some(b) => *b = (x.detector, w, i),
-                None => best.push((x.detector, w, i)),
-            }
-            if x.subject.backed {
-                match auth_best.iter_mut().find(|b| b.0 == x.detector) {
-                    Some(b) if b.1 >= w => {}
-                    Some(b) => b.1 = w,
-                    None => auth_best.push((x.detector, w)),
+            // no room: the oldest finding a later one of its detector outweighs goes first (a detector firing on
+            // every event of an attack must not push out another's late finding), else the oldest, else this one
+            let outweighed = (0..s.findings.len()).find(|&i| {
+                let x = &s.findings[i];
+                s.findings[i + 1..].iter().any(|y| {
+                    y.detector == x.detector
+                        && y.score >= x.score
+                        && (y.subject.backed || !x.subject.backed)
+                })
+            });
+            match outweighed {
+                Some(i) => {
+                    s.findings.remove(i);
                 }
+                None if s.findings[0].event_time <= now => {
+                    s.findings.remove(0);
+                }
+                None => return None,
             }
         }
-        let score = 1.0 - best.iter().map(|b| 1.0 - b.1).product::<f64>();
-        // Only authoritative findings can lift the action above an alert: claims add to the score, never to what is
-        // done about it (else a forged finding plus a real, weak one would revoke).
-        let auth_score = 1.0 - auth_best.iter().map(|b| 1.0 - b.1).product::<f64>();
-        let by_all = cfg.action_for(score)?;
-        let by_auth = cfg.action_for(auth_score);
-        let mut action = by_auth.map_or(Action::Alert, |a| a.max(Action::Alert.min(by_all)));
-        let claims_capped = (action < by_all).then(|| {
-            format!(
-                "claimed evidence raises the score to {score:.2} but not the action: authoritative findings alone score {auth_score:.2}; {} capped to {}",
-                by_all.as_str(),
-                action.as_str()
-            )
-        });
-        let kind = s
-            .findings
-            .last()
-            .map(|f| f.subject.principal_kind)
-            .unwrap_or_default();
-        if kind != PrincipalKind::Human && action > cfg.non_human_max_action {
-            action = cfg.non_human_max_action;
-        }
+        let at = s.findings.partition_point(|x| x.event_time <= now);
+        s.findings.insert(at, f);
+        // what fired within `dedup_secs` of a time, before or after it (a late finding is evaluated at times
+        // before actions already fired); `fired` keeps the last few actions whatever their age
         let dedup_ms = cfg.dedup_secs as i64 * 1000;
-        s.fired.retain(|(_, t)| now.0 - t.0 < dedup_ms);
-        if s.fired.iter().any(|(a, _)| *a >= action) {
-            return None;
+        // the times to evaluate at: the new finding's, then each later one's (only when it came late)
+        let mut pick: Option<Scored> = None;
+        for upto in s.findings.partition_point(|x| x.event_time <= now)..=s.findings.len() {
+            let Some(t) = upto.checked_sub(1).map(|i| s.findings[i].event_time) else {
+                continue;
+            };
+            // the risk at `t`: evaluated once per distinct time, with every finding up to it
+            if upto < s.findings.len() && s.findings[upto].event_time == t {
+                continue;
+            }
+            let Some(sc) = Scored::at(cfg, &s.findings[..upto]) else {
+                continue;
+            };
+            let fired = s
+                .fired
+                .iter()
+                .any(|(a, ft)| *a >= sc.action && (t.0 - ft.0).abs() < dedup_ms);
+            if !fired && pick.as_ref().is_none_or(|p| sc.action > p.action) {
+                pick = Some(sc);
+            }
         }
-        let latest = s.findings.last()?;
-        let contributing: Vec<&Finding> = best
-            .iter()
-            .filter(|b| b.1 > 0.0)
-            .map(|b| &s.findings[b.2])
-            .collect();
+        let sc = pick?;
+        let findings = &s.findings[..sc.upto];
+        let latest = findings.last()?;
+        let now = latest.event_time;
+        let contributing: Vec<&Finding> = sc.best.iter().map(|&i| &findings[i]).collect();
         let mut evidence: Vec<String> = Vec::new();
         for f in &contributing {
             for e in &f.evidence {
@@ -531,7 +615,7 @@ impl Scorer {
         let mut h = Sha256::new();
         h.update(self.key.as_bytes());
         h.update([0]);
-        h.update(action.as_str());
+        h.update(sc.action.as_str());
         h.update([0]);
         h.update(latest.evidence.last().map(String::as_str).unwrap_or(""));
         let decision_id = hex::encode(&h.finalize()[..16]);
@@ -575,14 +659,14 @@ impl Scorer {
             decision_id,
             decided_at: now,
             event_time: now,
-            action,
+            action: sc.action,
             principal: pick(|s| &s.principal),
             principal_id: pick(|s| &s.principal_id),
             principal_kind: latest.subject.principal_kind,
             token_id: pick(|s| &s.token_id),
             session_id: pick(|s| &s.session_id),
             job_id: pick(|s| &s.job_id),
-            score: (score * 1000.0).round() / 1000.0,
+            score: (sc.score * 1000.0).round() / 1000.0,
             findings: contributing
                 .iter()
                 .map(|f| FindingRecord {
@@ -594,7 +678,7 @@ impl Scorer {
                 })
                 .collect(),
             evidence,
-            guardrail: claims_capped,
+            guardrail: sc.claims_capped,
             shadow: false,
         })
     }
@@ -734,6 +818,103 @@ mod tests {
                 .decision_id
         };
         assert_eq!(mk(), mk());
+    }
+
+    /// The strongest action `findings` lead to, fed to a new scorer in the order given.
+    fn strongest(findings: &[Finding]) -> Option<Action> {
+        let mut d = Scorer::new(DecideConfig::default()).unwrap();
+        findings
+            .iter()
+            .filter_map(|f| d.decide(f.clone()))
+            .map(|d| d.action)
+            .max()
+    }
+
+    /// Found on the simulator's traffic (seed 8): an attacked mailbox's findings, some from a source delivering
+    /// 30-90 min late, ended in a session termination in event-time order and a token revocation in arrival
+    /// order. A late finding used to be scored against later findings at full weight, and never re-scored the
+    /// later ones it strengthens.
+    #[test]
+    fn late_findings_reach_the_strongest_action_the_same_findings_reach_in_event_time_order() {
+        const DETECTORS: [&str; 5] = [
+            "data_domain",
+            "destination_drift",
+            "impossible_travel",
+            "session_hijack",
+            "new_client",
+        ];
+        let mut rng = crate::lab::simulate::Rng(7);
+        let mut differed = 0;
+        for case in 0..400 {
+            let n = 2 + rng.below(4) as usize;
+            let mut fs: Vec<Finding> = (0..n)
+                .map(|i| {
+                    let score = 0.3 + rng.below(66) as f64 / 100.0;
+                    let secs = rng.range(0, 3 * 3600);
+                    let det = DETECTORS[rng.below(DETECTORS.len() as u64) as usize];
+                    finding(det, score, secs, &format!("e{case}-{i}"))
+                })
+                .collect();
+            fs.sort_by_key(|f| f.event_time);
+            let in_order = strongest(&fs);
+            // every arrival order of up to 5 findings: each rotation, and each reversal of one
+            for r in 0..n {
+                for rev in [false, true] {
+                    let mut arrival = fs.clone();
+                    arrival.rotate_left(r);
+                    if rev {
+                        arrival.reverse();
+                    }
+                    let got = strongest(&arrival);
+                    assert_eq!(
+                        got,
+                        in_order,
+                        "case {case}: arrival {:?} vs event-time order {:?}",
+                        arrival
+                            .iter()
+                            .map(|f| (f.detector, f.score, f.event_time.0 / 1000))
+                            .collect::<Vec<_>>(),
+                        fs.iter()
+                            .map(|f| (f.detector, f.score, f.event_time.0 / 1000))
+                            .collect::<Vec<_>>()
+                    );
+                    differed += usize::from(
+                        arrival
+                            .iter()
+                            .zip(&fs)
+                            .any(|(a, b)| a.evidence != b.evidence),
+                    );
+                }
+            }
+        }
+        assert!(
+            differed > 1000,
+            "the arrival orders tried were mostly out of order: {differed}"
+        );
+    }
+
+    #[test]
+    fn a_late_finding_raises_the_risk_at_the_later_findings_it_precedes() {
+        let mut d = Scorer::new(DecideConfig::default()).unwrap();
+        // alone, an hour-old step-up-sized finding and a weak one later are an alert at most
+        let first = d
+            .decide(finding("impossible_travel", 0.4, 3600, "e2"))
+            .unwrap();
+        assert_eq!(first.action, Action::Alert);
+        // delivered late: a stronger finding ten minutes before it (alone, a step-up); together, at the later
+        // finding's time, they call for a token revocation (0.65 decayed by 10 min is 0.516; with 0.4, 0.710)
+        let late = d
+            .decide(finding("session_hijack", 0.65, 3000, "e1"))
+            .unwrap();
+        assert_eq!(late.action, Action::RevokeToken, "{late:?}");
+        assert_eq!(
+            late.event_time,
+            Ts(3_600_000),
+            "decided at the later finding's time"
+        );
+        assert_eq!(late.findings.len(), 2);
+        // and the later finding is not counted at full weight at the late one's own time (0.79 with 0.65)
+        assert!((late.score - 0.710).abs() < 0.002, "{}", late.score);
     }
 
     #[test]

@@ -189,6 +189,10 @@ pub struct DataDomain {
 }
 
 impl Detector for DataDomain {
+    fn expire(&mut self, watermark: Ts) {
+        self.state.expire(watermark);
+    }
+
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
         super::save(&self.state)
     }

@@ -100,6 +100,10 @@ pub struct DestinationDrift {
 }
 
 impl Detector for DestinationDrift {
+    fn expire(&mut self, watermark: Ts) {
+        self.state.expire(watermark);
+    }
+
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
         super::save(&self.state)
     }

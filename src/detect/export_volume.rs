@@ -76,6 +76,10 @@ pub struct ExportVolume {
 }
 
 impl Detector for ExportVolume {
+    fn expire(&mut self, watermark: crate::event::Ts) {
+        self.state.expire(watermark);
+    }
+
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
         super::save(&self.state)
     }

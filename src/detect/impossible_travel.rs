@@ -111,6 +111,10 @@ pub struct ImpossibleTravel {
 }
 
 impl Detector for ImpossibleTravel {
+    fn expire(&mut self, watermark: Ts) {
+        self.state.expire(watermark);
+    }
+
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
         super::save(&self.state)
     }

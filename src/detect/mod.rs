@@ -168,6 +168,10 @@ pub trait Detector: Send {
     /// can live in different partitions ([`crate::pipeline::Pipeline::process_routed`]). Default: nothing to
     /// learn.
     fn announce(&mut self, _ev: &SessionEvent<'_>) {}
+
+    /// The pipeline's watermark advanced ([`crate::watermark`]): forget by it what keyed state is idle for longer
+    /// than its TTL ([`crate::state::KeyedState::expire`]). Default: each event's own time sweeps.
+    fn expire(&mut self, _watermark: crate::event::Ts) {}
 }
 
 pub use crate::state::Saved;
@@ -346,6 +350,13 @@ impl Detect {
     pub fn announce(&mut self, ev: &SessionEvent<'_>) {
         for (_, d) in &mut self.detectors {
             d.announce(ev);
+        }
+    }
+
+    /// Every detector forgets by the watermark ([`Detector::expire`]).
+    pub fn expire(&mut self, watermark: crate::event::Ts) {
+        for (_, d) in &mut self.detectors {
+            d.expire(watermark);
         }
     }
 

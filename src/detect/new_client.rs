@@ -2,10 +2,10 @@
 //! integration).
 //!
 //! In: `token_issued` events with an OAuth client id and a principal. Out: one finding per client new to the
-//! principal that fewer than `peer_min` other principals of the organisation have granted (counted by correlate
-//! into `session.client_peers`, only from sources that vouch for them, so forged grants cannot make a client look
-//! popular): once the principal's clients
-//! are learned (more than `learn_events` grants and `learn_secs` since the first); before that, only for a client
+//! principal that fewer than `peer_min` other principals of the organisation granted before it in event time
+//! (counted by correlate into `session.client_peers`, only from sources that vouch for them, so forged grants
+//! cannot make a client look popular; a colleague's earlier grant that has not arrived yet cannot be counted):
+//! once the principal's clients are learned (more than `learn_events` grants and `learn_secs` since the first); before that, only for a client
 //! no colleague has granted (a consent-phishing app, a rogue integration) once Quench has watched the organisation
 //! for `learn_secs` (at start every client is one nobody was seen to use). A client `peer_min` colleagues already
 //! use (an org-wide rollout) is never a finding. State: per principal, in a [`KeyedState`] bounded by an
@@ -95,6 +95,10 @@ pub struct NewClient {
 }
 
 impl Detector for NewClient {
+    fn expire(&mut self, watermark: Ts) {
+        self.state.expire(watermark);
+    }
+
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
         // the middle place held the peers counted here before correlate counted them: kept, so that either reads
         // the other's state

@@ -142,6 +142,10 @@ pub struct Rate {
 }
 
 impl Detector for Rate {
+    fn expire(&mut self, watermark: crate::event::Ts) {
+        self.state.expire(watermark);
+    }
+
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
         super::save(&self.state)
     }

@@ -7,7 +7,8 @@
 //! forget the id. State: per session and per token id, in a [`KeyedState`] bounded by an event-time TTL
 //! (`session_ttl_secs`) and a key cap (`max_keys`; ids first seen unvouched live in its smaller claimed pool): the
 //! first event's id and place, and at most eight each of devices, client families, networks, countries, sources
-//! with and without a device, and reported (client, network) pairs, as 128-bit digests.
+//! with and without a device, and reported (client, network) pairs, as 128-bit digests; and up to two events judged
+//! before their source described the session (below), with their time, event id and place.
 //!
 //! A session is known by the clients and networks it has been seen on: devices (the IdP's device id), client
 //! families (browser or app and OS from the user agent; versions and the vendors' own desktop apps differ
@@ -28,6 +29,11 @@
 //!   victim's user agent): `hosting_score`; onto an anonymizer (Tor, but also personal VPNs the IdP flags) without
 //!   the session's device: `unproven_score`; the same client on another ISP, or through an anonymizer on its own
 //!   device: `network_only_score`.
+//!
+//! Sources deliver out of order (M365 30-90 min after the sign-ins). An event on a new network from a client its
+//! source had not described yet in the session is not learned as the session's client; when that source's own
+//! records of the session arrive, earlier in event time and with another client family, the event is judged
+//! again as event-time order would have judged it (a different client: `score`), at its own time.
 
 use super::{ua_family, BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, NetKind, SessionEvent};
@@ -103,6 +109,7 @@ impl Seen {
 }
 
 /// What one event says about its client and network.
+#[derive(Clone, Copy)]
 struct Print {
     device: Option<Digest>,
     /// (source format, client family).
@@ -169,6 +176,27 @@ struct SessionState {
     without_device: Seen,
     /// (client, network) pairs already reported.
     reported: Seen,
+    /// Events judged before their source described the session (at most [`UNPROVEN_KEPT`]), judged again when an
+    /// earlier record of that source arrives.
+    #[serde(default)]
+    unproven: Vec<Unproven>,
+}
+
+/// Most [`Unproven`] events kept per session.
+const UNPROVEN_KEPT: usize = 2;
+
+/// An event on a new network from a client that the session's records from its source had not described when it
+/// was judged, because that source delivers late (M365 30-90 min after the sign-ins): in event-time order those
+/// records come first, and a client family other than theirs, without the session's device, is a different client.
+/// Kept so that the judgement is the one event-time order gives once the earlier records arrive.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Unproven {
+    at: crate::event::Ts,
+    /// (source namespace, client family) of the event.
+    family: (Digest, Digest),
+    event: Box<str>,
+    /// Its place and user agent, for the reason.
+    seen: Box<str>,
 }
 
 impl SessionState {
@@ -266,6 +294,7 @@ impl SessionHijack {
                 with_device: Seen::default(),
                 without_device: Seen::default(),
                 reported: Seen::default(),
+                unproven: Vec::new(),
             };
             first.learn(p);
             self.state.entry_in(&self.key, now, vouched, || first);
@@ -337,6 +366,9 @@ impl SessionHijack {
             )
         } else {
             s.learn(p);
+            if !new_client {
+                judge_again(s, p, what, id, self.cfg.score, ev, out);
+            }
             return;
         };
         let pair = {
@@ -348,23 +380,44 @@ impl SessionHijack {
         };
         let first_report = !s.reported.has(&pair) && s.reported.0.len() < SET_CAP;
         s.reported.add(pair);
-        // a new client is never learned as the session's own: the next event from it is judged the same way
-        if !new_client {
-            s.learn(p);
-        }
-        if !first_report || score <= 0.0 {
-            return;
-        }
         let ua = bounded(
             ev.network
                 .user_agent
                 .as_deref()
                 .unwrap_or("unknown user agent"),
         );
+        let seen = format!("{} ({ua})", place(ev));
+        if let Some(family) = p.family {
+            if unproven
+                && !strong_client
+                && s.unproven.len() < UNPROVEN_KEPT
+                && !s.unproven.iter().any(|u| u.family == family)
+            {
+                s.unproven.push(Unproven {
+                    at: now,
+                    family,
+                    event: bounded_box(&ev.event_id),
+                    seen: seen.as_str().into(),
+                });
+            }
+        }
+        // a new client is never learned as the session's own: the next event from it is judged the same way; the
+        // family of one its source had not described yet is not learned either, until that source's records of
+        // the session say whose it is
+        if !new_client {
+            if unproven {
+                s.learn(&Print { family: None, ..*p });
+            } else {
+                s.learn(p);
+                judge_again(s, p, what, id, self.cfg.score, ev, out);
+            }
+        }
+        if !first_report || score <= 0.0 {
+            return;
+        }
         let id = bounded(id);
         let reason = format!(
-            "{what} {id} used {how} while live: {} ({ua}), first seen at {}",
-            place(ev),
+            "{what} {id} used {how} while live: {seen}, first seen at {}",
             s.first_place
         );
         let evidence = vec![s.first_event.to_string(), ev.event_id.to_string()];
@@ -372,7 +425,47 @@ impl SessionHijack {
     }
 }
 
+/// `ev` (printed `p`), just learned as the session's own client, describes the session for its source earlier in
+/// event time than events judged before it arrived ([`Unproven`]): those of another client family from that
+/// source are a different client, as in event-time order, and are reported again with `score`.
+fn judge_again(
+    s: &mut SessionState,
+    p: &Print,
+    what: &str,
+    id: &str,
+    score: f64,
+    ev: &SessionEvent<'_>,
+    out: &mut Vec<Finding>,
+) {
+    let Some((namespace, family)) = p.family else {
+        return;
+    };
+    if score <= 0.0 {
+        return;
+    }
+    s.unproven.retain(|u| {
+        let different = u.family.0 == namespace && u.family.1 != family && u.at > ev.event_time;
+        if different {
+            let reason = format!(
+                "{what} {} used from a different client and network while live: {}, first seen at {} (judged again when this source's earlier records of the {what} arrived)",
+                bounded(id),
+                u.seen,
+                s.first_place
+            );
+            let evidence = vec![s.first_event.to_string(), u.event.to_string()];
+            let mut f = Finding::new(NAME, score, reason, evidence, ev);
+            f.event_time = u.at;
+            out.push(f);
+        }
+        !different
+    });
+}
+
 impl Detector for SessionHijack {
+    fn expire(&mut self, watermark: crate::event::Ts) {
+        self.state.expire(watermark);
+    }
+
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
         super::save(&self.state)
     }
@@ -595,6 +688,57 @@ mod tests {
         own.source.format = "m365_audit".into();
         own.resource.app = Some("Exchange".into());
         assert!(run(&[signin, own]).is_empty());
+    }
+
+    /// Found on the simulator's traffic (seed 8, arrival order against event-time order): an attacker read a
+    /// victim's mailbox from abroad with a REST client, and the session's own Exchange records, delivered 30-90 min
+    /// late, arrived after the attacker's. In event-time order the REST client is a different client (0.95, a
+    /// logout); in arrival order it was judged before the session's Exchange client was known (0.6) and never
+    /// again.
+    #[test]
+    fn a_mailbox_client_judged_before_the_sessions_late_exchange_records_is_judged_again_when_they_arrive(
+    ) {
+        let mut signin = hit(
+            0,
+            2856,
+            "GB",
+            "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.18129; Pro)",
+            Some("dev-1"),
+        );
+        signin.source.format = "entra_signin".into();
+        let exchange = |secs, asn, country, client| {
+            let mut e = hit(secs, asn, country, client, None);
+            e.source.format = "m365_audit".into();
+            e.resource.app = Some("Exchange".into());
+            e
+        };
+        let own = exchange(300, 2856, "GB", "Client=MSExchangeRPC");
+        let thief = exchange(600, 29465, "NG", "Client=REST;Client=RESTSystem;;");
+        let strongest = |out: &[Finding]| {
+            out.iter()
+                .max_by(|a, b| a.score.total_cmp(&b.score))
+                .map(|f| (f.score, f.event_time, f.evidence.clone()))
+        };
+        let in_order = run(&[signin.clone(), own.clone(), thief.clone()]);
+        assert_eq!(
+            strongest(&in_order),
+            Some((
+                0.95,
+                thief.event_time,
+                vec!["h0".to_string(), "h600".to_string()]
+            ))
+        );
+        let arrived = run(&[signin.clone(), thief.clone(), own]);
+        assert_eq!(
+            arrived.first().map(|f| f.score),
+            Some(0.6),
+            "judged on arrival: {arrived:?}"
+        );
+        assert_eq!(strongest(&arrived), strongest(&in_order), "{arrived:?}");
+        // the session's own client arriving late says nothing about a thief of the same client family
+        let same = exchange(300, 2856, "GB", "Client=REST;Client=RESTSystem;;");
+        let arrived = run(&[signin, thief, same]);
+        assert!(arrived.iter().all(|f| f.score <= 0.6), "{arrived:?}");
     }
 
     /// Found by an outside review: an unmanaged laptop (no device id anywhere) behind a security proxy opens

@@ -70,6 +70,10 @@ pub struct TokenReuse {
 }
 
 impl Detector for TokenReuse {
+    fn expire(&mut self, watermark: Ts) {
+        self.state.expire(watermark);
+    }
+
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
         super::save(&self.state)
     }

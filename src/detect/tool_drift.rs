@@ -94,6 +94,10 @@ pub struct ToolDrift {
 }
 
 impl Detector for ToolDrift {
+    fn expire(&mut self, watermark: Ts) {
+        self.state.expire(watermark);
+    }
+
     fn save(&self) -> Result<Option<super::Saved>, serde_json::Error> {
         super::save(&self.state)
     }

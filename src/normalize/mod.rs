@@ -356,6 +356,15 @@ pub struct NormalizeConfig {
     /// Default 86400 (the correlation TTL's default).
     #[serde(default)]
     pub max_age_secs: Option<u64>,
+    /// How far behind its newest event a source's records may still arrive out of order, in seconds: each
+    /// source's watermark is its newest event time less this, and keyed state expires by the lowest watermark
+    /// ([`crate::watermark`]). Default 600.
+    #[serde(default)]
+    pub allowed_lateness_secs: Option<u64>,
+    /// A source (a topic partition's records of one format) that delivered nothing for this many seconds of
+    /// processing time stops holding the watermark back. Default 300.
+    #[serde(default)]
+    pub watermark_idle_secs: Option<u64>,
     /// Events seen again within this many seconds of event time (the same format, vendor id, time, principal and
     /// action: an Okta hook redelivered, an Entra row written twice, Kafka redelivering after a crash) are
     /// counted and dropped; 0 turns this off. Default 3600.
