@@ -917,6 +917,30 @@ mod tests {
         assert!((late.score - 0.710).abs() < 0.002, "{}", late.score);
     }
 
+    /// A detector firing on every event of an attack (impossible travel on each download from abroad) fills the
+    /// subject's findings; another detector's finding delivered late, older than all of them, must still count.
+    #[test]
+    fn a_late_finding_finds_room_among_one_detectors_repeated_findings() {
+        let mut d = Scorer::new(DecideConfig::default()).unwrap();
+        let mut actions = Vec::new();
+        for i in 0..MAX_FINDINGS as i64 + 8 {
+            actions.extend(d.decide(finding(
+                "impossible_travel",
+                0.6,
+                600 + i * 8,
+                &format!("t{i}"),
+            )));
+        }
+        assert_eq!(
+            actions.iter().map(|a| a.action).collect::<Vec<_>>(),
+            vec![Action::StepUp]
+        );
+        // the consent grant, five minutes before them, from a source that delivers late: together, a revocation
+        let late = d.decide(finding("new_client", 0.4, 300, "grant")).unwrap();
+        assert_eq!(late.action, Action::RevokeToken, "{late:?}");
+        assert!(late.evidence.contains(&"grant".to_string()));
+    }
+
     #[test]
     fn decreasing_bands_are_rejected_naming_the_key() {
         let e = Scorer::new(DecideConfig {

@@ -10,6 +10,7 @@ mod caep;
 mod confirmation;
 mod control_characters;
 mod delivery;
+mod disorder;
 mod forged_logs;
 mod fuzz_normalize;
 mod guardrails;
