@@ -121,6 +121,7 @@ impl Pipeline {
             watermarks: Watermarks::new(
                 cfg.normalize.allowed_lateness_secs.unwrap_or(600),
                 cfg.normalize.watermark_idle_secs.unwrap_or(300),
+                cfg.normalize.watermark_max_lag_secs.unwrap_or(21_600),
             ),
             dedup: Dedup::new(
                 cfg.normalize
@@ -390,8 +391,6 @@ impl Pipeline {
             self.stats.duplicates += 1;
             return Ok(());
         }
-        // the keyed partition's events come from every input: each format stands for its source
-        self.observe_time(Source::of(format), ev.event_time, clock);
         if self.collect_ended {
             self.ended.extend(ev.ended());
         }
@@ -399,6 +398,8 @@ impl Pipeline {
             self.stats.too_old += 1;
             return Ok(());
         }
+        // the keyed partition's events come from every input: each format stands for its source
+        self.observe_time(Source::of(format), ev.event_time, clock);
         self.after_correlate(ev, clock, out);
         self.advance_watermark(clock);
         Ok(())

@@ -16,9 +16,13 @@
 //! they arrive); they are counted (`quench_late_events_total`), never dropped for being late.
 //!
 //! A source that has delivered nothing for `normalize.watermark_idle_secs` of processing time no longer holds the
-//! watermark back (a topic that went quiet, a source switched off); the watermark starts that long after the first
-//! event, once every source delivering has said how far it is. Event times are attacker-influenced, but an
-//! admitted event is never more than `normalize.max_future_skew_secs` ahead of the processing clock, so no source's
+//! watermark back (a topic that went quiet, a source switched off; a source that delivers in batches further apart
+//! than that holds it only while a batch comes in), nor one whose newest event is more than
+//! `normalize.watermark_max_lag_secs` behind the processing clock (a source that keeps sending old records, a
+//! compromised agent among them, would otherwise keep every key past its TTL); the watermark starts
+//! `watermark_idle_secs` after the first event, once every source delivering has said how far it is.
+//!
+//! Event times are attacker-influenced, but an admitted event is never more than `normalize.max_future_skew_secs` ahead of the processing clock, so no source's
 //! newest time, and no watermark, can be pushed further ahead than that; and one source cannot push the watermark
 //! past the others, which hold it at their own progress.
 
@@ -56,6 +60,7 @@ pub struct Watermarks {
     parts: Vec<Part>,
     lateness_ms: i64,
     idle_ms: i64,
+    max_lag_ms: i64,
     /// The watermark so far (it never goes back).
     mark: Option<Ts>,
     /// Processing clock of the first event seen: the watermark starts `idle_ms` later, once every source that is
@@ -72,11 +77,13 @@ pub struct SavedWatermarks {
 }
 
 impl Watermarks {
-    pub fn new(allowed_lateness_secs: u64, idle_secs: u64) -> Self {
+    /// `max_lag_secs`: a source further behind the processing clock than this stops holding the watermark back.
+    pub fn new(allowed_lateness_secs: u64, idle_secs: u64, max_lag_secs: u64) -> Self {
         Watermarks {
             parts: Vec::new(),
             lateness_ms: (allowed_lateness_secs as i64).saturating_mul(1000),
             idle_ms: (idle_secs as i64).saturating_mul(1000),
+            max_lag_ms: (max_lag_secs as i64).saturating_mul(1000),
             mark: None,
             started: None,
         }
@@ -124,7 +131,11 @@ impl Watermarks {
         {
             return None;
         }
-        let busy = |p: &&Part| clock.0.saturating_sub(p.heard.0) <= self.idle_ms;
+        // delivering, and not so far behind that holding the watermark for it would keep all state past its TTL
+        let busy = |p: &&Part| {
+            clock.0.saturating_sub(p.heard.0) <= self.idle_ms
+                && clock.0.saturating_sub(p.newest.0) <= self.max_lag_ms
+        };
         let lowest = self
             .parts
             .iter()
@@ -165,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_watermark_follows_the_slowest_source_that_is_not_idle() {
-        let mut w = Watermarks::new(300, 600);
+        let mut w = Watermarks::new(300, 600, 21_600);
         let (okta, m365) = (Source::of("okta"), Source::of("m365_audit"));
         w.observe(okta, Ts(100 * MIN), Ts(100 * MIN));
         assert_eq!(
@@ -196,7 +207,7 @@ mod tests {
 
     #[test]
     fn one_source_cannot_push_the_watermark_past_the_others() {
-        let mut w = Watermarks::new(0, 600);
+        let mut w = Watermarks::new(0, 600, 21_600);
         w.observe(Source::of("okta"), Ts(100 * MIN), Ts(100 * MIN));
         w.observe(Source::of("nginx"), Ts(105 * MIN), Ts(100 * MIN));
         assert_eq!(w.advance(Ts(100 * MIN)), None);
@@ -205,9 +216,23 @@ mod tests {
         assert_eq!(w.advance(Ts(110 * MIN)), Some(Ts(100 * MIN)));
     }
 
+    /// Found by an outside review: a source (a compromised agent among them) that keeps sending records dated a
+    /// day back held the watermark there, and no keyed state expired by its TTL.
+    #[test]
+    fn a_source_far_behind_the_clock_does_not_hold_the_watermark() {
+        let mut w = Watermarks::new(0, 600, 6 * 3600);
+        for m in 0..30 {
+            let clock = Ts((24 * 60 + m) * MIN);
+            w.observe(Source::of("okta"), clock, clock);
+            w.observe(Source::of("agent"), Ts(m * MIN), clock);
+            w.advance(clock);
+        }
+        assert_eq!(w.mark(), Some(Ts((24 * 60 + 29) * MIN)));
+    }
+
     #[test]
     fn sources_are_bounded_and_the_stalest_is_forgotten() {
-        let mut w = Watermarks::new(0, 600);
+        let mut w = Watermarks::new(0, 600, 21_600);
         for i in 0..MAX_SOURCES as i64 + 10 {
             w.observe(Source::of(("topic", i)), Ts(i), Ts(i));
         }
@@ -217,12 +242,12 @@ mod tests {
 
     #[test]
     fn a_restart_resumes_the_watermark() {
-        let mut w = Watermarks::new(0, 600);
+        let mut w = Watermarks::new(0, 600, 21_600);
         w.observe(Source::of("okta"), Ts(100 * MIN), Ts(100 * MIN));
         w.advance(Ts(110 * MIN));
         let saved: SavedWatermarks =
             serde_json::from_str(&serde_json::to_string(&w.save()).unwrap()).unwrap();
-        let mut r = Watermarks::new(0, 600);
+        let mut r = Watermarks::new(0, 600, 21_600);
         r.resume(saved);
         assert_eq!(r.mark(), Some(Ts(100 * MIN)));
         assert!(r.observe(Source::of("okta"), Ts(99 * MIN), Ts(101 * MIN)));

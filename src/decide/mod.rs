@@ -14,7 +14,7 @@
 //! a (subject, action) fires at most once per `dedup_secs`, and never within that period of a stronger action.
 //! Findings are kept in event-time order wherever they arrive: a late one (its source delivers minutes to hours
 //! behind the others) is scored at its own time and at the later findings' times it strengthens, so the strongest
-//! action a subject reaches does not depend on the order its evidence arrived in (see [`Scorer::propose`]).
+//! action a subject reaches does not depend on the order the same findings arrived in (see [`Scorer::propose`]).
 
 mod guardrails;
 pub mod notice;

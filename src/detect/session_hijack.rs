@@ -31,9 +31,11 @@
 //!   device: `network_only_score`.
 //!
 //! Sources deliver out of order (M365 30-90 min after the sign-ins). An event on a new network from a client its
-//! source had not described yet in the session is not learned as the session's client; when that source's own
-//! records of the session arrive, earlier in event time and with another client family, the event is judged
-//! again as event-time order would have judged it (a different client: `score`), at its own time.
+//! source had not described yet in the session is held (its family is not learned as the session's, nor that of
+//! more events of the same client): when that source's own records of the session arrive, earlier in event time,
+//! with another client family and on another network, the held event is judged again as event-time order would
+//! have judged it (a different client on a new network: `score`), at its own time; a record from before it on its
+//! network explains it (the network was the session's by then).
 
 use super::{ua_family, BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, NetKind, SessionEvent};
@@ -194,6 +196,11 @@ struct Unproven {
     at: crate::event::Ts,
     /// (source namespace, client family) of the event.
     family: (Digest, Digest),
+    /// Its network and country ([`Print`]): a record from before it on the same network explains it.
+    #[serde(default)]
+    network: [Option<Digest>; 2],
+    #[serde(default)]
+    country: Option<Digest>,
     event: Box<str>,
     /// Its place and user agent, for the reason.
     seen: Box<str>,
@@ -300,6 +307,28 @@ impl SessionHijack {
             self.state.entry_in(&self.key, now, vouched, || first);
             return;
         };
+        // An event from before a held one ([`Unproven`]): of the same client, the client is held from then on; of
+        // another, on its network, in event-time order that network was the session's by then, and the held event
+        // is no different client on a new network.
+        s.unproven.retain_mut(|u| {
+            if now >= u.at {
+                return true;
+            }
+            if p.family == Some(u.family) {
+                u.at = now;
+                u.event = bounded_box(&ev.event_id);
+                return true;
+            }
+            let same_network = if u.network.iter().any(Option::is_some) {
+                u.network
+                    .iter()
+                    .flatten()
+                    .any(|n| p.network.contains(&Some(*n)))
+            } else {
+                u.country.is_some() && u.country == p.country
+            };
+            !same_network
+        });
         let known_device = p.device.is_some_and(|d| s.devices.has(&d));
         let new_device = p.device.is_some_and(|d| !s.devices.has(&d)) && !s.devices.0.is_empty();
         // a source that named the session's device on every earlier event names none now: the cookie travelled
@@ -365,9 +394,17 @@ impl SessionHijack {
                 "from another network with the same client",
             )
         } else {
-            s.learn(p);
-            if !new_client {
-                judge_again(s, p, what, id, self.cfg.score, ev, out);
+            // more of a client held for judging again: its family is not the session's yet either
+            if unproven
+                && p.family
+                    .is_some_and(|f| s.unproven.iter().any(|u| u.family == f))
+            {
+                s.learn(&Print { family: None, ..*p });
+            } else {
+                s.learn(p);
+                if !new_client {
+                    judge_again(s, p, what, id, self.cfg.score, ev, out);
+                }
             }
             return;
         };
@@ -396,6 +433,8 @@ impl SessionHijack {
                 s.unproven.push(Unproven {
                     at: now,
                     family,
+                    network: p.network,
+                    country: p.country,
                     event: bounded_box(&ev.event_id),
                     seen: seen.as_str().into(),
                 });
@@ -426,8 +465,9 @@ impl SessionHijack {
 }
 
 /// `ev` (printed `p`), just learned as the session's own client, describes the session for its source earlier in
-/// event time than events judged before it arrived ([`Unproven`]): those of another client family from that
-/// source are a different client, as in event-time order, and are reported again with `score`.
+/// event time than events judged before it arrived ([`Unproven`]; those on its own network are gone already):
+/// those of another client family from that source are a different client on a new network, as in event-time
+/// order, and are reported again with `score`.
 fn judge_again(
     s: &mut SessionState,
     p: &Print,
@@ -739,6 +779,67 @@ mod tests {
         let same = exchange(300, 2856, "GB", "Client=REST;Client=RESTSystem;;");
         let arrived = run(&[signin, thief, same]);
         assert!(arrived.iter().all(|f| f.score <= 0.6), "{arrived:?}");
+    }
+
+    /// Found by an outside review of judging again: a person's two Exchange clients at home (desktop Outlook at
+    /// 10:00, the browser at 10:30), the later record delivered first. In event-time order the home network is the
+    /// session's by 10:30, and nothing is flagged; judged again, the browser looked like a thief and logged her out.
+    #[test]
+    fn a_late_record_on_the_held_events_own_network_explains_it() {
+        let mut signin = hit(0, 2856, "GB", MAC_CHROME, Some("dev-1"));
+        signin.source.format = "entra_signin".into();
+        let exchange = |secs, client| {
+            let mut e = hit(secs, 5089, "GB", client, None);
+            e.source.format = "m365_audit".into();
+            e.resource.app = Some("Exchange".into());
+            e
+        };
+        let (rpc, owa) = (
+            exchange(3600, "Client=MSExchangeRPC"),
+            exchange(5400, "Client=OWA;Action=ViewAttachment"),
+        );
+        let top = |out: Vec<Finding>| out.iter().map(|f| f.score).fold(0.0, f64::max);
+        let in_order = top(run(&[signin.clone(), rpc.clone(), owa.clone()]));
+        assert!(in_order < 0.5, "{in_order}");
+        assert_eq!(top(run(&[signin, owa, rpc])), in_order);
+    }
+
+    /// Found by an outside review of judging again: a thief reading the mailbox makes more than one request, and
+    /// the second was learned as the session's own Exchange client, so the session's records arriving late looked
+    /// like the new client and the thief was never judged again.
+    #[test]
+    fn a_thief_with_several_requests_is_judged_again_when_the_sessions_late_records_arrive() {
+        let mut signin = hit(0, 2856, "GB", MAC_CHROME, Some("dev-1"));
+        signin.source.format = "entra_signin".into();
+        let exchange = |secs, asn, country, client| {
+            let mut e = hit(secs, asn, country, client, None);
+            e.source.format = "m365_audit".into();
+            e.resource.app = Some("Exchange".into());
+            e
+        };
+        let own = exchange(300, 2856, "GB", "Client=MSExchangeRPC");
+        let rest = "Client=REST;Client=RESTSystem;;";
+        let thief = [
+            exchange(600, 29465, "NG", rest),
+            exchange(660, 29465, "NG", rest),
+            exchange(540, 29465, "NG", rest),
+        ];
+        let top = |out: &[Finding]| out.iter().map(|f| f.score).fold(0.0, f64::max);
+        let mut in_order = vec![
+            signin.clone(),
+            own.clone(),
+            thief[2].clone(),
+            thief[0].clone(),
+            thief[1].clone(),
+        ];
+        assert_eq!(top(&run(&in_order)), 0.95);
+        // the thief's records first, the earliest of them last; then the session's own
+        in_order.clear();
+        in_order.push(signin);
+        in_order.extend(thief.iter().cloned());
+        in_order.push(own);
+        let arrived = run(&in_order);
+        assert_eq!(top(&arrived), 0.95, "{arrived:?}");
     }
 
     /// Found by an outside review: an unmanaged laptop (no device id anywhere) behind a security proxy opens

@@ -365,6 +365,10 @@ pub struct NormalizeConfig {
     /// processing time stops holding the watermark back. Default 300.
     #[serde(default)]
     pub watermark_idle_secs: Option<u64>,
+    /// A source whose newest event is more than this many seconds behind the processing clock stops holding the
+    /// watermark back, so no source can keep every key past its TTL. Default 21600.
+    #[serde(default)]
+    pub watermark_max_lag_secs: Option<u64>,
     /// Events seen again within this many seconds of event time (the same format, vendor id, time, principal and
     /// action: an Okta hook redelivered, an Entra row written twice, Kafka redelivering after a crash) are
     /// counted and dropped; 0 turns this off. Default 3600.
