@@ -6,7 +6,9 @@
 //! keyed state of correlate, every detector and decide, all owned here (one instance per partition set, no lock).
 //! Respond is not called here: the caller records decisions first (Kafka, stdout) and then dispatches them.
 //! Time: a [`Timeline`] judges each message's event times against a reference the events cannot choose (ingest
-//! time, or in replay the stream's corroborated timeline) and is the clock the revocation budget counts in.
+//! time, or in replay the stream's corroborated timeline) and is the clock the revocation budget counts in; the
+//! [`Watermarks`] of the input's sources (each topic partition's records of one format) say when keyed state may
+//! expire, and which events arrived late (processed all the same).
 
 use crate::config::{Config, ConfigError};
 use crate::correlate::Correlator;
@@ -260,7 +262,7 @@ impl Pipeline {
     }
 
     /// Everything the pipeline has learned, as JSON: correlation links, every detector's state, decide's scores,
-    /// dedup and budget, event fingerprints and the clock. [`Pipeline::load_state`] takes it back (see
+    /// dedup and budget, event fingerprints, the clock and the watermarks. [`Pipeline::load_state`] takes it back (see
     /// [`crate::durable`] for the file it goes into).
     pub fn save_state(&self) -> Result<crate::detect::Saved, serde_json::Error> {
         #[derive(serde::Serialize)]
