@@ -569,6 +569,26 @@ mod tests {
         out
     }
 
+    /// An Exchange record of the M365 unified audit log in session `102abc`, without a device.
+    fn exchange(
+        secs: i64,
+        asn: u32,
+        country: &'static str,
+        client: &'static str,
+    ) -> SessionEvent<'static> {
+        let mut e = hit(secs, asn, country, client, None);
+        e.source.format = "m365_audit".into();
+        e.resource.app = Some("Exchange".into());
+        e
+    }
+
+    /// An Entra sign-in of session `102abc` on device `dev-1`, from `ua` in the UK.
+    fn entra_signin(ua: &'static str) -> SessionEvent<'static> {
+        let mut e = hit(0, 2856, "GB", ua, Some("dev-1"));
+        e.source.format = "entra_signin".into();
+        e
+    }
+
     #[test]
     fn stolen_session_replayed_from_another_continent_is_flagged_once() {
         let out = run(&[
@@ -738,20 +758,9 @@ mod tests {
     #[test]
     fn a_mailbox_client_judged_before_the_sessions_late_exchange_records_is_judged_again_when_they_arrive(
     ) {
-        let mut signin = hit(
-            0,
-            2856,
-            "GB",
+        let signin = entra_signin(
             "Microsoft Office/16.0 (Windows NT 10.0; Microsoft Outlook 16.0.18129; Pro)",
-            Some("dev-1"),
         );
-        signin.source.format = "entra_signin".into();
-        let exchange = |secs, asn, country, client| {
-            let mut e = hit(secs, asn, country, client, None);
-            e.source.format = "m365_audit".into();
-            e.resource.app = Some("Exchange".into());
-            e
-        };
         let own = exchange(300, 2856, "GB", "Client=MSExchangeRPC");
         let thief = exchange(600, 29465, "NG", "Client=REST;Client=RESTSystem;;");
         let strongest = |out: &[Finding]| {
@@ -786,17 +795,10 @@ mod tests {
     /// session's by 10:30, and nothing is flagged; judged again, the browser looked like a thief and logged her out.
     #[test]
     fn a_late_record_on_the_held_events_own_network_explains_it() {
-        let mut signin = hit(0, 2856, "GB", MAC_CHROME, Some("dev-1"));
-        signin.source.format = "entra_signin".into();
-        let exchange = |secs, client| {
-            let mut e = hit(secs, 5089, "GB", client, None);
-            e.source.format = "m365_audit".into();
-            e.resource.app = Some("Exchange".into());
-            e
-        };
+        let signin = entra_signin(MAC_CHROME);
         let (rpc, owa) = (
-            exchange(3600, "Client=MSExchangeRPC"),
-            exchange(5400, "Client=OWA;Action=ViewAttachment"),
+            exchange(3600, 5089, "GB", "Client=MSExchangeRPC"),
+            exchange(5400, 5089, "GB", "Client=OWA;Action=ViewAttachment"),
         );
         let top = |out: Vec<Finding>| out.iter().map(|f| f.score).fold(0.0, f64::max);
         let in_order = top(run(&[signin.clone(), rpc.clone(), owa.clone()]));
@@ -809,14 +811,7 @@ mod tests {
     /// like the new client and the thief was never judged again.
     #[test]
     fn a_thief_with_several_requests_is_judged_again_when_the_sessions_late_records_arrive() {
-        let mut signin = hit(0, 2856, "GB", MAC_CHROME, Some("dev-1"));
-        signin.source.format = "entra_signin".into();
-        let exchange = |secs, asn, country, client| {
-            let mut e = hit(secs, asn, country, client, None);
-            e.source.format = "m365_audit".into();
-            e.resource.app = Some("Exchange".into());
-            e
-        };
+        let signin = entra_signin(MAC_CHROME);
         let own = exchange(300, 2856, "GB", "Client=MSExchangeRPC");
         let rest = "Client=REST;Client=RESTSystem;;";
         let thief = [
