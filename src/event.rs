@@ -476,6 +476,11 @@ pub struct Principal<'a> {
     /// The person an agent says it acts for (OpenTelemetry `enduser.id`): context, never the acting principal.
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub on_behalf_of: Option<Text<'a>>,
+    /// The directory's immutable id for the principal, where `id` is a name that can be renamed or reused:
+    /// GitHub's numeric `actor_id`, the Entra object id of a Microsoft 365 actor (what Entra's own logs use as
+    /// `id`). For investigators and joins; correlation keys on `key()`.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub directory_id: Option<Text<'a>>,
 }
 
 impl Principal<'_> {
@@ -718,8 +723,8 @@ pub struct SessionEvent<'a> {
     /// Set when the event's location is not where the actor was (e.g. a token-issue IP); travel logic skips it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub location_untrusted: bool,
-    /// The source's own risk verdict on this sign-in or session (Okta Identity Threat Protection and behaviour
-    /// risk, Entra ID Protection, Salesforce's session-hijacking detection).
+    /// The source's own risk verdict on this sign-in, session or principal (Okta Identity Threat Protection and
+    /// behaviour risk, Entra ID Protection, Salesforce's session-hijacking detection, Google's account warnings).
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub risk: Option<Risk<'a>>,
     /// How the sign-in was authenticated and what the source says of the client and device, when it says (boxed:
@@ -766,6 +771,10 @@ pub struct Auth<'a> {
     /// Whether the session's token is bound to the device (Entra token protection: "bound", "unbound").
     #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
     pub token_binding: Option<Text<'a>>,
+    /// The source's own id of the credential used, where the session's token key is a hash of it (GitHub's
+    /// numeric `token_id` beside `hashed_token`): what the vendor's token APIs take.
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub credential_id: Option<Text<'a>>,
 }
 
 /// A vendor's risk verdict.

@@ -1,5 +1,6 @@
 //! vendor_risk: the vendors' own risk verdicts as evidence: Okta's session roaming, session context change, user
-//! risk and sign-in behaviour risk; Entra ID Protection's sign-in risk; Salesforce's session-hijacking detection.
+//! risk and sign-in behaviour risk; Entra ID Protection's sign-in risk, risk detections and risky users;
+//! Salesforce's session-hijacking detection; Google's account warnings (its suspicious-session-cookie sign-out).
 //!
 //! In: events whose source put a verdict on them (`risk`, set by the normalizers) and vouches for the principal
 //! they name (an IdP or SaaS about its own users: a verdict in a log line nobody vouches for is a claim, and is

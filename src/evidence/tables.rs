@@ -147,6 +147,8 @@ fn events_schema() -> SchemaRef {
         Field::new("keep_signed_in", DataType::Boolean, true),
         utf8("delegated_by", true),
         utf8("token_binding", true),
+        utf8("principal_directory_id", true),
+        utf8("credential_id", true),
     ]))
 }
 
@@ -449,6 +451,8 @@ impl EventRows {
         self.bool(a.and_then(|a| a.keep_signed_in));
         self.s(a.and_then(|a| a.delegated_by.as_deref()));
         self.s(a.and_then(|a| a.token_binding.as_deref()));
+        self.s(p.directory_id.as_deref());
+        self.s(a.and_then(|a| a.credential_id.as_deref()));
         self.rows += 1;
     }
 
@@ -1028,6 +1032,7 @@ pub fn event_of(c: &Cols<'_>, i: usize) -> Option<SessionEvent<'static>> {
         display_name: owned("display_name"),
         vouched_by,
         on_behalf_of: owned("on_behalf_of"),
+        directory_id: owned("principal_directory_id"),
     };
     let mut vouched = Keys::default();
     for k in c.list("vouched_keys", i) {
@@ -1106,6 +1111,7 @@ pub fn event_of(c: &Cols<'_>, i: usize) -> Option<SessionEvent<'static>> {
         keep_signed_in: c.bool("keep_signed_in", i),
         delegated_by: owned("delegated_by"),
         token_binding: owned("token_binding"),
+        credential_id: owned("credential_id"),
     };
     ev.auth = (auth != Auth::default()).then(|| Box::new(auth));
     ev.provenance = Provenance::None;
@@ -1173,6 +1179,7 @@ mod tests {
         ev.principal.id = Some("00u1".into());
         ev.principal.email = Some("alice@example.com".into());
         ev.principal.kind = PrincipalKind::Human;
+        ev.principal.directory_id = Some("4f1c2c3a-0000-4000-8000-000000000001".into());
         ev.vouch_all();
         ev.session.session_id = Some("s-1".into());
         ev.session.vouched = ev.session.vouched.with(Keys::SESSION);
@@ -1206,6 +1213,7 @@ mod tests {
             keep_signed_in: Some(true),
             delegated_by: Some("admin@example.com".into()),
             token_binding: Some("bound".into()),
+            credential_id: Some("555".into()),
         }));
         ev
     }

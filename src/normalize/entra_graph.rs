@@ -1,6 +1,9 @@
 //! Microsoft Graph activity logs: every request an app or user made to graph.microsoft.com, as Azure Monitor's
 //! diagnostic export writes them (`{"category": "MicrosoftGraphActivityLogs", "properties": {...}}`, camelCase) or
-//! as the Log Analytics / Sentinel table `MicrosoftGraphActivityLogs` stores them (PascalCase columns).
+//! as the Log Analytics / Sentinel table `MicrosoftGraphActivityLogs` stores them (PascalCase columns); and the
+//! legacy Azure AD Graph's (graph.windows.net, still used by old tooling and by attackers' reconnaissance kits):
+//! category `AzureADGraphActivityLogs`, table `AADGraphActivityLogs`, whose rows name the method `httpMethod`,
+//! the status `httpStatusCode` and the address `callerIpAddress`.
 //!
 //! In: one row. Out: one event. State: none.
 //!
@@ -32,15 +35,6 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
 
 pub struct EntraGraph;
 
-/// The Azure Monitor record around a row.
-#[derive(Deserialize)]
-struct Record<'a> {
-    #[serde(borrow, default)]
-    time: Loose<'a>,
-    #[serde(borrow)]
-    properties: &'a serde_json::value::RawValue,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Row<'a> {
@@ -48,13 +42,14 @@ struct Row<'a> {
     time_generated: Loose<'a>,
     #[serde(borrow, default, alias = "RequestId")]
     request_id: Loose<'a>,
-    #[serde(borrow, default, alias = "RequestMethod")]
+    #[serde(borrow, default, alias = "RequestMethod", alias = "httpMethod")]
     request_method: Loose<'a>,
     #[serde(borrow, default, alias = "RequestUri")]
     request_uri: Loose<'a>,
     #[serde(
         default,
         alias = "ResponseStatusCode",
+        alias = "httpStatusCode",
         deserialize_with = "super::lenient_num"
     )]
     response_status_code: Option<u16>,
@@ -70,6 +65,9 @@ struct Row<'a> {
     session_id: Loose<'a>,
     #[serde(borrow, default, alias = "IPAddress", alias = "IpAddress")]
     ip_address: Loose<'a>,
+    /// The Azure AD Graph's name for the address.
+    #[serde(borrow, default, alias = "CallerIpAddress")]
+    caller_ip_address: Loose<'a>,
     #[serde(borrow, default, alias = "UserAgent")]
     user_agent: Loose<'a>,
     #[serde(borrow, default, alias = "UserId")]
@@ -84,7 +82,13 @@ struct Row<'a> {
     scopes: Loose<'a>,
     #[serde(borrow, default, alias = "Roles")]
     roles: Loose<'a>,
+    /// Log Analytics' table name (`AADGraphActivityLogs` …).
+    #[serde(borrow, default, rename = "Type")]
+    table: Loose<'a>,
 }
+
+/// The Azure Monitor category and Log Analytics table of the legacy Azure AD Graph's activity.
+const AAD_GRAPH: [&str; 2] = ["AzureADGraphActivityLogs", "AADGraphActivityLogs"];
 
 fn some(l: Loose<'_>) -> Option<Text<'_>> {
     l.non_empty()
@@ -105,7 +109,10 @@ impl Normalizer for EntraGraph {
     }
 
     fn sniff(&self, p: &Probe) -> bool {
-        (p.has("properties") && p.category.as_deref() == Some("MicrosoftGraphActivityLogs"))
+        (p.has("properties")
+            && p.category
+                .as_deref()
+                .is_some_and(|c| c == "MicrosoftGraphActivityLogs" || c == AAD_GRAPH[0]))
             || (p.has("RequestUri") && p.has("SignInActivityId"))
     }
 
@@ -115,13 +122,17 @@ impl Normalizer for EntraGraph {
         ctx: &Context<'a>,
         out: &mut Vec<SessionEvent<'a>>,
     ) -> Result<(), NormalizeError> {
-        let (row_text, record_time) = match serde_json::from_str::<Record<'a>>(raw) {
-            Ok(r) if r.properties.get().trim_start().starts_with('{') => {
-                (r.properties.get(), r.time.0)
-            }
-            _ => (raw, None),
-        };
+        let (row_text, record_time, category) = super::azure_row(raw);
         let r: Row<'a> = super::parse_json(NAME, row_text)?;
+        let legacy = category
+            .as_deref()
+            .or(r.table.0.as_deref())
+            .is_some_and(|c| AAD_GRAPH.contains(&c))
+            || r.request_uri.0.as_deref().is_some_and(|u| {
+                // the host, not anywhere in the query (`$filter=…graph.windows.net…` on graph.microsoft.com)
+                let rest = u.strip_prefix("https://").unwrap_or(u);
+                rest.split(['/', '?']).next() == Some("graph.windows.net")
+            });
         let time = r
             .time_generated
             .0
@@ -163,11 +174,16 @@ impl Normalizer for EntraGraph {
         ev.session.token_id = some(r.sign_in_activity_id);
         ev.session.session_id = some(r.session_id);
         ev.session.client_id = some(r.app_id);
-        ev.network.ip = some(r.ip_address);
+        ev.network.ip = some(r.ip_address).or(some(r.caller_ip_address));
         ev.network.user_agent = some(r.user_agent);
         ev.network.device_id = some(r.device_id);
-        ev.resource.app = Some(Text::Borrowed("microsoft-graph"));
-        ev.resource.server = Some(Text::Borrowed("graph.microsoft.com"));
+        if legacy {
+            ev.resource.app = Some(Text::Borrowed("azure-ad-graph"));
+            ev.resource.server = Some(Text::Borrowed("graph.windows.net"));
+        } else {
+            ev.resource.app = Some(Text::Borrowed("microsoft-graph"));
+            ev.resource.server = Some(Text::Borrowed("graph.microsoft.com"));
+        }
         ev.resource.object_id = some(r.request_uri);
         ev.resource.bytes = r.response_size_bytes;
         let scopes: Vec<Text<'a>> = words(&r.scopes).chain(words(&r.roles)).collect();
@@ -224,5 +240,44 @@ mod tests {
             (Some("sp-9"), PrincipalKind::Service)
         );
         assert_eq!(ev.session.token_id.as_deref(), Some("tok-sp"));
+    }
+
+    /// Issue 13: the legacy Azure AD Graph's activity, as the diagnostic export writes it (no record time, the
+    /// method and status under other names, the address as `callerIpAddress`, a size of -1).
+    #[test]
+    fn an_azure_ad_graph_request_is_read_as_a_graph_request_to_the_legacy_endpoint() {
+        let raw = r#"{"category":"AzureADGraphActivityLogs","location":"westeurope","operationName":"AAD Graph Activity","tenantId":"t","properties":{"actorType":"User","apiVersion":"1.6","appId":"1b730954-1685-4b74-9bfd-dac224a7b894","callerIpAddress":"203.0.113.61","clientAuthMethod":0,"deviceId":"","durationMs":41,"httpMethod":"GET","httpStatusCode":200,"issuedAt":"11/2/2026 9:00:00 AM","requestId":"aad-1","requestUri":"/v2/t/users","responseSizeBytes":-1,"roles":"","scopes":"User.Read.All","servicePrincipalId":"","sessionId":"sess-a1","signInActivityId":"tok-7Qx==","timeGenerated":"2026-11-02T09:00:02.1234567Z","userAgent":"roadrecon/1.4","userId":"0b6c-oid"}}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.source.format.as_str(), NAME);
+        assert_eq!(
+            (ev.category, ev.outcome),
+            (Category::DataRead, Outcome::Success)
+        );
+        assert_eq!(ev.network.ip.as_deref(), Some("203.0.113.61"));
+        assert_eq!(ev.resource.server.as_deref(), Some("graph.windows.net"));
+        assert_eq!(ev.resource.bytes, None);
+        assert_eq!(ev.session.token_id.as_deref(), Some("tok-7Qx=="));
+        assert_eq!(ev.session.session_id.as_deref(), Some("sess-a1"));
+        assert_eq!(ev.principal.id.as_deref(), Some("0b6c-oid"));
+        assert_eq!(
+            ev.event_time,
+            Ts::parse("2026-11-02T09:00:02.123Z").unwrap()
+        );
+        // the Log Analytics table
+        let row = r#"{"TimeGenerated":"2026-11-02T09:00:02Z","RequestId":"aad-2","RequestMethod":"PATCH","RequestUri":"https://graph.windows.net/t/users/x","ResponseStatusCode":403,"SignInActivityId":"tok-2","CallerIpAddress":"203.0.113.62","UserId":"u-2","Type":"AADGraphActivityLogs"}"#;
+        let ev = &normalize_one(row)[0];
+        assert_eq!(
+            (ev.category, ev.outcome),
+            (Category::DataWrite, Outcome::Failure)
+        );
+        assert_eq!(ev.network.ip.as_deref(), Some("203.0.113.62"));
+        assert_eq!(ev.resource.app.as_deref(), Some("azure-ad-graph"));
+        // found by the outside review: the legacy endpoint is the host, not a word in the query
+        let query = EXPORTED.replace(
+            "me/messages?$top=999",
+            "users?$filter=startswith(mail,'graph.windows.net')",
+        );
+        let ev = &normalize_one(&query)[0];
+        assert_eq!(ev.resource.app.as_deref(), Some("microsoft-graph"));
     }
 }

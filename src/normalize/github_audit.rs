@@ -1,7 +1,8 @@
 //! GitHub audit log (organization and enterprise; REST API and streaming JSON), including `api.request` events.
 //!
-//! In: one entry. Out: one event. Principal: `actor` (the login); token id: `hashed_token` (GitHub's
-//! SHA-256 of the token, never the token), else `token_id`; OAuth client: `oauth_application_id`; IP: `actor_ip`;
+//! In: one entry. Out: one event. Principal: `actor` (the login), with its numeric `actor_id` as
+//! `directory_id`; token id: `hashed_token` (GitHub's SHA-256 of the token, never the token), else `token_id`
+//! (kept as `auth.credential_id` beside a hash); OAuth client: `oauth_application_id`; IP: `actor_ip`;
 //! user agent: `user_agent`; country (no coordinates): `actor_location.country_code`. `api.request` (by method)
 //! and `git.fetch`/`git.push` are data access,
 //! `git.clone`/`repo.download_zip` exports, token and OAuth grants/revocations map to token categories,
@@ -55,7 +56,10 @@ struct Raw<'a> {
     #[serde(borrow, default)]
     hashed_token: Option<Text<'a>>,
     #[serde(borrow, default)]
-    token_id: Option<Text<'a>>,
+    token_id: super::Loose<'a>,
+    /// The actor's numeric user id, stable across renames of `actor`.
+    #[serde(borrow, default)]
+    actor_id: super::Loose<'a>,
     #[serde(borrow, default)]
     user_agent: Option<Text<'a>>,
     #[serde(borrow, default)]
@@ -165,7 +169,13 @@ impl Normalizer for GithubAudit {
         };
         ev.principal.id = r.actor.clone();
         ev.principal.display_name = r.actor;
-        ev.session.token_id = r.hashed_token.or(r.token_id);
+        ev.principal.directory_id = r.actor_id.non_empty();
+        let token_id = r.token_id.non_empty();
+        if r.hashed_token.is_some() && token_id.is_some() {
+            // the token's own id (what GitHub's token APIs take) beside the hash the requests are keyed by
+            ev.auth_mut().credential_id = token_id.clone();
+        }
+        ev.session.token_id = r.hashed_token.or(token_id);
         ev.session.client_id = r.oauth_application_id;
         ev.network.ip = r.actor_ip;
         ev.network.user_agent = r.user_agent;
@@ -219,6 +229,10 @@ mod tests {
         assert_eq!(ev.session.token_id.as_deref(), Some("E8Fz+2X="));
         assert_eq!(ev.network.ip.as_deref(), Some("198.51.100.4"));
         assert_eq!(ev.principal.id.as_deref(), Some("octo"));
+        // issue 13's dropped facts: the numeric actor and token ids
+        assert_eq!(ev.principal.directory_id.as_deref(), Some("11"));
+        let a = ev.auth.as_deref().expect("auth facts");
+        assert_eq!(a.credential_id.as_deref(), Some("555"));
     }
 
     #[test]

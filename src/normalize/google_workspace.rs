@@ -3,7 +3,11 @@
 //! In: one activity (its `events` is an array in the API, a single object in some exporters). Out: one session
 //! event per inner event. Principal: `actor.email`; app: `id.applicationName`; OAuth client from the `client_id`
 //! parameter; Drive documents from `doc_id`/`doc_type`. Reports carry an IP but no geo and no session id.
-//! State: none.
+//! Google's own verdicts become `risk`: the login audit's account warnings (`account_disabled_hijacked`
+//! compromised; `user_signed_out_due_to_suspicious_session_cookie` and `account_disabled_password_leak` high),
+//! about the account in `affected_email_address`, which is then the principal; `risky_sensitive_action_blocked`
+//! and a sign-in's `is_suspicious` medium. Blocked suspicious sign-in attempts (`suspicious_login*`) are failed
+//! sign-ins of the affected account and `gov_attack_warning` is no verdict: anyone can cause them. State: none.
 
 use super::{parse_config, ConfigError, Context, NormalizeError, Normalizer, Probe};
 use crate::event::*;
@@ -136,6 +140,18 @@ fn category(app: &str, name: &str) -> (Category, Outcome) {
         // a sensitive action Google's risk check let through
         ("login", "risky_sensitive_action_allowed") => (Other, ok),
         ("login", "risky_sensitive_action_blocked") => (Other, Outcome::Failure),
+        // sign-in attempts Google blocked as suspicious: anyone can try an account, so these are failed sign-ins
+        // (their account is a claim), never a verdict on it
+        (
+            "login",
+            "suspicious_login"
+            | "suspicious_login_less_secure_app"
+            | "suspicious_programmatic_login",
+        ) => (Login, Outcome::Failure),
+        // account warnings that are Google's verdicts on the account (`verdict` gives their levels); Google's own
+        // sign-out for a suspicious cookie ended only the suspicious session, so it confirms no revocation and
+        // is no `session_end`
+        ("login", n) if verdict(app, n).is_some() => (Other, ok),
         ("token", "authorize") => (TokenIssued, ok),
         ("token", "revoke") => (TokenRevoked, ok),
         ("token", "activity") | ("token", "request") => (ApiRequest, ok),
@@ -149,6 +165,28 @@ fn category(app: &str, name: &str) -> (Category, Outcome) {
         ("drive", n) if n.starts_with("change_") => (AdminChange, ok),
         ("admin", _) => (AdminChange, ok),
         _ => (Other, Outcome::Unknown),
+    }
+}
+
+/// Google's own verdict carried by a login-audit event name (the `account_warning` events and a blocked risky
+/// action), as a level and the name kept as its kind.
+fn verdict(app: &str, name: &str) -> Option<RiskLevel> {
+    if app != "login" {
+        return None;
+    }
+    match name {
+        // an account Google disabled as hijacked: confirmed compromise
+        "account_disabled_hijacked" => Some(RiskLevel::Compromised),
+        // a stolen session cookie (Google already ended the suspicious session; the person's other sessions
+        // remain), or a password Google found leaked
+        "user_signed_out_due_to_suspicious_session_cookie" | "account_disabled_password_leak" => {
+            Some(RiskLevel::High)
+        }
+        // a sensitive action, in a signed-in session, that Google refused as risky: evidence, not proof
+        "risky_sensitive_action_blocked" => Some(RiskLevel::Medium),
+        // not verdicts: blocked sign-in attempts (`suspicious_login*`) and warnings that someone targets the account
+        // (`gov_attack_warning`) are what an outsider can cause to anyone
+        _ => None,
     }
 }
 
@@ -210,6 +248,12 @@ impl Normalizer for GoogleWorkspace {
             let id = Text::from(format!("gws:{customer}:{app}:{qualifier}:{}:{i}", time.0));
             let mut ev = SessionEvent::new(src, id, time, cat);
             ev.outcome = outcome;
+            if let Some(level) = verdict(&app, &e.name) {
+                ev.risk = Some(Risk {
+                    level,
+                    kind: e.name.clone(),
+                });
+            }
             ev.action = Some(e.name);
             ev.resource.app = Some(app.clone());
             ev.network.ip = r.ip_address.clone();
@@ -263,10 +307,28 @@ impl Normalizer for GoogleWorkspace {
                             ev.auth_mut().scopes = scopes;
                         }
                     }
+                    // an account warning names the account it is about: whom the verdict rates, or whose sign-in
+                    // was tried
+                    "affected_email_address"
+                        if ev.risk.is_some()
+                            || ev
+                                .action
+                                .as_deref()
+                                .is_some_and(|a| a.starts_with("suspicious_")) =>
+                    {
+                        if let Some(affected) = v.and_then(Scalar::text).filter(|s| !s.is_empty()) {
+                            if ev.principal.email.as_deref() != Some(affected.as_str()) {
+                                ev.principal.kind = PrincipalKind::Human;
+                                ev.principal.id = Some(affected.clone());
+                                ev.principal.email = Some(affected);
+                            }
+                        }
+                    }
                     // Google's own verdict that the sign-in looked suspicious
                     "is_suspicious"
-                        if p.bool_value == Some(true)
-                            || v.and_then(Scalar::text).as_deref() == Some("true") =>
+                        if ev.risk.is_none()
+                            && (p.bool_value == Some(true)
+                                || v.and_then(Scalar::text).as_deref() == Some("true")) =>
                     {
                         ev.risk = Some(Risk {
                             level: RiskLevel::Medium,
@@ -382,5 +444,108 @@ mod tests {
             .map(|s| s.as_str())
             .collect();
         assert_eq!(scopes, ["https://www.googleapis.com/auth/drive", "openid"]);
+    }
+
+    fn warning(name: &str, actor: &str, affected: &str) -> String {
+        format!(
+            r#"{{"kind":"admin#reports#activity","id":{{"time":"2026-11-02T09:00:00Z","uniqueQualifier":"11","applicationName":"login","customerId":"1"}},"actor":{{"callerType":"USER","email":"{actor}","profileId":"77"}},"ipAddress":"198.51.100.7","events":[{{"type":"account_warning","name":"{name}","parameters":[{{"name":"affected_email_address","value":"{affected}"}},{{"name":"login_timestamp","intValue":"1793610000000000"}}]}}]}}"#
+        )
+    }
+
+    /// Issue 13: Google's suspicious-session-cookie sign-out is its verdict that a session cookie was stolen.
+    #[test]
+    fn a_suspicious_session_cookie_sign_out_is_googles_high_verdict() {
+        let raw = warning(
+            "user_signed_out_due_to_suspicious_session_cookie",
+            "foo@example.com",
+            "foo@example.com",
+        );
+        let ev = &normalize_one(&raw)[0];
+        // Google ended only the suspicious session: no revocation of Quench's is confirmed by it
+        assert_eq!(ev.category, Category::Other);
+        assert!(ev.ended().is_none());
+        let risk = ev.risk.as_ref().expect("a verdict");
+        assert_eq!(risk.level, RiskLevel::High);
+        assert_eq!(
+            risk.kind.as_str(),
+            "user_signed_out_due_to_suspicious_session_cookie"
+        );
+        assert_eq!(ev.principal.email.as_deref(), Some("foo@example.com"));
+        assert_eq!(ev.principal.id.as_deref(), Some("77"));
+    }
+
+    #[test]
+    fn account_warnings_carry_their_levels() {
+        let level = |name: &str| {
+            normalize_one(&warning(name, "foo@example.com", "foo@example.com"))[0]
+                .risk
+                .as_ref()
+                .map(|r| r.level)
+        };
+        assert_eq!(
+            level("account_disabled_hijacked"),
+            Some(RiskLevel::Compromised)
+        );
+        assert_eq!(
+            level("account_disabled_password_leak"),
+            Some(RiskLevel::High)
+        );
+        // found by the outside review: what an outsider can cause to anyone's account is no verdict
+        assert_eq!(level("suspicious_login"), None);
+        assert_eq!(level("suspicious_programmatic_login"), None);
+        assert_eq!(level("gov_attack_warning"), None);
+        // a spam suspension says nothing about a session
+        assert_eq!(level("account_disabled_spamming"), None);
+        assert_eq!(level("login_success"), None);
+    }
+
+    /// The verdict is about the account the warning names; rating the actor that reported it would aim a
+    /// response at the wrong person.
+    #[test]
+    fn an_account_warning_rates_the_affected_account_not_the_actor_it_was_logged_under() {
+        let raw = warning(
+            "account_disabled_hijacked",
+            "reporter@example.com",
+            "victim@example.com",
+        );
+        let ev = &normalize_one(&raw)[0];
+        assert_eq!(ev.principal.email.as_deref(), Some("victim@example.com"));
+        assert_eq!(ev.principal.id.as_deref(), Some("victim@example.com"));
+        // without a verdict the address is only a parameter
+        let raw = warning(
+            "account_disabled_generic",
+            "reporter@example.com",
+            "victim@example.com",
+        );
+        let ev = &normalize_one(&raw)[0];
+        assert_eq!(ev.principal.email.as_deref(), Some("reporter@example.com"));
+    }
+
+    /// Found by the outside review: a sign-in attempt Google blocked is someone trying the account, which anyone
+    /// can do; read as a failed sign-in, its account is a claim and no verdict is attached.
+    #[test]
+    fn a_blocked_suspicious_login_is_a_failed_sign_in_of_the_affected_account() {
+        let raw = warning("suspicious_login", "it@example.com", "ceo@example.com");
+        let ev = &normalize_one(&raw)[0];
+        assert_eq!(
+            (ev.category, ev.outcome),
+            (Category::Login, Outcome::Failure)
+        );
+        assert!(ev.risk.is_none());
+        assert_eq!(ev.principal.email.as_deref(), Some("ceo@example.com"));
+        assert!(ev.principal.vouched_by.is_none());
+    }
+
+    /// Found by the outside review: the new verdict arm shadowed the blocked action's failure.
+    #[test]
+    fn a_blocked_risky_action_stays_a_failure_with_its_verdict() {
+        let raw = warning(
+            "risky_sensitive_action_blocked",
+            "foo@example.com",
+            "foo@example.com",
+        );
+        let ev = &normalize_one(&raw)[0];
+        assert_eq!(ev.outcome, Outcome::Failure);
+        assert_eq!(ev.risk.as_ref().map(|r| r.level), Some(RiskLevel::Medium));
     }
 }
