@@ -362,6 +362,53 @@ pub enum Provenance<'a> {
     None,
 }
 
+impl Provenance<'_> {
+    /// Appends what `Display` writes, without the formatting machinery (event ids of sources that have none are
+    /// built from it, once per event).
+    pub fn write_to(&self, out: &mut String) {
+        match self {
+            Provenance::Kafka {
+                topic,
+                partition,
+                offset,
+            } => {
+                out.push_str(topic);
+                out.push('/');
+                push_int(out, i128::from(*partition));
+                out.push('@');
+                push_int(out, i128::from(*offset));
+            }
+            Provenance::File { path, line } => {
+                out.push_str(path);
+                out.push(':');
+                push_int(out, i128::from(*line));
+            }
+            Provenance::None => out.push('-'),
+        }
+    }
+}
+
+/// Appends `n` in decimal.
+pub fn push_int(out: &mut String, n: i128) {
+    if n < 0 {
+        out.push('-');
+    }
+    let mut digits = [0u8; 40];
+    let mut i = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    for d in &digits[i..] {
+        out.push(char::from(*d));
+    }
+}
+
 impl fmt::Display for Provenance<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -130,6 +130,46 @@ pub fn digest(s: &str) -> [u8; 16] {
     d
 }
 
+/// A bounded memo of digests derived from strings that repeat from event to event (user agents, source names):
+/// `memo.get(s, f)` is `f(s)`, computed once while `s` keeps its slot. Direct-mapped, [`DigestMemo::SLOTS`]
+/// slots, each keeping one string of at most [`DigestMemo::MAX_BYTES`] (longer ones are computed each time), so it
+/// holds at most about 128 KiB; strings that share a slot only evict each other, which costs the work the memo
+/// saves and never changes an answer (a hit compares the whole string).
+pub struct DigestMemo {
+    slots: Vec<Option<(Box<str>, [u8; 16])>>,
+    hasher: foldhash::fast::FixedState,
+}
+
+impl Default for DigestMemo {
+    fn default() -> Self {
+        DigestMemo {
+            slots: vec![None; Self::SLOTS],
+            hasher: foldhash::fast::FixedState::default(),
+        }
+    }
+}
+
+impl DigestMemo {
+    pub const SLOTS: usize = 256;
+    pub const MAX_BYTES: usize = 512;
+
+    pub fn get(&mut self, s: &str, f: impl FnOnce(&str) -> [u8; 16]) -> [u8; 16] {
+        use std::hash::BuildHasher;
+        if s.len() > Self::MAX_BYTES {
+            return f(s);
+        }
+        let i = (self.hasher.hash_one(s) as usize) % Self::SLOTS;
+        if let Some((k, d)) = &self.slots[i] {
+            if **k == *s {
+                return *d;
+            }
+        }
+        let d = f(s);
+        self.slots[i] = Some((s.into(), d));
+        d
+    }
+}
+
 /// A key as stored: its bytes, or for a key over [`MAX_KEY_BYTES`] the byte 0xFF and its SHA-256. 0xFF never
 /// occurs in UTF-8, so a digest cannot equal a short key, and SHA-256 keeps long keys from colliding even when
 /// whoever writes the logs chooses them.
@@ -1045,5 +1085,27 @@ mod tests {
         assert!(
             s.contains("x999") && s.contains("x936") && !s.contains("x935") && !s.contains("d0")
         );
+    }
+
+    /// The memo answers what computing answers, whatever strings share its slots.
+    #[test]
+    fn the_digest_memo_answers_as_computing_does() {
+        let mut memo = DigestMemo::default();
+        let mut computed = 0;
+        let keys: Vec<String> = (0..2000)
+            .map(|i| format!("ua-{}", i % 700))
+            .chain(std::iter::once("x".repeat(DigestMemo::MAX_BYTES + 1)))
+            .collect();
+        for k in &keys {
+            let got = memo.get(k, |s| {
+                computed += 1;
+                digest(s)
+            });
+            assert_eq!(got, digest(k), "{k}");
+        }
+        // repeats were answered from the memo (700 distinct strings over 256 slots: some, not all)
+        assert!(computed < keys.len(), "{computed}");
+        let d = memo.get("ua-1", digest);
+        assert_eq!(memo.get("ua-1", |_| unreachable!("a hit")), d);
     }
 }

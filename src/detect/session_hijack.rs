@@ -39,7 +39,7 @@
 
 use super::{ua_family, BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, NetKind, SessionEvent};
-use crate::state::{bounded, bounded_box, digest, Bounds, KeyedState};
+use crate::state::{bounded, bounded_box, digest, Bounds, DigestMemo, KeyedState};
 use serde::Deserialize;
 
 pub const NAME: &str = "session_hijack";
@@ -90,6 +90,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
         cfg,
         state: KeyedState::new(bounds),
         key: String::new(),
+        memo: PrintMemo::default(),
     }))
 }
 
@@ -128,29 +129,42 @@ struct Print {
     namespace: Digest,
 }
 
+/// Digests [`Print::of`] derives from strings that repeat from event to event: user agents' client families,
+/// source namespaces, ISPs and countries (bounded; see [`DigestMemo`]).
+#[derive(Default)]
+struct PrintMemo {
+    families: DigestMemo,
+    namespaces: DigestMemo,
+    orgs: DigestMemo,
+    places: DigestMemo,
+}
+
 impl Print {
-    fn of(ev: &SessionEvent<'_>) -> Print {
+    fn of(ev: &SessionEvent<'_>, memo: &mut PrintMemo) -> Print {
         let n = &ev.network;
+        let namespace = memo.namespaces.get(&namespace(ev), digest);
         let network = [
             n.as_org
                 .as_deref()
                 .map(str::trim)
                 .filter(|o| !o.is_empty())
-                .map(|o| digest(&o.to_lowercase())),
-            n.asn.map(|a| digest(&format!("AS{a}"))),
+                .map(|o| memo.orgs.get(o, |o| digest(&o.to_lowercase()))),
+            n.asn.map(|a| memo.places.get(&format!("AS{a}"), digest)),
         ];
         Print {
             device: n.device_id.as_deref().filter(|d| !d.is_empty()).map(digest),
-            family: n
-                .user_agent
-                .as_deref()
-                .map(|ua| (digest(&namespace(ev)), digest(&ua_family(ua)))),
+            family: n.user_agent.as_deref().map(|ua| {
+                (
+                    namespace,
+                    memo.families.get(ua, |ua| digest(&ua_family(ua))),
+                )
+            }),
             network,
             country: n
                 .geo
                 .as_ref()
                 .and_then(|g| g.country.as_deref())
-                .map(digest),
+                .map(|c| memo.places.get(c, digest)),
             relay: matches!(
                 n.kind,
                 Some(NetKind::Egress | NetKind::Mobile | NetKind::Satellite)
@@ -159,7 +173,7 @@ impl Print {
             // an open proxy), where a signed-in employee's session has no business
             anonymizer: n.is_proxy == Some(true) && n.kind != Some(NetKind::Egress),
             hosting: n.kind == Some(NetKind::Hosting),
-            namespace: digest(&namespace(ev)),
+            namespace,
         }
     }
 }
@@ -232,15 +246,16 @@ impl SessionState {
 
 /// Where client families are comparable: one source's events, and in the M365 unified audit log one workload's
 /// (Exchange names its client by a client-info string, SharePoint by the browser's user agent).
-fn namespace(ev: &SessionEvent<'_>) -> String {
+fn namespace<'e>(ev: &'e SessionEvent<'_>) -> std::borrow::Cow<'e, str> {
     if ev.source.format.as_str() == crate::event::M365_AUDIT {
         format!(
             "{}|{}",
             ev.source.format,
             ev.resource.app.as_deref().unwrap_or("")
         )
+        .into()
     } else {
-        ev.source.format.to_string()
+        ev.source.format.as_str().into()
     }
 }
 
@@ -269,6 +284,7 @@ pub struct SessionHijack {
     cfg: SessionHijackConfig,
     state: KeyedState<SessionState>,
     key: String,
+    memo: PrintMemo,
 }
 
 impl SessionHijack {
@@ -519,7 +535,7 @@ impl Detector for SessionHijack {
             return;
         }
         // one event's fingerprint (several digests) serves its session and its token alike
-        let p = Print::of(ev);
+        let p = Print::of(ev, &mut self.memo);
         if let Some(s) = &ev.session.session_id {
             self.check("session", s, ev.vouches(Keys::SESSION), ev, &p, out);
         }
@@ -920,6 +936,7 @@ mod tests {
             cfg: SessionHijackConfig::default(),
             state: KeyedState::new(Bounds::default()),
             key: String::new(),
+            memo: PrintMemo::default(),
         };
         let ua = "Mozilla/5.0 ".repeat(3400);
         let mut first = hit(0, 7922, "United States", "x", Some("dev-1"));

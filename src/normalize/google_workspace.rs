@@ -26,10 +26,14 @@ pub struct GoogleWorkspaceConfig {}
 
 pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
     let _cfg: GoogleWorkspaceConfig = parse_config(NAME, t)?;
-    Ok(Box::new(GoogleWorkspace))
+    Ok(Box::new(GoogleWorkspace {
+        hint: super::Needles::new(&["\"admin#reports#activity\""]),
+    }))
 }
 
-pub struct GoogleWorkspace;
+pub struct GoogleWorkspace {
+    hint: super::Needles,
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -196,7 +200,7 @@ impl Normalizer for GoogleWorkspace {
     }
 
     fn hint(&self, raw: &str) -> bool {
-        raw.contains("\"admin#reports#activity\"")
+        self.hint.all_in(raw)
     }
 
     fn sniff(&self, p: &Probe) -> bool {

@@ -65,11 +65,12 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
     for h in &mut cfg.gateway_set_headers {
         h.make_ascii_lowercase();
     }
-    Ok(Box::new(Kong { cfg }))
+    Ok(Box::new(Kong::new(cfg)))
 }
 
 pub struct Kong {
     cfg: KongConfig,
+    hint: super::Needles,
 }
 
 #[derive(Deserialize)]
@@ -166,24 +167,10 @@ impl<'de, 'n> serde::de::Visitor<'de> for Wanted<'n> {
         f.write_str("an object of request headers")
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Val<'a> {
-            #[serde(borrow)]
-            One(Text<'a>),
-            Many(Vec<Text<'a>>),
-            Other(serde::de::IgnoredAny),
-        }
         let mut out: [Option<Text<'de>>; 5] = Default::default();
         while let Some(k) = map.next_key::<Text<'de>>()? {
             match self.names.iter().position(|n| k.eq_ignore_ascii_case(n)) {
-                Some(i) if out[i].is_none() => {
-                    out[i] = match map.next_value::<Val<'de>>()? {
-                        Val::One(t) => Some(t),
-                        Val::Many(v) => v.into_iter().next(),
-                        Val::Other(_) => None,
-                    }
-                }
+                Some(i) if out[i].is_none() => out[i] = map.next_value::<FirstText<'de>>()?.0,
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -193,7 +180,73 @@ impl<'de, 'n> serde::de::Visitor<'de> for Wanted<'n> {
     }
 }
 
+/// A header's value: a string, or the first string of an array (a repeated header); anything else is none. Read
+/// without buffering the value (as an untagged enum would) or collecting the array.
+struct FirstText<'a>(Option<Text<'a>>);
+
+impl<'de> Deserialize<'de> for FirstText<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = FirstText<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a header value")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(FirstText(Some(Text::Borrowed(v))))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(FirstText(Some(Text::Owned(v.into()))))
+            }
+            fn visit_seq<S: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: S,
+            ) -> Result<Self::Value, S::Error> {
+                let first = s.next_element::<FirstText<'de>>()?.and_then(|t| t.0);
+                while s.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(FirstText(first))
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                while m
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(FirstText(None))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(FirstText(None))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(FirstText(None))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(FirstText(None))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(FirstText(None))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(FirstText(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 impl Kong {
+    fn new(cfg: KongConfig) -> Kong {
+        Kong {
+            cfg,
+            hint: super::Needles::new(&["\"started_at\"", "\"upstream_uri\""]),
+        }
+    }
+
     fn headers<'a>(&self, raw: Option<&'a RawValue>) -> [Option<Text<'a>>; 5] {
         let wanted = Wanted {
             names: [
@@ -214,7 +267,7 @@ impl Kong {
 
 impl Normalizer for Kong {
     fn hint(&self, raw: &str) -> bool {
-        raw.contains("\"started_at\"") && raw.contains("\"upstream_uri\"")
+        self.hint.all_in(raw)
     }
 
     fn sniff(&self, p: &Probe) -> bool {
@@ -352,9 +405,7 @@ mod tests {
         let ev = &normalize_one(&line)[0];
         assert_ne!(ev.event_id.as_str(), "r-1");
         // a header the gateway sets itself is Kong's word
-        let mut k = Kong {
-            cfg: KongConfig::default(),
-        };
+        let mut k = Kong::new(KongConfig::default());
         k.cfg.gateway_set_headers = vec!["x-kong-request-id".into()];
         let ctx = crate::normalize::Context::new(crate::event::Provenance::None, Ts(0));
         let mut out = Vec::new();

@@ -311,6 +311,27 @@ pub(crate) fn parse_json<'a, T: Deserialize<'a>>(
     serde_json::from_str(raw).map_err(|e| NormalizeError::invalid(format, e))
 }
 
+/// Strings a format's [`Normalizer::hint`] looks for in every message, each searched with a SIMD finder built
+/// once (the hints run on every message before any parse, so they are searched a few hundred thousand times a
+/// second).
+pub(crate) struct Needles(Vec<memchr::memmem::Finder<'static>>);
+
+impl Needles {
+    pub(crate) fn new(needles: &[&'static str]) -> Needles {
+        Needles(
+            needles
+                .iter()
+                .map(|n| memchr::memmem::Finder::new(n.as_bytes()))
+                .collect(),
+        )
+    }
+
+    /// Whether every needle occurs in `raw`.
+    pub(crate) fn all_in(&self, raw: &str) -> bool {
+        self.0.iter().all(|f| f.find(raw.as_bytes()).is_some())
+    }
+}
+
 /// An Azure Monitor diagnostic record (`{"time": …, "category": …, "properties": ROW}`): the row's text and the
 /// record's time and category. A bare row (a Log Analytics table's, a Graph object) is its own text.
 pub(crate) fn azure_row(raw: &str) -> (&str, Option<Text<'_>>, Option<Text<'_>>) {
@@ -755,7 +776,11 @@ impl Normalize {
             let items: Vec<&'a serde_json::value::RawValue> =
                 serde_json::from_str(text).map_err(|e| NormalizeError::NotJson(e.to_string()))?;
             Some(items.into_iter().map(|r| r.get()).collect())
-        } else if depth < 2 && text.starts_with('{') && text.contains("}\n") {
+        } else if depth < 2
+            && text.starts_with('{')
+            && memchr::memchr(b'\n', text.as_bytes()).is_some()
+            && text.contains("}\n")
+        {
             Some(
                 text.lines()
                     .map(str::trim)
@@ -975,12 +1000,16 @@ fn redact_query_secrets(object: &mut Option<Text<'_>>) {
         Some((q, f)) => (q, Some(f)),
         None => (rest, None),
     };
+    // ASCII case ignored, without allocating (this runs on every event's object)
+    let ends_with = |k: &str, suffix: &str| {
+        k.len() >= suffix.len()
+            && k.as_bytes()[k.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
+    };
     let secret = |k: &str| {
-        let k = k.to_ascii_lowercase();
-        SECRET_PARAMS.contains(&k.as_str())
-            || k.ends_with("_token")
-            || k.ends_with("secret")
-            || k.ends_with("password")
+        SECRET_PARAMS.iter().any(|s| s.eq_ignore_ascii_case(k))
+            || ends_with(k, "_token")
+            || ends_with(k, "secret")
+            || ends_with(k, "password")
     };
     if !query.split(['&', ';']).any(|p| {
         p.split_once('=')
@@ -1212,11 +1241,20 @@ pub(crate) fn lenient_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Opt
 
 /// An event id for sources that have none: derived from where the message came from, so it is stable on replay.
 pub(crate) fn fallback_id(ctx: &Context<'_>, idx: usize) -> Text<'static> {
-    if ctx.part == 0 {
-        Text::from(format!("{}#{idx}", ctx.provenance))
-    } else {
-        Text::from(format!("{}#{}.{idx}", ctx.provenance, ctx.part))
+    use crate::event::push_int;
+    let mut id = String::with_capacity(match &ctx.provenance {
+        Provenance::Kafka { topic, .. } => topic.len() + 32,
+        Provenance::File { path, .. } => path.len() + 24,
+        Provenance::None => 8,
+    });
+    ctx.provenance.write_to(&mut id);
+    id.push('#');
+    if ctx.part != 0 {
+        push_int(&mut id, i128::from(ctx.part));
+        id.push('.');
     }
+    push_int(&mut id, idx as i128);
+    Text::from(id)
 }
 
 #[cfg(test)]
@@ -1287,6 +1325,41 @@ mod tests {
             }
         }
         assert!(seen >= 10, "only {seen} fixture lines");
+    }
+
+    /// Ids built without `format!` read as they did with it.
+    #[test]
+    fn fallback_ids_spell_the_provenance_part_and_index() {
+        let kafka = Provenance::Kafka {
+            topic: "audit-events".into(),
+            partition: 3,
+            offset: -1,
+        };
+        for (prov, part, idx) in [
+            (kafka.clone(), 0, 0),
+            (kafka, 7, 12),
+            (
+                Provenance::File {
+                    path: "a.jsonl".into(),
+                    line: u64::MAX,
+                },
+                0,
+                9,
+            ),
+            (Provenance::None, 1, 0),
+        ] {
+            let want = if part == 0 {
+                format!("{prov}#{idx}")
+            } else {
+                format!("{prov}#{part}.{idx}")
+            };
+            let ctx = Context {
+                provenance: prov,
+                ingest_time: Ts(0),
+                part,
+            };
+            assert_eq!(fallback_id(&ctx, idx).as_str(), want);
+        }
     }
 
     #[test]

@@ -74,12 +74,16 @@ pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
         }
         vouched.push(name);
     }
-    Ok(Box::new(Ocsf { vouched }))
+    Ok(Box::new(Ocsf {
+        vouched,
+        hint: super::Needles::new(&["\"class_uid\"", "\"metadata\""]),
+    }))
 }
 
 pub struct Ocsf {
     /// `vouched_vendors`, trimmed.
     vouched: Vec<String>,
+    hint: super::Needles,
 }
 
 #[derive(Deserialize)]
@@ -602,7 +606,7 @@ fn place<'a>(net: &mut Network<'a>, loc: Location<'a>) {
 
 impl Normalizer for Ocsf {
     fn hint(&self, raw: &str) -> bool {
-        raw.contains("\"class_uid\"") && raw.contains("\"metadata\"")
+        self.hint.all_in(raw)
     }
 
     fn sniff(&self, p: &Probe) -> bool {

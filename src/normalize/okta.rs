@@ -21,10 +21,14 @@ pub struct OktaConfig {}
 
 pub fn build(t: toml::Table) -> Result<Box<dyn Normalizer>, ConfigError> {
     let _cfg: OktaConfig = parse_config(NAME, t)?;
-    Ok(Box::new(Okta))
+    Ok(Box::new(Okta {
+        hint: super::Needles::new(&["\"eventType\"", "\"uuid\"", "\"published\""]),
+    }))
 }
 
-pub struct Okta;
+pub struct Okta {
+    hint: super::Needles,
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -214,7 +218,7 @@ impl Normalizer for Okta {
     }
 
     fn hint(&self, raw: &str) -> bool {
-        raw.contains("\"eventType\"") && raw.contains("\"uuid\"") && raw.contains("\"published\"")
+        self.hint.all_in(raw)
     }
 
     fn sniff(&self, p: &Probe) -> bool {
