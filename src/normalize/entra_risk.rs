@@ -148,20 +148,24 @@ fn admin_confirmed(s: Option<&str>) -> bool {
     })
 }
 
-/// Microsoft's verdict: none for a risk closed as safe, remediated or dismissed (whatever else the row says), a
-/// confirmed compromise when the state or an admin says so, else the level.
+/// Microsoft's verdict: a confirmed compromise for `confirmedCompromised`; for an open risk (`atRisk`), a confirmed
+/// compromise when an admin confirmed it, else its level. Any other state (closed as safe, remediated or dismissed,
+/// `none`, a value added later, a number, nothing) is no verdict: only the states that mean an open risk count.
 fn verdict(
     state: Option<&str>,
     level: Option<&str>,
     detail: Option<&str>,
     event_type: Option<&str>,
 ) -> Option<RiskLevel> {
-    let state = state.unwrap_or("").trim().to_ascii_lowercase();
-    match state.as_str() {
-        "remediated" | "dismissed" | "confirmedsafe" | "none" => None,
-        "confirmedcompromised" => Some(RiskLevel::Compromised),
-        _ if admin_confirmed(detail) || admin_confirmed(event_type) => Some(RiskLevel::Compromised),
-        _ => level.and_then(RiskLevel::parse),
+    let state = state.unwrap_or("").trim();
+    if state.eq_ignore_ascii_case("confirmedCompromised") {
+        Some(RiskLevel::Compromised)
+    } else if !state.eq_ignore_ascii_case("atRisk") {
+        None
+    } else if admin_confirmed(detail) || admin_confirmed(event_type) {
+        Some(RiskLevel::Compromised)
+    } else {
+        level.and_then(RiskLevel::parse)
     }
 }
 
@@ -213,14 +217,15 @@ impl Normalizer for EntraRisk {
                 ))
             }
         };
-        need(r.risk_state.0.is_some(), "riskState")?;
-        need(r.risk_level.0.is_some(), "riskLevel")?;
+        let given = |l: &Loose<'_>| l.0.as_deref().is_some_and(|s| !s.trim().is_empty());
+        need(given(&r.risk_state), "riskState")?;
+        need(given(&r.risk_level), "riskLevel")?;
         // when Microsoft last changed its verdict: a detection escalated (or closed) later is news from then
         let last_changed = if detection {
-            need(r.risk_event_type.0.is_some(), "riskEventType")?;
+            need(given(&r.risk_event_type), "riskEventType")?;
             [&r.last_updated_date_time, &r.detected_date_time]
         } else {
-            need(r.id.0.is_some(), "id")?;
+            need(given(&r.id), "id")?;
             [&r.risk_last_updated_date_time, &r.last_updated_date_time]
         };
         let time = last_changed
@@ -326,10 +331,10 @@ impl Normalizer for EntraRisk {
         ev.action = Some(
             kind_of_row
                 .filter(|c| !c.is_empty())
-                .unwrap_or(Text::Borrowed(if detection {
-                    "riskDetection"
-                } else {
-                    "riskyUser"
+                .unwrap_or(Text::Borrowed(match (detection, service) {
+                    (true, _) => "riskDetection",
+                    (false, true) => "riskyServicePrincipal",
+                    (false, false) => "riskyUser",
                 })),
         );
         out.push(ev);
@@ -397,6 +402,10 @@ mod tests {
         assert_eq!(level(with("atRisk", "medium")), Some(RiskLevel::Medium));
         // a level hidden from the tenant's licence is no level
         assert_eq!(level(with("atRisk", "hidden")), None);
+        // found by the second outside review: only the states of an open risk count; a state added later, or one
+        // an exporter wrote as a number (Graph's 3 is dismissed), is no verdict
+        assert_eq!(level(with("unknownFutureValue", "high")), None);
+        assert_eq!(level(with("3", "high")), None);
         // found by the outside review: an admin's confirmation that was later remediated is closed
         let closed = with("remediated", "high").replace(
             r#""riskEventType":"anomalousToken""#,
@@ -448,6 +457,12 @@ mod tests {
             .normalize(no_id.as_bytes(), None, &ctx, &mut Vec::new())
             .unwrap_err();
         assert!(e.to_string().contains("without id"), "{e}");
+        // an empty value is not the field
+        let empty = EXPORTED_DETECTION.replace(r#""riskState":"atRisk""#, r#""riskState":"""#);
+        let e = n
+            .normalize(empty.as_bytes(), None, &ctx, &mut Vec::new())
+            .unwrap_err();
+        assert!(e.to_string().contains("riskState"), "{e}");
     }
 
     #[test]

@@ -144,13 +144,15 @@ fn category(app: &str, name: &str) -> (Category, Outcome) {
         // a sensitive action Google's risk check let through
         ("login", "risky_sensitive_action_allowed") => (Other, ok),
         ("login", "risky_sensitive_action_blocked") => (Other, Outcome::Failure),
-        // sign-in attempts Google blocked as suspicious: anyone can try an account, so these are failed sign-ins
-        // (their account is a claim), never a verdict on it
+        // sign-in attempts Google blocked as suspicious, and warnings that a government-backed attacker targets
+        // the account: anyone can try an account, so these are failed sign-ins (their account is a claim), never a
+        // verdict on it
         (
             "login",
             "suspicious_login"
             | "suspicious_login_less_secure_app"
-            | "suspicious_programmatic_login",
+            | "suspicious_programmatic_login"
+            | "gov_attack_warning",
         ) => (Login, Outcome::Failure),
         // account warnings that are Google's verdicts on the account (`verdict` gives their levels); Google's own
         // sign-out for a suspicious cookie ended only the suspicious session, so it confirms no revocation and
@@ -244,6 +246,11 @@ impl Normalizer for GoogleWorkspace {
         let customer = r.id.customer_id.as_deref().unwrap_or("-").to_string();
         for (i, e) in events.into_iter().enumerate() {
             let (cat, outcome) = category(&app, &e.name);
+            // decided by the event's name, never by its parameters: an account warning names the account it is
+            // about (whom the verdict rates, or whose sign-in was tried); only a challenge has a challenge status
+            let about_affected =
+                verdict(&app, &e.name).is_some() || e.name.starts_with("suspicious_");
+            let challenge = matches!(e.name.as_str(), "login_challenge" | "login_verification");
             let src = SourceInfo {
                 family: Family::Saas,
                 vendor: crate::event::Vendor::Google.as_str().into(),
@@ -279,7 +286,7 @@ impl Normalizer for GoogleWorkspace {
                         ev.resource.object_id = v.and_then(Scalar::text);
                     }
                     "doc_id" => ev.resource.object_id = v.and_then(Scalar::text),
-                    "login_challenge_status" => {
+                    "login_challenge_status" if challenge => {
                         // "Challenge Passed" / "Challenge Failed" on login_challenge and login_verification
                         // ("Challenge Passed.", "passed" in newer rows)
                         let status = v
@@ -313,13 +320,7 @@ impl Normalizer for GoogleWorkspace {
                     }
                     // an account warning names the account it is about: whom the verdict rates, or whose sign-in
                     // was tried
-                    "affected_email_address"
-                        if ev.risk.is_some()
-                            || ev
-                                .action
-                                .as_deref()
-                                .is_some_and(|a| a.starts_with("suspicious_")) =>
-                    {
+                    "affected_email_address" if about_affected => {
                         if let Some(affected) = v.and_then(Scalar::text).filter(|s| !s.is_empty()) {
                             if ev.principal.email.as_deref() != Some(affected.as_str()) {
                                 ev.principal.kind = PrincipalKind::Human;
@@ -494,10 +495,18 @@ mod tests {
             level("account_disabled_password_leak"),
             Some(RiskLevel::High)
         );
-        // found by the outside review: what an outsider can cause to anyone's account is no verdict
-        assert_eq!(level("suspicious_login"), None);
-        assert_eq!(level("suspicious_programmatic_login"), None);
-        assert_eq!(level("gov_attack_warning"), None);
+        // found by the outside review: what an outsider can cause to anyone's account is no verdict, and (the
+        // second review) not vouched either
+        for name in [
+            "suspicious_login",
+            "suspicious_programmatic_login",
+            "gov_attack_warning",
+        ] {
+            assert_eq!(level(name), None, "{name}");
+            let raw = warning(name, "foo@example.com", "foo@example.com");
+            let ev = &normalize_one(&raw)[0];
+            assert!(ev.principal.vouched_by.is_none(), "{name}");
+        }
         // a spam suspension says nothing about a session
         assert_eq!(level("account_disabled_spamming"), None);
         assert_eq!(level("login_success"), None);
@@ -551,5 +560,18 @@ mod tests {
         let ev = &normalize_one(&raw)[0];
         assert_eq!(ev.outcome, Outcome::Failure);
         assert_eq!(ev.risk.as_ref().map(|r| r.level), Some(RiskLevel::Medium));
+    }
+
+    /// Found by the second outside review: a parameter must not turn a blocked attempt into a success (which would
+    /// vouch for its account), nor move the principal of an event that is no account warning.
+    #[test]
+    fn parameters_do_not_decide_what_the_event_name_decides() {
+        let raw = r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T09:00:00Z","uniqueQualifier":"12","applicationName":"login","customerId":"1"},"actor":{"callerType":"USER","email":"it@example.com"},"ipAddress":"198.51.100.7","events":[{"type":"account_warning","name":"suspicious_login","parameters":[{"name":"login_challenge_status","value":"Challenge Passed"},{"name":"affected_email_address","value":"ceo@example.com"}]}]}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.outcome, Outcome::Failure);
+        assert!(ev.principal.vouched_by.is_none());
+        let raw = r#"{"kind":"admin#reports#activity","id":{"time":"2026-11-02T09:00:00Z","uniqueQualifier":"13","applicationName":"login","customerId":"1"},"actor":{"callerType":"USER","email":"it@example.com"},"ipAddress":"198.51.100.7","events":[{"type":"login","name":"login_success","parameters":[{"name":"is_suspicious","boolValue":true},{"name":"affected_email_address","value":"ceo@example.com"}]}]}"#;
+        let ev = &normalize_one(raw)[0];
+        assert_eq!(ev.principal.email.as_deref(), Some("it@example.com"));
     }
 }
