@@ -248,8 +248,8 @@ impl Normalizer for GoogleWorkspace {
             let (cat, outcome) = category(&app, &e.name);
             // decided by the event's name, never by its parameters: an account warning names the account it is
             // about (whom the verdict rates, or whose sign-in was tried); only a challenge has a challenge status
-            let about_affected =
-                verdict(&app, &e.name).is_some() || e.name.starts_with("suspicious_");
+            let level = verdict(&app, &e.name);
+            let about_affected = level.is_some() || e.name.starts_with("suspicious_");
             let challenge = matches!(e.name.as_str(), "login_challenge" | "login_verification");
             let src = SourceInfo {
                 family: Family::Saas,
@@ -259,7 +259,7 @@ impl Normalizer for GoogleWorkspace {
             let id = Text::from(format!("gws:{customer}:{app}:{qualifier}:{}:{i}", time.0));
             let mut ev = SessionEvent::new(src, id, time, cat);
             ev.outcome = outcome;
-            if let Some(level) = verdict(&app, &e.name) {
+            if let Some(level) = level {
                 ev.risk = Some(Risk {
                     level,
                     kind: e.name.clone(),
@@ -318,8 +318,6 @@ impl Normalizer for GoogleWorkspace {
                             ev.auth_mut().scopes = scopes;
                         }
                     }
-                    // an account warning names the account it is about: whom the verdict rates, or whose sign-in
-                    // was tried
                     "affected_email_address" if about_affected => {
                         if let Some(affected) = v.and_then(Scalar::text).filter(|s| !s.is_empty()) {
                             if ev.principal.email.as_deref() != Some(affected.as_str()) {
