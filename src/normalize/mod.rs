@@ -638,29 +638,24 @@ impl Normalize {
         inner: &'a mut Envelopes,
     ) -> Result<&'static str, NormalizeError> {
         let Envelopes { levels, inflated } = inner;
-        // a gzip member (a streamed log file forwarded whole): its text, within `max_inflated_bytes`
-        let (raw, sized) = if raw.starts_with(&GZIP_MAGIC) {
-            if raw.len() > self.max_message_bytes {
-                return Err(NormalizeError::TooLarge {
-                    size: raw.len(),
-                    limit: self.max_message_bytes,
-                });
-            }
-            // within the configured bound, and at the compression ratio of real logs at most (a few kilobytes of
-            // repeated bytes must not become megabytes of events)
+        if raw.len() > self.max_message_bytes {
+            return Err(NormalizeError::TooLarge {
+                size: raw.len(),
+                limit: self.max_message_bytes,
+            });
+        }
+        // a gzip member (a streamed log file forwarded whole): its text, within `max_inflated_bytes` and at the
+        // compression ratio of real logs at most (a few kilobytes of repeated bytes must not become megabytes of
+        // events)
+        let raw = if raw.starts_with(&GZIP_MAGIC) {
             let limit = self
                 .max_inflated_bytes
                 .min(raw.len().saturating_mul(MAX_GZIP_RATIO));
-            let text = gunzip(raw, limit)?;
-            (inflated.insert(text).as_bytes(), true)
+            inflated.insert(gunzip(raw, limit)?).as_bytes()
         } else {
-            (raw, false)
+            raw
         };
-        let first = if sized {
-            self.normalize_sized(raw, pinned, ctx, out)
-        } else {
-            self.normalize(raw, pinned, ctx, out)
-        };
+        let first = self.normalize_sized(raw, pinned, ctx, out);
         match first {
             Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. })) => {
                 let Ok(text) = std::str::from_utf8(raw) else {
