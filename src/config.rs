@@ -159,6 +159,22 @@ impl Config {
         if let Some(d) = &self.detect.dir {
             detect::check_dir(d)?;
         }
+        if let Some(hold @ 1..) = self.normalize.reorder_secs {
+            let why = if k.keyed.is_some() {
+                Some("the reorder hold is for the single-instance topology only; remove [kafka.keyed] or set 0")
+            } else if self.state.dir.is_none() {
+                Some("held events are state whose input offsets are already committed: set [state] dir, or 0")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(ConfigError::Invalid {
+                    key: "normalize.reorder_secs".into(),
+                    value: hold.to_string(),
+                    why: why.into(),
+                });
+            }
+        }
         if let Some(keyed) = &k.keyed {
             if self.evidence.dir.is_some() {
                 return Err(ConfigError::Invalid {
@@ -301,6 +317,32 @@ directory = \"x\"\n",
             assert!(e.contains(key) && e.contains(allowed), "{extra}: {e}");
         }
         let ok = Config::from_str(&format!("{base}threads = 2\n"), "q.toml").unwrap();
+        let norm = normalize::Normalize::new(&ok.normalize).unwrap();
+        assert!(ok.validate_kafka(&norm).is_ok());
+    }
+
+    #[test]
+    fn the_reorder_hold_needs_durable_state_and_the_single_instance_topology() {
+        let kafka =
+            "[kafka]\nbrokers = \"b:9092\"\ntopics = [{ name = \"in\", format = \"auto\" }]\n";
+        let hold = "[normalize]\nreorder_secs = 5400\n";
+        let state = "[state]\ndir = \"/var/lib/quench\"\n";
+        for (text, allowed) in [
+            (format!("{hold}{kafka}"), "set [state] dir"),
+            (
+                format!("{hold}{state}{kafka}[kafka.keyed]\n"),
+                "single-instance topology only",
+            ),
+        ] {
+            let cfg = Config::from_str(&text, "q.toml").unwrap();
+            let norm = normalize::Normalize::new(&cfg.normalize).unwrap();
+            let e = cfg.validate_kafka(&norm).err().unwrap().to_string();
+            assert!(
+                e.contains("normalize.reorder_secs") && e.contains("5400") && e.contains(allowed),
+                "{e}"
+            );
+        }
+        let ok = Config::from_str(&format!("{hold}{state}{kafka}"), "q.toml").unwrap();
         let norm = normalize::Normalize::new(&ok.normalize).unwrap();
         assert!(ok.validate_kafka(&norm).is_ok());
     }

@@ -37,6 +37,7 @@ pub mod net;
 pub mod normalize;
 pub mod pattern;
 pub mod pipeline;
+pub mod reorder;
 pub mod respond;
 pub mod runtime;
 pub mod state;

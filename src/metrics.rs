@@ -109,6 +109,18 @@ pub fn render(s: &Sources) -> String {
     );
     counter(
         &mut out,
+        "quench_reorder_overflow_total",
+        "Events the reorder hold (normalize.reorder_secs) released before their time because it was full.",
+        &[("", st.reorder_overflow)],
+    );
+    gauge(
+        &mut out,
+        "quench_reorder_held_events",
+        "Events in the reorder hold now, waiting for their event-time turn.",
+        st.reorder_held,
+    );
+    counter(
+        &mut out,
         "quench_duplicate_events_total",
         "Events dropped as duplicates of one seen within normalize.dedup_window_secs.",
         &[("", st.duplicates)],

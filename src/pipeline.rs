@@ -44,6 +44,10 @@ pub struct Stats {
     pub duplicates: u64,
     /// Events that arrived behind the watermark ([`crate::watermark`]): processed all the same.
     pub late: u64,
+    /// Events released from the reorder hold before their time because it was full ([`crate::reorder`]).
+    pub reorder_overflow: u64,
+    /// Events in the reorder hold now.
+    pub reorder_held: u64,
 }
 
 impl Stats {
@@ -68,6 +72,8 @@ impl Stats {
         self.link_conflicts += other.link_conflicts;
         self.duplicates += other.duplicates;
         self.late += other.late;
+        self.reorder_overflow += other.reorder_overflow;
+        self.reorder_held += other.reorder_held;
     }
 }
 
@@ -84,6 +90,14 @@ pub struct Pipeline {
     /// Per input source, how far event time has progressed; keyed state expires by the lowest.
     watermarks: Watermarks,
     dedup: Dedup,
+    /// With `normalize.reorder_secs`: admitted events held, then correlated, detected and decided in event-time
+    /// order ([`crate::reorder`]).
+    reorder: crate::reorder::Reorder,
+    /// With the hold on, keyed state expires by the released events' time less the allowed lateness (they come in
+    /// event-time order), not by the sources' watermarks: the same released sequence then expires the same keys
+    /// at the same place, whatever order the input came in.
+    released_mark: Option<Ts>,
+    lateness_ms: i64,
     skew_secs: u64,
     /// The evidence store, when one is attached ([`Pipeline::store_evidence`]).
     evidence: Option<crate::evidence::Evidence>,
@@ -133,6 +147,15 @@ impl Pipeline {
                     .dedup_max_keys
                     .unwrap_or(dedup::DEFAULT_MAX_KEYS),
             ),
+            reorder: crate::reorder::Reorder::new(
+                cfg.normalize.reorder_secs.unwrap_or(0),
+                cfg.normalize
+                    .reorder_max_bytes
+                    .unwrap_or(crate::reorder::DEFAULT_MAX_BYTES),
+            ),
+            released_mark: None,
+            lateness_ms: (cfg.normalize.allowed_lateness_secs.unwrap_or(600) as i64)
+                .saturating_mul(1000),
             skew_secs,
             evidence: None,
             evidence_listed: Vec::new(),
@@ -273,6 +296,11 @@ impl Pipeline {
             correlate: crate::detect::Saved,
             detect: BTreeMap<&'a str, crate::detect::Saved>,
             decide: crate::detect::Saved,
+            /// Events held for reordering (their input offsets are behind the saved ones).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reorder: Option<crate::reorder::SavedReorder>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            released_mark: Option<Ts>,
             /// Sealed evidence files this state accounts for (published after the save).
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             evidence_pending: &'a [String],
@@ -285,6 +313,8 @@ impl Pipeline {
             correlate: self.correlate.save()?,
             detect: self.detect.save()?,
             decide: self.decide.save()?,
+            reorder: (!self.reorder.is_empty()).then(|| self.reorder.save()),
+            released_mark: self.released_mark,
         })
     }
 
@@ -300,6 +330,10 @@ impl Pipeline {
             correlate: crate::detect::Saved,
             detect: BTreeMap<String, crate::detect::Saved>,
             decide: crate::detect::Saved,
+            #[serde(default)]
+            reorder: Option<crate::reorder::SavedReorder>,
+            #[serde(default)]
+            released_mark: Option<Ts>,
             #[serde(default)]
             evidence_pending: Vec<String>,
         }
@@ -317,6 +351,12 @@ impl Pipeline {
         self.decide
             .load(&s.decide)
             .map_err(|e| format!("decide: {e}"))?;
+        if let Some(r) = s.reorder {
+            // saved with the hold on and loaded with it off: the held events are processed at the next message
+            self.reorder.resume(r);
+        }
+        self.released_mark = self.released_mark.max(s.released_mark);
+        self.stats.reorder_held = self.reorder.len() as u64;
         Ok(())
     }
 
@@ -417,6 +457,10 @@ impl Pipeline {
     /// Recompute the watermark; when it moved, keyed state expires by it.
     fn advance_watermark(&mut self, clock: Ts) {
         if let Some(w) = self.watermarks.advance(clock) {
+            if self.reorder.on() {
+                // the released events expire state ([`Pipeline::release`])
+                return;
+            }
             self.correlate.expire(w);
             self.detect.expire(w);
             self.decide.expire(w);
@@ -545,6 +589,12 @@ impl Pipeline {
             }
             self.observe_time(source, ev.event_time, clock);
             match &mut sink {
+                Sink::Decide(_) if self.reorder.on() => {
+                    // a SessionEvent always serializes (its fields are strings, numbers and enums)
+                    if self.reorder.hold(&ev).is_err() {
+                        *self.stats.rejected.entry("unholdable").or_default() += 1;
+                    }
+                }
                 Sink::Decide(out) => self.after_normalize(ev, clock, out),
                 Sink::Route(out) => {
                     // correlated here, where the links of every source are (the second stage does not correlate
@@ -570,7 +620,52 @@ impl Pipeline {
         }
         self.stats.link_conflicts = self.correlate.conflicts();
         self.advance_watermark(clock);
+        if let Sink::Decide(out) = sink {
+            self.release(clock, out);
+        }
         Ok(n)
+    }
+
+    /// With the reorder hold ([`crate::reorder`]): process the held events the processing clock `clock` has passed
+    /// by the hold, in event-time order, appending their decisions to `out`. `run` calls it while the input is idle
+    /// too. Without the hold, nothing is held.
+    pub fn release(&mut self, clock: Ts, out: &mut Vec<Decision>) {
+        while let Some(json) = self.reorder.next_due(clock) {
+            self.released(&json, clock, out);
+        }
+        self.stats.reorder_overflow = self.reorder.overflow;
+        self.stats.reorder_held = self.reorder.len() as u64;
+    }
+
+    /// Process every held event now, due or not (the end of a replay: nothing more will arrive).
+    pub fn release_all(&mut self, out: &mut Vec<Decision>) {
+        let clock = self.timeline.now();
+        while let Some(json) = self.reorder.pop() {
+            self.released(&json, clock, out);
+        }
+        self.stats.reorder_held = 0;
+    }
+
+    /// One held event, out of the hold: correlated, detected and decided; keyed state expires by its time less the
+    /// allowed lateness (whole seconds, so that expiry runs at most once per second of event time).
+    fn released(&mut self, json: &str, clock: Ts, out: &mut Vec<Decision>) {
+        // written by [`crate::reorder::Reorder::hold`] from a SessionEvent, or by a saved state of one
+        let ev: SessionEvent<'_> = match serde_json::from_str(json) {
+            Ok(ev) => ev,
+            Err(_) => {
+                *self.stats.rejected.entry("unholdable").or_default() += 1;
+                return;
+            }
+        };
+        let t = ev.event_time;
+        self.after_normalize(ev, clock, out);
+        let mark = Ts((t.0.saturating_sub(self.lateness_ms)).div_euclid(1000) * 1000);
+        if self.released_mark.is_none_or(|m| mark > m) {
+            self.released_mark = Some(mark);
+            self.correlate.expire(mark);
+            self.detect.expire(mark);
+            self.decide.expire(mark);
+        }
     }
 
     /// Correlate, detect and decide one normalized event (also how `backtest` feeds stored events).
@@ -796,6 +891,77 @@ mod tests {
             p.stats.late, 0,
             "90 min behind, but in step with its own source"
         );
+    }
+
+    /// The reorder hold's events are state: saved with it, processed by the pipeline that loads it once the clock
+    /// has passed them by the hold, and not before.
+    #[test]
+    fn events_held_for_reordering_survive_a_restart_and_are_processed_when_due() {
+        const T0: i64 = 1_793_606_400_000;
+        const MIN: i64 = 60_000;
+        let cfg = Config::from_str(
+            "[normalize]\nreorder_secs = 3600\n[normalize.formats.native]\nvendor = \"acme\"\nvouched = true\n",
+            "q.toml",
+        )
+        .unwrap();
+        let line = |id: &str, t: i64, who: &str| {
+            format!(
+                r#"{{"event_id":"{id}","event_time":"{t}","ingest_time":"{t}","source":{{"family":"idp","vendor":"acme","format":"native"}},"category":"login","action":"signin","outcome":"success","principal":{{"id":"{who}","email":"{who}","kind":"human"}},"session":{{"session_id":"S-{who}"}}}}"#,
+                t = Ts(t).to_rfc3339()
+            )
+        };
+        let prov = || Provenance::Kafka {
+            topic: "idp".into(),
+            partition: 0,
+            offset: 0,
+        };
+        // who correlate says session `S-{who}` belongs to: known only once the sign-in was processed
+        let owner = |p: &mut Pipeline, who: &str| {
+            let mut probe =
+                crate::detect::testutil::at(0, "probe", Family::Saas, Category::DataRead);
+            probe.event_time = Ts(T0 + MIN);
+            probe.session.session_id = Some(format!("S-{who}").into());
+            probe.session.vouched = crate::event::Keys::SESSION;
+            p.correlate.correlate(&mut probe);
+            probe.principal.id.map(|t| t.to_string())
+        };
+        let mut out = Vec::new();
+        let mut p = Pipeline::new(&cfg).unwrap();
+        p.process(
+            line("a", T0, "alice@example.com").as_bytes(),
+            None,
+            prov(),
+            Ts(T0),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(p.stats.reorder_held, 1);
+        assert_eq!(
+            owner(&mut p, "alice@example.com"),
+            None,
+            "held, not processed"
+        );
+        let saved = p.save_state().unwrap();
+        let mut q = Pipeline::new(&cfg).unwrap();
+        q.load_state(&saved).unwrap();
+        assert_eq!(q.stats.reorder_held, 1);
+        q.release(Ts(T0 + 59 * MIN), &mut out);
+        assert_eq!(owner(&mut q, "alice@example.com"), None, "not yet due");
+        let bob = line("b", T0 + 61 * MIN, "bob@example.com");
+        q.process(bob.as_bytes(), None, prov(), Ts(T0 + 61 * MIN), &mut out)
+            .unwrap();
+        assert_eq!(
+            owner(&mut q, "alice@example.com").as_deref(),
+            Some("alice@example.com"),
+            "due an hour after its time, processed by the pipeline that loaded it"
+        );
+        assert_eq!(q.stats.reorder_held, 1, "bob's sign-in waits its hour");
+        q.release_all(&mut out);
+        assert_eq!(
+            owner(&mut q, "bob@example.com").as_deref(),
+            Some("bob@example.com")
+        );
+        assert_eq!(q.stats.reorder_held, 0);
     }
 
     #[test]

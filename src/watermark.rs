@@ -7,7 +7,8 @@
 //! Out: the watermark, the lowest over the sources that are not idle of their newest event time minus
 //! `normalize.allowed_lateness_secs`, never going back; and whether an event was late (older than the watermark
 //! when it arrived). State: per source, its newest event time and the processing clock when it last delivered; at
-//! most [`MAX_SOURCES`] sources (the one heard from least recently is forgotten first); the watermark.
+//! most [`MAX_SOURCES`] sources (the one heard from least recently is forgotten first), found by an index; the
+//! watermark.
 //!
 //! What it is for: keyed state expires by the watermark ([`crate::state::KeyedState::expire`]) rather than by the
 //! newest event of whichever source is fastest, so a source that delivers 90 min behind the others (the M365 audit
@@ -34,7 +35,7 @@ use std::hash::{BuildHasher, Hash};
 pub const MAX_SOURCES: usize = 4096;
 
 /// An input source, as a digest of what names it (topic, partition and format; or format alone).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Source(u64);
 
 impl Source {
@@ -58,6 +59,8 @@ struct Part {
 #[derive(Clone, Debug)]
 pub struct Watermarks {
     parts: Vec<Part>,
+    /// Where each source is in `parts` (kept in step with it), so an event finds its source in O(1).
+    index: hashbrown::HashMap<Source, usize, foldhash::fast::FixedState>,
     lateness_ms: i64,
     idle_ms: i64,
     max_lag_ms: i64,
@@ -81,6 +84,7 @@ impl Watermarks {
     pub fn new(allowed_lateness_secs: u64, idle_secs: u64, max_lag_secs: u64) -> Self {
         Watermarks {
             parts: Vec::new(),
+            index: Default::default(),
             lateness_ms: (allowed_lateness_secs as i64).saturating_mul(1000),
             idle_ms: (idle_secs as i64).saturating_mul(1000),
             max_lag_ms: (max_lag_secs as i64).saturating_mul(1000),
@@ -99,19 +103,25 @@ impl Watermarks {
     pub fn observe(&mut self, source: Source, t: Ts, clock: Ts) -> bool {
         let late = self.mark.is_some_and(|m| t < m);
         self.started.get_or_insert(clock);
-        match self.parts.iter_mut().find(|p| p.source == source) {
+        match self.index.get(&source).and_then(|&i| self.parts.get_mut(i)) {
             Some(p) => {
                 p.newest = p.newest.max(t);
                 p.heard = p.heard.max(clock);
             }
             None => {
                 if self.parts.len() >= MAX_SOURCES {
+                    // a scan, but only when a new source arrives with the table full
                     if let Some(stalest) =
                         (0..self.parts.len()).min_by_key(|&i| self.parts[i].heard)
                     {
-                        self.parts.swap_remove(stalest);
+                        let gone = self.parts.swap_remove(stalest);
+                        self.index.remove(&gone.source);
+                        if let Some(moved) = self.parts.get(stalest) {
+                            self.index.insert(moved.source, stalest);
+                        }
                     }
                 }
+                self.index.insert(source, self.parts.len());
                 self.parts.push(Part {
                     source,
                     newest: t,
@@ -238,6 +248,17 @@ mod tests {
         }
         assert_eq!(w.parts.len(), MAX_SOURCES);
         assert!(w.parts.iter().all(|p| p.newest.0 >= 10));
+        // the index follows the table through every swap
+        assert_eq!(w.index.len(), MAX_SOURCES);
+        assert!(w
+            .parts
+            .iter()
+            .enumerate()
+            .all(|(i, p)| w.index[&p.source] == i));
+        let last = Source::of(("topic", MAX_SOURCES as i64 + 9));
+        w.observe(last, Ts(1_000_000), Ts(1_000_000));
+        assert_eq!(w.parts[w.index[&last]].newest, Ts(1_000_000));
+        assert_eq!(w.parts.len(), MAX_SOURCES);
     }
 
     #[test]

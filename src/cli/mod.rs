@@ -247,6 +247,9 @@ pub async fn replay(
         }
         emit(&mut decisions, out, dispatcher.as_ref(), &mut report)?;
     }
+    // the reorder hold's events: nothing more will come before them
+    pipeline.release_all(&mut decisions);
+    emit(&mut decisions, out, dispatcher.as_ref(), &mut report)?;
     if let Some(d) = dispatcher {
         d.drain().await;
         drop(d);

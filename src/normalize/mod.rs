@@ -453,6 +453,16 @@ pub struct NormalizeConfig {
     /// watermark back, so no source can keep every key past its TTL. Default 21600.
     #[serde(default)]
     pub watermark_max_lag_secs: Option<u64>,
+    /// Hold every event for this many seconds of processing time and process the held events in event-time order
+    /// ([`crate::reorder`]): when every source delivers within it, decisions do not depend on the order the
+    /// sources delivered in, at the price of delaying every decision by it. Needs `[state] dir` in `run` (the
+    /// held events are state) and is refused with `[kafka.keyed]`. 0 turns it off. Default 0.
+    #[serde(default)]
+    pub reorder_secs: Option<u64>,
+    /// Most bytes of held events (as JSON); beyond, the earliest is released before its time and counted
+    /// (`quench_reorder_overflow_total`). Default 268435456 (256 MiB).
+    #[serde(default)]
+    pub reorder_max_bytes: Option<usize>,
     /// Events seen again within this many seconds of event time (the same format, vendor id, time, principal and
     /// action: an Okta hook redelivered, an Entra row written twice, Kafka redelivering after a crash) are
     /// counted and dropped; 0 turns this off. Default 3600.

@@ -207,12 +207,13 @@ pub(crate) async fn dead_letter(
 }
 
 /// Produce each of `decisions` (drained) to the decisions topic (and the OCSF topic), then hand it to
-/// `on_decision` and write its commands to the outbox. A decision the broker refuses as such dead-letters `rec`.
+/// `on_decision` and write its commands to the outbox. A decision the broker refuses as such dead-letters `rec`
+/// (none for decisions of events the reorder hold released while the input was idle: logged and counted only).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn emit(
     producer: &FutureProducer,
     k: &KafkaConfig,
-    rec: &crate::ingest::kafka::Record<'_>,
+    rec: Option<&crate::ingest::kafka::Record<'_>>,
     decisions: &mut Vec<Decision>,
     received: Instant,
     report: &mut RunReport,
@@ -236,6 +237,9 @@ pub(crate) async fn emit(
             Err(RunError::Produce { source, .. }) if refused_as_such(&source) => {
                 report.dead_letters += 1;
                 tracing::error!(decision = %d.decision_id, error = %source, "decision refused by the broker; record dead-lettered");
+                let Some(rec) = rec else {
+                    continue;
+                };
                 let reason = format!("decision {} refused by the broker: {source}", d.decision_id);
                 let source = rec.source();
                 let headers =
@@ -589,6 +593,16 @@ pub async fn run(
             m = consumer.recv() => m,
             _ = tick.tick() => {
                 inflight.settle(&consumer, true).await?;
+                // events the reorder hold releases while no record arrives
+                if opts.route_to.is_none() && pipeline.stats.reorder_held > 0 {
+                    decisions.clear();
+                    pipeline.release(Ts::now(), &mut decisions);
+                    let at = Instant::now();
+                    emit(&producer, k, None, &mut decisions, at, &mut report, &mut on_decision, outbox).await?;
+                    for e in pipeline.take_ended() {
+                        outbox.observe(e);
+                    }
+                }
                 if let Some((store, every)) = &opts.state {
                     // every `interval_secs` while records flow, and at once when the input has gone idle, so an
                     // idle topic's tail is committed within one commit interval
@@ -697,7 +711,7 @@ pub async fn run(
         emit(
             &producer,
             k,
-            &rec,
+            Some(&rec),
             &mut decisions,
             received,
             &mut report,

@@ -552,7 +552,7 @@ impl<F: FnMut(&Decision)> Detector<'_, F> {
                 consume::emit(
                     &self.producer,
                     self.k,
-                    &rec,
+                    Some(&rec),
                     &mut o.decisions,
                     received,
                     &mut self.report,

@@ -1,0 +1,241 @@
+//! Reorder: an opt-in hold that releases events in event-time order, so decisions do not depend on the order the
+//! sources delivered them in.
+//!
+//! In: admitted, deduplicated, not yet correlated events ([`crate::pipeline`]), with the processing clock (ingest
+//! time in `run`, the stream's own timeline in a replay). Out: the same events, each once the processing clock has
+//! passed its event time by `normalize.reorder_secs`, in event-time order (ties in an order that depends on what
+//! the events say, not on where they were read). State: the held events as JSON (saved with the pipeline's state,
+//! since their input offsets are already behind the saved ones), at most `normalize.reorder_max_bytes` of them:
+//! beyond, the oldest is released early and counted.
+//!
+//! Why: Quench processes late events where they belong in event time without waiting ([`crate::watermark`],
+//! [`crate::decide`]), so its strongest actions do not depend on arrival order; but a weaker action decided before
+//! the late evidence came, and an alert on an OAuth grant whose colleagues' earlier grants had not arrived yet,
+//! do. Holding every event for as long as the slowest source lags removes that: when every source delivers within
+//! `reorder_secs` of an event's time, every event that happened before it has been read when it is released, and
+//! correlate, detect and decide see the events in event-time order, whatever the order of the input. The price is
+//! latency: every decision comes `reorder_secs` after its evidence (hours, for sources that lag hours). So it is
+//! off by default; it is for replays and backtests whose decisions must not depend on delivery order, and for
+//! deployments that accept the delay. An event that arrives more than `reorder_secs` late is released at once and
+//! processed late, as without the hold.
+//!
+//! Event times are attacker-influenced, but an admitted event is never more than `normalize.max_future_skew_secs`
+//! ahead of the processing clock, so no forged time holds an event longer than `reorder_secs` plus that skew, and
+//! the bytes bound caps what a flood of events can make Quench hold.
+
+use crate::event::{Provenance, SessionEvent, Text, Ts};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
+
+/// Default for `normalize.reorder_max_bytes`: 256 MiB of held events.
+pub const DEFAULT_MAX_BYTES: usize = 256 << 20;
+
+/// Where a held event sorts: by event time, then by what it says (so two events of the same millisecond come out
+/// in the same order from any input order), then by arrival.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Place {
+    t: Ts,
+    tie: u64,
+    seq: u64,
+}
+
+/// The held events of one pipeline.
+#[derive(Debug)]
+pub struct Reorder {
+    hold_ms: i64,
+    max_bytes: usize,
+    bytes: usize,
+    seq: u64,
+    held: BTreeMap<Place, Box<str>>,
+    /// Events released before their time because the hold was full.
+    pub overflow: u64,
+}
+
+/// What [`Reorder::save`] writes: each held event's time, tie and JSON, in release order.
+#[derive(Serialize, Deserialize, Default)]
+pub struct SavedReorder(Vec<(Ts, u64, Box<str>)>);
+
+impl Reorder {
+    /// `hold_secs` 0 turns the hold off.
+    pub fn new(hold_secs: u64, max_bytes: usize) -> Self {
+        Reorder {
+            hold_ms: (hold_secs as i64).saturating_mul(1000),
+            max_bytes,
+            bytes: 0,
+            seq: 0,
+            held: BTreeMap::new(),
+            overflow: 0,
+        }
+    }
+
+    /// Whether events are held at all.
+    pub fn on(&self) -> bool {
+        self.hold_ms > 0
+    }
+
+    /// Events held now.
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Bytes of events held now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Hold `ev` until the clock passes its time by the hold.
+    pub fn hold(&mut self, ev: &SessionEvent<'_>) -> Result<(), serde_json::Error> {
+        let json = serde_json::to_string(ev)?.into_boxed_str();
+        let tie = tie(ev)?;
+        self.insert(ev.event_time, tie, json);
+        Ok(())
+    }
+
+    fn insert(&mut self, t: Ts, tie: u64, json: Box<str>) {
+        self.seq += 1;
+        self.bytes += json.len();
+        self.held.insert(
+            Place {
+                t,
+                tie,
+                seq: self.seq,
+            },
+            json,
+        );
+    }
+
+    /// The next event to release at processing time `clock`: the earliest held one, once `clock` is more than the
+    /// hold past its time, or at once while the hold is over its bytes.
+    pub fn next_due(&mut self, clock: Ts) -> Option<Box<str>> {
+        let (first, _) = self.held.first_key_value()?;
+        let due = first.t.0 < clock.0.saturating_sub(self.hold_ms);
+        let full = self.bytes > self.max_bytes;
+        if !due && !full {
+            return None;
+        }
+        if full && !due {
+            self.overflow += 1;
+        }
+        self.pop()
+    }
+
+    /// The earliest held event, due or not (the end of a replay).
+    pub fn pop(&mut self) -> Option<Box<str>> {
+        let (_, json) = self.held.pop_first()?;
+        self.bytes -= json.len();
+        Some(json)
+    }
+
+    pub fn save(&self) -> SavedReorder {
+        SavedReorder(
+            self.held
+                .iter()
+                .map(|(p, j)| (p.t, p.tie, j.clone()))
+                .collect(),
+        )
+    }
+
+    /// Take back what [`Reorder::save`] wrote (after anything held now, at equal places).
+    pub fn resume(&mut self, saved: SavedReorder) {
+        for (t, tie, json) in saved.0 {
+            self.insert(t, tie, json);
+        }
+    }
+}
+
+/// The event's place among events of the same millisecond: a digest of what it says, without what depends on where
+/// and when it was read (its provenance, its ingest time, and an id made from them when the vendor gives none).
+fn tie(ev: &SessionEvent<'_>) -> Result<u64, serde_json::Error> {
+    let mut said = ev.clone();
+    said.event_id = Text::from("");
+    said.ingest_time = Ts(0);
+    said.provenance = Provenance::default();
+    let bytes = serde_json::to_vec(&said)?;
+    // fixed: the order must be the same in every process (and across a restart)
+    Ok(foldhash::fast::FixedState::with_seed(0x0072_656f_7264_6572).hash_one(&bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testutil;
+    use crate::event::{Category, Family};
+
+    const MIN: i64 = 60_000;
+
+    /// The processing clock `min` minutes after the events' day began.
+    fn at(min: i64) -> Ts {
+        Ts(ev(0, "").event_time.0 + min * MIN)
+    }
+
+    fn ev(min: i64, id: &str) -> SessionEvent<'static> {
+        testutil::at(min * 60, id, Family::Idp, Category::Login)
+    }
+
+    fn released(r: &mut Reorder, clock: Ts) -> Vec<String> {
+        std::iter::from_fn(|| r.next_due(clock))
+            .map(|j| {
+                let e: SessionEvent<'_> = serde_json::from_str(&j).unwrap();
+                e.event_id.to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_come_out_in_event_time_order_once_the_hold_has_passed() {
+        let mut r = Reorder::new(3600, DEFAULT_MAX_BYTES);
+        // a late source's record (10:00) arrives after a fast source's (10:30)
+        r.hold(&ev(600 + 30, "fast")).unwrap();
+        r.hold(&ev(600, "late")).unwrap();
+        assert!(released(&mut r, at(660 - 1)).is_empty());
+        assert_eq!(released(&mut r, at(660 + 1)), ["late"]);
+        assert_eq!(released(&mut r, at(660 + 31)), ["fast"]);
+        assert!(r.is_empty());
+        assert_eq!(r.bytes(), 0);
+    }
+
+    #[test]
+    fn events_of_the_same_millisecond_come_out_in_the_same_order_whatever_order_they_came_in() {
+        let mut a = Reorder::new(60, DEFAULT_MAX_BYTES);
+        let mut b = Reorder::new(60, DEFAULT_MAX_BYTES);
+        let mut x = ev(10, "x");
+        x.principal.id = Some("alice".into());
+        let mut y = ev(10, "y");
+        y.principal.id = Some("bob".into());
+        a.hold(&x).unwrap();
+        a.hold(&y).unwrap();
+        b.hold(&y).unwrap();
+        b.hold(&x).unwrap();
+        let end = at(100);
+        assert_eq!(released(&mut a, end), released(&mut b, end));
+    }
+
+    #[test]
+    fn a_full_hold_releases_its_oldest_early_and_counts_it() {
+        let one = serde_json::to_string(&ev(0, "e0")).unwrap().len();
+        let mut r = Reorder::new(3600, one * 2);
+        for m in 0..3 {
+            r.hold(&ev(m, &format!("e{m}"))).unwrap();
+        }
+        assert_eq!(released(&mut r, at(3)), ["e0"]);
+        assert_eq!(r.overflow, 1);
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn held_events_survive_a_save_and_resume() {
+        let mut r = Reorder::new(60, DEFAULT_MAX_BYTES);
+        r.hold(&ev(5, "b")).unwrap();
+        r.hold(&ev(1, "a")).unwrap();
+        let saved: SavedReorder =
+            serde_json::from_str(&serde_json::to_string(&r.save()).unwrap()).unwrap();
+        let mut back = Reorder::new(60, DEFAULT_MAX_BYTES);
+        back.resume(saved);
+        assert_eq!(released(&mut back, at(100)), ["a", "b"]);
+    }
+}
