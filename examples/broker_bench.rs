@@ -15,7 +15,8 @@
 //! printed so the join can be told apart.
 //!
 //! Last, the keyed detect stage alone, without the broker, on one and on two threads (`BENCH_DETECT_ONLY=1` runs
-//! only that).
+//! only that; `BENCH_KEYED_PARTITIONS=N` sets its keyed partitions, default 4), and what a snapshot of every
+//! partition's state costs after it (the keyed topology's changelog: its bytes and the time to write them).
 
 use quench::bus::{KafkaConfig, KeyedConfig, TopicConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -344,10 +345,14 @@ async fn detect_threads(base: &quench::config::Config, lines: &[String]) -> anyh
             routed.extend(out.drain(..).filter(|r| !r.link));
         }
     }
+    let partitions: i32 = match std::env::var("BENCH_KEYED_PARTITIONS") {
+        Ok(v) => v.parse()?,
+        Err(_) => KEYED_PARTITIONS,
+    };
     let partition = |key: &str| {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
-        (h.finish() % KEYED_PARTITIONS as u64) as i32
+        (h.finish() % partitions as u64) as i32
     };
     let mut single = 0.0;
     // three rounds, alternating, since one run on a shared machine varies by a fifth
@@ -359,7 +364,7 @@ async fn detect_threads(base: &quench::config::Config, lines: &[String]) -> anyh
                 quench::pipeline::Pipeline::for_detect(&cfg).map_err(|e| e.to_string())
             }),
         )?;
-        for p in 0..KEYED_PARTITIONS {
+        for p in 0..partitions {
             pool.adopt(p, None, -1).await?;
         }
         let msgs: Vec<OwnedMessage> = routed
@@ -379,7 +384,7 @@ async fn detect_threads(base: &quench::config::Config, lines: &[String]) -> anyh
             .collect();
         let n = msgs.len();
         if round == 0 {
-            let mut per = vec![0usize; KEYED_PARTITIONS as usize];
+            let mut per = vec![0usize; partitions as usize];
             for m in &msgs {
                 per[rdkafka::message::Message::partition(m) as usize] += 1;
             }
@@ -404,14 +409,33 @@ async fn detect_threads(base: &quench::config::Config, lines: &[String]) -> anyh
             pool.record(m, Instant::now(), 1).await?;
         }
         let secs = t.elapsed().as_secs_f64();
+        // the changelog: every partition's state as the snapshots topic would get it
+        let t = Instant::now();
+        pool.ask_all(true).await?;
+        let (mut saved, mut bytes, mut states) = (0, 0, 0);
+        while saved < pool.workers() {
+            if let Done::Saved(r) = pool.next().await? {
+                saved += 1;
+                let r = r.map_err(anyhow::Error::msg)?;
+                states += r.len();
+                bytes += r.iter().map(|(_, _, s)| s.get().len()).sum::<usize>();
+            }
+        }
+        let snapshot_secs = t.elapsed().as_secs_f64();
         pool.close();
         if threads == 1 {
             single = secs;
         }
         println!(
-            "keyed detect stage, no broker, {threads} thread(s): {secs:6.2} s  {:9.0} events/s  ({n} events in {KEYED_PARTITIONS} partitions, {decisions} decisions{})",
+            "keyed detect stage, no broker, {threads} thread(s): {secs:6.2} s  {:9.0} events/s  ({n} events in {partitions} partitions, {decisions} decisions{})",
             n as f64 / secs,
             if threads > 1 { format!(", {:.2}× one thread", single / secs) } else { String::new() }
+        );
+        println!(
+            "  then a snapshot of the {states} partitions' states: {:.1} MB in {:.0} ms ({:.1} % of the time to process the events; written every snapshot_interval_secs, default 10 s)",
+            bytes as f64 / 1e6,
+            snapshot_secs * 1e3,
+            100.0 * snapshot_secs / secs
         );
     }
     Ok(())

@@ -97,6 +97,8 @@ pub struct Pipeline {
     /// event-time order), not by the sources' watermarks: the same released sequence then expires the same keys
     /// at the same place, whatever order the input came in.
     released_mark: Option<Ts>,
+    /// The clock decide counted the last released event in (never goes back; see [`Pipeline::released`]).
+    released_clock: Option<Ts>,
     lateness_ms: i64,
     skew_secs: u64,
     /// The evidence store, when one is attached ([`Pipeline::store_evidence`]).
@@ -114,6 +116,29 @@ impl Pipeline {
     /// `warn`: say when impossible_travel lacks a geo database (the pipelines that normalize).
     fn build(cfg: &Config, warn: bool) -> Result<Self, ConfigError> {
         let normalize = Normalize::new(&cfg.normalize)?;
+        if let Some(hold @ 1..) = cfg.normalize.reorder_secs {
+            let max_age = normalize.max_age_secs();
+            let bytes = cfg
+                .normalize
+                .reorder_max_bytes
+                .unwrap_or(crate::reorder::DEFAULT_MAX_BYTES);
+            if hold > max_age {
+                return Err(ConfigError::Invalid {
+                    key: "normalize.reorder_secs".into(),
+                    value: hold.to_string(),
+                    why: format!(
+                        "at most normalize.max_age_secs ({max_age}): events held longer would be too old for state"
+                    ),
+                });
+            }
+            if bytes < 1 << 20 {
+                return Err(ConfigError::Invalid {
+                    key: "normalize.reorder_max_bytes".into(),
+                    value: bytes.to_string(),
+                    why: "at least 1048576 (1 MiB) while normalize.reorder_secs is set".into(),
+                });
+            }
+        }
         let skew_secs = cfg.normalize.max_future_skew_secs.unwrap_or(300);
         let max_age_secs = normalize.max_age_secs();
         if warn
@@ -154,6 +179,7 @@ impl Pipeline {
                     .unwrap_or(crate::reorder::DEFAULT_MAX_BYTES),
             ),
             released_mark: None,
+            released_clock: None,
             lateness_ms: (cfg.normalize.allowed_lateness_secs.unwrap_or(600) as i64)
                 .saturating_mul(1000),
             skew_secs,
@@ -298,9 +324,11 @@ impl Pipeline {
             decide: crate::detect::Saved,
             /// Events held for reordering (their input offsets are behind the saved ones).
             #[serde(skip_serializing_if = "Option::is_none")]
-            reorder: Option<crate::reorder::SavedReorder>,
+            reorder: Option<crate::reorder::HeldRef<'a>>,
             #[serde(skip_serializing_if = "Option::is_none")]
             released_mark: Option<Ts>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            released_clock: Option<Ts>,
             /// Sealed evidence files this state accounts for (published after the save).
             #[serde(skip_serializing_if = "<[String]>::is_empty")]
             evidence_pending: &'a [String],
@@ -315,6 +343,7 @@ impl Pipeline {
             decide: self.decide.save()?,
             reorder: (!self.reorder.is_empty()).then(|| self.reorder.save()),
             released_mark: self.released_mark,
+            released_clock: self.released_clock,
         })
     }
 
@@ -334,6 +363,8 @@ impl Pipeline {
             reorder: Option<crate::reorder::SavedReorder>,
             #[serde(default)]
             released_mark: Option<Ts>,
+            #[serde(default)]
+            released_clock: Option<Ts>,
             #[serde(default)]
             evidence_pending: Vec<String>,
         }
@@ -356,6 +387,7 @@ impl Pipeline {
             self.reorder.resume(r);
         }
         self.released_mark = self.released_mark.max(s.released_mark);
+        self.released_clock = self.released_clock.max(s.released_clock);
         self.stats.reorder_held = self.reorder.len() as u64;
         Ok(())
     }
@@ -628,29 +660,41 @@ impl Pipeline {
 
     /// With the reorder hold ([`crate::reorder`]): process the held events the processing clock `clock` has passed
     /// by the hold, in event-time order, appending their decisions to `out`. `run` calls it while the input is idle
-    /// too. Without the hold, nothing is held.
-    pub fn release(&mut self, clock: Ts, out: &mut Vec<Decision>) {
-        while let Some(json) = self.reorder.next_due(clock) {
-            self.released(&json, clock, out);
+    /// too. Without the hold, nothing is held. Returns how many it processed.
+    pub fn release(&mut self, clock: Ts, out: &mut Vec<Decision>) -> usize {
+        let mut n = 0;
+        while let Some((json, ended)) = self.reorder.next_due(clock) {
+            self.released(&json, ended, out);
+            n += 1;
         }
         self.stats.reorder_overflow = self.reorder.overflow;
         self.stats.reorder_held = self.reorder.len() as u64;
+        n
     }
 
     /// Process every held event now, due or not (the end of a replay: nothing more will arrive).
     pub fn release_all(&mut self, out: &mut Vec<Decision>) {
-        let clock = self.timeline.now();
-        while let Some(json) = self.reorder.pop() {
-            self.released(&json, clock, out);
+        while let Some((json, ended)) = self.reorder.pop() {
+            self.released(&json, ended, out);
         }
         self.stats.reorder_held = 0;
     }
 
-    /// One held event, out of the hold: correlated, detected and decided; keyed state expires by its time less the
-    /// allowed lateness (whole seconds, so that expiry runs at most once per second of event time).
-    fn released(&mut self, json: &str, clock: Ts, out: &mut Vec<Decision>) {
+    /// One held event, out of the hold at `ended` (its time plus the hold, or the clock if released early):
+    /// correlated, detected and decided.
+    ///
+    /// Decide counts it (the revocation budget, `decided_at`) at `ended`, never before an event released earlier:
+    /// a function of the released sequence, so the same sequence decides the same whenever the input let it out (a
+    /// burst released at once after a restart, or at the end of a replay, is not squeezed into one budget window),
+    /// and an event released late counts now, not in a past window.
+    ///
+    /// Keyed state expires by its time less the allowed lateness, in whole seconds (so expiry runs at most once per
+    /// second of event time), but never past the earliest event still held (a claim released early for room must
+    /// not expire what the held records will need) nor past the sources' watermark (which holds for an event later
+    /// than the hold, as without the hold).
+    fn released(&mut self, json: &serde_json::value::RawValue, ended: Ts, out: &mut Vec<Decision>) {
         // written by [`crate::reorder::Reorder::hold`] from a SessionEvent, or by a saved state of one
-        let ev: SessionEvent<'_> = match serde_json::from_str(json) {
+        let ev: SessionEvent<'_> = match serde_json::from_str(json.get()) {
             Ok(ev) => ev,
             Err(_) => {
                 *self.stats.rejected.entry("unholdable").or_default() += 1;
@@ -658,8 +702,17 @@ impl Pipeline {
             }
         };
         let t = ev.event_time;
+        let clock = self.released_clock.map_or(ended, |c| c.max(ended));
+        self.released_clock = Some(clock);
         self.after_normalize(ev, clock, out);
-        let mark = Ts((t.0.saturating_sub(self.lateness_ms)).div_euclid(1000) * 1000);
+        let mut upto = t;
+        if let Some(e) = self.reorder.earliest() {
+            upto = upto.min(e);
+        }
+        if let Some(w) = self.watermarks.mark() {
+            upto = upto.min(Ts(w.0.saturating_add(self.lateness_ms)));
+        }
+        let mark = Ts((upto.0.saturating_sub(self.lateness_ms)).div_euclid(1000) * 1000);
         if self.released_mark.is_none_or(|m| mark > m) {
             self.released_mark = Some(mark);
             self.correlate.expire(mark);
@@ -962,6 +1015,28 @@ mod tests {
             Some("bob@example.com")
         );
         assert_eq!(q.stats.reorder_held, 0);
+    }
+
+    #[test]
+    fn a_reorder_hold_past_the_state_horizon_or_without_room_is_refused_naming_the_key() {
+        for (text, key, value) in [
+            (
+                "[normalize]\nreorder_secs = 90000\nmax_age_secs = 86400\n",
+                "normalize.reorder_secs",
+                "90000",
+            ),
+            (
+                "[normalize]\nreorder_secs = 3600\nreorder_max_bytes = 0\n",
+                "normalize.reorder_max_bytes",
+                "0",
+            ),
+        ] {
+            let cfg = Config::from_str(text, "q.toml").unwrap();
+            let e = Pipeline::new(&cfg).err().unwrap().to_string();
+            assert!(e.contains(key) && e.contains(value), "{e}");
+        }
+        let off = Config::from_str("[normalize]\nreorder_max_bytes = 0\n", "q.toml").unwrap();
+        assert!(Pipeline::new(&off).is_ok(), "no hold, nothing to bound");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! passed its event time by `normalize.reorder_secs`, in event-time order (ties in an order that depends on what
 //! the events say, not on where they were read). State: the held events as JSON (saved with the pipeline's state,
 //! since their input offsets are already behind the saved ones), at most `normalize.reorder_max_bytes` of them:
-//! beyond, the oldest is released early and counted.
+//! beyond, the earliest event no source vouches for is released early (else the earliest of all), and counted.
 //!
 //! Why: Quench processes late events where they belong in event time without waiting ([`crate::watermark`],
 //! [`crate::decide`]), so its strongest actions do not depend on arrival order; but a weaker action decided before
@@ -21,10 +21,17 @@
 //!
 //! Event times are attacker-influenced, but an admitted event is never more than `normalize.max_future_skew_secs`
 //! ahead of the processing clock, so no forged time holds an event longer than `reorder_secs` plus that skew, and
-//! the bytes bound caps what a flood of events can make Quench hold.
+//! the bytes bound caps what a flood of events can make Quench hold. A flood of lines nobody vouches for (anyone
+//! can send a gateway request) fills the hold with claims, and claims are what a full hold gives up first: they
+//! cannot push the vouched records of the IdPs and SaaS audit logs out of their order.
+//!
+//! The hold counts in processing time: it must cover each source's lag from an event to Quench reading it, and
+//! that includes Quench's own consumer lag (a restart after an hour down releases, at its first record, what was
+//! held for more than the hold before the backlog is read).
 
 use crate::event::{Provenance, SessionEvent, Text, Ts};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 
@@ -47,14 +54,21 @@ pub struct Reorder {
     max_bytes: usize,
     bytes: usize,
     seq: u64,
-    held: BTreeMap<Place, Box<str>>,
+    /// Events a source vouches for (a principal or a session key), and the others: a full hold gives up the
+    /// others first.
+    vouched: BTreeMap<Place, Box<RawValue>>,
+    claimed: BTreeMap<Place, Box<RawValue>>,
     /// Events released before their time because the hold was full.
     pub overflow: u64,
 }
 
-/// What [`Reorder::save`] writes: each held event's time, tie and JSON, in release order.
-#[derive(Serialize, Deserialize, Default)]
-pub struct SavedReorder(Vec<(Ts, u64, Box<str>)>);
+/// What [`Reorder::save`] writes: each held event's time, tie, whether vouched, and the event, in release order.
+#[derive(Deserialize, Default)]
+pub struct SavedReorder(Vec<(Ts, u64, bool, Box<RawValue>)>);
+
+/// The same, borrowed from the hold (a save copies nothing before it is written).
+#[derive(Serialize)]
+pub struct HeldRef<'r>(Vec<(Ts, u64, bool, &'r RawValue)>);
 
 impl Reorder {
     /// `hold_secs` 0 turns the hold off.
@@ -64,7 +78,8 @@ impl Reorder {
             max_bytes,
             bytes: 0,
             seq: 0,
-            held: BTreeMap::new(),
+            vouched: BTreeMap::new(),
+            claimed: BTreeMap::new(),
             overflow: 0,
         }
     }
@@ -76,11 +91,28 @@ impl Reorder {
 
     /// Events held now.
     pub fn len(&self) -> usize {
-        self.held.len()
+        self.vouched.len() + self.claimed.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.held.is_empty()
+        self.vouched.is_empty() && self.claimed.is_empty()
+    }
+
+    /// The time of the earliest event held, if any.
+    pub fn earliest(&self) -> Option<Ts> {
+        self.first(false).map(|(p, _)| p.t)
+    }
+
+    /// The earliest held event's place and whether it is a claim; with `claims_first`, the earliest claim when
+    /// there is one.
+    fn first(&self, claims_first: bool) -> Option<(Place, bool)> {
+        let v = self.vouched.first_key_value().map(|(p, _)| (*p, false));
+        let c = self.claimed.first_key_value().map(|(p, _)| (*p, true));
+        match (v, c) {
+            (_, Some(c)) if claims_first => Some(c),
+            (Some(v), Some(c)) => Some(if c.0 < v.0 { c } else { v }),
+            (v, c) => v.or(c),
+        }
     }
 
     /// Bytes of events held now.
@@ -90,60 +122,83 @@ impl Reorder {
 
     /// Hold `ev` until the clock passes its time by the hold.
     pub fn hold(&mut self, ev: &SessionEvent<'_>) -> Result<(), serde_json::Error> {
-        let json = serde_json::to_string(ev)?.into_boxed_str();
+        let json = serde_json::value::to_raw_value(ev)?;
         let tie = tie(ev)?;
-        self.insert(ev.event_time, tie, json);
+        let vouched = ev.principal.vouched_by.is_some() || !ev.session.vouched.is_empty();
+        self.insert(ev.event_time, tie, vouched, json);
         Ok(())
     }
 
-    fn insert(&mut self, t: Ts, tie: u64, json: Box<str>) {
+    fn insert(&mut self, t: Ts, tie: u64, vouched: bool, json: Box<RawValue>) {
         self.seq += 1;
-        self.bytes += json.len();
-        self.held.insert(
-            Place {
-                t,
-                tie,
-                seq: self.seq,
-            },
-            json,
-        );
+        self.bytes += json.get().len();
+        let place = Place {
+            t,
+            tie,
+            seq: self.seq,
+        };
+        if vouched {
+            self.vouched.insert(place, json);
+        } else {
+            self.claimed.insert(place, json);
+        }
     }
 
-    /// The next event to release at processing time `clock`: the earliest held one, once `clock` is more than the
-    /// hold past its time, or at once while the hold is over its bytes.
-    pub fn next_due(&mut self, clock: Ts) -> Option<Box<str>> {
-        let (first, _) = self.held.first_key_value()?;
+    /// The next event to release at processing time `clock`, with the time its hold ended (its time plus the
+    /// hold; for an event released early, the clock): the earliest held one, once `clock` is more than the hold
+    /// past its time; or, while the hold is over its bytes, the earliest claim (else the earliest event) at once.
+    pub fn next_due(&mut self, clock: Ts) -> Option<(Box<RawValue>, Ts)> {
+        let (first, _) = self.first(false)?;
         let due = first.t.0 < clock.0.saturating_sub(self.hold_ms);
-        let full = self.bytes > self.max_bytes;
-        if !due && !full {
+        if due {
+            return self.pop();
+        }
+        if self.bytes <= self.max_bytes {
             return None;
         }
-        if full && !due {
-            self.overflow += 1;
-        }
-        self.pop()
+        self.overflow += 1;
+        let (place, claim) = self.first(true)?;
+        let json = self.take(place, claim)?;
+        Some((json, clock))
     }
 
-    /// The earliest held event, due or not (the end of a replay).
-    pub fn pop(&mut self) -> Option<Box<str>> {
-        let (_, json) = self.held.pop_first()?;
-        self.bytes -= json.len();
+    /// The earliest held event, due or not (the end of a replay), with the time its hold would have ended.
+    pub fn pop(&mut self) -> Option<(Box<RawValue>, Ts)> {
+        let (place, claim) = self.first(false)?;
+        let json = self.take(place, claim)?;
+        Some((json, Ts(place.t.0.saturating_add(self.hold_ms))))
+    }
+
+    fn take(&mut self, place: Place, claim: bool) -> Option<Box<RawValue>> {
+        let json = if claim {
+            self.claimed.remove(&place)
+        } else {
+            self.vouched.remove(&place)
+        }?;
+        self.bytes -= json.get().len();
         Some(json)
     }
 
-    pub fn save(&self) -> SavedReorder {
-        SavedReorder(
-            self.held
-                .iter()
-                .map(|(p, j)| (p.t, p.tie, j.clone()))
+    /// The held events, to save with the pipeline's state (borrowed: nothing is copied).
+    pub fn save(&self) -> HeldRef<'_> {
+        let mut all: Vec<(Place, bool, &RawValue)> = self
+            .vouched
+            .iter()
+            .map(|(p, j)| (*p, true, &**j))
+            .chain(self.claimed.iter().map(|(p, j)| (*p, false, &**j)))
+            .collect();
+        all.sort_by_key(|(p, _, _)| *p);
+        HeldRef(
+            all.into_iter()
+                .map(|(p, vouched, j)| (p.t, p.tie, vouched, j))
                 .collect(),
         )
     }
 
     /// Take back what [`Reorder::save`] wrote (after anything held now, at equal places).
     pub fn resume(&mut self, saved: SavedReorder) {
-        for (t, tie, json) in saved.0 {
-            self.insert(t, tie, json);
+        for (t, tie, vouched, json) in saved.0 {
+            self.insert(t, tie, vouched, json);
         }
     }
 }
@@ -179,8 +234,8 @@ mod tests {
 
     fn released(r: &mut Reorder, clock: Ts) -> Vec<String> {
         std::iter::from_fn(|| r.next_due(clock))
-            .map(|j| {
-                let e: SessionEvent<'_> = serde_json::from_str(&j).unwrap();
+            .map(|(j, _)| {
+                let e: SessionEvent<'_> = serde_json::from_str(j.get()).unwrap();
                 e.event_id.to_string()
             })
             .collect()
@@ -227,6 +282,40 @@ mod tests {
         assert_eq!(r.len(), 2);
     }
 
+    /// Found by an outside review: a flood of forged, unvouched lines filled the hold and pushed the IdP's
+    /// vouched records out of it before their time, in whatever order they had arrived.
+    #[test]
+    fn a_flood_of_claims_cannot_push_vouched_records_out_of_their_order() {
+        let vouched = |m: i64, id: &str| {
+            let mut e = ev(m, id);
+            e.principal.vouched_by = Some(crate::event::Vouch {
+                vendor: "okta".into(),
+                family: Family::Idp,
+            });
+            e
+        };
+        let one = serde_json::to_string(&vouched(0, "v0")).unwrap().len();
+        let mut r = Reorder::new(3600, one * 4);
+        r.hold(&vouched(10, "v10")).unwrap();
+        r.hold(&vouched(5, "v5")).unwrap();
+        for m in 0..20 {
+            r.hold(&ev(m, &format!("forged{m}"))).unwrap();
+        }
+        let early = released(&mut r, at(20));
+        assert!(
+            early.iter().all(|id| id.starts_with("forged")),
+            "only claims give way: {early:?}"
+        );
+        assert!(r.overflow > 0);
+        assert_eq!(
+            released(&mut r, at(200))
+                .iter()
+                .filter(|id| id.starts_with('v'))
+                .collect::<Vec<_>>(),
+            ["v5", "v10"]
+        );
+    }
+
     #[test]
     fn held_events_survive_a_save_and_resume() {
         let mut r = Reorder::new(60, DEFAULT_MAX_BYTES);
@@ -234,6 +323,7 @@ mod tests {
         r.hold(&ev(1, "a")).unwrap();
         let saved: SavedReorder =
             serde_json::from_str(&serde_json::to_string(&r.save()).unwrap()).unwrap();
+        assert_eq!(r.len(), 2, "a save takes nothing out");
         let mut back = Reorder::new(60, DEFAULT_MAX_BYTES);
         back.resume(saved);
         assert_eq!(released(&mut back, at(100)), ["a", "b"]);

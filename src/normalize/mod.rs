@@ -456,10 +456,12 @@ pub struct NormalizeConfig {
     /// Hold every event for this many seconds of processing time and process the held events in event-time order
     /// ([`crate::reorder`]): when every source delivers within it, decisions do not depend on the order the
     /// sources delivered in, at the price of delaying every decision by it. Needs `[state] dir` in `run` (the
-    /// held events are state) and is refused with `[kafka.keyed]`. 0 turns it off. Default 0.
+    /// held events are state), is refused with `[kafka.keyed]`, and is at most `max_age_secs`. 0 turns it off.
+    /// Default 0.
     #[serde(default)]
     pub reorder_secs: Option<u64>,
-    /// Most bytes of held events (as JSON); beyond, the earliest is released before its time and counted
+    /// Most bytes of held events (as JSON), at least 1048576 while the hold is on; beyond, the earliest event no
+    /// source vouches for (else the earliest) is released before its time and counted
     /// (`quench_reorder_overflow_total`). Default 268435456 (256 MiB).
     #[serde(default)]
     pub reorder_max_bytes: Option<usize>,

@@ -596,11 +596,12 @@ pub async fn run(
                 // events the reorder hold releases while no record arrives
                 if opts.route_to.is_none() && pipeline.stats.reorder_held > 0 {
                     decisions.clear();
-                    pipeline.release(Ts::now(), &mut decisions);
-                    let at = Instant::now();
-                    emit(&producer, k, None, &mut decisions, at, &mut report, &mut on_decision, outbox).await?;
-                    for e in pipeline.take_ended() {
-                        outbox.observe(e);
+                    if pipeline.release(Ts::now(), &mut decisions) > 0 {
+                        let at = Instant::now();
+                        emit(&producer, k, None, &mut decisions, at, &mut report, &mut on_decision, outbox).await?;
+                        // the state changed: saved (and at shutdown too), else a restart would decide them again
+                        dirty = true;
+                        stored_any = true;
                     }
                 }
                 if let Some((store, every)) = &opts.state {
