@@ -170,6 +170,10 @@ impl Ts {
     /// Parse RFC 3339 (`2020-01-01T00:00:00.000Z`, any offset) or the zone-less forms
     /// `2020-01-01 00:00:00.000000000` / `2020-01-01T00:00:00` that some pipelines rewrite to (read as UTC).
     pub fn parse(s: &str) -> Option<Ts> {
+        // the form Quench writes (routed events, held events, saved state): read without chrono's parser
+        if let Some(t) = Ts::parse_canonical(s.as_bytes()) {
+            return Some(t);
+        }
         // digits (and a fraction): an epoch time, unless it is the 14-digit compact form `20200101000000`
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
             if s.split('.').next().is_some_and(|i| i.len() == 14) {
@@ -230,10 +234,75 @@ impl Ts {
     }
     /// RFC 3339 with milliseconds and `Z`.
     pub fn to_rfc3339(self) -> String {
-        match chrono::DateTime::from_timestamp_millis(self.0) {
-            Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-            None => self.0.to_string(),
+        let mut buf = [0u8; 24];
+        match self.canonical(&mut buf) {
+            Some(s) => s.to_string(),
+            None => match chrono::DateTime::from_timestamp_millis(self.0) {
+                Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                None => self.0.to_string(),
+            },
         }
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.sssZ` written into `buf`, for years 0 to 9999 (others: `None`, and chrono writes them).
+    fn canonical(self, buf: &mut [u8; 24]) -> Option<&str> {
+        use chrono::{Datelike, Timelike};
+        let t = chrono::DateTime::from_timestamp_millis(self.0)?;
+        let year = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+        let mut put = |at: usize, v: u32, digits: usize| {
+            let mut v = v;
+            for i in (0..digits).rev() {
+                buf[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, year, 4);
+        put(5, t.month(), 2);
+        put(8, t.day(), 2);
+        put(11, t.hour(), 2);
+        put(14, t.minute(), 2);
+        put(17, t.second(), 2);
+        put(20, self.0.rem_euclid(1000) as u32, 3);
+        for (at, c) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (23, b'Z'),
+        ] {
+            buf[at] = c;
+        }
+        std::str::from_utf8(buf).ok()
+    }
+
+    /// `YYYY-MM-DDTHH:MM:SS.sssZ` exactly (what [`Ts::to_rfc3339`] writes), else `None` (the general parser
+    /// decides: other forms, leap seconds, impossible dates).
+    fn parse_canonical(b: &[u8]) -> Option<Ts> {
+        if b.len() != 24
+            || b[4] != b'-'
+            || b[7] != b'-'
+            || b[10] != b'T'
+            || b[13] != b':'
+            || b[16] != b':'
+            || b[19] != b'.'
+            || b[23] != b'Z'
+        {
+            return None;
+        }
+        let num = |from: usize, to: usize| -> Option<u32> {
+            b[from..to].iter().try_fold(0u32, |n, &c| {
+                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+            })
+        };
+        let (hour, min, sec) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+        if hour > 23 || min > 59 || sec > 59 {
+            return None;
+        }
+        let date = chrono::NaiveDate::from_ymd_opt(num(0, 4)? as i32, num(5, 7)?, num(8, 10)?)?;
+        let t = date.and_hms_milli_opt(hour, min, sec, num(20, 23)?)?;
+        Some(Ts(t.and_utc().timestamp_millis()))
     }
     /// Seconds between two times (may be negative).
     pub fn secs_since(self, earlier: Ts) -> f64 {
@@ -243,7 +312,11 @@ impl Ts {
 
 impl Serialize for Ts {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        let mut buf = [0u8; 24];
+        match self.canonical(&mut buf) {
+            Some(text) => s.serialize_str(text),
+            None => s.serialize_str(&self.to_rfc3339()),
+        }
     }
 }
 impl<'de> Deserialize<'de> for Ts {
@@ -1002,6 +1075,52 @@ impl<'a> SessionEvent<'a> {
 
 #[cfg(test)]
 mod tests {
+    /// The hand-written form and reader agree with chrono's everywhere a year has four digits, and leave the rest
+    /// to it.
+    #[test]
+    fn the_canonical_time_form_is_chronos_rfc3339_both_ways() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        let far = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        let edges = [
+            0,
+            -1,
+            1,
+            -62_167_219_200_000,
+            far,
+            951_782_400_000,
+            1_709_164_800_000,
+        ];
+        for ms in edges
+            .into_iter()
+            .chain((0..20_000).map(|_| rng.i64(-62_167_219_200_000..=far)))
+        {
+            let t = Ts(ms);
+            let chrono = chrono::DateTime::from_timestamp_millis(ms)
+                .unwrap()
+                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                .to_string();
+            assert_eq!(t.to_rfc3339(), chrono, "{ms}");
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{chrono}\""));
+            assert_eq!(Ts::parse(&chrono), Some(t), "{chrono}");
+            assert_eq!(Ts::parse_canonical(chrono.as_bytes()), Some(t), "{chrono}");
+        }
+        // beyond four digits, chrono writes them, as before
+        let big = Ts(far + 1);
+        assert_eq!(big.to_rfc3339(), "+10000-01-01T00:00:00.000Z");
+        // not the canonical form, or not a time: the general reader decides
+        for s in [
+            "2026-02-30T00:00:00.000Z",
+            "2026-13-01T00:00:00.000Z",
+            "2026-01-01T24:00:00.000Z",
+            "2026-01-01T00:00:60.000Z",
+            "2026-01-01T00:00:00.00aZ",
+            "+026-01-01T00:00:00.000Z",
+        ] {
+            assert_eq!(Ts::parse_canonical(s.as_bytes()), None, "{s}");
+        }
+        assert_eq!(Ts::parse("2026-02-30T00:00:00.000Z"), None);
+    }
+
     use super::*;
 
     /// Found on a SIEM's export: Slack's epoch `date_create` and other numeric times arrive as strings.

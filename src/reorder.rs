@@ -29,7 +29,7 @@
 //! that includes Quench's own consumer lag (a restart after an hour down releases, at its first record, what was
 //! held for more than the hold before the backlog is read).
 
-use crate::event::{Provenance, SessionEvent, Text, Ts};
+use crate::event::{SessionEvent, Ts};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -123,7 +123,7 @@ impl Reorder {
     /// Hold `ev` until the clock passes its time by the hold.
     pub fn hold(&mut self, ev: &SessionEvent<'_>) -> Result<(), serde_json::Error> {
         let json = serde_json::value::to_raw_value(ev)?;
-        let tie = tie(ev)?;
+        let tie = tie(json.get());
         let vouched = ev.principal.vouched_by.is_some() || !ev.session.vouched.is_empty();
         self.insert(ev.event_time, tie, vouched, json);
         Ok(())
@@ -204,15 +204,14 @@ impl Reorder {
 }
 
 /// The event's place among events of the same millisecond: a digest of what it says, without what depends on where
-/// and when it was read (its provenance, its ingest time, and an id made from them when the vendor gives none).
-fn tie(ev: &SessionEvent<'_>) -> Result<u64, serde_json::Error> {
-    let mut said = ev.clone();
-    said.event_id = Text::from("");
-    said.ingest_time = Ts(0);
-    said.provenance = Provenance::default();
-    let bytes = serde_json::to_vec(&said)?;
+/// and when it was read (its id, which Quench makes from its place when the vendor gives none, its ingest time and
+/// its provenance). Those are the fields [`SessionEvent`] writes before its `source`, so the digest is of the JSON
+/// from there on. The first `,"source":` of the JSON is that key: inside a string, a quote is escaped.
+fn tie(json: &str) -> u64 {
+    let said =
+        memchr::memmem::find(json.as_bytes(), b",\"source\":").map_or(json, |at| &json[at..]);
     // fixed: the order must be the same in every process (and across a restart)
-    Ok(foldhash::fast::FixedState::with_seed(0x0072_656f_7264_6572).hash_one(&bytes))
+    foldhash::fast::FixedState::with_seed(0x0072_656f_7264_6572).hash_one(said)
 }
 
 #[cfg(test)]
@@ -268,6 +267,27 @@ mod tests {
         b.hold(&x).unwrap();
         let end = at(100);
         assert_eq!(released(&mut a, end), released(&mut b, end));
+    }
+
+    #[test]
+    fn the_tie_leaves_out_the_id_ingest_time_and_provenance_and_nothing_else() {
+        let a = ev(10, "events.jsonl:17#0");
+        let mut b = ev(10, "events.jsonl:4242#0");
+        b.ingest_time = Ts(a.ingest_time.0 + 5_000);
+        b.provenance = crate::event::Provenance::File {
+            path: "events.jsonl".into(),
+            line: 4242,
+        };
+        let json = |e: &SessionEvent<'_>| serde_json::to_string(e).unwrap();
+        assert!(json(&b).contains(r#","source":"#), "{}", json(&b));
+        assert_eq!(tie(&json(&a)), tie(&json(&b)));
+        // an id that spells the key inside its string changes nothing either
+        let mut c = ev(10, r#"x","source":{"vendor":"forged"}"#);
+        c.ingest_time = b.ingest_time;
+        assert_eq!(tie(&json(&a)), tie(&json(&c)));
+        let mut d = ev(10, "events.jsonl:17#0");
+        d.principal.id = Some("bob".into());
+        assert_ne!(tie(&json(&a)), tie(&json(&d)), "what the event says counts");
     }
 
     #[test]
