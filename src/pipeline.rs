@@ -192,10 +192,28 @@ impl Pipeline {
     /// A pipeline for the keyed topology's second stage, which never normalizes: the same detectors, decide,
     /// dedup and time bounds as [`Pipeline::new`], without geo databases or mapping files loaded per partition.
     pub fn for_detect(cfg: &Config) -> Result<Self, ConfigError> {
+        Pipeline::for_partition(cfg, 1)
+    }
+
+    /// [`Pipeline::for_detect`] for one of `partitions` keyed partitions: every key cap (each detector's
+    /// `max_keys`, decide's `max_subjects`, dedup's `dedup_max_keys`) is the partition's share of it
+    /// ([`crate::state::Bounds::share`]), so that an instance holding many partitions holds no more than about
+    /// twice one pipeline's keys, not `partitions` times.
+    pub fn for_partition(cfg: &Config, partitions: u32) -> Result<Self, ConfigError> {
+        use crate::state::Bounds;
         let mut light = cfg.clone();
         light.normalize.enrich = Default::default();
         light.normalize.mappings_dir = None;
         light.normalize.formats = Default::default();
+        light.detect.key_partitions = partitions;
+        light.decide.max_subjects = Bounds::share(light.decide.max_subjects, partitions);
+        light.normalize.dedup_max_keys = Some(Bounds::share(
+            light
+                .normalize
+                .dedup_max_keys
+                .unwrap_or(dedup::DEFAULT_MAX_KEYS),
+            partitions,
+        ));
         Pipeline::build(&light, false)
     }
 
@@ -1037,6 +1055,55 @@ mod tests {
         }
         let off = Config::from_str("[normalize]\nreorder_max_bytes = 0\n", "q.toml").unwrap();
         assert!(Pipeline::new(&off).is_ok(), "no hold, nothing to bound");
+    }
+
+    /// Found in the audit of the keyed topology: every partition's pipeline had the full key caps, so an instance
+    /// that held all of 8 partitions could hold 8 times the keys of one pipeline.
+    #[test]
+    fn a_keyed_partitions_pipeline_holds_its_share_of_the_key_caps() {
+        let dir = std::env::temp_dir().join(format!("quench-key-share-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("rate.toml"), "max_keys = 16384\n").unwrap();
+        let mut cfg = Config::default();
+        cfg.detect.dir = Some(dir.clone());
+        let rate_keys = |partitions: u32| {
+            let mut p = Pipeline::for_partition(&cfg, partitions).unwrap();
+            let mut out = Vec::new();
+            for i in 0..5_000 {
+                let mut e = crate::detect::testutil::at(
+                    i,
+                    &format!("e{i}"),
+                    Family::Gateway,
+                    Category::DataRead,
+                );
+                e.session.token_id = Some(format!("tok-{i}").into());
+                e.session.vouched = crate::event::Keys::TOKEN;
+                p.after_normalize(e, Ts(0), &mut out);
+            }
+            let saved: serde_json::Value =
+                serde_json::from_str(p.save_state().unwrap().get()).unwrap();
+            fn entries(v: &serde_json::Value) -> usize {
+                match v {
+                    serde_json::Value::Object(m) => m
+                        .iter()
+                        .map(|(k, x)| match (k.as_str(), x) {
+                            ("entries", serde_json::Value::Array(a)) => a.len(),
+                            _ => entries(x),
+                        })
+                        .sum(),
+                    serde_json::Value::Array(a) => a.iter().map(entries).sum(),
+                    _ => 0,
+                }
+            }
+            entries(&saved["detect"]["rate"])
+        };
+        assert_eq!(rate_keys(1), 5_000, "one pipeline: the full cap");
+        let share = rate_keys(8);
+        assert!(
+            share > 0 && share <= 16_384 * 2 / 8,
+            "one of 8 partitions holds twice its even share at most: {share}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

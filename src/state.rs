@@ -78,6 +78,21 @@ impl Bounds {
         }
     }
 
+    /// A partition's share of `max_keys` when keys are spread by hash over `partitions` partitions (the keyed
+    /// topology's detect stage, one pipeline per partition): twice the even share, for an uneven spread, but never
+    /// below 1,024 keys (or `max_keys`, if smaller). An instance holding every partition then holds at most twice
+    /// the keys of one pipeline, where the full caps in every partition would let it hold `partitions` times.
+    pub fn share(max_keys: usize, partitions: u32) -> usize {
+        if partitions <= 1 {
+            return max_keys;
+        }
+        max_keys
+            .saturating_mul(2)
+            .div_ceil(partitions as usize)
+            .max(max_keys.min(1024))
+            .min(max_keys)
+    }
+
     /// Most keys held in the pool of keys first seen from events that do not vouch for them: an eighth of
     /// `max_keys`, at least 1.
     pub fn claimed_keys(&self) -> usize {
@@ -869,6 +884,22 @@ impl RecentSet {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_partitions_share_of_a_key_cap_is_twice_the_even_share_within_its_floor() {
+        assert_eq!(Bounds::share(1_000_000, 1), 1_000_000);
+        assert_eq!(Bounds::share(1_000_000, 0), 1_000_000);
+        assert_eq!(Bounds::share(1_000_000, 8), 250_000);
+        assert_eq!(Bounds::share(1_000_000, 3), 666_667);
+        assert_eq!(Bounds::share(10_000, 100), 1_024, "never below 1,024");
+        assert_eq!(Bounds::share(64, 8), 64, "nor above the cap itself");
+        assert_eq!(Bounds::share(1_000_000, 2), 1_000_000);
+        assert_eq!(
+            Bounds::share(usize::MAX, 4),
+            usize::MAX / 4 + 1,
+            "saturates, no overflow"
+        );
+    }
     use super::*;
 
     /// Saved and restored, a map keeps its keys (long ones as digests), their pools, last touches and recency

@@ -17,7 +17,7 @@
 
 use super::{glob, BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, PrincipalKind, SessionEvent, Ts};
-use crate::state::{bounded, Bounds, KeyedState, RecentSet, LISTED};
+use crate::state::{bounded, KeyedState, RecentSet, LISTED};
 use serde::Deserialize;
 
 pub const NAME: &str = "destination_drift";
@@ -75,7 +75,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             why: "must be at least 1".into(),
         });
     }
-    let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
+    let bounds = ctx.bounds(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(DestinationDrift {
         own: ctx.own_destinations.clone(),
         cfg,

@@ -9,7 +9,7 @@
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, SessionEvent};
-use crate::state::{bounded, Bounds, KeyedState};
+use crate::state::{bounded, KeyedState};
 use serde::Deserialize;
 
 pub const NAME: &str = "export_volume";
@@ -56,7 +56,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             why: "must be in (0, 1]".into(),
         });
     }
-    let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
+    let bounds = ctx.bounds(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(ExportVolume {
         cfg,
         state: KeyedState::new(bounds),

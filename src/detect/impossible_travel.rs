@@ -17,7 +17,7 @@
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{NetKind, Outcome, SessionEvent, Ts};
 use crate::net::Cidr;
-use crate::state::{bounded, bounded_box, Bounds, KeyedState};
+use crate::state::{bounded, bounded_box, KeyedState};
 use serde::Deserialize;
 use std::net::IpAddr;
 
@@ -77,7 +77,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             why: "must be positive".into(),
         });
     }
-    let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
+    let bounds = ctx.bounds(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(ImpossibleTravel {
         cfg,
         egress,

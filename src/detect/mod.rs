@@ -206,6 +206,8 @@ pub struct BuildContext {
     pub dir: Option<PathBuf>,
     /// `detect.own_destinations`.
     pub own_destinations: Vec<String>,
+    /// [`DetectConfig::key_partitions`].
+    pub key_partitions: u32,
 }
 
 impl BuildContext {
@@ -222,6 +224,15 @@ impl BuildContext {
             }
         }
         Ok((format!("detectors/{name} (built in)"), builtin.to_string()))
+    }
+
+    /// The bounds of a detector's keyed state: its TTL, and its `max_keys` or, in one partition of the keyed
+    /// topology, that partition's share of it.
+    pub fn bounds(&self, ttl_secs: u64, max_keys: usize) -> crate::state::Bounds {
+        crate::state::Bounds::from_secs(
+            ttl_secs,
+            crate::state::Bounds::share(max_keys, self.key_partitions),
+        )
     }
 
     /// Parse `detectors/NAME` into a config struct.
@@ -302,6 +313,11 @@ pub struct DetectConfig {
     /// Globs of the organisation's own destinations (`"s3://corp-*"`, `"https://*.corp.example/*"`): a new one is a
     /// reconfiguration to look at, not exfiltration (destination_drift's `own_score`). Default: none.
     pub own_destinations: Vec<String>,
+    /// Set by the keyed topology, not by configuration: the number of partitions keys are spread over, whose share
+    /// of every detector's `max_keys` one partition's pipeline holds ([`crate::state::Bounds::share`]). 0 or 1:
+    /// the full caps.
+    #[serde(skip)]
+    pub key_partitions: u32,
 }
 
 /// The detect stage: every enabled detector.
@@ -328,6 +344,7 @@ impl Detect {
         let ctx = BuildContext {
             dir: cfg.dir.clone(),
             own_destinations: cfg.own_destinations.clone(),
+            key_partitions: cfg.key_partitions,
         };
         let mut detectors = Vec::new();
         for r in reg

@@ -15,7 +15,7 @@
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, SessionEvent, Ts};
-use crate::state::{bounded, Bounds, KeyedState, RecentSet};
+use crate::state::{bounded, KeyedState, RecentSet};
 use serde::Deserialize;
 
 pub const NAME: &str = "new_client";
@@ -71,7 +71,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             why: "must be at least 1".into(),
         });
     }
-    let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
+    let bounds = ctx.bounds(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(NewClient {
         watching_since: None,
         cfg,

@@ -19,7 +19,7 @@
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, SessionEvent};
-use crate::state::{bounded, bounded_box, Bounds, KeyedState};
+use crate::state::{bounded, bounded_box, KeyedState};
 use serde::Deserialize;
 use statrs::distribution::{DiscreteCDF, Poisson};
 
@@ -105,7 +105,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             ("sustained_score", cfg.sustained_score),
         ],
     )?;
-    let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
+    let bounds = ctx.bounds(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(Rate {
         state: KeyedState::new(bounds),
         cfg,

@@ -39,7 +39,7 @@
 
 use super::{ua_family, BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, NetKind, SessionEvent};
-use crate::state::{bounded, bounded_box, digest, Bounds, DigestMemo, KeyedState};
+use crate::state::{bounded, bounded_box, digest, DigestMemo, KeyedState};
 use serde::Deserialize;
 
 pub const NAME: &str = "session_hijack";
@@ -85,7 +85,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             ("network_only_score", cfg.network_only_score),
         ],
     )?;
-    let bounds = Bounds::from_secs(cfg.session_ttl_secs, cfg.max_keys);
+    let bounds = ctx.bounds(cfg.session_ttl_secs, cfg.max_keys);
     Ok(Box::new(SessionHijack {
         cfg,
         state: KeyedState::new(bounds),
@@ -934,7 +934,7 @@ mod tests {
     fn forty_kilobyte_user_agents_are_kept_bounded_and_still_compared() {
         let mut d = SessionHijack {
             cfg: SessionHijackConfig::default(),
-            state: KeyedState::new(Bounds::default()),
+            state: KeyedState::new(crate::state::Bounds::default()),
             key: String::new(),
             memo: PrintMemo::default(),
         };

@@ -11,7 +11,7 @@
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, Keys, NetKind, SessionEvent, Ts};
-use crate::state::{bounded, bounded_box, Bounds, KeyedState};
+use crate::state::{bounded, bounded_box, KeyedState};
 use serde::Deserialize;
 
 pub const NAME: &str = "token_reuse";
@@ -48,7 +48,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             ("two_countries_score", cfg.two_countries_score),
         ],
     )?;
-    let bounds = Bounds::from_secs(cfg.window_secs, cfg.max_keys);
+    let bounds = ctx.bounds(cfg.window_secs, cfg.max_keys);
     Ok(Box::new(TokenReuse {
         cfg,
         state: KeyedState::new(bounds),

@@ -13,7 +13,7 @@
 
 use super::{BuildContext, ConfigError, Detector, Finding};
 use crate::event::{Category, PrincipalKind, SessionEvent, Ts};
-use crate::state::{bounded, digest, Bounds, KeyedState, RecentSet, LISTED};
+use crate::state::{bounded, digest, KeyedState, RecentSet, LISTED};
 use serde::Deserialize;
 
 pub const NAME: &str = "tool_drift";
@@ -71,7 +71,7 @@ pub fn build(ctx: &BuildContext) -> Result<Box<dyn Detector>, ConfigError> {
             });
         }
     }
-    let bounds = Bounds::from_secs(cfg.ttl_secs, cfg.max_keys);
+    let bounds = ctx.bounds(cfg.ttl_secs, cfg.max_keys);
     Ok(Box::new(ToolDrift {
         cfg,
         state: KeyedState::new(bounds),

@@ -51,6 +51,7 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::FutureProducer;
+use rdkafka::producer::Producer;
 use rdkafka::Offset;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,6 +85,20 @@ struct Held {
     epoch: u64,
 }
 
+/// The keyed topic's partition count (1 if the broker does not know the topic yet).
+fn keyed_partitions(k: &KafkaConfig, topic: &str) -> Result<u32, RunError> {
+    let producer = crate::bus::producer(k)?;
+    let md = producer
+        .client()
+        .fetch_metadata(Some(topic), std::time::Duration::from_secs(10))?;
+    let n = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .map_or(0, |t| t.partitions().len());
+    Ok(u32::try_from(n).unwrap_or(u32::MAX).max(1))
+}
+
 /// Run both stages until `shutdown` (or, with `stop_at_end`, the route stage to the end of the input, then the
 /// detect stage to the end of the keyed topic, and until every command written has settled).
 pub async fn run(
@@ -106,8 +121,11 @@ pub async fn run(
         ..opts
     };
     let detect_cfg = cfg.clone();
+    // each partition's pipeline holds its share of the key caps, so an instance that holds many partitions holds
+    // about what one pipeline would (the count as it is at start; partitions added later keep these shares)
+    let partitions = keyed_partitions(k, &keyed.topic)?;
     let build: workers::Build = Arc::new(move || {
-        let mut p = Pipeline::for_detect(&detect_cfg).map_err(|e| e.to_string())?;
+        let mut p = Pipeline::for_partition(&detect_cfg, partitions).map_err(|e| e.to_string())?;
         p.collect_ended(watch);
         Ok(p)
     });
