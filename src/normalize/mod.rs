@@ -21,7 +21,9 @@ mod entra_graph;
 mod entra_risk;
 mod entra_signin;
 pub mod envelope;
+mod enveloped;
 pub mod envoy_text;
+mod fields;
 mod github_audit;
 mod google_workspace;
 mod kong;
@@ -34,8 +36,12 @@ mod native;
 mod ocsf;
 mod okta;
 mod otel_genai;
+mod redact;
 mod salesforce;
 mod slack_audit;
+
+pub(crate) use fields::*;
+use redact::redact_query_secrets;
 
 use crate::event::{Category, Provenance, SessionEvent, Text, Ts};
 use crate::pattern;
@@ -352,33 +358,6 @@ pub(crate) fn azure_row(raw: &str) -> (&str, Option<Text<'_>>, Option<Text<'_>>)
     }
 }
 
-/// The first two bytes of a gzip member.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// How many times its compressed size a gzip message may inflate to (JSON audit logs compress 5 to 20 times).
-const MAX_GZIP_RATIO: usize = 64;
-
-/// The UTF-8 text of a gzip stream (one member or several, as files written in appends are), refused when it
-/// would inflate beyond `limit` bytes (a small message must not become gigabytes).
-fn gunzip(raw: &[u8], limit: usize) -> Result<String, NormalizeError> {
-    use std::io::Read;
-    let mut text = Vec::new();
-    flate2::read::MultiGzDecoder::new(raw)
-        .take((limit as u64).saturating_add(1))
-        .read_to_end(&mut text)
-        .map_err(|e| NormalizeError::invalid("gzip", e))?;
-    if text.len() > limit {
-        return Err(NormalizeError::invalid(
-            "gzip",
-            format!(
-                "inflates beyond {limit} bytes (normalize.max_inflated_bytes, and at most \
-                 {MAX_GZIP_RATIO} times its compressed size)"
-            ),
-        ));
-    }
-    String::from_utf8(text).map_err(|e| NormalizeError::NotJson(e.to_string()))
-}
-
 /// Parse a component's config table into its typed config, naming the component on error.
 pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
     format: &'static str,
@@ -637,125 +616,6 @@ impl Normalize {
         Ok(name)
     }
 
-    /// [`Normalize::normalize`], and when no format takes the message as it is, the record inside it if it is a
-    /// log pipeline's envelope (ECS `event.original`, Splunk HEC, Vector, Fluent Bit, Cribl, Kafka Connect,
-    /// CloudEvents, Pub/Sub; see [`envelope`]), and inside that one if it is an envelope again. A record that had
-    /// to be unescaped or decoded is kept in `inner` (one slot per level), which the events then borrow from.
-    pub fn normalize_enveloped<'a>(
-        &self,
-        raw: &'a [u8],
-        pinned: Option<&str>,
-        ctx: &Context<'a>,
-        out: &mut Vec<SessionEvent<'a>>,
-        inner: &'a mut Envelopes,
-    ) -> Result<&'static str, NormalizeError> {
-        let Envelopes { levels, inflated } = inner;
-        if raw.len() > self.max_message_bytes {
-            return Err(NormalizeError::TooLarge {
-                size: raw.len(),
-                limit: self.max_message_bytes,
-            });
-        }
-        // a gzip member (a streamed log file forwarded whole): its text, within `max_inflated_bytes` and at the
-        // compression ratio of real logs at most (a few kilobytes of repeated bytes must not become megabytes of
-        // events)
-        let raw = if raw.starts_with(&GZIP_MAGIC) {
-            let limit = self
-                .max_inflated_bytes
-                .min(raw.len().saturating_mul(MAX_GZIP_RATIO));
-            inflated.insert(gunzip(raw, limit)?).as_bytes()
-        } else {
-            raw
-        };
-        let first = self.normalize_sized(raw, pinned, ctx, out);
-        match first {
-            Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. })) => {
-                let Ok(text) = std::str::from_utf8(raw) else {
-                    return Err(e);
-                };
-                let text = text.trim();
-                match self
-                    .unwrap_into(text, pinned, ctx, out, levels, true)
-                    .unwrap_or(Err(e))
-                {
-                    // an ECS document whose vendor record is gone (or unreadable): its parsed fields, as claims
-                    Err(e) if pinned.is_none_or(|p| p == "auto") && ecs::looks_like(text) => {
-                        let start = out.len();
-                        self.normalize_sized(raw, Some(ecs::NAME), ctx, out)
-                            .map_err(|ecs_error| {
-                                out.truncate(start);
-                                NormalizeError::Invalid {
-                                    format: ecs::NAME,
-                                    reason: format!("{ecs_error}; read as an envelope: {e}"),
-                                }
-                            })
-                    }
-                    other => other,
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// The record inside envelope `text` (none when it is no envelope), unwrapping further while slots remain. The
-    /// events keep their format's authority only when the topic is pinned to a format (the operator says what it
-    /// carries) or every envelope level's `kind:origin` is in `normalize.trusted_envelopes`; otherwise whatever a
-    /// shipper carried (a container's stdout, a tailed file) could speak with an IdP's voice.
-    fn unwrap_into<'a>(
-        &self,
-        text: &'a str,
-        pinned: Option<&str>,
-        ctx: &Context<'a>,
-        out: &mut Vec<SessionEvent<'a>>,
-        slots: &'a mut [Option<String>],
-        trusted_so_far: bool,
-    ) -> Option<Result<&'static str, NormalizeError>> {
-        let (Some(u), Some((slot, rest))) = (envelope::unwrap(text), slots.split_first_mut())
-        else {
-            return None;
-        };
-        let name = u.kind;
-        let origin = format!("{}:{}", u.kind, u.origin);
-        let trusted = trusted_so_far
-            && (pinned.is_some_and(|p| p != "auto")
-                || self
-                    .trusted_envelopes
-                    .iter()
-                    .any(|g| pattern::glob(g, &origin)));
-        let record: &'a str = match u.record {
-            std::borrow::Cow::Borrowed(b) => b,
-            std::borrow::Cow::Owned(o) => slot.insert(o).as_str(),
-        };
-        let named = |e: NormalizeError| NormalizeError::Invalid {
-            format: name,
-            reason: format!("the record inside the {name} envelope: {e}"),
-        };
-        let start = out.len();
-        // a topic's pin wins; else the format the envelope's origin names, if any
-        let inner_pin = pinned
-            .filter(|p| *p != "auto")
-            .or_else(|| envelope::format_of(u.kind, &u.origin))
-            .filter(|f| self.formats.iter().any(|(n, _)| n == f));
-        Some(
-            match self.normalize(record.as_bytes(), inner_pin.or(pinned), ctx, out) {
-                Err(e @ (NormalizeError::UnknownFormat(_) | NormalizeError::Invalid { .. })) => {
-                    self.unwrap_into(record.trim(), pinned, ctx, out, rest, trusted)
-                        .unwrap_or(Err(e))
-                        .map_err(named)
-                }
-                Ok(f) => {
-                    if !trusted {
-                        for ev in &mut out[start..] {
-                            ev.unvouch_all();
-                        }
-                    }
-                    Ok(f)
-                }
-                other => other.map_err(named),
-            },
-        )
-    }
-
     /// One record, or an envelope of records: a JSON array, `{"records": [...]}` (Azure Monitor / Event Hubs
     /// exports) or several JSON lines in one message. An envelope fails as a whole when any record fails, so the
     /// message goes to the dead-letter path intact. Returns the format of the first record.
@@ -968,84 +828,6 @@ impl Normalize {
             }
         }
     }
-
-    /// `{"records": [...]}` and nothing else that a format would claim.
-    fn envelope_only(&self, text: &str) -> bool {
-        top_level_keys(text).len() == 1
-    }
-}
-
-/// Query parameters whose values are credentials: an OAuth callback's `code`, a token or key in the URL.
-const SECRET_PARAMS: &[&str] = &[
-    "access_token",
-    "id_token",
-    "refresh_token",
-    "token",
-    "code",
-    "client_secret",
-    "api_key",
-    "apikey",
-    "key",
-    "password",
-    "secret",
-    "sig",
-    "signature",
-    "x-amz-signature",
-    "x-amz-credential",
-    "x-amz-security-token",
-];
-
-/// A request URI kept as an event's object (gateway access logs) with the values of credential parameters
-/// replaced by `REDACTED`: the evidence store and decisions keep where a request went, not the tokens in it.
-fn redact_query_secrets(object: &mut Option<Text<'_>>) {
-    let Some(o) = object.as_deref() else { return };
-    let Some((path, rest)) = o.split_once('?') else {
-        return;
-    };
-    let (query, fragment) = match rest.split_once('#') {
-        Some((q, f)) => (q, Some(f)),
-        None => (rest, None),
-    };
-    // ASCII case ignored, without allocating (this runs on every event's object)
-    let ends_with = |k: &str, suffix: &str| {
-        k.len() >= suffix.len()
-            && k.as_bytes()[k.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
-    };
-    let secret = |k: &str| {
-        SECRET_PARAMS.iter().any(|s| s.eq_ignore_ascii_case(k))
-            || ends_with(k, "_token")
-            || ends_with(k, "secret")
-            || ends_with(k, "password")
-    };
-    if !query.split(['&', ';']).any(|p| {
-        p.split_once('=')
-            .is_some_and(|(k, v)| !v.is_empty() && secret(k))
-    }) {
-        return;
-    }
-    let mut out = String::with_capacity(o.len());
-    out.push_str(path);
-    out.push('?');
-    // each parameter with the separator after it (`&` or `;`, as the check above splits), kept as it was
-    for piece in query.split_inclusive(['&', ';']) {
-        let (p, sep) = match piece.strip_suffix(['&', ';']) {
-            Some(p) => (p, &piece[p.len()..]),
-            None => (piece, ""),
-        };
-        match p.split_once('=') {
-            Some((k, v)) if !v.is_empty() && secret(k) => {
-                out.push_str(k);
-                out.push_str("=REDACTED");
-            }
-            _ => out.push_str(p),
-        }
-        out.push_str(sep);
-    }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    *object = Some(Text::from(out));
 }
 
 /// The top-level keys of a JSON object (empty when it is not one).
@@ -1075,177 +857,6 @@ pub(crate) fn top_level_keys(text: &str) -> Vec<Text<'_>> {
 /// Names of all formats, for messages.
 pub fn format_names() -> Vec<&'static str> {
     registry().iter().map(|r| r.name).collect()
-}
-
-/// A number that pipelines may have rewritten as a string (`"12345"`): either form, or absent.
-pub(crate) fn lenient_num<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: LenientNum,
-{
-    struct V<T>(std::marker::PhantomData<T>);
-    impl<'de, T: LenientNum> serde::de::Visitor<'de> for V<T> {
-        type Value = Option<T>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a number, or a number written as a string")
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<T>, E> {
-            Ok(T::from_u64(v))
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Option<T>, E> {
-            Ok(u64::try_from(v)
-                .ok()
-                .and_then(T::from_u64)
-                .or_else(|| T::from_f64(v as f64)))
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Option<T>, E> {
-            Ok(T::from_f64(v))
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<T>, E> {
-            Ok(v.trim().parse().ok().filter(T::usable))
-        }
-        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Option<T>, E> {
-            Ok(None)
-        }
-        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Option<T>, A::Error> {
-            while a.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Option<T>, A::Error> {
-            while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-    }
-    d.deserialize_any(V(std::marker::PhantomData))
-}
-
-/// The numeric types [`lenient_num`] reads: from a JSON number without allocating, or from a string.
-pub(crate) trait LenientNum: std::str::FromStr + Sized {
-    fn from_u64(v: u64) -> Option<Self>;
-    fn from_f64(v: f64) -> Option<Self>;
-    /// Whether a value parsed from a string is a number (`"NaN"` and `"inf"` parse as `f64` but are none).
-    fn usable(&self) -> bool {
-        true
-    }
-}
-
-macro_rules! lenient_int {
-    ($($t:ty),*) => {$(
-        impl LenientNum for $t {
-            fn from_u64(v: u64) -> Option<Self> {
-                <$t>::try_from(v).ok()
-            }
-            fn from_f64(v: f64) -> Option<Self> {
-                (v.fract() == 0.0 && v >= <$t>::MIN as f64 && v <= <$t>::MAX as f64).then(|| v as $t)
-            }
-        }
-    )*};
-}
-lenient_int!(u16, u32, u64, i64);
-
-impl LenientNum for f64 {
-    fn from_u64(v: u64) -> Option<Self> {
-        Some(v as f64)
-    }
-    fn from_f64(v: f64) -> Option<Self> {
-        v.is_finite().then_some(v)
-    }
-    fn usable(&self) -> bool {
-        self.is_finite()
-    }
-}
-
-/// A flag written as a boolean, as `"true"`/`"false"`, or as 0/1 (exporters vary); anything else is absent.
-pub(crate) fn lenient_bool<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<bool>, D::Error> {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = Option<bool>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a boolean")
-        }
-        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Option<bool>, E> {
-            Ok(Some(v))
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<bool>, E> {
-            Ok(match v {
-                0 => Some(false),
-                1 => Some(true),
-                _ => None,
-            })
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Option<bool>, E> {
-            Ok(u64::try_from(v).ok().and_then(|u| match u {
-                0 => Some(false),
-                1 => Some(true),
-                _ => None,
-            }))
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<bool>, E> {
-            Ok(match v.trim() {
-                "true" | "True" | "TRUE" | "1" => Some(true),
-                "false" | "False" | "FALSE" | "0" => Some(false),
-                _ => None,
-            })
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<bool>, E> {
-            Ok(None)
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Option<bool>, E> {
-            Ok(None)
-        }
-        fn visit_some<D2: serde::Deserializer<'de>>(
-            self,
-            d: D2,
-        ) -> Result<Option<bool>, D2::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    d.deserialize_any(V)
-}
-
-/// A time as pipelines write it: a timestamp string, or epoch seconds, milliseconds, microseconds or nanoseconds
-/// as a number or a numeric string (told apart by magnitude); numbers are read without allocating.
-pub(crate) fn lenient_time<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Ts>, D::Error> {
-    struct V;
-    impl<'de> serde::de::Visitor<'de> for V {
-        type Value = Option<Ts>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a timestamp or an epoch time")
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Option<Ts>, E> {
-            Ok(Ts::from_epoch(v as f64))
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Option<Ts>, E> {
-            Ok(Ts::from_epoch(v as f64))
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Option<Ts>, E> {
-            Ok(Ts::from_epoch(v))
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Option<Ts>, E> {
-            Ok(Ts::parse(v.trim()))
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<Ts>, E> {
-            Ok(None)
-        }
-        fn visit_none<E: serde::de::Error>(self) -> Result<Option<Ts>, E> {
-            Ok(None)
-        }
-        fn visit_some<D2: serde::Deserializer<'de>>(self, d: D2) -> Result<Option<Ts>, D2::Error> {
-            d.deserialize_any(self)
-        }
-    }
-    d.deserialize_any(V)
 }
 
 /// An event id for sources that have none: derived from where the message came from, so it is stable on replay.
@@ -1334,23 +945,6 @@ mod tests {
             }
         }
         assert!(seen >= 10, "only {seen} fixture lines");
-    }
-
-    /// Found by the second outside review: a `;`-separated secret was flagged but then written back as it was,
-    /// because the rewrite split on `&` only.
-    #[test]
-    fn a_secret_after_a_semicolon_is_redacted_and_the_separators_kept() {
-        let mut o = Some(Text::from(
-            "/cb?a=1;access_token=XYZ&state=s;Client_Secret=k#frag".to_string(),
-        ));
-        redact_query_secrets(&mut o);
-        assert_eq!(
-            o.as_deref(),
-            Some("/cb?a=1;access_token=REDACTED&state=s;Client_Secret=REDACTED#frag")
-        );
-        let mut plain = Some(Text::from("/v1/items?since=10800&page=2".to_string()));
-        redact_query_secrets(&mut plain);
-        assert_eq!(plain.as_deref(), Some("/v1/items?since=10800&page=2"));
     }
 
     /// Ids built without `format!` read as they did with it.
@@ -1707,105 +1301,4 @@ http_status = "DownstreamStatus"
             "{e}"
         );
     }
-}
-
-/// The string at a dot-separated path of a JSON object (`authenticated_entity.id`), reading only the objects on
-/// the way. Used for user-configured paths; formats read their default fields through typed structs.
-pub(crate) fn lookup_path<'a>(raw: &'a str, path: &str) -> Option<Text<'a>> {
-    let mut cur: &'a str = raw;
-    for seg in path.split('.') {
-        let map: std::collections::HashMap<Text<'a>, &'a serde_json::value::RawValue> =
-            serde_json::from_str(cur).ok()?;
-        cur = map.get(seg)?.get();
-    }
-    serde_json::from_str::<Text<'a>>(cur).ok()
-}
-
-#[cfg(test)]
-mod path_tests {
-    use super::lookup_path;
-    #[test]
-    fn lookup_path_finds_nested_strings_and_numbers_only() {
-        let raw = r#"{"a":{"b":{"c":"x\"y","n":12,"o":{}}},"z":"top"}"#;
-        assert_eq!(lookup_path(raw, "a.b.c").as_deref(), Some("x\"y"));
-        assert_eq!(lookup_path(raw, "a.b.n").as_deref(), Some("12"));
-        assert_eq!(lookup_path(raw, "z").as_deref(), Some("top"));
-        assert_eq!(lookup_path(raw, "a.b.o"), None);
-        assert_eq!(lookup_path(raw, "a.q"), None);
-    }
-}
-
-/// A value read leniently: strings and numbers become text, anything else (objects, arrays, booleans, null) is
-/// absent. For vendor fields whose type varies between exporters.
-#[derive(Default, Debug)]
-pub(crate) struct Loose<'a>(pub Option<Text<'a>>);
-
-impl<'a> Loose<'a> {
-    /// The text, unless it is absent or blank.
-    pub(crate) fn non_empty(self) -> Option<Text<'a>> {
-        self.0.filter(|t| !t.trim().is_empty())
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Loose<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Loose<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Loose(Some(Text::Borrowed(v))))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Loose(Some(Text::from(v.to_string()))))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(Loose(Some(Text::from(v.to_string()))))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(Loose(Some(Text::from(v.to_string()))))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(Loose(Some(Text::from(v.to_string()))))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Loose(None))
-            }
-            fn visit_unit<E>(self) -> Result<Self::Value, E> {
-                Ok(Loose(None))
-            }
-            fn visit_none<E>(self) -> Result<Self::Value, E> {
-                Ok(Loose(None))
-            }
-            fn visit_some<D: serde::Deserializer<'de>>(
-                self,
-                d: D,
-            ) -> Result<Self::Value, D::Error> {
-                d.deserialize_any(V)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<Self::Value, A::Error> {
-                while a.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Loose(None))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut a: A,
-            ) -> Result<Self::Value, A::Error> {
-                while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Loose(None))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// A time given as epoch seconds, milliseconds, microseconds or nanoseconds (told apart by magnitude, as
-/// pipelines rewrite one unit into another) or as a timestamp string.
-pub(crate) fn ms_or_timestamp(t: &str) -> Option<Ts> {
-    Ts::parse(t.trim())
 }
