@@ -99,6 +99,8 @@ pub struct Pipeline {
     released_mark: Option<Ts>,
     /// The clock decide counted the last released event in (never goes back; see [`Pipeline::released`]).
     released_clock: Option<Ts>,
+    /// When the next message was delivered to its topic, if the caller knows ([`Pipeline::delivered_at`]).
+    delivered: Option<Ts>,
     lateness_ms: i64,
     skew_secs: u64,
     /// The evidence store, when one is attached ([`Pipeline::store_evidence`]).
@@ -180,6 +182,7 @@ impl Pipeline {
             ),
             released_mark: None,
             released_clock: None,
+            delivered: None,
             lateness_ms: (cfg.normalize.allowed_lateness_secs.unwrap_or(600) as i64)
                 .saturating_mul(1000),
             skew_secs,
@@ -671,9 +674,19 @@ impl Pipeline {
         self.stats.link_conflicts = self.correlate.conflicts();
         self.advance_watermark(clock);
         if let Sink::Decide(out) = sink {
-            self.release(clock, out);
+            // the hold counts from delivery: while a backlog is read, the records' own delivery times, not the
+            // clock of reading them (which after a restart would release what the backlog still holds before)
+            let due = self.delivered.take().map_or(clock, |d| d.min(clock));
+            self.release(due, out);
         }
         Ok(n)
+    }
+
+    /// The next message was delivered to its topic at `at` (its Kafka timestamp, no later than the wall clock):
+    /// the reorder hold releases what that time has passed by the hold, not what the processing clock has. A
+    /// consumer reading a backlog (after a restart, or behind) then holds events as long as when it keeps up.
+    pub fn delivered_at(&mut self, at: Option<Ts>) {
+        self.delivered = at;
     }
 
     /// With the reorder hold ([`crate::reorder`]): process the held events the processing clock `clock` has passed
@@ -1033,6 +1046,72 @@ mod tests {
             Some("bob@example.com")
         );
         assert_eq!(q.stats.reorder_held, 0);
+    }
+
+    /// Found by an outside review: the hold counted from reading, so after an hour down, the first record of the
+    /// backlog released every event held for more than the hold before the backlog's earlier records were read.
+    #[test]
+    fn reading_a_backlog_the_hold_counts_from_each_records_delivery() {
+        const T0: i64 = 1_793_606_400_000;
+        const MIN: i64 = 60_000;
+        let cfg = Config::from_str(
+            "[normalize]\nreorder_secs = 3600\nmax_future_skew_secs = 86400\n[normalize.formats.native]\nvendor = \"acme\"\nvouched = true\n",
+            "q.toml",
+        )
+        .unwrap();
+        let line = |id: &str, t: i64| {
+            format!(
+                r#"{{"event_id":"{id}","event_time":"{t}","ingest_time":"{t}","source":{{"family":"idp","vendor":"acme","format":"native"}},"category":"login","action":"signin","outcome":"success","principal":{{"id":"{id}@example.com","kind":"human"}}}}"#,
+                t = Ts(t).to_rfc3339()
+            )
+        };
+        let prov = || Provenance::Kafka {
+            topic: "idp".into(),
+            partition: 0,
+            offset: 0,
+        };
+        let mut p = Pipeline::new(&cfg).unwrap();
+        let mut out = Vec::new();
+        p.delivered_at(Some(Ts(T0)));
+        p.process(line("a", T0).as_bytes(), None, prov(), Ts(T0), &mut out)
+            .unwrap();
+        // read two hours later, delivered half an hour after the first: the first is not due yet
+        p.delivered_at(Some(Ts(T0 + 30 * MIN)));
+        p.process(
+            line("b", T0 + 30 * MIN).as_bytes(),
+            None,
+            prov(),
+            Ts(T0 + 120 * MIN),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(p.stats.reorder_held, 2, "the backlog's own time holds them");
+        p.delivered_at(Some(Ts(T0 + 61 * MIN)));
+        p.process(
+            line("c", T0 + 61 * MIN).as_bytes(),
+            None,
+            prov(),
+            Ts(T0 + 121 * MIN),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            p.stats.reorder_held, 2,
+            "the first is out, an hour after its delivery"
+        );
+        // without a delivery time (a file, or a record without a timestamp) the processing clock counts
+        p.process(
+            line("d", T0 + 62 * MIN).as_bytes(),
+            None,
+            prov(),
+            Ts(T0 + 122 * MIN),
+            &mut out,
+        )
+        .unwrap();
+        assert_eq!(
+            p.stats.reorder_held, 1,
+            "b and c are out by the clock of reading; d waits"
+        );
     }
 
     #[test]

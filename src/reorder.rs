@@ -25,9 +25,10 @@
 //! can send a gateway request) fills the hold with claims, and claims are what a full hold gives up first: they
 //! cannot push the vouched records of the IdPs and SaaS audit logs out of their order.
 //!
-//! The hold counts in processing time: it must cover each source's lag from an event to Quench reading it, and
-//! that includes Quench's own consumer lag (a restart after an hour down releases, at its first record, what was
-//! held for more than the hold before the backlog is read).
+//! The hold counts from delivery: in `run`, from each record's Kafka timestamp (never later than the wall clock;
+//! see [`crate::pipeline::Pipeline::delivered_at`]), so a consumer reading a backlog after a restart holds events
+//! as long as one that keeps up; without a timestamp, and in a replay, in processing time. It must cover each
+//! source's lag from an event to its record on the topic.
 
 use crate::event::{SessionEvent, Ts};
 use serde::{Deserialize, Serialize};

@@ -6,7 +6,7 @@
 //! by [`crate::runtime`] after the record is processed.
 
 use crate::bus::KafkaConfig;
-use crate::event::Provenance;
+use crate::event::{Provenance, Ts};
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -64,6 +64,10 @@ pub struct Record<'m> {
     pub key: &'m [u8],
     /// The record's value, empty when it has none (a tombstone is then rejected as not JSON).
     pub payload: &'m [u8],
+    /// The record's Kafka timestamp (when it was produced, or appended by the broker), if it has one. Whoever
+    /// produces to the topic chooses it (unless the topic uses `LogAppendTime`): only the reorder hold reads it,
+    /// never later than the wall clock.
+    pub timestamp: Option<Ts>,
 }
 
 impl<'m> Record<'m> {
@@ -75,6 +79,7 @@ impl<'m> Record<'m> {
             offset: m.offset(),
             key: m.key().unwrap_or(&[]),
             payload: m.payload().unwrap_or(&[]),
+            timestamp: m.timestamp().to_millis().map(Ts),
         }
     }
 

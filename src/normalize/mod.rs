@@ -432,9 +432,10 @@ pub struct NormalizeConfig {
     /// watermark back, so no source can keep every key past its TTL. Default 21600.
     #[serde(default)]
     pub watermark_max_lag_secs: Option<u64>,
-    /// Hold every event for this many seconds of processing time and process the held events in event-time order
-    /// ([`crate::reorder`]): when every source delivers within it, decisions do not depend on the order the
-    /// sources delivered in, at the price of delaying every decision by it. Needs `[state] dir` in `run` (the
+    /// Hold every event for this many seconds (from its record's delivery to the topic in `run`, else of processing
+    /// time) and process the held events in event-time order ([`crate::reorder`]): when every source delivers
+    /// within it, decisions do not depend on the order the sources delivered in, at the price of delaying every
+    /// decision by it. Needs `[state] dir` in `run` (the
     /// held events are state), is refused with `[kafka.keyed]`, and is at most `max_age_secs`. 0 turns it off.
     /// Default 0.
     #[serde(default)]

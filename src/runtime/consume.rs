@@ -667,7 +667,9 @@ pub async fn run(
         } else if opts.route_to.is_some() {
             pipeline.route(payload, pinned, prov, Ts::now(), &mut routed)
         } else {
-            pipeline.process(payload, pinned, prov, Ts::now(), &mut decisions)
+            let now = Ts::now();
+            pipeline.delivered_at(rec.timestamp.map(|t| t.min(now)));
+            pipeline.process(payload, pinned, prov, now, &mut decisions)
         };
         if let Some(to) = &opts.route_to {
             'routed: for r in routed.drain(..) {
