@@ -99,7 +99,8 @@ pub struct Pipeline {
     released_mark: Option<Ts>,
     /// The clock decide counted the last released event in (never goes back; see [`Pipeline::released`]).
     released_clock: Option<Ts>,
-    /// When the next message was delivered to its topic, if the caller knows ([`Pipeline::delivered_at`]).
+    /// The latest delivery time of a message read so far, when the caller knows them ([`Pipeline::delivered_at`]):
+    /// the clock the reorder hold releases by while a backlog is read.
     delivered: Option<Ts>,
     lateness_ms: i64,
     skew_secs: u64,
@@ -676,17 +677,22 @@ impl Pipeline {
         if let Sink::Decide(out) = sink {
             // the hold counts from delivery: while a backlog is read, the records' own delivery times, not the
             // clock of reading them (which after a restart would release what the backlog still holds before)
-            let due = self.delivered.take().map_or(clock, |d| d.min(clock));
+            // — but never more than the hold behind the clock, so records that claim old timestamps (or none)
+            // while nothing else arrives cannot keep events held longer than twice the hold
+            let floor = Ts(clock.0.saturating_sub(self.reorder.hold_ms()));
+            let due = self.delivered.map_or(clock, |d| d.min(clock).max(floor));
             self.release(due, out);
         }
         Ok(n)
     }
 
     /// The next message was delivered to its topic at `at` (its Kafka timestamp, no later than the wall clock):
-    /// the reorder hold releases what that time has passed by the hold, not what the processing clock has. A
-    /// consumer reading a backlog (after a restart, or behind) then holds events as long as when it keeps up.
+    /// the reorder hold releases what the latest delivery time read so far has passed by the hold, not what the
+    /// processing clock has. A consumer reading a backlog (after a restart, or behind) then holds events as long
+    /// as when it keeps up. The latest, never going back: a record claiming an old timestamp (whoever produces to
+    /// the topic chooses it) delays nothing.
     pub fn delivered_at(&mut self, at: Option<Ts>) {
-        self.delivered = at;
+        self.delivered = self.delivered.max(at);
     }
 
     /// With the reorder hold ([`crate::reorder`]): process the held events the processing clock `clock` has passed
@@ -1099,18 +1105,33 @@ mod tests {
             p.stats.reorder_held, 2,
             "the first is out, an hour after its delivery"
         );
-        // without a delivery time (a file, or a record without a timestamp) the processing clock counts
-        p.process(
-            line("d", T0 + 62 * MIN).as_bytes(),
-            None,
-            prov(),
-            Ts(T0 + 122 * MIN),
-            &mut out,
-        )
-        .unwrap();
+        // a record claiming an old timestamp (its producer chose it) holds nothing back, nor lets anything out
+        p.delivered_at(Some(Ts(1)));
+        let at = |p: &mut Pipeline, id: &str, t: i64, read: i64| {
+            p.process(
+                line(id, T0 + t * MIN).as_bytes(),
+                None,
+                prov(),
+                Ts(T0 + read * MIN),
+                &mut Vec::new(),
+            )
+            .unwrap();
+            p.stats.reorder_held
+        };
         assert_eq!(
-            p.stats.reorder_held, 1,
-            "b and c are out by the clock of reading; d waits"
+            at(&mut p, "d", 62, 122),
+            3,
+            "the latest delivery time read still counts"
+        );
+        p.delivered_at(Some(Ts(T0 + 91 * MIN)));
+        assert_eq!(at(&mut p, "e", 91, 123), 3, "b is out; c, d and e wait");
+        // without delivery times (a replay of files) the processing clock counts
+        let mut q = Pipeline::new(&cfg).unwrap();
+        assert_eq!(at(&mut q, "a", 0, 0), 1);
+        assert_eq!(
+            at(&mut q, "b", 30, 80),
+            1,
+            "the clock of reading let a out"
         );
     }
 

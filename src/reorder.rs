@@ -25,9 +25,11 @@
 //! can send a gateway request) fills the hold with claims, and claims are what a full hold gives up first: they
 //! cannot push the vouched records of the IdPs and SaaS audit logs out of their order.
 //!
-//! The hold counts from delivery: in `run`, from each record's Kafka timestamp (never later than the wall clock;
-//! see [`crate::pipeline::Pipeline::delivered_at`]), so a consumer reading a backlog after a restart holds events
-//! as long as one that keeps up; without a timestamp, and in a replay, in processing time. It must cover each
+//! The hold counts from delivery: in `run`, from the latest Kafka timestamp of the records read (never later than
+//! the wall clock, never going back, and never more than the hold behind it; see
+//! [`crate::pipeline::Pipeline::delivered_at`]), and by the wall clock once the input is idle, so a consumer
+//! reading a backlog after a restart (up to the hold behind) holds events as long as one that keeps up; in a
+//! replay, in the stream's processing time. It must cover each
 //! source's lag from an event to its record on the topic.
 
 use crate::event::{SessionEvent, Ts};
@@ -83,6 +85,11 @@ impl Reorder {
             claimed: BTreeMap::new(),
             overflow: 0,
         }
+    }
+
+    /// The hold, in milliseconds.
+    pub fn hold_ms(&self) -> i64 {
+        self.hold_ms
     }
 
     /// Whether events are held at all.

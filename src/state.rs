@@ -80,8 +80,9 @@ impl Bounds {
 
     /// A partition's share of `max_keys` when keys are spread by hash over `partitions` partitions (the keyed
     /// topology's detect stage, one pipeline per partition): twice the even share, for an uneven spread, but never
-    /// below 1,024 keys (or `max_keys`, if smaller). An instance holding every partition then holds at most twice
-    /// the keys of one pipeline, where the full caps in every partition would let it hold `partitions` times.
+    /// below 1,024 keys (or `max_keys`, if smaller). An instance holding every partition then holds twice the keys
+    /// of one pipeline, or `partitions` × 1,024 when that is more, where the full caps in every partition would
+    /// let it hold `partitions` times `max_keys`.
     pub fn share(max_keys: usize, partitions: u32) -> usize {
         if partitions <= 1 {
             return max_keys;

@@ -593,8 +593,10 @@ pub async fn run(
             m = consumer.recv() => m,
             _ = tick.tick() => {
                 inflight.settle(&consumer, true).await?;
-                // events the reorder hold releases while no record arrives
-                if opts.route_to.is_none() && pipeline.stats.reorder_held > 0 {
+                // events the reorder hold releases while no record arrives: only once the input has gone idle
+                // (read to its end), since while a backlog is read the records' delivery times are the clock
+                let idle = last_record.elapsed() >= Duration::from_millis(k.commit_interval_ms);
+                if opts.route_to.is_none() && pipeline.stats.reorder_held > 0 && idle {
                     decisions.clear();
                     if pipeline.release(Ts::now(), &mut decisions) > 0 {
                         let at = Instant::now();

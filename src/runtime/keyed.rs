@@ -94,8 +94,11 @@ fn keyed_partitions(k: &KafkaConfig, topic: &str) -> Result<u32, RunError> {
     let n = md
         .topics()
         .iter()
-        .find(|t| t.name() == topic)
+        .find(|t| t.name() == topic && t.error().is_none())
         .map_or(0, |t| t.partitions().len());
+    if n == 0 {
+        tracing::warn!(topic, "the keyed topic has no partitions yet: every partition's pipeline keeps the full key caps until the next start");
+    }
     Ok(u32::try_from(n).unwrap_or(u32::MAX).max(1))
 }
 
