@@ -983,28 +983,46 @@ mod tests {
         );
     }
 
+    /// The reorder hold's tests: 2026-11-02T08:00:00Z.
+    const T0: i64 = 1_793_606_400_000;
+
+    /// A config with the reorder hold and a vouched native format.
+    fn hold_config(hold_secs: u64) -> Config {
+        let text = format!(
+            "[normalize]\nreorder_secs = {hold_secs}\n[normalize.formats.native]\nvendor = \"acme\"\nvouched = true\n"
+        );
+        Config::from_str(&text, "q.toml").unwrap()
+    }
+
+    /// A native sign-in of `who` at `t` (with the session `S-{who}` when `session`).
+    fn native_sign_in(id: &str, t: i64, who: &str, session: bool) -> String {
+        let session = if session {
+            format!(r#","session":{{"session_id":"S-{who}"}}"#)
+        } else {
+            String::new()
+        };
+        format!(
+            r#"{{"event_id":"{id}","event_time":"{t}","ingest_time":"{t}","source":{{"family":"idp","vendor":"acme","format":"native"}},"category":"login","action":"signin","outcome":"success","principal":{{"id":"{who}","email":"{who}","kind":"human"}}{session}}}"#,
+            t = Ts(t).to_rfc3339()
+        )
+    }
+
+    fn idp() -> Provenance<'static> {
+        Provenance::Kafka {
+            topic: "idp".into(),
+            partition: 0,
+            offset: 0,
+        }
+    }
+
     /// The reorder hold's events are state: saved with it, processed by the pipeline that loads it once the clock
     /// has passed them by the hold, and not before.
     #[test]
     fn events_held_for_reordering_survive_a_restart_and_are_processed_when_due() {
-        const T0: i64 = 1_793_606_400_000;
         const MIN: i64 = 60_000;
-        let cfg = Config::from_str(
-            "[normalize]\nreorder_secs = 3600\n[normalize.formats.native]\nvendor = \"acme\"\nvouched = true\n",
-            "q.toml",
-        )
-        .unwrap();
-        let line = |id: &str, t: i64, who: &str| {
-            format!(
-                r#"{{"event_id":"{id}","event_time":"{t}","ingest_time":"{t}","source":{{"family":"idp","vendor":"acme","format":"native"}},"category":"login","action":"signin","outcome":"success","principal":{{"id":"{who}","email":"{who}","kind":"human"}},"session":{{"session_id":"S-{who}"}}}}"#,
-                t = Ts(t).to_rfc3339()
-            )
-        };
-        let prov = || Provenance::Kafka {
-            topic: "idp".into(),
-            partition: 0,
-            offset: 0,
-        };
+        let cfg = hold_config(3600);
+        let line = |id: &str, t: i64, who: &str| native_sign_in(id, t, who, true);
+        let prov = idp;
         // who correlate says session `S-{who}` belongs to: known only once the sign-in was processed
         let owner = |p: &mut Pipeline, who: &str| {
             let mut probe =
@@ -1058,24 +1076,10 @@ mod tests {
     /// backlog released every event held for more than the hold before the backlog's earlier records were read.
     #[test]
     fn reading_a_backlog_the_hold_counts_from_each_records_delivery() {
-        const T0: i64 = 1_793_606_400_000;
         const MIN: i64 = 60_000;
-        let cfg = Config::from_str(
-            "[normalize]\nreorder_secs = 3600\nmax_future_skew_secs = 86400\n[normalize.formats.native]\nvendor = \"acme\"\nvouched = true\n",
-            "q.toml",
-        )
-        .unwrap();
-        let line = |id: &str, t: i64| {
-            format!(
-                r#"{{"event_id":"{id}","event_time":"{t}","ingest_time":"{t}","source":{{"family":"idp","vendor":"acme","format":"native"}},"category":"login","action":"signin","outcome":"success","principal":{{"id":"{id}@example.com","kind":"human"}}}}"#,
-                t = Ts(t).to_rfc3339()
-            )
-        };
-        let prov = || Provenance::Kafka {
-            topic: "idp".into(),
-            partition: 0,
-            offset: 0,
-        };
+        let cfg = hold_config(3600);
+        let line = |id: &str, t: i64| native_sign_in(id, t, &format!("{id}@example.com"), false);
+        let prov = idp;
         let mut p = Pipeline::new(&cfg).unwrap();
         let mut out = Vec::new();
         p.delivered_at(Some(Ts(T0)));
@@ -1128,11 +1132,7 @@ mod tests {
         // without delivery times (a replay of files) the processing clock counts
         let mut q = Pipeline::new(&cfg).unwrap();
         assert_eq!(at(&mut q, "a", 0, 0), 1);
-        assert_eq!(
-            at(&mut q, "b", 30, 80),
-            1,
-            "the clock of reading let a out"
-        );
+        assert_eq!(at(&mut q, "b", 30, 80), 1, "the clock of reading let a out");
     }
 
     #[test]
