@@ -208,7 +208,7 @@ pub(crate) async fn dead_letter(
 
 /// Produce each of `decisions` (drained) to the decisions topic (and the OCSF topic), then hand it to
 /// `on_decision` and write its commands to the outbox. A decision the broker refuses as such dead-letters `rec`
-/// (none for decisions of events the reorder hold released while the input was idle: logged and counted only).
+/// (none for decisions of events the reorder hold released while the input was idle: logged only).
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn emit(
     producer: &FutureProducer,
@@ -235,11 +235,13 @@ pub(crate) async fn emit(
             // A decision the broker refuses as such (too large, invalid) must neither stop the engine nor be
             // retried forever after a restart: its record goes to the dead-letter topic, cut to a bounded size.
             Err(RunError::Produce { source, .. }) if refused_as_such(&source) => {
-                report.dead_letters += 1;
-                tracing::error!(decision = %d.decision_id, error = %source, "decision refused by the broker; record dead-lettered");
                 let Some(rec) = rec else {
+                    // released from the reorder hold while the input was idle: no record to dead-letter
+                    tracing::error!(decision = %d.decision_id, error = %source, "decision refused by the broker; dropped");
                     continue;
                 };
+                report.dead_letters += 1;
+                tracing::error!(decision = %d.decision_id, error = %source, "decision refused by the broker; record dead-lettered");
                 let reason = format!("decision {} refused by the broker: {source}", d.decision_id);
                 let source = rec.source();
                 let headers =
