@@ -1080,37 +1080,6 @@ mod tests {
         let cfg = hold_config(3600);
         let line = |id: &str, t: i64| native_sign_in(id, t, &format!("{id}@example.com"), false);
         let prov = idp;
-        let mut p = Pipeline::new(&cfg).unwrap();
-        let mut out = Vec::new();
-        p.delivered_at(Some(Ts(T0)));
-        p.process(line("a", T0).as_bytes(), None, prov(), Ts(T0), &mut out)
-            .unwrap();
-        // read two hours later, delivered half an hour after the first: the first is not due yet
-        p.delivered_at(Some(Ts(T0 + 30 * MIN)));
-        p.process(
-            line("b", T0 + 30 * MIN).as_bytes(),
-            None,
-            prov(),
-            Ts(T0 + 120 * MIN),
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(p.stats.reorder_held, 2, "the backlog's own time holds them");
-        p.delivered_at(Some(Ts(T0 + 61 * MIN)));
-        p.process(
-            line("c", T0 + 61 * MIN).as_bytes(),
-            None,
-            prov(),
-            Ts(T0 + 121 * MIN),
-            &mut out,
-        )
-        .unwrap();
-        assert_eq!(
-            p.stats.reorder_held, 2,
-            "the first is out, an hour after its delivery"
-        );
-        // a record claiming an old timestamp (its producer chose it) holds nothing back, nor lets anything out
-        p.delivered_at(Some(Ts(1)));
         let at = |p: &mut Pipeline, id: &str, t: i64, read: i64| {
             p.process(
                 line(id, T0 + t * MIN).as_bytes(),
@@ -1122,6 +1091,24 @@ mod tests {
             .unwrap();
             p.stats.reorder_held
         };
+        let mut p = Pipeline::new(&cfg).unwrap();
+        p.delivered_at(Some(Ts(T0)));
+        at(&mut p, "a", 0, 0);
+        // read two hours later, delivered half an hour after the first: the first is not due yet
+        p.delivered_at(Some(Ts(T0 + 30 * MIN)));
+        assert_eq!(
+            at(&mut p, "b", 30, 120),
+            2,
+            "the backlog's own time holds them"
+        );
+        p.delivered_at(Some(Ts(T0 + 61 * MIN)));
+        assert_eq!(
+            at(&mut p, "c", 61, 121),
+            2,
+            "the first is out, an hour after its delivery"
+        );
+        // a record claiming an old timestamp (its producer chose it) holds nothing back, nor lets anything out
+        p.delivered_at(Some(Ts(1)));
         assert_eq!(
             at(&mut p, "d", 62, 122),
             3,
