@@ -121,6 +121,30 @@ pub fn render(s: &Sources) -> String {
     );
     counter(
         &mut out,
+        "quench_evidence_rows_total",
+        "Rows the evidence store wrote (events, findings, decisions, commands).",
+        &[("", st.evidence_rows)],
+    );
+    counter(
+        &mut out,
+        "quench_evidence_uploaded_files_total",
+        "Evidence files put into object storage ([evidence] object_store).",
+        &[("", st.evidence_uploaded_files)],
+    );
+    counter(
+        &mut out,
+        "quench_evidence_uploaded_bytes_total",
+        "Bytes of evidence files put into object storage.",
+        &[("", st.evidence_uploaded_bytes)],
+    );
+    counter(
+        &mut out,
+        "quench_evidence_upload_failures_total",
+        "Upload passes to object storage that failed (their files stay on local disk and are tried again).",
+        &[("", st.evidence_upload_failures)],
+    );
+    counter(
+        &mut out,
         "quench_duplicate_events_total",
         "Events dropped as duplicates of one seen within normalize.dedup_window_secs.",
         &[("", st.duplicates)],

@@ -48,6 +48,12 @@ pub struct Stats {
     pub reorder_overflow: u64,
     /// Events in the reorder hold now.
     pub reorder_held: u64,
+    /// The evidence store's counts (rows written, files put into object storage and their bytes, upload passes
+    /// that failed), read from its writer when the stats are published ([`Pipeline::published_stats`]).
+    pub evidence_rows: u64,
+    pub evidence_uploaded_files: u64,
+    pub evidence_uploaded_bytes: u64,
+    pub evidence_upload_failures: u64,
 }
 
 impl Stats {
@@ -74,6 +80,10 @@ impl Stats {
         self.late += other.late;
         self.reorder_overflow += other.reorder_overflow;
         self.reorder_held += other.reorder_held;
+        self.evidence_rows += other.evidence_rows;
+        self.evidence_uploaded_files += other.evidence_uploaded_files;
+        self.evidence_uploaded_bytes += other.evidence_uploaded_bytes;
+        self.evidence_upload_failures += other.evidence_upload_failures;
     }
 }
 
@@ -276,6 +286,19 @@ impl Pipeline {
     }
 
     /// Keep every correlated event, finding and decision in this store from now on.
+    /// The counts to publish: [`Pipeline::stats`] with the evidence store's read from its writer.
+    pub fn published_stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        if let Some(e) = &self.evidence {
+            let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            s.evidence_rows = n(&e.stats.rows);
+            s.evidence_uploaded_files = n(&e.stats.uploaded_files);
+            s.evidence_uploaded_bytes = n(&e.stats.uploaded_bytes);
+            s.evidence_upload_failures = n(&e.stats.upload_failures);
+        }
+        s
+    }
+
     pub fn store_evidence(&mut self, e: crate::evidence::Evidence) {
         self.evidence = Some(e);
     }

@@ -3,16 +3,20 @@
 //! In: the store's directory (`[evidence] dir`) and one SQL statement. Out: the result as a table, JSON Lines, CSV
 //! or a Parquet file. State: none; the store is only read. The tables are `events`, `findings`, `decisions` and
 //! `commands`, each with the extra column `hour` (`'2026-11-29T18'`, the hour folder), which prunes files when a
-//! query filters on it. `quench query` runs this binary; it is its own crate so that DataFusion stays out of the
+//! query filters on it. Hours the engine moved to object storage are read there, with the rest (see
+//! `quench::evidence::remote`). `quench query` runs this binary; it is its own crate so that DataFusion stays out of the
 //! engine's and the demo's build.
 
 use arrow::record_batch::RecordBatch;
 use clap::{Parser, ValueEnum};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::ListingOptions;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
+use quench::evidence::remote;
 use quench::evidence::tables::TableKind;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -53,6 +57,8 @@ enum QueryError {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("{0}")]
     Parquet(#[from] parquet::errors::ParquetError),
+    #[error("{0}")]
+    Store(#[from] quench::evidence::EvidenceError),
     #[error("{path:?}: {source}")]
     Io {
         path: PathBuf,
@@ -64,38 +70,87 @@ enum QueryError {
     NoStore(PathBuf),
 }
 
-/// Register the four tables of the store at `dir` (a missing table is an empty one with its schema).
+/// The parquet listing of one table's folder(s) on one object store, with its `hour` partition column.
+fn listing(t: TableKind, urls: Vec<ListingTableUrl>) -> Result<Arc<ListingTable>, QueryError> {
+    let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(vec![("hour".to_string(), DataType::Utf8)]);
+    let cfg = ListingTableConfig::new_with_multi_paths(urls)
+        .with_listing_options(opts)
+        .with_schema(t.schema());
+    Ok(Arc::new(ListingTable::try_new(cfg)?))
+}
+
+fn dir_url(path: &Path) -> Result<ListingTableUrl, QueryError> {
+    let abs = path.canonicalize().map_err(|source| QueryError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(ListingTableUrl::parse(format!("{}/", abs.display()))?)
+}
+
+/// Register the four tables of the store at `dir` (a missing table is an empty one with its schema). A table
+/// reads its folder, the files waiting under `_upload/` for object storage, and, when the directory names object
+/// storage (`object_store.json`), the hours kept there: one listing per place, joined by `UNION ALL`.
 async fn context(dir: &Path) -> Result<SessionContext, QueryError> {
     let ctx = SessionContext::new();
-    if !TableKind::ALL.iter().any(|t| dir.join(t.name()).is_dir()) {
+    let remote = remote::marked(dir)?;
+    let has_table = |t: &TableKind| {
+        dir.join(t.name()).is_dir() || dir.join(remote::UPLOAD).join(t.name()).is_dir()
+    };
+    if remote.is_none() && !TableKind::ALL.iter().any(has_table) {
         return Err(QueryError::NoStore(dir.to_path_buf()));
     }
+    if let Some(url) = &remote {
+        let (store, _) = remote::client(url)?;
+        let base = ListingTableUrl::parse(url)?;
+        ctx.register_object_store(base.object_store().as_ref(), store);
+    }
     for t in TableKind::ALL {
-        let path = dir.join(t.name());
-        if path.is_dir() {
-            let opts = ListingOptions::new(Arc::new(ParquetFormat::default()))
-                .with_file_extension(".parquet")
-                .with_table_partition_cols(vec![("hour".to_string(), DataType::Utf8)]);
-            let url = format!(
-                "{}/",
-                path.canonicalize()
-                    .map_err(|source| QueryError::Io {
-                        path: path.clone(),
-                        source
-                    })?
-                    .display()
-            );
-            ctx.register_listing_table(t.name(), &url, opts, Some(t.schema()), None)
+        let mut parts: Vec<Arc<ListingTable>> = Vec::new();
+        let local: Vec<ListingTableUrl> =
+            [dir.join(t.name()), dir.join(remote::UPLOAD).join(t.name())]
+                .iter()
+                .filter(|p| p.is_dir())
+                .map(|p| dir_url(p))
+                .collect::<Result<_, _>>()?;
+        if !local.is_empty() {
+            parts.push(listing(t, local)?);
+        }
+        if let Some(url) = &remote {
+            let u = ListingTableUrl::parse(format!("{}/{}/", url.trim_end_matches('/'), t.name()))?;
+            parts.push(listing(t, vec![u])?);
+        }
+        match parts.len() {
+            0 => {
+                let mut fields: Vec<_> = t.schema().fields().iter().cloned().collect();
+                fields.push(Arc::new(arrow::datatypes::Field::new(
+                    "hour",
+                    DataType::Utf8,
+                    false,
+                )));
+                let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+                ctx.register_table(t.name(), Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+            }
+            1 => {
+                if let Some(p) = parts.pop() {
+                    ctx.register_table(t.name(), p)?;
+                }
+            }
+            _ => {
+                let mut selects = Vec::new();
+                for (i, p) in parts.into_iter().enumerate() {
+                    let name = format!("{}__{i}", t.name());
+                    ctx.register_table(name.as_str(), p)?;
+                    selects.push(format!("SELECT * FROM {name}"));
+                }
+                ctx.sql(&format!(
+                    "CREATE VIEW {} AS {}",
+                    t.name(),
+                    selects.join(" UNION ALL ")
+                ))
                 .await?;
-        } else {
-            let mut fields: Vec<_> = t.schema().fields().iter().cloned().collect();
-            fields.push(Arc::new(arrow::datatypes::Field::new(
-                "hour",
-                DataType::Utf8,
-                false,
-            )));
-            let schema = Arc::new(arrow::datatypes::Schema::new(fields));
-            ctx.register_table(t.name(), Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
+            }
         }
     }
     Ok(ctx)
@@ -248,6 +303,14 @@ mod tests {
     use quench::event::{Category, Family, SessionEvent, SourceInfo, Text, Ts};
     use quench::evidence::{Evidence, EvidenceConfig};
 
+    /// The answer to `sql` as the printed table.
+    async fn table_text(dir: &Path, sql: &str) -> String {
+        let b = query(dir, sql).await.unwrap();
+        arrow::util::pretty::pretty_format_batches(&b)
+            .unwrap()
+            .to_string()
+    }
+
     fn ev(id: &str, who: &str, t: i64) -> SessionEvent<'static> {
         let mut e = SessionEvent::new(
             SourceInfo {
@@ -276,32 +339,20 @@ mod tests {
             e.event(&ev(&format!("e{i}"), who, *t));
         }
         e.close(None).unwrap();
-        let b = query(&dir, "SELECT principal, count(*) AS n, max(event_time) AS last FROM events GROUP BY principal ORDER BY principal").await.unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&b)
-            .unwrap()
-            .to_string();
+        let text = table_text(&dir, "SELECT principal, count(*) AS n, max(event_time) AS last FROM events GROUP BY principal ORDER BY principal").await;
         assert!(
             text.contains("| a@x       | 2 | 2026-01-01T01:00:00Z"),
             "{text}"
         );
         assert!(text.contains("| b@x       | 1 |"), "{text}");
-        let b = query(
+        let text = table_text(
             &dir,
             "SELECT count(*) AS n FROM events WHERE hour = '2026-01-01T01'",
         )
-        .await
-        .unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&b)
-            .unwrap()
-            .to_string();
+        .await;
         assert!(text.contains("| 1 |"), "{text}");
         // a table nothing was written to is empty, not an error
-        let b = query(&dir, "SELECT count(*) AS n FROM commands")
-            .await
-            .unwrap();
-        let text = arrow::util::pretty::pretty_format_batches(&b)
-            .unwrap()
-            .to_string();
+        let text = table_text(&dir, "SELECT count(*) AS n FROM commands").await;
         assert!(text.contains("| 0 |"), "{text}");
         let mut out = Vec::new();
         write(
@@ -364,5 +415,52 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.to_string().contains("not an evidence store"), "{e}");
+    }
+
+    /// Hours in three places (the table's folder, `_upload/` waiting for object storage, object storage itself)
+    /// are one table to SQL, and the hour still prunes.
+    #[tokio::test]
+    async fn sql_reads_the_hours_moved_to_object_storage_with_the_local_ones() {
+        let base = std::env::temp_dir().join(format!("quench-q-remote-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let (dir, remote) = (base.join("store"), base.join("remote"));
+        let cfg = EvidenceConfig {
+            compact_after_hours: 1,
+            object_store: Some(format!("file://{}", remote.display())),
+            ..EvidenceConfig::default()
+        };
+        let t0 = 1_767_225_600_000; // 2026-01-01T00:00Z
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        e.event(&ev("e0", "a@x", t0));
+        e.event(&ev("e1", "a@x", t0 + 3_600_000));
+        e.event(&ev("e2", "b@x", t0 + 5 * 3_600_000));
+        e.flush(Some(quench::event::Ts(t0 + 5 * 3_600_000)))
+            .unwrap();
+        e.close(None).unwrap();
+        assert!(remote.join("events/hour=2026-01-01T00").is_dir());
+        assert!(dir.join("events/hour=2026-01-01T05").is_dir());
+        // one moved file waits locally, as after a failed upload
+        let waiting = dir.join("_upload/events/hour=2026-01-01T01");
+        std::fs::create_dir_all(&waiting).unwrap();
+        let up = remote.join("events/hour=2026-01-01T01");
+        for f in std::fs::read_dir(&up).unwrap().flatten() {
+            std::fs::rename(f.path(), waiting.join(f.file_name())).unwrap();
+        }
+        let b = query(&dir, "SELECT event_id, hour FROM events ORDER BY event_id")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        write(&b, Format::Csv, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "event_id,hour\ne0,2026-01-01T00\ne1,2026-01-01T01\ne2,2026-01-01T05\n"
+        );
+        let text = table_text(
+            &dir,
+            "SELECT count(*) AS n FROM events WHERE hour = '2026-01-01T00'",
+        )
+        .await;
+        assert!(text.contains("| 1 |"), "{text}");
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -23,6 +23,7 @@
 //! push forward) are deleted.
 
 pub mod read;
+pub mod remote;
 pub mod tables;
 
 use crate::event::{SessionEvent, Ts};
@@ -53,8 +54,16 @@ pub struct EvidenceConfig {
     pub queue_batches: usize,
     /// Hours of event time after which an hour's files are merged into one. Default 3.
     pub compact_after_hours: u64,
-    /// Days an hour is kept (by the pipeline's clock). 0 keeps everything. Default 90.
+    /// Days an hour is kept (by the pipeline's clock), locally and in object storage. 0 keeps everything.
+    /// Default 90.
     pub retention_days: u64,
+    /// Object storage that compacted hours move to, leaving the local directory only the last
+    /// `compact_after_hours`: `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (also `s3a`,
+    /// `adl`, `azure`, `abfs[s]`, an `https://` S3, GCS or Azure endpoint) or `file:///path` (a mounted share).
+    /// Credentials and endpoint come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    /// `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, …).
+    /// Needs the `object-store` cargo feature. Default: none (everything stays in `dir`).
+    pub object_store: Option<String>,
 }
 
 impl Default for EvidenceConfig {
@@ -65,6 +74,7 @@ impl Default for EvidenceConfig {
             queue_batches: 8,
             compact_after_hours: 3,
             retention_days: 90,
+            object_store: None,
         }
     }
 }
@@ -91,6 +101,13 @@ impl EvidenceConfig {
                 self.queue_batches,
                 "allowed: 1 to 1024",
             ));
+        }
+        if let Some(url) = &self.object_store {
+            remote::check_url(url).map_err(|why| ConfigError {
+                key: "evidence.object_store",
+                value: url.clone(),
+                why,
+            })?;
         }
         Ok(())
     }
@@ -124,6 +141,8 @@ pub enum EvidenceError {
     Writer(String),
     #[error("evidence store: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("evidence store's object storage {url}: {why}")]
+    Remote { url: String, why: String },
     #[error("evidence store {0:?} is being written by another process (its lock file is held); one writer per store")]
     Locked(PathBuf),
 }
@@ -171,6 +190,10 @@ pub struct EvidenceStats {
     pub files: std::sync::atomic::AtomicU64,
     pub compacted: std::sync::atomic::AtomicU64,
     pub expired_hours: std::sync::atomic::AtomicU64,
+    /// Files put into object storage, their bytes, and passes that failed (their files stay local).
+    pub uploaded_files: std::sync::atomic::AtomicU64,
+    pub uploaded_bytes: std::sync::atomic::AtomicU64,
+    pub upload_failures: std::sync::atomic::AtomicU64,
 }
 
 /// Events go to the writer in chunks of this many rows (at most `batch_rows`): small enough that the buffers
@@ -236,10 +259,24 @@ impl Evidence {
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
         recover_compactions(dir)?;
+        let stats = Arc::new(EvidenceStats::default());
+        let retention_ms = (cfg.retention_days as i64).saturating_mul(86_400_000);
+        let upload = match &cfg.object_store {
+            Some(url) => {
+                let r = remote::Remote::open(url)?;
+                remote::mark(dir, url)?;
+                Some(remote::Uploader::start(
+                    r,
+                    dir,
+                    retention_ms,
+                    stats.clone(),
+                )?)
+            }
+            None => None,
+        };
         let (tx, rx) = sync_channel(cfg.queue_batches);
         // the writer never waits on this: a buffer that finds it full is dropped
         let (spare_tx, spare) = sync_channel(4);
-        let stats = Arc::new(EvidenceStats::default());
         let mut w = Writer {
             dir: dir.to_path_buf(),
             open: HashMap::new(),
@@ -248,7 +285,8 @@ impl Evidence {
             seq: 0,
             batch_rows: cfg.batch_rows,
             compact_after_ms: (cfg.compact_after_hours as i64).saturating_mul(3_600_000),
-            retention_ms: (cfg.retention_days as i64).saturating_mul(86_400_000),
+            retention_ms,
+            upload,
             error: None,
             stats: stats.clone(),
             newest: BTreeMap::new(),
@@ -456,13 +494,15 @@ const PENDING: &str = "_pending";
 /// The list of files a publish is moving, written before the first move and removed after the last.
 const MANIFEST: &str = "publishing.json";
 
-/// A pending file's name as saved in state: `table/hour=…/part-….parquet`, nothing that climbs out.
+/// A stored file's name relative to the store's root (a pending file's as saved in state, an object's under the
+/// object storage's prefix): `table/hour=…/part-….parquet`, nothing that climbs out.
 fn safe_name(name: &str) -> bool {
     let parts: Vec<&str> = name.split('/').collect();
     parts.len() == 3
         && TableKind::ALL.iter().any(|t| t.name() == parts[0])
         && hour_of_dir(parts[1]).is_some()
         && parts[2].ends_with(".parquet")
+        && !parts[2].starts_with('.')
         && !parts[2].contains("..")
 }
 
@@ -534,6 +574,8 @@ struct Writer {
     batch_rows: usize,
     compact_after_ms: i64,
     retention_ms: i64,
+    /// With object storage: the thread that takes compacted hours there.
+    upload: Option<remote::Uploader>,
     error: Option<String>,
     stats: Arc<EvidenceStats>,
     /// Newest hour with rows per table (for compaction).
@@ -584,6 +626,9 @@ impl Writer {
         }
         // the pipeline went away without sealing: what is open stays pending (a restart decides its fate)
         let _ = self.seal_all();
+        if let Some(u) = self.upload.take() {
+            u.stop();
+        }
     }
 
     /// Write one batch; the first failure is kept for the next seal (and nothing more is written until then).
@@ -767,37 +812,86 @@ impl Writer {
         Ok(())
     }
 
-    /// Compact closed hours and delete expired ones.
+    /// Compact closed hours and delete expired ones; with object storage, hand compacted hours to the uploader.
     fn maintain(&mut self, clock: Ts) -> Result<(), EvidenceError> {
         for t in TableKind::ALL {
-            let root = self.dir.join(t.name());
-            let Ok(rd) = std::fs::read_dir(&root) else {
-                continue;
-            };
-            let mut hours: Vec<(Ts, PathBuf)> = Vec::new();
-            for e in rd.flatten() {
-                if let Some(h) = e.file_name().to_str().and_then(hour_of_dir) {
-                    hours.push((h, e.path()));
-                }
-            }
-            for (h, path) in hours {
-                if self.retention_ms > 0 && h.0 + 3_600_000 + self.retention_ms < clock.0 {
+            for (h, path) in hour_dirs(&self.dir.join(t.name())) {
+                if self.expired(h, clock) {
                     std::fs::remove_dir_all(&path).map_err(io(&path))?;
                     self.stats
                         .expired_hours
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 } else if h.0 + 3_600_000 + self.compact_after_ms <= clock.0
                     && !self.open.keys().any(|(tt, oh)| *tt == t && *oh == h.0)
-                    && compact(&path, t, self.batch_rows, &self.run)?
                 {
-                    self.stats
-                        .compacted
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if compact(&path, t, self.batch_rows, &self.run)? {
+                        self.stats
+                            .compacted
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if self.upload.is_some() {
+                        self.hand_over(t, &path)?;
+                    }
+                }
+            }
+            // files waiting for an upload that has not come expire as well
+            for (h, path) in hour_dirs(&self.dir.join(remote::UPLOAD).join(t.name())) {
+                if self.expired(h, clock) {
+                    std::fs::remove_dir_all(&path).map_err(io(&path))?;
                 }
             }
         }
+        if let Some(u) = &self.upload {
+            u.nudge(Some(clock));
+        }
         Ok(())
     }
+
+    fn expired(&self, hour: Ts, clock: Ts) -> bool {
+        self.retention_ms > 0 && hour.0 + 3_600_000 + self.retention_ms < clock.0
+    }
+
+    /// Move a compacted hour's files under `_upload/` for the uploader (each move is one rename, so a crash leaves
+    /// every file whole in one place or the other, and readers read both).
+    fn hand_over(&mut self, t: TableKind, hour: &Path) -> Result<(), EvidenceError> {
+        let Some(name) = hour.file_name() else {
+            return Ok(());
+        };
+        let to_dir = self.dir.join(remote::UPLOAD).join(t.name()).join(name);
+        let mut moved = false;
+        for e in std::fs::read_dir(hour).map_err(io(hour))?.flatten() {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "parquet") {
+                continue;
+            }
+            if !moved {
+                std::fs::create_dir_all(&to_dir).map_err(io(&to_dir))?;
+            }
+            std::fs::rename(&p, to_dir.join(e.file_name())).map_err(io(&p))?;
+            moved = true;
+        }
+        if moved {
+            File::open(&to_dir)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&to_dir))?;
+        }
+        // the hour's folder goes once empty (its name comes back with any late row)
+        let _ = std::fs::remove_dir(hour);
+        Ok(())
+    }
+}
+
+/// The `hour=…` folders directly under `root`, with their start (none when `root` is missing).
+fn hour_dirs(root: &Path) -> Vec<(Ts, PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let h = e.file_name().to_str().and_then(hour_of_dir)?;
+            Some((h, e.path()))
+        })
+        .collect()
 }
 
 /// A compaction's journal: the files merged into `output`.
@@ -835,7 +929,7 @@ fn compact(dir: &Path, t: TableKind, rows: usize, run: &str) -> Result<bool, Evi
             }
         })?;
         for p in &inputs {
-            for b in read::batches_of(p)? {
+            for b in read::local_batches(p)? {
                 w.write(&b).map_err(|source| EvidenceError::Parquet {
                     path: tmp.clone(),
                     source,
@@ -1132,6 +1226,152 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A `file://` object store in a fresh folder (the same client code as S3's, on a mounted share).
+    #[cfg(feature = "object-store")]
+    fn remote_cfg(remote: &Path) -> EvidenceConfig {
+        EvidenceConfig {
+            compact_after_hours: 1,
+            object_store: Some(format!("file://{}", remote.join("bucket/quench").display())),
+            ..EvidenceConfig::default()
+        }
+    }
+
+    #[cfg(feature = "object-store")]
+    fn files_under(root: &Path) -> Vec<String> {
+        walk(root)
+            .unwrap()
+            .iter()
+            .filter_map(|p| p.strip_prefix(root).ok()?.to_str().map(String::from))
+            .collect()
+    }
+
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn compacted_hours_move_to_object_storage_and_are_read_back_from_there() {
+        let (dir, remote) = (tmp(), tmp());
+        let cfg = remote_cfg(&remote);
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        for (i, t) in [T0, T0 + 1, T0 + H, T0 + 5 * H].iter().enumerate() {
+            e.event(&ev(&format!("e{i}"), *t));
+            e.flush(None).unwrap();
+        }
+        // hours 0 and 1 are closed by the clock (1 h + compact_after_hours behind it); hour 5 is not
+        e.flush(Some(Ts(T0 + 5 * H + 1))).unwrap();
+        e.close(None).unwrap();
+        let up = files_under(&remote.join("bucket/quench"));
+        assert_eq!(up.len(), 2, "{up:?}");
+        assert!(
+            up[0].starts_with("events/hour=2026-01-01T00/compact-"),
+            "{up:?}"
+        );
+        assert!(
+            up[1].starts_with("events/hour=2026-01-01T01/part-"),
+            "{up:?}"
+        );
+        // only the open hour stays local, and nothing waits
+        assert!(!dir.join("events/hour=2026-01-01T00").exists());
+        assert!(dir.join("events/hour=2026-01-01T05").is_dir());
+        assert!(files_under(&dir.join(remote::UPLOAD)).is_empty());
+        assert_eq!(ids(&dir), ["e0", "e1", "e2", "e3"]);
+        assert_eq!(
+            remote::marked(&dir).unwrap().as_deref(),
+            cfg.object_store.as_deref()
+        );
+        // a late row for a hour already moved is kept, and follows it
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        e.recover(&[]).unwrap();
+        e.event(&ev("late", T0 + 2));
+        e.flush(Some(Ts(T0 + 5 * H + 2))).unwrap();
+        let stats = e.stats.clone();
+        e.close(None).unwrap();
+        assert_eq!(
+            stats
+                .uploaded_files
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(ids(&dir), ["e0", "e1", "e2", "e3", "late"]);
+        // the same directory with another bucket would hide what the first holds: refused by name
+        let other = EvidenceConfig {
+            object_store: Some(format!("file://{}", remote.join("other").display())),
+            ..cfg
+        };
+        let err = Evidence::open(&other, &dir).err().unwrap().to_string();
+        assert!(err.contains("already keeps its hours in"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&remote);
+    }
+
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn an_unreachable_object_store_keeps_the_files_local_until_it_answers() {
+        let (dir, remote) = (tmp(), tmp());
+        // a file where the bucket's folder should be: every put fails
+        std::fs::create_dir_all(&remote).unwrap();
+        std::fs::write(remote.join("bucket"), b"not a folder").unwrap();
+        let cfg = remote_cfg(&remote);
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        e.event(&ev("a", T0));
+        e.event(&ev("b", T0 + 3 * H));
+        e.flush(Some(Ts(T0 + 3 * H))).unwrap();
+        let stats = e.stats.clone();
+        e.close(None).unwrap();
+        assert!(
+            stats
+                .upload_failures
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 1
+        );
+        assert_eq!(files_under(&dir.join(remote::UPLOAD)).len(), 1);
+        // a reader that cannot list the object storage says so, rather than answer with part of the store
+        let err = read::table(&dir, TableKind::Events, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("object storage file://"), "{err}");
+        // the store answers again: the next start's first pass puts what waited
+        std::fs::remove_file(remote.join("bucket")).unwrap();
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        e.flush(Some(Ts(T0 + 3 * H))).unwrap();
+        e.close(None).unwrap();
+        assert!(files_under(&dir.join(remote::UPLOAD)).is_empty());
+        assert_eq!(files_under(&remote.join("bucket/quench")).len(), 1);
+        assert_eq!(ids(&dir), ["a", "b"]);
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&remote);
+    }
+
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn hours_past_retention_are_deleted_from_object_storage_too() {
+        let (dir, remote) = (tmp(), tmp());
+        let cfg = EvidenceConfig {
+            retention_days: 1,
+            ..remote_cfg(&remote)
+        };
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        e.event(&ev("old", T0));
+        e.event(&ev("new", T0 + 30 * H));
+        e.flush(Some(Ts(T0 + 3 * H))).unwrap();
+        e.close(None).unwrap();
+        assert_eq!(files_under(&remote.join("bucket/quench")).len(), 1);
+        assert_eq!(ids(&dir), ["new", "old"]);
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        e.flush(Some(Ts(T0 + 26 * H))).unwrap();
+        let stats = e.stats.clone();
+        e.close(None).unwrap();
+        assert!(files_under(&remote.join("bucket/quench")).is_empty());
+        assert!(
+            stats
+                .expired_hours
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 1
+        );
+        assert_eq!(ids(&dir), ["new"]);
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&remote);
+    }
+
     #[test]
     fn a_compaction_cut_short_after_its_journal_is_finished_on_open() {
         let dir = tmp();
@@ -1155,7 +1395,7 @@ mod tests {
         )
         .unwrap();
         for i in &inputs {
-            for b in read::batches_of(&hour.join(i)).unwrap() {
+            for b in read::local_batches(&hour.join(i)).unwrap() {
                 w.write(&b).unwrap();
             }
         }

@@ -136,7 +136,7 @@ fn commit_and_publish(
         Err(e) => tracing::warn!(error = %e, "offset commit failed; will retry"),
     }
     if let Some(tx) = stats {
-        tx.send_replace(pipeline.stats.clone());
+        tx.send_replace(pipeline.published_stats());
     }
     Ok(())
 }
@@ -545,7 +545,7 @@ pub async fn run(
         );
     }
     if let Some(tx) = &opts.stats {
-        tx.send_replace(pipeline.stats.clone());
+        tx.send_replace(pipeline.published_stats());
     }
     // The keyed topology's first stage: start with the links every instance has shared, then keep taking them.
     let links = match &opts.route_to {
@@ -618,14 +618,14 @@ pub async fn run(
                         last_commit = Instant::now();
                     }
                     if let Some(tx) = &opts.stats {
-                        tx.send_replace(pipeline.stats.clone());
+                        tx.send_replace(pipeline.published_stats());
                     }
                 } else if dirty {
                     commit_and_publish(&consumer, opts.stats.as_ref(), pipeline)?;
                     dirty = false;
                     last_commit = Instant::now();
                 } else if let Some(tx) = &opts.stats {
-                    tx.send_replace(pipeline.stats.clone());
+                    tx.send_replace(pipeline.published_stats());
                 }
                 continue;
             }
@@ -755,7 +755,7 @@ pub async fn run(
     }
     inflight.settle(&consumer, true).await?;
     if let Some(tx) = &opts.stats {
-        tx.send_replace(pipeline.stats.clone());
+        tx.send_replace(pipeline.published_stats());
     }
     if let (Some((store, _)), true) = (&opts.state, stored_any) {
         checkpoint(

@@ -17,6 +17,7 @@ mod guardrails;
 mod kafka_demo;
 mod keyed;
 mod metrics;
+mod object_store;
 mod outbox_dead_letter;
 mod outbox_restart;
 mod replay;

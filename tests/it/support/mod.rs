@@ -19,6 +19,7 @@ pub mod decisions;
 pub mod events;
 pub mod http;
 pub mod kafka;
+pub mod moto;
 pub mod tansu;
 pub use decisions::*;
 pub use events::*;
