@@ -14,6 +14,9 @@
 //! its start (consumer group join included) to its last record; the plain consumer's time to its first record is
 //! printed so the join can be told apart.
 //!
+//! `BENCH_STORE=DIR` runs the single-instance loop a second time keeping the evidence store in DIR (emptied first;
+//! `BENCH_OBJECT_STORE=URL` adds its object storage), and prints its cost; `BENCH_SINGLE_ONLY=1` stops after it.
+//!
 //! Last, the keyed detect stage alone, without the broker, on one and on two threads (`BENCH_DETECT_ONLY=1` runs
 //! only that; `BENCH_KEYED_PARTITIONS=N` sets its keyed partitions, default 4), and what a snapshot of every
 //! partition's state costs after it (the keyed topology's changelog: its bytes and the time to write them).
@@ -241,6 +244,52 @@ async fn run(
         r.run.records,
         r.run.decisions
     );
+
+    // the single-instance loop again, keeping the evidence (`BENCH_STORE=DIR`, with `BENCH_OBJECT_STORE=URL` its
+    // object storage); the store is opened as `quench run` opens it
+    if let Some(dir) = std::env::var_os("BENCH_STORE") {
+        let dir = std::path::PathBuf::from(dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        let k = kafka(bootstrap, "bench-single-store");
+        let mut cfg = quench::config::Config {
+            kafka: Some(k.clone()),
+            ..base.clone()
+        };
+        cfg.evidence.dir = Some(dir.clone());
+        cfg.evidence.object_store = std::env::var("BENCH_OBJECT_STORE").ok();
+        cfg.evidence.validate()?;
+        let mut p = quench::pipeline::Pipeline::new(&cfg)?;
+        p.store_evidence(quench::evidence::Evidence::open(&cfg.evidence, &dir)?);
+        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+        let t = Instant::now();
+        let r = quench::runtime::run_kafka(
+            &k,
+            &mut p,
+            &dispatcher()?,
+            quench::runtime::RunOptions {
+                stop_at_end: true,
+                ..Default::default()
+            },
+            stop_rx,
+            |_| {},
+        )
+        .await?;
+        let secs = t.elapsed().as_secs_f64();
+        let st = p.published_stats();
+        p.close_evidence()?;
+        println!(
+            "quench run, with the store:    {secs:6.2} s  {:9.0} records/s  ({} records, {} decisions; {:.2}x the time without; {} rows, {} files uploaded)",
+            rate(secs),
+            r.run.records,
+            r.run.decisions,
+            secs / single,
+            st.evidence_rows,
+            st.evidence_uploaded_files,
+        );
+    }
+    if std::env::var_os("BENCH_SINGLE_ONLY").is_some() {
+        return Ok(());
+    }
 
     // the keyed topology, one and two instances
     let batched = std::env::var_os("BENCH_BATCHED").is_some();

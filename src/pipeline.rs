@@ -285,7 +285,6 @@ impl Pipeline {
         self.ended.drain(..)
     }
 
-    /// Keep every correlated event, finding and decision in this store from now on.
     /// The counts to publish: [`Pipeline::stats`] with the evidence store's read from its writer.
     pub fn published_stats(&self) -> Stats {
         let mut s = self.stats.clone();
@@ -299,6 +298,7 @@ impl Pipeline {
         s
     }
 
+    /// Keep every correlated event, finding and decision in this store from now on.
     pub fn store_evidence(&mut self, e: crate::evidence::Evidence) {
         self.evidence = Some(e);
     }

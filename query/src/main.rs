@@ -89,6 +89,16 @@ fn dir_url(path: &Path) -> Result<ListingTableUrl, QueryError> {
     Ok(ListingTableUrl::parse(format!("{}/", abs.display()))?)
 }
 
+/// The name the store's object storage client is registered under in DataFusion.
+const REMOTE_URL: &str = "quench-remote://store/";
+
+fn remote_err(url: &str, e: impl std::fmt::Display) -> quench::evidence::EvidenceError {
+    quench::evidence::EvidenceError::Remote {
+        url: url.to_string(),
+        why: e.to_string(),
+    }
+}
+
 /// Register the four tables of the store at `dir` (a missing table is an empty one with its schema). A table
 /// reads its folder, the files waiting under `_upload/` for object storage, and, when the directory names object
 /// storage (`object_store.json`), the hours kept there: one listing per place, joined by `UNION ALL`.
@@ -101,10 +111,26 @@ async fn context(dir: &Path) -> Result<SessionContext, QueryError> {
     if remote.is_none() && !TableKind::ALL.iter().any(has_table) {
         return Err(QueryError::NoStore(dir.to_path_buf()));
     }
-    if let Some(url) = &remote {
-        let (store, _) = remote::client(url)?;
-        let base = ListingTableUrl::parse(url)?;
+    // the client is registered under a name of its own, and listed by the objects' path (the prefix after the
+    // bucket or container), so that every scheme's URL means the same objects to DataFusion as to the engine
+    let mut remote_root = None;
+    if let Some(m) = &remote {
+        let (store, prefix) = remote::client(&m.url)?;
+        if let Some(c) = remote::owner(store.as_ref(), &prefix)
+            .await
+            .map_err(|e| QueryError::Store(remote_err(&m.url, e)))?
+        {
+            if c != m.id {
+                return Err(QueryError::Store(remote::not_owner(&m.url, &c, &m.id)));
+            }
+        }
+        let base = ListingTableUrl::parse(REMOTE_URL)?;
         ctx.register_object_store(base.object_store().as_ref(), store);
+        remote_root = Some(if prefix.as_ref().is_empty() {
+            REMOTE_URL.to_string()
+        } else {
+            format!("{REMOTE_URL}{}/", prefix.as_ref())
+        });
     }
     for t in TableKind::ALL {
         let mut parts: Vec<Arc<ListingTable>> = Vec::new();
@@ -117,8 +143,8 @@ async fn context(dir: &Path) -> Result<SessionContext, QueryError> {
         if !local.is_empty() {
             parts.push(listing(t, local)?);
         }
-        if let Some(url) = &remote {
-            let u = ListingTableUrl::parse(format!("{}/{}/", url.trim_end_matches('/'), t.name()))?;
+        if let Some(root) = &remote_root {
+            let u = ListingTableUrl::parse(format!("{root}{}/", t.name()))?;
             parts.push(listing(t, vec![u])?);
         }
         match parts.len() {

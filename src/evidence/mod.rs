@@ -263,10 +263,10 @@ impl Evidence {
         let retention_ms = (cfg.retention_days as i64).saturating_mul(86_400_000);
         let upload = match &cfg.object_store {
             Some(url) => {
-                let r = remote::Remote::open(url)?;
-                remote::mark(dir, url)?;
+                let m = remote::mark(dir, url)?;
                 Some(remote::Uploader::start(
-                    r,
+                    remote::Remote::open(url)?,
+                    m.id,
                     dir,
                     retention_ms,
                     stats.clone(),
@@ -834,10 +834,17 @@ impl Writer {
                     }
                 }
             }
-            // files waiting for an upload that has not come expire as well
+            // files waiting for an upload that has not come expire as well; the uploader deletes files only, so
+            // the folders it emptied go here (the writer alone creates and removes them: no race with a move)
             for (h, path) in hour_dirs(&self.dir.join(remote::UPLOAD).join(t.name())) {
                 if self.expired(h, clock) {
-                    std::fs::remove_dir_all(&path).map_err(io(&path))?;
+                    match std::fs::remove_dir_all(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(&path)(e)),
+                    }
+                } else {
+                    let _ = std::fs::remove_dir(&path);
                 }
             }
         }
@@ -1242,6 +1249,7 @@ mod tests {
             .unwrap()
             .iter()
             .filter_map(|p| p.strip_prefix(root).ok()?.to_str().map(String::from))
+            .filter(|n| n.ends_with(".parquet"))
             .collect()
     }
 
@@ -1274,8 +1282,8 @@ mod tests {
         assert!(files_under(&dir.join(remote::UPLOAD)).is_empty());
         assert_eq!(ids(&dir), ["e0", "e1", "e2", "e3"]);
         assert_eq!(
-            remote::marked(&dir).unwrap().as_deref(),
-            cfg.object_store.as_deref()
+            remote::marked(&dir).unwrap().map(|m| m.url),
+            cfg.object_store.clone()
         );
         // a late row for a hour already moved is kept, and follows it
         let mut e = Evidence::open(&cfg, &dir).unwrap();
@@ -1339,6 +1347,33 @@ mod tests {
         assert_eq!(ids(&dir), ["a", "b"]);
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_dir_all(&remote);
+    }
+
+    /// Found by an outside review: a second directory pointed at the same URL (a test replay run with
+    /// production's configuration) uploaded into production's prefix, and every reader counted rows twice.
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn a_second_store_on_a_claimed_prefix_uploads_nothing_and_its_readers_refuse_it() {
+        let (first, second, remote) = (tmp(), tmp(), tmp());
+        let cfg = remote_cfg(&remote);
+        for dir in [&first, &second] {
+            let mut e = Evidence::open(&cfg, dir).unwrap();
+            e.event(&ev("x", T0));
+            e.flush(Some(Ts(T0 + 3 * H))).unwrap();
+            e.close(None).unwrap();
+        }
+        assert_eq!(files_under(&remote.join("bucket/quench")).len(), 1);
+        assert!(remote.join("bucket/quench").join(remote::OWNER).is_file());
+        assert_eq!(files_under(&second.join(remote::UPLOAD)).len(), 1);
+        assert_eq!(ids(&first), ["x"]);
+        let err = read::table(&second, TableKind::Events, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("belongs to another evidence store"), "{err}");
+        for d in [&first, &second, &remote] {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 
     #[cfg(feature = "object-store")]

@@ -9,20 +9,26 @@
 //! thread, a one-worker tokio runtime and the store's client, the newest clock it was given and the last clock hour
 //! whose retention it applied; nothing in the pipeline's thread.
 //!
-//! An upload is a single `PUT` of a whole file, which object stores make visible all at once. A file stays in
-//! `_upload/` until its upload succeeded, so a failure or a crash loses nothing: the next pass (every nudge, and
-//! every 30 s after a failure) puts it again under the same name. Readers read `_upload/` and the remote together
-//! and read a name found in both once. The URL goes into `DIR/object_store.json` when the store opens, so that
-//! `quench query`, `session`, `explain` and `backtest` find the remote hours from the directory alone; a store that
-//! already names another URL is refused. Credentials and endpoints come from the environment, as the vendors' own
-//! tools read them (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`,
-//! `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, …); none is ever written to the store.
+//! An upload is one `PUT` (or, past 8 MiB, a multipart upload), which object stores make visible all at once. A
+//! file stays in `_upload/` until its upload succeeded, so a failure or a crash loses nothing: the next pass (every
+//! nudge, and every 30 s after a failure) puts it again under the same name; a file that keeps failing does not
+//! hold up the others. Only the writer creates and removes `_upload/` folders; the uploader deletes files only.
+//!
+//! One prefix belongs to one store: the directory's `object_store.json` names the URL and a random store id, and
+//! the first upload claims the prefix by writing that id to `<prefix>/_quench_store.json`. A store whose id is not
+//! the claimed one (another directory pointed at the same URL, say a test replay with production's configuration)
+//! uploads nothing and its readers refuse the prefix, rather than mix two stores' rows. Readers (`quench query`,
+//! `session`, `explain`, `ocsf`, `backtest`) find the remote hours from the directory alone and read a name found
+//! in two places once. Credentials and endpoints come from the environment, as the vendors' own tools read them
+//! (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`, `GOOGLE_SERVICE_ACCOUNT`,
+//! `AZURE_STORAGE_ACCOUNT_NAME`, …); a URL carrying credentials (user info, a query such as a SAS token) is
+//! refused, so none is ever written to the store or to a log.
 //!
 //! Without the `object-store` cargo feature the module still parses the setting, and refuses it by name.
 
-use super::tables::TableKind;
 #[cfg(feature = "object-store")]
 use super::hour_of_dir;
+use super::tables::TableKind;
 use super::{io, safe_name, EvidenceError, EvidenceStats};
 use crate::event::Ts;
 use arrow_array::RecordBatch;
@@ -36,13 +42,23 @@ use std::time::Duration;
 pub const UPLOAD: &str = "_upload";
 /// The file in the store's directory that names its object storage.
 pub const MARKER: &str = "object_store.json";
+/// The object under the prefix that names the store owning it.
+pub const OWNER: &str = "_quench_store.json";
+/// Files up to this size go in one `PUT`; larger ones in parts. With the 60 s bound on a request, a part needs
+/// some 1.1 Mbit/s.
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+pub const SINGLE_PUT: u64 = 8 << 20;
+/// The part size of a multipart upload (S3's smallest is 5 MiB).
+#[cfg_attr(not(feature = "object-store"), allow(dead_code))]
+pub const PART: usize = 8 << 20;
 /// How long the uploader waits before trying again after a failure, when no nudge comes first.
 const RETRY_AFTER: Duration = Duration::from_secs(30);
+/// How long the last pass at shutdown may go on putting files (the rest wait for the next start).
+const LAST_PASS: Duration = Duration::from_secs(30);
 
-/// The URL schemes `evidence.object_store` accepts.
-const SCHEMES: [&str; 10] = [
-    "s3", "s3a", "gs", "az", "adl", "azure", "abfs", "abfss", "file", "https",
-];
+/// The URL schemes `evidence.object_store` accepts: those whose path, after the bucket or container, is the
+/// objects' path.
+const SCHEMES: [&str; 5] = ["s3", "s3a", "gs", "az", "file"];
 
 /// Check an `evidence.object_store` value: a URL whose scheme names object storage. Returns why not.
 pub fn check_url(url: &str) -> Result<(), &'static str> {
@@ -50,7 +66,10 @@ pub fn check_url(url: &str) -> Result<(), &'static str> {
         return Err("allowed: a URL such as s3://bucket/prefix, gs://bucket/prefix, az://container/prefix or file:///path");
     };
     if !SCHEMES.contains(&scheme) {
-        return Err("allowed schemes: s3, s3a, gs, az, adl, azure, abfs, abfss, file and https (an S3, GCS or Azure endpoint); for an S3-compatible server give s3:// and set AWS_ENDPOINT");
+        return Err("allowed schemes: s3 (s3a), gs, az and file; for an S3-compatible server give s3:// and set AWS_ENDPOINT, for Azure set AZURE_STORAGE_ACCOUNT_NAME");
+    }
+    if rest.contains(['?', '#', '@']) {
+        return Err("a URL with user info, a query or a fragment is refused: credentials (keys, SAS tokens) come from the environment, never from the configuration");
     }
     if rest.trim_matches('/').is_empty() && scheme != "file" {
         return Err("the URL names no bucket or container");
@@ -61,40 +80,52 @@ pub fn check_url(url: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The URL a store's directory names for its object storage, if any.
-pub fn marked(dir: &Path) -> Result<Option<String>, EvidenceError> {
-    #[derive(serde::Deserialize)]
-    struct Marker {
-        url: String,
-    }
+/// What a store's directory says of its object storage.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Marker {
+    pub url: String,
+    /// The store's id, claimed in the prefix's [`OWNER`] object.
+    pub id: String,
+}
+
+/// The object storage a store's directory names, if any.
+pub fn marked(dir: &Path) -> Result<Option<Marker>, EvidenceError> {
     let p = dir.join(MARKER);
     match std::fs::read(&p) {
-        Ok(b) => Ok(Some(serde_json::from_slice::<Marker>(&b)?.url)),
+        Ok(b) => Ok(Some(serde_json::from_slice::<Marker>(&b)?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io(&p)(e)),
     }
 }
 
-/// Name `url` in the store's directory, or refuse when it already names another.
-pub fn mark(dir: &Path, url: &str) -> Result<(), EvidenceError> {
+/// Name `url` (with a new store id) in the store's directory, or refuse when it already names another URL.
+pub fn mark(dir: &Path, url: &str) -> Result<Marker, EvidenceError> {
     match marked(dir)? {
-        Some(u) if u == url => Ok(()),
-        Some(u) => Err(EvidenceError::Remote {
+        Some(m) if m.url == url => Ok(m),
+        Some(m) => Err(EvidenceError::Remote {
             url: url.to_string(),
             why: format!(
-                "evidence.object_store: the store {dir:?} already keeps its hours in {u:?}; \
-                 give that URL, or a new [evidence] dir"
+                "evidence.object_store: the store {dir:?} already keeps its hours in {:?}; \
+                 give that URL, or a new [evidence] dir",
+                m.url
             ),
         }),
         None => {
+            let m = Marker {
+                url: url.to_string(),
+                id: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+            };
             let p = dir.join(MARKER);
             let tmp = dir.join(format!("{MARKER}.tmp"));
-            std::fs::write(
-                &tmp,
-                serde_json::to_vec(&serde_json::json!({ "url": url }))?,
-            )
-            .map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &p).map_err(io(&p))
+            std::fs::write(&tmp, serde_json::to_vec(&m)?).map_err(io(&tmp))?;
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &p).map_err(io(&p))?;
+            std::fs::File::open(dir)
+                .and_then(|f| f.sync_all())
+                .map_err(io(dir))?;
+            Ok(m)
         }
     }
 }
@@ -107,10 +138,53 @@ mod imp {
 
     /// A blocking handle on the store's object storage.
     pub struct Remote {
-        rt: tokio::runtime::Runtime,
+        /// Taken only when dropped (shut down without waiting, so a reader inside another runtime may drop it).
+        rt: Option<tokio::runtime::Runtime>,
         store: Arc<dyn ObjectStore>,
         prefix: ObjPath,
         url: String,
+        /// For `file://`: the folder the prefix is, whose puts are synced before a local copy is deleted.
+        local_root: Option<PathBuf>,
+        single_put: u64,
+        part: usize,
+    }
+
+    impl Drop for Remote {
+        fn drop(&mut self) {
+            if let Some(rt) = self.rt.take() {
+                rt.shutdown_background();
+            }
+        }
+    }
+
+    /// The id of the store that claimed `prefix` ([`OWNER`]), if one did.
+    pub async fn owner(
+        store: &dyn ObjectStore,
+        prefix: &ObjPath,
+    ) -> object_store::Result<Option<String>> {
+        #[derive(serde::Deserialize)]
+        struct Owner {
+            id: String,
+        }
+        match store.get(&prefix.clone().join(OWNER)).await {
+            Ok(r) => {
+                let bytes = r.bytes().await?;
+                Ok(serde_json::from_slice::<Owner>(&bytes).ok().map(|o| o.id))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Refuse a prefix another store claimed (its rows would mix with this store's).
+    pub fn not_owner(url: &str, claimed: &str, ours: &str) -> EvidenceError {
+        err(
+            url,
+            format!(
+                "the prefix belongs to another evidence store (id {claimed}, this store's is {ours}); \
+                 give each store its own prefix"
+            ),
+        )
     }
 
     fn err(url: &str, e: impl std::fmt::Display) -> EvidenceError {
@@ -136,7 +210,7 @@ mod imp {
         macro_rules! build {
             ($builder:ty) => {{
                 let mut b = <$builder>::from_env().with_url(url).with_retry(retry);
-                for (k, v) in [("timeout", "30s"), ("connect_timeout", "5s")] {
+                for (k, v) in [("timeout", "60s"), ("connect_timeout", "5s")] {
                     let key = k.parse().map_err(|e| err(url, e))?;
                     if b.get_config_value(&key).is_none() {
                         b = b.with_config(key, v);
@@ -168,6 +242,9 @@ mod imp {
         /// Connect to `url` (credentials and endpoint from the environment).
         pub fn open(url: &str) -> Result<Remote, EvidenceError> {
             let (store, prefix) = client(url)?;
+            let local_root = url
+                .starts_with("file://")
+                .then(|| PathBuf::from(format!("/{}", prefix.as_ref())));
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .thread_name("quench-object-store")
@@ -175,11 +252,20 @@ mod imp {
                 .build()
                 .map_err(|e| err(url, e))?;
             Ok(Remote {
-                rt,
+                rt: Some(rt),
                 store,
                 prefix,
                 url: url.to_string(),
+                local_root,
+                single_put: SINGLE_PUT,
+                part: PART,
             })
+        }
+
+        #[cfg(test)]
+        pub fn with_parts(mut self, single_put: u64, part: usize) -> Remote {
+            (self.single_put, self.part) = (single_put, part);
+            self
         }
 
         /// The client, for a reader that runs its own queries (the query crate registers it with DataFusion).
@@ -197,7 +283,11 @@ mod imp {
             f: impl std::future::Future<Output = object_store::Result<T>> + Send + 'static,
         ) -> Result<T, EvidenceError> {
             let (tx, rx) = sync_channel(1);
-            self.rt.spawn(async move {
+            let rt = self
+                .rt
+                .as_ref()
+                .ok_or_else(|| err(&self.url, "the object storage client stopped"))?;
+            rt.spawn(async move {
                 let _ = tx.send(f.await);
             });
             rx.recv()
@@ -214,10 +304,111 @@ mod imp {
             Ok(p)
         }
 
-        /// Put `bytes` at `rel` (one whole object).
-        pub fn put(&self, rel: &str, bytes: Vec<u8>) -> Result<(), EvidenceError> {
+        /// Put the local file `from` at `rel`: one `PUT` up to [`SINGLE_PUT`] bytes, else a multipart upload of
+        /// [`PART`]-byte parts (the sizes a test may lower), at most two in flight (memory stays bounded whatever an hour weighs). Either way
+        /// the object appears whole or not at all. Returns the bytes put.
+        pub fn put_file(&self, rel: &str, from: &Path) -> Result<u64, EvidenceError> {
             let (store, path) = (self.store.clone(), self.path(rel)?);
-            self.wait(async move { store.put(&path, PutPayload::from(bytes)).await.map(|_| ()) })
+            let len = std::fs::metadata(from).map_err(io(from))?.len();
+            if len <= self.single_put {
+                let bytes = std::fs::read(from).map_err(io(from))?;
+                self.wait(
+                    async move { store.put(&path, PutPayload::from(bytes)).await.map(|_| ()) },
+                )?;
+                self.synced(rel)?;
+                return Ok(len);
+            }
+            let from = from.to_path_buf();
+            let url = self.url.clone();
+            let part = self.part;
+            let (tx, rx) = sync_channel(1);
+            let rt = self
+                .rt
+                .as_ref()
+                .ok_or_else(|| err(&self.url, "the object storage client stopped"))?;
+            rt.spawn(async move {
+                let r: Result<(), EvidenceError> = async {
+                    use std::io::Read;
+                    let upload = store.put_multipart(&path).await.map_err(|e| err(&url, e))?;
+                    let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, part);
+                    let mut f = match std::fs::File::open(&from) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            let _ = w.abort().await;
+                            return Err(io(&from)(e));
+                        }
+                    };
+                    let mut buf = vec![0u8; part];
+                    loop {
+                        let n = match f.read(&mut buf) {
+                            Ok(n) => n,
+                            Err(e) => {
+                                let _ = w.abort().await;
+                                return Err(io(&from)(e));
+                            }
+                        };
+                        if n == 0 {
+                            break;
+                        }
+                        // a failed part: the upload is aborted, so no orphaned parts stay billed
+                        if let Err(e) = w.wait_for_capacity(2).await {
+                            let _ = w.abort().await;
+                            return Err(err(&url, e));
+                        }
+                        w.write(&buf[..n]);
+                    }
+                    w.finish().await.map(|_| ()).map_err(|e| err(&url, e))
+                }
+                .await;
+                let _ = tx.send(r);
+            });
+            rx.recv()
+                .map_err(|_| err(&self.url, "the object storage client stopped"))??;
+            self.synced(rel)?;
+            Ok(len)
+        }
+
+        /// On `file://`, make a put durable before its local copy goes (object stores are, once they answer).
+        fn synced(&self, rel: &str) -> Result<(), EvidenceError> {
+            let Some(root) = &self.local_root else {
+                return Ok(());
+            };
+            let f = root.join(rel);
+            std::fs::File::open(&f)
+                .and_then(|h| h.sync_all())
+                .map_err(io(&f))?;
+            if let Some(d) = f.parent() {
+                std::fs::File::open(d)
+                    .and_then(|h| h.sync_all())
+                    .map_err(io(d))?;
+            }
+            Ok(())
+        }
+
+        /// Claim the prefix for the store `id` (done before its first upload); refused when another store holds
+        /// it. Two stores starting at the same instant could both find it free: each reads the claim back, and
+        /// the one whose write lost refuses.
+        pub fn claim(&self, id: &str) -> Result<(), EvidenceError> {
+            let (store, prefix) = (self.store.clone(), self.prefix.clone());
+            let claimed = self.wait(async move { owner(store.as_ref(), &prefix).await })?;
+            match claimed {
+                Some(c) if c == id => return Ok(()),
+                Some(c) => return Err(not_owner(&self.url, &c, id)),
+                None => {}
+            }
+            let (store, path) = (self.store.clone(), self.prefix.clone().join(OWNER));
+            let body = serde_json::to_vec(&serde_json::json!({ "id": id }))?;
+            self.wait(async move { store.put(&path, PutPayload::from(body)).await.map(|_| ()) })?;
+            self.check_owner(id)
+        }
+
+        /// For a reader: refuse the prefix when another store claimed it (an unclaimed one holds no upload yet).
+        pub fn check_owner(&self, id: &str) -> Result<(), EvidenceError> {
+            let (store, prefix) = (self.store.clone(), self.prefix.clone());
+            match self.wait(async move { owner(store.as_ref(), &prefix).await })? {
+                Some(c) if c != id => Err(not_owner(&self.url, &c, id)),
+                _ => Ok(()),
+            }
         }
 
         pub fn delete(&self, rel: &str) -> Result<(), EvidenceError> {
@@ -296,7 +487,13 @@ mod imp {
         pub fn url(&self) -> &str {
             match self.never {}
         }
-        pub fn put(&self, _: &str, _: Vec<u8>) -> Result<(), EvidenceError> {
+        pub fn put_file(&self, _: &str, _: &Path) -> Result<u64, EvidenceError> {
+            match self.never {}
+        }
+        pub fn claim(&self, _: &str) -> Result<(), EvidenceError> {
+            match self.never {}
+        }
+        pub fn check_owner(&self, _: &str) -> Result<(), EvidenceError> {
             match self.never {}
         }
         pub fn delete(&self, _: &str) -> Result<(), EvidenceError> {
@@ -314,40 +511,41 @@ mod imp {
     }
 }
 
-#[cfg(feature = "object-store")]
-pub use imp::client;
 pub use imp::Remote;
-
-enum Nudge {
-    /// Upload what waits, and apply retention against this clock.
-    Go(Option<Ts>),
-    /// A last pass, then stop.
-    Stop,
-}
+#[cfg(feature = "object-store")]
+pub use imp::{client, not_owner, owner};
 
 /// The uploader's thread, owned by the store's writer.
 pub struct Uploader {
-    tx: SyncSender<Nudge>,
+    /// A nudge: files were handed over, or the clock moved (one waiting is enough: the pass it starts sees every
+    /// file moved before it).
+    tx: SyncSender<Option<Ts>>,
+    /// Set by [`Uploader::stop`]: the time the last pass must end by.
+    stop: Arc<std::sync::OnceLock<std::time::Instant>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Uploader {
-    /// Start uploading the files under `DIR/_upload/` to `remote`.
+    /// Start uploading the files under `DIR/_upload/` to `remote`, for the store `id`.
     pub fn start(
         remote: Remote,
+        id: String,
         dir: &Path,
         retention_ms: i64,
         stats: Arc<EvidenceStats>,
     ) -> Result<Uploader, EvidenceError> {
-        // one nudge waiting is enough: the pass it starts sees every file moved before it
         let (tx, rx) = sync_channel(1);
+        let stop = Arc::new(std::sync::OnceLock::new());
         let mut u = Upload {
             remote,
+            id,
+            claimed: false,
             dir: dir.to_path_buf(),
             retention_ms,
             clock: None,
             retained_hour: None,
             stats,
+            stop: stop.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("quench-evidence-upload".into())
@@ -355,18 +553,21 @@ impl Uploader {
             .map_err(io(dir))?;
         Ok(Uploader {
             tx,
+            stop,
             thread: Some(thread),
         })
     }
 
     /// Files were handed over (or the clock moved): a pass will run. Never waits.
     pub fn nudge(&self, clock: Option<Ts>) {
-        let _ = self.tx.try_send(Nudge::Go(clock));
+        let _ = self.tx.try_send(clock);
     }
 
-    /// A last pass over what waits, then stop (waits for it).
+    /// One last pass over what waits, for at most [`LAST_PASS`], then stop (waits for it). What is left waits
+    /// in `_upload/` for the next start.
     pub fn stop(mut self) {
-        let _ = self.tx.send(Nudge::Stop);
+        let _ = self.stop.set(std::time::Instant::now() + LAST_PASS);
+        let _ = self.tx.try_send(None);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -375,16 +576,20 @@ impl Uploader {
 
 struct Upload {
     remote: Remote,
+    /// The store's id, and whether its claim on the prefix was made (before the first upload).
+    id: String,
+    claimed: bool,
     dir: PathBuf,
     retention_ms: i64,
     clock: Option<Ts>,
     /// The clock hour whose retention last ran (remote retention lists every table: once per hour is enough).
     retained_hour: Option<i64>,
     stats: Arc<EvidenceStats>,
+    stop: Arc<std::sync::OnceLock<std::time::Instant>>,
 }
 
 impl Upload {
-    fn serve(&mut self, rx: Receiver<Nudge>) {
+    fn serve(&mut self, rx: Receiver<Option<Ts>>) {
         let mut failed = false;
         loop {
             // after a failure, try again on the next nudge or after a while; otherwise wait for work
@@ -393,14 +598,21 @@ impl Upload {
             } else {
                 rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
             };
-            let last = match m {
-                Ok(Nudge::Go(clock)) => {
+            let gone = match m {
+                Ok(clock) => {
                     self.clock = self.clock.max(clock);
                     false
                 }
                 Err(RecvTimeoutError::Timeout) => false,
-                Ok(Nudge::Stop) | Err(RecvTimeoutError::Disconnected) => true,
+                Err(RecvTimeoutError::Disconnected) => true,
             };
+            let stopping = gone || self.stop.get().is_some();
+            // a nudge that came while the last pass ran: its files are put too (within the deadline)
+            if stopping {
+                while let Ok(clock) = rx.try_recv() {
+                    self.clock = self.clock.max(clock);
+                }
+            }
             failed = match self.pass() {
                 Ok(()) => false,
                 Err(e) => {
@@ -409,15 +621,32 @@ impl Upload {
                     true
                 }
             };
-            if last {
+            if stopping {
                 return;
             }
         }
     }
 
+    fn past_deadline(&self) -> bool {
+        self.stop
+            .get()
+            .is_some_and(|d| std::time::Instant::now() >= *d)
+    }
+
+    /// Put every waiting file, then apply retention. A file that fails does not hold up the others: the first
+    /// error is returned at the end.
     fn pass(&mut self) -> Result<(), EvidenceError> {
         let root = self.dir.join(UPLOAD);
-        for f in super::walk(&root)? {
+        let files = super::walk(&root)?;
+        if !files.is_empty() && !self.claimed {
+            self.remote.claim(&self.id)?;
+            self.claimed = true;
+        }
+        let mut first: Option<EvidenceError> = None;
+        for f in files {
+            if self.past_deadline() {
+                break;
+            }
             let Some(rel) = f
                 .strip_prefix(&root)
                 .ok()
@@ -429,27 +658,33 @@ impl Upload {
             if !safe_name(&rel) {
                 continue;
             }
-            let bytes = match std::fs::read(&f) {
-                Ok(b) => b,
+            let n = match self.remote.put_file(&rel, &f) {
+                Ok(n) => n,
                 // expired by the writer meanwhile
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(io(&f)(e)),
+                Err(EvidenceError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    first.get_or_insert(e);
+                    continue;
+                }
             };
-            let n = bytes.len() as u64;
-            self.remote.put(&rel, bytes)?;
             match std::fs::remove_file(&f) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&f)(e)),
-            }
-            if let Some(hour) = f.parent() {
-                // the hour's folder goes once empty (another file may still be on its way: then it stays)
-                let _ = std::fs::remove_dir(hour);
+                Err(e) => {
+                    first.get_or_insert(io(&f)(e));
+                }
             }
             self.stats.uploaded_files.fetch_add(1, Relaxed);
             self.stats.uploaded_bytes.fetch_add(n, Relaxed);
         }
-        self.retain()
+        if let Err(e) = self.retain() {
+            first.get_or_insert(e);
+        }
+        first.map_or(Ok(()), Err)
     }
 
     /// Delete remote hours past retention, once per hour of the clock.
@@ -458,8 +693,13 @@ impl Upload {
             return Ok(());
         };
         let hour = clock.0.div_euclid(3_600_000);
-        if self.retention_ms <= 0 || self.retained_hour >= Some(hour) {
+        if self.retention_ms <= 0 || self.retained_hour >= Some(hour) || self.past_deadline() {
             return Ok(());
+        }
+        // only in a prefix this store holds
+        if !self.claimed {
+            self.remote.claim(&self.id)?;
+            self.claimed = true;
         }
         for t in TableKind::ALL {
             for (h, name) in self.remote.hours(t)? {
@@ -489,9 +729,15 @@ mod tests {
             "http://minio:9000/b",
             "ftp://x/y",
             "s3://",
+            "https://account.blob.core.windows.net/container/p",
+            "s3://AKIAKEY:secret@bucket/p",
+            "az://container/p?sv=2024&sig=abc",
         ] {
             assert!(check_url(bad).is_err(), "{bad}");
         }
+        assert!(check_url("az://c/p?sig=abc")
+            .unwrap_err()
+            .contains("credentials"));
         for good in [
             "s3://bucket/prefix",
             "gs://b/p",
@@ -500,6 +746,29 @@ mod tests {
         ] {
             assert_eq!(check_url(good), Ok(()), "{good}");
         }
+    }
+
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn a_file_over_the_single_put_size_goes_in_parts_and_arrives_whole() {
+        let base = std::env::temp_dir().join(format!("quench-parts-{:x}", fastrand::u64(..)));
+        std::fs::create_dir_all(&base).unwrap();
+        let file = base.join("hour.parquet");
+        let body: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&file, &body).unwrap();
+        let url = format!("file://{}", base.join("bucket").display());
+        let r = Remote::open(&url).unwrap().with_parts(1_000, 3_000);
+        let rel = "events/hour=2026-11-30T10/part-a-000001.parquet";
+        assert_eq!(r.put_file(rel, &file).unwrap(), 10_000);
+        assert_eq!(std::fs::read(base.join("bucket").join(rel)).unwrap(), body);
+        // and a small one in one put
+        std::fs::write(&file, b"small").unwrap();
+        r.put_file(rel, &file).unwrap();
+        assert_eq!(
+            std::fs::read(base.join("bucket").join(rel)).unwrap(),
+            b"small"
+        );
+        let _ = std::fs::remove_dir_all(&base);
     }
 
     #[cfg(not(feature = "object-store"))]
