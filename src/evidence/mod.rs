@@ -259,6 +259,12 @@ impl Evidence {
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
         recover_compactions(dir)?;
+        // the hour folders the uploader emptied (only the writer removes them, and it is not running yet)
+        for t in TableKind::ALL {
+            for (_, path) in hour_dirs(&dir.join(remote::UPLOAD).join(t.name())) {
+                let _ = std::fs::remove_dir(&path);
+            }
+        }
         let stats = Arc::new(EvidenceStats::default());
         let retention_ms = (cfg.retention_days as i64).saturating_mul(86_400_000);
         let upload = match &cfg.object_store {
