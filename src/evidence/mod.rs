@@ -58,11 +58,11 @@ pub struct EvidenceConfig {
     /// Default 90.
     pub retention_days: u64,
     /// Object storage that compacted hours move to, leaving the local directory only the last
-    /// `compact_after_hours`: `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` (also `s3a`,
-    /// `adl`, `azure`, `abfs[s]`, an `https://` S3, GCS or Azure endpoint) or `file:///path` (a mounted share).
-    /// Credentials and endpoint come from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-    /// `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`, `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, …).
-    /// Needs the `object-store` cargo feature. Default: none (everything stays in `dir`).
+    /// `compact_after_hours`: `s3://bucket/prefix` (also `s3a`), `gs://bucket/prefix`, `az://container/prefix` or
+    /// `file:///path` (a mounted share); one prefix per store. Credentials and endpoint come from the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`,
+    /// `GOOGLE_SERVICE_ACCOUNT`, `AZURE_STORAGE_ACCOUNT_NAME`, …), never from the URL (user info and queries are
+    /// refused). Needs the `object-store` cargo feature. Default: none (everything stays in `dir`).
     pub object_store: Option<String>,
 }
 
