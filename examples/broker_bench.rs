@@ -388,7 +388,13 @@ async fn detect_threads(base: &quench::config::Config, lines: &[String]) -> anyh
         };
         out.clear();
         if router
-            .route(l.as_bytes(), None, prov, quench::event::Ts::now(), &mut out)
+            .route(
+                l.as_bytes(),
+                None,
+                prov,
+                quench::clock::WallTime::now().as_ts(),
+                &mut out,
+            )
             .is_ok()
         {
             routed.extend(out.drain(..).filter(|r| !r.link));

@@ -1,24 +1,66 @@
 //! The wall clock of the parts that act in real time (respond's dispatch, retries, budgets, and the outbox's
 //! confirmation windows), behind a trait so that tests run them on a clock they move themselves.
 //!
-//! In: requests for the time and for waits. Out: wall-clock [`Ts`] and futures that finish when a wait is over.
+//! In: requests for the time and for waits. Out: [`WallTime`]s and futures that finish when a wait is over.
 //! State: [`SystemClock`] none (it reads the system time and waits on Tokio's timer); [`ManualClock`] its current
 //! time, moved forward only by its waits and by [`ManualClock::advance`], and the waits it was asked for.
 //!
-//! Event time (when a log says something happened) is not this clock's: it comes with the events, and the
-//! pipeline's processing clock is [`crate::timeline`].
+//! Event time (when a log says something happened, [`Ts`]) is not this clock's: it comes with the events, and the
+//! pipeline's processing clock is [`crate::timeline`]. The two are different types; a wall-clock time becomes a
+//! [`Ts`] only through [`WallTime::as_ts`], where the wall clock bounds event time or stands in for it (the
+//! ingest time a log cannot choose, the time of a notice Quench makes about itself).
 
 use crate::event::Ts;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+/// A time on the wall clock, in milliseconds since the Unix epoch (UTC): when Quench itself did something (sent a
+/// command, gave up on one, saved its state), never when a log says something happened. Written as RFC 3339, as
+/// [`Ts`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct WallTime(pub i64);
+
+impl WallTime {
+    /// The system's wall clock now (what [`SystemClock`] reads; code that can be tested takes a [`Clock`]).
+    pub fn now() -> WallTime {
+        let d = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        WallTime(d.as_millis().min(i64::MAX as u128) as i64)
+    }
+
+    /// This moment on the event timeline: where the wall clock bounds event times (an ingest time, a reference no
+    /// log can move past) or dates what Quench says about itself.
+    pub fn as_ts(self) -> Ts {
+        Ts(self.0)
+    }
+
+    /// RFC 3339 with milliseconds and `Z`.
+    pub fn to_rfc3339(self) -> String {
+        self.as_ts().to_rfc3339()
+    }
+}
+
+impl Serialize for WallTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.as_ts().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for WallTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ts::deserialize(d).map(|t| WallTime(t.0))
+    }
+}
+
 /// A wall clock. `now` is the only required method besides `sleep`.
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current wall-clock time.
-    fn now(&self) -> Ts;
+    fn now(&self) -> WallTime;
 
     /// A future that finishes once `d` has passed on this clock.
     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
@@ -29,8 +71,8 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> Ts {
-        Ts::now()
+    fn now(&self) -> WallTime {
+        WallTime::now()
     }
 
     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
@@ -48,7 +90,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     /// A clock showing `start`.
-    pub fn at(start: Ts) -> ManualClock {
+    pub fn at(start: WallTime) -> ManualClock {
         let c = ManualClock::default();
         c.now_ms.store(start.0, Ordering::SeqCst);
         c
@@ -70,8 +112,8 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
-    fn now(&self) -> Ts {
-        Ts(self.now_ms.load(Ordering::SeqCst))
+    fn now(&self) -> WallTime {
+        WallTime(self.now_ms.load(Ordering::SeqCst))
     }
 
     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
@@ -91,16 +133,16 @@ mod tests {
 
     #[tokio::test]
     async fn a_manual_clock_moves_only_by_its_waits_and_by_hand() {
-        let c = ManualClock::at(Ts(1_000));
-        assert_eq!(c.now(), Ts(1_000));
+        let c = ManualClock::at(WallTime(1_000));
+        assert_eq!(c.now(), WallTime(1_000));
         c.sleep(Duration::from_millis(250)).await;
-        assert_eq!(c.now(), Ts(1_250));
+        assert_eq!(c.now(), WallTime(1_250));
         c.advance(Duration::from_secs(2));
-        assert_eq!(c.now(), Ts(3_250));
+        assert_eq!(c.now(), WallTime(3_250));
         assert_eq!(c.waits(), vec![Duration::from_millis(250)]);
         // clones share the time
         let other = c.clone();
         other.advance(Duration::from_millis(1));
-        assert_eq!(c.now(), Ts(3_251));
+        assert_eq!(c.now(), WallTime(3_251));
     }
 }

@@ -18,7 +18,7 @@
 //! its version named, never half read. Detectors added since a snapshot start cold; saved state of a detector no
 //! longer configured is left unused; the current config's bounds (TTLs, key caps) apply to what is loaded.
 
-use crate::event::Ts;
+use crate::clock::WallTime;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -73,7 +73,7 @@ pub enum StateError {
 #[derive(Deserialize)]
 pub struct Snapshot {
     pub version: u32,
-    pub written_at: Ts,
+    pub written_at: WallTime,
     /// `topic/partition` → offset of the next record to process.
     pub offsets: BTreeMap<String, i64>,
     pub state: Box<RawValue>,
@@ -146,7 +146,7 @@ impl Store {
         struct Out<'a> {
             version: u32,
             quench: &'static str,
-            written_at: Ts,
+            written_at: WallTime,
             offsets: &'a BTreeMap<String, i64>,
             state: &'a RawValue,
         }
@@ -162,7 +162,7 @@ impl Store {
             &Out {
                 version: VERSION,
                 quench: env!("CARGO_PKG_VERSION"),
-                written_at: Ts::now(),
+                written_at: WallTime::now(),
                 offsets,
                 state,
             },

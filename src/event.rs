@@ -130,7 +130,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// Event time in milliseconds since the Unix epoch (UTC). Serialized as RFC 3339.
+/// Event time in milliseconds since the Unix epoch (UTC): when a log says something happened, and the
+/// pipeline's processing clock that event times move ([`crate::timeline`]). Quench's own wall clock is another
+/// type, [`crate::clock::WallTime`]. Serialized as RFC 3339.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Ts(pub i64);
 
@@ -160,13 +162,6 @@ fn epoch_ms(s: &str) -> Option<i64> {
 }
 
 impl Ts {
-    /// Wall-clock now. Only ingest and `decided_at` use it; detection runs on event time.
-    pub fn now() -> Ts {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        Ts(d.as_millis() as i64)
-    }
     /// Parse RFC 3339 (`2020-01-01T00:00:00.000Z`, any offset) or the zone-less forms
     /// `2020-01-01 00:00:00.000000000` / `2020-01-01T00:00:00` that some pipelines rewrite to (read as UTC).
     pub fn parse(s: &str) -> Option<Ts> {

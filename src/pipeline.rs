@@ -10,6 +10,7 @@
 //! [`Watermarks`] of the input's sources (each topic partition's records of one format) say when keyed state may
 //! expire, and which events arrived late (processed all the same).
 
+use crate::clock::WallTime;
 use crate::config::{Config, ConfigError};
 use crate::correlate::Correlator;
 use crate::decide::{Action, Decide, Decision};
@@ -497,7 +498,7 @@ impl Pipeline {
         // The first stage accepted it against its clock, carried in the record so that processing it again decides
         // the same; a clock (or an event time) ahead of this instance's wall clock is refused all the same, so a
         // record written to the keyed topic by anyone but Quench cannot move the partition's clock to 2100.
-        let wall = Ts::now();
+        let wall = WallTime::now().as_ts();
         let reference = Ts(r.clock.0.min(wall.0));
         if let Verdict::Ahead { reference } =
             self.timeline
@@ -564,7 +565,7 @@ impl Pipeline {
     /// admin announces for an agent ([`crate::detect::Detector::announce`]), judged nowhere (its original, in its
     /// subject's partition, is).
     fn announced(&mut self, ev: SessionEvent<'_>, clock: Ts) -> Result<(), NormalizeError> {
-        let reference = Ts(clock.0.min(Ts::now().0));
+        let reference = Ts(clock.0.min(WallTime::now().0));
         if ev.event_time.0 > reference.0.saturating_add(self.skew_secs as i64 * 1000) {
             return Err(self.keyed_from_the_future(ev.event_time, reference));
         }

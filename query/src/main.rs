@@ -7,6 +7,8 @@
 //! `quench::evidence::remote`). `quench query` runs this binary; it is its own crate so that DataFusion stays out of the
 //! engine's and the demo's build.
 
+mod unmoved;
+
 use arrow::record_batch::RecordBatch;
 use clap::{Parser, ValueEnum};
 use datafusion::arrow::datatypes::DataType;
@@ -124,8 +126,31 @@ async fn context(dir: &Path) -> Result<SessionContext, QueryError> {
                 return Err(QueryError::Store(remote::not_owner(&m.url, &c, &m.id)));
             }
         }
+        // a file put there but still here too (a crash between the put and the local delete) is read here only
+        let mut here = std::collections::HashSet::new();
+        for t in TableKind::ALL {
+            let waiting = dir.join(remote::UPLOAD).join(t.name());
+            for hour in std::fs::read_dir(&waiting).into_iter().flatten().flatten() {
+                for f in std::fs::read_dir(hour.path())
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                {
+                    let (Some(h), Some(n)) = (
+                        hour.file_name().to_str().map(String::from),
+                        f.file_name().to_str().map(String::from),
+                    ) else {
+                        continue;
+                    };
+                    here.insert(prefix.clone().join(t.name()).join(h).join(n));
+                }
+            }
+        }
         let base = ListingTableUrl::parse(REMOTE_URL)?;
-        ctx.register_object_store(base.object_store().as_ref(), store);
+        ctx.register_object_store(
+            base.object_store().as_ref(),
+            Arc::new(unmoved::Unmoved::new(store, here)),
+        );
         remote_root = Some(if prefix.as_ref().is_empty() {
             REMOTE_URL.to_string()
         } else {
@@ -443,12 +468,10 @@ mod tests {
         assert!(e.to_string().contains("not an evidence store"), "{e}");
     }
 
-    /// Hours in three places (the table's folder, `_upload/` waiting for object storage, object storage itself)
-    /// are one table to SQL, and the hour still prunes.
-    #[tokio::test]
-    async fn sql_reads_the_hours_moved_to_object_storage_with_the_local_ones() {
-        let base = std::env::temp_dir().join(format!("quench-q-remote-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
+    /// A store at `base/store` whose compacted hours went to `file://base/remote`, holding one event per
+    /// `(id, principal, hours after 2026-01-01T00:00Z)`, flushed at the last one's hour.
+    fn store_with_remote(base: &Path, events: &[(&str, &str, i64)]) -> (PathBuf, PathBuf) {
+        let _ = std::fs::remove_dir_all(base);
         let (dir, remote) = (base.join("store"), base.join("remote"));
         let cfg = EvidenceConfig {
             compact_after_hours: 1,
@@ -457,12 +480,24 @@ mod tests {
         };
         let t0 = 1_767_225_600_000; // 2026-01-01T00:00Z
         let mut e = Evidence::open(&cfg, &dir).unwrap();
-        e.event(&ev("e0", "a@x", t0));
-        e.event(&ev("e1", "a@x", t0 + 3_600_000));
-        e.event(&ev("e2", "b@x", t0 + 5 * 3_600_000));
+        for (id, who, h) in events {
+            e.event(&ev(id, who, t0 + h * 3_600_000));
+        }
         e.flush(Some(quench::event::Ts(t0 + 5 * 3_600_000)))
             .unwrap();
         e.close(None).unwrap();
+        (dir, remote)
+    }
+
+    /// Hours in three places (the table's folder, `_upload/` waiting for object storage, object storage itself)
+    /// are one table to SQL, and the hour still prunes.
+    #[tokio::test]
+    async fn sql_reads_the_hours_moved_to_object_storage_with_the_local_ones() {
+        let base = std::env::temp_dir().join(format!("quench-q-remote-{}", std::process::id()));
+        let (dir, remote) = store_with_remote(
+            &base,
+            &[("e0", "a@x", 0), ("e1", "a@x", 1), ("e2", "b@x", 5)],
+        );
         assert!(remote.join("events/hour=2026-01-01T00").is_dir());
         assert!(dir.join("events/hour=2026-01-01T05").is_dir());
         // one moved file waits locally, as after a failed upload
@@ -487,6 +522,34 @@ mod tests {
         )
         .await;
         assert!(text.contains("| 1 |"), "{text}");
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    /// Found by an outside review: a file put into object storage whose local copy was not yet deleted (a crash
+    /// between the two, or a failed delete) was counted twice by SQL, for as long as it stayed in both places.
+    #[tokio::test]
+    async fn a_file_both_uploaded_and_still_local_is_read_once() {
+        let base = std::env::temp_dir().join(format!("quench-q-twice-{}", std::process::id()));
+        let (dir, remote) = store_with_remote(&base, &[("e0", "a@x", 0), ("e1", "a@x", 1)]);
+        // the hour of e1 is in object storage and, as if its local delete never happened, still waiting here
+        let up = remote.join("events/hour=2026-01-01T01");
+        let waiting = dir.join("_upload/events/hour=2026-01-01T01");
+        std::fs::create_dir_all(&waiting).unwrap();
+        let mut copied = 0;
+        for f in std::fs::read_dir(&up).unwrap().flatten() {
+            std::fs::copy(f.path(), waiting.join(f.file_name())).unwrap();
+            copied += 1;
+        }
+        assert_eq!(copied, 1);
+        let b = query(&dir, "SELECT event_id, hour FROM events ORDER BY event_id")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        write(&b, Format::Csv, &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "event_id,hour\ne0,2026-01-01T00\ne1,2026-01-01T01\n"
+        );
         let _ = std::fs::remove_dir_all(&base);
     }
 }

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod explain;
 pub mod session;
 
+use crate::clock::WallTime;
 use crate::config::{Config, ConfigError, KafkaConfig, TopicConfig};
 use crate::decide::Decision;
 use crate::event::{Provenance, SessionEvent, Ts};
@@ -185,14 +186,14 @@ pub async fn replay(
                 path: name.as_str().into(),
                 line: n,
             };
-            match pipeline.process(raw, None, prov, Ts::now(), &mut decisions) {
+            match pipeline.process(raw, None, prov, WallTime::now().as_ts(), &mut decisions) {
                 Ok(_) => {}
                 Err(e @ crate::normalize::NormalizeError::FromTheFuture { .. }) => {
                     if let Some((hname, hn, hraw, t, why)) = held.push(&name, n, raw, e) {
                         // Over the hold's limit. While no vouched line has started the clock (a stream of
                         // anonymous lines only), the oldest is processed now; once a vouched source keeps the time,
                         // it is given up: else enough forged lines could push a forged time through.
-                        let now = Ts::now();
+                        let now = WallTime::now().as_ts();
                         if pipeline.has_clock() || !pipeline.admit_at_end(t, now) {
                             report.failed.push(rejection(
                                 &hname,
@@ -219,7 +220,9 @@ pub async fn replay(
                         path: hname.as_str().into(),
                         line: hn,
                     };
-                    if let Err(e) = pipeline.process(&hraw, None, prov, Ts::now(), &mut decisions) {
+                    if let Err(e) =
+                        pipeline.process(&hraw, None, prov, WallTime::now().as_ts(), &mut decisions)
+                    {
                         report.failed.push(rejection(&hname, hn, &e));
                     }
                 }
@@ -228,7 +231,7 @@ pub async fn replay(
         }
     }
     // What is still held: processed last, in event-time order, unless it is dated after the replay itself.
-    let now = Ts::now();
+    let now = WallTime::now().as_ts();
     for (hname, hn, hraw, t, e) in held.into_sorted() {
         if !pipeline.admit_at_end(t, now) {
             report.failed.push(rejection(
@@ -328,7 +331,7 @@ pub fn normalize(
                 path: name.as_str().into(),
                 line: n,
             };
-            let ctx = Context::new(prov, Ts::now());
+            let ctx = Context::new(prov, WallTime::now().as_ts());
             let mut inner = crate::normalize::Envelopes::default();
             let mut events: Vec<SessionEvent<'_>> = Vec::new();
             match norm.normalize_enveloped(raw, None, &ctx, &mut events, &mut inner) {
@@ -452,8 +455,8 @@ pub async fn demo(
         .collect();
 
     // The stand-in IdP and the targets that call it. Secrets go through the environment, as in production.
-    let okta_token = format!("demo-{:x}", Ts::now().0);
-    let secret = format!("demo-webhook-secret-{:x}", Ts::now().0);
+    let okta_token = format!("demo-{:x}", WallTime::now().as_ts().0);
+    let secret = format!("demo-webhook-secret-{:x}", WallTime::now().as_ts().0);
     std::env::set_var("QUENCH_DEMO_OKTA_TOKEN", &okta_token);
     std::env::set_var("QUENCH_DEMO_WEBHOOK_SECRET", &secret);
     let stub = stub::start(okta_token, secret)

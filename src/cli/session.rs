@@ -644,7 +644,7 @@ mod tests {
         );
         let dir = std::env::temp_dir().join(format!("quench-retention-{:x}", fastrand::u64(..)));
         let forged = dir.with_extension("jsonl");
-        let now = Ts::now().0 - 60_000;
+        let now = crate::clock::WallTime::now().0 - 60_000;
         std::fs::write(
             &forged,
             format!(

@@ -23,6 +23,16 @@ use crate::state::{Bounds, KeyedState};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+mod grants;
+mod namespace;
+mod share;
+
+use grants::Peer;
+use namespace::namespace_identities;
+pub use namespace::CLAIMED;
+use share::LinkValue;
+pub use share::{LinkChange, LinkMap};
+
 /// Principals remembered per OAuth client: `session.client_peers` counts up to this many.
 pub const PEERS_KEPT: usize = 16;
 
@@ -107,68 +117,6 @@ pub struct Correlator {
     conflicts: u64,
     /// Links learned or re-pointed since the last [`Correlator::take_changes`], when recording.
     changes: Option<Vec<LinkChange>>,
-}
-
-/// Which link map a [`LinkChange`] is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkMap {
-    TokenJob,
-    TokenPrincipal,
-    JobPrincipal,
-    SessionPrincipal,
-    /// A principal (its digest) granted an OAuth client (the key).
-    ClientGrant,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum LinkValue {
-    Job(JobLink),
-    Who(Who),
-    Grant([u8; 16]),
-}
-
-/// A link learned or re-pointed: what the keyed topology's route stage shares with its other instances (through
-/// a compacted topic, keyed by [`LinkChange::topic_key`]) so that each of them routes a token's or a job's events
-/// to its principal, and a restarted one starts with the links.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct LinkChange {
-    map: LinkMap,
-    key: String,
-    /// The event time the link was learned at.
-    at: Ts,
-    link: LinkValue,
-}
-
-impl LinkChange {
-    /// The record key: one per map, source strength and key, so a compacted topic keeps the latest link of each
-    /// strength, and a weaker source's link written later cannot compact away a stronger one.
-    pub fn topic_key(&self) -> String {
-        let strength = match &self.link {
-            LinkValue::Job(l) => l.strength,
-            LinkValue::Who(w) => w.vouch.strength(),
-            // one record per principal and client, so compaction keeps every grant
-            LinkValue::Grant(d) => return format!("client_grant/{}/{}", hex::encode(d), self.key),
-        };
-        let map = match self.map {
-            LinkMap::TokenJob => "token_job",
-            LinkMap::TokenPrincipal => "token_principal",
-            LinkMap::JobPrincipal => "job_principal",
-            LinkMap::SessionPrincipal => "session_principal",
-            LinkMap::ClientGrant => "client_grant",
-        };
-        format!("{map}/{strength}/{}", self.key)
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        // strings, numbers and enums: always serializable
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<LinkChange, serde_json::Error> {
-        serde_json::from_slice(bytes)
-    }
 }
 
 impl Correlator {
@@ -510,46 +458,6 @@ impl Correlator {
         self.count_grant(ev);
     }
 
-    /// Fill a grant's `session.client_peers` from the organisation's earlier grants of its client (earlier in
-    /// event time, so a colleague's grant delivered late by a slower source counts as it would have in order, and
-    /// a later one delivered first does not), and learn the grant if it is a person's (a colleague), vouched for
-    /// by its source, and did not fail: a forged grant, an app granting itself a token (client credentials) or a
-    /// refused consent cannot make a client look popular. A person is counted once however the source spells them
-    /// (case, or an id a link knows by an e-mail). Any other event's count is cleared: only correlate says it.
-    fn count_grant(&mut self, ev: &mut SessionEvent<'_>) {
-        ev.session.client_peers = None;
-        if ev.category != Category::TokenIssued || ev.principal.key().is_none() {
-            return;
-        }
-        let Some(client) = ev.session.client_id.as_deref() else {
-            return;
-        };
-        let me = crate::state::digest(&self.subject(ev).to_lowercase());
-        let now = ev.event_time;
-        let before = |g: &Vec<Peer>| g.iter().filter(|p| p.0 != me && p.1 < now).count();
-        let colleague = ev.principal.vouched_by.is_some()
-            && ev.principal.kind == PrincipalKind::Human
-            && ev.outcome != crate::event::Outcome::Failure;
-        let before = if colleague {
-            let g = self.grants.entry(client, now, Vec::new);
-            let before = before(g);
-            if Peer::learn(g, me, now) {
-                if let Some(c) = &mut self.changes {
-                    c.push(LinkChange {
-                        map: LinkMap::ClientGrant,
-                        key: client.to_string(),
-                        at: now,
-                        link: LinkValue::Grant(me),
-                    });
-                }
-            }
-            before
-        } else {
-            self.grants.peek(client).map_or(0, before)
-        };
-        ev.session.client_peers = Some(before.min(PEERS_KEPT) as u8);
-    }
-
     /// Drop links idle for longer than the TTL, by the watermark from now on ([`KeyedState::expire`]).
     pub fn expire(&mut self, watermark: Ts) {
         self.token_job.expire(watermark);
@@ -566,125 +474,6 @@ impl Correlator {
             + self.job_principal.len()
             + self.session_principal.len()
             + self.grants.len()
-    }
-}
-
-/// A colleague who granted an OAuth client: the digest of their key, and the event time of their earliest grant
-/// seen.
-#[derive(Clone, Copy, Serialize)]
-struct Peer([u8; 16], Ts);
-
-impl Peer {
-    /// Learn that `who` granted the client at `at`: keep each colleague's earliest grant, and of the colleagues the
-    /// [`PEERS_KEPT`] earliest, so that what is kept does not depend on the order grants arrive in. Whether the
-    /// grant changed what is kept.
-    fn learn(kept: &mut Vec<Peer>, who: [u8; 16], at: Ts) -> bool {
-        if let Some(p) = kept.iter_mut().find(|p| p.0 == who) {
-            let earlier = at < p.1;
-            p.1 = p.1.min(at);
-            return earlier;
-        }
-        if kept.len() < PEERS_KEPT {
-            kept.push(Peer(who, at));
-            return true;
-        }
-        match kept.iter_mut().max_by_key(|p| p.1) {
-            Some(latest) if latest.1 > at => {
-                *latest = Peer(who, at);
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Peer {
-    /// State saved before grant times were kept holds the digest alone: that grant counts as made before any event.
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Saved {
-            Timed([u8; 16], Ts),
-            Untimed([u8; 16]),
-        }
-        Ok(match Saved::deserialize(d)? {
-            Saved::Timed(d, at) => Peer(d, at),
-            Saved::Untimed(d) => Peer(d, Ts(0)),
-        })
-    }
-}
-
-/// Prefix for identities and keys that no source vouches for.
-pub const CLAIMED: &str = "claimed:";
-
-/// Give each identity space its own names before detection, so that state and decisions about one can never be
-/// fed by another (a detector's state, decide's subject and a decision's `principal` all use the principal's key):
-/// - a principal or key no source vouches for becomes `claimed:…` (an anonymous request's `remote_user`, an
-///   `x-token-id` header): it can still raise alerts about the claim, but it can neither add to a real person's or
-///   token's baseline nor share their subject;
-/// - a person's key is an e-mail or an IdP's own id; a SaaS app's user known only by its own id (a GitHub login, a
-///   Slack id) becomes `{vendor}:{id}` in the key, so that a self-chosen login such as `00uceo` is not Okta's user;
-/// - an agent or service whose name has the shape of an e-mail (an agent calling itself `cfo@…`) becomes
-///   `{kind}:{name}` in the key, so that it never shares a person's state;
-/// - a session vouched for by an agent or a gateway becomes `agent:…` / `gateway:…` (an MCP session is not an
-///   IdP session, whatever its id).
-///
-/// The ids a target addresses (`principal.id`, and e-mails vouched for by an IdP) are left as they were, so
-/// addressing still checks the vouching vendor.
-fn namespace_identities(ev: &mut SessionEvent<'_>) {
-    fn prefixed<'a>(p: &str, t: &Text<'_>) -> Text<'a> {
-        Text::Owned(format!("{p}{}", t.as_str()).into_boxed_str())
-    }
-    let keys = ev.session.vouched;
-    for (k, slot) in [
-        (Keys::TOKEN, &mut ev.session.token_id),
-        (Keys::SESSION, &mut ev.session.session_id),
-        (Keys::JOB, &mut ev.session.job_id),
-        (Keys::CLIENT, &mut ev.session.client_id),
-    ] {
-        if let Some(v) = slot.as_ref().filter(|_| !keys.has(k)) {
-            *slot = Some(prefixed(CLAIMED, v));
-        }
-    }
-    // A session id means something only to its issuer. IdP and SaaS sessions share the people's name space (Entra
-    // and M365 name the same sessions); an agent's or a gateway's session (an MCP session) is qualified with the
-    // family, so that an agent naming a person's Okta session id neither becomes that session's first fingerprint
-    // nor fills the fingerprints session_hijack keeps for it.
-    if keys.has(Keys::SESSION) {
-        let family = match ev.source.family {
-            crate::event::Family::Agent => Some("agent:"),
-            crate::event::Family::Gateway => Some("gateway:"),
-            _ => None,
-        };
-        if let (Some(f), Some(v)) = (family, ev.session.session_id.as_ref()) {
-            ev.session.session_id = Some(prefixed(f, v));
-        }
-    }
-    let p = &mut ev.principal;
-    match &p.vouched_by {
-        None => {
-            p.id = p.id.as_ref().map(|v| prefixed(CLAIMED, v));
-            p.email = p.email.as_ref().map(|v| prefixed(CLAIMED, v));
-        }
-        Some(v) => {
-            let person = p.kind == PrincipalKind::Human;
-            let key_is_email = p.key().is_some_and(|k| k.contains('@'));
-            if person && p.email.is_none() && v.family != crate::event::Family::Idp {
-                // the key (email, else id) becomes vendor-qualified; the id itself stays for addressing
-                if let Some(id) = p.id.as_ref() {
-                    p.email = Some(prefixed(&format!("{}:", v.vendor.as_str()), id));
-                }
-            } else if !person && key_is_email {
-                let kind = match p.kind {
-                    PrincipalKind::Agent => "agent:",
-                    PrincipalKind::Service => "service:",
-                    _ => "unknown:",
-                };
-                if let Some(k) = p.key().map(|k| prefixed(kind, &Text::Borrowed(k))) {
-                    p.email = Some(k);
-                }
-            }
-        }
     }
 }
 

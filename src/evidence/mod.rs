@@ -22,12 +22,17 @@
 //! nor doubles rows), and hours older than `retention_days` (by the pipeline's clock, which a log line cannot
 //! push forward) are deleted.
 
+mod compact;
 pub mod read;
 pub mod remote;
 pub mod tables;
+mod writer;
 
 use crate::event::{SessionEvent, Ts};
 use arrow_array::RecordBatch;
+use compact::recover_compactions;
+#[cfg(test)]
+use compact::Journal;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -39,6 +44,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use tables::{CommandRow, DecisionRows, EventRows, FindingRows, TableKind};
+use writer::{Msg, Writer};
 
 /// `[evidence]` settings.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -52,10 +58,10 @@ pub struct EvidenceConfig {
     /// Finished batches that may wait for the writer; when they are all waiting, the pipeline waits (memory stays
     /// bounded). Default 8.
     pub queue_batches: usize,
-    /// Hours of event time after which an hour's files are merged into one. Default 3.
+    /// Hours of event time after which an hour's files are merged into one, 0 to 8760. Default 3.
     pub compact_after_hours: u64,
-    /// Days an hour is kept (by the pipeline's clock), locally and in object storage. 0 keeps everything.
-    /// Default 90.
+    /// Days an hour is kept (by the pipeline's clock), locally and in object storage, 0 to 36500. 0 keeps
+    /// everything. Default 90.
     pub retention_days: u64,
     /// Object storage that compacted hours move to, leaving the local directory only the last
     /// `compact_after_hours`: `s3://bucket/prefix` (also `s3a`), `gs://bucket/prefix`, `az://container/prefix` or
@@ -101,6 +107,29 @@ impl EvidenceConfig {
                 self.queue_batches,
                 "allowed: 1 to 1024",
             ));
+        }
+        // a bound that keeps the retention and compaction arithmetic far from overflowing
+        for (key, v, max, why) in [
+            (
+                "evidence.retention_days",
+                self.retention_days,
+                36_500,
+                "allowed: 0 to 36500",
+            ),
+            (
+                "evidence.compact_after_hours",
+                self.compact_after_hours,
+                8_760,
+                "allowed: 0 to 8760",
+            ),
+        ] {
+            if v > max {
+                return Err(ConfigError {
+                    key,
+                    value: v.to_string(),
+                    why,
+                });
+            }
         }
         if let Some(url) = &self.object_store {
             remote::check_url(url).map_err(|why| ConfigError {
@@ -169,18 +198,6 @@ pub fn hour_of_dir(name: &str) -> Option<Ts> {
     let t =
         chrono::NaiveDateTime::parse_from_str(&format!("{h}:00:00"), "%Y-%m-%dT%H:%M:%S").ok()?;
     Some(Ts(t.and_utc().timestamp_millis()))
-}
-
-enum Msg {
-    Batch(TableKind, RecordBatch),
-    /// Rows of the events table to build into a batch and write (their emptied buffers go back to the pipeline).
-    Events(EventRows),
-    /// Write these commands rows and move them into the table at once.
-    Commands(Vec<CommandRow>),
-    /// Close every open file; answer with the pending files sealed since the last seal.
-    Seal(SyncSender<Result<Vec<String>, String>>),
-    /// Move these pending files into their tables, then compact and apply retention against this clock.
-    Publish(Vec<String>, Option<Ts>, SyncSender<Result<(), String>>),
 }
 
 /// Counts of what the store has written.
@@ -267,18 +284,36 @@ impl Evidence {
         }
         let stats = Arc::new(EvidenceStats::default());
         let retention_ms = (cfg.retention_days as i64).saturating_mul(86_400_000);
-        let upload = match &cfg.object_store {
-            Some(url) => {
+        let keeps = remote::marked(dir)?;
+        let upload = match (&cfg.object_store, keeps) {
+            // its older hours are there: without the setting they would neither be uploaded nor expire
+            (None, Some(m)) => {
+                return Err(EvidenceError::Remote {
+                    url: m.url,
+                    why: format!(
+                        "evidence.object_store is not set, but the store {dir:?} keeps its older hours there: \
+                         give that URL again, or a new [evidence] dir"
+                    ),
+                })
+            }
+            (None, None) => None,
+            (Some(url), keeps) => {
+                // the URL is checked by connecting before it is written down
+                let r = remote::Remote::open(url)?;
+                if keeps.as_ref().is_some_and(|m| m.url != *url) {
+                    remote::mark(dir, url)?;
+                }
+                // a prefix another store claimed would take no upload, ever: refuse now rather than fill the disk
+                r.refuse_claimed(keeps.as_ref().map(|m| m.id.as_str()))?;
                 let m = remote::mark(dir, url)?;
                 Some(remote::Uploader::start(
-                    remote::Remote::open(url)?,
+                    r,
                     m.id,
                     dir,
                     retention_ms,
                     stats.clone(),
                 )?)
             }
-            None => None,
         };
         let (tx, rx) = sync_channel(cfg.queue_batches);
         // the writer never waits on this: a buffer that finds it full is dropped
@@ -536,364 +571,6 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>, EvidenceError> {
     Ok(out)
 }
 
-fn props(rows: usize) -> WriterProperties {
-    let mut p = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(rows.max(1024)));
-    // values unique to nearly every row: a dictionary costs a hash per value and saves nothing
-    for c in [
-        "event_id",
-        "provenance",
-        "event_time",
-        "ingest_time",
-        "record",
-        "decision_id",
-    ] {
-        p = p.set_column_dictionary_enabled(ColumnPath::from(c), false);
-    }
-    // min/max statistics cost a comparison per value of every column; keep them (per row group) only where a
-    // query's filter can skip row groups by them: times and the subjects a trail is looked up by
-    p = p.set_statistics_enabled(EnabledStatistics::None);
-    for c in [
-        "event_time",
-        "ingest_time",
-        "at",
-        "principal",
-        "session_id",
-        "token_id",
-        "job_id",
-        "decision_id",
-    ] {
-        p = p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::Chunk);
-    }
-    p.build()
-}
-
-/// The writer's thread.
-struct Writer {
-    dir: PathBuf,
-    /// (table, hour start) → the file being written and its name relative to the table root.
-    open: HashMap<(TableKind, i64), (ArrowWriter<File>, String)>,
-    sealed: Vec<String>,
-    run: String,
-    seq: u64,
-    batch_rows: usize,
-    compact_after_ms: i64,
-    retention_ms: i64,
-    /// With object storage: the thread that takes compacted hours there.
-    upload: Option<remote::Uploader>,
-    error: Option<String>,
-    stats: Arc<EvidenceStats>,
-    /// Newest hour with rows per table (for compaction).
-    newest: BTreeMap<TableKind, i64>,
-    /// Where emptied event buffers go back to the pipeline.
-    spare: SyncSender<EventRows>,
-}
-
-impl Writer {
-    fn serve(&mut self, rx: Receiver<Msg>) {
-        while let Ok(m) = rx.recv() {
-            match m {
-                Msg::Batch(t, b) => self.write_batch(t, Ok(b)),
-                Msg::Events(mut rows) => {
-                    match rows.take_by_hour() {
-                        Ok(parts) => {
-                            for (hour, b) in parts {
-                                if self.error.is_none() {
-                                    if let Err(e) = self.write_part(TableKind::Events, hour, &b) {
-                                        tracing::error!(error = %e, table = "events", "evidence store write failed");
-                                        self.error = Some(e.to_string());
-                                    }
-                                }
-                            }
-                        }
-                        Err(e) => self.write_batch(TableKind::Events, Err(e)),
-                    }
-                    rows.shrink_to(2 * EVENT_CHUNK_BYTES);
-                    let _ = self.spare.try_send(rows);
-                }
-                Msg::Commands(rows) => {
-                    if let Err(e) = self.commands(&rows) {
-                        tracing::error!(error = %e, "evidence store: command rows not written");
-                    }
-                }
-                Msg::Seal(reply) => {
-                    let r = match self.error.take() {
-                        Some(e) => Err(e),
-                        None => self.seal_all().map_err(|e| e.to_string()),
-                    };
-                    let _ = reply.send(r.map(|()| std::mem::take(&mut self.sealed)));
-                }
-                Msg::Publish(names, clock, reply) => {
-                    let r = self.publish(&names, clock).map_err(|e| e.to_string());
-                    let _ = reply.send(r);
-                }
-            }
-        }
-        // the pipeline went away without sealing: what is open stays pending (a restart decides its fate)
-        let _ = self.seal_all();
-        if let Some(u) = self.upload.take() {
-            u.stop();
-        }
-    }
-
-    /// Write one batch; the first failure is kept for the next seal (and nothing more is written until then).
-    fn write_batch(&mut self, t: TableKind, b: Result<RecordBatch, arrow_schema::ArrowError>) {
-        if self.error.is_some() {
-            return;
-        }
-        let r = b
-            .map_err(|e| EvidenceError::Writer(e.to_string()))
-            .and_then(|b| self.write(t, &b));
-        if let Err(e) = r {
-            tracing::error!(error = %e, table = t.name(), "evidence store write failed");
-            self.error = Some(e.to_string());
-        }
-    }
-
-    fn next_name(&mut self, t: TableKind, hour: i64) -> String {
-        self.seq += 1;
-        format!(
-            "{}/{}/part-{}-{:06}.parquet",
-            t.name(),
-            hour_dir(Ts(hour)),
-            self.run,
-            self.seq
-        )
-    }
-
-    fn write(&mut self, t: TableKind, b: &RecordBatch) -> Result<(), EvidenceError> {
-        let times = tables::Cols::new(b);
-        let col = t.time_column();
-        // group the rows by hour (a batch spans one or two hours in order; late sources add a few more)
-        let mut hours: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
-        for i in 0..b.num_rows() {
-            let at = times.ts(col, i).unwrap_or_default();
-            hours
-                .entry(at.0.div_euclid(3_600_000) * 3_600_000)
-                .or_default()
-                .push(i as u32);
-        }
-        let single = hours.len() == 1;
-        let mut parts = Vec::with_capacity(hours.len());
-        for (hour, rows) in hours {
-            let part = if single {
-                b.clone()
-            } else {
-                let idx = arrow_array::UInt32Array::from(rows);
-                let cols = b
-                    .columns()
-                    .iter()
-                    .map(|c| arrow_select::take::take(c.as_ref(), &idx, None))
-                    .collect::<Result<Vec<_>, _>>()?;
-                RecordBatch::try_new(b.schema(), cols)?
-            };
-            parts.push((hour, part));
-        }
-        for (hour, part) in parts {
-            self.write_part(t, hour, &part)?;
-        }
-        Ok(())
-    }
-
-    /// Append rows of one hour to that hour's open file (opening one if needed).
-    fn write_part(
-        &mut self,
-        t: TableKind,
-        hour: i64,
-        part: &RecordBatch,
-    ) -> Result<(), EvidenceError> {
-        let key = (t, hour);
-        if !self.open.contains_key(&key) {
-            let name = self.next_name(t, hour);
-            let path = self.dir.join(PENDING).join(&name);
-            if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p).map_err(io(p))?;
-            }
-            let f = File::create(&path).map_err(io(&path))?;
-            let w = ArrowWriter::try_new(f, t.schema(), Some(props(self.batch_rows))).map_err(
-                |source| EvidenceError::Parquet {
-                    path: path.clone(),
-                    source,
-                },
-            )?;
-            self.open.insert(key, (w, name));
-        }
-        if let Some((w, name)) = self.open.get_mut(&key) {
-            w.write(part).map_err(|source| EvidenceError::Parquet {
-                path: PathBuf::from(name.as_str()),
-                source,
-            })?;
-            self.stats
-                .rows
-                .fetch_add(part.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
-        }
-        let newest = self.newest.entry(t).or_insert(hour);
-        *newest = (*newest).max(hour);
-        // an hour three hours behind the newest gets few late rows: close its file rather than keep it open
-        let newest = self.newest.get(&t).copied().unwrap_or_default();
-        let stale: Vec<(TableKind, i64)> = self
-            .open
-            .keys()
-            .filter(|(tt, h)| *tt == t && *h < newest - 3 * 3_600_000)
-            .copied()
-            .collect();
-        for k in stale {
-            self.seal_one(k)?;
-        }
-        Ok(())
-    }
-
-    fn seal_one(&mut self, key: (TableKind, i64)) -> Result<(), EvidenceError> {
-        if let Some((w, name)) = self.open.remove(&key) {
-            let f = w.into_inner().map_err(|source| EvidenceError::Parquet {
-                path: PathBuf::from(name.as_str()),
-                source,
-            })?;
-            f.sync_all().map_err(io(Path::new(&name)))?;
-            self.stats
-                .files
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.sealed.push(name);
-        }
-        Ok(())
-    }
-
-    fn seal_all(&mut self) -> Result<(), EvidenceError> {
-        let keys: Vec<_> = self.open.keys().copied().collect();
-        for k in keys {
-            self.seal_one(k)?;
-        }
-        Ok(())
-    }
-
-    fn commands(&mut self, rows: &[CommandRow]) -> Result<(), EvidenceError> {
-        let b = tables::command_batch(rows)?;
-        let t = TableKind::Commands;
-        let before = self.sealed.len();
-        self.write(t, &b)?;
-        let keys: Vec<_> = self
-            .open
-            .keys()
-            .filter(|(tt, _)| *tt == t)
-            .copied()
-            .collect();
-        for k in keys {
-            self.seal_one(k)?;
-        }
-        let names: Vec<String> = self.sealed.drain(before..).collect();
-        self.publish(&names, None)
-    }
-
-    fn publish(&mut self, names: &[String], clock: Option<Ts>) -> Result<(), EvidenceError> {
-        // all or nothing across a crash: the manifest names the files first, and the next open finishes the moves
-        let manifest = self.dir.join(PENDING).join(MANIFEST);
-        if !names.is_empty() {
-            let tmp = self.dir.join(PENDING).join(format!("{MANIFEST}.tmp"));
-            std::fs::write(&tmp, serde_json::to_vec(names)?).map_err(io(&tmp))?;
-            File::open(&tmp)
-                .and_then(|f| f.sync_all())
-                .map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &manifest).map_err(io(&manifest))?;
-        }
-        let mut dirs = std::collections::BTreeSet::new();
-        for name in names {
-            let from = self.dir.join(PENDING).join(name);
-            let to = self.dir.join(name);
-            if let Some(p) = to.parent() {
-                std::fs::create_dir_all(p).map_err(io(p))?;
-                dirs.insert(p.to_path_buf());
-            }
-            std::fs::rename(&from, &to).map_err(io(&from))?;
-        }
-        for d in dirs {
-            File::open(&d).and_then(|f| f.sync_all()).map_err(io(&d))?;
-        }
-        if !names.is_empty() {
-            std::fs::remove_file(&manifest).map_err(io(&manifest))?;
-        }
-        if let Some(clock) = clock {
-            self.maintain(clock)?;
-        }
-        Ok(())
-    }
-
-    /// Compact closed hours and delete expired ones; with object storage, hand compacted hours to the uploader.
-    fn maintain(&mut self, clock: Ts) -> Result<(), EvidenceError> {
-        for t in TableKind::ALL {
-            for (h, path) in hour_dirs(&self.dir.join(t.name())) {
-                if self.expired(h, clock) {
-                    std::fs::remove_dir_all(&path).map_err(io(&path))?;
-                    self.stats
-                        .expired_hours
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                } else if h.0 + 3_600_000 + self.compact_after_ms <= clock.0
-                    && !self.open.keys().any(|(tt, oh)| *tt == t && *oh == h.0)
-                {
-                    if compact(&path, t, self.batch_rows, &self.run)? {
-                        self.stats
-                            .compacted
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                    if self.upload.is_some() {
-                        self.hand_over(t, &path)?;
-                    }
-                }
-            }
-            // files waiting for an upload that has not come expire as well; the uploader deletes files only, so
-            // the folders it emptied go here (the writer alone creates and removes them: no race with a move)
-            for (h, path) in hour_dirs(&self.dir.join(remote::UPLOAD).join(t.name())) {
-                if self.expired(h, clock) {
-                    match std::fs::remove_dir_all(&path) {
-                        Ok(()) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => return Err(io(&path)(e)),
-                    }
-                } else {
-                    let _ = std::fs::remove_dir(&path);
-                }
-            }
-        }
-        if let Some(u) = &self.upload {
-            u.nudge(Some(clock));
-        }
-        Ok(())
-    }
-
-    fn expired(&self, hour: Ts, clock: Ts) -> bool {
-        self.retention_ms > 0 && hour.0 + 3_600_000 + self.retention_ms < clock.0
-    }
-
-    /// Move a compacted hour's files under `_upload/` for the uploader (each move is one rename, so a crash leaves
-    /// every file whole in one place or the other, and readers read both).
-    fn hand_over(&mut self, t: TableKind, hour: &Path) -> Result<(), EvidenceError> {
-        let Some(name) = hour.file_name() else {
-            return Ok(());
-        };
-        let to_dir = self.dir.join(remote::UPLOAD).join(t.name()).join(name);
-        let mut moved = false;
-        for e in std::fs::read_dir(hour).map_err(io(hour))?.flatten() {
-            let p = e.path();
-            if p.extension().is_none_or(|x| x != "parquet") {
-                continue;
-            }
-            if !moved {
-                std::fs::create_dir_all(&to_dir).map_err(io(&to_dir))?;
-            }
-            std::fs::rename(&p, to_dir.join(e.file_name())).map_err(io(&p))?;
-            moved = true;
-        }
-        if moved {
-            File::open(&to_dir)
-                .and_then(|f| f.sync_all())
-                .map_err(io(&to_dir))?;
-        }
-        // the hour's folder goes once empty (its name comes back with any late row)
-        let _ = std::fs::remove_dir(hour);
-        Ok(())
-    }
-}
-
 /// The `hour=…` folders directly under `root`, with their start (none when `root` is missing).
 fn hour_dirs(root: &Path) -> Vec<(Ts, PathBuf)> {
     let Ok(rd) = std::fs::read_dir(root) else {
@@ -905,122 +582,6 @@ fn hour_dirs(root: &Path) -> Vec<(Ts, PathBuf)> {
             Some((h, e.path()))
         })
         .collect()
-}
-
-/// A compaction's journal: the files merged into `output`.
-#[derive(serde::Serialize, Deserialize)]
-struct Journal {
-    output: String,
-    inputs: Vec<String>,
-}
-
-/// Merge an hour folder's Parquet files into one. Returns whether it did.
-///
-/// The merged file is written as `.tmp`, then renamed `.ready`; then a journal naming the inputs is written, the
-/// inputs are deleted, the `.ready` file becomes `.parquet` and the journal goes. [`recover_compactions`] finishes
-/// any of this a crash interrupted: without a journal the inputs are whole and the merged file is dropped; with one
-/// the merge is complete and the inputs go.
-fn compact(dir: &Path, t: TableKind, rows: usize, run: &str) -> Result<bool, EvidenceError> {
-    let inputs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io(dir))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    if inputs.len() < 2 {
-        return Ok(false);
-    }
-    let out_name = format!("compact-{run}-{:x}.parquet", fastrand::u32(..));
-    let tmp = dir.join(format!("{out_name}.tmp"));
-    let ready = dir.join(format!("{out_name}.ready"));
-    {
-        let f = File::create(&tmp).map_err(io(&tmp))?;
-        let mut w = ArrowWriter::try_new(f, t.schema(), Some(props(rows))).map_err(|source| {
-            EvidenceError::Parquet {
-                path: tmp.clone(),
-                source,
-            }
-        })?;
-        for p in &inputs {
-            for b in read::local_batches(p)? {
-                w.write(&b).map_err(|source| EvidenceError::Parquet {
-                    path: tmp.clone(),
-                    source,
-                })?;
-            }
-        }
-        let f = w.into_inner().map_err(|source| EvidenceError::Parquet {
-            path: tmp.clone(),
-            source,
-        })?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, &ready).map_err(io(&tmp))?;
-    let journal = dir.join("compact.journal");
-    let j = Journal {
-        output: out_name.clone(),
-        inputs: inputs
-            .iter()
-            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(String::from))
-            .collect(),
-    };
-    let jtmp = dir.join("compact.journal.tmp");
-    std::fs::write(&jtmp, serde_json::to_vec(&j)?).map_err(io(&jtmp))?;
-    File::open(&jtmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io(&jtmp))?;
-    std::fs::rename(&jtmp, &journal).map_err(io(&journal))?;
-    finish_compaction(dir, &j)?;
-    Ok(true)
-}
-
-fn finish_compaction(dir: &Path, j: &Journal) -> Result<(), EvidenceError> {
-    for i in &j.inputs {
-        if i.contains('/') || i.contains("..") {
-            continue;
-        }
-        let p = dir.join(i);
-        match std::fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&p)(e)),
-        }
-    }
-    let ready = dir.join(format!("{}.ready", j.output));
-    if ready.exists() {
-        std::fs::rename(&ready, dir.join(&j.output)).map_err(io(&ready))?;
-    }
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(io(dir))?;
-    let journal = dir.join("compact.journal");
-    std::fs::remove_file(&journal).map_err(io(&journal))?;
-    Ok(())
-}
-
-/// Finish or undo compactions a crash interrupted (see [`compact`]).
-fn recover_compactions(root: &Path) -> Result<(), EvidenceError> {
-    for t in TableKind::ALL {
-        let Ok(rd) = std::fs::read_dir(root.join(t.name())) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let dir = e.path();
-            let journal = dir.join("compact.journal");
-            if let Ok(bytes) = std::fs::read(&journal) {
-                let j: Journal = serde_json::from_slice(&bytes)?;
-                finish_compaction(&dir, &j)?;
-            }
-            for f in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let p = f.path();
-                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if n.ends_with(".tmp") || n.ends_with(".ready") {
-                    std::fs::remove_file(&p).map_err(io(&p))?;
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1063,6 +624,38 @@ mod tests {
 
     const H: i64 = 3_600_000;
     const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00Z
+
+    /// Found by an outside review: a huge `retention_days` wrapped the expiry arithmetic in release builds and
+    /// made every hour count as expired (in object storage too).
+    #[test]
+    fn retention_and_compaction_beyond_their_bounds_are_refused_naming_the_key() {
+        let e = EvidenceConfig {
+            retention_days: u64::MAX,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("evidence.retention_days") && e.contains("0 to 36500"),
+            "{e}"
+        );
+        let e = EvidenceConfig {
+            compact_after_hours: 8_761,
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("evidence.compact_after_hours"), "{e}");
+        assert!(EvidenceConfig {
+            retention_days: 36_500,
+            compact_after_hours: 8_760,
+            ..Default::default()
+        }
+        .validate()
+        .is_ok());
+    }
 
     #[test]
     fn rows_are_stored_in_their_event_hour_and_only_after_publish() {
@@ -1359,25 +952,66 @@ mod tests {
     /// production's configuration) uploaded into production's prefix, and every reader counted rows twice.
     #[cfg(feature = "object-store")]
     #[test]
-    fn a_second_store_on_a_claimed_prefix_uploads_nothing_and_its_readers_refuse_it() {
+    fn a_second_store_on_a_claimed_prefix_is_refused_at_open_and_so_are_its_readers() {
         let (first, second, remote) = (tmp(), tmp(), tmp());
         let cfg = remote_cfg(&remote);
-        for dir in [&first, &second] {
-            let mut e = Evidence::open(&cfg, dir).unwrap();
-            e.event(&ev("x", T0));
-            e.flush(Some(Ts(T0 + 3 * H))).unwrap();
-            e.close(None).unwrap();
-        }
+        let mut e = Evidence::open(&cfg, &first).unwrap();
+        e.event(&ev("x", T0));
+        e.flush(Some(Ts(T0 + 3 * H))).unwrap();
+        e.close(None).unwrap();
         assert_eq!(files_under(&remote.join("bucket/quench")).len(), 1);
         assert!(remote.join("bucket/quench").join(remote::OWNER).is_file());
-        assert_eq!(files_under(&second.join(remote::UPLOAD)).len(), 1);
-        assert_eq!(ids(&first), ["x"]);
+        // a new directory on the claimed prefix: it would never upload, so it does not start
+        let err = Evidence::open(&cfg, &second).err().unwrap().to_string();
+        assert!(err.contains("belongs to another evidence store"), "{err}");
+        assert!(err.contains("not made yet"), "{err}");
+        assert!(remote::marked(&second).unwrap().is_none());
+        // a directory that names the prefix with another id (a replaced node): neither it nor its readers go on
+        let url = cfg.object_store.clone().unwrap();
+        let other = remote::mark(&second, &url).unwrap();
+        let err = Evidence::open(&cfg, &second).err().unwrap().to_string();
+        assert!(err.contains(&other.id), "{err}");
         let err = read::table(&second, TableKind::Events, None)
             .err()
             .unwrap()
             .to_string();
         assert!(err.contains("belongs to another evidence store"), "{err}");
+        // the first store itself goes on
+        assert_eq!(ids(&first), ["x"]);
+        Evidence::open(&cfg, &first).unwrap().close(None).unwrap();
         for d in [&first, &second, &remote] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+
+    #[cfg(feature = "object-store")]
+    #[test]
+    fn a_store_keeping_hours_in_object_storage_does_not_open_without_it() {
+        let (dir, remote) = (tmp(), tmp());
+        let cfg = remote_cfg(&remote);
+        Evidence::open(&cfg, &dir).unwrap().close(None).unwrap();
+        let err = Evidence::open(&EvidenceConfig::default(), &dir)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("evidence.object_store is not set"), "{err}");
+        assert!(err.contains("bucket/quench"), "{err}");
+        // nor with another URL
+        let elsewhere = EvidenceConfig {
+            object_store: Some(format!("file://{}/bucket/other", remote.display())),
+            ..EvidenceConfig::default()
+        };
+        let err = Evidence::open(&elsewhere, &dir).err().unwrap().to_string();
+        assert!(err.contains("already keeps its hours in"), "{err}");
+        // a URL that cannot be connected to is not written down
+        let fresh = tmp();
+        let bad = EvidenceConfig {
+            object_store: Some("s3://".into()),
+            ..EvidenceConfig::default()
+        };
+        assert!(Evidence::open(&bad, &fresh).is_err());
+        assert!(remote::marked(&fresh).unwrap().is_none());
+        for d in [&dir, &remote, &fresh] {
             let _ = std::fs::remove_dir_all(d);
         }
     }

@@ -182,7 +182,8 @@ mod imp {
             url,
             format!(
                 "the prefix belongs to another evidence store (id {claimed}, this store's is {ours}); \
-                 give each store its own prefix"
+                 give each store its own prefix (if that store is gone for good and this directory replaces \
+                 it, delete the prefix's {OWNER} and start again)"
             ),
         )
     }
@@ -386,8 +387,9 @@ mod imp {
         }
 
         /// Claim the prefix for the store `id` (done before its first upload); refused when another store holds
-        /// it. Two stores starting at the same instant could both find it free: each reads the claim back, and
-        /// the one whose write lost refuses.
+        /// it. The claim is written only if none exists (a conditional put), so of two stores starting at the same
+        /// instant one claims and the other refuses; where the object storage has no conditional put, each reads
+        /// the claim back and the one whose write lost refuses.
         pub fn claim(&self, id: &str) -> Result<(), EvidenceError> {
             let (store, prefix) = (self.store.clone(), self.prefix.clone());
             let claimed = self.wait(async move { owner(store.as_ref(), &prefix).await })?;
@@ -398,8 +400,40 @@ mod imp {
             }
             let (store, path) = (self.store.clone(), self.prefix.clone().join(OWNER));
             let body = serde_json::to_vec(&serde_json::json!({ "id": id }))?;
-            self.wait(async move { store.put(&path, PutPayload::from(body)).await.map(|_| ()) })?;
+            self.wait(async move {
+                let create = object_store::PutOptions {
+                    mode: object_store::PutMode::Create,
+                    ..Default::default()
+                };
+                match store
+                    .put_opts(&path, PutPayload::from(body.clone()), create)
+                    .await
+                {
+                    Ok(_) | Err(object_store::Error::AlreadyExists { .. }) => Ok(()),
+                    Err(object_store::Error::NotImplemented { .. }) => {
+                        store.put(&path, PutPayload::from(body)).await.map(|_| ())
+                    }
+                    Err(e) => Err(e),
+                }
+            })?;
             self.check_owner(id)
+        }
+
+        /// At open: refuse the prefix when a store other than `ours` (none: this store has no id yet) claimed it.
+        /// When the object storage does not answer, the store opens (the uploader claims the prefix later, and
+        /// refuses then).
+        pub fn refuse_claimed(&self, ours: Option<&str>) -> Result<(), EvidenceError> {
+            let (store, prefix) = (self.store.clone(), self.prefix.clone());
+            match self.wait(async move { owner(store.as_ref(), &prefix).await }) {
+                Ok(Some(c)) if Some(c.as_str()) != ours => {
+                    Err(not_owner(&self.url, &c, ours.unwrap_or("not made yet")))
+                }
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "evidence store: object storage not reached at start; its claim is checked at the first upload");
+                    Ok(())
+                }
+            }
         }
 
         /// For a reader: refuse the prefix when another store claimed it (an unclaimed one holds no upload yet).
@@ -494,6 +528,9 @@ mod imp {
             match self.never {}
         }
         pub fn check_owner(&self, _: &str) -> Result<(), EvidenceError> {
+            match self.never {}
+        }
+        pub fn refuse_claimed(&self, _: Option<&str>) -> Result<(), EvidenceError> {
             match self.never {}
         }
         pub fn delete(&self, _: &str) -> Result<(), EvidenceError> {

@@ -360,7 +360,7 @@ impl Responder for Caep {
         key: &'a str,
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
-            let claims = self.claims(d, key, crate::event::Ts::now().0 / 1000)?;
+            let claims = self.claims(d, key, crate::clock::WallTime::now().0 / 1000)?;
             let set = self.sign(&claims)?;
             let mut req = http
                 .post(self.url.clone())

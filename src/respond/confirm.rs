@@ -9,6 +9,7 @@
 //! before the revocation's HTTP answer), bounded in number and age.
 
 use super::Delivery;
+use crate::clock::WallTime;
 use crate::decide::{Action, Decision};
 use crate::event::{Ended, PrincipalKind, Ts};
 use serde::{Deserialize, Serialize};
@@ -33,7 +34,8 @@ pub struct Pending {
     pub subjects: Vec<String>,
     /// The vendor whose log proves it (`okta`, `microsoft`, `google` …).
     pub vendor: &'static str,
-    pub delivered_at: Ts,
+    /// When the target accepted it (our wall clock).
+    pub delivered_at: WallTime,
     pub within_secs: u64,
 }
 
@@ -57,7 +59,7 @@ impl Pending {
         decision: &Decision,
         vendor: &'static str,
         within_secs: u64,
-        delivered_at: Ts,
+        delivered_at: WallTime,
     ) -> Self {
         let subjects = [
             decision.principal.as_deref(),
@@ -81,9 +83,11 @@ impl Pending {
         }
     }
 
+    /// Whether the vendor's log entry `e` proves this revocation: the vendor's own clock dates it no earlier than
+    /// our delivery, less [`SKEW_MS`] (the vendor's log time and our wall clock are both real clocks).
     fn matches(&self, e: &Ended) -> bool {
         e.vendor == self.vendor
-            && e.event_time.0 >= self.delivered_at.0 - SKEW_MS
+            && e.event_time.0 >= self.delivered_at.as_ts().0 - SKEW_MS
             && e.subjects.iter().any(|s| self.subjects.contains(s))
     }
 
@@ -106,7 +110,7 @@ pub struct Confirmation {
     pub decision_id: String,
     pub target: String,
     pub status: ConfirmStatus,
-    pub delivered_at: Ts,
+    pub delivered_at: WallTime,
     /// The vendor's timestamp of the confirming log entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmed_at: Option<Ts>,
@@ -130,7 +134,7 @@ impl Confirmation {
             status: ConfirmStatus::Confirmed,
             delivered_at: p.delivered_at,
             confirmed_at: Some(e.event_time),
-            seconds_to_confirm: Some((e.event_time.0 - p.delivered_at.0) as f64 / 1000.0),
+            seconds_to_confirm: Some((e.event_time.0 - p.delivered_at.as_ts().0) as f64 / 1000.0),
             event_id: Some(e.event_id.clone()),
             event_action: Some(e.action.clone()),
             within_secs: p.within_secs,
@@ -155,7 +159,7 @@ impl Confirmation {
 }
 
 /// The alert an unconfirmed revocation raises ([`crate::decide::notice::unconfirmed`]), made at `now` (wall clock).
-pub fn unconfirmed_alert(p: &Pending, now: Ts) -> Decision {
+pub fn unconfirmed_alert(p: &Pending, now: WallTime) -> Decision {
     let u = crate::decide::notice::Unconfirmed {
         command_id: &p.command_id,
         decision_id: &p.decision_id,
@@ -165,7 +169,7 @@ pub fn unconfirmed_alert(p: &Pending, now: Ts) -> Decision {
         principal_kind: p.principal_kind,
         within_secs: p.within_secs,
     };
-    crate::decide::notice::unconfirmed(&u, now)
+    crate::decide::notice::unconfirmed(&u, now.as_ts())
 }
 
 /// Matches delivered revocations with the endings the vendors log.
@@ -209,7 +213,7 @@ impl Confirmer {
     }
 
     /// Revocations whose time ran out at `now` (wall clock), removed from the watch.
-    pub fn expire(&mut self, now: Ts) -> Vec<Pending> {
+    pub fn expire(&mut self, now: WallTime) -> Vec<Pending> {
         let mut out = Vec::new();
         self.pending.retain(|p| {
             if now.0 >= p.deadline() {
@@ -241,7 +245,7 @@ mod tests {
             principal_kind: PrincipalKind::Human,
             subjects: vec!["alice@example.com".into(), "00ualice".into()],
             vendor: "okta",
-            delivered_at: Ts(at),
+            delivered_at: WallTime(at),
             within_secs: within,
         }
     }
@@ -273,7 +277,7 @@ mod tests {
         assert_eq!(got[0].seconds_to_confirm, Some(4.5));
         assert_eq!(got[0].event_id.as_deref(), Some("e-1004500"));
         assert_eq!(c.waiting(), 0);
-        assert!(c.expire(Ts(9_000_000)).is_empty());
+        assert!(c.expire(WallTime(9_000_000)).is_empty());
     }
 
     #[test]
@@ -292,10 +296,10 @@ mod tests {
     fn no_entry_in_time_is_an_unconfirmed_alert() {
         let mut c = Confirmer::default();
         c.expect(pending(1_000_000, 300));
-        assert!(c.expire(Ts(1_299_999)).is_empty());
-        let late = c.expire(Ts(1_300_000));
+        assert!(c.expire(WallTime(1_299_999)).is_empty());
+        let late = c.expire(WallTime(1_300_000));
         assert_eq!(late.len(), 1);
-        let alert = unconfirmed_alert(&late[0], Ts(0));
+        let alert = unconfirmed_alert(&late[0], WallTime(0));
         assert_eq!(alert.action, Action::Alert);
         assert!(alert.decision_id.ends_with("-unconfirmed"));
         assert!(alert.findings[0].reason.contains("within 300 s"));

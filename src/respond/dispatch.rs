@@ -24,7 +24,7 @@ pub struct Delivery {
     pub retryable: bool,
     pub dry_run: bool,
     /// Wall clock when the delivery ended (the target's answer, or the refusal).
-    pub finished_at: Ts,
+    pub finished_at: WallTime,
     /// Not sent: the target's revocation budget was spent. `Some(true)` on the first refusal of an episode (the
     /// one that announces it).
     pub over_budget: Option<bool>,
@@ -137,7 +137,7 @@ impl Dispatcher {
     }
 
     /// The current time on this dispatcher's wall clock.
-    pub fn now(&self) -> Ts {
+    pub fn now(&self) -> WallTime {
         self.inner.clock.now()
     }
 
@@ -218,8 +218,9 @@ impl Dispatcher {
     }
 
     /// Deliver `d` to the target `name` until it succeeds, fails for good, runs out of attempts or passes
-    /// `decided_at + give_up_after_secs` (wall clock). Honours `Retry-After` and the target's rate limit.
-    pub async fn deliver(&self, name: &str, d: &Decision, decided_at: Ts) -> Delivery {
+    /// `started + give_up_after_secs` (wall clock: `started` is when the command was first handed over). Honours
+    /// `Retry-After` and the target's rate limit.
+    pub async fn deliver(&self, name: &str, d: &Decision, started: WallTime) -> Delivery {
         let inner = &self.inner;
         let key = command_id(&d.decision_id, name);
         let Some(t) = inner.targets.iter().find(|t| t.name == name) else {
@@ -262,7 +263,7 @@ impl Dispatcher {
                 });
             }
         }
-        let deadline_ms = decided_at.0 + inner.cfg.give_up_after_secs as i64 * 1000;
+        let deadline_ms = started.0 + inner.cfg.give_up_after_secs as i64 * 1000;
         let max_backoff = Duration::from_millis(inner.cfg.max_backoff_ms);
         let mut delay = Duration::from_millis(inner.cfg.backoff_ms);
         let mut attempts = 0;
@@ -348,13 +349,14 @@ pub fn budget_notice(delivery: &Delivery, d: &Decision) -> Decision {
         .err()
         .map(String::as_str)
         .unwrap_or("");
-    crate::decide::notice::target_budget(d, &delivery.target, why, delivery.finished_at)
+    crate::decide::notice::target_budget(d, &delivery.target, why, delivery.finished_at.as_ts())
 }
 
 #[cfg(test)]
 mod tests {
 
     use super::*;
+    use crate::event::Ts;
 
     /// Found by a mutation run: a target's budget notice is decided now, is never a shadow record, carries no trust
     /// of its own, and keeps the refused decision's event time and subject.
@@ -386,7 +388,7 @@ mod tests {
             retryable: false,
             dry_run: false,
             over_budget: Some(true),
-            finished_at: Ts::now(),
+            finished_at: WallTime::now(),
         };
         let n = budget_notice(&delivery, &d);
         assert_eq!(n.decision_id, format!("{}-okta-budget", "a".repeat(24)));

@@ -58,7 +58,7 @@ pub enum RetryAfter {
 
 impl RetryAfter {
     /// How long to wait from `now` (the dispatcher's clock), capped at one hour.
-    pub fn wait(self, now: Ts) -> Duration {
+    pub fn wait(self, now: WallTime) -> Duration {
         let d = match self {
             RetryAfter::After(d) => d,
             RetryAfter::At(at) => Duration::from_millis(at.saturating_sub(now.0).max(0) as u64),
@@ -126,7 +126,7 @@ mod tests {
     #[test]
     fn retry_after_is_read_as_seconds_or_an_http_date_and_waited_on_the_dispatchers_clock() {
         // 1_700_000_000 s is Tue, 14 Nov 2023 22:13:20 GMT: the injected clock, not the machine's
-        let now = Ts(1_700_000_000_000);
+        let now = WallTime(1_700_000_000_000);
         let wait = |v: &str| parse_retry_after(v).map(|r| r.wait(now));
         assert_eq!(wait("7"), Some(Duration::from_secs(7)));
         assert_eq!(
@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(wait("999999"), Some(Duration::from_secs(3600)));
         assert_eq!(wait("soon"), None);
         // the same date read an hour later by the clock waits nothing
-        let later = Ts(now.0 + 3_600_000);
+        let later = WallTime(now.0 + 3_600_000);
         assert_eq!(
             parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT").map(|r| r.wait(later)),
             Some(Duration::ZERO)

@@ -36,9 +36,10 @@ pub(crate) use http::*;
 pub use limits::*;
 pub(crate) use secrets::*;
 
+use crate::clock::WallTime;
 use crate::decide::{Action, Decision};
+use crate::event::PrincipalKind;
 use crate::event::Vendor;
-use crate::event::{PrincipalKind, Ts};
 use serde::Deserialize;
 use std::future::Future;
 use std::pin::Pin;

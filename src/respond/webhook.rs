@@ -84,7 +84,7 @@ impl Responder for Webhook {
     ) -> BoxFuture<'a, Result<u16, RespondError>> {
         Box::pin(async move {
             let body = serde_json::to_vec(d).map_err(|e| RespondError::Target(e.to_string()))?;
-            let ts = (crate::event::Ts::now().0 / 1000) as u64;
+            let ts = (crate::clock::WallTime::now().0 / 1000) as u64;
             let resp = http
                 .post(self.url.clone())
                 .header("Content-Type", "application/json")

@@ -17,8 +17,8 @@
 //! the latency histogram (ingest → decision), and with durable state the next offset of each partition read.
 
 use crate::bus::KafkaConfig;
+use crate::clock::WallTime;
 use crate::decide::Decision;
-use crate::event::Ts;
 use crate::ingest::kafka::Input;
 use crate::pipeline::Pipeline;
 use crate::respond::outbox::{OutboxError, Writer};
@@ -600,7 +600,7 @@ pub async fn run(
                 let idle = last_record.elapsed() >= Duration::from_millis(k.commit_interval_ms);
                 if opts.route_to.is_none() && pipeline.stats.reorder_held > 0 && idle {
                     decisions.clear();
-                    if pipeline.release(Ts::now(), &mut decisions) > 0 {
+                    if pipeline.release(WallTime::now().as_ts(), &mut decisions) > 0 {
                         let at = Instant::now();
                         emit(&producer, k, None, &mut decisions, at, &mut report, &mut on_decision, outbox).await?;
                         // the state changed: saved (and at shutdown too), else a restart would decide them again
@@ -669,9 +669,9 @@ pub async fn run(
             report.skipped += 1;
             Ok(0)
         } else if opts.route_to.is_some() {
-            pipeline.route(payload, pinned, prov, Ts::now(), &mut routed)
+            pipeline.route(payload, pinned, prov, WallTime::now().as_ts(), &mut routed)
         } else {
-            let now = Ts::now();
+            let now = WallTime::now().as_ts();
             pipeline.delivered_at(rec.timestamp.map(|t| t.min(now)));
             pipeline.process(payload, pinned, prov, now, &mut decisions)
         };

@@ -20,30 +20,13 @@ use openssl::rsa::Rsa;
 use openssl::sign::Verifier;
 use quench::decide::{Action, Decision, FindingRecord};
 use quench::event::{PrincipalKind, Ts};
-use quench::lab::stub;
 use quench::respond::{build_targets, command_id, Dispatcher, RespondConfig};
 use serde_json::Value;
-use std::sync::{Arc, Mutex};
-use tokio::io::AsyncWriteExt;
 
-async fn receiver() -> (std::net::SocketAddr, Arc<Mutex<Vec<stub::Received>>>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let g = got.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = l.accept().await {
-            if let Some(r) = stub::read_request(&mut sock).await {
-                g.lock().unwrap().push(r);
-                let _ = sock
-                    .write_all(
-                        b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                    )
-                    .await;
-            }
-        }
-    });
-    (addr, got)
+/// The receiver of the pushes: records each and accepts it (202).
+async fn receiver() -> (std::net::SocketAddr, common::Log) {
+    let s = common::serve(|_, _| common::Reply::status("202 Accepted")).await;
+    (s.addr, s.log)
 }
 
 fn b64d(s: &str) -> Vec<u8> {
@@ -82,7 +65,7 @@ fn verify(jwt: &str, jwk: &Value) -> bool {
 fn decision(action: Action, session: Option<&str>) -> Decision {
     Decision {
         decision_id: format!("{:0>32}", action.as_str().len()),
-        decided_at: Ts::now(),
+        decided_at: quench::clock::WallTime::now().as_ts(),
         event_time: Ts(1_763_800_000_000),
         action,
         principal: Some("alice@example.com".into()),
@@ -157,7 +140,9 @@ async fn caep_sets_are_pushed_per_rfc_8935_and_verify_with_the_published_keys() 
     let end = decision(Action::TerminateSession, Some("102aliceS3ss"));
     let step = decision(Action::StepUp, None);
     for (target, d) in [("itp", &end), ("saas", &end), ("itp", &step)] {
-        let r = disp.deliver(target, d, Ts::now()).await;
+        let r = disp
+            .deliver(target, d, quench::clock::WallTime::now())
+            .await;
         assert_eq!(r.result, Ok(202), "{target}: {r:?}");
     }
 

@@ -45,7 +45,7 @@ async fn a_revocation_is_confirmed_from_the_vendors_log_or_raises_an_alert() {
     ))
     .unwrap();
     // the outbox's wall clock is the test's: confirmation windows run out when the test moves it
-    let clock = quench::clock::ManualClock::at(quench::event::Ts::now());
+    let clock = quench::clock::ManualClock::at(quench::clock::WallTime::now());
     let (run, stop_tx) = start(&k, &respond, std::sync::Arc::new(clock.clone()));
 
     // alice's session is terminated at both targets: wait for both outcomes
@@ -218,7 +218,7 @@ async fn a_revocation_awaiting_confirmation_is_watched_again_after_a_restart() {
         &respond,
         std::sync::Arc::new(quench::clock::SystemClock),
     );
-    let now = chrono::DateTime::from_timestamp_millis(quench::event::Ts::now().0)
+    let now = chrono::DateTime::from_timestamp_millis(quench::clock::WallTime::now().0)
         .unwrap()
         .format("%Y-%m-%dT%H:%M:%S%.3fZ");
     let clear = format!(
@@ -332,7 +332,7 @@ fn every_confirmable_target_is_confirmed_by_its_own_vendors_log_entry() {
             &decision("dana@example.com"),
             vendor,
             300,
-            delivered,
+            quench::clock::WallTime(delivered.0),
         );
         assert_eq!(c.expect(p), None);
         let got = c.observe(ended.clone());
@@ -353,7 +353,7 @@ fn every_confirmable_target_is_confirmed_by_its_own_vendors_log_entry() {
                 &decision(who),
                 vendor,
                 300,
-                delivered,
+                quench::clock::WallTime(delivered.0),
             ));
         }
         assert!(c.observe(ended).is_empty(), "{target} ({vendor})");

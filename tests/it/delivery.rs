@@ -7,46 +7,32 @@
 
 use crate::support as common;
 
-use quench::clock::{Clock, ManualClock};
+use quench::clock::{Clock, ManualClock, WallTime};
 use quench::decide::Action;
 use quench::event::Ts;
-use quench::lab::stub;
 use quench::respond::{build_targets, outbox, Dispatcher, RespondConfig};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// The clock every dispatcher of these tests runs on, shared with its test server.
 fn clock() -> ManualClock {
-    ManualClock::at(Ts::parse("2026-11-02T08:00:00Z").unwrap())
+    ManualClock::at(WallTime(Ts::parse("2026-11-02T08:00:00Z").unwrap().0))
 }
 
 /// Answers with the scripted statuses in turn (the last one repeats); records when each request came, on `clock`.
 async fn scripted(
     script: Vec<&'static str>,
     clock: &ManualClock,
-) -> (std::net::SocketAddr, Arc<Mutex<Vec<Ts>>>) {
+) -> (std::net::SocketAddr, Arc<Mutex<Vec<WallTime>>>) {
     let clock = clock.clone();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = l.accept().await {
-            if stub::read_request(&mut sock).await.is_none() {
-                continue;
-            }
-            let n = {
-                let mut v = s2.lock().unwrap();
-                v.push(clock.now());
-                v.len() - 1
-            };
-            let head = script[n.min(script.len() - 1)];
-            let reply =
-                format!("HTTP/1.1 {head}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = sock.write_all(reply.as_bytes()).await;
-        }
-    });
+    let addr = common::serve(move |_, n| {
+        s2.lock().unwrap().push(clock.now());
+        common::Reply::status(script[n.min(script.len() - 1)])
+    })
+    .await
+    .addr;
     (addr, seen)
 }
 
@@ -198,7 +184,7 @@ async fn a_targets_spent_budget_stops_sending_and_announces_it_once() {
     assert!(notice.decision_id.ends_with("-webhook-budget"));
     assert!(notice.guardrail.unwrap().contains("2 per 3600 s"));
     // made when the refusal was, on the dispatcher's clock
-    assert_eq!(notice.decided_at, results[2].finished_at);
+    assert_eq!(notice.decided_at, results[2].finished_at.as_ts());
     assert_eq!(notice.kind, quench::decide::DecisionKind::TargetBudget);
 }
 

@@ -6,12 +6,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+use crate::support as common;
+
 use quench::cli::{replay, ReplayReport};
 use quench::config::Config;
 use quench::decide::Action;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// 2026-11-02T08:00:00Z in epoch milliseconds.
 const T0: i64 = 1_793_606_400_000;
@@ -20,28 +21,22 @@ fn iso(ms: i64) -> String {
     quench::event::Ts(ms).to_rfc3339()
 }
 
-/// A server that records each request line (`POST /path`) and answers 200 with a body every target accepts.
+/// A server that records each request line (`POST /path HTTP/1.1`) and answers 200 with a body every target
+/// accepts.
 async fn recorder() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 65536];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                if let Some(line) = req.lines().next() {
-                    log.lock().unwrap().push(line.to_string());
-                }
-                let body = r#"{"ok":true,"user":{"id":"U0FORGED"},"totalSize":0,"done":true,"records":[]}"#;
-                let reply = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
-                let _ = s.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
+    let addr = common::serve(move |r, _| {
+        log.lock()
+            .unwrap()
+            .push(format!("{} {} HTTP/1.1", r.method, r.target));
+        common::Reply::json(
+            "200 OK",
+            r#"{"ok":true,"user":{"id":"U0FORGED"},"totalSize":0,"done":true,"records":[]}"#,
+        )
+    })
+    .await
+    .addr;
     (addr, seen)
 }
 

@@ -212,7 +212,13 @@ fn routed_events(lines: &[String]) -> i64 {
             offset: i as i64,
         };
         out.clear();
-        let _ = p.route(l.as_bytes(), None, prov, quench::event::Ts::now(), &mut out);
+        let _ = p.route(
+            l.as_bytes(),
+            None,
+            prov,
+            quench::clock::WallTime::now().as_ts(),
+            &mut out,
+        );
         n += out.iter().filter(|r| !r.link).count() as i64;
     }
     n

@@ -10,30 +10,22 @@ use crate::support as common;
 
 use quench::respond::{outbox, RespondConfig};
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncWriteExt;
 
-/// Answers `/refuse` with 403 and `/busy` with 503; counts the requests per path.
+/// A target that refuses `/refuse` for good (403) and answers everything else 503 (retryable); records each
+/// request's target.
 async fn server() -> (std::net::SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let s2 = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let Some(r) = quench::lab::stub::read_request(&mut s).await else {
-                continue;
-            };
-            s2.lock().unwrap().push(r.target.clone());
-            let head = if r.target == "/refuse" {
-                "403 Forbidden"
-            } else {
-                "503 Service Unavailable"
-            };
-            let reply =
-                format!("HTTP/1.1 {head}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-            let _ = s.write_all(reply.as_bytes()).await;
-        }
-    });
+    let addr = common::serve(move |r, _| {
+        s2.lock().unwrap().push(r.target.clone());
+        common::Reply::status(if r.target == "/refuse" {
+            "403 Forbidden"
+        } else {
+            "503 Service Unavailable"
+        })
+    })
+    .await
+    .addr;
     (addr, seen)
 }
 

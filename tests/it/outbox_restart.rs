@@ -12,15 +12,14 @@
 
 use crate::support as common;
 
+use quench::cli;
 use quench::decide::Decision;
 use quench::respond::{build_targets, command_id, outbox, RespondConfig};
-use quench::{cli, lab::stub};
 use rdkafka::mocking::MockCluster;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncWriteExt;
 
 const SECRET: &str = "outbox-restart-test-secret-0123456789";
 const COMMANDS: &str = "quench.commands";
@@ -34,57 +33,40 @@ struct Receiver {
     /// Idempotency keys answered 403 (refused for good), with the phase.
     refused: Vec<(u8, String)>,
     /// Connections held open without an answer.
-    held: Vec<tokio::net::TcpStream>,
+    held: Arc<Mutex<Vec<tokio::net::TcpStream>>>,
 }
 
 async fn receiver(answer_all: Arc<AtomicBool>) -> (std::net::SocketAddr, Arc<Mutex<Receiver>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let state = Arc::new(Mutex::new(Receiver::default()));
     let st = state.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let st = st.clone();
-            let answer_all = answer_all.clone();
-            tokio::spawn(async move {
-                let Some(r) = stub::read_request(&mut sock).await else {
-                    return;
-                };
-                let ts: u64 = r
-                    .header("x-quench-timestamp")
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(0);
-                let sig = quench::respond::webhook_signature(SECRET.as_bytes(), ts, &r.body);
-                assert_eq!(r.header("x-quench-signature"), Some(sig.as_str()));
-                let key = r.header("idempotency-key").unwrap().to_string();
-                let phase = if answer_all.load(Ordering::SeqCst) {
-                    2
-                } else {
-                    1
-                };
-                let answer: Option<&[u8]> = {
-                    let mut s = st.lock().unwrap();
-                    s.received.push((phase, key.clone()));
-                    if phase == 2 || s.applied.is_empty() {
-                        s.applied.push((phase, key));
-                        Some(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    } else if s.refused.is_empty() {
-                        s.refused.push((phase, key));
-                        Some(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    } else {
-                        None
-                    }
-                };
-                match answer {
-                    Some(reply) => {
-                        let _ = sock.write_all(reply).await;
-                    }
-                    None => st.lock().unwrap().held.push(sock),
-                }
-            });
+    let server = common::serve(move |r, _| {
+        let ts: u64 = r
+            .header("x-quench-timestamp")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let sig = quench::respond::webhook_signature(SECRET.as_bytes(), ts, &r.body);
+        assert_eq!(r.header("x-quench-signature"), Some(sig.as_str()));
+        let key = r.header("idempotency-key").unwrap().to_string();
+        let phase = if answer_all.load(Ordering::SeqCst) {
+            2
+        } else {
+            1
+        };
+        let mut s = st.lock().unwrap();
+        s.received.push((phase, key.clone()));
+        if phase == 2 || s.applied.is_empty() {
+            s.applied.push((phase, key));
+            common::Reply::status("202 Accepted")
+        } else if s.refused.is_empty() {
+            s.refused.push((phase, key));
+            common::Reply::status("403 Forbidden")
+        } else {
+            common::Reply::Hold
         }
-    });
-    (addr, state)
+    })
+    .await;
+    state.lock().unwrap().held = server.held.clone();
+    (server.addr, state)
 }
 
 /// Every record of `topic` (all partitions), as JSON.
@@ -184,7 +166,7 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
                 && kinds(&commands, "outcome").len() == 2
                 && r.applied.len() == 1
                 && r.refused.len() == 1
-                && r.held.len() == expected.len() - 2
+                && r.held.lock().unwrap().len() == expected.len() - 2
         },
     )
     .await;
@@ -200,7 +182,7 @@ async fn killing_the_engine_mid_dispatch_loses_no_revocation_and_sends_none_twic
 
     // Run 2: the receiver now answers; the engine must resume the 4 open commands and nothing else.
     answer_all.store(true, Ordering::SeqCst);
-    rx.lock().unwrap().held.clear();
+    rx.lock().unwrap().held.lock().unwrap().clear();
     let second = spawn_quench(&second_cfg);
     common::wait_until(
         "run 2 has re-decided everything and every command has an outcome",

@@ -10,35 +10,26 @@
 use crate::support as common;
 
 use quench::decide::{Action, Decision};
-use quench::event::{PrincipalKind, Ts};
-use quench::lab::stub::{self, Received};
+use quench::event::PrincipalKind;
+use quench::lab::stub::Received;
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncWriteExt;
 
 type Log = Arc<Mutex<Vec<Received>>>;
 
-/// Serve with `answer(request) -> (status, JSON body)`.
+/// Serve with `answer(request) -> (status, JSON body)`; the log keeps each request with the status it got.
 async fn server(answer: fn(&Received) -> (u16, String)) -> (std::net::SocketAddr, Log) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
     let log: Log = Arc::new(Mutex::new(Vec::new()));
     let lg = log.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = l.accept().await {
-            let Some(mut r) = stub::read_request(&mut sock).await else {
-                continue;
-            };
-            let (status, body) = answer(&r);
-            r.status = status;
-            lg.lock().unwrap().push(r);
-            let reply = format!(
-                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(reply.as_bytes()).await;
-        }
-    });
+    let addr = common::serve(move |r, _| {
+        let (status, body) = answer(r);
+        let mut r = r.clone();
+        r.status = status;
+        lg.lock().unwrap().push(r);
+        common::Reply::json(format!("{status} X"), body)
+    })
+    .await
+    .addr;
     (addr, log)
 }
 
@@ -52,8 +43,8 @@ fn query_param(target: &str, name: &str) -> Option<String> {
 fn decision(action: Action, principal: &str, principal_id: Option<&str>) -> Decision {
     Decision {
         decision_id: "5".repeat(32),
-        decided_at: Ts::now(),
-        event_time: Ts::now(),
+        decided_at: quench::clock::WallTime::now().as_ts(),
+        event_time: quench::clock::WallTime::now().as_ts(),
         action,
         principal: Some(principal.into()),
         principal_id: principal_id.map(String::from),
@@ -68,7 +59,7 @@ async fn deliver(toml_text: &str, name: &str, d: &Decision) -> quench::respond::
     let cfg: RespondConfig = toml::from_str(toml_text).unwrap();
     let targets = build_targets(&cfg).unwrap();
     let disp = Dispatcher::new(cfg, targets, None).unwrap();
-    disp.deliver(name, d, Ts::now()).await
+    disp.deliver(name, d, quench::clock::WallTime::now()).await
 }
 
 /// Salesforce REST as documented: a bearer token on every call; `GET /services/data/vXX.X/query?q=SOQL`;

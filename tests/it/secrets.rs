@@ -7,35 +7,32 @@
 use crate::support as common;
 
 use quench::decide::{Action, Decision};
-use quench::event::{PrincipalKind, Ts};
+use quench::event::PrincipalKind;
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const FETCHED: &str = "eyJ0eXAiOiJKV1QiLCJmZXRjaGVkIjoic2VjcmV0In0.fetched.token";
 
 /// Issues [`FETCHED`] at `POST /token`; answers every other request with 401 and a body of `pad(head)` dots and
 /// the request head.
 async fn echo_server(pad: fn(&str) -> usize) -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = l.accept().await {
-            let mut buf = vec![0u8; 8192];
-            let n = s.read(&mut buf).await.unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..n]).to_string();
-            let reply = if req.starts_with("POST /token ") {
-                let body = format!(
+    common::serve(move |r, _| {
+        if r.method == "POST" && r.target == "/token" {
+            common::Reply::json(
+                "200 OK",
+                format!(
                     r#"{{"access_token":"{FETCHED}","token_type":"Bearer","expires_in":3600}}"#
-                );
-                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
-            } else {
-                let body = format!("{}{req}", ".".repeat(pad(&req)));
-                format!("HTTP/1.1 401 Unauthorized\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len())
-            };
-            let _ = s.write_all(reply.as_bytes()).await;
+                ),
+            )
+        } else {
+            let head = common::head_of(r);
+            common::Reply::text(
+                "401 Unauthorized",
+                format!("{}{head}", ".".repeat(pad(&head))),
+            )
         }
-    });
-    addr
+    })
+    .await
+    .addr
 }
 
 #[tokio::test]
@@ -124,7 +121,9 @@ async fn an_echoed_token_cut_by_the_error_length_limit_leaks_no_part_of_it() {
     let mut d = common::agent_revocation("c");
     d.principal_id = Some("00ualice".into());
     d.trust = common::vouched(Some("00ualice"));
-    let r = disp.deliver("okta", &d, Ts::now()).await;
+    let r = disp
+        .deliver("okta", &d, quench::clock::WallTime::now())
+        .await;
     let e = r.result.unwrap_err();
     assert!(e.contains("401") && e.contains(&".".repeat(100)), "{e}");
     for part in OKTA_TOKEN.as_bytes().windows(6) {
@@ -149,28 +148,16 @@ impl std::io::Write for Captured {
 
 /// Answers the first request with a retryable 503 and every later one with 401, each echoing the request head.
 async fn echo_503_then_401() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut n = 0;
-        while let Ok((mut s, _)) = l.accept().await {
-            let mut buf = vec![0u8; 8192];
-            let len = s.read(&mut buf).await.unwrap_or(0);
-            let req = String::from_utf8_lossy(&buf[..len]).to_string();
-            n += 1;
-            let status = if n == 1 {
-                "503 Service Unavailable"
-            } else {
-                "401 Unauthorized"
-            };
-            let reply = format!(
-                "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{req}",
-                req.len()
-            );
-            let _ = s.write_all(reply.as_bytes()).await;
-        }
-    });
-    addr
+    common::serve(|r, n| {
+        let status = if n == 0 {
+            "503 Service Unavailable"
+        } else {
+            "401 Unauthorized"
+        };
+        common::Reply::text(status, common::head_of(r))
+    })
+    .await
+    .addr
 }
 
 /// The retry path logs its own warning ("revocation failed, retrying") with the error text. A server that echoes
@@ -200,7 +187,9 @@ async fn a_credential_echoed_in_a_retryable_error_stays_out_of_the_logs() {
         .with_max_level(tracing::Level::INFO)
         .finish();
     tracing::subscriber::set_global_default(subscriber).unwrap();
-    let r = disp.deliver("okta", &d, Ts::now()).await;
+    let r = disp
+        .deliver("okta", &d, quench::clock::WallTime::now())
+        .await;
     assert_eq!(r.attempts, 2, "{r:?}");
     assert!(r.result.as_ref().unwrap_err().contains("401"), "{r:?}");
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();

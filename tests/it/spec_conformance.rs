@@ -8,176 +8,17 @@
 
 use crate::support as common;
 
+use common::{shared, spec_mock, spec_mock_file};
 use quench::decide::{Action, Decision, FindingRecord};
 use quench::event::{PrincipalKind, Ts};
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-struct SpecMock {
-    child: Child,
-    url: String,
-    /// The same mock behind a recording pass-through: what the targets are pointed at.
-    via: String,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-impl SpecMock {
-    /// The request lines (`METHOD /path?query`) the targets sent since the last call.
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
-
-/// A pass-through in front of `upstream` (`http://host:port[/prefix]`) that records each request's method and
-/// path: the spec check says a request is *a* valid call; this says it is *the* call (a valid `DELETE
-/// /api/v1/users/{id}` deletes the user).
-fn recording_proxy(upstream: &str) -> (String, Arc<Mutex<Vec<String>>>) {
-    let rest = upstream.trim_start_matches("http://");
-    let (hostport, prefix) = match rest.find('/') {
-        Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
-        None => (rest.to_string(), String::new()),
-    };
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    std_listener.set_nonblocking(true).unwrap();
-    let addr = std_listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    tokio::spawn(async move {
-        let l = tokio::net::TcpListener::from_std(std_listener).unwrap();
-        while let Ok((mut client, _)) = l.accept().await {
-            let (log, hostport) = (log.clone(), hostport.clone());
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 8192];
-                let head_end = loop {
-                    let n = client.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break i + 4;
-                    }
-                };
-                let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| {
-                        let (k, v) = l.split_once(':')?;
-                        k.eq_ignore_ascii_case("content-length")
-                            .then(|| v.trim().parse().ok())?
-                    })
-                    .unwrap_or(0);
-                while buf.len() < head_end + len {
-                    let n = client.read(&mut chunk).await.unwrap_or(0);
-                    if n == 0 {
-                        break;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                }
-                let mut lines = head.split("\r\n");
-                let first = lines.next().unwrap_or_default().to_string();
-                log.lock().unwrap().push(
-                    first
-                        .rsplit_once(' ')
-                        .map_or(first.clone(), |(a, _)| a.to_string()),
-                );
-                let mut out = format!("{first}\r\n");
-                for l in lines.filter(|l| !l.is_empty()) {
-                    if !l.to_ascii_lowercase().starts_with("connection:") {
-                        out.push_str(l);
-                        out.push_str("\r\n");
-                    }
-                }
-                out.push_str("Connection: close\r\n\r\n");
-                let mut up = tokio::net::TcpStream::connect(&hostport).await.unwrap();
-                up.write_all(out.as_bytes()).await.unwrap();
-                up.write_all(&buf[head_end..]).await.unwrap();
-                let mut resp = Vec::new();
-                let _ = up.read_to_end(&mut resp).await;
-                let _ = client.write_all(&resp).await;
-                let _ = client.shutdown().await;
-            });
-        }
-    });
-    (format!("http://{addr}{prefix}"), seen)
-}
-
-impl Drop for SpecMock {
-    fn drop(&mut self) {
-        // spec-mock runs in its own process group with Prism under it: end them all
-        let _ = Command::new("kill")
-            .args(["-s", "TERM", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.wait();
-    }
-}
-
-fn shared() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    p.join("tools/spec-mock").exists().then_some(p)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One start at a time: the first start on a machine installs Prism from npm into a shared folder.
-static STARTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn spec_mock(shared: &Path, spec: &str, prefixes: &[&str]) -> SpecMock {
-    spec_mock_file(shared, &shared.join("data/apis").join(spec), prefixes)
-}
-
-fn spec_mock_file(shared: &Path, spec: &Path, prefixes: &[&str]) -> SpecMock {
-    use std::os::unix::process::CommandExt;
-    let _one = STARTING.lock().unwrap_or_else(|e| e.into_inner());
-    let port = free_port();
-    let mut child = Command::new("bash")
-        .arg(shared.join("tools/spec-mock"))
-        .arg(spec)
-        .arg(port.to_string())
-        .args(prefixes)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
-        .unwrap();
-    let out = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("ready ") {
-                let _ = tx.send(url.to_string());
-            }
-        }
-    });
-    // the first run on a machine installs Prism from npm
-    let url = rx
-        .recv_timeout(Duration::from_secs(600))
-        .unwrap_or_else(|_| panic!("spec-mock for {} did not start", spec.display()));
-    let (via, seen) = recording_proxy(&url);
-    SpecMock {
-        child,
-        url,
-        via,
-        seen,
-    }
-}
+use std::process::{Command, Stdio};
 
 fn decision(action: Action, principal: &str, principal_id: &str) -> Decision {
     Decision {
         decision_id: "0123456789abcdef0123456789abcdef".into(),
-        decided_at: Ts::now(),
+        decided_at: quench::clock::WallTime::now().as_ts(),
         event_time: Ts(1_793_577_600_000),
         action,
         principal: Some(principal.into()),

@@ -14,7 +14,6 @@ use openssl::rsa::Rsa;
 use openssl::ssl::{SslAcceptor, SslMethod};
 use openssl::x509::extension::{BasicConstraints, KeyUsage, SubjectAlternativeName};
 use openssl::x509::{X509NameBuilder, X509};
-use quench::event::Ts;
 use quench::respond::{build_targets, Dispatcher, RespondConfig};
 use std::io::{Read, Write};
 
@@ -107,7 +106,11 @@ async fn a_private_ca_is_refused_until_it_is_in_the_ca_bundle() {
     let cfg: RespondConfig = toml::from_str(&format!("max_attempts = 1\n{target}")).unwrap();
     let disp = Dispatcher::new(cfg.clone(), build_targets(&cfg).unwrap(), None).unwrap();
     let r = disp
-        .deliver("webhook", &common::agent_revocation("7"), Ts::now())
+        .deliver(
+            "webhook",
+            &common::agent_revocation("7"),
+            quench::clock::WallTime::now(),
+        )
         .await;
     let e = r.result.unwrap_err();
     assert!(e.starts_with("transport"), "{e}");
@@ -120,7 +123,11 @@ async fn a_private_ca_is_refused_until_it_is_in_the_ca_bundle() {
     .unwrap();
     let disp = Dispatcher::new(cfg.clone(), build_targets(&cfg).unwrap(), None).unwrap();
     let r = disp
-        .deliver("webhook", &common::agent_revocation("7"), Ts::now())
+        .deliver(
+            "webhook",
+            &common::agent_revocation("7"),
+            quench::clock::WallTime::now(),
+        )
         .await;
     assert_eq!(r.result, Ok(202));
     let _ = std::fs::remove_dir_all(&dir);
@@ -152,9 +159,13 @@ async fn a_certificate_for_another_host_name_is_refused_even_from_a_trusted_ca()
     };
     let deliver = |cfg: RespondConfig| async move {
         let disp = Dispatcher::new(cfg.clone(), build_targets(&cfg).unwrap(), None).unwrap();
-        disp.deliver("webhook", &common::agent_revocation("8"), Ts::now())
-            .await
-            .result
+        disp.deliver(
+            "webhook",
+            &common::agent_revocation("8"),
+            quench::clock::WallTime::now(),
+        )
+        .await
+        .result
     };
     let e = deliver(cfg("127.0.0.1")).await.unwrap_err();
     assert!(e.starts_with("transport"), "{e}");

@@ -66,7 +66,7 @@ pub(super) struct Command {
     pub(super) offset: i64,
     pub(super) command_id: String,
     pub(super) target: String,
-    pub(super) created_at: Ts,
+    pub(super) created_at: WallTime,
     pub(super) decision: Decision,
 }
 
@@ -75,7 +75,7 @@ pub(super) struct Unsettled {
     pub(super) decision: Decision,
     pub(super) target: String,
     /// When it was delivered, once its `delivered` outcome is seen.
-    pub(super) delivered_at: Option<Ts>,
+    pub(super) delivered_at: Option<WallTime>,
 }
 
 /// Consume the commands topic and carry the commands out, until `shutdown`. `progress` is updated as commands
@@ -565,7 +565,7 @@ impl TaskCtx {
         &self,
         target: &str,
         d: &Decision,
-        created_at: Ts,
+        created_at: WallTime,
         partition: i32,
         offset: i64,
     ) -> (bool, Option<Pending>) {

@@ -14,8 +14,9 @@
 use super::confirm::{self, Confirmation, Confirmer, Pending};
 use super::{command_id, Delivery, Dispatcher};
 use crate::bus::KafkaConfig;
+use crate::clock::WallTime;
 use crate::decide::Decision;
-use crate::event::{Ended, Ts};
+use crate::event::Ended;
 use crate::evidence::tables::{name_of, CommandRow};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;

@@ -16,7 +16,7 @@ pub enum Record {
         command_id: String,
         target: String,
         /// Wall clock when the command was written; `give_up_after_secs` counts from here.
-        created_at: Ts,
+        created_at: WallTime,
         decision: Box<Decision>,
     },
     /// What became of a command.
@@ -37,7 +37,7 @@ pub struct Outcome {
     pub attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    pub finished_at: Ts,
+    pub finished_at: WallTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +82,7 @@ pub(super) struct CommandOut<'a> {
     pub(super) kind: &'static str,
     pub(super) command_id: &'a str,
     pub(super) target: &'a str,
-    pub(super) created_at: Ts,
+    pub(super) created_at: WallTime,
     pub(super) decision: &'a Decision,
 }
 
@@ -90,7 +90,7 @@ pub(super) struct CommandOut<'a> {
 pub fn outcome_row(d: &Delivery) -> CommandRow {
     let o = Outcome::of(d);
     CommandRow {
-        at: d.finished_at,
+        at: d.finished_at.as_ts(),
         kind: "outcome",
         command_id: d.command_id.clone(),
         decision_id: d.decision_id.clone(),
@@ -108,13 +108,13 @@ pub fn outcome_row(d: &Delivery) -> CommandRow {
 /// The row of a confirmation (or of its absence once the wait ran out).
 pub fn confirmation_row(c: &Confirmation) -> CommandRow {
     CommandRow {
-        at: c.confirmed_at.unwrap_or(c.delivered_at),
+        at: c.confirmed_at.unwrap_or(c.delivered_at.as_ts()),
         kind: "confirmation",
         command_id: c.command_id.clone(),
         decision_id: c.decision_id.clone(),
         target: c.target.clone(),
         status: name_of(&c.status),
-        delivered_at: Some(c.delivered_at),
+        delivered_at: Some(c.delivered_at.as_ts()),
         confirmed_at: c.confirmed_at,
         seconds_to_confirm: c.seconds_to_confirm,
         confirming_event_id: c.event_id.clone(),
@@ -136,7 +136,7 @@ mod tests {
             http_status: None,
             attempts: 7,
             error: Some("HTTP 503".into()),
-            finished_at: Ts(1_700_000_000_000),
+            finished_at: WallTime(1_700_000_000_000),
         });
         let s = serde_json::to_string(&o).unwrap();
         assert!(

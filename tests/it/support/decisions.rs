@@ -11,8 +11,8 @@ use super::*;
 pub fn agent_revocation(id: &str) -> Decision {
     Decision {
         decision_id: id.repeat(32 / id.len().max(1)),
-        decided_at: Ts::now(),
-        event_time: Ts::now(),
+        decided_at: quench::clock::WallTime::now().as_ts(),
+        event_time: quench::clock::WallTime::now().as_ts(),
         action: Action::RevokeToken,
         principal: Some("agent-7".into()),
         principal_kind: PrincipalKind::Agent,

@@ -34,7 +34,13 @@ pub fn feed(
             partition: 0,
             offset: (first + i) as i64,
         };
-        let _ = p.process(l.as_bytes(), None, prov, Ts::now(), &mut out);
+        let _ = p.process(
+            l.as_bytes(),
+            None,
+            prov,
+            quench::clock::WallTime::now().as_ts(),
+            &mut out,
+        );
     }
     out.iter()
         .map(|d| (d.decision_id.clone(), d.action))

@@ -7,13 +7,12 @@
 use quench::cli;
 use quench::config::{KafkaConfig, TopicConfig};
 use quench::decide::{Action, Decision};
-use quench::event::{PrincipalKind, Ts};
+use quench::event::PrincipalKind;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 
 pub mod decisions;
 pub mod events;

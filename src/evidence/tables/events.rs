@@ -1,0 +1,456 @@
+//! The `events` table's rows on the pipeline's thread: every value copied into reused buffers, built into Arrow
+//! arrays on the writer's thread.
+//!
+//! In: correlated [`SessionEvent`]s. Out: `events` [`RecordBatch`]es (one per hour of event time). State: the rows
+//! recorded since the last take, in one byte buffer, its cells and its list items.
+
+use super::*;
+
+/// One value of an `events` row, recorded on the pipeline's thread in schema order. A string is a range of
+/// [`EventRows`]' byte buffer; a list is a range of its items.
+#[derive(Clone, Copy, Debug)]
+enum Cell {
+    Null,
+    Str(u32, u32),
+    Time(i64),
+    Uint(u64),
+    Float(f64),
+    Bool(bool),
+    List(u32, u32),
+}
+
+/// Rows of the `events` table as the pipeline records them: every string copied into one byte buffer, every
+/// value a [`Cell`] in schema order (one cell per column, so row `r`'s column `j` is cell `r * columns + j`). [`EventRows::take`] turns them into Arrow arrays; the store does that on its
+/// writer's thread and hands the emptied buffers back, so the pipeline's thread neither allocates nor touches fresh
+/// memory per batch (fresh Arrow builders there cost a page fault per 4 KiB of every batch).
+#[derive(Default)]
+pub struct EventRows {
+    /// Every string value, one after another.
+    bytes: String,
+    cells: Vec<Cell>,
+    /// The items of list values (ranges of `bytes`).
+    items: Vec<(u32, u32)>,
+    rows: usize,
+    /// The provenance label, formatted here without a new allocation per row.
+    prov: String,
+}
+
+impl EventRows {
+    pub fn len(&self) -> usize {
+        self.rows
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0
+    }
+
+    /// Room for `rows` rows of typical size.
+    pub fn with_capacity(rows: usize) -> EventRows {
+        EventRows {
+            bytes: String::with_capacity(rows * 512),
+            cells: Vec::with_capacity(rows * 48),
+            items: Vec::with_capacity(rows * 2),
+            rows: 0,
+            prov: String::new(),
+        }
+    }
+
+    /// The bytes of string values recorded.
+    pub fn bytes_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Give back memory beyond `bytes` of string values (and the same share of cells), so a buffer that once held
+    /// huge values does not keep their size.
+    pub fn shrink_to(&mut self, bytes: usize) {
+        self.bytes.shrink_to(bytes);
+        self.cells.shrink_to(bytes / 16);
+        self.items.shrink_to(bytes / 64);
+    }
+
+    /// Forget the rows, keeping the buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.cells.clear();
+        self.items.clear();
+        self.rows = 0;
+    }
+
+    /// A string's range in the byte buffer (bounded to [`MAX_VALUE_BYTES`]). A buffer past 4 GiB cannot be
+    /// addressed: the value is stored as null (the store sends a batch long before; see `batch_rows`).
+    fn range(&mut self, v: &str) -> Option<(u32, u32)> {
+        let v = crate::state::bounded_to(v, MAX_VALUE_BYTES);
+        let start = u32::try_from(self.bytes.len()).ok()?;
+        let end = u32::try_from(self.bytes.len() + v.len()).ok()?;
+        self.bytes.push_str(&v);
+        Some((start, end))
+    }
+
+    fn s(&mut self, v: Option<&str>) {
+        let c = match v.and_then(|v| self.range(v)) {
+            Some((a, b)) => Cell::Str(a, b),
+            None => Cell::Null,
+        };
+        self.cells.push(c);
+    }
+
+    fn list<'a>(&mut self, it: impl IntoIterator<Item = &'a str>) {
+        let from = self.items.len();
+        // at most 64 items of a list, each bounded
+        for v in it.into_iter().take(64) {
+            if let Some(r) = self.range(v) {
+                self.items.push(r);
+            }
+        }
+        let c = match (u32::try_from(from), u32::try_from(self.items.len())) {
+            (Ok(a), Ok(b)) => Cell::List(a, b),
+            _ => Cell::Null,
+        };
+        self.cells.push(c);
+    }
+
+    fn uint(&mut self, v: Option<u64>) {
+        self.cells.push(v.map_or(Cell::Null, Cell::Uint));
+    }
+
+    fn float(&mut self, v: Option<f64>) {
+        self.cells.push(v.map_or(Cell::Null, Cell::Float));
+    }
+
+    fn bool(&mut self, v: Option<bool>) {
+        self.cells.push(v.map_or(Cell::Null, Cell::Bool));
+    }
+
+    /// Record one event, its values in the order of the `events` schema.
+    pub fn push(&mut self, ev: &SessionEvent<'_>) {
+        let p = &ev.principal;
+        let k = &ev.session;
+        let n = &ev.network;
+        let r = &ev.resource;
+        let g = n.geo.as_ref();
+        use std::fmt::Write as _;
+        let mut prov = std::mem::take(&mut self.prov);
+        prov.clear();
+        let _ = write!(prov, "{}", ev.provenance);
+        self.s(Some(ev.event_id.as_str()));
+        self.cells.push(Cell::Time(clamp(ev.event_time)));
+        self.cells.push(Cell::Time(clamp(ev.ingest_time)));
+        self.s(Some(&prov));
+        self.prov = prov;
+        self.s(Some(ev.source.vendor.as_str()));
+        self.s(Some(ev.source.format.as_str()));
+        self.s(Some(family_str(ev.source.family)));
+        self.s(Some(category_str(ev.category)));
+        self.s(ev.action.as_deref());
+        self.s(Some(outcome_str(ev.outcome)));
+        self.s(p.key());
+        self.s(p.id.as_deref());
+        self.s(p.email.as_deref());
+        self.s(p.display_name.as_deref());
+        self.s(Some(kind_str(p.kind)));
+        self.s(p.vouched_by.as_ref().map(|v| v.vendor.as_str()));
+        self.s(p.vouched_by.as_ref().map(|v| family_str(v.family)));
+        self.s(p.on_behalf_of.as_deref());
+        self.s(k.token_id.as_deref());
+        self.s(k.session_id.as_deref());
+        self.s(k.root_session_id.as_deref());
+        self.s(k.job_id.as_deref());
+        self.s(k.client_id.as_deref());
+        self.list(
+            [
+                (Keys::TOKEN, "token_id"),
+                (Keys::SESSION, "session_id"),
+                (Keys::JOB, "job_id"),
+                (Keys::CLIENT, "client_id"),
+            ]
+            .into_iter()
+            .filter(|(b, _)| k.vouched.has(*b))
+            .map(|(_, n)| n),
+        );
+        self.s(n.ip.as_deref());
+        self.uint(n.asn.map(u64::from));
+        self.s(n.as_org.as_deref());
+        self.bool(n.is_proxy);
+        self.s(n.kind.map(NetKind::as_str));
+        self.float(g.map(|g| g.lat));
+        self.float(g.map(|g| g.lon));
+        self.s(g.and_then(|g| g.city.as_deref()).or(n.city.as_deref()));
+        self.s(g
+            .and_then(|g| g.country.as_deref())
+            .or(n.country.as_deref()));
+        self.float(g.and_then(|g| g.accuracy_radius_km));
+        self.s(n.user_agent.as_deref());
+        self.s(n.device_id.as_deref());
+        self.s(r.app.as_deref());
+        self.s(r.object_type.as_deref());
+        self.s(r.object_id.as_deref());
+        self.list(r.domains.iter().map(|d| d.as_str()));
+        self.s(r.server.as_deref());
+        self.s(r.destination.as_deref());
+        self.uint(r.bytes);
+        self.uint(r.records);
+        self.bool(Some(ev.location_untrusted));
+        self.s(ev.risk.as_ref().map(|x| x.level.as_str()));
+        self.s(ev.risk.as_ref().map(|x| x.kind.as_str()));
+        let a = ev.auth.as_deref();
+        self.s(a.and_then(|a| a.method.as_deref()));
+        self.bool(a.and_then(|a| a.mfa));
+        self.s(a.and_then(|a| a.conditional_access.as_deref()));
+        self.bool(a.and_then(|a| a.device_compliant));
+        self.s(a.and_then(|a| a.device_trust.as_deref()));
+        self.s(a.and_then(|a| a.client_app.as_deref()));
+        self.s(a.and_then(|a| a.login_type.as_deref()));
+        self.list(
+            a.into_iter()
+                .flat_map(|a| a.scopes.iter().map(|s| s.as_str())),
+        );
+        self.bool(a.and_then(|a| a.keep_signed_in));
+        self.s(a.and_then(|a| a.delegated_by.as_deref()));
+        self.s(a.and_then(|a| a.token_binding.as_deref()));
+        self.s(p.directory_id.as_deref());
+        self.s(a.and_then(|a| a.credential_id.as_deref()));
+        self.rows += 1;
+    }
+
+    /// The rows recorded so far as one batch; the buffers are emptied (and kept).
+    pub fn take(&mut self) -> Result<RecordBatch, ArrowError> {
+        let all: Vec<u32> = (0..self.rows as u32).collect();
+        let b = self.build(&all);
+        self.clear();
+        b
+    }
+
+    /// The rows recorded so far as one batch per hour of event time (hour start in ms, ascending); the buffers
+    /// are emptied (and kept).
+    pub fn take_by_hour(&mut self) -> Result<Vec<(i64, RecordBatch)>, ArrowError> {
+        let w = TableKind::Events.schema().fields().len();
+        // rows come nearly in time order: a batch spans one or two hours, late sources add a few more
+        let mut hours: Vec<(i64, Vec<u32>)> = Vec::new();
+        for r in 0..self.rows {
+            let t = match self.cells.get(r * w + EVENT_TIME) {
+                Some(Cell::Time(t)) => *t,
+                c => {
+                    return Err(ArrowError::SchemaError(format!(
+                        "events: event_time got {c:?}"
+                    )))
+                }
+            };
+            let h = t.div_euclid(3_600_000) * 3_600_000;
+            match hours.iter_mut().rev().find(|(x, _)| *x == h) {
+                Some((_, rows)) => rows.push(r as u32),
+                None => hours.push((h, vec![r as u32])),
+            }
+        }
+        hours.sort_unstable_by_key(|(h, _)| *h);
+        let out = hours
+            .into_iter()
+            .map(|(h, rows)| Ok((h, self.build(&rows)?)))
+            .collect();
+        self.clear();
+        out
+    }
+
+    /// A batch of these rows, built column by column.
+    fn build(&self, rows: &[u32]) -> Result<RecordBatch, ArrowError> {
+        let schema = TableKind::Events.schema();
+        let w = schema.fields().len();
+        if self.cells.len() != self.rows * w {
+            return Err(ArrowError::SchemaError(format!(
+                "events: {} values for {} rows of {w} columns",
+                self.cells.len(),
+                self.rows
+            )));
+        }
+        let cols = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(j, f)| self.column(rows, w, j, f))
+            .collect::<Result<Vec<_>, _>>()?;
+        RecordBatch::try_new(schema, cols)
+    }
+
+    fn text(&self, a: u32, b: u32, f: &Field) -> Result<&str, ArrowError> {
+        self.bytes
+            .get(a as usize..b as usize)
+            .ok_or_else(|| ArrowError::SchemaError(format!("events: {} out of range", f.name())))
+    }
+
+    /// Column `j` of these rows.
+    fn column(&self, rows: &[u32], w: usize, j: usize, f: &Field) -> Result<ArrayRef, ArrowError> {
+        let cells = rows.iter().map(|&r| self.cells.get(r as usize * w + j));
+        let bad =
+            |c: Option<&Cell>| ArrowError::SchemaError(format!("events: {} got {c:?}", f.name()));
+        let n = rows.len();
+        Ok(match f.data_type() {
+            DataType::Utf8 => {
+                let bytes = cells
+                    .clone()
+                    .map(|c| match c {
+                        Some(Cell::Str(a, b)) => b.saturating_sub(*a) as usize,
+                        _ => 0,
+                    })
+                    .sum();
+                let mut b = StringBuilder::with_capacity(n, bytes);
+                for c in cells {
+                    match c {
+                        Some(Cell::Str(x, y)) => b.append_value(self.text(*x, *y, f)?),
+                        Some(Cell::Null) => b.append_null(),
+                        c => return Err(bad(c)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::List(_) => {
+                let mut b = ListBuilder::with_capacity(StringBuilder::new(), n);
+                for c in cells {
+                    match c {
+                        Some(Cell::List(x, y)) => {
+                            let items =
+                                self.items.get(*x as usize..*y as usize).unwrap_or_default();
+                            for &(p, q) in items {
+                                b.values().append_value(self.text(p, q, f)?);
+                            }
+                            b.append(true);
+                        }
+                        Some(Cell::Null) => b.append(true),
+                        c => return Err(bad(c)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                let mut b = TimestampMillisecondBuilder::with_capacity(n).with_timezone("UTC");
+                for c in cells {
+                    match c {
+                        Some(Cell::Time(t)) => b.append_value(*t),
+                        c => return Err(bad(c)),
+                    }
+                }
+                Arc::new(b.finish())
+            }
+            DataType::UInt32 => {
+                let mut b = UInt32Builder::with_capacity(n);
+                let uint = |c: &Cell| {
+                    if let Cell::Uint(v) = c {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                };
+                each(
+                    cells,
+                    uint,
+                    |v| b.append_option(v.and_then(|v| u32::try_from(v).ok())),
+                    &bad,
+                )?;
+                Arc::new(b.finish())
+            }
+            DataType::UInt64 => {
+                let mut b = UInt64Builder::with_capacity(n);
+                let uint = |c: &Cell| {
+                    if let Cell::Uint(v) = c {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                };
+                each(cells, uint, |v| b.append_option(v), &bad)?;
+                Arc::new(b.finish())
+            }
+            DataType::Float64 => {
+                let mut b = Float64Builder::with_capacity(n);
+                let float = |c: &Cell| {
+                    if let Cell::Float(v) = c {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                };
+                each(cells, float, |v| b.append_option(v), &bad)?;
+                Arc::new(b.finish())
+            }
+            DataType::Boolean => {
+                let mut b = BooleanBuilder::with_capacity(n);
+                let bool = |c: &Cell| {
+                    if let Cell::Bool(v) = c {
+                        Some(*v)
+                    } else {
+                        None
+                    }
+                };
+                each(cells, bool, |v| b.append_option(v), &bad)?;
+                Arc::new(b.finish())
+            }
+            other => {
+                return Err(ArrowError::SchemaError(format!(
+                    "events: column {} of type {other} has no builder",
+                    f.name()
+                )))
+            }
+        })
+    }
+}
+
+/// Give each cell of a nullable column to `put`: its value as `value` reads it, or none for [`Cell::Null`]; a
+/// cell of another kind is an error.
+fn each<'c, T>(
+    cells: impl Iterator<Item = Option<&'c Cell>>,
+    value: impl Fn(&Cell) -> Option<T>,
+    mut put: impl FnMut(Option<T>),
+    bad: &dyn Fn(Option<&Cell>) -> ArrowError,
+) -> Result<(), ArrowError> {
+    for c in cells {
+        match c {
+            Some(Cell::Null) => put(None),
+            Some(x) => put(Some(value(x).ok_or_else(|| bad(c))?)),
+            None => return Err(bad(c)),
+        }
+    }
+    Ok(())
+}
+
+/// The position of `event_time` in the `events` schema (checked by a test).
+pub(super) const EVENT_TIME: usize = 1;
+
+pub(super) fn family_str(f: Family) -> &'static str {
+    match f {
+        Family::Idp => "idp",
+        Family::Saas => "saas",
+        Family::Gateway => "gateway",
+        Family::Agent => "agent",
+    }
+}
+pub(super) fn kind_str(k: PrincipalKind) -> &'static str {
+    match k {
+        PrincipalKind::Human => "human",
+        PrincipalKind::Service => "service",
+        PrincipalKind::Agent => "agent",
+        PrincipalKind::Unknown => "unknown",
+    }
+}
+pub(super) fn outcome_str(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Success => "success",
+        Outcome::Failure => "failure",
+        Outcome::Unknown => "unknown",
+    }
+}
+pub(super) fn category_str(c: Category) -> &'static str {
+    match c {
+        Category::Login => "login",
+        Category::Sso => "sso",
+        Category::SessionEnd => "session_end",
+        Category::TokenIssued => "token_issued",
+        Category::TokenRefreshed => "token_refreshed",
+        Category::TokenRevoked => "token_revoked",
+        Category::ApiRequest => "api_request",
+        Category::DataRead => "data_read",
+        Category::DataWrite => "data_write",
+        Category::Export => "export",
+        Category::AdminChange => "admin_change",
+        Category::ToolCall => "tool_call",
+        Category::AgentInvoke => "agent_invoke",
+        Category::ModelCall => "model_call",
+        Category::Other => "other",
+    }
+}

@@ -1,0 +1,381 @@
+//! The evidence store's writer thread: batches in, Parquet files out.
+//!
+//! In: [`Msg`]s from the pipeline's [`Evidence`] handle (event rows, finished batches, command rows, seal and
+//! publish requests). Out: Parquet files under `DIR/_pending/`, moved into their tables by a publish; compacted,
+//! expired and (with object storage) handed-over hours. State: one open Parquet writer per (table, hour), the
+//! names sealed since the last checkpoint, the first write error since the last seal, and the newest hour per
+//! table.
+
+use super::compact::compact;
+use super::*;
+
+/// What the pipeline's handle sends the writer's thread.
+pub(super) enum Msg {
+    Batch(TableKind, RecordBatch),
+    /// Rows of the events table to build into a batch and write (their emptied buffers go back to the pipeline).
+    Events(EventRows),
+    /// Write these commands rows and move them into the table at once.
+    Commands(Vec<CommandRow>),
+    /// Close every open file; answer with the pending files sealed since the last seal.
+    Seal(SyncSender<Result<Vec<String>, String>>),
+    /// Move these pending files into their tables, then compact and apply retention against this clock.
+    Publish(Vec<String>, Option<Ts>, SyncSender<Result<(), String>>),
+}
+
+pub(super) fn props(rows: usize) -> WriterProperties {
+    let mut p = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(rows.max(1024)));
+    // values unique to nearly every row: a dictionary costs a hash per value and saves nothing
+    for c in [
+        "event_id",
+        "provenance",
+        "event_time",
+        "ingest_time",
+        "record",
+        "decision_id",
+    ] {
+        p = p.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    // min/max statistics cost a comparison per value of every column; keep them (per row group) only where a
+    // query's filter can skip row groups by them: times and the subjects a trail is looked up by
+    p = p.set_statistics_enabled(EnabledStatistics::None);
+    for c in [
+        "event_time",
+        "ingest_time",
+        "at",
+        "principal",
+        "session_id",
+        "token_id",
+        "job_id",
+        "decision_id",
+    ] {
+        p = p.set_column_statistics_enabled(ColumnPath::from(c), EnabledStatistics::Chunk);
+    }
+    p.build()
+}
+
+/// The writer's thread.
+pub(super) struct Writer {
+    pub(super) dir: PathBuf,
+    /// (table, hour start) → the file being written and its name relative to the table root.
+    pub(super) open: HashMap<(TableKind, i64), (ArrowWriter<File>, String)>,
+    pub(super) sealed: Vec<String>,
+    pub(super) run: String,
+    pub(super) seq: u64,
+    pub(super) batch_rows: usize,
+    pub(super) compact_after_ms: i64,
+    pub(super) retention_ms: i64,
+    /// With object storage: the thread that takes compacted hours there.
+    pub(super) upload: Option<remote::Uploader>,
+    pub(super) error: Option<String>,
+    pub(super) stats: Arc<EvidenceStats>,
+    /// Newest hour with rows per table (for compaction).
+    pub(super) newest: BTreeMap<TableKind, i64>,
+    /// Where emptied event buffers go back to the pipeline.
+    pub(super) spare: SyncSender<EventRows>,
+}
+
+impl Writer {
+    pub(super) fn serve(&mut self, rx: Receiver<Msg>) {
+        while let Ok(m) = rx.recv() {
+            match m {
+                Msg::Batch(t, b) => self.write_batch(t, Ok(b)),
+                Msg::Events(mut rows) => {
+                    match rows.take_by_hour() {
+                        Ok(parts) => {
+                            for (hour, b) in parts {
+                                if self.error.is_none() {
+                                    if let Err(e) = self.write_part(TableKind::Events, hour, &b) {
+                                        tracing::error!(error = %e, table = "events", "evidence store write failed");
+                                        self.error = Some(e.to_string());
+                                    }
+                                }
+                            }
+                        }
+                        Err(e) => self.write_batch(TableKind::Events, Err(e)),
+                    }
+                    rows.shrink_to(2 * EVENT_CHUNK_BYTES);
+                    let _ = self.spare.try_send(rows);
+                }
+                Msg::Commands(rows) => {
+                    if let Err(e) = self.commands(&rows) {
+                        tracing::error!(error = %e, "evidence store: command rows not written");
+                    }
+                }
+                Msg::Seal(reply) => {
+                    let r = match self.error.take() {
+                        Some(e) => Err(e),
+                        None => self.seal_all().map_err(|e| e.to_string()),
+                    };
+                    let _ = reply.send(r.map(|()| std::mem::take(&mut self.sealed)));
+                }
+                Msg::Publish(names, clock, reply) => {
+                    let r = self.publish(&names, clock).map_err(|e| e.to_string());
+                    let _ = reply.send(r);
+                }
+            }
+        }
+        // the pipeline went away without sealing: what is open stays pending (a restart decides its fate)
+        let _ = self.seal_all();
+        if let Some(u) = self.upload.take() {
+            u.stop();
+        }
+    }
+
+    /// Write one batch; the first failure is kept for the next seal (and nothing more is written until then).
+    fn write_batch(&mut self, t: TableKind, b: Result<RecordBatch, arrow_schema::ArrowError>) {
+        if self.error.is_some() {
+            return;
+        }
+        let r = b
+            .map_err(|e| EvidenceError::Writer(e.to_string()))
+            .and_then(|b| self.write(t, &b));
+        if let Err(e) = r {
+            tracing::error!(error = %e, table = t.name(), "evidence store write failed");
+            self.error = Some(e.to_string());
+        }
+    }
+
+    fn next_name(&mut self, t: TableKind, hour: i64) -> String {
+        self.seq += 1;
+        format!(
+            "{}/{}/part-{}-{:06}.parquet",
+            t.name(),
+            hour_dir(Ts(hour)),
+            self.run,
+            self.seq
+        )
+    }
+
+    fn write(&mut self, t: TableKind, b: &RecordBatch) -> Result<(), EvidenceError> {
+        let times = tables::Cols::new(b);
+        let col = t.time_column();
+        // group the rows by hour (a batch spans one or two hours in order; late sources add a few more)
+        let mut hours: BTreeMap<i64, Vec<u32>> = BTreeMap::new();
+        for i in 0..b.num_rows() {
+            let at = times.ts(col, i).unwrap_or_default();
+            hours
+                .entry(at.0.div_euclid(3_600_000) * 3_600_000)
+                .or_default()
+                .push(i as u32);
+        }
+        let single = hours.len() == 1;
+        let mut parts = Vec::with_capacity(hours.len());
+        for (hour, rows) in hours {
+            let part = if single {
+                b.clone()
+            } else {
+                let idx = arrow_array::UInt32Array::from(rows);
+                let cols = b
+                    .columns()
+                    .iter()
+                    .map(|c| arrow_select::take::take(c.as_ref(), &idx, None))
+                    .collect::<Result<Vec<_>, _>>()?;
+                RecordBatch::try_new(b.schema(), cols)?
+            };
+            parts.push((hour, part));
+        }
+        for (hour, part) in parts {
+            self.write_part(t, hour, &part)?;
+        }
+        Ok(())
+    }
+
+    /// Append rows of one hour to that hour's open file (opening one if needed).
+    fn write_part(
+        &mut self,
+        t: TableKind,
+        hour: i64,
+        part: &RecordBatch,
+    ) -> Result<(), EvidenceError> {
+        let key = (t, hour);
+        if !self.open.contains_key(&key) {
+            let name = self.next_name(t, hour);
+            let path = self.dir.join(PENDING).join(&name);
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p).map_err(io(p))?;
+            }
+            let f = File::create(&path).map_err(io(&path))?;
+            let w = ArrowWriter::try_new(f, t.schema(), Some(props(self.batch_rows))).map_err(
+                |source| EvidenceError::Parquet {
+                    path: path.clone(),
+                    source,
+                },
+            )?;
+            self.open.insert(key, (w, name));
+        }
+        if let Some((w, name)) = self.open.get_mut(&key) {
+            w.write(part).map_err(|source| EvidenceError::Parquet {
+                path: PathBuf::from(name.as_str()),
+                source,
+            })?;
+            self.stats
+                .rows
+                .fetch_add(part.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        let newest = self.newest.entry(t).or_insert(hour);
+        *newest = (*newest).max(hour);
+        // an hour three hours behind the newest gets few late rows: close its file rather than keep it open
+        let newest = self.newest.get(&t).copied().unwrap_or_default();
+        let stale: Vec<(TableKind, i64)> = self
+            .open
+            .keys()
+            .filter(|(tt, h)| *tt == t && *h < newest - 3 * 3_600_000)
+            .copied()
+            .collect();
+        for k in stale {
+            self.seal_one(k)?;
+        }
+        Ok(())
+    }
+
+    fn seal_one(&mut self, key: (TableKind, i64)) -> Result<(), EvidenceError> {
+        if let Some((w, name)) = self.open.remove(&key) {
+            let f = w.into_inner().map_err(|source| EvidenceError::Parquet {
+                path: PathBuf::from(name.as_str()),
+                source,
+            })?;
+            f.sync_all().map_err(io(Path::new(&name)))?;
+            self.stats
+                .files
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.sealed.push(name);
+        }
+        Ok(())
+    }
+
+    fn seal_all(&mut self) -> Result<(), EvidenceError> {
+        let keys: Vec<_> = self.open.keys().copied().collect();
+        for k in keys {
+            self.seal_one(k)?;
+        }
+        Ok(())
+    }
+
+    fn commands(&mut self, rows: &[CommandRow]) -> Result<(), EvidenceError> {
+        let b = tables::command_batch(rows)?;
+        let t = TableKind::Commands;
+        let before = self.sealed.len();
+        self.write(t, &b)?;
+        let keys: Vec<_> = self
+            .open
+            .keys()
+            .filter(|(tt, _)| *tt == t)
+            .copied()
+            .collect();
+        for k in keys {
+            self.seal_one(k)?;
+        }
+        let names: Vec<String> = self.sealed.drain(before..).collect();
+        self.publish(&names, None)
+    }
+
+    fn publish(&mut self, names: &[String], clock: Option<Ts>) -> Result<(), EvidenceError> {
+        // all or nothing across a crash: the manifest names the files first, and the next open finishes the moves
+        let manifest = self.dir.join(PENDING).join(MANIFEST);
+        if !names.is_empty() {
+            let tmp = self.dir.join(PENDING).join(format!("{MANIFEST}.tmp"));
+            std::fs::write(&tmp, serde_json::to_vec(names)?).map_err(io(&tmp))?;
+            File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &manifest).map_err(io(&manifest))?;
+        }
+        let mut dirs = std::collections::BTreeSet::new();
+        for name in names {
+            let from = self.dir.join(PENDING).join(name);
+            let to = self.dir.join(name);
+            if let Some(p) = to.parent() {
+                std::fs::create_dir_all(p).map_err(io(p))?;
+                dirs.insert(p.to_path_buf());
+            }
+            std::fs::rename(&from, &to).map_err(io(&from))?;
+        }
+        for d in dirs {
+            File::open(&d).and_then(|f| f.sync_all()).map_err(io(&d))?;
+        }
+        if !names.is_empty() {
+            std::fs::remove_file(&manifest).map_err(io(&manifest))?;
+        }
+        if let Some(clock) = clock {
+            self.maintain(clock)?;
+        }
+        Ok(())
+    }
+
+    /// Compact closed hours and delete expired ones; with object storage, hand compacted hours to the uploader.
+    fn maintain(&mut self, clock: Ts) -> Result<(), EvidenceError> {
+        for t in TableKind::ALL {
+            for (h, path) in hour_dirs(&self.dir.join(t.name())) {
+                if self.expired(h, clock) {
+                    std::fs::remove_dir_all(&path).map_err(io(&path))?;
+                    self.stats
+                        .expired_hours
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                } else if h.0 + 3_600_000 + self.compact_after_ms <= clock.0
+                    && !self.open.keys().any(|(tt, oh)| *tt == t && *oh == h.0)
+                {
+                    if compact(&path, t, self.batch_rows, &self.run)? {
+                        self.stats
+                            .compacted
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    if self.upload.is_some() {
+                        self.hand_over(t, &path)?;
+                    }
+                }
+            }
+            // files waiting for an upload that has not come expire as well; the uploader deletes files only, so
+            // the folders it emptied go here (the writer alone creates and removes them: no race with a move)
+            for (h, path) in hour_dirs(&self.dir.join(remote::UPLOAD).join(t.name())) {
+                if self.expired(h, clock) {
+                    match std::fs::remove_dir_all(&path) {
+                        Ok(()) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(io(&path)(e)),
+                    }
+                } else {
+                    let _ = std::fs::remove_dir(&path);
+                }
+            }
+        }
+        if let Some(u) = &self.upload {
+            u.nudge(Some(clock));
+        }
+        Ok(())
+    }
+
+    fn expired(&self, hour: Ts, clock: Ts) -> bool {
+        self.retention_ms > 0 && hour.0 + 3_600_000 + self.retention_ms < clock.0
+    }
+
+    /// Move a compacted hour's files under `_upload/` for the uploader (each move is one rename, so a crash leaves
+    /// every file whole in one place or the other, and readers read both).
+    fn hand_over(&mut self, t: TableKind, hour: &Path) -> Result<(), EvidenceError> {
+        let Some(name) = hour.file_name() else {
+            return Ok(());
+        };
+        let to_dir = self.dir.join(remote::UPLOAD).join(t.name()).join(name);
+        let mut moved = false;
+        for e in std::fs::read_dir(hour).map_err(io(hour))?.flatten() {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "parquet") {
+                continue;
+            }
+            if !moved {
+                std::fs::create_dir_all(&to_dir).map_err(io(&to_dir))?;
+            }
+            std::fs::rename(&p, to_dir.join(e.file_name())).map_err(io(&p))?;
+            moved = true;
+        }
+        if moved {
+            File::open(&to_dir)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&to_dir))?;
+        }
+        // the hour's folder goes once empty (its name comes back with any late row)
+        let _ = std::fs::remove_dir(hour);
+        Ok(())
+    }
+}
