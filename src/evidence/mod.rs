@@ -26,6 +26,7 @@ mod compact;
 pub mod read;
 pub mod remote;
 pub mod tables;
+mod upload;
 mod writer;
 
 use crate::event::{SessionEvent, Ts};
@@ -306,7 +307,7 @@ impl Evidence {
                 // a prefix another store claimed would take no upload, ever: refuse now rather than fill the disk
                 r.refuse_claimed(keeps.as_ref().map(|m| m.id.as_str()))?;
                 let m = remote::mark(dir, url)?;
-                Some(remote::Uploader::start(
+                Some(upload::Uploader::start(
                     r,
                     m.id,
                     dir,

@@ -67,7 +67,7 @@ pub(super) struct Writer {
     pub(super) compact_after_ms: i64,
     pub(super) retention_ms: i64,
     /// With object storage: the thread that takes compacted hours there.
-    pub(super) upload: Option<remote::Uploader>,
+    pub(super) upload: Option<super::upload::Uploader>,
     pub(super) error: Option<String>,
     pub(super) stats: Arc<EvidenceStats>,
     /// Newest hour with rows per table (for compaction).

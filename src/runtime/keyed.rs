@@ -565,12 +565,13 @@ impl<F: FnMut(&Decision)> Detector<'_, F> {
                 };
                 let rec = crate::ingest::kafka::Record::of(&msg);
                 if let Some(e) = &o.refused {
-                    consume::dead_letter(&self.producer, self.k, &rec, e, &mut self.report).await?;
+                    super::produce::dead_letter(&self.producer, self.k, &rec, e, &mut self.report)
+                        .await?;
                 }
                 for e in o.ended.drain(..) {
                     self.outbox.observe(e);
                 }
-                consume::emit(
+                super::produce::emit(
                     &self.producer,
                     self.k,
                     Some(&rec),

@@ -12,6 +12,8 @@
 
 pub mod consume;
 pub mod keyed;
+mod produce;
+mod route;
 pub mod snapshot;
 pub mod workers;
 

@@ -22,6 +22,13 @@ use crate::timeline::{Mode, Timeline, Verdict};
 use crate::watermark::{SavedWatermarks, Source, Watermarks};
 use std::collections::BTreeMap;
 
+mod keyed;
+mod stored;
+
+pub use keyed::Routed;
+#[cfg(test)]
+use keyed::RoutedEvent;
+
 /// Counts kept by the pipeline.
 #[derive(Debug, Default, Clone)]
 pub struct Stats {
@@ -286,158 +293,6 @@ impl Pipeline {
         self.ended.drain(..)
     }
 
-    /// The counts to publish: [`Pipeline::stats`] with the evidence store's read from its writer.
-    pub fn published_stats(&self) -> Stats {
-        let mut s = self.stats.clone();
-        if let Some(e) = &self.evidence {
-            let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-            s.evidence_rows = n(&e.stats.rows);
-            s.evidence_uploaded_files = n(&e.stats.uploaded_files);
-            s.evidence_uploaded_bytes = n(&e.stats.uploaded_bytes);
-            s.evidence_upload_failures = n(&e.stats.upload_failures);
-        }
-        s
-    }
-
-    /// Keep every correlated event, finding and decision in this store from now on.
-    pub fn store_evidence(&mut self, e: crate::evidence::Evidence) {
-        self.evidence = Some(e);
-    }
-
-    /// The attached evidence store.
-    pub fn evidence(&mut self) -> Option<&mut crate::evidence::Evidence> {
-        self.evidence.as_mut()
-    }
-
-    /// Detach the evidence store (to close it).
-    pub fn take_evidence(&mut self) -> Option<crate::evidence::Evidence> {
-        self.evidence.take()
-    }
-
-    /// The clock the evidence store's compaction and retention run on: none until a vouched message set it.
-    fn evidence_clock(&self) -> Option<Ts> {
-        self.has_clock().then(|| self.clock())
-    }
-
-    /// Move the sealed evidence files into the store (then compact and expire against the pipeline's clock).
-    pub fn publish_evidence(&mut self) -> Result<(), crate::evidence::EvidenceError> {
-        let clock = self.evidence_clock();
-        match &mut self.evidence {
-            Some(e) => e.publish(clock),
-            None => Ok(()),
-        }
-    }
-
-    /// Seal and publish what the evidence store holds.
-    pub fn flush_evidence(&mut self) -> Result<(), crate::evidence::EvidenceError> {
-        let clock = self.evidence_clock();
-        match &mut self.evidence {
-            Some(e) => e.flush(clock),
-            None => Ok(()),
-        }
-    }
-
-    /// Detach the evidence store and close it (sealing and publishing what it holds).
-    pub fn close_evidence(&mut self) -> Result<(), crate::evidence::EvidenceError> {
-        let clock = self.evidence_clock();
-        match self.evidence.take() {
-            Some(e) => e.close(clock),
-            None => Ok(()),
-        }
-    }
-
-    /// After [`Pipeline::load_state`] (or without a snapshot): publish the evidence files the snapshot named as
-    /// sealed and drop the other pending ones. Returns how many it published.
-    pub fn recover_evidence(&mut self) -> Result<usize, crate::evidence::EvidenceError> {
-        let listed = std::mem::take(&mut self.evidence_listed);
-        match &mut self.evidence {
-            Some(e) => e.recover(&listed),
-            None => Ok(0),
-        }
-    }
-
-    /// Everything the pipeline has learned, as JSON: correlation links, every detector's state, decide's scores,
-    /// dedup and budget, event fingerprints, the clock and the watermarks. [`Pipeline::load_state`] takes it back (see
-    /// [`crate::durable`] for the file it goes into).
-    pub fn save_state(&self) -> Result<crate::detect::Saved, serde_json::Error> {
-        #[derive(serde::Serialize)]
-        struct State<'a> {
-            clock: (Option<Ts>, Ts),
-            watermarks: SavedWatermarks,
-            dedup: crate::detect::Saved,
-            correlate: crate::detect::Saved,
-            detect: BTreeMap<&'a str, crate::detect::Saved>,
-            decide: crate::detect::Saved,
-            /// Events held for reordering (their input offsets are behind the saved ones).
-            #[serde(skip_serializing_if = "Option::is_none")]
-            reorder: Option<crate::reorder::HeldRef<'a>>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            released_mark: Option<Ts>,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            released_clock: Option<Ts>,
-            /// Sealed evidence files this state accounts for (published after the save).
-            #[serde(skip_serializing_if = "<[String]>::is_empty")]
-            evidence_pending: &'a [String],
-        }
-        serde_json::value::to_raw_value(&State {
-            evidence_pending: self.evidence.as_ref().map(|e| e.pending()).unwrap_or(&[]),
-            clock: self.timeline.save(),
-            watermarks: self.watermarks.save(),
-            dedup: self.dedup.save()?,
-            correlate: self.correlate.save()?,
-            detect: self.detect.save()?,
-            decide: self.decide.save()?,
-            reorder: (!self.reorder.is_empty()).then(|| self.reorder.save()),
-            released_mark: self.released_mark,
-            released_clock: self.released_clock,
-        })
-    }
-
-    /// Take back what [`Pipeline::save_state`] wrote; the current config's bounds apply.
-    pub fn load_state(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
-        #[derive(serde::Deserialize)]
-        struct State {
-            clock: (Option<Ts>, Ts),
-            /// Saved before watermarks were kept: they start afresh.
-            #[serde(default)]
-            watermarks: SavedWatermarks,
-            dedup: crate::detect::Saved,
-            correlate: crate::detect::Saved,
-            detect: BTreeMap<String, crate::detect::Saved>,
-            decide: crate::detect::Saved,
-            #[serde(default)]
-            reorder: Option<crate::reorder::SavedReorder>,
-            #[serde(default)]
-            released_mark: Option<Ts>,
-            #[serde(default)]
-            released_clock: Option<Ts>,
-            #[serde(default)]
-            evidence_pending: Vec<String>,
-        }
-        let s: State = crate::detect::load(saved)?;
-        self.evidence_listed = s.evidence_pending;
-        self.timeline.resume(s.clock);
-        self.watermarks.resume(s.watermarks);
-        self.dedup
-            .load(&s.dedup)
-            .map_err(|e| format!("dedup: {e}"))?;
-        self.correlate
-            .load(&s.correlate)
-            .map_err(|e| format!("correlate: {e}"))?;
-        self.detect.load(&s.detect)?;
-        self.decide
-            .load(&s.decide)
-            .map_err(|e| format!("decide: {e}"))?;
-        if let Some(r) = s.reorder {
-            // saved with the hold on and loaded with it off: the held events are processed at the next message
-            self.reorder.resume(r);
-        }
-        self.released_mark = self.released_mark.max(s.released_mark);
-        self.released_clock = self.released_clock.max(s.released_clock);
-        self.stats.reorder_held = self.reorder.len() as u64;
-        Ok(())
-    }
-
     /// Process one message; decisions are appended to `out`. Returns how many events it held.
     pub fn process(
         &mut self,
@@ -448,81 +303,6 @@ impl Pipeline {
         out: &mut Vec<Decision>,
     ) -> Result<usize, NormalizeError> {
         self.take(raw, pinned, provenance, ingest_time, Sink::Decide(out))
-    }
-
-    /// The first stage of the keyed topology ([`crate::runtime::keyed`]): normalize one message, judge its times
-    /// and attribute each event through the vouched links, as [`Pipeline::process`] does, then hand each event to
-    /// `out` with its routing key, and the links learned, instead of detecting (duplicates are dropped by the second
-    /// stage, whose state a partition's next owner restores). Returns how many events it held.
-    pub fn route(
-        &mut self,
-        raw: &[u8],
-        pinned: Option<&str>,
-        provenance: Provenance<'_>,
-        ingest_time: Ts,
-        out: &mut Vec<Routed>,
-    ) -> Result<usize, NormalizeError> {
-        self.take(raw, pinned, provenance, ingest_time, Sink::Route(out))
-    }
-
-    /// The second stage of the keyed topology: one routed event (what [`Pipeline::route`] wrote), deduplicated,
-    /// detected and decided here. It was correlated by the first stage; its clock is the first stage's, so
-    /// processing the same record again (after a rebalance or a restart) decides the same.
-    pub fn process_routed(
-        &mut self,
-        body: &[u8],
-        out: &mut Vec<Decision>,
-    ) -> Result<(), NormalizeError> {
-        self.stats.messages += 1;
-        let r: RoutedEvent<'_> = match serde_json::from_slice(body) {
-            Ok(r) => r,
-            Err(e) => {
-                *self.stats.rejected.entry("not_routed_event").or_default() += 1;
-                return Err(NormalizeError::Invalid {
-                    format: "keyed",
-                    reason: format!("not an event routed by Quench: {e}"),
-                });
-            }
-        };
-        let ev = r.event;
-        if r.announce {
-            return self.announced(ev, r.clock);
-        }
-        let format = self
-            .normalize
-            .format_name(ev.source.format.as_str())
-            .unwrap_or("keyed");
-        *self.stats.per_format.entry(format).or_default() += 1;
-        self.stats.events += 1;
-        let vouched = ev.principal.vouched_by.is_some() || !ev.session.vouched.is_empty();
-        // The first stage accepted it against its clock, carried in the record so that processing it again decides
-        // the same; a clock (or an event time) ahead of this instance's wall clock is refused all the same, so a
-        // record written to the keyed topic by anyone but Quench cannot move the partition's clock to 2100.
-        let wall = WallTime::now().as_ts();
-        let reference = Ts(r.clock.0.min(wall.0));
-        if let Verdict::Ahead { reference } =
-            self.timeline
-                .check(format, ev.event_time, reference, vouched)
-        {
-            return Err(self.keyed_from_the_future(ev.event_time, reference));
-        }
-        let clock = self.timeline.now();
-        if !self.dedup.first(&ev, clock) {
-            self.stats.duplicates += 1;
-            return Ok(());
-        }
-        if self.collect_ended {
-            self.ended.extend(ev.ended());
-        }
-        if self.timeline.too_old(ev.event_time) {
-            self.stats.too_old += 1;
-            return Ok(());
-        }
-        // the keyed partition's events come from every input: each format stands for its source
-        self.observe_time(Source::of(format), ev.event_time, clock);
-        self.after_correlate(ev, clock, out);
-        self.advance_watermark(clock);
-        Ok(())
     }
 
     /// Note that an event at `t` of `source` was admitted at processing time `clock` ([`crate::watermark`]).
@@ -548,44 +328,6 @@ impl Pipeline {
     /// The watermark ([`crate::watermark`]), once any source has delivered.
     pub fn watermark(&self) -> Option<Ts> {
         self.watermarks.mark()
-    }
-
-    /// A keyed record dated ahead of the first stage's clock (bounded by the wall clock): counted and refused.
-    fn keyed_from_the_future(&mut self, event_time: Ts, reference: Ts) -> NormalizeError {
-        *self.stats.rejected.entry("from_the_future").or_default() += 1;
-        NormalizeError::FromTheFuture {
-            event_time: event_time.to_rfc3339(),
-            reference: reference.to_rfc3339(),
-            reference_kind: "the ingest time",
-            skew_secs: self.skew_secs,
-        }
-    }
-
-    /// A configuration announcement's copy (see [`Routed::announce`]): learned by the detectors that keep what an
-    /// admin announces for an agent ([`crate::detect::Detector::announce`]), judged nowhere (its original, in its
-    /// subject's partition, is).
-    fn announced(&mut self, ev: SessionEvent<'_>, clock: Ts) -> Result<(), NormalizeError> {
-        let reference = Ts(clock.0.min(WallTime::now().0));
-        if ev.event_time.0 > reference.0.saturating_add(self.skew_secs as i64 * 1000) {
-            return Err(self.keyed_from_the_future(ev.event_time, reference));
-        }
-        if !self.timeline.too_old(ev.event_time) {
-            self.detect.announce(&ev);
-        }
-        Ok(())
-    }
-
-    /// The keyed topology's first stage: record the links correlation learns, to share them
-    /// ([`Pipeline::route`] hands them out with the events).
-    pub fn share_links(&mut self) {
-        self.correlate.record_changes();
-    }
-
-    /// Take a link another instance's first stage learned (a record of the links topic).
-    pub fn apply_link(&mut self, record: &[u8]) -> Result<(), serde_json::Error> {
-        let c = crate::correlate::LinkChange::decode(record)?;
-        self.correlate.apply(&c);
-        Ok(())
     }
 
     fn take(
@@ -827,71 +569,6 @@ enum Sink<'o> {
     Decide(&'o mut Vec<Decision>),
     /// Correlate, then hand the event to the keyed topic.
     Route(&'o mut Vec<Routed>),
-}
-
-/// A record the keyed topology's first stage produces.
-pub struct Routed {
-    /// For an event: the correlation subject, the principal's key (e-mail, else id, as detectors key people),
-    /// else the session, token or job the event names, else its id. For a link: its map and key.
-    pub key: String,
-    /// A [`RoutedEvent`] or a [`crate::correlate::LinkChange`] as JSON.
-    pub body: Vec<u8>,
-    /// A link learned (for the links topic), not an event (for the keyed topic).
-    pub link: bool,
-    /// A copy of a configuration announcement (an `admin_change` naming a job) for every partition of the keyed
-    /// topic, each of whose pipelines learns from it without judging it; the event itself is routed too, by its
-    /// subject.
-    pub announce: bool,
-}
-
-/// The record on the keyed topic, as read back.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct RoutedEvent<'a> {
-    /// The first stage's processing clock when it admitted the event.
-    clock: Ts,
-    #[serde(borrow)]
-    event: SessionEvent<'a>,
-    /// A copy to learn from only (see [`Routed::announce`]).
-    #[serde(default)]
-    announce: bool,
-}
-
-/// The same record as written: the event borrowed, not copied.
-#[derive(serde::Serialize)]
-struct RoutedEventRef<'e, 'a> {
-    clock: Ts,
-    event: &'e SessionEvent<'a>,
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    announce: bool,
-}
-
-impl Routed {
-    /// The correlated `ev`, routed by `subject` ([`crate::correlate::Correlator::subject`]); with `announce`,
-    /// the copy of an announcement for every partition.
-    fn event(subject: String, ev: &SessionEvent<'_>, clock: Ts, announce: bool) -> Routed {
-        // a SessionEvent always serializes (its fields are strings, numbers and enums)
-        let body = serde_json::to_vec(&RoutedEventRef {
-            clock,
-            event: ev,
-            announce,
-        })
-        .unwrap_or_default();
-        Routed {
-            key: subject,
-            body,
-            link: false,
-            announce,
-        }
-    }
-
-    fn link(c: &crate::correlate::LinkChange) -> Routed {
-        Routed {
-            key: c.topic_key(),
-            body: c.encode(),
-            link: true,
-            announce: false,
-        }
-    }
 }
 
 #[cfg(test)]

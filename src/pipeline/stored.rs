@@ -1,0 +1,162 @@
+//! What the pipeline keeps beyond one message: its counts as published, the evidence store it writes, and its
+//! saved state (every stage's keyed state, the timeline, the watermarks, the reorder hold and the evidence store's
+//! pending files), restored after a restart.
+//!
+//! In: the store to attach, a snapshot to restore. Out: counts, the store's checkpoints, a snapshot. State: none
+//! beyond the [`Pipeline`]'s.
+
+use super::*;
+
+impl Pipeline {
+    /// The counts to publish: [`Pipeline::stats`] with the evidence store's read from its writer.
+    pub fn published_stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        if let Some(e) = &self.evidence {
+            let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            s.evidence_rows = n(&e.stats.rows);
+            s.evidence_uploaded_files = n(&e.stats.uploaded_files);
+            s.evidence_uploaded_bytes = n(&e.stats.uploaded_bytes);
+            s.evidence_upload_failures = n(&e.stats.upload_failures);
+        }
+        s
+    }
+
+    /// Keep every correlated event, finding and decision in this store from now on.
+    pub fn store_evidence(&mut self, e: crate::evidence::Evidence) {
+        self.evidence = Some(e);
+    }
+
+    /// The attached evidence store.
+    pub fn evidence(&mut self) -> Option<&mut crate::evidence::Evidence> {
+        self.evidence.as_mut()
+    }
+
+    /// Detach the evidence store (to close it).
+    pub fn take_evidence(&mut self) -> Option<crate::evidence::Evidence> {
+        self.evidence.take()
+    }
+
+    /// The clock the evidence store's compaction and retention run on: none until a vouched message set it.
+    pub(super) fn evidence_clock(&self) -> Option<Ts> {
+        self.has_clock().then(|| self.clock())
+    }
+
+    /// Move the sealed evidence files into the store (then compact and expire against the pipeline's clock).
+    pub fn publish_evidence(&mut self) -> Result<(), crate::evidence::EvidenceError> {
+        let clock = self.evidence_clock();
+        match &mut self.evidence {
+            Some(e) => e.publish(clock),
+            None => Ok(()),
+        }
+    }
+
+    /// Seal and publish what the evidence store holds.
+    pub fn flush_evidence(&mut self) -> Result<(), crate::evidence::EvidenceError> {
+        let clock = self.evidence_clock();
+        match &mut self.evidence {
+            Some(e) => e.flush(clock),
+            None => Ok(()),
+        }
+    }
+
+    /// Detach the evidence store and close it (sealing and publishing what it holds).
+    pub fn close_evidence(&mut self) -> Result<(), crate::evidence::EvidenceError> {
+        let clock = self.evidence_clock();
+        match self.evidence.take() {
+            Some(e) => e.close(clock),
+            None => Ok(()),
+        }
+    }
+
+    /// After [`Pipeline::load_state`] (or without a snapshot): publish the evidence files the snapshot named as
+    /// sealed and drop the other pending ones. Returns how many it published.
+    pub fn recover_evidence(&mut self) -> Result<usize, crate::evidence::EvidenceError> {
+        let listed = std::mem::take(&mut self.evidence_listed);
+        match &mut self.evidence {
+            Some(e) => e.recover(&listed),
+            None => Ok(0),
+        }
+    }
+
+    /// Everything the pipeline has learned, as JSON: correlation links, every detector's state, decide's scores,
+    /// dedup and budget, event fingerprints, the clock and the watermarks. [`Pipeline::load_state`] takes it back (see
+    /// [`crate::durable`] for the file it goes into).
+    pub fn save_state(&self) -> Result<crate::detect::Saved, serde_json::Error> {
+        #[derive(serde::Serialize)]
+        struct State<'a> {
+            clock: (Option<Ts>, Ts),
+            watermarks: SavedWatermarks,
+            dedup: crate::detect::Saved,
+            correlate: crate::detect::Saved,
+            detect: BTreeMap<&'a str, crate::detect::Saved>,
+            decide: crate::detect::Saved,
+            /// Events held for reordering (their input offsets are behind the saved ones).
+            #[serde(skip_serializing_if = "Option::is_none")]
+            reorder: Option<crate::reorder::HeldRef<'a>>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            released_mark: Option<Ts>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            released_clock: Option<Ts>,
+            /// Sealed evidence files this state accounts for (published after the save).
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            evidence_pending: &'a [String],
+        }
+        serde_json::value::to_raw_value(&State {
+            evidence_pending: self.evidence.as_ref().map(|e| e.pending()).unwrap_or(&[]),
+            clock: self.timeline.save(),
+            watermarks: self.watermarks.save(),
+            dedup: self.dedup.save()?,
+            correlate: self.correlate.save()?,
+            detect: self.detect.save()?,
+            decide: self.decide.save()?,
+            reorder: (!self.reorder.is_empty()).then(|| self.reorder.save()),
+            released_mark: self.released_mark,
+            released_clock: self.released_clock,
+        })
+    }
+
+    /// Take back what [`Pipeline::save_state`] wrote; the current config's bounds apply.
+    pub fn load_state(&mut self, saved: &serde_json::value::RawValue) -> Result<(), String> {
+        #[derive(serde::Deserialize)]
+        struct State {
+            clock: (Option<Ts>, Ts),
+            /// Saved before watermarks were kept: they start afresh.
+            #[serde(default)]
+            watermarks: SavedWatermarks,
+            dedup: crate::detect::Saved,
+            correlate: crate::detect::Saved,
+            detect: BTreeMap<String, crate::detect::Saved>,
+            decide: crate::detect::Saved,
+            #[serde(default)]
+            reorder: Option<crate::reorder::SavedReorder>,
+            #[serde(default)]
+            released_mark: Option<Ts>,
+            #[serde(default)]
+            released_clock: Option<Ts>,
+            #[serde(default)]
+            evidence_pending: Vec<String>,
+        }
+        let s: State = crate::detect::load(saved)?;
+        self.evidence_listed = s.evidence_pending;
+        self.timeline.resume(s.clock);
+        self.watermarks.resume(s.watermarks);
+        self.dedup
+            .load(&s.dedup)
+            .map_err(|e| format!("dedup: {e}"))?;
+        self.correlate
+            .load(&s.correlate)
+            .map_err(|e| format!("correlate: {e}"))?;
+        self.detect.load(&s.detect)?;
+        self.decide
+            .load(&s.decide)
+            .map_err(|e| format!("decide: {e}"))?;
+        if let Some(r) = s.reorder {
+            // saved with the hold on and loaded with it off: the held events are processed at the next message
+            self.reorder.resume(r);
+        }
+        self.released_mark = self.released_mark.max(s.released_mark);
+        self.released_clock = self.released_clock.max(s.released_clock);
+        self.stats.reorder_held = self.reorder.len() as u64;
+        Ok(())
+    }
+}
