@@ -120,6 +120,29 @@ fn end(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
         .sum()
 }
 
+/// `quench run` (one instance) over the input topic until its end: seconds taken and its report.
+async fn run_to_end(
+    k: &KafkaConfig,
+    p: &mut quench::pipeline::Pipeline,
+    dispatcher: &quench::respond::Dispatcher,
+) -> anyhow::Result<(f64, quench::runtime::KafkaReport)> {
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let t = Instant::now();
+    let r = quench::runtime::run_kafka(
+        k,
+        p,
+        dispatcher,
+        quench::runtime::RunOptions {
+            stop_at_end: true,
+            ..Default::default()
+        },
+        stop_rx,
+        |_| {},
+    )
+    .await?;
+    Ok((t.elapsed().as_secs_f64(), r))
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -223,21 +246,7 @@ async fn run(
         ..base.clone()
     };
     let mut p = quench::pipeline::Pipeline::new(&cfg)?;
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let t = Instant::now();
-    let r = quench::runtime::run_kafka(
-        &k,
-        &mut p,
-        &dispatcher()?,
-        quench::runtime::RunOptions {
-            stop_at_end: true,
-            ..Default::default()
-        },
-        stop_rx,
-        |_| {},
-    )
-    .await?;
-    let single = t.elapsed().as_secs_f64();
+    let (single, r) = run_to_end(&k, &mut p, &dispatcher()?).await?;
     println!(
         "quench run, one instance:      {single:6.2} s  {:9.0} records/s  ({} records, {} decisions)",
         rate(single),
@@ -260,21 +269,7 @@ async fn run(
         cfg.evidence.validate()?;
         let mut p = quench::pipeline::Pipeline::new(&cfg)?;
         p.store_evidence(quench::evidence::Evidence::open(&cfg.evidence, &dir)?);
-        let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        let t = Instant::now();
-        let r = quench::runtime::run_kafka(
-            &k,
-            &mut p,
-            &dispatcher()?,
-            quench::runtime::RunOptions {
-                stop_at_end: true,
-                ..Default::default()
-            },
-            stop_rx,
-            |_| {},
-        )
-        .await?;
-        let secs = t.elapsed().as_secs_f64();
+        let (secs, r) = run_to_end(&k, &mut p, &dispatcher()?).await?;
         let st = p.published_stats();
         p.close_evidence()?;
         println!(

@@ -286,9 +286,9 @@ mod imp {
         }
 
         /// Run a future on the handle's runtime and wait for it (callable from inside another runtime too).
-        fn wait<T: Send + 'static>(
+        fn run<T: Send + 'static>(
             &self,
-            f: impl std::future::Future<Output = object_store::Result<T>> + Send + 'static,
+            f: impl std::future::Future<Output = Result<T, EvidenceError>> + Send + 'static,
         ) -> Result<T, EvidenceError> {
             let (tx, rx) = sync_channel(1);
             let rt = self
@@ -300,7 +300,21 @@ mod imp {
             });
             rx.recv()
                 .map_err(|_| err(&self.url, "the object storage client stopped"))?
-                .map_err(|e| err(&self.url, e))
+        }
+
+        /// [`Remote::run`] for one call of the client.
+        fn wait<T: Send + 'static>(
+            &self,
+            f: impl std::future::Future<Output = object_store::Result<T>> + Send + 'static,
+        ) -> Result<T, EvidenceError> {
+            let url = self.url.clone();
+            self.run(async move { f.await.map_err(|e| err(&url, e)) })
+        }
+
+        /// The id of the store that claimed the prefix, if one did.
+        fn claimed_by(&self) -> Result<Option<String>, EvidenceError> {
+            let (store, prefix) = (self.store.clone(), self.prefix.clone());
+            self.wait(async move { owner(store.as_ref(), &prefix).await })
         }
 
         fn path(&self, rel: &str) -> Result<ObjPath, EvidenceError> {
@@ -329,49 +343,38 @@ mod imp {
             let from = from.to_path_buf();
             let url = self.url.clone();
             let part = self.part;
-            let (tx, rx) = sync_channel(1);
-            let rt = self
-                .rt
-                .as_ref()
-                .ok_or_else(|| err(&self.url, "the object storage client stopped"))?;
-            rt.spawn(async move {
-                let r: Result<(), EvidenceError> = async {
-                    use std::io::Read;
-                    let upload = store.put_multipart(&path).await.map_err(|e| err(&url, e))?;
-                    let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, part);
-                    let mut f = match std::fs::File::open(&from) {
-                        Ok(f) => f,
+            self.run(async move {
+                use std::io::Read;
+                let upload = store.put_multipart(&path).await.map_err(|e| err(&url, e))?;
+                let mut w = object_store::WriteMultipart::new_with_chunk_size(upload, part);
+                let mut f = match std::fs::File::open(&from) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        let _ = w.abort().await;
+                        return Err(io(&from)(e));
+                    }
+                };
+                let mut buf = vec![0u8; part];
+                loop {
+                    let n = match f.read(&mut buf) {
+                        Ok(n) => n,
                         Err(e) => {
                             let _ = w.abort().await;
                             return Err(io(&from)(e));
                         }
                     };
-                    let mut buf = vec![0u8; part];
-                    loop {
-                        let n = match f.read(&mut buf) {
-                            Ok(n) => n,
-                            Err(e) => {
-                                let _ = w.abort().await;
-                                return Err(io(&from)(e));
-                            }
-                        };
-                        if n == 0 {
-                            break;
-                        }
-                        // a failed part: the upload is aborted, so no orphaned parts stay billed
-                        if let Err(e) = w.wait_for_capacity(2).await {
-                            let _ = w.abort().await;
-                            return Err(err(&url, e));
-                        }
-                        w.write(&buf[..n]);
+                    if n == 0 {
+                        break;
                     }
-                    w.finish().await.map(|_| ()).map_err(|e| err(&url, e))
+                    // a failed part: the upload is aborted, so no orphaned parts stay billed
+                    if let Err(e) = w.wait_for_capacity(2).await {
+                        let _ = w.abort().await;
+                        return Err(err(&url, e));
+                    }
+                    w.write(&buf[..n]);
                 }
-                .await;
-                let _ = tx.send(r);
-            });
-            rx.recv()
-                .map_err(|_| err(&self.url, "the object storage client stopped"))??;
+                w.finish().await.map(|_| ()).map_err(|e| err(&url, e))
+            })?;
             self.synced(rel)?;
             Ok(len)
         }
@@ -398,9 +401,7 @@ mod imp {
         /// instant one claims and the other refuses; where the object storage has no conditional put, each reads
         /// the claim back and the one whose write lost refuses.
         pub fn claim(&self, id: &str) -> Result<(), EvidenceError> {
-            let (store, prefix) = (self.store.clone(), self.prefix.clone());
-            let claimed = self.wait(async move { owner(store.as_ref(), &prefix).await })?;
-            match claimed {
+            match self.claimed_by()? {
                 Some(c) if c == id => return Ok(()),
                 Some(c) => return Err(not_owner(&self.url, &c, id)),
                 None => {}
@@ -430,8 +431,7 @@ mod imp {
         /// When the object storage does not answer, the store opens (the uploader claims the prefix later, and
         /// refuses then).
         pub fn refuse_claimed(&self, ours: Option<&str>) -> Result<(), EvidenceError> {
-            let (store, prefix) = (self.store.clone(), self.prefix.clone());
-            match self.wait(async move { owner(store.as_ref(), &prefix).await }) {
+            match self.claimed_by() {
                 Ok(Some(c)) if Some(c.as_str()) != ours => {
                     Err(not_owner(&self.url, &c, ours.unwrap_or("not made yet")))
                 }
@@ -445,8 +445,7 @@ mod imp {
 
         /// For a reader: refuse the prefix when another store claimed it (an unclaimed one holds no upload yet).
         pub fn check_owner(&self, id: &str) -> Result<(), EvidenceError> {
-            let (store, prefix) = (self.store.clone(), self.prefix.clone());
-            match self.wait(async move { owner(store.as_ref(), &prefix).await })? {
+            match self.claimed_by()? {
                 Some(c) if c != id => Err(not_owner(&self.url, &c, id)),
                 _ => Ok(()),
             }
