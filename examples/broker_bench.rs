@@ -124,14 +124,15 @@ fn end(bootstrap: &str, topic: &str, partitions: i32) -> i64 {
 async fn run_to_end(
     k: &KafkaConfig,
     p: &mut quench::pipeline::Pipeline,
-    dispatcher: &quench::respond::Dispatcher,
+    dispatcher: impl FnOnce() -> Result<quench::respond::Dispatcher, quench::respond::RespondError>,
 ) -> anyhow::Result<(f64, quench::runtime::KafkaReport)> {
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let t = Instant::now();
+    let dispatcher = dispatcher()?;
     let r = quench::runtime::run_kafka(
         k,
         p,
-        dispatcher,
+        &dispatcher,
         quench::runtime::RunOptions {
             stop_at_end: true,
             ..Default::default()
@@ -246,7 +247,7 @@ async fn run(
         ..base.clone()
     };
     let mut p = quench::pipeline::Pipeline::new(&cfg)?;
-    let (single, r) = run_to_end(&k, &mut p, &dispatcher()?).await?;
+    let (single, r) = run_to_end(&k, &mut p, dispatcher).await?;
     println!(
         "quench run, one instance:      {single:6.2} s  {:9.0} records/s  ({} records, {} decisions)",
         rate(single),
@@ -269,7 +270,7 @@ async fn run(
         cfg.evidence.validate()?;
         let mut p = quench::pipeline::Pipeline::new(&cfg)?;
         p.store_evidence(quench::evidence::Evidence::open(&cfg.evidence, &dir)?);
-        let (secs, r) = run_to_end(&k, &mut p, &dispatcher()?).await?;
+        let (secs, r) = run_to_end(&k, &mut p, dispatcher).await?;
         let st = p.published_stats();
         p.close_evidence()?;
         println!(

@@ -232,7 +232,7 @@ fn when(s: Option<&str>) -> anyhow::Result<Option<quench::event::Ts>> {
         .and_then(|n| n.checked_mul(ms));
     match back {
         Some(b) => Ok(Some(quench::event::Ts(
-            quench::clock::WallTime::now().0.saturating_sub(b),
+            quench::clock::WallTime::now().as_ts().0.saturating_sub(b),
         ))),
         None => bail!("{s:?}: allowed: an RFC 3339 time or a span before now such as 7d, 36h, 90m"),
     }

@@ -469,7 +469,7 @@ mod tests {
     }
 
     /// A store at `base/store` whose compacted hours went to `file://base/remote`, holding one event per
-    /// `(id, principal, hours after 2026-01-01T00:00Z)`, flushed at the last one's hour.
+    /// `(id, principal, hours after 2026-01-01T00:00Z)`, flushed with the clock at 05:00 that day.
     fn store_with_remote(base: &Path, events: &[(&str, &str, i64)]) -> (PathBuf, PathBuf) {
         let _ = std::fs::remove_dir_all(base);
         let (dir, remote) = (base.join("store"), base.join("remote"));

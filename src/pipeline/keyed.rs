@@ -106,7 +106,7 @@ impl Pipeline {
         ev: SessionEvent<'_>,
         clock: Ts,
     ) -> Result<(), NormalizeError> {
-        let reference = Ts(clock.0.min(WallTime::now().0));
+        let reference = clock.min(WallTime::now().as_ts());
         if ev.event_time.0 > reference.0.saturating_add(self.skew_secs as i64 * 1000) {
             return Err(self.keyed_from_the_future(ev.event_time, reference));
         }

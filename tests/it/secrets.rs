@@ -12,8 +12,8 @@ use quench::respond::{build_targets, Dispatcher, RespondConfig};
 
 const FETCHED: &str = "eyJ0eXAiOiJKV1QiLCJmZXRjaGVkIjoic2VjcmV0In0.fetched.token";
 
-/// Issues [`FETCHED`] at `POST /token`; answers every other request with 401 and a body of `pad(head)` dots and
-/// the request head.
+/// Issues [`FETCHED`] at `POST /token`; answers every other request with 401 and a body of `pad(head)` dots, the
+/// request head and its body.
 async fn echo_server(pad: fn(&str) -> usize) -> std::net::SocketAddr {
     common::serve(move |r, _| {
         if r.method == "POST" && r.target == "/token" {
@@ -25,9 +25,10 @@ async fn echo_server(pad: fn(&str) -> usize) -> std::net::SocketAddr {
             )
         } else {
             let head = common::head_of(r);
+            let body = String::from_utf8_lossy(&r.body);
             common::Reply::text(
                 "401 Unauthorized",
-                format!("{}{head}", ".".repeat(pad(&head))),
+                format!("{}{head}{body}", ".".repeat(pad(&head))),
             )
         }
     })
@@ -146,7 +147,8 @@ impl std::io::Write for Captured {
     }
 }
 
-/// Answers the first request with a retryable 503 and every later one with 401, each echoing the request head.
+/// Answers the first request with a retryable 503 and every later one with 401, each echoing the request (head and
+/// body).
 async fn echo_503_then_401() -> std::net::SocketAddr {
     common::serve(|r, n| {
         let status = if n == 0 {
@@ -154,7 +156,10 @@ async fn echo_503_then_401() -> std::net::SocketAddr {
         } else {
             "401 Unauthorized"
         };
-        common::Reply::text(status, common::head_of(r))
+        common::Reply::text(
+            status,
+            format!("{}{}", common::head_of(r), String::from_utf8_lossy(&r.body)),
+        )
     })
     .await
     .addr

@@ -59,7 +59,8 @@ impl Reply {
     }
 }
 
-/// A request's head as it came (request line, headers, blank line): what servers that echo it send back.
+/// A request's head rebuilt from what was read (request line, headers with their names lower-cased, blank line):
+/// what servers that echo a request send back, before its body.
 pub fn head_of(r: &Received) -> String {
     let mut s = format!("{} {} HTTP/1.1\r\n", r.method, r.target);
     for (k, v) in &r.headers {
@@ -80,7 +81,9 @@ pub struct Server {
 
 /// A local HTTP/1.1 server. Each request is read whole, logged, and answered by `answer`, given the request and
 /// how many requests came before it (connections are served concurrently; the count is the order they were
-/// read in). Every answer closes its connection.
+/// read in). Every answer closes its connection. A connection that sends bytes that are no HTTP request is
+/// logged and answered too, as a request with the method `UNREADABLE`, so a test that expects no request sees
+/// it; one closed before sending anything is not a request.
 pub async fn serve<F>(answer: F) -> Server
 where
     F: Fn(&Received, usize) -> Reply + Send + Sync + 'static,
@@ -99,15 +102,25 @@ where
         while let Ok((mut sock, _)) = l.accept().await {
             let (lg, answer, held) = (lg.clone(), answer.clone(), held.clone());
             tokio::spawn(async move {
-                let Some(r) = read_request(&mut sock).await else {
+                let mut first = [0u8; 1];
+                if sock.peek(&mut first).await.unwrap_or(0) == 0 {
                     return;
-                };
-                let reply = {
-                    let mut log = lg.lock().unwrap();
-                    let n = log.len();
+                }
+                let r = read_request(&mut sock).await.unwrap_or_else(|| Received {
+                    method: "UNREADABLE".into(),
+                    target: String::new(),
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    status: 0,
+                });
+                // the log's lock is not held while `answer` runs: a failed check in one answer (a panic) does not
+                // take the requests after it down too
+                let n = {
+                    let mut log = lg.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     log.push(r.clone());
-                    answer(&r, n)
+                    log.len() - 1
                 };
+                let reply = answer(&r, n);
                 match reply {
                     Reply::Answer {
                         status,
