@@ -379,7 +379,8 @@ mod imp {
             Ok(len)
         }
 
-        /// On `file://`, make a put durable before its local copy goes (object stores are, once they answer).
+        /// On `file://`, make a put durable before its local copy goes (object stores are, once they answer): the
+        /// file, and the folders from its own up to the prefix's.
         fn synced(&self, rel: &str) -> Result<(), EvidenceError> {
             let Some(root) = &self.local_root else {
                 return Ok(());
@@ -388,10 +389,14 @@ mod imp {
             std::fs::File::open(&f)
                 .and_then(|h| h.sync_all())
                 .map_err(io(&f))?;
-            if let Some(d) = f.parent() {
-                std::fs::File::open(d)
+            // every folder up to the prefix: the put may have created the table's and the hour's, and a folder
+            // entry lost in a power cut would lose the file after its local copy went
+            let mut d = f.parent();
+            while let Some(dir) = d.filter(|d| d.starts_with(root)) {
+                std::fs::File::open(dir)
                     .and_then(|h| h.sync_all())
-                    .map_err(io(d))?;
+                    .map_err(io(dir))?;
+                d = dir.parent();
             }
             Ok(())
         }
