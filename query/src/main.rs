@@ -362,6 +362,14 @@ mod tests {
             .to_string()
     }
 
+    /// The result of `sql` on the store at `dir`, as CSV.
+    async fn csv_of(dir: &Path, sql: &str) -> String {
+        let b = query(dir, sql).await.unwrap();
+        let mut out = Vec::new();
+        write(&b, Format::Csv, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
     fn ev(id: &str, who: &str, t: i64) -> SessionEvent<'static> {
         let mut e = SessionEvent::new(
             SourceInfo {
@@ -507,13 +515,8 @@ mod tests {
         for f in std::fs::read_dir(&up).unwrap().flatten() {
             std::fs::rename(f.path(), waiting.join(f.file_name())).unwrap();
         }
-        let b = query(&dir, "SELECT event_id, hour FROM events ORDER BY event_id")
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        write(&b, Format::Csv, &mut out).unwrap();
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            csv_of(&dir, "SELECT event_id, hour FROM events ORDER BY event_id").await,
             "event_id,hour\ne0,2026-01-01T00\ne1,2026-01-01T01\ne2,2026-01-01T05\n"
         );
         let text = table_text(
@@ -541,13 +544,8 @@ mod tests {
             copied += 1;
         }
         assert_eq!(copied, 1);
-        let b = query(&dir, "SELECT event_id, hour FROM events ORDER BY event_id")
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        write(&b, Format::Csv, &mut out).unwrap();
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            csv_of(&dir, "SELECT event_id, hour FROM events ORDER BY event_id").await,
             "event_id,hour\ne0,2026-01-01T00\ne1,2026-01-01T01\n"
         );
         let _ = std::fs::remove_dir_all(&base);
