@@ -75,51 +75,6 @@ impl EventRows {
         self.rows = 0;
     }
 
-    /// A string's range in the byte buffer (bounded to [`MAX_VALUE_BYTES`]). A buffer past 4 GiB cannot be
-    /// addressed: the value is stored as null (the store sends a batch long before; see `batch_rows`).
-    fn range(&mut self, v: &str) -> Option<(u32, u32)> {
-        let v = crate::state::bounded_to(v, MAX_VALUE_BYTES);
-        let start = u32::try_from(self.bytes.len()).ok()?;
-        let end = u32::try_from(self.bytes.len() + v.len()).ok()?;
-        self.bytes.push_str(&v);
-        Some((start, end))
-    }
-
-    fn s(&mut self, v: Option<&str>) {
-        let c = match v.and_then(|v| self.range(v)) {
-            Some((a, b)) => Cell::Str(a, b),
-            None => Cell::Null,
-        };
-        self.cells.push(c);
-    }
-
-    fn list<'a>(&mut self, it: impl IntoIterator<Item = &'a str>) {
-        let from = self.items.len();
-        // at most 64 items of a list, each bounded
-        for v in it.into_iter().take(64) {
-            if let Some(r) = self.range(v) {
-                self.items.push(r);
-            }
-        }
-        let c = match (u32::try_from(from), u32::try_from(self.items.len())) {
-            (Ok(a), Ok(b)) => Cell::List(a, b),
-            _ => Cell::Null,
-        };
-        self.cells.push(c);
-    }
-
-    fn uint(&mut self, v: Option<u64>) {
-        self.cells.push(v.map_or(Cell::Null, Cell::Uint));
-    }
-
-    fn float(&mut self, v: Option<f64>) {
-        self.cells.push(v.map_or(Cell::Null, Cell::Float));
-    }
-
-    fn bool(&mut self, v: Option<bool>) {
-        self.cells.push(v.map_or(Cell::Null, Cell::Bool));
-    }
-
     /// Record one event, its values in the order of the `events` schema.
     pub fn push(&mut self, ev: &SessionEvent<'_>) {
         let p = &ev.principal;
@@ -127,35 +82,39 @@ impl EventRows {
         let n = &ev.network;
         let r = &ev.resource;
         let g = n.geo.as_ref();
-        use std::fmt::Write as _;
         let mut prov = std::mem::take(&mut self.prov);
         prov.clear();
-        let _ = write!(prov, "{}", ev.provenance);
-        self.s(Some(ev.event_id.as_str()));
-        self.cells.push(Cell::Time(clamp(ev.event_time)));
-        self.cells.push(Cell::Time(clamp(ev.ingest_time)));
-        self.s(Some(&prov));
-        self.prov = prov;
-        self.s(Some(ev.source.vendor.as_str()));
-        self.s(Some(ev.source.format.as_str()));
-        self.s(Some(family_str(ev.source.family)));
-        self.s(Some(category_str(ev.category)));
-        self.s(ev.action.as_deref());
-        self.s(Some(outcome_str(ev.outcome)));
-        self.s(p.key());
-        self.s(p.id.as_deref());
-        self.s(p.email.as_deref());
-        self.s(p.display_name.as_deref());
-        self.s(Some(kind_str(p.kind)));
-        self.s(p.vouched_by.as_ref().map(|v| v.vendor.as_str()));
-        self.s(p.vouched_by.as_ref().map(|v| family_str(v.family)));
-        self.s(p.on_behalf_of.as_deref());
-        self.s(k.token_id.as_deref());
-        self.s(k.session_id.as_deref());
-        self.s(k.root_session_id.as_deref());
-        self.s(k.job_id.as_deref());
-        self.s(k.client_id.as_deref());
-        self.list(
+        ev.provenance.write_to(&mut prov);
+        let mut w = Row {
+            bytes: &mut self.bytes,
+            items: &mut self.items,
+            cells: [Cell::Null; COLUMNS],
+            j: 0,
+        };
+        w.s(Some(ev.event_id.as_str()));
+        w.put(Cell::Time(clamp(ev.event_time)));
+        w.put(Cell::Time(clamp(ev.ingest_time)));
+        w.s(Some(&prov));
+        w.s(Some(ev.source.vendor.as_str()));
+        w.s(Some(ev.source.format.as_str()));
+        w.s(Some(family_str(ev.source.family)));
+        w.s(Some(category_str(ev.category)));
+        w.s(ev.action.as_deref());
+        w.s(Some(outcome_str(ev.outcome)));
+        w.s(p.key());
+        w.s(p.id.as_deref());
+        w.s(p.email.as_deref());
+        w.s(p.display_name.as_deref());
+        w.s(Some(kind_str(p.kind)));
+        w.s(p.vouched_by.as_ref().map(|v| v.vendor.as_str()));
+        w.s(p.vouched_by.as_ref().map(|v| family_str(v.family)));
+        w.s(p.on_behalf_of.as_deref());
+        w.s(k.token_id.as_deref());
+        w.s(k.session_id.as_deref());
+        w.s(k.root_session_id.as_deref());
+        w.s(k.job_id.as_deref());
+        w.s(k.client_id.as_deref());
+        w.list(
             [
                 (Keys::TOKEN, "token_id"),
                 (Keys::SESSION, "session_id"),
@@ -166,48 +125,51 @@ impl EventRows {
             .filter(|(b, _)| k.vouched.has(*b))
             .map(|(_, n)| n),
         );
-        self.s(n.ip.as_deref());
-        self.uint(n.asn.map(u64::from));
-        self.s(n.as_org.as_deref());
-        self.bool(n.is_proxy);
-        self.s(n.kind.map(NetKind::as_str));
-        self.float(g.map(|g| g.lat));
-        self.float(g.map(|g| g.lon));
-        self.s(g.and_then(|g| g.city.as_deref()).or(n.city.as_deref()));
-        self.s(g
+        w.s(n.ip.as_deref());
+        w.uint(n.asn.map(u64::from));
+        w.s(n.as_org.as_deref());
+        w.bool(n.is_proxy);
+        w.s(n.kind.map(NetKind::as_str));
+        w.float(g.map(|g| g.lat));
+        w.float(g.map(|g| g.lon));
+        w.s(g.and_then(|g| g.city.as_deref()).or(n.city.as_deref()));
+        w.s(g
             .and_then(|g| g.country.as_deref())
             .or(n.country.as_deref()));
-        self.float(g.and_then(|g| g.accuracy_radius_km));
-        self.s(n.user_agent.as_deref());
-        self.s(n.device_id.as_deref());
-        self.s(r.app.as_deref());
-        self.s(r.object_type.as_deref());
-        self.s(r.object_id.as_deref());
-        self.list(r.domains.iter().map(|d| d.as_str()));
-        self.s(r.server.as_deref());
-        self.s(r.destination.as_deref());
-        self.uint(r.bytes);
-        self.uint(r.records);
-        self.bool(Some(ev.location_untrusted));
-        self.s(ev.risk.as_ref().map(|x| x.level.as_str()));
-        self.s(ev.risk.as_ref().map(|x| x.kind.as_str()));
+        w.float(g.and_then(|g| g.accuracy_radius_km));
+        w.s(n.user_agent.as_deref());
+        w.s(n.device_id.as_deref());
+        w.s(r.app.as_deref());
+        w.s(r.object_type.as_deref());
+        w.s(r.object_id.as_deref());
+        w.list(r.domains.iter().map(|d| d.as_str()));
+        w.s(r.server.as_deref());
+        w.s(r.destination.as_deref());
+        w.uint(r.bytes);
+        w.uint(r.records);
+        w.bool(Some(ev.location_untrusted));
+        w.s(ev.risk.as_ref().map(|x| x.level.as_str()));
+        w.s(ev.risk.as_ref().map(|x| x.kind.as_str()));
         let a = ev.auth.as_deref();
-        self.s(a.and_then(|a| a.method.as_deref()));
-        self.bool(a.and_then(|a| a.mfa));
-        self.s(a.and_then(|a| a.conditional_access.as_deref()));
-        self.bool(a.and_then(|a| a.device_compliant));
-        self.s(a.and_then(|a| a.device_trust.as_deref()));
-        self.s(a.and_then(|a| a.client_app.as_deref()));
-        self.s(a.and_then(|a| a.login_type.as_deref()));
-        self.list(
+        w.s(a.and_then(|a| a.method.as_deref()));
+        w.bool(a.and_then(|a| a.mfa));
+        w.s(a.and_then(|a| a.conditional_access.as_deref()));
+        w.bool(a.and_then(|a| a.device_compliant));
+        w.s(a.and_then(|a| a.device_trust.as_deref()));
+        w.s(a.and_then(|a| a.client_app.as_deref()));
+        w.s(a.and_then(|a| a.login_type.as_deref()));
+        w.list(
             a.into_iter()
                 .flat_map(|a| a.scopes.iter().map(|s| s.as_str())),
         );
-        self.bool(a.and_then(|a| a.keep_signed_in));
-        self.s(a.and_then(|a| a.delegated_by.as_deref()));
-        self.s(a.and_then(|a| a.token_binding.as_deref()));
-        self.s(p.directory_id.as_deref());
-        self.s(a.and_then(|a| a.credential_id.as_deref()));
+        w.bool(a.and_then(|a| a.keep_signed_in));
+        w.s(a.and_then(|a| a.delegated_by.as_deref()));
+        w.s(a.and_then(|a| a.token_binding.as_deref()));
+        w.s(p.directory_id.as_deref());
+        w.s(a.and_then(|a| a.credential_id.as_deref()));
+        let (cells, j) = (w.cells, w.j);
+        self.prov = prov;
+        self.cells.extend_from_slice(&cells[..j]);
         self.rows += 1;
     }
 
@@ -407,6 +369,81 @@ fn each<'c, T>(
         }
     }
     Ok(())
+}
+
+/// The number of columns of the `events` table (checked by a test).
+pub(super) const COLUMNS: usize = 60;
+
+/// One row being recorded: its cells gathered here and appended to [`EventRows`]' cells at once, its strings
+/// appended to the byte buffer as they come (few instructions per value: this runs for every event on the
+/// pipeline's thread).
+struct Row<'b> {
+    bytes: &'b mut String,
+    items: &'b mut Vec<(u32, u32)>,
+    cells: [Cell; COLUMNS],
+    j: usize,
+}
+
+impl Row<'_> {
+    #[inline]
+    fn put(&mut self, c: Cell) {
+        if let Some(x) = self.cells.get_mut(self.j) {
+            *x = c;
+        }
+        self.j += 1;
+    }
+
+    /// A string's range in the byte buffer, bounded to [`MAX_VALUE_BYTES`]. The buffer stays below 4 GiB, so
+    /// that a range fits in `u32`s: a value that would pass it is stored as null (a chunk goes long before).
+    #[inline]
+    fn range(&mut self, v: &str) -> Option<(u32, u32)> {
+        if v.len() > MAX_VALUE_BYTES {
+            return self.range(&crate::state::bounded_to(v, MAX_VALUE_BYTES));
+        }
+        let start = self.bytes.len();
+        let end = u32::try_from(start + v.len()).ok()?;
+        self.bytes.push_str(v);
+        Some((start as u32, end))
+    }
+
+    #[inline]
+    fn s(&mut self, v: Option<&str>) {
+        let c = match v.and_then(|v| self.range(v)) {
+            Some((a, b)) => Cell::Str(a, b),
+            None => Cell::Null,
+        };
+        self.put(c);
+    }
+
+    fn list<'a>(&mut self, it: impl IntoIterator<Item = &'a str>) {
+        let from = self.items.len();
+        // at most 64 items of a list, each bounded
+        for v in it.into_iter().take(64) {
+            if let Some(r) = self.range(v) {
+                self.items.push(r);
+            }
+        }
+        let c = match (u32::try_from(from), u32::try_from(self.items.len())) {
+            (Ok(a), Ok(b)) => Cell::List(a, b),
+            _ => Cell::Null,
+        };
+        self.put(c);
+    }
+
+    #[inline]
+    fn uint(&mut self, v: Option<u64>) {
+        self.put(v.map_or(Cell::Null, Cell::Uint));
+    }
+
+    #[inline]
+    fn float(&mut self, v: Option<f64>) {
+        self.put(v.map_or(Cell::Null, Cell::Float));
+    }
+
+    #[inline]
+    fn bool(&mut self, v: Option<bool>) {
+        self.put(v.map_or(Cell::Null, Cell::Bool));
+    }
 }
 
 /// The position of `event_time` in the `events` schema (checked by a test).
