@@ -165,10 +165,7 @@ pub async fn replay(
 ) -> Result<ReplayReport, AppError> {
     let mut pipeline = Pipeline::new(cfg)?;
     if let Some(dir) = &cfg.evidence.dir {
-        let mut e = open_evidence(cfg, dir)?;
-        // nothing here saves the names of sealed files: each is moved into the store once sealed
-        e.publish_when_sealed();
-        pipeline.store_evidence(e);
+        pipeline.store_evidence(open_evidence(cfg, dir)?);
     }
     let (tx, mut rx) = mpsc::unbounded_channel();
     let dispatcher = if dispatch {

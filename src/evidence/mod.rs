@@ -11,10 +11,10 @@
 //! nearly every row: the pipeline only copies their values, and the writer's thread builds, encodes and
 //! compresses them.
 //!
-//! Files are written under `DIR/_pending/` and moved into their table only by [`Evidence::publish`] (in replay,
-//! where no checkpoint saves their names, by the writer as soon as an hour's end seals them, merged with the hour's
-//! earlier file if late rows made one: [`Evidence::publish_when_sealed`]). Findings and decisions go to the writer
-//! with each chunk of events, so their hours' files are written as the hours come, not all at the close. In `run`
+//! Files are written under `DIR/_pending/` and moved into their table only by [`Evidence::publish`] (so a replay
+//! cut short publishes nothing, and running it again stores each row once). Findings and decisions go to the
+//! writer with each chunk of events, so their hours' files are written as the hours come, not all at the close.
+//! In `run`
 //! with durable state, the checkpoint seals the open files, saves their names with the pipeline's state, moves
 //! them, then commits the input offsets; a restart moves the files its snapshot names and deletes the other
 //! pending ones, whose rows it processes again. So a crash loses no row it counted as stored and stores none
@@ -336,7 +336,6 @@ impl Evidence {
             stats: stats.clone(),
             newest: BTreeMap::new(),
             spare: spare_tx,
-            publish_when_sealed: false,
         };
         let thread = std::thread::Builder::new()
             .name("quench-evidence".into())
@@ -483,18 +482,6 @@ impl Evidence {
         rrx.recv()
             .map_err(|_| EvidenceError::Writer("the writer stopped".into()))?
             .map_err(EvidenceError::Writer)
-    }
-
-    /// Where no checkpoint saves the names of sealed files (replay): from now on the writer moves each file into
-    /// its table as soon as an hour's end seals it, on its own thread, so that [`Evidence::close`] has only the
-    /// last hours left to publish.
-    pub fn publish_when_sealed(&mut self) {
-        if let Some(tx) = &self.tx {
-            if tx.send(Msg::PublishWhenSealed).is_err() {
-                self.failed
-                    .get_or_insert_with(|| "the writer stopped".into());
-            }
-        }
     }
 
     /// Seal and publish at once (replay, and `run` without durable state).
@@ -704,53 +691,39 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Replay saves no checkpoint, so it had every file of the run to move (and every folder to sync), and every
-    /// hour with late files to merge, at its close; with `publish_when_sealed` an hour's file goes into its table
-    /// when the hour's end seals it, merged with the hour's earlier file if it has one, and the close is left only
-    /// the hours still open. A checkpointing `run` keeps the default: nothing sealed moves before the
-    /// checkpoint has saved its name.
+    /// Found by an outside review of a version that published each hour of a replay as soon as it was sealed: a
+    /// replay stopped before its close (killed, or a later input file missing) left the hours it had published,
+    /// and running it again stored them twice. A store's files stay pending until a publish: one that is dropped
+    /// without it publishes nothing, and the next open deletes what it wrote.
     #[test]
-    fn a_replay_store_publishes_each_hour_when_it_seals_and_a_checkpointing_one_waits() {
-        for when_sealed in [true, false] {
-            let dir = tmp();
-            let cfg = EvidenceConfig {
-                batch_rows: 1,
-                ..EvidenceConfig::default()
-            };
+    fn a_replay_cut_short_publishes_nothing_so_running_it_again_stores_each_row_once() {
+        let dir = tmp();
+        let cfg = EvidenceConfig {
+            batch_rows: 1,
+            ..EvidenceConfig::default()
+        };
+        {
             let mut e = Evidence::open(&cfg, &dir).unwrap();
-            if when_sealed {
-                e.publish_when_sealed();
+            // hours 0 to 9, one row each: the early hours' files are sealed as the later ones come
+            for h in 0..10 {
+                e.event(&ev(&format!("e{h}"), T0 + h * H));
             }
-            // one row per batch, so each goes to the writer at once: hour 0, then hour 5, which seals hour 0,
-            // then a late row of hour 0, whose new file is sealed at once
-            e.event(&ev("e0", T0 + 1));
-            e.event(&ev("e1", T0 + 5 * H));
-            e.event(&ev("e2", T0 + 2));
-            // a publish of nothing: once answered, the writer has handled every row sent before it
-            e.publish(None).unwrap();
-            let published = dir.join("events/hour=2026-01-01T00");
-            let pending = dir.join(PENDING).join("events/hour=2026-01-01T00");
-            if when_sealed {
-                assert_eq!(
-                    ids(&dir),
-                    ["e0", "e2"],
-                    "hour 0 published, hour 5 still open"
-                );
-                assert!(published.is_dir() && !pending.exists());
-                assert!(!dir.join(PENDING).join(MANIFEST).exists());
-                // the late file was merged with the first (hour 0 is past `compact_after_hours` behind hour 5)
-                assert_eq!(std::fs::read_dir(&published).unwrap().count(), 1);
-            } else {
-                assert!(
-                    ids(&dir).is_empty(),
-                    "nothing published before a checkpoint"
-                );
-                assert_eq!(std::fs::read_dir(&pending).unwrap().count(), 2);
-            }
-            e.close(None).unwrap();
-            assert_eq!(ids(&dir), ["e0", "e1", "e2"]);
-            let _ = std::fs::remove_dir_all(&dir);
+            // dropped without a close, as when the replay stops
         }
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        e.recover(&[]).unwrap();
+        assert!(
+            ids(&dir).is_empty(),
+            "a cut-short replay published {:?}",
+            ids(&dir)
+        );
+        for h in 0..10 {
+            e.event(&ev(&format!("e{h}"), T0 + h * H));
+        }
+        e.close(None).unwrap();
+        let want: Vec<String> = (0..10).map(|h| format!("e{h}")).collect();
+        assert_eq!(ids(&dir), want);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// The event buffers go to the writer and come back emptied for the next batch: none may carry a row or a

@@ -20,8 +20,6 @@ pub(super) enum Msg {
     Seal(SyncSender<Result<Vec<String>, String>>),
     /// Move these pending files into their tables, then compact and apply retention against this clock.
     Publish(Vec<String>, Option<Ts>, SyncSender<Result<(), String>>),
-    /// From now on, move each file into its table as soon as it is sealed (no checkpoint waits for it).
-    PublishWhenSealed,
 }
 
 pub(super) fn props(rows: usize) -> WriterProperties {
@@ -76,8 +74,6 @@ pub(super) struct Writer {
     pub(super) newest: BTreeMap<TableKind, i64>,
     /// Where emptied event buffers go back to the pipeline.
     pub(super) spare: SyncSender<EventRows>,
-    /// Whether a file an hour's end sealed is published at once ([`Msg::PublishWhenSealed`]).
-    pub(super) publish_when_sealed: bool,
 }
 
 impl Writer {
@@ -118,7 +114,6 @@ impl Writer {
                     let r = self.publish(&names, clock).map_err(|e| e.to_string());
                     let _ = reply.send(r);
                 }
-                Msg::PublishWhenSealed => self.publish_when_sealed = true,
             }
         }
         // the pipeline went away without sealing: what is open stays pending (a restart decides its fate)
@@ -229,29 +224,8 @@ impl Writer {
             .filter(|(tt, h)| *tt == t && *h < newest - 3 * 3_600_000)
             .copied()
             .collect();
-        let before = self.sealed.len();
         for k in stale {
             self.seal_one(k)?;
-        }
-        if self.publish_when_sealed && self.sealed.len() > before {
-            let names: Vec<String> = self.sealed.drain(before..).collect();
-            self.publish(&names, None)?;
-            // an hour that late rows gave another file is merged now, not left for the close (merging moves no
-            // row and deletes none, so the table's newest row may say when, forged or not)
-            for name in &names {
-                let Some(hour) = Path::new(name).parent() else {
-                    continue;
-                };
-                let due = hour
-                    .file_name()
-                    .and_then(|h| hour_of_dir(&h.to_string_lossy()))
-                    .is_some_and(|h| h.0 + 3_600_000 + self.compact_after_ms <= newest);
-                if due && compact(&self.dir.join(hour), t, self.batch_rows, &self.run)? {
-                    self.stats
-                        .compacted
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-            }
         }
         Ok(())
     }

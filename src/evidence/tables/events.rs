@@ -2,12 +2,13 @@
 //! arrays on the writer's thread.
 //!
 //! In: correlated [`SessionEvent`]s. Out: `events` [`RecordBatch`]es (one per hour of event time). State: the rows
-//! recorded since the last take, in one byte buffer, its cells and its list items.
+//! recorded since the last take, compactly (one byte buffer, the end of every string in it, every other value as
+//! 64 bits, a null mask per row), and on the writer's thread the same rows expanded into one cell per column.
 
 use super::*;
 
-/// One value of an `events` row, recorded on the pipeline's thread in schema order. A string is a range of
-/// [`EventRows`]' byte buffer; a list is a range of its items.
+/// One value of an `events` row, as the writer's thread expands the recorded rows before building the arrays. A
+/// string is a range of [`EventRows`]' byte buffer; a list is a range of its items.
 #[derive(Clone, Copy, Debug)]
 enum Cell {
     Null,
@@ -19,21 +20,35 @@ enum Cell {
     List(u32, u32),
 }
 
-/// Rows of the `events` table as the pipeline records them: every string copied into one byte buffer, every
-/// value a [`Cell`] in schema order (one cell per column, so row `r`'s column `j` is cell `r * columns + j`). [`EventRows::take`] turns them into Arrow arrays; the store does that on its
-/// writer's thread and hands the emptied buffers back, so the pipeline's thread neither allocates nor touches fresh
-/// memory per batch (fresh Arrow builders there cost a page fault per 4 KiB of every batch).
+/// Rows of the `events` table as the pipeline records them, in as few bytes as the values allow, since this runs
+/// for every event on the pipeline's thread and everything it writes crosses to the writer's: every string copied
+/// into one byte buffer with its end (4 bytes; it starts where the string before it ends), every other value as
+/// 64 bits (a list as its number of items), and per row a mask of the columns that are null. On the writer's
+/// thread [`EventRows::take`] expands them into a [`Cell`] per column and builds Arrow arrays; the store hands the
+/// emptied buffers back, so the pipeline's thread neither allocates nor touches fresh memory per batch (fresh
+/// Arrow builders there cost a page fault per 4 KiB of every batch).
 #[derive(Default)]
 pub struct EventRows {
-    /// Every string value, one after another.
+    /// Every string value and list item, one after another.
     bytes: String,
-    cells: Vec<Cell>,
-    /// The items of list values (ranges of `bytes`).
-    items: Vec<(u32, u32)>,
+    /// The end in `bytes` of every string value and list item, in the order recorded.
+    ends: Vec<u32>,
+    /// Every other value in the order recorded: times, numbers, flags and the number of a list's items.
+    nums: Vec<u64>,
+    /// Per row, bit `j` set when column `j` is null.
+    nulls: Vec<u64>,
     rows: usize,
     /// The provenance label, formatted here without a new allocation per row.
     prov: String,
+    /// On the writer's thread: the rows expanded, one cell per column (row `r`'s column `j` is cell
+    /// `r * columns + j`).
+    cells: Vec<Cell>,
+    /// On the writer's thread: the items of list values (ranges of `bytes`).
+    items: Vec<(u32, u32)>,
 }
+
+// a row's null mask has a bit per column
+const _: () = assert!(COLUMNS <= 64);
 
 impl EventRows {
     pub fn len(&self) -> usize {
@@ -47,10 +62,10 @@ impl EventRows {
     pub fn with_capacity(rows: usize) -> EventRows {
         EventRows {
             bytes: String::with_capacity(rows * 512),
-            cells: Vec::with_capacity(rows * 48),
-            items: Vec::with_capacity(rows * 2),
-            rows: 0,
-            prov: String::new(),
+            ends: Vec::with_capacity(rows * 32),
+            nums: Vec::with_capacity(rows * 16),
+            nulls: Vec::with_capacity(rows),
+            ..EventRows::default()
         }
     }
 
@@ -59,17 +74,23 @@ impl EventRows {
         self.bytes.len()
     }
 
-    /// Give back memory beyond `bytes` of string values (and the same share of cells), so a buffer that once held
-    /// huge values does not keep their size.
+    /// Give back memory beyond `bytes` of string values (and the same share of the rest), so a buffer that once
+    /// held huge values does not keep their size.
     pub fn shrink_to(&mut self, bytes: usize) {
         self.bytes.shrink_to(bytes);
-        self.cells.shrink_to(bytes / 16);
+        self.ends.shrink_to(bytes / 16);
+        self.nums.shrink_to(bytes / 32);
+        self.nulls.shrink_to(bytes / 256);
+        self.cells.shrink_to(bytes / 8);
         self.items.shrink_to(bytes / 64);
     }
 
     /// Forget the rows, keeping the buffers.
     pub fn clear(&mut self) {
         self.bytes.clear();
+        self.ends.clear();
+        self.nums.clear();
+        self.nulls.clear();
         self.cells.clear();
         self.items.clear();
         self.rows = 0;
@@ -87,13 +108,14 @@ impl EventRows {
         ev.provenance.write_to(&mut prov);
         let mut w = Row {
             bytes: &mut self.bytes,
-            items: &mut self.items,
-            cells: [Cell::Null; COLUMNS],
+            ends: &mut self.ends,
+            nums: &mut self.nums,
+            nulls: 0,
             j: 0,
         };
         w.s(Some(ev.event_id.as_str()));
-        w.put(Cell::Time(clamp(ev.event_time)));
-        w.put(Cell::Time(clamp(ev.ingest_time)));
+        w.time(clamp(ev.event_time));
+        w.time(clamp(ev.ingest_time));
         w.s(Some(&prov));
         w.s(Some(ev.source.vendor.as_str()));
         w.s(Some(ev.source.format.as_str()));
@@ -167,23 +189,90 @@ impl EventRows {
         w.s(a.and_then(|a| a.token_binding.as_deref()));
         w.s(p.directory_id.as_deref());
         w.s(a.and_then(|a| a.credential_id.as_deref()));
-        let (cells, j) = (w.cells, w.j);
+        let nulls = w.nulls;
         self.prov = prov;
-        self.cells.extend_from_slice(&cells[..j]);
+        self.nulls.push(nulls);
         self.rows += 1;
     }
 
     /// The rows recorded so far as one batch; the buffers are emptied (and kept).
     pub fn take(&mut self) -> Result<RecordBatch, ArrowError> {
         let all: Vec<u32> = (0..self.rows as u32).collect();
-        let b = self.build(&all);
+        let b = self.expand().and_then(|()| self.build(&all));
         self.clear();
         b
+    }
+
+    /// The recorded rows as one cell per column, in `cells` and `items` (the pipeline recorded them compactly).
+    fn expand(&mut self) -> Result<(), ArrowError> {
+        let schema = TableKind::Events.schema();
+        let bad = |what: &str| ArrowError::SchemaError(format!("events: {what}"));
+        self.cells.clear();
+        self.items.clear();
+        self.cells.reserve(self.rows * schema.fields().len());
+        let (mut ends, mut nums) = (self.ends.iter().copied(), self.nums.iter().copied());
+        // a string starts where the one recorded before it ends
+        let mut start = 0u32;
+        for &mask in &self.nulls {
+            for (j, f) in schema.fields().iter().enumerate() {
+                if mask.checked_shr(j as u32).unwrap_or(0) & 1 == 1 {
+                    self.cells.push(Cell::Null);
+                    continue;
+                }
+                let c = match f.data_type() {
+                    DataType::Utf8 => {
+                        let end = ends
+                            .next()
+                            .ok_or_else(|| bad("fewer strings than recorded"))?;
+                        let c = Cell::Str(start, end);
+                        start = end;
+                        c
+                    }
+                    DataType::List(_) => {
+                        let n = nums
+                            .next()
+                            .ok_or_else(|| bad("fewer values than recorded"))?;
+                        let from = self.items.len();
+                        for _ in 0..n {
+                            let end = ends
+                                .next()
+                                .ok_or_else(|| bad("fewer list items than recorded"))?;
+                            self.items.push((start, end));
+                            start = end;
+                        }
+                        match (u32::try_from(from), u32::try_from(self.items.len())) {
+                            (Ok(a), Ok(b)) => Cell::List(a, b),
+                            _ => Cell::Null,
+                        }
+                    }
+                    other => {
+                        let v = nums
+                            .next()
+                            .ok_or_else(|| bad("fewer values than recorded"))?;
+                        match other {
+                            DataType::Timestamp(..) => Cell::Time(v as i64),
+                            DataType::Float64 => Cell::Float(f64::from_bits(v)),
+                            DataType::Boolean => Cell::Bool(v != 0),
+                            _ => Cell::Uint(v),
+                        }
+                    }
+                };
+                self.cells.push(c);
+            }
+        }
+        if ends.next().is_some() || nums.next().is_some() {
+            return Err(bad("more values recorded than its columns hold"));
+        }
+        Ok(())
     }
 
     /// The rows recorded so far as one batch per hour of event time (hour start in ms, ascending); the buffers
     /// are emptied (and kept).
     pub fn take_by_hour(&mut self) -> Result<Vec<(i64, RecordBatch)>, ArrowError> {
+        if let Err(e) = self.expand() {
+            self.clear();
+            return Err(e);
+        }
         let w = TableKind::Events.schema().fields().len();
         // rows come nearly in time order: a batch spans one or two hours, late sources add a few more
         let mut hours: Vec<(i64, Vec<u32>)> = Vec::new();
@@ -374,75 +463,96 @@ fn each<'c, T>(
 /// The number of columns of the `events` table (checked by a test).
 pub(super) const COLUMNS: usize = 60;
 
-/// One row being recorded: its cells gathered here and appended to [`EventRows`]' cells at once, its strings
-/// appended to the byte buffer as they come (few instructions per value: this runs for every event on the
-/// pipeline's thread).
+/// One row being recorded (few instructions and bytes per value: this runs for every event on the pipeline's
+/// thread).
 struct Row<'b> {
     bytes: &'b mut String,
-    items: &'b mut Vec<(u32, u32)>,
-    cells: [Cell; COLUMNS],
-    j: usize,
+    ends: &'b mut Vec<u32>,
+    nums: &'b mut Vec<u64>,
+    /// Bit `j` set when column `j` is null.
+    nulls: u64,
+    /// The column of the next value.
+    j: u32,
 }
 
 impl Row<'_> {
     #[inline]
-    fn put(&mut self, c: Cell) {
-        if let Some(x) = self.cells.get_mut(self.j) {
-            *x = c;
+    fn null(&mut self) {
+        if self.j < 64 {
+            self.nulls |= 1 << self.j;
         }
         self.j += 1;
     }
 
-    /// A string's range in the byte buffer, bounded to [`MAX_VALUE_BYTES`]. The buffer stays below 4 GiB, so
-    /// that a range fits in `u32`s: a value that would pass it is stored as null (a chunk goes long before).
     #[inline]
-    fn range(&mut self, v: &str) -> Option<(u32, u32)> {
+    fn num(&mut self, v: u64) {
+        self.nums.push(v);
+        self.j += 1;
+    }
+
+    /// Append a string, bounded to [`MAX_VALUE_BYTES`]. The buffer stays below 4 GiB, so that an end fits in a
+    /// `u32`: a value that would pass it is not stored (a chunk goes long before). Whether it was.
+    #[inline]
+    fn text(&mut self, v: &str) -> bool {
         if v.len() > MAX_VALUE_BYTES {
-            return self.range(&crate::state::bounded_to(v, MAX_VALUE_BYTES));
+            return self.text(&crate::state::bounded_to(v, MAX_VALUE_BYTES));
         }
-        let start = self.bytes.len();
-        let end = u32::try_from(start + v.len()).ok()?;
-        self.bytes.push_str(v);
-        Some((start as u32, end))
+        match u32::try_from(self.bytes.len() + v.len()) {
+            Ok(end) => {
+                self.bytes.push_str(v);
+                self.ends.push(end);
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     #[inline]
     fn s(&mut self, v: Option<&str>) {
-        let c = match v.and_then(|v| self.range(v)) {
-            Some((a, b)) => Cell::Str(a, b),
-            None => Cell::Null,
-        };
-        self.put(c);
+        match v {
+            Some(v) if self.text(v) => self.j += 1,
+            _ => self.null(),
+        }
     }
 
     fn list<'a>(&mut self, it: impl IntoIterator<Item = &'a str>) {
-        let from = self.items.len();
         // at most 64 items of a list, each bounded
+        let mut n = 0;
         for v in it.into_iter().take(64) {
-            if let Some(r) = self.range(v) {
-                self.items.push(r);
+            if self.text(v) {
+                n += 1;
             }
         }
-        let c = match (u32::try_from(from), u32::try_from(self.items.len())) {
-            (Ok(a), Ok(b)) => Cell::List(a, b),
-            _ => Cell::Null,
-        };
-        self.put(c);
+        self.num(n);
+    }
+
+    #[inline]
+    fn time(&mut self, t: i64) {
+        self.num(t as u64);
     }
 
     #[inline]
     fn uint(&mut self, v: Option<u64>) {
-        self.put(v.map_or(Cell::Null, Cell::Uint));
+        match v {
+            Some(v) => self.num(v),
+            None => self.null(),
+        }
     }
 
     #[inline]
     fn float(&mut self, v: Option<f64>) {
-        self.put(v.map_or(Cell::Null, Cell::Float));
+        match v {
+            Some(v) => self.num(v.to_bits()),
+            None => self.null(),
+        }
     }
 
     #[inline]
     fn bool(&mut self, v: Option<bool>) {
-        self.put(v.map_or(Cell::Null, Cell::Bool));
+        match v {
+            Some(v) => self.num(u64::from(v)),
+            None => self.null(),
+        }
     }
 }
 
