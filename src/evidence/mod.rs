@@ -847,6 +847,53 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A replay's close publishes one file per hour of the whole replay; an hour new to its table moves as one
+    /// folder (one sync of the table's folder for all of them, not one per hour). An hour the table already has,
+    /// or whose pending folder holds a file not being published, still moves file by file.
+    #[test]
+    fn new_hours_are_published_as_whole_folders_and_existing_ones_file_by_file() {
+        let dir = tmp();
+        let cfg = EvidenceConfig::default();
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        e.event(&ev("a", T0));
+        e.flush(None).unwrap();
+        // hour 0 again (now in the table), and a new hour 1 beside a stray file in its pending folder
+        e.event(&ev("b", T0 + 1));
+        e.event(&ev("c", T0 + H));
+        e.seal().unwrap();
+        let stray = dir
+            .join(PENDING)
+            .join("events/hour=2026-01-01T01/stray.parquet");
+        std::fs::write(&stray, b"").unwrap();
+        e.publish(None).unwrap();
+        assert_eq!(ids(&dir), ["a", "b", "c"]);
+        assert!(stray.exists(), "the stray file stays pending");
+        assert_eq!(
+            std::fs::read_dir(dir.join("events/hour=2026-01-01T00"))
+                .unwrap()
+                .count(),
+            2
+        );
+        std::fs::remove_file(&stray).unwrap();
+        // a new hour alone in its pending folder moves with it: the same folder (inode), now in the table
+        e.event(&ev("d", T0 + 5 * H));
+        e.seal().unwrap();
+        use std::os::unix::fs::MetadataExt;
+        let pending_hour = dir.join(PENDING).join("events/hour=2026-01-01T05");
+        let ino = std::fs::metadata(&pending_hour).unwrap().ino();
+        e.publish(None).unwrap();
+        assert_eq!(ids(&dir), ["a", "b", "c", "d"]);
+        assert!(!pending_hour.exists());
+        assert_eq!(
+            std::fs::metadata(dir.join("events/hour=2026-01-01T05"))
+                .unwrap()
+                .ino(),
+            ino
+        );
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn a_pending_name_from_the_state_cannot_leave_the_store() {
         assert!(safe_name("events/hour=2026-01-01T00/part-a-000001.parquet"));

@@ -284,19 +284,36 @@ impl Writer {
                 .map_err(io(&tmp))?;
             std::fs::rename(&tmp, &manifest).map_err(io(&manifest))?;
         }
+        // the folders whose entries changed, to sync
         let mut dirs = std::collections::BTreeSet::new();
+        let mut by_hour: BTreeMap<&Path, Vec<&str>> = BTreeMap::new();
         for name in names {
-            let from = self.dir.join(PENDING).join(name);
-            let to = self.dir.join(name);
-            if let Some(p) = to.parent() {
-                std::fs::create_dir_all(p).map_err(io(p))?;
-                dirs.insert(p.to_path_buf());
+            let (hour, file) = match (Path::new(name).parent(), Path::new(name).file_name()) {
+                (Some(h), Some(f)) => (h, f.to_str().unwrap_or_default()),
+                _ => (Path::new(""), name.as_str()),
+            };
+            by_hour.entry(hour).or_default().push(file);
+        }
+        for (hour, files) in by_hour {
+            let from = self.dir.join(PENDING).join(hour);
+            let to = self.dir.join(hour);
+            // an hour new to its table whose pending folder holds just these files moves as one folder: one
+            // rename, and one sync of the table's folder for all such hours (a replay's close moves hundreds)
+            if !hour.as_os_str().is_empty() && !to.exists() && holds_just(&from, &files) {
+                if let Some(table) = to.parent() {
+                    std::fs::create_dir_all(table).map_err(io(table))?;
+                    dirs.insert(table.to_path_buf());
+                }
+                std::fs::rename(&from, &to).map_err(io(&from))?;
+                continue;
             }
-            std::fs::rename(&from, &to).map_err(io(&from))?;
+            std::fs::create_dir_all(&to).map_err(io(&to))?;
+            dirs.insert(to.clone());
+            for file in files {
+                std::fs::rename(from.join(file), to.join(file)).map_err(io(&from.join(file)))?;
+            }
             // the pending hour's folder goes once empty (it comes back with the hour's next file)
-            if let Some(p) = from.parent() {
-                let _ = std::fs::remove_dir(p);
-            }
+            let _ = std::fs::remove_dir(&from);
         }
         for d in dirs {
             File::open(&d).and_then(|f| f.sync_all()).map_err(io(&d))?;
@@ -384,4 +401,23 @@ impl Writer {
         let _ = std::fs::remove_dir(hour);
         Ok(())
     }
+}
+
+/// Whether folder `dir` holds exactly the files named (and nothing else).
+fn holds_just(dir: &Path, files: &[&str]) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut found: Vec<String> = Vec::new();
+    for e in entries {
+        match e {
+            Ok(e) => found.push(e.file_name().to_string_lossy().into_owned()),
+            Err(_) => return false,
+        }
+    }
+    found.sort_unstable();
+    let mut want: Vec<&str> = files.to_vec();
+    want.sort_unstable();
+    want.dedup();
+    found.len() == want.len() && found.iter().zip(&want).all(|(a, b)| a == b)
 }
