@@ -237,6 +237,13 @@ impl Writer {
                 source,
             })?;
             f.sync_all().map_err(io(Path::new(&name)))?;
+            // the file's name too: a publish may move its whole folder, syncing only the folder above
+            let folder = self.dir.join(PENDING).join(&name);
+            if let Some(folder) = folder.parent() {
+                File::open(folder)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io(folder))?;
+            }
             self.stats
                 .files
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -299,16 +306,23 @@ impl Writer {
             let to = self.dir.join(hour);
             // an hour new to its table whose pending folder holds just these files moves as one folder: one
             // rename, and one sync of the table's folder for all such hours (a replay's close moves hundreds)
-            if !hour.as_os_str().is_empty() && !to.exists() && holds_just(&from, &files) {
-                if let Some(table) = to.parent() {
-                    std::fs::create_dir_all(table).map_err(io(table))?;
-                    dirs.insert(table.to_path_buf());
+            // (the files' names in it were synced when they were sealed)
+            let new = matches!(std::fs::symlink_metadata(&to), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+            let table = to.parent().map(Path::to_path_buf);
+            if new && !hour.as_os_str().is_empty() && holds_just(&from, &files) {
+                if let Some(table) = table {
+                    std::fs::create_dir_all(&table).map_err(io(&table))?;
+                    dirs.insert(table);
                 }
                 std::fs::rename(&from, &to).map_err(io(&from))?;
                 continue;
             }
             std::fs::create_dir_all(&to).map_err(io(&to))?;
             dirs.insert(to.clone());
+            // a folder made here is an entry of the table's folder
+            if let Some(table) = table.filter(|_| new) {
+                dirs.insert(table);
+            }
             for file in files {
                 std::fs::rename(from.join(file), to.join(file)).map_err(io(&from.join(file)))?;
             }
