@@ -492,35 +492,20 @@ impl Evidence {
 
     /// After a restart from a snapshot that named `listed` as sealed: move those that are still pending into their
     /// tables and delete every other pending file (its rows come again from the input). Without a snapshot, call
-    /// it with nothing listed.
+    /// it with nothing listed. The writer's thread does it, after what was sent before and before what comes
+    /// after: command rows (which the respond stage may write before the pipeline starts) are written and moved
+    /// whole in one turn of that thread, so this neither deletes nor races them.
     pub fn recover(&mut self, listed: &[String]) -> Result<usize, EvidenceError> {
-        let pending = self.dir.join(PENDING);
-        let mut moved = 0;
-        // a publish a crash cut short: it had begun, so it is finished (its files were all sealed)
-        let manifest = pending.join(MANIFEST);
-        let begun: Vec<String> = match std::fs::read(&manifest) {
-            Ok(b) => serde_json::from_slice(&b)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(io(&manifest)(e)),
-        };
-        for name in begun.iter().chain(listed) {
-            if !safe_name(name) {
-                continue;
-            }
-            let from = pending.join(name);
-            if from.exists() {
-                let to = self.dir.join(name);
-                if let Some(p) = to.parent() {
-                    std::fs::create_dir_all(p).map_err(io(p))?;
-                }
-                std::fs::rename(&from, &to).map_err(io(&from))?;
-                moved += 1;
-            }
-        }
-        for f in walk(&pending)? {
-            std::fs::remove_file(&f).map_err(io(&f))?;
-        }
-        Ok(moved)
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| EvidenceError::Writer("closed".into()))?;
+        let (rtx, rrx) = sync_channel(1);
+        tx.send(Msg::Recover(listed.to_vec(), rtx))
+            .map_err(|_| EvidenceError::Writer("the writer stopped".into()))?;
+        rrx.recv()
+            .map_err(|_| EvidenceError::Writer("the writer stopped".into()))?
+            .map_err(EvidenceError::Writer)
     }
 
     /// Stop the writer after sealing and publishing what is buffered.
@@ -546,6 +531,38 @@ impl Drop for Evidence {
 const PENDING: &str = "_pending";
 /// The list of files a publish is moving, written before the first move and removed after the last.
 const MANIFEST: &str = "publishing.json";
+
+/// [`Evidence::recover`] on the writer's thread: finish the publish a crash cut short (its manifest), move the
+/// pending files `listed` names, and delete every other pending file. Returns how many it moved.
+pub(super) fn recover_pending(dir: &Path, listed: &[String]) -> Result<usize, EvidenceError> {
+    let pending = dir.join(PENDING);
+    let mut moved = 0;
+    // a publish a crash cut short: it had begun, so it is finished (its files were all sealed)
+    let manifest = pending.join(MANIFEST);
+    let begun: Vec<String> = match std::fs::read(&manifest) {
+        Ok(b) => serde_json::from_slice(&b)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(io(&manifest)(e)),
+    };
+    for name in begun.iter().chain(listed) {
+        if !safe_name(name) {
+            continue;
+        }
+        let from = pending.join(name);
+        if from.exists() {
+            let to = dir.join(name);
+            if let Some(p) = to.parent() {
+                std::fs::create_dir_all(p).map_err(io(p))?;
+            }
+            std::fs::rename(&from, &to).map_err(io(&from))?;
+            moved += 1;
+        }
+    }
+    for f in walk(&pending)? {
+        std::fs::remove_file(&f).map_err(io(&f))?;
+    }
+    Ok(moved)
+}
 
 /// A stored file's name relative to the store's root (a pending file's as saved in state, an object's under the
 /// object storage's prefix): `table/hour=…/part-….parquet`, nothing that climbs out.
@@ -890,6 +907,52 @@ mod tests {
                 .ino(),
             ino
         );
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by an outside review: at `run`'s start the respond stage may write command rows before the pipeline
+    /// recovers the store, and the recovery, run on the pipeline's thread, could delete a command file the writer
+    /// had just written or race its move. It runs on the writer's thread now, between whole command writes: the
+    /// row sent before it is kept, an earlier run's leftover is deleted.
+    #[test]
+    fn command_rows_written_before_the_recovery_are_kept_and_leftovers_go() {
+        let dir = tmp();
+        let cfg = EvidenceConfig::default();
+        let leftover = dir
+            .join(PENDING)
+            .join("events/hour=2026-01-01T00/part-old-000001.parquet");
+        std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+        std::fs::write(&leftover, b"").unwrap();
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        let row = CommandRow {
+            at: Ts(T0),
+            kind: "outcome",
+            command_id: "c1".into(),
+            decision_id: "d1".into(),
+            target: "okta".into(),
+            action: Some("revoke_token".into()),
+            principal: Some("a@example.com".into()),
+            status: "delivered".into(),
+            http_status: Some(204),
+            attempts: Some(1),
+            error: None,
+            delivered_at: Some(Ts(T0)),
+            confirmed_at: None,
+            seconds_to_confirm: None,
+            confirming_event_id: None,
+        };
+        for _ in 0..20 {
+            assert!(e.commands().unwrap().write(vec![row.clone()]));
+            e.recover(&[]).unwrap();
+        }
+        let rows: usize = read::table(&dir, TableKind::Commands, None)
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, 20);
+        assert!(!leftover.exists());
         e.close(None).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }

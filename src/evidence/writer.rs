@@ -20,6 +20,9 @@ pub(super) enum Msg {
     Seal(SyncSender<Result<Vec<String>, String>>),
     /// Move these pending files into their tables, then compact and apply retention against this clock.
     Publish(Vec<String>, Option<Ts>, SyncSender<Result<(), String>>),
+    /// After a restart: publish these pending files (and a cut-short publish), delete every other pending file;
+    /// answer with how many moved.
+    Recover(Vec<String>, SyncSender<Result<usize, String>>),
 }
 
 pub(super) fn props(rows: usize) -> WriterProperties {
@@ -112,6 +115,10 @@ impl Writer {
                 }
                 Msg::Publish(names, clock, reply) => {
                     let r = self.publish(&names, clock).map_err(|e| e.to_string());
+                    let _ = reply.send(r);
+                }
+                Msg::Recover(listed, reply) => {
+                    let r = super::recover_pending(&self.dir, &listed).map_err(|e| e.to_string());
                     let _ = reply.send(r);
                 }
             }
