@@ -1,9 +1,10 @@
-//! The `events` table's rows on the pipeline's thread: every value copied into reused buffers, built into Arrow
-//! arrays on the writer's thread.
+//! The `events` table's rows on the pipeline's thread: every value from a log copied into reused buffers, built
+//! into Arrow arrays on the writer's thread.
 //!
 //! In: correlated [`SessionEvent`]s. Out: `events` [`RecordBatch`]es (one per hour of event time). State: the rows
 //! recorded since the last take, compactly (one byte buffer, the end of every string in it, every other value as
-//! 64 bits, a null mask per row), and on the writer's thread the same rows expanded into one cell per column.
+//! 64 bits, names the code chose as references, a null mask per row), and on the writer's thread the same rows
+//! expanded into one cell per column.
 
 use super::*;
 
@@ -23,22 +24,28 @@ enum Cell {
 /// Rows of the `events` table as the pipeline records them, in as few bytes as the values allow, since this runs
 /// for every event on the pipeline's thread and everything it writes crosses to the writer's: every string copied
 /// into one byte buffer with its end (4 bytes; it starts where the string before it ends), every other value as
-/// 64 bits (a list as its number of items), and per row a mask of the columns that are null. On the writer's
-/// thread [`EventRows::take`] expands them into a [`Cell`] per column and builds Arrow arrays; the store hands the
-/// emptied buffers back, so the pipeline's thread neither allocates nor touches fresh memory per batch (fresh
-/// Arrow builders there cost a page fault per 4 KiB of every batch).
+/// 64 bits (a list as its number of items), and per row a mask of the columns that are null. What the writer can
+/// make again is not copied: a name the code chose (a category, an outcome …) is kept as a reference, a
+/// provenance as its topic or path and numbers, and the principal (its email, else its id) not at all (see
+/// [`Rec`]). On the writer's thread [`EventRows::take`] expands them into a [`Cell`] per column and builds Arrow
+/// arrays; the store hands the emptied buffers back, so the pipeline's thread neither allocates nor touches fresh
+/// memory per batch (fresh Arrow builders there cost a page fault per 4 KiB of every batch).
 #[derive(Default)]
 pub struct EventRows {
     /// Every string value and list item, one after another.
     bytes: String,
     /// The end in `bytes` of every string value and list item, in the order recorded.
     ends: Vec<u32>,
-    /// Every other value in the order recorded: times, numbers, flags and the number of a list's items.
+    /// Every other value in the order recorded: times, numbers, flags, the number of a list's items and the
+    /// numbers of a provenance.
     nums: Vec<u64>,
+    /// Values that are names the code chose (a category, an outcome, a key's name …), in the order recorded: a
+    /// reference each, not a copy.
+    statics: Vec<&'static str>,
     /// Per row, bit `j` set when column `j` is null.
     nulls: Vec<u64>,
     rows: usize,
-    /// The provenance label, formatted here without a new allocation per row.
+    /// On the writer's thread: a provenance label being formatted.
     prov: String,
     /// On the writer's thread: the rows expanded, one cell per column (row `r`'s column `j` is cell
     /// `r * columns + j`).
@@ -49,6 +56,96 @@ pub struct EventRows {
 
 // a row's null mask has a bit per column
 const _: () = assert!(COLUMNS <= 64);
+
+/// How a column's values are recorded on the pipeline's thread, and so how the writer's reads them back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rec {
+    /// A string copied into `bytes`, its end in `ends`.
+    Text,
+    /// A name the code chose (a category, an outcome …): a reference in `statics`.
+    Static,
+    /// Strings copied into `bytes`, their number in `nums`.
+    List,
+    /// Names the code chose, in `statics`, their number in `nums`.
+    StaticList,
+    /// A tag in `nums` (0 none, 1 Kafka, 2 file), then the topic or path in `bytes` and the partition and offset,
+    /// or the line, in `nums`.
+    Provenance,
+    /// Nothing: the principal is the email, else the id (as [`Principal::key`]).
+    Principal,
+    /// Milliseconds in `nums`.
+    Time,
+    /// A number in `nums`.
+    Uint,
+    /// A float's bits in `nums`.
+    Float,
+    /// 0 or 1 in `nums`.
+    Bool,
+}
+
+/// The columns whose values are names the code chose, never text from a log.
+const NAMED: [&str; 7] = [
+    "family",
+    "category",
+    "outcome",
+    "principal_kind",
+    "vouched_by_family",
+    "net_kind",
+    "risk_level",
+];
+
+/// How each column of the `events` schema is recorded, and where the principal's columns are.
+struct Layout {
+    recs: [Rec; COLUMNS],
+    principal: Option<usize>,
+    principal_id: Option<usize>,
+    principal_email: Option<usize>,
+}
+
+fn layout() -> &'static Layout {
+    static L: OnceLock<Layout> = OnceLock::new();
+    L.get_or_init(|| {
+        let schema = TableKind::Events.schema();
+        let mut recs = [Rec::Uint; COLUMNS];
+        for (r, f) in recs.iter_mut().zip(schema.fields().iter()) {
+            *r = match (f.name().as_str(), f.data_type()) {
+                ("provenance", _) => Rec::Provenance,
+                ("principal", _) => Rec::Principal,
+                ("vouched_keys", _) => Rec::StaticList,
+                (n, _) if NAMED.contains(&n) => Rec::Static,
+                (_, DataType::Utf8) => Rec::Text,
+                (_, DataType::List(_)) => Rec::List,
+                (_, DataType::Timestamp(..)) => Rec::Time,
+                (_, DataType::Float64) => Rec::Float,
+                (_, DataType::Boolean) => Rec::Bool,
+                _ => Rec::Uint,
+            };
+        }
+        let at = |n: &str| schema.index_of(n).ok();
+        Layout {
+            recs,
+            principal: at("principal"),
+            principal_id: at("principal_id"),
+            principal_email: at("principal_email"),
+        }
+    })
+}
+
+fn recs() -> &'static [Rec; COLUMNS] {
+    &layout().recs
+}
+
+/// Append `v` to `bytes` (past the recorded values, on the writer's thread) and give its range.
+fn append(bytes: &mut String, v: &str) -> Result<Cell, ArrowError> {
+    let a = u32::try_from(bytes.len());
+    bytes.push_str(v);
+    match (a, u32::try_from(bytes.len())) {
+        (Ok(a), Ok(b)) => Ok(Cell::Str(a, b)),
+        _ => Err(ArrowError::SchemaError(
+            "events: a chunk's strings passed 4 GiB".into(),
+        )),
+    }
+}
 
 impl EventRows {
     pub fn len(&self) -> usize {
@@ -64,6 +161,7 @@ impl EventRows {
             bytes: String::with_capacity(rows * 512),
             ends: Vec::with_capacity(rows * 32),
             nums: Vec::with_capacity(rows * 16),
+            statics: Vec::with_capacity(rows * 8),
             nulls: Vec::with_capacity(rows),
             ..EventRows::default()
         }
@@ -80,6 +178,7 @@ impl EventRows {
         self.bytes.shrink_to(bytes);
         self.ends.shrink_to(bytes / 16);
         self.nums.shrink_to(bytes / 32);
+        self.statics.shrink_to(bytes / 64);
         self.nulls.shrink_to(bytes / 256);
         self.cells.shrink_to(bytes / 8);
         self.items.shrink_to(bytes / 64);
@@ -90,6 +189,7 @@ impl EventRows {
         self.bytes.clear();
         self.ends.clear();
         self.nums.clear();
+        self.statics.clear();
         self.nulls.clear();
         self.cells.clear();
         self.items.clear();
@@ -103,40 +203,38 @@ impl EventRows {
         let n = &ev.network;
         let r = &ev.resource;
         let g = n.geo.as_ref();
-        let mut prov = std::mem::take(&mut self.prov);
-        prov.clear();
-        ev.provenance.write_to(&mut prov);
         let mut w = Row {
             bytes: &mut self.bytes,
             ends: &mut self.ends,
             nums: &mut self.nums,
+            statics: &mut self.statics,
             nulls: 0,
             j: 0,
         };
         w.s(Some(ev.event_id.as_str()));
         w.time(clamp(ev.event_time));
         w.time(clamp(ev.ingest_time));
-        w.s(Some(&prov));
+        w.prov(&ev.provenance);
         w.s(Some(ev.source.vendor.as_str()));
         w.s(Some(ev.source.format.as_str()));
-        w.s(Some(family_str(ev.source.family)));
-        w.s(Some(category_str(ev.category)));
+        w.st(Some(family_str(ev.source.family)));
+        w.st(Some(category_str(ev.category)));
         w.s(ev.action.as_deref());
-        w.s(Some(outcome_str(ev.outcome)));
-        w.s(p.key());
+        w.st(Some(outcome_str(ev.outcome)));
+        w.principal();
         w.s(p.id.as_deref());
         w.s(p.email.as_deref());
         w.s(p.display_name.as_deref());
-        w.s(Some(kind_str(p.kind)));
+        w.st(Some(kind_str(p.kind)));
         w.s(p.vouched_by.as_ref().map(|v| v.vendor.as_str()));
-        w.s(p.vouched_by.as_ref().map(|v| family_str(v.family)));
+        w.st(p.vouched_by.as_ref().map(|v| family_str(v.family)));
         w.s(p.on_behalf_of.as_deref());
         w.s(k.token_id.as_deref());
         w.s(k.session_id.as_deref());
         w.s(k.root_session_id.as_deref());
         w.s(k.job_id.as_deref());
         w.s(k.client_id.as_deref());
-        w.list(
+        w.static_list(
             [
                 (Keys::TOKEN, "token_id"),
                 (Keys::SESSION, "session_id"),
@@ -151,7 +249,7 @@ impl EventRows {
         w.uint(n.asn.map(u64::from));
         w.s(n.as_org.as_deref());
         w.bool(n.is_proxy);
-        w.s(n.kind.map(NetKind::as_str));
+        w.st(n.kind.map(NetKind::as_str));
         w.float(g.map(|g| g.lat));
         w.float(g.map(|g| g.lon));
         w.s(g.and_then(|g| g.city.as_deref()).or(n.city.as_deref()));
@@ -170,7 +268,7 @@ impl EventRows {
         w.uint(r.bytes);
         w.uint(r.records);
         w.bool(Some(ev.location_untrusted));
-        w.s(ev.risk.as_ref().map(|x| x.level.as_str()));
+        w.st(ev.risk.as_ref().map(|x| x.level.as_str()));
         w.s(ev.risk.as_ref().map(|x| x.kind.as_str()));
         let a = ev.auth.as_deref();
         w.s(a.and_then(|a| a.method.as_deref()));
@@ -190,7 +288,6 @@ impl EventRows {
         w.s(p.directory_id.as_deref());
         w.s(a.and_then(|a| a.credential_id.as_deref()));
         let nulls = w.nulls;
-        self.prov = prov;
         self.nulls.push(nulls);
         self.rows += 1;
     }
@@ -204,63 +301,117 @@ impl EventRows {
     }
 
     /// The recorded rows as one cell per column, in `cells` and `items` (the pipeline recorded them compactly).
+    /// Names and provenance labels are written past the recorded strings in `bytes`.
     fn expand(&mut self) -> Result<(), ArrowError> {
-        let schema = TableKind::Events.schema();
+        let l = layout();
         let bad = |what: &str| ArrowError::SchemaError(format!("events: {what}"));
         self.cells.clear();
         self.items.clear();
-        self.cells.reserve(self.rows * schema.fields().len());
-        let (mut ends, mut nums) = (self.ends.iter().copied(), self.nums.iter().copied());
+        self.cells.reserve(self.rows * COLUMNS);
+        let mut ends = self.ends.iter().copied();
+        let mut nums = self.nums.iter().copied();
+        let mut statics = self.statics.iter().copied();
+        let mut end = || {
+            ends.next()
+                .ok_or_else(|| bad("fewer strings than recorded"))
+        };
+        let mut num = || nums.next().ok_or_else(|| bad("fewer values than recorded"));
+        let mut name = || {
+            statics
+                .next()
+                .ok_or_else(|| bad("fewer names than recorded"))
+        };
+        let mut prov = std::mem::take(&mut self.prov);
         // a string starts where the one recorded before it ends
         let mut start = 0u32;
         for &mask in &self.nulls {
-            for (j, f) in schema.fields().iter().enumerate() {
+            let row = self.cells.len();
+            for (j, rec) in l.recs.iter().enumerate() {
                 if mask.checked_shr(j as u32).unwrap_or(0) & 1 == 1 {
                     self.cells.push(Cell::Null);
                     continue;
                 }
-                let c = match f.data_type() {
-                    DataType::Utf8 => {
-                        let end = ends
-                            .next()
-                            .ok_or_else(|| bad("fewer strings than recorded"))?;
-                        let c = Cell::Str(start, end);
-                        start = end;
+                let c = match rec {
+                    Rec::Text => {
+                        let e = end()?;
+                        let c = Cell::Str(start, e);
+                        start = e;
                         c
                     }
-                    DataType::List(_) => {
-                        let n = nums
-                            .next()
-                            .ok_or_else(|| bad("fewer values than recorded"))?;
+                    Rec::Static => append(&mut self.bytes, name()?)?,
+                    Rec::List | Rec::StaticList => {
+                        let n = num()?;
                         let from = self.items.len();
                         for _ in 0..n {
-                            let end = ends
-                                .next()
-                                .ok_or_else(|| bad("fewer list items than recorded"))?;
-                            self.items.push((start, end));
-                            start = end;
+                            if *rec == Rec::List {
+                                let e = end()?;
+                                self.items.push((start, e));
+                                start = e;
+                            } else if let Cell::Str(a, b) = append(&mut self.bytes, name()?)? {
+                                self.items.push((a, b));
+                            }
                         }
                         match (u32::try_from(from), u32::try_from(self.items.len())) {
                             (Ok(a), Ok(b)) => Cell::List(a, b),
                             _ => Cell::Null,
                         }
                     }
-                    other => {
-                        let v = nums
-                            .next()
-                            .ok_or_else(|| bad("fewer values than recorded"))?;
-                        match other {
-                            DataType::Timestamp(..) => Cell::Time(v as i64),
-                            DataType::Float64 => Cell::Float(f64::from_bits(v)),
-                            DataType::Boolean => Cell::Bool(v != 0),
-                            _ => Cell::Uint(v),
+                    Rec::Provenance => {
+                        prov.clear();
+                        match num()? {
+                            0 => Provenance::None.write_to(&mut prov),
+                            tag @ (1 | 2) => {
+                                let e = end()?;
+                                let at = self
+                                    .bytes
+                                    .get(start as usize..e as usize)
+                                    .ok_or_else(|| bad("provenance out of range"))?;
+                                start = e;
+                                let p = if tag == 1 {
+                                    Provenance::Kafka {
+                                        topic: Text::Borrowed(at),
+                                        partition: i32::try_from(num()? as i64)
+                                            .map_err(|_| bad("partition out of range"))?,
+                                        offset: num()? as i64,
+                                    }
+                                } else {
+                                    Provenance::File {
+                                        path: Text::Borrowed(at),
+                                        line: num()?,
+                                    }
+                                };
+                                p.write_to(&mut prov);
+                            }
+                            _ => return Err(bad("unknown provenance")),
                         }
+                        append(
+                            &mut self.bytes,
+                            &crate::state::bounded_to(&prov, MAX_VALUE_BYTES),
+                        )?
                     }
+                    // set below, from the email and id
+                    Rec::Principal => Cell::Null,
+                    Rec::Time => Cell::Time(num()? as i64),
+                    Rec::Uint => Cell::Uint(num()?),
+                    Rec::Float => Cell::Float(f64::from_bits(num()?)),
+                    Rec::Bool => Cell::Bool(num()? != 0),
                 };
                 self.cells.push(c);
             }
+            // the principal is the email, else the id
+            let at = |j: Option<usize>| j.and_then(|j| self.cells.get(row + j)).copied();
+            let key = match at(l.principal_email) {
+                Some(c @ Cell::Str(..)) => Some(c),
+                _ => at(l.principal_id),
+            };
+            if let (Some(c), Some(slot)) =
+                (key, l.principal.and_then(|j| self.cells.get_mut(row + j)))
+            {
+                *slot = c;
+            }
         }
-        if ends.next().is_some() || nums.next().is_some() {
+        self.prov = prov;
+        if end().is_ok() || num().is_ok() || name().is_ok() {
             return Err(bad("more values recorded than its columns hold"));
         }
         Ok(())
@@ -469,6 +620,7 @@ struct Row<'b> {
     bytes: &'b mut String,
     ends: &'b mut Vec<u32>,
     nums: &'b mut Vec<u64>,
+    statics: &'b mut Vec<&'static str>,
     /// Bit `j` set when column `j` is null.
     nulls: u64,
     /// The column of the next value.
@@ -476,6 +628,11 @@ struct Row<'b> {
 }
 
 impl Row<'_> {
+    /// Whether column `j` is recorded as `rec` (the writer reads the values back by [`recs`]).
+    fn is(&self, rec: Rec) -> bool {
+        recs().get(self.j as usize) == Some(&rec)
+    }
+
     #[inline]
     fn null(&mut self) {
         if self.j < 64 {
@@ -509,13 +666,92 @@ impl Row<'_> {
 
     #[inline]
     fn s(&mut self, v: Option<&str>) {
+        debug_assert!(self.is(Rec::Text), "column {} is not text", self.j);
         match v {
             Some(v) if self.text(v) => self.j += 1,
             _ => self.null(),
         }
     }
 
+    /// A name the code chose: a reference, not a copy.
+    #[inline]
+    fn st(&mut self, v: Option<&'static str>) {
+        debug_assert!(self.is(Rec::Static), "column {} is not a name", self.j);
+        match v {
+            Some(v) => {
+                self.statics.push(v);
+                self.j += 1;
+            }
+            None => self.null(),
+        }
+    }
+
+    /// Names the code chose, as a list.
+    fn static_list(&mut self, it: impl IntoIterator<Item = &'static str>) {
+        debug_assert!(
+            self.is(Rec::StaticList),
+            "column {} is not a list of names",
+            self.j
+        );
+        let before = self.statics.len();
+        self.statics.extend(it.into_iter().take(64));
+        self.num((self.statics.len() - before) as u64);
+    }
+
+    /// The principal: nothing, since it is the email, else the id (as [`Principal::key`]), and the writer takes
+    /// it from those.
+    #[inline]
+    fn principal(&mut self) {
+        debug_assert!(
+            self.is(Rec::Principal),
+            "column {} is not the principal",
+            self.j
+        );
+        self.j += 1;
+    }
+
+    /// A provenance as a tag (0 none, 1 Kafka, 2 file), its topic or path and its numbers; the writer formats
+    /// the label.
+    fn prov(&mut self, p: &Provenance<'_>) {
+        debug_assert!(
+            self.is(Rec::Provenance),
+            "column {} is not the provenance",
+            self.j
+        );
+        let kept = match p {
+            Provenance::Kafka {
+                topic,
+                partition,
+                offset,
+            } => {
+                let kept = self.text(topic);
+                if kept {
+                    self.nums
+                        .extend([1, i64::from(*partition) as u64, *offset as u64]);
+                }
+                kept
+            }
+            Provenance::File { path, line } => {
+                let kept = self.text(path);
+                if kept {
+                    self.nums.extend([2, *line]);
+                }
+                kept
+            }
+            Provenance::None => {
+                self.nums.push(0);
+                true
+            }
+        };
+        if kept {
+            self.j += 1;
+        } else {
+            self.null();
+        }
+    }
+
     fn list<'a>(&mut self, it: impl IntoIterator<Item = &'a str>) {
+        debug_assert!(self.is(Rec::List), "column {} is not a list", self.j);
         // at most 64 items of a list, each bounded
         let mut n = 0;
         for v in it.into_iter().take(64) {
@@ -528,11 +764,13 @@ impl Row<'_> {
 
     #[inline]
     fn time(&mut self, t: i64) {
+        debug_assert!(self.is(Rec::Time), "column {} is not a time", self.j);
         self.num(t as u64);
     }
 
     #[inline]
     fn uint(&mut self, v: Option<u64>) {
+        debug_assert!(self.is(Rec::Uint), "column {} is not a number", self.j);
         match v {
             Some(v) => self.num(v),
             None => self.null(),
@@ -541,6 +779,7 @@ impl Row<'_> {
 
     #[inline]
     fn float(&mut self, v: Option<f64>) {
+        debug_assert!(self.is(Rec::Float), "column {} is not a float", self.j);
         match v {
             Some(v) => self.num(v.to_bits()),
             None => self.null(),
@@ -549,6 +788,7 @@ impl Row<'_> {
 
     #[inline]
     fn bool(&mut self, v: Option<bool>) {
+        debug_assert!(self.is(Rec::Bool), "column {} is not a flag", self.j);
         match v {
             Some(v) => self.num(u64::from(v)),
             None => self.null(),
