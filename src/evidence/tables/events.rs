@@ -9,11 +9,14 @@
 use super::*;
 
 /// One value of an `events` row, as the writer's thread expands the recorded rows before building the arrays. A
-/// string is a range of [`EventRows`]' byte buffer; a list is a range of its items.
+/// string is a range of [`EventRows`]' byte buffer, or of the strings the writer made again; a list is a range of
+/// its items.
 #[derive(Clone, Copy, Debug)]
 enum Cell {
     Null,
     Str(u32, u32),
+    /// A range of `made`.
+    Made(u32, u32),
     Time(i64),
     Uint(u64),
     Float(f64),
@@ -50,8 +53,11 @@ pub struct EventRows {
     /// On the writer's thread: the rows expanded, one cell per column (row `r`'s column `j` is cell
     /// `r * columns + j`).
     cells: Vec<Cell>,
-    /// On the writer's thread: the items of list values (ranges of `bytes`).
-    items: Vec<(u32, u32)>,
+    /// On the writer's thread: the items of list values ([`Cell::Str`] or [`Cell::Made`]).
+    items: Vec<Cell>,
+    /// On the writer's thread: names and provenance labels made again. Kept apart from `bytes`, which the
+    /// pipeline's thread writes again once the buffer is handed back: the writer only reads those.
+    made: String,
 }
 
 // a row's null mask has a bit per column
@@ -135,12 +141,12 @@ fn recs() -> &'static [Rec; COLUMNS] {
     &layout().recs
 }
 
-/// Append `v` to `bytes` (past the recorded values, on the writer's thread) and give its range.
-fn append(bytes: &mut String, v: &str) -> Result<Cell, ArrowError> {
-    let a = u32::try_from(bytes.len());
-    bytes.push_str(v);
-    match (a, u32::try_from(bytes.len())) {
-        (Ok(a), Ok(b)) => Ok(Cell::Str(a, b)),
+/// Append `v` to `made` (on the writer's thread) and give its cell.
+fn append(made: &mut String, v: &str) -> Result<Cell, ArrowError> {
+    let a = u32::try_from(made.len());
+    made.push_str(v);
+    match (a, u32::try_from(made.len())) {
+        (Ok(a), Ok(b)) => Ok(Cell::Made(a, b)),
         _ => Err(ArrowError::SchemaError(
             "events: a chunk's strings passed 4 GiB".into(),
         )),
@@ -182,6 +188,7 @@ impl EventRows {
         self.nulls.shrink_to(bytes / 256);
         self.cells.shrink_to(bytes / 8);
         self.items.shrink_to(bytes / 64);
+        self.made.shrink_to(bytes / 8);
     }
 
     /// Forget the rows, keeping the buffers.
@@ -193,6 +200,7 @@ impl EventRows {
         self.nulls.clear();
         self.cells.clear();
         self.items.clear();
+        self.made.clear();
         self.rows = 0;
     }
 
@@ -301,12 +309,13 @@ impl EventRows {
     }
 
     /// The recorded rows as one cell per column, in `cells` and `items` (the pipeline recorded them compactly).
-    /// Names and provenance labels are written past the recorded strings in `bytes`.
+    /// Names and provenance labels are written to `made`.
     fn expand(&mut self) -> Result<(), ArrowError> {
         let l = layout();
         let bad = |what: &str| ArrowError::SchemaError(format!("events: {what}"));
         self.cells.clear();
         self.items.clear();
+        self.made.clear();
         self.cells.reserve(self.rows * COLUMNS);
         let mut ends = self.ends.iter().copied();
         let mut nums = self.nums.iter().copied();
@@ -338,17 +347,17 @@ impl EventRows {
                         start = e;
                         c
                     }
-                    Rec::Static => append(&mut self.bytes, name()?)?,
+                    Rec::Static => append(&mut self.made, name()?)?,
                     Rec::List | Rec::StaticList => {
                         let n = num()?;
                         let from = self.items.len();
                         for _ in 0..n {
                             if *rec == Rec::List {
                                 let e = end()?;
-                                self.items.push((start, e));
+                                self.items.push(Cell::Str(start, e));
                                 start = e;
-                            } else if let Cell::Str(a, b) = append(&mut self.bytes, name()?)? {
-                                self.items.push((a, b));
+                            } else {
+                                self.items.push(append(&mut self.made, name()?)?);
                             }
                         }
                         match (u32::try_from(from), u32::try_from(self.items.len())) {
@@ -385,7 +394,7 @@ impl EventRows {
                             _ => return Err(bad("unknown provenance")),
                         }
                         append(
-                            &mut self.bytes,
+                            &mut self.made,
                             &crate::state::bounded_to(&prov, MAX_VALUE_BYTES),
                         )?
                     }
@@ -431,9 +440,9 @@ impl EventRows {
             let t = match self.cells.get(r * w + EVENT_TIME) {
                 Some(Cell::Time(t)) => *t,
                 c => {
-                    return Err(ArrowError::SchemaError(format!(
-                        "events: event_time got {c:?}"
-                    )))
+                    let e = format!("events: event_time got {c:?}");
+                    self.clear();
+                    return Err(ArrowError::SchemaError(e));
                 }
             };
             let h = t.div_euclid(3_600_000) * 3_600_000;
@@ -471,10 +480,14 @@ impl EventRows {
         RecordBatch::try_new(schema, cols)
     }
 
-    fn text(&self, a: u32, b: u32, f: &Field) -> Result<&str, ArrowError> {
-        self.bytes
-            .get(a as usize..b as usize)
-            .ok_or_else(|| ArrowError::SchemaError(format!("events: {} out of range", f.name())))
+    /// The string a [`Cell::Str`] or [`Cell::Made`] holds.
+    fn value(&self, c: &Cell, f: &Field) -> Result<&str, ArrowError> {
+        let v = match *c {
+            Cell::Str(a, b) => self.bytes.get(a as usize..b as usize),
+            Cell::Made(a, b) => self.made.get(a as usize..b as usize),
+            _ => None,
+        };
+        v.ok_or_else(|| ArrowError::SchemaError(format!("events: {} out of range", f.name())))
     }
 
     /// Column `j` of these rows.
@@ -488,14 +501,16 @@ impl EventRows {
                 let bytes = cells
                     .clone()
                     .map(|c| match c {
-                        Some(Cell::Str(a, b)) => b.saturating_sub(*a) as usize,
+                        Some(Cell::Str(a, b) | Cell::Made(a, b)) => b.saturating_sub(*a) as usize,
                         _ => 0,
                     })
                     .sum();
                 let mut b = StringBuilder::with_capacity(n, bytes);
                 for c in cells {
                     match c {
-                        Some(Cell::Str(x, y)) => b.append_value(self.text(*x, *y, f)?),
+                        Some(c @ (Cell::Str(..) | Cell::Made(..))) => {
+                            b.append_value(self.value(c, f)?)
+                        }
                         Some(Cell::Null) => b.append_null(),
                         c => return Err(bad(c)),
                     }
@@ -509,8 +524,8 @@ impl EventRows {
                         Some(Cell::List(x, y)) => {
                             let items =
                                 self.items.get(*x as usize..*y as usize).unwrap_or_default();
-                            for &(p, q) in items {
-                                b.values().append_value(self.text(p, q, f)?);
+                            for item in items {
+                                b.values().append_value(self.value(item, f)?);
                             }
                             b.append(true);
                         }
@@ -652,8 +667,15 @@ impl Row<'_> {
     #[inline]
     fn text(&mut self, v: &str) -> bool {
         if v.len() > MAX_VALUE_BYTES {
-            return self.text(&crate::state::bounded_to(v, MAX_VALUE_BYTES));
+            return self.raw(&crate::state::bounded_to(v, MAX_VALUE_BYTES));
         }
+        self.raw(v)
+    }
+
+    /// Append a string as it is (a provenance's topic or path: the writer bounds the whole label, as it was
+    /// stored before). Whether it was.
+    #[inline]
+    fn raw(&mut self, v: &str) -> bool {
         match u32::try_from(self.bytes.len() + v.len()) {
             Ok(end) => {
                 self.bytes.push_str(v);
@@ -724,7 +746,7 @@ impl Row<'_> {
                 partition,
                 offset,
             } => {
-                let kept = self.text(topic);
+                let kept = self.raw(topic);
                 if kept {
                     self.nums
                         .extend([1, i64::from(*partition) as u64, *offset as u64]);
@@ -732,7 +754,7 @@ impl Row<'_> {
                 kept
             }
             Provenance::File { path, line } => {
-                let kept = self.text(path);
+                let kept = self.raw(path);
                 if kept {
                     self.nums.extend([2, *line]);
                 }

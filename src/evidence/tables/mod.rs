@@ -395,80 +395,112 @@ mod tests {
     #[test]
     fn names_principal_and_provenance_are_made_again_as_the_event_says() {
         let base = sample();
+        // the same buffers twice, the second time as the writer takes them (by hour): what the writer made for
+        // the first chunk must not show in the second
         let mut rows = EventRows::default();
-        let mut want = Vec::new();
-        for i in 0..6u8 {
-            let mut ev = base.clone();
-            ev.provenance = match i % 3 {
-                0 => Provenance::Kafka {
-                    topic: Text::Owned(format!("logs.{i}").into()),
-                    partition: -2 + i32::from(i),
-                    offset: i64::MAX - i64::from(i),
-                },
-                1 => Provenance::File {
-                    path: Text::Owned(format!("/var/log/{i}.jsonl").into()),
-                    line: u64::MAX - u64::from(i),
-                },
-                _ => Provenance::None,
-            };
-            if i % 2 == 1 {
-                ev.principal.email = None;
+        for round in 0..2 {
+            let mut want = Vec::new();
+            for i in 0..6u8 {
+                let mut ev = base.clone();
+                ev.event_id = Text::Owned(format!("ev-{round}-{i}").into());
+                ev.provenance = match i % 3 {
+                    0 => Provenance::Kafka {
+                        topic: Text::Owned(format!("logs.{i}").into()),
+                        partition: -2 + i32::from(i),
+                        offset: i64::MAX - i64::from(i),
+                    },
+                    // a path longer than a value may be: the label is bounded as a whole, as it always was
+                    1 if round == 1 => Provenance::File {
+                        path: Text::Owned(format!("/var/log/{}.jsonl", "p".repeat(3000)).into()),
+                        line: u64::from(i),
+                    },
+                    1 => Provenance::File {
+                        path: Text::Owned(format!("/var/log/{i}.jsonl").into()),
+                        line: u64::MAX - u64::from(i),
+                    },
+                    _ => Provenance::None,
+                };
+                if i % 2 == 1 {
+                    ev.principal.email = None;
+                }
+                if i == 5 {
+                    ev.principal.id = None;
+                }
+                ev.category =
+                    [Category::Export, Category::ToolCall, Category::Sso][usize::from(i % 3)];
+                ev.outcome = [Outcome::Failure, Outcome::Unknown][usize::from(i % 2)];
+                ev.principal.kind =
+                    [PrincipalKind::Agent, PrincipalKind::Service][usize::from(i % 2)];
+                ev.principal.vouched_by = (i != 2).then(|| Vouch {
+                    vendor: "okta".into(),
+                    family: [Family::Saas, Family::Agent][usize::from(i % 2)],
+                });
+                ev.network.kind = (i != 4).then_some(NetKind::Mobile);
+                ev.risk = (i % 2 == 0).then(|| Risk {
+                    level: RiskLevel::Compromised,
+                    kind: "x".into(),
+                });
+                if i == 3 {
+                    ev.session.vouched = Keys::default();
+                }
+                rows.push(&ev);
+                want.push(ev);
             }
-            if i == 5 {
-                ev.principal.id = None;
-            }
-            ev.category = [Category::Export, Category::ToolCall, Category::Sso][usize::from(i % 3)];
-            ev.outcome = [Outcome::Failure, Outcome::Unknown][usize::from(i % 2)];
-            ev.principal.kind = [PrincipalKind::Agent, PrincipalKind::Service][usize::from(i % 2)];
-            ev.network.kind = (i != 4).then_some(NetKind::Mobile);
-            ev.risk = (i % 2 == 0).then(|| Risk {
-                level: RiskLevel::Compromised,
-                kind: "x".into(),
-            });
-            if i == 3 {
-                ev.session.vouched = Keys::default();
-            }
-            rows.push(&ev);
-            want.push(ev);
-        }
-        let b = rows.take().unwrap();
-        let c = Cols::new(&b);
-        for (r, ev) in want.iter().enumerate() {
-            assert_eq!(
-                c.str("provenance", r),
-                Some(ev.provenance.to_string().as_str()),
-                "row {r}"
-            );
-            assert_eq!(c.str("principal", r), ev.principal.key(), "row {r}");
-            assert_eq!(
-                c.str("category", r),
-                Some(events::category_str(ev.category))
-            );
-            assert_eq!(c.str("outcome", r), Some(events::outcome_str(ev.outcome)));
-            assert_eq!(
-                c.str("principal_kind", r),
-                Some(kind_str(ev.principal.kind))
-            );
-            assert_eq!(c.str("net_kind", r), ev.network.kind.map(NetKind::as_str));
-            assert_eq!(
-                c.str("risk_level", r),
-                ev.risk.as_ref().map(|x| x.level.as_str())
-            );
-            assert_eq!(c.str("family", r), Some("idp"));
-            let keys = if r == 3 {
-                Vec::<String>::new()
+            let b = if round == 0 {
+                rows.take().unwrap()
             } else {
-                vec!["session_id".into()]
+                let mut hours = rows.take_by_hour().unwrap();
+                assert_eq!(hours.len(), 1);
+                hours.remove(0).1
             };
-            assert_eq!(c.list("vouched_keys", r), keys, "row {r}");
-            assert_eq!(c.list("domains", r), ["finance", "hr"], "row {r}");
+            let c = Cols::new(&b);
+            for (r, ev) in want.iter().enumerate() {
+                let label = ev.provenance.to_string();
+                let label = crate::state::bounded_to(&label, MAX_VALUE_BYTES);
+                assert_eq!(c.str("provenance", r), Some(&*label), "row {r}");
+                assert_eq!(c.str("event_id", r), Some(ev.event_id.as_str()));
+                assert_eq!(c.str("principal", r), ev.principal.key(), "row {r}");
+                assert_eq!(
+                    c.str("category", r),
+                    Some(events::category_str(ev.category))
+                );
+                assert_eq!(c.str("outcome", r), Some(events::outcome_str(ev.outcome)));
+                assert_eq!(
+                    c.str("principal_kind", r),
+                    Some(kind_str(ev.principal.kind))
+                );
+                assert_eq!(
+                    c.str("vouched_by_family", r),
+                    ev.principal
+                        .vouched_by
+                        .as_ref()
+                        .map(|v| family_str(v.family))
+                );
+                assert_eq!(c.str("net_kind", r), ev.network.kind.map(NetKind::as_str));
+                assert_eq!(
+                    c.str("risk_level", r),
+                    ev.risk.as_ref().map(|x| x.level.as_str())
+                );
+                assert_eq!(c.str("family", r), Some("idp"));
+                let keys = if r == 3 {
+                    Vec::<String>::new()
+                } else {
+                    vec!["session_id".into()]
+                };
+                assert_eq!(c.list("vouched_keys", r), keys, "row {r}");
+                assert_eq!(c.list("domains", r), ["finance", "hr"], "row {r}");
+            }
+            assert_eq!(c.str("principal", 1), Some("00u1"));
+            assert_eq!(c.str("principal", 5), None);
+            assert_eq!(
+                c.str("provenance", 0),
+                Some("logs.0/-2@9223372036854775807")
+            );
+            if round == 1 {
+                let long = c.str("provenance", 1).unwrap();
+                assert!(long.len() <= MAX_VALUE_BYTES && long.starts_with("/var/log/ppp"));
+            }
         }
-        assert_eq!(c.str("principal", 1), Some("00u1"));
-        assert_eq!(c.str("principal", 5), None);
-        assert_eq!(
-            c.str("provenance", 0),
-            Some("logs.0/-2@9223372036854775807")
-        );
     }
 
     /// Found by an outside review: an agent id of 300,000 characters, copied by correlation onto each of 7,500
