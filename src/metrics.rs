@@ -145,6 +145,13 @@ pub fn render(s: &Sources) -> String {
     );
     counter(
         &mut out,
+        "quench_evidence_command_rows_dropped_total",
+        "Command rows (outcomes, confirmations) the evidence store dropped: 100,000 were already waiting for \
+         its writer, which the respond stage never waits for.",
+        &[("", st.evidence_commands_dropped)],
+    );
+    counter(
+        &mut out,
         "quench_duplicate_events_total",
         "Events dropped as duplicates of one seen within normalize.dedup_window_secs.",
         &[("", st.duplicates)],

@@ -6,10 +6,11 @@
 //! under `DIR/{events,findings,decisions,commands}/hour=YYYY-MM-DDTHH/`, one hour of event time per folder (a
 //! command's hour is that of its outcome). State: on the pipeline's thread, up to `batch_rows` rows per table
 //! (events as plain values in reused buffers, findings and decisions in Arrow builders); a bounded queue of
-//! `queue_batches` batches; on the writer's thread, the Arrow arrays of the events being built, one open Parquet
-//! file per (table, hour) being written, and the names of the files sealed since the last checkpoint. Events are
-//! nearly every row: the pipeline only copies their values, and the writer's thread builds, encodes and
-//! compresses them.
+//! `queue_batches` batches, and up to [`MAX_WAITING_COMMAND_ROWS`] command rows waiting for the writer (the
+//! respond stage never waits on its queue); on the writer's thread, the Arrow arrays of the events being built,
+//! one open Parquet file per (table, hour) being written, and the names of the files sealed since the last
+//! checkpoint. Events are nearly every row: the pipeline only copies the values a log gave them, and the writer's
+//! thread makes the rest again, builds, encodes and compresses them.
 //!
 //! Files are written under `DIR/_pending/` and moved into their table only by [`Evidence::publish`] (so a replay
 //! cut short publishes nothing, and running it again stores each row once). Findings and decisions go to the
@@ -45,8 +46,9 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::sync::{Mutex, PoisonError};
 use tables::{CommandRow, DecisionRows, EventRows, FindingRows, TableKind};
 use writer::{Msg, Writer};
 
@@ -215,6 +217,8 @@ pub struct EvidenceStats {
     pub uploaded_files: std::sync::atomic::AtomicU64,
     pub uploaded_bytes: std::sync::atomic::AtomicU64,
     pub upload_failures: std::sync::atomic::AtomicU64,
+    /// Command rows dropped because [`MAX_WAITING_COMMAND_ROWS`] were already waiting for the writer.
+    pub commands_dropped: std::sync::atomic::AtomicU64,
 }
 
 /// Events go to the writer in chunks of this many rows (at most `batch_rows`): small enough that the buffers
@@ -242,21 +246,56 @@ pub struct Evidence {
     sealed: Vec<String>,
     /// The first error of a push (a batch that could not be built); reported at the next seal.
     failed: Option<String>,
+    /// Command rows waiting for the writer (see [`CommandSink`]).
+    waiting: Arc<Mutex<Vec<CommandRow>>>,
     /// Held for the store's lifetime: one writer per store (a second would delete the first's pending files).
     _lock: File,
     pub stats: Arc<EvidenceStats>,
 }
 
+/// Command rows the writer has not taken yet, at most this many: the respond stage never waits for the writer (a
+/// revocation must not wait for a disk), so rows beyond it are dropped and counted
+/// ([`EvidenceStats::commands_dropped`]).
+pub const MAX_WAITING_COMMAND_ROWS: usize = 100_000;
+
 /// A clonable handle that writes command rows (the respond stage's outcomes and confirmations).
 #[derive(Clone)]
 pub struct CommandSink {
     tx: SyncSender<Msg>,
+    /// The rows waiting for the writer, which takes them after each message it handles.
+    waiting: Arc<Mutex<Vec<CommandRow>>>,
+    stats: Arc<EvidenceStats>,
 }
 
 impl CommandSink {
-    /// Store these rows (written and published at once). Returns false when the writer has stopped.
+    /// Store these rows (written and published at once). Never waits: when the writer's queue is full (it is
+    /// syncing a file, or far behind), the rows wait in memory and the writer takes them after what it is
+    /// doing. Returns false when the writer has stopped.
     pub fn write(&self, rows: Vec<CommandRow>) -> bool {
-        rows.is_empty() || self.tx.send(Msg::Commands(rows)).is_ok()
+        if rows.is_empty() {
+            return true;
+        }
+        {
+            let mut w = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
+            let room = MAX_WAITING_COMMAND_ROWS.saturating_sub(w.len());
+            if rows.len() > room {
+                let dropped = (rows.len() - room) as u64;
+                self.stats
+                    .commands_dropped
+                    .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(
+                    dropped,
+                    waiting = w.len(),
+                    "evidence store: command rows dropped, the writer is far behind"
+                );
+            }
+            w.extend(rows.into_iter().take(room));
+        }
+        // a wake-up; a full queue holds messages the writer has yet to handle, and it takes the rows after them
+        !matches!(
+            self.tx.try_send(Msg::Commands),
+            Err(TrySendError::Disconnected(_))
+        )
     }
 }
 
@@ -322,6 +361,7 @@ impl Evidence {
         let (tx, rx) = sync_channel(cfg.queue_batches);
         // the writer never waits on this: a buffer that finds it full is dropped
         let (spare_tx, spare) = sync_channel(4);
+        let waiting = Arc::new(Mutex::new(Vec::new()));
         let mut w = Writer {
             dir: dir.to_path_buf(),
             open: HashMap::new(),
@@ -336,6 +376,7 @@ impl Evidence {
             stats: stats.clone(),
             newest: BTreeMap::new(),
             spare: spare_tx,
+            waiting: waiting.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("quench-evidence".into())
@@ -352,6 +393,7 @@ impl Evidence {
             dir: dir.to_path_buf(),
             sealed: Vec::new(),
             failed: None,
+            waiting,
             _lock: lock,
             stats,
         })
@@ -363,7 +405,11 @@ impl Evidence {
 
     /// A handle for command rows.
     pub fn commands(&self) -> Option<CommandSink> {
-        self.tx.as_ref().map(|tx| CommandSink { tx: tx.clone() })
+        self.tx.as_ref().map(|tx| CommandSink {
+            tx: tx.clone(),
+            waiting: self.waiting.clone(),
+            stats: self.stats.clone(),
+        })
     }
 
     fn send(&mut self, table: TableKind, b: Result<RecordBatch, arrow_schema::ArrowError>) {
@@ -915,6 +961,46 @@ mod tests {
     /// recovers the store, and the recovery, run on the pipeline's thread, could delete a command file the writer
     /// had just written or race its move. It runs on the writer's thread now, between whole command writes: the
     /// row sent before it is kept, an earlier run's leftover is deleted.
+    /// Found by reading the outbox's dispatch loop: a command row went to the writer with a blocking send from
+    /// that async loop, so a writer behind (syncing a file on a slow disk, or far behind) held up revocations.
+    /// A full queue now leaves the rows waiting for the writer, and the sink never waits.
+    #[test]
+    fn a_full_writer_queue_does_not_hold_up_command_rows() {
+        let (tx, rx) = sync_channel(1);
+        // the queue is full, and nothing serves it
+        assert!(tx.try_send(Msg::Commands).is_ok());
+        let stats = Arc::new(EvidenceStats::default());
+        let sink = CommandSink {
+            tx,
+            waiting: Arc::new(Mutex::new(Vec::new())),
+            stats: stats.clone(),
+        };
+        let (done_tx, done) = sync_channel(1);
+        let s = sink.clone();
+        std::thread::spawn(move || {
+            let _ = done_tx.send(s.write(vec![CommandRow::default(); 3]));
+        });
+        // a sink that waited for the queue would never answer: fail rather than hang
+        assert_eq!(
+            done.recv_timeout(std::time::Duration::from_secs(60)),
+            Ok(true)
+        );
+        let waiting = |s: &CommandSink| s.waiting.lock().unwrap().len();
+        assert_eq!(waiting(&sink), 3);
+        // bounded: rows past the bound are dropped and counted
+        assert!(sink.write(vec![CommandRow::default(); MAX_WAITING_COMMAND_ROWS]));
+        assert_eq!(waiting(&sink), MAX_WAITING_COMMAND_ROWS);
+        assert_eq!(
+            stats
+                .commands_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            3
+        );
+        // the writer has stopped
+        drop(rx);
+        assert!(!sink.write(vec![CommandRow::default()]));
+    }
+
     #[test]
     fn command_rows_written_before_the_recovery_are_kept_and_leftovers_go() {
         let dir = tmp();

@@ -14,8 +14,8 @@ pub(super) enum Msg {
     Batch(TableKind, RecordBatch),
     /// Rows of the events table to build into a batch and write (their emptied buffers go back to the pipeline).
     Events(EventRows),
-    /// Write these commands rows and move them into the table at once.
-    Commands(Vec<CommandRow>),
+    /// Command rows are waiting (see [`super::CommandSink`]): write them and move them into the table at once.
+    Commands,
     /// Close every open file; answer with the pending files sealed since the last seal.
     Seal(SyncSender<Result<Vec<String>, String>>),
     /// Move these pending files into their tables, then compact and apply retention against this clock.
@@ -77,6 +77,8 @@ pub(super) struct Writer {
     pub(super) newest: BTreeMap<TableKind, i64>,
     /// Where emptied event buffers go back to the pipeline.
     pub(super) spare: SyncSender<EventRows>,
+    /// Command rows the respond stage left; taken after every message.
+    pub(super) waiting: Arc<Mutex<Vec<CommandRow>>>,
 }
 
 impl Writer {
@@ -101,11 +103,8 @@ impl Writer {
                     rows.shrink_to(2 * EVENT_CHUNK_BYTES);
                     let _ = self.spare.try_send(rows);
                 }
-                Msg::Commands(rows) => {
-                    if let Err(e) = self.commands(&rows) {
-                        tracing::error!(error = %e, "evidence store: command rows not written");
-                    }
-                }
+                // taken below
+                Msg::Commands => {}
                 Msg::Seal(reply) => {
                     let r = match self.error.take() {
                         Some(e) => Err(e),
@@ -122,11 +121,24 @@ impl Writer {
                     let _ = reply.send(r);
                 }
             }
+            self.take_commands();
         }
+        self.take_commands();
         // the pipeline went away without sealing: what is open stays pending (a restart decides its fate)
         let _ = self.seal_all();
         if let Some(u) = self.upload.take() {
             u.stop();
+        }
+    }
+
+    /// Write the command rows waiting, if any (a failure is logged: the next rows are tried again).
+    fn take_commands(&mut self) {
+        let rows =
+            std::mem::take(&mut *self.waiting.lock().unwrap_or_else(PoisonError::into_inner));
+        if !rows.is_empty() {
+            if let Err(e) = self.commands(&rows) {
+                tracing::error!(error = %e, "evidence store: command rows not written");
+            }
         }
     }
 

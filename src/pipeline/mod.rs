@@ -62,6 +62,8 @@ pub struct Stats {
     pub evidence_uploaded_files: u64,
     pub evidence_uploaded_bytes: u64,
     pub evidence_upload_failures: u64,
+    /// Command rows the evidence store dropped because its writer was far behind.
+    pub evidence_commands_dropped: u64,
 }
 
 impl Stats {
@@ -92,6 +94,7 @@ impl Stats {
         self.evidence_uploaded_files += other.evidence_uploaded_files;
         self.evidence_uploaded_bytes += other.evidence_uploaded_bytes;
         self.evidence_upload_failures += other.evidence_upload_failures;
+        self.evidence_commands_dropped += other.evidence_commands_dropped;
     }
 }
 
