@@ -264,7 +264,7 @@ pub async fn replay(
         }
     }
     if let Some(c) = pipeline.evidence().and_then(|e| e.commands()) {
-        c.write(
+        c.write_waiting(
             report
                 .deliveries
                 .iter()

@@ -268,34 +268,47 @@ pub struct CommandSink {
 }
 
 impl CommandSink {
-    /// Store these rows (written and published at once). Never waits: when the writer's queue is full (it is
-    /// syncing a file, or far behind), the rows wait in memory and the writer takes them after what it is
-    /// doing. Returns false when the writer has stopped.
+    /// Store these rows (written and published at once), from the respond stage's async loop. Never waits:
+    /// the rows wait in memory and the writer takes them after what it is doing (a file's sync, or a backlog).
+    /// Past [`MAX_WAITING_COMMAND_ROWS`] waiting, rows are dropped and counted. Returns false when the writer
+    /// has stopped.
     pub fn write(&self, rows: Vec<CommandRow>) -> bool {
         if rows.is_empty() {
             return true;
         }
-        {
+        let (dropped, waiting) = {
             let mut w = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
             let room = MAX_WAITING_COMMAND_ROWS.saturating_sub(w.len());
-            if rows.len() > room {
-                let dropped = (rows.len() - room) as u64;
-                self.stats
-                    .commands_dropped
-                    .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+            let dropped = rows.len().saturating_sub(room) as u64;
+            w.extend(rows.into_iter().take(room));
+            (dropped, w.len())
+        };
+        if dropped > 0 {
+            let before = self
+                .stats
+                .commands_dropped
+                .fetch_add(dropped, std::sync::atomic::Ordering::Relaxed);
+            // the first drop, then one line per 10,000 rows dropped
+            if before == 0 || before / 10_000 != (before + dropped) / 10_000 {
                 tracing::error!(
-                    dropped,
-                    waiting = w.len(),
+                    dropped = before + dropped,
+                    waiting,
                     "evidence store: command rows dropped, the writer is far behind"
                 );
             }
-            w.extend(rows.into_iter().take(room));
         }
         // a wake-up; a full queue holds messages the writer has yet to handle, and it takes the rows after them
         !matches!(
             self.tx.try_send(Msg::Commands),
             Err(TrySendError::Disconnected(_))
         )
+    }
+
+    /// Store these rows, waiting for room in the writer's queue and dropping none: for a caller that may wait
+    /// (`replay` hands over every outcome at its end, after its dispatch is done). Returns false when the
+    /// writer has stopped.
+    pub fn write_waiting(&self, rows: Vec<CommandRow>) -> bool {
+        rows.is_empty() || self.tx.send(Msg::CommandRows(rows)).is_ok()
     }
 }
 
@@ -582,15 +595,8 @@ const MANIFEST: &str = "publishing.json";
 /// pending files `listed` names, and delete every other pending file. Returns how many it moved.
 pub(super) fn recover_pending(dir: &Path, listed: &[String]) -> Result<usize, EvidenceError> {
     let pending = dir.join(PENDING);
-    let mut moved = 0;
-    // a publish a crash cut short: it had begun, so it is finished (its files were all sealed)
-    let manifest = pending.join(MANIFEST);
-    let begun: Vec<String> = match std::fs::read(&manifest) {
-        Ok(b) => serde_json::from_slice(&b)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(io(&manifest)(e)),
-    };
-    for name in begun.iter().chain(listed) {
+    let mut moved = finish_cut_short_publish(dir)?;
+    for name in listed {
         if !safe_name(name) {
             continue;
         }
@@ -607,6 +613,48 @@ pub(super) fn recover_pending(dir: &Path, listed: &[String]) -> Result<usize, Ev
     for f in walk(&pending)? {
         std::fs::remove_file(&f).map_err(io(&f))?;
     }
+    Ok(moved)
+}
+
+/// Finish the publish a crash cut short (its manifest names its files): it had begun, so it is finished (its
+/// files were all sealed). Done at recovery, and by any publish before it writes its own manifest (command rows
+/// can be published before the recovery). Returns how many files moved.
+pub(super) fn finish_cut_short_publish(dir: &Path) -> Result<usize, EvidenceError> {
+    let pending = dir.join(PENDING);
+    let manifest = pending.join(MANIFEST);
+    let begun: Vec<String> = match std::fs::read(&manifest) {
+        Ok(b) => serde_json::from_slice(&b)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(&manifest)(e)),
+    };
+    let mut moved = 0;
+    for name in &begun {
+        if !safe_name(name) {
+            continue;
+        }
+        let from = pending.join(name);
+        if from.exists() {
+            let to = dir.join(name);
+            if let Some(p) = to.parent() {
+                std::fs::create_dir_all(p).map_err(io(p))?;
+            }
+            std::fs::rename(&from, &to).map_err(io(&from))?;
+            moved += 1;
+        }
+    }
+    // the moves (and any hour folder they made) are made durable before the manifest that would redo them goes
+    let folders: std::collections::BTreeSet<PathBuf> = begun
+        .iter()
+        .filter(|n| safe_name(n))
+        .filter_map(|n| dir.join(n).parent().map(Path::to_path_buf))
+        .flat_map(|hour| [hour.parent().map(Path::to_path_buf), Some(hour)])
+        .flatten()
+        .filter(|p| p.exists())
+        .collect();
+    for p in folders {
+        File::open(&p).and_then(|d| d.sync_all()).map_err(io(&p))?;
+    }
+    std::fs::remove_file(&manifest).map_err(io(&manifest))?;
     Ok(moved)
 }
 
@@ -883,22 +931,30 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Found by an outside review: killed after the first of a publish's moves, a rerun dropped the rest as
-    /// unaccounted pending files and stored everything again, so the moved hour was there twice.
-    #[test]
-    fn a_publish_cut_short_is_finished_at_the_next_open() {
-        let dir = tmp();
-        let cfg = EvidenceConfig::default();
-        let mut e = Evidence::open(&cfg, &dir).unwrap();
+    /// Two sealed files (events "a" and "b", an hour apart), then a crash right after their publish wrote its
+    /// manifest. Returns their names.
+    fn crash_after_a_publishs_manifest(dir: &Path) -> Vec<String> {
+        let mut e = Evidence::open(&EvidenceConfig::default(), dir).unwrap();
         e.event(&ev("a", T0));
         e.event(&ev("b", T0 + H));
         e.seal().unwrap();
         let names = e.pending().to_vec();
         assert_eq!(names.len(), 2);
         drop(e);
-        // the manifest written and the first file moved, then the crash
+        let manifest = dir.join(PENDING).join(MANIFEST);
+        std::fs::write(manifest, serde_json::to_vec(&names).unwrap()).unwrap();
+        names
+    }
+
+    /// Found by an outside review: killed after the first of a publish's moves, a rerun dropped the rest as
+    /// unaccounted pending files and stored everything again, so the moved hour was there twice.
+    #[test]
+    fn a_publish_cut_short_is_finished_at_the_next_open() {
+        let dir = tmp();
+        let cfg = EvidenceConfig::default();
+        let names = crash_after_a_publishs_manifest(&dir);
+        // and after the first file moved
         let pending = dir.join(PENDING);
-        std::fs::write(pending.join(MANIFEST), serde_json::to_vec(&names).unwrap()).unwrap();
         let to = dir.join(&names[0]);
         std::fs::create_dir_all(to.parent().unwrap()).unwrap();
         std::fs::rename(pending.join(&names[0]), &to).unwrap();
@@ -957,10 +1013,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Found by an outside review: at `run`'s start the respond stage may write command rows before the pipeline
-    /// recovers the store, and the recovery, run on the pipeline's thread, could delete a command file the writer
-    /// had just written or race its move. It runs on the writer's thread now, between whole command writes: the
-    /// row sent before it is kept, an earlier run's leftover is deleted.
     /// Found by reading the outbox's dispatch loop: a command row went to the writer with a blocking send from
     /// that async loop, so a writer behind (syncing a file on a slow disk, or far behind) held up revocations.
     /// A full queue now leaves the rows waiting for the writer, and the sink never waits.
@@ -1001,6 +1053,71 @@ mod tests {
         assert!(!sink.write(vec![CommandRow::default()]));
     }
 
+    /// Rows left waiting when the wake-up found the queue full are taken after the next message the writer
+    /// handles, whatever it is.
+    #[test]
+    fn command_rows_waiting_without_a_wake_up_are_written_after_the_next_message() {
+        let dir = tmp();
+        let mut e = Evidence::open(&EvidenceConfig::default(), &dir).unwrap();
+        let sink = e.commands().unwrap();
+        let row = CommandRow {
+            at: Ts(T0),
+            kind: "outcome",
+            command_id: "c-1".into(),
+            ..CommandRow::default()
+        };
+        sink.waiting.lock().unwrap().push(row);
+        // the writer handles the first seal, then takes the rows, then the second seal
+        e.seal().unwrap();
+        e.seal().unwrap();
+        let rows: usize = read::table(&dir, TableKind::Commands, None)
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, 1);
+        // the writer stops once every handle is gone
+        drop(sink);
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by an outside review: command rows are published at once, even before the start-up recovery; a
+    /// publish of several of them wrote its manifest over the one a crash left, and the cut-short publish's
+    /// remaining files were then deleted by the recovery as unaccounted for. A publish now finishes a leftover
+    /// one first.
+    #[test]
+    fn command_rows_published_before_the_recovery_finish_a_publish_a_crash_cut_short() {
+        let dir = tmp();
+        let cfg = EvidenceConfig::default();
+        crash_after_a_publishs_manifest(&dir);
+        let pending = dir.join(PENDING);
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        // two hours of command rows: a publish with a manifest of its own, before the recovery
+        let row = |h: i64| CommandRow {
+            at: Ts(T0 + h * H),
+            kind: "outcome",
+            command_id: format!("c-{h}"),
+            ..CommandRow::default()
+        };
+        assert!(e.commands().unwrap().write_waiting(vec![row(0), row(1)]));
+        assert_eq!(e.recover(&[]).unwrap(), 0);
+        assert_eq!(ids(&dir), ["a", "b"]);
+        let rows: usize = read::table(&dir, TableKind::Commands, None)
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, 2);
+        assert!(!pending.join(MANIFEST).exists());
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Found by an outside review: at `run`'s start the respond stage may write command rows before the pipeline
+    /// recovers the store, and the recovery, run on the pipeline's thread, could delete a command file the writer
+    /// had just written or race its move. It runs on the writer's thread now, between whole command writes: the
+    /// row sent before it is kept, an earlier run's leftover is deleted.
     #[test]
     fn command_rows_written_before_the_recovery_are_kept_and_leftovers_go() {
         let dir = tmp();

@@ -16,6 +16,8 @@ pub(super) enum Msg {
     Events(EventRows),
     /// Command rows are waiting (see [`super::CommandSink`]): write them and move them into the table at once.
     Commands,
+    /// Write these command rows and move them into the table at once.
+    CommandRows(Vec<CommandRow>),
     /// Close every open file; answer with the pending files sealed since the last seal.
     Seal(SyncSender<Result<Vec<String>, String>>),
     /// Move these pending files into their tables, then compact and apply retention against this clock.
@@ -105,6 +107,11 @@ impl Writer {
                 }
                 // taken below
                 Msg::Commands => {}
+                Msg::CommandRows(rows) => {
+                    if let Err(e) = self.commands(&rows) {
+                        tracing::error!(error = %e, "evidence store: command rows not written");
+                    }
+                }
                 Msg::Seal(reply) => {
                     let r = match self.error.take() {
                         Some(e) => Err(e),
@@ -301,6 +308,9 @@ impl Writer {
         // all or nothing across a crash: the manifest names the files first, and the next open finishes the moves
         // (one file's move is one rename, all or nothing by itself)
         let manifest = self.dir.join(PENDING).join(MANIFEST);
+        // a publish a crash cut short and no recovery has finished yet (command rows are published at once,
+        // even before it): finished first, or this publish's manifest would take its place and its files be lost
+        super::finish_cut_short_publish(&self.dir)?;
         let journaled = names.len() > 1;
         if journaled {
             let tmp = self.dir.join(PENDING).join(format!("{MANIFEST}.tmp"));
