@@ -595,11 +595,19 @@ const MANIFEST: &str = "publishing.json";
 /// pending files `listed` names, and delete every other pending file. Returns how many it moved.
 pub(super) fn recover_pending(dir: &Path, listed: &[String]) -> Result<usize, EvidenceError> {
     let pending = dir.join(PENDING);
-    let mut moved = finish_cut_short_publish(dir)?;
-    for name in listed {
-        if !safe_name(name) {
-            continue;
-        }
+    let moved = finish_cut_short_publish(dir)? + move_pending(dir, listed)?;
+    for f in walk(&pending)? {
+        std::fs::remove_file(&f).map_err(io(&f))?;
+    }
+    Ok(moved)
+}
+
+/// Move the pending files `names` names (those still pending, with safe names) into their tables, one rename
+/// each, without syncing. Returns how many moved.
+fn move_pending(dir: &Path, names: &[String]) -> Result<usize, EvidenceError> {
+    let pending = dir.join(PENDING);
+    let mut moved = 0;
+    for name in names.iter().filter(|n| safe_name(n)) {
         let from = pending.join(name);
         if from.exists() {
             let to = dir.join(name);
@@ -609,9 +617,6 @@ pub(super) fn recover_pending(dir: &Path, listed: &[String]) -> Result<usize, Ev
             std::fs::rename(&from, &to).map_err(io(&from))?;
             moved += 1;
         }
-    }
-    for f in walk(&pending)? {
-        std::fs::remove_file(&f).map_err(io(&f))?;
     }
     Ok(moved)
 }
@@ -627,21 +632,7 @@ pub(super) fn finish_cut_short_publish(dir: &Path) -> Result<usize, EvidenceErro
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(io(&manifest)(e)),
     };
-    let mut moved = 0;
-    for name in &begun {
-        if !safe_name(name) {
-            continue;
-        }
-        let from = pending.join(name);
-        if from.exists() {
-            let to = dir.join(name);
-            if let Some(p) = to.parent() {
-                std::fs::create_dir_all(p).map_err(io(p))?;
-            }
-            std::fs::rename(&from, &to).map_err(io(&from))?;
-            moved += 1;
-        }
-    }
+    let moved = move_pending(dir, &begun)?;
     // the moves (and any hour folder they made) are made durable before the manifest that would redo them goes
     let folders: std::collections::BTreeSet<PathBuf> = begun
         .iter()
