@@ -2,13 +2,15 @@
 //!
 //! In: a normalized [`SessionEvent`]. Out: the same event with missing keys filled from what earlier events linked
 //! (a tool-call span names job J and token T; a gateway call carrying only T is then attributed to J and J's
-//! principal). State: links token → job, token → principal, job → principal and session → principal, each in a
-//! [`KeyedState`] bounded by TTL and key count (event time), plus a count of conflicting links. Attributed values
-//! are shared `Arc<str>`s, so filling an event allocates nothing. Also the organisation's OAuth grants: per client,
-//! digests of the principals that granted it (vouched for by their source), each with the event time of their
-//! earliest grant (the [`PEERS_KEPT`] earliest kept), from which each grant's `session.client_peers` is filled (for
-//! `new_client`) with the colleagues who granted it earlier in event time: counted here, where the keyed
-//! topology's first stage sees every principal, rather than in a detector that would see one partition's.
+//! principal), and what it filled from its state as an [`Attribution`] (which correlates the same normalized event
+//! again without the state: the evidence store's writer does). State: links token → job, token → principal,
+//! job → principal and session → principal, each in a [`KeyedState`] bounded by TTL and key count (event time),
+//! plus a count of conflicting links. Attributed values are shared `Arc<str>`s, so filling an event allocates
+//! nothing. Also the organisation's OAuth grants: per client, digests of the principals that granted it (vouched
+//! for by their source), each with the event time of their earliest grant (the [`PEERS_KEPT`] earliest kept),
+//! from which each grant's `session.client_peers` is filled (for `new_client`) with the colleagues who granted it
+//! earlier in event time: counted here, where the keyed topology's first stage sees every principal, rather than
+//! in a detector that would see one partition's.
 //!
 //! Trust: links are learned only from keys and principals the event's source vouches for, and a link is replaced
 //! only by one from a stronger source (IdP over SaaS over gateway and agent); a different claim at the same or a
@@ -55,6 +57,46 @@ impl Default for CorrelateConfig {
             ttl_secs: 86_400,
             max_keys: 1_000_000,
             grant_ttl_secs: 2_592_000,
+        }
+    }
+}
+
+/// What [`Correlator::correlate`] took from its links for one event: the job and the principal it attributed,
+/// whether it dropped a client's claim to be someone else, and the grant's peers. The rest of what correlate
+/// changes (the identity namespaces) follows from the event alone. So the correlated event is a function of the
+/// normalized event and this, and [`Attribution::apply`] makes it again: the evidence store's writer does, on
+/// its own thread, to the event it normalizes again from the message, instead of the pipeline's thread copying
+/// every value of every event.
+#[derive(Clone, Default)]
+pub struct Attribution {
+    job: Option<Arc<str>>,
+    who: Option<Who>,
+    drop_claim: bool,
+    client_peers: Option<u8>,
+}
+
+impl Attribution {
+    /// Correlate the normalized event `ev` as [`Correlator::correlate`] did when it returned this.
+    pub fn apply(&self, ev: &mut SessionEvent<'_>) {
+        self.attribute(ev);
+        namespace_identities(ev);
+        ev.session.client_peers = self.client_peers;
+    }
+
+    /// Fill the job and the principal (the one place both `correlate` and `apply` do).
+    fn attribute(&self, ev: &mut SessionEvent<'_>) {
+        if let Some(j) = &self.job {
+            ev.session.job_id = Some(Text::Shared(j.clone()));
+            ev.session.vouched = ev.session.vouched.with(Keys::JOB);
+        }
+        if let Some(w) = &self.who {
+            if self.drop_claim {
+                ev.principal.email = None;
+                ev.principal.display_name = None;
+            }
+            ev.principal.id = Some(Text::Shared(w.id.clone()));
+            ev.principal.kind = w.kind;
+            ev.principal.vouched_by = Some(w.vouch.clone());
         }
     }
 }
@@ -286,8 +328,9 @@ impl Correlator {
         Ok(())
     }
 
-    /// Learn links from `ev` and fill its missing job and principal from earlier links.
-    pub fn correlate(&mut self, ev: &mut SessionEvent<'_>) {
+    /// Learn links from `ev` and fill its missing job and principal from earlier links. Returns what it filled
+    /// from its state, with which [`Attribution::apply`] correlates the same normalized event again without it.
+    pub fn correlate(&mut self, ev: &mut SessionEvent<'_>) -> Attribution {
         let now = ev.event_time;
         let vouched = |k| ev.session.vouched.has(k);
         let token = ev
@@ -418,18 +461,22 @@ impl Correlator {
             }
         }
 
-        // attribute
+        // attribute: what earlier links say, decided before the event changes, then applied as
+        // [`Attribution::apply`] applies it again to the same normalized event elsewhere
+        let mut at = Attribution::default();
         if ev.session.job_id.is_none() {
-            if let Some(l) = token.and_then(|t| self.token_job.get_mut(t, now)) {
-                ev.session.job_id = Some(Text::Shared(l.job.clone()));
-                ev.session.vouched = ev.session.vouched.with(Keys::JOB);
-            }
+            at.job = token
+                .and_then(|t| self.token_job.get_mut(t, now))
+                .map(|l| l.job.clone());
         }
-        let job = ev
-            .session
-            .job_id
-            .as_deref()
-            .filter(|_| ev.vouches(Keys::JOB));
+        let job = match &at.job {
+            Some(j) => Some(&**j),
+            None => ev
+                .session
+                .job_id
+                .as_deref()
+                .filter(|_| ev.vouches(Keys::JOB)),
+        };
         let unvouched = ev.principal.vouched_by.is_none();
         if ev.principal.id.is_none() || unvouched || ev.principal.kind == PrincipalKind::Service {
             // A gateway consumer acting for an agent job belongs to that job's principal.
@@ -444,18 +491,17 @@ impl Correlator {
                     .cloned()
             });
             if let Some(w) = found {
-                if unvouched && ev.principal.id.as_deref().is_some_and(|c| c != &*w.id) {
-                    // the client claimed someone else: the authoritative link wins, and the claim is dropped
-                    ev.principal.email = None;
-                    ev.principal.display_name = None;
-                }
-                ev.principal.id = Some(Text::Shared(w.id));
-                ev.principal.kind = w.kind;
-                ev.principal.vouched_by = Some(w.vouch);
+                // the client claimed someone else: the authoritative link wins, and the claim is dropped
+                at.drop_claim =
+                    unvouched && ev.principal.id.as_deref().is_some_and(|c| c != &*w.id);
+                at.who = Some(w);
             }
         }
+        at.attribute(ev);
         namespace_identities(ev);
         self.count_grant(ev);
+        at.client_peers = ev.session.client_peers;
+        at
     }
 
     /// Drop links idle for longer than the TTL, by the watermark from now on ([`KeyedState::expire`]).

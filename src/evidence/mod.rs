@@ -1,16 +1,20 @@
 //! The evidence store: every correlated event, finding, decision and command outcome, kept as Parquet files that
 //! `quench query`, `quench session`, `quench explain` and `quench backtest` read.
 //!
-//! In: rows appended by the pipeline ([`Evidence::event`], [`Evidence::finding`], [`Evidence::decision`]) on its
-//! own thread, and command outcomes and confirmations from the respond stage ([`CommandSink`]). Out: Parquet files
-//! under `DIR/{events,findings,decisions,commands}/hour=YYYY-MM-DDTHH/`, one hour of event time per folder (a
-//! command's hour is that of its outcome). State: on the pipeline's thread, up to `batch_rows` rows per table
-//! (events as plain values in reused buffers, findings and decisions in Arrow builders); a bounded queue of
-//! `queue_batches` batches, and up to [`MAX_WAITING_COMMAND_ROWS`] command rows waiting for the writer (the
-//! respond stage never waits on its queue); on the writer's thread, the Arrow arrays of the events being built,
-//! one open Parquet file per (table, hour) being written, and the names of the files sealed since the last
-//! checkpoint. Events are nearly every row: the pipeline only copies the values a log gave them, and the writer's
-//! thread makes the rest again, builds, encodes and compresses them.
+//! In: rows appended by the pipeline ([`Evidence::event_of`], [`Evidence::event`], [`Evidence::finding`],
+//! [`Evidence::decision`]) on its own thread, and command outcomes and confirmations from the respond stage
+//! ([`CommandSink`]). Out: Parquet files under `DIR/{events,findings,decisions,commands}/hour=YYYY-MM-DDTHH/`, one
+//! hour of event time per folder (a command's hour is that of its outcome). State: on the pipeline's thread, up to
+//! `batch_rows` rows per table (events as the messages they came from, or as plain values in reused buffers;
+//! findings and decisions in Arrow builders); a bounded queue of `queue_batches` batches, and up to
+//! [`MAX_WAITING_COMMAND_ROWS`] command rows waiting for the writer (the respond stage never waits on its queue);
+//! on the writer's thread, the events being made again and their Arrow arrays, one open Parquet file per (table,
+//! hour) being written, and the names of the files sealed since the last checkpoint. Events are nearly every row:
+//! for an event read from a message, the pipeline's thread copies the message once (for all its events) and keeps
+//! what correlation added ([`crate::correlate::Attribution`]); the writer's thread normalizes the message again,
+//! correlates the event again from that, and builds, encodes and compresses the rows ([`tables::MessageRows`]).
+//! Events that are no longer their message's (released from the reorder hold, read from a keyed topic) are
+//! copied value by value ([`tables::EventRows`]).
 //!
 //! Files are written under `DIR/_pending/` and moved into their table only by [`Evidence::publish`] (so a replay
 //! cut short publishes nothing, and running it again stores each row once). Findings and decisions go to the
@@ -30,6 +34,7 @@ mod compact;
 pub mod read;
 pub mod remote;
 pub mod tables;
+pub use tables::Message;
 mod upload;
 mod writer;
 
@@ -235,9 +240,9 @@ const EVENT_CHUNK_BYTES: usize = 4 << 20;
 pub struct Evidence {
     tx: Option<SyncSender<Msg>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    events: EventRows,
+    events: Box<EventRows>,
     /// Emptied event buffers the writer handed back, for the next batch.
-    spare: Receiver<EventRows>,
+    spare: Receiver<Box<EventRows>>,
     findings: FindingRows,
     decisions: DecisionRows,
     batch_rows: usize,
@@ -248,6 +253,9 @@ pub struct Evidence {
     failed: Option<String>,
     /// Command rows waiting for the writer (see [`CommandSink`]).
     waiting: Arc<Mutex<Vec<CommandRow>>>,
+    /// The normalize stage the pipeline reads with: with it, events are kept as their messages and made again on
+    /// the writer's thread ([`Evidence::event_of`]); without it, recorded value by value.
+    normalize: Option<Arc<crate::normalize::Normalize>>,
     /// Held for the store's lifetime: one writer per store (a second would delete the first's pending files).
     _lock: File,
     pub stats: Arc<EvidenceStats>,
@@ -398,7 +406,7 @@ impl Evidence {
         Ok(Evidence {
             tx: Some(tx),
             thread: Some(thread),
-            events: EventRows::with_capacity(cfg.batch_rows.min(EVENT_CHUNK)),
+            events: Box::new(EventRows::with_capacity(cfg.batch_rows.min(EVENT_CHUNK))),
             spare,
             findings: FindingRows::default(),
             decisions: DecisionRows::default(),
@@ -407,6 +415,7 @@ impl Evidence {
             sealed: Vec::new(),
             failed: None,
             waiting,
+            normalize: None,
             _lock: lock,
             stats,
         })
@@ -441,8 +450,50 @@ impl Evidence {
         }
     }
 
+    /// Keep events read with `normalize` as their messages, made again on the writer's thread (see
+    /// [`tables::MessageRows`]), from now on; `None` records every value on the pipeline's thread.
+    pub fn normalize_with(&mut self, normalize: Option<Arc<crate::normalize::Normalize>>) {
+        self.normalize = normalize;
+    }
+
+    /// Record a correlated event, value by value (an event that is no longer its message's: released from the
+    /// reorder hold, read from a keyed topic or from the store).
     pub fn event(&mut self, ev: &SessionEvent<'_>) {
+        if !self.events.messages.is_empty() {
+            // a chunk holds one kind, so that the rows keep the order they were recorded in
+            self.send_events();
+        }
         self.events.push(ev);
+        self.maybe_send_events();
+    }
+
+    /// Record the correlated event `ev`, event `index` of message `m`, which correlation made with `attribution`:
+    /// as the message, made again on the writer's thread, when the store has the normalize stage, else value by
+    /// value.
+    pub fn event_of(
+        &mut self,
+        m: &tables::Message<'_>,
+        index: usize,
+        attribution: crate::correlate::Attribution,
+        ev: &SessionEvent<'_>,
+    ) {
+        if self.normalize.is_none() {
+            return self.event(ev);
+        }
+        if self.events.values_len() > 0 {
+            self.send_events();
+        }
+        if !self
+            .events
+            .messages
+            .push(m, index, ev.event_time, attribution)
+        {
+            return self.event(ev);
+        }
+        self.maybe_send_events();
+    }
+
+    fn maybe_send_events(&mut self) {
         if self.events.len() >= self.batch_rows.min(EVENT_CHUNK)
             || self.events.bytes_len() >= EVENT_CHUNK_BYTES
         {
@@ -452,11 +503,13 @@ impl Evidence {
 
     /// Hand the recorded events to the writer (which builds their batch) and go on with a spare buffer.
     fn send_events(&mut self) {
-        let next = self
-            .spare
-            .try_recv()
-            .unwrap_or_else(|_| EventRows::with_capacity(self.batch_rows.min(EVENT_CHUNK)));
-        let rows = std::mem::replace(&mut self.events, next);
+        let next = self.spare.try_recv().unwrap_or_else(|_| {
+            Box::new(EventRows::with_capacity(self.batch_rows.min(EVENT_CHUNK)))
+        });
+        let mut rows = std::mem::replace(&mut self.events, next);
+        if !rows.messages.is_empty() {
+            rows.normalize = self.normalize.clone();
+        }
         if let Some(tx) = &self.tx {
             if tx.send(Msg::Events(rows)).is_err() {
                 self.failed

@@ -13,7 +13,7 @@ use super::*;
 pub(super) enum Msg {
     Batch(TableKind, RecordBatch),
     /// Rows of the events table to build into a batch and write (their emptied buffers go back to the pipeline).
-    Events(EventRows),
+    Events(Box<EventRows>),
     /// Command rows are waiting (see [`super::CommandSink`]): write them and move them into the table at once.
     Commands,
     /// Write these command rows and move them into the table at once.
@@ -78,7 +78,7 @@ pub(super) struct Writer {
     /// Newest hour with rows per table (for compaction).
     pub(super) newest: BTreeMap<TableKind, i64>,
     /// Where emptied event buffers go back to the pipeline.
-    pub(super) spare: SyncSender<EventRows>,
+    pub(super) spare: SyncSender<Box<EventRows>>,
     /// Command rows the respond stage left; taken after every message.
     pub(super) waiting: Arc<Mutex<Vec<CommandRow>>>,
 }

@@ -78,6 +78,9 @@ impl Pipeline {
         }
         // the keyed partition's events come from every input: each format stands for its source
         self.observe_time(Source::of(format), ev.event_time, clock);
+        if let Some(e) = &mut self.evidence {
+            e.event(&ev);
+        }
         self.after_correlate(ev, clock, out);
         self.advance_watermark(clock);
         Ok(())

@@ -99,7 +99,7 @@ impl Stats {
 }
 
 pub struct Pipeline {
-    normalize: Normalize,
+    normalize: std::sync::Arc<Normalize>,
     correlate: Correlator,
     detect: Detect,
     decide: Decide,
@@ -175,7 +175,7 @@ impl Pipeline {
             );
         }
         Ok(Pipeline {
-            normalize,
+            normalize: std::sync::Arc::new(normalize),
             correlate: Correlator::new(&cfg.correlate),
             detect: Detect::new(&cfg.detect)?,
             decide: Decide::new(cfg.decide.clone())?,
@@ -397,7 +397,14 @@ impl Pipeline {
             } => Source::of((topic.as_str(), *partition, format)),
             _ => Source::of(format),
         };
-        for ev in events {
+        let message = crate::evidence::Message {
+            raw,
+            pinned,
+            provenance: &ctx.provenance,
+            ingest_time,
+            seq: self.stats.messages,
+        };
+        for (index, ev) in events.into_iter().enumerate() {
             // the keyed topology drops duplicates in its second stage, whose state a partition's next owner restores
             if !routing && !self.dedup.first(&ev, clock) {
                 self.stats.duplicates += 1;
@@ -418,7 +425,14 @@ impl Pipeline {
                         *self.stats.rejected.entry("unholdable").or_default() += 1;
                     }
                 }
-                Sink::Decide(out) => self.after_normalize(ev, clock, out),
+                Sink::Decide(out) => {
+                    let mut ev = ev;
+                    let attribution = self.correlate.correlate(&mut ev);
+                    if let Some(e) = &mut self.evidence {
+                        e.event_of(&message, index, attribution, &ev);
+                    }
+                    self.after_correlate(ev, clock, out);
+                }
                 Sink::Route(out) => {
                     // correlated here, where the links of every source are (the second stage does not correlate
                     // again: it holds only its partition's events)
@@ -535,14 +549,14 @@ impl Pipeline {
         out: &mut Vec<Decision>,
     ) {
         self.correlate.correlate(&mut ev);
-        self.after_correlate(ev, clock, out);
-    }
-
-    /// Detect and decide one correlated event.
-    fn after_correlate(&mut self, ev: SessionEvent<'_>, clock: Ts, out: &mut Vec<Decision>) {
         if let Some(e) = &mut self.evidence {
             e.event(&ev);
         }
+        self.after_correlate(ev, clock, out);
+    }
+
+    /// Detect and decide one correlated event (already recorded in the evidence store).
+    fn after_correlate(&mut self, ev: SessionEvent<'_>, clock: Ts, out: &mut Vec<Decision>) {
         self.detect.observe(&ev, &mut self.findings);
         for f in self.findings.drain(..) {
             self.stats.findings += 1;

@@ -23,7 +23,8 @@ impl Pipeline {
     }
 
     /// Keep every correlated event, finding and decision in this store from now on.
-    pub fn store_evidence(&mut self, e: crate::evidence::Evidence) {
+    pub fn store_evidence(&mut self, mut e: crate::evidence::Evidence) {
+        e.normalize_with(Some(self.normalize.clone()));
         self.evidence = Some(e);
     }
 

@@ -11,6 +11,7 @@ mod confirmation;
 mod control_characters;
 mod delivery;
 mod disorder;
+mod evidence_messages;
 mod forged_logs;
 mod fuzz_normalize;
 mod guardrails;

@@ -1,10 +1,10 @@
-//! The `events` table's rows on the pipeline's thread: every value from a log copied into reused buffers, built
-//! into Arrow arrays on the writer's thread.
+//! The `events` table's rows: every value from a log copied into reused buffers (on the pipeline's thread, or on
+//! the writer's for events kept as their messages), built into Arrow arrays on the writer's thread.
 //!
-//! In: correlated [`SessionEvent`]s. Out: `events` [`RecordBatch`]es (one per hour of event time). State: the rows
-//! recorded since the last take, compactly (one byte buffer, the end of every string in it, every other value as
-//! 64 bits, names the code chose as references, a null mask per row), and on the writer's thread the same rows
-//! expanded into one cell per column.
+//! In: correlated [`SessionEvent`]s, and events kept as their messages ([`MessageRows`]). Out: `events`
+//! [`RecordBatch`]es (one per hour of event time). State: the rows recorded since the last take, compactly (one
+//! byte buffer, the end of every string in it, every other value as 64 bits, names the code chose as references, a
+//! null mask per row), the messages kept, and on the writer's thread the rows expanded into one cell per column.
 
 use super::*;
 
@@ -48,6 +48,11 @@ pub struct EventRows {
     /// Per row, bit `j` set when column `j` is null.
     nulls: Vec<u64>,
     rows: usize,
+    /// Events kept as their messages instead (see [`MessageRows`]); the writer's thread records them here before
+    /// building the arrays.
+    pub messages: MessageRows,
+    /// The normalize stage the writer's thread normalizes the kept messages again with.
+    pub normalize: Option<Arc<crate::normalize::Normalize>>,
     /// On the writer's thread: a provenance label being formatted.
     prov: String,
     /// On the writer's thread: the rows expanded, one cell per column (row `r`'s column `j` is cell
@@ -154,11 +159,16 @@ fn append(made: &mut String, v: &str) -> Result<Cell, ArrowError> {
 }
 
 impl EventRows {
+    /// Events recorded, as values or as their messages.
     pub fn len(&self) -> usize {
-        self.rows
+        self.rows + self.messages.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.rows == 0
+        self.rows == 0 && self.messages.is_empty()
+    }
+    /// Events recorded as values.
+    pub fn values_len(&self) -> usize {
+        self.rows
     }
 
     /// Room for `rows` rows of typical size.
@@ -169,13 +179,14 @@ impl EventRows {
             nums: Vec::with_capacity(rows * 16),
             statics: Vec::with_capacity(rows * 8),
             nulls: Vec::with_capacity(rows),
+            messages: MessageRows::with_capacity(rows),
             ..EventRows::default()
         }
     }
 
-    /// The bytes of string values recorded.
+    /// The bytes of string values and messages recorded.
     pub fn bytes_len(&self) -> usize {
-        self.bytes.len()
+        self.bytes.len() + self.messages.bytes_len()
     }
 
     /// Give back memory beyond `bytes` of string values (and the same share of the rest), so a buffer that once
@@ -189,6 +200,7 @@ impl EventRows {
         self.cells.shrink_to(bytes / 8);
         self.items.shrink_to(bytes / 64);
         self.made.shrink_to(bytes / 8);
+        self.messages.shrink_to(bytes);
     }
 
     /// Forget the rows, keeping the buffers.
@@ -201,6 +213,7 @@ impl EventRows {
         self.cells.clear();
         self.items.clear();
         self.made.clear();
+        self.messages.clear();
         self.rows = 0;
     }
 
@@ -302,8 +315,10 @@ impl EventRows {
 
     /// The rows recorded so far as one batch; the buffers are emptied (and kept).
     pub fn take(&mut self) -> Result<RecordBatch, ArrowError> {
-        let all: Vec<u32> = (0..self.rows as u32).collect();
-        let b = self.expand().and_then(|()| self.build(&all));
+        let b = self.expand().and_then(|()| {
+            let all: Vec<u32> = (0..self.rows as u32).collect();
+            self.build(&all)
+        });
         self.clear();
         b
     }
@@ -311,6 +326,18 @@ impl EventRows {
     /// The recorded rows as one cell per column, in `cells` and `items` (the pipeline recorded them compactly).
     /// Names and provenance labels are written to `made`.
     fn expand(&mut self) -> Result<(), ArrowError> {
+        if !self.messages.is_empty() {
+            let mut m = std::mem::take(&mut self.messages);
+            let made = match self.normalize.clone() {
+                Some(n) => m.make_into(&n, self),
+                None => Err(ArrowError::SchemaError(
+                    "events: messages kept without the normalize stage to make them again".into(),
+                )),
+            };
+            m.clear();
+            self.messages = m;
+            made?;
+        }
         let l = layout();
         let bad = |what: &str| ArrowError::SchemaError(format!("events: {what}"));
         self.cells.clear();

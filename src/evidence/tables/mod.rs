@@ -25,6 +25,7 @@ use serde::Serialize;
 use std::sync::{Arc, OnceLock};
 
 mod events;
+mod messages;
 mod rows;
 mod stored;
 
@@ -32,6 +33,7 @@ pub use events::EventRows;
 #[cfg(test)]
 use events::EVENT_TIME;
 use events::{family_str, kind_str};
+pub use messages::{Message, MessageRows};
 pub use rows::{command_batch, CommandRow, DecisionRows, FindingRows};
 pub use stored::{command_of, decision_of, event_of, Cols};
 
