@@ -152,6 +152,13 @@ pub fn render(s: &Sources) -> String {
     );
     counter(
         &mut out,
+        "quench_evidence_events_unmade_total",
+        "Events the evidence store's writer, normalizing their message again, made differently from the \
+         pipeline (another event time, or none), so did not store. Never expected: each is logged as an error.",
+        &[("", st.evidence_unmade)],
+    );
+    counter(
+        &mut out,
         "quench_duplicate_events_total",
         "Events dropped as duplicates of one seen within normalize.dedup_window_secs.",
         &[("", st.duplicates)],

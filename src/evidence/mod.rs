@@ -51,6 +51,7 @@ use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::sync::{Mutex, PoisonError};
@@ -224,7 +225,17 @@ pub struct EvidenceStats {
     pub upload_failures: std::sync::atomic::AtomicU64,
     /// Command rows dropped because [`MAX_WAITING_COMMAND_ROWS`] were already waiting for the writer.
     pub commands_dropped: std::sync::atomic::AtomicU64,
+    /// Events kept as their messages that the writer made differently, so did not store
+    /// ([`tables::MessageRows::make_into`]).
+    pub unmade: std::sync::atomic::AtomicU64,
 }
+
+/// While at least this many chunks of events wait for the writer, the next chunk is recorded value by value on the
+/// pipeline's thread rather than kept as messages: making events again from their messages costs the writer
+/// about as much again as normalizing cost the pipeline, so where the pipeline's own work per event is light the
+/// writer would fall behind and the pipeline wait for it. Recording values moves that work back to the
+/// pipeline's thread until the writer has caught up.
+const WRITER_BEHIND: usize = 2;
 
 /// Events go to the writer in chunks of this many rows (at most `batch_rows`): small enough that the buffers
 /// they are recorded in stay in the CPU's cache between uses (a chunk is about 0.6 MB). The writer still writes
@@ -256,6 +267,10 @@ pub struct Evidence {
     /// The normalize stage the pipeline reads with: with it, events are kept as their messages and made again on
     /// the writer's thread ([`Evidence::event_of`]); without it, recorded value by value.
     normalize: Option<Arc<crate::normalize::Normalize>>,
+    /// Chunks of events sent and not yet taken by the writer.
+    in_flight: Arc<AtomicUsize>,
+    /// A new chunk keeps messages while fewer chunks than this are in flight ([`WRITER_BEHIND`]).
+    behind: usize,
     /// Held for the store's lifetime: one writer per store (a second would delete the first's pending files).
     _lock: File,
     pub stats: Arc<EvidenceStats>,
@@ -382,6 +397,7 @@ impl Evidence {
         let (tx, rx) = sync_channel(cfg.queue_batches);
         // the writer never waits on this: a buffer that finds it full is dropped
         let (spare_tx, spare) = sync_channel(4);
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let waiting = Arc::new(Mutex::new(Vec::new()));
         let mut w = Writer {
             dir: dir.to_path_buf(),
@@ -397,10 +413,13 @@ impl Evidence {
             stats: stats.clone(),
             newest: BTreeMap::new(),
             spare: spare_tx,
+            in_flight: in_flight.clone(),
             waiting: waiting.clone(),
         };
         let thread = std::thread::Builder::new()
             .name("quench-evidence".into())
+            // the writer normalizes messages again: as deep a stack as the pipeline's thread (a main thread's)
+            .stack_size(8 << 20)
             .spawn(move || w.serve(rx))
             .map_err(io(dir))?;
         Ok(Evidence {
@@ -416,6 +435,8 @@ impl Evidence {
             failed: None,
             waiting,
             normalize: None,
+            in_flight,
+            behind: WRITER_BEHIND,
             _lock: lock,
             stats,
         })
@@ -453,6 +474,10 @@ impl Evidence {
     /// Keep events read with `normalize` as their messages, made again on the writer's thread (see
     /// [`tables::MessageRows`]), from now on; `None` records every value on the pipeline's thread.
     pub fn normalize_with(&mut self, normalize: Option<Arc<crate::normalize::Normalize>>) {
+        // messages kept so far were read by the pipeline before (whose count of messages tells them apart)
+        if !self.events.is_empty() {
+            self.send_events();
+        }
         self.normalize = normalize;
     }
 
@@ -477,11 +502,8 @@ impl Evidence {
         attribution: crate::correlate::Attribution,
         ev: &SessionEvent<'_>,
     ) {
-        if self.normalize.is_none() {
+        if self.normalize.is_none() || !m.keepable() || !self.keeping_messages() {
             return self.event(ev);
-        }
-        if self.events.values_len() > 0 {
-            self.send_events();
         }
         if !self
             .events
@@ -491,6 +513,22 @@ impl Evidence {
             return self.event(ev);
         }
         self.maybe_send_events();
+    }
+
+    /// Whether the chunk being recorded keeps events as their messages: one that has begun goes on as it began
+    /// (a chunk holds one kind, so that rows keep the order they were recorded in); a new one does unless the
+    /// writer is behind ([`WRITER_BEHIND`]).
+    fn keeping_messages(&self) -> bool {
+        if !self.events.messages.is_empty() {
+            return true;
+        }
+        self.events.values_len() == 0 && self.in_flight.load(Ordering::Relaxed) < self.behind
+    }
+
+    /// Keep every event that can be kept as its message so, however far behind the writer is (to compare what
+    /// the two ways store; the pipeline may then wait for the writer).
+    pub fn always_keep_messages(&mut self) {
+        self.behind = usize::MAX;
     }
 
     fn maybe_send_events(&mut self) {
@@ -511,6 +549,7 @@ impl Evidence {
             rows.normalize = self.normalize.clone();
         }
         if let Some(tx) = &self.tx {
+            self.in_flight.fetch_add(1, Ordering::Relaxed);
             if tx.send(Msg::Events(rows)).is_err() {
                 self.failed
                     .get_or_insert_with(|| "the writer stopped".into());
@@ -791,6 +830,54 @@ mod tests {
 
     const H: i64 = 3_600_000;
     const T0: i64 = 1_767_225_600_000; // 2026-01-01T00:00Z
+
+    /// Keeping events as their messages moves normalizing to the writer's thread; when the writer falls behind,
+    /// new chunks are recorded value by value on the pipeline's thread again until it has caught up, and a chunk
+    /// goes on as it began (one kind per chunk, rows in the order recorded).
+    #[test]
+    fn a_new_chunk_records_values_while_the_writer_is_behind_and_keeps_messages_once_it_caught_up()
+    {
+        let dir = tmp();
+        let mut e = Evidence::open(&EvidenceConfig::default(), &dir).unwrap();
+        let n = crate::normalize::Normalize::new(&Default::default()).unwrap();
+        e.normalize_with(Some(Arc::new(n)));
+        let p = crate::event::Provenance::None;
+        let m = |seq| tables::Message {
+            raw: b"{}",
+            pinned: None,
+            provenance: &p,
+            ingest_time: Ts(T0),
+            seq,
+            events: 1,
+        };
+        let x = ev("a", T0);
+        let kinds = |e: &Evidence| (e.events.values_len(), e.events.messages.len());
+        e.in_flight.store(WRITER_BEHIND, Ordering::Relaxed);
+        e.event_of(&m(1), 0, Default::default(), &x);
+        assert_eq!(kinds(&e), (1, 0));
+        e.in_flight.store(0, Ordering::Relaxed);
+        e.event_of(&m(2), 0, Default::default(), &x);
+        assert_eq!(kinds(&e), (2, 0));
+        // a new chunk, the writer caught up
+        e.events = Box::default();
+        e.event_of(&m(3), 0, Default::default(), &x);
+        assert_eq!(kinds(&e), (0, 1));
+        e.in_flight.store(WRITER_BEHIND, Ordering::Relaxed);
+        e.event_of(&m(4), 0, Default::default(), &x);
+        assert_eq!(kinds(&e), (0, 2));
+        // a message of many events is recorded value by value, after the chunk of messages is sent
+        let many = tables::Message {
+            events: tables::MAX_KEPT_EVENTS + 1,
+            ..m(5)
+        };
+        e.events = Box::default();
+        e.in_flight.store(0, Ordering::Relaxed);
+        e.event_of(&many, 0, Default::default(), &x);
+        assert_eq!(kinds(&e), (1, 0));
+        e.events = Box::default();
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// Found by an outside review: a huge `retention_days` wrapped the expiry arithmetic in release builds and
     /// made every hour count as expired (in object storage too).

@@ -79,6 +79,8 @@ pub(super) struct Writer {
     pub(super) newest: BTreeMap<TableKind, i64>,
     /// Where emptied event buffers go back to the pipeline.
     pub(super) spare: SyncSender<Box<EventRows>>,
+    /// Chunks of events sent and not yet taken ([`super::Evidence`] keeps events as values while it is high).
+    pub(super) in_flight: Arc<AtomicUsize>,
     /// Command rows the respond stage left; taken after every message.
     pub(super) waiting: Arc<Mutex<Vec<CommandRow>>>,
 }
@@ -89,7 +91,13 @@ impl Writer {
             match m {
                 Msg::Batch(t, b) => self.write_batch(t, Ok(b)),
                 Msg::Events(mut rows) => {
-                    match rows.take_by_hour() {
+                    let taken = rows.take_by_hour();
+                    let unmade = std::mem::take(&mut rows.unmade);
+                    if unmade > 0 {
+                        self.stats.unmade.fetch_add(unmade, Ordering::Relaxed);
+                    }
+                    self.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    match taken {
                         Ok(parts) => {
                             for (hour, b) in parts {
                                 if self.error.is_none() {

@@ -64,6 +64,9 @@ pub struct Stats {
     pub evidence_upload_failures: u64,
     /// Command rows the evidence store dropped because its writer was far behind.
     pub evidence_commands_dropped: u64,
+    /// Events the evidence store's writer made differently from their messages, so did not store (never expected:
+    /// normalizing is a function of the message).
+    pub evidence_unmade: u64,
 }
 
 impl Stats {
@@ -95,6 +98,7 @@ impl Stats {
         self.evidence_uploaded_bytes += other.evidence_uploaded_bytes;
         self.evidence_upload_failures += other.evidence_upload_failures;
         self.evidence_commands_dropped += other.evidence_commands_dropped;
+        self.evidence_unmade += other.evidence_unmade;
     }
 }
 
@@ -403,6 +407,7 @@ impl Pipeline {
             provenance: &ctx.provenance,
             ingest_time,
             seq: self.stats.messages,
+            events: n,
         };
         for (index, ev) in events.into_iter().enumerate() {
             // the keyed topology drops duplicates in its second stage, whose state a partition's next owner restores

@@ -18,6 +18,7 @@ impl Pipeline {
             s.evidence_uploaded_bytes = n(&e.stats.uploaded_bytes);
             s.evidence_upload_failures = n(&e.stats.upload_failures);
             s.evidence_commands_dropped = n(&e.stats.commands_dropped);
+            s.evidence_unmade = n(&e.stats.unmade);
         }
         s
     }

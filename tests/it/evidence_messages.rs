@@ -74,6 +74,8 @@ fn store(cfg: &Config, lines: &[String], dir: &Path, values: bool) -> Vec<String
     p.store_evidence(Evidence::open(&cfg.evidence, dir).unwrap());
     if values {
         p.evidence().unwrap().normalize_with(None);
+    } else {
+        p.evidence().unwrap().always_keep_messages();
     }
     let mut out = Vec::new();
     for (i, l) in lines.iter().enumerate() {

@@ -53,6 +53,9 @@ pub struct EventRows {
     pub messages: MessageRows,
     /// The normalize stage the writer's thread normalizes the kept messages again with.
     pub normalize: Option<Arc<crate::normalize::Normalize>>,
+    /// On the writer's thread: events of kept messages that came out differently and were not stored, since the
+    /// writer last took the count (see [`MessageRows::make_into`]).
+    pub unmade: u64,
     /// On the writer's thread: a provenance label being formatted.
     prov: String,
     /// On the writer's thread: the rows expanded, one cell per column (row `r`'s column `j` is cell
@@ -329,7 +332,7 @@ impl EventRows {
         if !self.messages.is_empty() {
             let mut m = std::mem::take(&mut self.messages);
             let made = match self.normalize.clone() {
-                Some(n) => m.make_into(&n, self),
+                Some(n) => m.make_into(&n, self).map(|unmade| self.unmade += unmade),
                 None => Err(ArrowError::SchemaError(
                     "events: messages kept without the normalize stage to make them again".into(),
                 )),

@@ -28,6 +28,30 @@ pub struct Message<'m> {
     /// Tells messages apart (the pipeline's count of messages read): the bytes are copied for the first stored
     /// event of a message only.
     pub seq: u64,
+    /// How many events the message made.
+    pub events: usize,
+}
+
+/// A message is kept as itself only when it made at most this many events, is at most [`MAX_KEPT_BYTES`] and is
+/// not gzip-compressed; its events are otherwise recorded value by value. The writer normalizes a kept message
+/// once per chunk its events are in, so a message of thousands of events (a JSON array, a gzip file of a log)
+/// would cost it that many normalizations per chunk; and a chunk's bytes must bound what the writer makes of it.
+pub const MAX_KEPT_EVENTS: usize = 16;
+
+/// See [`MAX_KEPT_EVENTS`].
+pub const MAX_KEPT_BYTES: usize = 64 << 10;
+
+/// What one event made again may hold beyond its message's bytes, counted towards a chunk's bytes: the values
+/// enrichment and correlation add (a place's names, an attributed principal and job, each at most 2 KiB).
+const ADDED_BYTES: usize = 8 << 10;
+
+impl Message<'_> {
+    /// Whether its events may be kept as the message (see [`MAX_KEPT_EVENTS`]).
+    pub fn keepable(&self) -> bool {
+        self.events <= MAX_KEPT_EVENTS
+            && self.raw.len() <= MAX_KEPT_BYTES
+            && !self.raw.starts_with(&[0x1f, 0x8b])
+    }
 }
 
 /// Where one message's strings are in [`MessageRows::text`], and its numbers.
@@ -71,6 +95,9 @@ pub struct MessageRows {
     events: Vec<Stored>,
     /// The seq of the last message copied.
     last: Option<u64>,
+    /// The most bytes the events kept may hold once made again: per event, its message's bytes and
+    /// [`ADDED_BYTES`].
+    bound: usize,
 }
 
 fn bad(what: String) -> ArrowError {
@@ -85,6 +112,7 @@ impl MessageRows {
             messages: Vec::with_capacity(rows),
             events: Vec::with_capacity(rows),
             last: None,
+            bound: 0,
         }
     }
 
@@ -97,9 +125,10 @@ impl MessageRows {
         self.events.is_empty()
     }
 
-    /// The bytes of messages kept.
+    /// The most bytes the events kept may hold once made again (their messages' bytes, each counted once per
+    /// event, and what enrichment and correlation may add), and the texts kept with them.
     pub fn bytes_len(&self) -> usize {
-        self.raw.len() + self.text.len()
+        self.bound + self.text.len()
     }
 
     pub fn clear(&mut self) {
@@ -108,6 +137,7 @@ impl MessageRows {
         self.messages.clear();
         self.events.clear();
         self.last = None;
+        self.bound = 0;
     }
 
     pub fn shrink_to(&mut self, bytes: usize) {
@@ -177,6 +207,7 @@ impl MessageRows {
             event_time,
             attribution,
         });
+        self.bound += m.raw.len() + ADDED_BYTES;
         true
     }
 
@@ -187,18 +218,24 @@ impl MessageRows {
     }
 
     /// Normalize every kept message again with `normalize`, correlate its stored events again and push them
-    /// into `rows`, in the order they were stored; then forget the messages (keeping the buffers).
+    /// into `rows`, in the order they were stored; then forget the messages (keeping the buffers). An event that
+    /// comes out differently (another event time, or none) is not stored: never a row other than the one the
+    /// pipeline decided on. Each is logged and counted in the returned number (and in
+    /// `quench_evidence_events_unmade_total`); the chunk's other events are stored, and the pipeline goes on.
+    /// Normalizing is a function of the message, so this should never happen; failing the whole store instead
+    /// would stop `run` at its next checkpoint, and again on every restart at the same message.
     pub fn make_into(
         &mut self,
         normalize: &Normalize,
         rows: &mut EventRows,
-    ) -> Result<(), ArrowError> {
+    ) -> Result<u64, ArrowError> {
         let r = self.make(normalize, rows);
         self.clear();
         r
     }
 
-    fn make(&self, normalize: &Normalize, rows: &mut EventRows) -> Result<(), ArrowError> {
+    fn make(&self, normalize: &Normalize, rows: &mut EventRows) -> Result<u64, ArrowError> {
+        let mut unmade = 0;
         let mut start = 0;
         let mut stored = self.events.iter().peekable();
         for (i, m) in self.messages.iter().enumerate() {
@@ -232,16 +269,14 @@ impl MessageRows {
                 let ev = match (&made, events.get_mut(s.index as usize)) {
                     (Ok(_), Some(ev)) if ev.event_time == s.event_time => ev,
                     (Err(e), _) => {
-                        return Err(bad(format!(
-                            "the message at {} normalized on the pipeline's thread but not on the writer's: {e}",
-                            ctx.provenance
-                        )))
+                        tracing::error!(at = %ctx.provenance, error = %e, "evidence store: a message that normalized on the pipeline's thread did not on the writer's; its event is not stored");
+                        unmade += 1;
+                        continue;
                     }
                     (Ok(_), _) => {
-                        return Err(bad(format!(
-                            "the message at {} made other events on the writer's thread than on the pipeline's",
-                            ctx.provenance
-                        )))
+                        tracing::error!(at = %ctx.provenance, index = s.index, "evidence store: a message made other events on the writer's thread than on the pipeline's; the event is not stored");
+                        unmade += 1;
+                        continue;
                     }
                 };
                 s.attribution.apply(ev);
@@ -251,7 +286,7 @@ impl MessageRows {
         if stored.next().is_some() {
             return Err(bad("stored events of no kept message".into()));
         }
-        Ok(())
+        Ok(unmade)
     }
 }
 
@@ -269,6 +304,7 @@ mod tests {
             provenance: p,
             ingest_time: Ts(1_793_000_000_000),
             seq,
+            events: 1,
         }
     }
 
@@ -295,11 +331,11 @@ mod tests {
         let mut m = MessageRows::default();
         assert!(m.push(&message(&p, 1), 0, t, Attribution::default()));
         assert!(m.push(&message(&p, 1), 0, t, Attribution::default()));
-        assert_eq!(m.bytes_len(), OKTA.len() + "okta".len());
+        assert_eq!((m.raw.len(), m.text.as_str()), (OKTA.len(), "okta"));
         assert!(m.push(&message(&p, 2), 0, t, Attribution::default()));
-        assert_eq!(m.bytes_len(), 2 * (OKTA.len() + "okta".len()));
+        assert_eq!((m.raw.len(), m.text.as_str()), (2 * OKTA.len(), "oktaokta"));
         let mut rows = EventRows::default();
-        m.make_into(&n, &mut rows).unwrap();
+        assert_eq!(m.make_into(&n, &mut rows).unwrap(), 0);
         assert!(m.is_empty() && m.bytes_len() == 0);
         assert_eq!(rows.len(), 3);
         let b = rows.take().unwrap();
@@ -312,29 +348,60 @@ mod tests {
     }
 
     #[test]
-    fn a_message_that_makes_other_events_on_the_writer_fails_the_chunk_instead_of_storing_them() {
+    fn an_event_made_differently_on_the_writer_is_counted_and_not_stored_and_the_rest_are() {
         let n = Normalize::new(&NormalizeConfig::default()).unwrap();
         let p = Provenance::None;
         let t = event_time(&n);
+        let mut m = MessageRows::default();
         // an event the message does not have
-        let mut m = MessageRows::default();
         assert!(m.push(&message(&p, 1), 1, t, Attribution::default()));
-        let e = m.make_into(&n, &mut EventRows::default()).unwrap_err();
-        assert!(e.to_string().contains("made other events"), "{e}");
         // another event time than the pipeline's thread saw
-        assert!(m.push(&message(&p, 1), 0, Ts(t.0 + 1), Attribution::default()));
-        let mut rows = EventRows::default();
-        let e = m.make_into(&n, &mut rows).unwrap_err();
-        assert!(e.to_string().contains("made other events"), "{e}");
-        assert!(rows.is_empty());
+        assert!(m.push(&message(&p, 2), 0, Ts(t.0 + 1), Attribution::default()));
         // a message that no longer normalizes
-        let mut m = MessageRows::default();
         let broken = Message {
             raw: b"{\"not\":\"a log\"}",
-            ..message(&p, 1)
+            ..message(&p, 3)
         };
         assert!(m.push(&broken, 0, t, Attribution::default()));
-        let e = m.make_into(&n, &mut EventRows::default()).unwrap_err();
-        assert!(e.to_string().contains("but not on the writer's"), "{e}");
+        // and one made as it was
+        assert!(m.push(&message(&p, 4), 0, t, Attribution::default()));
+        let mut rows = EventRows::default();
+        assert_eq!(m.make_into(&n, &mut rows).unwrap(), 3);
+        assert_eq!(rows.len(), 1);
+        let b = rows.take().unwrap();
+        assert_eq!(b.num_rows(), 1);
+        assert_eq!(super::super::Cols::new(&b).str("event_id", 0), Some("m-1"));
+    }
+
+    #[test]
+    fn large_many_event_and_compressed_messages_are_not_kept_as_messages() {
+        let p = Provenance::None;
+        assert!(message(&p, 1).keepable());
+        let many = Message {
+            events: MAX_KEPT_EVENTS + 1,
+            ..message(&p, 1)
+        };
+        assert!(!many.keepable());
+        let big = vec![b' '; MAX_KEPT_BYTES + 1];
+        let big = Message {
+            raw: &big,
+            ..message(&p, 1)
+        };
+        assert!(!big.keepable());
+        let gzip = Message {
+            raw: &[0x1f, 0x8b, 8, 0],
+            ..message(&p, 1)
+        };
+        assert!(!gzip.keepable());
+    }
+
+    #[test]
+    fn a_chunk_counts_each_kept_event_as_its_whole_message_and_what_may_be_added() {
+        let p = Provenance::None;
+        let mut m = MessageRows::default();
+        for _ in 0..3 {
+            assert!(m.push(&message(&p, 1), 0, Ts(0), Attribution::default()));
+        }
+        assert_eq!(m.bytes_len(), 3 * (OKTA.len() + ADDED_BYTES));
     }
 }

@@ -33,7 +33,7 @@ pub use events::EventRows;
 #[cfg(test)]
 use events::EVENT_TIME;
 use events::{family_str, kind_str};
-pub use messages::{Message, MessageRows};
+pub use messages::{Message, MessageRows, MAX_KEPT_BYTES, MAX_KEPT_EVENTS};
 pub use rows::{command_batch, CommandRow, DecisionRows, FindingRows};
 pub use stored::{command_of, decision_of, event_of, Cols};
 
