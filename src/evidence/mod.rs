@@ -493,7 +493,8 @@ impl Evidence {
     }
 
     /// Record the correlated event `ev`, event `index` of message `m`, which correlation made with `attribution`:
-    /// as the message, made again on the writer's thread, when the store has the normalize stage, else value by
+    /// as the message, made again on the writer's thread, when the store has the normalize stage, the message can
+    /// be kept ([`tables::Message::keepable`]) and the chunk keeps messages ([`WRITER_BEHIND`]); else value by
     /// value.
     pub fn event_of(
         &mut self,
