@@ -19,7 +19,7 @@
 //! and an attributed principal carries the vouch of the link it came from. A client-supplied token or job id
 //! (an anonymous request's `x-token-id`) therefore neither re-points a link nor borrows anyone's identity.
 
-use crate::event::{Category, Keys, PrincipalKind, SessionEvent, Text, Ts, Vouch};
+use crate::event::{Category, Family, Keys, PrincipalKind, SessionEvent, Text, Ts, Vouch};
 use crate::state::SavedKeys;
 use crate::state::{Bounds, KeyedState};
 use serde::{Deserialize, Serialize};
@@ -64,9 +64,9 @@ impl Default for CorrelateConfig {
 /// What [`Correlator::correlate`] took from its links for one event: the job and the principal it attributed,
 /// whether it dropped a client's claim to be someone else, and the grant's peers. The rest of what correlate
 /// changes (the identity namespaces) follows from the event alone. So the correlated event is a function of the
-/// normalized event and this, and [`Attribution::apply`] makes it again: the evidence store's writer does, on
-/// its own thread, to the event it normalizes again from the message, instead of the pipeline's thread copying
-/// every value of every event.
+/// normalized event and this, and [`Filled::apply`] makes it again from a copy of it
+/// ([`Attribution::filled`]): the evidence store's writer does, on its own thread, to the event it normalizes
+/// again from the message, instead of the pipeline's thread copying every value of every event.
 #[derive(Clone, Default)]
 pub struct Attribution {
     job: Option<Arc<str>>,
@@ -76,28 +76,99 @@ pub struct Attribution {
 }
 
 impl Attribution {
-    /// Correlate the normalized event `ev` as [`Correlator::correlate`] did when it returned this.
-    pub fn apply(&self, ev: &mut SessionEvent<'_>) {
-        self.attribute(ev);
+    /// What it filled in, borrowed from it (to be copied: the links' shared strings stay on the pipeline's thread).
+    pub fn filled(&self) -> Filled<'_> {
+        Filled {
+            job: self.job.as_deref(),
+            who: self.who.as_ref().map(|w| FilledWho {
+                id: &w.id,
+                kind: w.kind,
+                vendor: w.vouch.vendor.as_str(),
+                family: w.vouch.family,
+            }),
+            drop_claim: self.drop_claim,
+            client_peers: self.client_peers,
+        }
+    }
+
+    /// Fill the job and the principal into the event being correlated, sharing the links' strings.
+    fn attribute(&self, ev: &mut SessionEvent<'_>) {
+        attribute(
+            ev,
+            self.job.as_ref().map(|j| Text::Shared(j.clone())),
+            self.who
+                .as_ref()
+                .map(|w| (Text::Shared(w.id.clone()), w.kind, w.vouch.clone())),
+            self.drop_claim,
+        );
+    }
+}
+
+/// What correlation filled into one event ([`Attribution`]), as borrowed strings: from the attribution itself, or
+/// from a copy of it the evidence store keeps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Filled<'t> {
+    pub job: Option<&'t str>,
+    pub who: Option<FilledWho<'t>>,
+    pub drop_claim: bool,
+    pub client_peers: Option<u8>,
+}
+
+/// The principal attributed, and the source that vouches for it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FilledWho<'t> {
+    pub id: &'t str,
+    pub kind: PrincipalKind,
+    pub vendor: &'t str,
+    pub family: Family,
+}
+
+impl<'t> Filled<'t> {
+    /// Correlate the normalized event `ev` as [`Correlator::correlate`] did when it returned the attribution this
+    /// was filled from.
+    pub fn apply<'a>(&self, ev: &mut SessionEvent<'a>)
+    where
+        't: 'a,
+    {
+        attribute(
+            ev,
+            self.job.map(Text::Borrowed),
+            self.who.map(|w| {
+                (
+                    Text::Borrowed(w.id),
+                    w.kind,
+                    Vouch {
+                        vendor: Text::Borrowed(w.vendor),
+                        family: w.family,
+                    },
+                )
+            }),
+            self.drop_claim,
+        );
         namespace_identities(ev);
         ev.session.client_peers = self.client_peers;
     }
+}
 
-    /// Fill the job and the principal (the one place both `correlate` and `apply` do).
-    fn attribute(&self, ev: &mut SessionEvent<'_>) {
-        if let Some(j) = &self.job {
-            ev.session.job_id = Some(Text::Shared(j.clone()));
-            ev.session.vouched = ev.session.vouched.with(Keys::JOB);
+/// Fill the job and the principal (the one place both [`Correlator::correlate`] and [`Filled::apply`] do).
+fn attribute<'a>(
+    ev: &mut SessionEvent<'a>,
+    job: Option<Text<'a>>,
+    who: Option<(Text<'a>, PrincipalKind, Vouch<'a>)>,
+    drop_claim: bool,
+) {
+    if let Some(j) = job {
+        ev.session.job_id = Some(j);
+        ev.session.vouched = ev.session.vouched.with(Keys::JOB);
+    }
+    if let Some((id, kind, vouch)) = who {
+        if drop_claim {
+            ev.principal.email = None;
+            ev.principal.display_name = None;
         }
-        if let Some(w) = &self.who {
-            if self.drop_claim {
-                ev.principal.email = None;
-                ev.principal.display_name = None;
-            }
-            ev.principal.id = Some(Text::Shared(w.id.clone()));
-            ev.principal.kind = w.kind;
-            ev.principal.vouched_by = Some(w.vouch.clone());
-        }
+        ev.principal.id = Some(id);
+        ev.principal.kind = kind;
+        ev.principal.vouched_by = Some(vouch);
     }
 }
 
@@ -329,7 +400,7 @@ impl Correlator {
     }
 
     /// Learn links from `ev` and fill its missing job and principal from earlier links. Returns what it filled
-    /// from its state, with which [`Attribution::apply`] correlates the same normalized event again without it.
+    /// from its state, with which [`Filled::apply`] correlates the same normalized event again without it.
     pub fn correlate(&mut self, ev: &mut SessionEvent<'_>) -> Attribution {
         let now = ev.event_time;
         let vouched = |k| ev.session.vouched.has(k);
@@ -462,7 +533,7 @@ impl Correlator {
         }
 
         // attribute: what earlier links say, decided before the event changes, then applied as
-        // [`Attribution::apply`] applies it again to the same normalized event elsewhere
+        // [`Filled::apply`] applies it again to the same normalized event elsewhere
         let mut at = Attribution::default();
         if ev.session.job_id.is_none() {
             at.job = token

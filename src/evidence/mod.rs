@@ -9,10 +9,11 @@
 //! findings and decisions in Arrow builders); a bounded queue of `queue_batches` batches, and up to
 //! [`MAX_WAITING_COMMAND_ROWS`] command rows waiting for the writer (the respond stage never waits on its queue);
 //! on the writer's thread, the events being made again and their Arrow arrays, one open Parquet file per (table,
-//! hour) being written, and the names of the files sealed since the last checkpoint. Events are nearly every row:
-//! for an event read from a message, the pipeline's thread copies the message once (for all its events) and keeps
-//! what correlation added ([`crate::correlate::Attribution`]); the writer's thread normalizes the message again,
-//! correlates the event again from that, and builds, encodes and compresses the rows ([`tables::MessageRows`]).
+//! hour) written lately (bounded in number and in the bytes they buffer), and the names of the files sealed since
+//! the last checkpoint. Events are nearly every row: for an event read from a message, the pipeline's thread
+//! copies the message once (for all its events) and the strings correlation filled in
+//! ([`crate::correlate::Attribution`]); the writer's thread normalizes the message again, correlates the event
+//! again from that, and builds, encodes and compresses the rows ([`tables::MessageRows`]).
 //! Events that are no longer their message's (released from the reorder hold, read from a keyed topic) are
 //! copied value by value ([`tables::EventRows`]).
 //!
@@ -412,6 +413,9 @@ impl Evidence {
             error: None,
             stats: stats.clone(),
             newest: BTreeMap::new(),
+            epoch: BTreeMap::new(),
+            unbounded: 0,
+            writes: 0,
             spare: spare_tx,
             in_flight: in_flight.clone(),
             waiting: waiting.clone(),
@@ -500,7 +504,7 @@ impl Evidence {
         &mut self,
         m: &tables::Message<'_>,
         index: usize,
-        attribution: crate::correlate::Attribution,
+        attribution: &crate::correlate::Attribution,
         ev: &SessionEvent<'_>,
     ) {
         if self.normalize.is_none() || !m.keepable() || !self.keeping_messages() {
@@ -509,7 +513,7 @@ impl Evidence {
         if !self
             .events
             .messages
-            .push(m, index, ev.event_time, attribution)
+            .push(m, index, ev.event_time, &attribution.filled())
         {
             return self.event(ev);
         }
@@ -854,17 +858,17 @@ mod tests {
         let x = ev("a", T0);
         let kinds = |e: &Evidence| (e.events.values_len(), e.events.messages.len());
         e.in_flight.store(WRITER_BEHIND, Ordering::Relaxed);
-        e.event_of(&m(1), 0, Default::default(), &x);
+        e.event_of(&m(1), 0, &Default::default(), &x);
         assert_eq!(kinds(&e), (1, 0));
         e.in_flight.store(0, Ordering::Relaxed);
-        e.event_of(&m(2), 0, Default::default(), &x);
+        e.event_of(&m(2), 0, &Default::default(), &x);
         assert_eq!(kinds(&e), (2, 0));
         // a new chunk, the writer caught up
         e.events = Box::default();
-        e.event_of(&m(3), 0, Default::default(), &x);
+        e.event_of(&m(3), 0, &Default::default(), &x);
         assert_eq!(kinds(&e), (0, 1));
         e.in_flight.store(WRITER_BEHIND, Ordering::Relaxed);
-        e.event_of(&m(4), 0, Default::default(), &x);
+        e.event_of(&m(4), 0, &Default::default(), &x);
         assert_eq!(kinds(&e), (0, 2));
         // a message of many events is recorded value by value, after the chunk of messages is sent
         let many = tables::Message {
@@ -873,9 +877,110 @@ mod tests {
         };
         e.events = Box::default();
         e.in_flight.store(0, Ordering::Relaxed);
-        e.event_of(&many, 0, Default::default(), &x);
+        e.event_of(&many, 0, &Default::default(), &x);
         assert_eq!(kinds(&e), (1, 0));
         e.events = Box::default();
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A new store whose batches are `rows` rows.
+    fn store_of_batches(rows: usize) -> (PathBuf, Evidence) {
+        let dir = tmp();
+        let cfg = EvidenceConfig {
+            batch_rows: rows,
+            ..EvidenceConfig::default()
+        };
+        let e = Evidence::open(&cfg, &dir).unwrap();
+        (dir, e)
+    }
+
+    /// The events table's files the writer has made so far (open or closed, not yet published) per hour folder,
+    /// and how many it closed; after a round trip to the writer, so that it has handled every chunk sent before.
+    fn files_made(e: &mut Evidence) -> (BTreeMap<String, usize>, u64) {
+        e.publish(None).unwrap();
+        let mut out = BTreeMap::new();
+        let table = e.dir().join(PENDING).join(TableKind::Events.name());
+        for hour in std::fs::read_dir(&table).unwrap().flatten() {
+            let n = std::fs::read_dir(hour.path()).unwrap().count();
+            out.insert(hour.file_name().to_string_lossy().into_owned(), n);
+        }
+        (out, e.stats.files.load(Ordering::Relaxed))
+    }
+
+    /// Found measuring the store: a source hours behind the others (Microsoft 365's audit content comes up to a
+    /// day late) wrote into an hour more than three hours behind the newest, and the writer closed that hour's
+    /// file after every write: a new file and two syncs per chunk, which kept the writer behind the pipeline.
+    #[test]
+    fn rows_hours_late_go_to_one_open_file_not_a_new_file_and_a_sync_per_chunk() {
+        let (dir, mut e) = store_of_batches(2);
+        // each chunk: one event of now (hour 10, minute by minute) and one of ten hours ago
+        for i in 0..40 {
+            e.event(&ev(&format!("now{i:02}"), T0 + 10 * H + i * 60_000));
+            e.event(&ev(&format!("late{i:02}"), T0 + i * 1_000));
+        }
+        let (files, closed) = files_made(&mut e);
+        assert_eq!(
+            files.values().copied().collect::<Vec<_>>(),
+            [1, 1],
+            "{files:?}"
+        );
+        assert_eq!(closed, 0);
+        e.seal().unwrap();
+        e.publish(None).unwrap();
+        let mut want: Vec<String> = (0..40)
+            .flat_map(|i| [format!("late{i:02}"), format!("now{i:02}")])
+            .collect();
+        want.sort();
+        assert_eq!(ids(&dir), want);
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// As time moves forward, an hour's file is closed once it is more than three hours behind the newest and no
+    /// row came to it since the newest hour last moved; a late row after that opens a new file of its hour.
+    #[test]
+    fn hours_left_behind_are_closed_as_time_moves_forward() {
+        let (dir, mut e) = store_of_batches(1);
+        for h in 0..10 {
+            e.event(&ev(&format!("h{h}"), T0 + h * H));
+        }
+        // hours 0 to 5 are closed; 6 to 9 stay open
+        let (files, closed) = files_made(&mut e);
+        assert_eq!(files.len(), 10, "{files:?}");
+        assert_eq!(closed, 6);
+        e.event(&ev("h0-late", T0 + 5));
+        let (files, closed) = files_made(&mut e);
+        assert_eq!(files.values().sum::<usize>(), 11, "{files:?}");
+        assert_eq!(files.values().next(), Some(&2), "{files:?}");
+        assert_eq!(closed, 6);
+        e.seal().unwrap();
+        assert_eq!(e.pending().len(), 11);
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Log lines dated at will can name any number of hours: at most [`writer::MAX_OPEN_FILES`] files of a table
+    /// are open at once, the one written least recently closing first.
+    #[test]
+    fn rows_for_a_hundred_hours_keep_at_most_max_open_files_open() {
+        let (dir, mut e) = store_of_batches(1);
+        // newest first, so that time never moves forward and only the bound closes files
+        for h in (0..100).rev() {
+            e.event(&ev(&format!("h{h:03}"), T0 + h * H));
+        }
+        let (files, closed) = files_made(&mut e);
+        assert_eq!(files.values().sum::<usize>(), 100, "{files:?}");
+        assert_eq!(closed, (100 - writer::MAX_OPEN_FILES) as u64);
+        // the file written least recently closed first: the newest hour's, so another row for it makes a second
+        // file (and closes the least recent of those open to make room)
+        e.event(&ev("h099-again", T0 + 99 * H + 1));
+        let (files, closed) = files_made(&mut e);
+        assert_eq!(files.values().last(), Some(&2), "{files:?}");
+        assert_eq!(closed, (101 - writer::MAX_OPEN_FILES) as u64);
+        e.seal().unwrap();
+        e.publish(None).unwrap();
+        assert_eq!(ids(&dir).len(), 101);
         e.close(None).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }

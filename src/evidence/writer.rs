@@ -2,9 +2,10 @@
 //!
 //! In: [`Msg`]s from the pipeline's [`Evidence`] handle (event rows, finished batches, command rows, seal and
 //! publish requests). Out: Parquet files under `DIR/_pending/`, moved into their tables by a publish; compacted,
-//! expired and (with object storage) handed-over hours. State: one open Parquet writer per (table, hour), the
-//! names sealed since the last checkpoint, the first write error since the last seal, and the newest hour per
-//! table.
+//! expired and (with object storage) handed-over hours. State: one open Parquet writer per (table, hour) written
+//! lately (at most [`MAX_OPEN_FILES`] per table, their row groups in progress at most [`MAX_OPEN_BYTES`] in all),
+//! the names sealed since the last checkpoint, the first write error since the last seal, and per table the newest
+//! hour and how often it moved forward.
 
 use super::compact::compact;
 use super::*;
@@ -25,6 +26,28 @@ pub(super) enum Msg {
     /// After a restart: publish these pending files (and a cut-short publish), delete every other pending file;
     /// answer with how many moved.
     Recover(Vec<String>, SyncSender<Result<usize, String>>),
+}
+
+/// Files of one table open at once, at most. Rows for more hours than that (sources far behind, or log lines dated
+/// at will) close the file written least recently: a small file and a sync per such hour, never memory or file
+/// descriptors without end. Sources a day behind (Microsoft 365's audit content arrives up to 24 hours late) fit
+/// beside the current hours.
+pub(super) const MAX_OPEN_FILES: usize = 32;
+
+/// Bytes the open files may hold in memory (their row groups in progress, all tables together): past it, the
+/// largest row group in progress is written out early (a smaller row group, not a new file). Checked once per
+/// `batch_rows` rows written, so it may be passed by as much as one batch.
+pub(super) const MAX_OPEN_BYTES: usize = 32 << 20;
+
+/// A file being written.
+pub(super) struct OpenFile {
+    w: ArrowWriter<File>,
+    /// Its name relative to the table root.
+    name: String,
+    /// The table's epoch when rows were last written to it.
+    used: u64,
+    /// The writer's count of writes at the last write to it (the least recent closes first).
+    last: u64,
 }
 
 pub(super) fn props(rows: usize) -> WriterProperties {
@@ -63,8 +86,8 @@ pub(super) fn props(rows: usize) -> WriterProperties {
 /// The writer's thread.
 pub(super) struct Writer {
     pub(super) dir: PathBuf,
-    /// (table, hour start) → the file being written and its name relative to the table root.
-    pub(super) open: HashMap<(TableKind, i64), (ArrowWriter<File>, String)>,
+    /// (table, hour start) → the file being written.
+    pub(super) open: HashMap<(TableKind, i64), OpenFile>,
     pub(super) sealed: Vec<String>,
     pub(super) run: String,
     pub(super) seq: u64,
@@ -75,8 +98,15 @@ pub(super) struct Writer {
     pub(super) upload: Option<super::upload::Uploader>,
     pub(super) error: Option<String>,
     pub(super) stats: Arc<EvidenceStats>,
-    /// Newest hour with rows per table (for compaction).
+    /// Newest hour with rows per table.
     pub(super) newest: BTreeMap<TableKind, i64>,
+    /// Per table, how many times its newest hour moved forward: a file not written in this epoch nor the one
+    /// before is idle.
+    pub(super) epoch: BTreeMap<TableKind, u64>,
+    /// Rows written since the open files' bytes were last bounded ([`MAX_OPEN_BYTES`]).
+    pub(super) unbounded: usize,
+    /// Writes to open files so far.
+    pub(super) writes: u64,
     /// Where emptied event buffers go back to the pipeline.
     pub(super) spare: SyncSender<Box<EventRows>>,
     /// Chunks of events sent and not yet taken ([`super::Evidence`] keeps events as values while it is high).
@@ -216,15 +246,39 @@ impl Writer {
         Ok(())
     }
 
-    /// Append rows of one hour to that hour's open file (opening one if needed).
+    /// Append rows of one hour to that hour's open file (opening one if needed). When the table's newest hour moves
+    /// forward, files more than three hours behind it that were not written since it last moved are closed: an
+    /// hour that old gets few late rows. A source that is hours behind keeps writing its hour, so that file stays
+    /// open (closing it at every write would cost a new file and a sync per chunk).
     fn write_part(
         &mut self,
         t: TableKind,
         hour: i64,
         part: &RecordBatch,
     ) -> Result<(), EvidenceError> {
+        let newest = self.newest.entry(t).or_insert(hour);
+        let epoch = self.epoch.entry(t).or_insert(0);
+        let advanced = hour > *newest;
+        if advanced {
+            *newest = hour;
+            *epoch += 1;
+        }
+        let (newest, epoch) = (*newest, *epoch);
         let key = (t, hour);
         if !self.open.contains_key(&key) {
+            // room first: the file of this table written least recently goes
+            while self.open.keys().filter(|(tt, _)| *tt == t).count() >= MAX_OPEN_FILES {
+                let lru = self
+                    .open
+                    .iter()
+                    .filter(|((tt, _), _)| *tt == t)
+                    .min_by_key(|(_, f)| f.last)
+                    .map(|(k, _)| *k);
+                match lru {
+                    Some(k) => self.seal_one(k)?,
+                    None => break,
+                }
+            }
             let name = self.next_name(t, hour);
             let path = self.dir.join(PENDING).join(&name);
             if let Some(p) = path.parent() {
@@ -237,35 +291,74 @@ impl Writer {
                     source,
                 },
             )?;
-            self.open.insert(key, (w, name));
+            self.open.insert(
+                key,
+                OpenFile {
+                    w,
+                    name,
+                    used: epoch,
+                    last: 0,
+                },
+            );
         }
-        if let Some((w, name)) = self.open.get_mut(&key) {
-            w.write(part).map_err(|source| EvidenceError::Parquet {
-                path: PathBuf::from(name.as_str()),
+        self.writes += 1;
+        if let Some(f) = self.open.get_mut(&key) {
+            f.used = epoch;
+            f.last = self.writes;
+            f.w.write(part).map_err(|source| EvidenceError::Parquet {
+                path: PathBuf::from(f.name.as_str()),
                 source,
             })?;
             self.stats
                 .rows
                 .fetch_add(part.num_rows() as u64, std::sync::atomic::Ordering::Relaxed);
         }
-        let newest = self.newest.entry(t).or_insert(hour);
-        *newest = (*newest).max(hour);
-        // an hour three hours behind the newest gets few late rows: close its file rather than keep it open
-        let newest = self.newest.get(&t).copied().unwrap_or_default();
-        let stale: Vec<(TableKind, i64)> = self
-            .open
-            .keys()
-            .filter(|(tt, h)| *tt == t && *h < newest - 3 * 3_600_000)
-            .copied()
-            .collect();
-        for k in stale {
-            self.seal_one(k)?;
+        if advanced {
+            let idle: Vec<(TableKind, i64)> = self
+                .open
+                .iter()
+                .filter(|((tt, h), f)| {
+                    *tt == t && *h < newest - 3 * 3_600_000 && f.used + 1 < epoch
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            for k in idle {
+                self.seal_one(k)?;
+            }
+        }
+        // the open files' sizes are summed over every column's pages: only once per row group's worth of rows
+        self.unbounded += part.num_rows();
+        if self.unbounded >= self.batch_rows {
+            self.unbounded = 0;
+            self.bound_open_bytes()?;
         }
         Ok(())
     }
 
+    /// Write out the largest row groups in progress until the open files hold at most [`MAX_OPEN_BYTES`].
+    fn bound_open_bytes(&mut self) -> Result<(), EvidenceError> {
+        loop {
+            let total: usize = self.open.values().map(|f| f.w.memory_size()).sum();
+            if total <= MAX_OPEN_BYTES {
+                return Ok(());
+            }
+            let Some(f) = self
+                .open
+                .values_mut()
+                .filter(|f| f.w.in_progress_rows() > 0)
+                .max_by_key(|f| f.w.in_progress_size())
+            else {
+                return Ok(());
+            };
+            f.w.flush().map_err(|source| EvidenceError::Parquet {
+                path: PathBuf::from(f.name.as_str()),
+                source,
+            })?;
+        }
+    }
+
     fn seal_one(&mut self, key: (TableKind, i64)) -> Result<(), EvidenceError> {
-        if let Some((w, name)) = self.open.remove(&key) {
+        if let Some(OpenFile { w, name, .. }) = self.open.remove(&key) {
             let f = w.into_inner().map_err(|source| EvidenceError::Parquet {
                 path: PathBuf::from(name.as_str()),
                 source,

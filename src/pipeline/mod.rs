@@ -434,7 +434,7 @@ impl Pipeline {
                     let mut ev = ev;
                     let attribution = self.correlate.correlate(&mut ev);
                     if let Some(e) = &mut self.evidence {
-                        e.event_of(&message, index, attribution, &ev);
+                        e.event_of(&message, index, &attribution, &ev);
                     }
                     self.after_correlate(ev, clock, out);
                 }

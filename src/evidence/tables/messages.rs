@@ -3,19 +3,22 @@
 //! the message again and correlates the event again from that, then records it as [`EventRows`] does.
 //!
 //! In: the messages the pipeline read (bytes, pinned format, provenance, ingest time), and per stored event its
-//! place among the message's events, its event time and its [`Attribution`]. Out: the same correlated
-//! [`SessionEvent`]s on the writer's thread, pushed into an [`EventRows`]. State: the messages since the last take
-//! in one byte buffer, their topics, paths and pinned formats in another, and one entry per stored event.
+//! place among the message's events, its event time and what correlation filled in ([`Filled`]). Out: the same
+//! correlated [`SessionEvent`]s on the writer's thread, pushed into an [`EventRows`]. State: the messages since the
+//! last take in one byte buffer; their topics, paths and pinned formats and the strings correlation filled in, in
+//! another; and one entry per stored event.
 //!
 //! Why: copying every value of every event (60 columns, some 1,700 instructions and the cache lines they write)
 //! was most of what the store cost the pipeline's thread. Normalizing is a function of the message, its pinned
 //! format, provenance and ingest time alone (the normalize stage keeps no state), and a correlated event is a
-//! function of the normalized event and its [`Attribution`]; so the writer can make the event again, and the
-//! pipeline's thread only copies the message once. An event made differently (fewer events, another event time)
-//! fails the chunk as any write failure does: never a silently different row.
+//! function of the normalized event and what correlation filled in ([`crate::correlate::Attribution`]); so the
+//! writer can make the event again, and the pipeline's thread only copies the message once and the few strings
+//! correlation filled in. An event made differently (another event time, or none) is counted and not stored
+//! ([`MessageRows::make_into`]): never a silently different row.
 
 use super::*;
-use crate::correlate::Attribution;
+use crate::correlate::{Filled, FilledWho};
+use crate::event::{Family, PrincipalKind};
 use crate::normalize::{Context, Envelopes, Normalize};
 
 /// One message as the pipeline read it.
@@ -78,12 +81,25 @@ struct Recorded {
 }
 
 /// One stored event: its message, its place among the message's events, its event time (checked when the
-/// writer makes it again) and what correlation added.
+/// writer makes it again) and what correlation added ([`Filled`]), its strings copied into `text`: nothing the
+/// pipeline's state shares crosses to the writer's thread (no reference counts written on both threads, nothing
+/// allocated on one and freed on the other).
 struct Stored {
     message: u32,
     index: u32,
     event_time: Ts,
-    attribution: Attribution,
+    job: Option<(u32, u32)>,
+    who: Option<KeptWho>,
+    drop_claim: bool,
+    client_peers: Option<u8>,
+}
+
+/// [`FilledWho`], its strings in `text`.
+struct KeptWho {
+    id: (u32, u32),
+    kind: PrincipalKind,
+    vendor: (u32, u32),
+    family: Family,
 }
 
 /// Stored events kept as their messages (see the module's documentation).
@@ -162,7 +178,7 @@ impl MessageRows {
         m: &Message<'_>,
         index: usize,
         event_time: Ts,
-        attribution: Attribution,
+        filled: &Filled<'_>,
     ) -> bool {
         if self.last != Some(m.seq) || self.messages.is_empty() {
             let at = match m.provenance {
@@ -201,11 +217,33 @@ impl MessageRows {
         else {
             return false;
         };
+        let job = match filled.job {
+            Some(j) => match self.text(j) {
+                Some(r) => Some(r),
+                None => return false,
+            },
+            None => None,
+        };
+        let who = match &filled.who {
+            Some(w) => match (self.text(w.id), self.text(w.vendor)) {
+                (Some(id), Some(vendor)) => Some(KeptWho {
+                    id,
+                    kind: w.kind,
+                    vendor,
+                    family: w.family,
+                }),
+                _ => return false,
+            },
+            None => None,
+        };
         self.events.push(Stored {
             message,
             index,
             event_time,
-            attribution,
+            job,
+            who,
+            drop_claim: filled.drop_claim,
+            client_peers: filled.client_peers,
         });
         self.bound += m.raw.len() + ADDED_BYTES;
         true
@@ -279,7 +317,21 @@ impl MessageRows {
                         continue;
                     }
                 };
-                s.attribution.apply(ev);
+                let filled = Filled {
+                    job: s.job.map(|j| self.str(j)).transpose()?,
+                    who: match &s.who {
+                        Some(w) => Some(FilledWho {
+                            id: self.str(w.id)?,
+                            kind: w.kind,
+                            vendor: self.str(w.vendor)?,
+                            family: w.family,
+                        }),
+                        None => None,
+                    },
+                    drop_claim: s.drop_claim,
+                    client_peers: s.client_peers,
+                };
+                filled.apply(ev);
                 rows.push(ev);
             }
         }
@@ -329,10 +381,10 @@ mod tests {
         };
         let t = event_time(&n);
         let mut m = MessageRows::default();
-        assert!(m.push(&message(&p, 1), 0, t, Attribution::default()));
-        assert!(m.push(&message(&p, 1), 0, t, Attribution::default()));
+        assert!(m.push(&message(&p, 1), 0, t, &Filled::default()));
+        assert!(m.push(&message(&p, 1), 0, t, &Filled::default()));
         assert_eq!((m.raw.len(), m.text.as_str()), (OKTA.len(), "okta"));
-        assert!(m.push(&message(&p, 2), 0, t, Attribution::default()));
+        assert!(m.push(&message(&p, 2), 0, t, &Filled::default()));
         assert_eq!((m.raw.len(), m.text.as_str()), (2 * OKTA.len(), "oktaokta"));
         let mut rows = EventRows::default();
         assert_eq!(m.make_into(&n, &mut rows).unwrap(), 0);
@@ -354,17 +406,17 @@ mod tests {
         let t = event_time(&n);
         let mut m = MessageRows::default();
         // an event the message does not have
-        assert!(m.push(&message(&p, 1), 1, t, Attribution::default()));
+        assert!(m.push(&message(&p, 1), 1, t, &Filled::default()));
         // another event time than the pipeline's thread saw
-        assert!(m.push(&message(&p, 2), 0, Ts(t.0 + 1), Attribution::default()));
+        assert!(m.push(&message(&p, 2), 0, Ts(t.0 + 1), &Filled::default()));
         // a message that no longer normalizes
         let broken = Message {
             raw: b"{\"not\":\"a log\"}",
             ..message(&p, 3)
         };
-        assert!(m.push(&broken, 0, t, Attribution::default()));
+        assert!(m.push(&broken, 0, t, &Filled::default()));
         // and one made as it was
-        assert!(m.push(&message(&p, 4), 0, t, Attribution::default()));
+        assert!(m.push(&message(&p, 4), 0, t, &Filled::default()));
         let mut rows = EventRows::default();
         assert_eq!(m.make_into(&n, &mut rows).unwrap(), 3);
         assert_eq!(rows.len(), 1);
@@ -400,7 +452,7 @@ mod tests {
         let p = Provenance::None;
         let mut m = MessageRows::default();
         for _ in 0..3 {
-            assert!(m.push(&message(&p, 1), 0, Ts(0), Attribution::default()));
+            assert!(m.push(&message(&p, 1), 0, Ts(0), &Filled::default()));
         }
         assert_eq!(m.bytes_len(), 3 * (OKTA.len() + ADDED_BYTES));
     }
