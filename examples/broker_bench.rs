@@ -15,7 +15,8 @@
 //! printed so the join can be told apart.
 //!
 //! `BENCH_STORE=DIR` runs the single-instance loop a second time keeping the evidence store in DIR (emptied first;
-//! `BENCH_OBJECT_STORE=URL` adds its object storage), and prints its cost; `BENCH_SINGLE_ONLY=1` stops after it.
+//! `BENCH_OBJECT_STORE=URL` adds its object storage; `BENCH_STORE_VALUES=1` sets `remake_on_writer = false`), and
+//! prints its cost; `BENCH_SINGLE_ONLY=1` stops after it.
 //!
 //! Last, the keyed detect stage alone, without the broker, on one and on two threads (`BENCH_DETECT_ONLY=1` runs
 //! only that; `BENCH_KEYED_PARTITIONS=N` sets its keyed partitions, default 4), and what a snapshot of every
@@ -266,6 +267,7 @@ async fn run(
             ..base.clone()
         };
         cfg.evidence.dir = Some(dir.clone());
+        cfg.evidence.remake_on_writer = std::env::var_os("BENCH_STORE_VALUES").is_none();
         cfg.evidence.object_store = std::env::var("BENCH_OBJECT_STORE").ok();
         cfg.evidence.validate()?;
         let mut p = quench::pipeline::Pipeline::new(&cfg)?;

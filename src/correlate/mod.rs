@@ -2,8 +2,8 @@
 //!
 //! In: a normalized [`SessionEvent`]. Out: the same event with missing keys filled from what earlier events linked
 //! (a tool-call span names job J and token T; a gateway call carrying only T is then attributed to J and J's
-//! principal), and what it filled from its state as an [`Attribution`] (which correlates the same normalized event
-//! again without the state: the evidence store's writer does). State: links token → job, token → principal,
+//! principal), and what it filled from its state as an [`Attribution`] (from a copy of which, [`Filled`], the same
+//! normalized event is correlated again without the state: the evidence store's writer does). State: links token → job, token → principal,
 //! job → principal and session → principal, each in a [`KeyedState`] bounded by TTL and key count (event time),
 //! plus a count of conflicting links. Attributed values are shared `Arc<str>`s, so filling an event allocates
 //! nothing. Also the organisation's OAuth grants: per client, digests of the principals that granted it (vouched

@@ -71,6 +71,12 @@ pub struct EvidenceConfig {
     /// Finished batches that may wait for the writer; when they are all waiting, the pipeline waits (memory stays
     /// bounded). Default 8.
     pub queue_batches: usize,
+    /// Whether an event read from a message is made into its row on the writer's thread: the pipeline's thread
+    /// copies the message once and the writer's normalizes and correlates it again ([`tables::MessageRows`]; least
+    /// work on the pipeline's thread, more in all; values are recorded on the pipeline's thread while the writer is
+    /// behind). `false`: the pipeline's thread copies every value ([`tables::EventRows`]; least work in all, for a
+    /// writer that shares its core, e.g. with a broker on the same machine). Default true.
+    pub remake_on_writer: bool,
     /// Hours of event time after which an hour's files are merged into one, 0 to 8760. Default 3.
     pub compact_after_hours: u64,
     /// Days an hour is kept (by the pipeline's clock), locally and in object storage, 0 to 36500. 0 keeps
@@ -91,6 +97,7 @@ impl Default for EvidenceConfig {
             dir: None,
             batch_rows: 8192,
             queue_batches: 8,
+            remake_on_writer: true,
             compact_after_hours: 3,
             retention_days: 90,
             object_store: None,
@@ -272,6 +279,8 @@ pub struct Evidence {
     in_flight: Arc<AtomicUsize>,
     /// A new chunk keeps messages while fewer chunks than this are in flight ([`WRITER_BEHIND`]).
     behind: usize,
+    /// `remake_on_writer`: without it, [`Evidence::normalize_with`] keeps no normalize stage.
+    remake: bool,
     /// Held for the store's lifetime: one writer per store (a second would delete the first's pending files).
     _lock: File,
     pub stats: Arc<EvidenceStats>,
@@ -441,6 +450,7 @@ impl Evidence {
             normalize: None,
             in_flight,
             behind: WRITER_BEHIND,
+            remake: cfg.remake_on_writer,
             _lock: lock,
             stats,
         })
@@ -476,13 +486,14 @@ impl Evidence {
     }
 
     /// Keep events read with `normalize` as their messages, made again on the writer's thread (see
-    /// [`tables::MessageRows`]), from now on; `None` records every value on the pipeline's thread.
+    /// [`tables::MessageRows`]), from now on, unless `remake_on_writer` is off; `None` records every value on the
+    /// pipeline's thread.
     pub fn normalize_with(&mut self, normalize: Option<Arc<crate::normalize::Normalize>>) {
         // messages kept so far were read by the pipeline before (whose count of messages tells them apart)
         if !self.events.is_empty() {
             self.send_events();
         }
-        self.normalize = normalize;
+        self.normalize = normalize.filter(|_| self.remake);
     }
 
     /// Record a correlated event, value by value (an event that is no longer its message's: released from the
@@ -914,18 +925,17 @@ mod tests {
     #[test]
     fn rows_hours_late_go_to_one_open_file_not_a_new_file_and_a_sync_per_chunk() {
         let (dir, mut e) = store_of_batches(2);
-        // each chunk: one event of now (hour 10, minute by minute) and one of ten hours ago
+        // each chunk: one event of now (from hour 10 on, a quarter of an hour apart, so the newest hour moves
+        // nine times) and one of hour 0
         for i in 0..40 {
-            e.event(&ev(&format!("now{i:02}"), T0 + 10 * H + i * 60_000));
+            e.event(&ev(&format!("now{i:02}"), T0 + 10 * H + i * H / 4));
             e.event(&ev(&format!("late{i:02}"), T0 + i * 1_000));
         }
         let (files, closed) = files_made(&mut e);
-        assert_eq!(
-            files.values().copied().collect::<Vec<_>>(),
-            [1, 1],
-            "{files:?}"
-        );
-        assert_eq!(closed, 0);
+        // hour 0 and hours 10 to 19, one file each; 10 to 15 closed as time moved on
+        assert_eq!(files.len(), 11, "{files:?}");
+        assert!(files.values().all(|n| *n == 1), "{files:?}");
+        assert_eq!(closed, 6);
         e.seal().unwrap();
         e.publish(None).unwrap();
         let mut want: Vec<String> = (0..40)
@@ -961,7 +971,8 @@ mod tests {
     }
 
     /// Log lines dated at will can name any number of hours: at most [`writer::MAX_OPEN_FILES`] files of a table
-    /// are open at once, the one written least recently closing first.
+    /// are open at once; the one written least recently closes first, of those more than three hours behind the
+    /// newest hour while there are any (so the current hours' files stay open).
     #[test]
     fn rows_for_a_hundred_hours_keep_at_most_max_open_files_open() {
         let (dir, mut e) = store_of_batches(1);
@@ -972,15 +983,54 @@ mod tests {
         let (files, closed) = files_made(&mut e);
         assert_eq!(files.values().sum::<usize>(), 100, "{files:?}");
         assert_eq!(closed, (100 - writer::MAX_OPEN_FILES) as u64);
-        // the file written least recently closed first: the newest hour's, so another row for it makes a second
-        // file (and closes the least recent of those open to make room)
-        e.event(&ev("h099-again", T0 + 99 * H + 1));
+        // open now: the newest hours, 99 to 96 (a file more than three hours behind the newest closes first),
+        // and the 28 written last, 27 to 0
+        let per_hour =
+            |files: &BTreeMap<String, usize>| files.values().copied().collect::<Vec<_>>();
+        // 27 written again, then a new hour (-1) opens: the least recently written of those behind, 26, closes;
+        // 26 written again opens a second file of it (closing 25), and 27 takes another row in the file still open
+        e.event(&ev("h027-again", T0 + 27 * H + 1));
+        e.event(&ev("h-01", T0 - H));
+        e.event(&ev("h026-again", T0 + 26 * H + 1));
+        e.event(&ev("h027-again2", T0 + 27 * H + 2));
         let (files, closed) = files_made(&mut e);
-        assert_eq!(files.values().last(), Some(&2), "{files:?}");
-        assert_eq!(closed, (101 - writer::MAX_OPEN_FILES) as u64);
+        assert_eq!(files.values().sum::<usize>(), 102, "{files:?}");
+        let counts = per_hour(&files);
+        // hour -1 first, then hour h at 1 + h
+        assert_eq!(counts.len(), 101);
+        assert_eq!(counts[1 + 26], 2, "{files:?}");
+        assert_eq!(counts.iter().filter(|n| **n == 2).count(), 1, "{files:?}");
+        assert_eq!(closed, (102 - writer::MAX_OPEN_FILES) as u64);
         e.seal().unwrap();
         e.publish(None).unwrap();
-        assert_eq!(ids(&dir).len(), 101);
+        assert_eq!(ids(&dir).len(), 104);
+        e.close(None).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `remake_on_writer = false`: every event is recorded value by value on the pipeline's thread, however far
+    /// ahead the writer is.
+    #[test]
+    fn without_remake_on_writer_events_of_messages_are_recorded_as_values() {
+        let dir = tmp();
+        let cfg = EvidenceConfig {
+            remake_on_writer: false,
+            ..EvidenceConfig::default()
+        };
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
+        let n = crate::normalize::Normalize::new(&Default::default()).unwrap();
+        e.normalize_with(Some(Arc::new(n)));
+        let p = crate::event::Provenance::None;
+        let m = tables::Message {
+            raw: b"{}",
+            pinned: None,
+            provenance: &p,
+            ingest_time: Ts(T0),
+            seq: 1,
+            events: 1,
+        };
+        e.event_of(&m, 0, &Default::default(), &ev("a", T0));
+        assert_eq!((e.events.values_len(), e.events.messages.len()), (1, 0));
         e.close(None).unwrap();
         let _ = std::fs::remove_dir_all(&dir);
     }

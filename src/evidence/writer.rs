@@ -3,7 +3,7 @@
 //! In: [`Msg`]s from the pipeline's [`Evidence`] handle (event rows, finished batches, command rows, seal and
 //! publish requests). Out: Parquet files under `DIR/_pending/`, moved into their tables by a publish; compacted,
 //! expired and (with object storage) handed-over hours. State: one open Parquet writer per (table, hour) written
-//! lately (at most [`MAX_OPEN_FILES`] per table, their row groups in progress at most [`MAX_OPEN_BYTES`] in all),
+//! lately (at most [`MAX_OPEN_FILES`] per table, their row groups in progress about [`MAX_OPEN_BYTES`] in all),
 //! the names sealed since the last checkpoint, the first write error since the last seal, and per table the newest
 //! hour and how often it moved forward.
 
@@ -35,8 +35,9 @@ pub(super) enum Msg {
 pub(super) const MAX_OPEN_FILES: usize = 32;
 
 /// Bytes the open files may hold in memory (their row groups in progress, all tables together): past it, the
-/// largest row group in progress is written out early (a smaller row group, not a new file). Checked once per
-/// `batch_rows` rows written, so it may be passed by as much as one batch.
+/// largest row group in progress is written out early (a smaller row group, not a new file). Checked whenever
+/// another eighth of it was written, so it may be passed by that and one batch's arrays; and a single row group
+/// is written out by itself at a quarter of it.
 pub(super) const MAX_OPEN_BYTES: usize = 32 << 20;
 
 /// A file being written.
@@ -53,7 +54,8 @@ pub(super) struct OpenFile {
 pub(super) fn props(rows: usize) -> WriterProperties {
     let mut p = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(rows.max(1024)));
+        .set_max_row_group_row_count(Some(rows.max(1024)))
+        .set_max_row_group_bytes(Some(MAX_OPEN_BYTES / 4));
     // values unique to nearly every row: a dictionary costs a hash per value and saves nothing
     for c in [
         "event_id",
@@ -103,7 +105,7 @@ pub(super) struct Writer {
     /// Per table, how many times its newest hour moved forward: a file not written in this epoch nor the one
     /// before is idle.
     pub(super) epoch: BTreeMap<TableKind, u64>,
-    /// Rows written since the open files' bytes were last bounded ([`MAX_OPEN_BYTES`]).
+    /// Bytes of arrays written since the open files' bytes were last bounded ([`MAX_OPEN_BYTES`]).
     pub(super) unbounded: usize,
     /// Writes to open files so far.
     pub(super) writes: u64,
@@ -266,13 +268,14 @@ impl Writer {
         let (newest, epoch) = (*newest, *epoch);
         let key = (t, hour);
         if !self.open.contains_key(&key) {
-            // room first: the file of this table written least recently goes
+            // room first: the file of this table written least recently goes, of those more than three hours behind
+            // the newest if there are any (the current hours' files stay open)
             while self.open.keys().filter(|(tt, _)| *tt == t).count() >= MAX_OPEN_FILES {
                 let lru = self
                     .open
                     .iter()
                     .filter(|((tt, _), _)| *tt == t)
-                    .min_by_key(|(_, f)| f.last)
+                    .min_by_key(|((_, h), f)| (*h >= newest - 3 * 3_600_000, f.last))
                     .map(|(k, _)| *k);
                 match lru {
                     Some(k) => self.seal_one(k)?,
@@ -326,9 +329,9 @@ impl Writer {
                 self.seal_one(k)?;
             }
         }
-        // the open files' sizes are summed over every column's pages: only once per row group's worth of rows
-        self.unbounded += part.num_rows();
-        if self.unbounded >= self.batch_rows {
+        // the open files' sizes are summed over every column of every file: once per eighth of the bound written
+        self.unbounded += part.get_array_memory_size();
+        if self.unbounded >= MAX_OPEN_BYTES / 8 {
             self.unbounded = 0;
             self.bound_open_bytes()?;
         }
@@ -346,7 +349,7 @@ impl Writer {
                 .open
                 .values_mut()
                 .filter(|f| f.w.in_progress_rows() > 0)
-                .max_by_key(|f| f.w.in_progress_size())
+                .max_by_key(|f| f.w.memory_size())
             else {
                 return Ok(());
             };

@@ -81,9 +81,9 @@ struct Recorded {
 }
 
 /// One stored event: its message, its place among the message's events, its event time (checked when the
-/// writer makes it again) and what correlation added ([`Filled`]), its strings copied into `text`: nothing the
-/// pipeline's state shares crosses to the writer's thread (no reference counts written on both threads, nothing
-/// allocated on one and freed on the other).
+/// writer makes it again) and what correlation added ([`Filled`]), its strings copied into `text`: no string the
+/// pipeline's state shares crosses to the writer's thread per event (no reference count written on both threads,
+/// no string allocated on one and freed on the other).
 struct Stored {
     message: u32,
     index: u32,
@@ -171,7 +171,7 @@ impl MessageRows {
         Some((a, b))
     }
 
-    /// Keep event `index` of message `m` (made with `attribution`); the message's bytes the first time. Whether it
+    /// Keep event `index` of message `m`, correlated with what `filled` says; the message's bytes the first time. Whether it
     /// was kept (a message whose topic or path would pass 4 GiB of text is not).
     pub fn push(
         &mut self,
@@ -180,6 +180,26 @@ impl MessageRows {
         event_time: Ts,
         filled: &Filled<'_>,
     ) -> bool {
+        // what correlation filled in first: a failure then leaves no message without its event
+        let job = match filled.job {
+            Some(j) => match self.text(j) {
+                Some(r) => Some(r),
+                None => return false,
+            },
+            None => None,
+        };
+        let who = match &filled.who {
+            Some(w) => match (self.text(w.id), self.text(w.vendor)) {
+                (Some(id), Some(vendor)) => Some(KeptWho {
+                    id,
+                    kind: w.kind,
+                    vendor,
+                    family: w.family,
+                }),
+                _ => return false,
+            },
+            None => None,
+        };
         if self.last != Some(m.seq) || self.messages.is_empty() {
             let at = match m.provenance {
                 Provenance::None => Some(At::None),
@@ -216,25 +236,6 @@ impl MessageRows {
             (u32::try_from(self.messages.len() - 1), u32::try_from(index))
         else {
             return false;
-        };
-        let job = match filled.job {
-            Some(j) => match self.text(j) {
-                Some(r) => Some(r),
-                None => return false,
-            },
-            None => None,
-        };
-        let who = match &filled.who {
-            Some(w) => match (self.text(w.id), self.text(w.vendor)) {
-                (Some(id), Some(vendor)) => Some(KeptWho {
-                    id,
-                    kind: w.kind,
-                    vendor,
-                    family: w.family,
-                }),
-                _ => return false,
-            },
-            None => None,
         };
         self.events.push(Stored {
             message,
