@@ -129,14 +129,15 @@ fn bench(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&store);
     let mut cfg = Config::default();
     cfg.evidence.dir = Some(store.clone());
+    cfg.evidence.remake_on_writer = true;
     let mut kept = Some(
         quench::evidence::Evidence::open(&cfg.evidence, &store).unwrap_or_else(|e| panic!("{e}")),
     );
-    // events kept as their messages (made again on the writer's thread, values recorded here while it is
-    // behind), and every value recorded on this thread
+    // every value recorded on this thread (the default), and events kept as their messages (`remake_on_writer`:
+    // made again on the writer's thread, values recorded here while it is behind)
     for (name, values) in [
-        ("pipeline_with_evidence", false),
-        ("pipeline_with_evidence_values", true),
+        ("pipeline_with_evidence", true),
+        ("pipeline_with_evidence_remade", false),
     ] {
         g.bench_function(name, |b| {
             b.iter(|| {

@@ -10,12 +10,12 @@
 //! [`MAX_WAITING_COMMAND_ROWS`] command rows waiting for the writer (the respond stage never waits on its queue);
 //! on the writer's thread, the events being made again and their Arrow arrays, one open Parquet file per (table,
 //! hour) written lately (bounded in number and in the bytes they buffer), and the names of the files sealed since
-//! the last checkpoint. Events are nearly every row: for an event read from a message, the pipeline's thread
-//! copies the message once (for all its events) and the strings correlation filled in
-//! ([`crate::correlate::Attribution`]); the writer's thread normalizes the message again, correlates the event
-//! again from that, and builds, encodes and compresses the rows ([`tables::MessageRows`]).
-//! Events that are no longer their message's (released from the reorder hold, read from a keyed topic) are
-//! copied value by value ([`tables::EventRows`]).
+//! the last checkpoint. Events are nearly every row; the pipeline's thread copies their values into reused buffers
+//! ([`tables::EventRows`]), and the writer's builds, encodes and compresses them. With `remake_on_writer`, for an
+//! event read from a message the pipeline's thread copies the message once (for all its events) and the strings
+//! correlation filled in ([`crate::correlate::Attribution`]), and the writer's thread normalizes the message again
+//! and correlates the event again from that ([`tables::MessageRows`]); events that are no longer their message's
+//! (released from the reorder hold, read from a keyed topic) are still copied value by value.
 //!
 //! Files are written under `DIR/_pending/` and moved into their table only by [`Evidence::publish`] (so a replay
 //! cut short publishes nothing, and running it again stores each row once). Findings and decisions go to the
@@ -74,8 +74,9 @@ pub struct EvidenceConfig {
     /// Whether an event read from a message is made into its row on the writer's thread: the pipeline's thread
     /// copies the message once and the writer's normalizes and correlates it again ([`tables::MessageRows`]; least
     /// work on the pipeline's thread, more in all; values are recorded on the pipeline's thread while the writer is
-    /// behind). `false`: the pipeline's thread copies every value ([`tables::EventRows`]; least work in all, for a
-    /// writer that shares its core, e.g. with a broker on the same machine). Default true.
+    /// behind). `false`: the pipeline's thread copies every value ([`tables::EventRows`]; least work in all).
+    /// Default false: measured, the pipeline's thread was no faster with it (the README's evidence section), and a
+    /// writer that shares its core (with a broker on the same machine) slows the pipeline by the work it adds.
     pub remake_on_writer: bool,
     /// Hours of event time after which an hour's files are merged into one, 0 to 8760. Default 3.
     pub compact_after_hours: u64,
@@ -97,7 +98,7 @@ impl Default for EvidenceConfig {
             dir: None,
             batch_rows: 8192,
             queue_batches: 8,
-            remake_on_writer: true,
+            remake_on_writer: false,
             compact_after_hours: 3,
             retention_days: 90,
             object_store: None,
@@ -236,6 +237,8 @@ pub struct EvidenceStats {
     /// Events kept as their messages that the writer made differently, so did not store
     /// ([`tables::MessageRows::make_into`]).
     pub unmade: std::sync::atomic::AtomicU64,
+    /// Events the writer made again from their messages and stored (`remake_on_writer`).
+    pub remade: std::sync::atomic::AtomicU64,
 }
 
 /// While at least this many chunks of events wait for the writer, the next chunk is recorded value by value on the
@@ -854,7 +857,11 @@ mod tests {
     fn a_new_chunk_records_values_while_the_writer_is_behind_and_keeps_messages_once_it_caught_up()
     {
         let dir = tmp();
-        let mut e = Evidence::open(&EvidenceConfig::default(), &dir).unwrap();
+        let cfg = EvidenceConfig {
+            remake_on_writer: true,
+            ..EvidenceConfig::default()
+        };
+        let mut e = Evidence::open(&cfg, &dir).unwrap();
         let n = crate::normalize::Normalize::new(&Default::default()).unwrap();
         e.normalize_with(Some(Arc::new(n)));
         let p = crate::event::Provenance::None;

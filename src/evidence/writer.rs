@@ -123,10 +123,16 @@ impl Writer {
             match m {
                 Msg::Batch(t, b) => self.write_batch(t, Ok(b)),
                 Msg::Events(mut rows) => {
+                    let kept = rows.messages.len() as u64;
                     let taken = rows.take_by_hour();
                     let unmade = std::mem::take(&mut rows.unmade);
                     if unmade > 0 {
                         self.stats.unmade.fetch_add(unmade, Ordering::Relaxed);
+                    }
+                    if taken.is_ok() && kept > 0 {
+                        self.stats
+                            .remade
+                            .fetch_add(kept.saturating_sub(unmade), Ordering::Relaxed);
                     }
                     self.in_flight.fetch_sub(1, Ordering::Relaxed);
                     match taken {
