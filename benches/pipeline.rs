@@ -13,6 +13,15 @@
 //! and the total time of each. Then the resident memory the pipeline's state takes per tracked token, for short user
 //! agents and for 40 KB ones. Prints a table; panics if any line was not processed as one event.
 //!
+//! `cargo bench --bench pipeline -- evidence [ROUNDS]` (about 5 s a round, 20 rounds unless told): what the
+//! evidence store costs the pipeline's thread, told apart from the machine's noise. Each round runs the demo day 20
+//! times in each of four ways, one after the other: without a store; with one (values recorded on the pipeline's
+//! thread, the default); with one remaking events on its writer's thread (`remake_on_writer`); and without a store
+//! while another thread keeps the other core busy (what any work beside the pipeline costs it on this machine). It
+//! prints, per way, the median and quartiles over the rounds of the pipeline thread's CPU time and wall time
+//! against the same round's run without a store, and the writer thread's CPU time against the pipeline's. Linux
+//! only (it reads /proc/thread-self/schedstat).
+//!
 //! Before timing anything, the criterion run checks its input: 99 % of the lines normalize and the
 //! pipeline decides something over them. `cargo test` builds this bench and runs each benchmark once (criterion's
 //! test mode), so a bench that no longer compiles or times nothing fails the tests.
@@ -511,6 +520,202 @@ mod state {
     }
 }
 
+/// The evidence store's cost to the pipeline's thread, measured in alternating runs.
+mod overhead {
+    use super::*;
+    use quench::evidence::Evidence;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// Passes over the demo day per run.
+    const PASSES: usize = 20;
+
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    enum Way {
+        /// No store.
+        Plain,
+        /// A store, values recorded on the pipeline's thread (the default).
+        Values,
+        /// A store that makes events again on its writer's thread.
+        Remake,
+        /// No store; another thread spins on the other core meanwhile.
+        Busy,
+    }
+
+    const WAYS: [Way; 4] = [Way::Plain, Way::Values, Way::Remake, Way::Busy];
+
+    /// Nanoseconds on a CPU of this thread (`/proc/thread-self/schedstat`), or of every thread of this process
+    /// named `name`.
+    fn cpu_ns(name: Option<&str>) -> u64 {
+        let first = |s: String| -> u64 {
+            s.split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let Some(name) = name else {
+            let s = std::fs::read_to_string("/proc/thread-self/schedstat")
+                .unwrap_or_else(|e| panic!("/proc/thread-self/schedstat: {e}"));
+            return first(s);
+        };
+        let tasks =
+            std::fs::read_dir("/proc/self/task").unwrap_or_else(|e| panic!("/proc/self/task: {e}"));
+        tasks
+            .flatten()
+            .filter(|t| {
+                std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
+            })
+            .map(|t| first(std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default()))
+            .sum()
+    }
+
+    /// One run: (pipeline thread's CPU seconds, wall seconds, writer thread's CPU seconds).
+    fn run(
+        lines: &[String],
+        cfg: &Config,
+        store: &mut Option<Evidence>,
+        busy: bool,
+    ) -> (f64, f64, f64) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let spinner = busy.then(|| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut x = 1u64;
+                while !stop.load(Ordering::Relaxed) {
+                    for _ in 0..1000 {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1),
+                        );
+                    }
+                }
+                x
+            })
+        });
+        let at = ingest_time();
+        let writer = cpu_ns(Some("quench-evidence"));
+        let (cpu, wall) = (cpu_ns(None), Instant::now());
+        let mut decided = 0;
+        for _ in 0..PASSES {
+            let mut p = Pipeline::new(cfg).unwrap_or_else(|e| panic!("{e}"));
+            if let Some(e) = store.take() {
+                p.store_evidence(e);
+            }
+            let mut out = Vec::new();
+            for l in lines {
+                let _ = p.process(l.as_bytes(), None, Provenance::None, at, &mut out);
+            }
+            decided += out.len();
+            *store = p.take_evidence();
+        }
+        let cpu = (cpu_ns(None) - cpu) as f64 / 1e9;
+        let wall = wall.elapsed().as_secs_f64();
+        let writer = cpu_ns(Some("quench-evidence")).saturating_sub(writer) as f64 / 1e9;
+        stop.store(true, Ordering::Relaxed);
+        if let Some(s) = spinner {
+            let _ = s.join();
+        }
+        // a run that decided nothing timed a pipeline that did not work
+        assert!(
+            decided > 0,
+            "no decision in {PASSES} passes over the demo day"
+        );
+        (cpu, wall, writer)
+    }
+
+    /// The median and quartiles of `v`.
+    fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.25), at(0.5), at(0.75))
+    }
+
+    pub fn main(rounds: usize) {
+        assert!(rounds > 0, "at least one round");
+        let lines = lines();
+        let dir =
+            std::env::temp_dir().join(format!("quench-bench-overhead-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut cfgs = Vec::new();
+        let mut stores = Vec::new();
+        for w in WAYS {
+            let mut cfg = Config::default();
+            let stored = matches!(w, Way::Values | Way::Remake);
+            if stored {
+                let d = dir.join(format!("{w:?}"));
+                cfg.evidence.dir = Some(d.clone());
+                cfg.evidence.remake_on_writer = w == Way::Remake;
+                stores.push(Some(
+                    Evidence::open(&cfg.evidence, &d).unwrap_or_else(|e| panic!("{e}")),
+                ));
+            } else {
+                stores.push(None);
+            }
+            cfgs.push(cfg);
+        }
+        // per way: (pipeline CPU, wall, writer CPU) of each round
+        let mut runs = vec![Vec::new(); WAYS.len()];
+        for r in 0..rounds {
+            for (i, w) in WAYS.iter().enumerate() {
+                runs[i].push(run(&lines, &cfgs[i], &mut stores[i], *w == Way::Busy));
+            }
+            eprint!("\rround {} of {rounds}", r + 1);
+        }
+        eprintln!();
+        for s in stores.into_iter().flatten() {
+            s.close(None).unwrap_or_else(|e| panic!("{e}"));
+        }
+        let stored = quench::evidence::read::table(
+            &dir.join("Values"),
+            quench::evidence::tables::TableKind::Events,
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rows: usize = stored.iter().map(|b| b.num_rows()).sum();
+        // every pass stored the day's events (at least 99 % of its lines are events, as `lines` checks)
+        assert!(
+            rows * 100 >= lines.len() * 99 * PASSES * rounds,
+            "the store holds {rows} events of {} lines in {} passes",
+            lines.len(),
+            PASSES * rounds
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let plain = &runs[0];
+        let ms = |s: f64| s * 1e3 / PASSES as f64;
+        println!(
+            "{rounds} rounds of {PASSES} passes over the demo day ({} lines); against the same round without a store:",
+            lines.len()
+        );
+        println!("way                          pipeline CPU per pass            wall per pass                    writer CPU / pipeline CPU");
+        for (i, w) in WAYS.iter().enumerate() {
+            let (a, b, c) = quartiles(runs[i].iter().map(|x| ms(x.0)).collect());
+            let rel = |k: usize| {
+                quartiles(
+                    runs[i]
+                        .iter()
+                        .zip(plain)
+                        .map(|(x, p)| {
+                            let (x, p) = if k == 0 { (x.0, p.0) } else { (x.1, p.1) };
+                            100.0 * (x / p - 1.0)
+                        })
+                        .collect(),
+                )
+            };
+            let (c0, c1, c2) = rel(0);
+            let (w0, w1, w2) = rel(1);
+            let (r0, r1, r2) = quartiles(runs[i].iter().map(|x| 100.0 * x.2 / x.0).collect());
+            let name = match w {
+                Way::Plain => "no store",
+                Way::Values => "store (values, the default)",
+                Way::Remake => "store (remake_on_writer)",
+                Way::Busy => "no store, other core busy",
+            };
+            println!(
+                "{name:28} {b:5.1} ms ({a:.1}–{c:.1}) {c1:+5.1} % ({c0:+.1}…{c2:+.1})   {w1:+5.1} % ({w0:+.1}…{w2:+.1})        {r1:5.1} % ({r0:.1}…{r2:.1})"
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "state") {
@@ -523,6 +728,11 @@ fn main() {
     }
     if args.iter().any(|a| a == "flood") {
         flood::main();
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "evidence") {
+        let rounds = args.get(i + 1).and_then(|r| r.parse().ok()).unwrap_or(20);
+        overhead::main(rounds);
         return;
     }
     let mut c = Criterion::default().configure_from_args();
