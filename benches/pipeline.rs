@@ -276,7 +276,7 @@ mod flood {
 
     /// Nanoseconds this thread has run on a CPU (`/proc/thread-self/schedstat`): unlike the wall clock, not
     /// inflated by other processes sharing the cores.
-    fn cpu_ns() -> u64 {
+    pub(super) fn cpu_ns() -> u64 {
         let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
         s.split_whitespace()
             .next()
@@ -544,20 +544,8 @@ mod overhead {
 
     const WAYS: [Way; 4] = [Way::Plain, Way::Values, Way::Remake, Way::Busy];
 
-    /// Nanoseconds on a CPU of this thread (`/proc/thread-self/schedstat`), or of every thread of this process
-    /// named `name`.
-    fn cpu_ns(name: Option<&str>) -> u64 {
-        let first = |s: String| -> u64 {
-            s.split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        let Some(name) = name else {
-            let s = std::fs::read_to_string("/proc/thread-self/schedstat")
-                .unwrap_or_else(|e| panic!("/proc/thread-self/schedstat: {e}"));
-            return first(s);
-        };
+    /// Nanoseconds on a CPU of every thread of this process named `name` (`/proc/self/task/*/schedstat`).
+    fn threads_cpu_ns(name: &str) -> u64 {
         let tasks =
             std::fs::read_dir("/proc/self/task").unwrap_or_else(|e| panic!("/proc/self/task: {e}"));
         tasks
@@ -565,7 +553,14 @@ mod overhead {
             .filter(|t| {
                 std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name)
             })
-            .map(|t| first(std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default()))
+            .filter_map(|t| {
+                std::fs::read_to_string(t.path().join("schedstat"))
+                    .ok()?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
             .sum()
     }
 
@@ -592,8 +587,8 @@ mod overhead {
             })
         });
         let at = ingest_time();
-        let writer = cpu_ns(Some("quench-evidence"));
-        let (cpu, wall) = (cpu_ns(None), Instant::now());
+        let writer = threads_cpu_ns("quench-evidence");
+        let (cpu, wall) = (super::flood::cpu_ns(), Instant::now());
         let mut decided = 0;
         for _ in 0..PASSES {
             let mut p = Pipeline::new(cfg).unwrap_or_else(|e| panic!("{e}"));
@@ -607,9 +602,9 @@ mod overhead {
             decided += out.len();
             *store = p.take_evidence();
         }
-        let cpu = (cpu_ns(None) - cpu) as f64 / 1e9;
+        let cpu = (super::flood::cpu_ns() - cpu) as f64 / 1e9;
         let wall = wall.elapsed().as_secs_f64();
-        let writer = cpu_ns(Some("quench-evidence")).saturating_sub(writer) as f64 / 1e9;
+        let writer = threads_cpu_ns("quench-evidence").saturating_sub(writer) as f64 / 1e9;
         stop.store(true, Ordering::Relaxed);
         if let Some(s) = spinner {
             let _ = s.join();
