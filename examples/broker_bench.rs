@@ -273,8 +273,8 @@ async fn run(
         let mut p = quench::pipeline::Pipeline::new(&cfg)?;
         p.store_evidence(quench::evidence::Evidence::open(&cfg.evidence, &dir)?);
         let (secs, r) = run_to_end(&k, &mut p, dispatcher).await?;
-        let st = p.published_stats();
         p.close_evidence()?;
+        let st = p.published_stats();
         println!(
             "quench run, with the store:    {secs:6.2} s  {:9.0} records/s  ({} records, {} decisions; {:.2}x the time without; {} rows, {} files uploaded)",
             rate(secs),

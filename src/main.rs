@@ -375,6 +375,13 @@ fn main() -> anyhow::Result<()> {
                 "replay: {} lines held ahead of the stream's timeline, {} events older than the state horizon, {} events behind the watermark (processed), {} duplicate events dropped, {} correlation links a weaker source tried to re-point",
                 r.stats.held, r.stats.too_old, r.stats.late, r.stats.duplicates, r.stats.link_conflicts
             );
+            if let Some(dir) = &cfg.evidence.dir {
+                eprintln!(
+                    "replay: evidence store {}: {} rows written (events, findings, decisions and command outcomes)",
+                    dir.display(),
+                    r.stats.evidence_rows
+                );
+            }
             if r.stats.reorder_overflow > 0 {
                 eprintln!(
                     "replay: {} events released from the reorder hold before their time (normalize.reorder_max_bytes reached)",

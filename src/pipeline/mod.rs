@@ -57,7 +57,8 @@ pub struct Stats {
     /// Events in the reorder hold now.
     pub reorder_held: u64,
     /// The evidence store's counts (rows written, files put into object storage and their bytes, upload passes
-    /// that failed), read from its writer when the stats are published ([`Pipeline::published_stats`]).
+    /// that failed), read from its writer when the stats are published ([`Pipeline::published_stats`]) and kept
+    /// when it is closed.
     pub evidence_rows: u64,
     pub evidence_uploaded_files: u64,
     pub evidence_uploaded_bytes: u64,

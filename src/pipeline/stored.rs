@@ -9,16 +9,11 @@ use super::*;
 
 impl Pipeline {
     /// The counts to publish: [`Pipeline::stats`] with the evidence store's read from its writer.
+    /// After [`Pipeline::close_evidence`], the closed store's final counts.
     pub fn published_stats(&self) -> Stats {
         let mut s = self.stats.clone();
         if let Some(e) = &self.evidence {
-            let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
-            s.evidence_rows = n(&e.stats.rows);
-            s.evidence_uploaded_files = n(&e.stats.uploaded_files);
-            s.evidence_uploaded_bytes = n(&e.stats.uploaded_bytes);
-            s.evidence_upload_failures = n(&e.stats.upload_failures);
-            s.evidence_commands_dropped = n(&e.stats.commands_dropped);
-            s.evidence_unmade = n(&e.stats.unmade);
+            read_evidence_stats(&mut s, &e.stats);
         }
         s
     }
@@ -63,10 +58,16 @@ impl Pipeline {
     }
 
     /// Detach the evidence store and close it (sealing and publishing what it holds).
+    /// The writer has finished then, so its counts are final: they stay in the pipeline's own [`Stats`].
     pub fn close_evidence(&mut self) -> Result<(), crate::evidence::EvidenceError> {
         let clock = self.evidence_clock();
         match self.evidence.take() {
-            Some(e) => e.close(clock),
+            Some(e) => {
+                let stats = e.stats.clone();
+                let r = e.close(clock);
+                read_evidence_stats(&mut self.stats, &stats);
+                r
+            }
             None => Ok(()),
         }
     }
@@ -161,5 +162,69 @@ impl Pipeline {
         self.released_clock = self.released_clock.max(s.released_clock);
         self.stats.reorder_held = self.reorder.len() as u64;
         Ok(())
+    }
+}
+
+/// The evidence store's counts, as its writer has them now, into `s`.
+fn read_evidence_stats(s: &mut Stats, e: &crate::evidence::EvidenceStats) {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    s.evidence_rows = n(&e.rows);
+    s.evidence_uploaded_files = n(&e.uploaded_files);
+    s.evidence_uploaded_bytes = n(&e.uploaded_bytes);
+    s.evidence_upload_failures = n(&e.upload_failures);
+    s.evidence_commands_dropped = n(&e.commands_dropped);
+    s.evidence_unmade = n(&e.unmade);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::{read, tables::TableKind, Evidence};
+
+    /// The broker benchmark took the store's counts before closing it, and a replay's report after: the rows still
+    /// on the pipeline's side (less than a chunk) were missing from the one, and every count from the other.
+    #[test]
+    fn the_stores_counts_after_it_is_closed_include_every_row_it_wrote() {
+        const T0: i64 = 1_793_606_400_000;
+        let dir = std::env::temp_dir().join(format!("quench-stored-{:x}", fastrand::u64(..)));
+        let cfg = Config::from_str(
+            "[normalize.formats.native]\nvendor = \"acme\"\nvouched = true\n",
+            "q.toml",
+        )
+        .unwrap();
+        let mut p = Pipeline::new(&cfg).unwrap();
+        p.use_stream_time();
+        p.store_evidence(Evidence::open(&cfg.evidence, &dir).unwrap());
+        let mut out = Vec::new();
+        for i in 0..10_i64 {
+            let t = Ts(T0 + i * 1_000).to_rfc3339();
+            let l = format!(
+                r#"{{"event_id":"e{i}","event_time":"{t}","ingest_time":"{t}","source":{{"family":"idp","vendor":"acme","format":"native"}},"category":"data_read","action":"read","outcome":"success","principal":{{"id":"alice","email":"alice@example.com","kind":"human"}},"session":{{"session_id":"s1"}}}}"#
+            );
+            let prov = crate::event::Provenance::File {
+                path: "t.jsonl".into(),
+                line: i as u64 + 1,
+            };
+            p.process(l.as_bytes(), None, prov, Ts(T0 + i * 1_000), &mut out)
+                .unwrap();
+        }
+        p.release_all(&mut out);
+        assert_eq!(p.stats.events, 10);
+        // ten rows are less than a chunk: none has reached the writer yet
+        assert_eq!(p.published_stats().evidence_rows, 0);
+        p.close_evidence().unwrap();
+        let s = p.published_stats();
+        let rows = |t| -> u64 {
+            read::table(&dir, t, None)
+                .unwrap()
+                .iter()
+                .map(|b| b.num_rows() as u64)
+                .sum()
+        };
+        let stored =
+            rows(TableKind::Events) + rows(TableKind::Findings) + rows(TableKind::Decisions);
+        assert_eq!(rows(TableKind::Events), 10);
+        assert_eq!(s.evidence_rows, stored);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
