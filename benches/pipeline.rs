@@ -22,6 +22,15 @@
 //! against the same round's run without a store, and the writer thread's CPU time against the pipeline's. Linux
 //! only (it reads /proc/thread-self/schedstat).
 //!
+//! `cargo bench --bench pipeline -- store-replay [ROUNDS] [DAYS]` (10 rounds of 14 days unless told; about 25 s a
+//! round of 14 days here): the same question for a whole `quench replay` of the built binary, over `DAYS` simulated
+//! days of 1,000 people and 100 agents (seed 1). Each round runs the replay without a store and with one (a new
+//! directory), in alternating order. It prints the median and quartiles of the main thread's CPU time (the
+//! pipeline's; read from `/proc/PID/task/PID/schedstat` every 5 ms), wall time, the process's and the writer
+//! thread's CPU time and the peak resident memory; the store's cost pair by pair; and, from the sign test's
+//! interval for the median slowdown (at least 95 % coverage, no assumption about the noise's distribution), whether
+//! the store is within the goal of 10 %, over it, or undecided on this machine. Linux only.
+//!
 //! Before timing anything, the criterion run checks its input: 99 % of the lines normalize and the
 //! pipeline decides something over them. `cargo test` builds this bench and runs each benchmark once (criterion's
 //! test mode), so a bench that no longer compiles or times nothing fails the tests; there a mode's word
@@ -712,6 +721,295 @@ mod overhead {
     }
 }
 
+/// The evidence store's cost to a whole `quench replay` (`cargo bench --bench pipeline -- store-replay [ROUNDS]
+/// [DAYS]`): the built binary over simulated days, alternately without and with `--store`, and whether the cost
+/// is under the goal of 10 % with the machine's noise taken into account.
+mod store_replay {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// The goal: the store slows the pipeline by at most this share.
+    const GOAL: f64 = 0.10;
+
+    /// How often a running replay's counters are read.
+    const POLL: Duration = Duration::from_millis(5);
+
+    /// What one run of `quench replay` took.
+    #[derive(Clone, Copy, Debug, Default)]
+    struct Run {
+        /// Seconds on a CPU of the main thread, which runs the pipeline.
+        main: f64,
+        /// Seconds on a CPU of the whole process.
+        process: f64,
+        /// Seconds on a CPU of the store's writer thread.
+        writer: f64,
+        /// Seconds on the wall clock from start to exit.
+        wall: f64,
+        /// Peak resident memory, MB.
+        peak_mb: f64,
+    }
+
+    fn first_number(path: &str) -> Option<u64> {
+        std::fs::read_to_string(path)
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// The process's user and system time, in seconds (`/proc/PID/stat`, in Linux's fixed 100 ticks a second).
+    fn process_cpu(pid: u32) -> Option<f64> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let mut f = s.rsplit_once(')')?.1.split_whitespace().skip(11);
+        let user: u64 = f.next()?.parse().ok()?;
+        let system: u64 = f.next()?.parse().ok()?;
+        Some((user + system) as f64 / 100.0)
+    }
+
+    fn peak_mb(pid: u32) -> Option<f64> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let kb: f64 = s
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+
+    /// Seconds on a CPU of the process's thread named `quench-evidence`, if it runs.
+    fn writer_cpu(pid: u32) -> Option<f64> {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+            .find(|t| {
+                std::fs::read_to_string(t.path().join("comm"))
+                    .is_ok_and(|c| c.trim() == "quench-evidence")
+            })
+            .and_then(|t| first_number(&t.path().join("schedstat").to_string_lossy()))
+            .map(|ns| ns as f64 / 1e9)
+    }
+
+    /// One `quench replay` of the simulated organisation in `dir`, into the new store `store` if given. Its
+    /// counters are read every [`POLL`] until it exits, so the last few milliseconds may be missed (the same for
+    /// both ways). Panics unless it succeeds and, with a store, says it wrote a row for at least 99 % of `lines`.
+    fn run(exe: &Path, dir: &Path, store: Option<&Path>, lines: usize) -> Run {
+        let log = dir.join("replay.log");
+        let mut cmd = Command::new(exe);
+        cmd.arg("replay")
+            .arg("--config")
+            .arg(dir.join("quench.toml"))
+            .arg(dir.join("events.jsonl"));
+        if let Some(s) = store {
+            cmd.arg("--store").arg(s);
+        }
+        let err = std::fs::File::create(&log).unwrap();
+        let t0 = Instant::now();
+        let mut child = cmd.stdout(Stdio::null()).stderr(err).spawn().unwrap();
+        let pid = child.id();
+        let main = format!("/proc/{pid}/task/{pid}/schedstat");
+        let mut r = Run::default();
+        let status = loop {
+            if let Some(ns) = first_number(&main) {
+                r.main = ns as f64 / 1e9;
+            }
+            r.process = process_cpu(pid).unwrap_or(r.process);
+            r.peak_mb = peak_mb(pid).unwrap_or(r.peak_mb);
+            r.writer = writer_cpu(pid).unwrap_or(r.writer);
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            std::thread::sleep(POLL);
+        };
+        r.wall = t0.elapsed().as_secs_f64();
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(status.success(), "quench replay failed ({status}): {text}");
+        if store.is_some() {
+            let rows: usize = text
+                .lines()
+                .filter(|l| l.starts_with("replay: evidence store "))
+                .find_map(|l| {
+                    l.split_once(" rows written")?
+                        .0
+                        .rsplit(' ')
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or_else(|| panic!("no row count in what replay printed: {text}"));
+            assert!(
+                rows * 100 >= lines * 99,
+                "the store holds {rows} rows for {lines} lines: {text}"
+            );
+        }
+        r
+    }
+
+    /// The sign test's interval for the median of `sorted`: its `k`-th smallest and `k`-th largest values, with
+    /// `k` the largest for which the chance that fewer than `k` values of a sample fall below the median is at
+    /// most 2.5 %; and that interval's coverage (at least 95 %). It assumes nothing of the values' distribution
+    /// but that the pairs are independent. `None` for fewer than 6 values, whose whole range covers less.
+    pub(super) fn median_interval(sorted: &[f64]) -> Option<(f64, f64, f64)> {
+        let n = sorted.len();
+        if !(6..=1000).contains(&n) {
+            return None;
+        }
+        // below[j] = P(Binomial(n, 1/2) <= j)
+        let mut below = Vec::with_capacity(n);
+        let (mut c, mut sum) = (1.0f64, 0.0f64);
+        let all = 2f64.powi(n as i32);
+        for j in 0..n {
+            sum += c / all;
+            below.push(sum);
+            c = c * (n - j) as f64 / (j + 1) as f64;
+        }
+        let k = (1..=n / 2).rev().find(|&k| below[k - 1] <= 0.025)?;
+        Some((sorted[k - 1], sorted[n - k], 1.0 - 2.0 * below[k - 1]))
+    }
+
+    /// Known intervals: for 10 values the 2nd and 9th (97.9 %), for 20 the 6th and 15th (95.9 %), none for 5.
+    pub(super) fn check_interval() {
+        let v = |n: usize| (1..=n).map(|i| i as f64).collect::<Vec<_>>();
+        let near = |a: f64, b: f64| (a - b).abs() < 5e-4;
+        let (lo, hi, c) = median_interval(&v(10)).unwrap();
+        assert!(lo == 2.0 && hi == 9.0 && near(c, 0.9785), "{lo} {hi} {c}");
+        let (lo, hi, c) = median_interval(&v(20)).unwrap();
+        assert!(lo == 6.0 && hi == 15.0 && near(c, 0.9586), "{lo} {hi} {c}");
+        assert!(median_interval(&v(5)).is_none());
+    }
+
+    fn quartiles(v: &[f64]) -> (f64, f64, f64) {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.25), at(0.5), at(0.75))
+    }
+
+    pub fn main(rounds: usize, days: usize) {
+        assert!(rounds > 0 && days > 0, "at least one round and one day");
+        let exe = PathBuf::from(env!("CARGO_BIN_EXE_quench"));
+        let dir =
+            std::env::temp_dir().join(format!("quench-bench-store-replay-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let t0 = Instant::now();
+        let sim = quench::lab::simulate::simulate(
+            &quench::lab::simulate::SimConfig {
+                people: 1000,
+                agents: 100,
+                days,
+                seed: 1,
+                only: None,
+                event_time_order: false,
+            },
+            &dir,
+        )
+        .unwrap_or_else(|e| panic!("simulate: {e}"));
+        let lines = std::fs::read_to_string(dir.join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .count();
+        eprintln!(
+            "simulated {days} days of 1,000 people and 100 agents: {} events, {lines} lines ({:.1} s)",
+            sim.events,
+            t0.elapsed().as_secs_f64()
+        );
+        // once each untimed: the input in the page cache, the binary loaded
+        run(&exe, &dir, None, lines);
+        let warm = dir.join("store-warm");
+        run(&exe, &dir, Some(&warm), lines);
+        let _ = std::fs::remove_dir_all(&warm);
+        let (mut plain, mut stored) = (Vec::new(), Vec::new());
+        for r in 0..rounds {
+            let store = dir.join(format!("store-{r}"));
+            // alternate which goes first, so that neither always follows the other
+            if r % 2 == 0 {
+                plain.push(run(&exe, &dir, None, lines));
+                stored.push(run(&exe, &dir, Some(&store), lines));
+            } else {
+                stored.push(run(&exe, &dir, Some(&store), lines));
+                plain.push(run(&exe, &dir, None, lines));
+            }
+            let _ = std::fs::remove_dir_all(&store);
+            eprintln!(
+                "round {} of {rounds}: main thread {:.2} s without a store, {:.2} s with one ({:+.1} %)",
+                r + 1,
+                plain[r].main,
+                stored[r].main,
+                100.0 * (stored[r].main / plain[r].main - 1.0)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        println!(
+            "\n`quench replay` of {days} simulated days ({lines} lines), {rounds} rounds each running it without and with `--store` (a new directory), in alternating order\n"
+        );
+        println!("median (quartiles) over the rounds\n");
+        println!("| way | main thread CPU | wall | process CPU | writer thread CPU | peak RSS |");
+        println!("|---|---|---|---|---|---|");
+        for (name, runs) in [("no store", &plain), ("store", &stored)] {
+            let q = |f: fn(&Run) -> f64| {
+                let (a, b, c) = quartiles(&runs.iter().map(f).collect::<Vec<_>>());
+                format!("{b:.2} ({a:.2}–{c:.2})")
+            };
+            println!(
+                "| {name} | {} s | {} s | {} s | {} s | {} MB |",
+                q(|r| r.main),
+                q(|r| r.wall),
+                q(|r| r.process),
+                q(|r| r.writer),
+                q(|r| r.peak_mb)
+            );
+        }
+        let ratio = |f: fn(&Run) -> f64| {
+            let mut v: Vec<f64> = stored
+                .iter()
+                .zip(&plain)
+                .map(|(s, p)| f(s) / f(p) - 1.0)
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let pct = |x: f64| format!("{:+.1} %", 100.0 * x);
+        println!("\nthe store against the same round without it, pair by pair:");
+        for (name, v) in [
+            ("main thread CPU", ratio(|r| r.main)),
+            ("wall", ratio(|r| r.wall)),
+        ] {
+            let (a, b, c) = quartiles(&v);
+            println!(
+                "- {name}: {} (quartiles {}…{}, range {}…{})",
+                pct(b),
+                pct(a),
+                pct(c),
+                pct(v[0]),
+                pct(v[v.len() - 1])
+            );
+        }
+        let v = ratio(|r| r.main);
+        match median_interval(&v) {
+            Some((lo, hi, cover)) => {
+                let verdict = if hi <= GOAL {
+                    "within the goal of 10 %"
+                } else if lo > GOAL {
+                    "over the goal of 10 %"
+                } else {
+                    "undecided: this machine's noise is wider than the distance to the goal of 10 %"
+                };
+                println!(
+                    "- the median slowdown of the main thread lies in {}…{} ({:.1} % coverage, sign test): {verdict}",
+                    pct(lo),
+                    pct(hi),
+                    100.0 * cover
+                );
+            }
+            None => println!("- fewer than 6 rounds: no interval for the median, so no verdict"),
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // the modes are words after `cargo bench … --`, which passes `--bench`; `cargo test state` passes the same
@@ -738,6 +1036,16 @@ fn main() {
         overhead::main(rounds);
         return;
     }
+    if let Some(i) = args
+        .iter()
+        .position(|a| a == "store-replay")
+        .filter(|_| mode("store-replay"))
+    {
+        let num = |k: usize, or: usize| args.get(i + k).and_then(|r| r.parse().ok()).unwrap_or(or);
+        store_replay::main(num(1, 10), num(2, 14));
+        return;
+    }
+    store_replay::check_interval();
     let mut c = Criterion::default().configure_from_args();
     bench(&mut c);
     c.final_summary();
