@@ -554,10 +554,12 @@ mod overhead {
 
     const WAYS: [Way; 4] = [Way::Plain, Way::Values, Way::Remake, Way::Busy];
 
-    /// Nanoseconds on a CPU of every thread of this process named `name` (`/proc/self/task/*/schedstat`).
-    fn threads_cpu_ns(name: &str) -> u64 {
-        let tasks =
-            std::fs::read_dir("/proc/self/task").unwrap_or_else(|e| panic!("/proc/self/task: {e}"));
+    /// Nanoseconds on a CPU of every thread named `name` of process `pid` (`self` for this one), from
+    /// `/proc/PID/task/*/schedstat`; 0 once the process is gone.
+    pub(super) fn threads_cpu_ns(pid: &str, name: &str) -> u64 {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return 0;
+        };
         tasks
             .flatten()
             .filter(|t| {
@@ -597,7 +599,7 @@ mod overhead {
             })
         });
         let at = ingest_time();
-        let writer = threads_cpu_ns("quench-evidence");
+        let writer = threads_cpu_ns("self", "quench-evidence");
         let (cpu, wall) = (super::flood::cpu_ns(), Instant::now());
         let mut decided = 0;
         for _ in 0..PASSES {
@@ -614,7 +616,7 @@ mod overhead {
         }
         let cpu = (super::flood::cpu_ns() - cpu) as f64 / 1e9;
         let wall = wall.elapsed().as_secs_f64();
-        let writer = threads_cpu_ns("quench-evidence").saturating_sub(writer) as f64 / 1e9;
+        let writer = threads_cpu_ns("self", "quench-evidence").saturating_sub(writer) as f64 / 1e9;
         stop.store(true, Ordering::Relaxed);
         if let Some(s) = spinner {
             let _ = s.join();
@@ -628,7 +630,7 @@ mod overhead {
     }
 
     /// The median and quartiles of `v`.
-    fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
+    pub(super) fn quartiles(mut v: Vec<f64>) -> (f64, f64, f64) {
         v.sort_by(f64::total_cmp);
         let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
         (at(0.25), at(0.5), at(0.75))
@@ -725,6 +727,7 @@ mod overhead {
 /// [DAYS]`): the built binary over simulated days, alternately without and with `--store`, and whether the cost
 /// is under the goal of 10 % with the machine's noise taken into account.
 mod store_replay {
+    use super::overhead::quartiles;
     use std::path::{Path, PathBuf};
     use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
@@ -781,19 +784,6 @@ mod store_replay {
         Some(kb / 1024.0)
     }
 
-    /// Seconds on a CPU of the process's thread named `quench-evidence`, if it runs.
-    fn writer_cpu(pid: u32) -> Option<f64> {
-        std::fs::read_dir(format!("/proc/{pid}/task"))
-            .ok()?
-            .flatten()
-            .find(|t| {
-                std::fs::read_to_string(t.path().join("comm"))
-                    .is_ok_and(|c| c.trim() == "quench-evidence")
-            })
-            .and_then(|t| first_number(&t.path().join("schedstat").to_string_lossy()))
-            .map(|ns| ns as f64 / 1e9)
-    }
-
     /// One `quench replay` of the simulated organisation in `dir`, into the new store `store` if given. Its
     /// counters are read every [`POLL`] until it exits, so the last few milliseconds may be missed (the same for
     /// both ways). Panics unless it succeeds and, with a store, says it wrote a row for at least 99 % of `lines`.
@@ -819,7 +809,10 @@ mod store_replay {
             }
             r.process = process_cpu(pid).unwrap_or(r.process);
             r.peak_mb = peak_mb(pid).unwrap_or(r.peak_mb);
-            r.writer = writer_cpu(pid).unwrap_or(r.writer);
+            let writer = super::overhead::threads_cpu_ns(&pid.to_string(), "quench-evidence");
+            if writer > 0 {
+                r.writer = writer as f64 / 1e9;
+            }
             if let Some(s) = child.try_wait().unwrap() {
                 break s;
             }
@@ -880,13 +873,6 @@ mod store_replay {
         let (lo, hi, c) = median_interval(&v(20)).unwrap();
         assert!(lo == 6.0 && hi == 15.0 && near(c, 0.9586), "{lo} {hi} {c}");
         assert!(median_interval(&v(5)).is_none());
-    }
-
-    fn quartiles(v: &[f64]) -> (f64, f64, f64) {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        (at(0.25), at(0.5), at(0.75))
     }
 
     pub fn main(rounds: usize, days: usize) {
@@ -951,7 +937,7 @@ mod store_replay {
         println!("|---|---|---|---|---|---|");
         for (name, runs) in [("no store", &plain), ("store", &stored)] {
             let q = |f: fn(&Run) -> f64| {
-                let (a, b, c) = quartiles(&runs.iter().map(f).collect::<Vec<_>>());
+                let (a, b, c) = quartiles(runs.iter().map(f).collect());
                 format!("{b:.2} ({a:.2}–{c:.2})")
             };
             println!(
@@ -978,7 +964,7 @@ mod store_replay {
             ("main thread CPU", ratio(|r| r.main)),
             ("wall", ratio(|r| r.wall)),
         ] {
-            let (a, b, c) = quartiles(&v);
+            let (a, b, c) = quartiles(v.clone());
             println!(
                 "- {name}: {} (quartiles {}…{}, range {}…{})",
                 pct(b),
