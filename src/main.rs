@@ -10,6 +10,7 @@
 //! (`simulate`), reports, trails, OCSF findings and the JWK Set on stdout, and summaries and errors on stderr.
 //! State: none of its own; each command builds the pipeline or reads the store it needs (`run` saves the
 //! pipeline's state to `[state] dir` when configured). `query` runs the separate `quench-query` binary.
+//! Its allocator is mimalloc ([`GLOBAL`]).
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
@@ -567,3 +568,11 @@ fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// mimalloc instead of glibc's allocator: the pipeline's thread allocates and frees per event, and with the evidence
+/// store a second thread does the same beside it. Measured on a 2-day replay (the README's evidence section), the
+/// pipeline's thread ran 12 % faster with it, with or without the store; peak memory the same without the store
+/// (43 MB) and some 17 MB more with it (93 against 76 MB). Transparent huge pages are off for it (`no_thp`): with
+/// them its arenas stayed resident in 2 MiB pages, 65 MB against 43 MB without the store.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
